@@ -1,0 +1,11 @@
+/**
+ * promproxy/client: keep one outbound stream to a promproxy server and serve
+ * Prometheus' scrapes from a prom-client registry in-process.
+ *
+ * @packageDocumentation
+ */
+export { createClient, type ClientState, type PromproxyClient } from "./client.ts";
+export type { ClientOptions } from "./options.ts";
+export type { BackoffOptions } from "./backoff.ts";
+export type { MetricsRegistry } from "./render.ts";
+export { createConsoleLogger, silentLogger, type Logger, type LogLevel } from "../shared/logger.ts";

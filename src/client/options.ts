@@ -1,0 +1,48 @@
+import type * as http2 from "node:http2";
+import type { ConnectError, Interceptor } from "@connectrpc/connect";
+import type { Logger } from "../shared/logger.ts";
+import type { BackoffOptions } from "./backoff.ts";
+import type { MetricsRegistry } from "./render.ts";
+
+/** Options of {@link createClient}. Only `name` and `serverUrl` are required. */
+export interface ClientOptions {
+  /** The name Prometheus scrapes this client by: a DNS host name, e.g. "app-1". Required. */
+  name: string;
+  /** The promproxy server, e.g. "http://proxy:8080" (or "https://..."). Required. */
+  serverUrl: string;
+  /** The prom-client registry to serve. Default: prom-client's global `register`. */
+  registry?: MetricsRegistry;
+  /** Path the registry is served at. Default "/metrics". */
+  metricsPath?: string;
+  /** Labels announced for service discovery (`GET /clients`). Default none. */
+  labels?: Record<string, string>;
+  /** Connect interceptors for the stream (credentials and the like). Default none. */
+  interceptors?: Interceptor[];
+  /** Wire protocol to the server: "grpc" (works through gRPC proxies such as nginx `grpc_pass`) or "connect". Default "grpc". */
+  protocol?: "grpc" | "connect";
+  /** Waits between connection attempts. Default 500 ms doubling to 30 s, half of each random. */
+  backoff?: BackoffOptions;
+  /** Most scrapes this client serves at once; more are answered "busy" (HTTP 503). Default 8. */
+  maxScrapesInFlight?: number;
+  /** gzip level (1-9) for results when Prometheus accepts gzip; 0 disables gzip. Default 1 (fastest). */
+  gzipLevel?: number;
+  /** Interval of HTTP/2 PINGs on the connection; an unanswered PING within `pingTimeoutMs` drops it. Default 10 000 ms. */
+  pingIntervalMs?: number;
+  /** See `pingIntervalMs`. Default 5 000 ms. */
+  pingTimeoutMs?: number;
+  /**
+   * A stream on which nothing arrives from the server for this many heartbeat
+   * intervals (announced in the welcome) is considered dead and reconnected. Default 3.
+   */
+  heartbeatMisses?: number;
+  /** Options for Node's `http2.connect` (TLS: `ca`, `cert`, `key`, `servername`, ...). Default none. */
+  http2Options?: http2.ClientSessionOptions | http2.SecureClientSessionOptions;
+  /** Called each time the server welcomes the client. */
+  onConnected?: (info: { sessionId: string }) => void;
+  /** Called each time an established stream ends; the client reconnects unless stopped. */
+  onDisconnected?: (error: ConnectError | undefined) => void;
+  /** Called for every failed connection attempt (refusals included); the client keeps retrying after `start()` resolved. */
+  onError?: (error: ConnectError) => void;
+  /** Where the client logs. Default: warnings and errors to stderr. */
+  logger?: Logger;
+}

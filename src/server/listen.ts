@@ -1,0 +1,153 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { Logger } from "../shared/logger.ts";
+
+/** Where and how {@link PromproxyServer.listen} listens. */
+export interface ListenOptions {
+  /** Interface to bind. Default "127.0.0.1"; use "0.0.0.0" or "::" to accept remote clients. */
+  host?: string;
+  /** TCP port; 0 picks a free one. Default 8080. */
+  port?: number;
+}
+
+/** @internal */
+export interface PortOptions {
+  /** Handles Scrape streams and front requests arriving over HTTP/2. */
+  h2Handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+  /** Handles HTTP/1.1 requests (the front). */
+  h1Handler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  logger: Logger;
+  /** A connection must send its first bytes within this time. Default 10 s. */
+  prefaceTimeoutMs?: number;
+  /** HTTP/2 PINGs the server sends on idle sessions, to find dead peers. Default 30 s. */
+  pingIntervalMs?: number;
+}
+
+/** @internal */
+export interface BoundPort {
+  port: number;
+  /** Stops accepting, ends idle keep-alive connections; resolves once every connection has closed. */
+  close(graceMs: number): Promise<void>;
+}
+
+const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** HTTP/2 receive windows: the 64 KiB defaults throttle large relays (DESIGN.md). */
+const windowBytes = 16 * 1024 * 1024;
+
+/**
+ * One TCP port for HTTP/1.1 (Prometheus, curl) and cleartext HTTP/2 with prior
+ * knowledge (client streams): the first bytes of a connection decide.
+ *
+ * @internal
+ */
+export async function listenOnePort(opts: ListenOptions, p: PortOptions): Promise<BoundPort> {
+  const sockets = new Set<net.Socket>();
+  const h2sessions = new Set<http2.ServerHttp2Session>();
+  let closing = false;
+  const h1 = http.createServer(
+    {
+      maxHeaderSize: 16 * 1024,
+      requestTimeout: 60_000,
+      headersTimeout: 20_000,
+      keepAliveTimeout: 65_000,
+    },
+    (req, res) => {
+      // While closing, answer what is in flight, then end the connection instead of keeping it alive.
+      if (closing) res.setHeader("connection", "close");
+      res.once("finish", () => {
+        if (closing) res.socket?.end();
+      });
+      p.h1Handler(req, res);
+    },
+  );
+  h1.on("connect", (_req, socket: net.Socket) => {
+    const body = "promproxy: CONNECT is not supported: this server only proxies GET requests to connected clients\n";
+    socket.end(
+      `HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+  h1.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    if (!socket.writable || err.code === "ECONNRESET") return void socket.destroy();
+    const [status, text] =
+      err.code === "HPE_HEADER_OVERFLOW" ? [431, "Request Header Fields Too Large"] :
+      err.code === "HPE_URI_TOO_LONG" ? [414, "URI Too Long"] :
+      err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? [408, "Request Timeout"] : [400, "Bad Request"];
+    const body = `promproxy: ${text.toLowerCase()}\n`;
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
+
+  const h2 = http2.createServer({ settings: { initialWindowSize: windowBytes }, maxSessionMemory: 64 }, p.h2Handler);
+  h2.on("session", (session) => {
+    h2sessions.add(session);
+    session.once("close", () => h2sessions.delete(session));
+    session.on("error", () => {});
+    session.once("connect", () => {
+      try {
+        session.setLocalWindowSize(windowBytes);
+      } catch {
+        /* the session died already */
+      }
+    });
+  });
+  h2.on("sessionError", () => {});
+
+  // Find dead HTTP/2 peers (a black-holed path leaves a session that never errors).
+  const pingMs = p.pingIntervalMs ?? 30_000;
+  const pinger = setInterval(() => {
+    for (const s of h2sessions) {
+      if (s.destroyed || s.closed) continue;
+      const ok = s.ping((err) => {
+        if (err && !s.destroyed) s.destroy();
+      });
+      if (!ok) s.destroy();
+    }
+  }, pingMs);
+  pinger.unref();
+
+  const prefaceTimeoutMs = p.prefaceTimeoutMs ?? 10_000;
+  const tcp = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    socket.setNoDelay(true);
+    socket.setTimeout(prefaceTimeoutMs, () => socket.destroy());
+    socket.once("data", (first: Buffer) => {
+      socket.setTimeout(0);
+      socket.pause();
+      socket.unshift(first);
+      const n = Math.min(first.length, preface.length);
+      const isH2 = first.subarray(0, n).equals(preface.subarray(0, n));
+      // Both servers take the unshifted bytes: http reads on from the stream,
+      // http2 reads what is buffered on the next tick (nodejs/node#34532).
+      (isH2 ? h2 : h1).emit("connection", socket);
+      if (!isH2) socket.resume();
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    tcp.once("error", reject);
+    tcp.listen(opts.port ?? 8080, opts.host ?? "127.0.0.1", () => {
+      tcp.off("error", reject);
+      resolve();
+    });
+  });
+  const address = tcp.address() as net.AddressInfo;
+
+  return {
+    port: address.port,
+    async close(graceMs) {
+      closing = true;
+      clearInterval(pinger);
+      const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
+      h1.closeIdleConnections();
+      for (const s of h2sessions) s.close();
+      const timer = setTimeout(() => {
+        for (const s of h2sessions) s.destroy();
+        for (const s of sockets) s.destroy();
+      }, graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,39 @@
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+/** The server's own metrics, registered on the server's registry. @internal */
+export interface ServerMetrics {
+  clients: Gauge;
+  sessions: Counter<"result">;
+  scrapes: Counter<"outcome">;
+  inFlight: Gauge;
+  duration: Histogram<"outcome">;
+  bytes: Counter;
+}
+
+export function createServerMetrics(registry: Registry): ServerMetrics {
+  const registers = [registry];
+  return {
+    clients: new Gauge({ name: "promproxy_clients_connected", help: "Clients connected right now.", registers }),
+    sessions: new Counter({
+      name: "promproxy_client_streams_total",
+      help: "Client streams by result: accepted, or the Connect code they were refused with.",
+      labelNames: ["result"],
+      registers,
+    }),
+    scrapes: new Counter({
+      name: "promproxy_scrapes_total",
+      help: "Proxied scrapes by outcome (success, unknown_client, timeout, disconnected, busy, too_large, bad_request, ...).",
+      labelNames: ["outcome"],
+      registers,
+    }),
+    inFlight: new Gauge({ name: "promproxy_scrapes_in_flight", help: "Proxied scrapes in flight right now.", registers }),
+    duration: new Histogram({
+      name: "promproxy_scrape_duration_seconds",
+      help: "Duration of proxied scrapes, from request to the end of the response, by outcome.",
+      labelNames: ["outcome"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    bytes: new Counter({ name: "promproxy_relayed_bytes_total", help: "Body bytes relayed from clients to Prometheus.", registers }),
+  };
+}

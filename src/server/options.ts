@@ -1,0 +1,85 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { Registry } from "prom-client";
+import { createConsoleLogger, type Logger } from "../shared/logger.ts";
+
+/** Options of {@link createServer}. Every field is optional; defaults are given per field. */
+export interface ServerOptions {
+  /** Scrape timeout when Prometheus sends no `X-Prometheus-Scrape-Timeout-Seconds` header (curl, vmagent). Default 15 000 ms. */
+  defaultScrapeTimeoutMs?: number;
+  /** Upper bound for any scrape timeout; larger requested timeouts are clamped to it. Default 300 000 ms (5 min). */
+  maxScrapeTimeoutMs?: number;
+  /** Most clients connected at once; more hellos are refused with `ResourceExhausted`. Default 10 000. */
+  maxClients?: number;
+  /** Most scrapes in flight per client; more get HTTP 503 at once. Default 16. */
+  maxScrapesInFlight?: number;
+  /** Largest scrape body in bytes; a larger one fails with HTTP 502. Default 256 MiB. */
+  maxResponseBytes?: number;
+  /** Largest body chunk a client may send in one frame, in bytes (at most 1 MiB). Default 256 KiB. */
+  maxChunkBytes?: number;
+  /**
+   * Body bytes a client may send for one scrape before the server has passed
+   * them on to Prometheus (per-scrape credit). Bounds the server's memory per
+   * scrape when Prometheus reads slowly. Default 2 MiB.
+   */
+  creditBytes?: number;
+  /** Most labels a client may announce (hello and each target). Default 32. */
+  maxLabels?: number;
+  /** Longest label value a client may announce. Default 1024 characters. */
+  maxLabelValueLength?: number;
+  /** Most targets a client may announce. Default 64. */
+  maxTargets?: number;
+  /** How long a new stream may take to send its hello. Default 10 000 ms. */
+  helloTimeoutMs?: number;
+  /** Interval of app-level pings on every stream. Default 10 000 ms. */
+  heartbeatIntervalMs?: number;
+  /** A stream that has sent nothing (no pong, no result) for this long is closed. Default 3 × heartbeatIntervalMs. */
+  heartbeatTimeoutMs?: number;
+  /** Registry for the server's own metrics (served at `GET /metrics`). Default: a fresh `Registry`, never prom-client's global one. */
+  registry?: Registry;
+  /** Connect interceptors for the `Scrape` stream (authentication and the like). Default none. */
+  interceptors?: Interceptor[];
+  /** Where the server logs. Default: warnings and errors to stderr. */
+  logger?: Logger;
+}
+
+/** @internal */
+export type ResolvedServerOptions = Required<Omit<ServerOptions, "interceptors">> & { interceptors: Interceptor[] };
+
+const MiB = 1024 * 1024;
+
+/** @internal Fills in defaults and rejects nonsense at construction time. */
+export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptions {
+  const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 10_000;
+  const r: ResolvedServerOptions = {
+    defaultScrapeTimeoutMs: o.defaultScrapeTimeoutMs ?? 15_000,
+    maxScrapeTimeoutMs: o.maxScrapeTimeoutMs ?? 300_000,
+    maxClients: o.maxClients ?? 10_000,
+    maxScrapesInFlight: o.maxScrapesInFlight ?? 16,
+    maxResponseBytes: o.maxResponseBytes ?? 256 * MiB,
+    maxChunkBytes: o.maxChunkBytes ?? 256 * 1024,
+    creditBytes: o.creditBytes ?? 2 * MiB,
+    maxLabels: o.maxLabels ?? 32,
+    maxLabelValueLength: o.maxLabelValueLength ?? 1024,
+    maxTargets: o.maxTargets ?? 64,
+    helloTimeoutMs: o.helloTimeoutMs ?? 10_000,
+    heartbeatIntervalMs,
+    heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 3 * heartbeatIntervalMs,
+    registry: o.registry ?? new Registry(),
+    interceptors: o.interceptors ?? [],
+    logger: o.logger ?? createConsoleLogger("warn"),
+  };
+  const positive: (keyof ResolvedServerOptions)[] = [
+    "defaultScrapeTimeoutMs", "maxScrapeTimeoutMs", "maxClients", "maxScrapesInFlight", "maxResponseBytes",
+    "maxChunkBytes", "creditBytes", "maxTargets", "helloTimeoutMs", "heartbeatIntervalMs", "heartbeatTimeoutMs",
+  ];
+  for (const k of positive) {
+    const v = r[k];
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new RangeError(`promproxy: option ${k} must be a positive number, got ${String(v)}`);
+  }
+  if (!(r.maxLabels >= 0) || !(r.maxLabelValueLength >= 0)) throw new RangeError("promproxy: maxLabels and maxLabelValueLength must be >= 0");
+  if (r.maxChunkBytes > MiB) throw new RangeError(`promproxy: option maxChunkBytes must be at most 1 MiB (${MiB}), got ${r.maxChunkBytes}`);
+  if (r.creditBytes < r.maxChunkBytes) throw new RangeError("promproxy: option creditBytes must be at least maxChunkBytes");
+  if (r.defaultScrapeTimeoutMs > r.maxScrapeTimeoutMs) throw new RangeError("promproxy: defaultScrapeTimeoutMs exceeds maxScrapeTimeoutMs");
+  if (r.heartbeatTimeoutMs <= r.heartbeatIntervalMs) throw new RangeError("promproxy: heartbeatTimeoutMs must exceed heartbeatIntervalMs");
+  return r;
+}

@@ -1,0 +1,45 @@
+/**
+ * Validation of what a client announces about itself: its name (a DNS host
+ * name) and its labels (Prometheus label names and values).
+ *
+ * @internal
+ */
+
+const dnsLabel = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const labelName = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/** Returns the canonical (lower-case) form of a client name, or an error message. */
+export function checkName(name: string): { name: string } | { error: string } {
+  if (name.length === 0) return { error: "name is empty" };
+  if (name.length > 253) return { error: `name is ${name.length} characters long, the maximum is 253` };
+  const lower = name.toLowerCase();
+  for (const label of lower.split(".")) {
+    if (!dnsLabel.test(label)) {
+      return {
+        error: `name ${JSON.stringify(name.slice(0, 64))} is not a DNS host name (letters, digits and hyphens, dot-separated labels of 1-63 characters)`,
+      };
+    }
+  }
+  return { name: lower };
+}
+
+/** Limits on announced labels. */
+export interface LabelLimits {
+  maxLabels: number;
+  maxLabelValueLength: number;
+}
+
+/** Returns an error message for labels that break the rules, or undefined. */
+export function checkLabels(labels: Record<string, string>, limits: LabelLimits, what = "labels"): string | undefined {
+  const names = Object.keys(labels);
+  if (names.length > limits.maxLabels) return `${what}: ${names.length} labels, the maximum is ${limits.maxLabels}`;
+  for (const n of names) {
+    if (!labelName.test(n) || n.length > 128) return `${what}: ${JSON.stringify(n.slice(0, 64))} is not a valid label name`;
+    if (n.startsWith("__")) return `${what}: label names starting with "__" are reserved (${JSON.stringify(n)})`;
+    const v = labels[n] ?? "";
+    if (v.length > limits.maxLabelValueLength) {
+      return `${what}: the value of ${n} is ${v.length} characters long, the maximum is ${limits.maxLabelValueLength}`;
+    }
+  }
+  return undefined;
+}

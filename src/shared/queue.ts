@@ -1,0 +1,78 @@
+/**
+ * An unbounded single-consumer async queue: producers push synchronously, one
+ * consumer drains it with `for await`. Closing with an error makes the consumer
+ * throw it once the queue is empty; closing without one ends the iteration.
+ *
+ * It backs both directions of the Scrape stream. It is unbounded on purpose:
+ * what goes into it is bounded elsewhere (orders by the in-flight limit, body
+ * bytes by per-scrape credit, pings by the heartbeat interval).
+ *
+ * @internal
+ */
+export interface Queue<T> extends AsyncIterable<T> {
+  /** Adds an item; ignored once the queue is closed. Returns false then. */
+  push(item: T): boolean;
+  /** Ends the queue; pending items are still delivered before the end or error. */
+  close(error?: unknown): void;
+  readonly closed: boolean;
+  /** Items pushed and not yet taken. */
+  readonly size: number;
+}
+
+export function createQueue<T>(): Queue<T> {
+  let items: T[] = [];
+  let head = 0;
+  let closed = false;
+  let failure: unknown = undefined;
+  let failed = false;
+  let wake: (() => void) | undefined;
+
+  function notify() {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  }
+
+  return {
+    push(item) {
+      if (closed) return false;
+      items.push(item);
+      notify();
+      return true;
+    },
+    close(error?: unknown) {
+      if (closed) return;
+      closed = true;
+      if (error !== undefined) {
+        failed = true;
+        failure = error;
+      }
+      notify();
+    },
+    get closed() {
+      return closed;
+    },
+    get size() {
+      return items.length - head;
+    },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        if (head < items.length) {
+          const item = items[head] as T;
+          items[head++] = undefined as T;
+          if (head > 1024 && head * 2 > items.length) {
+            items = items.slice(head);
+            head = 0;
+          }
+          yield item;
+          continue;
+        }
+        if (closed) {
+          if (failed) throw failure;
+          return;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+  };
+}
