@@ -1,0 +1,63 @@
+import { parseArgs } from "node:util";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { createClient } from "../client/client.ts";
+import { createServer } from "../server/server.ts";
+import { createConsoleLogger } from "../shared/logger.ts";
+import { CliError, parseHostPort, scrapeConfig, untilSignal } from "./util.ts";
+
+const usage = `usage: promproxy demo [--listen HOST:PORT] [--name NAME]
+
+Runs a server on --listen [127.0.0.1:8080] and an embedded client named --name [demo]
+that serves a registry with a few live metrics, in one process. Ctrl-C stops both.`;
+
+/** A registry with metrics that move, so that a demo graph shows something. @internal */
+export function demoRegistry(): { registry: Registry; stop(): void } {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({ name: "demo_requests_total", help: "Requests the demo pretends to serve.", labelNames: ["route"], registers: [registry] });
+  const latency = new Histogram({ name: "demo_request_duration_seconds", help: "Pretend request latency.", buckets: [0.01, 0.05, 0.1, 0.5, 1], registers: [registry] });
+  const temperature = new Gauge({ name: "demo_temperature_celsius", help: "A value that wanders.", registers: [registry] });
+  let t = 20;
+  const timer = setInterval(() => {
+    requests.inc({ route: Math.random() < 0.7 ? "/" : "/api" }, 1 + Math.floor(Math.random() * 5));
+    latency.observe(Math.random() * Math.random());
+    t += (Math.random() - 0.5) * 0.5;
+    temperature.set(+t.toFixed(2));
+  }, 500);
+  timer.unref();
+  return { registry, stop: () => clearInterval(timer) };
+}
+
+export async function runDemo(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { listen: { type: "string" }, name: { type: "string" }, help: { type: "boolean", short: "h" } }, strict: true });
+  } catch (e) {
+    throw new CliError(`${(e as Error).message}\n\n${usage}`);
+  }
+  if (parsed.values.help) {
+    process.stdout.write(usage + "\n");
+    return 0;
+  }
+  const { host, port } = parseHostPort(parsed.values.listen ?? process.env["PROMPROXY_LISTEN"] ?? "127.0.0.1:8080", "--listen");
+  const name = parsed.values.name ?? "demo";
+  const logger = createConsoleLogger("info");
+  const server = createServer({ logger });
+  const bound = await server.listen({ host, port });
+  const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  const url = `http://${shown}:${bound.port}`;
+  const demo = demoRegistry();
+  const client = createClient({ name, serverUrl: url, registry: demo.registry, labels: { env: "demo" }, logger });
+  await client.start({ timeoutMs: 10_000 });
+  process.stdout.write(
+    `promproxy demo: server on ${url}, client "${name}" connected.\n\n` +
+      `Try:  curl -x ${url} http://${name}/metrics\n      curl ${url}/clients\n\n` +
+      `Prometheus configuration (prometheus.yml):\n\n${scrapeConfig(url)}\n\nCtrl-C stops.\n`,
+  );
+  const sig = await untilSignal();
+  logger.info("shutting down", { signal: sig });
+  demo.stop();
+  await client.stop();
+  await server.close({ graceMs: 2_000 });
+  return 0;
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+/**
+ * The `promproxy` command: `promproxy server`, `promproxy demo`.
+ */
+import { runDemo } from "./demo.ts";
+import { runServer } from "./server-command.ts";
+import { CliError } from "./util.ts";
+
+const usage = `usage: promproxy <command> [options]
+
+commands:
+  server   run a promproxy server           (promproxy server --help)
+  demo     run a server and an embedded demo client in one process, for trying it out
+
+Run "promproxy <command> --help" for a command's options.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "server":
+      return runServer(rest);
+    case "demo":
+      return runDemo(rest);
+    case undefined:
+    case "-h":
+    case "--help":
+    case "help":
+      process.stdout.write(usage + "\n");
+      return command === undefined ? 2 : 0;
+    default:
+      throw new CliError(`unknown command ${JSON.stringify(command)}\n\n${usage}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`promproxy: ${e instanceof CliError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = e instanceof CliError ? 2 : 1;
+  },
+);
