@@ -1,0 +1,161 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ClientFrameSchema, ScrapeErrorReason, type ClientFrame } from "../gen/promproxy/v1/scrape_pb.ts";
+import { discoveryOf } from "../src/server/discovery.ts";
+import { createSession, targetsOf, type ScrapeFailure } from "../src/server/session.ts";
+
+const limits = { maxScrapesInFlight: 2, maxChunkBytes: 4, creditBytes: 8 };
+
+function newSession() {
+  return createSession(
+    { name: "app-1", labels: { env: "prod" }, targets: targetsOf([]), sessionId: "s1", version: "v", connectedAt: new Date() },
+    limits,
+  );
+}
+
+function recorder() {
+  const events: string[] = [];
+  let failure: ScrapeFailure | undefined;
+  return {
+    events,
+    get failure() {
+      return failure;
+    },
+    sink: {
+      onHead: (status: number) => events.push(`head ${status}`),
+      onChunk: (d: Uint8Array) => events.push(`chunk ${Buffer.from(d).toString()}`),
+      onEnd: (f?: ScrapeFailure) => {
+        failure = f;
+        events.push(f ? `fail ${f.status}` : "end");
+      },
+    },
+  };
+}
+
+const frame = (f: ClientFrame["frame"]) => create(ClientFrameSchema, { frame: f } as never);
+const head = (id: bigint, status = 200) => frame({ case: "head", value: { scrapeId: id, status, headers: [] } } as never);
+const chunk = (id: bigint, s: string) => frame({ case: "chunk", value: { scrapeId: id, data: Buffer.from(s) } } as never);
+const end = (id: bigint, error?: { reason: number; message: string }) => frame({ case: "end", value: { scrapeId: id, error } } as never);
+const order = { port: 0, path: "/metrics", scheme: "http", headers: [], timeoutMs: 1000 };
+
+function violationOf(fn: () => void): ConnectError {
+  try {
+    fn();
+  } catch (e) {
+    return ConnectError.from(e);
+  }
+  assert.fail("expected a protocol violation");
+}
+
+test("a scrape goes order, head, chunks, end; credit is enforced", () => {
+  const s = newSession();
+  const r = recorder();
+  const h = s.scrape(order, r.sink);
+  assert.ok(h);
+  assert.equal(s.inFlight, 1);
+  s.receive(head(h.id));
+  s.receive(chunk(h.id, "abcd"));
+  s.receive(chunk(h.id, "efgh"));
+  // 8 bytes of credit used up: one more byte is a violation
+  const v = violationOf(() => s.receive(chunk(h.id, "i")));
+  assert.equal(v.code, Code.ResourceExhausted);
+  h.grant(4);
+  s.receive(chunk(h.id, "ijkl"));
+  s.receive(end(h.id));
+  assert.deepEqual(r.events, ["head 200", "chunk abcd", "chunk efgh", "chunk ijkl", "end"]);
+  assert.equal(s.inFlight, 0);
+});
+
+test("protocol violations end the stream with a clear code", () => {
+  const s = newSession();
+  const h = s.scrape(order, recorder().sink)!;
+  assert.equal(violationOf(() => s.receive(chunk(h.id, "a"))).code, Code.InvalidArgument, "chunk before head");
+  s.receive(head(h.id));
+  assert.match(violationOf(() => s.receive(head(h.id))).message, /second head/);
+  assert.equal(violationOf(() => s.receive(chunk(h.id, "12345"))).code, Code.ResourceExhausted, "chunk above the limit");
+  assert.match(violationOf(() => s.receive(chunk(99n, "a"))).message, /never ordered/);
+  assert.match(violationOf(() => s.receive(head(99n))).message, /never ordered/);
+  assert.match(violationOf(() => s.receive(frame({ case: "hello", value: { name: "x" } } as never))).message, /second hello/);
+  assert.match(violationOf(() => s.receive(create(ClientFrameSchema))).message, /empty/);
+  s.receive(end(h.id));
+  assert.match(violationOf(() => s.receive(chunk(h.id, "a"))).message, /has ended/);
+  assert.match(violationOf(() => s.receive(head(3n, 700))).message, /never ordered/);
+});
+
+test("an end without a head or error is a violation; an invalid status too", () => {
+  const s = newSession();
+  const a = s.scrape(order, recorder().sink)!;
+  assert.match(violationOf(() => s.receive(end(a.id))).message, /without head/);
+  const b = s.scrape(order, recorder().sink)!;
+  assert.match(violationOf(() => s.receive(head(b.id, 42))).message, /invalid HTTP status/);
+});
+
+test("late frames for a cancelled scrape are accepted within its credit", () => {
+  const s = newSession();
+  const r = recorder();
+  const h = s.scrape(order, r.sink)!;
+  s.receive(head(h.id));
+  h.cancel("deadline exceeded");
+  s.receive(chunk(h.id, "abcd"));
+  s.receive(chunk(h.id, "efgh"));
+  assert.equal(violationOf(() => s.receive(chunk(h.id, "x"))).code, Code.ResourceExhausted);
+  s.receive(end(h.id));
+  assert.deepEqual(r.events, ["head 200"], "the sink hears nothing after cancel");
+});
+
+test("in-flight limit: a third scrape is refused", () => {
+  const s = newSession();
+  assert.ok(s.scrape(order, recorder().sink));
+  assert.ok(s.scrape(order, recorder().sink));
+  assert.equal(s.scrape(order, recorder().sink), undefined);
+});
+
+test("client error ends map to statuses; close fails what is in flight", () => {
+  const s = newSession();
+  const cases: [number, number][] = [
+    [ScrapeErrorReason.UNREACHABLE, 502],
+    [ScrapeErrorReason.TIMEOUT, 504],
+  ];
+  for (const [reason, status] of cases) {
+    const r = recorder();
+    const h = s.scrape(order, r.sink)!;
+    s.receive(end(h.id, { reason, message: "target x: boom\nsecond line" }));
+    assert.equal(r.failure?.status, status);
+    assert.equal(r.failure?.message, 'client "app-1": target x: boom second line');
+  }
+  const r = recorder();
+  s.scrape(order, r.sink);
+  s.close(new ConnectError("bye", Code.Unavailable));
+  assert.deepEqual(r.failure, { status: 502, outcome: "disconnected", message: 'client "app-1" disconnected' });
+  assert.equal(s.scrape(order, recorder().sink), undefined, "a closed session takes no orders");
+});
+
+test("serves() checks announced ports and paths", () => {
+  const s = createSession(
+    {
+      name: "fw",
+      labels: {},
+      targets: targetsOf([
+        { port: 9100, path: "/", labels: {} },
+        { port: 9200, path: "/probe", labels: { kind: "blackbox" } },
+      ] as never),
+      sessionId: "s2",
+      version: "",
+      connectedAt: new Date(),
+    },
+    limits,
+  );
+  assert.ok(s.serves(9100, "/metrics"));
+  assert.ok(s.serves(9200, "/probe?target=x"));
+  assert.ok(!s.serves(9200, "/metrics"));
+  assert.ok(!s.serves(80, "/metrics"));
+  assert.deepEqual(discoveryOf([s]), [
+    { targets: ["fw:9100"], labels: { __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s2" } },
+    { targets: ["fw:9200"], labels: { kind: "blackbox", __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s2", __metrics_path__: "/probe" } },
+  ]);
+  assert.deepEqual(discoveryOf([newSession()]), [
+    { targets: ["app-1"], labels: { env: "prod", __meta_promproxy_client: "app-1", __meta_promproxy_session_id: "s1" } },
+  ]);
+});
