@@ -133,6 +133,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
           log.info("connected", { name, server: base.host, session: welcome.sessionId });
           options.onConnected?.({ sessionId: welcome.sessionId });
           firstOutcome?.resolve();
+          firstOutcome = undefined; // later refusals go to onError, and the client keeps retrying
           continue;
         }
         switch (f.case) {

@@ -38,6 +38,8 @@ export function createFront(deps: FrontDeps) {
       res.destroy();
       return;
     }
+    // A result head may have set headers that do not describe this error body.
+    for (const h of relayedResponseHeaders) res.removeHeader(h);
     const body = `promproxy: ${message}\n`;
     res.writeHead(status, {
       "content-type": "text/plain; charset=utf-8",
