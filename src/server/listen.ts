@@ -61,6 +61,11 @@ export async function listenOnePort(opts: ListenOptions, p: PortOptions): Promis
       p.h1Handler(req, res);
     },
   );
+  // h1 never listens itself (the TCP server below hands it connections), so Node would never start its
+  // connection tracking, which runs on "listening": without it closeIdleConnections() does nothing (close()
+  // then waits out the whole grace for idle keep-alive connections, e.g. Prometheus') and requestTimeout /
+  // headersTimeout are never enforced. Start it; h1.close() in close() stops its timer again.
+  h1.emit("listening");
   h1.on("connect", (_req, socket: net.Socket) => {
     const body = "promproxy: CONNECT is not supported: this server only proxies GET requests to connected clients\n";
     socket.end(
@@ -140,7 +145,7 @@ export async function listenOnePort(opts: ListenOptions, p: PortOptions): Promis
       closing = true;
       clearInterval(pinger);
       const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
-      h1.closeIdleConnections();
+      h1.close(); // not listening: only ends idle keep-alive connections and stops the timeout checks
       for (const s of h2sessions) s.close();
       const timer = setTimeout(() => {
         for (const s of h2sessions) s.destroy();
