@@ -116,6 +116,11 @@ export interface PrometheusOptions {
   refreshIntervalS?: number;
   /** The job name. Default "promproxy". */
   jobName?: string;
+  /**
+   * A `scrape_configs:` block to use verbatim instead of the generated one (e.g. the block the CLI
+   * prints); the global section with the intervals above is still written before it. Default: generated.
+   */
+  scrapeConfigs?: string;
 }
 
 export interface RunningPrometheus {
@@ -133,12 +138,14 @@ export interface RunningPrometheus {
 }
 
 /** The prometheus.yml that scrapes every client of a promproxy server through it. */
-export function prometheusConfig(o: Required<PrometheusOptions>): string {
-  return `global:
+export function prometheusConfig(o: Required<Omit<PrometheusOptions, "scrapeConfigs">> & Pick<PrometheusOptions, "scrapeConfigs">): string {
+  const global = `global:
   scrape_interval: ${o.scrapeIntervalS}s
   scrape_timeout: ${o.scrapeTimeoutS}s
   evaluation_interval: 60s
-scrape_configs:
+`;
+  if (o.scrapeConfigs !== undefined) return `${global}${o.scrapeConfigs.trimEnd()}\n`;
+  return `${global}scrape_configs:
   - job_name: ${o.jobName}
     proxy_url: ${o.serverUrl}
     http_sd_configs:
@@ -154,7 +161,7 @@ scrape_configs:
  */
 export async function startPrometheus(options: PrometheusOptions): Promise<RunningPrometheus> {
   const bin = prometheusBinary();
-  const o: Required<PrometheusOptions> = {
+  const o: Parameters<typeof prometheusConfig>[0] = {
     scrapeIntervalS: 1,
     scrapeTimeoutS: 1,
     refreshIntervalS: 1,
