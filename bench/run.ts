@@ -26,9 +26,13 @@
  *   --samples=N         samples per path and row, overriding the defaults
  *   --paths=LIST        paths to measure: proxy,direct,floor (default all; for profiling one path)
  *   --server-options=JSON  extra createServer options, e.g. '{"creditBytes":8388608}' (experiments)
+ *   --node-args=ARGS    extra Node flags (space-separated) for the server and app processes, e.g. "--trace-gc"
  *   --cpu-prof=DIR      write CPU profiles of the server and app processes to DIR
  *   --heap-snapshot=DIR write a server heap snapshot after each latency row and the fleet connect
  *   --json=FILE         also write the results as JSON
+ *   --alt=DIR           A/B: a second checkout (with this bench/ in it, e.g. a worktree with a proposal
+ *                       applied) whose server and app run beside these; its proxied scrapes ("alt") are
+ *                       interleaved with ours in every row, and throughput alternates between the two
  */
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
@@ -64,6 +68,16 @@ const cpuProfDir = args.get("cpu-prof");
 const heapDir = args.get("heap-snapshot");
 const samplesOverride = args.has("samples") ? Number(args.get("samples")) : undefined;
 const paths = new Set((args.get("paths") ?? "proxy,direct,floor").split(","));
+const altDir = args.get("alt") ? path.resolve(args.get("alt") as string) : undefined;
+if (altDir) {
+  for (const f of ["server-proc.ts", "app-proc.ts"]) {
+    if (!fs.existsSync(path.join(altDir, "bench", f))) {
+      console.error(`bench: --alt=${altDir} has no bench/${f}; copy this bench/ there first`);
+      process.exit(2);
+    }
+  }
+  paths.add("alt");
+}
 
 /** What Prometheus 2.x sends (it prefers OpenMetrics). */
 const PROM_ACCEPT = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -78,7 +92,8 @@ const plan: Record<SizeName, { live: [number, number]; cached: [number, number];
 // ---------------------------------------------------------------------------
 // Scraping
 
-type PathKind = "proxy" | "direct" | "floor";
+type PathKind = "proxy" | "alt" | "direct" | "floor";
+const allKinds: PathKind[] = ["proxy", "alt", "direct", "floor"];
 
 interface ScrapeResult {
   ms: number;
@@ -135,6 +150,7 @@ function scrape(ag: http.Agent, port: number, requestPath: string, host: string,
 
 interface Endpoints {
   serverPort: number;
+  altServerPort?: number;
   directPort: number;
   floorPort: number;
 }
@@ -143,6 +159,8 @@ function target(kind: PathKind, e: Endpoints, name: string): [port: number, path
   switch (kind) {
     case "proxy":
       return [e.serverPort, `http://${name}:80/metrics`];
+    case "alt":
+      return [e.altServerPort ?? 0, `http://${name}:80/metrics`];
     case "direct":
       return [e.directPort, "/metrics"];
     case "floor":
@@ -162,20 +180,22 @@ interface LatencyRow {
   p50: Record<PathKind, number>;
   p99: Record<PathKind, number>;
   serverRss: RssReading;
+  altServerRss?: RssReading;
   errors: number;
 }
 
-async function latencyRow(e: Endpoints, server: Child, size: SizeName, isCached: boolean): Promise<LatencyRow> {
+async function latencyRow(e: Endpoints, server: Child, altServer: Child | undefined, size: SizeName, isCached: boolean): Promise<LatencyRow> {
   const name = isCached ? `app-${size}-cached` : `app-${size}`;
   const [warm, n0] = quick ? plan[size].quick : isCached ? plan[size].cached : plan[size].live;
   const n = samplesOverride ?? n0;
-  const kinds = (["proxy", "direct", "floor"] as PathKind[]).filter((k) => paths.has(k) || k === "direct");
-  const agents = { proxy: agent(), direct: agent(), floor: agent() };
+  const kinds = allKinds.filter((k) => paths.has(k) || k === "direct");
+  const agents = { proxy: agent(), alt: agent(), direct: agent(), floor: agent() };
   const host = `${name}:80`;
-  const samples: Record<PathKind, number[]> = { proxy: [], direct: [], floor: [] };
+  const samples: Record<PathKind, number[]> = { proxy: [], alt: [], direct: [], floor: [] };
   let errors = 0;
 
   await server.call("rssBegin");
+  await altServer?.call("rssBegin");
   // The same bytes on every path (the gauges do not change between scrapes).
   const hashes = new Map<PathKind, ScrapeResult>();
   for (const k of kinds) hashes.set(k, await scrape(agents[k], ...target(k, e, name), host, true));
@@ -201,9 +221,10 @@ async function latencyRow(e: Endpoints, server: Child, size: SizeName, isCached:
     }
   }
   const serverRss = await server.call<RssReading>("rssEnd");
+  const altServerRss = await altServer?.call<RssReading>("rssEnd");
   for (const a of Object.values(agents)) a.destroy();
-  const p = (q: number) => ({ proxy: quantile(samples.proxy, q), direct: quantile(samples.direct, q), floor: quantile(samples.floor, q) });
-  return { row: isCached ? `${size} cached` : `${size} live`, size, cached: isCached, bytes: ref.bytes, samples: n, p50: p(0.5), p99: p(0.99), serverRss, errors };
+  const p = (q: number) => Object.fromEntries(allKinds.map((k) => [k, quantile(samples[k], q)])) as Record<PathKind, number>;
+  return { row: isCached ? `${size} cached` : `${size} live`, size, cached: isCached, bytes: ref.bytes, samples: n, p50: p(0.5), p99: p(0.99), serverRss, altServerRss, errors };
 }
 
 // ---------------------------------------------------------------------------
@@ -267,10 +288,27 @@ async function throughputRun(
   return { label, seconds: wall, scrapes: latencies.length, errors, p50: median(latencies), p99: quantile(latencies, 0.99), cpuPerScrape };
 }
 
+/** Slices of one kind of run as one: totals, CPU per scrape weighted by scrapes, the slowest quantiles. */
+function mergeThroughput(ts: Throughput[]): Throughput {
+  if (ts.length === 1) return ts[0] as Throughput;
+  const scrapes = ts.reduce((a, t) => a + t.scrapes, 0);
+  const cpu: Record<string, number> = {};
+  for (const t of ts) for (const [k, v] of Object.entries(t.cpuPerScrape)) cpu[k] = (cpu[k] ?? 0) + (v * t.scrapes) / Math.max(1, scrapes);
+  return {
+    label: (ts[0] as Throughput).label,
+    seconds: ts.reduce((a, t) => a + t.seconds, 0),
+    scrapes,
+    errors: ts.reduce((a, t) => a + t.errors, 0),
+    p50: median(ts.map((t) => t.p50)),
+    p99: Math.max(...ts.map((t) => t.p99)),
+    cpuPerScrape: cpu,
+  };
+}
+
 // ---------------------------------------------------------------------------
 
 function execArgvFor(name: string): string[] {
-  const a = ["--expose-gc"];
+  const a = ["--expose-gc", ...(args.get("node-args") ?? "").split(" ").filter(Boolean)];
   if (cpuProfDir) a.push("--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`);
   return a;
 }
@@ -302,6 +340,10 @@ async function main() {
   try {
     const server = await startChild<{ port: number }>(path.join(here, "server-proc.ts"), [args.get("server-options") ?? "{}"], execArgvFor("server"));
     children.push(server);
+    const altServer = altDir
+      ? await startChild<{ port: number }>(path.join(altDir, "bench", "server-proc.ts"), [args.get("server-options") ?? "{}"], execArgvFor("alt-server"))
+      : undefined;
+    if (altServer) children.push(altServer);
     if (sizes.length > 0) {
       process.stdout.write(`building registries (${sizes.join(", ")}) and connecting clients... `);
       const app = await startChild<{ directPort: number; relayPort: number }>(
@@ -310,18 +352,28 @@ async function main() {
         execArgvFor("app"),
       );
       children.push(app);
+      if (altDir && altServer) {
+        // The alt app serves the same registries through the alt checkout's client; only its stream is used.
+        children.push(await startChild(
+          path.join(altDir, "bench", "app-proc.ts"),
+          [JSON.stringify({ serverPort: altServer.info.port, accept: PROM_ACCEPT, role: "latency", sizes })],
+          execArgvFor("alt-app"),
+        ));
+      }
       const relay = await startChild<{ port: number }>(path.join(here, "relay-proc.ts"), [String(app.info.relayPort)], ["--expose-gc"]);
       children.push(relay);
       console.log("done");
-      const e: Endpoints = { serverPort: server.info.port, directPort: app.info.directPort, floorPort: relay.info.port };
+      const e: Endpoints = { serverPort: server.info.port, altServerPort: altServer?.info.port, directPort: app.info.directPort, floorPort: relay.info.port };
       for (const size of sizes) {
         for (const isCached of [false, true]) {
           if ((isCached && !cached) || (!isCached && !live)) continue;
-          const r = await latencyRow(e, server, size, isCached);
+          const r = await latencyRow(e, server, altServer, size, isCached);
           results.latency.push(r);
           console.log(
             `  ${r.row.padEnd(10)} ${fmtBytes(r.bytes).padStart(9)}  n=${r.samples}  proxy p50 ${fmtMs(r.p50.proxy)} ms, direct ${fmtMs(r.p50.direct)} ms, ` +
-              `floor ${fmtMs(r.p50.floor)} ms, ratio ${ratio(r.p50.proxy, r.p50.direct)}${r.errors ? `, ${r.errors} ERRORS` : ""}`,
+              `floor ${fmtMs(r.p50.floor)} ms, ratio ${ratio(r.p50.proxy, r.p50.direct)}` +
+              (altDir ? `; alt p50 ${fmtMs(r.p50.alt)} ms, alt/proxy ${ratio(r.p50.alt, r.p50.proxy)}` : "") +
+              (r.errors ? `, ${r.errors} ERRORS` : ""),
           );
           if (heapDir) await server.call("heapSnapshot", path.join(heapDir, `server-after-${r.row.replace(" ", "-")}.heapsnapshot`));
         }
@@ -332,18 +384,24 @@ async function main() {
       process.stdout.write(`connecting ${fleetClients} clients in 2 fleet processes... `);
       const rssBefore = await server.call<number>("rssNow");
       const half = Math.ceil(fleetClients / 2);
-      const fleets: Child<{ directPort: number; relayPort: number; names: string[] }>[] = [];
-      for (const [i, count] of [half, fleetClients - half].entries()) {
-        if (count <= 0) continue;
-        const f = await startChild<{ directPort: number; relayPort: number; names: string[] }>(
-          path.join(here, "app-proc.ts"),
-          [JSON.stringify({ serverPort: server.info.port, accept: PROM_ACCEPT, role: "fleet", count, prefix: `fleet-${i}` })],
-          execArgvFor(`fleet-${i}`),
-        );
-        children.push(f);
-        fleets.push(f);
-      }
+      type Fleet = Child<{ directPort: number; relayPort: number; names: string[] }>;
+      const startFleets = async (dir: string, serverPort: number, tag: string) => {
+        const fs: Fleet[] = [];
+        for (const [i, count] of [half, fleetClients - half].entries()) {
+          if (count <= 0) continue;
+          const f = await startChild<{ directPort: number; relayPort: number; names: string[] }>(
+            path.join(dir, "app-proc.ts"),
+            [JSON.stringify({ serverPort, accept: PROM_ACCEPT, role: "fleet", count, prefix: `fleet-${i}` })],
+            execArgvFor(`${tag}fleet-${i}`),
+          );
+          children.push(f);
+          fs.push(f);
+        }
+        return fs;
+      };
+      const fleets = await startFleets(here, server.info.port, "");
       const rssAfter = await server.call<number>("rssNow");
+      const altFleets = altDir && altServer ? await startFleets(path.join(altDir, "bench"), altServer.info.port, "alt-") : [];
       results.idle = { clients: fleetClients, rssPerClient: (rssAfter - rssBefore) / fleetClients };
       console.log(`done (server RSS +${fmtBytes(rssAfter - rssBefore)}, ${fmtBytes(results.idle.rssPerClient)} per idle client)`);
       if (heapDir) await server.call("heapSnapshot", path.join(heapDir, "server-fleet-connected.heapsnapshot"));
@@ -356,17 +414,28 @@ async function main() {
       }
 
       if (paths.has("proxy")) {
-        const tp = await throughputRun(
-          "proxied",
-          tpSeconds,
-          (i) => {
-            const t = names[i % names.length] as (typeof names)[number];
-            return { port: server.info.port, path: `http://${t.name}:80/metrics`, host: `${t.name}:80` };
-          },
-          { server: [server], apps: fleets },
-        );
-        results.throughput.push(tp);
-        console.log(`  proxied: ${(tp.scrapes / tp.seconds).toFixed(0)} scrapes/s, server ${tp.cpuPerScrape["server"]?.toFixed(3)} ms CPU per scrape`);
+        // With --alt, the two alternate in four slices of half the duration each, so that drift hits both.
+        const slices: ["proxied" | "alt", Child<{ port: number }>, Fleet[]][] = altServer
+          ? [["proxied", server, fleets], ["alt", altServer, altFleets], ["alt", altServer, altFleets], ["proxied", server, fleets]]
+          : [["proxied", server, fleets]];
+        const parts = new Map<string, Throughput[]>();
+        for (const [label, srv, fl] of slices) {
+          const t = await throughputRun(
+            label,
+            altServer ? tpSeconds / 2 : tpSeconds,
+            (i) => {
+              const n = names[i % names.length] as (typeof names)[number];
+              return { port: srv.info.port, path: `http://${n.name}:80/metrics`, host: `${n.name}:80` };
+            },
+            { server: [srv], apps: fl },
+          );
+          parts.set(label, [...(parts.get(label) ?? []), t]);
+        }
+        for (const ts of parts.values()) {
+          const tp = mergeThroughput(ts);
+          results.throughput.push(tp);
+          console.log(`  ${tp.label}: ${(tp.scrapes / tp.seconds).toFixed(0)} scrapes/s, server ${tp.cpuPerScrape["server"]?.toFixed(3)} ms CPU per scrape`);
+        }
       }
       const shortSeconds = Math.max(2, Math.round(tpSeconds / 2));
       if (paths.has("direct")) {
@@ -402,13 +471,14 @@ async function main() {
   console.log("");
   if (results.latency.length > 0) {
     console.log(
-      `Latency: sequential scrapes, keep-alive HTTP/1.1 (one connection per path), proxied/direct/floor interleaved, ` +
+      `Latency: sequential scrapes, keep-alive HTTP/1.1 (one connection per path), proxied/direct/floor${altDir ? "/alt" : ""} interleaved, ` +
         `Accept-Encoding: ${encoding}. "live" = prom-client renders each scrape; "cached" = one pre-rendered exposition ` +
         `(each scrape still encodes it to a Buffer), isolating the relay. Floor = driver -> TCP relay -> TCP relay -> direct endpoint.`,
     );
+    const altHead = altDir ? ["alt p50", "alt p99", "alt/direct", "alt/proxy", "alt server RSS growth"] : [];
     console.log(
       table(
-        ["row", "body", "n", "proxy p50", "proxy p99", "direct p50", "direct p99", "floor p50", "proxy/direct p50", "floor/direct", "proxy/floor", "server peak RSS growth"],
+        ["row", "body", "n", "proxy p50", "proxy p99", "direct p50", "direct p99", "floor p50", "proxy/direct p50", "floor/direct", "proxy/floor", "server peak RSS growth", ...altHead],
         results.latency.map((r) => [
           r.row,
           fmtBytes(r.bytes),
@@ -422,9 +492,19 @@ async function main() {
           ratio(r.p50.floor, r.p50.direct),
           ratio(r.p50.proxy, r.p50.floor),
           fmtBytes(r.serverRss.peak - r.serverRss.baseline),
+          ...(altDir
+            ? [
+                fmtMs(r.p50.alt) + " ms",
+                fmtMs(r.p99.alt) + " ms",
+                ratio(r.p50.alt, r.p50.direct),
+                ratio(r.p50.alt, r.p50.proxy),
+                r.altServerRss ? fmtBytes(r.altServerRss.peak - r.altServerRss.baseline) : "-",
+              ]
+            : []),
         ]),
       ),
     );
+    if (altDir) console.log(`alt = the same scrapes through the server and client of ${altDir}, interleaved with the others.`);
     console.log(`Server peak RSS growth: peak RSS during the row (${results.latency[0]?.serverRss.method === "VmHWM" ? "kernel VmHWM, reset at the row's start" : "sampled every 5 ms"}) minus RSS after GC at its start.`);
     console.log("Goals (issue 2): proxy/direct p50 <= 1.5 at 10 KB, <= 1.1 at 1 MB and 20 MB; server RSS growth well under the body.");
     console.log("");
@@ -454,7 +534,7 @@ async function main() {
   }
   console.log(`bench took ${((performance.now() - started) / 1000).toFixed(0)} s${cpuProfDir ? `; CPU profiles in ${cpuProfDir}` : ""}`);
   const jsonOut = args.get("json");
-  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ head: gitHead(), encoding, quick, ...results }, null, 2));
+  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ head: gitHead(), encoding, quick, alt: altDir, ...results }, null, 2));
 }
 
 await main();
