@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * The `promproxy` command: `promproxy server`, `promproxy demo`.
+ * The `promproxy` command: `promproxy server`, `promproxy client`, `promproxy demo`.
  */
+import { runClient } from "./client-command.ts";
 import { runDemo } from "./demo.ts";
 import { runServer } from "./server-command.ts";
 import { CliError } from "./util.ts";
@@ -10,6 +11,7 @@ const usage = `usage: promproxy <command> [options]
 
 commands:
   server   run a promproxy server           (promproxy server --help)
+  client   forward scrapes to exporters     (promproxy client --help)
   demo     run a server and an embedded demo client in one process, for trying it out
 
 Run "promproxy <command> --help" for a command's options.`;
@@ -19,6 +21,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "server":
       return runServer(rest);
+    case "client":
+      return runClient(rest);
     case "demo":
       return runDemo(rest);
     case undefined:

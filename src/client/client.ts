@@ -16,6 +16,7 @@ import { pathMatches } from "../shared/paths.ts";
 import { createQueue, type Queue } from "../shared/queue.ts";
 import { version } from "../shared/version.ts";
 import { createBackoff } from "./backoff.ts";
+import { createHttpTargets } from "./http-target.ts";
 import type { ClientOptions } from "./options.ts";
 import { registryTarget } from "./registry-target.ts";
 import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget } from "./target.ts";
@@ -49,9 +50,28 @@ const fatalCodes = new Set([Code.Unauthenticated, Code.PermissionDenied, Code.In
 
 /** Creates a promproxy client. See {@link ClientOptions} for every option and its default. */
 export function createClient(options: ClientOptions): PromproxyClient {
-  return createClientWithTargets(options, [
-    registryTarget(options.registry ?? globalRegister, options.metricsPath ?? "/metrics", options.gzipLevel ?? 1),
-  ]);
+  const forwarded = options.targets ? createHttpTargets(options.targets) : [];
+  const targets: ScrapeTarget[] = [...forwarded];
+  if (forwarded.length === 0 || options.registry) {
+    const metricsPath = options.metricsPath ?? "/metrics";
+    const clash = forwarded.find((t) => t.port === 0 && pathMatches(t.path, metricsPath));
+    if (clash) {
+      throw new TypeError(`promproxy: target ${clash.display} serves any port at ${metricsPath}, where the registry is served too: give it a port (PORT=URL)`);
+    }
+    targets.push(registryTarget(options.registry ?? globalRegister, metricsPath, options.gzipLevel ?? 1));
+  }
+  if (forwarded.length === 0) return createClientWithTargets(options, targets);
+  const client = createClientWithTargets(options, targets);
+  return {
+    get state() {
+      return client.state;
+    },
+    start: (so) => client.start(so),
+    async stop() {
+      await client.stop();
+      for (const t of forwarded) t.close();
+    },
+  };
 }
 
 /** @internal The client engine, for any set of targets (registry, forwarder). */

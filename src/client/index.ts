@@ -6,6 +6,7 @@
  */
 export { createClient, type ClientState, type PromproxyClient } from "./client.ts";
 export type { ClientOptions } from "./options.ts";
+export type { HttpTargetOptions, Secret } from "./http-target.ts";
 export type { BackoffOptions } from "./backoff.ts";
 export type { MetricsRegistry } from "./render.ts";
 export { createConsoleLogger, silentLogger, type Logger, type LogLevel } from "../shared/logger.ts";

@@ -2,6 +2,7 @@ import type * as http2 from "node:http2";
 import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../shared/logger.ts";
 import type { BackoffOptions } from "./backoff.ts";
+import type { HttpTargetOptions } from "./http-target.ts";
 import type { MetricsRegistry } from "./render.ts";
 
 /** Options of {@link createClient}. Only `name` and `serverUrl` are required. */
@@ -10,8 +11,19 @@ export interface ClientOptions {
   name: string;
   /** The promproxy server, e.g. "http://proxy:8080" (or "https://..."). Required. */
   serverUrl: string;
-  /** The prom-client registry to serve. Default: prom-client's global `register`. */
+  /**
+   * The prom-client registry to serve (on any port, at `metricsPath`).
+   * Default: prom-client's global `register`, unless `targets` are given (then no registry).
+   */
   registry?: MetricsRegistry;
+  /**
+   * Exporters to forward scrapes to, as "[PORT=]URL" strings (e.g.
+   * "9100=http://127.0.0.1:9100/metrics") or {@link HttpTargetOptions}: the
+   * client serves `http://NAME:PORT/PATH` from the exporter at that URL, each
+   * announced in `/clients` as `NAME:PORT` (a target without a port: `NAME`,
+   * any port). Next to `registry` when both are given. Default none.
+   */
+  targets?: (string | HttpTargetOptions)[];
   /** Path the registry is served at. Default "/metrics". */
   metricsPath?: string;
   /** Labels announced for service discovery (`GET /clients`). Default none. */

@@ -1,0 +1,377 @@
+import * as http from "node:http";
+import * as https from "node:https";
+import { pathMatches } from "../shared/paths.ts";
+import { version } from "../shared/version.ts";
+import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget, type ServeRequest } from "./target.ts";
+
+/** A secret given directly, or a function asked for it on every scrape (a rotating token file, say). */
+export type Secret = string | (() => string | Promise<string>);
+
+/**
+ * One exporter the client forwards scrapes to (the standalone forwarder).
+ * Prometheus scrapes `http://NAME:PORT/PATH`; the client sends
+ * `GET <url's origin>/PATH` to the exporter and streams its answer back untouched.
+ */
+export interface HttpTargetOptions {
+  /**
+   * The exporter, e.g. "http://127.0.0.1:9100/metrics". Required. `http://` or
+   * `https://`; no query or fragment. Its path is the prefix the client serves
+   * for this target ("/" or none: every path; "/metrics": `/metrics` and
+   * below); the requested path and query go to the exporter as they are.
+   * `user:password@` in the URL is basic auth for the exporter.
+   */
+  url: string;
+  /**
+   * The port Prometheus addresses this target by (`NAME:PORT`), announced in
+   * `/clients`. Any number but 80 (which Prometheus adds to a target without
+   * a port, so it arrives as "no port"). Default: none, served on any port
+   * (announced as plain `NAME`).
+   */
+  port?: number;
+  /** Labels announced for this target in `/clients`, over the client's own. Default none. */
+  labels?: Record<string, string>;
+  /** Time the exporter has for one scrape, cut to the scrape's deadline when that comes first. Default: the scrape's deadline. */
+  timeoutMs?: number;
+  /** Largest body accepted from the exporter, in bytes; a larger one fails the scrape (HTTP 502). Default 256 MiB. */
+  maxResponseBytes?: number;
+  /** Most scrapes of this target at once; more are answered "busy" (HTTP 503). Default: no limit of its own (the client's `maxScrapesInFlight`). */
+  maxScrapesInFlight?: number;
+  /** TLS towards an `https://` exporter (or `_scheme=https`). Default: the system's CAs, verification on. */
+  tls?: {
+    /** CA certificates (PEM) to trust instead of the system's. */
+    ca?: string | Buffer | (string | Buffer)[];
+    /** Client certificate (PEM) for exporters that require mTLS; with `key`. */
+    cert?: string | Buffer;
+    /** Private key (PEM) of `cert`. */
+    key?: string | Buffer;
+    /** Server name to verify (and send as SNI) instead of the URL's host. */
+    serverName?: string;
+    /** Accept any certificate. For tests and self-signed exporters only. Default false. */
+    insecureSkipVerify?: boolean;
+  };
+  /** Basic auth for the exporter (overrides `user:password@` in the URL). Default none. */
+  basicAuth?: { username: string; password: Secret };
+  /** Bearer token for the exporter (`Authorization: Bearer ...`). Default none. Not with `basicAuth`. */
+  bearerToken?: Secret;
+}
+
+/** What a forwarded scrape came to, for metrics and logs. @internal */
+export interface TargetOutcome {
+  /** The target's display URL (no credentials). */
+  target: string;
+  /** "success" when the exporter's answer was relayed whole (whatever its status), else the failure reason. */
+  outcome: "success" | "unreachable" | "timeout" | "too_large" | "busy" | "not_found" | "cancelled" | "internal";
+  /** The exporter's HTTP status, when it answered. */
+  status?: number;
+  /** Body bytes relayed. */
+  bytes: number;
+  /** The failure message (names the target), when it failed. */
+  message?: string;
+}
+
+/** @internal */
+export interface HttpTargetHooks {
+  onResult?(result: TargetOutcome): void;
+}
+
+/** An HTTP forwarding target, plus the keep-alive connections it holds. @internal */
+export interface HttpTarget extends ScrapeTarget {
+  /** The target's URL without credentials, for messages and metric labels. */
+  readonly display: string;
+  /** Closes idle keep-alive connections to the exporter. */
+  close(): void;
+}
+
+const MiB = 1024 * 1024;
+const reasonNames: Record<number, TargetOutcome["outcome"]> = {
+  [ScrapeErrorReason.UNREACHABLE]: "unreachable",
+  [ScrapeErrorReason.TIMEOUT]: "timeout",
+  [ScrapeErrorReason.TOO_LARGE]: "too_large",
+  [ScrapeErrorReason.BUSY]: "busy",
+  [ScrapeErrorReason.NOT_FOUND]: "not_found",
+  [ScrapeErrorReason.CANCELLED]: "cancelled",
+};
+/** Finish a little before the scrape's deadline, so the error that names the target wins the race. */
+const deadlineMarginMs = 25;
+
+/**
+ * Parses a target given as "[PORT=]URL" (the command line's form) or checks
+ * an options object; throws a TypeError saying what is wrong.
+ *
+ * @internal
+ */
+export function parseTargetSpec(spec: string | HttpTargetOptions): HttpTargetOptions {
+  if (typeof spec !== "string") return { ...spec };
+  const m = /^(\d+)=(.*)$/s.exec(spec.trim());
+  return m ? { port: Number(m[1]), url: m[2] as string } : { url: spec.trim() };
+}
+
+/** The checked form of a target's URL. @internal */
+interface CheckedUrl {
+  base: URL;
+  prefix: string;
+  display: string;
+  userinfo?: { username: string; password: string };
+}
+
+function checkUrl(raw: string, what: string): CheckedUrl {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new TypeError(`promproxy: ${what}: ${JSON.stringify(raw)} is not a URL (want e.g. http://127.0.0.1:9100/metrics)`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new TypeError(`promproxy: ${what}: want an http:// or https:// URL, got ${JSON.stringify(u.protocol)}`);
+  if (u.search !== "" || u.hash !== "" || raw.includes("?") || raw.includes("#")) {
+    throw new TypeError(`promproxy: ${what}: a target URL takes no query or fragment (Prometheus' query parameters are forwarded as they are)`);
+  }
+  const userinfo = u.username || u.password ? { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } : undefined;
+  u.username = "";
+  u.password = "";
+  const prefix = u.pathname === "" ? "/" : u.pathname;
+  return { base: u, prefix, display: u.toString(), userinfo };
+}
+
+/**
+ * Creates the targets for a list of specs: checked, with no two serving the
+ * same port and path, ordered most specific first (a port before any port,
+ * a longer path before a shorter one).
+ *
+ * @internal
+ */
+export function createHttpTargets(specs: readonly (string | HttpTargetOptions)[], hooks: HttpTargetHooks = {}): HttpTarget[] {
+  const targets = specs.map((s, i) => createHttpTarget(parseTargetSpec(s), hooks, `target ${i + 1}`));
+  const seen = new Map<string, string>();
+  for (const t of targets) {
+    const key = `${t.port} ${t.path}`;
+    const other = seen.get(key);
+    if (other) {
+      throw new TypeError(`promproxy: targets ${other} and ${t.display} both serve ${t.port ? `port ${t.port}` : "any port"} at ${t.path}: give them different ports (PORT=URL)`);
+    }
+    seen.set(key, t.display);
+  }
+  return targets
+    .map((t, i) => ({ t, i }))
+    .sort((a, b) => rank(a.t) - rank(b.t) || b.t.path.length - a.t.path.length || a.i - b.i)
+    .map(({ t }) => t);
+}
+
+function rank(t: ScrapeTarget): number {
+  return t.port === 0 ? 1 : 0;
+}
+
+/** @internal */
+export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = {}, what = "target"): HttpTarget {
+  if (typeof o.url !== "string") throw new TypeError(`promproxy: ${what}: url is required`);
+  const { base, prefix, display, userinfo } = checkUrl(o.url, what);
+  const port = o.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError(`promproxy: ${what} (${display}): port must be 1-65535, got ${String(o.port)}`);
+  if (port === 80) {
+    throw new TypeError(
+      `promproxy: ${what} (${display}): port 80 cannot be told apart from "no port" (Prometheus adds :80 to a target without a port); give the target no port or another number`,
+    );
+  }
+  const positive = (v: number | undefined, name: string) => {
+    if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw new TypeError(`promproxy: ${what} (${display}): ${name} must be a positive number, got ${String(v)}`);
+  };
+  positive(o.timeoutMs, "timeoutMs");
+  positive(o.maxResponseBytes, "maxResponseBytes");
+  positive(o.maxScrapesInFlight, "maxScrapesInFlight");
+  if (o.basicAuth && o.bearerToken !== undefined) throw new TypeError(`promproxy: ${what} (${display}): give basicAuth or bearerToken, not both`);
+  if (o.bearerToken !== undefined && userinfo) throw new TypeError(`promproxy: ${what} (${display}): give user:password@ in the URL or bearerToken, not both`);
+
+  const basic = o.basicAuth ?? userinfo;
+  const bearer = o.bearerToken;
+  const maxBytes = o.maxResponseBytes ?? 256 * MiB;
+  const maxInFlight = o.maxScrapesInFlight ?? Infinity;
+  const tls = o.tls ?? {};
+  const httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 4 });
+  const httpsAgent = new https.Agent({
+    keepAlive: true,
+    maxFreeSockets: 4,
+    ca: tls.ca,
+    cert: tls.cert,
+    key: tls.key,
+    servername: tls.serverName,
+    rejectUnauthorized: !tls.insecureSkipVerify,
+  });
+  let inFlight = 0;
+
+  async function authorization(): Promise<string | undefined> {
+    if (basic) {
+      const password = typeof basic.password === "function" ? await basic.password() : basic.password;
+      return "Basic " + Buffer.from(`${basic.username}:${password}`).toString("base64");
+    }
+    if (bearer !== undefined) {
+      const token = typeof bearer === "function" ? await bearer() : bearer;
+      return `Bearer ${token.trim()}`;
+    }
+    return undefined;
+  }
+
+  const target: HttpTarget = {
+    port,
+    path: prefix,
+    labels: { ...(o.labels ?? {}) },
+    display,
+    close() {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    },
+    async serve(req, out) {
+      const started = { bytes: 0, status: undefined as number | undefined };
+      try {
+        if ((port !== 0 && req.port !== port) || !pathMatches(prefix, req.path)) {
+          throw new TargetError(ScrapeErrorReason.NOT_FOUND, `target ${display} does not serve port ${req.port || "(none)"} path ${JSON.stringify(req.path.slice(0, 200))}`);
+        }
+        if (inFlight >= maxInFlight) throw new TargetError(ScrapeErrorReason.BUSY, `target ${display} has ${maxInFlight} scrapes in flight, its maximum`);
+        inFlight++;
+        try {
+          await forward(req, out, started);
+        } finally {
+          inFlight--;
+        }
+        hooks.onResult?.({ target: display, outcome: "success", status: started.status, bytes: started.bytes });
+      } catch (e) {
+        const err = e instanceof TargetError ? e : new TargetError(ScrapeErrorReason.INTERNAL, `target ${display}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+        hooks.onResult?.({ target: display, outcome: reasonNames[err.reason] ?? "internal", status: started.status, bytes: started.bytes, message: err.message });
+        throw err;
+      }
+    },
+  };
+
+  async function forward(req: ServeRequest, out: ResultWriter, progress: { bytes: number; status?: number }): Promise<void> {
+    if (req.signal.aborted) throw req.signal.reason;
+    const https_ = base.protocol === "https:" || req.scheme === "https";
+    const where = `${https_ ? "https" : "http"}://${base.host}${req.path.split("?")[0]}`;
+    const budgetMs = Math.max(1, Math.min(o.timeoutMs ?? Infinity, req.timeoutMs - deadlineMarginMs));
+    const headers: Record<string, string> = {
+      "user-agent": req.headers["user-agent"] ?? `promproxy-forwarder/${version}`,
+      "x-prometheus-scrape-timeout-seconds": String(+(budgetMs / 1000).toFixed(3)),
+    };
+    if (req.headers["accept"] !== undefined) headers["accept"] = req.headers["accept"];
+    if (req.headers["accept-encoding"] !== undefined) headers["accept-encoding"] = req.headers["accept-encoding"];
+    const auth = await authorization();
+    if (auth) headers["authorization"] = auth;
+
+    const ac = new AbortController();
+    const timer = setTimeout(
+      () => ac.abort(new TargetError(ScrapeErrorReason.TIMEOUT, `target ${where} did not answer within ${+(budgetMs / 1000).toFixed(3)}s`)),
+      budgetMs,
+    );
+    const onOuterAbort = () => ac.abort(req.signal.reason);
+    req.signal.addEventListener("abort", onOuterAbort, { once: true });
+    try {
+      let res: http.IncomingMessage | undefined;
+      for (let attempt = 1; !res; attempt++) {
+        try {
+          res = await request(https_, req.path, headers, ac.signal);
+        } catch (e) {
+          // A keep-alive connection the exporter closed while idle: one fresh try.
+          if (attempt === 1 && (e as { reusedSocket?: boolean }).reusedSocket && !ac.signal.aborted) continue;
+          throw ac.signal.aborted ? ac.signal.reason : describe(e, where);
+        }
+      }
+      const response = res;
+      const onAbort = () => response.destroy();
+      ac.signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        const status = response.statusCode ?? 502;
+        progress.status = status;
+        const length = response.headers["content-length"];
+        if (length !== undefined && Number(length) > maxBytes) {
+          throw new TargetError(ScrapeErrorReason.TOO_LARGE, `target ${where} answered ${length} bytes, more than the maximum of ${maxBytes}`);
+        }
+        const relayed: Record<string, string> = {};
+        for (const h of ["content-type", "content-encoding", "content-length"] as const) {
+          const v = response.headers[h];
+          if (typeof v === "string") relayed[h] = v;
+        }
+        out.head(status, relayed);
+        // Pulling chunk by chunk pauses the exporter's response while the server's credit runs out.
+        for await (const chunk of response as AsyncIterable<Buffer>) {
+          progress.bytes += chunk.byteLength;
+          if (progress.bytes > maxBytes) {
+            throw new TargetError(ScrapeErrorReason.TOO_LARGE, `target ${where} sent more than the maximum of ${maxBytes} bytes`);
+          }
+          await out.write(chunk);
+        }
+        if (!response.complete) throw new TargetError(ScrapeErrorReason.UNREACHABLE, `target ${where} closed the connection before the end of its answer`);
+      } catch (e) {
+        if (ac.signal.aborted) throw ac.signal.reason;
+        if (e instanceof TargetError) throw e;
+        if (req.signal.aborted) throw req.signal.reason;
+        throw describe(e, where);
+      } finally {
+        ac.signal.removeEventListener("abort", onAbort);
+        if (!response.complete) response.destroy();
+      }
+    } finally {
+      clearTimeout(timer);
+      req.signal.removeEventListener("abort", onOuterAbort);
+    }
+  }
+
+  function request(secure: boolean, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const options: http.RequestOptions = {
+        protocol: secure ? "https:" : "http:",
+        hostname: base.hostname.startsWith("[") ? base.hostname.slice(1, -1) : base.hostname,
+        port: base.port || (secure ? 443 : 80),
+        method: "GET",
+        path,
+        headers: { ...headers, host: base.host },
+        agent: secure ? httpsAgent : httpAgent,
+      };
+      const r = secure ? https.request(options) : http.request(options);
+      const onAbort = () => r.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+      if (signal.aborted) onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      r.once("response", (res) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(res);
+      });
+      r.once("error", (e: Error & { reusedSocket?: boolean }) => {
+        signal.removeEventListener("abort", onAbort);
+        e.reusedSocket = r.reusedSocket;
+        reject(e);
+      });
+      r.end();
+    });
+  }
+
+  return target;
+}
+
+const tlsCodes = /^(ERR_TLS_|ERR_SSL_|EPROTO$|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_|HOSTNAME_MISMATCH$)/;
+
+/** Turns a socket-level error into a TargetError that names the target and the cause. @internal */
+export function describe(e: unknown, where: string): TargetError {
+  const err = e as NodeJS.ErrnoException & { hostname?: string };
+  const code = typeof err?.code === "string" ? err.code : "";
+  const msg = e instanceof Error ? e.message : String(e);
+  const with_ = (text: string) => new TargetError(ScrapeErrorReason.UNREACHABLE, `target ${where}: ${text}`, { cause: e });
+  switch (code) {
+    case "ECONNREFUSED":
+      return with_(`connection refused (${msg})`);
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+    case "EAI_NONAME":
+    case "EAI_FAIL":
+      return with_(`DNS lookup failed (${code} ${err.hostname ?? ""})`.replace(" )", ")"));
+    case "ECONNRESET":
+    case "EPIPE":
+      return with_(`connection reset by the exporter (${code})`);
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+    case "ETIMEDOUT":
+    case "EADDRNOTAVAIL":
+      return with_(`unreachable (${msg})`);
+    case "HPE_INVALID_CONSTANT":
+    case "HPE_INVALID_VERSION":
+      return with_(`answered something that is not HTTP (${code}); is it an https:// exporter?`);
+    default:
+      if (tlsCodes.test(code)) return with_(`TLS handshake failed: ${msg} (${code})`);
+      return with_(code ? `${msg} (${code})` : msg);
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * `promproxy client` configuration: flags over PROMPROXY_* over a JSON or
+ * YAML file, and the messages for mistakes.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { resolveClientConfig, splitLabels, splitTargets, type ClientConfig } from "../src/cli/config.ts";
+
+function resolve(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): ClientConfig {
+  const c = resolveClientConfig(argv, env, (p) => {
+    const f = files[p];
+    if (f === undefined) throw new Error(`ENOENT: no such file, open '${p}'`);
+    return f;
+  });
+  assert.notEqual(c, "help");
+  return c as ClientConfig;
+}
+
+test("flags: repeatable targets and labels, target-wide settings", () => {
+  const c = resolve([
+    "--name", "host-1", "--server", "http://proxy:8080",
+    "--target", "9100=http://127.0.0.1:9100/metrics", "--target", "https://127.0.0.1:9443/",
+    "--label", "env=prod", "--label", "team=a=b",
+    "--target-timeout", "5s", "--target-max-response-bytes", "64MiB", "--target-insecure-skip-verify",
+    "--metrics-listen", "127.0.0.1:9099", "--max-scrapes-in-flight", "4", "--log-level", "warn",
+  ]);
+  assert.equal(c.name, "host-1");
+  assert.equal(c.server, "http://proxy:8080");
+  assert.deepEqual(c.labels, { env: "prod", team: "a=b" });
+  assert.deepEqual(c.targets, [
+    { url: "http://127.0.0.1:9100/metrics", port: 9100, labels: {}, timeoutMs: 5000, maxResponseBytes: 64 * 1024 * 1024, insecureSkipVerify: true },
+    { url: "https://127.0.0.1:9443/", labels: {}, timeoutMs: 5000, maxResponseBytes: 64 * 1024 * 1024, insecureSkipVerify: true },
+  ]);
+  assert.deepEqual(c.metricsListen, { host: "127.0.0.1", port: 9099 });
+  assert.equal(c.maxScrapesInFlight, 4);
+  assert.equal(c.logLevel, "warn");
+});
+
+test("environment variables for every flag; flags win; labels merge", () => {
+  const env = {
+    PROMPROXY_NAME: "from-env",
+    PROMPROXY_SERVER: "http://env:8080",
+    PROMPROXY_TARGET: "9100=http://127.0.0.1:9100/metrics, 9200=http://127.0.0.1:9200/metrics",
+    PROMPROXY_LABEL: "env=prod,list=a,b, team=x",
+    PROMPROXY_TARGET_TIMEOUT: "250ms",
+    PROMPROXY_TARGET_INSECURE_SKIP_VERIFY: "true",
+    PROMPROXY_TARGET_BEARER_TOKEN: "s3cret",
+    PROMPROXY_LOG_LEVEL: "debug",
+    PROMPROXY_METRICS_LISTEN: ":9099",
+  };
+  const c = resolve([], env);
+  assert.equal(c.name, "from-env");
+  assert.deepEqual(c.labels, { env: "prod", list: "a,b", team: "x" });
+  assert.deepEqual(c.targets.map((t) => [t.port, t.url, t.timeoutMs, t.insecureSkipVerify, t.bearerToken]), [
+    [9100, "http://127.0.0.1:9100/metrics", 250, true, "s3cret"],
+    [9200, "http://127.0.0.1:9200/metrics", 250, true, "s3cret"],
+  ]);
+  assert.equal(c.logLevel, "debug");
+  assert.deepEqual(c.metricsListen, { host: "0.0.0.0", port: 9099 });
+
+  const f = resolve(["--name", "flag", "--target", "http://x/", "--label", "env=dev", "--target-timeout", "1s"], env);
+  assert.equal(f.name, "flag");
+  assert.deepEqual(f.targets.map((t) => [t.url, t.timeoutMs]), [["http://x/", 1000]], "flag targets replace the environment's");
+  assert.deepEqual(f.labels, { env: "dev", list: "a,b", team: "x" });
+});
+
+const yamlConfig = `# a forwarder
+name: host-1
+server: http://proxy:8080
+labels:
+  env: prod
+  rack: 7
+target-timeout: 10s
+targets:
+  - 9100=http://127.0.0.1:9100/metrics
+  - port: 9187
+    url: https://127.0.0.1:9187/metrics
+    labels: { exporter: postgres }
+    timeout: 2.5
+    ca-file: /etc/ca.pem
+    basic-auth-user: prometheus
+    basic-auth-password-file: /run/secrets/pg
+max-scrapes-in-flight: 3
+`;
+
+test("a YAML config file with the same fields; flags and env over it", () => {
+  const c = resolve(["--config", "/etc/promproxy.yml"], {}, { "/etc/promproxy.yml": yamlConfig });
+  assert.equal(c.name, "host-1");
+  assert.deepEqual(c.labels, { env: "prod", rack: "7" });
+  assert.equal(c.maxScrapesInFlight, 3);
+  assert.deepEqual(c.targets, [
+    { url: "http://127.0.0.1:9100/metrics", port: 9100, labels: {}, timeoutMs: 10_000 },
+    {
+      url: "https://127.0.0.1:9187/metrics",
+      port: 9187,
+      labels: { exporter: "postgres" },
+      timeoutMs: 2500,
+      caFile: "/etc/ca.pem",
+      basicAuthUser: "prometheus",
+      basicAuthPasswordFile: "/run/secrets/pg",
+    },
+  ]);
+  const o = resolve(["--name", "other", "--label", "env=dev"], { PROMPROXY_CONFIG: "/c.yaml", PROMPROXY_SERVER: "http://env:1" }, { "/c.yaml": yamlConfig });
+  assert.equal(o.name, "other");
+  assert.equal(o.server, "http://env:1");
+  assert.deepEqual(o.labels, { env: "dev", rack: "7" });
+  assert.equal(o.targets.length, 2);
+});
+
+test("a JSON config file", () => {
+  const json = JSON.stringify({ name: "j", server: "http://p:1", targets: [{ url: "http://a/", port: 9100, "max-response-bytes": 1000 }], label: ["k=v"] });
+  const c = resolve(["--config", "c.json"], {}, { "c.json": json });
+  assert.deepEqual(c.targets, [{ url: "http://a/", port: 9100, labels: {}, maxResponseBytes: 1000 }]);
+  assert.deepEqual(c.labels, { k: "v" });
+});
+
+test("mistakes are named precisely", () => {
+  const base = ["--name", "n", "--server", "http://s:1"];
+  assert.throws(() => resolve(["--server", "http://s:1", "--target", "http://a/"]), /--name is required/);
+  assert.throws(() => resolve(["--name", "n", "--target", "http://a/"]), /--server is required/);
+  assert.throws(() => resolve(base), /at least one --target \[PORT=\]URL is required/);
+  assert.throws(() => resolve([...base, "--bogus"]), /Unknown option '--bogus'/);
+  assert.throws(() => resolve([...base, "--target", "http://a/", "--label", "novalue"]), /--label: want KEY=VALUE, got "novalue"/);
+  assert.throws(() => resolve([...base, "--target", "0=http://a/"]), /--target: want a port 1-65535, got "0"/);
+  assert.throws(() => resolve([...base, "--target", "http://a/", "--target-timeout", "soon"]), /--target-timeout: want a positive duration/);
+  assert.throws(() => resolve([...base, "--target", "http://a/", "--target-max-response-bytes", "lots"]), /want a positive size/);
+  assert.throws(() => resolve([...base, "--target", "http://a/"], { PROMPROXY_TARGET_INSECURE_SKIP_VERIFY: "maybe" }), /PROMPROXY_TARGET_INSECURE_SKIP_VERIFY: want true or false/);
+  assert.throws(() => resolve([...base, "--target", "http://a/", "--log-level", "loud"]), /--log-level: unknown level "loud"/);
+  assert.throws(() => resolve([...base, "--config", "/nope.yml"]), /--config: cannot read \/nope\.yml/);
+  assert.throws(() => resolve([...base, "--config", "c.yml"], {}, { "c.yml": "targets: [a\n" }), /--config: c\.yml is not valid YAML or JSON/);
+  assert.throws(() => resolve([...base, "--config", "c.yml"], {}, { "c.yml": "tragets: []\n" }), /unknown key "tragets"/);
+  assert.throws(() => resolve([...base, "--config", "c.yml"], {}, { "c.yml": "targets:\n  - port: 1\n    urll: http://a/\n" }), /c\.yml: targets\[0\]: unknown key "urll"/);
+  assert.throws(() => resolve([...base, "--config", "c.yml"], {}, { "c.yml": "targets:\n  - port: 1\n" }), /targets\[0\]: url is required/);
+  assert.throws(
+    () => resolve([...base, "--config", "c.yml"], {}, { "c.yml": "targets:\n  - url: http://a/\n    basic-auth-password: x\n" }),
+    /a basic auth password needs basic-auth-user/,
+  );
+  assert.equal(resolveClientConfig(["--help"], {}, () => ""), "help");
+});
+
+test("splitting list variables", () => {
+  assert.deepEqual(splitTargets(" 9100=http://a/metrics,9200=http://b/  http://c/ "), ["9100=http://a/metrics", "9200=http://b/", "http://c/"]);
+  assert.deepEqual(splitLabels("a=1, b=x,y,c=2"), ["a=1", "b=x,y", "c=2"]);
+});
