@@ -11,7 +11,8 @@ import { createClient, silentLogger, type PromproxyClient } from "../src/client/
 import { renderRegistry, type MetricsRegistry } from "../src/client/render.ts";
 import { ready, serveCommands } from "./ipc.ts";
 import { cpuMeter, rssMeter } from "./meters.ts";
-import { cachedRegistry, gaugeRegistry, sizes, type SizeName } from "./registries.ts";
+import { prefersOpenMetrics } from "../src/client/negotiate.ts";
+import { cachedRegistry, gaugeRegistry, sizes, syntheticRegistry, type SizeName } from "./registries.ts";
 import { startRelay } from "./relay.ts";
 
 export interface AppConfig {
@@ -33,6 +34,10 @@ let fallback: MetricsRegistry | undefined;
 
 if (config.role === "latency") {
   for (const size of config.sizes ?? []) {
+    if (size === "100m") {
+      byName.set(`app-${size}-cached`, syntheticRegistry(sizes[size], prefersOpenMetrics(config.accept)));
+      continue;
+    }
     const live: Registry = gaugeRegistry(sizes[size]);
     byName.set(`app-${size}`, live);
     byName.set(`app-${size}-cached`, await cachedRegistry(live, config.accept));

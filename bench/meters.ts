@@ -1,5 +1,6 @@
 /** Measurements a bench child takes of itself, as IPC commands. */
 import { readFileSync, writeFileSync } from "node:fs";
+import { PerformanceObserver } from "node:perf_hooks";
 import { writeHeapSnapshot } from "node:v8";
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -11,23 +12,30 @@ function collect() {
 }
 
 export interface CpuReading {
-  /** User + system CPU time in ms since cpuBegin. */
+  /** User + system CPU time in ms since cpuBegin (all threads: GC helpers included). */
   cpuMs: number;
+  /** Time the main thread spent in GC pauses since cpuBegin, ms. */
+  gcMs: number;
   wallMs: number;
 }
 
 export function cpuMeter() {
   let start = process.cpuUsage();
   let t0 = performance.now();
+  let gcMs = 0;
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcMs += e.duration;
+  }).observe({ entryTypes: ["gc"] });
   return {
     commands: {
       cpuBegin() {
         start = process.cpuUsage();
         t0 = performance.now();
+        gcMs = 0;
       },
       cpuEnd(): CpuReading {
         const d = process.cpuUsage(start);
-        return { cpuMs: (d.user + d.system) / 1000, wallMs: performance.now() - t0 };
+        return { cpuMs: (d.user + d.system) / 1000, gcMs, wallMs: performance.now() - t0 };
       },
     },
   };

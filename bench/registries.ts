@@ -11,6 +11,8 @@ export const sizes = {
   "10k": 10 * 1024,
   "1m": 1024 * 1024,
   "20m": 20 * 1024 * 1024,
+  /** Only pre-rendered (synthetic text): prom-client would take seconds per render and gigabytes to build it. */
+  "100m": 100 * 1024 * 1024,
 } as const;
 export type SizeName = keyof typeof sizes;
 
@@ -40,6 +42,28 @@ export function gaugeRegistry(bytes: number): Registry {
     }
   }
   return registry;
+}
+
+/**
+ * A registry stand-in serving a synthetic OpenMetrics exposition of about
+ * `bytes` (gauge lines like gaugeRegistry's), built without prom-client.
+ */
+export function syntheticRegistry(bytes: number, openMetrics: boolean): MetricsRegistry {
+  const lines: string[] = [];
+  let size = 0;
+  for (let m = 0; size < bytes; m++) {
+    const name = `bench_gauge_${String(m).padStart(4, "0")}`;
+    lines.push(`# HELP ${name} Benchmark gauge number ${m}, with 1000 series.`, `# TYPE ${name} gauge`);
+    for (let i = 0; i < 1000 && size < bytes; i++) {
+      const id = String(i).padStart(5, "0");
+      const line = `${name}{instance="inst-${id}",path="/api/v1/items/${id}",code="${200 + (i % 5)}"} ${(i * 1.0001 + m) % 10_000}`;
+      lines.push(line);
+      size += line.length + 1;
+    }
+  }
+  const text = lines.join("\n") + (openMetrics ? "\n# EOF\n" : "\n");
+  const contentType = (openMetrics ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE) as Registry["contentType"];
+  return { contentType, metrics: async () => text };
 }
 
 /**

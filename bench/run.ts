@@ -16,7 +16,8 @@
  *
  * Flags:
  *   --quick             a short run (fewer samples, 3 s of throughput)
- *   --only=LIST         rows to run: 10k,1m,20m,throughput (default all)
+ *   --only=LIST         rows to run: 10k,1m,20m,throughput (default all); also 100m (a pre-rendered
+ *                       100 MiB exposition: memory stays bounded by credit and GC, not by the body)
  *   --no-live           skip the live prom-client rows (cached rows only)
  *   --no-cached         skip the cached rows
  *   --gzip              send Accept-Encoding: gzip instead of identity
@@ -27,12 +28,16 @@
  *   --paths=LIST        paths to measure: proxy,direct,floor (default all; for profiling one path)
  *   --server-options=JSON  extra createServer options, e.g. '{"creditBytes":8388608}' (experiments)
  *   --node-args=ARGS    extra Node flags (space-separated) for the server and app processes, e.g. "--trace-gc"
+ *   --server-node-args=ARGS  extra Node flags for our server process only (not the alt one)
  *   --cpu-prof=DIR      write CPU profiles of the server and app processes to DIR
  *   --heap-snapshot=DIR write a server heap snapshot after each latency row and the fleet connect
  *   --json=FILE         also write the results as JSON
  *   --alt=DIR           A/B: a second checkout (with this bench/ in it, e.g. a worktree with a proposal
  *                       applied) whose server and app run beside these; its proxied scrapes ("alt") are
- *                       interleaved with ours in every row, and throughput alternates between the two
+ *                       interleaved with ours in every row, and throughput alternates between the two.
+ *                       Its app also gets the direct scrapes ("alt direct"), so that both apps do the
+ *                       same work (render garbage shapes GC); use --paths=proxy,direct for A/B rows
+ *                       (the floor's relay B lives in our app only).
  */
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
@@ -77,6 +82,7 @@ if (altDir) {
     }
   }
   paths.add("alt");
+  if (paths.has("direct")) paths.add("altDirect");
 }
 
 /** What Prometheus 2.x sends (it prefers OpenMetrics). */
@@ -87,13 +93,14 @@ const plan: Record<SizeName, { live: [number, number]; cached: [number, number];
   "10k": { live: [50, 500], cached: [50, 500], quick: [20, 100] },
   "1m": { live: [5, 60], cached: [5, 60], quick: [3, 15] },
   "20m": { live: [2, 12], cached: [2, 20], quick: [1, 5] },
+  "100m": { live: [0, 0], cached: [1, 6], quick: [1, 2] },
 };
 
 // ---------------------------------------------------------------------------
 // Scraping
 
-type PathKind = "proxy" | "alt" | "direct" | "floor";
-const allKinds: PathKind[] = ["proxy", "alt", "direct", "floor"];
+type PathKind = "proxy" | "alt" | "direct" | "altDirect" | "floor";
+const allKinds: PathKind[] = ["proxy", "alt", "direct", "altDirect", "floor"];
 
 interface ScrapeResult {
   ms: number;
@@ -151,6 +158,7 @@ function scrape(ag: http.Agent, port: number, requestPath: string, host: string,
 interface Endpoints {
   serverPort: number;
   altServerPort?: number;
+  altDirectPort?: number;
   directPort: number;
   floorPort: number;
 }
@@ -163,6 +171,8 @@ function target(kind: PathKind, e: Endpoints, name: string): [port: number, path
       return [e.altServerPort ?? 0, `http://${name}:80/metrics`];
     case "direct":
       return [e.directPort, "/metrics"];
+    case "altDirect":
+      return [e.altDirectPort ?? 0, "/metrics"];
     case "floor":
       return [e.floorPort, "/metrics"];
   }
@@ -181,21 +191,34 @@ interface LatencyRow {
   p99: Record<PathKind, number>;
   serverRss: RssReading;
   altServerRss?: RssReading;
+  /** CPU and GC of the server (only proxied scrapes reach it) and of the app (every path), per proxied scrape. */
+  cpu: { server: CpuReading; app: CpuReading; altServer?: CpuReading; altApp?: CpuReading; proxied: number; altProxied: number };
   errors: number;
 }
 
-async function latencyRow(e: Endpoints, server: Child, altServer: Child | undefined, size: SizeName, isCached: boolean): Promise<LatencyRow> {
+interface RowProcs {
+  server: Child;
+  app: Child;
+  altServer?: Child;
+  altApp?: Child;
+}
+
+async function latencyRow(e: Endpoints, procs: RowProcs, size: SizeName, isCached: boolean): Promise<LatencyRow> {
+  const { server, altServer } = procs;
   const name = isCached ? `app-${size}-cached` : `app-${size}`;
   const [warm, n0] = quick ? plan[size].quick : isCached ? plan[size].cached : plan[size].live;
   const n = samplesOverride ?? n0;
   const kinds = allKinds.filter((k) => paths.has(k) || k === "direct");
-  const agents = { proxy: agent(), alt: agent(), direct: agent(), floor: agent() };
+  const agents = { proxy: agent(), alt: agent(), direct: agent(), altDirect: agent(), floor: agent() };
   const host = `${name}:80`;
-  const samples: Record<PathKind, number[]> = { proxy: [], alt: [], direct: [], floor: [] };
+  const samples: Record<PathKind, number[]> = { proxy: [], alt: [], direct: [], altDirect: [], floor: [] };
   let errors = 0;
 
   await server.call("rssBegin");
   await altServer?.call("rssBegin");
+  for (const c of Object.values(procs)) await c?.call("cpuBegin");
+  let proxied = 0;
+  let altProxied = 0;
   // The same bytes on every path (the gauges do not change between scrapes).
   const hashes = new Map<PathKind, ScrapeResult>();
   for (const k of kinds) hashes.set(k, await scrape(agents[k], ...target(k, e, name), host, true));
@@ -211,6 +234,8 @@ async function latencyRow(e: Endpoints, server: Child, altServer: Child | undefi
     for (let j = 0; j < measured.length; j++) {
       const k = measured[(i + j) % measured.length] as PathKind;
       try {
+        if (k === "proxy") proxied++;
+        if (k === "alt") altProxied++;
         const r = await scrape(agents[k], ...target(k, e, name), host);
         if (r.status !== 200) errors++;
         else if (i >= warm) samples[k].push(r.ms);
@@ -220,11 +245,19 @@ async function latencyRow(e: Endpoints, server: Child, altServer: Child | undefi
       }
     }
   }
+  const cpu = {
+    server: await server.call<CpuReading>("cpuEnd"),
+    app: await procs.app.call<CpuReading>("cpuEnd"),
+    altServer: await altServer?.call<CpuReading>("cpuEnd"),
+    altApp: await procs.altApp?.call<CpuReading>("cpuEnd"),
+    proxied,
+    altProxied,
+  };
   const serverRss = await server.call<RssReading>("rssEnd");
   const altServerRss = await altServer?.call<RssReading>("rssEnd");
   for (const a of Object.values(agents)) a.destroy();
   const p = (q: number) => Object.fromEntries(allKinds.map((k) => [k, quantile(samples[k], q)])) as Record<PathKind, number>;
-  return { row: isCached ? `${size} cached` : `${size} live`, size, cached: isCached, bytes: ref.bytes, samples: n, p50: p(0.5), p99: p(0.99), serverRss, altServerRss, errors };
+  return { row: isCached ? `${size} cached` : `${size} live`, size, cached: isCached, bytes: ref.bytes, samples: n, p50: p(0.5), p99: p(0.99), serverRss, altServerRss, cpu, errors };
 }
 
 // ---------------------------------------------------------------------------
@@ -309,8 +342,15 @@ function mergeThroughput(ts: Throughput[]): Throughput {
 
 function execArgvFor(name: string): string[] {
   const a = ["--expose-gc", ...(args.get("node-args") ?? "").split(" ").filter(Boolean)];
+  if (name === "server") a.push(...(args.get("server-node-args") ?? "").split(" ").filter(Boolean));
   if (cpuProfDir) a.push("--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`);
   return a;
+}
+
+/** "CPU ms (GC ms)" per scrape. */
+function perScrape(c: CpuReading | undefined, n: number): string {
+  if (!c || n === 0) return "-";
+  return `${(c.cpuMs / n).toFixed(2)} (${(c.gcMs / n).toFixed(2)})`;
 }
 
 function ratio(a: number, b: number): string {
@@ -330,7 +370,7 @@ async function main() {
   const started = performance.now();
   if (cpuProfDir) fs.mkdirSync(cpuProfDir, { recursive: true });
   if (heapDir) fs.mkdirSync(heapDir, { recursive: true });
-  const sizes = (["10k", "1m", "20m"] as SizeName[]).filter((s) => only.has(s));
+  const sizes = (["10k", "1m", "20m", "100m"] as SizeName[]).filter((s) => only.has(s));
   const children: Child[] = [];
   const results: { latency: LatencyRow[]; throughput: Throughput[]; idle?: { clients: number; rssPerClient: number } } = { latency: [], throughput: [] };
   console.log(
@@ -352,27 +392,35 @@ async function main() {
         execArgvFor("app"),
       );
       children.push(app);
-      if (altDir && altServer) {
-        // The alt app serves the same registries through the alt checkout's client; only its stream is used.
-        children.push(await startChild(
-          path.join(altDir, "bench", "app-proc.ts"),
-          [JSON.stringify({ serverPort: altServer.info.port, accept: PROM_ACCEPT, role: "latency", sizes })],
-          execArgvFor("alt-app"),
-        ));
-      }
+      // The alt app serves the same registries through the alt checkout's client.
+      const altApp = altDir && altServer
+        ? await startChild<{ directPort: number }>(
+            path.join(altDir, "bench", "app-proc.ts"),
+            [JSON.stringify({ serverPort: altServer.info.port, accept: PROM_ACCEPT, role: "latency", sizes })],
+            execArgvFor("alt-app"),
+          )
+        : undefined;
+      if (altApp) children.push(altApp);
       const relay = await startChild<{ port: number }>(path.join(here, "relay-proc.ts"), [String(app.info.relayPort)], ["--expose-gc"]);
       children.push(relay);
       console.log("done");
-      const e: Endpoints = { serverPort: server.info.port, altServerPort: altServer?.info.port, directPort: app.info.directPort, floorPort: relay.info.port };
+      const e: Endpoints = {
+        serverPort: server.info.port,
+        altServerPort: altServer?.info.port,
+        directPort: app.info.directPort,
+        altDirectPort: altApp?.info.directPort,
+        floorPort: relay.info.port,
+      };
       for (const size of sizes) {
         for (const isCached of [false, true]) {
-          if ((isCached && !cached) || (!isCached && !live)) continue;
-          const r = await latencyRow(e, server, altServer, size, isCached);
+          if ((isCached && !cached) || (!isCached && (!live || size === "100m"))) continue;
+          const r = await latencyRow(e, { server, app, altServer, altApp }, size, isCached);
           results.latency.push(r);
           console.log(
             `  ${r.row.padEnd(10)} ${fmtBytes(r.bytes).padStart(9)}  n=${r.samples}  proxy p50 ${fmtMs(r.p50.proxy)} ms, direct ${fmtMs(r.p50.direct)} ms, ` +
               `floor ${fmtMs(r.p50.floor)} ms, ratio ${ratio(r.p50.proxy, r.p50.direct)}` +
-              (altDir ? `; alt p50 ${fmtMs(r.p50.alt)} ms, alt/proxy ${ratio(r.p50.alt, r.p50.proxy)}` : "") +
+              `, server CPU ${perScrape(r.cpu.server, r.cpu.proxied)}` +
+              (altDir ? `; alt p50 ${fmtMs(r.p50.alt)} ms, alt/proxy ${ratio(r.p50.alt, r.p50.proxy)}, alt server CPU ${perScrape(r.cpu.altServer, r.cpu.altProxied)}` : "") +
               (r.errors ? `, ${r.errors} ERRORS` : ""),
           );
           if (heapDir) await server.call("heapSnapshot", path.join(heapDir, `server-after-${r.row.replace(" ", "-")}.heapsnapshot`));
@@ -475,10 +523,10 @@ async function main() {
         `Accept-Encoding: ${encoding}. "live" = prom-client renders each scrape; "cached" = one pre-rendered exposition ` +
         `(each scrape still encodes it to a Buffer), isolating the relay. Floor = driver -> TCP relay -> TCP relay -> direct endpoint.`,
     );
-    const altHead = altDir ? ["alt p50", "alt p99", "alt/direct", "alt/proxy", "alt server RSS growth"] : [];
+    const altHead = altDir ? ["alt p50", "alt p99", "alt direct p50", "alt/alt direct", "alt/proxy", "alt server RSS growth", "alt server CPU ms (GC)"] : [];
     console.log(
       table(
-        ["row", "body", "n", "proxy p50", "proxy p99", "direct p50", "direct p99", "floor p50", "proxy/direct p50", "floor/direct", "proxy/floor", "server peak RSS growth", ...altHead],
+        ["row", "body", "n", "proxy p50", "proxy p99", "direct p50", "direct p99", "floor p50", "proxy/direct p50", "floor/direct", "proxy/floor", "server peak RSS growth", "server CPU ms (GC)", ...altHead],
         results.latency.map((r) => [
           r.row,
           fmtBytes(r.bytes),
@@ -492,19 +540,23 @@ async function main() {
           ratio(r.p50.floor, r.p50.direct),
           ratio(r.p50.proxy, r.p50.floor),
           fmtBytes(r.serverRss.peak - r.serverRss.baseline),
+          perScrape(r.cpu.server, r.cpu.proxied),
           ...(altDir
             ? [
                 fmtMs(r.p50.alt) + " ms",
                 fmtMs(r.p99.alt) + " ms",
-                ratio(r.p50.alt, r.p50.direct),
+                fmtMs(r.p50.altDirect) + " ms",
+                ratio(r.p50.alt, r.p50.altDirect),
                 ratio(r.p50.alt, r.p50.proxy),
                 r.altServerRss ? fmtBytes(r.altServerRss.peak - r.altServerRss.baseline) : "-",
+                perScrape(r.cpu.altServer, r.cpu.altProxied),
               ]
             : []),
         ]),
       ),
     );
     if (altDir) console.log(`alt = the same scrapes through the server and client of ${altDir}, interleaved with the others.`);
+    console.log(`Server CPU ms (GC ms): the server's CPU time (all threads) and main-thread GC pauses per proxied scrape, warm-up included.`);
     console.log(`Server peak RSS growth: peak RSS during the row (${results.latency[0]?.serverRss.method === "VmHWM" ? "kernel VmHWM, reset at the row's start" : "sampled every 5 ms"}) minus RSS after GC at its start.`);
     console.log("Goals (issue 2): proxy/direct p50 <= 1.5 at 10 KB, <= 1.1 at 1 MB and 20 MB; server RSS growth well under the body.");
     console.log("");
