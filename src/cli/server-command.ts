@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { hashPasswordFromStdin, secureScrapeConfig, serverAuthFlagSpec, serverAuthOptions, serverAuthUsage } from "../auth/cli-flags.ts";
 import { createServer } from "../server/server.ts";
 import { createConsoleLogger, type LogLevel } from "../shared/logger.ts";
 import { CliError, parseDurationMs, parseHostPort, parsePositiveInt, scrapeConfig, untilSignal } from "./util.ts";
@@ -15,6 +16,8 @@ export const serverUsage = `usage: promproxy server [options]
   --shutdown-grace D           how long in-flight scrapes may finish on SIGTERM          [10s]
   --log-level L                debug, info, warn, error or silent                        [info]
 
+${serverAuthUsage}
+
 Every option can also be set as an environment variable: PROMPROXY_LISTEN, PROMPROXY_MAX_CLIENTS, ...`;
 
 const optionSpec = {
@@ -27,6 +30,7 @@ const optionSpec = {
   "heartbeat-interval": { type: "string" },
   "shutdown-grace": { type: "string" },
   "log-level": { type: "string" },
+  ...serverAuthFlagSpec,
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -52,13 +56,30 @@ export async function runServer(argv: string[]): Promise<number> {
     process.stdout.write(serverUsage + "\n");
     return 0;
   }
-  const v = withEnv(parsed.values, Object.keys(optionSpec).filter((k) => k !== "help"));
+  if (parsed.values["hash-password"]) {
+    process.stdout.write((await hashPasswordFromStdin().catch((e: Error) => Promise.reject(new CliError(e.message)))) + "\n");
+    return 0;
+  }
+  const v = withEnv(parsed.values, Object.keys(optionSpec).filter((k) => k !== "help" && k !== "hash-password"));
   const level = (v["log-level"] ?? "info") as LogLevel;
   if (!["debug", "info", "warn", "error", "silent"].includes(level)) throw new CliError(`--log-level: unknown level ${JSON.stringify(level)}`);
   const logger = createConsoleLogger(level);
   const { host, port } = parseHostPort(v.listen ?? "127.0.0.1:8080", "--listen");
+  let auth: ReturnType<typeof serverAuthOptions>;
+  try {
+    auth = serverAuthOptions({ ...v, "tls-require-client-cert": asFlag(v["tls-require-client-cert"]) }, logger);
+  } catch (e) {
+    throw new CliError((e as Error).message.replace(/^promproxy: /, ""));
+  }
+  const loopback = host === "127.0.0.1" || host === "::1" || host === "localhost";
+  if (!loopback && auth.interceptors.length === 0) {
+    logger.warn("client streams are not authenticated: any client can connect under any name (see --client-token-file, --tls-client-ca-file)");
+  }
+  if (!loopback && !auth.promAuth) logger.warn("anyone who reaches this port can scrape through it (see --prom-users-file)");
   const server = createServer({
     logger,
+    interceptors: auth.interceptors,
+    promAuth: auth.promAuth,
     defaultScrapeTimeoutMs: v["default-scrape-timeout"] ? parseDurationMs(v["default-scrape-timeout"], "--default-scrape-timeout") : undefined,
     maxScrapeTimeoutMs: v["max-scrape-timeout"] ? parseDurationMs(v["max-scrape-timeout"], "--max-scrape-timeout") : undefined,
     maxClients: v["max-clients"] ? parsePositiveInt(v["max-clients"], "--max-clients") : undefined,
@@ -67,11 +88,26 @@ export async function runServer(argv: string[]): Promise<number> {
     heartbeatIntervalMs: v["heartbeat-interval"] ? parseDurationMs(v["heartbeat-interval"], "--heartbeat-interval") : undefined,
   });
   const grace = v["shutdown-grace"] ? parseDurationMs(v["shutdown-grace"], "--shutdown-grace") : 10_000;
-  const bound = await server.listen({ host, port });
+  const bound = await server.listen({ host, port, tls: auth.tls });
   const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
-  process.stdout.write(`promproxy server listening on ${host}:${bound.port}\n\nPrometheus configuration:\n\n${scrapeConfig(`http://${shown}:${bound.port}`)}\n\n`);
+  const config =
+    auth.tls || auth.promAuth
+      ? secureScrapeConfig(`${shown}:${bound.port}`, {
+          tls: Boolean(auth.tls),
+          basic: Boolean(auth.promAuth?.usersFile),
+          bearer: Boolean(auth.promAuth?.tokenFile),
+          protect: auth.promAuth?.protect,
+        })
+      : scrapeConfig(`http://${shown}:${bound.port}`);
+  process.stdout.write(`promproxy server listening on ${host}:${bound.port}${auth.tls ? " (TLS)" : ""}\n\nPrometheus configuration:\n\n${config}\n\n`);
   const sig = await untilSignal();
   logger.info("shutting down", { signal: sig });
   await server.close({ graceMs: grace });
   return 0;
+}
+
+/** A boolean flag, also when it came from the environment as a string ("1", "true"). */
+function asFlag(v: unknown): boolean | undefined {
+  if (v === undefined || typeof v === "boolean") return v;
+  return /^(1|true|yes|on)$/i.test(String(v));
 }

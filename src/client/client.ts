@@ -15,6 +15,7 @@ import { checkLabels, checkName } from "../shared/names.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { createQueue, type Queue } from "../shared/queue.ts";
 import { version } from "../shared/version.ts";
+import { resolveClientTls } from "../auth/client-tls.ts";
 import { createBackoff } from "./backoff.ts";
 import { createHttpTargets } from "./http-target.ts";
 import type { ClientOptions } from "./options.ts";
@@ -87,6 +88,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   if (base.protocol !== "http:" && base.protocol !== "https:") {
     throw new TypeError(`promproxy: option serverUrl must be http:// or https://, got ${JSON.stringify(options.serverUrl)}`);
   }
+  if (options.tls && base.protocol !== "https:") throw new TypeError("promproxy: option tls needs an https:// serverUrl");
   const labelError = checkLabels(options.labels ?? {}, { maxLabels: 1000, maxLabelValueLength: 1 << 20 });
   if (labelError) throw new TypeError(`promproxy: option ${labelError}`);
   const name = checked.name;
@@ -111,10 +113,11 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
 
   /** One connection attempt: returns when the stream ends, throws why it failed. `attempt.welcomed` tells whether it got that far. */
   async function connectOnce(attempt: { welcomed: boolean }): Promise<void> {
+    const tls = await resolveClientTls(options.tls); // per attempt: rotated certificate files are re-read
     const sessionManager = new Http2SessionManager(
       base,
       { pingIntervalMs: options.pingIntervalMs ?? 10_000, pingTimeoutMs: options.pingTimeoutMs ?? 5_000, pingIdleConnection: true },
-      options.http2Options,
+      tls ? { ...options.http2Options, ...tls } : options.http2Options,
     );
     const transportOptions = {
       baseUrl: base.toString(),

@@ -6,6 +6,8 @@
  */
 export { createClient, type ClientState, type PromproxyClient } from "./client.ts";
 export type { ClientOptions } from "./options.ts";
+export { bearerToken } from "../auth/bearer-token.ts";
+export { clientTlsFromFiles, type ClientTlsOptions } from "../auth/client-tls.ts";
 export type { HttpTargetOptions, Secret } from "./http-target.ts";
 export type { BackoffOptions } from "./backoff.ts";
 export type { MetricsRegistry } from "./render.ts";

@@ -1,5 +1,6 @@
 import type * as http2 from "node:http2";
 import type { ConnectError, Interceptor } from "@connectrpc/connect";
+import type { ClientTlsOptions } from "../auth/client-tls.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import type { HttpTargetOptions } from "./http-target.ts";
@@ -49,6 +50,13 @@ export interface ClientOptions {
   heartbeatMisses?: number;
   /** Options for Node's `http2.connect` (TLS: `ca`, `cert`, `key`, `servername`, ...). Default none. */
   http2Options?: http2.ClientSessionOptions | http2.SecureClientSessionOptions;
+  /**
+   * TLS for an `https://` serverUrl: a CA to trust, a client certificate and
+   * key (mTLS). Or a function returning them, called for every connection
+   * attempt (e.g. `clientTlsFromFiles(...)`, which re-reads rotated files).
+   * Merged over `http2Options`. Default none (Node's root CAs, no client certificate).
+   */
+  tls?: ClientTlsOptions | (() => ClientTlsOptions | Promise<ClientTlsOptions>);
   /** Called each time the server welcomes the client. */
   onConnected?: (info: { sessionId: string }) => void;
   /** Called each time an established stream ends; the client reconnects unless stopped. */

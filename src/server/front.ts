@@ -33,7 +33,7 @@ export function createFront(deps: FrontDeps) {
   const { options, sessions, metrics } = deps;
   let inFlight = 0;
 
-  function reply(res: Res, status: number, message: string, headers: Record<string, string> = {}) {
+  function reply(res: Res, status: number, message: string, headers: Record<string, string | string[]> = {}) {
     if (res.headersSent) {
       res.destroy();
       return;
@@ -222,6 +222,29 @@ export function createFront(deps: FrontDeps) {
   function handle(req: Req, response: ServerResponse | Http2ServerResponse): void {
     const res = response as Res;
     const uri = req.url ?? "/";
+    // Prometheus-side auth (src/auth/prom-auth.ts) for proxied scrapes, /clients and /metrics.
+    const gate = options.promAuth?.check(req, uri);
+    if (gate) {
+      let gone = false;
+      res.once("close", () => (gone = true));
+      gate.then(
+        (denial) => {
+          if (gone) return;
+          if (!denial) return route(req, res, uri);
+          if (!uri.startsWith("/")) metrics.scrapes.inc({ outcome: denial.outcome });
+          reply(res, denial.status, denial.message, denial.headers);
+        },
+        (e: unknown) => {
+          options.logger.error("auth check failed", { error: String(e) });
+          reply(res, 500, "internal error");
+        },
+      );
+      return;
+    }
+    route(req, res, uri);
+  }
+
+  function route(req: Req, res: Res, uri: string): void {
     if (uri.startsWith("/")) {
       local(req, res, uri).catch((e: unknown) => {
         options.logger.error("request failed", { path: uri.slice(0, 200), error: String(e) });

@@ -1,6 +1,8 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import * as tls from "node:tls";
+import { createTlsCredentials, type ListenTlsOptions } from "../auth/tls-credentials.ts";
 import type { Logger } from "../shared/logger.ts";
 
 /** Where and how {@link PromproxyServer.listen} listens. */
@@ -9,6 +11,12 @@ export interface ListenOptions {
   host?: string;
   /** TCP port; 0 picks a free one. Default 8080. */
   port?: number;
+  /**
+   * Serve TLS: HTTP/1.1 and HTTP/2 on the one port, chosen by ALPN; optional
+   * mTLS; certificate files reload without a restart. See {@link ListenTlsOptions}.
+   * Default: cleartext (HTTP/2 by prior knowledge, told apart by its first bytes).
+   */
+  tls?: ListenTlsOptions;
 }
 
 /** @internal */
@@ -37,11 +45,13 @@ const windowBytes = 16 * 1024 * 1024;
 
 /**
  * One TCP port for HTTP/1.1 (Prometheus, curl) and cleartext HTTP/2 with prior
- * knowledge (client streams): the first bytes of a connection decide.
+ * knowledge (client streams): the first bytes of a connection decide. With
+ * `tls`, ALPN decides instead.
  *
  * @internal
  */
 export async function listenOnePort(opts: ListenOptions, p: PortOptions): Promise<BoundPort> {
+  const creds = opts.tls ? createTlsCredentials(opts.tls, p.logger) : undefined; // throws on bad TLS options
   const sockets = new Set<net.Socket>();
   const h2sessions = new Set<http2.ServerHttp2Session>();
   let closing = false;
@@ -111,11 +121,30 @@ export async function listenOnePort(opts: ListenOptions, p: PortOptions): Promis
   pinger.unref();
 
   const prefaceTimeoutMs = p.prefaceTimeoutMs ?? 10_000;
+  // TLS: ALPN picks the server (h2: client streams; http/1.1 or none: Prometheus, curl).
+  const secure = creds && tls.createServer({ ...creds.serverOptions(), handshakeTimeout: prefaceTimeoutMs });
+  secure?.on("secureConnection", (socket: tls.TLSSocket) => {
+    socket.on("error", () => {});
+    (socket.alpnProtocol === "h2" ? h2 : h1).emit("connection", socket);
+  });
+  secure?.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
+    p.logger.debug("TLS handshake failed", { remote: socket.remoteAddress, error: err.message });
+    socket.destroy();
+  });
+
   const tcp = net.createServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => {});
     socket.setNoDelay(true);
+    if (creds && secure) {
+      // Changed certificate files are picked up before the next handshake.
+      void creds.refresh().then((ctx) => {
+        if (ctx) secure.setSecureContext(ctx);
+        if (!socket.destroyed) secure.emit("connection", socket);
+      });
+      return;
+    }
     socket.setTimeout(prefaceTimeoutMs, () => socket.destroy());
     socket.once("data", (first: Buffer) => {
       socket.setTimeout(0);

@@ -1,5 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { Registry } from "prom-client";
+import { createPromGate, type PromAuthOptions, type PromGate } from "../auth/prom-auth.ts";
 import { createConsoleLogger, type Logger } from "../shared/logger.ts";
 
 /** Options of {@link createServer}. Every field is optional; defaults are given per field. */
@@ -36,20 +37,31 @@ export interface ServerOptions {
   heartbeatTimeoutMs?: number;
   /** Registry for the server's own metrics (served at `GET /metrics`). Default: a fresh `Registry`, never prom-client's global one. */
   registry?: Registry;
-  /** Connect interceptors for the `Scrape` stream (authentication and the like). Default none. */
+  /** Connect interceptors for the `Scrape` stream (authentication and the like, e.g. `bearerAuth`, `mtlsAuth`). Default none. */
   interceptors?: Interceptor[];
+  /**
+   * Prometheus-side auth for proxied scrapes, `/clients` and `/metrics`
+   * (basic auth, bearer tokens or your own check; see `PromAuthOptions`).
+   * Default none: anyone who reaches the port may scrape through it.
+   */
+  promAuth?: PromAuthOptions;
   /** Where the server logs. Default: warnings and errors to stderr. */
   logger?: Logger;
 }
 
 /** @internal */
-export type ResolvedServerOptions = Required<Omit<ServerOptions, "interceptors">> & { interceptors: Interceptor[] };
+export type ResolvedServerOptions = Required<Omit<ServerOptions, "interceptors" | "promAuth">> & {
+  interceptors: Interceptor[];
+  /** The compiled Prometheus-side auth, when configured. */
+  promAuth?: PromGate;
+};
 
 const MiB = 1024 * 1024;
 
 /** @internal Fills in defaults and rejects nonsense at construction time. */
 export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptions {
   const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 10_000;
+  const logger = o.logger ?? createConsoleLogger("warn");
   const r: ResolvedServerOptions = {
     defaultScrapeTimeoutMs: o.defaultScrapeTimeoutMs ?? 15_000,
     maxScrapeTimeoutMs: o.maxScrapeTimeoutMs ?? 300_000,
@@ -66,7 +78,8 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 3 * heartbeatIntervalMs,
     registry: o.registry ?? new Registry(),
     interceptors: o.interceptors ?? [],
-    logger: o.logger ?? createConsoleLogger("warn"),
+    logger,
+    promAuth: o.promAuth ? createPromGate(o.promAuth, logger) : undefined,
   };
   const positive: (keyof ResolvedServerOptions)[] = [
     "defaultScrapeTimeoutMs", "maxScrapeTimeoutMs", "maxClients", "maxScrapesInFlight", "maxResponseBytes",

@@ -3,6 +3,8 @@ import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ScrapeService } from "../../gen/promproxy/v1/scrape_pb.ts";
+import { logRefusals } from "../auth/log-refusals.ts";
+import { peerContextValues } from "../auth/peer.ts";
 import { createFront } from "./front.ts";
 import { listenOnePort, type BoundPort, type ListenOptions } from "./listen.ts";
 import { createServerMetrics } from "./metrics.ts";
@@ -25,7 +27,8 @@ export interface PromproxyServer {
   ) => void;
   /**
    * Listens on one TCP port for both HTTP/1.1 (Prometheus, curl) and HTTP/2
-   * (client streams). Resolves with the bound port.
+   * (client streams), in cleartext or, with `tls`, TLS (ALPN). Resolves with
+   * the bound port.
    */
   listen(options?: ListenOptions): Promise<{ port: number }>;
   /**
@@ -52,7 +55,9 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   const scrape = createScrapeHandler({ options: o, sessions, metrics, accepting: () => accepting });
   const connect = connectNodeAdapter({
     routes: (router) => router.service(ScrapeService, { scrape }),
-    interceptors: o.interceptors,
+    // The peer (address, TLS client certificate) for auth interceptors such as mtlsAuth.
+    contextValues: peerContextValues,
+    interceptors: [logRefusals(o.logger, (code) => metrics.sessions.inc({ result: Code[code] ?? "unknown" })), ...o.interceptors],
     // A chunk plus the frame around it; a result head's headers fit in the margin.
     readMaxBytes: o.maxChunkBytes + 64 * 1024,
   });
@@ -89,7 +94,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
         logger: o.logger,
       });
       ports.push(bound);
-      o.logger.info("listening", { host: lo.host ?? "127.0.0.1", port: bound.port });
+      o.logger.info("listening", { host: lo.host ?? "127.0.0.1", port: bound.port, tls: lo.tls ? true : undefined });
       return { port: bound.port };
     },
     async close({ graceMs = 10_000 } = {}) {
