@@ -130,6 +130,7 @@ export function createFront(deps: FrontDeps) {
       const v = req.headers[h];
       if (typeof v === "string") headers.push({ $typeName: "promproxy.v1.Header", name: h, value: v });
     }
+    const timedOut = () => `scrape of "${name}" timed out after ${+(timeout / 1000).toFixed(3)}s`;
     const head = req.method === "HEAD";
     let bytes = 0;
     let pending = 0;
@@ -198,7 +199,11 @@ export function createFront(deps: FrontDeps) {
           if (finished) return;
           cleanup();
           res.off("drain", onDrain);
-          if (failure) return fail(failure.status, failure.outcome, failure.message);
+          if (failure) {
+            // The client was asked to give up a little early; its timeout is the deadline row of the error table.
+            const message = failure.status === 504 ? `${timedOut()}: ${failure.message}` : failure.message;
+            return fail(failure.status, failure.outcome, message);
+          }
           done("success");
           res.end();
         },
@@ -214,7 +219,7 @@ export function createFront(deps: FrontDeps) {
       if (finished) return;
       cleanup();
       handle?.cancel("deadline exceeded");
-      fail(504, "timeout", `scrape of "${name}" timed out after ${+(timeout / 1000).toFixed(3)}s`);
+      fail(504, "timeout", timedOut());
     }, timeout);
   }
 
