@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { collectDefaultMetrics } from "prom-client";
+import { clientAuthOptions } from "../auth/cli-flags.ts";
 import { createClientWithTargets } from "../client/client.ts";
 import { createForwarderMetrics, serveMetrics } from "../client/forwarder-metrics.ts";
 import { createHttpTargets, type HttpTarget, type HttpTargetOptions, type TargetOutcome } from "../client/http-target.ts";
@@ -40,6 +41,10 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
 
   let client;
   try {
+    const auth = clientAuthOptions(
+      { tokenFile: cfg.tokenFile, serverCaFile: cfg.serverCaFile, clientCertFile: cfg.clientCertFile, clientKeyFile: cfg.clientKeyFile },
+      cfg.server,
+    );
     client = createClientWithTargets(
       {
         name: cfg.name,
@@ -47,7 +52,8 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
         labels: cfg.labels,
         logger: quietRetries(logger),
         maxScrapesInFlight: cfg.maxScrapesInFlight,
-        http2Options: cfg.serverCaFile ? { ca: readOnce(cfg.serverCaFile, "--server-ca-file") } : undefined,
+        interceptors: auth.interceptors,
+        tls: auth.tls,
         onConnected: () => metrics?.onConnected(),
         onDisconnected: () => metrics?.onDisconnected(),
         onError: (e: ConnectError) => metrics?.onConnectError(e),

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
+import { clientAuthFlagSpec, clientAuthUsage } from "../auth/cli-flags.ts";
 import type { LogLevel } from "../shared/logger.ts";
 import { CliError, parseDurationMs, parseHostPort, parsePositiveInt } from "./util.ts";
 
@@ -37,7 +38,11 @@ export interface ClientConfig {
   logLevel: LogLevel;
   metricsListen?: { host: string; port: number };
   maxScrapesInFlight?: number;
+  /** The connection to the server: bearer token file, CA, client certificate (src/auth/cli-flags.ts). */
+  tokenFile?: string;
   serverCaFile?: string;
+  clientCertFile?: string;
+  clientKeyFile?: string;
   /** The config file read, if any. */
   configFile?: string;
 }
@@ -59,7 +64,9 @@ scrapes of http://NAME:PORT/PATH from the exporter configured for PORT.
   --log-level L                debug, info, warn, error or silent                         [info]
   --metrics-listen HOST:PORT   serve this client's own metrics at http://HOST:PORT/metrics  [off]
   --max-scrapes-in-flight N    most scrapes served at once; more get HTTP 503             [8]
-  --server-ca-file FILE        CA (PEM) to verify an https:// server with                 [system CAs]
+
+ The connection to the server:
+${clientAuthUsage}
 
  For every target (a target in the config file can set each for itself, without "target-"):
   --target-timeout D           time an exporter has per scrape, cut to the scrape's deadline [deadline]
@@ -121,7 +128,7 @@ export const clientOptionSpec = {
   "log-level": { type: "string" },
   "metrics-listen": { type: "string" },
   "max-scrapes-in-flight": { type: "string" },
-  "server-ca-file": { type: "string" },
+  ...clientAuthFlagSpec,
   "target-timeout": { type: "string" },
   "target-max-response-bytes": { type: "string" },
   "target-max-scrapes-in-flight": { type: "string" },
@@ -138,7 +145,8 @@ export const clientOptionSpec = {
 
 /** Keys a config file may hold at the top level (flag names; `targets`/`labels` as lists/maps). */
 const fileKeys = new Set([
-  "name", "server", "target", "targets", "label", "labels", "log-level", "metrics-listen", "max-scrapes-in-flight", "server-ca-file",
+  "name", "server", "target", "targets", "label", "labels", "log-level", "metrics-listen", "max-scrapes-in-flight",
+  ...Object.keys(clientAuthFlagSpec),
   ...targetDefaults,
   "target-bearer-token", "target-basic-auth-password",
 ]);
@@ -248,7 +256,10 @@ export function resolveClientConfig(
     logLevel: level,
     metricsListen: metrics ? parseHostPort(metrics, "--metrics-listen") : undefined,
     maxScrapesInFlight: inFlight ? positiveInt(inFlight) : undefined,
+    tokenFile: str("token-file"),
     serverCaFile: str("server-ca-file"),
+    clientCertFile: str("client-cert-file"),
+    clientKeyFile: str("client-key-file"),
     configFile: configPath,
   };
 }

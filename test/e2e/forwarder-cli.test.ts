@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import { createServer, silentLogger, type PromproxyServer } from "../../src/server/index.ts";
+import { bearerAuth, createServer, silentLogger, type PromproxyServer } from "../../src/server/index.ts";
 import { proxyGet, waitFor } from "../helpers.ts";
 import { freePort, runCli } from "./prometheus.ts";
 
@@ -146,5 +146,40 @@ test("the forwarder reconnects after a server restart, logging each state change
     await cli.kill();
     await server?.close({ graceMs: 100 });
     await echo.close();
+  }
+});
+
+test("--token-file authenticates to the server; a refused token ends the process with exit 1", { timeout: 60_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "promproxy-fwd-auth-"));
+  const echo = await startEcho();
+  const server = createServer({ logger: silentLogger, interceptors: [bearerAuth({ tokens: { "good-token-0123456789": ["edge-*"] }, logger: silentLogger })] });
+  const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
+  fs.writeFileSync(path.join(dir, "good"), "good-token-0123456789\n");
+  fs.writeFileSync(path.join(dir, "bad"), "wrong-token-0123456789\n");
+  const args = (name: string, token: string) => [
+    "client", "--name", name, "--server", `http://127.0.0.1:${port}`, "--target", `9100=http://127.0.0.1:${echo.port}/metrics`, "--token-file", path.join(dir, token),
+  ];
+  const good = runCli(args("edge-1", "good"));
+  const bad = runCli(args("edge-2", "bad"));
+  const stolen = runCli(args("db-1", "good"));
+  try {
+    await waitFor("edge-1 to connect", () => server.clients().some((c) => c.name === "edge-1"), 20_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${good.stderr()}`);
+    });
+    assert.equal((await proxyGet(port, "http://edge-1:9100/metrics")).status, 200);
+    assert.equal((await bad.exited).code, 1, bad.stderr());
+    assert.match(bad.stderr(), /promproxy: the server refused client "edge-2": .*\(Unauthenticated\)/);
+    assert.equal((await stolen.exited).code, 1, stolen.stderr());
+    assert.match(stolen.stderr(), /promproxy: the server refused client "db-1": .*\(PermissionDenied\)/);
+    assert.doesNotMatch(bad.stderr() + good.stderr() + stolen.stderr(), /token-0123456789/, "tokens are never logged");
+    good.child.kill("SIGTERM");
+    assert.equal((await good.exited).code, 0);
+  } finally {
+    await good.kill();
+    await bad.kill();
+    await stolen.kill();
+    await server.close({ graceMs: 100 });
+    await echo.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
