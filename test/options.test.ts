@@ -20,6 +20,7 @@ test("server option defaults", () => {
   assert.equal(o.maxLabelValueLength, 1024);
   assert.equal(o.maxTargets, 64);
   assert.equal(o.helloTimeoutMs, 10_000);
+  assert.equal(o.takeoverProbeMs, 2_000);
   assert.equal(o.heartbeatIntervalMs, 10_000);
   assert.equal(o.heartbeatTimeoutMs, 30_000);
   assert.deepEqual(o.interceptors, []);

@@ -159,3 +159,15 @@ test("serves() checks announced ports and paths", () => {
     { targets: ["app-1"], labels: { env: "prod", __meta_promproxy_client: "app-1", __meta_promproxy_session_id: "s1" } },
   ]);
 });
+
+test("probe: a live client answers, a dead or closed one does not", async () => {
+  const s = newSession();
+  const live = s.probe(1000);
+  s.receive(frame({ case: "pong", value: { nonce: 1n } } as never));
+  assert.equal(await live, true);
+  assert.equal(await s.probe(20), false, "no frame within the probe time");
+  const pending = s.probe(1000);
+  s.close();
+  assert.equal(await pending, false);
+  assert.equal(await s.probe(1000), false, "a closed session is dead at once");
+});

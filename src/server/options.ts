@@ -31,6 +31,13 @@ export interface ServerOptions {
   maxTargets?: number;
   /** How long a new stream may take to send its hello. Default 10 000 ms. */
   helloTimeoutMs?: number;
+  /**
+   * When a hello names a client that is still connected, the server pings the
+   * holder for this long: if it answers, the newcomer is refused with
+   * `AlreadyExists`; if not (its path died silently), the old stream is closed
+   * and the newcomer takes the name. Default 2 000 ms.
+   */
+  takeoverProbeMs?: number;
   /** Interval of app-level pings on every stream. Default 10 000 ms. */
   heartbeatIntervalMs?: number;
   /** A stream that has sent nothing (no pong, no result) for this long is closed. Default 3 × heartbeatIntervalMs. */
@@ -74,6 +81,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     maxLabelValueLength: o.maxLabelValueLength ?? 1024,
     maxTargets: o.maxTargets ?? 64,
     helloTimeoutMs: o.helloTimeoutMs ?? 10_000,
+    takeoverProbeMs: o.takeoverProbeMs ?? 2_000,
     heartbeatIntervalMs,
     heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 3 * heartbeatIntervalMs,
     registry: o.registry ?? new Registry(),
@@ -83,7 +91,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
   };
   const positive: (keyof ResolvedServerOptions)[] = [
     "defaultScrapeTimeoutMs", "maxScrapeTimeoutMs", "maxClients", "maxScrapesInFlight", "maxResponseBytes",
-    "maxChunkBytes", "creditBytes", "maxTargets", "helloTimeoutMs", "heartbeatIntervalMs", "heartbeatTimeoutMs",
+    "maxChunkBytes", "creditBytes", "maxTargets", "helloTimeoutMs", "takeoverProbeMs", "heartbeatIntervalMs", "heartbeatTimeoutMs",
   ];
   for (const k of positive) {
     const v = r[k];

@@ -52,12 +52,24 @@ export function createScrapeHandler(deps: ScrapeServiceDeps) {
         },
         options,
       );
+      // A client that reconnects after its path died silently finds its old session still holding
+      // the name. Probe the holder: a live one keeps the name (AlreadyExists for the newcomer, so
+      // no one steals a live client's name); a dead one is closed and the newcomer takes over.
+      const holder = sessions.get(name);
+      if (holder && !(await holder.probe(options.takeoverProbeMs))) {
+        log.info("replacing a session that did not answer", { name, session: holder.info.sessionId });
+        holder.close(new ConnectError("replaced by a new stream for the same name; this one did not answer a ping", Code.Aborted));
+        sessions.remove(holder);
+      }
       sessions.add(session);
     } catch (e) {
       const err = ConnectError.from(e);
       metrics.sessions.inc({ result: Code[err.code] ?? "unknown" });
       log.info("client refused", { code: Code[err.code], reason: err.rawMessage });
-      await it.return?.();
+      // Not awaited: while a read is pending (no hello yet, readHello timed out), return() waits for that
+      // read, which never settles when the client sends nothing; the refusal was then never sent and the
+      // stream stayed open for good. Ending the handler closes the request side anyway.
+      it.return?.()?.catch(() => {});
       throw err;
     }
 

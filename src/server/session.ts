@@ -91,6 +91,12 @@ export interface Session {
   readonly inFlight: number;
   /** Milliseconds timestamp of the last frame received. */
   readonly lastHeard: number;
+  /**
+   * Pings the client and resolves true as soon as any frame arrives, false
+   * when none arrives within `ms` (or the session is closed): is anyone still
+   * at the other end of this stream?
+   */
+  probe(ms: number): Promise<boolean>;
   serves(port: number, path: string): boolean;
   /** Sends an order; undefined when the client is at its in-flight limit. */
   scrape(order: OrderRequest, sink: ScrapeSink): ScrapeHandle | undefined;
@@ -124,6 +130,8 @@ export function createSession(
   let nextId = 1n;
   let lastHeard = Date.now();
   let closed = false;
+  /** Probes waiting for a sign of life. */
+  const probes = new Set<(alive: boolean) => void>();
 
   const clientInfo: ClientInfo = {
     ...info,
@@ -175,6 +183,20 @@ export function createSession(
       return lastHeard;
     },
 
+    probe(ms) {
+      if (closed) return Promise.resolve(false);
+      return new Promise<boolean>((resolve) => {
+        const settle = (alive: boolean) => {
+          clearTimeout(timer);
+          probes.delete(settle);
+          resolve(alive);
+        };
+        const timer = setTimeout(() => settle(false), ms);
+        probes.add(settle);
+        outbound.push({ frame: { case: "ping", value: { nonce: BigInt(Date.now()) } } });
+      });
+    },
+
     serves(port, path) {
       for (const t of clientInfo.targets) {
         if ((t.port === 0 || t.port === port) && pathMatches(t.path, path)) return true;
@@ -220,6 +242,7 @@ export function createSession(
 
     receive(frame) {
       lastHeard = Date.now();
+      for (const p of probes) p(true);
       const f = frame.frame;
       switch (f.case) {
         case "chunk": {
@@ -272,6 +295,7 @@ export function createSession(
     close(error) {
       if (closed) return;
       closed = true;
+      for (const p of probes) p(false);
       outbound.close(error);
       const failure: ScrapeFailure = {
         status: 502,
