@@ -268,35 +268,48 @@ describe("deadlines", { timeout: 60_000 }, () => {
     }
   });
 
-  test("an embedded client stops serving a scrape the server cancelled", async () => {
+  test("an embedded client honours cancels and deadlines: its one scrape slot is free again at once", async () => {
     const s = await startServer();
-    // A registry whose collection hangs until the scrape is abandoned.
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let collecting = 0;
+    // A registry whose collection hangs, on the calls a test chooses, until released.
     const registry = testRegistry("hang");
+    let hangNext = true;
+    const releases: (() => void)[] = [];
     const slow = {
       contentType: registry.contentType,
       async metrics() {
-        collecting++;
-        await released;
+        if (hangNext) await new Promise<void>((r) => releases.push(r));
         return registry.metrics();
       },
     };
-    const c = await startClient(s.url, "hang", { registry: slow });
+    // One scrape at a time: a scrape the client did not drop would make the next one "busy" (503).
+    const c = await startClient(s.url, "hang", { registry: slow, maxScrapesInFlight: 1 });
     try {
-      const req = openGet(s.port, "http://hang/metrics", { "x-prometheus-scrape-timeout-seconds": "0.5" });
-      const r = await req.done;
-      assertError(r, 504, 'promproxy: scrape of "hang" timed out after 0.5s');
-      assert.equal(collecting, 1);
-      release();
-      // The client does not send the late result as a live one: the next scrape is clean.
-      const ok = await proxyGet(s.port, "http://hang/metrics");
-      assert.equal(ok.status, 200);
-      assert.match(ok.body.toString(), /^test_up_total\{name="hang"\} 1$/m);
-      await waitFor("no scrapes in flight", () => s.server.clients()[0]?.scrapesInFlight === 0);
+      // Prometheus hangs up while the collection hangs: the server cancels, the client drops the scrape.
+      const gone = openGet(s.port, "http://hang/metrics", { "x-prometheus-scrape-timeout-seconds": "30" });
+      await waitFor("the collection to start", () => releases.length === 1);
+      gone.destroy();
+      await waitFor("the server to forget the scrape", () => s.server.clients()[0]?.scrapesInFlight === 0);
+      hangNext = false;
+      const ok = await waitFor("a scrape served while the first collection still hangs", async () => {
+        const r = await proxyGet(s.port, "http://hang/metrics");
+        return r.status === 200 ? r : undefined;
+      }, 5_000);
+      assert.match(ok!.body.toString(), /^test_up_total\{name="hang"\} 1$/m);
+
+      // The deadline passes while the collection hangs: the deadline row, whoever notices first.
+      hangNext = true;
+      const late = await proxyGet(s.port, "http://hang/metrics", { "x-prometheus-scrape-timeout-seconds": "0.5" });
+      assertError(late, 504, 'promproxy: scrape of "hang" timed out after 0.5s');
+      hangNext = false;
+      const again = await proxyGet(s.port, "http://hang/metrics");
+      assert.equal(again.status, 200, again.body.toString());
+      // Results of abandoned collections never turn up anywhere.
+      for (const r of releases) r();
+      const last = await proxyGet(s.port, "http://hang/metrics");
+      assert.equal(last.status, 200);
+      assert.equal(last.body.toString(), await registry.metrics());
     } finally {
-      release();
+      for (const r of releases) r();
       await c.stop();
       await s.close();
     }

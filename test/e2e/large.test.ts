@@ -153,16 +153,18 @@ describe("large expositions", { timeout: 240_000 }, () => {
     const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
 
     // A cold server, with V8 collecting garbage on its own schedule. Its first large
-    // relay grows the process by a one-time working set of freed-but-not-yet-reused
-    // buffers that does not depend on the payload's size (100 MB measures the same
-    // as 50 MB; further scrapes add almost nothing); a server that buffered the
-    // body would hold the whole payload on top of that.
+    // relay grows the process by a one-time working set (V8 grows its young
+    // generation to its maximum under the allocation rate, and dead Buffers wait for
+    // the next collection): about 40 MiB here, the same for 100 MB as for 50 MB, and
+    // further scrapes add almost nothing. A server that buffered the body would hold
+    // the whole payload on top of that; the bound here only catches that, the tight
+    // bounds are the warm and the live ones below.
     await server.command("mark");
     await scrapeBig();
     const cold = await server.command("peak");
     const coldGrowth = (cold.peak ?? 0) - (cold.baseline ?? 0);
     t.diagnostic(`cold server, V8's own GC schedule: RSS ${mib(cold.baseline ?? 0)} -> peak +${mib(coldGrowth)} for ${mib(expected.length)} relayed`);
-    assert.ok(coldGrowth < expected.length, `server RSS grew by ${mib(coldGrowth)} relaying ${mib(expected.length)}`);
+    assert.ok(coldGrowth < 1.5 * expected.length, `server RSS grew by ${mib(coldGrowth)} relaying ${mib(expected.length)}`);
     await server.command("mark");
     await scrapeBig();
     const warm = await server.command("peak");
@@ -211,7 +213,7 @@ describe("large expositions", { timeout: 240_000 }, () => {
         const now = (await relayedBytes(server.port)) - before;
         stable = now === last && now > 0 ? stable + 1 : 0;
         last = now;
-        return stable >= 5;
+        return stable >= 10;
       },
       60_000,
       100,
