@@ -208,7 +208,8 @@ export function createPromGate(options: PromAuthOptions, logger: Logger): PromGa
       const key = createHmac("sha256", cacheKey).update(header).digest("base64");
       if (cache.has(key)) return true;
       const user = fixedUsers.get(credential.username) ?? fileUsers?.get(credential.username);
-      const ok = await (user?.password ?? decoy).verify(credential.password);
+      // An unknown user name costs a hash check too, so that timing does not tell which names exist.
+      const ok = fixedUsers.size > 0 || fileUsers ? await (user?.password ?? decoy).verify(credential.password) : false;
       if (ok && user) {
         if (cache.size >= cacheLimit) cache.clear();
         if (cachedFor === (userFile?.generation ?? 0)) cache.add(key);

@@ -13,7 +13,7 @@ import * as http2 from "node:http2";
 import { bearerToken, clientTlsFromFiles, createClient } from "../../src/client/index.ts";
 import { bearerAuth, createServer, mtlsAuth, silentLogger, type ListenTlsOptions, type PromproxyServer, type ServerOptions } from "../../src/server/index.ts";
 import { issue, tempDir, testPki, type Ca, type CertFiles } from "../auth-certs.ts";
-import { curl, startClient, testRegistry, waitFor } from "../helpers.ts";
+import { curl, startClient, testRegistry } from "../helpers.ts";
 
 let tmp: ReturnType<typeof tempDir>;
 let ca: Ca;
@@ -155,10 +155,8 @@ describe("TLS listener", () => {
 });
 
 describe("mTLS", () => {
-  const mtls = { ca: () => ca.cert, requestCert: true };
-
   test("a client certificate is the identity: CN/SAN app-1 holds app-1, visible in clients()", async () => {
-    const s = await startTlsServer({ ca: mtls.ca(), requestCert: true }, { interceptors: [mtlsAuth()] });
+    const s = await startTlsServer({ ca: ca.cert, requestCert: true }, { interceptors: [mtlsAuth()] });
     const c = await startClient(s.url, "app-1", { tls: { ca: ca.cert, cert: app1.cert, key: app1.key } });
     try {
       assert.deepEqual(s.server.clients().map((x) => [x.name, x.identity]), [["app-1", "cert:app-1"]]);
@@ -169,7 +167,7 @@ describe("mTLS", () => {
   });
 
   test("the same certificate may not hold another name: PermissionDenied", async () => {
-    const s = await startTlsServer({ ca: mtls.ca(), requestCert: true }, { interceptors: [mtlsAuth()] });
+    const s = await startTlsServer({ ca: ca.cert, requestCert: true }, { interceptors: [mtlsAuth()] });
     try {
       const e = await refusal(s.url, "app-2", { tls: { ca: ca.cert, cert: app1.cert, key: app1.key } });
       assert.equal(e.code, Code.PermissionDenied);
@@ -181,7 +179,7 @@ describe("mTLS", () => {
 
   test("names(cert) maps certificates to patterns", async () => {
     const s = await startTlsServer(
-      { ca: mtls.ca(), requestCert: true },
+      { ca: ca.cert, requestCert: true },
       { interceptors: [mtlsAuth({ names: (cert) => (cert.subject.CN === "app-1" ? ["app-*"] : []) })] },
     );
     const c = await startClient(s.url, "app-7", { tls: { ca: ca.cert, cert: app1.cert, key: app1.key } });
@@ -194,7 +192,7 @@ describe("mTLS", () => {
   });
 
   test("no client certificate: Unauthenticated (with rejectUnauthorized: false, so that Prometheus can still connect)", async () => {
-    const s = await startTlsServer({ ca: mtls.ca(), requestCert: true, rejectUnauthorized: false }, { interceptors: [mtlsAuth()] });
+    const s = await startTlsServer({ ca: ca.cert, requestCert: true, rejectUnauthorized: false }, { interceptors: [mtlsAuth()] });
     try {
       const e = await refusal(s.url, "app-1", { tls: { ca: ca.cert } });
       assert.equal(e.code, Code.Unauthenticated);
@@ -207,7 +205,7 @@ describe("mTLS", () => {
   });
 
   test("a client certificate from an untrusted CA: Unauthenticated from mtlsAuth when the handshake lets it through", async () => {
-    const s = await startTlsServer({ ca: mtls.ca(), requestCert: true, rejectUnauthorized: false }, { interceptors: [mtlsAuth()] });
+    const s = await startTlsServer({ ca: ca.cert, requestCert: true, rejectUnauthorized: false }, { interceptors: [mtlsAuth()] });
     try {
       const e = await refusal(s.url, "app-1", { tls: { ca: ca.cert, cert: rogueApp1.cert, key: rogueApp1.key } });
       assert.equal(e.code, Code.Unauthenticated);
@@ -219,7 +217,7 @@ describe("mTLS", () => {
   });
 
   test("a client certificate from an untrusted CA: the TLS handshake refuses it (rejectUnauthorized, the default)", async () => {
-    const s = await startTlsServer({ ca: mtls.ca(), requestCert: true }, { interceptors: [mtlsAuth()] });
+    const s = await startTlsServer({ ca: ca.cert, requestCert: true }, { interceptors: [mtlsAuth()] });
     const errors: ConnectError[] = [];
     const c = createClient({
       name: "app-1",
@@ -243,7 +241,7 @@ describe("mTLS", () => {
     const tokenFile = path.join(tmp.dir, "client-token");
     fs.writeFileSync(tokenFile, "t0k3n-for-app-star\n");
     const s = await startTlsServer(
-      { ca: mtls.ca(), requestCert: true },
+      { ca: ca.cert, requestCert: true },
       { interceptors: [mtlsAuth(), bearerAuth({ tokens: { "t0k3n-for-app-star": { name: "ops", patterns: ["app-*"] } } })] },
     );
     const tlsFiles = clientTlsFromFiles({ caFile: ca.certFile, certFile: app1.certFile, keyFile: app1.keyFile });
@@ -260,5 +258,3 @@ describe("mTLS", () => {
     }
   });
 });
-
-void waitFor;
