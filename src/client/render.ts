@@ -5,8 +5,14 @@ import { acceptsGzip, prefersOpenMetrics } from "./negotiate.ts";
 
 const gzip = promisify(gzipCb);
 
-/** The part of a prom-client `Registry` promproxy uses. */
-export type MetricsRegistry = Pick<Registry, "metrics" | "contentType">;
+/**
+ * What promproxy serves: a prom-client `Registry` (of either content type), or
+ * anything else that renders an exposition and names its content type.
+ */
+export interface MetricsRegistry {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
 
 /** A rendered exposition. @internal */
 export interface Rendered {
