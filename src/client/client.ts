@@ -116,7 +116,12 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
     const tls = await resolveClientTls(options.tls); // per attempt: rotated certificate files are re-read
     const sessionManager = new Http2SessionManager(
       base,
-      { pingIntervalMs: options.pingIntervalMs ?? 10_000, pingTimeoutMs: options.pingTimeoutMs ?? 5_000, pingIdleConnection: true },
+      // pingIdleConnection stays off: our one stream keeps the connection non-idle, so it would add nothing,
+      // and with it on, Connect (2.2) re-arms its PING timer when the stream closes after the session was
+      // destroyed; the timer then calls ping() on the dead session, which throws an uncaught
+      // ERR_HTTP2_INVALID_SESSION ~pingIntervalMs after every reconnect and crashes the host application
+      // (connectrpc/connect-es#1795; test/e2e/faults.test.ts catches it).
+      { pingIntervalMs: options.pingIntervalMs ?? 10_000, pingTimeoutMs: options.pingTimeoutMs ?? 5_000, pingIdleConnection: false },
       tls ? { ...options.http2Options, ...tls } : options.http2Options,
     );
     const transportOptions = {

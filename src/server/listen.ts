@@ -17,6 +17,12 @@ export interface ListenOptions {
    * Default: cleartext (HTTP/2 by prior knowledge, told apart by its first bytes).
    */
   tls?: ListenTlsOptions;
+  /**
+   * A new connection must send its first bytes (HTTP/2 preface or HTTP/1.1
+   * request line), or finish its TLS handshake, within this time; else it is
+   * closed (slowloris). Default 10 000 ms.
+   */
+  prefaceTimeoutMs?: number;
 }
 
 /** @internal */
@@ -109,10 +115,19 @@ export async function listenOnePort(opts: ListenOptions, p: PortOptions): Promis
 
   // Find dead HTTP/2 peers (a black-holed path leaves a session that never errors).
   const pingMs = p.pingIntervalMs ?? 30_000;
+  // Node's PINGs never time out: a peer that has not answered the previous one by the next tick is gone
+  // (else a dead session lingered until maxOutstandingPings, 10 intervals = 5 min, holding its socket).
+  const unanswered = new WeakSet<http2.ServerHttp2Session>();
   const pinger = setInterval(() => {
     for (const s of h2sessions) {
       if (s.destroyed || s.closed) continue;
+      if (unanswered.has(s)) {
+        s.destroy();
+        continue;
+      }
+      unanswered.add(s);
       const ok = s.ping((err) => {
+        unanswered.delete(s);
         if (err && !s.destroyed) s.destroy();
       });
       if (!ok) s.destroy();
@@ -120,7 +135,7 @@ export async function listenOnePort(opts: ListenOptions, p: PortOptions): Promis
   }, pingMs);
   pinger.unref();
 
-  const prefaceTimeoutMs = p.prefaceTimeoutMs ?? 10_000;
+  const prefaceTimeoutMs = opts.prefaceTimeoutMs ?? p.prefaceTimeoutMs ?? 10_000;
   // TLS: ALPN picks the server (h2: client streams; http/1.1 or none: Prometheus, curl).
   const secure = creds && tls.createServer({ ...creds.serverOptions(), handshakeTimeout: prefaceTimeoutMs });
   secure?.on("secureConnection", (socket: tls.TLSSocket) => {
@@ -146,17 +161,24 @@ export async function listenOnePort(opts: ListenOptions, p: PortOptions): Promis
       return;
     }
     socket.setTimeout(prefaceTimeoutMs, () => socket.destroy());
-    socket.once("data", (first: Buffer) => {
+    let first: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      first = first.length === 0 ? chunk : Buffer.concat([first, chunk]);
+      const n = Math.min(first.length, preface.length);
+      const isH2 = first.subarray(0, n).equals(preface.subarray(0, n));
+      // A strict prefix of the preface cannot decide yet ("P" of "POST ..." arriving alone would be taken
+      // for HTTP/2 and get a GOAWAY): wait for more, still under the preface timeout.
+      if (isH2 && n < preface.length) return;
+      socket.off("data", onData);
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(first);
-      const n = Math.min(first.length, preface.length);
-      const isH2 = first.subarray(0, n).equals(preface.subarray(0, n));
       // Both servers take the unshifted bytes: http reads on from the stream,
       // http2 reads what is buffered on the next tick (nodejs/node#34532).
       (isH2 ? h2 : h1).emit("connection", socket);
       if (!isH2) socket.resume();
-    });
+    };
+    socket.on("data", onData);
   });
 
   await new Promise<void>((resolve, reject) => {
