@@ -36,3 +36,11 @@ test("the printed Prometheus configuration uses proxy_url and http_sd_configs", 
   assert.match(c, /proxy_url: http:\/\/127\.0\.0\.1:8080$/m);
   assert.match(c, /- url: http:\/\/127\.0\.0\.1:8080\/clients$/m);
 });
+
+test("listen addresses print as dialable hosts", async () => {
+  const { dialableHost } = await import("../src/cli/util.ts");
+  assert.equal(dialableHost("0.0.0.0"), "127.0.0.1");
+  assert.equal(dialableHost("::"), "127.0.0.1");
+  assert.equal(dialableHost("::1"), "[::1]");
+  assert.equal(dialableHost("10.1.2.3"), "10.1.2.3");
+});

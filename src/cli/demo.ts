@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import { createClient } from "../client/client.ts";
 import { createServer } from "../server/server.ts";
 import { createConsoleLogger } from "../shared/logger.ts";
-import { CliError, parseHostPort, scrapeConfig, untilSignal } from "./util.ts";
+import { CliError, parseHostPort, scrapeConfig, untilSignal, dialableHost } from "./util.ts";
 
 const usage = `usage: promproxy demo [--listen HOST:PORT] [--name NAME]
 
@@ -44,7 +44,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const logger = createConsoleLogger("info");
   const server = createServer({ logger });
   const bound = await server.listen({ host, port });
-  const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  const shown = dialableHost(host);
   const url = `http://${shown}:${bound.port}`;
   const demo = demoRegistry();
   const client = createClient({ name, serverUrl: url, registry: demo.registry, labels: { env: "demo" }, logger });

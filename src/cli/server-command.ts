@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { hashPasswordFromStdin, secureScrapeConfig, serverAuthFlagSpec, serverAuthOptions, serverAuthUsage } from "../auth/cli-flags.ts";
 import { createServer } from "../server/server.ts";
 import { createConsoleLogger, type LogLevel } from "../shared/logger.ts";
-import { CliError, parseDurationMs, parseHostPort, parsePositiveInt, scrapeConfig, untilSignal } from "./util.ts";
+import { CliError, parseDurationMs, parseHostPort, parsePositiveInt, scrapeConfig, untilSignal, dialableHost } from "./util.ts";
 
 export const serverUsage = `usage: promproxy server [options]
 
@@ -89,7 +89,7 @@ export async function runServer(argv: string[]): Promise<number> {
   });
   const grace = v["shutdown-grace"] ? parseDurationMs(v["shutdown-grace"], "--shutdown-grace") : 10_000;
   const bound = await server.listen({ host, port, tls: auth.tls });
-  const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  const shown = dialableHost(host);
   const config =
     auth.tls || auth.promAuth
       ? secureScrapeConfig(`${shown}:${bound.port}`, {

@@ -47,3 +47,9 @@ export function scrapeConfig(serverUrl: string): string {
     http_sd_configs:
       - url: ${serverUrl}/clients`;
 }
+
+/** The host to print in URLs for a listen address: loopback for a wildcard, brackets for IPv6. @internal */
+export function dialableHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
+}
