@@ -16,8 +16,8 @@ import fc from "fast-check";
 import { ClientFrameSchema, HelloSchema, TargetSchema, type ClientFrame } from "../gen/promproxy/v1/scrape_pb.ts";
 import type { PromproxyClient } from "../src/client/index.ts";
 import { scrapeTimeoutMs } from "../src/server/front.ts";
-import { checkHello } from "../src/server/scrape-service.ts";
-import { createSession, targetsOf, type ScrapeHandle } from "../src/server/session.ts";
+import { checkHello, targetsOf } from "../src/server/hello.ts";
+import { createSession, type ScrapeHandle } from "../src/server/session.ts";
 import { checkLabels, checkName } from "../src/shared/names.ts";
 import { startClient, startServer, type TestServer } from "./helpers.ts";
 

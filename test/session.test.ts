@@ -4,7 +4,8 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ClientFrameSchema, ScrapeErrorReason, type ClientFrame } from "../gen/promproxy/v1/scrape_pb.ts";
 import { discoveryOf } from "../src/server/discovery.ts";
-import { createSession, targetsOf, type ScrapeFailure } from "../src/server/session.ts";
+import { targetsOf } from "../src/server/hello.ts";
+import { createSession, type ScrapeFailure } from "../src/server/session.ts";
 
 const limits = { maxScrapesInFlight: 2, maxChunkBytes: 4, creditBytes: 8 };
 

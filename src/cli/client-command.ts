@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { collectDefaultMetrics } from "prom-client";
-import { clientAuthOptions } from "../auth/cli-flags.ts";
+import { clientAuthOptions } from "./auth-flags.ts";
 import { createClientWithTargets } from "../client/client.ts";
 import { createForwarderMetrics, serveMetrics } from "../client/forwarder-metrics.ts";
 import { createHttpTargets, type HttpTarget, type HttpTargetOptions, type TargetOutcome } from "../client/http-target.ts";

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
-import { clientAuthFlagSpec, clientAuthUsage } from "../auth/cli-flags.ts";
+import { clientAuthFlagSpec, clientAuthUsage } from "./auth-flags.ts";
 import type { LogLevel } from "../shared/logger.ts";
 import { CliError, parseDurationMs, parseHostPort, parsePositiveInt } from "./util.ts";
 
@@ -38,7 +38,7 @@ export interface ClientConfig {
   logLevel: LogLevel;
   metricsListen?: { host: string; port: number };
   maxScrapesInFlight?: number;
-  /** The connection to the server: bearer token file, CA, client certificate (src/auth/cli-flags.ts). */
+  /** The connection to the server: bearer token file, CA, client certificate (src/cli/auth-flags.ts). */
   tokenFile?: string;
   serverCaFile?: string;
   clientCertFile?: string;

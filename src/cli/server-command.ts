@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { hashPasswordFromStdin, secureScrapeConfig, serverAuthFlagSpec, serverAuthOptions, serverAuthUsage } from "../auth/cli-flags.ts";
+import { hashPasswordFromStdin, secureScrapeConfig, serverAuthFlagSpec, serverAuthOptions, serverAuthUsage } from "./auth-flags.ts";
 import { createServer } from "../server/server.ts";
 import { createConsoleLogger, type LogLevel } from "../shared/logger.ts";
 import { CliError, parseDurationMs, parseHostPort, parsePositiveInt, scrapeConfig, untilSignal, dialableHost } from "./util.ts";

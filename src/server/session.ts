@@ -4,7 +4,6 @@ import {
   ScrapeErrorReason,
   type ClientFrame,
   type Header,
-  type Target,
   type ServerFrameSchema,
 } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { pathMatches } from "../shared/paths.ts";
@@ -320,10 +319,3 @@ export function oneLine(s: string, max = 512): string {
   const line = s.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
   return line.length > max ? line.slice(0, max) + "…" : line;
 }
-
-/** The `Target` messages a hello carries, as ClientInfo holds them. @internal */
-export function targetsOf(targets: Target[]): ClientInfo["targets"] {
-  if (targets.length === 0) return [{ port: 0, path: "", labels: {} }];
-  return targets.map((t) => ({ port: t.port, path: t.path, labels: { ...t.labels } }));
-}
-

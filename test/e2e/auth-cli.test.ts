@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { bearerToken } from "../../src/client/index.ts";
-import { clientAuthOptions } from "../../src/auth/cli-flags.ts";
+import { clientAuthOptions } from "../../src/cli/auth-flags.ts";
 import { issue, tempDir, testPki, type Ca, type CertFiles } from "../auth-certs.ts";
 import { curl, startClient } from "../helpers.ts";
 import { cliMain, node22, runCli, type CliProcess } from "./prometheus.ts";

@@ -9,13 +9,13 @@
  */
 import * as fs from "node:fs";
 import type { Interceptor } from "@connectrpc/connect";
-import { createTlsCredentials, type ListenTlsOptions } from "./tls-credentials.ts";
-import { bearerAuth } from "./bearer-auth.ts";
-import { bearerToken } from "./bearer-token.ts";
-import { clientTlsFromFiles, type ClientTlsOptions } from "./client-tls.ts";
-import { mtlsAuth } from "./mtls-auth.ts";
-import { hashPassword } from "./passwords.ts";
-import { createPromGate, type PromAuthOptions, type PromEndpoint } from "./prom-auth.ts";
+import { createTlsCredentials, type ListenTlsOptions } from "../auth/tls-credentials.ts";
+import { bearerAuth } from "../auth/bearer-auth.ts";
+import { bearerToken } from "../auth/bearer-token.ts";
+import { clientTlsFromFiles, type ClientTlsOptions } from "../auth/client-tls.ts";
+import { mtlsAuth } from "../auth/mtls-auth.ts";
+import { hashPassword } from "../auth/passwords.ts";
+import { createPromGate, type PromAuthOptions, type PromEndpoint } from "../auth/prom-auth.ts";
 import type { Logger } from "../shared/logger.ts";
 
 // ---------------------------------------------------------------------------------------------
