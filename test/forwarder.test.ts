@@ -14,7 +14,8 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { createClient, silentLogger, type ClientOptions, type PromproxyClient } from "../src/client/index.ts";
-import { createHttpTargets, describe as describeError } from "../src/client/http-target.ts";
+import { describe as describeError } from "../src/client/exporter-request.ts";
+import { createHttpTargets } from "../src/client/http-target.ts";
 import { ScrapeErrorReason } from "../src/client/target.ts";
 import { proxyGet, startServer, testRegistry, waitFor, type TestServer } from "./helpers.ts";
 
@@ -503,10 +504,55 @@ test("bad target configurations are refused at construction with a clear message
   assert.throws(make(["http://a/"], { registry: testRegistry() }), /serves any port at \/metrics, where the registry is served too/);
   assert.throws(make([{ url: "http://a/", bearerToken: "t", basicAuth: { username: "u", password: "p" } }]), /basicAuth or bearerToken, not both/);
   assert.throws(make([{ url: "http://a/", timeoutMs: -1 }]), /timeoutMs must be a positive number/);
+  assert.throws(make(["9100=http://a/metr%2Fics"]), /the URL's path would never match a request: refused path "\/metr%2Fics": it holds an encoded slash/);
+  assert.throws(make(["9100=http://a/metrics;v=1"]), /would never match a request: .*semicolon/);
+  assert.throws(make(["9100=http://a//metrics"]), /would never match a request: .*empty segment/);
   // Same port, different paths: fine, most specific first.
   const ts = createHttpTargets(["9100=http://a/", "9100=http://b/metrics", "http://c/x"]);
   assert.deepEqual(ts.map((t) => `${t.port} ${t.path}`), ["9100 /metrics", "9100 /", "0 /x"]);
   for (const t of ts) t.close();
+});
+
+test("the forwarder refuses a non-canonical path itself, whatever the server sends: NOT_FOUND, never sent to the exporter", async () => {
+  const a = await startExporter(textExporter);
+  const outcomes: string[] = [];
+  const [target] = createHttpTargets([`9100=${a.url}/metrics`], { onResult: (r) => outcomes.push(r.outcome) });
+  assert.ok(target);
+  const serve = (path: string) =>
+    target.serve(
+      { port: 9100, path, scheme: "http", headers: {}, timeoutMs: 5000, signal: new AbortController().signal },
+      { head() {}, write: async () => {} },
+    );
+  try {
+    const attacks = [
+      "/metrics/..%2fsecret.txt",
+      "/metrics/%2e%2e%2fsecret.txt",
+      "/metrics/..;/secret.txt",
+      "/metrics/..%5csecret.txt",
+      "/metrics/%252e%252e%252fsecret.txt",
+      "/metrics/%c0%ae%c0%ae/secret.txt",
+      "/metrics/../secret.txt",
+      "/metrics//x",
+      "/metrics/..%00/x",
+      "/metrics/\uff0e\uff0e/x",
+      "/metrics#x",
+      "http://fwd:9100/metrics",
+    ];
+    for (const path of attacks) {
+      await assert.rejects(serve(path), (e: Error & { reason?: ScrapeErrorReason }) => {
+        assert.equal(e.reason, ScrapeErrorReason.NOT_FOUND, path);
+        assert.match(e.message, /^target http:\/\/127\.0\.0\.1:\d+\/metrics(: refused path "| does not serve port 9100 path ")/, e.message);
+        return true;
+      });
+    }
+    assert.equal(a.requests.length, 0, "no refused path reaches the exporter");
+    assert.deepEqual(new Set(outcomes), new Set(["not_found"]));
+    await serve("/metrics?target=http%3A%2F%2Fx%2F..%2F");
+    assert.deepEqual(a.requests.map((r) => r.url), ["/metrics?target=http%3A%2F%2Fx%2F..%2F"], "the query is the exporter's business");
+  } finally {
+    target.close();
+    await a.close();
+  }
 });
 
 test("socket errors become messages that name the target and the cause", () => {

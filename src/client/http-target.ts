@@ -1,8 +1,9 @@
 import * as http from "node:http";
 import * as https from "node:https";
-import { pathMatches } from "../shared/paths.ts";
-import { version } from "../shared/version.ts";
+import { describe, exporterHeaders, exporterRequest, type ExporterOrigin } from "./exporter-request.ts";
 import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget, type ServeRequest } from "./target.ts";
+import { refusedScrape } from "./target-path.ts";
+import { checkUrl, parseTargetSpec } from "./target-url.ts";
 
 /** A secret given directly, or a function asked for it on every scrape (a rotating token file, say). */
 export type Secret = string | (() => string | Promise<string>);
@@ -95,44 +96,6 @@ const reasonNames: Record<number, TargetOutcome["outcome"]> = {
 const deadlineMarginMs = 25;
 
 /**
- * Parses a target given as "[PORT=]URL" (the command line's form) or checks
- * an options object; throws a TypeError saying what is wrong.
- *
- * @internal
- */
-export function parseTargetSpec(spec: string | HttpTargetOptions): HttpTargetOptions {
-  if (typeof spec !== "string") return { ...spec };
-  const m = /^(\d+)=(.*)$/s.exec(spec.trim());
-  return m ? { port: Number(m[1]), url: m[2] as string } : { url: spec.trim() };
-}
-
-/** The checked form of a target's URL. @internal */
-interface CheckedUrl {
-  base: URL;
-  prefix: string;
-  display: string;
-  userinfo?: { username: string; password: string };
-}
-
-function checkUrl(raw: string, what: string): CheckedUrl {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new TypeError(`promproxy: ${what}: ${JSON.stringify(raw)} is not a URL (want e.g. http://127.0.0.1:9100/metrics)`);
-  }
-  if (u.protocol !== "http:" && u.protocol !== "https:") throw new TypeError(`promproxy: ${what}: want an http:// or https:// URL, got ${JSON.stringify(u.protocol)}`);
-  if (u.search !== "" || u.hash !== "" || raw.includes("?") || raw.includes("#")) {
-    throw new TypeError(`promproxy: ${what}: a target URL takes no query or fragment (Prometheus' query parameters are forwarded as they are)`);
-  }
-  const userinfo = u.username || u.password ? { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } : undefined;
-  u.username = "";
-  u.password = "";
-  const prefix = u.pathname === "" ? "/" : u.pathname;
-  return { base: u, prefix, display: u.toString(), userinfo };
-}
-
-/**
  * Creates the targets for a list of specs: checked, with no two serving the
  * same port and path, ordered most specific first (a port before any port,
  * a longer path before a shorter one).
@@ -195,6 +158,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
     servername: tls.serverName,
     rejectUnauthorized: !tls.insecureSkipVerify,
   });
+  const origin: ExporterOrigin = { base, httpAgent, httpsAgent };
   let inFlight = 0;
 
   async function authorization(): Promise<string | undefined> {
@@ -221,9 +185,8 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
     async serve(req, out) {
       const started = { bytes: 0, status: undefined as number | undefined };
       try {
-        if ((port !== 0 && req.port !== port) || !pathMatches(prefix, req.path)) {
-          throw new TargetError(ScrapeErrorReason.NOT_FOUND, `target ${display} does not serve port ${req.port || "(none)"} path ${JSON.stringify(req.path.slice(0, 200))}`);
-        }
+        const refused = refusedScrape(req, port, prefix, display);
+        if (refused) throw refused;
         if (inFlight >= maxInFlight) throw new TargetError(ScrapeErrorReason.BUSY, `target ${display} has ${maxInFlight} scrapes in flight, its maximum`);
         inFlight++;
         try {
@@ -245,14 +208,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
     const https_ = base.protocol === "https:" || req.scheme === "https";
     const where = `${https_ ? "https" : "http"}://${base.host}${req.path.split("?")[0]}`;
     const budgetMs = Math.max(1, Math.min(o.timeoutMs ?? Infinity, req.timeoutMs - deadlineMarginMs));
-    const headers: Record<string, string> = {
-      "user-agent": req.headers["user-agent"] ?? `promproxy-forwarder/${version}`,
-      "x-prometheus-scrape-timeout-seconds": String(+(budgetMs / 1000).toFixed(3)),
-    };
-    if (req.headers["accept"] !== undefined) headers["accept"] = req.headers["accept"];
-    if (req.headers["accept-encoding"] !== undefined) headers["accept-encoding"] = req.headers["accept-encoding"];
-    const auth = await authorization();
-    if (auth) headers["authorization"] = auth;
+    const headers = exporterHeaders(req, budgetMs, await authorization());
 
     const ac = new AbortController();
     const timer = setTimeout(
@@ -265,7 +221,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
       let res: http.IncomingMessage | undefined;
       for (let attempt = 1; !res; attempt++) {
         try {
-          res = await request(https_, req.path, headers, ac.signal);
+          res = await exporterRequest(origin, https_, req.path, headers, ac.signal);
         } catch (e) {
           // A keep-alive connection the exporter closed while idle: one fresh try.
           if (attempt === 1 && (e as { reusedSocket?: boolean }).reusedSocket && !ac.signal.aborted) continue;
@@ -312,66 +268,5 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
     }
   }
 
-  function request(secure: boolean, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<http.IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      const options: http.RequestOptions = {
-        protocol: secure ? "https:" : "http:",
-        hostname: base.hostname.startsWith("[") ? base.hostname.slice(1, -1) : base.hostname,
-        port: base.port || (secure ? 443 : 80),
-        method: "GET",
-        path,
-        headers: { ...headers, host: base.host },
-        agent: secure ? httpsAgent : httpAgent,
-      };
-      const r = secure ? https.request(options) : http.request(options);
-      const onAbort = () => r.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-      if (signal.aborted) onAbort();
-      signal.addEventListener("abort", onAbort, { once: true });
-      r.once("response", (res) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(res);
-      });
-      r.once("error", (e: Error & { reusedSocket?: boolean }) => {
-        signal.removeEventListener("abort", onAbort);
-        e.reusedSocket = r.reusedSocket;
-        reject(e);
-      });
-      r.end();
-    });
-  }
-
   return target;
-}
-
-const tlsCodes = /^(ERR_TLS_|ERR_SSL_|EPROTO$|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_|HOSTNAME_MISMATCH$)/;
-
-/** Turns a socket-level error into a TargetError that names the target and the cause. @internal */
-export function describe(e: unknown, where: string): TargetError {
-  const err = e as NodeJS.ErrnoException & { hostname?: string };
-  const code = typeof err?.code === "string" ? err.code : "";
-  const msg = e instanceof Error ? e.message : String(e);
-  const with_ = (text: string) => new TargetError(ScrapeErrorReason.UNREACHABLE, `target ${where}: ${text}`, { cause: e });
-  switch (code) {
-    case "ECONNREFUSED":
-      return with_(`connection refused (${msg})`);
-    case "ENOTFOUND":
-    case "EAI_AGAIN":
-    case "EAI_NONAME":
-    case "EAI_FAIL":
-      return with_(`DNS lookup failed (${code} ${err.hostname ?? ""})`.replace(" )", ")"));
-    case "ECONNRESET":
-    case "EPIPE":
-      return with_(`connection reset by the exporter (${code})`);
-    case "EHOSTUNREACH":
-    case "ENETUNREACH":
-    case "ETIMEDOUT":
-    case "EADDRNOTAVAIL":
-      return with_(`unreachable (${msg})`);
-    case "HPE_INVALID_CONSTANT":
-    case "HPE_INVALID_VERSION":
-      return with_(`answered something that is not HTTP (${code}); is it an https:// exporter?`);
-    default:
-      if (tlsCodes.test(code)) return with_(`TLS handshake failed: ${msg} (${code})`);
-      return with_(code ? `${msg} (${code})` : msg);
-  }
 }
