@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Registry } from "prom-client";
-import { scrapeTimeoutMs } from "../src/server/front.ts";
+import { scrapeTimeoutMs } from "../src/server/proxy-request.ts";
 import { resolveServerOptions } from "../src/server/options.ts";
 import { silentLogger } from "../src/shared/logger.ts";
 import { version } from "../src/shared/version.ts";

@@ -15,10 +15,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import fc from "fast-check";
 import { ClientFrameSchema, HelloSchema, TargetSchema, type ClientFrame } from "../gen/promproxy/v1/scrape_pb.ts";
 import type { PromproxyClient } from "../src/client/index.ts";
-import { scrapeTimeoutMs } from "../src/server/front.ts";
+import { scrapeTimeoutMs } from "../src/server/proxy-request.ts";
+import { groupsOf } from "../src/server/discovery.ts";
 import { checkHello, targetsOf } from "../src/server/hello.ts";
-import { createSession, type ScrapeHandle } from "../src/server/session.ts";
-import { checkLabels, checkName } from "../src/shared/names.ts";
+import type { ScrapeHandle } from "../src/server/scrape-types.ts";
+import { createSession } from "../src/server/session.ts";
+import { checkLabels, checkName, reservedLabelNames } from "../src/shared/names.ts";
 import { startClient, startServer, type TestServer } from "./helpers.ts";
 
 const timeouts = { defaultScrapeTimeoutMs: 15_000, maxScrapeTimeoutMs: 300_000 };
@@ -144,8 +146,12 @@ describe("client names (DNS host names)", () => {
 describe("labels", () => {
   const limits = { maxLabels: 4, maxLabelValueLength: 16 };
   const labelMap = fc.dictionary(
-    fc.oneof(fc.string({ unit: fc.constantFrom(..."ab_Z09-_."), maxLength: 8 }), fc.string({ unit: "binary", maxLength: 8 }), fc.constant("__proto__")),
-    fc.string({ unit: "binary", maxLength: 24 }),
+    fc.oneof(
+      fc.string({ unit: fc.constantFrom(..."ab_Z09-_."), maxLength: 8 }),
+      fc.string({ unit: "binary", maxLength: 8 }),
+      fc.constantFrom("__proto__", "job", "instance", "le", "quantile", "__address__", "__param_x", "_job", "Job"),
+    ),
+    fc.oneof(fc.string({ unit: "binary", maxLength: 24 }), fc.string({ unit: "grapheme", maxLength: 8 }), fc.string({ unit: fc.constantFrom("a", "\ud800", "\udc00", "é", "😀"), maxLength: 8 })),
     { maxKeys: 6 },
   );
   test("any labels: accepted only within the rules and limits; otherwise a short reason; never a throw", () => {
@@ -161,7 +167,10 @@ describe("labels", () => {
         for (const n of names) {
           assert.match(n, /^[a-zA-Z_][a-zA-Z0-9_]*$/);
           assert.ok(!n.startsWith("__"));
-          assert.ok((labels[n] ?? "").length <= limits.maxLabelValueLength);
+          assert.ok(!reservedLabelNames.has(n), `${n} is reserved`);
+          const v = labels[n] ?? "";
+          assert.ok(Buffer.byteLength(v) <= limits.maxLabelValueLength, "the value's UTF-8 bytes are within the limit");
+          assert.equal(Buffer.from(v).toString(), v, "the value survives UTF-8 (no lone surrogate)");
         }
       }),
       { numRuns: 3_000 },
@@ -170,8 +179,12 @@ describe("labels", () => {
 });
 
 describe("hellos", () => {
-  const limits = { maxLabels: 3, maxLabelValueLength: 16, maxTargets: 3 };
-  const labels = fc.dictionary(fc.string({ unit: fc.constantFrom(..."ab_1-"), maxLength: 4 }), fc.string({ maxLength: 20 }), { maxKeys: 4 });
+  const limits = { maxLabels: 3, maxLabelValueLength: 16, maxTargets: 3, maxHelloBytes: 200, maxClientDiscoveryBytes: 900 };
+  const labels = fc.dictionary(
+    fc.oneof(fc.string({ unit: fc.constantFrom(..."ab_1-"), maxLength: 4 }), fc.constantFrom("job", "instance", "__x")),
+    fc.oneof(fc.string({ maxLength: 20 }), fc.string({ unit: fc.constantFrom("\u0001", "é", "😀", "a"), maxLength: 12 })),
+    { maxKeys: 4 },
+  );
   const target = fc.record({
     port: fc.oneof(fc.integer({ min: 0, max: 70_000 }), fc.constant(0)),
     path: fc.oneof(fc.constantFrom("", "/", "/metrics", "/probe", "metrics", "/a b", "/m?x", "/m#f"), fc.string({ maxLength: 12 })),
@@ -183,17 +196,27 @@ describe("hellos", () => {
     fc.assert(
       fc.property(hello, (h) => {
         const msg = create(HelloSchema, { ...h, targets: h.targets.map((t) => create(TargetSchema, t)) });
-        let name: string;
+        let checked: ReturnType<typeof checkHello>;
         try {
-          name = checkHello(msg, limits);
+          checked = checkHello(msg, limits);
         } catch (e) {
           assert.ok(e instanceof ConnectError, `threw ${String(e)}`);
           assert.equal(e.code, Code.InvalidArgument);
           assert.match(e.rawMessage, /^bad hello: /);
           return;
         }
-        assert.deepEqual(checkName(h.name), { name });
+        assert.deepEqual(checkName(h.name), { name: checked.name });
+        assert.deepEqual(checked.labels, { ...h.labels });
+        assert.deepEqual(checked.targets, targetsOf(msg.targets));
         assert.ok(h.targets.length <= limits.maxTargets);
+        let bytes = Buffer.byteLength(checked.name);
+        for (const set of [h.labels, ...h.targets.map((t) => t.labels)]) {
+          for (const [k, v] of Object.entries(set)) bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
+        }
+        for (const t of h.targets) bytes += Buffer.byteLength(t.path);
+        assert.ok(bytes <= limits.maxHelloBytes, `${bytes} bytes announced`);
+        const listed = Buffer.byteLength(JSON.stringify(groupsOf({ ...checked, sessionId: "00000000-0000-0000-0000-000000000000" })).slice(1, -1));
+        assert.ok(listed <= limits.maxClientDiscoveryBytes, `${listed} bytes in /clients`);
         assert.equal(checkLabels(h.labels, limits), undefined);
         const keys = new Set<string>();
         for (const t of h.targets) {
@@ -211,7 +234,7 @@ describe("hellos", () => {
 });
 
 describe("the session's frame handling", () => {
-  const limits = { maxScrapesInFlight: 3, maxChunkBytes: 8, creditBytes: 16 };
+  const limits = { maxScrapesInFlight: 3, maxChunkBytes: 8, creditBytes: 16, maxResponseBytes: 1 << 20 };
   type Step =
     | { op: "order" }
     | { op: "cancel" | "grant"; which: number; bytes: number }

@@ -3,11 +3,13 @@ import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ClientFrameSchema, ScrapeErrorReason, type ClientFrame } from "../gen/promproxy/v1/scrape_pb.ts";
-import { discoveryOf } from "../src/server/discovery.ts";
+import { groupsOf } from "../src/server/discovery.ts";
 import { targetsOf } from "../src/server/hello.ts";
-import { createSession, type ScrapeFailure } from "../src/server/session.ts";
+import type { CheckedHead } from "../src/server/result-head.ts";
+import type { ScrapeFailure } from "../src/server/scrape-types.ts";
+import { createSession } from "../src/server/session.ts";
 
-const limits = { maxScrapesInFlight: 2, maxChunkBytes: 4, creditBytes: 8 };
+const limits = { maxScrapesInFlight: 2, maxChunkBytes: 4, creditBytes: 8, maxResponseBytes: 1 << 20 };
 
 function newSession() {
   return createSession(
@@ -25,11 +27,11 @@ function recorder() {
       return failure;
     },
     sink: {
-      onHead: (status: number) => events.push(`head ${status}`),
+      onHead: (head: CheckedHead) => events.push(`head ${head.status}`),
       onChunk: (d: Uint8Array) => events.push(`chunk ${Buffer.from(d).toString()}`),
       onEnd: (f?: ScrapeFailure) => {
         failure = f;
-        events.push(f ? `fail ${f.status}` : "end");
+        events.push(f ? `fail ${f.outcome}` : "end");
       },
     },
   };
@@ -85,12 +87,24 @@ test("protocol violations end the stream with a clear code", () => {
   assert.match(violationOf(() => s.receive(head(3n, 700))).message, /never ordered/);
 });
 
-test("an end without a head or error is a violation; an invalid status too", () => {
+test("an end without a head or error is a violation; a head that is not final fails that scrape only", async () => {
   const s = newSession();
   const a = s.scrape(order, recorder().sink)!;
   assert.match(violationOf(() => s.receive(end(a.id))).message, /without head/);
-  const b = s.scrape(order, recorder().sink)!;
-  assert.match(violationOf(() => s.receive(head(b.id, 42))).message, /invalid HTTP status/);
+  const s2 = newSession();
+  const r = recorder();
+  const b = s2.scrape(order, r.sink)!;
+  s2.receive(head(b.id, 101));
+  assert.equal(r.failure?.outcome, "bad_result");
+  assert.match(r.failure?.message ?? "", /^client "app-1" sent HTTP status 101, but only final statuses 200-599 can be relayed$/);
+  const kinds: string[] = [];
+  for await (const f of s2.outbound) {
+    kinds.push(String(f.frame?.case));
+    if (kinds.length === 2) break;
+  }
+  assert.deepEqual(kinds, ["order", "cancel"], "the client is told to stop that scrape");
+  s2.receive(chunk(b.id, "late")); // within its credit: tolerated
+  assert.ok(s2.scrape(order, recorder().sink), "the session still takes orders");
 });
 
 test("late frames for a cancelled scrape are accepted within its credit", () => {
@@ -113,23 +127,23 @@ test("in-flight limit: a third scrape is refused", () => {
   assert.equal(s.scrape(order, recorder().sink), undefined);
 });
 
-test("client error ends map to statuses; close fails what is in flight", () => {
+test("client error ends map to outcomes; close fails what is in flight", () => {
   const s = newSession();
-  const cases: [number, number][] = [
-    [ScrapeErrorReason.UNREACHABLE, 502],
-    [ScrapeErrorReason.TIMEOUT, 504],
+  const cases: [number, string][] = [
+    [ScrapeErrorReason.UNREACHABLE, "target_unreachable"],
+    [ScrapeErrorReason.TIMEOUT, "timeout"],
   ];
-  for (const [reason, status] of cases) {
+  for (const [reason, outcome] of cases) {
     const r = recorder();
     const h = s.scrape(order, r.sink)!;
     s.receive(end(h.id, { reason, message: "target x: boom\nsecond line" }));
-    assert.equal(r.failure?.status, status);
+    assert.equal(r.failure?.outcome, outcome);
     assert.equal(r.failure?.message, 'client "app-1": target x: boom second line');
   }
   const r = recorder();
   s.scrape(order, r.sink);
   s.close(new ConnectError("bye", Code.Unavailable));
-  assert.deepEqual(r.failure, { status: 502, outcome: "disconnected", message: 'client "app-1" disconnected' });
+  assert.deepEqual(r.failure, { outcome: "disconnected", message: 'client "app-1" disconnected' });
   assert.equal(s.scrape(order, recorder().sink), undefined, "a closed session takes no orders");
 });
 
@@ -152,11 +166,11 @@ test("serves() checks announced ports and paths", () => {
   assert.ok(s.serves(9200, "/probe?target=x"));
   assert.ok(!s.serves(9200, "/metrics"));
   assert.ok(!s.serves(80, "/metrics"));
-  assert.deepEqual(discoveryOf([s]), [
+  assert.deepEqual(groupsOf(s.info), [
     { targets: ["fw:9100"], labels: { __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s2" } },
     { targets: ["fw:9200"], labels: { kind: "blackbox", __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s2", __metrics_path__: "/probe" } },
   ]);
-  assert.deepEqual(discoveryOf([newSession()]), [
+  assert.deepEqual(groupsOf(newSession().info), [
     { targets: ["app-1"], labels: { env: "prod", __meta_promproxy_client: "app-1", __meta_promproxy_session_id: "s1" } },
   ]);
 });

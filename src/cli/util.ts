@@ -12,10 +12,12 @@ export function parseHostPort(s: string, what: string): { host: string; port: nu
 }
 
 /** Parses a positive duration in seconds ("15", "2.5", "15s", "500ms", "5m") into milliseconds. @internal */
-export function parseDurationMs(s: string, what: string): number {
+export function parseDurationMs(s: string, what: string, { allowZero = false } = {}): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s.trim());
   const v = m ? Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000) : NaN;
-  if (!(v > 0)) throw new CliError(`${what}: want a positive duration such as 15s, 500ms or 5m, got ${JSON.stringify(s)}`);
+  if (!(v > 0) && !(allowZero && v === 0)) {
+    throw new CliError(`${what}: want a ${allowZero ? "" : "positive "}duration such as 15s, 500ms or 5m, got ${JSON.stringify(s)}`);
+  }
   return v;
 }
 

@@ -7,7 +7,7 @@
 export { createServer, type PromproxyServer } from "./server.ts";
 export type { ServerOptions } from "./options.ts";
 export type { ListenOptions } from "./listen.ts";
-export type { ClientInfo } from "./session.ts";
+export type { ClientInfo } from "./client-info.ts";
 export type { DiscoveryGroup } from "./discovery.ts";
 export { identityKey, type Identity } from "../auth/identity.ts";
 export { bearerAuth, type BearerAuthOptions, type BearerVerifyContext, type TokenGrant } from "../auth/bearer-auth.ts";

@@ -2,6 +2,8 @@ import type { Interceptor } from "@connectrpc/connect";
 import { Registry } from "prom-client";
 import { createPromGate, type PromAuthOptions, type PromGate } from "../auth/prom-auth.ts";
 import { createConsoleLogger, type Logger } from "../shared/logger.ts";
+import { discoveryDefaults } from "./discovery.ts";
+import { helloDefaults } from "./hello.ts";
 
 /** Options of {@link createServer}. Every field is optional; defaults are given per field. */
 export interface ServerOptions {
@@ -25,10 +27,41 @@ export interface ServerOptions {
   creditBytes?: number;
   /** Most labels a client may announce (hello and each target). Default 32. */
   maxLabels?: number;
-  /** Longest label value a client may announce. Default 1024 characters. */
+  /** Longest label value a client may announce, in UTF-8 bytes. Default 1024. */
   maxLabelValueLength?: number;
   /** Most targets a client may announce. Default 64. */
   maxTargets?: number;
+  /**
+   * Most UTF-8 bytes a hello may announce in all: the name, every label name
+   * and value (the client's and its targets'), every target path. Default 64 KiB.
+   */
+  maxHelloBytes?: number;
+  /**
+   * Most UTF-8 bytes one client's entries may take in `/clients` (its labels
+   * repeat for every target it announces); a larger hello is refused with
+   * `InvalidArgument`. Default 256 KiB.
+   */
+  maxClientDiscoveryBytes?: number;
+  /**
+   * Most UTF-8 bytes of the whole `/clients` document; a client that would
+   * grow it further is refused with `ResourceExhausted` (and retries). The
+   * document is rendered once per change, never per request. Default 64 MiB.
+   */
+  maxDiscoveryBytes?: number;
+  /**
+   * Most client streams open at once that have not sent their hello yet;
+   * more are refused with `ResourceExhausted` at once. Default 1 000.
+   */
+  maxPendingHellos?: number;
+  /**
+   * On {@link PromproxyServer.close}: how long scrapes are still served (each
+   * answer with `Connection: close`, so that Prometheus re-dials, through a
+   * load balancer to another replica) while `/readyz` already answers 503,
+   * before new scrapes are refused with 503. Set it to a little more than your
+   * load balancer needs to notice readiness. Default 0 (the CLI's
+   * `--drain-delay` defaults to 5 s).
+   */
+  drainDelayMs?: number;
   /** How long a new stream may take to send its hello. Default 10 000 ms. */
   helloTimeoutMs?: number;
   /**
@@ -77,9 +110,14 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     maxResponseBytes: o.maxResponseBytes ?? 256 * MiB,
     maxChunkBytes: o.maxChunkBytes ?? 256 * 1024,
     creditBytes: o.creditBytes ?? 2 * MiB,
-    maxLabels: o.maxLabels ?? 32,
-    maxLabelValueLength: o.maxLabelValueLength ?? 1024,
-    maxTargets: o.maxTargets ?? 64,
+    maxLabels: o.maxLabels ?? helloDefaults.maxLabels,
+    maxLabelValueLength: o.maxLabelValueLength ?? helloDefaults.maxLabelValueLength,
+    maxTargets: o.maxTargets ?? helloDefaults.maxTargets,
+    maxHelloBytes: o.maxHelloBytes ?? helloDefaults.maxHelloBytes,
+    maxClientDiscoveryBytes: o.maxClientDiscoveryBytes ?? helloDefaults.maxClientDiscoveryBytes,
+    maxDiscoveryBytes: o.maxDiscoveryBytes ?? discoveryDefaults.maxBytes,
+    maxPendingHellos: o.maxPendingHellos ?? 1000,
+    drainDelayMs: o.drainDelayMs ?? 0,
     helloTimeoutMs: o.helloTimeoutMs ?? 10_000,
     takeoverProbeMs: o.takeoverProbeMs ?? 2_000,
     heartbeatIntervalMs,
@@ -91,12 +129,13 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
   };
   const positive: (keyof ResolvedServerOptions)[] = [
     "defaultScrapeTimeoutMs", "maxScrapeTimeoutMs", "maxClients", "maxScrapesInFlight", "maxResponseBytes",
-    "maxChunkBytes", "creditBytes", "maxTargets", "helloTimeoutMs", "takeoverProbeMs", "heartbeatIntervalMs", "heartbeatTimeoutMs",
+    "maxChunkBytes", "creditBytes", "maxTargets", "maxHelloBytes", "maxClientDiscoveryBytes", "maxDiscoveryBytes", "maxPendingHellos", "helloTimeoutMs", "takeoverProbeMs", "heartbeatIntervalMs", "heartbeatTimeoutMs",
   ];
   for (const k of positive) {
     const v = r[k];
     if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new RangeError(`promproxy: option ${k} must be a positive number, got ${String(v)}`);
   }
+  if (!(r.drainDelayMs >= 0) || !Number.isFinite(r.drainDelayMs)) throw new RangeError(`promproxy: option drainDelayMs must be >= 0, got ${String(r.drainDelayMs)}`);
   if (!(r.maxLabels >= 0) || !(r.maxLabelValueLength >= 0)) throw new RangeError("promproxy: maxLabels and maxLabelValueLength must be >= 0");
   if (r.maxChunkBytes > MiB) throw new RangeError(`promproxy: option maxChunkBytes must be at most 1 MiB (${MiB}), got ${r.maxChunkBytes}`);
   if (r.creditBytes < r.maxChunkBytes) throw new RangeError("promproxy: option creditBytes must be at least maxChunkBytes");

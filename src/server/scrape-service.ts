@@ -1,67 +1,36 @@
-import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { ClientFrame, Hello } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { identityKey } from "../auth/identity.ts";
 import { version } from "../shared/version.ts";
+import type { Coordinator } from "./coordinator.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
-import { checkHello, targetsOf } from "./hello.ts";
-import { createSession, oneLine, type ServerFrameInit, type Session } from "./session.ts";
-import type { Sessions } from "./sessions.ts";
+import type { ServerFrameInit, Session } from "./session.ts";
 
 /** @internal */
 export interface ScrapeServiceDeps {
   options: ResolvedServerOptions;
-  sessions: Sessions;
+  coordinator: Coordinator;
   metrics: ServerMetrics;
-  /** False once the server is shutting down. */
-  accepting(): boolean;
 }
 
 /**
- * The server side of the Scrape stream: read and check the hello, take the
- * name, welcome, then relay frames between the wire and the session until
- * either side ends.
+ * The server side of the Scrape stream, a thin adapter: hold a place until the
+ * hello, let the coordinator admit the client, welcome it, then relay frames
+ * between the wire and its session until either side ends.
  *
  * @internal
  */
-export function createScrapeHandler(deps: ScrapeServiceDeps) {
-  const { options, sessions, metrics } = deps;
+export function createScrapeHandler({ options, coordinator, metrics }: ScrapeServiceDeps) {
   const log = options.logger;
 
   return async function* scrape(requests: AsyncIterable<ClientFrame>, ctx: HandlerContext): AsyncGenerator<ServerFrameInit> {
     const it = requests[Symbol.asyncIterator]();
     let session: Session | undefined;
+    let release: (() => void) | undefined;
     try {
-      if (!deps.accepting()) throw new ConnectError("the server is shutting down", Code.Unavailable);
-      const hello = await readHello(it, options.helloTimeoutMs);
-      const identity = ctx.values.get(identityKey);
-      const name = checkHello(hello, options);
-      if (identity && !identity.allows(name)) {
-        throw new ConnectError(`identity "${identity.name}" may not use the name "${name}"`, Code.PermissionDenied);
-      }
-      session = createSession(
-        {
-          name,
-          labels: { ...hello.labels },
-          targets: targetsOf(hello.targets),
-          sessionId: randomUUID(),
-          version: oneLine(hello.version, 128),
-          connectedAt: new Date(),
-          identity: identity?.name,
-        },
-        options,
-      );
-      // A client that reconnects after its path died silently finds its old session still holding
-      // the name. Probe the holder: a live one keeps the name (AlreadyExists for the newcomer, so
-      // no one steals a live client's name); a dead one is closed and the newcomer takes over.
-      const holder = sessions.get(name);
-      if (holder && !(await holder.probe(options.takeoverProbeMs))) {
-        log.info("replacing a session that did not answer", { name, session: holder.info.sessionId });
-        holder.close(new ConnectError("replaced by a new stream for the same name; this one did not answer a ping", Code.Aborted));
-        sessions.remove(holder);
-      }
-      sessions.add(session);
+      release = coordinator.admit();
+      session = await coordinator.join(await readHello(it, options.helloTimeoutMs), ctx.values.get(identityKey));
     } catch (e) {
       const err = ConnectError.from(e);
       metrics.sessions.inc({ result: Code[err.code] ?? "unknown" });
@@ -71,26 +40,24 @@ export function createScrapeHandler(deps: ScrapeServiceDeps) {
       // stream stayed open for good. Ending the handler closes the request side anyway.
       it.return?.()?.catch(() => {});
       throw err;
+    } finally {
+      release?.();
     }
 
     const s = session;
     metrics.sessions.inc({ result: "accepted" });
-    metrics.clients.set(sessions.size);
     log.info("client connected", { name: s.info.name, session: s.info.sessionId, identity: s.info.identity });
     let reason = "stream ended";
     try {
+      const hb = options.heartbeatIntervalMs;
       yield {
         frame: {
           case: "welcome",
           value: {
             sessionId: s.info.sessionId,
             serverVersion: version,
-            heartbeatInterval: { seconds: BigInt(Math.floor(options.heartbeatIntervalMs / 1000)), nanos: (options.heartbeatIntervalMs % 1000) * 1e6 },
-            limits: {
-              maxChunkBytes: options.maxChunkBytes,
-              maxResponseBytes: BigInt(options.maxResponseBytes),
-              maxInFlight: options.maxScrapesInFlight,
-            },
+            heartbeatInterval: { seconds: BigInt(Math.floor(hb / 1000)), nanos: (hb % 1000) * 1e6 },
+            limits: { maxChunkBytes: options.maxChunkBytes, maxResponseBytes: BigInt(options.maxResponseBytes), maxInFlight: options.maxScrapesInFlight },
           },
         },
       };
@@ -114,9 +81,8 @@ export function createScrapeHandler(deps: ScrapeServiceDeps) {
       reason = ConnectError.from(e).rawMessage;
       throw e;
     } finally {
-      sessions.remove(s);
+      coordinator.leave(s);
       s.close();
-      metrics.clients.set(sessions.size);
       log.info("client disconnected", { name: s.info.name, session: s.info.sessionId, reason });
     }
   };
@@ -125,10 +91,7 @@ export function createScrapeHandler(deps: ScrapeServiceDeps) {
 async function readHello(it: AsyncIterator<ClientFrame>, timeoutMs: number): Promise<Hello> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new ConnectError(`no hello within ${timeoutMs / 1000}s`, Code.DeadlineExceeded)),
-      timeoutMs,
-    );
+    timer = setTimeout(() => reject(new ConnectError(`no hello within ${timeoutMs / 1000}s`, Code.DeadlineExceeded)), timeoutMs);
   });
   try {
     const first = await Promise.race([it.next(), timeout]);

@@ -1,6 +1,6 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ScrapeService } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { logRefusals } from "../auth/log-refusals.ts";
@@ -9,9 +9,9 @@ import { createFront } from "./front.ts";
 import { listenOnePort, type BoundPort, type ListenOptions } from "./listen.ts";
 import { createServerMetrics } from "./metrics.ts";
 import { resolveServerOptions, type ServerOptions } from "./options.ts";
+import type { ClientInfo } from "./client-info.ts";
+import { createCoordinator } from "./coordinator.ts";
 import { createScrapeHandler } from "./scrape-service.ts";
-import type { ClientInfo } from "./session.ts";
-import { createSessions } from "./sessions.ts";
 
 /** A promproxy server: holds client streams and proxies Prometheus' scrapes to them. */
 export interface PromproxyServer {
@@ -32,12 +32,19 @@ export interface PromproxyServer {
    */
   listen(options?: ListenOptions): Promise<{ port: number }>;
   /**
-   * Stops the server: refuses new clients, lets scrapes in flight finish for up
-   * to `graceMs` (default 10 000), tells connected clients to go away
-   * (`Unavailable`, so they reconnect, possibly to another replica), and closes
-   * every connection. Resolves once all is closed.
+   * Stops the server as a drain: at once `/readyz` answers 503 (`/healthz`
+   * stays 200) and new client streams are refused (`Unavailable`); for
+   * `drainDelayMs` (default: the `drainDelayMs` option) scrapes are still
+   * served, each answer with `Connection: close`; then new scrapes get 503
+   * `promproxy: server is shutting down` at once, while those in flight may
+   * finish for up to `graceMs` (default 10 000). As soon as none is in flight,
+   * connected clients are told to go (`Unavailable`: they reconnect, to
+   * another replica) and every connection is closed. Resolves once all is
+   * closed; calling it again returns the same promise.
    */
-  close(options?: { graceMs?: number }): Promise<void>;
+  close(options?: { graceMs?: number; drainDelayMs?: number }): Promise<void>;
+  /** False from the moment the server starts to drain (what `/readyz` says). */
+  readonly ready: boolean;
   /** The clients connected right now. */
   clients(): ClientInfo[];
 }
@@ -48,11 +55,11 @@ const servicePrefix = `/${ScrapeService.typeName}/`;
 export function createServer(options: ServerOptions = {}): PromproxyServer {
   const o = resolveServerOptions(options);
   const metrics = createServerMetrics(o.registry);
-  const sessions = createSessions(o.maxClients);
-  let accepting = true;
+  const coordinator = createCoordinator(o, metrics);
   const ports: BoundPort[] = [];
+  let closing: Promise<void> | undefined;
 
-  const scrape = createScrapeHandler({ options: o, sessions, metrics, accepting: () => accepting });
+  const scrape = createScrapeHandler({ options: o, coordinator, metrics });
   const connect = connectNodeAdapter({
     routes: (router) => router.service(ScrapeService, { scrape }),
     // The peer (address, TLS client certificate) for auth interceptors such as mtlsAuth.
@@ -61,7 +68,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     // A chunk plus the frame around it; a result head's headers fit in the margin.
     readMaxBytes: o.maxChunkBytes + 64 * 1024,
   });
-  const front = createFront({ options: o, sessions, metrics });
+  const front = createFront({ options: o, coordinator, metrics });
 
   const handler: PromproxyServer["handler"] = (req, res) => {
     if (req.url?.startsWith(servicePrefix)) {
@@ -71,19 +78,12 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     }
   };
 
-  // One timer pings every stream and ends the ones that went quiet.
-  const heartbeat = setInterval(() => {
-    const now = Date.now();
-    for (const s of sessions.all()) {
-      if (now - s.lastHeard > o.heartbeatTimeoutMs) {
-        o.logger.warn("client went quiet, closing its stream", { name: s.info.name, session: s.info.sessionId });
-        s.close(new ConnectError(`nothing heard from the client for ${o.heartbeatTimeoutMs / 1000}s`, Code.DeadlineExceeded));
-      } else {
-        s.outbound.push({ frame: { case: "ping", value: { nonce: BigInt(now) } } });
-      }
-    }
-  }, o.heartbeatIntervalMs);
-  heartbeat.unref();
+  async function close({ graceMs = 10_000, drainDelayMs = o.drainDelayMs }: { graceMs?: number; drainDelayMs?: number } = {}) {
+    const started = Date.now();
+    await coordinator.shutdown({ drainDelayMs, graceMs });
+    const left = Math.max(100, started + drainDelayMs + graceMs - Date.now());
+    await Promise.all(ports.splice(0).map((p) => p.close(left)));
+  }
 
   return {
     handler,
@@ -97,20 +97,13 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
       o.logger.info("listening", { host: lo.host ?? "127.0.0.1", port: bound.port, tls: lo.tls ? true : undefined });
       return { port: bound.port };
     },
-    async close({ graceMs = 10_000 } = {}) {
-      accepting = false;
-      clearInterval(heartbeat);
-      const deadline = Date.now() + graceMs;
-      while (front.inFlight() > 0 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      for (const s of [...sessions.all()]) {
-        s.close(new ConnectError("the server is shutting down", Code.Unavailable));
-      }
-      await Promise.all(ports.splice(0).map((p) => p.close(Math.max(100, deadline - Date.now()))));
+    close(co) {
+      closing ??= close(co);
+      return closing;
     },
-    clients() {
-      return [...sessions.all()].map((s) => ({ ...s.info, labels: { ...s.info.labels }, scrapesInFlight: s.inFlight }));
+    get ready() {
+      return coordinator.ready;
     },
+    clients: () => coordinator.clients(),
   };
 }

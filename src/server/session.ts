@@ -3,82 +3,30 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import {
   ScrapeErrorReason,
   type ClientFrame,
-  type Header,
   type ServerFrameSchema,
 } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { createQueue, type Queue } from "../shared/queue.ts";
+import type { ClientInfo } from "./client-info.ts";
+import { checkHead, type CheckedHead } from "./result-head.ts";
+import type { OrderRequest, ScrapeFailure, ScrapeHandle, ScrapeOutcome, ScrapeSink } from "./scrape-types.ts";
 
 /** A server frame as the Scrape handler yields it. @internal */
 export type ServerFrameInit = MessageInitShape<typeof ServerFrameSchema>;
 
-/** Why a scrape failed, as the front turns it into an HTTP answer. @internal */
-export interface ScrapeFailure {
-  /** HTTP status to answer with when no head was written yet. */
-  status: number;
-  /** Metrics label. */
-  outcome: string;
-  /** One line, without the "promproxy: " prefix. */
-  message: string;
-}
-
-/** What the front wants done with a scrape's result, in order. @internal */
-export interface ScrapeSink {
-  onHead(status: number, headers: Header[]): void;
-  /** A body chunk. The sink returns the bytes to the client with {@link ScrapeHandle.grant} once it has passed them on. */
-  onChunk(data: Uint8Array): void;
-  /** The end: success without an argument. Called exactly once, also when the session dies. */
-  onEnd(failure?: ScrapeFailure): void;
-}
-
-/** The front's grip on a scrape in flight. @internal */
-export interface ScrapeHandle {
-  readonly id: bigint;
-  /** Lets the client send `bytes` more body bytes. */
-  grant(bytes: number): void;
-  /** Tells the client to stop; the sink hears nothing more. */
-  cancel(reason: string): void;
-}
-
-/** What a scrape order says, before the session gives it an id. @internal */
-export interface OrderRequest {
-  port: number;
-  path: string;
-  scheme: string;
-  headers: Header[];
-  timeoutMs: number;
-}
-
-/** What a connected client announced, and where it came from. */
-export interface ClientInfo {
-  /** The client's name, lower case. */
-  name: string;
-  /** Labels the client announced. */
-  labels: Record<string, string>;
-  /** Targets the client serves (port 0: any port). */
-  targets: { port: number; path: string; labels: Record<string, string> }[];
-  /** Session id given in the welcome. */
-  sessionId: string;
-  /** Client software version as announced. */
-  version: string;
-  /** When the stream was accepted. */
-  connectedAt: Date;
-  /** Scrapes in flight right now. */
-  scrapesInFlight: number;
-  /** The authenticated identity holding the name, when an auth interceptor set one. */
-  identity?: string;
-}
-
 interface Active {
   sink: ScrapeSink;
-  headSeen: boolean;
+  head?: CheckedHead;
   /** Bytes the client may still send. */
   allowance: number;
+  /** Body bytes received. */
+  received: number;
 }
 
 /** @internal */
 export interface SessionLimits {
   maxScrapesInFlight: number;
+  maxResponseBytes: number;
   maxChunkBytes: number;
   creditBytes: number;
 }
@@ -105,19 +53,18 @@ export interface Session {
   close(error?: ConnectError): void;
 }
 
-const statusForReason: Record<number, [number, string]> = {
-  [ScrapeErrorReason.UNREACHABLE]: [502, "target_unreachable"],
-  [ScrapeErrorReason.TIMEOUT]: [504, "timeout"],
-  [ScrapeErrorReason.TOO_LARGE]: [502, "too_large"],
-  [ScrapeErrorReason.NOT_FOUND]: [404, "not_found"],
-  [ScrapeErrorReason.BUSY]: [503, "busy"],
-  [ScrapeErrorReason.INTERNAL]: [502, "client_error"],
-  [ScrapeErrorReason.CANCELLED]: [502, "cancelled"],
+const outcomeOfReason: Record<number, ScrapeOutcome> = {
+  [ScrapeErrorReason.UNREACHABLE]: "target_unreachable",
+  [ScrapeErrorReason.TIMEOUT]: "timeout",
+  [ScrapeErrorReason.TOO_LARGE]: "too_large",
+  [ScrapeErrorReason.NOT_FOUND]: "not_found",
+  [ScrapeErrorReason.BUSY]: "busy",
+  [ScrapeErrorReason.INTERNAL]: "client_error",
+  [ScrapeErrorReason.CANCELLED]: "cancelled",
 };
 
 /** Forgotten cancelled scrapes kept to accept their late frames. */
 const maxCancelledKept = 1024;
-
 
 export function createSession(
   info: Omit<ClientInfo, "scrapesInFlight">,
@@ -147,6 +94,17 @@ export function createSession(
     active.delete(id);
     a.sink.onEnd(failure);
   }
+
+  /** Fails one scrape for what its client sent, and tells the client to stop it; the stream stays up. */
+  function reject(id: bigint, a: Active, outcome: ScrapeOutcome, message: string) {
+    active.delete(id);
+    forget(id, a.allowance);
+    const reason = outcome === "too_large" ? `response too large: ${message}` : `the result was refused: ${message}`;
+    outbound.push({ frame: { case: "cancel", value: { scrapeId: id, reason } } });
+    a.sink.onEnd({ outcome, message });
+  }
+  const sent = (what: string) => `client "${clientInfo.name}" sent ${what}`;
+  const tooLarge = (extra = "") => `scrape of "${clientInfo.name}" exceeds the maximum response size of ${limits.maxResponseBytes} bytes${extra}`;
 
   function forget(id: bigint, allowance: number) {
     cancelled.set(id, allowance);
@@ -206,7 +164,7 @@ export function createSession(
     scrape(order, sink) {
       if (closed || active.size >= limits.maxScrapesInFlight) return undefined;
       const id = nextId++;
-      const a: Active = { sink, headSeen: false, allowance: limits.creditBytes };
+      const a: Active = { sink, allowance: limits.creditBytes, received: 0 };
       active.set(id, a);
       outbound.push({
         frame: {
@@ -252,9 +210,17 @@ export function createSession(
             throw violation(`scrape ${id}: chunk of ${n} bytes exceeds the maximum of ${limits.maxChunkBytes}`, Code.ResourceExhausted);
           }
           if (!a) return late(id, "chunk", n);
-          if (!a.headSeen) throw violation(`scrape ${id}: chunk before head`);
+          if (!a.head) throw violation(`scrape ${id}: chunk before head`);
           if (n > a.allowance) throw violation(`scrape ${id}: chunk beyond the granted credit`, Code.ResourceExhausted);
           a.allowance -= n;
+          a.received += n;
+          if (a.received > limits.maxResponseBytes) {
+            return reject(id, a, "too_large", tooLarge());
+          }
+          const declared = a.head.contentLength;
+          if (declared !== undefined && a.received > declared) {
+            return reject(id, a, "bad_result", sent(`more body bytes than its content-length of ${declared}`));
+          }
           if (n > 0) a.sink.onChunk(f.value.data);
           return;
         }
@@ -262,11 +228,12 @@ export function createSession(
           const id = f.value.scrapeId;
           const a = active.get(id);
           if (!a) return late(id, "head", 0);
-          if (a.headSeen) throw violation(`scrape ${id}: second head`);
-          const status = f.value.status;
-          if (status < 100 || status > 599) throw violation(`scrape ${id}: head with invalid HTTP status ${status}`);
-          a.headSeen = true;
-          a.sink.onHead(status, f.value.headers);
+          if (a.head) throw violation(`scrape ${id}: second head`);
+          const head = checkHead(f.value.status, f.value.headers);
+          if ("error" in head) return reject(id, a, "bad_result", sent(head.error));
+          if ((head.contentLength ?? 0) > limits.maxResponseBytes) return reject(id, a, "too_large", tooLarge(` (content-length ${head.contentLength})`));
+          a.head = head;
+          a.sink.onHead(head);
           return;
         }
         case "end": {
@@ -275,12 +242,15 @@ export function createSession(
           if (!a) return late(id, "end", 0);
           const err = f.value.error;
           if (!err) {
-            if (!a.headSeen) throw violation(`scrape ${id}: end without head or error`);
+            if (!a.head) throw violation(`scrape ${id}: end without head or error`);
+            const declared = a.head.contentLength;
+            if (declared !== undefined && a.received !== declared) {
+              return finish(id, a, { outcome: "bad_result", message: sent(`${a.received} body bytes, but its content-length said ${declared}`) });
+            }
             return finish(id, a);
           }
-          const [status, outcome] = statusForReason[err.reason] ?? [502, "client_error"];
           const message = oneLine(err.message) || "the scrape failed";
-          return finish(id, a, { status, outcome, message: `client "${clientInfo.name}": ${message}` });
+          return finish(id, a, { outcome: outcomeOfReason[err.reason] ?? "client_error", message: `client "${clientInfo.name}": ${message}` });
         }
         case "pong":
           return;
@@ -297,7 +267,6 @@ export function createSession(
       for (const p of probes) p(false);
       outbound.close(error);
       const failure: ScrapeFailure = {
-        status: 502,
         outcome: "disconnected",
         message: `client "${clientInfo.name}" disconnected`,
       };

@@ -1,0 +1,203 @@
+/**
+ * The coordinator: who holds which name, who may join, every scrape's life,
+ * heartbeats and the drain. Like PushProx's coordinator, it reads top to
+ * bottom; the Connect service and the HTTP front are thin adapters around it.
+ * It speaks in outcomes (src/server/scrape-types.ts); the front turns them into
+ * HTTP statuses, the service into stream codes.
+ *
+ * @internal
+ */
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Hello } from "../../gen/promproxy/v1/scrape_pb.ts";
+import type { Identity } from "../auth/identity.ts";
+import type { ClientInfo } from "./client-info.ts";
+import { createDiscovery } from "./discovery.ts";
+import { checkHello } from "./hello.ts";
+import type { ServerMetrics } from "./metrics.ts";
+import type { ResolvedServerOptions } from "./options.ts";
+import type { OrderRequest, ScrapeFailure, ScrapeHandle, ScrapeSink } from "./scrape-types.ts";
+import { createSession, oneLine, type Session } from "./session.ts";
+
+/** Where the server is in its life: serving; draining (serving, not ready); refusing new scrapes; closed. */
+export type Phase = "serving" | "draining" | "refusing" | "closed";
+
+/** A scrape as the front asks for it. @internal */
+export interface ScrapeRequest extends OrderRequest {
+  /** The client's name, lower case. */
+  name: string;
+}
+
+/** @internal */
+export interface Coordinator {
+  readonly phase: Phase;
+  /** Whether load balancers should send Prometheus here (`/readyz`). */
+  readonly ready: boolean;
+  /** Scrapes in flight. */
+  readonly inFlight: number;
+  /** Holds a place for a new stream until its hello; throws `Unavailable` or `ResourceExhausted`. Returns the release. */
+  admit(): () => void;
+  /** Checks a hello, takes its name (probing a holder), lists the client; throws the refusal as a ConnectError. */
+  join(hello: Hello, identity: Identity | undefined): Promise<Session>;
+  /** Frees the session's name and listing. */
+  leave(session: Session): void;
+  /** Starts a scrape; a failure at once when it cannot start. The sink hears the result. */
+  scrape(request: ScrapeRequest, sink: ScrapeSink): ScrapeHandle | ScrapeFailure;
+  /** The `/clients` document, and its size in UTF-8 bytes. */
+  discovery(): { body: string; bytes: number };
+  clients(): ClientInfo[];
+  /** Drains: not ready at once, serving for `drainDelayMs`, then refusing; resolves when nothing is in flight (or after `graceMs`) and every stream is told to go. */
+  shutdown(options: { drainDelayMs: number; graceMs: number }): Promise<void>;
+}
+
+export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetrics): Coordinator {
+  const log = o.logger;
+  const byName = new Map<string, Session>();
+  const listings = new Map<Session, () => void>();
+  const listing = createDiscovery({ maxBytes: o.maxDiscoveryBytes });
+  let phase: Phase = "serving";
+  let pendingHellos = 0;
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+
+  // Heartbeats: one timer pings every stream and ends the ones that went quiet.
+  const heartbeat = setInterval(() => {
+    const now = Date.now();
+    for (const s of byName.values()) {
+      if (now - s.lastHeard > o.heartbeatTimeoutMs) {
+        log.warn("client went quiet, closing its stream", { name: s.info.name, session: s.info.sessionId });
+        s.close(new ConnectError(`nothing heard from the client for ${o.heartbeatTimeoutMs / 1000}s`, Code.DeadlineExceeded));
+      } else {
+        s.outbound.push({ frame: { case: "ping", value: { nonce: BigInt(now) } } });
+      }
+    }
+  }, o.heartbeatIntervalMs);
+  heartbeat.unref();
+
+  function admit(): () => void {
+    if (phase !== "serving") throw new ConnectError("the server is shutting down", Code.Unavailable);
+    if (pendingHellos >= o.maxPendingHellos) {
+      throw new ConnectError(`${o.maxPendingHellos} streams are waiting for their hello, the maximum; try again later`, Code.ResourceExhausted);
+    }
+    pendingHellos++;
+    let held = true;
+    return () => {
+      if (held) pendingHellos--;
+      held = false;
+    };
+  }
+
+  async function join(hello: Hello, identity: Identity | undefined): Promise<Session> {
+    const { name, labels, targets } = checkHello(hello, o);
+    if (identity && !identity.allows(name)) {
+      throw new ConnectError(`identity "${identity.name}" may not use the name "${name}"`, Code.PermissionDenied);
+    }
+    const info = { name, labels, targets, sessionId: randomUUID(), version: oneLine(hello.version, 128), connectedAt: new Date(), identity: identity?.name };
+    // A client that reconnects after its path died silently finds its old session still holding the name. Probe
+    // the holder: a live one keeps it (AlreadyExists: no one steals a live client's name); a dead one is replaced.
+    const holder = byName.get(name);
+    if (holder && !(await holder.probe(o.takeoverProbeMs)) && byName.get(name) === holder) {
+      log.info("replacing a session that did not answer", { name, session: holder.info.sessionId });
+      holder.close(new ConnectError("replaced by a new stream for the same name; this one did not answer a ping", Code.Aborted));
+      leave(holder);
+    }
+    if (phase !== "serving") throw new ConnectError("the server is shutting down", Code.Unavailable);
+    const current = byName.get(name);
+    if (current) throw new ConnectError(`the name "${name}" is held by another connected client (session ${current.info.sessionId})`, Code.AlreadyExists);
+    if (byName.size >= o.maxClients) throw new ConnectError(`the server has its maximum of ${o.maxClients} clients`, Code.ResourceExhausted);
+    const session = createSession(info, o);
+    listings.set(session, listing.add(info)); // throws ResourceExhausted when /clients would grow past its bound
+    byName.set(name, session);
+    metrics.clients.set(byName.size);
+    return session;
+  }
+
+  function leave(session: Session) {
+    if (byName.get(session.info.name) === session) byName.delete(session.info.name);
+    listings.get(session)?.();
+    listings.delete(session);
+    metrics.clients.set(byName.size);
+  }
+
+  // One scrape's life: find the client, order, bound it by the deadline, end it exactly once.
+  function scrape(r: ScrapeRequest, sink: ScrapeSink): ScrapeHandle | ScrapeFailure {
+    if (phase === "refusing" || phase === "closed") return { outcome: "shutting_down", message: "server is shutting down" };
+    const session = byName.get(r.name);
+    if (!session) return { outcome: "unknown_client", message: `no client "${r.name.slice(0, 253)}" connected` };
+    if (!session.serves(r.port, r.path)) {
+      const path = JSON.stringify(r.path.split("?")[0]?.slice(0, 200));
+      return { outcome: "not_found", message: `client "${r.name}" serves nothing at port ${r.port || "(none)"} path ${path}` };
+    }
+    const timedOut = `scrape of "${r.name}" timed out after ${+(r.timeoutMs / 1000).toFixed(3)}s`;
+    let over = false;
+    const end = (failure: ScrapeFailure | undefined, tell: boolean) => {
+      if (over) return;
+      over = true;
+      clearTimeout(timer);
+      inFlight--;
+      metrics.inFlight.dec();
+      if (inFlight === 0) idle?.();
+      // The client was asked to give up a little early: its own timeout is the deadline's answer too.
+      if (failure?.outcome === "timeout" && !failure.message.startsWith(timedOut)) failure = { ...failure, message: `${timedOut}: ${failure.message}` };
+      if (tell) sink.onEnd(failure);
+    };
+    // Ask the client to finish a little before the deadline, so that its own error wins the race.
+    const order = { ...r, timeoutMs: Math.max(1, r.timeoutMs - Math.min(500, r.timeoutMs * 0.1)) };
+    const handle = session.scrape(order, { onHead: sink.onHead, onChunk: sink.onChunk, onEnd: (f) => end(f, true) });
+    if (!handle) return { outcome: "busy", message: `client "${r.name}" has ${o.maxScrapesInFlight} scrapes in flight, the maximum` };
+    inFlight++;
+    metrics.inFlight.inc();
+    const timer = setTimeout(() => {
+      handle.cancel("deadline exceeded");
+      end({ outcome: "timeout", message: timedOut }, true);
+    }, r.timeoutMs);
+    return {
+      id: handle.id,
+      grant: handle.grant,
+      cancel(reason) {
+        handle.cancel(reason);
+        end(undefined, false);
+      },
+    };
+  }
+
+  async function shutdown({ drainDelayMs, graceMs }: { drainDelayMs: number; graceMs: number }) {
+    if (phase !== "serving") return;
+    phase = "draining";
+    log.info("draining: not ready, still serving", { drainDelayMs, graceMs });
+    await new Promise((r) => setTimeout(r, drainDelayMs));
+    phase = "refusing";
+    if (inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        idle = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    phase = "closed";
+    clearInterval(heartbeat);
+    for (const s of [...byName.values()]) s.close(new ConnectError("the server is shutting down", Code.Unavailable));
+  }
+
+  return {
+    get phase() {
+      return phase;
+    },
+    get ready() {
+      return phase === "serving";
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    admit,
+    join,
+    leave,
+    scrape,
+    discovery: () => ({ body: listing.body(), bytes: listing.bytes }),
+    clients: () =>
+      [...byName.values()].map((s) => ({ ...s.info, labels: { ...s.info.labels }, scrapesInFlight: s.inFlight })),
+    shutdown,
+  };
+}

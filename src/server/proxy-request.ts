@@ -1,0 +1,82 @@
+/**
+ * Reads a Prometheus `proxy_url` request: the absolute URI names the client
+ * (host), the target (port, path and query, `_scheme`) and the deadline
+ * (`X-Prometheus-Scrape-Timeout-Seconds`). Part of the HTTP front.
+ *
+ * @internal
+ */
+import type { IncomingMessage } from "node:http";
+import type { Http2ServerRequest } from "node:http2";
+import type { Header } from "../../gen/promproxy/v1/scrape_pb.ts";
+import { checkRequestPath } from "../shared/paths.ts";
+import type { ScrapeRequest } from "./coordinator.ts";
+import type { ResolvedServerOptions } from "./options.ts";
+
+/** A request the front refuses before any client is asked. */
+export interface BadRequest {
+  status: 400 | 405;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+/** Request headers passed on to the client with an order. */
+const forwardedRequestHeaders = ["accept", "accept-encoding", "user-agent", "x-prometheus-scrape-timeout-seconds"];
+
+/** Turns a proxy request into what the coordinator needs to order a scrape, or says why it cannot. */
+export function readProxyRequest(
+  req: IncomingMessage | Http2ServerRequest,
+  uri: string,
+  options: Pick<ResolvedServerOptions, "defaultScrapeTimeoutMs" | "maxScrapeTimeoutMs">,
+): ScrapeRequest | BadRequest {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return { status: 400, message: `not a valid absolute URI: ${JSON.stringify(uri.slice(0, 200))}` };
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return { status: 400, message: `unsupported scheme ${JSON.stringify(url.protocol)}: proxy requests must be http:// URIs` };
+  }
+  // On the raw URI: the URL parser has already resolved "/./", "%2e%2e", "\\" and "#" into a clean path.
+  const refused = checkRequestPath(uri);
+  if (refused) return { status: 400, message: refused };
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    return { status: 405, message: `method ${req.method} not allowed: only GET and HEAD are proxied`, headers: { allow: "GET, HEAD" } };
+  }
+  const name = url.hostname.endsWith(".") ? url.hostname.slice(0, -1) : url.hostname;
+  let scheme = "http";
+  const s = url.searchParams.getAll("_scheme");
+  if (s.length > 0) {
+    if (s.length > 1 || (s[0] !== "http" && s[0] !== "https")) {
+      return { status: 400, message: `bad _scheme ${JSON.stringify(s.join(","))}: use http or https` };
+    }
+    scheme = s[0] as string;
+    url.searchParams.delete("_scheme");
+  }
+  const timeoutMs = scrapeTimeoutMs(req.headers["x-prometheus-scrape-timeout-seconds"], options);
+  if (typeof timeoutMs === "string") return { status: 400, message: timeoutMs };
+  const headers: Header[] = [];
+  for (const h of forwardedRequestHeaders) {
+    const v = req.headers[h];
+    if (typeof v === "string") headers.push({ $typeName: "promproxy.v1.Header", name: h, value: v });
+  }
+  return { name, port: url.port === "" ? 0 : Number(url.port), path: url.pathname + url.search, scheme, headers, timeoutMs };
+}
+
+/**
+ * The scrape timeout from Prometheus' header, clamped to the maximum; the
+ * default without a header. A string is an error message (HTTP 400).
+ */
+export function scrapeTimeoutMs(
+  header: string | string[] | undefined,
+  o: Pick<ResolvedServerOptions, "defaultScrapeTimeoutMs" | "maxScrapeTimeoutMs">,
+): number | string {
+  if (header === undefined) return o.defaultScrapeTimeoutMs;
+  const raw = Array.isArray(header) ? header.join(",") : header;
+  const t = raw.trim();
+  // A decimal number of seconds, as Prometheus writes it (e.g. "10", "9.5", "1e3").
+  if (!/^\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(t) || !(Number(t) > 0)) {
+    return `bad X-Prometheus-Scrape-Timeout-Seconds ${JSON.stringify(raw.slice(0, 40))}: want a positive number of seconds`;
+  }
+  return Math.min(Number(t) * 1000, o.maxScrapeTimeoutMs);
+}

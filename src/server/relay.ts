@@ -1,0 +1,114 @@
+/**
+ * Relays one scrape's result into Prometheus' HTTP response: the checked head,
+ * the body as it arrives, credit back to the client only as fast as
+ * Prometheus reads, and a clear status and one-line body for every failure.
+ * Part of the HTTP front: HTTP statuses are decided here.
+ *
+ * @internal
+ */
+import type { ServerResponse } from "node:http";
+import type { Coordinator, ScrapeRequest } from "./coordinator.ts";
+import type { ServerMetrics } from "./metrics.ts";
+import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.ts";
+
+/** The HTTP status of every way a scrape can fail. */
+export const statusOf: Record<ScrapeOutcome, number> = {
+  unknown_client: 404,
+  not_found: 404,
+  bad_request: 400,
+  busy: 503,
+  shutting_down: 503,
+  timeout: 504,
+  disconnected: 502,
+  too_large: 502,
+  bad_result: 502,
+  target_unreachable: 502,
+  client_error: 502,
+  cancelled: 502,
+  prometheus_gone: 499,
+};
+
+/** Response headers a result head may set; removed again before an error body. */
+const resultHeaders = ["content-type", "content-encoding", "content-length"];
+
+/** Answers with a status and a one-line `promproxy: ` body; cuts the response when its head went out already. */
+export function reply(res: ServerResponse, status: number, message: string, headers: Record<string, string | string[]> = {}) {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  for (const h of resultHeaders) res.removeHeader(h);
+  const body = `promproxy: ${message}\n`;
+  res.writeHead(status, {
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+    "cache-control": "no-store",
+    ...headers,
+  });
+  res.end(body);
+}
+
+/** What a relay needs besides the request. */
+export interface RelayDeps {
+  coordinator: Coordinator;
+  metrics: ServerMetrics;
+  /** Body bytes to pass on before granting them back to the client in one credit frame. */
+  grantAt: number;
+}
+
+/** Orders the scrape and relays its result into `res`; records the outcome. */
+export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerResponse, headOnly: boolean): void {
+  const { coordinator, metrics, grantAt } = deps;
+  const started = performance.now();
+  let pending = 0;
+  let waitingDrain = false;
+  let over = false;
+  const finish = (failure?: ScrapeFailure) => {
+    if (over) return;
+    over = true;
+    res.off("close", onClose);
+    res.off("drain", onDrain);
+    const outcome = failure?.outcome ?? "success";
+    metrics.scrapes.inc({ outcome });
+    metrics.duration.observe({ outcome }, (performance.now() - started) / 1000);
+    if (failure?.outcome === "prometheus_gone") return; // nobody left to answer
+    if (failure) reply(res, statusOf[failure.outcome], failure.message);
+    else res.end();
+  };
+  const onDrain = () => {
+    waitingDrain = false;
+    if (over || pending === 0) return;
+    handle.grant(pending);
+    pending = 0;
+  };
+  const onClose = () => {
+    if (over) return;
+    handle.cancel("prometheus went away");
+    finish({ outcome: "prometheus_gone", message: "Prometheus went away before the result" });
+  };
+
+  const result = coordinator.scrape(r, {
+    onHead(head) {
+      res.statusCode = head.status;
+      for (const [name, value] of head.headers) res.setHeader(name, value);
+    },
+    onChunk(data) {
+      metrics.bytes.inc(data.byteLength);
+      const ok = headOnly ? true : res.write(data);
+      pending += data.byteLength;
+      if (!ok) {
+        if (!waitingDrain) {
+          waitingDrain = true;
+          res.once("drain", onDrain);
+        }
+      } else if (!waitingDrain && pending >= grantAt) {
+        handle.grant(pending);
+        pending = 0;
+      }
+    },
+    onEnd: finish,
+  });
+  if ("outcome" in result) return finish(result);
+  const handle: ScrapeHandle = result;
+  res.on("close", onClose);
+}

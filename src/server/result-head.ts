@@ -1,0 +1,48 @@
+/**
+ * What a client's result head may say. Nothing a client sends reaches
+ * Prometheus unchecked: only final statuses, only the headers that describe
+ * the body, only values that cannot break the HTTP framing, and a
+ * Content-Length the server then holds the body to.
+ *
+ * @internal
+ */
+import type { Header } from "../../gen/promproxy/v1/scrape_pb.ts";
+
+/** A head fit to relay. */
+export interface CheckedHead {
+  status: number;
+  /** Lower-case names, checked values, in the client's order. */
+  headers: [name: string, value: string][];
+  /** The body length the client declared, which the server then enforces. */
+  contentLength?: number;
+}
+
+/** Response headers relayed from a result head; any other is dropped. */
+const relayed = new Set(["content-type", "content-encoding", "content-length"]);
+/** Visible ASCII and inner spaces: no control characters (CR, LF, NUL), nothing a parser could split on. */
+const safeValue = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+const maxValueLength = 1024;
+
+/** Checks a result head; returns it fit to relay, or a one-line reason it is not. */
+export function checkHead(status: number, headers: Header[]): CheckedHead | { error: string } {
+  if (!Number.isInteger(status) || status < 200 || status > 599) {
+    return { error: `HTTP status ${status}, but only final statuses 200-599 can be relayed` };
+  }
+  const out: CheckedHead = { status, headers: [] };
+  const seen = new Set<string>();
+  for (const h of headers) {
+    const name = h.name.toLowerCase();
+    if (!relayed.has(name)) continue;
+    if (seen.has(name)) return { error: `the header ${name} twice` };
+    seen.add(name);
+    if (h.value.length > maxValueLength || !safeValue.test(h.value)) {
+      return { error: `an invalid ${name} header ${JSON.stringify(h.value.slice(0, 64))}` };
+    }
+    if (name === "content-length") {
+      if (!/^\d{1,15}$/.test(h.value)) return { error: `an invalid content-length ${JSON.stringify(h.value.slice(0, 64))}` };
+      out.contentLength = Number(h.value);
+    }
+    out.headers.push([name, h.value]);
+  }
+  return out;
+}
