@@ -13,7 +13,9 @@ export const serverUsage = `usage: promproxy server [options]
   --max-scrapes-in-flight N    most scrapes in flight per client                         [16]
   --max-response-bytes N       largest scrape body                                       [268435456]
   --heartbeat-interval D       app-level ping interval on every stream                   [10s]
-  --shutdown-grace D           how long in-flight scrapes may finish on SIGTERM          [10s]
+  --drain-delay D              on SIGTERM: /readyz fails at once, scrapes are still served
+                               (Connection: close) this long, then refused with 503       [5s]
+  --shutdown-grace D           then how long in-flight scrapes may finish                [10s]
   --log-level L                debug, info, warn, error or silent                        [info]
 
 ${serverAuthUsage}
@@ -29,6 +31,7 @@ const optionSpec = {
   "max-response-bytes": { type: "string" },
   "heartbeat-interval": { type: "string" },
   "shutdown-grace": { type: "string" },
+  "drain-delay": { type: "string" },
   "log-level": { type: "string" },
   ...serverAuthFlagSpec,
   help: { type: "boolean", short: "h" },
@@ -88,6 +91,7 @@ export async function runServer(argv: string[]): Promise<number> {
     heartbeatIntervalMs: v["heartbeat-interval"] ? parseDurationMs(v["heartbeat-interval"], "--heartbeat-interval") : undefined,
   });
   const grace = v["shutdown-grace"] ? parseDurationMs(v["shutdown-grace"], "--shutdown-grace") : 10_000;
+  const drainDelay = v["drain-delay"] !== undefined ? parseDurationMs(v["drain-delay"], "--drain-delay", { allowZero: true }) : 5_000;
   const bound = await server.listen({ host, port, tls: auth.tls });
   const shown = dialableHost(host);
   const config =
@@ -101,8 +105,9 @@ export async function runServer(argv: string[]): Promise<number> {
       : scrapeConfig(`http://${shown}:${bound.port}`);
   process.stdout.write(`promproxy server listening on ${host}:${bound.port}${auth.tls ? " (TLS)" : ""}\n\nPrometheus configuration:\n\n${config}\n\n`);
   const sig = await untilSignal();
-  logger.info("shutting down", { signal: sig });
-  await server.close({ graceMs: grace });
+  logger.info("draining", { signal: sig, drainDelayMs: drainDelay, graceMs: grace });
+  await server.close({ graceMs: grace, drainDelayMs: drainDelay });
+  logger.info("stopped");
   return 0;
 }
 
