@@ -15,7 +15,7 @@ import { proxyGet, startClient, startServer } from "../helpers.ts";
 /** Opens a Scrape stream that sends nothing; `ended` settles with how the server ended it. */
 function silentStream(url: string) {
   const sessionManager = new Http2SessionManager(url);
-  const rpc = createRpcClient(ScrapeService, createGrpcTransport({ baseUrl: url, httpVersion: "2", sessionManager }));
+  const rpc = createRpcClient(ScrapeService, createGrpcTransport({ baseUrl: url, sessionManager }));
   const call = new AbortController();
   const out = createQueue<never>();
   const ended = (async () => {

@@ -28,7 +28,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file promproxy/v1/scrape.proto.
  */
 export const file_promproxy_v1_scrape: GenFile = /*@__PURE__*/
-  fileDesc("Chlwcm9tcHJveHkvdjEvc2NyYXBlLnByb3RvEgxwcm9tcHJveHkudjEi3gEKC0NsaWVudEZyYW1lEiQKBWhlbGxvGAEgASgLMhMucHJvbXByb3h5LnYxLkhlbGxvSAASKAoEaGVhZBgCIAEoCzIYLnByb21wcm94eS52MS5SZXN1bHRIZWFkSAASKgoFY2h1bmsYAyABKAsyGS5wcm9tcHJveHkudjEuUmVzdWx0Q2h1bmtIABImCgNlbmQYBCABKAsyFy5wcm9tcHJveHkudjEuUmVzdWx0RW5kSAASIgoEcG9uZxgFIAEoCzISLnByb21wcm94eS52MS5Qb25nSABCBwoFZnJhbWUi4AEKC1NlcnZlckZyYW1lEigKB3dlbGNvbWUYASABKAsyFS5wcm9tcHJveHkudjEuV2VsY29tZUgAEioKBW9yZGVyGAIgASgLMhkucHJvbXByb3h5LnYxLlNjcmFwZU9yZGVySAASJgoGY3JlZGl0GAMgASgLMhQucHJvbXByb3h5LnYxLkNyZWRpdEgAEiYKBmNhbmNlbBgEIAEoCzIULnByb21wcm94eS52MS5DYW5jZWxIABIiCgRwaW5nGAUgASgLMhIucHJvbXByb3h5LnYxLlBpbmdIAEIHCgVmcmFtZSKtAQoFSGVsbG8SDAoEbmFtZRgBIAEoCRIvCgZsYWJlbHMYAiADKAsyHy5wcm9tcHJveHkudjEuSGVsbG8uTGFiZWxzRW50cnkSJQoHdGFyZ2V0cxgDIAMoCzIULnByb21wcm94eS52MS5UYXJnZXQSDwoHdmVyc2lvbhgEIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoUBCgZUYXJnZXQSDAoEcG9ydBgBIAEoDRIMCgRwYXRoGAIgASgJEjAKBmxhYmVscxgDIAMoCzIgLnByb21wcm94eS52MS5UYXJnZXQuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKSAQoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEiQKBmxpbWl0cxgCIAEoCzIULnByb21wcm94eS52MS5MaW1pdHMSNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnNlcnZlcl92ZXJzaW9uGAQgASgJIlQKBkxpbWl0cxIXCg9tYXhfY2h1bmtfYnl0ZXMYASABKA0SGgoSbWF4X3Jlc3BvbnNlX2J5dGVzGAIgASgEEhUKDW1heF9pbl9mbGlnaHQYAyABKA0itQEKC1NjcmFwZU9yZGVyEhEKCXNjcmFwZV9pZBgBIAEoBBIMCgRwb3J0GAIgASgNEgwKBHBhdGgYAyABKAkSDgoGc2NoZW1lGAQgASgJEiUKB2hlYWRlcnMYBSADKAsyFC5wcm9tcHJveHkudjEuSGVhZGVyEioKB3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMY3JlZGl0X2J5dGVzGAcgASgEIioKBkNyZWRpdBIRCglzY3JhcGVfaWQYASABKAQSDQoFYnl0ZXMYAiABKAQiKwoGQ2FuY2VsEhEKCXNjcmFwZV9pZBgBIAEoBBIOCgZyZWFzb24YAiABKAkiFQoEUGluZxINCgVub25jZRgBIAEoBCIVCgRQb25nEg0KBW5vbmNlGAEgASgEIiUKBkhlYWRlchIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJIlYKClJlc3VsdEhlYWQSEQoJc2NyYXBlX2lkGAEgASgEEg4KBnN0YXR1cxgCIAEoDRIlCgdoZWFkZXJzGAMgAygLMhQucHJvbXByb3h5LnYxLkhlYWRlciIuCgtSZXN1bHRDaHVuaxIRCglzY3JhcGVfaWQYASABKAQSDAoEZGF0YRgCIAEoDCJICglSZXN1bHRFbmQSEQoJc2NyYXBlX2lkGAEgASgEEigKBWVycm9yGAIgASgLMhkucHJvbXByb3h5LnYxLlNjcmFwZUVycm9yIk8KC1NjcmFwZUVycm9yEi8KBnJlYXNvbhgBIAEoDjIfLnByb21wcm94eS52MS5TY3JhcGVFcnJvclJlYXNvbhIPCgdtZXNzYWdlGAIgASgJKqcCChFTY3JhcGVFcnJvclJlYXNvbhIjCh9TQ1JBUEVfRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASIwofU0NSQVBFX0VSUk9SX1JFQVNPTl9VTlJFQUNIQUJMRRABEh8KG1NDUkFQRV9FUlJPUl9SRUFTT05fVElNRU9VVBACEiEKHVNDUkFQRV9FUlJPUl9SRUFTT05fVE9PX0xBUkdFEAMSIQodU0NSQVBFX0VSUk9SX1JFQVNPTl9OT1RfRk9VTkQQBBIcChhTQ1JBUEVfRVJST1JfUkVBU09OX0JVU1kQBRIgChxTQ1JBUEVfRVJST1JfUkVBU09OX0lOVEVSTkFMEAYSIQodU0NSQVBFX0VSUk9SX1JFQVNPTl9DQU5DRUxMRUQQBzJTCg1TY3JhcGVTZXJ2aWNlEkIKBlNjcmFwZRIZLnByb21wcm94eS52MS5DbGllbnRGcmFtZRoZLnByb21wcm94eS52MS5TZXJ2ZXJGcmFtZSgBMAFiBnByb3RvMw", [file_google_protobuf_duration]);
+  fileDesc("Chlwcm9tcHJveHkvdjEvc2NyYXBlLnByb3RvEgxwcm9tcHJveHkudjEi3gEKC0NsaWVudEZyYW1lEiQKBWhlbGxvGAEgASgLMhMucHJvbXByb3h5LnYxLkhlbGxvSAASKAoEaGVhZBgCIAEoCzIYLnByb21wcm94eS52MS5SZXN1bHRIZWFkSAASKgoFY2h1bmsYAyABKAsyGS5wcm9tcHJveHkudjEuUmVzdWx0Q2h1bmtIABImCgNlbmQYBCABKAsyFy5wcm9tcHJveHkudjEuUmVzdWx0RW5kSAASIgoEcG9uZxgFIAEoCzISLnByb21wcm94eS52MS5Qb25nSABCBwoFZnJhbWUi4AEKC1NlcnZlckZyYW1lEigKB3dlbGNvbWUYASABKAsyFS5wcm9tcHJveHkudjEuV2VsY29tZUgAEioKBW9yZGVyGAIgASgLMhkucHJvbXByb3h5LnYxLlNjcmFwZU9yZGVySAASJgoGY3JlZGl0GAMgASgLMhQucHJvbXByb3h5LnYxLkNyZWRpdEgAEiYKBmNhbmNlbBgEIAEoCzIULnByb21wcm94eS52MS5DYW5jZWxIABIiCgRwaW5nGAUgASgLMhIucHJvbXByb3h5LnYxLlBpbmdIAEIHCgVmcmFtZSK/AQoFSGVsbG8SDAoEbmFtZRgBIAEoCRIvCgZsYWJlbHMYAiADKAsyHy5wcm9tcHJveHkudjEuSGVsbG8uTGFiZWxzRW50cnkSJQoHdGFyZ2V0cxgDIAMoCzIULnByb21wcm94eS52MS5UYXJnZXQSDwoHdmVyc2lvbhgEIAEoCRIQCghmZWF0dXJlcxgFIAMoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoUBCgZUYXJnZXQSDAoEcG9ydBgBIAEoDRIMCgRwYXRoGAIgASgJEjAKBmxhYmVscxgDIAMoCzIgLnByb21wcm94eS52MS5UYXJnZXQuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLPAQoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEiQKBmxpbWl0cxgCIAEoCzIULnByb21wcm94eS52MS5MaW1pdHMSNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnNlcnZlcl92ZXJzaW9uGAQgASgJEhAKCGZlYXR1cmVzGAUgAygJEhIKCnJlcGxpY2FfaWQYBiABKAkSFQoNcmVwbGljYV9jb3VudBgHIAEoDSJUCgZMaW1pdHMSFwoPbWF4X2NodW5rX2J5dGVzGAEgASgNEhoKEm1heF9yZXNwb25zZV9ieXRlcxgCIAEoBBIVCg1tYXhfaW5fZmxpZ2h0GAMgASgNIsUBCgtTY3JhcGVPcmRlchIRCglzY3JhcGVfaWQYASABKAQSDAoEcG9ydBgCIAEoDRIMCgRwYXRoGAMgASgJEg4KBnNjaGVtZRgEIAEoCRIlCgdoZWFkZXJzGAUgAygLMhQucHJvbXByb3h5LnYxLkhlYWRlchIqCgd0aW1lb3V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDGNyZWRpdF9ieXRlcxgHIAEoBBIOCgZtZXRob2QYCCABKAkiKgoGQ3JlZGl0EhEKCXNjcmFwZV9pZBgBIAEoBBINCgVieXRlcxgCIAEoBCIrCgZDYW5jZWwSEQoJc2NyYXBlX2lkGAEgASgEEg4KBnJlYXNvbhgCIAEoCSIVCgRQaW5nEg0KBW5vbmNlGAEgASgEIhUKBFBvbmcSDQoFbm9uY2UYASABKAQiJQoGSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkiVgoKUmVzdWx0SGVhZBIRCglzY3JhcGVfaWQYASABKAQSDgoGc3RhdHVzGAIgASgNEiUKB2hlYWRlcnMYAyADKAsyFC5wcm9tcHJveHkudjEuSGVhZGVyIi4KC1Jlc3VsdENodW5rEhEKCXNjcmFwZV9pZBgBIAEoBBIMCgRkYXRhGAIgASgMIkgKCVJlc3VsdEVuZBIRCglzY3JhcGVfaWQYASABKAQSKAoFZXJyb3IYAiABKAsyGS5wcm9tcHJveHkudjEuU2NyYXBlRXJyb3IiTwoLU2NyYXBlRXJyb3ISLwoGcmVhc29uGAEgASgOMh8ucHJvbXByb3h5LnYxLlNjcmFwZUVycm9yUmVhc29uEg8KB21lc3NhZ2UYAiABKAkqpwIKEVNjcmFwZUVycm9yUmVhc29uEiMKH1NDUkFQRV9FUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIjCh9TQ1JBUEVfRVJST1JfUkVBU09OX1VOUkVBQ0hBQkxFEAESHwobU0NSQVBFX0VSUk9SX1JFQVNPTl9USU1FT1VUEAISIQodU0NSQVBFX0VSUk9SX1JFQVNPTl9UT09fTEFSR0UQAxIhCh1TQ1JBUEVfRVJST1JfUkVBU09OX05PVF9GT1VORBAEEhwKGFNDUkFQRV9FUlJPUl9SRUFTT05fQlVTWRAFEiAKHFNDUkFQRV9FUlJPUl9SRUFTT05fSU5URVJOQUwQBhIhCh1TQ1JBUEVfRVJST1JfUkVBU09OX0NBTkNFTExFRBAHMlMKDVNjcmFwZVNlcnZpY2USQgoGU2NyYXBlEhkucHJvbXByb3h5LnYxLkNsaWVudEZyYW1lGhkucHJvbXByb3h5LnYxLlNlcnZlckZyYW1lKAEwAWIGcHJvdG8z", [file_google_protobuf_duration]);
 
 /**
  * ClientFrame is one message from the client to the server.
@@ -188,6 +188,15 @@ export type Hello = Message<"promproxy.v1.Hello"> & {
    * @generated from field: string version = 4;
    */
   version: string;
+
+  /**
+   * Optional protocol features the client supports, by name (see PROTOCOL.md,
+   * "Features"): e.g. "head" (it answers ScrapeOrder.method HEAD with a head
+   * and no body). A server ignores names it does not know.
+   *
+   * @generated from field: repeated string features = 5;
+   */
+  features: string[];
 };
 
 /**
@@ -267,6 +276,33 @@ export type Welcome = Message<"promproxy.v1.Welcome"> & {
    * @generated from field: string server_version = 4;
    */
   serverVersion: string;
+
+  /**
+   * The features of Hello.features that the server will use on this stream.
+   * A feature is used only when both sides name it.
+   *
+   * @generated from field: repeated string features = 5;
+   */
+  features: string[];
+
+  /**
+   * A stable id of the server replica that holds this stream: the same on every
+   * stream to that replica. A client behind one load-balancer address keeps
+   * opening connections until it holds a stream to every replica id it has
+   * met (see PROTOCOL.md, "Several replicas"). Empty from servers that predate it.
+   *
+   * @generated from field: string replica_id = 6;
+   */
+  replicaId: string;
+
+  /**
+   * How many replicas serve this address, when the operator told the server;
+   * 0 means unknown. A client that holds streams to fewer distinct replicas
+   * keeps dialling.
+   *
+   * @generated from field: uint32 replica_count = 7;
+   */
+  replicaCount: number;
 };
 
 /**
@@ -371,6 +407,15 @@ export type ScrapeOrder = Message<"promproxy.v1.ScrapeOrder"> & {
    * @generated from field: uint64 credit_bytes = 7;
    */
   creditBytes: bigint;
+
+  /**
+   * The HTTP method Prometheus used: "GET", or "HEAD" (the client answers with
+   * a head and no body). Empty means GET. HEAD is only sent to clients whose
+   * hello names the feature "head"; others get GET and the server drops the body.
+   *
+   * @generated from field: string method = 8;
+   */
+  method: string;
 };
 
 /**
