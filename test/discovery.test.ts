@@ -24,12 +24,12 @@ test("the http_sd groups: one per target, target labels over client labels, meta
     ],
   });
   assert.deepEqual(groupsOf(e), [
-    { targets: ["fw:9100"], labels: { env: "prod", kind: "host", __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s-fw" } },
+    { targets: ["fw:9100"], labels: { env: "prod", kind: "host", __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s-fw", __meta_promproxy_connected: "true" } },
     {
       targets: ["fw:9200"],
-      labels: { env: "prod", kind: "blackbox", __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s-fw", __metrics_path__: "/probe" },
+      labels: { env: "prod", kind: "blackbox", __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s-fw", __meta_promproxy_connected: "true", __metrics_path__: "/probe" },
     },
-    { targets: ["fw"], labels: { env: "prod", kind: "host", __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s-fw" } },
+    { targets: ["fw"], labels: { env: "prod", kind: "host", __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s-fw", __meta_promproxy_connected: "true" } },
   ]);
 });
 

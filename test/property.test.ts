@@ -255,6 +255,7 @@ describe("the session's frame handling", () => {
       fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
         const s = createSession(
           { name: "p", labels: {}, targets: targetsOf([]), sessionId: "s", version: "v", connectedAt: new Date() },
+          [],
           limits,
         );
         const scrapes: { handle: ScrapeHandle; ends: number; bytes: number; granted: number; cancelled: boolean }[] = [];
@@ -266,7 +267,7 @@ describe("the session's frame handling", () => {
               case "order": {
                 const rec = { handle: undefined as unknown as ScrapeHandle, ends: 0, bytes: 0, granted: limits.creditBytes, cancelled: false };
                 const h = s.scrape(
-                  { port: 0, path: "/metrics", scheme: "http", headers: [], timeoutMs: 1_000 },
+                  { method: "GET", port: 0, path: "/metrics", scheme: "http", headers: [], timeoutMs: 1_000 },
                   { onHead() {}, onChunk: (d) => void (rec.bytes += d.byteLength), onEnd: () => void rec.ends++ },
                 );
                 if (!h) {

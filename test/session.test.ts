@@ -14,6 +14,7 @@ const limits = { maxScrapesInFlight: 2, maxChunkBytes: 4, creditBytes: 8, maxRes
 function newSession() {
   return createSession(
     { name: "app-1", labels: { env: "prod" }, targets: targetsOf([]), sessionId: "s1", version: "v", connectedAt: new Date() },
+    [],
     limits,
   );
 }
@@ -41,7 +42,7 @@ const frame = (f: ClientFrame["frame"]) => create(ClientFrameSchema, { frame: f 
 const head = (id: bigint, status = 200) => frame({ case: "head", value: { scrapeId: id, status, headers: [] } } as never);
 const chunk = (id: bigint, s: string) => frame({ case: "chunk", value: { scrapeId: id, data: Buffer.from(s) } } as never);
 const end = (id: bigint, error?: { reason: number; message: string }) => frame({ case: "end", value: { scrapeId: id, error } } as never);
-const order = { port: 0, path: "/metrics", scheme: "http", headers: [], timeoutMs: 1000 };
+const order = { method: "GET" as const, port: 0, path: "/metrics", scheme: "http", headers: [], timeoutMs: 1000 };
 
 function violationOf(fn: () => void): ConnectError {
   try {
@@ -160,6 +161,7 @@ test("serves() checks announced ports and paths", () => {
       version: "",
       connectedAt: new Date(),
     },
+    [],
     limits,
   );
   assert.ok(s.serves(9100, "/metrics"));
@@ -167,11 +169,11 @@ test("serves() checks announced ports and paths", () => {
   assert.ok(!s.serves(9200, "/metrics"));
   assert.ok(!s.serves(80, "/metrics"));
   assert.deepEqual(groupsOf(s.info), [
-    { targets: ["fw:9100"], labels: { __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s2" } },
-    { targets: ["fw:9200"], labels: { kind: "blackbox", __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s2", __metrics_path__: "/probe" } },
+    { targets: ["fw:9100"], labels: { __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s2", __meta_promproxy_connected: "true" } },
+    { targets: ["fw:9200"], labels: { kind: "blackbox", __meta_promproxy_client: "fw", __meta_promproxy_session_id: "s2", __meta_promproxy_connected: "true", __metrics_path__: "/probe" } },
   ]);
   assert.deepEqual(groupsOf(newSession().info), [
-    { targets: ["app-1"], labels: { env: "prod", __meta_promproxy_client: "app-1", __meta_promproxy_session_id: "s1" } },
+    { targets: ["app-1"], labels: { env: "prod", __meta_promproxy_client: "app-1", __meta_promproxy_session_id: "s1", __meta_promproxy_connected: "true" } },
   ]);
 });
 

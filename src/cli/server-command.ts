@@ -105,7 +105,7 @@ export async function runServer(argv: string[]): Promise<number> {
       : scrapeConfig(`http://${shown}:${bound.port}`);
   process.stdout.write(`promproxy server listening on ${host}:${bound.port}${auth.tls ? " (TLS)" : ""}\n\nPrometheus configuration:\n\n${config}\n\n`);
   const sig = await untilSignal();
-  logger.info("draining", { signal: sig, drainDelayMs: drainDelay, graceMs: grace });
+  logger.info("shutting down: draining", { signal: sig, drainDelayMs: drainDelay, graceMs: grace });
   await server.close({ graceMs: grace, drainDelayMs: drainDelay });
   logger.info("stopped");
   return 0;

@@ -12,12 +12,16 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Hello } from "../../gen/promproxy/v1/scrape_pb.ts";
 import type { Identity } from "../auth/identity.ts";
 import type { ClientInfo } from "./client-info.ts";
-import { createDiscovery } from "./discovery.ts";
+import { createDiscovery, type DiscoveryEntry } from "./discovery.ts";
 import { checkHello } from "./hello.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import type { OrderRequest, ScrapeFailure, ScrapeHandle, ScrapeSink } from "./scrape-types.ts";
 import { createSession, oneLine, type Session } from "./session.ts";
+import { createVanished, type VanishedClient } from "./vanished.ts";
+
+/** Optional protocol features this server supports (PROTOCOL.md, "Features"). */
+const serverFeatures = new Set(["head"]);
 
 /** Where the server is in its life: serving; draining (serving, not ready); refusing new scrapes; closed. */
 export type Phase = "serving" | "draining" | "refusing" | "closed";
@@ -39,13 +43,19 @@ export interface Coordinator {
   admit(): () => void;
   /** Checks a hello, takes its name (probing a holder), lists the client; throws the refusal as a ConnectError. */
   join(hello: Hello, identity: Identity | undefined): Promise<Session>;
-  /** Frees the session's name and listing. */
-  leave(session: Session): void;
+  /**
+   * Frees the session's name and listing. A client that `vanished` (its stream
+   * broke or went quiet, rather than ending cleanly) stays listed as
+   * disconnected for `vanishedRetentionMs`, answered with 503.
+   */
+  leave(session: Session, vanished?: { reason: string }): void;
   /** Starts a scrape; a failure at once when it cannot start. The sink hears the result. */
   scrape(request: ScrapeRequest, sink: ScrapeSink): ScrapeHandle | ScrapeFailure;
   /** The `/clients` document, and its size in UTF-8 bytes. */
   discovery(): { body: string; bytes: number };
   clients(): ClientInfo[];
+  /** Clients that vanished recently, oldest first. */
+  vanished(): VanishedClient[];
   /** Drains: not ready at once, serving for `drainDelayMs`, then refusing; resolves when nothing is in flight (or after `graceMs`) and every stream is told to go. */
   shutdown(options: { drainDelayMs: number; graceMs: number }): Promise<void>;
 }
@@ -55,7 +65,12 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
   const byName = new Map<string, Session>();
   const listings = new Map<Session, () => void>();
   const listing = createDiscovery({ maxBytes: o.maxDiscoveryBytes });
+  const gone = createVanished(o.vanishedRetentionMs);
   let phase: Phase = "serving";
+  // Warm-up: a new replica is not ready before its clients have found it (see ServerOptions.warmupMs).
+  const startedAt = Date.now();
+  let lastJoinAt = startedAt;
+  let warm = o.warmupMs === 0;
   let pendingHellos = 0;
   let inFlight = 0;
   let idle: (() => void) | undefined;
@@ -104,26 +119,52 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     if (phase !== "serving") throw new ConnectError("the server is shutting down", Code.Unavailable);
     const current = byName.get(name);
     if (current) throw new ConnectError(`the name "${name}" is held by another connected client (session ${current.info.sessionId})`, Code.AlreadyExists);
+    gone.forget(name); // back: no longer listed as vanished
+    // Vanished clients make room for live ones, in the count and in /clients.
+    while (byName.size + gone.size >= o.maxClients && gone.evictOldest());
     if (byName.size >= o.maxClients) throw new ConnectError(`the server has its maximum of ${o.maxClients} clients`, Code.ResourceExhausted);
-    const session = createSession(info, o);
-    listings.set(session, listing.add(info)); // throws ResourceExhausted when /clients would grow past its bound
+    const session = createSession(info, hello.features.filter((f) => serverFeatures.has(f)).slice(0, serverFeatures.size), o);
+    listings.set(session, listWithRoom(info)); // throws ResourceExhausted when /clients would grow past its bound
     byName.set(name, session);
+    lastJoinAt = Date.now();
     metrics.clients.set(byName.size);
     return session;
   }
 
-  function leave(session: Session) {
-    if (byName.get(session.info.name) === session) byName.delete(session.info.name);
+  function listWithRoom(entry: DiscoveryEntry): () => void {
+    for (;;) {
+      try {
+        return listing.add(entry);
+      } catch (e) {
+        if (!gone.evictOldest()) throw e;
+      }
+    }
+  }
+
+  function leave(session: Session, vanished?: { reason: string }) {
+    const held = byName.get(session.info.name) === session;
+    if (held) byName.delete(session.info.name);
     listings.get(session)?.();
     listings.delete(session);
     metrics.clients.set(byName.size);
+    if (!held || !vanished || phase !== "serving" || o.vanishedRetentionMs <= 0) return;
+    const { scrapesInFlight: _, ...info } = session.info;
+    try {
+      gone.add({ info, since: Date.now(), reason: vanished.reason }, listing.add({ ...info, connected: false }));
+    } catch {
+      // /clients is full: the vanished client is not listed
+    }
   }
 
   // One scrape's life: find the client, order, bound it by the deadline, end it exactly once.
   function scrape(r: ScrapeRequest, sink: ScrapeSink): ScrapeHandle | ScrapeFailure {
     if (phase === "refusing" || phase === "closed") return { outcome: "shutting_down", message: "server is shutting down" };
     const session = byName.get(r.name);
-    if (!session) return { outcome: "unknown_client", message: `no client "${r.name.slice(0, 253)}" connected` };
+    if (!session) {
+      const v = gone.get(r.name);
+      if (v) return { outcome: "vanished", message: `client "${r.name}" disconnected ${Math.round((Date.now() - v.since) / 1000)}s ago: ${v.reason}` };
+      return { outcome: "unknown_client", message: `no client "${r.name.slice(0, 253)}" connected` };
+    }
     if (!session.serves(r.port, r.path)) {
       const path = JSON.stringify(r.path.split("?")[0]?.slice(0, 200));
       return { outcome: "not_found", message: `client "${r.name}" serves nothing at port ${r.port || "(none)"} path ${path}` };
@@ -178,6 +219,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     }
     phase = "closed";
     clearInterval(heartbeat);
+    gone.close();
     for (const s of [...byName.values()]) s.close(new ConnectError("the server is shutting down", Code.Unavailable));
   }
 
@@ -186,7 +228,13 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       return phase;
     },
     get ready() {
-      return phase === "serving";
+      if (phase !== "serving") return false;
+      if (!warm) {
+        const now = Date.now();
+        const settled = now - startedAt >= o.warmupMs && now - lastJoinAt >= o.warmupSettleMs;
+        warm = settled || now - startedAt >= o.warmupMaxMs;
+      }
+      return warm;
     },
     get inFlight() {
       return inFlight;
@@ -198,6 +246,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     discovery: () => ({ body: listing.body(), bytes: listing.bytes }),
     clients: () =>
       [...byName.values()].map((s) => ({ ...s.info, labels: { ...s.info.labels }, scrapesInFlight: s.inFlight })),
+    vanished: () => gone.all(),
     shutdown,
   };
 }

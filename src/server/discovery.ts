@@ -7,12 +7,14 @@ export interface DiscoveryGroup {
   labels: Record<string, string>;
 }
 
-/** What `/clients` lists for one connected client. @internal */
+/** What `/clients` lists for one client. @internal */
 export interface DiscoveryEntry {
   name: string;
   labels: Record<string, string>;
   targets: ClientInfo["targets"];
   sessionId: string;
+  /** False for a client that vanished recently (`__meta_promproxy_connected="false"`). Default true. */
+  connected?: boolean;
 }
 
 /**
@@ -59,6 +61,7 @@ function labelsOf(e: DiscoveryEntry, t: DiscoveryEntry["targets"][number]): Reco
     ...t.labels,
     __meta_promproxy_client: e.name,
     __meta_promproxy_session_id: e.sessionId,
+    __meta_promproxy_connected: e.connected === false ? "false" : "true",
   };
   if (t.path !== "" && t.path !== "/") l["__metrics_path__"] = t.path;
   return l;

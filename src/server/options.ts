@@ -1,3 +1,5 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import type { Interceptor } from "@connectrpc/connect";
 import { Registry } from "prom-client";
 import { createPromGate, type PromAuthOptions, type PromGate } from "../auth/prom-auth.ts";
@@ -62,6 +64,40 @@ export interface ServerOptions {
    * `--drain-delay` defaults to 5 s).
    */
   drainDelayMs?: number;
+  /**
+   * How long a client that vanished (its stream broke or went quiet, rather
+   * than ending cleanly with `stop()`) stays in `/clients`, with
+   * `__meta_promproxy_connected="false"`; scraping it answers 503 at once, so
+   * that `up == 0` fires. 0 drops it at once. Vanished clients give way to live
+   * ones when `maxClients` or `maxDiscoveryBytes` is reached. Default 600 000 (10 min).
+   */
+  vanishedRetentionMs?: number;
+  /**
+   * Readiness warm-up (`/readyz`): a replica that has just started does not
+   * yet hold every client. It is not ready for `warmupMs` after it was
+   * created; then it is ready once no new client has joined for
+   * `warmupSettleMs`, or at the latest `warmupMaxMs` after it was created.
+   * Once ready it stays ready until it drains. Default 0 (ready at once; the
+   * CLI's `--warmup` defaults to 5 s).
+   */
+  warmupMs?: number;
+  /** See {@link warmupMs}. Default 2 000 ms when `warmupMs` is set, else 0. */
+  warmupSettleMs?: number;
+  /** See {@link warmupMs}. Default 6 × `warmupMs`. */
+  warmupMaxMs?: number;
+  /**
+   * This replica's id, announced in every welcome so that a client behind
+   * one load-balancer address can tell replicas apart. Default: the host name
+   * and a random suffix, new for every server object.
+   */
+  replicaId?: string;
+  /**
+   * How many replicas serve the clients' address, announced in the welcome
+   * (clients keep dialling until they hold a stream to that many distinct
+   * replicas). Default 0: unknown (clients still find every replica whose id
+   * they meet).
+   */
+  replicaCount?: number;
   /** How long a new stream may take to send its hello. Default 10 000 ms. */
   helloTimeoutMs?: number;
   /**
@@ -118,6 +154,12 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     maxDiscoveryBytes: o.maxDiscoveryBytes ?? discoveryDefaults.maxBytes,
     maxPendingHellos: o.maxPendingHellos ?? 1000,
     drainDelayMs: o.drainDelayMs ?? 0,
+    vanishedRetentionMs: o.vanishedRetentionMs ?? 600_000,
+    warmupMs: o.warmupMs ?? 0,
+    warmupSettleMs: o.warmupSettleMs ?? (o.warmupMs ? 2_000 : 0),
+    warmupMaxMs: o.warmupMaxMs ?? 6 * (o.warmupMs ?? 0),
+    replicaId: o.replicaId ?? `${hostname()}-${randomBytes(4).toString("hex")}`,
+    replicaCount: o.replicaCount ?? 0,
     helloTimeoutMs: o.helloTimeoutMs ?? 10_000,
     takeoverProbeMs: o.takeoverProbeMs ?? 2_000,
     heartbeatIntervalMs,
@@ -135,7 +177,11 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     const v = r[k];
     if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new RangeError(`promproxy: option ${k} must be a positive number, got ${String(v)}`);
   }
-  if (!(r.drainDelayMs >= 0) || !Number.isFinite(r.drainDelayMs)) throw new RangeError(`promproxy: option drainDelayMs must be >= 0, got ${String(r.drainDelayMs)}`);
+  for (const k of ["drainDelayMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount"] as const) {
+    const v = r[k];
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new RangeError(`promproxy: option ${k} must be a number >= 0, got ${String(v)}`);
+  }
+  if (r.replicaId === "" || r.replicaId.length > 128) throw new RangeError("promproxy: option replicaId must be 1-128 characters");
   if (!(r.maxLabels >= 0) || !(r.maxLabelValueLength >= 0)) throw new RangeError("promproxy: maxLabels and maxLabelValueLength must be >= 0");
   if (r.maxChunkBytes > MiB) throw new RangeError(`promproxy: option maxChunkBytes must be at most 1 MiB (${MiB}), got ${r.maxChunkBytes}`);
   if (r.creditBytes < r.maxChunkBytes) throw new RangeError("promproxy: option creditBytes must be at least maxChunkBytes");

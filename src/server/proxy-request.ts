@@ -60,7 +60,7 @@ export function readProxyRequest(
     const v = req.headers[h];
     if (typeof v === "string") headers.push({ $typeName: "promproxy.v1.Header", name: h, value: v });
   }
-  return { name, port: url.port === "" ? 0 : Number(url.port), path: url.pathname + url.search, scheme, headers, timeoutMs };
+  return { name, method: req.method, port: url.port === "" ? 0 : Number(url.port), path: url.pathname + url.search, scheme, headers, timeoutMs };
 }
 
 /**

@@ -14,6 +14,7 @@ import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.
 /** The HTTP status of every way a scrape can fail. */
 export const statusOf: Record<ScrapeOutcome, number> = {
   unknown_client: 404,
+  vanished: 503,
   not_found: 404,
   bad_request: 400,
   busy: 503,

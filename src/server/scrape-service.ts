@@ -48,6 +48,8 @@ export function createScrapeHandler({ options, coordinator, metrics }: ScrapeSer
     metrics.sessions.inc({ result: "accepted" });
     log.info("client connected", { name: s.info.name, session: s.info.sessionId, identity: s.info.identity });
     let reason = "stream ended";
+    /** Set when the stream ends in any way but the client closing its side cleanly (stop()): it vanished. */
+    let broke = true;
     try {
       const hb = options.heartbeatIntervalMs;
       yield {
@@ -58,6 +60,9 @@ export function createScrapeHandler({ options, coordinator, metrics }: ScrapeSer
             serverVersion: version,
             heartbeatInterval: { seconds: BigInt(Math.floor(hb / 1000)), nanos: (hb % 1000) * 1e6 },
             limits: { maxChunkBytes: options.maxChunkBytes, maxResponseBytes: BigInt(options.maxResponseBytes), maxInFlight: options.maxScrapesInFlight },
+            features: s.features,
+            replicaId: options.replicaId,
+            replicaCount: options.replicaCount,
           },
         },
       };
@@ -69,6 +74,7 @@ export function createScrapeHandler({ options, coordinator, metrics }: ScrapeSer
             if (r.done) break;
             s.receive(r.value);
           }
+          broke = false;
           s.close();
         } catch (e) {
           const err = ConnectError.from(e);
@@ -81,7 +87,7 @@ export function createScrapeHandler({ options, coordinator, metrics }: ScrapeSer
       reason = ConnectError.from(e).rawMessage;
       throw e;
     } finally {
-      coordinator.leave(s);
+      coordinator.leave(s, broke ? { reason } : undefined);
       s.close();
       log.info("client disconnected", { name: s.info.name, session: s.info.sessionId, reason });
     }

@@ -20,7 +20,7 @@ export interface ScrapeFailure {
 
 /** Every way a scrape can end but success. @internal */
 export type ScrapeOutcome =
-  | "unknown_client" | "not_found" | "busy" | "shutting_down" | "timeout" | "disconnected" | "too_large"
+  | "unknown_client" | "vanished" | "not_found" | "busy" | "shutting_down" | "timeout" | "disconnected" | "too_large"
   | "bad_result" | "target_unreachable" | "client_error" | "cancelled" | "prometheus_gone" | "bad_request";
 
 /** What the front wants done with a scrape's result, in order. @internal */
@@ -44,6 +44,8 @@ export interface ScrapeHandle {
 
 /** What a scrape order says, before the session gives it an id. @internal */
 export interface OrderRequest {
+  /** Prometheus' method. HEAD reaches only clients that announced the feature "head"; others get GET. */
+  method: "GET" | "HEAD";
   port: number;
   path: string;
   scheme: string;

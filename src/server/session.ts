@@ -21,6 +21,8 @@ interface Active {
   allowance: number;
   /** Body bytes received. */
   received: number;
+  /** A HEAD order: the result has a head and no body; its Content-Length describes what a GET would send. */
+  headOnly: boolean;
 }
 
 /** @internal */
@@ -34,6 +36,8 @@ export interface SessionLimits {
 /** One connected client as the server sees it. @internal */
 export interface Session {
   readonly info: ClientInfo;
+  /** The optional protocol features both sides use on this stream (the welcome announces them). */
+  readonly features: string[];
   readonly outbound: Queue<ServerFrameInit>;
   readonly inFlight: number;
   /** Milliseconds timestamp of the last frame received. */
@@ -68,6 +72,7 @@ const maxCancelledKept = 1024;
 
 export function createSession(
   info: Omit<ClientInfo, "scrapesInFlight">,
+  features: string[],
   limits: SessionLimits,
 ): Session {
   const outbound = createQueue<ServerFrameInit>();
@@ -130,7 +135,9 @@ export function createSession(
     cancelled.set(id, left - bytes);
   }
 
+  const head = features.includes("head");
   const session: Session = {
+    features,
     info: clientInfo,
     outbound,
     get inFlight() {
@@ -164,7 +171,8 @@ export function createSession(
     scrape(order, sink) {
       if (closed || active.size >= limits.maxScrapesInFlight) return undefined;
       const id = nextId++;
-      const a: Active = { sink, allowance: limits.creditBytes, received: 0 };
+      const method = order.method === "HEAD" && head ? "HEAD" : "";
+      const a: Active = { sink, allowance: limits.creditBytes, received: 0, headOnly: method === "HEAD" };
       active.set(id, a);
       outbound.push({
         frame: {
@@ -174,6 +182,7 @@ export function createSession(
             port: order.port,
             path: order.path,
             scheme: order.scheme,
+            method,
             headers: order.headers,
             timeout: durationOf(order.timeoutMs),
             creditBytes: BigInt(limits.creditBytes),
@@ -214,6 +223,7 @@ export function createSession(
           if (n > a.allowance) throw violation(`scrape ${id}: chunk beyond the granted credit`, Code.ResourceExhausted);
           a.allowance -= n;
           a.received += n;
+          if (a.headOnly) return reject(id, a, "bad_result", sent("a body for a HEAD request"));
           if (a.received > limits.maxResponseBytes) {
             return reject(id, a, "too_large", tooLarge());
           }
@@ -244,7 +254,7 @@ export function createSession(
           if (!err) {
             if (!a.head) throw violation(`scrape ${id}: end without head or error`);
             const declared = a.head.contentLength;
-            if (declared !== undefined && a.received !== declared) {
+            if (declared !== undefined && a.received !== declared && !a.headOnly) {
               return finish(id, a, { outcome: "bad_result", message: sent(`${a.received} body bytes, but its content-length said ${declared}`) });
             }
             return finish(id, a);

@@ -328,8 +328,11 @@ describe("clients that go away", { timeout: 60_000 }, () => {
       })());
       assertError(r, 502, 'promproxy: client "flaky" disconnected');
       assert.ok(ms < 5000, `${ms} ms`);
-      // The name is free at once.
-      assertError(await proxyGet(s.port, "http://flaky/metrics"), 404, 'promproxy: no client "flaky"');
+      // It vanished: 503 at once (so that up == 0 fires), and the name is free to take again.
+      assertError(await proxyGet(s.port, "http://flaky/metrics"), 503, 'promproxy: client "flaky" disconnected 0s ago');
+      const back = await connectRaw(s.url, { name: "flaky" });
+      back.abort();
+      await back.ended;
     } finally {
       await stop();
     }

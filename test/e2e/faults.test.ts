@@ -18,10 +18,13 @@ import { runScript, slowRegistry, type Script } from "./fixtures/faults/util.ts"
 import { freePort, runCli, type CliProcess } from "./prometheus.ts";
 import { openGet, timed } from "./raw-client.ts";
 
-/** Names on /clients (http_sd) of the server at `url`. */
-async function listed(url: string): Promise<string[]> {
-  const groups = (await (await fetch(`${url}/clients`)).json()) as { targets: string[] }[];
-  return groups.flatMap((g) => g.targets).sort();
+/** Names on /clients (http_sd) of the server at `url`: connected ones, or with `vanished`, those marked disconnected. */
+async function listed(url: string, vanished = false): Promise<string[]> {
+  const groups = (await (await fetch(`${url}/clients`)).json()) as { targets: string[]; labels: Record<string, string> }[];
+  return groups
+    .filter((g) => g.labels["__meta_promproxy_connected"] === (vanished ? "false" : "true"))
+    .flatMap((g) => g.targets)
+    .sort();
 }
 
 test("server SIGKILLed mid-scrape: the scrape fails at once, every client is back and scrapeable after a restart", { timeout: 60_000 }, async () => {
@@ -72,7 +75,7 @@ test("server SIGKILLed mid-scrape: the scrape fails at once, every client is bac
 
 for (const mode of ["slow-registry", "stall-body"] as const) {
   const what = mode === "slow-registry" ? "before its result head" : "after its result head, mid-body";
-  test(`client process SIGKILLed ${what}: Prometheus gets the failure within a second, the name leaves /clients at once`, { timeout: 30_000 }, async () => {
+  test(`client process SIGKILLed ${what}: Prometheus gets the failure within a second, the name is marked vanished at once`, { timeout: 30_000 }, async () => {
     const s = await startServer();
     let child: Script | undefined;
     try {
@@ -98,9 +101,11 @@ for (const mode of ["slow-registry", "stall-body"] as const) {
         assert.equal(seen.complete, false, "the response must not look complete");
         assert.equal(seen.body.toString(), "stalled_metric 1\n");
       }
-      assert.deepEqual(gone, [], "the name leaves /clients by the time the failure is seen");
+      assert.deepEqual(gone, [], "no longer listed as connected by the time the failure is seen");
+      assert.deepEqual(await listed(s.url, true), ["app-1"], "listed as vanished, so that up == 0 fires");
       const after = await proxyGet(s.port, "http://app-1/metrics");
-      assert.equal(after.status, 404);
+      assert.equal(after.status, 503);
+      assert.match(after.body.toString(), /^promproxy: client "app-1" disconnected \d+s ago/);
       assert.equal(s.server.clients().length, 0);
     } finally {
       await child?.kill();
@@ -147,7 +152,8 @@ test("network black hole between client and server: both notice within the heart
     assert.equal(disconnects[0]?.error?.code, Code.Unavailable, disconnects[0]?.error?.message);
     assert.match(disconnects[0]?.error?.rawMessage ?? "", /nothing heard from the server/);
     assert.deepEqual(await listed(s.url), []);
-    assert.equal((await proxyGet(s.port, "http://app-1/metrics")).status, 404);
+    assert.deepEqual(await listed(s.url, true), ["app-1"]);
+    assert.equal((await proxyGet(s.port, "http://app-1/metrics")).status, 503);
 
     // Still down a while later: attempts through the hole get nowhere.
     await new Promise((r) => setTimeout(r, 1_000));
@@ -177,7 +183,8 @@ test("SIGTERM on `promproxy server`: in-flight scrapes finish, clients are told 
   const disconnects: (ConnectError | undefined)[] = [];
   const lateErrors: ConnectError[] = [];
   try {
-    proc = runCli(["server", "--listen", `127.0.0.1:${port}`, "--shutdown-grace", "10s", "--log-level", "info"]);
+    // No drain delay: this is about in-flight scrapes and clients (test/e2e/drain.test.ts covers the delay).
+    proc = runCli(["server", "--listen", `127.0.0.1:${port}`, "--drain-delay", "0s", "--shutdown-grace", "10s", "--log-level", "info"]);
     await proc.waitForOutput(/promproxy server listening on/);
     clients.push(
       await startClient(url, "slow", {

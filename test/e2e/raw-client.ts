@@ -29,6 +29,7 @@ export interface RawHello {
   labels?: Record<string, string>;
   targets?: { port: number; path: string; labels?: Record<string, string> }[];
   version?: string;
+  features?: string[];
 }
 
 export interface RawClient {
@@ -93,6 +94,7 @@ export async function connectRaw(
         labels: hello.labels ?? {},
         targets: (hello.targets ?? []).map((t) => ({ port: t.port, path: t.path, labels: t.labels ?? {} })),
         version: hello.version ?? "raw-test-client/0",
+        features: hello.features ?? [],
       },
     },
   });

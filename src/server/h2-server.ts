@@ -1,0 +1,117 @@
+import * as http2 from "node:http2";
+
+/** @internal */
+export interface H2ServerOptions {
+  /** Handles Scrape streams and front requests arriving over HTTP/2. */
+  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS: more streams are refused. */
+  maxStreamsPerConnection: number;
+  /** SETTINGS_MAX_HEADER_LIST_SIZE: larger header blocks reset their stream. */
+  maxHeaderListBytes: number;
+  /** A session without an open stream for this long is closed (GOAWAY). */
+  idleSessionTimeoutMs: number;
+  /** PINGs on every session at this interval; a peer that missed one is dropped. */
+  pingIntervalMs: number;
+}
+
+/** @internal */
+export interface H2Server {
+  /** Takes connections through `server.emit("connection", socket)`; it never listens itself. */
+  server: http2.Http2Server;
+  /** The open sessions. */
+  sessions: ReadonlySet<http2.ServerHttp2Session>;
+  /** Stops the PING timer. */
+  stop(): void;
+}
+
+/** HTTP/2 receive windows: the 64 KiB defaults throttle large relays (DESIGN.md). */
+const windowBytes = 16 * 1024 * 1024;
+/** A session told to go away (idle) that has not closed after this long is destroyed. */
+const goawayGraceMs = 1_000;
+
+/**
+ * The HTTP/2 side of the port: large receive windows for relays, and caps on
+ * what one connection may hold: concurrent streams, header list size (Node's
+ * nghttp2 already bounds CONTINUATION floods, rapid resets and per-session
+ * memory), sessions left open without a stream, and peers that went silent.
+ *
+ * @internal
+ */
+export function createH2Server(o: H2ServerOptions): H2Server {
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const server = http2.createServer(
+    {
+      settings: {
+        initialWindowSize: windowBytes,
+        maxConcurrentStreams: o.maxStreamsPerConnection,
+        maxHeaderListSize: o.maxHeaderListBytes,
+      },
+      maxSessionMemory: 64,
+    },
+    o.handler,
+  );
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.on("error", () => {});
+    session.once("connect", () => {
+      try {
+        session.setLocalWindowSize(windowBytes);
+      } catch {
+        /* the session died already */
+      }
+    });
+    closeWhenIdle(session, o.idleSessionTimeoutMs);
+    session.once("close", () => sessions.delete(session));
+  });
+  server.on("sessionError", () => {});
+
+  // Find dead HTTP/2 peers (a black-holed path leaves a session that never errors).
+  // Node's PINGs never time out: a peer that has not answered the previous one by the next tick is gone
+  // (else a dead session lingered until maxOutstandingPings, 10 intervals = 5 min, holding its socket).
+  const unanswered = new WeakSet<http2.ServerHttp2Session>();
+  const pinger = setInterval(() => {
+    for (const s of sessions) {
+      if (s.destroyed || s.closed) continue;
+      if (unanswered.has(s)) {
+        s.destroy();
+        continue;
+      }
+      unanswered.add(s);
+      const ok = s.ping((err) => {
+        unanswered.delete(s);
+        if (err && !s.destroyed) s.destroy();
+      });
+      if (!ok) s.destroy();
+    }
+  }, o.pingIntervalMs);
+  pinger.unref();
+
+  return { server, sessions, stop: () => clearInterval(pinger) };
+}
+
+/**
+ * Closes a session once it has had no open stream for `idleMs`: a client's
+ * session always carries its Scrape stream, front requests are short, so an
+ * idle session serves nobody and only holds a socket.
+ */
+function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => {
+      if (session.closed || session.destroyed) return;
+      session.close();
+      setTimeout(() => session.destroyed || session.destroy(), goawayGraceMs).unref();
+    }, idleMs);
+    timer.unref();
+  };
+  arm();
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      if (--open === 0 && !session.closed && !session.destroyed) arm();
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
+}

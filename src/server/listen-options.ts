@@ -1,0 +1,89 @@
+import type { ListenTlsOptions } from "../auth/tls-credentials.ts";
+
+/**
+ * Where and how {@link PromproxyServer.listen} listens, and what one peer may
+ * make the server hold: every resource a connection can pin has a cap here.
+ */
+export interface ListenOptions {
+  /** Interface to bind. Default "127.0.0.1"; use "0.0.0.0" or "::" to accept remote clients. */
+  host?: string;
+  /** TCP port; 0 picks a free one. Default 8080. */
+  port?: number;
+  /**
+   * Serve TLS: HTTP/1.1 and HTTP/2 on the one port, chosen by ALPN; optional
+   * mTLS; certificate files reload without a restart. See {@link ListenTlsOptions}.
+   * Default: cleartext (HTTP/2 by prior knowledge, told apart by its first bytes).
+   */
+  tls?: ListenTlsOptions;
+  /**
+   * A new connection must send its first bytes (HTTP/2 preface or HTTP/1.1
+   * request line), or finish its TLS handshake, within this time; else it is
+   * closed (slowloris). Default 10 000 ms.
+   */
+  prefaceTimeoutMs?: number;
+  /**
+   * Open connections at most, HTTP/1.1 and HTTP/2 together (each client holds
+   * one; Prometheus a few). More are closed at once (cleartext HTTP/1.1 peers
+   * get a 503 first). Keep it under the process' file descriptor limit
+   * (`ulimit -n`). Default 11 000: the default `maxClients` (10 000) plus room
+   * for Prometheus, curl and reconnecting clients.
+   */
+  maxConnections?: number;
+  /**
+   * Open connections at most from one source: an IPv4 address, or an IPv6 /64
+   * prefix (what one host usually holds). Clients behind one NAT gateway or
+   * load balancer share a source: raise it for those. Default 1 000.
+   */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+   * A client uses one Scrape stream; more are refused (REFUSED_STREAM), and a
+   * proxy that multiplexes clients (Envoy) opens more connections.
+   * Default 16.
+   */
+  maxStreamsPerConnection?: number;
+  /**
+   * An HTTP/2 connection without an open stream for this long is closed
+   * (GOAWAY). A client's connection always carries its Scrape stream, so only
+   * sessions that serve nothing are closed. Default 30 000 ms.
+   */
+  idleSessionTimeoutMs?: number;
+  /**
+   * Largest request header list: for HTTP/2, SETTINGS_MAX_HEADER_LIST_SIZE
+   * (names and values after HPACK decoding, plus 32 bytes per field), larger
+   * header blocks reset their stream; for HTTP/1.1, the request line and
+   * headers, larger get 431. Default 16 384 (16 KiB), room for a long bearer
+   * token; at least 1 024.
+   */
+  maxHeaderListBytes?: number;
+}
+
+/** @internal */
+export type ResolvedListenOptions = Required<Omit<ListenOptions, "tls">> & Pick<ListenOptions, "tls">;
+
+/** @internal Fills in defaults and rejects nonsense before anything listens. */
+export function resolveListenOptions(o: ListenOptions, prefaceTimeoutMs = 10_000): ResolvedListenOptions {
+  const r: ResolvedListenOptions = {
+    host: o.host ?? "127.0.0.1",
+    port: o.port ?? 8080,
+    tls: o.tls,
+    prefaceTimeoutMs: o.prefaceTimeoutMs ?? prefaceTimeoutMs,
+    maxConnections: o.maxConnections ?? 11_000,
+    maxConnectionsPerAddress: o.maxConnectionsPerAddress ?? 1_000,
+    maxStreamsPerConnection: o.maxStreamsPerConnection ?? 16,
+    idleSessionTimeoutMs: o.idleSessionTimeoutMs ?? 30_000,
+    maxHeaderListBytes: o.maxHeaderListBytes ?? 16 * 1024,
+  };
+  const whole = ["maxConnections", "maxConnectionsPerAddress", "maxStreamsPerConnection", "maxHeaderListBytes"] as const;
+  for (const k of whole) {
+    const v = r[k];
+    if (!Number.isInteger(v) || v <= 0 || v > 2 ** 31 - 1) throw new RangeError(`promproxy: listen option ${k} must be a positive whole number, got ${String(v)}`);
+  }
+  for (const k of ["prefaceTimeoutMs", "idleSessionTimeoutMs"] as const) {
+    const v = r[k];
+    // setTimeout fires at once above 2^31-1 ms.
+    if (typeof v !== "number" || !(v > 0) || v > 2 ** 31 - 1) throw new RangeError(`promproxy: listen option ${k} must be a positive number of milliseconds, got ${String(v)}`);
+  }
+  if (r.maxHeaderListBytes < 1024) throw new RangeError(`promproxy: listen option maxHeaderListBytes must be at least 1024, got ${r.maxHeaderListBytes}`);
+  return r;
+}

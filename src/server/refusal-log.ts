@@ -1,0 +1,48 @@
+import type { Logger } from "../shared/logger.ts";
+
+/** @internal */
+export interface RefusalLog {
+  /** Records one refusal: logged at once when nothing was logged within the interval, else counted. */
+  refused(message: string, fields: Record<string, unknown>): void;
+  /** Logs what is still counted and stops the timer. */
+  close(): void;
+}
+
+/**
+ * Logs refusals once per interval, not once per refusal: an attack of a
+ * million connections writes one line a minute, saying how many were refused
+ * and one example.
+ *
+ * @internal
+ */
+export function createRefusalLog(logger: Logger, intervalMs = 60_000): RefusalLog {
+  let lastAt = -Infinity;
+  let count = 0;
+  let example: { message: string; fields: Record<string, unknown> } | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    timer = undefined;
+    if (count === 0 || !example) return;
+    lastAt = Date.now();
+    logger.warn(`${example.message} (${count} more refused in the last ${Math.round(intervalMs / 1000)}s)`, example.fields);
+    count = 0;
+    example = undefined;
+  };
+  return {
+    refused(message, fields) {
+      const now = Date.now();
+      if (now - lastAt >= intervalMs && count === 0) {
+        lastAt = now;
+        logger.warn(message, fields);
+        return;
+      }
+      count++;
+      example ??= { message, fields };
+      timer ??= setTimeout(flush, Math.max(0, lastAt + intervalMs - now)).unref();
+    },
+    close() {
+      clearTimeout(timer);
+      flush();
+    },
+  };
+}
