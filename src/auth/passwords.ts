@@ -1,9 +1,9 @@
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
-import bcrypt from "bcryptjs";
+import { bcryptPool } from "./hash-pool.ts";
+import { digest } from "./secrets.ts";
 
 /** A bcrypt hash as htpasswd -B and Prometheus' web.yml write it: `$2a$`, `$2b$` or `$2y$`, cost, 22 salt and 31 hash characters. */
 const bcryptFormat = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
-import { digest } from "./secrets.ts";
 
 /**
  * Stored passwords for Prometheus-side basic auth, in one of three forms:
@@ -24,8 +24,21 @@ const scryptFormat = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/]+={0,2})\$([A-
 /** A stored password, parsed and checked once. @internal */
 export interface StoredPassword {
   kind: "scrypt" | "bcrypt" | "plain";
+  /**
+   * Kind and parameters, e.g. `bcrypt$10` or `scrypt$32768$8$1$32`: two
+   * stored passwords with the same cost take the same time to verify.
+   */
+  cost: string;
+  /** Rough milliseconds of CPU one check takes (to pick the costliest of equals). */
+  work: number;
+  /** Identifies the stored value (a digest of it), so caches notice when it changes. */
+  id: string;
   verify(password: string): Promise<boolean>;
 }
+
+/** Hash computations started, by {@link StoredPassword.cost} (for tests and debugging). @internal */
+export const hashCounts = new Map<string, number>();
+const counted = (cost: string) => hashCounts.set(cost, (hashCounts.get(cost) ?? 0) + 1);
 
 function scryptAsync(password: string, salt: Buffer, keylen: number, N: number, r: number, p: number): Promise<Buffer> {
   return new Promise((resolve, reject) =>
@@ -36,6 +49,7 @@ function scryptAsync(password: string, salt: Buffer, keylen: number, N: number, 
 /** Parses a stored password; throws a TypeError (never echoing the value) when it is not usable. @internal */
 export function parseStoredPassword(stored: string, where: string): StoredPassword {
   if (typeof stored !== "string" || stored === "") throw new TypeError(`promproxy: ${where}: empty password`);
+  const id = digest(stored).toString("base64");
   const s = scryptFormat.exec(stored);
   if (s) {
     const [N, r, p] = [Number(s[1]), Number(s[2]), Number(s[3])];
@@ -44,9 +58,15 @@ export function parseStoredPassword(stored: string, where: string): StoredPasswo
     if (!(N >= 2 && N <= 2 ** 20 && (N & (N - 1)) === 0) || !(r >= 1 && r <= 32) || !(p >= 1 && p <= 16) || salt.length < 8 || hash.length < 16 || hash.length > 64) {
       throw new TypeError(`promproxy: ${where}: scrypt parameters out of range (N a power of 2 up to 2^20, r 1-32, p 1-16, salt >= 8 bytes, hash 16-64 bytes)`);
     }
+    const cost = `scrypt$${N}$${r}$${p}$${hash.length}`;
     return {
       kind: "scrypt",
+      cost,
+      work: (N * r * p) / 2600, // about 100 ms for N=32768, r=8, p=1 on one core of a small VM
+      id,
       async verify(password) {
+        counted(cost);
+        // crypto.scrypt runs on libuv's thread pool, off the event loop.
         const key = await scryptAsync(password, salt, hash.length, N, r, p);
         return timingSafeEqual(key, hash);
       },
@@ -55,10 +75,17 @@ export function parseStoredPassword(stored: string, where: string): StoredPasswo
   if (stored.startsWith("$2")) {
     const m = bcryptFormat.exec(stored);
     if (!m || Number(m[1]) < 4 || Number(m[1]) > 31) throw new TypeError(`promproxy: ${where}: malformed bcrypt hash`);
+    const cost = `bcrypt$${m[1]}`;
     return {
       kind: "bcrypt",
-      // bcryptjs: the ecosystem's pure-JS bcrypt; compare() yields to the event loop while it works.
-      verify: (password) => bcrypt.compare(password, stored),
+      cost,
+      work: 2 ** Number(m[1]) / 14, // about 70 ms at cost 10
+      id,
+      verify(password) {
+        counted(cost);
+        // bcryptjs is pure JavaScript: run it on a worker thread, never on the event loop.
+        return bcryptPool.compare(password, stored);
+      },
     };
   }
   if (stored.startsWith("$") || stored.startsWith("{")) {
@@ -67,7 +94,11 @@ export function parseStoredPassword(stored: string, where: string): StoredPasswo
   const d = digest(stored);
   return {
     kind: "plain",
+    cost: "plain",
+    work: 0,
+    id,
     async verify(password) {
+      counted("plain");
       return timingSafeEqual(digest(password), d);
     },
   };

@@ -1,19 +1,17 @@
-import { createHmac, randomBytes } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
-import * as path from "node:path";
+import { availableParallelism } from "node:os";
 import type { Logger } from "../shared/logger.ts";
-import { parseStoredPassword, type StoredPassword } from "./passwords.ts";
+import { createCheckSlots } from "./check-slots.ts";
+import { createCredentialCache } from "./credential-cache.ts";
+import { createLoginThrottle } from "./login-throttle.ts";
+import { parseStoredPassword } from "./passwords.ts";
+import { parseCredential, parsePromTokenFile, parseUsersFile, pickDecoy, promEndpointOf, type PromCredential, type PromEndpoint, type User } from "./prom-credentials.ts";
 import { reloadingFile, type ReloadingFile } from "./reloading-file.ts";
 import { digest, findSecret, token68 } from "./secrets.ts";
+import { sparseLog } from "./sparse-log.ts";
 
-/** The server endpoints Prometheus-side auth can protect. */
-export type PromEndpoint = "proxy" | "clients" | "metrics";
-
-/** Credentials as Prometheus (or curl) sent them. */
-export type PromCredential =
-  | { scheme: "basic"; username: string; password: string }
-  | { scheme: "bearer"; token: string };
+export { parseCredential, parsePromTokenFile, parseUsersFile, promEndpointOf, type PromCredential, type PromEndpoint };
 
 /** What {@link PromAuthOptions.verify} gets besides the credential. */
 export interface PromAuthRequest {
@@ -36,7 +34,10 @@ export interface PromAuthRequest {
  * (`http_sd_configs[].basic_auth` / `authorization`, or the scrape config's).
  *
  * Missing credentials: 407 with `Proxy-Authenticate` for proxied scrapes, 401
- * with `WWW-Authenticate` for the endpoints; wrong ones: 403.
+ * with `WWW-Authenticate` for the endpoints; wrong ones: 403. A source address
+ * out of failures: 429 with `Retry-After`; every password-check slot and
+ * queue place taken: 503 with `Retry-After`. Credentials already verified
+ * (bearer tokens, basic credentials in the cache) pass even then.
  *
  * Give at least one of `users`, `usersFile`, `tokens`, `tokenFile`, `verify`;
  * a request passes when any of them accepts its credential.
@@ -62,22 +63,57 @@ export interface PromAuthOptions {
   tokenFile?: string;
   /**
    * Your own check, for credentials that the options above do not accept:
-   * true to let the request through. Default none.
+   * true to let the request through. Its answers are not cached, and each
+   * call spends one of the address's failures until it returns true (see
+   * `failureBurst`). Default none.
    */
   verify?: (credential: PromCredential, request: PromAuthRequest) => boolean | Promise<boolean>;
   /** Which endpoints need credentials. Default: all three, `{ proxy: true, clients: true, metrics: true }`. */
   protect?: Partial<Record<PromEndpoint, boolean>>;
   /** The realm named in challenges. Default "promproxy". */
   realm?: string;
+  /**
+   * Failed checks a source address may make in a burst: past it, credentials
+   * that still need a check (a hash, a `verify` call, an unknown bearer token)
+   * get 429 with `Retry-After`. A check takes one before it starts (so
+   * concurrent attempts count) and gives it back when it succeeds; the same
+   * wrong credential again is answered 403 from the cache and costs none.
+   * IPv6 addresses count by their /64. Default 10.
+   */
+  failureBurst?: number;
+  /** Milliseconds for an address to regain one failure. Default 6000 (10 a minute). */
+  failureRefillMs?: number;
+  /** Source addresses the throttle remembers (least recently used forgotten first). Default 10000. */
+  maxTrackedAddresses?: number;
+  /**
+   * Password hash checks (scrypt, bcrypt) running at once, on threads off the
+   * event loop; a scrypt check holds 32 MiB while it runs, and one of libuv's
+   * threads (`UV_THREADPOOL_SIZE`, 4 by default), which file reads such as the
+   * users file's also need: keep it under that. Default half the CPUs
+   * (`os.availableParallelism()`), at least 1, so the event loop keeps a core
+   * for scrapes.
+   */
+  maxConcurrentChecks?: number;
+  /** Hash checks waiting for a slot; past it, 503 with `Retry-After: 1`. Default 16. */
+  maxQueuedChecks?: number;
+  /**
+   * How long a checked basic credential (accepted or refused) is remembered
+   * without use, in milliseconds: remembered ones cost no hash. Entries are
+   * keyed by an HMAC of user and password, and dropped when the user's stored
+   * password changes. Default 600000 (10 minutes).
+   */
+  cacheTtlMs?: number;
+  /** Credentials remembered, for each outcome (accepted, refused); 0 turns the cache off. Default 1000. */
+  cacheMaxEntries?: number;
 }
 
-/** Why a request was refused: status, one-line message, challenge headers. @internal */
+/** Why a request was refused: status, one-line message, headers. @internal */
 export interface PromDenial {
-  status: 401 | 403 | 407;
+  status: 401 | 403 | 407 | 429 | 503;
   message: string;
   headers: Record<string, string | string[]>;
   /** For the scrape outcome metric. */
-  outcome: "unauthenticated" | "forbidden";
+  outcome: "unauthenticated" | "forbidden" | "throttled" | "auth_busy";
 }
 
 /** The compiled check the front calls for every request. @internal */
@@ -89,66 +125,14 @@ export interface PromGate {
   check(req: IncomingMessage | Http2ServerRequest, uri: string): Promise<PromDenial | undefined> | undefined;
 }
 
-interface User {
-  password: StoredPassword;
-}
+/** "ok"; "refused"; "known" (refused without a new check); "busy" (no check slot); a number: throttled, ms to wait. */
+type Outcome = "ok" | "refused" | "known" | "busy" | number;
 
-/** Parses a users file (`user:hash` lines). @internal */
-export function parseUsersFile(text: string, file: string): Map<string, User> {
-  const users = new Map<string, User>();
-  const base = path.basename(file);
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) return;
-    const where = `${base} line ${i + 1}`;
-    const colon = line.indexOf(":");
-    if (colon <= 0) throw new TypeError(`promproxy: ${where}: want "user:hash"`);
-    const name = line.slice(0, colon);
-    if (users.has(name)) throw new TypeError(`promproxy: ${where}: user ${JSON.stringify(name)} appears twice`);
-    users.set(name, { password: parseStoredPassword(line.slice(colon + 1), where) });
-  });
-  return users;
+function positive(name: string, value: number | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min) throw new TypeError(`promproxy: promAuth.${name} must be an integer >= ${min}`);
+  return value;
 }
-
-/** Parses a token file (one token per line). @internal */
-export function parsePromTokenFile(text: string, file: string): { digest: Buffer }[] {
-  const base = path.basename(file);
-  const out: { digest: Buffer }[] = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) return;
-    if (!token68.test(line)) throw new TypeError(`promproxy: ${base} line ${i + 1}: not a bearer token`);
-    out.push({ digest: digest(line) });
-  });
-  return out;
-}
-
-/** Which endpoint a request URI is for, when it is one that auth can protect. @internal */
-export function promEndpointOf(uri: string): PromEndpoint | undefined {
-  if (!uri.startsWith("/")) return "proxy";
-  const q = uri.indexOf("?");
-  const p = q < 0 ? uri : uri.slice(0, q);
-  return p === "/clients" ? "clients" : p === "/metrics" ? "metrics" : undefined;
-}
-
-/** Parses an Authorization / Proxy-Authorization value. @internal */
-export function parseCredential(header: string): PromCredential | "malformed" | "unsupported" {
-  const m = /^(\S+) +(\S+) *$/.exec(header);
-  if (!m) return "malformed";
-  const scheme = (m[1] as string).toLowerCase();
-  const value = m[2] as string;
-  if (scheme === "bearer") return token68.test(value) ? { scheme: "bearer", token: value } : "malformed";
-  if (scheme !== "basic") return "unsupported";
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value)) return "malformed";
-  const decoded = Buffer.from(value, "base64").toString("utf8");
-  const colon = decoded.indexOf(":");
-  if (colon < 0) return "malformed";
-  return { scheme: "basic", username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-}
-
-const cacheLimit = 1024;
-/** Any valid hash: verified for unknown user names so that they take as long as wrong passwords. */
-const decoy = parseStoredPassword("scrypt$32768$8$1$cHJvbXByb3h5IGRlY295$7hFQ4x5IqzvOwpEx7cTMbdwTq4mLzTrDpPc2IyGkMbY", "decoy");
 
 /** Compiles {@link PromAuthOptions}; throws on a bad configuration. @internal */
 export function createPromGate(options: PromAuthOptions, logger: Logger): PromGate {
@@ -158,6 +142,19 @@ export function createPromGate(options: PromAuthOptions, logger: Logger): PromGa
   }
   const protect: Record<PromEndpoint, boolean> = { proxy: true, clients: true, metrics: true, ...options.protect };
   const realm = (options.realm ?? "promproxy").replace(/["\\\r\n]/g, "");
+  const throttle = createLoginThrottle({
+    burst: positive("failureBurst", options.failureBurst, 10),
+    refillMs: positive("failureRefillMs", options.failureRefillMs, 6000),
+    maxAddresses: positive("maxTrackedAddresses", options.maxTrackedAddresses, 10_000),
+  });
+  const slots = createCheckSlots(
+    positive("maxConcurrentChecks", options.maxConcurrentChecks, Math.max(1, Math.floor(availableParallelism() / 2))),
+    positive("maxQueuedChecks", options.maxQueuedChecks, 16, 0),
+  );
+  const cache = createCredentialCache({
+    ttlMs: positive("cacheTtlMs", options.cacheTtlMs, 600_000, 0),
+    maxEntries: positive("cacheMaxEntries", options.cacheMaxEntries, 1000, 0),
+  });
   const fixedUsers = new Map<string, User>();
   for (const [name, stored] of Object.entries(users ?? {})) {
     if (name === "" || name.includes(":")) throw new TypeError(`promproxy: promAuth.users: bad user name ${JSON.stringify(name)}`);
@@ -177,10 +174,11 @@ export function createPromGate(options: PromAuthOptions, logger: Logger): PromGa
   const bearer = Boolean(tokens || tokenFile || verify);
   const challenges = [...(basic ? [`Basic realm="${realm}", charset="UTF-8"`] : []), ...(bearer ? [`Bearer realm="${realm}"`] : [])];
 
-  // Verified basic credentials, keyed by a keyed hash of the header (hash checks cost milliseconds of CPU each).
-  const cacheKey = randomBytes(32);
-  const cache = new Set<string>();
-  let cachedFor = -1;
+  // The decoy for unknown names follows the users: recomputed when the file's content changes.
+  let decoy = pickDecoy(fixedUsers.values());
+  let decoyFor: Map<string, User> | undefined;
+  // Concurrent requests with the same basic credential share one hash check.
+  const inFlight = new Map<string, Promise<boolean>>();
 
   function missing(endpoint: PromEndpoint): PromDenial {
     return endpoint === "proxy"
@@ -193,30 +191,65 @@ export function createPromGate(options: PromAuthOptions, logger: Logger): PromGa
       : { status: 401, message: `authentication required for /${endpoint}`, headers: { "www-authenticate": challenges }, outcome: "unauthenticated" };
   }
   const refused = (message: string): PromDenial => ({ status: 403, message, headers: {}, outcome: "forbidden" });
+  const logThrottled = sparseLog(logger.warn, "prometheus-side requests refused: too many failed logins from an address");
+  const logBusy = sparseLog(logger.warn, "prometheus-side requests refused: every password-check slot is taken");
 
-  async function allowed(credential: PromCredential, header: string, request: PromAuthRequest): Promise<boolean> {
+  /** A basic credential against the users; "refused" only when this request spent a failure. */
+  async function checkPassword(credential: PromCredential & { scheme: "basic" }, address: string | undefined): Promise<Outcome> {
+    const fileUsers = userFile ? await userFile.current() : undefined;
+    if (fixedUsers.size === 0 && !fileUsers?.size) return "known";
+    if (fileUsers !== decoyFor) {
+      decoy = pickDecoy([...fixedUsers.values(), ...(fileUsers?.values() ?? [])]);
+      decoyFor = fileUsers;
+    }
+    const { username, password } = credential;
+    const stored = (fixedUsers.get(username) ?? fileUsers?.get(username))?.password;
+    const storedId = stored?.id ?? "";
+    const cached = cache.get(username, password, storedId);
+    if (cached !== undefined) return cached ? "ok" : "known";
+    const key = `${storedId}\n${cache.key(username, password)}`;
+    const joined = inFlight.get(key);
+    if (joined) return (await joined) ? "ok" : "known";
+    const wait = throttle.take(address);
+    if (wait > 0) return wait;
+    // An unknown name is checked against a real hash of the same type and cost, its outcome ignored.
+    const running = slots.run(() => (stored ?? (decoy as NonNullable<typeof decoy>)).verify(password));
+    if (!running) {
+      throttle.refund(address);
+      return "busy";
+    }
+    const pending = running.then((ok) => ok && stored !== undefined);
+    inFlight.set(key, pending);
+    try {
+      const ok = await pending;
+      cache.set(username, password, storedId, ok);
+      if (ok) throttle.refund(address);
+      return ok ? "ok" : "refused";
+    } finally {
+      inFlight.delete(key);
+    }
+  }
+
+  async function allowed(credential: PromCredential, request: PromAuthRequest): Promise<Outcome> {
+    const address = request.remoteAddress;
+    let r: Outcome = "known";
     if (credential.scheme === "bearer") {
       const list = tokFile ? [...fixedTokens, ...(await tokFile.current())] : fixedTokens;
-      if (findSecret(credential.token, list)) return true;
+      if (findSecret(credential.token, list)) return "ok";
+      if (!verify) r = throttle.take(address) || "refused"; // cheap to check, but guesses are throttled all the same
     } else {
-      const fileUsers = userFile ? await userFile.current() : undefined;
-      const generation = userFile?.generation ?? 0;
-      if (cachedFor !== generation) {
-        cache.clear();
-        cachedFor = generation;
-      }
-      const key = createHmac("sha256", cacheKey).update(header).digest("base64");
-      if (cache.has(key)) return true;
-      const user = fixedUsers.get(credential.username) ?? fileUsers?.get(credential.username);
-      // An unknown user name costs a hash check too, so that timing does not tell which names exist.
-      const ok = fixedUsers.size > 0 || fileUsers ? await (user?.password ?? decoy).verify(credential.password) : false;
-      if (ok && user) {
-        if (cache.size >= cacheLimit) cache.clear();
-        if (cachedFor === (userFile?.generation ?? 0)) cache.add(key);
-        return true;
-      }
+      r = await checkPassword(credential, address);
     }
-    return verify ? Boolean(await verify(credential, request)) : false;
+    if (!verify || r === "ok" || r === "busy" || typeof r === "number") return r;
+    if (r === "known") {
+      const wait = throttle.take(address);
+      if (wait > 0) return wait;
+    }
+    if (await verify(credential, request)) {
+      throttle.refund(address);
+      return "ok";
+    }
+    return "refused";
   }
 
   return {
@@ -233,8 +266,17 @@ export function createPromGate(options: PromAuthOptions, logger: Logger): PromGa
         logger.warn("prometheus-side request refused: malformed credentials", { endpoint, remote: remoteAddress });
         return Promise.resolve(refused("malformed credentials"));
       }
-      return allowed(credential, header, { endpoint, headers: req.headers, remoteAddress }).then((ok) => {
-        if (ok) return undefined;
+      return allowed(credential, { endpoint, headers: req.headers, remoteAddress }).then((outcome): PromDenial | undefined => {
+        if (outcome === "ok") return undefined;
+        if (typeof outcome === "number") {
+          const seconds = Math.max(1, Math.ceil(outcome / 1000));
+          logThrottled({ endpoint, remote: remoteAddress });
+          return { status: 429, message: `too many failed logins from this address, retry in ${seconds} s`, headers: { "retry-after": String(seconds) }, outcome: "throttled" };
+        }
+        if (outcome === "busy") {
+          logBusy({ endpoint, remote: remoteAddress });
+          return { status: 503, message: "too many password checks in progress, retry in 1 s", headers: { "retry-after": "1" }, outcome: "auth_busy" };
+        }
         logger.warn("prometheus-side request refused: wrong credentials", {
           endpoint,
           remote: remoteAddress,

@@ -84,6 +84,9 @@ export const serverAuthFlagSpec = {
   "prom-users-file": { type: "string" },
   "prom-token-file": { type: "string" },
   "prom-auth-endpoints": { type: "string" },
+  "prom-failure-burst": { type: "string" },
+  "prom-failure-refill-ms": { type: "string" },
+  "prom-max-checks": { type: "string" },
   "hash-password": { type: "boolean" },
 } as const;
 
@@ -105,6 +108,10 @@ Prometheus (proxied scrapes, /clients, /metrics; /healthz stays open):
                                writes it, or scrypt from --hash-password); reloaded      [none]
   --prom-token-file FILE       bearer tokens, one per line; reloaded                     [none]
   --prom-auth-endpoints LIST   which need credentials: proxy,clients,metrics             [all three]
+  --prom-failure-burst N       failed logins an address may make before 429s             [10]
+  --prom-failure-refill-ms MS  then one more failure allowed every MS                    [6000]
+  --prom-max-checks N          password hash checks at once (16 more may wait, then 503)
+                               (keep it under 4: scrypt shares libuv threads)            [half the CPUs]
   --hash-password              read a password on stdin, print its scrypt hash, exit`;
 
 type ServerAuthValues = { [K in keyof typeof serverAuthFlagSpec]?: (typeof serverAuthFlagSpec)[K]["type"] extends "boolean" ? boolean : string };
@@ -152,12 +159,30 @@ export function serverAuthOptions(
       }
       for (const e of ["proxy", "clients", "metrics"] as const) protect[e] = list.includes(e);
     }
-    promAuth = { usersFile, tokenFile: promTokenFile, protect };
+    promAuth = {
+      usersFile,
+      tokenFile: promTokenFile,
+      protect,
+      failureBurst: count(v, "prom-failure-burst"),
+      failureRefillMs: count(v, "prom-failure-refill-ms"),
+      maxConcurrentChecks: count(v, "prom-max-checks"),
+    };
     createPromGate(promAuth, logger); // a bad file fails here, as a usage error
-  } else if (endpoints !== undefined) {
-    throw new TypeError("--prom-auth-endpoints needs --prom-users-file or --prom-token-file");
+  } else {
+    for (const k of ["prom-auth-endpoints", "prom-failure-burst", "prom-failure-refill-ms", "prom-max-checks"] as const) {
+      if (v[k] !== undefined) throw new TypeError(`--${k} needs --prom-users-file or --prom-token-file`);
+    }
   }
   return { interceptors, promAuth, tls };
+}
+
+/** A flag's positive integer, or undefined when it is not given. */
+function count(v: ServerAuthValues, flag: "prom-failure-burst" | "prom-failure-refill-ms" | "prom-max-checks"): number | undefined {
+  const s = v[flag];
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || !Number.isSafeInteger(n) || n < 1) throw new TypeError(`--${flag}: want a positive integer, got ${JSON.stringify(s)}`);
+  return n;
 }
 
 /** Reads a password from stdin (one trailing newline dropped) and returns its scrypt hash. */

@@ -22,7 +22,7 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
     }),
     scrapes: new Counter({
       name: "promproxy_scrapes_total",
-      help: "Proxied scrapes by outcome (success, unknown_client, timeout, disconnected, busy, too_large, bad_request, ...).",
+      help: "Proxied scrapes by outcome: success, unknown_client, vanished, not_found, bad_request, busy, shutting_down, timeout, disconnected, too_large, bad_result, target_unreachable, client_error, cancelled, prometheus_gone, and the Prometheus-side auth refusals (unauthenticated, forbidden, throttled, auth_busy).",
       labelNames: ["outcome"],
       registers,
     }),

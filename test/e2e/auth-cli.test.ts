@@ -98,6 +98,23 @@ test("--tls-client-ca-file: client certificates are identities; Prometheus conne
   }
 });
 
+test("--prom-failure-burst and --prom-failure-refill-ms throttle failed logins per address (429 with Retry-After)", async () => {
+  const users = file("throttle-users", "prom:cli-pass-2\n");
+  const { cli, port } = await startCli(["--prom-users-file", users, "--prom-failure-burst", "2", "--prom-failure-refill-ms", "30000", "--prom-max-checks", "1"]);
+  const url = `http://127.0.0.1:${port}`;
+  const code = async (user: string) => (await curl(["-x", url, "--proxy-user", user, "-o", "/dev/null", "-w", "%{http_code}", "http://app-1/metrics"])).stdout;
+  try {
+    assert.equal(await code("prom:wrong-1"), "403");
+    assert.equal(await code("prom:wrong-2"), "403");
+    const r = await curl(["-x", url, "--proxy-user", "prom:wrong-3", "-i", "http://app-1/metrics"]);
+    assert.match(r.stdout, /^HTTP\/1\.1 429 /);
+    assert.match(r.stdout, /^retry-after: 30\r$/im);
+    assert.match(r.stdout, /promproxy: too many failed logins from this address, retry in 30 s\n$/);
+  } finally {
+    await cli.kill();
+  }
+});
+
 test("bad auth flags are usage errors (exit 2) that name the flag", async () => {
   const run = promisify(execFile);
   for (const [args, message] of [
@@ -105,6 +122,9 @@ test("bad auth flags are usage errors (exit 2) that name the flag", async () => 
     [["--client-token-file", path.join(tmp.dir, "missing")], /--client-token-file .*missing: ENOENT/],
     [["--prom-users-file", file("bad-users", "prom:$apr1$x$y\n")], /unsupported password hash/],
     [["--prom-auth-endpoints", "proxy"], /needs --prom-users-file or --prom-token-file/],
+    [["--prom-failure-refill-ms", "100"], /--prom-failure-refill-ms needs --prom-users-file or --prom-token-file/],
+    [["--prom-users-file", file("ok-users", "prom:pw\n"), "--prom-failure-burst", "0"], /--prom-failure-burst: want a positive integer, got "0"/],
+    [["--prom-users-file", file("ok-users", "prom:pw\n"), "--prom-max-checks", "two"], /--prom-max-checks: want a positive integer, got "two"/],
     [["--tls-cert-file", ca.certFile, "--tls-key-file", serverCert.keyFile], /key values mismatch/],
   ] as const) {
     const r = await run(node22, [cliMain, "server", "--listen", "127.0.0.1:0", ...args]).then(
