@@ -267,7 +267,7 @@ export function createSession(
         case "hello":
           throw violation("second hello on the stream");
         default:
-          throw violation("empty or unknown frame");
+          return; // a frame kind from a newer client (or none): ignored, so that clients can evolve (PROTOCOL.md)
       }
     },
 
