@@ -16,6 +16,14 @@ export const serverUsage = `usage: promproxy server [options]
   --drain-delay D              on SIGTERM: /readyz fails at once, scrapes are still served
                                (Connection: close) this long, then refused with 503       [5s]
   --shutdown-grace D           then how long in-flight scrapes may finish                [10s]
+  --warmup D                   after start, /readyz fails at least this long, then until no
+                               new client joined for --warmup-settle (at most 6x warmup)  [5s]
+  --warmup-settle D            see --warmup                                               [2s]
+  --vanished-retention D       a client whose stream broke stays in /clients (connected
+                               "false", scrapes answered 503) this long; 0s: not at all  [10m]
+  --replica-id ID              this replica's id in every welcome              [host name-random]
+  --replica-count N            how many replicas serve the clients' address; clients dial
+                               until they hold a stream to that many (0: unknown)         [0]
   --log-level L                debug, info, warn, error or silent                        [info]
 
 ${serverAuthUsage}
@@ -32,6 +40,11 @@ const optionSpec = {
   "heartbeat-interval": { type: "string" },
   "shutdown-grace": { type: "string" },
   "drain-delay": { type: "string" },
+  warmup: { type: "string" },
+  "warmup-settle": { type: "string" },
+  "vanished-retention": { type: "string" },
+  "replica-id": { type: "string" },
+  "replica-count": { type: "string" },
   "log-level": { type: "string" },
   ...serverAuthFlagSpec,
   help: { type: "boolean", short: "h" },
@@ -89,6 +102,11 @@ export async function runServer(argv: string[]): Promise<number> {
     maxScrapesInFlight: v["max-scrapes-in-flight"] ? parsePositiveInt(v["max-scrapes-in-flight"], "--max-scrapes-in-flight") : undefined,
     maxResponseBytes: v["max-response-bytes"] ? parsePositiveInt(v["max-response-bytes"], "--max-response-bytes") : undefined,
     heartbeatIntervalMs: v["heartbeat-interval"] ? parseDurationMs(v["heartbeat-interval"], "--heartbeat-interval") : undefined,
+    warmupMs: parseDurationMs(v.warmup ?? "5s", "--warmup", { allowZero: true }),
+    warmupSettleMs: parseDurationMs(v["warmup-settle"] ?? "2s", "--warmup-settle", { allowZero: true }),
+    vanishedRetentionMs: v["vanished-retention"] !== undefined ? parseDurationMs(v["vanished-retention"], "--vanished-retention", { allowZero: true }) : undefined,
+    replicaId: v["replica-id"],
+    replicaCount: v["replica-count"] !== undefined ? parseCount(v["replica-count"], "--replica-count") : undefined,
   });
   const grace = v["shutdown-grace"] ? parseDurationMs(v["shutdown-grace"], "--shutdown-grace") : 10_000;
   const drainDelay = v["drain-delay"] !== undefined ? parseDurationMs(v["drain-delay"], "--drain-delay", { allowZero: true }) : 5_000;
@@ -109,6 +127,13 @@ export async function runServer(argv: string[]): Promise<number> {
   await server.close({ graceMs: grace, drainDelayMs: drainDelay });
   logger.info("stopped");
   return 0;
+}
+
+/** A whole number >= 0. */
+function parseCount(s: string, what: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0) throw new CliError(`${what}: want a whole number >= 0, got ${JSON.stringify(s)}`);
+  return n;
 }
 
 /** A boolean flag, also when it came from the environment as a string ("1", "true"). */

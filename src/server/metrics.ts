@@ -8,11 +8,25 @@ export interface ServerMetrics {
   inFlight: Gauge;
   duration: Histogram<"outcome">;
   bytes: Counter;
+  /** Tells the `promproxy_ready` gauge where readiness comes from. */
+  readiness(ready: () => boolean): void;
 }
 
 export function createServerMetrics(registry: Registry): ServerMetrics {
   const registers = [registry];
+  let ready = () => true;
+  new Gauge({
+    name: "promproxy_ready",
+    help: "1 while this replica is ready for Prometheus (what /readyz says), 0 while it warms up or drains.",
+    registers,
+    collect() {
+      this.set(ready() ? 1 : 0);
+    },
+  });
   return {
+    readiness(check) {
+      ready = check;
+    },
     clients: new Gauge({ name: "promproxy_clients_connected", help: "Clients connected right now.", registers }),
     sessions: new Counter({
       name: "promproxy_client_streams_total",

@@ -56,6 +56,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   const o = resolveServerOptions(options);
   const metrics = createServerMetrics(o.registry);
   const coordinator = createCoordinator(o, metrics);
+  metrics.readiness(() => coordinator.ready);
   const ports: BoundPort[] = [];
   let closing: Promise<void> | undefined;
 

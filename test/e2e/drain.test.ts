@@ -60,7 +60,7 @@ test("SIGTERM under load: ready fails at once, scrapes served through the drain 
   let server: CliProcess | undefined;
   const clients: PromproxyClient[] = [];
   try {
-    server = runCli(["server", "--listen", "127.0.0.1:0", "--drain-delay", `${drainDelayMs}ms`, "--shutdown-grace", `${graceS}s`, "--log-level", "info"]);
+    server = runCli(["server", "--listen", "127.0.0.1:0", "--drain-delay", `${drainDelayMs}ms`, "--shutdown-grace", `${graceS}s`, "--warmup", "0s", "--log-level", "info"]);
     await server.waitForOutput(/listening on 127\.0\.0\.1:\d+/);
     const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(server.stdout())?.[1]);
     const url = `http://127.0.0.1:${port}`;
