@@ -25,6 +25,8 @@ export const serverUsage = `usage: promproxy server [options]
   --replica-count N            how many replicas serve the clients' address; clients dial
                                until they hold a stream to that many (0: unknown)         [0]
   --log-level L                debug, info, warn, error or silent                        [info]
+  --log-format F               text, or json (one object per line: time, level,
+                               component, msg, then the event's fields)                   [text]
 
 ${serverAuthUsage}
 
@@ -46,6 +48,7 @@ const optionSpec = {
   "replica-id": { type: "string" },
   "replica-count": { type: "string" },
   "log-level": { type: "string" },
+  "log-format": { type: "string" },
   ...serverAuthFlagSpec,
   help: { type: "boolean", short: "h" },
 } as const;
@@ -79,7 +82,9 @@ export async function runServer(argv: string[]): Promise<number> {
   const v = withEnv(parsed.values, Object.keys(optionSpec).filter((k) => k !== "help" && k !== "hash-password"));
   const level = (v["log-level"] ?? "info") as LogLevel;
   if (!["debug", "info", "warn", "error", "silent"].includes(level)) throw new CliError(`--log-level: unknown level ${JSON.stringify(level)}`);
-  const logger = createConsoleLogger(level);
+  const format = v["log-format"] ?? "text";
+  if (format !== "text" && format !== "json") throw new CliError(`--log-format: want text or json, got ${JSON.stringify(format)}`);
+  const logger = createConsoleLogger(level, "promproxy", format);
   const { host, port } = parseHostPort(v.listen ?? "127.0.0.1:8080", "--listen");
   let auth: ReturnType<typeof serverAuthOptions>;
   try {

@@ -16,4 +16,4 @@ export { peerKey, type Peer } from "../auth/peer.ts";
 export type { PromAuthOptions, PromAuthRequest, PromCredential, PromEndpoint } from "../auth/prom-auth.ts";
 export { hashPassword, verifyPassword } from "../auth/passwords.ts";
 export type { ListenTlsOptions } from "../auth/tls-credentials.ts";
-export { createConsoleLogger, silentLogger, type Logger, type LogLevel } from "../shared/logger.ts";
+export { createConsoleLogger, silentLogger, type AnyLogger, type FieldsFirstLogger, type Logger, type LogFormat, type LogLevel } from "../shared/logger.ts";

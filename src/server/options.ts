@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import type { Interceptor } from "@connectrpc/connect";
 import { Registry } from "prom-client";
 import { createPromGate, type PromAuthOptions, type PromGate } from "../auth/prom-auth.ts";
-import { createConsoleLogger, type Logger } from "../shared/logger.ts";
+import { createConsoleLogger, toLogger, type AnyLogger, type Logger } from "../shared/logger.ts";
 import { discoveryDefaults } from "./discovery.ts";
 import { helloDefaults } from "./hello.ts";
 
@@ -121,13 +121,18 @@ export interface ServerOptions {
    * Default none: anyone who reaches the port may scrape through it.
    */
   promAuth?: PromAuthOptions;
-  /** Where the server logs. Default: warnings and errors to stderr. */
-  logger?: Logger;
+  /**
+   * Where the server logs: a {@link Logger} (`(message, fields)`), or a pino or
+   * bunyan logger (`(fields, message)`, told apart by its `child()`; it gets a
+   * child with `component: "promproxy"`). Default: warnings and errors to stderr.
+   */
+  logger?: AnyLogger;
 }
 
 /** @internal */
-export type ResolvedServerOptions = Required<Omit<ServerOptions, "interceptors" | "promAuth">> & {
+export type ResolvedServerOptions = Required<Omit<ServerOptions, "interceptors" | "promAuth" | "logger">> & {
   interceptors: Interceptor[];
+  logger: Logger;
   /** The compiled Prometheus-side auth, when configured. */
   promAuth?: PromGate;
 };
@@ -137,7 +142,7 @@ const MiB = 1024 * 1024;
 /** @internal Fills in defaults and rejects nonsense at construction time. */
 export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptions {
   const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 10_000;
-  const logger = o.logger ?? createConsoleLogger("warn");
+  const logger = o.logger ? toLogger(o.logger) : createConsoleLogger("warn");
   const r: ResolvedServerOptions = {
     defaultScrapeTimeoutMs: o.defaultScrapeTimeoutMs ?? 15_000,
     maxScrapeTimeoutMs: o.maxScrapeTimeoutMs ?? 300_000,
