@@ -48,6 +48,14 @@ export interface ClientOptions {
    * intervals (announced in the welcome) is considered dead and reconnected. Default 3.
    */
   heartbeatMisses?: number;
+  /**
+   * Longest wait from dialing the server to its welcome. An attempt that takes
+   * longer (a server that accepts the stream and never answers, a stalled
+   * process, a TCP connection that never completes) fails with
+   * `DeadlineExceeded`, reported through `onError`, and the client backs off and
+   * retries. Default 10 000 ms.
+   */
+  welcomeTimeoutMs?: number;
   /** Options for Node's `http2.connect` (TLS: `ca`, `cert`, `key`, `servername`, ...). Default none. */
   http2Options?: http2.ClientSessionOptions | http2.SecureClientSessionOptions;
   /**

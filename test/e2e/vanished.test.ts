@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { proxyGet, startServer, waitFor } from "../helpers.ts";
+import { proxyGet, startClient, startServer, waitFor } from "../helpers.ts";
 import { connectRaw } from "./raw-client.ts";
 
 async function groups(url: string) {
@@ -114,6 +114,20 @@ test("features: a client that names \"head\" gets HEAD orders; others get GET an
     modern.abort();
     old.abort();
     await Promise.all([modern.ended, old.ended]);
+  } finally {
+    await s.close();
+  }
+});
+
+test("the Node client says goodbye on stop(): delisted at once; killed, it is listed as vanished", { timeout: 30_000 }, async () => {
+  const s = await startServer({ vanishedRetentionMs: 60_000 });
+  try {
+    const polite = await startClient(s.url, "polite");
+    const t0 = performance.now();
+    await polite.stop();
+    assert.ok(performance.now() - t0 < 900, "stop() does not wait out the goodbye timeout");
+    assert.deepEqual(await groups(s.url), [], "gone at once, not vanished");
+    assert.equal((await proxyGet(s.port, "http://polite/metrics")).status, 404);
   } finally {
     await s.close();
   }

@@ -1,0 +1,140 @@
+import { Code, ConnectError, createClient as createRpcClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { ScrapeService, type Hello, type Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
+import type { Logger } from "../shared/logger.ts";
+import { createQueue } from "../shared/queue.ts";
+import { resolveClientTls } from "../auth/client-tls.ts";
+import type { ClientOptions } from "./options.ts";
+import { startScrape, type ClientFrameInit, type ScrapeRun } from "./scrape-run.ts";
+import { createSessionManager } from "./session-manager.ts";
+import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./target.ts";
+
+/** What one connection attempt needs from its client. @internal */
+export interface ConnectionContext {
+  options: ClientOptions;
+  /** The parsed `options.serverUrl`. */
+  base: URL;
+  /** The client's (checked) name. */
+  name: string;
+  hello: Hello;
+  targets: ScrapeTarget[];
+  maxInFlight: number;
+  heartbeatMisses: number;
+  welcomeTimeoutMs: number;
+  log: Logger;
+  /** Aborted when the client stops: the stream ends at once. */
+  stopped: AbortSignal;
+  /** Called once the server has welcomed this connection. */
+  onWelcome(welcome: Welcome): void;
+}
+
+/** How long a stopping client waits for the server to end the stream after its goodbye. */
+const goodbyeMs = 1_000;
+
+/**
+ * One connection attempt: dials, sends the hello, waits at most
+ * `welcomeTimeoutMs` for the welcome, then serves orders until the stream
+ * ends. Resolves only when the client was stopped; otherwise throws a
+ * `ConnectError` saying why the stream failed or ended. Every socket, session
+ * and stream error ends up here: none escapes to the host application.
+ * `attempt.welcomed` tells whether the server welcomed it.
+ *
+ * @internal
+ */
+export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: boolean }): Promise<void> {
+  const { options, base, log, name } = ctx;
+  const tls = await resolveClientTls(options.tls); // per attempt: rotated certificate files are re-read
+  const sessionManager = createSessionManager(
+    base,
+    // pingIdleConnection stays off: our one stream keeps the connection non-idle, so it would add nothing,
+    // and with it on, Connect (2.2) re-arms its PING timer when the stream closes after the session was
+    // destroyed; the timer then calls ping() on the dead session, which throws an uncaught
+    // ERR_HTTP2_INVALID_SESSION ~pingIntervalMs after every reconnect and crashes the host application
+    // (connectrpc/connect-es#1795; test/e2e/faults.test.ts catches it).
+    { pingIntervalMs: options.pingIntervalMs ?? 10_000, pingTimeoutMs: options.pingTimeoutMs ?? 5_000, pingIdleConnection: false },
+    tls ? { ...options.http2Options, ...tls } : options.http2Options,
+    (e) => log.debug("connection error after its stream ended", { name, reason: e.message }),
+  );
+  const transportOptions = {
+    baseUrl: base.toString(),
+    httpVersion: "2" as const,
+    sessionManager,
+    interceptors: options.interceptors ?? [],
+  };
+  const transport = options.protocol === "connect" ? createConnectTransport(transportOptions) : createGrpcTransport(transportOptions);
+  const rpc = createRpcClient(ScrapeService, transport);
+  const out = createQueue<ClientFrameInit>();
+  const call = new AbortController();
+  // Stopping says goodbye: the request side ends cleanly (END_STREAM), so the server delists the client at once
+  // instead of keeping it as vanished; the call is cut if the server has not ended its side soon after.
+  let goodbye: NodeJS.Timeout | undefined;
+  const onStop = () => {
+    for (const s of scrapes.values()) s.abort(new TargetError(ScrapeErrorReason.CANCELLED, "the client is stopping"));
+    out.close();
+    goodbye ??= setTimeout(() => call.abort(new ConnectError("client stopped", Code.Canceled)), welcome ? goodbyeMs : 0);
+  };
+  ctx.stopped.addEventListener("abort", onStop);
+  const scrapes = new Map<bigint, ScrapeRun>();
+  let welcome: Welcome | undefined;
+  if (ctx.stopped.aborted) onStop(); // stopped while the TLS options were read
+  let lastHeard = Date.now();
+  let watchdog: NodeJS.Timeout | undefined;
+  // A server that accepts the stream (or even just the TCP connection) and never welcomes must not hold the
+  // client forever: HTTP/2 PINGs do not catch it when the server answers them.
+  const welcomeTimer = setTimeout(
+    () => call.abort(new ConnectError(`no welcome from the server within ${ctx.welcomeTimeoutMs / 1000}s`, Code.DeadlineExceeded)),
+    ctx.welcomeTimeoutMs,
+  );
+  out.push({ frame: { case: "hello", value: ctx.hello } });
+  try {
+    for await (const frame of rpc.scrape(out, { signal: call.signal })) {
+      lastHeard = Date.now();
+      const f = frame.frame;
+      if (!welcome) {
+        if (f.case !== "welcome") throw new ConnectError(`the server sent ${f.case ?? "an empty frame"} before its welcome`, Code.Internal);
+        welcome = f.value;
+        clearTimeout(welcomeTimer);
+        attempt.welcomed = true;
+        const intervalMs = Number(welcome.heartbeatInterval?.seconds ?? 10n) * 1000 + (welcome.heartbeatInterval?.nanos ?? 0) / 1e6;
+        const silenceMs = Math.max(1000, intervalMs * ctx.heartbeatMisses);
+        watchdog = setInterval(() => {
+          if (Date.now() - lastHeard > silenceMs) {
+            call.abort(new ConnectError(`nothing heard from the server for ${silenceMs / 1000}s`, Code.Unavailable));
+          }
+        }, Math.max(250, Math.min(intervalMs, silenceMs / 4)));
+        ctx.onWelcome(welcome);
+        continue;
+      }
+      switch (f.case) {
+        case "order":
+          startScrape(f.value, { name, targets: ctx.targets, maxInFlight: ctx.maxInFlight, log, welcome, scrapes, out });
+          break;
+        case "credit":
+          scrapes.get(f.value.scrapeId)?.credit(Number(f.value.bytes));
+          break;
+        case "cancel":
+          scrapes.get(f.value.scrapeId)?.abort(new TargetError(ScrapeErrorReason.CANCELLED, `cancelled by the server: ${f.value.reason}`));
+          break;
+        case "ping":
+          out.push({ frame: { case: "pong", value: { nonce: f.value.nonce } } });
+          break;
+        default:
+          break; // frames from a newer server version
+      }
+    }
+    if (!welcome) throw new ConnectError("the server ended the stream without a welcome", Code.Unavailable);
+    if (!ctx.stopped.aborted) throw new ConnectError("the server ended the stream", Code.Unavailable);
+  } catch (e) {
+    if (call.signal.aborted && call.signal.reason instanceof ConnectError) throw call.signal.reason;
+    throw ConnectError.from(e);
+  } finally {
+    clearTimeout(welcomeTimer);
+    clearTimeout(goodbye);
+    clearInterval(watchdog);
+    ctx.stopped.removeEventListener("abort", onStop);
+    for (const s of scrapes.values()) s.abort(new TargetError(ScrapeErrorReason.CANCELLED, "the stream ended"));
+    out.close();
+    call.abort();
+    sessionManager.abort();
+  }
+}

@@ -1,0 +1,137 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { ClientFrameSchema, ScrapeOrder, Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
+import type { Logger } from "../shared/logger.ts";
+import { pathMatches } from "../shared/paths.ts";
+import type { Queue } from "../shared/queue.ts";
+import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget } from "./target.ts";
+
+/** A frame the client sends. @internal */
+export type ClientFrameInit = MessageInitShape<typeof ClientFrameSchema>;
+
+/** A scrape being served: the connection feeds it the server's credit and cancels. @internal */
+export interface ScrapeRun {
+  credit(bytes: number): void;
+  abort(reason: TargetError): void;
+}
+
+/** What serving scrapes on one stream needs. @internal */
+export interface ScrapeContext {
+  /** The client's name, for messages. */
+  name: string;
+  targets: ScrapeTarget[];
+  maxInFlight: number;
+  log: Logger;
+  /** The server's welcome on this stream (its limits). */
+  welcome: Welcome;
+  /** The scrapes in flight on this stream, by id. */
+  scrapes: Map<bigint, ScrapeRun>;
+  /** The stream's outgoing frames. */
+  out: Queue<ClientFrameInit>;
+}
+
+/**
+ * Why a finished scrape's signal is aborted (releasing its listeners). One
+ * shared reason: `abort()` without one builds a DOMException with a stack
+ * trace for every scrape, a few percent of a small scrape's client CPU.
+ */
+const scrapeOver = new TargetError(ScrapeErrorReason.CANCELLED, "the scrape is over");
+
+/**
+ * Serves one scrape order: finds the target, streams head, chunks (within the
+ * server's credit) and end, honours cancel and the order's timeout. Never
+ * throws, synchronously or later: every failure becomes an `end` with a reason.
+ *
+ * @internal
+ */
+export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
+  const { name, out, scrapes } = ctx;
+  const id = order.scrapeId;
+  const fail = (reason: ScrapeErrorReason, message: string) =>
+    void out.push({ frame: { case: "end", value: { scrapeId: id, error: { reason, message } } } });
+  if (scrapes.has(id)) return; // a repeated id is the server's bug; ignore it
+  if (scrapes.size >= ctx.maxInFlight) return fail(ScrapeErrorReason.BUSY, `client "${name}" has ${ctx.maxInFlight} scrapes in flight, its maximum`);
+  const target = ctx.targets.find((t) => (t.port === 0 || t.port === order.port) && pathMatches(t.path, order.path));
+  if (!target) return fail(ScrapeErrorReason.NOT_FOUND, `client "${name}" serves nothing at port ${order.port} path ${JSON.stringify(order.path.slice(0, 200))}`);
+
+  const timeoutMs = order.timeout ? Number(order.timeout.seconds) * 1000 + order.timeout.nanos / 1e6 : 10_000;
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new TargetError(ScrapeErrorReason.TIMEOUT, `scrape timed out after ${timeoutMs / 1000}s`)), timeoutMs);
+  let credit = Number(order.creditBytes) || 0;
+  let wake: (() => void) | undefined;
+  // Never above the server's limit (a chunk over it ends the stream). A little under a large
+  // limit, so that the frame around a chunk fits a power-of-two buffer in the protobuf writer,
+  // which grows by doubling: half the allocation and copying per relayed byte.
+  const chunkLimit = ctx.welcome.limits?.maxChunkBytes || 64 * 1024;
+  const maxChunk = chunkLimit >= 64 * 1024 ? chunkLimit - 64 : chunkLimit;
+  let headSent = false;
+
+  scrapes.set(id, {
+    credit(bytes) {
+      credit += bytes;
+      wake?.();
+    },
+    abort(reason) {
+      ac.abort(reason);
+    },
+  });
+  const aborted = new Promise<never>((_, reject) => {
+    ac.signal.addEventListener("abort", () => {
+      reject(ac.signal.reason);
+      wake?.();
+    }, { once: true });
+  });
+  aborted.catch(() => {});
+
+  const headOnly = order.method === "HEAD";
+  const writer: ResultWriter = {
+    head(status, headers) {
+      if (headSent || ac.signal.aborted) return;
+      headSent = true;
+      out.push({
+        frame: {
+          case: "head",
+          value: { scrapeId: id, status, headers: Object.entries(headers).map(([name, value]) => ({ name, value })) },
+        },
+      });
+    },
+    async write(data) {
+      if (headOnly) return; // a HEAD order (feature "head"): the head says it all
+      let offset = 0;
+      while (offset < data.byteLength) {
+        if (ac.signal.aborted) throw ac.signal.reason;
+        if (credit <= 0) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          continue;
+        }
+        const n = Math.min(maxChunk, credit, data.byteLength - offset);
+        credit -= n;
+        out.push({ frame: { case: "chunk", value: { scrapeId: id, data: data.subarray(offset, offset + n) } } });
+        offset += n;
+      }
+    },
+  };
+
+  const headers: Record<string, string> = {};
+  for (const h of order.headers) headers[h.name.toLowerCase()] = h.value;
+  // A target that throws synchronously fails its scrape, not the stream.
+  const served = new Promise<void>((resolve) =>
+    resolve(target.serve({ port: order.port, path: order.path, scheme: order.scheme || "http", headers, timeoutMs, signal: ac.signal }, writer)),
+  );
+  Promise.race([served, aborted]).then(
+    () => {
+      if (ac.signal.aborted) throw ac.signal.reason;
+      if (!headSent) throw new TargetError(ScrapeErrorReason.INTERNAL, "the target produced no result");
+      out.push({ frame: { case: "end", value: { scrapeId: id } } });
+    },
+  ).catch((e: unknown) => {
+    const err = e instanceof TargetError ? e : new TargetError(ScrapeErrorReason.INTERNAL, e instanceof Error ? e.message : String(e));
+    // A cancelled scrape gets no further frames; the server has forgotten it (an end is harmless though).
+    fail(err.reason, err.message);
+    if (err.reason !== ScrapeErrorReason.CANCELLED) ctx.log.debug("scrape failed", { name, scrape: String(id), reason: err.message });
+  }).finally(() => {
+    clearTimeout(timer);
+    scrapes.delete(id);
+    if (!ac.signal.aborted) ac.abort(scrapeOver);
+  }).catch(() => {}); // a throwing logger must not become an unhandled rejection
+}

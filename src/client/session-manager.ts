@@ -1,0 +1,52 @@
+import type * as http2 from "node:http2";
+import { Http2SessionManager, type Http2SessionOptions } from "@connectrpc/connect-node";
+
+/**
+ * connect-node's `Http2SessionManager`, with a permanent `"error"` listener on
+ * every HTTP/2 session that carried one of our streams, so that no session
+ * error can ever reach the host application as an uncaught exception.
+ *
+ * Why (connect-node 2.2; connectrpc/connect-es#1768, open, is this bug for a
+ * GOAWAY; the PING timeout below is the same bug): the manager destroys a
+ * session *with an error* when a PING times out (a stalled or overloaded
+ * server) or a GOAWAY arrives on a connection without open streams (a load
+ * balancer closing an idle connection), and Node.js emits that error on the
+ * session only once its socket has closed. When the manager leaves its
+ * "ready" state in between (`abort()`, which our client calls when a stream
+ * ends, or a new request on the destroyed session), `onExitState()` removes
+ * the manager's `"error"` listener; `abort()` adds a swallowing one only for a
+ * session not destroyed yet. The deferred error then has no listener, and
+ * Node.js throws it: `Unhandled 'error' event ... PING timed out` kills the
+ * process about 15 s into a server stall.
+ *
+ * The error itself is never lost: it has already failed the stream, so the
+ * client reports it (once) as the reason the connection ended. Here it is
+ * only logged at debug level.
+ *
+ * test/e2e/client-survival.test.ts checks that the unwrapped manager still
+ * crashes a process in both scenarios; once it does not, delete this file.
+ *
+ * @internal
+ */
+export function createSessionManager(
+  url: URL,
+  pingOptions: Http2SessionOptions,
+  http2Options: http2.ClientSessionOptions | http2.SecureClientSessionOptions | undefined,
+  onLateSessionError: (error: Error) => void,
+): Http2SessionManager {
+  const manager = new Http2SessionManager(url, pingOptions, http2Options);
+  const guarded = new WeakSet<http2.Http2Session>();
+  const request = manager.request.bind(manager);
+  // A session is handed out only through request(); we have the stream (and so its session) before any I/O can
+  // happen on it, while the manager's own listener is still attached.
+  manager.request = async (...args) => {
+    const stream = await request(...args);
+    const session = stream.session;
+    if (session && !guarded.has(session)) {
+      guarded.add(session);
+      session.on("error", onLateSessionError);
+    }
+    return stream;
+  };
+  return manager;
+}
