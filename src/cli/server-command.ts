@@ -13,6 +13,13 @@ export const serverUsage = `usage: promproxy server [options]
   --max-scrapes-in-flight N    most scrapes in flight per client                         [16]
   --max-response-bytes N       largest scrape body                                       [268435456]
   --heartbeat-interval D       app-level ping interval on every stream                   [10s]
+  --max-connections N          open connections at most, HTTP/1.1 and HTTP/2   [max-clients + 1000]
+  --max-connections-per-address N
+                               open connections at most per IPv4 address or IPv6 /64     [1000]
+  --max-streams-per-connection N
+                               concurrent HTTP/2 streams per connection                  [16]
+  --idle-session-timeout D     an HTTP/2 connection without an open stream is closed     [30s]
+  --max-header-list-bytes N    largest request header list (HTTP/1.1 and HTTP/2)         [16384]
   --drain-delay D              on SIGTERM: /readyz fails at once, scrapes are still served
                                (Connection: close) this long, then refused with 503       [5s]
   --shutdown-grace D           then how long in-flight scrapes may finish                [10s]
@@ -40,6 +47,11 @@ const optionSpec = {
   "max-scrapes-in-flight": { type: "string" },
   "max-response-bytes": { type: "string" },
   "heartbeat-interval": { type: "string" },
+  "max-connections": { type: "string" },
+  "max-connections-per-address": { type: "string" },
+  "max-streams-per-connection": { type: "string" },
+  "idle-session-timeout": { type: "string" },
+  "max-header-list-bytes": { type: "string" },
   "shutdown-grace": { type: "string" },
   "drain-delay": { type: "string" },
   warmup: { type: "string" },
@@ -115,7 +127,20 @@ export async function runServer(argv: string[]): Promise<number> {
   });
   const grace = v["shutdown-grace"] ? parseDurationMs(v["shutdown-grace"], "--shutdown-grace") : 10_000;
   const drainDelay = v["drain-delay"] !== undefined ? parseDurationMs(v["drain-delay"], "--drain-delay", { allowZero: true }) : 5_000;
-  const bound = await server.listen({ host, port, tls: auth.tls });
+  const bound = await server.listen({
+    host,
+    port,
+    tls: auth.tls,
+    maxConnections: v["max-connections"] ? parsePositiveInt(v["max-connections"], "--max-connections") : undefined,
+    maxConnectionsPerAddress: v["max-connections-per-address"] ? parsePositiveInt(v["max-connections-per-address"], "--max-connections-per-address") : undefined,
+    maxStreamsPerConnection: v["max-streams-per-connection"] ? parsePositiveInt(v["max-streams-per-connection"], "--max-streams-per-connection") : undefined,
+    idleSessionTimeoutMs: v["idle-session-timeout"] ? parseDurationMs(v["idle-session-timeout"], "--idle-session-timeout") : undefined,
+    maxHeaderListBytes: v["max-header-list-bytes"] ? parsePositiveInt(v["max-header-list-bytes"], "--max-header-list-bytes") : undefined,
+  }).catch((e: unknown) => {
+    // A listen limit out of range is a usage error: name the flag, no stack.
+    if (!(e instanceof RangeError)) throw e;
+    throw new CliError(e.message.replace(/^promproxy: listen option (\w+)/, (_m, k: string) => `--${k.replace(/Ms$/, "").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`));
+  });
   const shown = dialableHost(host);
   const config =
     auth.tls || auth.promAuth

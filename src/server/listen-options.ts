@@ -25,8 +25,8 @@ export interface ListenOptions {
    * Open connections at most, HTTP/1.1 and HTTP/2 together (each client holds
    * one; Prometheus a few). More are closed at once (cleartext HTTP/1.1 peers
    * get a 503 first). Keep it under the process' file descriptor limit
-   * (`ulimit -n`). Default 11 000: the default `maxClients` (10 000) plus room
-   * for Prometheus, curl and reconnecting clients.
+   * (`ulimit -n`). Default: the server's `maxClients` (10 000 unless set) plus
+   * 1 000 for Prometheus, curl and reconnecting clients, so 11 000.
    */
   maxConnections?: number;
   /**
@@ -62,13 +62,13 @@ export interface ListenOptions {
 export type ResolvedListenOptions = Required<Omit<ListenOptions, "tls">> & Pick<ListenOptions, "tls">;
 
 /** @internal Fills in defaults and rejects nonsense before anything listens. */
-export function resolveListenOptions(o: ListenOptions, prefaceTimeoutMs = 10_000): ResolvedListenOptions {
+export function resolveListenOptions(o: ListenOptions, defaults: { prefaceTimeoutMs?: number; maxClients?: number } = {}): ResolvedListenOptions {
   const r: ResolvedListenOptions = {
     host: o.host ?? "127.0.0.1",
     port: o.port ?? 8080,
     tls: o.tls,
-    prefaceTimeoutMs: o.prefaceTimeoutMs ?? prefaceTimeoutMs,
-    maxConnections: o.maxConnections ?? 11_000,
+    prefaceTimeoutMs: o.prefaceTimeoutMs ?? defaults.prefaceTimeoutMs ?? 10_000,
+    maxConnections: o.maxConnections ?? (defaults.maxClients ?? 10_000) + 1_000,
     maxConnectionsPerAddress: o.maxConnectionsPerAddress ?? 1_000,
     maxStreamsPerConnection: o.maxStreamsPerConnection ?? 16,
     idleSessionTimeoutMs: o.idleSessionTimeoutMs ?? 30_000,

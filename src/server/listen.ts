@@ -22,6 +22,8 @@ export interface PortOptions {
   prefaceTimeoutMs?: number;
   /** HTTP/2 PINGs the server sends on idle sessions, to find dead peers. Default 30 s. */
   pingIntervalMs?: number;
+  /** The server's maxClients: the default maxConnections leaves 1 000 more. Default 10 000. */
+  maxClients?: number;
 }
 
 /** @internal */
@@ -44,7 +46,7 @@ const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * @internal
  */
 export async function listenOnePort(options: ListenOptions, p: PortOptions): Promise<BoundPort> {
-  const opts = resolveListenOptions(options, p.prefaceTimeoutMs); // throws on bad limits
+  const opts = resolveListenOptions(options, p); // throws on bad limits
   const creds = opts.tls ? createTlsCredentials(opts.tls, p.logger) : undefined; // throws on bad TLS options
   const sockets = new Set<net.Socket>();
   let closing = false;

@@ -93,6 +93,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
         h1Handler: handler,
         h2Handler: handler,
         logger: o.logger,
+        maxClients: o.maxClients,
       });
       ports.push(bound);
       o.logger.info("listening", { host: lo.host ?? "127.0.0.1", port: bound.port, tls: lo.tls ? true : undefined });
