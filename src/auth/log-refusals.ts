@@ -9,18 +9,15 @@ import { peerKey } from "./peer.ts";
  *
  * @internal
  */
-export function logRefusals(logger: Logger, count: (code: Code) => void): Interceptor {
+export function logRefusals(logger: Logger, count: (code: Code, reason: string, remote?: string) => void): Interceptor {
   return (next) => async (req) => {
     try {
       return await next(req);
     } catch (e) {
       const err = ConnectError.from(e);
-      count(err.code);
-      logger.warn("client refused", {
-        code: Code[err.code],
-        reason: err.rawMessage,
-        remote: req.contextValues.get(peerKey)?.remoteAddress,
-      });
+      const remote = req.contextValues.get(peerKey)?.remoteAddress;
+      count(err.code, err.rawMessage, remote);
+      logger.warn("client refused", { code: Code[err.code], reason: err.rawMessage, remote });
       throw err;
     }
   };

@@ -16,4 +16,6 @@ export interface ClientInfo {
   scrapesInFlight: number;
   /** The authenticated identity holding the name, when an auth interceptor set one. */
   identity?: string;
+  /** The remote address the stream came from, when known (a load balancer's, behind one). */
+  address?: string;
 }

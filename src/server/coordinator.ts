@@ -11,6 +11,7 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Hello } from "../../gen/promproxy/v1/scrape_pb.ts";
 import type { Identity } from "../auth/identity.ts";
+import type { Activity } from "./activity.ts";
 import type { ClientInfo } from "./client-info.ts";
 import { createDiscovery, type DiscoveryEntry } from "./discovery.ts";
 import { checkHello } from "./hello.ts";
@@ -42,13 +43,13 @@ export interface Coordinator {
   /** Holds a place for a new stream until its hello; throws `Unavailable` or `ResourceExhausted`. Returns the release. */
   admit(): () => void;
   /** Checks a hello, takes its name (probing a holder), lists the client; throws the refusal as a ConnectError. */
-  join(hello: Hello, identity: Identity | undefined): Promise<Session>;
+  join(hello: Hello, identity: Identity | undefined, address?: string): Promise<Session>;
   /**
    * Frees the session's name and listing. A client that `vanished` (its stream
    * broke or went quiet, rather than ending cleanly) stays listed as
    * disconnected for `vanishedRetentionMs`, answered with 503.
    */
-  leave(session: Session, vanished?: { reason: string }): void;
+  leave(session: Session, end: { reason: string; broke: boolean }): void;
   /** Starts a scrape; a failure at once when it cannot start. The sink hears the result. */
   scrape(request: ScrapeRequest, sink: ScrapeSink): ScrapeHandle | ScrapeFailure;
   /** The `/clients` document, and its size in UTF-8 bytes. */
@@ -60,7 +61,7 @@ export interface Coordinator {
   shutdown(options: { drainDelayMs: number; graceMs: number }): Promise<void>;
 }
 
-export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetrics): Coordinator {
+export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetrics, activity: Activity): Coordinator {
   const log = o.logger;
   const byName = new Map<string, Session>();
   const listings = new Map<Session, () => void>();
@@ -102,19 +103,19 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     };
   }
 
-  async function join(hello: Hello, identity: Identity | undefined): Promise<Session> {
+  async function join(hello: Hello, identity: Identity | undefined, address?: string): Promise<Session> {
     const { name, labels, targets } = checkHello(hello, o);
     if (identity && !identity.allows(name)) {
       throw new ConnectError(`identity "${identity.name}" may not use the name "${name}"`, Code.PermissionDenied);
     }
-    const info = { name, labels, targets, sessionId: randomUUID(), version: oneLine(hello.version, 128), connectedAt: new Date(), identity: identity?.name };
+    const info = { name, labels, targets, sessionId: randomUUID(), version: oneLine(hello.version, 128), connectedAt: new Date(), identity: identity?.name, address };
     // A client that reconnects after its path died silently finds its old session still holding the name. Probe
     // the holder: a live one keeps it (AlreadyExists: no one steals a live client's name); a dead one is replaced.
     const holder = byName.get(name);
     if (holder && !(await holder.probe(o.takeoverProbeMs)) && byName.get(name) === holder) {
       log.info("replacing a session that did not answer", { name, session: holder.info.sessionId });
       holder.close(new ConnectError("replaced by a new stream for the same name; this one did not answer a ping", Code.Aborted));
-      leave(holder);
+      leave(holder, { reason: "replaced by a new stream for the same name", broke: false });
     }
     if (phase !== "serving") throw new ConnectError("the server is shutting down", Code.Unavailable);
     const current = byName.get(name);
@@ -128,6 +129,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     byName.set(name, session);
     lastJoinAt = Date.now();
     metrics.clients.set(byName.size);
+    activity.emit("clientConnected", { ...session.info, scrapesInFlight: 0 });
     return session;
   }
 
@@ -141,19 +143,24 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     }
   }
 
-  function leave(session: Session, vanished?: { reason: string }) {
+  function leave(session: Session, end: { reason: string; broke: boolean }) {
     const held = byName.get(session.info.name) === session;
-    if (held) byName.delete(session.info.name);
+    if (!held) return;
+    byName.delete(session.info.name);
     listings.get(session)?.();
     listings.delete(session);
     metrics.clients.set(byName.size);
-    if (!held || !vanished || phase !== "serving" || o.vanishedRetentionMs <= 0) return;
+    if (!end.broke || phase !== "serving" || o.vanishedRetentionMs <= 0) {
+      return activity.emit("clientDisconnected", { ...session.info, scrapesInFlight: 0 }, phase === "serving" ? end.reason : "the server is shutting down");
+    }
     const { scrapesInFlight: _, ...info } = session.info;
+    const vanished = { info, since: Date.now(), reason: end.reason };
     try {
-      gone.add({ info, since: Date.now(), reason: vanished.reason }, listing.add({ ...info, connected: false }));
+      gone.add(vanished, listing.add({ ...info, connected: false }));
     } catch {
       // /clients is full: the vanished client is not listed
     }
+    activity.emit("clientVanished", vanished);
   }
 
   // One scrape's life: find the client, order, bound it by the deadline, end it exactly once.

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { Activity } from "./activity.ts";
 import type { Coordinator } from "./coordinator.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
@@ -15,6 +16,7 @@ export interface FrontDeps {
   options: ResolvedServerOptions;
   coordinator: Coordinator;
   metrics: ServerMetrics;
+  activity: Activity;
 }
 
 /**
@@ -25,8 +27,13 @@ export interface FrontDeps {
  *
  * @internal
  */
-export function createFront({ options, coordinator, metrics }: FrontDeps) {
-  const relay = { coordinator, metrics, grantAt: Math.max(options.maxChunkBytes, options.creditBytes >> 2) };
+export function createFront({ options, coordinator, metrics, activity }: FrontDeps) {
+  const relay = { coordinator, metrics, activity, grantAt: Math.max(options.maxChunkBytes, options.creditBytes >> 2) };
+  /** A proxied request refused before any client was asked. */
+  const refused = (outcome: string, message: string) => {
+    metrics.scrapes.inc({ outcome });
+    activity.emit("scrapeFinished", { name: "", outcome, at: new Date(), durationMs: 0, bytes: 0, message });
+  };
 
   async function local(req: Req, res: Res, path: string) {
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -62,7 +69,7 @@ export function createFront({ options, coordinator, metrics }: FrontDeps) {
   function proxy(req: Req, res: Res, uri: string) {
     const r = readProxyRequest(req, uri, options);
     if ("status" in r) {
-      metrics.scrapes.inc({ outcome: "bad_request" });
+      refused("bad_request", r.message);
       return reply(res, r.status, r.message, r.headers);
     }
     relayScrape(relay, r, res, req.method === "HEAD");
@@ -94,7 +101,7 @@ export function createFront({ options, coordinator, metrics }: FrontDeps) {
       (denial) => {
         if (gone) return;
         if (!denial) return route(req, res, uri);
-        if (!uri.startsWith("/")) metrics.scrapes.inc({ outcome: denial.outcome });
+        if (!uri.startsWith("/")) refused(denial.outcome, denial.message);
         reply(res, denial.status, denial.message, denial.headers);
       },
       (e: unknown) => {

@@ -7,6 +7,7 @@
  * @internal
  */
 import type { ServerResponse } from "node:http";
+import type { Activity } from "./activity.ts";
 import type { Coordinator, ScrapeRequest } from "./coordinator.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.ts";
@@ -53,14 +54,16 @@ export function reply(res: ServerResponse, status: number, message: string, head
 export interface RelayDeps {
   coordinator: Coordinator;
   metrics: ServerMetrics;
+  activity: Activity;
   /** Body bytes to pass on before granting them back to the client in one credit frame. */
   grantAt: number;
 }
 
 /** Orders the scrape and relays its result into `res`; records the outcome. */
 export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerResponse, headOnly: boolean): void {
-  const { coordinator, metrics, grantAt } = deps;
+  const { coordinator, metrics, activity, grantAt } = deps;
   const started = performance.now();
+  let bytes = 0;
   let pending = 0;
   let waitingDrain = false;
   let over = false;
@@ -70,8 +73,10 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     res.off("close", onClose);
     res.off("drain", onDrain);
     const outcome = failure?.outcome ?? "success";
+    const durationMs = performance.now() - started;
     metrics.scrapes.inc({ outcome });
-    metrics.duration.observe({ outcome }, (performance.now() - started) / 1000);
+    metrics.duration.observe({ outcome }, durationMs / 1000);
+    activity.emit("scrapeFinished", { name: r.name, outcome, at: new Date(), durationMs, bytes, message: failure?.message });
     if (failure?.outcome === "prometheus_gone") return; // nobody left to answer
     if (failure) reply(res, statusOf[failure.outcome], failure.message);
     else res.end();
@@ -95,6 +100,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     },
     onChunk(data) {
       metrics.bytes.inc(data.byteLength);
+      bytes += data.byteLength;
       const ok = headOnly ? true : res.write(data);
       pending += data.byteLength;
       if (!ok) {

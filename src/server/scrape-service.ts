@@ -1,6 +1,8 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { ClientFrame, Hello } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { identityKey } from "../auth/identity.ts";
+import { peerKey } from "../auth/peer.ts";
+import type { Activity } from "./activity.ts";
 import { version } from "../shared/version.ts";
 import type { Coordinator } from "./coordinator.ts";
 import type { ServerMetrics } from "./metrics.ts";
@@ -12,6 +14,7 @@ export interface ScrapeServiceDeps {
   options: ResolvedServerOptions;
   coordinator: Coordinator;
   metrics: ServerMetrics;
+  activity: Activity;
 }
 
 /**
@@ -21,20 +24,25 @@ export interface ScrapeServiceDeps {
  *
  * @internal
  */
-export function createScrapeHandler({ options, coordinator, metrics }: ScrapeServiceDeps) {
+export function createScrapeHandler({ options, coordinator, metrics, activity }: ScrapeServiceDeps) {
   const log = options.logger;
 
   return async function* scrape(requests: AsyncIterable<ClientFrame>, ctx: HandlerContext): AsyncGenerator<ServerFrameInit> {
     const it = requests[Symbol.asyncIterator]();
     let session: Session | undefined;
     let release: (() => void) | undefined;
+    let name: string | undefined;
     try {
       release = coordinator.admit();
-      session = await coordinator.join(await readHello(it, options.helloTimeoutMs), ctx.values.get(identityKey));
+      const hello = await readHello(it, options.helloTimeoutMs);
+      name = hello.name.slice(0, 253);
+      session = await coordinator.join(hello, ctx.values.get(identityKey), ctx.values.get(peerKey)?.remoteAddress);
     } catch (e) {
       const err = ConnectError.from(e);
       metrics.sessions.inc({ result: Code[err.code] ?? "unknown" });
-      log.info("client refused", { code: Code[err.code], reason: err.rawMessage });
+      const refusal = { code: Code[err.code] ?? "Unknown", reason: err.rawMessage, name, peer: ctx.values.get(peerKey)?.remoteAddress };
+      log.info("client refused", refusal);
+      activity.emit("clientRefused", refusal);
       // Not awaited: while a read is pending (no hello yet, readHello timed out), return() waits for that
       // read, which never settles when the client sends nothing; the refusal was then never sent and the
       // stream stayed open for good. Ending the handler closes the request side anyway.
@@ -87,7 +95,7 @@ export function createScrapeHandler({ options, coordinator, metrics }: ScrapeSer
       reason = ConnectError.from(e).rawMessage;
       throw e;
     } finally {
-      coordinator.leave(s, broke ? { reason } : undefined);
+      coordinator.leave(s, { reason, broke });
       s.close();
       log.info("client disconnected", { name: s.info.name, session: s.info.sessionId, reason });
     }

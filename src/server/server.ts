@@ -1,6 +1,6 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { Code } from "@connectrpc/connect";
+import { Code, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ScrapeService } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { logRefusals } from "../auth/log-refusals.ts";
@@ -10,8 +10,10 @@ import { listenOnePort, type BoundPort, type ListenOptions } from "./listen.ts";
 import { createServerMetrics } from "./metrics.ts";
 import { resolveServerOptions, type ServerOptions } from "./options.ts";
 import type { ClientInfo } from "./client-info.ts";
+import { createActivity, type ServerEvents } from "./activity.ts";
 import { createCoordinator } from "./coordinator.ts";
 import { createScrapeHandler } from "./scrape-service.ts";
+import { statusOf, type ServerStatus } from "./status.ts";
 
 /** A promproxy server: holds client streams and proxies Prometheus' scrapes to them. */
 export interface PromproxyServer {
@@ -47,6 +49,33 @@ export interface PromproxyServer {
   readonly ready: boolean;
   /** The clients connected right now. */
   clients(): ClientInfo[];
+  /** A snapshot for people: clients, vanished clients, last scrapes, recent errors, limits (what `/` shows). */
+  status(): ServerStatus;
+  /** Listens to the server's events (see {@link ServerEvents}); a listener that throws is logged, never fatal. */
+  on<K extends keyof ServerEvents>(event: K, listener: (...args: ServerEvents[K]) => void): PromproxyServer;
+  /** Stops listening. */
+  off<K extends keyof ServerEvents>(event: K, listener: (...args: ServerEvents[K]) => void): PromproxyServer;
+  /**
+   * The `Scrape` service alone, as options for any Connect adapter: spread
+   * them into `connectNodeAdapter`, `expressConnectMiddleware`
+   * (`@connectrpc/connect-express`) or `fastifyConnectPlugin`
+   * (`@connectrpc/connect-fastify`). The stream needs HTTP/2.
+   */
+  readonly connectOptions: {
+    routes: (router: ConnectRouter) => void;
+    interceptors: Interceptor[];
+    contextValues: (req: http.IncomingMessage | http2.Http2ServerRequest) => ContextValues;
+    readMaxBytes: number;
+  };
+  /**
+   * The Prometheus-facing front alone (proxy requests, `/clients`,
+   * `/metrics`, `/healthz`, `/readyz`, the status page): a request handler
+   * for `node:http`, `node:http2` (compat) or Express (`app.use(...)`).
+   */
+  readonly frontHandler: (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => void;
 }
 
 const servicePrefix = `/${ScrapeService.typeName}/`;
@@ -55,21 +84,30 @@ const servicePrefix = `/${ScrapeService.typeName}/`;
 export function createServer(options: ServerOptions = {}): PromproxyServer {
   const o = resolveServerOptions(options);
   const metrics = createServerMetrics(o.registry);
-  const coordinator = createCoordinator(o, metrics);
+  const activity = createActivity(o.logger, 2 * o.maxClients);
+  const coordinator = createCoordinator(o, metrics, activity);
   metrics.readiness(() => coordinator.ready);
   const ports: BoundPort[] = [];
   let closing: Promise<void> | undefined;
 
-  const scrape = createScrapeHandler({ options: o, coordinator, metrics });
-  const connect = connectNodeAdapter({
+  const startedAt = new Date();
+  const scrape = createScrapeHandler({ options: o, coordinator, metrics, activity });
+  const connectOptions: PromproxyServer["connectOptions"] = {
     routes: (router) => router.service(ScrapeService, { scrape }),
     // The peer (address, TLS client certificate) for auth interceptors such as mtlsAuth.
     contextValues: peerContextValues,
-    interceptors: [logRefusals(o.logger, (code) => metrics.sessions.inc({ result: Code[code] ?? "unknown" })), ...o.interceptors],
+    interceptors: [
+      logRefusals(o.logger, (code, reason, peer) => {
+        metrics.sessions.inc({ result: Code[code] ?? "unknown" });
+        activity.emit("clientRefused", { code: Code[code] ?? "Unknown", reason, peer });
+      }),
+      ...o.interceptors,
+    ],
     // A chunk plus the frame around it; a result head's headers fit in the margin.
     readMaxBytes: o.maxChunkBytes + 64 * 1024,
-  });
-  const front = createFront({ options: o, coordinator, metrics });
+  };
+  const connect = connectNodeAdapter(connectOptions);
+  const front = createFront({ options: o, coordinator, metrics, activity });
 
   const handler: PromproxyServer["handler"] = (req, res) => {
     if (req.url?.startsWith(servicePrefix)) {
@@ -107,5 +145,16 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
       return coordinator.ready;
     },
     clients: () => coordinator.clients(),
+    status: () => statusOf(o, coordinator, activity, startedAt),
+    on(event, listener) {
+      activity.events.on(event, listener as never);
+      return this;
+    },
+    off(event, listener) {
+      activity.events.off(event, listener as never);
+      return this;
+    },
+    connectOptions,
+    frontHandler: (req, res) => front.handle(req, res),
   };
 }
