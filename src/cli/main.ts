@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * The `promproxy` command: `promproxy server`, `promproxy client`, `promproxy demo`.
+ * The `promproxy` command: `promproxy server`, `promproxy client`, `promproxy demo`, `promproxy conformance`.
  */
 import { runClient } from "./client-command.ts";
+import { runConformanceCommand } from "./conformance-command.ts";
 import { runDemo } from "./demo.ts";
 import { runServer } from "./server-command.ts";
 import { CliError } from "./util.ts";
@@ -13,6 +14,7 @@ commands:
   server   run a promproxy server           (promproxy server --help)
   client   forward scrapes to exporters     (promproxy client --help)
   demo     run a server and an embedded demo client in one process, for trying it out
+  conformance  check a client implementation against the protocol (promproxy conformance --help)
 
 Run "promproxy <command> --help" for a command's options.`;
 
@@ -25,6 +27,8 @@ async function main(argv: string[]): Promise<number> {
       return runClient(rest);
     case "demo":
       return runDemo(rest);
+    case "conformance":
+      return runConformanceCommand(rest);
     case undefined:
     case "-h":
     case "--help":

@@ -1,0 +1,72 @@
+import { parseArgs } from "node:util";
+import { allScenarios } from "../conformance/scenarios/all.ts";
+import { formatFailureOutput, formatTable } from "../conformance/report.ts";
+import { runConformance } from "../conformance/run-conformance.ts";
+import { CliError, parseDurationMs, parsePositiveInt } from "./util.ts";
+
+export const conformanceUsage = `usage: promproxy conformance --client "COMMAND {server} {name}" [options]
+
+Checks a promproxy client implementation against the protocol: starts servers (scripted ones that
+misbehave on purpose, and the real one), runs the client under test against them, one process per
+scenario, and prints a pass/fail table. Exits 0 only if no scenario failed.
+
+  --client CMD            the client under test, run by /bin/sh; {server} becomes the server URL,
+                          {name} the client's name (also in PROMPROXY_SERVER, PROMPROXY_NAME)
+  --only IDS              comma-separated scenario ids (see --list)                  [all]
+  --concurrency N         scenarios run at once                                        [4]
+  --reconnect-within D    longest wait for a client to come back after a restart    [35s]
+  --list                  list the scenarios and exit
+
+The client serves its own registry at /metrics; any exposition will do. Scenarios run with small
+chunks and little credit, so even a small one is chunked and waits for credit.`;
+
+const optionSpec = {
+  client: { type: "string" },
+  only: { type: "string" },
+  concurrency: { type: "string" },
+  "reconnect-within": { type: "string" },
+  list: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export async function runConformanceCommand(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: optionSpec, strict: true, allowPositionals: false });
+  } catch (e) {
+    throw new CliError(`${(e as Error).message}\n\n${conformanceUsage}`);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    process.stdout.write(conformanceUsage + "\n");
+    return 0;
+  }
+  if (v.list) {
+    for (const s of allScenarios) process.stdout.write(`${s.id.padEnd(20)} ${s.title}\n`);
+    return 0;
+  }
+  if (!v.client?.trim()) throw new CliError(`--client is required\n\n${conformanceUsage}`);
+  const client = v.client;
+  const only = v.only?.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const known = new Set(allScenarios.map((s) => s.id));
+  const unknown = only?.filter((id) => !known.has(id)) ?? [];
+  if (unknown.length) throw new CliError(`--only: unknown scenario ${unknown.join(", ")} (see --list)`);
+  const concurrency = v.concurrency ? parsePositiveInt(v.concurrency, "--concurrency") : 4;
+  const reconnectWithinMs = v["reconnect-within"] ? parseDurationMs(v["reconnect-within"], "--reconnect-within") : 35_000;
+
+  const count = only?.length ?? allScenarios.length;
+  process.stderr.write(`running ${count} scenarios against: ${client}\n`);
+  const started = performance.now();
+  const results = await runConformance({
+    client,
+    only,
+    concurrency,
+    reconnectWithinMs,
+    onResult: (r) => process.stderr.write(`  ${r.verdict.padEnd(4)} ${r.id} (${(r.ms / 1000).toFixed(1)} s)\n`),
+  });
+  const totalMs = performance.now() - started;
+  process.stdout.write(formatTable(results, { client, totalMs }) + "\n");
+  const failures = formatFailureOutput(results);
+  if (failures) process.stderr.write(`\n${failures}\n`);
+  return results.some((r) => r.verdict === "fail") ? 1 : 0;
+}

@@ -1,0 +1,193 @@
+/**
+ * The scripted server's books on every scrape it ordered: what the client
+ * sent for it, in what order, within which credit. Every frame about a scrape
+ * passes through here, and every rule it breaks becomes a violation line:
+ * a chunk over the chunk limit or over the credit left, a chunk before the
+ * head, a second head, anything after the end, anything for an id never
+ * ordered. Frames after a Cancel are counted apart (the scenario judges them).
+ *
+ * @internal
+ */
+import type { MessageInitShape, UnknownField } from "@bufbuild/protobuf";
+import type { ClientFrame, ResultHead, ScrapeError, ServerFrameSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
+import { ScrapeErrorReason } from "../../gen/promproxy/v1/scrape_pb.ts";
+
+type ServerFrameInit = MessageInitShape<typeof ServerFrameSchema>;
+
+/** What to order. */
+export interface OrderOptions {
+  /** Path and query. Default "/metrics". */
+  path?: string;
+  /** Port addressed. Default 0. */
+  port?: number;
+  /** "GET" or "HEAD"; default empty (GET). */
+  method?: string;
+  /** Request headers. Default: the Accept and User-Agent of a Prometheus-like scraper. */
+  headers?: Record<string, string>;
+  /** The order's timeout. Default 20 000 ms. */
+  timeoutMs?: number;
+  /** Body bytes allowed before Credit. Required. */
+  creditBytes: number;
+  /** When the client has used up its credit, grant this much more at once (a reader that keeps up). 0: never. Default 0. */
+  grantBytes?: number;
+  /** Fields no version of the protocol defines, in the order and in every Credit for it. Default none. */
+  unknownFields?: UnknownField[];
+}
+
+/** One scrape as the server saw it. */
+export interface ScrapeRecord {
+  readonly id: bigint;
+  readonly orderedAt: number;
+  head?: { at: number; value: ResultHead };
+  body: Buffer[];
+  bodyBytes: number;
+  chunks: number;
+  largestChunk: number;
+  /** Credit granted in all: the order's plus Credit frames. */
+  granted: number;
+  grants: number;
+  end?: { at: number; error?: ScrapeError };
+  cancelledAt?: number;
+  /** Frames the client sent for this scrape after the server cancelled it. */
+  afterCancel: { heads: number; chunks: number; bytes: number; ends: number };
+}
+
+/** A scrape in progress, as a scenario drives it. */
+export interface ScrapeTracker {
+  readonly record: ScrapeRecord;
+  /** Resolves with the record at the scrape's end; rejects after `timeoutMs` without one. */
+  settled(timeoutMs: number): Promise<ScrapeRecord>;
+  /** Grants more credit. */
+  credit(bytes: number): void;
+  /** Sends a Cancel; frames after it are counted in `afterCancel`. */
+  cancel(reason?: string): void;
+}
+
+export interface ScrapeLedger {
+  order(o: OrderOptions): ScrapeTracker;
+  /** Books one client frame about a scrape; returns false for frames of other kinds. */
+  receive(frame: ClientFrame, at: number): boolean;
+  readonly records: ScrapeRecord[];
+}
+
+const defaultHeaders = {
+  accept: "text/plain;version=0.0.4;q=1,*/*;q=0.1",
+  "user-agent": "promproxy-conformance/1",
+};
+
+/** The name of a ScrapeErrorReason, e.g. "TIMEOUT". */
+export function reasonName(r: ScrapeErrorReason): string {
+  return Object.entries(ScrapeErrorReason).find(([, v]) => v === r)?.[0] ?? `reason ${r}`;
+}
+
+/**
+ * @param send writes a server frame on the stream
+ * @param violations where broken rules are written
+ * @param chunkLimit the largest chunk the welcome allowed (after the 64 KiB default for 0)
+ */
+export function createScrapeLedger(send: (f: ServerFrameInit) => void, violations: string[], chunkLimit: () => number): ScrapeLedger {
+  let nextId = 1n;
+  const byId = new Map<bigint, { r: ScrapeRecord; o: OrderOptions; done: () => void }>();
+  const records: ScrapeRecord[] = [];
+  const violate = (id: bigint, what: string) => violations.push(`scrape ${id}: ${what}`);
+  const grant = (r: ScrapeRecord, o: OrderOptions, bytes: number) => {
+    r.granted += bytes;
+    r.grants++;
+    send({ frame: { case: "credit", value: { scrapeId: r.id, bytes: BigInt(bytes), $unknown: o.unknownFields } } });
+  };
+
+  function order(o: OrderOptions): ScrapeTracker {
+    const id = nextId++;
+    const r: ScrapeRecord = {
+      id, orderedAt: Date.now(), body: [], bodyBytes: 0, chunks: 0, largestChunk: 0, granted: o.creditBytes, grants: 0,
+      afterCancel: { heads: 0, chunks: 0, bytes: 0, ends: 0 },
+    };
+    let done!: () => void;
+    const ended = new Promise<void>((resolve) => (done = resolve));
+    byId.set(id, { r, o, done });
+    records.push(r);
+    const timeoutMs = o.timeoutMs ?? 20_000;
+    const seconds = Math.floor(timeoutMs / 1000);
+    send({
+      frame: {
+        case: "order",
+        value: {
+          scrapeId: id, port: o.port ?? 0, path: o.path ?? "/metrics", scheme: "http", method: o.method ?? "",
+          headers: Object.entries(o.headers ?? defaultHeaders).map(([name, value]) => ({ name, value })),
+          timeout: { seconds: BigInt(seconds), nanos: (timeoutMs - seconds * 1000) * 1e6 },
+          creditBytes: BigInt(o.creditBytes),
+          $unknown: o.unknownFields,
+        },
+      },
+    });
+    const credit = (bytes: number) => grant(r, o, bytes);
+    return {
+      record: r,
+      async settled(ms) {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), ms)));
+        const won = await Promise.race([ended.then(() => "ended" as const), late]);
+        clearTimeout(timer);
+        if (won === "late") {
+          const seen = r.head ? `a head and ${r.bodyBytes} body bytes in ${r.chunks} chunks` : "no head";
+          throw new Error(`scrape ${id} did not end within ${ms / 1000}s (${seen}, ${r.granted} bytes of credit granted)`);
+        }
+        return r;
+      },
+      credit,
+      cancel(reason = "cancelled by the conformance kit") {
+        r.cancelledAt ??= Date.now();
+        send({ frame: { case: "cancel", value: { scrapeId: id, reason } } });
+      },
+    };
+  }
+
+  function receive(frame: ClientFrame, at: number): boolean {
+    const f = frame.frame;
+    if (f.case !== "head" && f.case !== "chunk" && f.case !== "end") return false;
+    const id = f.value.scrapeId;
+    const entry = byId.get(id);
+    if (!entry) {
+      violations.push(`a ${f.case} for scrape ${id}, which was never ordered`);
+      return true;
+    }
+    const { r, o, done } = entry;
+    if (r.end) {
+      violate(id, `a ${f.case} after its end`);
+      return true;
+    }
+    const cancelled = r.cancelledAt !== undefined;
+    switch (f.case) {
+      case "head":
+        if (cancelled) r.afterCancel.heads++;
+        if (r.head) violate(id, "a second head");
+        else r.head = { at, value: f.value };
+        return true;
+      case "chunk": {
+        const n = f.value.data.byteLength;
+        if (cancelled) {
+          r.afterCancel.chunks++;
+          r.afterCancel.bytes += n;
+        }
+        if (!r.head) violate(id, "a chunk before the head");
+        if (n > chunkLimit()) violate(id, `a chunk of ${n} bytes, over max_chunk_bytes ${chunkLimit()}`);
+        const left = r.granted - r.bodyBytes;
+        if (n > left) violate(id, `a chunk of ${n} bytes with only ${left} bytes of credit left (${r.granted} granted)`);
+        r.body.push(Buffer.from(f.value.data));
+        r.bodyBytes += n;
+        r.chunks++;
+        r.largestChunk = Math.max(r.largestChunk, n);
+        if (!cancelled && o.grantBytes && r.bodyBytes >= r.granted) grant(r, o, o.grantBytes);
+        return true;
+      }
+      case "end":
+        if (cancelled) r.afterCancel.ends++;
+        if (!f.value.error && !r.head && !cancelled) violate(id, "an end with neither a head nor an error");
+        r.end = { at, error: f.value.error };
+        done();
+        return true;
+    }
+  }
+
+  return { order, receive, records };
+}

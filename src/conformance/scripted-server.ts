@@ -1,0 +1,147 @@
+/**
+ * A promproxy server that does what a scenario tells it, right or wrong: it
+ * accepts a Scrape stream (gRPC, gRPC-Web or Connect, over cleartext HTTP/2),
+ * reads the hello, and hands the stream to the scenario, which then sends the
+ * welcome and any frames it likes (unknown ones included) and reads what the
+ * client answers. Built like src/server/server.ts: Connect's node adapter on
+ * `node:http2`, nothing of the real server's logic.
+ *
+ * @internal
+ */
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { ScrapeService, type ClientFrame, type Hello } from "../../gen/promproxy/v1/scrape_pb.ts";
+import { createScriptedSession, type ScriptedSession } from "./scripted-session.ts";
+
+/** Options of {@link startScriptedServer}. */
+export interface ScriptedServerOptions {
+  /** Port on 127.0.0.1. Default 0: a free port. */
+  port?: number;
+  /** Refuses a stream after its hello when it returns an error (the stream ends with its code). Default: accept all. */
+  refuse?: (hello: Hello) => ConnectError | undefined;
+  /** How long a stream may take to send its first frame. Default 15 000 ms. */
+  helloTimeoutMs?: number;
+}
+
+/** One hello the server read, accepted or refused. */
+export interface Attempt {
+  at: number;
+  name: string;
+  refused?: Code;
+}
+
+export interface ScriptedServer {
+  readonly port: number;
+  /** `http://127.0.0.1:PORT`. */
+  readonly url: string;
+  /** Every hello read, in order. */
+  readonly attempts: Attempt[];
+  /** Rules broken before a session existed (a first frame that is no hello). */
+  readonly violations: string[];
+  /** Every accepted session, in order. */
+  readonly sessions: ScriptedSession[];
+  /** The next accepted session that no earlier call returned; rejects after `timeoutMs`. */
+  nextSession(timeoutMs: number): Promise<ScriptedSession>;
+  /** Ends every stream (Unavailable, as a server shutting down does) and closes the port. */
+  close(): Promise<void>;
+}
+
+export async function startScriptedServer(o: ScriptedServerOptions = {}): Promise<ScriptedServer> {
+  const attempts: Attempt[] = [];
+  const violations: string[] = [];
+  const sessions: ScriptedSession[] = [];
+  let taken = 0;
+  const waiters = new Set<() => void>();
+  const helloTimeoutMs = o.helloTimeoutMs ?? 15_000;
+
+  async function* scrape(requests: AsyncIterable<ClientFrame>, _ctx: HandlerContext) {
+    const it = requests[Symbol.asyncIterator]();
+    let timer: NodeJS.Timeout | undefined;
+    const first = await Promise.race([
+      it.next(),
+      new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), helloTimeoutMs))),
+    ]).finally(() => clearTimeout(timer));
+    if (first === "late" || first.done || first.value.frame.case !== "hello") {
+      const what = first === "late" ? "nothing" : first.done ? "the end of the stream" : `a ${first.value.frame.case ?? "frame of an unknown kind"}`;
+      violations.push(`a stream opened with ${what} instead of a hello`);
+      it.return?.()?.catch(() => {});
+      throw new ConnectError(`the first frame must be a hello, got ${what}`, Code.FailedPrecondition);
+    }
+    const hello = first.value.frame.value;
+    const refusal = o.refuse?.(hello);
+    attempts.push({ at: Date.now(), name: hello.name, refused: refusal?.code });
+    if (refusal) {
+      it.return?.()?.catch(() => {});
+      throw refusal;
+    }
+    const feed = createScriptedSession(hello);
+    sessions.push(feed.session);
+    for (const w of [...waiters]) w();
+    void (async () => {
+      try {
+        for (;;) {
+          const r = await it.next();
+          if (r.done) break;
+          feed.receive(r.value);
+        }
+        feed.closed("closed by the client");
+      } catch (e) {
+        feed.closed(`broken: ${ConnectError.from(e).message}`);
+      }
+    })();
+    yield* feed.outbound;
+  }
+
+  const h2 = http2.createServer(connectNodeAdapter({ routes: (router) => router.service(ScrapeService, { scrape }) }));
+  const connections = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (s) => {
+    connections.add(s);
+    s.on("close", () => connections.delete(s));
+    s.on("error", () => {});
+  });
+  h2.on("error", () => {});
+  await new Promise<void>((resolve, reject) => {
+    h2.once("error", reject);
+    h2.listen(o.port ?? 0, "127.0.0.1", () => {
+      h2.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (h2.address() as AddressInfo).port;
+
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    attempts,
+    violations,
+    sessions,
+    nextSession(timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const s = sessions[taken];
+          if (!s) return;
+          taken++;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(s);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no client stream within ${timeoutMs / 1000}s (${attempts.length} hellos so far)`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    async close() {
+      for (const s of sessions) s.end(new ConnectError("the server is shutting down", Code.Unavailable));
+      const closed = new Promise<void>((resolve) => h2.close(() => resolve()));
+      // Let the trailers out, then drop what is left.
+      await new Promise((r) => setTimeout(r, 100));
+      for (const c of connections) c.destroy();
+      await closed;
+    },
+  };
+}
