@@ -5,11 +5,13 @@
  * rules fails the scenarios that check them, with exit code 1.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import { scenarioIds } from "../../src/conformance/run-conformance.ts";
 import { node22, repoRoot, runCli } from "./prometheus.ts";
 
@@ -19,9 +21,9 @@ function row(table: string, id: string): { result: string; detail: string } | un
   return m ? { result: (m[1] ?? "").trim(), detail: m[2] ?? "" } : undefined;
 }
 
-test("the Node client passes the conformance kit", { timeout: 150_000 }, async () => {
-  const client = `${node22} examples/conformance/node-client.ts {server} {name}`;
-  const kit = runCli(["conformance", "--client", client]);
+/** Runs the kit on a client command; asserts every scenario passes (HEAD may be n/a) and returns the table. */
+async function passesKit(client: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const kit = runCli(["conformance", "--client", client], env);
   const { code } = await kit.exited;
   const out = kit.stdout();
   const context = `\nstdout:\n${out}\nstderr:\n${kit.stderr()}`;
@@ -33,6 +35,30 @@ test("the Node client passes the conformance kit", { timeout: 150_000 }, async (
     assert.equal(r.result, want, `${id}: ${r.detail}${context}`);
   }
   assert.match(out, /^\d+ passed, 0 failed, [01] n\/a of \d+ scenarios in [\d.]+ s$/m);
+  return out;
+}
+
+test("the Node client passes the conformance kit", { timeout: 150_000 }, async (t) => {
+  const out = await passesKit(`${node22} examples/conformance/node-client.ts {server} {name}`);
+  t.diagnostic(out.split("\n").filter((l) => / passed, /.test(l)).join(""));
+});
+
+test("the Go and Python example clients pass the conformance kit", { timeout: 300_000 }, async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "promproxy-polyglot-"));
+  const run = promisify(execFile);
+  try {
+    await run("bash", [path.join(repoRoot, "examples/go/build.sh"), path.join(dir, "go")], { maxBuffer: 16 << 20 });
+    const go = await passesKit(`${path.join(dir, "go", "promproxy-go-example")} {server} {name}`);
+    t.diagnostic(`Go: ${go.split("\n").filter((l) => / passed, /.test(l)).join("")}`);
+    const python = process.env["PROMPROXY_PYTHON"] ?? "/usr/bin/python3";
+    const stubs = path.join(dir, "py");
+    await mkdir(stubs, { recursive: true });
+    await run(python, ["-m", "grpc_tools.protoc", "-I", "proto", `--python_out=${stubs}`, `--grpc_python_out=${stubs}`, "proto/promproxy/v1/scrape.proto"], { cwd: repoRoot });
+    const py = await passesKit(`${python} examples/python/client.py {server} {name}`, { PYTHONPATH: stubs, PYTHONDONTWRITEBYTECODE: "1" });
+    t.diagnostic(`Python: ${py.split("\n").filter((l) => / passed, /.test(l)).join("")}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("a client that ignores credit and chunk limits and never pongs fails, exit code 1", { timeout: 60_000 }, async () => {
