@@ -53,12 +53,15 @@ export function parsePromTokenFile(text: string, file: string): { digest: Buffer
   return out;
 }
 
-/** Which endpoint a request URI is for, when it is one that auth can protect. @internal */
+/**
+ * Which endpoint a request URI is for, when it is one that auth can protect.
+ * The status page (`/`, `/status.json`) shows what `/clients` does: it is "clients". @internal
+ */
 export function promEndpointOf(uri: string): PromEndpoint | undefined {
   if (!uri.startsWith("/")) return "proxy";
   const q = uri.indexOf("?");
   const p = q < 0 ? uri : uri.slice(0, q);
-  return p === "/clients" ? "clients" : p === "/metrics" ? "metrics" : undefined;
+  return p === "/clients" || p === "/" || p === "/status.json" ? "clients" : p === "/metrics" ? "metrics" : undefined;
 }
 
 /** Parses an Authorization / Proxy-Authorization value. @internal */

@@ -62,9 +62,12 @@ export function createActivity(log: Logger, maxNames: number): Activity {
     emit(event, ...args) {
       if (event === "scrapeFinished") {
         const s = args[0] as ScrapeEvent;
-        last.delete(s.name);
-        last.set(s.name, s);
-        if (last.size > maxNames) last.delete(last.keys().next().value as string);
+        // Only for names that are (or were) clients: a flood of unknown names must not fill this map.
+        if (s.outcome !== "unknown_client" && s.name !== "") {
+          last.delete(s.name);
+          last.set(s.name, s);
+          if (last.size > maxNames) last.delete(last.keys().next().value as string);
+        }
         if (s.outcome !== "success" && s.outcome !== "prometheus_gone") {
           errors.unshift(s);
           if (errors.length > keptErrors) errors.pop();

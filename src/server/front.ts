@@ -6,6 +6,9 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import { readProxyRequest } from "./proxy-request.ts";
 import { relayScrape, reply } from "./relay.ts";
+import { statusOf } from "./status.ts";
+import { statusJson } from "./status-json.ts";
+import { statusPage, statusPageHeaders } from "./status-page.ts";
 
 type Req = IncomingMessage | Http2ServerRequest;
 /** Both response kinds offer what the front uses; it types them as HTTP/1.1 responses. */
@@ -17,17 +20,20 @@ export interface FrontDeps {
   coordinator: Coordinator;
   metrics: ServerMetrics;
   activity: Activity;
+  /** When the server started, for the status page. Default: when the front was created. */
+  startedAt?: Date;
 }
 
 /**
  * The HTTP front, a thin adapter: Prometheus-side auth, then `proxy_url`
  * requests become scrapes (src/server/relay.ts) and local paths are served:
- * `/clients` (http_sd), `/metrics`, `/healthz` (liveness) and `/readyz`
- * (readiness: 503 once the server drains).
+ * `/clients` (http_sd), `/metrics`, `/healthz` (liveness), `/readyz`
+ * (readiness: 503 once the server drains), and the status page `/` with its
+ * `/status.json` (src/server/status-page.ts).
  *
  * @internal
  */
-export function createFront({ options, coordinator, metrics, activity }: FrontDeps) {
+export function createFront({ options, coordinator, metrics, activity, startedAt = new Date() }: FrontDeps) {
   const relay = { coordinator, metrics, activity, grantAt: Math.max(options.maxChunkBytes, options.creditBytes >> 2) };
   /** A proxied request refused before any client was asked. */
   const refused = (outcome: string, message: string) => {
@@ -35,13 +41,15 @@ export function createFront({ options, coordinator, metrics, activity }: FrontDe
     activity.emit("scrapeFinished", { name: "", outcome, at: new Date(), durationMs: 0, bytes: 0, message });
   };
 
+  const status = () => statusJson(statusOf(options, coordinator, activity, startedAt));
+
   async function local(req: Req, res: Res, path: string) {
     if (req.method !== "GET" && req.method !== "HEAD") {
       return reply(res, 405, `method ${req.method} not allowed on ${path.slice(0, 200)}`, { allow: "GET, HEAD" });
     }
     const q = path.indexOf("?");
-    const send = (status: number, type: string, body: string, bytes = Buffer.byteLength(body)) => {
-      res.writeHead(status, { "content-type": type, "content-length": bytes, "cache-control": "no-store" });
+    const send = (status: number, type: string, body: string, bytes = Buffer.byteLength(body), headers: Readonly<Record<string, string>> = {}) => {
+      res.writeHead(status, { ...headers, "content-type": type, "content-length": bytes, "cache-control": "no-store" });
       return req.method === "HEAD" ? res.end() : res.end(body);
     };
     switch (q < 0 ? path : path.slice(0, q)) {
@@ -51,6 +59,10 @@ export function createFront({ options, coordinator, metrics, activity }: FrontDe
       }
       case "/metrics":
         return send(200, options.registry.contentType, await options.registry.metrics());
+      case "/":
+        return send(200, "text/html; charset=utf-8", statusPage(status()), undefined, statusPageHeaders);
+      case "/status.json":
+        return send(200, "application/json", JSON.stringify(status()), undefined, { "x-content-type-options": "nosniff" });
       case "/healthz":
         return send(200, "text/plain; charset=utf-8", "ok\n");
       case "/readyz":
@@ -61,7 +73,7 @@ export function createFront({ options, coordinator, metrics, activity }: FrontDe
         return reply(
           res,
           404,
-          `no route ${JSON.stringify(path.slice(0, 200))}: scrape clients through this server as an HTTP proxy (proxy_url); it serves /clients, /metrics, /healthz and /readyz`,
+          `no route ${JSON.stringify(path.slice(0, 200))}: scrape clients through this server as an HTTP proxy (proxy_url); it serves / (status page), /status.json, /clients, /metrics, /healthz and /readyz`,
         );
     }
   }
@@ -92,7 +104,7 @@ export function createFront({ options, coordinator, metrics, activity }: FrontDe
     const uri = req.url ?? "/";
     // Draining: still served, but Prometheus is to re-dial (through a load balancer, to another replica).
     if (coordinator.phase !== "serving" && req.httpVersionMajor === 1) res.setHeader("connection", "close");
-    // Prometheus-side auth (src/auth/prom-auth.ts) for proxied scrapes, /clients and /metrics.
+    // Prometheus-side auth (src/auth/prom-auth.ts) for proxied scrapes, /clients (and the status page) and /metrics.
     const gate = options.promAuth?.check(req, uri);
     if (!gate) return route(req, res, uri);
     let gone = false;

@@ -107,7 +107,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     readMaxBytes: o.maxChunkBytes + 64 * 1024,
   };
   const connect = connectNodeAdapter(connectOptions);
-  const front = createFront({ options: o, coordinator, metrics, activity });
+  const front = createFront({ options: o, coordinator, metrics, activity, startedAt });
 
   const handler: PromproxyServer["handler"] = (req, res) => {
     if (req.url?.startsWith(servicePrefix)) {

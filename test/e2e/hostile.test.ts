@@ -39,7 +39,7 @@ describe("HTTP/1.1 requests and bytes that are not a proxied scrape", () => {
   const timeoutHeader = (v: string) => `${ok}X-Prometheus-Scrape-Timeout-Seconds: ${v}\r\nConnection: close\r\n\r\n`;
   const cases: { what: string; send: (string | Buffer)[]; status: number[]; body?: RegExp }[] = [
     { what: "an origin-form request for an unknown path", send: ["GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"], status: [404], body: /^promproxy: no route "\/nope"/ },
-    { what: "the root path", send: ["GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"], status: [404], body: /^promproxy: no route/ },
+    { what: "an unknown local path", send: ["GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"], status: [404], body: /^promproxy: no route/ },
     { what: "a path that climbs", send: ["GET /clients/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"], status: [404], body: /^promproxy: / },
     { what: "CONNECT to an unknown host", send: ["CONNECT nobody:443 HTTP/1.1\r\nHost: nobody:443\r\n\r\n"], status: [405], body: /^promproxy: CONNECT is not supported/ },
     { what: "CONNECT to a connected client", send: ["CONNECT app-1:80 HTTP/1.1\r\nHost: app-1:80\r\n\r\n"], status: [405], body: /^promproxy: CONNECT is not supported/ },

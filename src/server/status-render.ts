@@ -1,0 +1,168 @@
+/**
+ * The status page's one drawing: a {@link StatusJson} as a tree of elements
+ * and text. The server writes the tree as escaped HTML (src/server/status-page.ts);
+ * the page's own script, polling `/status.json`, builds the same tree with
+ * `createElement` and `textContent`. So first load and refresh can never
+ * disagree, and no string a client sent is ever parsed as HTML.
+ *
+ * {@link renderStatus} is shipped to the browser as its source text
+ * (`renderStatus.toString()`, which is plain JavaScript both under Node's type
+ * stripping and once compiled): it must stay self-contained, with no imports,
+ * no outer variables and nothing a browser lacks. Tag and attribute names are
+ * all fixed here; every value is data.
+ *
+ * @internal
+ */
+import type { ClientRow, ScrapeRow, StatusJson, VanishedRow } from "./status-json.ts";
+
+/** An element: tag, attributes, children. */
+export type El = [tag: string, attrs: Record<string, string> | null, ...children: Child[]];
+export type Child = El | string;
+
+/** Draws the status; the page's `<main>` holds the result. */
+export function renderStatus(s: StatusJson): Child[] {
+  const now = Date.parse(s.now);
+  const ago = (iso: string) => {
+    const sec = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+    if (sec < 60) return `${sec}s ago`;
+    const [big, bigUnit, small, smallUnit] = sec < 3600 ? [60, "m", 1, "s"] : sec < 86400 ? [3600, "h", 60, "m"] : [86400, "d", 3600, "h"];
+    return `${Math.floor(sec / big)}${bigUnit} ${Math.floor((sec % big) / small)}${smallUnit} ago`;
+  };
+  // Sizes and durations use a no-break space: "101 B" never splits across lines.
+  const clock = (iso: string) => `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+  const bytes = (n: number) => {
+    const units = ["B", "KiB", "MiB", "GiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i++;
+    }
+    return `${i === 0 ? n : +n.toFixed(n < 10 ? 1 : 0)}\u00a0${units[i]}`;
+  };
+  const duration = (ms: number) =>
+    ms < 1000 ? `${ms}\u00a0ms` : ms < 60_000 ? `${+(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}\u00a0s` : `${+(ms / 60_000).toFixed(1)}\u00a0min`;
+  const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+  const el = (tag: string, attrs: Record<string, string> | null, ...children: Child[]): El => [tag, attrs, ...children];
+  const pill = (kind: string, text: string) => el("span", { class: `pill ${kind}` }, text);
+  const sub = (...children: Child[]) => el("div", { class: "sub" }, ...children);
+  const time = (iso: string) => el("time", { datetime: iso, title: clock(iso) }, ago(iso));
+  const td = (label: string, ...children: Child[]) => el("td", { "data-label": label }, ...children);
+  const table = (heads: string[], rows: El[]) =>
+    el("div", { class: "scroll" }, el("table", null, el("thead", null, el("tr", null, ...heads.map((h) => el("th", null, h)))), el("tbody", null, ...rows)));
+  const more = (shown: number, total: number, what: string) =>
+    total > shown ? [el("p", { class: "more" }, `and ${total - shown} more ${what} not shown`)] : [];
+
+  const name = (c: ClientRow | VanishedRow) => {
+    const targets = c.targets.length ? [sub(`targets ${c.targets.join(", ")}${c.targetsMore ? ` and ${c.targetsMore} more` : ""}`)] : [];
+    return td("Client", el("strong", { class: "name" }, c.name), sub(`${c.version || "unknown version"} · session `, el("span", { title: c.sessionId }, c.sessionId.slice(0, 8))), ...targets);
+  };
+  const labels = (c: ClientRow | VanishedRow) => {
+    const chips: Child[] = Object.entries(c.labels).map(([k, v]) => el("span", { class: "chip" }, `${k}=${v}`));
+    if (c.labelsMore) chips.push(el("span", { class: "sub" }, ` +${c.labelsMore} more`));
+    return td("Labels", ...(chips.length ? chips : [el("span", { class: "muted" }, "none")]));
+  };
+  const who = (c: ClientRow | VanishedRow) =>
+    td("Identity", c.identity === undefined ? el("span", { class: "muted" }, "anonymous") : c.identity, sub(c.address ?? "address unknown"));
+  const scrape = (e: ScrapeRow | undefined) => {
+    if (!e) return td("Last scrape", el("span", { class: "muted" }, "none yet"));
+    const ok = e.outcome === "success";
+    const line = sub(time(e.at), ` · ${duration(e.durationMs)} · ${bytes(e.bytes)}`);
+    return td("Last scrape", pill(ok ? "ok" : "err", e.outcome), line, ...(e.message && !ok ? [sub(e.message)] : []));
+  };
+
+  const header = el(
+    "header",
+    null,
+    el("h1", null, "promproxy ", el("span", { class: "muted" }, "replica "), el("span", { class: "replica" }, s.replicaId)),
+    el(
+      "p",
+      { class: "facts" },
+      pill(s.phase === "serving" ? "ok" : s.phase === "closed" ? "err" : "warn", s.phase),
+      " ",
+      pill(s.ready ? "ok" : "warn", s.ready ? "ready" : "not ready"),
+      ` version ${s.version} · started `,
+      time(s.startedAt),
+      ` · ${plural(s.scrapesInFlight, "scrape", "scrapes")} in flight · as of ${clock(s.now)}`,
+    ),
+  );
+
+  const clients = el(
+    "section",
+    { id: "clients" },
+    el("h2", null, "Clients ", el("span", { class: "count" }, `${s.clientsTotal} connected`)),
+    ...(s.clients.length
+      ? [
+          table(
+            ["Client", "Labels", "Identity · address", "Connected", "Last scrape", "In flight"],
+            s.clients.map((c) =>
+              el("tr", { class: "client" }, name(c), labels(c), who(c), td("Connected", time(c.connectedAt)), scrape(c.lastScrape), td("In flight", String(c.scrapesInFlight))),
+            ),
+          ),
+        ]
+      : [el("p", { class: "empty" }, "No client is connected.")]),
+    ...more(s.clients.length, s.clientsTotal, "clients"),
+  );
+
+  const vanished = el(
+    "section",
+    { id: "vanished" },
+    el("h2", null, "Vanished ", el("span", { class: "count" }, `${s.vanishedTotal} recently`)),
+    ...(s.vanished.length
+      ? [
+          table(
+            ["Client", "Labels", "Identity · address", "Vanished", "Last scrape"],
+            s.vanished.map((v) =>
+              el("tr", { class: "vanished" }, name(v), labels(v), who(v), td("Vanished", pill("warn", "vanished"), " ", time(v.since), sub(v.reason)), scrape(v.lastScrape)),
+            ),
+          ),
+        ]
+      : [el("p", { class: "empty" }, "No client vanished recently.")]),
+    ...more(s.vanished.length, s.vanishedTotal, "vanished clients"),
+  );
+
+  const errors = el(
+    "section",
+    { id: "errors" },
+    el("h2", null, "Recent errors ", el("span", { class: "count" }, `${s.recentErrors.length}`)),
+    ...(s.recentErrors.length
+      ? [
+          table(
+            ["When", "Client", "Outcome", "Message"],
+            s.recentErrors.map((e) =>
+              el(
+                "tr",
+                { class: "error" },
+                td("When", time(e.at), sub(duration(e.durationMs))),
+                td("Client", e.name ? el("strong", { class: "name" }, e.name) : el("span", { class: "muted" }, "none")),
+                td("Outcome", pill("err", e.outcome)),
+                td("Message", e.message ?? ""),
+              ),
+            ),
+          ),
+        ]
+      : [el("p", { class: "empty" }, "No failed scrape recently.")]),
+  );
+
+  const l = s.limits;
+  const limit = (k: string, v: string) => el("div", null, el("dt", null, k), el("dd", null, v));
+  const limits = el(
+    "section",
+    { id: "limits" },
+    el("h2", null, "Limits"),
+    el(
+      "dl",
+      { class: "limits" },
+      limit("maxClients", String(l.maxClients)),
+      limit("maxScrapesInFlight", String(l.maxScrapesInFlight)),
+      limit("maxResponseBytes", bytes(l.maxResponseBytes)),
+      limit("maxChunkBytes", bytes(l.maxChunkBytes)),
+      limit("creditBytes", bytes(l.creditBytes)),
+      limit("defaultScrapeTimeoutMs", duration(l.defaultScrapeTimeoutMs)),
+      limit("maxScrapeTimeoutMs", duration(l.maxScrapeTimeoutMs)),
+      limit("heartbeatIntervalMs", duration(l.heartbeatIntervalMs)),
+      limit("vanishedRetentionMs", duration(l.vanishedRetentionMs)),
+    ),
+  );
+
+  return [header, clients, vanished, errors, limits];
+}
