@@ -82,7 +82,7 @@ test("protocol violations end the stream with a clear code", () => {
   assert.match(violationOf(() => s.receive(chunk(99n, "a"))).message, /never ordered/);
   assert.match(violationOf(() => s.receive(head(99n))).message, /never ordered/);
   assert.match(violationOf(() => s.receive(frame({ case: "hello", value: { name: "x" } } as never))).message, /second hello/);
-  assert.match(violationOf(() => s.receive(create(ClientFrameSchema))).message, /empty/);
+  s.receive(create(ClientFrameSchema)); // no frame kind set (or one from a newer client): ignored
   s.receive(end(h.id));
   assert.match(violationOf(() => s.receive(chunk(h.id, "a"))).message, /has ended/);
   assert.match(violationOf(() => s.receive(head(3n, 700))).message, /never ordered/);

@@ -29,6 +29,8 @@ const clients: PromproxyClient[] = [];
 
 before(async () => {
   server = await startServer({
+    // The probing hellos below end by resetting their streams; they are not vanished clients to keep listed.
+    vanishedRetentionMs: 0,
     interceptors: [bearerAuth({ tokens: { "token-app": { name: "apps", patterns: "app-*" }, "token-evil": { name: "evil", patterns: "evil-*" } } })],
   });
   clients.push(await startClient(server.url, "app-1", { interceptors: [bearerToken("token-app")], labels: { team: "payments" } }));
