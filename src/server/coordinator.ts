@@ -18,7 +18,8 @@ import { checkHello } from "./hello.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import type { OrderRequest, ScrapeFailure, ScrapeHandle, ScrapeSink } from "./scrape-types.ts";
-import { createSession, oneLine, type Session } from "./session.ts";
+import { oneLine } from "../shared/one-line.ts";
+import { createSession, type Session } from "./session.ts";
 import { createVanished, type VanishedClient } from "./vanished.ts";
 
 /** Optional protocol features this server supports (PROTOCOL.md, "Features"). */

@@ -6,6 +6,7 @@ import {
   type ServerFrameSchema,
 } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { pathMatches } from "../shared/paths.ts";
+import { oneLine } from "../shared/one-line.ts";
 import { createQueue, type Queue } from "../shared/queue.ts";
 import type { ClientInfo } from "./client-info.ts";
 import { checkHead, type CheckedHead } from "./result-head.ts";
@@ -290,11 +291,4 @@ export function createSession(
 function durationOf(ms: number) {
   const seconds = Math.floor(ms / 1000);
   return { seconds: BigInt(seconds), nanos: Math.round((ms - seconds * 1000) * 1e6) };
-}
-
-/** Keeps a client-supplied message to one printable line of bounded length. @internal */
-export function oneLine(s: string, max = 512): string {
-  // eslint-disable-next-line no-control-regex
-  const line = s.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
-  return line.length > max ? line.slice(0, max) + "…" : line;
 }
