@@ -1,5 +1,3 @@
-import type * as http from "node:http";
-import type * as http2 from "node:http2";
 import type { PeerCertificate, TLSSocket } from "node:tls";
 import { createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
 
@@ -27,7 +25,7 @@ export interface Peer {
 export const peerKey = createContextKey<Peer | undefined>(undefined, { description: "promproxy peer" });
 
 /** Reads the peer of a request's connection. @internal */
-export function peerOf(req: http.IncomingMessage | http2.Http2ServerRequest): Peer {
+export function peerOf(req: { readonly socket: unknown }): Peer {
   // For HTTP/2 requests `req.socket` proxies the session's socket.
   const socket = req.socket as Partial<TLSSocket> | undefined;
   const peer: Peer = { remoteAddress: socket?.remoteAddress, encrypted: socket?.encrypted === true, authorized: false };
@@ -42,7 +40,7 @@ export function peerOf(req: http.IncomingMessage | http2.Http2ServerRequest): Pe
 }
 
 /** The context values the server gives every Connect call: the peer. @internal */
-export function peerContextValues(req: http.IncomingMessage | http2.Http2ServerRequest): ContextValues {
+export function peerContextValues(req: { readonly socket: unknown }): ContextValues {
   const values = createContextValues();
   values.set(peerKey, peerOf(req));
   return values;

@@ -10,7 +10,7 @@ import * as http from "node:http";
 import { createServer } from "../server/server.ts";
 import type { DiscoveryGroup } from "../server/discovery.ts";
 import type { ServerOptions } from "../server/options.ts";
-import type { Logger } from "../shared/logger.ts";
+import { silentLogger } from "../shared/logger.ts";
 import type { ScenarioContext } from "./scenario.ts";
 
 /** A proxied response as Prometheus would see it. */
@@ -36,23 +36,15 @@ export interface RealServer {
 /** Starts a real server on 127.0.0.1 (1 KiB chunks, 4 KiB credit unless `options` say otherwise), closed when the scenario ends. */
 export async function startRealServer(ctx: ScenarioContext, options: ServerOptions = {}): Promise<RealServer> {
   const refusals: { at: number; code: string }[] = [];
-  const ignore = () => {};
-  const logger: Logger = {
-    debug: ignore,
-    warn: ignore,
-    error: ignore,
-    info(message, fields) {
-      if (message === "client refused") refusals.push({ at: Date.now(), code: String(fields?.["code"]) });
-    },
-  };
   const server = createServer({
     maxChunkBytes: 1024,
     creditBytes: 4096,
     heartbeatIntervalMs: 2_000,
     vanishedRetentionMs: 0,
     ...options,
-    logger,
+    logger: silentLogger,
   });
+  server.on("clientRefused", (r) => refusals.push({ at: Date.now(), code: r.code }));
   const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
   ctx.defer(() => server.close({ graceMs: 200, drainDelayMs: 0 }));
 

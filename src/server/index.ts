@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-export { createServer, type PromproxyServer } from "./server.ts";
+export { createServer, preferHttp1Alpn, type PromproxyServer } from "./server.ts";
 export type { ServerOptions } from "./options.ts";
 export type { ListenOptions } from "./listen.ts";
 export type { ClientInfo } from "./client-info.ts";

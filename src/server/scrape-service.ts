@@ -41,7 +41,8 @@ export function createScrapeHandler({ options, coordinator, metrics, activity }:
       const err = ConnectError.from(e);
       metrics.sessions.inc({ result: Code[err.code] ?? "unknown" });
       const refusal = { code: Code[err.code] ?? "Unknown", reason: err.rawMessage, name, peer: ctx.values.get(peerKey)?.remoteAddress };
-      log.info("client refused", refusal);
+      // A client looking for every replica behind a load balancer meets replicas that hold it already: routine.
+      (err.code === Code.AlreadyExists ? log.debug : log.info)("client refused", refusal);
       activity.emit("clientRefused", refusal);
       // Not awaited: while a read is pending (no hello yet, readHello timed out), return() waits for that
       // read, which never settles when the client sends nothing; the refusal was then never sent and the

@@ -5,6 +5,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ScrapeService } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { logRefusals } from "../auth/log-refusals.ts";
 import { peerContextValues } from "../auth/peer.ts";
+import { chooseAlpn } from "../auth/tls-credentials.ts";
 import { createFront } from "./front.ts";
 import { listenOnePort, type BoundPort, type ListenOptions } from "./listen.ts";
 import { createServerMetrics } from "./metrics.ts";
@@ -19,9 +20,9 @@ import { statusOf, type ServerStatus } from "./status.ts";
 export interface PromproxyServer {
   /**
    * The request handler, for mounting in your own `node:http2` server (use
-   * `http2.createSecureServer({ allowHTTP1: true })` so that Prometheus can use
-   * HTTP/1.1 on the same port) or `node:http` server (front only: client
-   * streams need HTTP/2).
+   * `http2.createSecureServer({ allowHTTP1: true, ALPNCallback: preferHttp1Alpn })`
+   * so that Prometheus uses HTTP/1.1 on the same port) or `node:http` server
+   * (front only: client streams need HTTP/2).
    */
   readonly handler: (
     req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -42,7 +43,9 @@ export interface PromproxyServer {
    * finish for up to `graceMs` (default 10 000). As soon as none is in flight,
    * connected clients are told to go (`Unavailable`: they reconnect, to
    * another replica) and every connection is closed. Resolves once all is
-   * closed; calling it again returns the same promise.
+   * closed; calling it again returns the same promise. It closes only what
+   * {@link listen} opened: when you mounted the server in your own servers,
+   * close those (and their HTTP/2 sessions) after it.
    */
   close(options?: { graceMs?: number; drainDelayMs?: number }): Promise<void>;
   /** False from the moment the server starts to drain (what `/readyz` says). */
@@ -64,19 +67,45 @@ export interface PromproxyServer {
   readonly connectOptions: {
     routes: (router: ConnectRouter) => void;
     interceptors: Interceptor[];
-    contextValues: (req: http.IncomingMessage | http2.Http2ServerRequest) => ContextValues;
+    /** Takes any request with the connection's `socket` (Node's, Express', Fastify's `req.raw`). */
+    contextValues: (req: { readonly socket: unknown }) => ContextValues;
     readMaxBytes: number;
   };
   /**
    * The Prometheus-facing front alone (proxy requests, `/clients`,
    * `/metrics`, `/healthz`, `/readyz`, the status page): a request handler
-   * for `node:http`, `node:http2` (compat) or Express (`app.use(...)`).
+   * for `node:http` or `node:http2` (compat) that answers every request (404
+   * for paths it does not serve). In Express or Connect-style stacks use
+   * {@link frontMiddleware} instead.
    */
   readonly frontHandler: (
     req: http.IncomingMessage | http2.Http2ServerRequest,
     res: http.ServerResponse | http2.Http2ServerResponse,
   ) => void;
+  /**
+   * The front as middleware `(req, res, next)`: proxy requests (absolute URIs,
+   * as Prometheus sends them through `proxy_url`) and the front's own paths
+   * under `prefix` (default "": `/clients`, `/metrics`, `/healthz`, `/readyz`,
+   * `/status.json`, and `/` when `prefix` is set) go to the front; anything
+   * else calls `next()`. Put it first: routers match proxy requests by their
+   * path alone, so an app's own `/metrics` route would answer Prometheus'
+   * scrapes of clients.
+   */
+  frontMiddleware(options?: { prefix?: string }): (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+    next: () => void,
+  ) => void;
 }
+
+/**
+ * An `ALPNCallback` for `tls.createServer` / `http2.createSecureServer` that
+ * prefers HTTP/1.1 when a peer offers both: Prometheus (Go) offers h2 and then
+ * refuses `http://` scrapes through an HTTP/2 proxy. Use it when you mount the
+ * server in your own TLS server: `http2.createSecureServer({ allowHTTP1: true,
+ * ALPNCallback: preferHttp1Alpn, ... }, server.handler)`.
+ */
+export const preferHttp1Alpn = ({ protocols }: { protocols: readonly string[] }): string | undefined => chooseAlpn(protocols, true);
 
 const servicePrefix = `/${ScrapeService.typeName}/`;
 
@@ -119,7 +148,12 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
 
   async function close({ graceMs = 10_000, drainDelayMs = o.drainDelayMs }: { graceMs?: number; drainDelayMs?: number } = {}) {
     const started = Date.now();
-    await coordinator.shutdown({ drainDelayMs, graceMs });
+    const drained = coordinator.shutdown({ drainDelayMs, graceMs });
+    // Kept-alive connections that carry no request now would bring the next one only after the drain delay, to be
+    // refused: end them, so that Prometheus dials again, through its load balancer to a ready replica. Those in use
+    // end after their answer (Connection: close).
+    for (const p of ports) p.closeIdleConnections();
+    await drained;
     const left = Math.max(100, started + drainDelayMs + graceMs - Date.now());
     await Promise.all(ports.splice(0).map((p) => p.close(left)));
   }
@@ -156,5 +190,18 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     },
     connectOptions,
     frontHandler: (req, res) => front.handle(req, res),
+    frontMiddleware({ prefix = "" } = {}) {
+      const own = new Set(["/clients", "/metrics", "/healthz", "/readyz", "/status.json", ...(prefix ? ["/", ""] : [])]);
+      return (req, res, next) => {
+        const url = req.url ?? "/";
+        if (!url.startsWith("/")) return front.handle(req, res);
+        if (!url.startsWith(`${prefix}/`) && url !== prefix && !url.startsWith(`${prefix}?`)) return next();
+        const rest = url.slice(prefix.length);
+        const q = rest.indexOf("?");
+        if (!own.has(q < 0 ? rest : rest.slice(0, q))) return next();
+        req.url = rest.startsWith("/") ? rest : `/${rest}`;
+        front.handle(req, res);
+      };
+    },
   };
 }
