@@ -9,6 +9,12 @@ const prom2 = "application/openmetrics-text;version=1.0.0,application/openmetric
 const prom3 =
   "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
 
+// Prometheus 3 with protobuf in scrape_protocols, and with legacy name validation (escaping=underscores).
+const prom3Proto =
+  "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+const prom3Legacy =
+  "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=underscores;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+
 test("Accept negotiation prefers OpenMetrics only when asked to", () => {
   assert.equal(prefersOpenMetrics(undefined), false);
   assert.equal(prefersOpenMetrics("*/*"), false);
@@ -19,6 +25,21 @@ test("Accept negotiation prefers OpenMetrics only when asked to", () => {
   assert.equal(prefersOpenMetrics("application/openmetrics-text;q=0"), false);
 });
 
+// Why negotiate.ts is not npm negotiator (bench/negotiate.ts): negotiator matches a media range only when all of
+// its parameters equal an offer's, so Prometheus 3's `escaping=...` (any value) and the versions must all be
+// offered, and then it costs 10-20x more per scrape. These headers pin what it would get wrong.
+test("Accept negotiation: Prometheus 3 headers with escaping and protobuf; parameters, case and order", () => {
+  assert.equal(prefersOpenMetrics(prom3Proto), true);
+  assert.equal(prefersOpenMetrics(prom3Legacy), true);
+  assert.equal(prefersOpenMetrics("text/plain;version=0.0.4;q=0.9,*/*;q=0.8"), false);
+  assert.equal(prefersOpenMetrics("application/openmetrics-text"), true);
+  assert.equal(prefersOpenMetrics("application/openmetrics-text; version=1.0.0"), true);
+  assert.equal(prefersOpenMetrics("Application/OpenMetrics-Text;Version=1.0.0"), true);
+  assert.equal(prefersOpenMetrics("text/plain;version=0.0.4;q=0.5,application/openmetrics-text;version=1.0.0;q=0.6"), true);
+  assert.equal(prefersOpenMetrics("application/json"), false);
+  assert.equal(prefersOpenMetrics(""), false);
+});
+
 test("Accept-Encoding negotiation", () => {
   assert.equal(acceptsGzip(undefined), false);
   assert.equal(acceptsGzip("gzip"), true);
@@ -26,6 +47,9 @@ test("Accept-Encoding negotiation", () => {
   assert.equal(acceptsGzip("gzip;q=0"), false);
   assert.equal(acceptsGzip("*"), true);
   assert.equal(acceptsGzip("br, gzip;q=0.5"), true);
+  assert.equal(acceptsGzip("x-gzip"), true);
+  assert.equal(acceptsGzip("GZIP"), true);
+  assert.equal(acceptsGzip("gzip;q=0, *"), false);
 });
 
 test("rendering does not rename counters for later scrapes in the other format", async () => {

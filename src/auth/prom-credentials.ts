@@ -1,4 +1,5 @@
 import * as path from "node:path";
+import { parse as parseBasic } from "basic-auth";
 import { parseStoredPassword, type StoredPassword } from "./passwords.ts";
 import { digest, token68 } from "./secrets.ts";
 
@@ -72,11 +73,9 @@ export function parseCredential(header: string): PromCredential | "malformed" | 
   const value = m[2] as string;
   if (scheme === "bearer") return token68.test(value) ? { scheme: "bearer", token: value } : "malformed";
   if (scheme !== "basic") return "unsupported";
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value)) return "malformed";
-  const decoded = Buffer.from(value, "base64").toString("utf8");
-  const colon = decoded.indexOf(":");
-  if (colon < 0) return "malformed";
-  return { scheme: "basic", username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+  // basic-auth: standard base64 only (RFC 7617), padding checked, "user:password" split at the first colon.
+  const basic = parseBasic(header);
+  return basic ? { scheme: "basic", username: basic.name, password: basic.pass } : "malformed";
 }
 
 /**

@@ -1,6 +1,15 @@
 /**
  * Content negotiation for the exposition formats prom-client writes.
  *
+ * Hand-written rather than npm `negotiator` (measured in bench/negotiate.ts):
+ * negotiator matches a media range only when every parameter of it equals an
+ * offer's, so Prometheus 3's `escaping=...` (any value) and the `version`s
+ * would all have to be offered, and then it costs 10-25x more per scrape (50-90
+ * µs against 1.5-4 µs for Prometheus' headers, next to about 100 µs for
+ * rendering a small registry). Parameters other than `q` are ignored here:
+ * prom-client writes one version of each format, and its names are valid
+ * under every escaping scheme.
+ *
  * @internal
  */
 
