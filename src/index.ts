@@ -8,11 +8,14 @@
 export * from "./server/index.ts";
 export {
   createClient,
+  clusterRegistry,
+  clusterWorker,
   bearerToken,
   clientTlsFromFiles,
   type PromproxyClient,
   type ClientOptions,
   type ClientState,
+  type StreamInfo,
   type BackoffOptions,
   type MetricsRegistry,
   type ClientTlsOptions,

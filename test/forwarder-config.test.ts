@@ -107,6 +107,18 @@ test("a YAML config file with the same fields; flags and env over it", () => {
   assert.equal(o.targets.length, 2);
 });
 
+test("several servers: repeated --server, PROMPROXY_SERVER with commas, a list in the file", () => {
+  const t = ["--name", "n", "--target", "http://a/"];
+  assert.deepEqual(resolve([...t, "--server", "http://r1:8080", "--server", "http://r2:8080"]).servers, ["http://r1:8080", "http://r2:8080"]);
+  assert.deepEqual(resolve(t, { PROMPROXY_SERVER: "http://r1:8080, http://r2:8080 http://r3:8080" }).servers, ["http://r1:8080", "http://r2:8080", "http://r3:8080"]);
+  const yaml = "server:\n  - http://r1:8080\n  - http://r2:8080\n";
+  const f = resolve(["--config", "c.yaml", ...t], {}, { "c.yaml": yaml });
+  assert.deepEqual(f.servers, ["http://r1:8080", "http://r2:8080"]);
+  assert.equal(f.server, "http://r1:8080, http://r2:8080");
+  assert.deepEqual(resolve(["--server", "http://flag:1", ...t], { PROMPROXY_SERVER: "http://env:1" }).servers, ["http://flag:1"], "flags win");
+  assert.throws(() => resolve(["--config", "c.yaml", ...t], {}, { "c.yaml": "server: [3]\n" }), /c.yaml: server: want a URL, got 3/);
+});
+
 test("a JSON config file", () => {
   const json = JSON.stringify({ name: "j", server: "http://p:1", targets: [{ url: "http://a/", port: 9100, "max-response-bytes": 1000 }], label: ["k=v"] });
   const c = resolve(["--config", "c.json"], {}, { "c.json": json });

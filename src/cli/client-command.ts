@@ -43,12 +43,12 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
   try {
     const auth = clientAuthOptions(
       { tokenFile: cfg.tokenFile, serverCaFile: cfg.serverCaFile, clientCertFile: cfg.clientCertFile, clientKeyFile: cfg.clientKeyFile },
-      cfg.server,
+      cfg.servers.find((u) => !u.startsWith("https://")) ?? (cfg.servers[0] as string), // TLS flags need https:// everywhere
     );
     client = createClientWithTargets(
       {
         name: cfg.name,
-        serverUrl: cfg.server,
+        serverUrl: cfg.servers,
         labels: cfg.labels,
         logger: quietRetries(logger),
         maxScrapesInFlight: cfg.maxScrapesInFlight,

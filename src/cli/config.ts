@@ -32,6 +32,9 @@ export interface TargetConfig {
 /** Everything `promproxy client` runs with. @internal */
 export interface ClientConfig {
   name: string;
+  /** The server URLs (one, or one per replica); a stream to every replica either way. */
+  servers: string[];
+  /** The same, comma-separated, for messages. */
   server: string;
   targets: TargetConfig[];
   labels: Record<string, string>;
@@ -49,11 +52,14 @@ export interface ClientConfig {
 
 export const clientUsage = `usage: promproxy client --name NAME --server URL --target [PORT=]URL [--target ...] [options]
 
-Runs a forwarder: keeps one stream open to a promproxy server and serves Prometheus'
-scrapes of http://NAME:PORT/PATH from the exporter configured for PORT.
+Runs a forwarder: keeps a stream open to every promproxy server replica and serves
+Prometheus' scrapes of http://NAME:PORT/PATH from the exporter configured for PORT.
 
   --name NAME                  the name Prometheus scrapes this client by (a DNS label)    (required)
   --server URL                 the promproxy server, e.g. http://proxy:8080                (required)
+                               repeatable (a stream to each); one URL whose name has several
+                               addresses: a stream to each address; one address (a load
+                               balancer): new connections until every replica is held
   --target [PORT=]URL          an exporter, e.g. 9100=http://127.0.0.1:9100/metrics;     (required)
                                repeatable; PORT is the port Prometheus addresses
                                (NAME:PORT, announced in /clients); a target without
@@ -85,7 +91,7 @@ ${clientAuthUsage}
 
 Every flag can also be set as an environment variable: --max-scrapes-in-flight as
 PROMPROXY_MAX_SCRAPES_IN_FLIGHT and so on; PROMPROXY_TARGET and PROMPROXY_LABEL take
-several values separated by commas or spaces. Flags win over the environment, the
+several values separated by commas or spaces, and so does PROMPROXY_SERVER. Flags win over the environment, the
 environment over the config file. Labels from all three are merged.
 
 Config file (YAML or JSON), keys as the flags:
@@ -121,7 +127,7 @@ const targetDefaults = [
 /** @internal */
 export const clientOptionSpec = {
   name: { type: "string" },
-  server: { type: "string" },
+  server: { type: "string", multiple: true },
   target: { type: "string", multiple: true },
   label: { type: "string", multiple: true },
   config: { type: "string" },
@@ -209,8 +215,8 @@ export function resolveClientConfig(
 
   const name = str("name");
   if (!name) throw new CliError(`--name is required (or PROMPROXY_NAME, or name: in --config)\n\n${clientUsage}`);
-  const server = str("server");
-  if (!server) throw new CliError(`--server is required (or PROMPROXY_SERVER, or server: in --config)\n\n${clientUsage}`);
+  const servers = serverList(flags["server"] ? { value: flags["server"], from: "--server" } : fromEnv("server") ?? fromFile("server"));
+  if (servers.length === 0) throw new CliError(`--server is required (or PROMPROXY_SERVER, or server: in --config)\n\n${clientUsage}`);
 
   // Labels: merged, file < env < flags.
   const labels: Record<string, string> = {};
@@ -250,7 +256,8 @@ export function resolveClientConfig(
   const inFlight = pick("max-scrapes-in-flight");
   return {
     name,
-    server,
+    servers,
+    server: servers.join(", "),
     targets,
     labels,
     logLevel: level,
@@ -262,6 +269,16 @@ export function resolveClientConfig(
     clientKeyFile: str("client-key-file"),
     configFile: configPath,
   };
+}
+
+/** Server URLs: repeated flags, a list in the file, or commas and white space in a string. */
+function serverList(s: Sourced | undefined): string[] {
+  if (s === undefined) return [];
+  const items = Array.isArray(s.value) ? s.value : [s.value];
+  return items.flatMap((v) => {
+    if (typeof v !== "string" || v.trim() === "") throw new CliError(`${s.from}: want a URL, got ${JSON.stringify(v)}`);
+    return v.split(/[\s,]+/).filter((x) => x !== "");
+  });
 }
 
 function loadFile(path: string, readFile: (path: string) => string): Raw {

@@ -7,7 +7,8 @@ import { checkLabels, checkName } from "../shared/names.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { version } from "../shared/version.ts";
 import { createBackoff } from "./backoff.ts";
-import { connectOnce, type ConnectionContext } from "./connection.ts";
+import { systemResolver } from "./endpoints.ts";
+import { runFleet } from "./fleet.ts";
 import { createHttpTargets } from "./http-target.ts";
 import type { ClientOptions } from "./options.ts";
 import { registryTarget } from "./registry-target.ts";
@@ -16,10 +17,11 @@ import type { ScrapeTarget } from "./target.ts";
 /** Where a client is: not started, dialing (or waiting to redial), welcomed, or stopped for good. */
 export type ClientState = "idle" | "connecting" | "connected" | "stopped";
 
-/** A promproxy client: one outbound stream to the server, serving scrapes from it. */
+/** A promproxy client: one outbound stream to every server replica, serving scrapes from them. */
 export interface PromproxyClient {
   /**
-   * Starts connecting. Resolves once the server has welcomed the client.
+   * Starts connecting. Resolves once a server has welcomed the client (the
+   * first stream; the others follow in the background).
    * Rejects with the server's `ConnectError` (code intact) when it refuses the
    * client for a reason retrying cannot fix (`Unauthenticated`,
    * `PermissionDenied`, `InvalidArgument`); the client is stopped then. Keeps
@@ -29,9 +31,9 @@ export interface PromproxyClient {
    * Without awaiting, the client connects in the background.
    */
   start(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
-  /** Ends the stream and stops reconnecting. Resolves once the stream is closed. */
+  /** Ends every stream (a goodbye on each) and stops reconnecting. Resolves once they are closed. */
   stop(): Promise<void>;
-  /** The current state. */
+  /** The current state: "connected" while at least one stream is established. */
   readonly state: ClientState;
 }
 
@@ -68,24 +70,17 @@ export function createClient(options: ClientOptions): PromproxyClient {
 export function createClientWithTargets(options: ClientOptions, targets: ScrapeTarget[]): PromproxyClient {
   const checked = checkName(options.name ?? "");
   if ("error" in checked) throw new TypeError(`promproxy: option name: ${checked.error}`);
-  let base: URL;
-  try {
-    base = new URL(options.serverUrl);
-  } catch {
-    throw new TypeError(`promproxy: option serverUrl ${JSON.stringify(options.serverUrl)} is not a URL`);
-  }
-  if (base.protocol !== "http:" && base.protocol !== "https:") {
-    throw new TypeError(`promproxy: option serverUrl must be http:// or https://, got ${JSON.stringify(options.serverUrl)}`);
-  }
-  if (options.tls && base.protocol !== "https:") throw new TypeError("promproxy: option tls needs an https:// serverUrl");
+  const urls = serverUrls(options);
   const labelError = checkLabels(options.labels ?? {}, { maxLabels: 1000, maxLabelValueLength: 1 << 20 });
   if (labelError) throw new TypeError(`promproxy: option ${labelError}`);
   const name = checked.name;
   const log = guardLogger(options.logger ?? createConsoleLogger("warn"));
   const maxInFlight = options.maxScrapesInFlight ?? 8;
-  const welcomeTimeoutMs = options.welcomeTimeoutMs ?? 10_000;
-  if (!(welcomeTimeoutMs > 0)) throw new TypeError("promproxy: option welcomeTimeoutMs must be a positive number of milliseconds");
-  const backoff = createBackoff(options.backoff);
+  const welcomeTimeoutMs = positiveMs(options, "welcomeTimeoutMs", 10_000);
+  const resolveIntervalMs = positiveMs(options, "resolveIntervalMs", 30_000);
+  const discoverIntervalMs = positiveMs(options, "discoverIntervalMs", 30_000);
+  createBackoff(options.backoff); // checks the options now
+  createBackoff(options.discoveryBackoff);
   const hello = create(HelloSchema, {
     name,
     labels: options.labels ?? {},
@@ -96,6 +91,8 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
 
   let state: ClientState = "idle";
   let loop: Promise<void> | undefined;
+  /** Streams established now. */
+  let streams = 0;
   const stopper = new AbortController();
   /** Settles the first start() once the first welcome or fatal refusal is known. */
   let firstOutcome: { resolve: () => void; reject: (e: unknown) => void } | undefined;
@@ -111,56 +108,46 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
     }
   }
 
-  const connection: ConnectionContext = {
-    options,
-    base,
-    name,
-    hello,
-    targets,
-    maxInFlight,
-    heartbeatMisses: options.heartbeatMisses ?? 3,
-    welcomeTimeoutMs,
-    log,
-    stopped: stopper.signal,
-    onWelcome(welcome) {
-      state = "connected";
-      backoff.reset();
-      log.info("connected", { name, server: base.host, session: welcome.sessionId });
-      notify("onConnected", () => options.onConnected?.({ sessionId: welcome.sessionId }));
-      firstOutcome?.resolve();
-      firstOutcome = undefined; // later refusals go to onError, and the client keeps retrying
-    },
-  };
-
-  async function run(): Promise<void> {
-    while (!stopper.signal.aborted) {
-      state = "connecting";
-      let error: ConnectError | undefined;
-      const attempt = { welcomed: false };
-      try {
-        await connectOnce(connection, attempt);
-      } catch (e) {
-        error = ConnectError.from(e);
-      }
-      if (stopper.signal.aborted) break;
-      state = "connecting";
-      if (attempt.welcomed) {
-        log.warn("disconnected", { name, reason: error?.rawMessage });
-        notify("onDisconnected", () => options.onDisconnected?.(error));
-      }
-      if (error && !attempt.welcomed) {
+  function run(): Promise<void> {
+    state = "connecting";
+    return runFleet({
+      connection: { options, name, hello, targets, maxInFlight, heartbeatMisses: options.heartbeatMisses ?? 3, welcomeTimeoutMs, log },
+      urls,
+      resolve: options.resolve ?? systemResolver,
+      resolveIntervalMs,
+      discoverIntervalMs,
+      backoff: options.backoff,
+      discoveryBackoff: options.discoveryBackoff,
+      stopped: stopper.signal,
+      onUp(info) {
+        streams++;
+        state = "connected";
+        log.info("connected", { name, server: info.server, replica: info.replicaId || undefined, session: info.sessionId });
+        notify("onConnected", () => options.onConnected?.(info));
+        firstOutcome?.resolve();
+        firstOutcome = undefined; // later refusals go to onError, and the client keeps retrying
+      },
+      onDown(info, error, byUs) {
+        streams--;
+        if (streams === 0) state = "connecting";
+        const fields = { name, server: info.server, replica: info.replicaId || undefined, reason: error?.rawMessage };
+        if (byUs) log.info("closed a stream", fields);
+        else log.warn("disconnected", fields);
+        notify("onDisconnected", () => options.onDisconnected?.(error, info));
+      },
+      onFailed(error) {
         notify("onError", () => options.onError?.(error));
         if (fatalCodes.has(error.code) && firstOutcome) {
           log.error("refused by the server", { name, code: Code[error.code], reason: error.rawMessage });
           firstOutcome.reject(error);
           firstOutcome = undefined;
-          break;
+          stopper.abort();
+          return true;
         }
         log.warn("connection attempt failed", { name, code: Code[error.code], reason: error.rawMessage });
-      }
-      await sleep(backoff.next(), stopper.signal);
-    }
-    state = "stopped";
+        return false;
+      },
+    });
   }
 
   return {
@@ -170,11 +157,14 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
     async start(so = {}) {
       if (state === "stopped") throw new ConnectError("the client was stopped", Code.FailedPrecondition);
       if (!loop) {
-        // run() catches every error of the connection and of the application's callbacks and logger; the catch
-        // is a last line of defence, so that nothing can ever become an unhandled rejection in the host.
+        // The fleet catches every error of the connections and of the application's callbacks and logger; the
+        // catch is a last line of defence, so that nothing can ever become an unhandled rejection in the host.
         loop = run()
-          .catch(() => (state = "stopped"))
-          .then(() => firstOutcome?.reject(new ConnectError("the client was stopped", Code.Canceled)));
+          .catch(() => {})
+          .then(() => {
+            state = "stopped";
+            firstOutcome?.reject(new ConnectError("the client was stopped", Code.Canceled));
+          });
         // The first outcome's promise is what start() awaits; later refusals go to onError.
       }
       const waits: Promise<void>[] = [firstResult];
@@ -211,6 +201,33 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   };
 }
 
+/** The checked server URLs of `options.serverUrl` (one, or a list). */
+function serverUrls(options: ClientOptions): URL[] {
+  const list = typeof options.serverUrl === "string" ? [options.serverUrl] : Array.isArray(options.serverUrl) ? options.serverUrl : [];
+  if (list.length === 0) throw new TypeError("promproxy: option serverUrl must be a URL or a non-empty list of URLs");
+  const urls = list.map((u) => {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw new TypeError(`promproxy: option serverUrl ${JSON.stringify(u)} is not a URL`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TypeError(`promproxy: option serverUrl must be http:// or https://, got ${JSON.stringify(u)}`);
+    }
+    if (options.tls && url.protocol !== "https:") throw new TypeError("promproxy: option tls needs an https:// serverUrl");
+    return url;
+  });
+  if (new Set(urls.map((u) => u.href)).size !== urls.length) throw new TypeError("promproxy: option serverUrl lists a URL twice");
+  return urls;
+}
+
+function positiveMs(options: ClientOptions, key: "welcomeTimeoutMs" | "resolveIntervalMs" | "discoverIntervalMs", fallback: number): number {
+  const v = options[key] ?? fallback;
+  if (!(v > 0)) throw new TypeError(`promproxy: option ${key} must be a positive number of milliseconds`);
+  return v;
+}
+
 /** The application's logger, unable to throw into the client: a line it fails to log is lost, nothing more. */
 function guardLogger(logger: Logger): Logger {
   const guard = (level: keyof Logger): Logger[keyof Logger] => (message, fields) => {
@@ -221,17 +238,4 @@ function guardLogger(logger: Logger): Logger {
     }
   };
   return { debug: guard("debug"), info: guard("info"), warn: guard("warn"), error: guard("error") };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -4,6 +4,7 @@ import { ScrapeService, type Hello, type Welcome } from "../../gen/promproxy/v1/
 import type { Logger } from "../shared/logger.ts";
 import { createQueue } from "../shared/queue.ts";
 import { resolveClientTls } from "../auth/client-tls.ts";
+import { pinnedLookup } from "./endpoints.ts";
 import type { ClientOptions } from "./options.ts";
 import { startScrape, type ClientFrameInit, type ScrapeRun } from "./scrape-run.ts";
 import { createSessionManager } from "./session-manager.ts";
@@ -12,8 +13,10 @@ import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./target.ts";
 /** What one connection attempt needs from its client. @internal */
 export interface ConnectionContext {
   options: ClientOptions;
-  /** The parsed `options.serverUrl`. */
+  /** The server URL dialled. */
   base: URL;
+  /** An address to dial instead of resolving `base`'s host name (which stays the TLS name and `:authority`). */
+  address?: string;
   /** The client's (checked) name. */
   name: string;
   hello: Hello;
@@ -52,7 +55,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     // ERR_HTTP2_INVALID_SESSION ~pingIntervalMs after every reconnect and crashes the host application
     // (connectrpc/connect-es#1795; test/e2e/faults.test.ts catches it).
     { pingIntervalMs: options.pingIntervalMs ?? 10_000, pingTimeoutMs: options.pingTimeoutMs ?? 5_000, pingIdleConnection: false },
-    tls ? { ...options.http2Options, ...tls } : options.http2Options,
+    { ...options.http2Options, ...tls, ...(ctx.address === undefined ? {} : { lookup: pinnedLookup(ctx.address) }) },
     (e) => log.debug("connection error after its stream ended", { name, reason: e.message }),
   );
   const transportOptions = {

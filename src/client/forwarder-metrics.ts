@@ -43,17 +43,22 @@ export function createForwarderMetrics(registry: Registry = new Registry()): For
   });
   const connected = new Gauge({
     name: "promproxy_client_connected",
-    help: "1 while the stream to the promproxy server is established, else 0.",
+    help: "1 while at least one stream to a promproxy server replica is established, else 0.",
+    registers,
+  });
+  const streams = new Gauge({
+    name: "promproxy_client_streams",
+    help: "Streams established now, one per server replica held.",
     registers,
   });
   const connects = new Counter({
     name: "promproxy_client_connects_total",
-    help: "Times the server welcomed this client (the first connection included).",
+    help: "Streams a server welcomed (the first ones included).",
     registers,
   });
   const reconnects = new Counter({
     name: "promproxy_client_reconnects_total",
-    help: "Times this client connected again after losing its stream.",
+    help: "Times a stream was established again after one was lost.",
     registers,
   });
   const connectFailures = new Counter({
@@ -63,7 +68,9 @@ export function createForwarderMetrics(registry: Registry = new Registry()): For
     registers,
   });
   connected.set(0);
-  let everConnected = false;
+  streams.set(0);
+  let held = 0;
+  let lost = 0;
   return {
     registry,
     onResult(r) {
@@ -72,13 +79,19 @@ export function createForwarderMetrics(registry: Registry = new Registry()): For
       else failures.inc({ target: r.target, reason: r.outcome });
     },
     onConnected() {
+      streams.set(++held);
       connected.set(1);
       connects.inc();
-      if (everConnected) reconnects.inc();
-      everConnected = true;
+      if (lost > 0) {
+        lost--;
+        reconnects.inc();
+      }
     },
     onDisconnected() {
-      connected.set(0);
+      held = Math.max(0, held - 1);
+      lost++;
+      streams.set(held);
+      connected.set(held > 0 ? 1 : 0);
     },
     onConnectError(e) {
       connectFailures.inc({ code: (Code[e.code] ?? String(e.code)).replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase() });

@@ -6,9 +6,11 @@
  */
 export { createClient, type ClientState, type PromproxyClient } from "./client.ts";
 export type { ClientOptions } from "./options.ts";
+export type { StreamInfo } from "./fleet.ts";
 export { bearerToken } from "../auth/bearer-token.ts";
 export { clientTlsFromFiles, type ClientTlsOptions } from "../auth/client-tls.ts";
 export type { HttpTargetOptions, Secret } from "./http-target.ts";
 export type { BackoffOptions } from "./backoff.ts";
 export type { MetricsRegistry } from "./render.ts";
+export { clusterRegistry, clusterWorker, type ClusterAggregator } from "./cluster.ts";
 export { createConsoleLogger, silentLogger, type Logger, type LogLevel } from "../shared/logger.ts";

@@ -3,6 +3,7 @@ import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import type { ClientTlsOptions } from "../auth/client-tls.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { BackoffOptions } from "./backoff.ts";
+import type { StreamInfo } from "./fleet.ts";
 import type { HttpTargetOptions } from "./http-target.ts";
 import type { MetricsRegistry } from "./render.ts";
 
@@ -10,8 +11,36 @@ import type { MetricsRegistry } from "./render.ts";
 export interface ClientOptions {
   /** The name Prometheus scrapes this client by: a DNS host name, e.g. "app-1". Required. */
   name: string;
-  /** The promproxy server, e.g. "http://proxy:8080" (or "https://..."). Required. */
-  serverUrl: string;
+  /**
+   * The promproxy server, e.g. "http://proxy:8080" (or "https://..."). Required.
+   * The client holds a stream to every replica (see the README, "HA"):
+   * - a list of URLs: one stream to each;
+   * - one URL whose host name resolves to several addresses: one stream to
+   *   each address (resolved again every `resolveIntervalMs`: addresses that
+   *   disappear are dropped, new ones dialled), the name kept for TLS and `:authority`;
+   * - one URL with one address (a load balancer, or a single server): new
+   *   connections until the client holds a stream to every replica the
+   *   welcomes name, `replicaCount` of them when the server announces it.
+   */
+  serverUrl: string | string[];
+  /** How often a server host name is resolved again for new or removed addresses. Default 30 000 ms. */
+  resolveIntervalMs?: number;
+  /**
+   * Resolves a server host name to its addresses. Default: `dns.lookup` with
+   * `all: true` (the system's resolver, `/etc/hosts` included), keeping the
+   * addresses of the first one's family.
+   */
+  resolve?: (hostname: string) => Promise<string[]>;
+  /**
+   * Through one address, when the server announces no replica count: how
+   * often one extra connection probes for replicas not met yet. Default 30 000 ms.
+   */
+  discoverIntervalMs?: number;
+  /**
+   * Through one address: the wait after a connection that landed on a replica
+   * already held, before the next try. Default 100 ms doubling to 2 s, half of each random.
+   */
+  discoveryBackoff?: BackoffOptions;
   /**
    * The prom-client registry to serve (on any port, at `metricsPath`).
    * Default: prom-client's global `register`, unless `targets` are given (then no registry).
@@ -33,7 +62,7 @@ export interface ClientOptions {
   interceptors?: Interceptor[];
   /** Wire protocol to the server: "grpc" (works through gRPC proxies such as nginx `grpc_pass`) or "connect". Default "grpc". */
   protocol?: "grpc" | "connect";
-  /** Waits between connection attempts. Default 500 ms doubling to 30 s, half of each random. */
+  /** Waits between connection attempts (per stream). Default 500 ms doubling to 30 s, half of each random. */
   backoff?: BackoffOptions;
   /** Most scrapes this client serves at once; more are answered "busy" (HTTP 503). Default 8. */
   maxScrapesInFlight?: number;
@@ -65,10 +94,13 @@ export interface ClientOptions {
    * Merged over `http2Options`. Default none (Node's root CAs, no client certificate).
    */
   tls?: ClientTlsOptions | (() => ClientTlsOptions | Promise<ClientTlsOptions>);
-  /** Called each time the server welcomes the client. */
-  onConnected?: (info: { sessionId: string }) => void;
-  /** Called each time an established stream ends; the client reconnects unless stopped. */
-  onDisconnected?: (error: ConnectError | undefined) => void;
+  /** Called each time a server welcomes a stream: its session, the replica (`""` from older servers) and where it was dialled. */
+  onConnected?: (info: StreamInfo) => void;
+  /**
+   * Called each time an established stream ends (`error` undefined when it
+   * ended cleanly), with the stream's `info`; the client reconnects unless stopped.
+   */
+  onDisconnected?: (error: ConnectError | undefined, info: StreamInfo) => void;
   /** Called for every failed connection attempt (refusals included); the client keeps retrying after `start()` resolved. */
   onError?: (error: ConnectError) => void;
   /** Where the client logs. Default: warnings and errors to stderr. */

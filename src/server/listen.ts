@@ -31,6 +31,8 @@ export interface BoundPort {
   port: number;
   /** Connections open right now (counted against maxConnections). */
   connections(): number;
+  /** Ends the HTTP/1.1 keep-alive connections that are idle now (the drain: Prometheus dials again, elsewhere). */
+  closeIdleConnections(): void;
   /** Stops accepting, ends idle keep-alive connections; resolves once every connection has closed. */
   close(graceMs: number): Promise<void>;
 }
@@ -113,6 +115,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
   return {
     port: address.port,
     connections: limits.open,
+    closeIdleConnections: () => h1.closeIdleConnections(),
     async close(graceMs) {
       closing = true;
       h2.stop();

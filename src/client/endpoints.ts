@@ -1,0 +1,106 @@
+import * as dns from "node:dns";
+import * as net from "node:net";
+import type { Logger } from "../shared/logger.ts";
+
+/**
+ * One place the client dials: a server URL, and, for one address of a DNS
+ * name with several, that address (dialled while the URL's host name stays
+ * the TLS server name and the `:authority`).
+ *
+ * @internal
+ */
+export interface Endpoint {
+  /** Identifies the endpoint across resolutions: the URL, or the URL and the address. */
+  key: string;
+  url: URL;
+  /** The address to dial instead of resolving `url`'s host name. */
+  address?: string;
+  /** For logs and callbacks: "host:port", or "host:port (address)". */
+  display: string;
+}
+
+/** Resolves a host name to its addresses. @internal */
+export type Resolver = (hostname: string) => Promise<string[]>;
+
+/**
+ * The default resolver: every address `dns.lookup` (the system's resolver,
+ * `/etc/hosts` included) gives, of the family of the first one, so that a
+ * dual-stack name (`localhost`: 127.0.0.1 and ::1) counts each host once.
+ *
+ * @internal
+ */
+export const systemResolver: Resolver = async (hostname) => {
+  const all = await dns.promises.lookup(hostname, { all: true });
+  const family = all[0]?.family;
+  return all.filter((a) => a.family === family).map((a) => a.address);
+};
+
+/**
+ * The endpoints of the client's server URLs, kept current: several URLs are
+ * one endpoint each; one URL whose host name resolves to several addresses is
+ * one endpoint per address, resolved again every `intervalMs`; one URL with
+ * one address (or an IP literal, or a name that does not resolve now) is one
+ * endpoint dialled by its name, as any HTTP client would. `onChange` hears
+ * every new set (never an empty one).
+ *
+ * @internal
+ */
+export function watchEndpoints(
+  urls: URL[],
+  o: { resolve: Resolver; intervalMs: number; log: Logger; stopped: AbortSignal },
+  onChange: (endpoints: Endpoint[]) => void,
+): void {
+  const byName = (url: URL): Endpoint => ({ key: url.href, url, display: url.host });
+  const single = urls.length === 1 ? urls[0] : undefined;
+  if (!single || net.isIP(bare(single.hostname)) !== 0) return onChange(urls.map(byName));
+  const url = single;
+  let current = "";
+  let failing = false;
+  const publish = (endpoints: Endpoint[]) => {
+    const key = endpoints.map((e) => e.key).join(" ");
+    if (key === current) return;
+    current = key;
+    onChange(endpoints);
+  };
+  const resolve = async () => {
+    let addresses: string[];
+    try {
+      addresses = [...new Set(await o.resolve(url.hostname))].sort();
+      if (failing) o.log.info("resolving the server's name works again", { host: url.hostname });
+      failing = false;
+    } catch (e) {
+      // Keep the endpoints we have; the first time, dial by name (the connection attempts report the failure).
+      if (!failing) o.log.warn("cannot resolve the server's name; keeping its last addresses", { host: url.hostname, reason: (e as Error).message });
+      failing = true;
+      if (current === "") publish([byName(url)]);
+      return;
+    }
+    if (o.stopped.aborted) return;
+    if (addresses.length <= 1) return publish([byName(url)]);
+    publish(addresses.map((address) => ({ key: `${url.href} ${address}`, url, address, display: `${url.host} (${address})` })));
+  };
+  const timer = setInterval(() => void resolve(), o.intervalMs);
+  timer.unref();
+  o.stopped.addEventListener("abort", () => clearInterval(timer), { once: true });
+  void resolve();
+}
+
+/**
+ * A `lookup` for `http2.connect` that answers with one fixed address, so that
+ * the connection goes there while the URL's host name is still used for TLS
+ * (SNI, certificate check) and the `:authority`.
+ *
+ * @internal
+ */
+export function pinnedLookup(address: string): net.LookupFunction {
+  const family = net.isIP(address);
+  return (_hostname, options, callback) => {
+    if ((options as dns.LookupAllOptions).all) (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, [{ address, family }]);
+    else callback(null, address, family);
+  };
+}
+
+/** "[::1]" → "::1". */
+function bare(hostname: string): string {
+  return hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
+}

@@ -1,0 +1,294 @@
+/**
+ * The client's streams to every replica: a small fleet of connection slots,
+ * each a loop over single connection attempts (`connectOnce`).
+ *
+ * - Several endpoints (a list of URLs, or every address of a DNS name): one
+ *   slot per endpoint, dialling only it.
+ * - One endpoint (one address, typically a load balancer): slots that dial it
+ *   again and again, each a NEW connection, until they hold a stream to every
+ *   replica: `replicaCount` distinct replica ids when the welcome announces a
+ *   count; otherwise the ids met (a lost one is searched for a while), plus
+ *   one probe every `discoverIntervalMs` for replicas not met yet. A stream
+ *   that lands on a replica already held (the server refuses the name with
+ *   `AlreadyExists`) retries after the short discovery backoff.
+ * - A server that names no replica (older versions): one stream, as ever.
+ *
+ * @internal
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
+import { createBackoff, type BackoffOptions } from "./backoff.ts";
+import { connectOnce, type ConnectionContext } from "./connection.ts";
+import { watchEndpoints, type Endpoint, type Resolver } from "./endpoints.ts";
+
+/** One established stream, as the callbacks report it. */
+export interface StreamInfo {
+  sessionId: string;
+  /** The replica holding the stream, as its welcome named it; "" from servers that predate replica ids. */
+  replicaId: string;
+  /** Where it was dialled: "host:port", or "host:port (address)". */
+  server: string;
+}
+
+/** @internal */
+export interface FleetOptions {
+  /** What every connection attempt shares. */
+  connection: Omit<ConnectionContext, "base" | "address" | "stopped" | "onWelcome">;
+  urls: URL[];
+  resolve: Resolver;
+  resolveIntervalMs: number;
+  discoverIntervalMs: number;
+  backoff: BackoffOptions | undefined;
+  discoveryBackoff: BackoffOptions | undefined;
+  /** Aborted when the client stops: every stream says goodbye. */
+  stopped: AbortSignal;
+  onUp(info: StreamInfo): void;
+  /** A welcomed stream ended; `byUs` when the fleet closed it itself (endpoint gone, replaced). */
+  onDown(info: StreamInfo, error: ConnectError | undefined, byUs: boolean): void;
+  /** An attempt failed before a welcome (not a duplicate). Returns true when the client is to stop. */
+  onFailed(error: ConnectError): boolean;
+}
+
+/** Consecutive attempts without a welcome after which a slot searching without a replica count gives up. */
+const searchAttempts = 8;
+const discoveryDefaults: BackoffOptions = { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 };
+
+interface Slot {
+  /** The endpoint a bound slot dials; free slots dial the single endpoint. */
+  endpoint?: Endpoint;
+  /** A one-off probe for a replica not met yet. */
+  probe: boolean;
+  /** The replica id of the stream it holds now ("" for a server without ids). */
+  held?: string;
+  /** Retires the slot: its stream (if any) says goodbye, its loop ends. */
+  cancel: AbortController;
+  /** Ends the current attempt (its stream cleanly), the slot going on; set while one runs. */
+  attempt?: AbortController;
+}
+
+/** Runs the fleet until `stopped` aborts; resolves once every stream has ended. @internal */
+export function runFleet(o: FleetOptions): Promise<void> {
+  const log = o.connection.log;
+  const name = o.connection.name;
+  const slots = new Set<Slot>();
+  const running = new Set<Promise<void>>();
+  /** Replica id → the slot holding a stream to it. */
+  const holders = new Map<string, Slot>();
+  let endpoints: Endpoint[] = [];
+  /** The replica count the latest welcome announced; 0: unknown. */
+  let count = 0;
+  /** Whether any welcome named its replica (else: an older server, one stream). */
+  let ids = false;
+  const discovery = createBackoff(o.discoveryBackoff ?? discoveryDefaults);
+  let round: { promise: Promise<void> } | undefined;
+
+  const live = (s: Slot) => !s.cancel.signal.aborted;
+  const freeSlots = () => [...slots].filter((s) => !s.endpoint && live(s));
+  const holding = () => [...slots].filter((s) => s.held !== undefined).length;
+
+  function spawn(slot: Omit<Slot, "cancel">) {
+    const s: Slot = { ...slot, cancel: new AbortController() };
+    slots.add(s);
+    const p = runSlot(s).finally(() => {
+      slots.delete(s);
+      running.delete(p);
+    });
+    running.add(p);
+  }
+
+  function setEndpoints(next: Endpoint[]) {
+    endpoints = next;
+    const keys = new Set(next.map((e) => e.key));
+    for (const s of slots) {
+      const stale = s.endpoint ? next.length === 1 || !keys.has(s.endpoint.key) : next.length > 1;
+      if (stale && live(s)) {
+        log.info("dropping a stream: its server address is gone", { name, server: s.endpoint?.display ?? "" });
+        s.cancel.abort();
+      }
+    }
+    reconcile();
+  }
+
+  /** Starts the slots that are missing. */
+  function reconcile() {
+    if (o.stopped.aborted) return;
+    if (endpoints.length > 1) {
+      const bound = new Set([...slots].filter(live).map((s) => s.endpoint?.key));
+      for (const e of endpoints) if (!bound.has(e.key)) spawn({ endpoint: e, probe: false });
+    } else if (endpoints.length === 1) {
+      const want = wanted();
+      for (let n = freeSlots().length; n < want; n++) spawn({ probe: false });
+      // Every replica found: the searchers left over stop at once.
+      if (count > 0 && holding() >= count) for (const s of freeSlots()) if (s.held === undefined && !s.attempt) s.cancel.abort();
+    }
+  }
+
+  /**
+   * How many free slots there should be: without a count, one (more come from
+   * probes and stay while they hold a replica); with one, a slot per replica
+   * held, plus `count` searchers while any is missing: a round of `count`
+   * connections through a round-robin balancer meets every replica.
+   */
+  function wanted(): number {
+    if (count === 0) return 1;
+    const held = holding();
+    return held >= count ? count : held + count;
+  }
+
+  function welcomed(slot: Slot, w: Welcome, endpoint: Endpoint): StreamInfo {
+    count = w.replicaCount;
+    slot.probe = false;
+    slot.held = w.replicaId;
+    if (w.replicaId) {
+      ids = true;
+      // The server welcomes a second stream for our name only after its probe found the first one dead:
+      // keep the new stream, end the old one (its session on the server is gone already).
+      const older = holders.get(w.replicaId);
+      if (!older) discovery.reset(); // a new replica: the next search starts fast again
+      if (older && older !== slot) {
+        log.info("a new stream replaced ours to the same replica", { name, replica: w.replicaId });
+        older.attempt?.abort();
+      }
+      holders.set(w.replicaId, slot);
+    }
+    const info = { sessionId: w.sessionId, replicaId: w.replicaId, server: endpoint.display };
+    o.onUp(info);
+    reconcile();
+    return info;
+  }
+
+  /** One connection attempt of a slot; what became of it. */
+  async function attemptOnce(slot: Slot, endpoint: Endpoint) {
+    const attempt = new AbortController();
+    slot.attempt = attempt;
+    const onCancel = () => attempt.abort();
+    slot.cancel.signal.addEventListener("abort", onCancel);
+    let info: StreamInfo | undefined;
+    let error: ConnectError | undefined;
+    try {
+      await connectOnce(
+        { ...o.connection, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w) => (info = welcomed(slot, w, endpoint)) },
+        { welcomed: false },
+      );
+    } catch (e) {
+      error = ConnectError.from(e);
+    } finally {
+      slot.cancel.signal.removeEventListener("abort", onCancel);
+      slot.attempt = undefined;
+    }
+    if (info) {
+      if (slot.held && holders.get(slot.held) === slot) holders.delete(slot.held);
+      slot.held = undefined;
+      if (!o.stopped.aborted) o.onDown(info, error, attempt.signal.aborted);
+      reconcile(); // a replica lost: searchers for it
+      return { welcomed: true, duplicate: false, error };
+    }
+    // A live stream of ours holds the name on that replica: we already hold it.
+    const duplicate = error?.code === Code.AlreadyExists && holding() > 0;
+    if (duplicate) log.debug("landed on a replica already held; trying again", { name, server: endpoint.display });
+    return { welcomed: false, duplicate, error };
+  }
+
+  /** Whether a free slot whose attempt found nothing new should end. */
+  function surplus(slot: Slot, misses: number): boolean {
+    if (slot.endpoint) return false;
+    const others = freeSlots().filter((s) => s !== slot).length;
+    if (others === 0) return false;
+    if (count > 0) return others >= wanted();
+    return slot.probe || misses >= searchAttempts;
+  }
+
+  async function runSlot(slot: Slot) {
+    const reconnect = createBackoff(o.backoff);
+    let misses = 0;
+    /** Through one address with a replica held, finding another is a search: in rounds, with the other searchers. */
+    const searching = () => !slot.endpoint && holding() > 0;
+    let pause: "none" | "backoff" | "round" = searching() ? "round" : "none";
+    const onStop = () => slot.cancel.abort();
+    o.stopped.addEventListener("abort", onStop);
+    if (o.stopped.aborted) slot.cancel.abort();
+    try {
+      while (live(slot)) {
+        if (pause === "round") await nextRound(slot.cancel.signal);
+        else if (pause === "backoff") await sleep(reconnect.next(), slot.cancel.signal);
+        const endpoint = slot.endpoint ?? (endpoints.length === 1 ? endpoints[0] : undefined);
+        if (!endpoint || !live(slot)) break;
+        const r = await attemptOnce(slot, endpoint);
+        if (!live(slot)) break;
+        if (r.welcomed) {
+          misses = 0;
+          reconnect.reset();
+          pause = searching() ? "round" : "backoff";
+        } else {
+          misses++;
+          if (!r.duplicate && r.error && o.onFailed(r.error)) break;
+          if (surplus(slot, misses)) break;
+          // A duplicate through one address is a step of the search; through one of several addresses, a second
+          // path to a replica held through another: retried as seldom as after any failure.
+          pause = r.duplicate && searching() ? "round" : "backoff";
+        }
+      }
+    } finally {
+      o.stopped.removeEventListener("abort", onStop);
+      slot.cancel.abort();
+    }
+  }
+
+  /**
+   * Waits for the next search round: every searcher dials at once, so that
+   * through a round-robin balancer a round of `replicaCount` connections
+   * reaches every replica. Rounds follow the discovery backoff, reset
+   * whenever a new replica is found.
+   */
+  function nextRound(signal: AbortSignal): Promise<void> {
+    if (!round) {
+      const r = { promise: new Promise<void>((resolve) => setTimeout(() => {
+        if (round === r) round = undefined;
+        resolve();
+      }, discovery.next()).unref()) };
+      round = r;
+    }
+    const current = round.promise;
+    return new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = () => {
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      signal.addEventListener("abort", done, { once: true });
+      void current.then(done);
+    });
+  }
+
+  // Without a count, look for replicas not met yet: one extra connection now and then.
+  const probes = setInterval(() => {
+    if (o.stopped.aborted || endpoints.length !== 1 || count > 0 || !ids) return;
+    if (freeSlots().every((s) => s.held !== undefined)) spawn({ probe: true });
+  }, o.discoverIntervalMs);
+  probes.unref();
+
+  watchEndpoints(o.urls, { resolve: o.resolve, intervalMs: o.resolveIntervalMs, log, stopped: o.stopped }, setEndpoints);
+
+  return new Promise<void>((resolve) => {
+    const done = async () => {
+      clearInterval(probes);
+      while (running.size > 0) await Promise.allSettled([...running]);
+      resolve();
+    };
+    if (o.stopped.aborted) void done();
+    else o.stopped.addEventListener("abort", () => void done(), { once: true });
+  });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
