@@ -18,7 +18,7 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
     process.stdout.write(clientUsage + "\n");
     return 0;
   }
-  const logger = createConsoleLogger(cfg.logLevel);
+  const logger = createConsoleLogger(cfg.logLevel, "promproxy", cfg.logFormat);
   const metrics = cfg.metricsListen ? createForwarderMetrics() : undefined;
   if (metrics) collectDefaultMetrics({ register: metrics.registry });
   const health = targetHealthLog(logger);

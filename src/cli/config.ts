@@ -5,9 +5,13 @@
  */
 import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
-import { clientAuthFlagSpec, clientAuthUsage } from "./auth-flags.ts";
-import type { LogLevel } from "../shared/logger.ts";
-import { CliError, parseDurationMs, parseHostPort, parsePositiveInt } from "./util.ts";
+import { clientAuthFlagSpec } from "./auth-flags.ts";
+import { clientOptionSpec, clientUsage, targetDefaults } from "./client-flags.ts";
+import { bool, byteSize, duration, labelMap, portOf, positiveInt, splitLabels, splitTargets, type Sourced } from "./config-values.ts";
+import type { LogFormat, LogLevel } from "../shared/logger.ts";
+import { CliError, parseHostPort } from "./util.ts";
+
+export { clientUsage, splitLabels, splitTargets };
 
 /** One target as the command line, environment or file gives it, before files are read. @internal */
 export interface TargetConfig {
@@ -39,6 +43,8 @@ export interface ClientConfig {
   targets: TargetConfig[];
   labels: Record<string, string>;
   logLevel: LogLevel;
+  /** Text or JSON lines. */
+  logFormat: LogFormat;
   metricsListen?: { host: string; port: number };
   maxScrapesInFlight?: number;
   /** The connection to the server: bearer token file, CA, client certificate (src/cli/auth-flags.ts). */
@@ -50,108 +56,9 @@ export interface ClientConfig {
   configFile?: string;
 }
 
-export const clientUsage = `usage: promproxy client --name NAME --server URL --target [PORT=]URL [--target ...] [options]
-
-Runs a forwarder: keeps a stream open to every promproxy server replica and serves
-Prometheus' scrapes of http://NAME:PORT/PATH from the exporter configured for PORT.
-
-  --name NAME                  the name Prometheus scrapes this client by (a DNS label)    (required)
-  --server URL                 the promproxy server, e.g. http://proxy:8080                (required)
-                               repeatable (a stream to each); one URL whose name has several
-                               addresses: a stream to each address; one address (a load
-                               balancer): new connections until every replica is held
-  --target [PORT=]URL          an exporter, e.g. 9100=http://127.0.0.1:9100/metrics;     (required)
-                               repeatable; PORT is the port Prometheus addresses
-                               (NAME:PORT, announced in /clients); a target without
-                               PORT= is served on any port; the URL's path is the prefix
-                               served; user:password@ in the URL is basic auth
-  --label KEY=VALUE            a label announced in /clients for every target; repeatable
-  --config FILE                a JSON or YAML file with the same fields (see below)
-  --log-level L                debug, info, warn, error or silent                         [info]
-  --metrics-listen HOST:PORT   serve this client's own metrics at http://HOST:PORT/metrics  [off]
-  --max-scrapes-in-flight N    most scrapes served at once; more get HTTP 503             [8]
-
- The connection to the server:
-${clientAuthUsage}
-
- For every target (a target in the config file can set each for itself, without "target-"):
-  --target-timeout D           time an exporter has per scrape, cut to the scrape's deadline [deadline]
-  --target-max-response-bytes N  largest body accepted from an exporter (also 64MiB, 1GiB) [256MiB]
-  --target-max-scrapes-in-flight N  most scrapes of one exporter at once                   [no own limit]
-  --target-ca-file FILE        CA (PEM) to verify https:// exporters with                 [system CAs]
-  --target-cert-file FILE      client certificate (PEM) for exporters requiring mTLS
-  --target-key-file FILE       its private key (PEM)
-  --target-server-name NAME    TLS server name to verify instead of the URL's host
-  --target-insecure-skip-verify  accept any exporter certificate
-  --target-bearer-token-file FILE  send "Authorization: Bearer <file contents>" (re-read per scrape)
-  --target-basic-auth-user USER    basic auth user for exporters
-  --target-basic-auth-password-file FILE  its password (re-read per scrape)
-  (secrets themselves are no flags, argv being public: PROMPROXY_TARGET_BEARER_TOKEN and
-   PROMPROXY_TARGET_BASIC_AUTH_PASSWORD, or bearer-token: / basic-auth-password: in the file)
-
-Every flag can also be set as an environment variable: --max-scrapes-in-flight as
-PROMPROXY_MAX_SCRAPES_IN_FLIGHT and so on; PROMPROXY_TARGET and PROMPROXY_LABEL take
-several values separated by commas or spaces, and so does PROMPROXY_SERVER. Flags win over the environment, the
-environment over the config file. Labels from all three are merged.
-
-Config file (YAML or JSON), keys as the flags:
-  name: host-1
-  server: http://proxy:8080
-  labels: { env: prod }
-  target-timeout: 10s
-  targets:
-    - 9100=http://127.0.0.1:9100/metrics
-    - port: 9187
-      url: https://127.0.0.1:9187/metrics
-      labels: { exporter: postgres }
-      ca-file: /etc/ssl/pg-exporter-ca.pem
-      basic-auth-user: prometheus
-      basic-auth-password-file: /run/secrets/pg-exporter
-
-SIGINT or SIGTERM stops the client (exit code 0).`;
-
-const targetDefaults = [
-  "target-timeout",
-  "target-max-response-bytes",
-  "target-max-scrapes-in-flight",
-  "target-ca-file",
-  "target-cert-file",
-  "target-key-file",
-  "target-server-name",
-  "target-insecure-skip-verify",
-  "target-bearer-token-file",
-  "target-basic-auth-user",
-  "target-basic-auth-password-file",
-] as const;
-
-/** @internal */
-export const clientOptionSpec = {
-  name: { type: "string" },
-  server: { type: "string", multiple: true },
-  target: { type: "string", multiple: true },
-  label: { type: "string", multiple: true },
-  config: { type: "string" },
-  "log-level": { type: "string" },
-  "metrics-listen": { type: "string" },
-  "max-scrapes-in-flight": { type: "string" },
-  ...clientAuthFlagSpec,
-  "target-timeout": { type: "string" },
-  "target-max-response-bytes": { type: "string" },
-  "target-max-scrapes-in-flight": { type: "string" },
-  "target-ca-file": { type: "string" },
-  "target-cert-file": { type: "string" },
-  "target-key-file": { type: "string" },
-  "target-server-name": { type: "string" },
-  "target-insecure-skip-verify": { type: "boolean" },
-  "target-bearer-token-file": { type: "string" },
-  "target-basic-auth-user": { type: "string" },
-  "target-basic-auth-password-file": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
-
 /** Keys a config file may hold at the top level (flag names; `targets`/`labels` as lists/maps). */
 const fileKeys = new Set([
-  "name", "server", "target", "targets", "label", "labels", "log-level", "metrics-listen", "max-scrapes-in-flight",
+  "name", "server", "target", "targets", "label", "labels", "log-level", "log-format", "metrics-listen", "max-scrapes-in-flight",
   ...Object.keys(clientAuthFlagSpec),
   ...targetDefaults,
   "target-bearer-token", "target-basic-auth-password",
@@ -164,11 +71,6 @@ const targetKeys = new Set([
 ]);
 
 type Raw = Record<string, unknown>;
-/** A value and where it came from. */
-interface Sourced {
-  value: unknown;
-  from: string;
-}
 
 /**
  * Builds the client's configuration from argv, the environment and the
@@ -252,6 +154,8 @@ export function resolveClientConfig(
 
   const level = (str("log-level") ?? "info") as LogLevel;
   if (!["debug", "info", "warn", "error", "silent"].includes(level)) throw new CliError(`--log-level: unknown level ${JSON.stringify(level)}`);
+  const logFormat = (str("log-format") ?? "text") as LogFormat;
+  if (logFormat !== "text" && logFormat !== "json") throw new CliError(`--log-format: want text or json, got ${JSON.stringify(logFormat)}`);
   const metrics = str("metrics-listen");
   const inFlight = pick("max-scrapes-in-flight");
   return {
@@ -261,6 +165,7 @@ export function resolveClientConfig(
     targets,
     labels,
     logLevel: level,
+    logFormat,
     metricsListen: metrics ? parseHostPort(metrics, "--metrics-listen") : undefined,
     maxScrapesInFlight: inFlight ? positiveInt(inFlight) : undefined,
     tokenFile: str("token-file"),
@@ -356,73 +261,4 @@ function targetOf(v: unknown, from: string, defaults: Omit<TargetConfig, "url" |
     throw new CliError(`${from}: a basic auth password needs basic-auth-user`);
   }
   return t;
-}
-
-function portOf(v: unknown, from: string): number {
-  const n = typeof v === "number" ? v : Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new CliError(`${from}: want a port 1-65535, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-function duration(s: Sourced): number {
-  if (typeof s.value === "number") {
-    if (!(s.value > 0)) throw new CliError(`${s.from}: want a positive duration, got ${s.value}`);
-    return s.value * 1000;
-  }
-  return parseDurationMs(String(s.value), s.from);
-}
-
-function positiveInt(s: Sourced): number {
-  return parsePositiveInt(String(s.value), s.from);
-}
-
-function bool(s: Sourced): boolean {
-  if (typeof s.value === "boolean") return s.value;
-  const v = String(s.value).toLowerCase();
-  if (["1", "true", "yes", "on"].includes(v)) return true;
-  if (["0", "false", "no", "off"].includes(v)) return false;
-  throw new CliError(`${s.from}: want true or false, got ${JSON.stringify(s.value)}`);
-}
-
-const units: Record<string, number> = { "": 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
-
-/** "1048576", "64MiB", "1GB". @internal */
-export function byteSize(s: Sourced): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(String(s.value).trim());
-  const unit = units[(m?.[2] ?? "").toLowerCase()];
-  const v = m && unit ? Math.floor(Number(m[1]) * unit) : NaN;
-  if (!(v > 0)) throw new CliError(`${s.from}: want a positive size such as 1048576, 64MiB or 1GB, got ${JSON.stringify(s.value)}`);
-  return v;
-}
-
-function labelMap(v: unknown, from: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const one = (kv: string) => {
-    const i = kv.indexOf("=");
-    if (i <= 0) throw new CliError(`${from}: want KEY=VALUE, got ${JSON.stringify(kv)}`);
-    out[kv.slice(0, i).trim()] = kv.slice(i + 1);
-  };
-  if (typeof v === "string") one(v);
-  else if (Array.isArray(v)) {
-    for (const x of v) {
-      if (typeof x !== "string") throw new CliError(`${from}: want KEY=VALUE strings, got ${JSON.stringify(x)}`);
-      one(x);
-    }
-  } else if (v && typeof v === "object") {
-    for (const [k, x] of Object.entries(v)) {
-      if (typeof x !== "string" && typeof x !== "number" && typeof x !== "boolean") throw new CliError(`${from}: label ${k}: want a string, got ${JSON.stringify(x)}`);
-      out[k] = String(x);
-    }
-  } else throw new CliError(`${from}: want a map of labels, got ${JSON.stringify(v)}`);
-  return out;
-}
-
-/** "a=1,b=2, c=x,y" → ["a=1", "b=2", "c=x,y"]: a comma starts a new label only where KEY= follows. @internal */
-export function splitLabels(s: string): string[] {
-  return s.split(/\s*,\s*(?=[A-Za-z_][A-Za-z0-9_]*=)/).map((x) => x.trim()).filter((x) => x !== "");
-}
-
-/** "9100=http://a/metrics, http://b" → two specs: commas and white space separate targets. @internal */
-export function splitTargets(s: string): string[] {
-  return s.split(/[\s,]+/).filter((x) => x !== "");
 }

@@ -1,12 +1,14 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { register as globalRegister } from "prom-client";
+import cluster from "node:cluster";
+import { AggregatorRegistry, register as globalRegister } from "prom-client";
 import { HelloSchema, TargetSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { createConsoleLogger, type Logger } from "../shared/logger.ts";
+import { createConsoleLogger, toLogger } from "../shared/logger.ts";
 import { checkLabels, checkName } from "../shared/names.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { version } from "../shared/version.ts";
 import { createBackoff } from "./backoff.ts";
+import { clusterRegistry } from "./cluster.ts";
 import { systemResolver } from "./endpoints.ts";
 import { runFleet } from "./fleet.ts";
 import { createHttpTargets } from "./http-target.ts";
@@ -50,7 +52,9 @@ export function createClient(options: ClientOptions): PromproxyClient {
     if (clash) {
       throw new TypeError(`promproxy: target ${clash.display} serves any port at ${metricsPath}, where the registry is served too: give it a port (PORT=URL)`);
     }
-    targets.push(registryTarget(options.registry ?? globalRegister, metricsPath, options.gzipLevel ?? 1));
+    // In a cluster's primary an AggregatorRegistry's own metrics are (nearly) empty: serve every worker's.
+    const registry = options.registry instanceof AggregatorRegistry && cluster.isPrimary ? clusterRegistry(options.registry) : options.registry;
+    targets.push(registryTarget(registry ?? globalRegister, metricsPath, options.gzipLevel ?? 1));
   }
   if (forwarded.length === 0) return createClientWithTargets(options, targets);
   const client = createClientWithTargets(options, targets);
@@ -74,7 +78,8 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   const labelError = checkLabels(options.labels ?? {}, { maxLabels: 1000, maxLabelValueLength: 1 << 20 });
   if (labelError) throw new TypeError(`promproxy: option ${labelError}`);
   const name = checked.name;
-  const log = guardLogger(options.logger ?? createConsoleLogger("warn"));
+  // A pino-shaped logger is called fields first; any logger is kept from throwing into the client.
+  const log = options.logger ? toLogger(options.logger) : createConsoleLogger("warn");
   const maxInFlight = options.maxScrapesInFlight ?? 8;
   const welcomeTimeoutMs = positiveMs(options, "welcomeTimeoutMs", 10_000);
   const resolveIntervalMs = positiveMs(options, "resolveIntervalMs", 30_000);
@@ -226,16 +231,4 @@ function positiveMs(options: ClientOptions, key: "welcomeTimeoutMs" | "resolveIn
   const v = options[key] ?? fallback;
   if (!(v > 0)) throw new TypeError(`promproxy: option ${key} must be a positive number of milliseconds`);
   return v;
-}
-
-/** The application's logger, unable to throw into the client: a line it fails to log is lost, nothing more. */
-function guardLogger(logger: Logger): Logger {
-  const guard = (level: keyof Logger): Logger[keyof Logger] => (message, fields) => {
-    try {
-      logger[level](message, fields);
-    } catch {
-      // nowhere left to report it
-    }
-  };
-  return { debug: guard("debug"), info: guard("info"), warn: guard("warn"), error: guard("error") };
 }

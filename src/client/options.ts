@@ -1,7 +1,7 @@
 import type * as http2 from "node:http2";
 import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import type { ClientTlsOptions } from "../auth/client-tls.ts";
-import type { Logger } from "../shared/logger.ts";
+import type { AnyLogger } from "../shared/logger.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import type { StreamInfo } from "./fleet.ts";
 import type { HttpTargetOptions } from "./http-target.ts";
@@ -43,6 +43,8 @@ export interface ClientOptions {
   discoveryBackoff?: BackoffOptions;
   /**
    * The prom-client registry to serve (on any port, at `metricsPath`).
+   * An `AggregatorRegistry` in a cluster's primary serves every worker's
+   * metrics (`clusterMetrics()`; workers call `clusterWorker()`).
    * Default: prom-client's global `register`, unless `targets` are given (then no registry).
    */
   registry?: MetricsRegistry;
@@ -103,6 +105,10 @@ export interface ClientOptions {
   onDisconnected?: (error: ConnectError | undefined, info: StreamInfo) => void;
   /** Called for every failed connection attempt (refusals included); the client keeps retrying after `start()` resolved. */
   onError?: (error: ConnectError) => void;
-  /** Where the client logs. Default: warnings and errors to stderr. */
-  logger?: Logger;
+  /**
+   * Where the client logs: a {@link Logger} (`(message, fields)`), or a pino or
+   * bunyan logger (`(fields, message)`, told apart by its `child()`). A logger
+   * that throws never takes the client down. Default: warnings and errors to stderr.
+   */
+  logger?: AnyLogger;
 }
