@@ -109,33 +109,36 @@ export async function runServer(argv: string[]): Promise<number> {
     logger.warn("client streams are not authenticated: any client can connect under any name (see --client-token-file, --tls-client-ca-file)");
   }
   if (!loopback && !auth.promAuth) logger.warn("anyone who reaches this port can scrape through it (see --prom-users-file)");
+  type Flag = keyof typeof optionSpec;
+  const dur = (k: Flag, allowZero = false) => (typeof v[k] === "string" ? parseDurationMs(v[k], `--${k}`, { allowZero }) : undefined);
+  const int = (k: Flag) => (typeof v[k] === "string" ? parsePositiveInt(v[k], `--${k}`) : undefined);
   const server = createServer({
     logger,
     interceptors: auth.interceptors,
     promAuth: auth.promAuth,
-    defaultScrapeTimeoutMs: v["default-scrape-timeout"] ? parseDurationMs(v["default-scrape-timeout"], "--default-scrape-timeout") : undefined,
-    maxScrapeTimeoutMs: v["max-scrape-timeout"] ? parseDurationMs(v["max-scrape-timeout"], "--max-scrape-timeout") : undefined,
-    maxClients: v["max-clients"] ? parsePositiveInt(v["max-clients"], "--max-clients") : undefined,
-    maxScrapesInFlight: v["max-scrapes-in-flight"] ? parsePositiveInt(v["max-scrapes-in-flight"], "--max-scrapes-in-flight") : undefined,
-    maxResponseBytes: v["max-response-bytes"] ? parsePositiveInt(v["max-response-bytes"], "--max-response-bytes") : undefined,
-    heartbeatIntervalMs: v["heartbeat-interval"] ? parseDurationMs(v["heartbeat-interval"], "--heartbeat-interval") : undefined,
-    warmupMs: parseDurationMs(v.warmup ?? "5s", "--warmup", { allowZero: true }),
-    warmupSettleMs: parseDurationMs(v["warmup-settle"] ?? "2s", "--warmup-settle", { allowZero: true }),
-    vanishedRetentionMs: v["vanished-retention"] !== undefined ? parseDurationMs(v["vanished-retention"], "--vanished-retention", { allowZero: true }) : undefined,
+    defaultScrapeTimeoutMs: dur("default-scrape-timeout"),
+    maxScrapeTimeoutMs: dur("max-scrape-timeout"),
+    maxClients: int("max-clients"),
+    maxScrapesInFlight: int("max-scrapes-in-flight"),
+    maxResponseBytes: int("max-response-bytes"),
+    heartbeatIntervalMs: dur("heartbeat-interval"),
+    warmupMs: dur("warmup", true) ?? 5_000,
+    warmupSettleMs: dur("warmup-settle", true) ?? 2_000,
+    vanishedRetentionMs: dur("vanished-retention", true),
     replicaId: v["replica-id"],
     replicaCount: v["replica-count"] !== undefined ? parseCount(v["replica-count"], "--replica-count") : undefined,
   });
-  const grace = v["shutdown-grace"] ? parseDurationMs(v["shutdown-grace"], "--shutdown-grace") : 10_000;
-  const drainDelay = v["drain-delay"] !== undefined ? parseDurationMs(v["drain-delay"], "--drain-delay", { allowZero: true }) : 5_000;
+  const grace = dur("shutdown-grace") ?? 10_000;
+  const drainDelay = dur("drain-delay", true) ?? 5_000;
   const bound = await server.listen({
     host,
     port,
     tls: auth.tls,
-    maxConnections: v["max-connections"] ? parsePositiveInt(v["max-connections"], "--max-connections") : undefined,
-    maxConnectionsPerAddress: v["max-connections-per-address"] ? parsePositiveInt(v["max-connections-per-address"], "--max-connections-per-address") : undefined,
-    maxStreamsPerConnection: v["max-streams-per-connection"] ? parsePositiveInt(v["max-streams-per-connection"], "--max-streams-per-connection") : undefined,
-    idleSessionTimeoutMs: v["idle-session-timeout"] ? parseDurationMs(v["idle-session-timeout"], "--idle-session-timeout") : undefined,
-    maxHeaderListBytes: v["max-header-list-bytes"] ? parsePositiveInt(v["max-header-list-bytes"], "--max-header-list-bytes") : undefined,
+    maxConnections: int("max-connections"),
+    maxConnectionsPerAddress: int("max-connections-per-address"),
+    maxStreamsPerConnection: int("max-streams-per-connection"),
+    idleSessionTimeoutMs: dur("idle-session-timeout"),
+    maxHeaderListBytes: int("max-header-list-bytes"),
   }).catch((e: unknown) => {
     // A listen limit out of range is a usage error: name the flag, no stack.
     if (!(e instanceof RangeError)) throw e;

@@ -22,19 +22,31 @@ interface Outcome {
   error?: string;
 }
 
-function get(port: number, path: string, agent: http.Agent, headers: Record<string, string> = {}): Promise<Outcome> {
+/**
+ * One GET. Like Prometheus (Go's HTTP client), a request that meets a kept-alive connection the server closed just
+ * as it was sent (ECONNRESET on a reused socket, nothing answered) is sent once more, on a new connection: the
+ * drain closes idle keep-alive connections so that Prometheus dials again, through a load balancer elsewhere.
+ */
+async function get(port: number, path: string, agent: http.Agent, headers: Record<string, string> = {}): Promise<Outcome> {
+  const first = await getOnce(port, path, agent, headers);
+  return first.retry ? (await getOnce(port, path, agent, headers)).outcome : first.outcome;
+}
+
+function getOnce(port: number, path: string, agent: http.Agent, headers: Record<string, string>): Promise<{ outcome: Outcome; retry?: boolean }> {
   return new Promise((resolve) => {
     const at = Date.now();
     const req = http.request({ host: "127.0.0.1", port, path, agent, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("error", (e) => resolve({ at, status: "error", body: "", error: e.message }));
+      res.on("error", (e) => resolve({ outcome: { at, status: "error", body: "", error: e.message } }));
       res.on("end", () => {
         const body = Buffer.concat(chunks).toString();
-        resolve({ at, status: res.complete ? (res.statusCode ?? 0) : "error", connection: res.headers["connection"], body });
+        resolve({ outcome: { at, status: res.complete ? (res.statusCode ?? 0) : "error", connection: res.headers["connection"], body } });
       });
     });
-    req.on("error", (e: NodeJS.ErrnoException) => resolve({ at, status: "error", body: "", error: e.code ?? e.message }));
+    req.on("error", (e: NodeJS.ErrnoException) =>
+      resolve({ outcome: { at, status: "error", body: "", error: e.code ?? e.message }, retry: e.code === "ECONNRESET" && req.reusedSocket }),
+    );
     req.end();
   });
 }
