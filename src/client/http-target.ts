@@ -148,10 +148,12 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
   const maxBytes = o.maxResponseBytes ?? 256 * MiB;
   const maxInFlight = o.maxScrapesInFlight ?? Infinity;
   const tls = o.tls ?? {};
-  const httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 4 });
+  // As many idle keep-alive sockets as scrapes in flight (the client's default 8, twice over): with fewer, every
+  // round of concurrent scrapes closed and reopened sockets (bench/proposals/README.md: +19% scrapes/s, -14% CPU).
+  const httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 16 });
   const httpsAgent = new https.Agent({
     keepAlive: true,
-    maxFreeSockets: 4,
+    maxFreeSockets: 16,
     ca: tls.ca,
     cert: tls.cert,
     key: tls.key,
