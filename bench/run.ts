@@ -14,23 +14,40 @@
  * keep-alive HTTP/1.1 connections (one per path, like Prometheus), proxied,
  * direct and floor interleaved so that drift hits all three alike.
  *
+ * Sections: embedded (the rows above), forwarder (forwarder.ts: a static exporter scraped direct,
+ * through the floor and through the server + a `promproxy client` process), idle and storm (idle.ts,
+ * opt-in: they take minutes). The end prints the goals of issue 11, one verdict line each.
+ *
  * Flags:
  *   --quick             a short run (fewer samples, 3 s of throughput)
- *   --only=LIST         rows to run: 10k,1m,20m,throughput (default all); also 100m (a pre-rendered
- *                       100 MiB exposition: memory stays bounded by credit and GC, not by the body)
+ *   --only=LIST         sections and rows to run: 10k,1m,20m,100m,throughput (embedded), forwarder,
+ *                       idle, storm. Default: 10k,1m,20m,100m,throughput,forwarder. 100m is a pre-rendered
+ *                       100 MiB exposition (memory stays bounded by credit and GC, not by the body).
+ *                       "embedded" stands for 10k,1m,20m,100m,throughput; "all" for everything.
+ *   --clients=LIST      idle: connected clients to measure, e.g. 1000,5000,10000 (the default)
+ *   --storm-clients=N   storm: clients connected when the server is killed (default 10000)
+ *   --idle-seconds=S    idle: the CPU window with only heartbeats (default 30)
+ *   --per-process=N     idle/storm: clients per load process (default 2500)
+ *   --fwd-duration=S    forwarder: seconds of the concurrent 10 KB run (default 5; 2 with --quick)
+ *   --fwd-concurrency=N forwarder: concurrent scrapers in that run (default 8)
+ *   --fwd-sizes=LIST    forwarder: bodies to measure (default 10k,1m,20m; e.g. 10k alone for profiling)
+ *   --pushprox=DIR      forwarder: also measure a locally built PushProx (DIR/pushprox-proxy and
+ *                       DIR/pushprox-client; built by hand, never part of this repository)
+ *   --fleet-clients=N   embedded throughput: connected clients (default 100, two fleets)
  *   --no-live           skip the live prom-client rows (cached rows only)
  *   --no-cached         skip the cached rows
  *   --gzip              send Accept-Encoding: gzip instead of identity
  *   --duration=S        seconds of the proxied throughput run (default 10)
  *   --concurrency=N     concurrent scrapers in the throughput run (default 16)
- *   --clients=N         connected clients in the throughput run (default 100, two fleets)
  *   --samples=N         samples per path and row, overriding the defaults
  *   --paths=LIST        paths to measure: proxy,direct,floor (default all; for profiling one path)
  *   --server-options=JSON  extra createServer options, e.g. '{"creditBytes":8388608}' (experiments)
  *   --node-args=ARGS    extra Node flags (space-separated) for the server and app processes, e.g. "--trace-gc"
  *   --server-node-args=ARGS  extra Node flags for our server process only (not the alt one)
- *   --cpu-prof=DIR      write CPU profiles of the server and app processes to DIR
+ *   --cpu-prof=DIR      write CPU profiles of the server and app processes to DIR (forwarder section:
+ *                       fwd-server.cpuprofile and forwarder.cpuprofile)
  *   --heap-snapshot=DIR write a server heap snapshot after each latency row and the fleet connect
+ *                       (idle section: server-idle-N.heapsnapshot once the N clients have settled)
  *   --json=FILE         also write the results as JSON
  *   --alt=DIR           A/B: a second checkout (with this bench/ in it, e.g. a worktree with a proposal
  *                       applied) whose server and app run beside these; its proxied scrapes ("alt") are
@@ -39,7 +56,6 @@
  *                       same work (render garbage shapes GC); use --paths=proxy,direct for A/B rows
  *                       (the floor's relay B lives in our app only).
  */
-import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -50,6 +66,10 @@ import { startChild, type Child } from "./ipc.ts";
 import type { CpuReading, RssReading } from "./meters.ts";
 import { type SizeName } from "./registries.ts";
 import { fmtBytes, fmtMs, median, quantile, table } from "./stats.ts";
+import { forwarderSection, type ForwarderResults } from "./forwarder.ts";
+import { fdLimits, idleSection, stormSection, type IdleResult, type StormResult } from "./idle.ts";
+import { agent, PROM_ACCEPT, scrape as scrapeOnce, type ScrapeResult } from "./scrape.ts";
+import type { StaticSize } from "./static-target.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = new Map<string, string>();
@@ -62,13 +82,24 @@ for (const a of process.argv.slice(2)) {
   args.set(m[1] as string, m[2] ?? "true");
 }
 const quick = args.has("quick");
-const only = new Set((args.get("only") ?? "10k,1m,20m,throughput").split(","));
+const onlyList = (args.get("only") ?? "10k,1m,20m,100m,throughput,forwarder").split(",").flatMap((x) =>
+  x === "embedded" ? ["10k", "1m", "20m", "100m", "throughput"] : x === "all" ? ["10k", "1m", "20m", "100m", "throughput", "forwarder", "idle", "storm"] : [x],
+);
+const only = new Set(onlyList);
 const live = !args.has("no-live");
 const cached = !args.has("no-cached");
 const encoding = args.has("gzip") ? "gzip" : "identity";
 const tpSeconds = Number(args.get("duration") ?? (quick ? 3 : 10));
 const concurrency = Number(args.get("concurrency") ?? 16);
-const fleetClients = Number(args.get("clients") ?? 100);
+const fleetClients = Number(args.get("fleet-clients") ?? 100);
+const idleCounts = (args.get("clients") ?? "1000,5000,10000").split(",").map(Number);
+const stormClients = Number(args.get("storm-clients") ?? 10_000);
+const idleSeconds = Number(args.get("idle-seconds") ?? 30);
+const perProcess = Number(args.get("per-process") ?? 2500);
+const fwdSeconds = Number(args.get("fwd-duration") ?? (quick ? 2 : 5));
+const fwdConcurrency = Number(args.get("fwd-concurrency") ?? 8);
+const fwdSizes = (args.get("fwd-sizes") ?? "10k,1m,20m").split(",") as StaticSize[];
+const pushproxDir = args.get("pushprox") ? path.resolve(args.get("pushprox") as string) : undefined;
 const cpuProfDir = args.get("cpu-prof");
 const heapDir = args.get("heap-snapshot");
 const samplesOverride = args.has("samples") ? Number(args.get("samples")) : undefined;
@@ -85,8 +116,6 @@ if (altDir) {
   if (paths.has("direct")) paths.add("altDirect");
 }
 
-/** What Prometheus 2.x sends (it prefers OpenMetrics). */
-const PROM_ACCEPT = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /** Samples per path (warm-up, measured), full / quick. */
 const plan: Record<SizeName, { live: [number, number]; cached: [number, number]; quick: [number, number] }> = {
@@ -102,57 +131,9 @@ const plan: Record<SizeName, { live: [number, number]; cached: [number, number];
 type PathKind = "proxy" | "alt" | "direct" | "altDirect" | "floor";
 const allKinds: PathKind[] = ["proxy", "alt", "direct", "altDirect", "floor"];
 
-interface ScrapeResult {
-  ms: number;
-  bytes: number;
-  status: number;
-  hash?: string;
-}
-
-function agent(): http.Agent {
-  return new http.Agent({ keepAlive: true, maxSockets: 1, keepAliveMsecs: 1000 });
-}
-
-/** One GET, timed from request to the last body byte. */
+/** One GET with this run's Accept-Encoding, timed from request to the last body byte. */
 function scrape(ag: http.Agent, port: number, requestPath: string, host: string, hash = false): Promise<ScrapeResult> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const h = hash ? createHash("sha256") : undefined;
-    const req = http.request(
-      {
-        host: "127.0.0.1",
-        port,
-        path: requestPath,
-        agent: ag,
-        headers: {
-          host,
-          accept: PROM_ACCEPT,
-          "accept-encoding": encoding,
-          "user-agent": "Prometheus/2.53.0",
-          "x-prometheus-scrape-timeout-seconds": "30",
-        },
-      },
-      (res) => {
-        let bytes = 0;
-        res.on("data", (c: Buffer) => {
-          bytes += c.length;
-          h?.update(c);
-        });
-        res.on("end", () => {
-          const ms = performance.now() - t0;
-          const want = res.headers["content-length"];
-          if (res.statusCode === 200 && want !== undefined && Number(want) !== bytes) {
-            return reject(new Error(`short body: ${bytes} of ${want} bytes from ${host}${requestPath}`));
-          }
-          resolve({ ms, bytes, status: res.statusCode ?? 0, hash: h?.digest("hex") });
-        });
-        res.on("error", reject);
-      },
-    );
-    req.setTimeout(60_000, () => req.destroy(new Error(`timeout scraping ${requestPath}`)));
-    req.on("error", reject);
-    req.end();
-  });
+  return scrapeOnce(ag, port, requestPath, host, { hash, encoding });
 }
 
 interface Endpoints {
@@ -366,18 +347,196 @@ function gitHead(): string {
   }
 }
 
+// ---------------------------------------------------------------------------
+// Forwarder, idle and storm tables; the goals of issue 11
+
+function printForwarder(f: ForwarderResults | undefined) {
+  if (!f) return;
+  const hasPP = f.rows.some((r) => r.p50.pushprox !== undefined);
+  console.log(
+    `Forwarder: a static exporter (own process, fixed bodies) scraped sequentially, paths interleaved, keep-alive HTTP/1.1, ` +
+      `Accept-Encoding: ${encoding}. proxy = driver -> server -> stream -> \`promproxy client\` process -> target; ` +
+      `floor = driver -> TCP relay -> TCP relay -> target (each relay its own process)${hasPP ? "; pushprox = PushProx proxy + client, same target" : ""}. ` +
+      `CPU from /proc/PID/stat (10 ms ticks): server and forwarder per proxied scrape, both relays together per floor scrape.`,
+  );
+  const ppHead = hasPP ? ["pushprox p50", "pushprox p99", "pushprox/floor", "pushprox CPU ms"] : [];
+  console.log(
+    table(
+      ["body", "n", "proxy p50", "proxy p99", "direct p50", "direct p99", "floor p50", "floor p99", "proxy/direct", "floor/direct", "proxy/floor", "server CPU ms", "forwarder CPU ms", "relays CPU ms", "server peak RSS growth", ...ppHead],
+      f.rows.map((r) => [
+        `${r.size} (${fmtBytes(r.bytes)})`,
+        String(r.samples) + (r.errors ? ` (${r.errors} err)` : ""),
+        fmtMs(r.p50.proxy ?? NaN) + " ms",
+        fmtMs(r.p99.proxy ?? NaN) + " ms",
+        fmtMs(r.p50.direct ?? NaN) + " ms",
+        fmtMs(r.p99.direct ?? NaN) + " ms",
+        fmtMs(r.p50.floor ?? NaN) + " ms",
+        fmtMs(r.p99.floor ?? NaN) + " ms",
+        ratio(r.p50.proxy ?? NaN, r.p50.direct ?? NaN),
+        ratio(r.p50.floor ?? NaN, r.p50.direct ?? NaN),
+        ratio(r.p50.proxy ?? NaN, r.p50.floor ?? NaN),
+        (r.cpuPerScrape["server"] ?? NaN).toFixed(2),
+        (r.cpuPerScrape["forwarder"] ?? NaN).toFixed(2),
+        (r.cpuPerScrape["relays"] ?? NaN).toFixed(2),
+        fmtBytes(r.serverRss.peak - r.serverRss.baseline),
+        ...(hasPP
+          ? [fmtMs(r.p50.pushprox ?? NaN) + " ms", fmtMs(r.p99.pushprox ?? NaN) + " ms", ratio(r.p50.pushprox ?? NaN, r.p50.floor ?? NaN), (r.cpuPerScrape["pushprox"] ?? NaN).toFixed(2)]
+          : []),
+      ]),
+    ),
+  );
+  if (f.throughput.length > 0) {
+    const groups = ["server", "forwarder", "relays", "pushprox", "pushprox client"].filter((g) => f.throughput.some((t) => t.cpuPerScrape[g] !== undefined));
+    console.log(`Forwarder at 10 KB, ${f.throughput[0]?.concurrency} concurrent scrapers (keep-alive) through one forwarder; CPU ms per successful scrape (/proc/PID/stat).`);
+    console.log(
+      table(
+        ["path", "seconds", "scrapes/s", "errors", "p50", "p99", ...groups.map((g) => `${g} CPU ms/scrape`)],
+        f.throughput.map((t) => [
+          t.label,
+          t.seconds.toFixed(1),
+          (t.scrapes / t.seconds).toFixed(0),
+          String(t.errors),
+          fmtMs(t.p50) + " ms",
+          fmtMs(t.p99) + " ms",
+          ...groups.map((g) => (t.cpuPerScrape[g] === undefined ? "-" : (t.cpuPerScrape[g] as number).toFixed(3))),
+        ]),
+      ),
+    );
+  }
+  console.log("");
+}
+
+function printIdle(idle: IdleResult[] | undefined, storm: StormResult | undefined) {
+  if (idle && idle.length > 0) {
+    console.log(
+      `Idle clients: real clients (createClient, one HTTP/2 connection and one Scrape stream each) in load processes of up to ${perProcess}; ` +
+        `server RSS and JS heap after GC, before and after they connected and settled (5 s); CPU over a window with heartbeats only (default intervals).`,
+    );
+    console.log(
+      table(
+        ["clients", "connected", "connect s", "server RSS before", "server RSS after", "RSS per client", "JS heap per client", "idle server CPU", "window s", "reconnects in window", "load procs CPU", "load RSS per client"],
+        idle.map((r) => [
+          String(r.clients),
+          String(r.connected),
+          r.connectSeconds.toFixed(1),
+          fmtBytes(r.before.rss),
+          fmtBytes(r.after.rss),
+          fmtBytes(r.rssPerClient),
+          fmtBytes(r.heapPerClient),
+          r.serverCpuPercent.toFixed(2) + " %",
+          r.cpuWindowSeconds.toFixed(0),
+          String(r.reconnects ?? "-"),
+          r.loadCpuPercent.toFixed(1) + " %",
+          fmtBytes(r.loadRssPerClient),
+        ]),
+      ),
+    );
+  }
+  if (storm) {
+    console.log(`Reconnect storm: ${storm.clients} clients connected, server SIGKILLed and a new one started on the same port at once; clients use the default backoff (500 ms doubling to 30 s, half random).`);
+    console.log(
+      table(
+        ["clients", "back", "all back (from kill)", "from new listen", "50%", "90%", "99%", "new server peak RSS", "settled RSS", "server CPU ms"],
+        [[
+          String(storm.clients),
+          String(storm.back),
+          Number.isFinite(storm.allBackSeconds) ? storm.allBackSeconds.toFixed(1) + " s" : "NOT ALL",
+          Number.isFinite(storm.fromListenSeconds) ? storm.fromListenSeconds.toFixed(1) + " s" : "-",
+          storm.quantiles.q50.toFixed(1) + " s",
+          storm.quantiles.q90.toFixed(1) + " s",
+          storm.quantiles.q99.toFixed(1) + " s",
+          fmtBytes(storm.peakRss),
+          fmtBytes(storm.settledRss),
+          storm.serverCpuMs.toFixed(0),
+        ]],
+      ),
+    );
+  }
+  if ((idle && idle.length > 0) || storm) console.log("");
+}
+
+function printVerdicts(r: {
+  latency: LatencyRow[];
+  throughput: Throughput[];
+  idle?: { clients: number; rssPerClient: number };
+  forwarder?: ForwarderResults;
+  idleClients?: IdleResult[];
+  storm?: StormResult;
+}) {
+  const lines: string[] = [];
+  const verdict = (goal: string, ok: boolean | undefined, detail: string) =>
+    lines.push(`${ok === undefined ? "n/a " : ok ? "MET " : "MISS"}  ${goal}: ${detail}`);
+  const fw = r.forwarder;
+  const fwRatios = (fw?.rows ?? []).map((x) => [x.size, (x.p50.proxy ?? NaN) / (x.p50.floor ?? NaN)] as const);
+  verdict(
+    "forwarder p50/floor <= 1.5 at 10 KB, 1 MB, 20 MB",
+    fwRatios.length === 3 && fwRatios.every(([, v]) => Number.isFinite(v)) ? fwRatios.every(([, v]) => v <= 1.5) : undefined,
+    fwRatios.length ? fwRatios.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") : "not run (--only=forwarder)",
+  );
+  const fwTp = fw?.throughput.find((t) => t.label === "proxy");
+  const sCpu = fwTp?.cpuPerScrape["server"];
+  verdict("server CPU per 10 KB scrape (one forwarder, 8 concurrent) <= 0.12 ms", sCpu === undefined ? undefined : sCpu <= 0.12, sCpu === undefined ? "not run" : `${sCpu.toFixed(3)} ms (x${fwTp?.concurrency})`);
+  const fCpu = fwTp?.cpuPerScrape["forwarder"];
+  const fSeq = fw?.rows.find((x) => x.size === "10k")?.cpuPerScrape["forwarder"];
+  verdict(
+    "forwarder client CPU per 10 KB scrape <= 0.20 ms",
+    fCpu === undefined ? undefined : fCpu <= 0.2,
+    fCpu === undefined ? "not run" : `${fCpu.toFixed(3)} ms (x${fwTp?.concurrency}); sequential ${fSeq?.toFixed(2) ?? "-"} ms`,
+  );
+  const e10 = r.latency.find((x) => x.row === "10k live");
+  verdict(
+    "embedded p50/direct registry at 10 KB <= 1.5",
+    e10 ? e10.p50.proxy / e10.p50.direct <= 1.5 : undefined,
+    e10 ? `${ratio(e10.p50.proxy, e10.p50.direct)} (live; cached ${ratio(r.latency.find((x) => x.row === "10k cached")?.p50.proxy ?? NaN, r.latency.find((x) => x.row === "10k cached")?.p50.direct ?? NaN)})` : "not run (--only=10k)",
+  );
+  const cachedRows = r.latency.filter((x) => x.cached && x.size !== "100m");
+  const relay = cachedRows.map((x) => [x.size, x.p50.proxy / x.p50.floor] as const);
+  verdict(
+    "relay cost alone (cached rows) proxy/floor <= 1.3",
+    relay.length && relay.every(([, v]) => Number.isFinite(v)) ? relay.every(([, v]) => v <= 1.3) : undefined,
+    relay.length ? relay.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") : "not run",
+  );
+  const idle = r.idleClients ?? [];
+  if (idle.length > 0) {
+    const worst = Math.max(...idle.map((x) => x.rssPerClient));
+    verdict("server RSS per idle client <= 20 KiB", worst <= 20 * 1024, idle.map((x) => `${x.clients}: ${fmtBytes(x.rssPerClient)}`).join(", "));
+  } else {
+    verdict("server RSS per idle client <= 20 KiB", undefined, r.idle ? `not run (--only=idle); the throughput fleet gave ${fmtBytes(r.idle.rssPerClient)} at ${r.idle.clients} clients` : "not run (--only=idle)");
+  }
+  const big = r.latency.find((x) => x.size === "100m");
+  const growth = big ? big.serverRss.peak - big.serverRss.baseline : NaN;
+  verdict("peak RSS growth for one ~100 MB scrape <= 16 MiB", big ? growth <= 16 * 1024 * 1024 : undefined, big ? `${fmtBytes(growth)} (server, 100 MiB cached row)` : "not run (--only=100m)");
+  const st = r.storm;
+  verdict(
+    "reconnect storm: all clients back <= 30 s",
+    st ? Number.isFinite(st.allBackSeconds) && st.allBackSeconds <= 30 && st.back >= st.clients : undefined,
+    st ? `${st.back}/${st.clients} back, ${Number.isFinite(st.allBackSeconds) ? st.allBackSeconds.toFixed(1) + " s" : "not all"} from the kill; peak RSS ${fmtBytes(st.peakRss)}` : "not run (--only=storm)",
+  );
+  console.log("Goals (issue 11), each against figures of this run:");
+  for (const l of lines) console.log("  " + l);
+}
+
 async function main() {
   const started = performance.now();
   if (cpuProfDir) fs.mkdirSync(cpuProfDir, { recursive: true });
   if (heapDir) fs.mkdirSync(heapDir, { recursive: true });
   const sizes = (["10k", "1m", "20m", "100m"] as SizeName[]).filter((s) => only.has(s));
   const children: Child[] = [];
-  const results: { latency: LatencyRow[]; throughput: Throughput[]; idle?: { clients: number; rssPerClient: number } } = { latency: [], throughput: [] };
+  const results: {
+    latency: LatencyRow[];
+    throughput: Throughput[];
+    idle?: { clients: number; rssPerClient: number };
+    forwarder?: ForwarderResults;
+    idleClients?: IdleResult[];
+    storm?: StormResult;
+  } = { latency: [], throughput: [] };
+  const embedded = sizes.length > 0 || only.has("throughput");
   console.log(
     `promproxy bench @ ${gitHead()}, node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? "?"}), ` +
       `Accept-Encoding: ${encoding}${quick ? ", --quick" : ""}`,
   );
   try {
+    if (!embedded) throw "skip";
     const server = await startChild<{ port: number }>(path.join(here, "server-proc.ts"), [args.get("server-options") ?? "{}"], execArgvFor("server"));
     children.push(server);
     const altServer = altDir
@@ -511,8 +670,63 @@ async function main() {
         results.throughput.push(tf);
       }
     }
+  } catch (e) {
+    if (e !== "skip") throw e;
   } finally {
-    await Promise.all(children.reverse().map((c) => c.stop().catch(() => {})));
+    await Promise.all(children.splice(0).reverse().map((c) => c.stop().catch(() => {})));
+  }
+
+  const log = (line: string) => console.log(line);
+  if (only.has("forwarder")) {
+    console.log(`forwarder section: static target, floor (2 TCP relays), server + promproxy client process${pushproxDir ? ", PushProx" : ""}`);
+    const plan: Record<StaticSize, [number, number]> = quick
+      ? { "10k": [20, 100], "1m": [3, 15], "20m": [1, 5] }
+      : { "10k": [50, 500], "1m": [5, 60], "20m": [2, 20] };
+    if (samplesOverride) for (const k of Object.keys(plan) as StaticSize[]) plan[k] = [plan[k][0], samplesOverride];
+    try {
+      results.forwarder = await forwarderSection({
+        sizes: fwdSizes,
+        plan,
+        encoding,
+        tpSeconds: fwdSeconds,
+        tpConcurrency: fwdConcurrency,
+        serverOptions: args.get("server-options") ?? "{}",
+        execArgvFor,
+        forwarderNodeArgs: cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`, "--cpu-prof-name=forwarder.cpuprofile"] : [],
+        paths: new Set([...paths, ...(pushproxDir ? ["pushprox"] : [])]),
+        pushprox: pushproxDir ? { proxy: path.join(pushproxDir, "pushprox-proxy"), client: path.join(pushproxDir, "pushprox-client") } : undefined,
+        altDir,
+        children,
+        log,
+      });
+    } finally {
+      await Promise.all(children.splice(0).reverse().map((c) => c.stop().catch(() => {})));
+    }
+  }
+  if (only.has("idle") || only.has("storm")) console.log(`idle/storm: open files ${fdLimits()} (each client holds one socket in the server and one in its load process)`);
+  const idleCfg = {
+    counts: idleCounts,
+    cpuSeconds: idleSeconds,
+    perProcess,
+    serverOptions: JSON.parse(args.get("server-options") ?? "{}") as Record<string, unknown>,
+    execArgvFor,
+    heapSnapshotDir: heapDir,
+    children,
+    log,
+  };
+  if (only.has("idle")) {
+    try {
+      results.idleClients = await idleSection(idleCfg);
+    } finally {
+      await Promise.all(children.splice(0).reverse().map((c) => c.stop(30_000).catch(() => {})));
+    }
+  }
+  if (only.has("storm")) {
+    try {
+      results.storm = await stormSection(idleCfg, stormClients);
+    } finally {
+      await Promise.all(children.splice(0).reverse().map((c) => c.stop(30_000).catch(() => {})));
+    }
   }
 
   // -------------------------------------------------------------------------
@@ -582,8 +796,10 @@ async function main() {
       ),
     );
     if (results.idle) console.log(`Idle: server RSS ${fmtBytes(results.idle.rssPerClient)} per connected client (${results.idle.clients} clients, after GC).`);
-    console.log("Goal (issue 2): >= 3x PushProx, i.e. >= 2100 scrapes/s; PushProx spends 0.6-0.9 ms of proxy CPU per scrape.");
   }
+  printForwarder(results.forwarder);
+  printIdle(results.idleClients, results.storm);
+  printVerdicts(results);
   console.log(`bench took ${((performance.now() - started) / 1000).toFixed(0)} s${cpuProfDir ? `; CPU profiles in ${cpuProfDir}` : ""}`);
   const jsonOut = args.get("json");
   if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ head: gitHead(), encoding, quick, alt: altDir, ...results }, null, 2));

@@ -1,18 +1,35 @@
-/** Bench child: the promproxy server (createServer + listen) on a loopback port. */
+/**
+ * Bench child: the promproxy server (createServer + listen) on a loopback port.
+ *
+ * argv[2]: extra ServerOptions as JSON (bench --server-options), for experiments.
+ * argv[3]: ListenOptions as JSON over { host: "127.0.0.1", port: 0 } (the idle and storm sections
+ *          pass a fixed port and connection limits above their client counts).
+ */
 import { createServer, silentLogger, type ServerOptions } from "../src/server/index.ts";
+import type { ListenOptions } from "../src/server/listen.ts";
 import { ready, serveCommands } from "./ipc.ts";
 import { cpuMeter, rssMeter } from "./meters.ts";
 
-/** argv[2]: extra ServerOptions as JSON (bench --server-options), for experiments. */
 const extra = JSON.parse(process.argv[2] || "{}") as ServerOptions;
+const listenExtra = JSON.parse(process.argv[3] || "{}") as ListenOptions;
 const server = createServer({ logger: silentLogger, ...extra });
-const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
+const { port } = await server.listen({ host: "127.0.0.1", port: 0, ...listenExtra });
 const cpu = cpuMeter();
 const rss = rssMeter();
 serveCommands({
   ...cpu.commands,
   ...rss.commands,
   clients: () => server.clients().length,
+  /** Memory after full collections: RSS and the V8 heap's share, bytes. */
+  memNow() {
+    const g = (globalThis as { gc?: () => void }).gc;
+    g?.();
+    g?.();
+    const m = process.memoryUsage();
+    return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+  },
+  /** Clients connected right now (clients() also lists vanished ones, connected=false). */
+  connected: () => server.clients().filter((c) => (c as { connected?: boolean }).connected !== false).length,
   async stop() {
     await server.close({ graceMs: 500 });
     // Exit explicitly: --cpu-prof writes its profile on exit.
