@@ -8,7 +8,8 @@
  *   again and again, each a NEW connection, until they hold a stream to every
  *   replica: `replicaCount` distinct replica ids when the welcome announces a
  *   count; otherwise the ids met (a lost one is searched for a while), plus
- *   one probe every `discoverIntervalMs` for replicas not met yet. A stream
+ *   probes for replicas not met yet (every `discoverIntervalMs`, doubling to
+ *   32 times that while they find nothing new). A stream
  *   that lands on a replica already held (the server refuses the name with
  *   `AlreadyExists`) retries after the short discovery backoff.
  * - A server that names no replica (older versions): one stream, as ever.
@@ -20,6 +21,7 @@ import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { createBackoff, type BackoffOptions } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
 import { watchEndpoints, type Endpoint, type Resolver } from "./endpoints.ts";
+import { sleep } from "../shared/sleep.ts";
 
 /** One established stream, as the callbacks report it. */
 export interface StreamInfo {
@@ -260,35 +262,36 @@ export function runFleet(o: FleetOptions): Promise<void> {
     });
   }
 
-  // Without a count, look for replicas not met yet: one extra connection now and then.
-  const probes = setInterval(() => {
-    if (o.stopped.aborted || endpoints.length !== 1 || count > 0 || !ids) return;
-    if (freeSlots().every((s) => s.held !== undefined)) spawn({ probe: true });
-  }, o.discoverIntervalMs);
-  probes.unref();
+  // Without a count, look for replicas not met yet: one extra connection now and then, less and less often while
+  // they find nothing new (the interval doubles up to 32 times; back to the start when the replicas held change):
+  // each probe that lands on a replica held costs that replica a refused stream and a ping.
+  let probeDelay = o.discoverIntervalMs;
+  let heldAtLastProbe = -1;
+  let probes: NodeJS.Timeout | undefined;
+  const scheduleProbe = () => {
+    probes = setTimeout(() => {
+      if (o.stopped.aborted) return;
+      if (endpoints.length === 1 && count === 0 && ids && freeSlots().every((s) => s.held !== undefined)) {
+        const held = holding();
+        probeDelay = held === heldAtLastProbe ? Math.min(probeDelay * 2, o.discoverIntervalMs * 32) : o.discoverIntervalMs;
+        heldAtLastProbe = held;
+        spawn({ probe: true });
+      }
+      scheduleProbe();
+    }, probeDelay);
+    probes.unref();
+  };
+  scheduleProbe();
 
   watchEndpoints(o.urls, { resolve: o.resolve, intervalMs: o.resolveIntervalMs, log, stopped: o.stopped }, setEndpoints);
 
   return new Promise<void>((resolve) => {
     const done = async () => {
-      clearInterval(probes);
+      clearTimeout(probes);
       while (running.size > 0) await Promise.allSettled([...running]);
       resolve();
     };
     if (o.stopped.aborted) void done();
     else o.stopped.addEventListener("abort", () => void done(), { once: true });
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
   });
 }

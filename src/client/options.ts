@@ -33,7 +33,10 @@ export interface ClientOptions {
   resolve?: (hostname: string) => Promise<string[]>;
   /**
    * Through one address, when the server announces no replica count: how
-   * often one extra connection probes for replicas not met yet. Default 30 000 ms.
+   * often one extra connection probes for replicas not met yet. The interval
+   * doubles (up to 32 times) while probes find nothing new, and starts again
+   * when the replicas held change. Set the server's `replicaCount` (CLI
+   * `--replica-count`) and no probe is needed. Default 30 000 ms.
    */
   discoverIntervalMs?: number;
   /**
