@@ -9,6 +9,8 @@ export interface ConnectionLimitsOptions {
   /** Open connections at most per source (IPv4 address, IPv6 /64). */
   maxConnectionsPerAddress: number;
   logger: Logger;
+  /** Counts each refused connection, by the limit it met. */
+  onRefused?: (limit: "maxConnections" | "maxConnectionsPerAddress") => void;
 }
 
 /** @internal */
@@ -43,8 +45,9 @@ export function createConnectionLimits(o: ConnectionLimitsOptions): ConnectionLi
   let answering = 0;
   const log = createRefusalLog(o.logger);
 
-  const refuse = (socket: net.Socket, cleartext: boolean, why: string, fields: Record<string, unknown>) => {
+  const refuse = (socket: net.Socket, cleartext: boolean, why: string, fields: { limit: "maxConnections" | "maxConnectionsPerAddress" } & Record<string, unknown>) => {
     log.refused(`refusing connections: ${why}`, fields);
+    o.onRefused?.(fields.limit);
     if (!cleartext || answering >= maxAnswering) return void socket.destroy();
     answering++;
     const body = `promproxy: ${why}\n`;

@@ -24,6 +24,8 @@ export interface PortOptions {
   pingIntervalMs?: number;
   /** The server's maxClients: the default maxConnections leaves 1 000 more. Default 10 000. */
   maxClients?: number;
+  /** Counts connections refused at accept time, by the limit they met. */
+  onRefused?: (limit: "maxConnections" | "maxConnectionsPerAddress") => void;
 }
 
 /** @internal */
@@ -52,7 +54,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
   const creds = opts.tls ? createTlsCredentials(opts.tls, p.logger) : undefined; // throws on bad TLS options
   const sockets = new Set<net.Socket>();
   let closing = false;
-  const limits = createConnectionLimits({ ...opts, logger: p.logger });
+  const limits = createConnectionLimits({ ...opts, logger: p.logger, onRefused: p.onRefused });
   const h1 = createH1Server({ handler: p.h1Handler, maxHeaderListBytes: opts.maxHeaderListBytes, closing: () => closing });
   const h2 = createH2Server({ ...opts, handler: p.h2Handler, pingIntervalMs: p.pingIntervalMs ?? 30_000 });
 

@@ -8,6 +8,7 @@ export interface ServerMetrics {
   inFlight: Gauge;
   duration: Histogram<"outcome">;
   bytes: Counter;
+  connectionsRefused: Counter<"limit">;
   /** Tells the `promproxy_ready` gauge where readiness comes from. */
   readiness(ready: () => boolean): void;
 }
@@ -49,5 +50,11 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
       registers,
     }),
     bytes: new Counter({ name: "promproxy_relayed_bytes_total", help: "Body bytes relayed from clients to Prometheus.", registers }),
+    connectionsRefused: new Counter({
+      name: "promproxy_connections_refused_total",
+      help: "Connections refused at accept time, by the listen limit they met (maxConnections, maxConnectionsPerAddress).",
+      labelNames: ["limit"],
+      registers,
+    }),
   };
 }

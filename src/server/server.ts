@@ -166,6 +166,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
         h2Handler: handler,
         logger: o.logger,
         maxClients: o.maxClients,
+        onRefused: (limit) => metrics.connectionsRefused.inc({ limit }),
       });
       ports.push(bound);
       o.logger.info("listening", { host: lo.host ?? "127.0.0.1", port: bound.port, tls: lo.tls ? true : undefined });

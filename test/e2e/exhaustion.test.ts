@@ -329,6 +329,14 @@ describe("connections in all and per source address", () => {
     open.pop()!.destroy();
     await waitFor("a free slot", async () => (await proxyGet(port, "http://legit/metrics")).status === 200);
     assert.equal(server.clients().length, 1);
+    // Both refusals are counted on /metrics, by limit.
+    open.pop()!.destroy();
+    const metrics = await waitFor("the metrics", async () => {
+      const r = await proxyGet(port, "/metrics");
+      return r.status === 200 ? r.body.toString() : false;
+    });
+    assert.match(metrics, /^promproxy_connections_refused_total\{limit="maxConnections"\} [1-9]/m);
+    assert.match(metrics, /^promproxy_connections_refused_total\{limit="maxConnectionsPerAddress"\} [1-9]/m);
   });
 
   test("refusals are logged once per interval, not once per connection", () => {
