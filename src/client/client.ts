@@ -116,7 +116,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   function run(): Promise<void> {
     state = "connecting";
     return runFleet({
-      connection: { options, name, hello, targets, maxInFlight, heartbeatMisses: options.heartbeatMisses ?? 3, welcomeTimeoutMs, log },
+      connection: { options, name, hello, targets, maxInFlight, inFlight: { count: 0 }, heartbeatMisses: options.heartbeatMisses ?? 3, welcomeTimeoutMs, log },
       urls,
       resolve: options.resolve ?? systemResolver,
       resolveIntervalMs,

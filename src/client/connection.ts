@@ -22,6 +22,8 @@ export interface ConnectionContext {
   hello: Hello;
   targets: ScrapeTarget[];
   maxInFlight: number;
+  /** Scrapes in flight over all of the client's streams. */
+  inFlight: { count: number };
   heartbeatMisses: number;
   welcomeTimeoutMs: number;
   log: Logger;
@@ -98,19 +100,20 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
         welcome = f.value;
         clearTimeout(welcomeTimer);
         attempt.welcomed = true;
-        const intervalMs = Number(welcome.heartbeatInterval?.seconds ?? 10n) * 1000 + (welcome.heartbeatInterval?.nanos ?? 0) / 1e6;
+        // Unset or zero: 10 s (PROTOCOL.md).
+        const intervalMs = (Number(welcome.heartbeatInterval?.seconds ?? 0n) * 1000 + (welcome.heartbeatInterval?.nanos ?? 0) / 1e6) || 10_000;
         const silenceMs = Math.max(1000, intervalMs * ctx.heartbeatMisses);
         watchdog = setInterval(() => {
           if (Date.now() - lastHeard > silenceMs) {
             call.abort(new ConnectError(`nothing heard from the server for ${silenceMs / 1000}s`, Code.Unavailable));
           }
         }, Math.max(250, Math.min(intervalMs, silenceMs / 4)));
-        ctx.onWelcome(welcome);
+        if (!ctx.stopped.aborted) ctx.onWelcome(welcome); // a welcome that crossed stop() connects nothing
         continue;
       }
       switch (f.case) {
         case "order":
-          startScrape(f.value, { name, targets: ctx.targets, maxInFlight: ctx.maxInFlight, log, welcome, scrapes, out });
+          startScrape(f.value, { name, targets: ctx.targets, maxInFlight: ctx.maxInFlight, inFlight: ctx.inFlight, log, welcome, scrapes, out });
           break;
         case "credit":
           scrapes.get(f.value.scrapeId)?.credit(Number(f.value.bytes));

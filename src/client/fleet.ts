@@ -20,6 +20,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { createBackoff, type BackoffOptions } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
+import { createDiscoverySchedule } from "./discovery-schedule.ts";
 import { watchEndpoints, type Endpoint, type Resolver } from "./endpoints.ts";
 import { sleep } from "../shared/sleep.ts";
 
@@ -54,6 +55,8 @@ export interface FleetOptions {
 /** Consecutive attempts without a welcome after which a slot searching without a replica count gives up. */
 const searchAttempts = 8;
 const discoveryDefaults: BackoffOptions = { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 };
+/** A welcome's replica count is believed up to this: each missing replica makes every client dial that many at once. */
+const maxReplicas = 64;
 
 interface Slot {
   /** The endpoint a bound slot dials; free slots dial the single endpoint. */
@@ -81,8 +84,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   let count = 0;
   /** Whether any welcome named its replica (else: an older server, one stream). */
   let ids = false;
-  const discovery = createBackoff(o.discoveryBackoff ?? discoveryDefaults);
-  let round: { promise: Promise<void> } | undefined;
+  const schedule = createDiscoverySchedule({ backoff: o.discoveryBackoff ?? discoveryDefaults, intervalMs: o.discoverIntervalMs });
 
   const live = (s: Slot) => !s.cancel.signal.aborted;
   const freeSlots = () => [...slots].filter((s) => !s.endpoint && live(s));
@@ -138,7 +140,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   }
 
   function welcomed(slot: Slot, w: Welcome, endpoint: Endpoint): StreamInfo {
-    count = w.replicaCount;
+    count = Math.min(w.replicaCount, maxReplicas);
     slot.probe = false;
     slot.held = w.replicaId;
     if (w.replicaId) {
@@ -146,7 +148,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
       // The server welcomes a second stream for our name only after its probe found the first one dead:
       // keep the new stream, end the old one (its session on the server is gone already).
       const older = holders.get(w.replicaId);
-      if (!older) discovery.reset(); // a new replica: the next search starts fast again
+      if (!older) schedule.changed(); // a new replica: searching and probing start fast again
       if (older && older !== slot) {
         log.info("a new stream replaced ours to the same replica", { name, replica: w.replicaId });
         older.attempt?.abort();
@@ -182,6 +184,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
       if (slot.held && holders.get(slot.held) === slot) holders.delete(slot.held);
       slot.held = undefined;
       if (!o.stopped.aborted) o.onDown(info, error, attempt.signal.aborted);
+      schedule.changed();
       reconcile(); // a replica lost: searchers for it
       return { welcomed: true, duplicate: false, error };
     }
@@ -211,7 +214,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     if (o.stopped.aborted) slot.cancel.abort();
     try {
       while (live(slot)) {
-        if (pause === "round") await nextRound(slot.cancel.signal);
+        if (pause === "round") await schedule.nextRound(slot.cancel.signal);
         else if (pause === "backoff") await sleep(reconnect.next(), slot.cancel.signal);
         const endpoint = slot.endpoint ?? (endpoints.length === 1 ? endpoints[0] : undefined);
         if (!endpoint || !live(slot)) break;
@@ -236,58 +239,15 @@ export function runFleet(o: FleetOptions): Promise<void> {
     }
   }
 
-  /**
-   * Waits for the next search round: every searcher dials at once, so that
-   * through a round-robin balancer a round of `replicaCount` connections
-   * reaches every replica. Rounds follow the discovery backoff, reset
-   * whenever a new replica is found.
-   */
-  function nextRound(signal: AbortSignal): Promise<void> {
-    if (!round) {
-      const r = { promise: new Promise<void>((resolve) => setTimeout(() => {
-        if (round === r) round = undefined;
-        resolve();
-      }, discovery.next()).unref()) };
-      round = r;
-    }
-    const current = round.promise;
-    return new Promise<void>((resolve) => {
-      if (signal.aborted) return resolve();
-      const done = () => {
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      signal.addEventListener("abort", done, { once: true });
-      void current.then(done);
-    });
-  }
-
-  // Without a count, look for replicas not met yet: one extra connection now and then, less and less often while
-  // they find nothing new (the interval doubles up to 32 times; back to the start when the replicas held change):
-  // each probe that lands on a replica held costs that replica a refused stream and a ping.
-  let probeDelay = o.discoverIntervalMs;
-  let heldAtLastProbe = -1;
-  let probes: NodeJS.Timeout | undefined;
-  const scheduleProbe = () => {
-    probes = setTimeout(() => {
-      if (o.stopped.aborted) return;
-      if (endpoints.length === 1 && count === 0 && ids && freeSlots().every((s) => s.held !== undefined)) {
-        const held = holding();
-        probeDelay = held === heldAtLastProbe ? Math.min(probeDelay * 2, o.discoverIntervalMs * 32) : o.discoverIntervalMs;
-        heldAtLastProbe = held;
-        spawn({ probe: true });
-      }
-      scheduleProbe();
-    }, probeDelay);
-    probes.unref();
-  };
-  scheduleProbe();
+  // Without a count, probe for replicas not met yet (schedule: src/client/discovery-schedule.ts).
+  schedule.probeEvery(() => {
+    if (endpoints.length === 1 && count === 0 && ids && freeSlots().every((s) => s.held !== undefined)) spawn({ probe: true });
+  }, o.stopped);
 
   watchEndpoints(o.urls, { resolve: o.resolve, intervalMs: o.resolveIntervalMs, log, stopped: o.stopped }, setEndpoints);
 
   return new Promise<void>((resolve) => {
     const done = async () => {
-      clearTimeout(probes);
       while (running.size > 0) await Promise.allSettled([...running]);
       resolve();
     };

@@ -19,7 +19,9 @@ export interface ScrapeContext {
   /** The client's name, for messages. */
   name: string;
   targets: ScrapeTarget[];
+  /** Scrapes this client serves at once at most, over all its streams (one counter shared by them). */
   maxInFlight: number;
+  inFlight: { count: number };
   log: Logger;
   /** The server's welcome on this stream (its limits). */
   welcome: Welcome;
@@ -49,11 +51,12 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   const fail = (reason: ScrapeErrorReason, message: string) =>
     void out.push({ frame: { case: "end", value: { scrapeId: id, error: { reason, message } } } });
   if (scrapes.has(id)) return; // a repeated id is the server's bug; ignore it
-  if (scrapes.size >= ctx.maxInFlight) return fail(ScrapeErrorReason.BUSY, `client "${name}" has ${ctx.maxInFlight} scrapes in flight, its maximum`);
+  if (ctx.inFlight.count >= ctx.maxInFlight) return fail(ScrapeErrorReason.BUSY, `client "${name}" has ${ctx.maxInFlight} scrapes in flight, its maximum`);
   const target = ctx.targets.find((t) => (t.port === 0 || t.port === order.port) && pathMatches(t.path, order.path));
   if (!target) return fail(ScrapeErrorReason.NOT_FOUND, `client "${name}" serves nothing at port ${order.port} path ${JSON.stringify(order.path.slice(0, 200))}`);
 
-  const timeoutMs = order.timeout ? Number(order.timeout.seconds) * 1000 + order.timeout.nanos / 1e6 : 10_000;
+  // Unset or zero: 10 s (PROTOCOL.md).
+  const timeoutMs = (order.timeout ? Number(order.timeout.seconds) * 1000 + order.timeout.nanos / 1e6 : 0) || 10_000;
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new TargetError(ScrapeErrorReason.TIMEOUT, `scrape timed out after ${timeoutMs / 1000}s`)), timeoutMs);
   let credit = Number(order.creditBytes) || 0;
@@ -74,6 +77,7 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
       ac.abort(reason);
     },
   });
+  ctx.inFlight.count++;
   const aborted = new Promise<never>((_, reject) => {
     ac.signal.addEventListener("abort", () => {
       reject(ac.signal.reason);
@@ -132,6 +136,7 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   }).finally(() => {
     clearTimeout(timer);
     scrapes.delete(id);
+    ctx.inFlight.count--;
     if (!ac.signal.aborted) ac.abort(scrapeOver);
   }).catch(() => {}); // a throwing logger must not become an unhandled rejection
 }

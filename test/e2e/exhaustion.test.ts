@@ -331,10 +331,10 @@ describe("connections in all and per source address", () => {
     assert.equal(server.clients().length, 1);
     // Both refusals are counted on /metrics, by limit.
     open.pop()!.destroy();
-    const metrics = await waitFor("the metrics", async () => {
+    const metrics = String(await waitFor<string | false>("the metrics", async () => {
       const r = await proxyGet(port, "/metrics");
       return r.status === 200 ? r.body.toString() : false;
-    });
+    }));
     assert.match(metrics, /^promproxy_connections_refused_total\{limit="maxConnections"\} [1-9]/m);
     assert.match(metrics, /^promproxy_connections_refused_total\{limit="maxConnectionsPerAddress"\} [1-9]/m);
   });
