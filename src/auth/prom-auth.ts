@@ -140,7 +140,12 @@ export function createPromGate(options: PromAuthOptions, logger: Logger): PromGa
   if (!users && !usersFile && !tokens && !tokenFile && !verify) {
     throw new TypeError("promproxy: promAuth needs users, usersFile, tokens, tokenFile or verify");
   }
-  const protect: Record<PromEndpoint, boolean> = { proxy: true, clients: true, metrics: true, ...options.protect };
+  // An explicit undefined (from a config file, say) keeps the default: protected.
+  const protect: Record<PromEndpoint, boolean> = {
+    proxy: options.protect?.proxy ?? true,
+    clients: options.protect?.clients ?? true,
+    metrics: options.protect?.metrics ?? true,
+  };
   const realm = (options.realm ?? "promproxy").replace(/["\\\r\n]/g, "");
   const throttle = createLoginThrottle({
     burst: positive("failureBurst", options.failureBurst, 10),
@@ -193,6 +198,9 @@ export function createPromGate(options: PromAuthOptions, logger: Logger): PromGa
   const refused = (message: string): PromDenial => ({ status: 403, message, headers: {}, outcome: "forbidden" });
   const logThrottled = sparseLog(logger.warn, "prometheus-side requests refused: too many failed logins from an address");
   const logBusy = sparseLog(logger.warn, "prometheus-side requests refused: every password-check slot is taken");
+  // Refusals answered from the cache cost a requester nothing: at most one line per 10 s, the rest counted.
+  const logMalformed = sparseLog(logger.warn, "prometheus-side request refused: malformed credentials");
+  const logWrong = sparseLog(logger.warn, "prometheus-side request refused: wrong credentials");
 
   /** A basic credential against the users; "refused" only when this request spent a failure. */
   async function checkPassword(credential: PromCredential & { scheme: "basic" }, address: string | undefined): Promise<Outcome> {
@@ -263,7 +271,7 @@ export function createPromGate(options: PromAuthOptions, logger: Logger): PromGa
       if (credential === "unsupported") return Promise.resolve(missing(endpoint));
       const remoteAddress = req.socket?.remoteAddress;
       if (credential === "malformed") {
-        logger.warn("prometheus-side request refused: malformed credentials", { endpoint, remote: remoteAddress });
+        logMalformed({ endpoint, remote: remoteAddress });
         return Promise.resolve(refused("malformed credentials"));
       }
       return allowed(credential, { endpoint, headers: req.headers, remoteAddress }).then((outcome): PromDenial | undefined => {
@@ -277,7 +285,7 @@ export function createPromGate(options: PromAuthOptions, logger: Logger): PromGa
           logBusy({ endpoint, remote: remoteAddress });
           return { status: 503, message: "too many password checks in progress, retry in 1 s", headers: { "retry-after": "1" }, outcome: "auth_busy" };
         }
-        logger.warn("prometheus-side request refused: wrong credentials", {
+        logWrong({
           endpoint,
           remote: remoteAddress,
           user: credential.scheme === "basic" ? credential.username.slice(0, 64) : undefined,

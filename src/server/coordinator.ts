@@ -22,6 +22,9 @@ import { oneLine } from "../shared/one-line.ts";
 import { createSession, type Session } from "./session.ts";
 import { createVanished, type VanishedClient } from "./vanished.ts";
 
+/** Frames waiting for a client to read before its stream counts as stuck (orders and credit are bounded far below). */
+const maxQueuedFrames = 1024;
+
 /** Optional protocol features this server supports (PROTOCOL.md, "Features"). */
 const serverFeatures = new Set(["head"]);
 
@@ -80,12 +83,17 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
   // Heartbeats: one timer pings every stream and ends the ones that went quiet.
   const heartbeat = setInterval(() => {
     const now = Date.now();
-    for (const s of byName.values()) {
-      if (now - s.lastHeard > o.heartbeatTimeoutMs) {
-        log.warn("client went quiet, closing its stream", { name: s.info.name, session: s.info.sessionId });
-        s.close(new ConnectError(`nothing heard from the client for ${o.heartbeatTimeoutMs / 1000}s`, Code.DeadlineExceeded));
-      } else {
-        s.outbound.push({ frame: { case: "ping", value: { nonce: BigInt(now) } } });
+    for (const s of [...byName.values()]) {
+      // A client that answers but does not read its stream piles up frames it never takes: as dead as a silent one.
+      const stuck = s.outbound.size > maxQueuedFrames;
+      if (stuck || now - s.lastHeard > o.heartbeatTimeoutMs) {
+        const reason = stuck ? `the client read none of the last ${s.outbound.size} frames` : `nothing heard from the client for ${o.heartbeatTimeoutMs / 1000}s`;
+        log.warn("closing a client's stream", { name: s.info.name, session: s.info.sessionId, reason });
+        s.close(new ConnectError(reason, Code.DeadlineExceeded));
+        // Its handler may be stuck writing to a peer that does not read: free the name now, not when that ends.
+        leave(s, { reason, broke: true });
+      } else if (s.outbound.size === 0) {
+        s.outbound.push({ frame: { case: "ping", value: { nonce: BigInt(now) } } }); // frames waiting: a ping adds nothing
       }
     }
   }, o.heartbeatIntervalMs);
@@ -121,12 +129,12 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     if (phase !== "serving") throw new ConnectError("the server is shutting down", Code.Unavailable);
     const current = byName.get(name);
     if (current) throw new ConnectError(`the name "${name}" is held by another connected client (session ${current.info.sessionId})`, Code.AlreadyExists);
-    gone.forget(name); // back: no longer listed as vanished
     // Vanished clients make room for live ones, in the count and in /clients.
     while (byName.size + gone.size >= o.maxClients && gone.evictOldest());
     if (byName.size >= o.maxClients) throw new ConnectError(`the server has its maximum of ${o.maxClients} clients`, Code.ResourceExhausted);
     const session = createSession(info, hello.features.filter((f) => serverFeatures.has(f)).slice(0, serverFeatures.size), o);
     listings.set(session, listWithRoom(info)); // throws ResourceExhausted when /clients would grow past its bound
+    gone.forget(name); // back (only now that it is admitted): no longer listed as vanished
     byName.set(name, session);
     lastJoinAt = Date.now();
     metrics.clients.set(byName.size);

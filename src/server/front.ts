@@ -11,6 +11,14 @@ import { statusJson } from "./status-json.ts";
 import { statusPage, statusPageHeaders } from "./status-page.ts";
 
 type Req = IncomingMessage | Http2ServerRequest;
+
+/** Why `/readyz` says no, by phase. */
+const notReady = {
+  serving: "warming up: clients are still finding this replica",
+  draining: "the server is shutting down",
+  refusing: "the server is shutting down",
+  closed: "the server is closed",
+} as const;
 /** Both response kinds offer what the front uses; it types them as HTTP/1.1 responses. */
 type Res = ServerResponse;
 
@@ -68,7 +76,7 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
       case "/readyz":
         return coordinator.ready
           ? send(200, "text/plain; charset=utf-8", "ready\n")
-          : send(503, "text/plain; charset=utf-8", `promproxy: not ready: the server is ${coordinator.phase === "closed" ? "closed" : "shutting down"}\n`);
+          : send(503, "text/plain; charset=utf-8", `promproxy: not ready: ${notReady[coordinator.phase]}\n`);
       default:
         return reply(
           res,
@@ -109,18 +117,17 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     if (!gate) return route(req, res, uri);
     let gone = false;
     res.once("close", () => (gone = true));
-    gate.then(
-      (denial) => {
+    gate
+      .then((denial) => {
         if (gone) return;
         if (!denial) return route(req, res, uri);
         if (!uri.startsWith("/")) refused(denial.outcome, denial.message);
         reply(res, denial.status, denial.message, denial.headers);
-      },
-      (e: unknown) => {
+      })
+      .catch((e: unknown) => {
         options.logger.error("auth check failed", { error: String(e) });
-        reply(res, 500, "internal error");
-      },
-    );
+        if (!gone) reply(res, 500, "internal error");
+      });
   }
 
   return { handle };

@@ -180,11 +180,18 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
   ];
   for (const k of positive) {
     const v = r[k];
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new RangeError(`promproxy: option ${k} must be a positive number, got ${String(v)}`);
+    // Counts and byte sizes are whole numbers: they travel as protobuf integers (a welcome with 1000.5 cannot be encoded).
+    const whole = !k.endsWith("Ms");
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || (whole && !Number.isInteger(v))) {
+      throw new RangeError(`promproxy: option ${k} must be a positive ${whole ? "whole " : ""}number, got ${String(v)}`);
+    }
   }
   for (const k of ["drainDelayMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount"] as const) {
     const v = r[k];
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new RangeError(`promproxy: option ${k} must be a number >= 0, got ${String(v)}`);
+    const whole = k === "replicaCount";
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (whole && !Number.isInteger(v))) {
+      throw new RangeError(`promproxy: option ${k} must be a ${whole ? "whole " : ""}number >= 0, got ${String(v)}`);
+    }
   }
   if (r.replicaId === "" || r.replicaId.length > 128) throw new RangeError("promproxy: option replicaId must be 1-128 characters");
   if (!(r.maxLabels >= 0) || !(r.maxLabelValueLength >= 0)) throw new RangeError("promproxy: maxLabels and maxLabelValueLength must be >= 0");

@@ -60,7 +60,17 @@ export function readProxyRequest(
     const v = req.headers[h];
     if (typeof v === "string") headers.push({ $typeName: "promproxy.v1.Header", name: h, value: v });
   }
-  return { name, method: req.method, port: url.port === "" ? 0 : Number(url.port), path: url.pathname + url.search, scheme, headers, timeoutMs };
+  return { name, method: req.method, port: explicitPort(uri), path: url.pathname + url.search, scheme, headers, timeoutMs };
+}
+
+/**
+ * The port the URI names, 0 when it names none. Read from the raw authority: a
+ * URL parser drops a default port, so `http://app:80/` (Prometheus 2 writes
+ * targets so) would read as no port and miss a target announced on port 80.
+ */
+function explicitPort(uri: string): number {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/(?:[^/?#@]*@)?(?:\[[^\]]*\]|[^/?#:]*):(\d{1,5})(?:[/?#]|$)/i.exec(uri);
+  return m ? Number(m[1]) : 0;
 }
 
 /**

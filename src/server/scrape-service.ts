@@ -67,7 +67,7 @@ export function createScrapeHandler({ options, coordinator, metrics, activity }:
           value: {
             sessionId: s.info.sessionId,
             serverVersion: version,
-            heartbeatInterval: { seconds: BigInt(Math.floor(hb / 1000)), nanos: (hb % 1000) * 1e6 },
+            heartbeatInterval: { seconds: BigInt(Math.floor(hb / 1000)), nanos: Math.round((hb % 1000) * 1e6) },
             limits: { maxChunkBytes: options.maxChunkBytes, maxResponseBytes: BigInt(options.maxResponseBytes), maxInFlight: options.maxScrapesInFlight },
             features: s.features,
             replicaId: options.replicaId,

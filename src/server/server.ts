@@ -132,8 +132,8 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
       }),
       ...o.interceptors,
     ],
-    // A chunk plus the frame around it; a result head's headers fit in the margin.
-    readMaxBytes: o.maxChunkBytes + 64 * 1024,
+    // A chunk or a hello, whichever may be larger, plus the frame around it; a result head's headers fit in the margin.
+    readMaxBytes: Math.max(o.maxChunkBytes, o.maxHelloBytes) + 64 * 1024,
   };
   const connect = connectNodeAdapter(connectOptions);
   const front = createFront({ options: o, coordinator, metrics, activity, startedAt });

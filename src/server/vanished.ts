@@ -43,14 +43,14 @@ export function createVanished(retentionMs: number): Vanished {
     byName.delete(name);
     e.unlist();
   };
-  const sweep = setInterval(() => {
+  const sweep = retentionMs <= 0 ? undefined : setInterval(() => {
     const cutoff = Date.now() - retentionMs;
     for (const [name, e] of byName) {
       if (e.client.since > cutoff) break;
       forget(name);
     }
   }, Math.min(1_000, Math.max(50, retentionMs / 4)));
-  sweep.unref();
+  sweep?.unref();
 
   return {
     add(client, unlist) {

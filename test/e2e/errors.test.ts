@@ -684,3 +684,22 @@ describe("several scrapes of one client at once (an HA pair)", { timeout: 60_000
     }
   });
 });
+
+test("a target announced on port 80 is reached by http://NAME:80/ (as Prometheus 2 writes targets), and by no other port", { timeout: 30_000 }, async () => {
+  const s = await startServer();
+  const raw = await connectRaw(s.url, { name: "fw", targets: [{ port: 80, path: "/metrics" }] });
+  try {
+    const res = proxyGet(s.port, "http://fw:80/metrics");
+    const order = await raw.next("order");
+    assert.equal(order.port, 80);
+    raw.head(order.scrapeId, 200, textHeaders);
+    raw.chunk(order.scrapeId, "fw_up 1\n");
+    raw.end(order.scrapeId);
+    assert.equal((await res).status, 200);
+    assertError(await proxyGet(s.port, "http://fw:8080/metrics"), 404, 'promproxy: client "fw" serves nothing at port 8080');
+  } finally {
+    raw.abort();
+    await raw.ended;
+    await s.close();
+  }
+});

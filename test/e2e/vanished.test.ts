@@ -79,7 +79,9 @@ test("the welcome names the replica and the replica count; /readyz waits for the
   const s = await startServer({ replicaId: "replica-a", replicaCount: 3, warmupMs: 1_000, warmupSettleMs: 500 });
   try {
     const ready = async () => (await fetch(`${s.url}/readyz`)).status;
-    assert.equal(await ready(), 503, "not ready at start");
+    const first = await fetch(`${s.url}/readyz`);
+    assert.equal(first.status, 503, "not ready at start");
+    assert.equal(await first.text(), "promproxy: not ready: warming up: clients are still finding this replica\n");
     const raw = await connectRaw(s.url, { name: "app-1" });
     assert.equal(raw.welcome.replicaId, "replica-a");
     assert.equal(raw.welcome.replicaCount, 3);
