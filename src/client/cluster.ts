@@ -25,8 +25,9 @@ export interface ClusterAggregator {
  * text format 0.0.4 (prom-client aggregates into that format only), whatever
  * Prometheus asks for; the primary's own metrics are not part of it. A worker
  * that does not answer within 5 s fails the scrape (prom-client's timeout).
- * Passing an `AggregatorRegistry` itself as `registry` would serve the
- * primary's own registry, not the workers'.
+ * `createClient({ registry })` wraps an `AggregatorRegistry` with this
+ * itself in a cluster's primary (in a process that is no cluster at all it
+ * then serves nothing: there are no workers).
  *
  * Call it in the primary; in a worker it throws. Process managers that own
  * the primary themselves (pm2 in cluster mode) run the application in workers

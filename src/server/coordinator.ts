@@ -199,7 +199,10 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       if (tell) sink.onEnd(failure);
     };
     // Ask the client to finish a little before the deadline, so that its own error wins the race.
-    const order = { ...r, timeoutMs: Math.max(1, r.timeoutMs - Math.min(500, r.timeoutMs * 0.1)) };
+    const timeoutMs = Math.max(1, r.timeoutMs - Math.min(500, r.timeoutMs * 0.1));
+    // Exporters that honour Prometheus' timeout header (blackbox, snmp) get the time the client really has.
+    const headers = r.headers.map((h) => (h.name === "x-prometheus-scrape-timeout-seconds" ? { ...h, value: String(timeoutMs / 1000) } : h));
+    const order = { ...r, headers, timeoutMs };
     const handle = session.scrape(order, { onHead: sink.onHead, onChunk: sink.onChunk, onEnd: (f) => end(f, true) });
     if (!handle) return { outcome: "busy", message: `client "${r.name}" has ${o.maxScrapesInFlight} scrapes in flight, the maximum` };
     inFlight++;

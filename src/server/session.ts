@@ -69,7 +69,7 @@ const outcomeOfReason: Record<number, ScrapeOutcome> = {
 };
 
 /** Forgotten cancelled scrapes kept to accept their late frames. */
-const maxCancelledKept = 1024;
+const maxCancelledKept = 128;
 
 export function createSession(
   info: Omit<ClientInfo, "scrapesInFlight">,
