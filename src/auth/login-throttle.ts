@@ -1,4 +1,4 @@
-import { isIPv6 } from "node:net";
+import { sourceKey } from "../shared/source-key.ts";
 
 /**
  * Per-address throttle of password checks that may fail (a token bucket per
@@ -37,17 +37,9 @@ interface Bucket {
   at: number;
 }
 
-/** The key an address is throttled under. @internal */
+/** The throttle's key for a source address: as the connection limits count sources (IPv6 by /64). */
 export function throttleKey(address: string | undefined): string {
-  if (address === undefined || address === "") return "unknown";
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return mapped[1] as string;
-  if (!isIPv6(address)) return address;
-  const [head = "", tail = ""] = address.split("::");
-  const left = head === "" ? [] : head.split(":");
-  const right = tail === "" ? [] : tail.split(":");
-  const groups = address.includes("::") ? [...left, ...Array<string>(8 - left.length - right.length).fill("0"), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, "")).join(":")}::/64`;
+  return address ? sourceKey(address) : "unknown";
 }
 
 export function createLoginThrottle(options: LoginThrottleOptions): LoginThrottle {

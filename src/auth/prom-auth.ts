@@ -9,9 +9,9 @@ import { parseStoredPassword } from "./passwords.ts";
 import { parseCredential, parsePromTokenFile, parseUsersFile, pickDecoy, promEndpointOf, type PromCredential, type PromEndpoint, type User } from "./prom-credentials.ts";
 import { reloadingFile, type ReloadingFile } from "./reloading-file.ts";
 import { digest, findSecret, token68 } from "./secrets.ts";
-import { sparseLog } from "./sparse-log.ts";
+import { createRefusalLog } from "../shared/refusal-log.ts";
 
-export { parseCredential, parsePromTokenFile, parseUsersFile, promEndpointOf, type PromCredential, type PromEndpoint };
+export { parseCredential, promEndpointOf, type PromCredential, type PromEndpoint };
 
 /** What {@link PromAuthOptions.verify} gets besides the credential. */
 export interface PromAuthRequest {
@@ -196,11 +196,16 @@ export function createPromGate(options: PromAuthOptions, logger: Logger): PromGa
       : { status: 401, message: `authentication required for /${endpoint}`, headers: { "www-authenticate": challenges }, outcome: "unauthenticated" };
   }
   const refused = (message: string): PromDenial => ({ status: 403, message, headers: {}, outcome: "forbidden" });
-  const logThrottled = sparseLog(logger.warn, "prometheus-side requests refused: too many failed logins from an address");
-  const logBusy = sparseLog(logger.warn, "prometheus-side requests refused: every password-check slot is taken");
+  // A flood of refusals must not flood the log: one line per kind per 10 s, with how many more there were.
+  const sparse = (message: string) => {
+    const log = createRefusalLog(logger, 10_000);
+    return (fields: Record<string, unknown>) => log.refused(message, fields);
+  };
+  const logThrottled = sparse("prometheus-side requests refused: too many failed logins from an address");
+  const logBusy = sparse("prometheus-side requests refused: every password-check slot is taken");
   // Refusals answered from the cache cost a requester nothing: at most one line per 10 s, the rest counted.
-  const logMalformed = sparseLog(logger.warn, "prometheus-side request refused: malformed credentials");
-  const logWrong = sparseLog(logger.warn, "prometheus-side request refused: wrong credentials");
+  const logMalformed = sparse("prometheus-side request refused: malformed credentials");
+  const logWrong = sparse("prometheus-side request refused: wrong credentials");
 
   /** A basic credential against the users; "refused" only when this request spent a failure. */
   async function checkPassword(credential: PromCredential & { scheme: "basic" }, address: string | undefined): Promise<Outcome> {

@@ -14,7 +14,7 @@ import type { StatusJson } from "./status-json.ts";
 import { renderStatus, type Child } from "./status-render.ts";
 
 /** How often the page polls `/status.json`. */
-export const refreshMs = 5_000;
+const refreshMs = 5_000;
 
 const css = `
 :root{--bg:#fff;--fg:#1f2328;--mut:#59636e;--line:#d1d9e0;--card:#f6f8fa;--ok:#1a7f37;--okb:#dafbe1;--warn:#9a6700;--warnb:#fff8c5;--err:#cf222e;--errb:#ffebe9}
@@ -109,7 +109,7 @@ export const statusPageHeaders: Readonly<Record<string, string>> = {
 
 const entities: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 /** Escapes text for HTML content and double-quoted attribute values. */
-export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => entities[c] as string);
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => entities[c] as string);
 
 function toHtml(n: Child): string {
   if (typeof n === "string") return escapeHtml(n);

@@ -1,4 +1,4 @@
-import type { Logger } from "../shared/logger.ts";
+import type { Logger } from "./logger.ts";
 
 /** @internal */
 export interface RefusalLog {
@@ -11,7 +11,8 @@ export interface RefusalLog {
 /**
  * Logs refusals once per interval, not once per refusal: an attack of a
  * million connections writes one line a minute, saying how many were refused
- * and one example.
+ * and one example. One mechanism for every flood a peer can cause for free
+ * (connections over a cap, wrong or throttled logins).
  *
  * @internal
  */
