@@ -93,7 +93,7 @@ export function fdLimits(): string {
 
 async function startServer(n: number, port: number, cfg: IdleConfig, tag: string): Promise<Child<{ port: number }>> {
   // replicaCount 1: a single server says so, else every client of the new client code probes for other
-  // replicas with an extra connection every 30 s (proposals/README.md); --server-options='{"replicaCount":0}'
+  // replicas with an extra connection every 30 s (measurements.md); --server-options='{"replicaCount":0}'
   // measures that default.
   const opts = { maxClients: Math.max(10_000, n + 100), replicaCount: 1, ...cfg.serverOptions };
   const listen = { port, maxConnections: n + 1000, maxConnectionsPerAddress: n + 1000 };
