@@ -32,7 +32,8 @@ USER 65532:65532
 EXPOSE 8080
 # Liveness, for Docker and Compose (Kubernetes ignores this and probes /healthz itself). The slim image has no
 # curl: node asks. /healthz stays 200 while the server drains; /readyz is the readiness signal. With
-# --tls-cert-file, or another --listen port, change the URL here or switch the check off (--no-healthcheck).
+# --tls-cert-file, or another --listen port, change the URL here or switch the check off (`docker run
+# --no-healthcheck`).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))"]
 # Exec form, node itself as PID 1: SIGTERM reaches the server, which drains (/readyz 503 at once, scrapes still

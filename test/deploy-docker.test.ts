@@ -17,6 +17,7 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import * as fs from "node:fs";
 import * as http from "node:http";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
@@ -471,6 +472,7 @@ test("docker: the image's entrypoint serves as user 65532 (a forwarder from the 
 
     forwarder.child.kill("SIGTERM");
     assert.equal(await forwarder.exited, 0, forwarder.output());
+    assert.equal(await healthcheck(), 1, "HEALTHCHECK fails once nothing listens");
   } finally {
     exporter.close();
     if (server.child.exitCode === null) server.child.kill("SIGKILL");
@@ -530,4 +532,28 @@ test("docker: the manifests run this image with the Dockerfile's user, port and 
     assert.ok(fs.readFileSync(path.join(repo, readme), "utf8").includes(build), `${readme} has the build command: ${build}`);
   }
   assert.equal(parseYaml(fs.readFileSync(path.join(k8sDir, "kustomization.yaml"), "utf8")).images, undefined, "no kustomize image override hides the name");
+});
+
+test("docker: the HEALTHCHECK gives up on a server that accepts and never answers, before Docker's own --timeout", { timeout: 60_000 }, async () => {
+  const h = healthcheckOf(finalStage)!;
+  const own = Number(/AbortSignal\.timeout\((\d+)\)/.exec(h.command.join(" "))?.[1]);
+  const docker = /^(\d+)s$/.exec(h.options["timeout"] ?? "")?.[1];
+  assert.ok(own > 0 && docker !== undefined && own < Number(docker) * 1000, `the check's own timeout (${own} ms) is below HEALTHCHECK --timeout (${h.options["timeout"]})`);
+  // A stalled peer: accepts the connection, reads the request, never answers.
+  const sockets = new Set<net.Socket>();
+  const stalled = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on("data", () => {});
+  });
+  stalled.listen(0, "127.0.0.1");
+  await once(stalled, "listening");
+  const port = (stalled.address() as { port: number }).port;
+  const exposed = Number(last(finalStage, "EXPOSE")!.args);
+  try {
+    const code = await start(h.command.map((a) => a.replace(`:${exposed}/`, `:${port}/`))).exited;
+    assert.equal(code, 1, "unhealthy, not hung");
+  } finally {
+    for (const sock of sockets) sock.destroy();
+    stalled.close();
+  }
 });
