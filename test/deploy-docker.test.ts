@@ -431,9 +431,9 @@ test("docker: the image's entrypoint serves as user 65532 (a forwarder from the 
   await once(exporter, "listening");
   const exporterPort = (exporter.address() as { port: number }).port;
 
-  // The CMD on a free loopback port (this machine's 8080 may be taken), a short drain for the test.
+  // The CMD on a free loopback port (this machine's 8080 may be taken); a drain delay that outlasts the checks below.
   const port = await freePort();
-  const server = start([...entrypoint, ...cmd.map((a) => a.replace(`0.0.0.0:${exposed}`, `127.0.0.1:${port}`)), "--warmup=0s", "--drain-delay=3s", "--shutdown-grace=5s"]);
+  const server = start([...entrypoint, ...cmd.map((a) => a.replace(`0.0.0.0:${exposed}`, `127.0.0.1:${port}`)), "--warmup=0s", "--drain-delay=8s", "--shutdown-grace=5s"]);
   let forwarder: Proc | undefined;
   try {
     await waitFor("the server to listen", () => server.output().includes(`listening on 127.0.0.1:${port}`) || server.child.exitCode !== null, 20_000);
@@ -462,10 +462,10 @@ test("docker: the image's entrypoint serves as user 65532 (a forwarder from the 
     // SIGTERM: not ready at once, alive, still serving for the drain delay; then exit 0.
     server.child.kill("SIGTERM");
     await waitFor("/readyz 503 after SIGTERM", async () => (await status(port, "/readyz")) === 503, 5_000);
-    assert.equal(await status(port, "/healthz"), 200, "liveness holds while draining");
-    assert.equal(await healthcheck(), 0, "HEALTHCHECK passes while draining (Docker must not restart a draining server)");
     const during = await curl(["-x", `http://127.0.0.1:${port}`, "http://docker-app:9100/metrics"]);
     assert.equal(during.stdout, "docker_layout_jobs_total 3\n", `scrapes are still served during the drain delay: ${during.stderr}`);
+    assert.equal(await status(port, "/healthz"), 200, "liveness holds while draining");
+    assert.equal(await healthcheck(), 0, "HEALTHCHECK passes while draining (Docker must not restart a draining server)");
     const code = await Promise.race([server.exited, new Promise<"hung">((r) => setTimeout(() => r("hung"), 30_000).unref())]);
     assert.equal(code, 0, `the server exits 0 after draining:\n${server.output()}`);
     assert.match(server.output(), /draining/);
