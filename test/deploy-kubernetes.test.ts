@@ -215,18 +215,25 @@ interface Args {
   one(flag: string): string;
 }
 
+/** The image the repository's Dockerfile builds, as the README's `docker build -t` names it. */
+const image = `promproxy:${(JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version}`;
+const runsPromproxy = (c: Obj) => typeof c.image === "string" && c.image.split(":")[0] === image.split(":")[0];
+
 /**
- * Checks a promproxy container's command and args against the usage text, with every arg in the one form
- * that reads unambiguously ("--flag=value", or "--switch"), and every $(VAR) defined in the container's env.
+ * Checks a promproxy container's args against the usage text: the image's ENTRYPOINT runs (no `command`), the
+ * first arg is the command, then every arg in the one form that reads unambiguously ("--flag=value", or
+ * "--switch"), and every $(VAR) defined in the container's env.
  */
 function parseArgsOf(container: Obj, command: "server" | "client", usage: string, where: string): Args {
-  assert.deepEqual(container.command, ["promproxy", command], `${where}: command`);
+  assert.equal(container.command, undefined, `${where}: no command: the image's ENTRYPOINT runs promproxy`);
+  assert.equal(container.image, image, `${where}: the image the Dockerfile builds`);
+  assert.equal(container.args?.[0], command, `${where}: the first arg is the command`);
   const known = usageFlags(usage);
   assert.ok(known.size > 10, "usage text parsed");
   const env = new Set<string>((container.env ?? []).map((e: Obj) => e.name));
   const values = new Map<string, (string | true)[]>();
   const missing: string[] = [];
-  for (const arg of container.args as string[]) {
+  for (const arg of (container.args as string[]).slice(1)) {
     const m = /^(--[a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
     assert.ok(m, `${where}: ${JSON.stringify(arg)} is no --flag=value`);
     const [, flag, value] = m;
@@ -392,10 +399,10 @@ test("kubernetes: every pod is hardened (Pod Security Standard restricted) and b
         assert.ok(c.resources?.requests?.[r] !== undefined, `${at}: requests ${r}`);
         assert.ok(c.resources?.limits?.[r] !== undefined, `${at}: limits ${r}`);
       }
-      if (c.command?.[0] === "promproxy") {
+      if (runsPromproxy(c)) {
         // Service links would define PROMPROXY_SERVICE_HOST, PROMPROXY_PORT, ...: the CLI reads PROMPROXY_* as options.
         assert.equal(pod.enableServiceLinks, false, `${at}: enableServiceLinks false`);
-        assert.match(c.image, /^ghcr\.io\/example\/promproxy:\d+\.\d+\.\d+$/, `${at}: the documented placeholder image`);
+        assert.equal(c.image, image, `${at}: the image the Dockerfile builds`);
       }
     }
   }
@@ -462,7 +469,7 @@ test("kubernetes: secrets reach the server, the client and Prometheus as files, 
 function exampleClient(): { pod: Obj; container: Obj; args: Args } {
   const deployment = find("Deployment", "example-app", "example-app");
   const pod = deployment.spec.template.spec;
-  const container = pod.containers.find((c: Obj) => c.command?.[0] === "promproxy");
+  const container = pod.containers.find(runsPromproxy);
   return { pod, container, args: parseArgsOf(container, "client", clientUsage, "client-example.yaml") };
 }
 
@@ -484,7 +491,7 @@ test("kubernetes: the example forwarder's args resolve to a valid client of the 
   for (const e of container.env) {
     if (e.name in examplePod) assert.equal(e.valueFrom?.fieldRef?.fieldPath, e.name === "POD_NAME" ? "metadata.name" : "metadata.namespace");
   }
-  const argv = (container.args as string[]).map(expand);
+  const argv = (container.args as string[]).slice(1).map(expand);
   const cfg = resolveClientConfig(argv, {}, () => assert.fail("no --config file"));
   assert.notEqual(cfg, "help");
   if (cfg === "help") return;

@@ -1,12 +1,17 @@
 #!/usr/bin/env node
 /**
  * The `promproxy` command: `promproxy server`, `promproxy client`, `promproxy demo`, `promproxy conformance`.
+ *
+ * The commands are imported only after the Node.js version check, so that an older Node gets one clear line
+ * instead of whatever in them fails first.
  */
-import { runClient } from "./client-command.ts";
-import { runConformanceCommand } from "./conformance-command.ts";
-import { runDemo } from "./demo.ts";
-import { runServer } from "./server-command.ts";
-import { CliError } from "./util.ts";
+import { minimumNodeMajor, packageVersion } from "../shared/version.ts";
+
+if (Number(process.versions.node.split(".")[0]) < minimumNodeMajor) {
+  process.stderr.write(`promproxy needs Node ${minimumNodeMajor} or newer (this is ${process.version})\n`);
+  process.exit(1);
+}
+const { CliError } = await import("./util.ts");
 
 const usage = `usage: promproxy <command> [options]
 
@@ -16,19 +21,25 @@ commands:
   demo     run a server and an embedded demo client in one process, for trying it out
   conformance  check a client implementation against the protocol (promproxy conformance --help)
 
+  -v, --version  print the version
+
 Run "promproxy <command> --help" for a command's options.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "server":
-      return runServer(rest);
+      return (await import("./server-command.ts")).runServer(rest);
     case "client":
-      return runClient(rest);
+      return (await import("./client-command.ts")).runClient(rest);
     case "demo":
-      return runDemo(rest);
+      return (await import("./demo.ts")).runDemo(rest);
     case "conformance":
-      return runConformanceCommand(rest);
+      return (await import("./conformance-command.ts")).runConformanceCommand(rest);
+    case "-v":
+    case "--version":
+      process.stdout.write(`${packageVersion}\n`);
+      return 0;
     case undefined:
     case "-h":
     case "--help":

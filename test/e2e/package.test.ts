@@ -1,6 +1,6 @@
 /**
  * What users install is what we test: the package is packed with `npm pack`
- * (which builds dist/ through the `prepack` and `prepare` scripts) from a copy
+ * (which builds dist/ through the `prepack` script) from a copy
  * of this work tree, the tarball is installed into an empty project with
  * `npm install` (its dependencies come from the npm registry, or npm's cache),
  * and the installed `promproxy` command, the installed `promproxy/client` and
