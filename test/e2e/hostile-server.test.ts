@@ -120,6 +120,41 @@ for (const reads of [false, true]) {
   });
 }
 
+test("a server that pings but takes none of our bytes (a zero window) has its stream ended after the silence window", async (t) => {
+  const server = await startHostileServer(async (s) => {
+    await s.send(welcome({ heartbeat: { seconds: 1n, nanos: 0 } }));
+    for (let n = 1n; !s.closed && n < 200n; n++) {
+      await s.send({ frame: { case: "ping", value: { nonce: n } } });
+      await pause(200);
+    }
+  }, { windowSize: 0 });
+  const host = await setUp(server);
+  await waitFor("a redial", () => server.streams >= 2, 30_000);
+  const line = host.logs().find((l) => /has read nothing we sent/.test(l));
+  t.diagnostic(`log: ${line}`);
+  assert.match(line ?? "", /the server has read nothing we sent for 3s/);
+  assertQuiet(host);
+});
+
+test("a server that orders and never reads has its stream ended at maxQueuedFrames, and is redialled", async (t) => {
+  const server = await startHostileServer(async (s) => {
+    await s.send(welcome());
+    for (let id = 1n; id <= 3000n && !s.closed; id++) {
+      await s.send({ frame: { case: "order", value: { scrapeId: id, path: "/not-served", creditBytes: 1024n } } });
+    }
+  });
+  const host = await setUp(server);
+  await waitFor("a first stream", () => server.streams >= 1, 20_000);
+  const base = await host.stats();
+  await waitFor("a redial", () => server.streams >= 2, 30_000);
+  const now = await host.stats();
+  const line = host.logs().find((l) => /has not read the/.test(l));
+  t.diagnostic(`heap ${mb(base.heapUsed)} -> ${mb(now.heapUsed)}; log: ${line}`);
+  assert.match(line ?? "", /has not read the 1025 frames we sent \(maxQueuedFrames 1024\)/);
+  assert.ok(now.heapUsed - base.heapUsed < 8 * MiB, `host heap grew by ${mb(now.heapUsed - base.heapUsed)}`);
+  assertQuiet(host);
+});
+
 test("absurd durations (heartbeat and order timeouts of 10^9 s) are clamped: no overflow warning, no 1 ms timer", async (t) => {
   const huge = { seconds: 1_000_000_000n, nanos: 0 };
   let ends = 0;
