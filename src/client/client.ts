@@ -14,6 +14,7 @@ import { runFleet } from "./fleet.ts";
 import { createHttpTargets } from "./http-target.ts";
 import type { ClientOptions } from "./options.ts";
 import { registryTarget } from "./registry-target.ts";
+import { checkLimitOptions } from "./server-limits.ts";
 import type { ScrapeTarget } from "./target.ts";
 
 /** Where a client is: not started, dialing (or waiting to redial), welcomed, or stopped for good. */
@@ -84,6 +85,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   const welcomeTimeoutMs = positiveMs(options, "welcomeTimeoutMs", 10_000);
   const resolveIntervalMs = positiveMs(options, "resolveIntervalMs", 30_000);
   const discoverIntervalMs = positiveMs(options, "discoverIntervalMs", 30_000);
+  checkLimitOptions(options);
   createBackoff(options.backoff); // checks the options now
   createBackoff(options.discoveryBackoff);
   const hello = create(HelloSchema, {

@@ -2,11 +2,19 @@ import { Code, ConnectError, createClient as createRpcClient } from "@connectrpc
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { ScrapeService, type Hello, type Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import type { Logger } from "../shared/logger.ts";
-import { createQueue } from "../shared/queue.ts";
 import { resolveClientTls } from "../auth/client-tls.ts";
 import { pinnedLookup } from "./endpoints.ts";
 import type { ClientOptions } from "./options.ts";
-import { startScrape, type ClientFrameInit, type ScrapeRun } from "./scrape-run.ts";
+import { createOutQueue } from "./out-queue.ts";
+import { startScrape, type ScrapeRun } from "./scrape-run.ts";
+import {
+  chunkHighWaterBytes,
+  clampDuration,
+  defaultMaxQueuedFrames,
+  defaultMaxServerFrameBytes,
+  heartbeatRangeMs,
+  minChunkBytes,
+} from "./server-limits.ts";
 import { createSessionManager } from "./session-manager.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./target.ts";
 
@@ -65,11 +73,20 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     httpVersion: "2" as const,
     sessionManager,
     interceptors: options.interceptors ?? [],
+    // The server is not trusted: a frame is refused at its length prefix when over the read limit (never
+    // buffered), and no compression is accepted (a compressed frame would inflate past any limit first).
+    readMaxBytes: options.maxServerFrameBytes ?? defaultMaxServerFrameBytes,
+    acceptCompression: [],
   };
   const transport = options.protocol === "connect" ? createConnectTransport(transportOptions) : createGrpcTransport(transportOptions);
   const rpc = createRpcClient(ScrapeService, transport);
-  const out = createQueue<ClientFrameInit>();
   const call = new AbortController();
+  const maxQueued = options.maxQueuedFrames ?? defaultMaxQueuedFrames;
+  const out = createOutQueue({
+    maxFrames: maxQueued,
+    chunkHighWater: chunkHighWaterBytes,
+    onOverflow: (n) => call.abort(new ConnectError(`the server has not read the ${n} frames we sent (maxQueuedFrames ${maxQueued})`, Code.ResourceExhausted)),
+  });
   // Stopping says goodbye: the request side ends cleanly (END_STREAM), so the server delists the client at once
   // instead of keeping it as vanished; the call is cut if the server has not ended its side soon after.
   let goodbye: NodeJS.Timeout | undefined;
@@ -97,15 +114,26 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
       const f = frame.frame;
       if (!welcome) {
         if (f.case !== "welcome") throw new ConnectError(`the server sent ${f.case ?? "an empty frame"} before its welcome`, Code.Internal);
+        const chunkLimit = f.value.limits?.maxChunkBytes ?? 0;
+        if (chunkLimit > 0 && chunkLimit < minChunkBytes) {
+          // Chunks that small would cost a frame per few bytes; larger ones would break the server's limit.
+          throw new ConnectError(`the server's welcome sets max_chunk_bytes ${chunkLimit}, below the client's floor of ${minChunkBytes}`, Code.FailedPrecondition);
+        }
         welcome = f.value;
         clearTimeout(welcomeTimer);
         attempt.welcomed = true;
-        // Unset or zero: 10 s (PROTOCOL.md).
-        const intervalMs = (Number(welcome.heartbeatInterval?.seconds ?? 0n) * 1000 + (welcome.heartbeatInterval?.nanos ?? 0) / 1e6) || 10_000;
+        // Unset or zero: 10 s; clamped to 100 ms - 10 min before it reaches a timer (PROTOCOL.md).
+        const intervalMs = clampDuration(welcome.heartbeatInterval, heartbeatRangeMs);
         const silenceMs = Math.max(1000, intervalMs * ctx.heartbeatMisses);
         watchdog = setInterval(() => {
-          if (Date.now() - lastHeard > silenceMs) {
+          const now = Date.now();
+          if (now - lastHeard > silenceMs) {
             call.abort(new ConnectError(`nothing heard from the server for ${silenceMs / 1000}s`, Code.Unavailable));
+          }
+          // A server that talks but never reads: our frames (a pong at least) wait for it as long as silence would.
+          const waiting = out.waitingSinceMs;
+          if (waiting !== undefined && now - waiting > silenceMs) {
+            call.abort(new ConnectError(`the server has read nothing we sent for ${silenceMs / 1000}s (${out.size} frames waiting)`, Code.ResourceExhausted));
           }
         }, Math.max(250, Math.min(intervalMs, silenceMs / 4)));
         if (!ctx.stopped.aborted) ctx.onWelcome(welcome); // a welcome that crossed stop() connects nothing
@@ -116,13 +144,13 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
           startScrape(f.value, { name, targets: ctx.targets, maxInFlight: ctx.maxInFlight, inFlight: ctx.inFlight, log, welcome, scrapes, out });
           break;
         case "credit":
-          scrapes.get(f.value.scrapeId)?.credit(Number(f.value.bytes));
+          scrapes.get(f.value.scrapeId)?.credit(Number(f.value.bytes)); // capped at 2^53 by the scrape
           break;
         case "cancel":
-          scrapes.get(f.value.scrapeId)?.abort(new TargetError(ScrapeErrorReason.CANCELLED, `cancelled by the server: ${f.value.reason}`));
+          scrapes.get(f.value.scrapeId)?.abort(new TargetError(ScrapeErrorReason.CANCELLED, `cancelled by the server: ${f.value.reason.slice(0, 200)}`));
           break;
         case "ping":
-          out.push({ frame: { case: "pong", value: { nonce: f.value.nonce } } });
+          out.pong(f.value.nonce); // a few pongs pending at most: a flood of pings is answered by its latest
           break;
         default:
           break; // frames from a newer server version
@@ -132,7 +160,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     if (!ctx.stopped.aborted) throw new ConnectError("the server ended the stream", Code.Unavailable);
   } catch (e) {
     if (call.signal.aborted && call.signal.reason instanceof ConnectError) throw call.signal.reason;
-    throw ConnectError.from(e);
+    throw explain(ConnectError.from(e), options.maxServerFrameBytes ?? defaultMaxServerFrameBytes);
   } finally {
     clearTimeout(welcomeTimer);
     clearTimeout(goodbye);
@@ -143,4 +171,18 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     call.abort();
     sessionManager.abort();
   }
+}
+
+/** connect-es's words for a hostile server's frames, said in ours (one log line names the cause). */
+function explain(e: ConnectError, readLimit: number): ConnectError {
+  const m = e.rawMessage;
+  if (/unsupported response encoding|compressed envelope/.test(m)) {
+    const encoding = /encoding "([^"]{0,40})/.exec(m)?.[1];
+    return new ConnectError(`the server sent compressed frames${encoding ? ` (${encoding})` : ""}; this client accepts none`, Code.Internal, undefined, undefined, e);
+  }
+  if (/larger than configured readMaxBytes/.test(m)) {
+    const size = /message size (\d+)/.exec(m)?.[1];
+    return new ConnectError(`the server sent a frame ${size ? `of ${size} bytes ` : ""}larger than the client's read limit of ${readLimit} bytes (maxServerFrameBytes)`, Code.ResourceExhausted, undefined, undefined, e);
+  }
+  return e;
 }

@@ -69,8 +69,32 @@ export interface ClientOptions {
   protocol?: "grpc" | "connect";
   /** Waits between connection attempts (per stream). Default 500 ms doubling to 30 s, half of each random. */
   backoff?: BackoffOptions;
-  /** Most scrapes this client serves at once; more are answered "busy" (HTTP 503). Default 8. */
+  /**
+   * Most scrapes this client works on at once; more are answered "busy" (HTTP
+   * 503). A place is freed when the work ends (the registry's render, the
+   * exporter's request), not when the scrape times out or is cancelled: a
+   * server ordering with 1 ms timeouts cannot make the host render more than
+   * this many times at once. Default 8.
+   */
   maxScrapesInFlight?: number;
+  /**
+   * Largest frame read from a server, in bytes (64 KiB - 64 MiB). A larger
+   * one ends that stream at its length prefix, unread, with one log line; the
+   * client reconnects. Server frames are at most 1 MiB (PROTOCOL.md); a
+   * compressed frame is refused whatever its size (no compression is accepted).
+   * Default 1 MiB.
+   */
+  maxServerFrameBytes?: number;
+  /**
+   * Most frames (results' heads and ends) waiting to be sent on one stream
+   * (16 - 1 048 576). A server that does not read them is not listening: the
+   * stream is ended (ResourceExhausted) and redialled. The same happens when
+   * nothing we queued has left for `heartbeatMisses` heartbeat intervals.
+   * Pongs never pile up (at most 8 pending: the latest pings are answered), and body chunks
+   * wait for the transport (at most 256 KiB of body queued per stream).
+   * Default 1024.
+   */
+  maxQueuedFrames?: number;
   /** gzip level (1-9) for results when Prometheus accepts gzip; 0 disables gzip. Default 1 (fastest). */
   gzipLevel?: number;
   /** Interval of HTTP/2 PINGs on the connection; an unanswered PING within `pingTimeoutMs` drops it. Default 10 000 ms. */

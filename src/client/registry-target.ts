@@ -20,7 +20,7 @@ export function registryTarget(registry: MetricsRegistry, metricsPath: string, g
       }
       let r;
       try {
-        r = await renderRegistry(registry, req.headers["accept"], req.headers["accept-encoding"], gzipLevel);
+        r = await renderRegistry(registry, req.headers["accept"], req.headers["accept-encoding"], gzipLevel, req.signal);
       } catch (e) {
         throw new TargetError(ScrapeErrorReason.INTERNAL, `collecting metrics failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
       }

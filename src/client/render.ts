@@ -49,12 +49,14 @@ export async function renderRegistry(
   accept: string | undefined,
   acceptEncoding: string | undefined,
   gzipLevel: number,
+  signal?: AbortSignal,
 ): Promise<Rendered> {
   const wanted = prefersOpenMetrics(accept) ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE;
   const view = inFormat(registry, wanted);
   const text = await view.metrics();
   const body = Buffer.from(text, "utf8");
-  if (gzipLevel > 0 && body.length >= 1024 && acceptsGzip(acceptEncoding)) {
+  // An abandoned scrape (timed out, cancelled) still holds its place: no gzip work for a body nobody reads.
+  if (gzipLevel > 0 && body.length >= 1024 && acceptsGzip(acceptEncoding) && !signal?.aborted) {
     return { contentType: view.contentType, contentEncoding: "gzip", body: await gzip(body, { level: gzipLevel }) };
   }
   return { contentType: view.contentType, body };

@@ -1,12 +1,11 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { ClientFrameSchema, ScrapeOrder, Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
+import type { ScrapeOrder, Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import type { Logger } from "../shared/logger.ts";
 import { pathMatches } from "../shared/paths.ts";
-import type { Queue } from "../shared/queue.ts";
+import type { OutQueue } from "./out-queue.ts";
+import { clampDuration, maxCredit, orderTimeoutRangeMs } from "./server-limits.ts";
 import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget } from "./target.ts";
 
-/** A frame the client sends. @internal */
-export type ClientFrameInit = MessageInitShape<typeof ClientFrameSchema>;
+export type { ClientFrameInit } from "./out-queue.ts";
 
 /** A scrape being served: the connection feeds it the server's credit and cancels. @internal */
 export interface ScrapeRun {
@@ -19,16 +18,20 @@ export interface ScrapeContext {
   /** The client's name, for messages. */
   name: string;
   targets: ScrapeTarget[];
-  /** Scrapes this client serves at once at most, over all its streams (one counter shared by them). */
+  /**
+   * Scrapes this client works on at once at most, over all its streams (one
+   * counter shared by them). A place is held until the target's work has
+   * ended (a render, an exporter request), not only until the scrape was answered.
+   */
   maxInFlight: number;
   inFlight: { count: number };
   log: Logger;
-  /** The server's welcome on this stream (its limits). */
+  /** The server's welcome on this stream (its limits, `max_chunk_bytes` already checked against the floor). */
   welcome: Welcome;
   /** The scrapes in flight on this stream, by id. */
   scrapes: Map<bigint, ScrapeRun>;
   /** The stream's outgoing frames. */
-  out: Queue<ClientFrameInit>;
+  out: OutQueue;
 }
 
 /**
@@ -55,22 +58,22 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   const target = ctx.targets.find((t) => (t.port === 0 || t.port === order.port) && pathMatches(t.path, order.path));
   if (!target) return fail(ScrapeErrorReason.NOT_FOUND, `client "${name}" serves nothing at port ${order.port} path ${JSON.stringify(order.path.slice(0, 200))}`);
 
-  // Unset or zero: 10 s (PROTOCOL.md).
-  const timeoutMs = (order.timeout ? Number(order.timeout.seconds) * 1000 + order.timeout.nanos / 1e6 : 0) || 10_000;
+  // Unset or zero: 10 s; clamped to 1 ms - 1 h before it reaches a timer (PROTOCOL.md).
+  const timeoutMs = clampDuration(order.timeout, orderTimeoutRangeMs);
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new TargetError(ScrapeErrorReason.TIMEOUT, `scrape timed out after ${timeoutMs / 1000}s`)), timeoutMs);
-  let credit = Number(order.creditBytes) || 0;
+  let credit = Math.min(maxCredit, Number(order.creditBytes) || 0);
   let wake: (() => void) | undefined;
   // Never above the server's limit (a chunk over it ends the stream). A little under a large
   // limit, so that the frame around a chunk fits a power-of-two buffer in the protobuf writer,
   // which grows by doubling: half the allocation and copying per relayed byte.
-  const chunkLimit = ctx.welcome.limits?.maxChunkBytes || 64 * 1024;
+  const chunkLimit = Math.min(1024 * 1024, ctx.welcome.limits?.maxChunkBytes || 64 * 1024);
   const maxChunk = chunkLimit >= 64 * 1024 ? chunkLimit - 64 : chunkLimit;
   let headSent = false;
 
   scrapes.set(id, {
     credit(bytes) {
-      credit += bytes;
+      credit = Math.min(maxCredit, credit + bytes);
       wake?.();
     },
     abort(reason) {
@@ -110,7 +113,8 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
         }
         const n = Math.min(maxChunk, credit, data.byteLength - offset);
         credit -= n;
-        out.push({ frame: { case: "chunk", value: { scrapeId: id, data: data.subarray(offset, offset + n) } } });
+        // Waits while earlier chunks are still queued: the body leaves as fast as the server reads, no faster.
+        await out.writeChunk({ frame: { case: "chunk", value: { scrapeId: id, data: data.subarray(offset, offset + n) } } }, n, ac.signal);
         offset += n;
       }
     },
@@ -122,6 +126,10 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   const served = new Promise<void>((resolve) =>
     resolve(target.serve({ port: order.port, path: order.path, scheme: order.scheme || "http", headers, timeoutMs, signal: ac.signal }, writer)),
   );
+  // The scrape is answered when it ends or is abandoned (timeout, cancel); its place is freed only once the
+  // target's work has ended too: a render cannot be interrupted, and a server with 1 ms timeouts must not
+  // make the host run more than maxInFlight of them at once.
+  void served.catch(() => {}).finally(() => ctx.inFlight.count--);
   Promise.race([served, aborted]).then(
     () => {
       if (ac.signal.aborted) throw ac.signal.reason;
@@ -136,7 +144,6 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   }).finally(() => {
     clearTimeout(timer);
     scrapes.delete(id);
-    ctx.inFlight.count--;
     if (!ac.signal.aborted) ac.abort(scrapeOver);
   }).catch(() => {}); // a throwing logger must not become an unhandled rejection
 }

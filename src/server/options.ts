@@ -19,7 +19,7 @@ export interface ServerOptions {
   maxScrapesInFlight?: number;
   /** Largest scrape body in bytes; a larger one fails with HTTP 502. Default 256 MiB. */
   maxResponseBytes?: number;
-  /** Largest body chunk a client may send in one frame, in bytes (at most 1 MiB). Default 256 KiB. */
+  /** Largest body chunk a client may send in one frame, in bytes (512 B - 1 MiB: clients refuse a smaller limit). Default 256 KiB. */
   maxChunkBytes?: number;
   /**
    * Body bytes a client may send for one scrape before the server has passed
@@ -196,6 +196,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
   if (r.replicaId === "" || r.replicaId.length > 128) throw new RangeError("promproxy: option replicaId must be 1-128 characters");
   if (!(r.maxLabels >= 0) || !(r.maxLabelValueLength >= 0)) throw new RangeError("promproxy: maxLabels and maxLabelValueLength must be >= 0");
   if (r.maxChunkBytes > MiB) throw new RangeError(`promproxy: option maxChunkBytes must be at most 1 MiB (${MiB}), got ${r.maxChunkBytes}`);
+  if (r.maxChunkBytes < 512) throw new RangeError(`promproxy: option maxChunkBytes must be at least 512 (clients refuse a smaller limit), got ${r.maxChunkBytes}`);
   if (r.creditBytes < r.maxChunkBytes) throw new RangeError("promproxy: option creditBytes must be at least maxChunkBytes");
   if (r.defaultScrapeTimeoutMs > r.maxScrapeTimeoutMs) throw new RangeError("promproxy: defaultScrapeTimeoutMs exceeds maxScrapeTimeoutMs");
   if (r.heartbeatTimeoutMs <= r.heartbeatIntervalMs) throw new RangeError("promproxy: heartbeatTimeoutMs must exceed heartbeatIntervalMs");

@@ -3,9 +3,11 @@
  * consumer drains it with `for await`. Closing with an error makes the consumer
  * throw it once the queue is empty; closing without one ends the iteration.
  *
- * It backs both directions of the Scrape stream. It is unbounded on purpose:
- * what goes into it is bounded elsewhere (orders by the in-flight limit, body
- * bytes by per-scrape credit, pings by the heartbeat interval).
+ * It backs the server's side of the Scrape stream. It is unbounded on purpose:
+ * what goes into it is bounded elsewhere (orders by the in-flight limit, credit
+ * by what Prometheus reads, pings by the heartbeat interval, and a client that
+ * leaves 1,024 frames unread is closed). The client, which trusts no server,
+ * uses its own bounded queue (src/client/out-queue.ts).
  *
  * @internal
  */

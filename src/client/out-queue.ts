@@ -1,0 +1,156 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { ClientFrameSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
+
+/** A frame the client sends. @internal */
+export type ClientFrameInit = MessageInitShape<typeof ClientFrameSchema>;
+
+/**
+ * The frames one stream has to send, bounded: the server decides how fast
+ * they leave (HTTP/2 flow control), so nothing it does may make this grow.
+ *
+ * - Pongs go out before anything else, and at most `maxPongs` wait: a flood
+ *   of pings is answered by its latest nonces, the older ones dropped (a
+ *   server counts any frame as a sign of life; PROTOCOL.md).
+ * - Body chunks wait their turn (`writeChunk`): a scrape hands over its next
+ *   chunk only while the chunks queued stay under `chunkHighWater` bytes, so
+ *   credit however large never turns a body into a pile of frames.
+ * - Other frames (heads, ends) are queued at once; more than `maxFrames` of
+ *   them means the server does not read: `onOverflow` ends the stream.
+ *
+ * The transport (connect-es) takes the next frame only once the previous one
+ * was written, so `waitingSinceMs` tells how long the server has read nothing.
+ *
+ * @internal
+ */
+export interface OutQueue extends AsyncIterable<ClientFrameInit> {
+  push(frame: ClientFrameInit): void;
+  /** Answers a ping; beyond `maxPongs` pending, the oldest pending pong is dropped. */
+  pong(nonce: bigint): void;
+  /**
+   * Queues a chunk frame of `bytes` body bytes once there is room; resolves
+   * then, or without queueing it when the queue closes or `signal` aborts.
+   */
+  writeChunk(frame: ClientFrameInit, bytes: number, signal?: AbortSignal): Promise<void>;
+  /** Ends the iteration once what is queued was taken. */
+  close(): void;
+  readonly closed: boolean;
+  /** Frames queued now (a pending pong included). */
+  readonly size: number;
+  /** Since when a frame has waited to be taken (Date.now() ms); undefined while nothing waits. */
+  readonly waitingSinceMs: number | undefined;
+}
+
+/** Pongs pending at most: a burst of pings (a takeover probe crossing a heartbeat, a conformance kit) is answered whole. */
+export const maxPongs = 8;
+
+export function createOutQueue(o: { maxFrames: number; chunkHighWater: number; onOverflow(frames: number): void }): OutQueue {
+  let items: ClientFrameInit[] = [];
+  let head = 0;
+  const sizes: number[] = [];
+  let pongs: bigint[] = [];
+  let chunkBytes = 0;
+  let closed = false;
+  let overflowed = false;
+  let waitingSince: number | undefined;
+  let wake: (() => void) | undefined;
+  /** Writers waiting for room, in order. */
+  const room: (() => void)[] = [];
+
+  const queued = () => items.length - head + pongs.length;
+  function notify() {
+    waitingSince ??= Date.now();
+    const w = wake;
+    wake = undefined;
+    w?.();
+  }
+  function enqueue(frame: ClientFrameInit, bytes: number) {
+    items.push(frame);
+    sizes.push(bytes);
+    chunkBytes += bytes;
+    notify();
+  }
+  function admit() {
+    while (room.length > 0 && (closed || chunkBytes < o.chunkHighWater)) room.shift()?.();
+  }
+
+  return {
+    push(frame) {
+      if (closed) return;
+      enqueue(frame, 0);
+      if (items.length - head > o.maxFrames && !overflowed) {
+        overflowed = true;
+        o.onOverflow(items.length - head);
+      }
+    },
+    pong(nonce) {
+      if (closed) return;
+      if (pongs.length >= maxPongs) pongs = pongs.slice(1);
+      pongs.push(nonce);
+      notify();
+    },
+    async writeChunk(frame, bytes, signal) {
+      if (!closed && chunkBytes >= o.chunkHighWater && !signal?.aborted) {
+        await new Promise<void>((resolve) => {
+          const onAbort = () => {
+            const i = room.indexOf(admitted);
+            if (i >= 0) room.splice(i, 1);
+            resolve();
+          };
+          const admitted = () => {
+            signal?.removeEventListener("abort", onAbort);
+            resolve();
+          };
+          room.push(admitted);
+          signal?.addEventListener("abort", onAbort, { once: true });
+        });
+      }
+      if (!closed && !signal?.aborted) enqueue(frame, bytes);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      admit();
+      const w = wake;
+      wake = undefined;
+      w?.();
+    },
+    get closed() {
+      return closed;
+    },
+    get size() {
+      return queued();
+    },
+    get waitingSinceMs() {
+      return waitingSince;
+    },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        let frame: ClientFrameInit | undefined;
+        const nonce = pongs.shift();
+        if (nonce !== undefined) {
+          frame = { frame: { case: "pong", value: { nonce } } };
+        } else if (head < items.length) {
+          frame = items[head] as ClientFrameInit;
+          chunkBytes -= sizes[head] ?? 0;
+          items[head] = undefined as unknown as ClientFrameInit;
+          head++;
+          if (head > 1024 && head * 2 > items.length) {
+            items = items.slice(head);
+            sizes.splice(0, head);
+            head = 0;
+          }
+          admit();
+        }
+        if (frame) {
+          // Taken: the transport wrote the previous frame. The clock restarts for what is still queued.
+          waitingSince = queued() > 0 ? Date.now() : undefined;
+          yield frame;
+          continue;
+        }
+        waitingSince = undefined;
+        if (closed) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * What the client believes of its server, and no more: every size and duration
+ * a server sends is bounded here before it is used (PROTOCOL.md, "What a client
+ * accepts from a server"). A compromised server, a stale DNS entry or a rogue
+ * replica must not cost the host application more than a small, bounded amount.
+ *
+ * @internal
+ */
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import type { ClientOptions } from "./options.ts";
+
+const MiB = 1024 * 1024;
+
+/** Default read limit for one server frame (PROTOCOL.md: server frames are at most 1 MiB). */
+export const defaultMaxServerFrameBytes = MiB;
+/** Default bound on the frames waiting to be sent on one stream (the server's own bound on unread frames). */
+export const defaultMaxQueuedFrames = 1024;
+/**
+ * The smallest `max_chunk_bytes` the client works with. Below it a body costs
+ * one frame (and its CPU) per few bytes; such a welcome ends the stream.
+ */
+export const minChunkBytes = 512;
+/** Body bytes queued at once per stream; a scrape writes its next chunk only once the transport took the earlier ones. */
+export const chunkHighWaterBytes = 256 * 1024;
+/** Heartbeat intervals a server may announce, in ms (outside: clamped). */
+export const heartbeatRangeMs = { min: 100, max: 10 * 60_000 } as const;
+/** Order timeouts a server may give, in ms (outside: clamped). */
+export const orderTimeoutRangeMs = { min: 1, max: 60 * 60_000 } as const;
+/** A duration the server left unset or zero. */
+export const unsetDurationMs = 10_000;
+/** The most credit a scrape counts (PROTOCOL.md: never more than 2^53 bytes in all). */
+export const maxCredit = 2 ** 53;
+
+/**
+ * A server's Duration in ms, clamped to `range` (unset or zero: 10 s). Any
+ * int64 seconds and int32 nanos give a finite number within the range, so the
+ * result is always safe for a timer.
+ */
+export function clampDuration(d: Duration | undefined, range: { min: number; max: number }): number {
+  const ms = d ? Number(d.seconds) * 1000 + d.nanos / 1e6 : 0;
+  if (ms === 0 || !Number.isFinite(ms)) return Math.min(range.max, Math.max(range.min, unsetDurationMs));
+  return Math.min(range.max, Math.max(range.min, ms));
+}
+
+/** Checks the client's own limit options; throws a TypeError naming the option. */
+export function checkLimitOptions(o: Pick<ClientOptions, "maxServerFrameBytes" | "maxQueuedFrames">): void {
+  const whole = (v: number | undefined, name: string, min: number, max: number) => {
+    if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) {
+      throw new TypeError(`promproxy: option ${name} must be a whole number from ${min} to ${max}, got ${String(v)}`);
+    }
+  };
+  whole(o.maxServerFrameBytes, "maxServerFrameBytes", 64 * 1024, 64 * MiB);
+  whole(o.maxQueuedFrames, "maxQueuedFrames", 16, 1 << 20);
+}
