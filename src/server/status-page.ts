@@ -32,7 +32,8 @@ h1{font-size:20px;margin:0 0 6px}h2{font-size:16px;margin:26px 0 8px}
 table{width:100%;border-collapse:collapse}
 th,td{text-align:left;vertical-align:top;padding:6px 8px;border-bottom:1px solid var(--line)}
 th{font-size:12px;font-weight:600;white-space:nowrap}td:first-child{min-width:13em}
-tr.vanished td:first-child{border-left:3px solid var(--warn)}tr.error td:first-child{border-left:3px solid var(--err)}
+tr.vanished td:first-child{border-left:3px solid var(--warn)}tr.error td:first-child,tr.refused td:first-child{border-left:3px solid var(--err)}
+.scrape+.scrape{margin-top:6px}.target{font:12px/1.6 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;margin-right:6px}
 .more,.empty{color:var(--mut);font-style:italic}
 dl{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:2px 24px;margin:0}
 dl div{display:flex;justify-content:space-between;gap:12px;border-bottom:1px dotted var(--line);padding:2px 0}
@@ -43,8 +44,8 @@ body{padding:12px}
 thead{display:none}
 table,tbody,tr,td{display:block;width:100%}
 tr{margin:0 0 10px;padding:4px 10px;border:1px solid var(--line);border-radius:8px;background:var(--card)}
-tr.vanished{border-left:4px solid var(--warn)}tr.error{border-left:4px solid var(--err)}
-tr.vanished td:first-child,tr.error td:first-child{border-left:0}
+tr.vanished{border-left:4px solid var(--warn)}tr.error,tr.refused{border-left:4px solid var(--err)}
+tr.vanished td:first-child,tr.error td:first-child,tr.refused td:first-child{border-left:0}
 td,td:first-child{position:relative;min-width:0;min-height:24px;padding:4px 0 4px 96px;border:0}
 td::before{content:attr(data-label);position:absolute;left:0;top:5px;width:88px;color:var(--mut);font-size:12px}
 }

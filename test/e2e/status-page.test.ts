@@ -106,7 +106,19 @@ test("the page and its JSON are bounded: 500 clients listed, the rest counted, l
     limits: { maxClients: 1, maxScrapesInFlight: 1, maxResponseBytes: 1, maxChunkBytes: 1, creditBytes: 1, defaultScrapeTimeoutMs: 1, maxScrapeTimeoutMs: 1, heartbeatIntervalMs: 1, vanishedRetentionMs: 1 },
     clients: Array.from({ length: 700 }, (_, i) => client(i)),
     vanished: Array.from({ length: 600 }, (_, i) => ({ info: client(i), since: now.getTime(), reason: "r".repeat(10_000) })),
-    recentErrors: Array.from({ length: 80 }, () => ({ name: "n", outcome: "timeout", at: now, durationMs: 1, bytes: 0, message: "e".repeat(100_000) })),
+    recentErrors: Array.from({ length: 80 }, () => ({ name: "n", outcome: "timeout", at: now, durationMs: 1, bytes: 0, message: "e".repeat(100_000), count: 1e9, firstAt: now })),
+    refused: Array.from({ length: 400 }, (_, i) => ({
+      code: "PermissionDenied",
+      why: "w",
+      reason: "r".repeat(100_000),
+      name: `n-${i}-${"x".repeat(10_000)}`,
+      identity: "i".repeat(10_000),
+      address: "a".repeat(10_000),
+      count: i,
+      firstAt: now,
+      lastAt: now,
+    })),
+    refusedRoutine: 3,
   };
   const json = statusJson(status, now);
   assert.equal(json.clients.length, statusRows);
@@ -114,6 +126,9 @@ test("the page and its JSON are bounded: 500 clients listed, the rest counted, l
   assert.equal(json.vanished.length, statusRows);
   assert.equal(json.vanishedTotal, 600);
   assert.equal(json.recentErrors.length, 50);
+  assert.equal(json.refused.length, 50);
+  assert.equal(json.refusedTotal, 400);
+  assert.ok(JSON.stringify(json.refused).length < 50 * 1_500, "refusals are cut");
   const first = json.clients[0];
   assert.equal(Object.keys(first?.labels ?? {}).length, 12);
   assert.equal(first?.labelsMore, 20);
