@@ -342,6 +342,7 @@ test("in Chromium: refused clients (wrong token, name not allowed, duplicate), s
       ].sort(),
     );
     assert.equal(st.refused.find((r) => r.code === "Unauthenticated")?.count, 2, "the same refusal twice is one entry, counted");
+    assert.equal(st.refused.find((r) => r.code === "PermissionDenied")?.count, 1, "each refusal counted once");
     const fwd = st.clients.find((c) => c.name === "fwd-1");
     assert.deepEqual(fwd?.targetScrapes?.map((e) => [e.port, e.outcome]), [[9100, "success"], [9200, "target_unreachable"]]);
     const grouped = st.recentErrors.filter((e) => e.name === "fwd-1");
