@@ -42,6 +42,20 @@ function scrape(port: number, target: string): Promise<number> {
   });
 }
 
+/** One GET of a local path on a fresh connection: ms to the last byte. */
+function timedGet(port: number, path: string): Promise<number> {
+  const t = performance.now();
+  return new Promise((resolve, reject) => {
+    http.get({ host: "127.0.0.1", port, path, agent: false }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(performance.now() - t));
+    }).on("error", reject);
+  });
+}
+
+/** What one build costs: requests of a path spaced more than a second apart (each builds anew), median ms. */
+const cold: string[][] = [];
+
 async function run(system: string, root: string): Promise<string[][]> {
   const server = await startChild<{ port: number }>(path.join(root, "bench/server-proc.ts"), [JSON.stringify({ replicaCount: 1 }), "{}"], []);
   const port = server.info.port;
@@ -59,6 +73,15 @@ async function run(system: string, root: string): Promise<string[][]> {
     // Every target scraped once: a last scrape per client (and per target, where the server keeps that).
     const targets = Array.from({ length: clients }, (_, i) => [`c-${i}:9100`, ...(i % 10 === 0 ? [`c-${i}:9200`] : [])]).flat();
     for (let i = 0; i < targets.length; i += 16) await Promise.all(targets.slice(i, i + 16).map((t) => scrape(port, t)));
+
+    for (const p of ["/", "/status.json", "/metrics"]) {
+      const samples: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        await new Promise((r) => setTimeout(r, 1_100));
+        samples.push(await timedGet(port, p));
+      }
+      cold.push([system, p, fmtMs(quantile(samples, 0.5)), fmtMs(Math.max(...samples))]);
+    }
 
     for (const p of paths) {
       const cpu0 = procCpuMs(pid);
@@ -103,4 +126,6 @@ if (before) rows.push(...(await run("before", before)));
 rows.push(...(await run("after", path.resolve(here, ".."))));
 agent.destroy();
 console.log(`\n${clients} clients (two targets each), ${pollers} pollers back to back, ${seconds} s per row, scrapes one after another\n`);
+console.log(table(["system", "path", "one cold request, p50 ms", "max ms"], cold));
+console.log("");
 console.log(table(["system", "polled", "polls/s", "body", "scrapes", "p50 ms", "p90 ms", "p99 ms", "failed", "server CPU"], rows));
