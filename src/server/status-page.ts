@@ -33,7 +33,7 @@ table{width:100%;border-collapse:collapse}
 th,td{text-align:left;vertical-align:top;padding:6px 8px;border-bottom:1px solid var(--line)}
 th{font-size:12px;font-weight:600;white-space:nowrap}td:first-child{min-width:13em}
 tr.vanished td:first-child{border-left:3px solid var(--warn)}tr.error td:first-child,tr.refused td:first-child{border-left:3px solid var(--err)}
-@media (min-width:721px){td[data-label=Target]{white-space:nowrap}}
+@media (min-width:721px){td[data-label=Target],td[data-label=From]{white-space:nowrap}}
 .scrape+.scrape{margin-top:6px}.target{font:12px/1.6 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;margin-right:6px}
 .more,.empty{color:var(--mut);font-style:italic}
 dl{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:2px 24px;margin:0}

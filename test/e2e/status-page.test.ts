@@ -217,6 +217,8 @@ test("in Chromium: clients, a vanished one, an error, refresh without reload, ho
     await waitFor("gone-1 vanished", async () => s.server.status().vanished.length === 1);
     assert.equal((await proxyGet(s.port, "http://gone-1/metrics")).status, 503);
     assert.equal((await proxyGet(s.port, "http://nope/metrics")).status, 404);
+    // A refused hello whose name is markup: listed under "refused recently", as text.
+    assert.equal(((await connectRaw(s.url, { name: hostile }).catch((e: unknown) => e)) as { code?: number }).code, 3);
 
     browser = await launch();
     const desktop = await open(browser, s.url, { width: 1280, height: 900 });
@@ -275,6 +277,9 @@ async function assertShows(page: Page) {
   assert.match((await vanished.textContent()) ?? "", /without a goodbye/, "why it vanished, in words");
   assert.doesNotMatch((await page.locator("main").textContent()) ?? "", /Premature close/);
   assert.equal(await section(page, "clients").getByText("gone-1", { exact: true }).count(), 0, "a vanished client is not listed as connected");
+  const refused = section(page, "refused").locator("tr.refused", { hasText: "InvalidArgument" });
+  await refused.getByText(hostile, { exact: true }).waitFor();
+  assert.match((await refused.textContent()) ?? "", /its hello was invalid/);
   const errors = section(page, "errors");
   await errors.locator("tr", { hasText: "nope" }).getByText("unknown_client").waitFor();
   await errors.getByText('no client "nope" connected').waitFor();
