@@ -12,6 +12,8 @@
  * while the driver scrapes random clients one after another; the table shows
  * polls per second, the scrapes' p50/p90/p99 and the server's CPU.
  *
+ * `--cpu-prof=DIR`: CPU profiles of the servers in DIR/before and DIR/after.
+ *
  * `--before=DIR`: the same run first against a server started from DIR (a
  * checkout of the unchanged code with node_modules: `git archive BASE | tar
  * -x -C DIR`), so that before and after come from one run on one machine.
@@ -30,6 +32,8 @@ const pollers = Number(flag("pollers", "4"));
 const seconds = Number(flag("seconds", "6"));
 const before = flag("before", "");
 const paths = flag("paths", "quiet,/,/status.json,/clients,/metrics").split(",");
+/** `--cpu-prof=DIR`: the server writes a CPU profile there (summarise with bench/prof-summary.ts). */
+const cpuProf = flag("cpu-prof", "");
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 function scrape(port: number, target: string): Promise<number> {
@@ -57,7 +61,7 @@ function timedGet(port: number, path: string): Promise<number> {
 const cold: string[][] = [];
 
 async function run(system: string, root: string): Promise<string[][]> {
-  const server = await startChild<{ port: number }>(path.join(root, "bench/server-proc.ts"), [JSON.stringify({ replicaCount: 1 }), "{}"], []);
+  const server = await startChild<{ port: number }>(path.join(root, "bench/server-proc.ts"), [JSON.stringify({ replicaCount: 1 }), "{}"], cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${cpuProf}/${system}`] : []);
   const port = server.info.port;
   const pid = server.proc.pid as number;
   const load = await startChild(path.join(here, "status-clients.ts"), [JSON.stringify({ serverPort: port, count: clients, prefix: "c" })], []);
