@@ -128,6 +128,12 @@ test("refusals: grouped with a count per name, identity and address; a flood of 
   assert.equal(r.routine, 1);
   assert.equal(r.list().find((e) => e.code === "AlreadyExists")?.count, 1);
   r.close();
+  // A server with a replica count of 1: clients never search it, so the same clash is a real one.
+  const single = createRefusals({ logger: log, holder: (n) => holders.get(n), searched: false });
+  single.record({ code: "AlreadyExists", reason: "held", name: "app-1", identity: "apps", peer: "10.0.0.1" });
+  assert.equal(single.routine, 0);
+  assert.equal(single.list().length, 1);
+  single.close();
 });
 
 test("refusals: a name clash is logged at warn once per name per minute, not per retry; many names stay bounded", () => {

@@ -15,7 +15,8 @@
  * routine and only counted: the refused stream came from the address and
  * identity of the client that holds the name, which is what a client looking
  * for other replicas through one load balancer address does when it lands on
- * a replica it already holds.
+ * a replica it already holds. A server that announces a replica count of 1
+ * has clients that never search: there every clash is listed and logged.
  *
  * @internal
  */
@@ -88,6 +89,8 @@ export function createRefusals(o: {
   logger: Logger;
   /** The client holding a name right now, if any: its address and identity. */
   holder(name: string): { address?: string; identity?: string } | undefined;
+  /** Whether clients may search this server for other replicas (it announces no replica count of 1). Default true. */
+  searched?: boolean;
 }): Refusals {
   // Per code, insertion order is recency: a refusal seen again moves to the end.
   const kinds = new Map<string, Map<string, RefusedEntry>>();
@@ -118,7 +121,7 @@ export function createRefusals(o: {
   return {
     record(r) {
       const holder = r.code === "AlreadyExists" && r.name !== undefined ? o.holder(r.name) : undefined;
-      if (holder && holder.address === r.peer && holder.identity === r.identity) {
+      if (holder && o.searched !== false && holder.address === r.peer && holder.identity === r.identity) {
         routine++;
         return;
       }

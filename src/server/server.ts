@@ -117,7 +117,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   const activity = createActivity(o.logger, 2 * o.maxClients);
   const coordinator = createCoordinator(o, metrics, activity);
   metrics.readiness(() => coordinator.ready);
-  const refusals = createRefusals({ logger: o.logger, holder: (name) => coordinator.holder(name) });
+  const refusals = createRefusals({ logger: o.logger, holder: (name) => coordinator.holder(name), searched: o.replicaCount !== 1 });
   activity.events.on("clientRefused", (r) => refusals.record(r));
   const ports: BoundPort[] = [];
   let closing: Promise<void> | undefined;

@@ -152,3 +152,20 @@ test("a name clash is logged at warn once per name per minute, however often the
     await s.close();
   }
 });
+
+test("with replicaCount 1 (clients never search) a clash from the holder's own address is a real one: listed and logged", { timeout: 30_000 }, async () => {
+  const warns: string[] = [];
+  const s = await startServer({ replicaCount: 1, logger: { ...silentLogger, warn: (m: string) => void warns.push(m) } });
+  const holder = await startClient(s.url, "app-1");
+  const twin = createClient({ name: "app-1", serverUrl: s.url, registry: testRegistry(), logger: silentLogger, backoff: { initialMs: 10, maxMs: 20 } });
+  try {
+    twin.start().catch(() => {});
+    await waitFor("clashes listed", () => (s.server.status().refused.find((r) => r.code === "AlreadyExists")?.count ?? 0) >= 3, 20_000);
+    assert.equal(s.server.status().refusedRoutine, 0);
+    assert.equal(warns.filter((m) => /held by another connected client/.test(m)).length, 1);
+  } finally {
+    await twin.stop();
+    await holder.stop();
+    await s.close();
+  }
+});
