@@ -57,8 +57,13 @@ export interface Activity {
   recentErrors(): ErrorGroup[];
 }
 
-/** Targets of one client whose last scrape is kept; a forwarder with more keeps the most recently scraped. */
-export const keptTargetsPerClient = 16;
+/**
+ * Targets of one client whose last scrape is kept (the page shows eight); a
+ * forwarder with more keeps the most recently scraped. Bounds what scrapes of
+ * many targets of many clients can make the server hold: at most this many
+ * events per remembered name.
+ */
+export const keptTargetsPerClient = 8;
 
 export function createActivity(log: Logger, maxNames: number): Activity {
   const events = new EventEmitter<ServerEvents>();

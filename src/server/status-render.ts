@@ -80,7 +80,7 @@ export function renderStatus(s: StatusJson): Child[] {
     if (!e) return td("Last scrape", el("span", { class: "muted" }, "none yet"));
     return td("Last scrape", ...scrapeLines(e, e.target !== e.name));
   };
-  const times = (count: number, first: string, last: string) =>
+  const times = (count: number, first: string) =>
     count > 1 ? [" ", pill("warn", `${count}\u00d7`), sub("since ", time(first))] : [];
 
   const header = el(
@@ -145,7 +145,7 @@ export function renderStatus(s: StatusJson): Child[] {
               el(
                 "tr",
                 { class: "refused" },
-                td("When", time(r.lastAt), ...times(r.count, r.firstAt, r.lastAt)),
+                td("When", time(r.lastAt), ...times(r.count, r.firstAt)),
                 td(
                   "Who",
                   r.name === undefined ? el("span", { class: "muted" }, "name unknown") : el("strong", { class: "name" }, r.name),
@@ -176,7 +176,7 @@ export function renderStatus(s: StatusJson): Child[] {
               el(
                 "tr",
                 { class: "error" },
-                td("When", time(e.at), ...times(e.count, e.firstAt, e.at), sub(duration(e.durationMs))),
+                td("When", time(e.at), ...times(e.count, e.firstAt), sub(duration(e.durationMs))),
                 td("Target", e.name ? el("strong", { class: "name" }, e.target) : el("span", { class: "muted" }, "none")),
                 td("Outcome", pill("err", e.outcome)),
                 td("Message", e.message ?? ""),
