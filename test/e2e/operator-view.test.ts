@@ -169,3 +169,23 @@ test("with replicaCount 1 (clients never search) a clash from the holder's own a
     await s.close();
   }
 });
+
+test("a stranger's flood of refused hellos (40 bad names) keeps 20 entries of that kind and pushes out no other kind", { timeout: 60_000 }, async () => {
+  const s = await startServer();
+  const holder = await startClient(s.url, "app-1");
+  const twin = createClient({ name: "app-1", serverUrl: s.url, registry: testRegistry(), logger: silentLogger, http2Options: { localAddress: "127.0.0.2" } as object });
+  try {
+    twin.start().catch(() => {});
+    await waitFor("a clash listed", () => s.server.status().refused.some((r) => r.code === "AlreadyExists"), 20_000);
+    await twin.stop();
+    for (let i = 0; i < 40; i++) await connectRaw(s.url, { name: `bad name ${i} <b>` }).catch(() => {});
+    const json = (await (await fetch(`${s.url}/status.json`)).json()) as StatusJson;
+    assert.equal(json.refused.filter((r) => r.code === "InvalidArgument").length, 20);
+    assert.equal(json.refused.filter((r) => r.code === "AlreadyExists").length, 1, "the clash is still listed");
+    assert.equal(json.refused[0]?.name, "bad name 39 <b>", "the most recent first, as text");
+  } finally {
+    await twin.stop();
+    await holder.stop();
+    await s.close();
+  }
+});
