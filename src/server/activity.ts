@@ -1,20 +1,24 @@
 /**
  * What happens on a server, as events for the application (typed, see
  * {@link ServerEvents}) and as memory for the status page: each client's last
- * scrape and the most recent failures. Listeners that throw are logged and
- * never break a scrape or a stream.
+ * scrape, per target, and the most recent failures, grouped
+ * (src/server/error-groups.ts). Listeners that throw are logged and never
+ * break a scrape or a stream.
  *
  * @internal
  */
 import { EventEmitter } from "node:events";
 import type { Logger } from "../shared/logger.ts";
 import type { ClientInfo } from "./client-info.ts";
+import { createErrorGroups, type ErrorGroup } from "./error-groups.ts";
 import type { VanishedClient } from "./vanished.ts";
 
 /** How one proxied request ended. */
 export interface ScrapeEvent {
   /** The client's name (lower case), or the requested host when no client had it. */
   name: string;
+  /** The port asked for (0 or absent: none), so that `name:port` names the target. */
+  port?: number;
   /** `success`, or why not (as `promproxy_scrapes_total{outcome}` counts it). */
   outcome: string;
   /** When it ended. */
@@ -36,7 +40,7 @@ export interface ServerEvents {
   /** A client's stream broke or went quiet: it stays listed as vanished for `vanishedRetentionMs`. */
   clientVanished: [client: VanishedClient];
   /** A client stream was refused (before or at its hello). `code` is the Connect code's name. */
-  clientRefused: [refusal: { code: string; reason: string; name?: string; peer?: string }];
+  clientRefused: [refusal: { code: string; reason: string; name?: string; identity?: string; peer?: string }];
   /** A proxied request ended, in success or not. */
   scrapeFinished: [scrape: ScrapeEvent];
 }
@@ -47,16 +51,25 @@ export interface Activity {
   readonly events: EventEmitter<ServerEvents>;
   /** The last scrape of a client name, if any is remembered. */
   lastScrape(name: string): ScrapeEvent | undefined;
-  /** The most recent failed scrapes, newest first. */
-  recentErrors(): ScrapeEvent[];
+  /** The last scrape of each of a client's targets (by port) that was scraped, by port. */
+  targetScrapes(name: string): ScrapeEvent[];
+  /** The most recent failed scrapes, grouped, the most recently seen first. */
+  recentErrors(): ErrorGroup[];
 }
 
-const keptErrors = 50;
+/**
+ * Targets of one client whose last scrape is kept (the page shows eight); a
+ * forwarder with more keeps the most recently scraped. Bounds what scrapes of
+ * many targets of many clients can make the server hold: at most this many
+ * events per remembered name.
+ */
+export const keptTargetsPerClient = 8;
 
 export function createActivity(log: Logger, maxNames: number): Activity {
   const events = new EventEmitter<ServerEvents>();
-  const last = new Map<string, ScrapeEvent>();
-  const errors: ScrapeEvent[] = [];
+  // Insertion order is recency, in both maps: the least recently scraped is forgotten first.
+  const last = new Map<string, { latest: ScrapeEvent; ports: Map<number, ScrapeEvent> }>();
+  const errors = createErrorGroups();
   return {
     events,
     emit(event, ...args) {
@@ -64,14 +77,19 @@ export function createActivity(log: Logger, maxNames: number): Activity {
         const s = args[0] as ScrapeEvent;
         // Only for names that are (or were) clients: a flood of unknown names must not fill this map.
         if (s.outcome !== "unknown_client" && s.name !== "") {
+          const entry = last.get(s.name) ?? { latest: s, ports: new Map<number, ScrapeEvent>() };
+          entry.latest = s;
+          // A port the client does not serve is no target of it: asking for random ports must not fill this.
+          if (s.outcome !== "not_found") {
+            entry.ports.delete(s.port ?? 0);
+            entry.ports.set(s.port ?? 0, s);
+            if (entry.ports.size > keptTargetsPerClient) entry.ports.delete(entry.ports.keys().next().value as number);
+          }
           last.delete(s.name);
-          last.set(s.name, s);
+          last.set(s.name, entry);
           if (last.size > maxNames) last.delete(last.keys().next().value as string);
         }
-        if (s.outcome !== "success" && s.outcome !== "prometheus_gone") {
-          errors.unshift(s);
-          if (errors.length > keptErrors) errors.pop();
-        }
+        if (s.outcome !== "success" && s.outcome !== "prometheus_gone") errors.add(s);
       }
       try {
         (events as EventEmitter).emit(event, ...(args as unknown[]));
@@ -79,7 +97,8 @@ export function createActivity(log: Logger, maxNames: number): Activity {
         log.error("a listener of a server event threw", { event, error: e instanceof Error ? e.message : String(e) });
       }
     },
-    lastScrape: (name) => last.get(name),
-    recentErrors: () => errors.slice(),
+    lastScrape: (name) => last.get(name)?.latest,
+    targetScrapes: (name) => [...(last.get(name)?.ports.values() ?? [])].sort((a, b) => (a.port ?? 0) - (b.port ?? 0)),
+    recentErrors: () => errors.list(),
   };
 }

@@ -59,6 +59,8 @@ export interface Coordinator {
   /** The `/clients` document, and its size in UTF-8 bytes. */
   discovery(): { body: string; bytes: number };
   clients(): ClientInfo[];
+  /** The connected client holding a name, if any (not a copy: do not change it). */
+  holder(name: string): Readonly<Omit<ClientInfo, "scrapesInFlight">> | undefined;
   /** Clients that vanished recently, oldest first. */
   vanished(): VanishedClient[];
   /** Drains: not ready at once, serving for `drainDelayMs`, then refusing; resolves when nothing is in flight (or after `graceMs`) and every stream is told to go. */
@@ -87,7 +89,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       // A client that answers but does not read its stream piles up frames it never takes: as dead as a silent one.
       const stuck = s.outbound.size > maxQueuedFrames;
       if (stuck || now - s.lastHeard > o.heartbeatTimeoutMs) {
-        const reason = stuck ? `the client read none of the last ${s.outbound.size} frames` : `nothing heard from the client for ${o.heartbeatTimeoutMs / 1000}s`;
+        const reason = stuck ? `the client stopped reading its stream (${s.outbound.size} frames unread)` : `the stream went silent: nothing heard from the client for ${o.heartbeatTimeoutMs / 1000}s (no pong)`;
         log.warn("closing a client's stream", { name: s.info.name, session: s.info.sessionId, reason });
         s.close(new ConnectError(reason, Code.DeadlineExceeded));
         // Its handler may be stuck writing to a peer that does not read: free the name now, not when that ends.
@@ -265,6 +267,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     discovery: () => ({ body: listing.body(), bytes: listing.bytes }),
     clients: () =>
       [...byName.values()].map((s) => ({ ...s.info, labels: { ...s.info.labels }, scrapesInFlight: s.inFlight })),
+    holder: (name) => byName.get(name)?.info,
     vanished: () => gone.all(),
     shutdown,
   };

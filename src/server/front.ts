@@ -6,9 +6,10 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import { readProxyRequest } from "./proxy-request.ts";
 import { relayScrape, reply } from "./relay.ts";
-import { statusOf } from "./status.ts";
+import { statusOf, type ServerStatus } from "./status.ts";
 import { statusJson } from "./status-json.ts";
-import { statusPage, statusPageHeaders } from "./status-page.ts";
+import { statusPageHeaders } from "./status-page.ts";
+import { createStatusPages } from "./status-pages.ts";
 
 type Req = IncomingMessage | Http2ServerRequest;
 
@@ -30,6 +31,8 @@ export interface FrontDeps {
   activity: Activity;
   /** When the server started, for the status page. Default: when the front was created. */
   startedAt?: Date;
+  /** The status snapshot the page shows. Default: one without refusals. */
+  status?: () => ServerStatus;
 }
 
 /**
@@ -41,7 +44,7 @@ export interface FrontDeps {
  *
  * @internal
  */
-export function createFront({ options, coordinator, metrics, activity, startedAt = new Date() }: FrontDeps) {
+export function createFront({ options, coordinator, metrics, activity, startedAt = new Date(), status }: FrontDeps) {
   const relay = { coordinator, metrics, activity, grantAt: Math.max(options.maxChunkBytes, options.creditBytes >> 2) };
   /** A proxied request refused before any client was asked. */
   const refused = (outcome: string, message: string) => {
@@ -49,28 +52,30 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     activity.emit("scrapeFinished", { name: "", outcome, at: new Date(), durationMs: 0, bytes: 0, message });
   };
 
-  const status = () => statusJson(statusOf(options, coordinator, activity, startedAt));
+  const snapshot = status ?? (() => statusOf(options, coordinator, activity, startedAt));
+  // Built at most once a second whatever the request rate (src/server/status-pages.ts).
+  const pages = createStatusPages({ snapshot: () => statusJson(snapshot()), registry: options.registry });
 
   async function local(req: Req, res: Res, path: string) {
     if (req.method !== "GET" && req.method !== "HEAD") {
       return reply(res, 405, `method ${req.method} not allowed on ${path.slice(0, 200)}`, { allow: "GET, HEAD" });
     }
     const q = path.indexOf("?");
-    const send = (status: number, type: string, body: string, bytes = Buffer.byteLength(body), headers: Readonly<Record<string, string>> = {}) => {
+    const send = (status: number, type: string, body: string | Buffer, bytes = Buffer.byteLength(body), headers: Readonly<Record<string, string>> = {}) => {
       res.writeHead(status, { ...headers, "content-type": type, "content-length": bytes, "cache-control": "no-store" });
       return req.method === "HEAD" ? res.end() : res.end(body);
     };
     switch (q < 0 ? path : path.slice(0, q)) {
       case "/clients": {
         const { body, bytes } = coordinator.discovery();
-        return send(200, "application/json", body, bytes);
+        return send(200, "application/json", pages.clients(body), bytes);
       }
       case "/metrics":
-        return send(200, options.registry.contentType, await options.registry.metrics());
+        return send(200, options.registry.contentType, await pages.metrics());
       case "/":
-        return send(200, "text/html; charset=utf-8", statusPage(status()), undefined, statusPageHeaders);
+        return send(200, "text/html; charset=utf-8", pages.page(), undefined, statusPageHeaders);
       case "/status.json":
-        return send(200, "application/json", JSON.stringify(status()), undefined, { "x-content-type-options": "nosniff" });
+        return send(200, "application/json", pages.json(), undefined, { "x-content-type-options": "nosniff" });
       case "/healthz":
         return send(200, "text/plain; charset=utf-8", "ok\n");
       case "/readyz":

@@ -10,6 +10,8 @@ export type { ListenOptions } from "./listen.ts";
 export type { ClientInfo } from "./client-info.ts";
 export type { ServerEvents, ScrapeEvent } from "./activity.ts";
 export type { ServerStatus } from "./status.ts";
+export type { ErrorGroup } from "./error-groups.ts";
+export type { RefusedEntry } from "./refusals.ts";
 export type { VanishedClient } from "./vanished.ts";
 export type { Phase } from "./coordinator.ts";
 export type { DiscoveryGroup } from "./discovery.ts";

@@ -76,7 +76,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     const durationMs = performance.now() - started;
     metrics.scrapes.inc({ outcome });
     metrics.duration.observe({ outcome }, durationMs / 1000);
-    activity.emit("scrapeFinished", { name: r.name, outcome, at: new Date(), durationMs, bytes, message: failure?.message });
+    activity.emit("scrapeFinished", { name: r.name, port: r.port, outcome, at: new Date(), durationMs, bytes, message: failure?.message });
     if (failure?.outcome === "prometheus_gone") return; // nobody left to answer
     if (failure) reply(res, statusOf[failure.outcome], failure.message);
     else res.end();

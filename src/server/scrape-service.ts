@@ -5,6 +5,7 @@ import { peerKey } from "../auth/peer.ts";
 import type { Activity } from "./activity.ts";
 import { version } from "../shared/version.ts";
 import type { Coordinator } from "./coordinator.ts";
+import { endReason } from "./end-reason.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import type { ServerFrameInit, Session } from "./session.ts";
@@ -40,7 +41,7 @@ export function createScrapeHandler({ options, coordinator, metrics, activity }:
     } catch (e) {
       const err = ConnectError.from(e);
       metrics.sessions.inc({ result: Code[err.code] ?? "unknown" });
-      const refusal = { code: Code[err.code] ?? "Unknown", reason: err.rawMessage, name, peer: ctx.values.get(peerKey)?.remoteAddress };
+      const refusal = { code: Code[err.code] ?? "Unknown", reason: err.rawMessage, name, identity: ctx.values.get(identityKey)?.name, peer: ctx.values.get(peerKey)?.remoteAddress };
       // A client looking for every replica behind a load balancer meets replicas that hold it already: routine.
       (err.code === Code.AlreadyExists ? log.debug : log.info)("client refused", refusal);
       activity.emit("clientRefused", refusal);
@@ -87,13 +88,13 @@ export function createScrapeHandler({ options, coordinator, metrics, activity }:
           s.close();
         } catch (e) {
           const err = ConnectError.from(e);
-          reason = err.rawMessage;
+          reason = endReason(err, ctx.signal.reason);
           s.close(err);
         }
       })();
       yield* s.outbound;
     } catch (e) {
-      reason = ConnectError.from(e).rawMessage;
+      reason = endReason(e, ctx.signal.reason);
       throw e;
     } finally {
       coordinator.leave(s, { reason, broke });

@@ -14,6 +14,7 @@ import type { ClientInfo } from "./client-info.ts";
 import { createActivity, type ServerEvents } from "./activity.ts";
 import { createCoordinator } from "./coordinator.ts";
 import { createScrapeHandler } from "./scrape-service.ts";
+import { createRefusals } from "./refusals.ts";
 import { statusOf, type ServerStatus } from "./status.ts";
 
 /** A promproxy server: holds client streams and proxies Prometheus' scrapes to them. */
@@ -116,6 +117,8 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   const activity = createActivity(o.logger, 2 * o.maxClients);
   const coordinator = createCoordinator(o, metrics, activity);
   metrics.readiness(() => coordinator.ready);
+  const refusals = createRefusals({ logger: o.logger, holder: (name) => coordinator.holder(name), searched: o.replicaCount !== 1 });
+  activity.events.on("clientRefused", (r) => refusals.record(r));
   const ports: BoundPort[] = [];
   let closing: Promise<void> | undefined;
 
@@ -136,7 +139,8 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     readMaxBytes: Math.max(o.maxChunkBytes, o.maxHelloBytes) + 64 * 1024,
   };
   const connect = connectNodeAdapter(connectOptions);
-  const front = createFront({ options: o, coordinator, metrics, activity, startedAt });
+  const status = () => statusOf(o, coordinator, activity, startedAt, refusals);
+  const front = createFront({ options: o, coordinator, metrics, activity, startedAt, status });
 
   const handler: PromproxyServer["handler"] = (req, res) => {
     if (req.url?.startsWith(servicePrefix)) {
@@ -156,6 +160,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     await drained;
     const left = Math.max(100, started + drainDelayMs + graceMs - Date.now());
     await Promise.all(ports.splice(0).map((p) => p.close(left)));
+    refusals.close();
   }
 
   return {
@@ -180,7 +185,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
       return coordinator.ready;
     },
     clients: () => coordinator.clients(),
-    status: () => statusOf(o, coordinator, activity, startedAt),
+    status,
     on(event, listener) {
       activity.events.on(event, listener as never);
       return this;

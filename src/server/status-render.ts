@@ -13,7 +13,7 @@
  *
  * @internal
  */
-import type { ClientRow, ScrapeRow, StatusJson, VanishedRow } from "./status-json.ts";
+import type { ClientRow, ErrorRow, RefusedRow, ScrapeRow, StatusJson, VanishedRow } from "./status-json.ts";
 
 /** An element: tag, attributes, children. */
 export type El = [tag: string, attrs: Record<string, string> | null, ...children: Child[]];
@@ -63,12 +63,25 @@ export function renderStatus(s: StatusJson): Child[] {
   };
   const who = (c: ClientRow | VanishedRow) =>
     td("Identity", c.identity === undefined ? el("span", { class: "muted" }, "anonymous") : c.identity, sub(c.address ?? "address unknown"));
-  const scrape = (e: ScrapeRow | undefined) => {
-    if (!e) return td("Last scrape", el("span", { class: "muted" }, "none yet"));
+  const scrapeLines = (e: ScrapeRow, target: boolean): Child[] => {
     const ok = e.outcome === "success";
     const line = sub(time(e.at), ` · ${duration(e.durationMs)} · ${bytes(e.bytes)}`);
-    return td("Last scrape", pill(ok ? "ok" : "err", e.outcome), line, ...(e.message && !ok ? [sub(e.message)] : []));
+    const head = target ? [el("span", { class: "target" }, e.target), " "] : [];
+    return [el("div", { class: "scrape" }, ...head, pill(ok ? "ok" : "err", e.outcome), line, ...(e.message && !ok ? [sub(e.message)] : []))];
   };
+  // One line per target when a client has several (a forwarder's good and dead exporters), else its last scrape.
+  const scrape = (c: ClientRow | VanishedRow) => {
+    const per = c.targetScrapes ?? [];
+    if (per.length > 1) {
+      const more = c.targetScrapesMore ? [sub(`and ${c.targetScrapesMore} more targets`)] : [];
+      return td("Last scrape", ...per.flatMap((e) => scrapeLines(e, true)), ...more);
+    }
+    const e = per[0] ?? c.lastScrape;
+    if (!e) return td("Last scrape", el("span", { class: "muted" }, "none yet"));
+    return td("Last scrape", ...scrapeLines(e, e.target !== e.name));
+  };
+  const times = (count: number, first: string) =>
+    count > 1 ? [" ", pill("warn", `${count}\u00d7`), sub("since ", time(first))] : [];
 
   const header = el(
     "header",
@@ -95,7 +108,7 @@ export function renderStatus(s: StatusJson): Child[] {
           table(
             ["Client", "Labels", "Identity · address", "Connected", "Last scrape", "In flight"],
             s.clients.map((c) =>
-              el("tr", { class: "client" }, name(c), labels(c), who(c), td("Connected", time(c.connectedAt)), scrape(c.lastScrape), td("In flight", String(c.scrapesInFlight))),
+              el("tr", { class: "client" }, name(c), labels(c), who(c), td("Connected", time(c.connectedAt)), scrape(c), td("In flight", String(c.scrapesInFlight))),
             ),
           ),
         ]
@@ -112,12 +125,43 @@ export function renderStatus(s: StatusJson): Child[] {
           table(
             ["Client", "Labels", "Identity · address", "Vanished", "Last scrape"],
             s.vanished.map((v) =>
-              el("tr", { class: "vanished" }, name(v), labels(v), who(v), td("Vanished", pill("warn", "vanished"), " ", time(v.since), sub(v.reason)), scrape(v.lastScrape)),
+              el("tr", { class: "vanished" }, name(v), labels(v), who(v), td("Vanished", pill("warn", "vanished"), " ", time(v.since), sub(v.reason)), scrape(v)),
             ),
           ),
         ]
       : [el("p", { class: "empty" }, "No client vanished recently.")]),
     ...more(s.vanished.length, s.vanishedTotal, "vanished clients"),
+  );
+
+  const refused = el(
+    "section",
+    { id: "refused" },
+    el("h2", null, "Refused recently ", el("span", { class: "count" }, `${s.refusedTotal}`)),
+    ...(s.refused.length
+      ? [
+          table(
+            ["When", "Who", "From", "Why"],
+            s.refused.map((r: RefusedRow) =>
+              el(
+                "tr",
+                { class: "refused" },
+                td("When", time(r.lastAt), ...times(r.count, r.firstAt)),
+                td(
+                  "Who",
+                  r.name === undefined ? el("span", { class: "muted" }, "name unknown") : el("strong", { class: "name" }, r.name),
+                  sub(r.identity === undefined ? (r.name === undefined ? "refused before its hello" : "no identity") : `identity ${r.identity}`),
+                ),
+                td("From", r.address ?? el("span", { class: "muted" }, "address unknown")),
+                td("Why", pill("err", r.code), " ", r.why, sub(r.reason)),
+              ),
+            ),
+          ),
+        ]
+      : [el("p", { class: "empty" }, "No client was refused recently.")]),
+    ...more(s.refused.length, s.refusedTotal, "refusals"),
+    ...(s.refusedRoutine
+      ? [el("p", { class: "sub" }, `Not listed: ${plural(s.refusedRoutine, "stream", "streams")} refused because the same client (same address and identity) already holds its name here, as a client searching for other replicas does.`)]
+      : []),
   );
 
   const errors = el(
@@ -127,13 +171,13 @@ export function renderStatus(s: StatusJson): Child[] {
     ...(s.recentErrors.length
       ? [
           table(
-            ["When", "Client", "Outcome", "Message"],
-            s.recentErrors.map((e) =>
+            ["When", "Target", "Outcome", "Message"],
+            s.recentErrors.map((e: ErrorRow) =>
               el(
                 "tr",
                 { class: "error" },
-                td("When", time(e.at), sub(duration(e.durationMs))),
-                td("Client", e.name ? el("strong", { class: "name" }, e.name) : el("span", { class: "muted" }, "none")),
+                td("When", time(e.at), ...times(e.count, e.firstAt), sub(duration(e.durationMs))),
+                td("Target", e.name ? el("strong", { class: "name" }, e.target) : el("span", { class: "muted" }, "none")),
                 td("Outcome", pill("err", e.outcome)),
                 td("Message", e.message ?? ""),
               ),
@@ -164,5 +208,5 @@ export function renderStatus(s: StatusJson): Child[] {
     ),
   );
 
-  return [header, clients, vanished, errors, limits];
+  return [header, clients, vanished, refused, errors, limits];
 }

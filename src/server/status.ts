@@ -1,13 +1,17 @@
 /**
  * A snapshot of one server for people: what the status page at `/` shows and
- * `/status.json` serves. Built on request from what the coordinator and the
- * activity record keep; nothing in it is a secret.
+ * `/status.json` serves. Built from what the coordinator, the activity record
+ * and the refusal record keep; nothing in it is a secret. The page and the
+ * JSON take it at most once a second (src/server/status-pages.ts);
+ * {@link PromproxyServer.status} takes it fresh.
  */
 import { version } from "../shared/version.ts";
 import type { Activity, ScrapeEvent } from "./activity.ts";
 import type { ClientInfo } from "./client-info.ts";
 import type { Coordinator, Phase } from "./coordinator.ts";
+import type { ErrorGroup } from "./error-groups.ts";
 import type { ResolvedServerOptions } from "./options.ts";
+import type { RefusedEntry, Refusals } from "./refusals.ts";
 import type { VanishedClient } from "./vanished.ts";
 
 /** What {@link PromproxyServer.status} returns. */
@@ -30,16 +34,20 @@ export interface ServerStatus {
     heartbeatIntervalMs: number;
     vanishedRetentionMs: number;
   };
-  /** Connected clients, by name. */
-  clients: (ClientInfo & { lastScrape?: ScrapeEvent })[];
+  /** Connected clients, by name, with their last scrape and the last scrape of each target (by port). */
+  clients: (ClientInfo & { lastScrape?: ScrapeEvent; targetScrapes?: ScrapeEvent[] })[];
   /** Clients that vanished recently, newest first. */
-  vanished: (VanishedClient & { lastScrape?: ScrapeEvent })[];
-  /** The most recent failed scrapes, newest first. */
-  recentErrors: ScrapeEvent[];
+  vanished: (VanishedClient & { lastScrape?: ScrapeEvent; targetScrapes?: ScrapeEvent[] })[];
+  /** The most recent failed scrapes, the same failure of the same target grouped with a count, the most recent first. */
+  recentErrors: ErrorGroup[];
+  /** Client streams refused recently (who, from where, why, how often), the most recent first. */
+  refused: RefusedEntry[];
+  /** Name clashes that came from the holder's own address and identity (a client searching for replicas): counted only. */
+  refusedRoutine: number;
 }
 
 /** @internal */
-export function statusOf(o: ResolvedServerOptions, coordinator: Coordinator, activity: Activity, startedAt: Date): ServerStatus {
+export function statusOf(o: ResolvedServerOptions, coordinator: Coordinator, activity: Activity, startedAt: Date, refusals?: Refusals): ServerStatus {
   return {
     replicaId: o.replicaId,
     version,
@@ -60,12 +68,15 @@ export function statusOf(o: ResolvedServerOptions, coordinator: Coordinator, act
     },
     clients: coordinator
       .clients()
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map((c) => ({ ...c, lastScrape: activity.lastScrape(c.name) })),
+      // Names are lower-case ASCII (DNS rules): code-unit order is theirs, and far cheaper than localeCompare.
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((c) => ({ ...c, lastScrape: activity.lastScrape(c.name), targetScrapes: activity.targetScrapes(c.name) })),
     vanished: coordinator
       .vanished()
       .reverse()
-      .map((v) => ({ ...v, lastScrape: activity.lastScrape(v.info.name) })),
+      .map((v) => ({ ...v, lastScrape: activity.lastScrape(v.info.name), targetScrapes: activity.targetScrapes(v.info.name) })),
     recentErrors: activity.recentErrors(),
+    refused: refusals?.list() ?? [],
+    refusedRoutine: refusals?.routine ?? 0,
   };
 }

@@ -13,11 +13,15 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 import { chromium, type Browser, type Page } from "playwright-core";
-import type { PromproxyClient } from "../../src/client/index.ts";
+import * as http from "node:http";
+import * as net from "node:net";
+import { bearerToken } from "../../src/auth/bearer-token.ts";
+import { createClient, silentLogger, type PromproxyClient } from "../../src/client/index.ts";
+import { bearerAuth } from "../../src/server/index.ts";
 import { statusJson, statusRows } from "../../src/server/status-json.ts";
 import { statusPage } from "../../src/server/status-page.ts";
 import type { ServerStatus } from "../../src/server/status.ts";
-import { proxyGet, startClient, startServer, waitFor } from "../helpers.ts";
+import { proxyGet, startClient, startServer, testRegistry, waitFor } from "../helpers.ts";
 import { connectRaw, type RawClient } from "./raw-client.ts";
 
 const chromiumPath = "/usr/bin/chromium";
@@ -106,7 +110,19 @@ test("the page and its JSON are bounded: 500 clients listed, the rest counted, l
     limits: { maxClients: 1, maxScrapesInFlight: 1, maxResponseBytes: 1, maxChunkBytes: 1, creditBytes: 1, defaultScrapeTimeoutMs: 1, maxScrapeTimeoutMs: 1, heartbeatIntervalMs: 1, vanishedRetentionMs: 1 },
     clients: Array.from({ length: 700 }, (_, i) => client(i)),
     vanished: Array.from({ length: 600 }, (_, i) => ({ info: client(i), since: now.getTime(), reason: "r".repeat(10_000) })),
-    recentErrors: Array.from({ length: 80 }, () => ({ name: "n", outcome: "timeout", at: now, durationMs: 1, bytes: 0, message: "e".repeat(100_000) })),
+    recentErrors: Array.from({ length: 80 }, () => ({ name: "n", outcome: "timeout", at: now, durationMs: 1, bytes: 0, message: "e".repeat(100_000), count: 1e9, firstAt: now })),
+    refused: Array.from({ length: 400 }, (_, i) => ({
+      code: "PermissionDenied",
+      why: "w",
+      reason: "r".repeat(100_000),
+      name: `n-${i}-${"x".repeat(10_000)}`,
+      identity: "i".repeat(10_000),
+      address: "a".repeat(10_000),
+      count: i,
+      firstAt: now,
+      lastAt: now,
+    })),
+    refusedRoutine: 3,
   };
   const json = statusJson(status, now);
   assert.equal(json.clients.length, statusRows);
@@ -114,6 +130,9 @@ test("the page and its JSON are bounded: 500 clients listed, the rest counted, l
   assert.equal(json.vanished.length, statusRows);
   assert.equal(json.vanishedTotal, 600);
   assert.equal(json.recentErrors.length, 50);
+  assert.equal(json.refused.length, 50);
+  assert.equal(json.refusedTotal, 400);
+  assert.ok(JSON.stringify(json.refused).length < 50 * 1_500, "refusals are cut");
   const first = json.clients[0];
   assert.equal(Object.keys(first?.labels ?? {}).length, 12);
   assert.equal(first?.labelsMore, 20);
@@ -198,6 +217,8 @@ test("in Chromium: clients, a vanished one, an error, refresh without reload, ho
     await waitFor("gone-1 vanished", async () => s.server.status().vanished.length === 1);
     assert.equal((await proxyGet(s.port, "http://gone-1/metrics")).status, 503);
     assert.equal((await proxyGet(s.port, "http://nope/metrics")).status, 404);
+    // A refused hello whose name is markup: listed under "refused recently", as text.
+    assert.equal(((await connectRaw(s.url, { name: hostile }).catch((e: unknown) => e)) as { code?: number }).code, 3);
 
     browser = await launch();
     const desktop = await open(browser, s.url, { width: 1280, height: 900 });
@@ -253,10 +274,115 @@ async function assertShows(page: Page) {
   const vanished = section(page, "vanished").locator("tr.vanished", { hasText: "gone-1" });
   await vanished.waitFor();
   assert.match((await vanished.textContent()) ?? "", /vanished\s*\d+s ago/);
+  assert.match((await vanished.textContent()) ?? "", /without a goodbye/, "why it vanished, in words");
+  assert.doesNotMatch((await page.locator("main").textContent()) ?? "", /Premature close/);
   assert.equal(await section(page, "clients").getByText("gone-1", { exact: true }).count(), 0, "a vanished client is not listed as connected");
+  const refused = section(page, "refused").locator("tr.refused", { hasText: "InvalidArgument" });
+  await refused.getByText(hostile, { exact: true }).waitFor();
+  assert.match((await refused.textContent()) ?? "", /its hello was invalid/);
   const errors = section(page, "errors");
   await errors.locator("tr", { hasText: "nope" }).getByText("unknown_client").waitFor();
   await errors.getByText('no client "nope" connected').waitFor();
   assert.match((await page.locator("header").textContent()) ?? "", /serving.*ready.*version promproxy-node\//s);
   await section(page, "limits").getByText("maxScrapesInFlight").waitFor();
 }
+
+/** A port nothing listens on. */
+async function deadPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+test("in Chromium: refused clients (wrong token, name not allowed, duplicate), status per target, grouped errors; desktop and phone", { timeout: 120_000 }, async (t) => {
+  const s = await startServer({ interceptors: [bearerAuth({ tokens: { "token-apps": { name: "apps", patterns: ["app-*", "fwd-*"] } } })] });
+  const exporter = http.createServer((_req, res) => res.end("exporter_up 1\n"));
+  await new Promise<void>((r) => exporter.listen(0, "127.0.0.1", r));
+  const exporterPort = (exporter.address() as net.AddressInfo).port;
+  const dead = await deadPort();
+  const clients: PromproxyClient[] = [];
+  let browser: Browser | undefined;
+  const token = (tk: string) => ({ interceptors: [bearerToken(tk)] });
+  try {
+    clients.push(await startClient(s.url, "app-1", token("token-apps")));
+    clients.push(
+      await startClient(s.url, "fwd-1", { ...token("token-apps"), targets: [`9100=http://127.0.0.1:${exporterPort}/metrics`, `9200=http://127.0.0.1:${dead}/metrics`] }),
+    );
+    // One good and one dead target: both stay visible, each with its own status.
+    for (let i = 0; i < 3; i++) assert.equal((await proxyGet(s.port, "http://fwd-1:9100/metrics")).status, 200);
+    for (let i = 0; i < 5; i++) assert.equal((await proxyGet(s.port, "http://fwd-1:9200/metrics")).status, 502);
+    assert.equal((await proxyGet(s.port, "http://fwd-1:9100/metrics")).status, 200);
+
+    // Refused: a wrong token (twice), a name the token may not hold, and the same name from another address.
+    for (let i = 0; i < 2; i++) {
+      const wrong = createClient({ name: "app-7", serverUrl: s.url, registry: testRegistry(), logger: silentLogger, ...token("wrong-token") });
+      await assert.rejects(wrong.start({ timeoutMs: 10_000 }));
+      await wrong.stop();
+    }
+    const denied = createClient({ name: "db-1", serverUrl: s.url, registry: testRegistry(), logger: silentLogger, ...token("token-apps") });
+    await assert.rejects(denied.start({ timeoutMs: 10_000 }));
+    await denied.stop();
+    const twin = createClient({
+      name: "app-1",
+      serverUrl: s.url,
+      registry: testRegistry(),
+      logger: silentLogger,
+      backoff: { initialMs: 20, maxMs: 50 },
+      http2Options: { localAddress: "127.0.0.2" } as object,
+      ...token("token-apps"),
+    });
+    twin.start().catch(() => {});
+    await waitFor("the twin refused a few times", () => (s.server.status().refused.find((r) => r.code === "AlreadyExists")?.count ?? 0) >= 3, 20_000);
+    await twin.stop();
+
+    const st = s.server.status();
+    assert.deepEqual(
+      st.refused.map((r) => [r.code, r.name, r.identity, r.address]).sort(),
+      [
+        ["AlreadyExists", "app-1", "apps", "127.0.0.2"],
+        ["PermissionDenied", "db-1", "apps", "127.0.0.1"],
+        ["Unauthenticated", undefined, undefined, "127.0.0.1"],
+      ].sort(),
+    );
+    assert.equal(st.refused.find((r) => r.code === "Unauthenticated")?.count, 2, "the same refusal twice is one entry, counted");
+    assert.equal(st.refused.find((r) => r.code === "PermissionDenied")?.count, 1, "each refusal counted once");
+    const fwd = st.clients.find((c) => c.name === "fwd-1");
+    assert.deepEqual(fwd?.targetScrapes?.map((e) => [e.port, e.outcome]), [[9100, "success"], [9200, "target_unreachable"]]);
+    const grouped = st.recentErrors.filter((e) => e.name === "fwd-1");
+    assert.equal(grouped.length, 1, "five identical failures are one group");
+    assert.equal(grouped[0]?.count, 5);
+
+    browser = await launch();
+    for (const viewport of [{ width: 1280, height: 900 }, { width: 390, height: 844 }]) {
+      const view = await open(browser, s.url, viewport);
+      const { page } = view;
+      const refused = section(page, "refused");
+      const row = (text: string) => refused.locator("tr.refused", { hasText: text });
+      await row("Unauthenticated").waitFor();
+      assert.match((await row("Unauthenticated").textContent()) ?? "", /2×.*name unknown.*refused before its hello.*127\.0\.0\.1.*no valid credentials/s);
+      assert.match((await row("PermissionDenied").textContent()) ?? "", /db-1.*identity apps.*may not use this name/s);
+      assert.match((await row("AlreadyExists").textContent()) ?? "", /\d+×.*app-1.*identity apps.*127\.0\.0\.2.*held by another connected client/s);
+      const fwdRow = section(page, "clients").locator("tr.client", { hasText: "fwd-1" });
+      assert.match((await fwdRow.textContent()) ?? "", /fwd-1:9100\s*success.*fwd-1:9200\s*target_unreachable/s, "each target its own status");
+      const errors = section(page, "errors").locator("tr.error", { hasText: "fwd-1:9200" });
+      assert.equal(await errors.count(), 1);
+      assert.match((await errors.textContent()) ?? "", /5×.*since.*target_unreachable/s);
+      if (viewport.width < 500) {
+        const widths = (await page.evaluate("({ scroll: document.scrollingElement.scrollWidth, inner: window.innerWidth })")) as { scroll: number; inner: number };
+        assert.ok(widths.scroll <= widths.inner, `no horizontal overflow at 390 px: ${JSON.stringify(widths)}`);
+      }
+      const shot = path.join(os.tmpdir(), `promproxy-status-refused-${viewport.width}.png`);
+      await page.screenshot({ path: shot, fullPage: true });
+      t.diagnostic(`screenshot: ${shot}`);
+      await view.verify();
+      await view.close();
+    }
+  } finally {
+    await browser?.close();
+    await Promise.all(clients.map((c) => c.stop()));
+    await s.close();
+    await new Promise((r) => exporter.close(r));
+  }
+});
