@@ -201,6 +201,30 @@ describe("what one HTTP/1.1 connection can make the server hold", { timeout: 240
     }
   });
 
+  test("thousands of small pipelined requests behind an unread response: one read's worth is parsed, all are answered in order once read", async (t) => {
+    await server.command("live");
+    t.after(() => server.command("nolive").then(() => {}));
+    await server.command("mark");
+    const socket = await deafSocket(server.port);
+    t.after(() => void socket.destroy());
+    const tiny = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    const count = 4000; // 140 KB: more than one read of the server's
+    socket.write("GET http://huge/metrics HTTP/1.1\r\nHost: huge\r\n\r\n" + tiny.repeat(count));
+    await relayStalls(server.port);
+    await scrapeOthers();
+    assert.equal((await proxyGet(server.port, "/healthz")).status, 200);
+    const { baseline = 0, peak = 0, liveBaseline = 0, livePeak = 0 } = await server.command("peak");
+    t.diagnostic(`an unread scrape and ${count} pipelined requests behind it: server RSS +${mib(peak - baseline)}, live memory +${mib(livePeak - liveBaseline)}`);
+    assert.ok(peak - baseline < 24 * MiB, `server RSS grew by ${mib(peak - baseline)}`);
+    // The scrape's credit (2 MiB), the requests of one read (64 KiB: some 1,800 of these), the scrapes beside it.
+    assert.ok(livePeak - liveBaseline < 16 * MiB, `the server held ${mib(livePeak - liveBaseline)}`);
+
+    const responses = responseReader(socket);
+    await waitFor("every pipelined response", () => responses.length === count + 1, 60_000);
+    assert.equal(responses[0]!.body.toString(), huge.body);
+    assert.ok(responses.slice(1).every((r) => r.status === 200 && r.body.toString() === "ok\n"), "each /healthz answered in turn");
+  });
+
   test("a single request whose response is never read is bounded by the scrape's credit", async (t) => {
     await server.command("live");
     t.after(() => server.command("nolive").then(() => {}));
