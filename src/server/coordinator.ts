@@ -72,10 +72,10 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
   const listing = createDiscovery({ maxBytes: o.maxDiscoveryBytes });
   // Live clients per identity ("" when anonymous): vanished records yield only to identities holding fewer.
   const liveBy = new Map<string, number>();
-  const countLive = (identity: string | undefined, d: number) => {
-    const n = (liveBy.get(identity ?? "") ?? 0) + d;
-    if (n > 0) liveBy.set(identity ?? "", n);
-    else liveBy.delete(identity ?? "");
+  const countLive = (identity = "", d: number) => {
+    const n = (liveBy.get(identity) ?? 0) + d;
+    if (n > 0) liveBy.set(identity, n);
+    else liveBy.delete(identity);
   };
   const gone = createVanished({ retentionMs: o.vanishedRetentionMs, maxPerIdentity: o.maxVanishedPerIdentity, live: (k) => liveBy.get(k) ?? 0 });
   let phase: Phase = "serving";
@@ -137,8 +137,10 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     const current = byName.get(name);
     if (current) throw new ConnectError(`the name "${name}" is held by another connected client (session ${current.info.sessionId})`, Code.AlreadyExists);
     // Vanished clients make room for live ones, in the count and in /clients: their own identity's, or a bigger one's.
-    while (byName.size + gone.size >= o.maxClients && gone.evictFor(info.identity));
-    if (byName.size + gone.size >= o.maxClients) {
+    // A client coming back frees its own vanished place (forgotten below, once admitted).
+    const full = () => byName.size + gone.size - (gone.get(name) ? 1 : 0) >= o.maxClients;
+    while (full() && gone.evictFor(info.identity));
+    if (full()) {
       const kept = gone.size ? ` (${gone.size} of them vanished clients of identities that hold no more clients than this one's)` : "";
       throw new ConnectError(`the server has its maximum of ${o.maxClients} clients${kept}`, Code.ResourceExhausted);
     }

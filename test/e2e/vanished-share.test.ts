@@ -136,6 +136,24 @@ describe("vanished clients are kept per identity", { timeout: 120_000 }, () => {
     }
   });
 
+  test("a client coming back to a full server takes its own vanished place, not a sibling's", async () => {
+    const s = await startServer({ maxClients: 3, vanishedRetentionMs: 60_000 });
+    try {
+      for (const name of ["v-1", "v-2", "v-3"]) {
+        const c = await connectRaw(s.url, { name });
+        c.abort();
+        await c.ended;
+      }
+      await waitFor("three vanished", async () => (await vanishedOf(s.url, "v-")).length === 3);
+      const back = await connectRaw(s.url, { name: "v-2" });
+      const l = await listed(s.url);
+      assert.deepEqual([...l].sort(), [["v-1", "false"], ["v-2", "true"], ["v-3", "false"]]);
+      await back.close();
+    } finally {
+      await s.close();
+    }
+  });
+
   describe("maxVanishedPerIdentity", () => {
     let s: TestServer;
     before(async () => {
