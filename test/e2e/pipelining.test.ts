@@ -116,21 +116,37 @@ async function deafSocket(port: number): Promise<net.Socket> {
   return socket;
 }
 
-/** Reads complete HTTP/1.1 responses with a Content-Length from a socket. */
+/** Reads complete HTTP/1.1 responses with a Content-Length from a socket (bodies gathered in pieces, joined once). */
 function responseReader(socket: net.Socket) {
-  let buf: Buffer = Buffer.alloc(0);
   const responses: { status: number; body: Buffer }[] = [];
+  let head: Buffer = Buffer.alloc(0);
+  let body: { status: number; left: number; parts: Buffer[] } | undefined;
   socket.on("data", (d: Buffer) => {
-    buf = buf.length ? Buffer.concat([buf, d]) : d;
-    for (;;) {
-      const end = buf.indexOf("\r\n\r\n");
+    while (d.length > 0) {
+      if (body) {
+        const n = Math.min(body.left, d.length);
+        body.parts.push(d.subarray(0, n));
+        body.left -= n;
+        d = d.subarray(n);
+        if (body.left === 0) {
+          responses.push({ status: body.status, body: Buffer.concat(body.parts) });
+          body = undefined;
+        }
+        continue;
+      }
+      head = head.length ? Buffer.concat([head, d]) : d;
+      const end = head.indexOf("\r\n\r\n");
       if (end < 0) return;
-      const head = buf.subarray(0, end).toString("latin1");
-      const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? NaN);
-      assert.ok(Number.isInteger(length), `a response without Content-Length: ${head}`);
-      if (buf.length < end + 4 + length) return;
-      responses.push({ status: Number(head.split(" ")[1]), body: Buffer.from(buf.subarray(end + 4, end + 4 + length)) });
-      buf = buf.subarray(end + 4 + length);
+      const text = head.subarray(0, end).toString("latin1");
+      const length = Number(/\r\ncontent-length: (\d+)/i.exec(text)?.[1] ?? NaN);
+      assert.ok(Number.isInteger(length), `a response without Content-Length: ${text}`);
+      d = head.subarray(end + 4);
+      head = Buffer.alloc(0);
+      body = { status: Number(text.split(" ")[1]), left: length, parts: [] };
+      if (length === 0) {
+        responses.push({ status: body.status, body: Buffer.alloc(0) });
+        body = undefined;
+      }
     }
   });
   socket.resume();
