@@ -62,3 +62,10 @@ test("the version string follows package.json", () => {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
   assert.equal(version, `promproxy-node/${pkg.version}`);
 });
+
+test("maxVanishedPerIdentity: defaults to maxClients, a positive whole number", () => {
+  assert.equal(resolveServerOptions({}).maxVanishedPerIdentity, 10_000);
+  assert.equal(resolveServerOptions({ maxClients: 500 }).maxVanishedPerIdentity, 500);
+  assert.equal(resolveServerOptions({ maxVanishedPerIdentity: 7 }).maxVanishedPerIdentity, 7);
+  assert.throws(() => resolveServerOptions({ maxVanishedPerIdentity: 0 }), /maxVanishedPerIdentity must be a positive whole number, got 0/);
+});

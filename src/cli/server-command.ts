@@ -28,6 +28,9 @@ export const serverUsage = `usage: promproxy server [options]
   --warmup-settle D            see --warmup                                               [2s]
   --vanished-retention D       a client whose stream broke stays in /clients (connected
                                "false", scrapes answered 503) this long; 0s: not at all  [10m]
+  --max-vanished-per-identity N
+                               vanished clients kept per identity (a token's or
+                               certificate's); its oldest goes first                     [max-clients]
   --replica-id ID              this replica's id in every welcome              [host name-random]
   --replica-count N            how many replicas serve the clients' address; clients dial
                                until they hold a stream to that many (0: unknown)         [0]
@@ -57,6 +60,7 @@ const optionSpec = {
   warmup: { type: "string" },
   "warmup-settle": { type: "string" },
   "vanished-retention": { type: "string" },
+  "max-vanished-per-identity": { type: "string" },
   "replica-id": { type: "string" },
   "replica-count": { type: "string" },
   "log-level": { type: "string" },
@@ -125,6 +129,7 @@ export async function runServer(argv: string[]): Promise<number> {
     warmupMs: dur("warmup", true) ?? 5_000,
     warmupSettleMs: dur("warmup-settle", true) ?? 2_000,
     vanishedRetentionMs: dur("vanished-retention", true),
+    maxVanishedPerIdentity: int("max-vanished-per-identity"),
     replicaId: v["replica-id"],
     replicaCount: v["replica-count"] !== undefined ? parseCount(v["replica-count"], "--replica-count") : undefined,
   });

@@ -72,7 +72,14 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
   const byName = new Map<string, Session>();
   const listings = new Map<Session, () => void>();
   const listing = createDiscovery({ maxBytes: o.maxDiscoveryBytes });
-  const gone = createVanished(o.vanishedRetentionMs);
+  // Live clients per identity ("" when anonymous): vanished records yield only to identities holding fewer.
+  const liveBy = new Map<string, number>();
+  const countLive = (identity = "", d: number) => {
+    const n = (liveBy.get(identity) ?? 0) + d;
+    if (n > 0) liveBy.set(identity, n);
+    else liveBy.delete(identity);
+  };
+  const gone = createVanished({ retentionMs: o.vanishedRetentionMs, maxPerIdentity: o.maxVanishedPerIdentity, live: (k) => liveBy.get(k) ?? 0 });
   let phase: Phase = "serving";
   // Warm-up: a new replica is not ready before its clients have found it (see ServerOptions.warmupMs).
   const startedAt = Date.now();
@@ -131,25 +138,31 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     if (phase !== "serving") throw new ConnectError("the server is shutting down", Code.Unavailable);
     const current = byName.get(name);
     if (current) throw new ConnectError(`the name "${name}" is held by another connected client (session ${current.info.sessionId})`, Code.AlreadyExists);
-    // Vanished clients make room for live ones, in the count and in /clients.
-    while (byName.size + gone.size >= o.maxClients && gone.evictOldest());
-    if (byName.size >= o.maxClients) throw new ConnectError(`the server has its maximum of ${o.maxClients} clients`, Code.ResourceExhausted);
+    // Vanished clients make room for live ones, in the count and in /clients: their own identity's, or a bigger one's.
+    // A client coming back frees its own vanished place (forgotten below, once admitted).
+    const full = () => byName.size + gone.size - (gone.get(name) ? 1 : 0) >= o.maxClients;
+    while (full() && gone.evictFor(info.identity));
+    if (full()) {
+      const kept = gone.size ? ` (${gone.size} of them vanished clients of identities that hold no more clients than this one's)` : "";
+      throw new ConnectError(`the server has its maximum of ${o.maxClients} clients${kept}`, Code.ResourceExhausted);
+    }
     const session = createSession(info, hello.features.filter((f) => serverFeatures.has(f)).slice(0, serverFeatures.size), o);
     listings.set(session, listWithRoom(info)); // throws ResourceExhausted when /clients would grow past its bound
     gone.forget(name); // back (only now that it is admitted): no longer listed as vanished
     byName.set(name, session);
+    countLive(info.identity, 1);
     lastJoinAt = Date.now();
     metrics.clients.set(byName.size);
     activity.emit("clientConnected", { ...session.info, scrapesInFlight: 0 });
     return session;
   }
 
-  function listWithRoom(entry: DiscoveryEntry): () => void {
+  function listWithRoom(entry: DiscoveryEntry & { identity?: string }): () => void {
     for (;;) {
       try {
         return listing.add(entry);
       } catch (e) {
-        if (!gone.evictOldest()) throw e;
+        if (!gone.evictFor(entry.identity)) throw e;
       }
     }
   }
@@ -158,6 +171,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     const held = byName.get(session.info.name) === session;
     if (!held) return;
     byName.delete(session.info.name);
+    countLive(session.info.identity, -1);
     listings.get(session)?.();
     listings.delete(session);
     metrics.clients.set(byName.size);

@@ -14,14 +14,79 @@ export interface H1ServerOptions {
 /** Headers per request at most; Node drops the rest (they never reach a handler). */
 const maxHeadersCount = 100;
 
+/** Requests of one connection that wait for the one in service (pipelined). */
+interface Lane {
+  busy: boolean;
+  /** Whether this lane paused the connection (requests wait). */
+  paused: boolean;
+  waiting: (() => void)[];
+}
+
+/**
+ * One request in service per connection. Node parses every pipelined request
+ * it has read and would start them all at once, each response buffered in
+ * full behind the first until the peer reads: one connection that never reads
+ * could pin hundreds of scrapes' bodies. Here the next request starts only once
+ * the previous response has gone out (its "finish": handed to the kernel), and
+ * the connection is not read while requests wait, so what it holds is one
+ * scrape's credit plus the requests of one read. Prometheus never pipelines.
+ */
+function serveInTurn(handler: H1ServerOptions["handler"]): H1ServerOptions["handler"] {
+  const lanes = new WeakMap<net.Socket, Lane>();
+  const laneOf = (socket: net.Socket): Lane => {
+    let lane = lanes.get(socket);
+    if (lane) return lane;
+    const l: Lane = { busy: false, paused: false, waiting: [] };
+    lanes.set(socket, l);
+    // Node resumes a paused connection by itself (a request body dumped, a drain): keep it paused while requests wait.
+    socket.on("resume", () => {
+      if (l.paused) socket.pause();
+    });
+    return l;
+  };
+  const next = (l: Lane, socket: net.Socket) => {
+    while (!l.busy && l.waiting.length > 0) l.waiting.shift()!();
+    if (l.paused && l.waiting.length === 0 && !socket.destroyed) {
+      l.paused = false;
+      socket.resume(); // read again, if only to notice the peer leaving
+    }
+  };
+  return (req, res) => {
+    const socket = req.socket;
+    const l = laneOf(socket);
+    const start = () => {
+      if (res.destroyed || socket.destroyed) return;
+      l.busy = true;
+      let done = false;
+      const finished = () => {
+        if (done) return;
+        done = true;
+        l.busy = false;
+        next(l, socket);
+      };
+      res.once("finish", finished);
+      res.once("close", finished);
+      handler(req, res);
+    };
+    if (!l.busy) return start();
+    l.waiting.push(start);
+    if (!l.paused) {
+      l.paused = true;
+      socket.pause();
+    }
+  };
+}
+
 /**
  * The HTTP/1.1 side of the port (Prometheus, curl): bounded headers and
  * times, one-line `promproxy: ` bodies for requests it cannot parse, CONNECT
- * refused. Takes connections through `emit("connection", socket)`.
+ * refused, one request in service per connection (pipelined ones wait their
+ * turn). Takes connections through `emit("connection", socket)`.
  *
  * @internal
  */
 export function createH1Server(o: H1ServerOptions): http.Server {
+  const inTurn = serveInTurn(o.handler);
   const h1 = http.createServer(
     {
       maxHeaderSize: o.maxHeaderListBytes,
@@ -35,7 +100,7 @@ export function createH1Server(o: H1ServerOptions): http.Server {
       res.once("finish", () => {
         if (o.closing()) res.socket?.end();
       });
-      o.handler(req, res);
+      inTurn(req, res);
     },
   );
   h1.maxHeadersCount = maxHeadersCount;

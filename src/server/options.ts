@@ -69,9 +69,24 @@ export interface ServerOptions {
    * than ending cleanly with `stop()`) stays in `/clients`, with
    * `__meta_promproxy_connected="false"`; scraping it answers 503 at once, so
    * that `up == 0` fires. 0 drops it at once. Vanished clients give way to live
-   * ones when `maxClients` or `maxDiscoveryBytes` is reached. Default 600 000 (10 min).
+   * ones when `maxClients` or `maxDiscoveryBytes` is reached, each identity's
+   * only to its own or to smaller identities (see `maxVanishedPerIdentity`).
+   * Default 600 000 (10 min).
    */
   vanishedRetentionMs?: number;
+  /**
+   * Vanished clients kept per identity (the identity a stream's credential
+   * maps to; one anonymous identity without stream auth): at the limit, that
+   * identity's oldest vanished client is forgotten for its newest. Whatever
+   * the limit, one identity's churn never erases another's vanished clients:
+   * when the server is full (`maxClients`, live and vanished together, or
+   * `maxDiscoveryBytes`), a new client takes the place of its own identity's
+   * oldest vanished client, else of the oldest vanished client of the
+   * identity holding the most clients, and only if that one holds more
+   * clients (live and vanished) than the newcomer's; otherwise it is refused
+   * with `ResourceExhausted`. Default: `maxClients`.
+   */
+  maxVanishedPerIdentity?: number;
   /**
    * Readiness warm-up (`/readyz`): a replica that has just started does not
    * yet hold every client. It is not ready for `warmupMs` after it was
@@ -160,6 +175,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     maxPendingHellos: o.maxPendingHellos ?? 1000,
     drainDelayMs: o.drainDelayMs ?? 0,
     vanishedRetentionMs: o.vanishedRetentionMs ?? 600_000,
+    maxVanishedPerIdentity: o.maxVanishedPerIdentity ?? o.maxClients ?? 10_000,
     warmupMs: o.warmupMs ?? 0,
     warmupSettleMs: o.warmupSettleMs ?? (o.warmupMs ? 2_000 : 0),
     warmupMaxMs: o.warmupMaxMs ?? 6 * (o.warmupMs ?? 0),
@@ -176,7 +192,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
   };
   const positive: (keyof ResolvedServerOptions)[] = [
     "defaultScrapeTimeoutMs", "maxScrapeTimeoutMs", "maxClients", "maxScrapesInFlight", "maxResponseBytes",
-    "maxChunkBytes", "creditBytes", "maxTargets", "maxHelloBytes", "maxClientDiscoveryBytes", "maxDiscoveryBytes", "maxPendingHellos", "helloTimeoutMs", "takeoverProbeMs", "heartbeatIntervalMs", "heartbeatTimeoutMs",
+    "maxChunkBytes", "creditBytes", "maxTargets", "maxHelloBytes", "maxClientDiscoveryBytes", "maxDiscoveryBytes", "maxPendingHellos", "maxVanishedPerIdentity", "helloTimeoutMs", "takeoverProbeMs", "heartbeatIntervalMs", "heartbeatTimeoutMs",
   ];
   for (const k of positive) {
     const v = r[k];

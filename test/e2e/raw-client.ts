@@ -7,7 +7,7 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient as createRpcClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient as createRpcClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import {
   ClientFrameSchema,
@@ -66,10 +66,10 @@ export interface RawClient {
 export async function connectRaw(
   serverUrl: string,
   hello: RawHello,
-  opts: { autoPong?: boolean; protocol?: "grpc" | "connect" } = {},
+  opts: { autoPong?: boolean; protocol?: "grpc" | "connect"; interceptors?: Interceptor[] } = {},
 ): Promise<RawClient> {
   const sessionManager = new Http2SessionManager(serverUrl);
-  const transportOptions = { baseUrl: serverUrl, httpVersion: "2" as const, sessionManager };
+  const transportOptions = { baseUrl: serverUrl, httpVersion: "2" as const, sessionManager, interceptors: opts.interceptors ?? [] };
   const transport = opts.protocol === "connect" ? createConnectTransport(transportOptions) : createGrpcTransport(transportOptions);
   const rpc = createRpcClient(ScrapeService, transport);
   const out = createQueue<ClientFrameInit>();
