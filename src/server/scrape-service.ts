@@ -6,6 +6,7 @@ import type { Activity } from "./activity.ts";
 import { version } from "../shared/version.ts";
 import type { Coordinator } from "./coordinator.ts";
 import { endReason } from "./end-reason.ts";
+import { streamResetKey } from "./stream-reset.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import type { ServerFrameInit, Session } from "./session.ts";
@@ -84,7 +85,9 @@ export function createScrapeHandler({ options, coordinator, metrics, activity }:
             if (r.done) break;
             s.receive(r.value);
           }
-          broke = false;
+          // The request side also ends "cleanly" when the stream is reset or its connection lost (Node ends the
+          // body then too): only a stream still open once its request side ended said goodbye.
+          broke = (await ctx.values.get(streamResetKey)?.()) === true;
           s.close();
         } catch (e) {
           const err = ConnectError.from(e);

@@ -4,7 +4,6 @@ import { Code, type ConnectRouter, type ContextValues, type Interceptor } from "
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ScrapeService } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { logRefusals } from "../auth/log-refusals.ts";
-import { peerContextValues } from "../auth/peer.ts";
 import { chooseAlpn } from "../auth/tls-credentials.ts";
 import { createFront } from "./front.ts";
 import { listenOnePort, type BoundPort, type ListenOptions } from "./listen.ts";
@@ -15,6 +14,7 @@ import { createActivity, type ServerEvents } from "./activity.ts";
 import { createCoordinator } from "./coordinator.ts";
 import { createScrapeHandler } from "./scrape-service.ts";
 import { createRefusals } from "./refusals.ts";
+import { serverContextValues } from "./stream-reset.ts";
 import { statusOf, type ServerStatus } from "./status.ts";
 
 /** A promproxy server: holds client streams and proxies Prometheus' scrapes to them. */
@@ -127,7 +127,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   const connectOptions: PromproxyServer["connectOptions"] = {
     routes: (router) => router.service(ScrapeService, { scrape }),
     // The peer (address, TLS client certificate) for auth interceptors such as mtlsAuth.
-    contextValues: peerContextValues,
+    contextValues: serverContextValues,
     interceptors: [
       logRefusals(o.logger, (code, reason, peer) => {
         metrics.sessions.inc({ result: Code[code] ?? "unknown" });
