@@ -23,6 +23,8 @@ export interface ScriptedServerOptions {
   refuse?: (hello: Hello) => ConnectError | undefined;
   /** How long a stream may take to send its first frame. Default 15 000 ms. */
   helloTimeoutMs?: number;
+  /** After a client's half-close, keep the response side open instead of ending it. Default false. */
+  holdAfterHalfClose?: boolean;
 }
 
 /** One hello the server read, accepted or refused. */
@@ -48,6 +50,8 @@ export interface ScriptedServer {
   close(): Promise<void>;
 }
 
+const streamIdHeader = "x-promproxy-conformance-stream";
+
 export async function startScriptedServer(o: ScriptedServerOptions = {}): Promise<ScriptedServer> {
   const attempts: Attempt[] = [];
   const violations: string[] = [];
@@ -56,7 +60,13 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
   const waiters = new Set<() => void>();
   const helloTimeoutMs = o.helloTimeoutMs ?? 15_000;
 
-  async function* scrape(requests: AsyncIterable<ClientFrame>, _ctx: HandlerContext) {
+  /** The HTTP/2 stream of each request, by the id the request handler gave it. */
+  const h2Streams = new Map<string, http2.ServerHttp2Stream>();
+  let streamIds = 0;
+
+  async function* scrape(requests: AsyncIterable<ClientFrame>, ctx: HandlerContext) {
+    const streamId = ctx.requestHeader.get(streamIdHeader) ?? "";
+    const h2Stream = h2Streams.get(streamId);
     const it = requests[Symbol.asyncIterator]();
     let timer: NodeJS.Timeout | undefined;
     const first = await Promise.race([
@@ -76,9 +86,14 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
       it.return?.()?.catch(() => {});
       throw refusal;
     }
-    const feed = createScriptedSession(hello);
+    const feed = createScriptedSession(hello, {
+      reset: () => h2Stream?.close(http2.constants.NGHTTP2_INTERNAL_ERROR),
+      holdAfterHalfClose: o.holdAfterHalfClose,
+    });
     sessions.push(feed.session);
     for (const w of [...waiters]) w();
+    // A reset by the client, or its connection gone, while the response side is held open.
+    ctx.signal.addEventListener("abort", () => feed.closed("broken: the client reset the stream or closed the connection"), { once: true });
     void (async () => {
       try {
         for (;;) {
@@ -86,7 +101,7 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
           if (r.done) break;
           feed.receive(r.value);
         }
-        feed.closed("closed by the client");
+        feed.halfClosed();
       } catch (e) {
         feed.closed(`broken: ${ConnectError.from(e).message}`);
       }
@@ -94,7 +109,15 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
     yield* feed.outbound;
   }
 
-  const h2 = http2.createServer(connectNodeAdapter({ routes: (router) => router.service(ScrapeService, { scrape }) }));
+  const adapter = connectNodeAdapter({ routes: (router) => router.service(ScrapeService, { scrape }) });
+  // Each request's HTTP/2 stream, found by the handler through a header of ours, so that a scenario can reset it.
+  const h2 = http2.createServer((req, res) => {
+    const id = String(++streamIds);
+    h2Streams.set(id, req.stream);
+    req.stream.once("close", () => h2Streams.delete(id));
+    req.headers[streamIdHeader] = id;
+    adapter(req, res);
+  });
   const connections = new Set<http2.ServerHttp2Session>();
   h2.on("session", (s) => {
     connections.add(s);
