@@ -62,6 +62,8 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
 
   /** The HTTP/2 stream of each request, by the id the request handler gave it. */
   const h2Streams = new Map<string, http2.ServerHttp2Stream>();
+  /** When each connection was opened. */
+  const openedAt = new WeakMap<http2.Http2Session, number>();
   let streamIds = 0;
 
   async function* scrape(requests: AsyncIterable<ClientFrame>, ctx: HandlerContext) {
@@ -86,7 +88,9 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
       it.return?.()?.catch(() => {});
       throw refusal;
     }
+    const connection = h2Stream?.session;
     const feed = createScriptedSession(hello, {
+      connectedAt: (connection && openedAt.get(connection)) ?? Date.now(),
       reset: () => h2Stream?.close(http2.constants.NGHTTP2_INTERNAL_ERROR),
       holdAfterHalfClose: o.holdAfterHalfClose,
     });
@@ -120,6 +124,7 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
   });
   const connections = new Set<http2.ServerHttp2Session>();
   h2.on("session", (s) => {
+    openedAt.set(s, Date.now());
     connections.add(s);
     s.on("close", () => connections.delete(s));
     s.on("error", () => {});

@@ -36,6 +36,8 @@ export interface WelcomeOptions {
 export interface ScriptedSession {
   readonly hello: Hello;
   readonly helloAt: number;
+  /** When the connection the stream runs on was opened (ms since the epoch): before the hello by a dial's time. */
+  readonly connectedAt: number;
   /** Every frame after the hello, in arrival order. */
   readonly received: TimedFrame[];
   /** Rules the client broke on this stream, one line each. */
@@ -69,6 +71,8 @@ export interface ScriptedSession {
 
 /** How a session behaves beyond the frames a scenario sends. */
 export interface SessionBehaviour {
+  /** When the stream's connection was opened. */
+  connectedAt: number;
   /** Resets the HTTP/2 stream the session runs on. */
   reset(): void;
   /** After the client's half-close, keep the response side open (a server that never answers a goodbye). Default false. */
@@ -119,6 +123,7 @@ export function createScriptedSession(hello: Hello, behaviour: SessionBehaviour)
   const session: ScriptedSession = {
     hello,
     helloAt: Date.now(),
+    connectedAt: behaviour.connectedAt,
     received,
     violations,
     scrapes: ledger.records,

@@ -1,8 +1,9 @@
 /**
  * The conformance kit as a user runs it (`promproxy conformance --client ...`,
- * a child process): the Node client passes every scenario (HEAD may be n/a,
- * when its hello does not name the feature), and a client that breaks the
- * rules fails the scenarios that check them, with exit code 1.
+ * a child process): the Node, Go and Python clients pass every scenario, and
+ * a client that breaks one rule (test/e2e/fixtures/broken-clients/client.ts
+ * with one flag) fails the scenario that checks it, with exit code 1; the same
+ * client without flags passes those scenarios, so each failure is the flag's.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -100,4 +101,73 @@ clearInterval(timer);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+/** The test client on the raw frames; without flags it follows every rule. */
+const fixture = `${node22} test/e2e/fixtures/broken-clients/client.ts {server} {name} {size}`;
+
+/** Each broken variant, the scenarios that must catch it, and what their detail must say. */
+const variants: { flag: string; caughtBy: string[]; detail: RegExp; verdict?: string }[] = [
+  { flag: "no-watchdog", caughtBy: ["silence"], detail: /still up .* into a silence: no watchdog/ },
+  { flag: "no-welcome-timeout", caughtBy: ["welcome-timeout"], detail: /still waiting for a welcome .*: no welcome timeout/ },
+  {
+    flag: "retry-fatal",
+    caughtBy: ["fatal-unauthenticated", "fatal-permission-denied", "fatal-invalid-argument"],
+    detail: /attempts: the client retried after [A-Z_]+, which retrying cannot fix/,
+  },
+  { flag: "exit-zero-on-fatal", caughtBy: ["fatal-unauthenticated"], detail: /exited with code 0 after UNAUTHENTICATED; want a non-zero exit code/ },
+  { flag: "no-half-close", caughtBy: ["leave"], detail: /the stream broke instead of a half-close/ },
+  { flag: "wait-forever-on-leave", caughtBy: ["leave-unanswered"], detail: /still waits for the server .* after its half-close/ },
+  // A loaded machine may stretch 100 ms to 0.2 s; the growth check catches it then.
+  { flag: "constant-retry", caughtBy: ["backoff"], detail: /retried after 0\.1\ds|the delays grew from \d\.\d+s to only/ },
+  { flag: "no-jitter", caughtBy: ["reset"], detail: /none before 0\.5\ds: no jitter/ },
+  { flag: "redial-at-once", caughtBy: ["reset"], detail: /dialled again 0\.\d\ds after a reset/ },
+  { flag: "big-chunks", caughtBy: ["credit", "chunk-default"], detail: /a chunk of \d+ bytes, over max_chunk_bytes (1024|65536)/ },
+  { flag: "unknown-first-fails", caughtBy: ["unknown-first"], detail: /the client ended the stream after a frame of an unknown kind/ },
+  { flag: "small-body", caughtBy: ["credit", "chunk-default"], detail: /the rule was not exercised: serve at least \{size\} bytes/, verdict: "**n/a**" },
+];
+
+/** Runs `jobs` at most `n` at a time, each to its end (a failed one does not leave the others running). */
+async function pool<T>(n: number, jobs: (() => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
+  const results: PromiseSettledResult<T>[] = [];
+  let next = 0;
+  await Promise.all(Array.from({ length: n }, async () => {
+    for (let i = next++; i < jobs.length; i = next++) {
+      const job = jobs[i] as () => Promise<T>;
+      results[i] = await job().then((value) => ({ status: "fulfilled", value }) as const, (reason: unknown) => ({ status: "rejected", reason }) as const);
+    }
+  }));
+  return results;
+}
+
+test("each broken client fails the scenario that checks its rule, exit code 1; unbroken, it passes them", { timeout: 240_000 }, async (t) => {
+  const caught = [...new Set(variants.flatMap((v) => v.caughtBy))];
+  const runs = [
+    async () => {
+      const kit = runCli(["conformance", "--concurrency", "6", "--only", caught.join(","), "--client", fixture]);
+      const { code } = await kit.exited;
+      const out = kit.stdout();
+      const context = `\nstdout:\n${out}\nstderr:\n${kit.stderr()}`;
+      assert.equal(code, 0, `the unbroken client: exit code${context}`);
+      for (const id of caught) assert.equal(row(out, id)?.result, "pass", `the unbroken client: ${id}${context}`);
+      return "unbroken: all pass";
+    },
+    ...variants.map((v) => async () => {
+      const kit = runCli(["conformance", "--only", v.caughtBy.join(","), "--client", `${fixture} --${v.flag}`]);
+      const { code } = await kit.exited;
+      const out = kit.stdout();
+      const context = `\n--${v.flag}\nstdout:\n${out}\nstderr:\n${kit.stderr()}`;
+      assert.equal(code, 1, `--${v.flag}: exit code${context}`);
+      assert.match(out, /: FAIL$/m, context);
+      for (const id of v.caughtBy) {
+        const r = row(out, id);
+        assert.equal(r?.result, v.verdict ?? "**FAIL**", `--${v.flag}: ${id}${context}`);
+        assert.match(r?.detail ?? "", v.detail, `--${v.flag}: ${id}${context}`);
+      }
+      return `--${v.flag}: ${v.caughtBy.map((id) => `${id} ${row(out, id)?.result}: ${row(out, id)?.detail}`).join("; ")}`;
+    }),
+  ];
+  const results = await pool(4, runs);
+  for (const r of results) if (r.status === "fulfilled") t.diagnostic(r.value);
+  for (const r of results) if (r.status === "rejected") throw r.reason;
 });
