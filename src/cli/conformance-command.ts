@@ -50,7 +50,7 @@ export async function runConformanceCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (v.list) {
-    for (const s of allScenarios) process.stdout.write(`${s.id.padEnd(20)} ${s.title}\n`);
+    for (const s of allScenarios) process.stdout.write(`${s.id.padEnd(24)} ${s.title}\n`);
     return 0;
   }
   if (!v.client?.trim()) throw new CliError(`--client is required\n\n${conformanceUsage}`);
