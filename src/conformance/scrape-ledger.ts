@@ -46,6 +46,8 @@ export interface ScrapeRecord {
   /** Credit granted in all: the order's plus Credit frames. */
   granted: number;
   grants: number;
+  /** A grant is on its way (the next turn). */
+  granting?: boolean;
   end?: { at: number; error?: ScrapeError };
   cancelledAt?: number;
   /** Frames the client sent for this scrape after the server cancelled it. */
@@ -177,7 +179,16 @@ export function createScrapeLedger(send: (f: ServerFrameInit) => void, violation
         r.bodyBytes += n;
         r.chunks++;
         r.largestChunk = Math.max(r.largestChunk, n);
-        if (!cancelled && o.grantBytes && r.bodyBytes >= r.granted) grant(r, o, o.grantBytes);
+        // Granted on the next turn, not as the chunk is read: a client that sends without waiting for credit has
+        // its next chunks (already on the wire) counted against the credit it really had.
+        if (!cancelled && o.grantBytes && r.bodyBytes >= r.granted && !r.granting) {
+          r.granting = true;
+          const bytes = o.grantBytes;
+          setImmediate(() => {
+            r.granting = false;
+            if (!r.end && r.cancelledAt === undefined) grant(r, o, bytes);
+          });
+        }
         return true;
       }
       case "end":

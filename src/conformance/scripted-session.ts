@@ -38,6 +38,10 @@ export interface ScriptedSession {
   readonly helloAt: number;
   /** When the connection the stream runs on was opened (ms since the epoch): before the hello by a dial's time. */
   readonly connectedAt: number;
+  /** The request's `:authority`. */
+  readonly authority: string;
+  /** The server address the connection came to (127.0.0.1 or ::1). */
+  readonly localAddress: string;
   /** Every frame after the hello, in arrival order. */
   readonly received: TimedFrame[];
   /** Rules the client broke on this stream, one line each. */
@@ -73,6 +77,10 @@ export interface ScriptedSession {
 export interface SessionBehaviour {
   /** When the stream's connection was opened. */
   connectedAt: number;
+  /** The request's `:authority`. */
+  authority: string;
+  /** The server address the connection came to. */
+  localAddress: string;
   /** Resets the HTTP/2 stream the session runs on. */
   reset(): void;
   /** After the client's half-close, keep the response side open (a server that never answers a goodbye). Default false. */
@@ -124,6 +132,8 @@ export function createScriptedSession(hello: Hello, behaviour: SessionBehaviour)
     hello,
     helloAt: Date.now(),
     connectedAt: behaviour.connectedAt,
+    authority: behaviour.authority,
+    localAddress: behaviour.localAddress,
     received,
     violations,
     scrapes: ledger.records,

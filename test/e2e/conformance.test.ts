@@ -124,6 +124,13 @@ const variants: { flag: string; caughtBy: string[]; detail: RegExp; verdict?: st
   { flag: "redial-at-once", caughtBy: ["reset"], detail: /dialled again 0\.\d\ds after a reset/ },
   { flag: "big-chunks", caughtBy: ["credit", "chunk-default"], detail: /a chunk of \d+ bytes, over max_chunk_bytes (1024|65536)/ },
   { flag: "unknown-first-fails", caughtBy: ["unknown-first"], detail: /the client ended the stream after a frame of an unknown kind/ },
+  { flag: "no-pong", caughtBy: ["ping-pong"], detail: /no pong for ping/ },
+  { flag: "ignore-cancel", caughtBy: ["cancel-mid-body"], detail: /sent \d+ chunks .* after the Cancel/ },
+  { flag: "no-order-timeout", caughtBy: ["timeout"], detail: /sent \d+ chunks after its timeout/ },
+  { flag: "serve-any-path", caughtBy: ["not-found"], detail: /answered with a head \(status 200\); want an End with NOT_FOUND/ },
+  { flag: "unknown-frames-fail", caughtBy: ["unknown-frames"], detail: /the stream ended|no pong|did not end/ },
+  { flag: "ignore-credit", caughtBy: ["credit"], detail: /bytes of credit left/ },
+  { flag: "dial-by-address", caughtBy: ["server-name"], detail: /:authority "127\.0\.0\.1:\d+", want "localhost:\d+"/ },
   { flag: "small-body", caughtBy: ["credit", "chunk-default"], detail: /the rule was not exercised: serve at least \{size\} bytes/, verdict: "**n/a**" },
 ];
 

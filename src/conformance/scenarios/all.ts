@@ -5,6 +5,7 @@
  * @internal
  */
 import type { Scenario } from "../scenario.ts";
+import { serverName } from "./address.ts";
 import { concurrentScrapes, defaultChunkLimit, headOrder, helloWelcome, plainScrape, tightCredit } from "./bodies.ts";
 import { cancelAfterEnd, cancelMidBody, orderTimeout, unknownIds } from "./cancel.ts";
 import { duplicateName, helloLabels } from "./discovery.ts";
@@ -16,6 +17,7 @@ import { silence, unknownBeforeWelcome, welcomeTimeout } from "./watchdogs.ts";
 
 export const allScenarios: readonly Scenario[] = [
   helloWelcome,
+  serverName,
   helloLabels,
   plainScrape,
   tightCredit,
