@@ -77,6 +77,9 @@ const defaultHeaders = {
   "user-agent": "promproxy-conformance/1",
 };
 
+/** "a head", "a chunk", "an end". */
+const an = (kind: string) => `${kind === "end" ? "an" : "a"} ${kind}`;
+
 /** The name of a ScrapeErrorReason, e.g. "TIMEOUT". */
 export function reasonName(r: ScrapeErrorReason): string {
   return Object.entries(ScrapeErrorReason).find(([, v]) => v === r)?.[0] ?? `reason ${r}`;
@@ -150,12 +153,12 @@ export function createScrapeLedger(send: (f: ServerFrameInit) => void, violation
     const id = f.value.scrapeId;
     const entry = byId.get(id);
     if (!entry) {
-      violations.push(`a ${f.case} for scrape ${id}, which was never ordered`);
+      violations.push(`${an(f.case)} for scrape ${id}, which was never ordered`);
       return true;
     }
     const { r, o, done } = entry;
     if (r.end) {
-      violate(id, `a ${f.case} after its end`);
+      violate(id, `${an(f.case)} after its end`);
       return true;
     }
     const cancelled = r.cancelledAt !== undefined;

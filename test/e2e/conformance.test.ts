@@ -124,13 +124,21 @@ const variants: { flag: string; caughtBy: string[]; detail: RegExp; verdict?: st
   { flag: "redial-at-once", caughtBy: ["reset"], detail: /dialled again 0\.\d\ds after a reset/ },
   { flag: "big-chunks", caughtBy: ["credit", "chunk-default"], detail: /a chunk of \d+ bytes, over max_chunk_bytes (1024|65536)/ },
   { flag: "unknown-first-fails", caughtBy: ["unknown-first"], detail: /the client ended the stream after a frame of an unknown kind/ },
-  { flag: "no-pong", caughtBy: ["ping-pong"], detail: /no pong for ping/ },
+  { flag: "no-pong", caughtBy: ["ping-pong", "duplicate-name"], detail: /no pong for ping|the second client took the name/ },
   { flag: "ignore-cancel", caughtBy: ["cancel-mid-body"], detail: /sent \d+ chunks .* after the Cancel/ },
   { flag: "no-order-timeout", caughtBy: ["timeout"], detail: /sent \d+ chunks after its timeout/ },
   { flag: "serve-any-path", caughtBy: ["not-found"], detail: /answered with a head \(status 200\); want an End with NOT_FOUND/ },
   { flag: "unknown-frames-fail", caughtBy: ["unknown-frames"], detail: /the stream ended|no pong|did not end/ },
   { flag: "ignore-credit", caughtBy: ["credit"], detail: /bytes of credit left/ },
   { flag: "dial-by-address", caughtBy: ["server-name"], detail: /:authority "127\.0\.0\.1:\d+", want "localhost:\d+"/ },
+  { flag: "early-watchdog", caughtBy: ["silence"], detail: /dropped the stream after \d\.\ds of silence, before 3 heartbeat intervals/ },
+  { flag: "pong-before-welcome", caughtBy: ["hello"], detail: /sent a pong before the welcome/ },
+  { flag: "wrong-content-length", caughtBy: ["scrape"], detail: /content-length \d+, but \d+ body bytes/ },
+  { flag: "body-on-head", caughtBy: ["head"], detail: /chunks \(\d+ bytes\) for a HEAD order/ },
+  { flag: "keep-unknown-credit", caughtBy: ["unknown-ids"], detail: /bytes of credit left|the body was larger/ },
+  { flag: "end-on-any-cancel", caughtBy: ["cancel-after-end"], detail: /an end after its end|never ordered/ },
+  { flag: "exit-on-clean-end", caughtBy: ["reconnect-end"], detail: /the client exited/ },
+  { flag: "exit-on-refused-connection", caughtBy: ["reconnect-restart"], detail: /the client exited/ },
   { flag: "small-body", caughtBy: ["credit", "chunk-default"], detail: /the rule was not exercised: serve at least \{size\} bytes/, verdict: "**n/a**" },
 ];
 
@@ -174,7 +182,7 @@ test("each broken client fails the scenario that checks its rule, exit code 1; u
       return `--${v.flag}: ${v.caughtBy.map((id) => `${id} ${row(out, id)?.result}: ${row(out, id)?.detail}`).join("; ")}`;
     }),
   ];
-  const results = await pool(4, runs);
+  const results = await pool(6, runs);
   for (const r of results) if (r.status === "fulfilled") t.diagnostic(r.value);
   for (const r of results) if (r.status === "rejected") throw r.reason;
 });
