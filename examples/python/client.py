@@ -6,12 +6,12 @@ open, and answers the scrape orders that arrive on it. Prometheus scrapes it as 
 through the server's proxy_url. Generate the stubs first (see README.md), then:
 
     python3 client.py --server http://127.0.0.1:8080 --name app-py [--label team=alpha]
-    python3 client.py http://127.0.0.1:8080 app-py
+    python3 client.py http://127.0.0.1:8080 app-py [BODY_BYTES]
 """
 import argparse, asyncio, gzip, logging, os, random, re, signal, sys, urllib.parse
 
 import grpc
-from prometheus_client import REGISTRY, Counter
+from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.exposition import choose_encoder
 
 # The stubs generated from proto/promproxy/v1/scrape.proto: from $PYTHONPATH, or from ./gen next to this file.
@@ -97,9 +97,16 @@ class Session:
             call = pb_grpc.ScrapeServiceStub(channel).Scrape(self.requests())
             closer = asyncio.create_task(self.close_on_stop(call))
             try:
-                first = await asyncio.wait_for(call.read(), WELCOME_TIMEOUT_S)
-                if first is grpc.aio.EOF or first.WhichOneof("frame") != "welcome":
-                    raise ConnectionError("the stream ended without a welcome")
+                deadline = asyncio.get_running_loop().time() + WELCOME_TIMEOUT_S
+                while True:
+                    first = await asyncio.wait_for(call.read(), max(0.0, deadline - asyncio.get_running_loop().time()))
+                    if first is grpc.aio.EOF:
+                        raise ConnectionError("the stream ended without a welcome")
+                    kind = first.WhichOneof("frame")
+                    if kind == "welcome":
+                        break
+                    if kind is not None:  # a frame kind of a newer server (None) is ignored, before the welcome too
+                        raise ConnectionError(f"the server sent {kind} before its welcome")
                 w = first.welcome
                 self.max_chunk = w.limits.max_chunk_bytes or 64 * 1024
                 self.heartbeat = seconds(w.heartbeat_interval, 10.0)
@@ -118,12 +125,12 @@ class Session:
                 call.cancel()
 
     async def close_on_stop(self, call):
-        """On SIGTERM/SIGINT: stop the scrapes, end the request stream cleanly, give the server 5 s to end its side."""
+        """On SIGTERM/SIGINT: stop the scrapes, end the request stream cleanly, give the server 2 s to end its side."""
         await self.stop.wait()
         for scrape in self.scrapes.values():
             scrape.task.cancel()
         self.out.put_nowait(None)
-        await asyncio.sleep(5)
+        await asyncio.sleep(2)
         call.cancel()
 
     def dispatch(self, frame):
@@ -213,15 +220,29 @@ def parse_args():
     p.add_argument("name_pos", nargs="?", metavar="NAME", help="same as --name")
     p.add_argument("--server", help="the promproxy server, e.g. http://127.0.0.1:8080")
     p.add_argument("--name", help="the name Prometheus scrapes this client by, e.g. app-py")
+    p.add_argument("body_bytes_pos", nargs="?", type=int, metavar="BODY_BYTES", help="same as --body-bytes")
     p.add_argument("--label", action="append", default=[], metavar="K=V", help="a discovery label (repeatable)")
+    p.add_argument("--body-bytes", type=int, default=0, metavar="N",
+                   help="pad the exposition with series to at least N bytes (the conformance kit's {size})")
     a = p.parse_args()
     a.server, a.name = a.server or a.server_pos, a.name or a.name_pos
+    a.body_bytes = a.body_bytes or a.body_bytes_pos or 0
     if not a.server or not a.name or not all("=" in kv for kv in a.label):
         p.error("need a server and a name, and labels as K=V")
     a.labels = dict(kv.split("=", 1) for kv in a.label)
     return a
 
 
+def pad(body_bytes):
+    """Series that make the exposition at least body_bytes long (about 50 bytes each)."""
+    if body_bytes > 0:
+        padding = Gauge("promproxy_example_padding", "Series that make the body --body-bytes long.", ["series"])
+        for i in range(body_bytes // 50 + 1):
+            padding.labels(f"padding-series-{i:06d}").set(i)
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    sys.exit(asyncio.run(main(parse_args())))
+    args = parse_args()
+    pad(args.body_bytes)
+    sys.exit(asyncio.run(main(args)))

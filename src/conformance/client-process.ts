@@ -1,6 +1,6 @@
 /**
  * The client implementation under test, as a child process: a command
- * template with `{server}` and `{name}` substituted, run by the shell in its
+ * template with `{server}`, `{name}` and `{size}` substituted, run by the shell in its
  * own process group so that stopping it stops everything it started (npx,
  * a Python interpreter, a Go binary). The kit assumes nothing else about it.
  *
@@ -20,6 +20,8 @@ export interface ClientProcess {
   output(maxLines?: number): string;
   /** Stops the process group: SIGTERM, then SIGKILL after `graceMs`. Resolves once it exited. */
   stop(graceMs?: number): Promise<void>;
+  /** Sends SIGTERM to the process group once, as an init system does to ask it to leave. */
+  terminate(): void;
 }
 
 /** Options of {@link launchClient}. */
@@ -30,25 +32,30 @@ export interface LaunchOptions {
   serverUrl: string;
   /** Substituted for `{name}` and passed as PROMPROXY_NAME. Required. */
   name: string;
+  /** Substituted for `{size}` and passed as PROMPROXY_BODY_BYTES: the least body to serve. Default 300 000. */
+  bodyBytes?: number;
   /** Working directory. Default: the current one. */
   cwd?: string;
   /** Most bytes of output kept. Default 64 KiB. */
   keepBytes?: number;
 }
 
-/** Substitutes `{server}` and `{name}` in a command template. */
-export function clientCommand(template: string, serverUrl: string, name: string): string {
-  return template.replaceAll("{server}", serverUrl).replaceAll("{name}", name);
+/** The least body a client is asked to serve unless the kit is told otherwise: over 256 KiB, the largest default chunk. */
+export const defaultBodyBytes = 300_000;
+
+/** Substitutes `{server}`, `{name}` and `{size}` in a command template. */
+export function clientCommand(template: string, serverUrl: string, name: string, bodyBytes = defaultBodyBytes): string {
+  return template.replaceAll("{server}", serverUrl).replaceAll("{name}", name).replaceAll("{size}", String(bodyBytes));
 }
 
 /** Starts the client under test. */
-export function launchClient({ template, serverUrl, name, cwd, keepBytes = 64 * 1024 }: LaunchOptions): ClientProcess {
-  const command = clientCommand(template, serverUrl, name);
+export function launchClient({ template, serverUrl, name, bodyBytes = defaultBodyBytes, cwd, keepBytes = 64 * 1024 }: LaunchOptions): ClientProcess {
+  const command = clientCommand(template, serverUrl, name, bodyBytes);
   const child = spawn("/bin/sh", ["-c", command], {
     cwd,
     detached: true, // its own process group: stop() reaches the grandchildren too
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, PROMPROXY_SERVER: serverUrl, PROMPROXY_NAME: name },
+    env: { ...process.env, PROMPROXY_SERVER: serverUrl, PROMPROXY_NAME: name, PROMPROXY_BODY_BYTES: String(bodyBytes) },
   });
   let kept = "";
   const keep = (b: Buffer) => {
@@ -91,6 +98,9 @@ export function launchClient({ template, serverUrl, name, cwd, keepBytes = 64 * 
     },
     output(maxLines = 20) {
       return kept.split("\n").filter((l) => l.trim() !== "").slice(-maxLines).join("\n");
+    },
+    terminate() {
+      signalGroup("SIGTERM");
     },
     async stop(graceMs = 2_000) {
       signalGroup("SIGTERM");

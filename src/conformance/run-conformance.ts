@@ -7,7 +7,7 @@
  * @internal
  */
 import { randomBytes } from "node:crypto";
-import { launchClient, type ClientProcess } from "./client-process.ts";
+import { defaultBodyBytes, launchClient, type ClientProcess } from "./client-process.ts";
 import { CheckFailed, type Outcome, type Scenario, type ScenarioContext, type Verdict } from "./scenario.ts";
 import { allScenarios } from "./scenarios/all.ts";
 
@@ -26,6 +26,12 @@ export interface ConformanceOptions {
   concurrency?: number;
   /** How long a client may take to come back after its server went away. Default 35 000 ms. */
   reconnectWithinMs?: number;
+  /**
+   * The least body the client is asked to serve at /metrics, substituted for
+   * `{size}` (and in PROMPROXY_BODY_BYTES). Scenarios whose rule shows only
+   * on a larger body than the client served report n/a. Default 300 000.
+   */
+  bodyBytes?: number;
   /** Working directory of client processes. Default: the current one. */
   cwd?: string;
   /** Called as each scenario finishes (in finishing order). Default none. */
@@ -45,6 +51,11 @@ export interface ScenarioResult {
 
 /** Ids of every scenario, in table order. */
 export const scenarioIds: readonly string[] = allScenarios.map((s) => s.id);
+
+/** Whether the kit passes the client: nothing failed, and nothing it should have checked went unchecked (n/a). */
+export function passed(results: ScenarioResult[]): boolean {
+  return results.every((r) => r.verdict === "pass" || r.verdict === "not offered");
+}
 
 /** Runs the scenarios; resolves with their results in table order. Never rejects for a scenario's failure. */
 export async function runConformance(o: ConformanceOptions): Promise<ScenarioResult[]> {
@@ -73,8 +84,9 @@ async function runOne(s: Scenario, o: ConformanceOptions): Promise<ScenarioResul
   const ctx: ScenarioContext = {
     name,
     reconnectWithinMs: o.reconnectWithinMs ?? 35_000,
+    bodyBytes: o.bodyBytes ?? defaultBodyBytes,
     launch(serverUrl, clientName = name) {
-      const c = launchClient({ template: o.client, serverUrl, name: clientName, cwd: o.cwd });
+      const c = launchClient({ template: o.client, serverUrl, name: clientName, bodyBytes: o.bodyBytes, cwd: o.cwd });
       clients.push(c);
       cleanups.push(() => c.stop());
       return c;

@@ -8,7 +8,15 @@
  */
 import type { ClientProcess } from "./client-process.ts";
 
-export type Verdict = "pass" | "fail" | "n/a";
+/**
+ * - `pass`: the client follows the rule.
+ * - `fail`: it breaks it.
+ * - `n/a`: the kit could not exercise the rule with this client (e.g. its body is too small to tell): not a pass;
+ *   the kit exits 1 as for a failure.
+ * - `not offered`: the rule is about an optional feature the client does not announce (e.g. `head`): neither a
+ *   pass nor a failure.
+ */
+export type Verdict = "pass" | "fail" | "n/a" | "not offered";
 
 /** How a scenario ended: its verdict and one line of detail. */
 export interface Outcome {
@@ -22,6 +30,8 @@ export interface ScenarioContext {
   readonly name: string;
   /** How long a client may take to come back after its server went away. */
   readonly reconnectWithinMs: number;
+  /** The least body the client is asked to serve (substituted for `{size}`). */
+  readonly bodyBytes: number;
   /** Launches the client under test against `serverUrl` (as `name`, default the scenario's); stopped at the end. */
   launch(serverUrl: string, name?: string): ClientProcess;
   /** Runs `cleanup` when the scenario ends (the last registered first). */
@@ -42,8 +52,10 @@ export interface Scenario {
 
 /** A passed scenario. */
 export const pass = (detail: string): Outcome => ({ verdict: "pass", detail });
-/** A scenario that does not apply to this client. */
+/** A scenario the kit could not exercise with this client: not a pass. */
 export const notApplicable = (detail: string): Outcome => ({ verdict: "n/a", detail });
+/** A scenario about an optional feature the client does not offer. */
+export const notOffered = (detail: string): Outcome => ({ verdict: "not offered", detail });
 
 /** A failed check: its message is the scenario's detail. */
 export class CheckFailed extends Error {

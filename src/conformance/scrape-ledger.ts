@@ -46,6 +46,8 @@ export interface ScrapeRecord {
   /** Credit granted in all: the order's plus Credit frames. */
   granted: number;
   grants: number;
+  /** A grant is on its way (the next turn). */
+  granting?: boolean;
   end?: { at: number; error?: ScrapeError };
   cancelledAt?: number;
   /** Frames the client sent for this scrape after the server cancelled it. */
@@ -74,6 +76,9 @@ const defaultHeaders = {
   accept: "text/plain;version=0.0.4;q=1,*/*;q=0.1",
   "user-agent": "promproxy-conformance/1",
 };
+
+/** "a head", "a chunk", "an end". */
+const an = (kind: string) => `${kind === "end" ? "an" : "a"} ${kind}`;
 
 /** The name of a ScrapeErrorReason, e.g. "TIMEOUT". */
 export function reasonName(r: ScrapeErrorReason): string {
@@ -148,12 +153,12 @@ export function createScrapeLedger(send: (f: ServerFrameInit) => void, violation
     const id = f.value.scrapeId;
     const entry = byId.get(id);
     if (!entry) {
-      violations.push(`a ${f.case} for scrape ${id}, which was never ordered`);
+      violations.push(`${an(f.case)} for scrape ${id}, which was never ordered`);
       return true;
     }
     const { r, o, done } = entry;
     if (r.end) {
-      violate(id, `a ${f.case} after its end`);
+      violate(id, `${an(f.case)} after its end`);
       return true;
     }
     const cancelled = r.cancelledAt !== undefined;
@@ -177,7 +182,16 @@ export function createScrapeLedger(send: (f: ServerFrameInit) => void, violation
         r.bodyBytes += n;
         r.chunks++;
         r.largestChunk = Math.max(r.largestChunk, n);
-        if (!cancelled && o.grantBytes && r.bodyBytes >= r.granted) grant(r, o, o.grantBytes);
+        // Granted on the next turn, not as the chunk is read: a client that sends without waiting for credit has
+        // its next chunks (already on the wire) counted against the credit it really had.
+        if (!cancelled && o.grantBytes && r.bodyBytes >= r.granted && !r.granting) {
+          r.granting = true;
+          const bytes = o.grantBytes;
+          setImmediate(() => {
+            r.granting = false;
+            if (!r.end && r.cancelledAt === undefined) grant(r, o, bytes);
+          });
+        }
         return true;
       }
       case "end":

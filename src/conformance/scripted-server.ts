@@ -23,6 +23,10 @@ export interface ScriptedServerOptions {
   refuse?: (hello: Hello) => ConnectError | undefined;
   /** How long a stream may take to send its first frame. Default 15 000 ms. */
   helloTimeoutMs?: number;
+  /** After a client's half-close, keep the response side open instead of ending it. Default false. */
+  holdAfterHalfClose?: boolean;
+  /** Also listen on [::1] at the same port, where the machine has IPv6 loopback (for clients dialling `localhost`). Default false. */
+  ipv6Too?: boolean;
 }
 
 /** One hello the server read, accepted or refused. */
@@ -34,6 +38,8 @@ export interface Attempt {
 
 export interface ScriptedServer {
   readonly port: number;
+  /** Whether it listens on [::1] too. */
+  readonly ipv6: boolean;
   /** `http://127.0.0.1:PORT`. */
   readonly url: string;
   /** Every hello read, in order. */
@@ -48,6 +54,8 @@ export interface ScriptedServer {
   close(): Promise<void>;
 }
 
+const streamIdHeader = "x-promproxy-conformance-stream";
+
 export async function startScriptedServer(o: ScriptedServerOptions = {}): Promise<ScriptedServer> {
   const attempts: Attempt[] = [];
   const violations: string[] = [];
@@ -56,7 +64,17 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
   const waiters = new Set<() => void>();
   const helloTimeoutMs = o.helloTimeoutMs ?? 15_000;
 
-  async function* scrape(requests: AsyncIterable<ClientFrame>, _ctx: HandlerContext) {
+  /** The HTTP/2 stream of each request, by the id the request handler gave it. */
+  const h2Streams = new Map<string, http2.ServerHttp2Stream>();
+  /** The `:authority` of each request, by the same id. */
+  const authorities = new Map<string, string>();
+  /** When each connection was opened. */
+  const openedAt = new WeakMap<http2.Http2Session, number>();
+  let streamIds = 0;
+
+  async function* scrape(requests: AsyncIterable<ClientFrame>, ctx: HandlerContext) {
+    const streamId = ctx.requestHeader.get(streamIdHeader) ?? "";
+    const h2Stream = h2Streams.get(streamId);
     const it = requests[Symbol.asyncIterator]();
     let timer: NodeJS.Timeout | undefined;
     const first = await Promise.race([
@@ -76,9 +94,18 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
       it.return?.()?.catch(() => {});
       throw refusal;
     }
-    const feed = createScriptedSession(hello);
+    const connection = h2Stream?.session;
+    const feed = createScriptedSession(hello, {
+      connectedAt: (connection && openedAt.get(connection)) ?? Date.now(),
+      authority: authorities.get(streamId) ?? "",
+      localAddress: connection?.socket?.localAddress ?? "",
+      reset: () => h2Stream?.close(http2.constants.NGHTTP2_INTERNAL_ERROR),
+      holdAfterHalfClose: o.holdAfterHalfClose,
+    });
     sessions.push(feed.session);
     for (const w of [...waiters]) w();
+    // A reset by the client, or its connection gone, while the response side is held open.
+    ctx.signal.addEventListener("abort", () => feed.closed("broken: the client reset the stream or closed the connection"), { once: true });
     void (async () => {
       try {
         for (;;) {
@@ -86,7 +113,7 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
           if (r.done) break;
           feed.receive(r.value);
         }
-        feed.closed("closed by the client");
+        feed.halfClosed();
       } catch (e) {
         feed.closed(`broken: ${ConnectError.from(e).message}`);
       }
@@ -94,25 +121,48 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
     yield* feed.outbound;
   }
 
-  const h2 = http2.createServer(connectNodeAdapter({ routes: (router) => router.service(ScrapeService, { scrape }) }));
+  const adapter = connectNodeAdapter({ routes: (router) => router.service(ScrapeService, { scrape }) });
+  // Each request's HTTP/2 stream, found by the handler through a header of ours, so that a scenario can reset it.
   const connections = new Set<http2.ServerHttp2Session>();
-  h2.on("session", (s) => {
-    connections.add(s);
-    s.on("close", () => connections.delete(s));
-    s.on("error", () => {});
-  });
-  h2.on("error", () => {});
-  await new Promise<void>((resolve, reject) => {
-    h2.once("error", reject);
-    h2.listen(o.port ?? 0, "127.0.0.1", () => {
-      h2.off("error", reject);
-      resolve();
+  const listen = async (port: number, host: string) => {
+    const h2 = http2.createServer((req, res) => {
+      const id = String(++streamIds);
+      h2Streams.set(id, req.stream);
+      authorities.set(id, req.authority);
+      req.stream.once("close", () => {
+        h2Streams.delete(id);
+        authorities.delete(id);
+      });
+      req.headers[streamIdHeader] = id;
+      adapter(req, res);
     });
-  });
-  const port = (h2.address() as AddressInfo).port;
+    h2.on("session", (s) => {
+      openedAt.set(s, Date.now());
+      connections.add(s);
+      s.on("close", () => connections.delete(s));
+      s.on("error", () => {});
+    });
+    await new Promise<void>((resolve, reject) => {
+      h2.once("error", reject);
+      h2.listen(port, host, () => {
+        h2.off("error", reject);
+        resolve();
+      });
+    });
+    h2.on("error", () => {});
+    return h2;
+  };
+  const listeners = [await listen(o.port ?? 0, "127.0.0.1")];
+  const port = (listeners[0]?.address() as AddressInfo).port;
+  if (o.ipv6Too) {
+    // No IPv6 loopback here (a container without it), or the port taken on it: IPv4 only.
+    const v6 = await listen(port, "::1").catch(() => undefined);
+    if (v6) listeners.push(v6);
+  }
 
   return {
     port,
+    ipv6: listeners.length > 1,
     url: `http://127.0.0.1:${port}`,
     attempts,
     violations,
@@ -137,7 +187,7 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
     },
     async close() {
       for (const s of sessions) s.end(new ConnectError("the server is shutting down", Code.Unavailable));
-      const closed = new Promise<void>((resolve) => h2.close(() => resolve()));
+      const closed = Promise.all(listeners.map((h2) => new Promise<void>((resolve) => h2.close(() => resolve()))));
       // Let the trailers out, then drop what is left.
       await new Promise((r) => setTimeout(r, 100));
       for (const c of connections) c.destroy();

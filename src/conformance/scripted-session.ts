@@ -36,6 +36,12 @@ export interface WelcomeOptions {
 export interface ScriptedSession {
   readonly hello: Hello;
   readonly helloAt: number;
+  /** When the connection the stream runs on was opened (ms since the epoch): before the hello by a dial's time. */
+  readonly connectedAt: number;
+  /** The request's `:authority`. */
+  readonly authority: string;
+  /** The server address the connection came to (127.0.0.1 or ::1). */
+  readonly localAddress: string;
   /** Every frame after the hello, in arrival order. */
   readonly received: TimedFrame[];
   /** Rules the client broke on this stream, one line each. */
@@ -48,6 +54,10 @@ export interface ScriptedSession {
   readonly ended: Promise<string>;
   /** How the stream ended, once it has. */
   readonly endedHow: string | undefined;
+  /** When it ended (ms since the epoch), once it has. */
+  readonly endedAt: number | undefined;
+  /** When the client ended its request side cleanly (END_STREAM), if it did. */
+  readonly halfClosedAt: number | undefined;
   welcome(options?: WelcomeOptions): void;
   /** Sends any frame (a message with unknown fields included: set `$unknown`). */
   send(frame: ServerFrame | ServerFrameInit): void;
@@ -59,6 +69,22 @@ export interface ScriptedSession {
   ping(nonce: bigint, timeoutMs: number, unknownFields?: UnknownField[]): Promise<number>;
   /** Ends the stream: with an error (its code goes to the client) or cleanly. */
   end(error?: ConnectError): void;
+  /** Resets the stream (HTTP/2 RST_STREAM, INTERNAL_ERROR): no status, no trailers. */
+  reset(): void;
+}
+
+/** How a session behaves beyond the frames a scenario sends. */
+export interface SessionBehaviour {
+  /** When the stream's connection was opened. */
+  connectedAt: number;
+  /** The request's `:authority`. */
+  authority: string;
+  /** The server address the connection came to. */
+  localAddress: string;
+  /** Resets the HTTP/2 stream the session runs on. */
+  reset(): void;
+  /** After the client's half-close, keep the response side open (a server that never answers a goodbye). Default false. */
+  holdAfterHalfClose?: boolean;
 }
 
 /** @internal the scripted server's side of a session. */
@@ -66,13 +92,15 @@ export interface SessionFeed {
   session: ScriptedSession;
   outbound: AsyncIterable<ServerFrameInit | ServerFrame>;
   receive(frame: ClientFrame): void;
-  /** The client's side ended, cleanly or with an error. */
+  /** The client ended its request side cleanly. */
+  halfClosed(): void;
+  /** The stream broke (a reset, a connection gone) or ended. */
   closed(how: string): void;
 }
 
 const defaultChunkLimit = 64 * 1024;
 
-export function createScriptedSession(hello: Hello): SessionFeed {
+export function createScriptedSession(hello: Hello, behaviour: SessionBehaviour): SessionFeed {
   const outbound = createQueue<ServerFrameInit | ServerFrame>();
   const received: TimedFrame[] = [];
   const violations: string[] = [];
@@ -82,10 +110,13 @@ export function createScriptedSession(hello: Hello): SessionFeed {
   let chunkLimit = defaultChunkLimit;
   let open = true;
   let endedHow: string | undefined;
+  let endedAt: number | undefined;
+  let halfClosedAt: number | undefined;
   let settled!: (how: string) => void;
   const ended = new Promise<string>((resolve) => (settled = resolve));
   const settle = (how: string) => {
     endedHow = how;
+    endedAt = Date.now();
     settled(how);
   };
   const ledger = createScrapeLedger((f) => outbound.push(f), violations, () => chunkLimit);
@@ -100,6 +131,9 @@ export function createScriptedSession(hello: Hello): SessionFeed {
   const session: ScriptedSession = {
     hello,
     helloAt: Date.now(),
+    connectedAt: behaviour.connectedAt,
+    authority: behaviour.authority,
+    localAddress: behaviour.localAddress,
     received,
     violations,
     scrapes: ledger.records,
@@ -109,6 +143,12 @@ export function createScriptedSession(hello: Hello): SessionFeed {
     ended,
     get endedHow() {
       return endedHow;
+    },
+    get endedAt() {
+      return endedAt;
+    },
+    get halfClosedAt() {
+      return halfClosedAt;
     },
     welcome(o = {}) {
       welcomed = true;
@@ -158,6 +198,13 @@ export function createScriptedSession(hello: Hello): SessionFeed {
       outbound.close(error);
       settle(error ? `ended by the server (${error.message})` : "ended by the server");
     },
+    reset() {
+      if (!open) return;
+      open = false;
+      behaviour.reset();
+      outbound.close();
+      settle("reset by the server");
+    },
   };
 
   return {
@@ -180,6 +227,10 @@ export function createScriptedSession(hello: Hello): SessionFeed {
       } else if (f.case === "hello") {
         violations.push("a second hello on the stream");
       }
+    },
+    halfClosed() {
+      halfClosedAt ??= Date.now();
+      if (!behaviour.holdAfterHalfClose) close("closed by the client");
     },
     closed: close,
   };

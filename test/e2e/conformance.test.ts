@@ -1,8 +1,9 @@
 /**
  * The conformance kit as a user runs it (`promproxy conformance --client ...`,
- * a child process): the Node client passes every scenario (HEAD may be n/a,
- * when its hello does not name the feature), and a client that breaks the
- * rules fails the scenarios that check them, with exit code 1.
+ * a child process): the Node, Go and Python clients pass every scenario, and
+ * a client that breaks one rule (test/e2e/fixtures/broken-clients/client.ts
+ * with one flag) fails the scenario that checks it, with exit code 1; the same
+ * client without flags passes those scenarios, so each failure is the flag's.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -21,7 +22,7 @@ function row(table: string, id: string): { result: string; detail: string } | un
   return m ? { result: (m[1] ?? "").trim(), detail: m[2] ?? "" } : undefined;
 }
 
-/** Runs the kit on a client command; asserts every scenario passes (HEAD may be n/a) and returns the table. */
+/** Runs the kit on a client command; asserts every scenario passes (HEAD may be "not offered") and returns the table. */
 async function passesKit(client: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
   const kit = runCli(["conformance", "--client", client], env);
   const { code } = await kit.exited;
@@ -31,10 +32,10 @@ async function passesKit(client: string, env: NodeJS.ProcessEnv = {}): Promise<s
   for (const id of scenarioIds) {
     const r = row(out, id);
     assert.ok(r, `a row for ${id}${context}`);
-    const want = id === "head" && r.result === "n/a" ? "n/a" : "pass";
+    const want = id === "head" && r.result === "not offered" ? "not offered" : "pass";
     assert.equal(r.result, want, `${id}: ${r.detail}${context}`);
   }
-  assert.match(out, /^\d+ passed, 0 failed, [01] n\/a of \d+ scenarios in [\d.]+ s$/m);
+  assert.match(out, /^\d+ passed, 0 failed, 0 n\/a, [01] not offered of \d+ scenarios in [\d.]+ s: PASS$/m);
   return out;
 }
 
@@ -48,13 +49,13 @@ test("the Go and Python example clients pass the conformance kit", { timeout: 30
   const run = promisify(execFile);
   try {
     await run("bash", [path.join(repoRoot, "examples/go/build.sh"), path.join(dir, "go")], { maxBuffer: 16 << 20 });
-    const go = await passesKit(`${path.join(dir, "go", "promproxy-go-example")} {server} {name}`);
+    const go = await passesKit(`${path.join(dir, "go", "promproxy-go-example")} {server} {name} {size}`);
     t.diagnostic(`Go: ${go.split("\n").filter((l) => / passed, /.test(l)).join("")}`);
     const python = process.env["PROMPROXY_PYTHON"] ?? "/usr/bin/python3";
     const stubs = path.join(dir, "py");
     await mkdir(stubs, { recursive: true });
     await run(python, ["-m", "grpc_tools.protoc", "-I", "proto", `--python_out=${stubs}`, `--grpc_python_out=${stubs}`, "proto/promproxy/v1/scrape.proto"], { cwd: repoRoot });
-    const py = await passesKit(`${python} examples/python/client.py {server} {name}`, { PYTHONPATH: stubs, PYTHONDONTWRITEBYTECODE: "1" });
+    const py = await passesKit(`${python} examples/python/client.py {server} {name} {size}`, { PYTHONPATH: stubs, PYTHONDONTWRITEBYTECODE: "1" });
     t.diagnostic(`Python: ${py.split("\n").filter((l) => / passed, /.test(l)).join("")}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -96,8 +97,92 @@ clearInterval(timer);
     assert.match(row(out, "credit")?.detail ?? "", /a chunk of 4096 bytes, over max_chunk_bytes 1024/, context);
     assert.equal(row(out, "credit")?.result, "**FAIL**", context);
     assert.match(row(out, "ping-pong")?.detail ?? "", /no pong for ping/, context);
-    assert.match(out, /^0 passed, 2 failed, 0 n\/a of 2 scenarios/m, context);
+    assert.match(out, /^0 passed, 2 failed, 0 n\/a, 0 not offered of 2 scenarios/m, context);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+/** The test client on the raw frames; without flags it follows every rule. */
+const fixture = `${node22} test/e2e/fixtures/broken-clients/client.ts {server} {name} {size}`;
+
+/** Each broken variant, the scenarios that must catch it, and what their detail must say. */
+const variants: { flag: string; caughtBy: string[]; detail: RegExp; verdict?: string }[] = [
+  { flag: "no-watchdog", caughtBy: ["silence"], detail: /still up .* into a silence: no watchdog/ },
+  { flag: "no-welcome-timeout", caughtBy: ["welcome-timeout"], detail: /still waiting for a welcome .*: no welcome timeout/ },
+  {
+    flag: "retry-fatal",
+    caughtBy: ["fatal-unauthenticated", "fatal-permission-denied", "fatal-invalid-argument"],
+    detail: /attempts: the client retried after [A-Z_]+, which retrying cannot fix/,
+  },
+  { flag: "exit-zero-on-fatal", caughtBy: ["fatal-unauthenticated"], detail: /exited with code 0 after UNAUTHENTICATED; want a non-zero exit code/ },
+  { flag: "no-half-close", caughtBy: ["leave"], detail: /the stream broke instead of a half-close/ },
+  { flag: "wait-forever-on-leave", caughtBy: ["leave-unanswered"], detail: /still waits for the server .* after its half-close/ },
+  // A loaded machine may stretch 100 ms to 0.2 s; the growth check catches it then.
+  { flag: "constant-retry", caughtBy: ["backoff"], detail: /retried after 0\.1\ds|the delays grew from \d\.\d+s to only/ },
+  { flag: "no-jitter", caughtBy: ["reset"], detail: /none before 0\.5\ds: no jitter/ },
+  { flag: "redial-at-once", caughtBy: ["reset"], detail: /dialled again 0\.\d\ds after a reset/ },
+  { flag: "big-chunks", caughtBy: ["credit", "chunk-default"], detail: /a chunk of \d+ bytes, over max_chunk_bytes (1024|65536)/ },
+  { flag: "unknown-first-fails", caughtBy: ["unknown-first"], detail: /the client ended the stream after a frame of an unknown kind/ },
+  { flag: "no-pong", caughtBy: ["ping-pong", "duplicate-name"], detail: /no pong for ping|the second client took the name/ },
+  { flag: "ignore-cancel", caughtBy: ["cancel-mid-body"], detail: /sent \d+ chunks .* after the Cancel/ },
+  { flag: "no-order-timeout", caughtBy: ["timeout"], detail: /sent \d+ chunks after its timeout/ },
+  { flag: "serve-any-path", caughtBy: ["not-found"], detail: /answered with a head \(status 200\); want an End with NOT_FOUND/ },
+  { flag: "unknown-frames-fail", caughtBy: ["unknown-frames"], detail: /the stream ended|no pong|did not end/ },
+  { flag: "ignore-credit", caughtBy: ["credit"], detail: /bytes of credit left/ },
+  { flag: "dial-by-address", caughtBy: ["server-name"], detail: /:authority "127\.0\.0\.1:\d+", want "localhost:\d+"/ },
+  { flag: "early-watchdog", caughtBy: ["silence"], detail: /dropped the stream after \d\.\ds of silence, before 3 heartbeat intervals/ },
+  { flag: "pong-before-welcome", caughtBy: ["hello"], detail: /sent a pong before the welcome/ },
+  { flag: "wrong-content-length", caughtBy: ["scrape"], detail: /content-length \d+, but \d+ body bytes/ },
+  { flag: "body-on-head", caughtBy: ["head"], detail: /chunks \(\d+ bytes\) for a HEAD order/ },
+  { flag: "keep-unknown-credit", caughtBy: ["unknown-ids"], detail: /bytes of credit left|the body was larger/ },
+  { flag: "end-on-any-cancel", caughtBy: ["cancel-after-end"], detail: /an end after its end|never ordered/ },
+  { flag: "exit-on-clean-end", caughtBy: ["reconnect-end"], detail: /the client exited/ },
+  { flag: "exit-on-refused-connection", caughtBy: ["reconnect-restart"], detail: /the client exited/ },
+  { flag: "small-body", caughtBy: ["credit", "chunk-default"], detail: /the rule was not exercised: serve at least \{size\} bytes/, verdict: "**n/a**" },
+];
+
+/** Runs `jobs` at most `n` at a time, each to its end (a failed one does not leave the others running). */
+async function pool<T>(n: number, jobs: (() => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
+  const results: PromiseSettledResult<T>[] = [];
+  let next = 0;
+  await Promise.all(Array.from({ length: n }, async () => {
+    for (let i = next++; i < jobs.length; i = next++) {
+      const job = jobs[i] as () => Promise<T>;
+      results[i] = await job().then((value) => ({ status: "fulfilled", value }) as const, (reason: unknown) => ({ status: "rejected", reason }) as const);
+    }
+  }));
+  return results;
+}
+
+test("each broken client fails the scenario that checks its rule, exit code 1; unbroken, it passes them", { timeout: 240_000 }, async (t) => {
+  const caught = [...new Set(variants.flatMap((v) => v.caughtBy))];
+  const runs = [
+    async () => {
+      const kit = runCli(["conformance", "--concurrency", "6", "--only", caught.join(","), "--client", fixture]);
+      const { code } = await kit.exited;
+      const out = kit.stdout();
+      const context = `\nstdout:\n${out}\nstderr:\n${kit.stderr()}`;
+      assert.equal(code, 0, `the unbroken client: exit code${context}`);
+      for (const id of caught) assert.equal(row(out, id)?.result, "pass", `the unbroken client: ${id}${context}`);
+      return "unbroken: all pass";
+    },
+    ...variants.map((v) => async () => {
+      const kit = runCli(["conformance", "--only", v.caughtBy.join(","), "--client", `${fixture} --${v.flag}`]);
+      const { code } = await kit.exited;
+      const out = kit.stdout();
+      const context = `\n--${v.flag}\nstdout:\n${out}\nstderr:\n${kit.stderr()}`;
+      assert.equal(code, 1, `--${v.flag}: exit code${context}`);
+      assert.match(out, /: FAIL$/m, context);
+      for (const id of v.caughtBy) {
+        const r = row(out, id);
+        assert.equal(r?.result, v.verdict ?? "**FAIL**", `--${v.flag}: ${id}${context}`);
+        assert.match(r?.detail ?? "", v.detail, `--${v.flag}: ${id}${context}`);
+      }
+      return `--${v.flag}: ${v.caughtBy.map((id) => `${id} ${row(out, id)?.result}: ${row(out, id)?.detail}`).join("; ")}`;
+    }),
+  ];
+  const results = await pool(6, runs);
+  for (const r of results) if (r.status === "fulfilled") t.diagnostic(r.value);
+  for (const r of results) if (r.status === "rejected") throw r.reason;
 });

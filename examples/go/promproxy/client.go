@@ -207,6 +207,9 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 		}
 		lastHeard.Store(time.Now().UnixNano())
 		if !welcomed {
+			if f.Frame == nil {
+				continue // a frame kind of a newer server: ignored, before the welcome too
+			}
 			w := f.GetWelcome()
 			if w == nil {
 				return false, fmt.Errorf("the server sent %T before its welcome", f.Frame)

@@ -1,18 +1,23 @@
 /**
  * Every conformance scenario, in the order the table lists them (the protocol's
- * own order: hello, results, cancels, liveness, errors, evolution, reconnects).
+ * own order: hello, results, cancels, liveness, errors, evolution, retries, leaving).
  *
  * @internal
  */
 import type { Scenario } from "../scenario.ts";
+import { serverName } from "./address.ts";
 import { concurrentScrapes, defaultChunkLimit, headOrder, helloWelcome, plainScrape, tightCredit } from "./bodies.ts";
 import { cancelAfterEnd, cancelMidBody, orderTimeout, unknownIds } from "./cancel.ts";
 import { duplicateName, helloLabels } from "./discovery.ts";
 import { notFound, unknownFrames } from "./evolution.ts";
+import { leave, leaveUnanswered } from "./leaving.ts";
 import { idleSurvival, pingPong, reconnectAfterEnd, reconnectAfterRestart } from "./liveness.ts";
+import { backoff, fatalInvalidArgument, fatalPermissionDenied, fatalUnauthenticated, resetAfterWelcome } from "./retries.ts";
+import { silence, unknownBeforeWelcome, welcomeTimeout } from "./watchdogs.ts";
 
 export const allScenarios: readonly Scenario[] = [
   helloWelcome,
+  serverName,
   helloLabels,
   plainScrape,
   tightCredit,
@@ -23,11 +28,21 @@ export const allScenarios: readonly Scenario[] = [
   unknownIds,
   pingPong,
   idleSurvival,
+  silence,
+  welcomeTimeout,
   orderTimeout,
   notFound,
   duplicateName,
   unknownFrames,
+  unknownBeforeWelcome,
   headOrder,
+  fatalUnauthenticated,
+  fatalPermissionDenied,
+  fatalInvalidArgument,
+  backoff,
   reconnectAfterEnd,
+  resetAfterWelcome,
   reconnectAfterRestart,
+  leave,
+  leaveUnanswered,
 ];

@@ -11,7 +11,7 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { ScrapeErrorReason, ServerFrameSchema } from "../../../gen/promproxy/v1/scrape_pb.ts";
 import { pathMatches } from "../../shared/paths.ts";
 import { assertHealthy, connectClient, scrapeOk } from "../harness.ts";
-import { check, notApplicable, pass, sleep, type Scenario } from "../scenario.ts";
+import { check, notOffered, pass, sleep, type Scenario } from "../scenario.ts";
 import { reasonName } from "../scrape-ledger.ts";
 
 export const notFound: Scenario = {
@@ -22,8 +22,8 @@ export const notFound: Scenario = {
     const { server, session } = await connectClient(ctx);
     const path = "/promproxy-conformance/not-found";
     const targets = session.hello.targets.length ? session.hello.targets : [{ port: 0, path: "" }];
-    if (targets.some((t) => pathMatches(t.path, path))) return notApplicable(`the client announces a target that serves ${path}`);
-    const t = session.order({ path, creditBytes: 64 * 1024 });
+    if (targets.some((t) => pathMatches(t.path, path))) return notOffered(`the client announces a target that serves ${path}`);
+    const t = session.order({ path, creditBytes: 64 << 20 }); // ample: a client that serves it anyway ends, and is seen
     const r = await t.settled(10_000);
     const end = r.end;
     check(!r.head, () => `answered with a head (status ${r.head?.value.status}); want an End with NOT_FOUND and no head`);
