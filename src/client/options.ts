@@ -48,8 +48,8 @@ export interface ClientOptions {
    * Through one address: the most replicas the client holds a stream to, and
    * the most a welcome's `replica_count` is believed. A server naming a fresh
    * replica in every welcome gets no more streams than this (plus at most 8
-   * searching at once); the first stream refused for it is logged, once.
-   * Default 64.
+   * searching at once); each further welcome is closed again at once, and the
+   * cap is logged once when it bites. Default 64.
    */
   maxReplicas?: number;
   /**
