@@ -40,14 +40,16 @@ export const systemResolver: Resolver = async (hostname) => {
  * one endpoint each; one URL whose host name resolves to several addresses is
  * one endpoint per address, resolved again every `intervalMs`; one URL with
  * one address (or an IP literal, or a name that does not resolve now) is one
- * endpoint dialled by its name, as any HTTP client would. `onChange` hears
- * every new set (never an empty one).
+ * endpoint dialled by its name, as any HTTP client would. A name with more
+ * than `maxAddresses` addresses is dialled at its first `maxAddresses` (sorted),
+ * said once in the log: a DNS answer must not make the host hold hundreds of
+ * connections. `onChange` hears every new set (never an empty one).
  *
  * @internal
  */
 export function watchEndpoints(
   urls: URL[],
-  o: { resolve: Resolver; intervalMs: number; log: Logger; stopped: AbortSignal },
+  o: { resolve: Resolver; intervalMs: number; maxAddresses: number; log: Logger; stopped: AbortSignal },
   onChange: (endpoints: Endpoint[]) => void,
 ): void {
   const byName = (url: URL): Endpoint => ({ key: url.href, url, display: url.host });
@@ -56,6 +58,7 @@ export function watchEndpoints(
   const url = single;
   let current = "";
   let failing = false;
+  let capped = false;
   const publish = (endpoints: Endpoint[]) => {
     const key = endpoints.map((e) => e.key).join(" ");
     if (key === current) return;
@@ -77,6 +80,13 @@ export function watchEndpoints(
     }
     if (o.stopped.aborted) return;
     if (addresses.length <= 1) return publish([byName(url)]);
+    if (addresses.length > o.maxAddresses) {
+      if (!capped) {
+        o.log.warn(`the server's name has ${addresses.length} addresses; dialling the first ${o.maxAddresses} only (option maxServerAddresses)`, { host: url.hostname });
+      }
+      capped = true;
+      addresses = addresses.slice(0, o.maxAddresses);
+    }
     publish(addresses.map((address) => ({ key: `${url.href} ${address}`, url, address, display: `${url.host} (${address})` })));
   };
   const timer = setInterval(() => void resolve(), o.intervalMs);

@@ -14,6 +14,15 @@
  *   `AlreadyExists`) retries after the short discovery backoff.
  * - A server that names no replica (older versions): one stream, as ever.
  *
+ * Servers are not trusted (src/client/fleet-limits.ts): at most `maxReplicas`
+ * replicas are held through one address, at most 8 connections search at
+ * once, and a welcome that claims a replica id already held ends the older
+ * stream only when both were dialled through the same address: there the
+ * server welcomes a second stream for our name only after its probe found the
+ * first one dead. Through another address (a stale DNS entry, a rogue) the
+ * claim proves nothing, and ending our stream to the real replica would delist
+ * us there: both streams are kept, and a dead one ends by its own heartbeat.
+ *
  * @internal
  */
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -22,6 +31,7 @@ import { createBackoff, type BackoffOptions } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
 import { createDiscoverySchedule } from "./discovery-schedule.ts";
 import { watchEndpoints, type Endpoint, type Resolver } from "./endpoints.ts";
+import { fleetLimits, maxSearchers, onceLog, sparseLog } from "./fleet-limits.ts";
 import { sleep } from "../shared/sleep.ts";
 
 /** One established stream, as the callbacks report it. */
@@ -55,8 +65,6 @@ export interface FleetOptions {
 /** Consecutive attempts without a welcome after which a slot searching without a replica count gives up. */
 const searchAttempts = 8;
 const discoveryDefaults: BackoffOptions = { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 };
-/** A welcome's replica count is believed up to this: each missing replica makes every client dial that many at once. */
-const maxReplicas = 64;
 
 interface Slot {
   /** The endpoint a bound slot dials; free slots dial the single endpoint. */
@@ -65,6 +73,8 @@ interface Slot {
   probe: boolean;
   /** The replica id of the stream it holds now ("" for a server without ids). */
   held?: string;
+  /** The key of the endpoint that stream was dialled through. */
+  via?: string;
   /** Retires the slot: its stream (if any) says goodbye, its loop ends. */
   cancel: AbortController;
   /** Ends the current attempt (its stream cleanly), the slot going on; set while one runs. */
@@ -77,8 +87,6 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const name = o.connection.name;
   const slots = new Set<Slot>();
   const running = new Set<Promise<void>>();
-  /** Replica id → the slot holding a stream to it. */
-  const holders = new Map<string, Slot>();
   let endpoints: Endpoint[] = [];
   /** The replica count the latest welcome announced; 0: unknown. */
   let count = 0;
@@ -86,9 +94,20 @@ export function runFleet(o: FleetOptions): Promise<void> {
   let ids = false;
   const schedule = createDiscoverySchedule({ backoff: o.discoveryBackoff ?? discoveryDefaults, intervalMs: o.discoverIntervalMs });
 
+  const limits = fleetLimits(o.connection.options, (message) => log.error(message, { name }));
+  const overCap = onceLog(log);
+  /** The replica cap bites: said once. */
+  const capped = (server: string | undefined) =>
+    overCap(`holding streams to ${limits.maxReplicas} replicas through one address; no more are kept or searched for (option maxReplicas)`, { name, server });
+  const duplicateClaim = sparseLog(log);
+
   const live = (s: Slot) => !s.cancel.signal.aborted;
   const freeSlots = () => [...slots].filter((s) => !s.endpoint && live(s));
-  const holding = () => [...slots].filter((s) => s.held !== undefined).length;
+  /** The distinct replicas held. */
+  const heldIds = () => new Set([...slots].flatMap((s) => (s.held === undefined ? [] : [s.held])));
+  const holding = () => heldIds().size;
+  /** Free slots that hold nothing: searching (or about to). */
+  const searchers = (except?: Slot) => freeSlots().filter((s) => s !== except && s.held === undefined);
 
   function spawn(slot: Omit<Slot, "cancel">) {
     const s: Slot = { ...slot, cancel: new AbortController() };
@@ -120,42 +139,55 @@ export function runFleet(o: FleetOptions): Promise<void> {
       const bound = new Set([...slots].filter(live).map((s) => s.endpoint?.key));
       for (const e of endpoints) if (!bound.has(e.key)) spawn({ endpoint: e, probe: false });
     } else if (endpoints.length === 1) {
-      const want = wanted();
-      for (let n = freeSlots().length; n < want; n++) spawn({ probe: false });
+      const want = wantedSearchers();
+      if (count === 0 && freeSlots().length === 0) spawn({ probe: false });
+      for (let n = searchers().length; n < want; n++) spawn({ probe: false });
       // Every replica found: the searchers left over stop at once.
-      if (count > 0 && holding() >= count) for (const s of freeSlots()) if (s.held === undefined && !s.attempt) s.cancel.abort();
+      if (count > 0 && want === 0) for (const s of searchers()) if (!s.attempt) s.cancel.abort();
     }
   }
 
   /**
-   * How many free slots there should be: without a count, one (more come from
-   * probes and stay while they hold a replica); with one, a slot per replica
-   * held, plus `count` searchers while any is missing: a round of `count`
-   * connections through a round-robin balancer meets every replica.
+   * Through one address, with a count: while a replica is missing, `count`
+   * searchers (at most 8): a round of `count` connections through a
+   * round-robin balancer meets every replica. Without a count, one free slot
+   * (more come from probes and stay while they hold a replica).
    */
-  function wanted(): number {
-    if (count === 0) return 1;
-    const held = holding();
-    return held >= count ? count : held + count;
+  function wantedSearchers(): number {
+    if (count === 0) return 0;
+    return holding() >= count ? 0 : Math.min(count, maxSearchers);
   }
 
-  function welcomed(slot: Slot, w: Welcome, endpoint: Endpoint): StreamInfo {
-    count = Math.min(w.replicaCount, maxReplicas);
-    slot.probe = false;
-    slot.held = w.replicaId;
-    if (w.replicaId) {
-      ids = true;
-      // The server welcomes a second stream for our name only after its probe found the first one dead:
-      // keep the new stream, end the old one (its session on the server is gone already).
-      const older = holders.get(w.replicaId);
-      if (!older) schedule.changed(); // a new replica: searching and probing start fast again
-      if (older && older !== slot) {
-        log.info("a new stream replaced ours to the same replica", { name, replica: w.replicaId });
-        older.attempt?.abort();
-      }
-      holders.set(w.replicaId, slot);
+  /** A welcome on `slot`'s attempt: what it holds now, or undefined when the stream is closed again (over the cap). */
+  function welcomed(slot: Slot, w: Welcome, endpoint: Endpoint): StreamInfo | undefined {
+    const id = w.replicaId;
+    const older = [...slots].filter((s) => s !== slot && live(s) && s.held === id);
+    if (id && older.length === 0 && !slot.endpoint && holding() >= limits.maxReplicas) {
+      capped(endpoint.display);
+      slot.attempt?.abort(); // a goodbye: that server delists us at once
+      return undefined;
     }
-    const info = { sessionId: w.sessionId, replicaId: w.replicaId, server: endpoint.display };
+    if (w.replicaCount > limits.maxReplicas) capped(endpoint.display); // the count is believed up to the cap
+    count = Math.min(w.replicaCount, limits.maxReplicas);
+    slot.probe = false;
+    slot.held = id;
+    slot.via = endpoint.key;
+    if (id) {
+      ids = true;
+      if (older.length === 0) schedule.changed(); // a new replica: searching and probing start fast again
+      for (const s of older) {
+        if (s.via === endpoint.key) {
+          // Through the same address the server welcomes a second stream for our name only after its probe found
+          // the first one dead: keep the new stream, end the old one (its session on the server is gone already).
+          log.info("a new stream replaced ours to the same replica", { name, replica: id });
+          s.attempt?.abort();
+        } else {
+          const servers = `${endpoint.display}, ${s.endpoint?.display ?? ""}`;
+          duplicateClaim("two of the server's addresses claim the same replica id; keeping both streams", { name, replica: id, servers });
+        }
+      }
+    }
+    const info = { sessionId: w.sessionId, replicaId: id, server: endpoint.display };
     o.onUp(info);
     reconcile();
     return info;
@@ -169,10 +201,11 @@ export function runFleet(o: FleetOptions): Promise<void> {
     slot.cancel.signal.addEventListener("abort", onCancel);
     let info: StreamInfo | undefined;
     let error: ConnectError | undefined;
+    const seen = { welcomed: false };
     try {
       await connectOnce(
         { ...o.connection, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w) => (info = welcomed(slot, w, endpoint)) },
-        { welcomed: false },
+        seen,
       );
     } catch (e) {
       error = ConnectError.from(e);
@@ -180,26 +213,29 @@ export function runFleet(o: FleetOptions): Promise<void> {
       slot.cancel.signal.removeEventListener("abort", onCancel);
       slot.attempt = undefined;
     }
+    const refused = seen.welcomed && !info; // welcomed, and closed again at once: over the cap
     if (info) {
-      if (slot.held && holders.get(slot.held) === slot) holders.delete(slot.held);
-      slot.held = undefined;
+      const id = slot.held;
+      slot.held = slot.via = undefined;
       if (!o.stopped.aborted) o.onDown(info, error, attempt.signal.aborted);
-      schedule.changed();
+      if (id === undefined || !heldIds().has(id)) schedule.changed();
       reconcile(); // a replica lost: searchers for it
-      return { welcomed: true, duplicate: false, error };
+      return { welcomed: true, duplicate: false, refused, error };
     }
+    if (refused) return { welcomed: false, duplicate: false, refused, error: undefined };
     // A live stream of ours holds the name on that replica: we already hold it.
     const duplicate = error?.code === Code.AlreadyExists && holding() > 0;
     if (duplicate) log.debug("landed on a replica already held; trying again", { name, server: endpoint.display });
-    return { welcomed: false, duplicate, error };
+    return { welcomed: false, duplicate, refused, error };
   }
 
   /** Whether a free slot whose attempt found nothing new should end. */
-  function surplus(slot: Slot, misses: number): boolean {
+  function surplus(slot: Slot, misses: number, refused: boolean): boolean {
     if (slot.endpoint) return false;
     const others = freeSlots().filter((s) => s !== slot).length;
     if (others === 0) return false;
-    if (count > 0) return others >= wanted();
+    if (refused) return true;
+    if (count > 0) return searchers(slot).length >= wantedSearchers();
     return slot.probe || misses >= searchAttempts;
   }
 
@@ -227,7 +263,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
         } else {
           misses++;
           if (!r.duplicate && r.error && o.onFailed(r.error)) break;
-          if (surplus(slot, misses)) break;
+          if (surplus(slot, misses, r.refused)) break;
           // A duplicate through one address is a step of the search; through one of several addresses, a second
           // path to a replica held through another: retried as seldom as after any failure.
           pause = r.duplicate && searching() ? "round" : "backoff";
@@ -241,10 +277,13 @@ export function runFleet(o: FleetOptions): Promise<void> {
 
   // Without a count, probe for replicas not met yet (schedule: src/client/discovery-schedule.ts).
   schedule.probeEvery(() => {
-    if (endpoints.length === 1 && count === 0 && ids && freeSlots().every((s) => s.held !== undefined)) spawn({ probe: true });
+    if (endpoints.length !== 1 || count > 0 || !ids || freeSlots().some((s) => s.held === undefined)) return;
+    if (holding() < limits.maxReplicas) spawn({ probe: true });
+    else capped(endpoints[0]?.display);
   }, o.stopped);
 
-  watchEndpoints(o.urls, { resolve: o.resolve, intervalMs: o.resolveIntervalMs, log, stopped: o.stopped }, setEndpoints);
+  const watch = { resolve: o.resolve, intervalMs: o.resolveIntervalMs, maxAddresses: limits.maxServerAddresses, log, stopped: o.stopped };
+  watchEndpoints(o.urls, watch, setEndpoints);
 
   return new Promise<void>((resolve) => {
     const done = async () => {

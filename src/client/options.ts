@@ -45,6 +45,20 @@ export interface ClientOptions {
    */
   discoveryBackoff?: BackoffOptions;
   /**
+   * Through one address: the most replicas the client holds a stream to, and
+   * the most a welcome's `replica_count` is believed. A server naming a fresh
+   * replica in every welcome gets no more streams than this (plus at most 8
+   * searching at once); each further welcome is closed again at once, and the
+   * cap is logged once when it bites. Default 64.
+   */
+  maxReplicas?: number;
+  /**
+   * The most addresses of the server's host name the client dials (the first
+   * ones, sorted): a DNS answer with hundreds of addresses gets this many
+   * streams, said once in the log. Default 64.
+   */
+  maxServerAddresses?: number;
+  /**
    * The prom-client registry to serve (on any port, at `metricsPath`).
    * An `AggregatorRegistry` in a cluster's primary serves every worker's
    * metrics (`clusterMetrics()`; workers call `clusterWorker()`).

@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { fleetLimits, onceLog, sparseLog } from "../src/client/fleet-limits.ts";
+import type { Logger } from "../src/shared/logger.ts";
+
+function recorder() {
+  const lines: string[] = [];
+  const log: Logger = { debug: () => {}, info: () => {}, warn: (m) => void lines.push(m), error: (m) => void lines.push(m) };
+  return { log, lines };
+}
+
+test("fleet limits: defaults 64 and 64; whole numbers >= 1 taken; anything else refused with the option's name", () => {
+  assert.deepEqual(fleetLimits({}), { maxReplicas: 64, maxServerAddresses: 64 });
+  assert.deepEqual(fleetLimits({ maxReplicas: 1, maxServerAddresses: 200 }), { maxReplicas: 1, maxServerAddresses: 200 });
+  for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "3" as unknown as number, null as unknown as number]) {
+    assert.throws(() => fleetLimits({ maxReplicas: bad }), /option maxReplicas must be a whole number >= 1/);
+    assert.throws(() => fleetLimits({ maxServerAddresses: bad }), /option maxServerAddresses must be a whole number >= 1/);
+  }
+});
+
+test("fleet limits inside a running client: a bad value is reported and replaced by its default, never thrown", () => {
+  const said: string[] = [];
+  assert.deepEqual(fleetLimits({ maxReplicas: 0, maxServerAddresses: 8 }, (m) => said.push(m)), { maxReplicas: 64, maxServerAddresses: 8 });
+  assert.deepEqual(said, ["option maxReplicas must be a whole number >= 1, got 0; using 64"]);
+});
+
+test("a cap that bites is logged once; a repeated warning at most once per interval, counting the rest", async () => {
+  const once = recorder();
+  const say = onceLog(once.log);
+  for (let i = 0; i < 100; i++) say("capped", {});
+  assert.deepEqual(once.lines, ["capped"]);
+
+  const sparse = recorder();
+  const warn = sparseLog(sparse.log, 60_000);
+  for (let i = 0; i < 100; i++) warn("double claim", {});
+  assert.deepEqual(sparse.lines, ["double claim"]);
+  const fast = recorder();
+  const every = sparseLog(fast.log, 20);
+  every("a", {});
+  every("a", {});
+  every("a", {});
+  await new Promise((r) => setTimeout(r, 40));
+  every("b", {});
+  assert.deepEqual(fast.lines, ["a", "b (and 2 more times since the last such line)"]);
+});
