@@ -1,4 +1,7 @@
+import * as fs from "node:fs";
 import { parseArgs } from "node:util";
+import { parsePeerSecrets } from "../server/peers/peer-auth.ts";
+import { parsePeers } from "../server/peers/peer-list.ts";
 import { hashPasswordFromStdin, secureScrapeConfig, serverAuthFlagSpec, serverAuthOptions, serverAuthUsage } from "./auth-flags.ts";
 import { createServer } from "../server/server.ts";
 import { createConsoleLogger, type LogLevel } from "../shared/logger.ts";
@@ -34,6 +37,13 @@ export const serverUsage = `usage: promproxy server [options]
   --replica-id ID              this replica's id in every welcome              [host name-random]
   --replica-count N            how many replicas serve the clients' address; clients dial
                                until they hold a stream to that many (0: unknown)         [0]
+  --peers X                    the other replicas, so that any ready replica serves any client
+                               (forwarding) and /clients lists the whole fleet: a name whose
+                               addresses are all replicas (a headless Service, resolved every
+                               5s), or comma-separated URLs (this replica may be among them)  [none]
+  --peer-secret-file F         the secret peer requests are signed with, one a line (the first
+                               signs, all verify), at least 16 characters; re-read when it
+                               changes; required with --peers                               [none]
   --log-level L                debug, info, warn, error or silent                        [info]
   --log-format F               text, or json (one object per line: time, level,
                                component, msg, then the event's fields)                   [text]
@@ -63,6 +73,8 @@ const optionSpec = {
   "max-vanished-per-identity": { type: "string" },
   "replica-id": { type: "string" },
   "replica-count": { type: "string" },
+  peers: { type: "string" },
+  "peer-secret-file": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   ...serverAuthFlagSpec,
@@ -132,6 +144,7 @@ export async function runServer(argv: string[]): Promise<number> {
     maxVanishedPerIdentity: int("max-vanished-per-identity"),
     replicaId: v["replica-id"],
     replicaCount: v["replica-count"] !== undefined ? parseCount(v["replica-count"], "--replica-count") : undefined,
+    ...peerOptions(v.peers, v["peer-secret-file"]),
   });
   const grace = dur("shutdown-grace") ?? 10_000;
   const drainDelay = dur("drain-delay", true) ?? 5_000;
@@ -165,6 +178,26 @@ export async function runServer(argv: string[]): Promise<number> {
   await server.close({ graceMs: grace, drainDelayMs: drainDelay });
   logger.info("stopped");
   return 0;
+}
+
+/** `--peers` and `--peer-secret-file`, checked here so that a mistake is a usage error naming the flag. */
+function peerOptions(peers: string | undefined, secretFile: string | undefined): { peers?: string; peerSecret?: { file: string } } {
+  if (peers === undefined) {
+    if (secretFile !== undefined) throw new CliError("--peer-secret-file: only with --peers");
+    return {};
+  }
+  try {
+    parsePeers(peers);
+  } catch (e) {
+    throw new CliError(`--peers: ${(e as Error).message.replace(/^promproxy: option peers: /, "")}`);
+  }
+  if (secretFile === undefined) throw new CliError("--peers needs --peer-secret-file (a shared secret: peer requests are signed with it; try: openssl rand -hex 32 > peer-secret)");
+  try {
+    parsePeerSecrets(fs.readFileSync(secretFile, "utf8"), secretFile);
+  } catch (e) {
+    throw new CliError(`--peer-secret-file: ${(e as Error).message}`);
+  }
+  return { peers, peerSecret: { file: secretFile } };
 }
 
 /** A whole number >= 0. */

@@ -10,6 +10,8 @@ import { statusOf, type ServerStatus } from "./status.ts";
 import { statusJson } from "./status-json.ts";
 import { statusPageHeaders } from "./status-page.ts";
 import { createStatusPages } from "./status-pages.ts";
+import type { Peers } from "./peers/peers.ts";
+import { peerStatePath } from "./peers/peer-state.ts";
 
 type Req = IncomingMessage | Http2ServerRequest;
 
@@ -33,6 +35,10 @@ export interface FrontDeps {
   startedAt?: Date;
   /** The status snapshot the page shows. Default: one without refusals. */
   status?: () => ServerStatus;
+  /** The other replicas (src/server/peers/): forwarding, the fleet's `/clients`. Default none. */
+  peers?: Peers;
+  /** What `/readyz` says. Default: the coordinator's readiness. */
+  ready?: () => boolean;
 }
 
 /**
@@ -44,7 +50,7 @@ export interface FrontDeps {
  *
  * @internal
  */
-export function createFront({ options, coordinator, metrics, activity, startedAt = new Date(), status }: FrontDeps) {
+export function createFront({ options, coordinator, metrics, activity, startedAt = new Date(), status, peers, ready = () => coordinator.ready }: FrontDeps) {
   const relay = { coordinator, metrics, activity, grantAt: Math.max(options.maxChunkBytes, options.creditBytes >> 2) };
   /** A proxied request refused before any client was asked. */
   const refused = (outcome: string, message: string) => {
@@ -56,7 +62,8 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
   // Built at most once a second whatever the request rate (src/server/status-pages.ts).
   const pages = createStatusPages({ snapshot: () => statusJson(snapshot()), registry: options.registry });
 
-  async function local(req: Req, res: Res, path: string) {
+  async function local(req: Req, res: Res, path: string, peer?: string) {
+    if (peer !== undefined && peers && path.startsWith(peerStatePath)) return peers.serveState(req, res);
     if (req.method !== "GET" && req.method !== "HEAD") {
       return reply(res, 405, `method ${req.method} not allowed on ${path.slice(0, 200)}`, { allow: "GET, HEAD" });
     }
@@ -67,7 +74,7 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     };
     switch (q < 0 ? path : path.slice(0, q)) {
       case "/clients": {
-        const { body, bytes } = coordinator.discovery();
+        const { body, bytes } = peers ? peers.discovery() : coordinator.discovery();
         return send(200, "application/json", pages.clients(body), bytes);
       }
       case "/metrics":
@@ -79,7 +86,7 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
       case "/healthz":
         return send(200, "text/plain; charset=utf-8", "ok\n");
       case "/readyz":
-        return coordinator.ready
+        return ready()
           ? send(200, "text/plain; charset=utf-8", "ready\n")
           : send(503, "text/plain; charset=utf-8", `promproxy: not ready: ${notReady[coordinator.phase]}\n`);
       default:
@@ -91,24 +98,27 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     }
   }
 
-  function proxy(req: Req, res: Res, uri: string) {
+  function proxy(req: Req, res: Res, uri: string, peer?: string) {
     const r = readProxyRequest(req, uri, options);
     if ("status" in r) {
       refused("bad_request", r.message);
       return reply(res, r.status, r.message, r.headers);
     }
+    // Not held here: a peer that holds it answers (one hop: a forwarded request is answered from local state only).
+    const serving = coordinator.phase === "serving" || coordinator.phase === "draining";
+    if (peer === undefined && peers && serving && !coordinator.holder(r.name) && peers.forward(req, res, r, uri)) return;
     relayScrape(relay, r, res, req.method === "HEAD");
   }
 
-  function route(req: Req, res: Res, uri: string): void {
+  function route(req: Req, res: Res, uri: string, peer?: string): void {
     if (uri.startsWith("/")) {
-      local(req, res, uri).catch((e: unknown) => {
+      local(req, res, uri, peer).catch((e: unknown) => {
         options.logger.error("request failed", { path: uri.slice(0, 200), error: String(e) });
         reply(res, 500, "internal error");
       });
       return;
     }
-    proxy(req, res, uri);
+    proxy(req, res, uri, peer);
   }
 
   /** Handles one request that is not for the Scrape service. */
@@ -117,6 +127,10 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     const uri = req.url ?? "/";
     // Draining: still served, but Prometheus is to re-dial (through a load balancer, to another replica).
     if (coordinator.phase !== "serving" && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+    // A peer's request is signed with the peer secret instead; Prometheus-side auth was checked where it entered.
+    const peer = peers?.authenticate(req, uri);
+    if (peer && "status" in peer) return reply(res, peer.status, peer.message);
+    if (peer) return route(req, res, uri, peer.from);
     // Prometheus-side auth (src/auth/prom-auth.ts) for proxied scrapes, /clients (and the status page) and /metrics.
     const gate = options.promAuth?.check(req, uri);
     if (!gate) return route(req, res, uri);

@@ -6,6 +6,7 @@ import { createPromGate, type PromAuthOptions, type PromGate } from "../auth/pro
 import { createConsoleLogger, toLogger, type AnyLogger, type Logger } from "../shared/logger.ts";
 import { discoveryDefaults } from "./discovery.ts";
 import { helloDefaults } from "./hello.ts";
+import { parsePeers } from "./peers/peer-list.ts";
 
 /** Options of {@link createServer}. Every field is optional; defaults are given per field. */
 export interface ServerOptions {
@@ -113,6 +114,37 @@ export interface ServerOptions {
    * they meet).
    */
   replicaCount?: number;
+  /**
+   * The other replicas, so that any ready replica serves any client: a scrape
+   * for a client held by a peer but not here is forwarded to it (one hop), and
+   * `/clients` lists the clients of every replica. URLs (`http://10.0.0.1:8080`,
+   * or `HOST:PORT`), as a list or comma-separated; a URL whose host is a name
+   * (a headless Service) stands for every address it resolves to, resolved
+   * again every `peerResolveIntervalMs`. This replica may be on the list.
+   * Needs `peerSecret`. Default none: replicas share nothing.
+   */
+  peers?: string | string[];
+  /**
+   * The secret every replica signs its peer requests with (HMAC-SHA256; at
+   * least 16 characters), or `{ file }`: a file of secrets, one a line, re-read
+   * when it changes (the first signs, every one verifies: rotation without a
+   * refused request). Default none (required with `peers`).
+   */
+  peerSecret?: string | { file: string };
+  /** How often each peer's state is polled (304 while unchanged). Default 1 000 ms. */
+  peerPollIntervalMs?: number;
+  /** How long a peer may take to answer a state poll; a peer not heard from for 3 polls and this long is gone. Default 2 000 ms. */
+  peerTimeoutMs?: number;
+  /** How often peer names are resolved again. Default 5 000 ms. */
+  peerResolveIntervalMs?: number;
+  /** How far a peer request's timestamp may be from this replica's clock (replays are refused within it). Default 10 000 ms. */
+  peerClockSkewMs?: number;
+  /** Largest peer state accepted, in bytes; a larger one marks the peer failing. Default `maxDiscoveryBytes` + 64 KiB. */
+  maxPeerStateBytes?: number;
+  /** Most peers polled (addresses, sorted; the rest ignored and logged). Default 64. */
+  maxPeers?: number;
+  /** Most peer requests remembered within the clock-skew window (replay protection); more are refused with 503. Default 100 000. */
+  maxPeerNonces?: number;
   /** How long a new stream may take to send its hello. Default 10 000 ms. */
   helloTimeoutMs?: number;
   /**
@@ -145,7 +177,10 @@ export interface ServerOptions {
 }
 
 /** @internal */
-export type ResolvedServerOptions = Required<Omit<ServerOptions, "interceptors" | "promAuth" | "logger">> & {
+export type ResolvedServerOptions = Required<Omit<ServerOptions, "interceptors" | "promAuth" | "logger" | "peers" | "peerSecret">> & {
+  /** The peers, parsed (src/server/peers/peer-list.ts); empty without `peers`. */
+  peers: URL[];
+  peerSecret?: string | { file: string };
   interceptors: Interceptor[];
   logger: Logger;
   /** The compiled Prometheus-side auth, when configured. */
@@ -181,6 +216,15 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     warmupMaxMs: o.warmupMaxMs ?? 6 * (o.warmupMs ?? 0),
     replicaId: o.replicaId ?? `${hostname()}-${randomBytes(4).toString("hex")}`,
     replicaCount: o.replicaCount ?? 0,
+    peers: parsePeers(o.peers ?? []),
+    peerSecret: o.peerSecret,
+    peerPollIntervalMs: o.peerPollIntervalMs ?? 1_000,
+    peerTimeoutMs: o.peerTimeoutMs ?? 2_000,
+    peerResolveIntervalMs: o.peerResolveIntervalMs ?? 5_000,
+    peerClockSkewMs: o.peerClockSkewMs ?? 10_000,
+    maxPeerStateBytes: o.maxPeerStateBytes ?? (o.maxDiscoveryBytes ?? discoveryDefaults.maxBytes) + 64 * 1024,
+    maxPeers: o.maxPeers ?? 64,
+    maxPeerNonces: o.maxPeerNonces ?? 100_000,
     helloTimeoutMs: o.helloTimeoutMs ?? 10_000,
     takeoverProbeMs: o.takeoverProbeMs ?? 2_000,
     heartbeatIntervalMs,
@@ -192,7 +236,8 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
   };
   const positive: (keyof ResolvedServerOptions)[] = [
     "defaultScrapeTimeoutMs", "maxScrapeTimeoutMs", "maxClients", "maxScrapesInFlight", "maxResponseBytes",
-    "maxChunkBytes", "creditBytes", "maxTargets", "maxHelloBytes", "maxClientDiscoveryBytes", "maxDiscoveryBytes", "maxPendingHellos", "maxVanishedPerIdentity", "helloTimeoutMs", "takeoverProbeMs", "heartbeatIntervalMs", "heartbeatTimeoutMs",
+    "maxChunkBytes", "creditBytes", "maxTargets", "maxHelloBytes", "maxClientDiscoveryBytes", "maxDiscoveryBytes", "maxPendingHellos", "maxVanishedPerIdentity",
+    "peerPollIntervalMs", "peerTimeoutMs", "peerResolveIntervalMs", "peerClockSkewMs", "maxPeerStateBytes", "maxPeers", "maxPeerNonces", "helloTimeoutMs", "takeoverProbeMs", "heartbeatIntervalMs", "heartbeatTimeoutMs",
   ];
   for (const k of positive) {
     const v = r[k];
@@ -209,6 +254,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
       throw new RangeError(`promproxy: option ${k} must be a ${whole ? "whole " : ""}number >= 0, got ${String(v)}`);
     }
   }
+  if (r.peers.length > 0 && !r.peerSecret) throw new RangeError("promproxy: option peers needs peerSecret (the secret every replica signs its peer requests with)");
   if (r.replicaId === "" || r.replicaId.length > 128) throw new RangeError("promproxy: option replicaId must be 1-128 characters");
   if (!(r.maxLabels >= 0) || !(r.maxLabelValueLength >= 0)) throw new RangeError("promproxy: maxLabels and maxLabelValueLength must be >= 0");
   if (r.maxChunkBytes > MiB) throw new RangeError(`promproxy: option maxChunkBytes must be at most 1 MiB (${MiB}), got ${r.maxChunkBytes}`);

@@ -12,6 +12,8 @@ import { resolveServerOptions, type ServerOptions } from "./options.ts";
 import type { ClientInfo } from "./client-info.ts";
 import { createActivity, type ServerEvents } from "./activity.ts";
 import { createCoordinator } from "./coordinator.ts";
+import { createPeers, type Peers } from "./peers/peers.ts";
+import { peerStatePath } from "./peers/peer-state.ts";
 import { createScrapeHandler } from "./scrape-service.ts";
 import { createRefusals } from "./refusals.ts";
 import { serverContextValues } from "./stream-reset.ts";
@@ -116,7 +118,10 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   const metrics = createServerMetrics(o.registry);
   const activity = createActivity(o.logger, 2 * o.maxClients);
   const coordinator = createCoordinator(o, metrics, activity);
-  metrics.readiness(() => coordinator.ready);
+  // With peers: ready once it can serve every client, held or forwarded (every peer's state fetched), or warmed up.
+  const peers: Peers | undefined = o.peers.length > 0 ? createPeers(o, coordinator, () => ready()) : undefined;
+  const ready = (): boolean => (peers ? coordinator.phase === "serving" && (peers.synced || coordinator.ready) : coordinator.ready);
+  metrics.readiness(ready);
   const refusals = createRefusals({ logger: o.logger, holder: (name) => coordinator.holder(name), searched: o.replicaCount !== 1 });
   activity.events.on("clientRefused", (r) => refusals.record(r));
   const ports: BoundPort[] = [];
@@ -140,7 +145,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   };
   const connect = connectNodeAdapter(connectOptions);
   const status = () => statusOf(o, coordinator, activity, startedAt, refusals);
-  const front = createFront({ options: o, coordinator, metrics, activity, startedAt, status });
+  const front = createFront({ options: o, coordinator, metrics, activity, startedAt, status, peers, ready });
 
   const handler: PromproxyServer["handler"] = (req, res) => {
     if (req.url?.startsWith(servicePrefix)) {
@@ -161,6 +166,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     const left = Math.max(100, started + drainDelayMs + graceMs - Date.now());
     await Promise.all(ports.splice(0).map((p) => p.close(left)));
     refusals.close();
+    peers?.close();
   }
 
   return {
@@ -182,7 +188,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
       return closing;
     },
     get ready() {
-      return coordinator.ready;
+      return ready();
     },
     clients: () => coordinator.clients(),
     status,
@@ -197,7 +203,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     connectOptions,
     frontHandler: (req, res) => front.handle(req, res),
     frontMiddleware({ prefix = "" } = {}) {
-      const own = new Set(["/clients", "/metrics", "/healthz", "/readyz", "/status.json", ...(prefix ? ["/", ""] : [])]);
+      const own = new Set(["/clients", "/metrics", "/healthz", "/readyz", "/status.json", ...(peers ? [peerStatePath] : []), ...(prefix ? ["/", ""] : [])]);
       return (req, res, next) => {
         const url = req.url ?? "/";
         if (!url.startsWith("/")) return front.handle(req, res);

@@ -1,0 +1,136 @@
+/**
+ * Peer requests are authenticated by an HMAC-SHA256, with the shared peer
+ * secret, over what the request does: method, request target (the absolute
+ * URI of a forwarded scrape, the path of a state request), the scrape timeout
+ * header, a timestamp, a random nonce and the sender's replica id. A receiver
+ * accepts a timestamp within the clock-skew window and each nonce once within
+ * it, so a captured request cannot be replayed, and nobody without the secret
+ * can ask for the state, pose as a peer or forge a forwarded scrape.
+ *
+ * The secret is a string or a file of secrets, one a line: the first signs,
+ * every one verifies, so a secret rotates without a refused request (add the
+ * new one second everywhere, then first, then drop the old one). A file is
+ * re-read when it changed (a `stat` a poll).
+ *
+ * @internal
+ */
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
+import { reloadingFile, type ReloadingFile } from "../../auth/reloading-file.ts";
+import type { Logger } from "../../shared/logger.ts";
+
+/** The header carrying a peer request's signature: `FROM;TIMESTAMP_MS;NONCE;HEX_HMAC` (FROM URI-encoded). */
+export const peerAuthHeader = "x-promproxy-peer";
+/** Marks a scrape forwarded by a peer: answered from local state only, never forwarded again. Its value: the sender's id. */
+export const forwardedHeader = "x-promproxy-forwarded";
+/** Secrets shorter than this are refused: an HMAC key is only as strong as it is long. */
+export const minSecretLength = 16;
+
+/** A verified peer request: who sent it. */
+export interface PeerCaller {
+  from: string;
+}
+/** A refused peer request: a status, a one-line message, and a short reason for the metrics. */
+export interface PeerRefusal {
+  status: 400 | 401 | 403 | 503;
+  message: string;
+  reason: string;
+}
+
+export interface PeerAuth {
+  /** The headers a peer request needs: `x-promproxy-peer` (and nothing else). */
+  sign(method: string, target: string, timeoutHeader: string | undefined): string;
+  /** Checks a request's signature, timestamp and nonce. */
+  verify(method: string, target: string, headers: IncomingHttpHeaders): PeerCaller | PeerRefusal;
+  /** Re-reads the secret file if it changed (call it now and then; cheap). */
+  refresh(): Promise<void>;
+}
+
+/** Parses a secrets text: one secret a line, `#` comments and blank lines skipped; each at least 16 characters. */
+export function parsePeerSecrets(text: string, where: string): Buffer[] {
+  const out: Buffer[] = [];
+  for (const [i, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    if (line.length < minSecretLength) throw new Error(`${where}:${i + 1}: a peer secret must be at least ${minSecretLength} characters (try: openssl rand -hex 32)`);
+    out.push(Buffer.from(line, "utf8"));
+  }
+  if (out.length === 0) throw new Error(`${where}: no peer secret in it`);
+  return out;
+}
+
+function payload(method: string, target: string, timeoutHeader: string | undefined, ts: string, nonce: string, from: string): string {
+  return `promproxy-peer-v1\n${method}\n${target}\n${timeoutHeader ?? ""}\n${ts}\n${nonce}\n${from}`;
+}
+
+const hmac = (key: Buffer, text: string) => createHmac("sha256", key).update(text).digest();
+
+export function createPeerAuth(o: {
+  secret: string | { file: string };
+  replicaId: string;
+  clockSkewMs: number;
+  maxNonces: number;
+  logger: Logger;
+}): PeerAuth {
+  const secret = o.secret;
+  const file: ReloadingFile<Buffer[]> | undefined =
+    typeof secret === "string"
+      ? undefined
+      : reloadingFile(secret.file, (t) => parsePeerSecrets(t, secret.file), (e) =>
+          o.logger.error("peer secret file not reloaded: keeping the last good secret", { error: e.message }),
+        );
+  const fixed = typeof secret === "string" ? parsePeerSecrets(secret, "option peerSecret") : undefined;
+  const secrets = () => fixed ?? file!.last;
+  const from = encodeURIComponent(o.replicaId);
+  // Nonces seen, each until its timestamp leaves the window; insertion order is roughly expiry order.
+  const seen = new Map<string, number>();
+
+  function refuse(status: PeerRefusal["status"], reason: string, message: string): PeerRefusal {
+    return { status, reason, message: `peer request refused: ${message}` };
+  }
+
+  return {
+    sign(method, target, timeoutHeader) {
+      const ts = String(Date.now());
+      const nonce = randomBytes(12).toString("hex");
+      const sig = hmac(secrets()[0]!, payload(method, target, timeoutHeader, ts, nonce, from)).toString("hex");
+      return `${from};${ts};${nonce};${sig}`;
+    },
+    verify(method, target, headers) {
+      const h = headers[peerAuthHeader];
+      if (h === undefined) return refuse(401, "no_signature", `no ${peerAuthHeader} header: peer requests are signed with the shared peer secret (--peer-secret-file)`);
+      if (typeof h !== "string" || h.length > 600) return refuse(400, "malformed", `malformed ${peerAuthHeader} header`);
+      const parts = h.split(";");
+      const [who, ts, nonce, sig] = parts;
+      if (parts.length !== 4 || !who || !/^\d{1,15}$/.test(ts!) || !/^[0-9a-f]{8,64}$/.test(nonce!) || !/^[0-9a-f]{64}$/.test(sig!)) {
+        return refuse(400, "malformed", `malformed ${peerAuthHeader} header: want FROM;TIMESTAMP_MS;NONCE;HMAC`);
+      }
+      const timeout = headers["x-prometheus-scrape-timeout-seconds"];
+      const text = payload(method, target, typeof timeout === "string" ? timeout : undefined, ts!, nonce!, who);
+      const given = Buffer.from(sig!, "hex");
+      if (!secrets().some((k) => timingSafeEqual(hmac(k, text), given))) return refuse(403, "bad_signature", "bad signature (not signed with this replica's peer secret)");
+      const now = Date.now();
+      const skew = Number(ts) - now;
+      if (Math.abs(skew) > o.clockSkewMs) {
+        return refuse(403, "stale", `timestamp ${(skew / 1000).toFixed(1)}s off this replica's clock, at most ${o.clockSkewMs / 1000}s allowed (an old or replayed request, or clocks apart)`);
+      }
+      for (const [n, until] of seen) {
+        if (until >= now) break;
+        seen.delete(n);
+      }
+      if (seen.has(nonce!)) return refuse(403, "replayed", "replayed (this nonce was seen already)");
+      if (seen.size >= o.maxNonces) return refuse(503, "too_many", `more than ${o.maxNonces} peer requests within the clock-skew window; try again later`);
+      seen.set(nonce!, Number(ts) + o.clockSkewMs);
+      let caller: string;
+      try {
+        caller = decodeURIComponent(who!);
+      } catch {
+        caller = who!;
+      }
+      return { from: caller.slice(0, 128) };
+    },
+    async refresh() {
+      await file?.current();
+    },
+  };
+}

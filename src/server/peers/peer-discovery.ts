@@ -1,0 +1,58 @@
+/**
+ * The fleet's `/clients`: this replica's own clients merged with those of
+ * every fresh peer, one entry per name (connected wins over vanished; on a
+ * tie the entry of the replica with the smallest id), so that discovery is
+ * the same on every replica (session ids included) and never shrinks on a new
+ * one.
+ * Joined only when an input changed, and bounded by `maxBytes`: entries past
+ * it are left out (and logged once).
+ *
+ * @internal
+ */
+import type { Logger } from "../../shared/logger.ts";
+import type { Peer } from "./peer-poller.ts";
+import { parsePeerState, type PeerClient } from "./peer-state.ts";
+
+export function createPeerDiscovery(o: { replicaId: string; local: () => { body: string }; fresh: () => Peer[]; maxBytes: number; logger: Logger }) {
+  let localBody: string | undefined;
+  let localClients = new Map<string, PeerClient>();
+  let key: string | undefined;
+  let cached = { body: "[]", bytes: 2 };
+  let warned = false;
+
+  return {
+    current(): { body: string; bytes: number } {
+      const local = o.local().body;
+      const peers = o.fresh().sort((x, y) => (x.address.url < y.address.url ? -1 : 1));
+      const k = peers.map((p) => `${p.address.url}#${p.generation}`).join(" ");
+      if (local === localBody && k === key) return cached;
+      if (local !== localBody) {
+        localBody = local;
+        localClients = parsePeerState(`{"id":"self","ready":true,"clients":${local}}`).clients;
+      }
+      key = k;
+      const sources = [{ id: o.replicaId, clients: localClients }, ...peers.map((p) => p.state!)].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      const best = new Map<string, PeerClient>();
+      for (const source of sources) {
+        for (const [name, c] of source.clients) {
+          const known = best.get(name);
+          if (!known || (c.connected && !known.connected)) best.set(name, c);
+        }
+      }
+      const parts: string[] = [];
+      let bytes = 2;
+      for (const c of best.values()) {
+        const grown = bytes + c.bytes + (parts.length > 0 ? 1 : 0);
+        if (grown > o.maxBytes) {
+          if (!warned) o.logger.warn("the fleet's /clients would pass maxDiscoveryBytes: some clients of peers are left out", { maxBytes: o.maxBytes });
+          warned = true;
+          continue;
+        }
+        parts.push(c.json);
+        bytes = grown;
+      }
+      cached = { body: `[${parts.join(",")}]`, bytes };
+      return cached;
+    },
+  };
+}

@@ -1,0 +1,202 @@
+/**
+ * Polls every peer's state every `pollIntervalMs`: at most `concurrency`
+ * requests at once, at most one per peer, each bounded by `timeoutMs` and
+ * its body by `maxStateBytes`. A peer that stalls, answers garbage or too much
+ * is marked failing with the reason; one not heard from for `staleMs` counts
+ * as gone (its clients leave the merged `/clients`, nothing is forwarded to
+ * it). Unchanged states cost a 304 (ETag).
+ *
+ * @internal
+ */
+import * as http from "node:http";
+import * as https from "node:https";
+import type { Logger } from "../../shared/logger.ts";
+import { peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
+import type { PeerAddress, PeerList } from "./peer-list.ts";
+import { parsePeerState, peerStatePath, type PeerState } from "./peer-state.ts";
+
+/** What this replica knows of one peer. */
+export interface Peer {
+  address: PeerAddress;
+  /** The last state it sent; undefined before its first answer. */
+  state?: PeerState;
+  /** Bumped on every new state (for caches built on it). */
+  generation: number;
+  etag?: string;
+  /** When it last answered (Date.now()), 0 never. */
+  lastOkAt: number;
+  /** Why its last poll failed, if it did. */
+  error?: string;
+  /** This replica itself (its state names our id). */
+  self: boolean;
+  polling: boolean;
+}
+
+export interface PollerOptions {
+  list: PeerList;
+  auth: PeerAuth;
+  replicaId: string;
+  pollIntervalMs: number;
+  resolveIntervalMs: number;
+  timeoutMs: number;
+  staleMs: number;
+  maxStateBytes: number;
+  concurrency: number;
+  agents: { http: http.Agent; https: https.Agent };
+  logger: Logger;
+  /** Called when a peer's state or freshness may have changed. */
+  onChange(): void;
+}
+
+export interface Poller {
+  /** Every peer polled, self included. */
+  readonly peers: readonly Peer[];
+  /** Peers other than this replica that answered within `staleMs`. */
+  fresh(): Peer[];
+  /** Whether the list is resolved and every peer other than this replica has answered at least once. */
+  readonly synced: boolean;
+  close(): void;
+}
+
+export function createPoller(o: PollerOptions): Poller {
+  const byUrl = new Map<string, Peer>();
+  let running = 0;
+  let lastResolve = -Infinity;
+  let resolving = false;
+  let closed = false;
+  const requests = new Set<http.ClientRequest>();
+
+  function poll(p: Peer) {
+    p.polling = true;
+    running++;
+    const u = new URL(peerStatePath, p.address.url);
+    const mod = u.protocol === "https:" ? https : http;
+    let done = false;
+    const finish = (error?: string) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      requests.delete(req);
+      p.polling = false;
+      running--;
+      if (error) {
+        if (p.error === undefined) o.logger.warn("peer state not fetched", { peer: p.address.url, error });
+        p.error = error;
+      } else {
+        if (p.error !== undefined && p.lastOkAt > 0) o.logger.info("peer answers again", { peer: p.address.url });
+        p.error = undefined;
+        p.lastOkAt = Date.now();
+      }
+      o.onChange();
+    };
+    const req = mod.request(u, {
+      method: "GET",
+      agent: u.protocol === "https:" ? o.agents.https : o.agents.http,
+      servername: p.address.servername,
+      headers: { [peerAuthHeader]: o.auth.sign("GET", peerStatePath, undefined), ...(p.etag ? { "if-none-match": p.etag } : {}) },
+    });
+    requests.add(req);
+    const timer = setTimeout(() => {
+      req.destroy();
+      finish(`no answer within ${o.timeoutMs / 1000}s`);
+    }, o.timeoutMs);
+    req.on("error", (e) => finish(e.message));
+    req.on("response", (res) => {
+      if (res.statusCode === 304) {
+        res.resume();
+        return finish();
+      }
+      const declared = Number(res.headers["content-length"] ?? 0);
+      if (declared > o.maxStateBytes) {
+        req.destroy();
+        return finish(`its state is ${declared} bytes, more than maxPeerStateBytes (${o.maxStateBytes})`);
+      }
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      res.on("data", (c: Buffer) => {
+        bytes += c.length;
+        if (bytes > o.maxStateBytes) {
+          req.destroy();
+          return finish(`its state passed maxPeerStateBytes (${o.maxStateBytes})`);
+        }
+        chunks.push(c);
+      });
+      res.on("error", (e) => finish(e.message));
+      res.on("end", () => {
+        if (done) return;
+        const text = Buffer.concat(chunks).toString("utf8");
+        if (res.statusCode !== 200) return finish(`status ${res.statusCode}: ${text.split("\n")[0]?.slice(0, 200)}`);
+        try {
+          const state = parsePeerState(text);
+          p.state = state;
+          p.self = state.id === o.replicaId;
+          p.generation++;
+          const etag = res.headers["etag"];
+          p.etag = typeof etag === "string" && etag.length <= 100 ? etag : undefined;
+          finish();
+        } catch (e) {
+          finish(`its state is not valid: ${(e as Error).message}`);
+        }
+      });
+    });
+    req.end();
+  }
+
+  function tick() {
+    if (closed) return;
+    const now = Date.now();
+    void o.auth.refresh().catch(() => {});
+    if (!resolving && now - lastResolve >= o.resolveIntervalMs) {
+      resolving = true;
+      lastResolve = now;
+      o.list
+        .refresh()
+        .catch(() => {})
+        .finally(() => {
+          resolving = false;
+          if (!closed) sync(false);
+        });
+    }
+    sync(true);
+  }
+
+  /** Follows the list (new peers, dropped ones), then polls the new ones, or (`due`) every one not being polled. */
+  function sync(due: boolean) {
+    const urls = new Set(o.list.current.map((a) => a.url));
+    for (const [url] of byUrl) {
+      if (!urls.has(url)) {
+        byUrl.delete(url);
+        o.onChange();
+      }
+    }
+    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, self: false, polling: false });
+    for (const p of byUrl.values()) {
+      if (running >= o.concurrency) break;
+      if (!p.polling && (due || p.generation === 0)) poll(p);
+    }
+  }
+
+  const timer = setInterval(tick, o.pollIntervalMs);
+  timer.unref();
+  tick();
+
+  return {
+    get peers() {
+      return [...byUrl.values()];
+    },
+    fresh() {
+      const now = Date.now();
+      return [...byUrl.values()].filter((p) => !p.self && p.state && now - p.lastOkAt <= o.staleMs);
+    },
+    get synced() {
+      if (!o.list.resolved) return false;
+      for (const p of byUrl.values()) if (!p.self && p.lastOkAt === 0) return false;
+      return true;
+    },
+    close() {
+      closed = true;
+      clearInterval(timer);
+      for (const r of requests) r.destroy();
+    },
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * The peer state document (`GET /_promproxy/peer/state`): this replica's id,
+ * its readiness and the clients it holds, as its own `/clients` groups (only
+ * its own: never what it learned from peers, so stale news cannot echo).
+ *
+ *   {"id":"r1","ready":true,"clients":[ http_sd groups ]}
+ *
+ * It carries an ETag; a poller sends it back in `If-None-Match` and gets 304
+ * while nothing changed, so an idle fleet polls for a few hundred bytes.
+ * Parsing checks every field: a peer's garbage never reaches `/clients`.
+ *
+ * @internal
+ */
+import { randomBytes } from "node:crypto";
+
+export const peerStatePath = "/_promproxy/peer/state";
+
+/** One client in a peer's state: whether it is connected there, and its groups rendered as JSON, comma-separated. */
+export interface PeerClient {
+  connected: boolean;
+  json: string;
+  bytes: number;
+}
+
+/** A peer's state as parsed. */
+export interface PeerState {
+  id: string;
+  ready: boolean;
+  clients: Map<string, PeerClient>;
+}
+
+/** Serves this replica's state: the body is joined only when the local `/clients` or readiness changed. */
+export function createStateSource(o: { replicaId: string; discovery: () => { body: string }; ready: () => boolean }) {
+  const boot = randomBytes(4).toString("hex");
+  let lastClients: string | undefined;
+  let lastReady: boolean | undefined;
+  let generation = 0;
+  let body = "";
+  let bytes = 0;
+  return {
+    current(): { body: string; bytes: number; etag: string } {
+      const clients = o.discovery().body;
+      const ready = o.ready();
+      if (clients !== lastClients || ready !== lastReady) {
+        lastClients = clients;
+        lastReady = ready;
+        generation++;
+        body = `{"id":${JSON.stringify(o.replicaId)},"ready":${ready},"clients":${clients}}`;
+        bytes = Buffer.byteLength(body);
+      }
+      return { body, bytes, etag: `"${boot}-${generation}"` };
+    },
+  };
+}
+
+const isStringRecord = (v: unknown): v is Record<string, string> =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === "string");
+
+/** Parses a peer's state; throws an Error saying what is wrong with it. */
+export function parsePeerState(text: string): PeerState {
+  const doc = JSON.parse(text) as unknown;
+  if (typeof doc !== "object" || doc === null) throw new Error("not a JSON object");
+  const { id, ready, clients } = doc as Record<string, unknown>;
+  if (typeof id !== "string" || id === "" || id.length > 128) throw new Error("no replica id (1-128 characters)");
+  if (typeof ready !== "boolean") throw new Error("no readiness");
+  if (!Array.isArray(clients)) throw new Error("no clients list");
+  const out = new Map<string, PeerClient>();
+  for (const g of clients as unknown[]) {
+    const { targets, labels } = (g ?? {}) as Record<string, unknown>;
+    if (!Array.isArray(targets) || !targets.every((t) => typeof t === "string") || !isStringRecord(labels)) throw new Error("a client group is not {targets, labels}");
+    const name = labels["__meta_promproxy_client"];
+    if (!name) throw new Error("a client group without __meta_promproxy_client");
+    const json = JSON.stringify({ targets, labels });
+    const connected = labels["__meta_promproxy_connected"] !== "false";
+    const known = out.get(name);
+    if (known) {
+      known.json += `,${json}`;
+      known.bytes += 1 + Buffer.byteLength(json);
+      known.connected &&= connected;
+    } else {
+      out.set(name, { connected, json, bytes: Buffer.byteLength(json) });
+    }
+  }
+  return { id, ready, clients: out };
+}

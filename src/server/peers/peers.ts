@@ -1,0 +1,135 @@
+/**
+ * Replicas that know each other (`peers`): the list and its resolution, the
+ * signed peer requests, the state each replica serves and polls from the
+ * others, the fleet's merged `/clients`, readiness with peers, and the
+ * forwarding of a scrape to a replica that holds the client. The front calls
+ * {@link Peers.authenticate} first for every request and {@link Peers.forward}
+ * when it does not hold a client; the rest lives in this folder.
+ *
+ * @internal
+ */
+import * as http from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import * as https from "node:https";
+import { Counter, Gauge } from "prom-client";
+import type { Coordinator, ScrapeRequest } from "../coordinator.ts";
+import type { ResolvedServerOptions } from "../options.ts";
+import { reply } from "../relay.ts";
+import { createPeerAuth, forwardedHeader, peerAuthHeader, type PeerCaller, type PeerRefusal } from "./peer-auth.ts";
+import { createPeerDiscovery } from "./peer-discovery.ts";
+import { createForwarder } from "./peer-forward.ts";
+import { createPeerList } from "./peer-list.ts";
+import { createPoller, type Peer } from "./peer-poller.ts";
+import { createStateSource, peerStatePath } from "./peer-state.ts";
+
+type Req = http.IncomingMessage | Http2ServerRequest;
+
+export interface Peers {
+  /**
+   * A request's peer credentials: undefined for an ordinary request (no peer
+   * header, not the state path); the caller for a valid peer request; a
+   * refusal for a request that claims to be one (or asks for the state) without
+   * a valid signature.
+   */
+  authenticate(req: Req, uri: string): PeerCaller | PeerRefusal | undefined;
+  /** Answers a verified peer's state request. */
+  serveState(req: Req, res: http.ServerResponse | Http2ServerResponse): void;
+  /** Forwards a scrape this replica cannot serve itself; false when no peer lists the client. */
+  forward(req: Req, res: http.ServerResponse, r: ScrapeRequest, uri: string): boolean;
+  /** The fleet's `/clients`. */
+  discovery(): { body: string; bytes: number };
+  /** Whether it has heard from every peer it knows of (one readiness condition). */
+  readonly synced: boolean;
+  /** The peers as polled, for the status page. */
+  readonly peers: readonly Peer[];
+  close(): void;
+}
+
+export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, ready: () => boolean): Peers {
+  if (!o.peerSecret) throw new RangeError("promproxy: option peers needs peerSecret (the secret every replica signs its peer requests with)");
+  const registers = [o.registry];
+  const refused = new Counter({
+    name: "promproxy_peer_requests_total",
+    help: "Requests that claimed to come from a peer (state polls, forwarded scrapes), by kind and result: accepted, or why refused (no_signature, malformed, bad_signature, stale, replayed, too_many, forged_forward).",
+    labelNames: ["kind", "result"],
+    registers,
+  });
+  const forwards = new Counter({
+    name: "promproxy_forwarded_scrapes_total",
+    help: "Scrapes this replica forwarded to a peer holding the client, by outcome: success and error_status (the peer's answer, passed on), unreachable, timeout, cut, prometheus_gone.",
+    labelNames: ["outcome"],
+    registers,
+  });
+  const auth = createPeerAuth({ secret: o.peerSecret, replicaId: o.replicaId, clockSkewMs: o.peerClockSkewMs, maxNonces: o.maxPeerNonces, logger: o.logger });
+  const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 16 }), https: new https.Agent({ keepAlive: true, maxSockets: 16 }) };
+  const list = createPeerList({ peers: o.peers, maxPeers: o.maxPeers, logger: o.logger });
+  const poller = createPoller({
+    list,
+    auth,
+    replicaId: o.replicaId,
+    pollIntervalMs: o.peerPollIntervalMs,
+    resolveIntervalMs: o.peerResolveIntervalMs,
+    timeoutMs: o.peerTimeoutMs,
+    staleMs: 3 * o.peerPollIntervalMs + o.peerTimeoutMs,
+    maxStateBytes: o.maxPeerStateBytes,
+    concurrency: 8,
+    agents,
+    logger: o.logger,
+    onChange: () => {},
+  });
+  new Gauge({
+    name: "promproxy_peers",
+    help: "Peers this replica knows of (itself not counted), by state: fresh (answered lately) or failing.",
+    labelNames: ["state"],
+    registers,
+    collect() {
+      const others = poller.peers.filter((p) => !p.self);
+      const fresh = poller.fresh().length;
+      this.set({ state: "fresh" }, fresh);
+      this.set({ state: "failing" }, others.length - fresh);
+    },
+  });
+  const fleet = createPeerDiscovery({ replicaId: o.replicaId, local: () => coordinator.discovery(), fresh: () => poller.fresh(), maxBytes: o.maxDiscoveryBytes, logger: o.logger });
+  const state = createStateSource({ replicaId: o.replicaId, discovery: () => coordinator.discovery(), ready });
+  const forwarder = createForwarder({ auth, replicaId: o.replicaId, fresh: () => poller.fresh(), agents, counter: forwards });
+
+  return {
+    authenticate(req, uri) {
+      const claims = req.headers[peerAuthHeader] !== undefined || req.headers[forwardedHeader] !== undefined;
+      const isState = uri === peerStatePath || uri.startsWith(`${peerStatePath}?`);
+      if (!claims && !isState) return undefined;
+      const kind = isState ? "state" : "forwarded_scrape";
+      if (req.headers[peerAuthHeader] === undefined && req.headers[forwardedHeader] !== undefined) {
+        refused.inc({ kind, result: "forged_forward" });
+        return { status: 403, reason: "forged_forward", message: `peer request refused: ${forwardedHeader} without a peer signature: only replicas forward scrapes` };
+      }
+      const r = auth.verify(req.method ?? "GET", uri, req.headers);
+      refused.inc({ kind, result: "from" in r ? "accepted" : r.reason });
+      return r;
+    },
+    serveState(req, response) {
+      const res = response as http.ServerResponse;
+      if (req.method !== "GET") return reply(res, 405, `method ${req.method} not allowed on ${peerStatePath}`, { allow: "GET" });
+      const { body, bytes, etag } = state.current();
+      if (req.headers["if-none-match"] === etag) {
+        res.writeHead(304, { etag, "cache-control": "no-store" });
+        return res.end();
+      }
+      res.writeHead(200, { "content-type": "application/json", "content-length": bytes, etag, "cache-control": "no-store" });
+      res.end(body);
+    },
+    forward: (req, res, r, uri) => forwarder.forward(req, res, r, uri),
+    discovery: () => fleet.current(),
+    get synced() {
+      return poller.synced;
+    },
+    get peers() {
+      return poller.peers;
+    },
+    close() {
+      poller.close();
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}
