@@ -72,9 +72,9 @@ describe("peers: three replicas that know each other", { timeout: 180_000 }, () 
   });
 
   test("every replica turns ready by hearing from its peers, long before its 60 s warm-up", async () => {
-    const t0 = performance.now();
     for (const r of replicas) await waitFor(`${r.id} ready`, () => ready(r.url), 15_000, 100);
-    figures.push(`all three ready ${((performance.now() - t0) / 1000).toFixed(1)} s after the clients started (warm-up 60 s)`);
+    const last = Math.max(...replicas.map((r) => r.listeningAt));
+    figures.push(`all three ready at most ${((performance.now() - last) / 1000).toFixed(1)} s after the last one listened (warm-up 60 s)`);
   });
 
   test("/clients is the same on every replica and lists every client of the fleet, connected", async () => {

@@ -30,6 +30,8 @@ export interface Peer {
   /** This replica itself (its state names our id). */
   self: boolean;
   polling: boolean;
+  /** When its last poll started (Date.now()), 0 never: the longest-waiting peers go first. */
+  polledAt: number;
 }
 
 export interface PollerOptions {
@@ -68,6 +70,7 @@ export function createPoller(o: PollerOptions): Poller {
 
   function poll(p: Peer) {
     p.polling = true;
+    p.polledAt = Date.now();
     running++;
     const u = new URL(peerStatePath, p.address.url);
     const mod = u.protocol === "https:" ? https : http;
@@ -169,16 +172,18 @@ export function createPoller(o: PollerOptions): Poller {
         o.onChange();
       }
     }
-    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, self: false, polling: false });
-    for (const p of byUrl.values()) {
+    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, self: false, polling: false, polledAt: 0 });
+    // Longest-waiting first: with more peers than `concurrency`, every peer gets its turn.
+    const waiting = [...byUrl.values()].filter((p) => !p.polling && (due || p.polledAt === 0)).sort((a, b) => a.polledAt - b.polledAt);
+    for (const p of waiting) {
       if (running >= o.concurrency) break;
-      if (!p.polling && (due || p.generation === 0)) poll(p);
+      poll(p);
     }
   }
 
+  // The first round a poll interval after creation: the server is listening by then (it polls itself, too).
   const timer = setInterval(tick, o.pollIntervalMs);
   timer.unref();
-  tick();
 
   return {
     get peers() {
