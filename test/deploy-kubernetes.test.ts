@@ -377,6 +377,27 @@ test("kubernetes: the NetworkPolicy lets the clients' and Prometheus' namespaces
   );
 });
 
+test("kubernetes: --peers names a headless Service of every server pod, ready or not, and the pods may reach each other", () => {
+  const { server, serverContainer, serverArgs, listenPort } = serverSide();
+  const podLabels = server.spec.template.metadata.labels;
+  const url = new URL(serverArgs.one("--peers"));
+  assert.equal(url.protocol, serverArgs.values.has("--tls-cert-file") ? "https:" : "http:");
+  const m = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(\.cluster\.local)?$/.exec(url.hostname);
+  assert.ok(m, `--peers names a Service by its DNS name, got ${url.hostname}`);
+  const svc = find("Service", m[1]!, m[2]!);
+  assert.equal(svc.spec.clusterIP, "None", "headless: the name resolves to every pod's address");
+  assert.equal(svc.spec.publishNotReadyAddresses, true, "replicas still warming up hold clients too");
+  assert.ok(selects({ matchLabels: svc.spec.selector }, podLabels), "it selects the server pods");
+  assert.equal(portOf(serverContainer, svc.spec.ports[0].targetPort), listenPort);
+  assert.equal(Number(url.port), listenPort, "headless: the pods' own port");
+  assert.ok(serverArgs.values.has("--peer-secret-file"), "--peers needs --peer-secret-file");
+  const np = find("NetworkPolicy", "promproxy", "promproxy");
+  const fromPeers = (r: Obj) => (r.from ?? r.to).some((f: Obj) => !f.namespaceSelector && f.podSelector && selects(f.podSelector, podLabels));
+  assert.ok(np.spec.ingress.some(fromPeers), "ingress from the other replicas");
+  assert.ok(np.spec.egress.some((r: Obj) => fromPeers(r) && r.ports.some((p: Obj) => p.port === listenPort)), "egress to the other replicas");
+  assert.ok(np.spec.egress.some((r: Obj) => r.ports.some((p: Obj) => p.port === 53 && p.protocol === "UDP")), "egress to the cluster DNS");
+});
+
 test("kubernetes: every pod is hardened (Pod Security Standard restricted) and bounded", () => {
   const { serverContainer } = serverSide();
   const pods = allDocs().filter((d) => d.obj.kind === "Deployment");
