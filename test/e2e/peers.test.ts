@@ -18,7 +18,7 @@ import { silentLogger } from "../../src/shared/logger.ts";
 import { createPeerAuth } from "../../src/server/peers/peer-auth.ts";
 import { proxyGet, startClient, waitFor } from "../helpers.ts";
 import { freePorts, ready, startReplica, stopReplica, type Replica } from "./fixtures/ha/cluster.ts";
-import { startPrometheus, type RunningPrometheus } from "./prometheus.ts";
+import { runCli, startPrometheus, type RunningPrometheus } from "./prometheus.ts";
 
 const secret = randomBytes(32).toString("hex");
 const statePath = "/_promproxy/peer/state";
@@ -187,5 +187,31 @@ describe("peers: three replicas that know each other", { timeout: 180_000 }, () 
     const late = await proxyGet(replicas[2]!.port, "http://only-b/metrics");
     assert.equal(late.status, 404);
     assert.match(late.body.toString(), /no client "only-b" connected/);
+  });
+});
+
+describe("peers: the CLI's flags", { timeout: 60_000 }, () => {
+  test("mistakes are usage errors naming the flag (exit 2); PROMPROXY_PEERS is read like any flag", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "promproxy-peers-cli-"));
+    const short = path.join(dir, "short");
+    fs.writeFileSync(short, "too-short\n");
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [["--peers=http://127.0.0.1:1"], {}, /--peers needs --peer-secret-file/],
+      [["--peer-secret-file=/nonexistent"], {}, /--peer-secret-file: only with --peers/],
+      [["--peers=ftp://x:1"], {}, /--peers: want http\(s\):\/\/HOST:PORT, got "ftp:\/\/x:1"/],
+      [["--peers=http://127.0.0.1:1", `--peer-secret-file=${short}`], {}, /--peer-secret-file: .*short:1: a peer secret must be at least 16 characters/],
+      [["--peers=http://127.0.0.1:1", "--peer-secret-file=/nonexistent"], {}, /--peer-secret-file: ENOENT/],
+      [[], { PROMPROXY_PEERS: "http://127.0.0.1:1" }, /--peers needs --peer-secret-file/],
+    ];
+    try {
+      for (const [args, env, message] of cases) {
+        const p = runCli(["server", "--listen=127.0.0.1:0", ...args], env);
+        assert.deepEqual(await p.exited, { code: 2, signal: null }, args.join(" "));
+        assert.match(p.stderr(), message);
+        assert.equal(p.stderr().split("\n").filter(Boolean).length, 1, `one line: ${p.stderr()}`);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
