@@ -174,7 +174,8 @@ export function createPoller(o: PollerOptions): Poller {
     }
     for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, self: false, polling: false, polledAt: 0 });
     // Longest-waiting first: with more peers than `concurrency`, every peer gets its turn.
-    const waiting = [...byUrl.values()].filter((p) => !p.polling && (due || p.polledAt === 0)).sort((a, b) => a.polledAt - b.polledAt);
+    // This replica's own address is polled once, to learn that it is ours.
+    const waiting = [...byUrl.values()].filter((p) => !p.polling && !p.self && (due || p.polledAt === 0)).sort((a, b) => a.polledAt - b.polledAt);
     for (const p of waiting) {
       if (running >= o.concurrency) break;
       poll(p);
