@@ -58,6 +58,9 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
     fakes.push(await fakePeer((res) => res.end(`{"id":"huge","ready":true,"clients":[],"pad":"${huge}"}`))); // too large, said
     fakes.push(await fakePeer((res) => (res.write(`{"id":"huge","ready":true,"clients":[],"pad":"`), res.write(huge), res.end('"}')))); // too large, chunked
     fakes.push(await fakePeer((res) => (res.writeHead(403), res.end("promproxy: peer request refused: bad signature\n")))); // refuses us
+    // Exactly maxPeerStateBytes: accepted.
+    const fit = state("fits", ["exact-fit"]).slice(0, -1);
+    fakes.push(await fakePeer((res) => res.end(`${fit},"pad":"${"y".repeat(64 * 1024 - fit.length - 10)}"}`)));
     fakes.push(await fakePeer((res) => res.end(`{"id":"bad-groups","ready":true,"clients":[{"targets":"x"}]}`))); // wrong shape
     // Holders: one hangs on scrapes, one drops the connection, one answers and records what it got.
     fakes.push(await fakePeer((res) => res.end(state("hangs", ["ghost-hang"])), (_, res) => held.push(res)));
@@ -101,7 +104,7 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
     assert.match(text, /status 403: promproxy: peer request refused: bad signature/);
     assert.match(text, /its state is not valid: a client group is not \{targets, labels\}/);
     const clients = (await (await fetch(`http://127.0.0.1:${port}/clients`)).json()) as { labels: Record<string, string> }[];
-    assert.deepEqual(clients.map((c) => c.labels["__meta_promproxy_client"]).sort(), ["ghost-drop", "ghost-hang", "ghost-ok"]);
+    assert.deepEqual(clients.map((c) => c.labels["__meta_promproxy_client"]).sort(), ["exact-fit", "ghost-drop", "ghost-hang", "ghost-ok"], "a state of exactly maxPeerStateBytes is read");
     const r = await fetch(`http://127.0.0.1:${port}/readyz`);
     assert.equal(r.status, 503, "a peer never heard from: not ready before the warm-up");
     assert.equal(server.ready, false);

@@ -58,7 +58,9 @@ export function createForwarder(o: {
       const j = Math.floor(Math.random() * (i + 1));
       [connected[i], connected[j]] = [connected[j]!, connected[i]!];
     }
-    return [...connected, ...vanished].slice(0, maxAttempts);
+    // Ready holders first: one that is not ready may be draining, on its way out.
+    const readyFirst = (a: Peer, b: Peer) => Number(b.state?.ready) - Number(a.state?.ready);
+    return [...connected.sort(readyFirst), ...vanished].slice(0, maxAttempts);
   }
 
   function forward(req: Req, res: http.ServerResponse, r: ScrapeRequest, uri: string): boolean {
@@ -87,7 +89,7 @@ export function createForwarder(o: {
       reply(res, 504, `scrape of "${r.name}" forwarded to replica ${tried.map((p) => p.state?.id).join(", ")}: no answer within ${+(r.timeoutMs / 1000).toFixed(3)}s`);
     }, r.timeoutMs + 1_000);
 
-    const attempt = (i: number) => {
+    const attempt = (i: number, again = false) => {
       const p = tried[i]!;
       const peerName = `${p.state?.id ?? "?"} (${p.address.url})`;
       const timeout = String(Math.max(0.001, (deadline - Date.now()) / 1000));
@@ -134,6 +136,8 @@ export function createForwarder(o: {
           if (finish("cut")) res.destroy();
           return;
         }
+        // A kept-alive connection the peer closed just as we reused it: the request never reached it; once more.
+        if (up.reusedSocket && !again && (e as NodeJS.ErrnoException).code === "ECONNRESET") return attempt(i, true);
         failures.push(`${peerName}: ${e.message}`);
         if (i + 1 < tried.length && Date.now() < deadline) return attempt(i + 1);
         if (finish("unreachable")) reply(res, 502, `scrape of "${r.name}" not forwarded: the replica${tried.length > 1 ? "s" : ""} holding it could not be reached (${failures.join("; ")})`);

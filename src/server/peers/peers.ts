@@ -61,7 +61,10 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
     registers,
   });
   const auth = createPeerAuth({ secret: o.peerSecret, replicaId: o.replicaId, clockSkewMs: o.peerClockSkewMs, maxNonces: o.maxPeerNonces, logger: o.logger });
-  const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 16 }), https: new https.Agent({ keepAlive: true, maxSockets: 16 }) };
+  // Polls and forwarded scrapes on separate connections: a poll must never queue behind slow scrapes (a peer
+  // would look gone). Polls come one at a time per peer; scrapes up to 256 at once per peer, then they queue.
+  const pollAgents = { http: new http.Agent({ keepAlive: true, maxSockets: 1 }), https: new https.Agent({ keepAlive: true, maxSockets: 1 }) };
+  const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 16 }), https: new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 16 }) };
   const list = createPeerList({ peers: o.peers, maxPeers: o.maxPeers, logger: o.logger });
   const poller = createPoller({
     list,
@@ -73,7 +76,7 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
     staleMs: 3 * o.peerPollIntervalMs + o.peerTimeoutMs,
     maxStateBytes: o.maxPeerStateBytes,
     concurrency: 8,
-    agents,
+    agents: pollAgents,
     logger: o.logger,
     onChange: () => {},
   });
@@ -128,8 +131,7 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
     },
     close() {
       poller.close();
-      agents.http.destroy();
-      agents.https.destroy();
+      for (const a of [agents.http, agents.https, pollAgents.http, pollAgents.https]) a.destroy();
     },
   };
 }
