@@ -107,6 +107,7 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
     assert.deepEqual(clients.map((c) => c.labels["__meta_promproxy_client"]).sort(), ["exact-fit", "ghost-drop", "ghost-hang", "ghost-ok"], "a state of exactly maxPeerStateBytes is read");
     const r = await fetch(`http://127.0.0.1:${port}/readyz`);
     assert.equal(r.status, 503, "a peer never heard from: not ready before the warm-up");
+    assert.match(await r.text(), /^promproxy: not ready: warming up: clients are still finding this replica, and 6 of 10 peers have not answered yet \(http:\/\/127\.0\.0\.1:\d+: [^;]+; /);
     assert.equal(server.ready, false);
   });
 

@@ -88,7 +88,7 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
       case "/readyz":
         return ready()
           ? send(200, "text/plain; charset=utf-8", "ready\n")
-          : send(503, "text/plain; charset=utf-8", `promproxy: not ready: ${notReady[coordinator.phase]}\n`);
+          : send(503, "text/plain; charset=utf-8", `promproxy: not ready: ${peers && coordinator.phase === "serving" ? peers.waiting() : notReady[coordinator.phase]}\n`);
       default:
         return reply(
           res,

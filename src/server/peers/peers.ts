@@ -40,6 +40,8 @@ export interface Peers {
   discovery(): { body: string; bytes: number };
   /** Whether it has heard from every peer it knows of (one readiness condition). */
   readonly synced: boolean;
+  /** Why it is not synced yet, for `/readyz`. */
+  waiting(): string;
   /** The peers as polled, for the status page. */
   readonly peers: readonly Peer[];
   close(): void;
@@ -125,6 +127,12 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
     discovery: () => fleet.current(),
     get synced() {
       return poller.synced;
+    },
+    waiting() {
+      const others = poller.peers.filter((p) => !p.self);
+      const silent = others.filter((p) => p.lastOkAt === 0);
+      const why = silent.slice(0, 3).map((p) => `${p.address.url}${p.error ? `: ${p.error}` : ""}`).join("; ");
+      return `warming up: clients are still finding this replica, and ${silent.length} of ${others.length} peers have not answered yet${why ? ` (${why})` : ""}`;
     },
     get peers() {
       return poller.peers;
