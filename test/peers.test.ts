@@ -188,3 +188,48 @@ describe("forwarding a large answer between two real replicas", { timeout: 60_00
     assert.ok(seenTimeout > 15 && seenTimeout < 20, `the exporter saw ${seenTimeout}`);
   });
 });
+
+describe("Prometheus-side auth with peers: checked once, where the request entered", { timeout: 60_000 }, () => {
+  const servers: PromproxyServer[] = [];
+  const ports: number[] = [];
+  let client: PromproxyClient;
+  const token = "prometheus-token-0123456789";
+
+  before(async () => {
+    ports.push(await freePort(), await freePort());
+    const peers = ports.map((p) => `http://127.0.0.1:${p}`);
+    for (const [i, p] of ports.entries()) {
+      const s = createServer({ logger: silentLogger, peers, peerSecret: secret, replicaId: `r${i + 1}`, promAuth: { tokens: [token] } });
+      await s.listen({ host: "127.0.0.1", port: p });
+      servers.push(s);
+    }
+    client = await startClient(`http://127.0.0.1:${ports[1]}`, "held-by-r2");
+    const auth = { authorization: `Bearer ${token}` };
+    await waitFor("r1 to list the client", async () => (await (await fetch(`http://127.0.0.1:${ports[0]}/clients`, { headers: auth })).text()).includes("held-by-r2"), 10_000);
+  });
+
+  after(async () => {
+    await client.stop();
+    await Promise.all(servers.map((s) => s.close({ graceMs: 200 })));
+  });
+
+  test("with the token: served through r1 (the peer checks the signature, not the token); without: 407 at r1, nothing forwarded", async () => {
+    const ok = await proxyGet(ports[0]!, "http://held-by-r2/metrics", { authorization: `Bearer ${token}` });
+    assert.equal(ok.status, 200, ok.body.toString());
+    assert.match(ok.body.toString(), /test_up_total/);
+    const metricsOf = async (port: number) => {
+      await new Promise((r) => setTimeout(r, 1_100));
+      return (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+    };
+    const before = await metricsOf(ports[0]!);
+    const denied = await proxyGet(ports[0]!, "http://held-by-r2/metrics");
+    assert.equal(denied.status, 407);
+    const wrong = await proxyGet(ports[0]!, "http://held-by-r2/metrics", { authorization: "Bearer nope" });
+    assert.equal(wrong.status, 407);
+    const after = await metricsOf(ports[0]!);
+    const forwards = (t: string) => /promproxy_forwarded_scrapes_total\{outcome="success"\} (\d+)/.exec(t)?.[1];
+    assert.equal(forwards(after), forwards(before), "refused scrapes are not forwarded");
+    // Straight to r2 without the token: its own Prometheus-side auth applies.
+    assert.equal((await proxyGet(ports[1]!, "http://held-by-r2/metrics")).status, 407);
+  });
+});
