@@ -120,6 +120,8 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
     r = await proxyGet(port, "http://ghost-drop/metrics");
     assert.equal(r.status, 502);
     assert.match(r.body.toString(), /^promproxy: scrape of "ghost-drop" not forwarded: the replica holding it could not be reached \(drops \(http:\/\/127\.0\.0\.1:\d+\): socket hang up\)/);
+    const errors = server.status().recentErrors.map((e) => `${e.name} ${e.outcome}`);
+    assert.ok(errors.includes("ghost-drop forward_unreachable") && errors.includes("ghost-hang forward_timeout"), `on the status page: ${errors.join(", ")}`);
   });
 
   test("the holder's answer passes unchanged; the forwarded request is signed, marked and carries the budget left", async () => {

@@ -119,7 +119,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   const activity = createActivity(o.logger, 2 * o.maxClients);
   const coordinator = createCoordinator(o, metrics, activity);
   // With peers: ready once it can serve every client, held or forwarded (every peer's state fetched), or warmed up.
-  const peers: Peers | undefined = o.peers.length > 0 ? createPeers(o, coordinator, () => ready()) : undefined;
+  const peers: Peers | undefined = o.peers.length > 0 ? createPeers(o, coordinator, activity, () => ready()) : undefined;
   const ready = (): boolean => (peers ? coordinator.phase === "serving" && (peers.synced || coordinator.ready) : coordinator.ready);
   metrics.readiness(ready);
   const refusals = createRefusals({ logger: o.logger, holder: (name) => coordinator.holder(name), searched: o.replicaCount !== 1 });
@@ -144,7 +144,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     readMaxBytes: Math.max(o.maxChunkBytes, o.maxHelloBytes) + 64 * 1024,
   };
   const connect = connectNodeAdapter(connectOptions);
-  const status = () => statusOf(o, coordinator, activity, startedAt, refusals);
+  const status = (): ServerStatus => ({ ...statusOf(o, coordinator, activity, startedAt, refusals), ready: ready() });
   const front = createFront({ options: o, coordinator, metrics, activity, startedAt, status, peers, ready });
 
   const handler: PromproxyServer["handler"] = (req, res) => {

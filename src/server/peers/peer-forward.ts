@@ -46,6 +46,8 @@ export function createForwarder(o: {
   agents: { http: http.Agent; https: https.Agent };
   /** Forwarded scrapes by outcome. */
   counter: Counter<"outcome">;
+  /** Hears every forwarded scrape that failed here (unreachable, timeout, cut), for the status page. */
+  onFailed(r: ScrapeRequest, outcome: string, message: string, durationMs: number): void;
 }): Forwarder {
   function holders(name: string): Peer[] {
     const connected: Peer[] = [];
@@ -66,16 +68,18 @@ export function createForwarder(o: {
   function forward(req: Req, res: http.ServerResponse, r: ScrapeRequest, uri: string): boolean {
     const tried = holders(r.name);
     if (tried.length === 0) return false;
-    const deadline = Date.now() + r.timeoutMs;
+    const started = Date.now();
+    const deadline = started + r.timeoutMs;
     const failures: string[] = [];
     let over = false;
     let current: http.ClientRequest | undefined;
-    const finish = (outcome: string) => {
+    const finish = (outcome: string, message = "") => {
       if (over) return false;
       over = true;
       clearTimeout(timer);
       res.off("close", onClose);
       o.counter.inc({ outcome });
+      if (message) o.onFailed(r, `forward_${outcome}`, message, Date.now() - started);
       return true;
     };
     const onClose = () => {
@@ -84,9 +88,10 @@ export function createForwarder(o: {
     res.on("close", onClose);
     // The peer enforces the budget itself (504 from there); this only catches a peer that stops answering at all.
     const timer = setTimeout(() => {
-      if (!finish("timeout")) return;
+      const message = `scrape of "${r.name}" forwarded to replica ${tried.map((p) => p.state?.id).join(", ")}: no answer within ${+(r.timeoutMs / 1000).toFixed(3)}s`;
+      if (!finish("timeout", message)) return;
       current?.destroy();
-      reply(res, 504, `scrape of "${r.name}" forwarded to replica ${tried.map((p) => p.state?.id).join(", ")}: no answer within ${+(r.timeoutMs / 1000).toFixed(3)}s`);
+      reply(res, 504, message);
     }, r.timeoutMs + 1_000);
 
     const attempt = (i: number, again = false) => {
@@ -123,24 +128,26 @@ export function createForwarder(o: {
         ur.pipe(res);
         const status = ur.statusCode ?? 0;
         ur.on("end", () => finish(status >= 200 && status < 300 ? "success" : "error_status"));
+        const cut = `the answer of replica ${peerName} broke off`;
         ur.on("aborted", () => {
-          if (finish("cut")) res.destroy();
+          if (finish("cut", cut)) res.destroy();
         });
         ur.on("error", () => {
-          if (finish("cut")) res.destroy();
+          if (finish("cut", cut)) res.destroy();
         });
       });
       up.on("error", (e) => {
         if (over) return;
         if (answered) {
-          if (finish("cut")) res.destroy();
+          if (finish("cut", `the answer of replica ${peerName} broke off: ${e.message}`)) res.destroy();
           return;
         }
         // A kept-alive connection the peer closed just as we reused it: the request never reached it; once more.
         if (up.reusedSocket && !again && (e as NodeJS.ErrnoException).code === "ECONNRESET") return attempt(i, true);
         failures.push(`${peerName}: ${e.message}`);
         if (i + 1 < tried.length && Date.now() < deadline) return attempt(i + 1);
-        if (finish("unreachable")) reply(res, 502, `scrape of "${r.name}" not forwarded: the replica${tried.length > 1 ? "s" : ""} holding it could not be reached (${failures.join("; ")})`);
+        const message = `scrape of "${r.name}" not forwarded: the replica${tried.length > 1 ? "s" : ""} holding it could not be reached (${failures.join("; ")})`;
+        if (finish("unreachable", message)) reply(res, 502, message);
       });
       up.end();
     };

@@ -46,8 +46,6 @@ export interface PollerOptions {
   concurrency: number;
   agents: { http: http.Agent; https: https.Agent };
   logger: Logger;
-  /** Called when a peer's state or freshness may have changed. */
-  onChange(): void;
 }
 
 export interface Poller {
@@ -90,7 +88,6 @@ export function createPoller(o: PollerOptions): Poller {
         p.error = undefined;
         p.lastOkAt = Date.now();
       }
-      o.onChange();
     };
     const req = mod.request(u, {
       method: "GET",
@@ -167,10 +164,7 @@ export function createPoller(o: PollerOptions): Poller {
   function sync(due: boolean) {
     const urls = new Set(o.list.current.map((a) => a.url));
     for (const [url] of byUrl) {
-      if (!urls.has(url)) {
-        byUrl.delete(url);
-        o.onChange();
-      }
+      if (!urls.has(url)) byUrl.delete(url);
     }
     for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, self: false, polling: false, polledAt: 0 });
     // Longest-waiting first: with more peers than `concurrency`, every peer gets its turn.

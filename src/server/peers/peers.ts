@@ -12,6 +12,7 @@ import * as http from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import * as https from "node:https";
 import { Counter, Gauge } from "prom-client";
+import type { Activity } from "../activity.ts";
 import type { Coordinator, ScrapeRequest } from "../coordinator.ts";
 import type { ResolvedServerOptions } from "../options.ts";
 import { reply } from "../relay.ts";
@@ -47,7 +48,7 @@ export interface Peers {
   close(): void;
 }
 
-export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, ready: () => boolean): Peers {
+export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, activity: Activity, ready: () => boolean): Peers {
   if (!o.peerSecret) throw new RangeError("promproxy: option peers needs peerSecret (the secret every replica signs its peer requests with)");
   const registers = [o.registry];
   const refused = new Counter({
@@ -80,7 +81,6 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
     concurrency: 8,
     agents: pollAgents,
     logger: o.logger,
-    onChange: () => {},
   });
   new Gauge({
     name: "promproxy_peers",
@@ -96,7 +96,15 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
   });
   const fleet = createPeerDiscovery({ replicaId: o.replicaId, local: () => coordinator.discovery(), fresh: () => poller.fresh(), maxBytes: o.maxDiscoveryBytes, logger: o.logger });
   const state = createStateSource({ replicaId: o.replicaId, discovery: () => coordinator.discovery(), ready });
-  const forwarder = createForwarder({ auth, replicaId: o.replicaId, fresh: () => poller.fresh(), agents, counter: forwards });
+  const forwarder = createForwarder({
+    auth,
+    replicaId: o.replicaId,
+    fresh: () => poller.fresh(),
+    agents,
+    counter: forwards,
+    // On the status page among the failed scrapes, as forward_unreachable, forward_timeout, forward_cut.
+    onFailed: (r, outcome, message, durationMs) => activity.emit("scrapeFinished", { name: r.name, port: r.port, outcome, at: new Date(), durationMs, bytes: 0, message }),
+  });
 
   return {
     authenticate(req, uri) {
