@@ -107,16 +107,24 @@ export function createForwarder(o: {
       headers[forwardedHeader] = o.replicaId;
       headers[peerAuthHeader] = o.auth.sign(req.method ?? "GET", uri, timeout);
       const u = new URL(p.address.url);
-      const up = (u.protocol === "https:" ? https : http).request({
-        protocol: u.protocol,
-        hostname: u.hostname.replace(/^\[|\]$/g, ""),
-        port: u.port,
-        method: req.method,
-        path: uri,
-        headers,
-        agent: u.protocol === "https:" ? o.agents.https : o.agents.http,
-        servername: p.address.servername,
-      });
+      let up: http.ClientRequest;
+      try {
+        up = (u.protocol === "https:" ? https : http).request({
+          protocol: u.protocol,
+          hostname: u.hostname.replace(/^\[|\]$/g, ""),
+          port: u.port,
+          method: req.method,
+          path: uri,
+          headers,
+          agent: u.protocol === "https:" ? o.agents.https : o.agents.http,
+          servername: p.address.servername,
+        });
+      } catch (e) {
+        // Node refuses to send what it parsed leniently (a character it will not write in a path or header).
+        const message = `scrape of "${r.name}" not forwarded: ${(e as Error).message}`;
+        if (finish("unreachable", message)) reply(res, 502, message);
+        return;
+      }
       current = up;
       let answered = false;
       up.on("response", (ur) => {
