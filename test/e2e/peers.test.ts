@@ -169,6 +169,23 @@ describe("peers: three replicas that know each other", { timeout: 180_000 }, () 
     await waitFor("Prometheus to scrape all four clients through r3", async () => (await prom!.query(`count(up{job="promproxy"} == 1)`))[0]?.value === 4, 30_000, 250);
   });
 
+  test("a new replica is ready only once it can serve every client: at its first 200, /clients lists them all and scrapes work", async () => {
+    const [port] = await freePorts(1, replicas.map((r) => r.port));
+    const urls = [...replicas.map((r) => r.url), `http://127.0.0.1:${port}`].join(",");
+    const r4 = await startReplica("r4", port!, [`--peers=${urls}`, `--peer-secret-file=${path.join(dir, "peer-secret")}`, "--warmup=60s", "--drain-delay=0s", "--shutdown-grace=2s"]);
+    try {
+      const t0 = performance.now();
+      await waitFor("r4 ready", () => ready(r4.url), 15_000, 20);
+      const readyAfter = performance.now() - t0;
+      const { listed } = await clientsOf(r4.url);
+      assert.deepEqual([...listed.entries()].sort(), names.map((n) => [n, true]).sort(), "every client listed at once");
+      for (const name of names) assert.equal((await proxyGet(port!, `http://${name}/metrics`)).status, 200, `${name} through r4`);
+      figures.push(`a new replica holding no client: ready ${(readyAfter / 1000).toFixed(2)} s after it listened (--warmup 60s), every client listed and served through it`);
+    } finally {
+      await stopReplica(r4);
+    }
+  });
+
   test("a replica killed with SIGKILL: its clients leave the others' lists; the others' clients are still served", async () => {
     const killed = replicas[1]!;
     killed.proc.child.kill("SIGKILL");

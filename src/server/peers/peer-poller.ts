@@ -176,9 +176,10 @@ export function createPoller(o: PollerOptions): Poller {
     }
   }
 
-  // The first round a poll interval after creation: the server is listening by then (it polls itself, too).
+  // The first round shortly after creation, when the server listens (it polls itself, too, to learn its address).
   const timer = setInterval(tick, o.pollIntervalMs);
   timer.unref();
+  setTimeout(tick, Math.min(250, o.pollIntervalMs)).unref();
 
   return {
     get peers() {
@@ -190,7 +191,10 @@ export function createPoller(o: PollerOptions): Poller {
     },
     get synced() {
       if (!o.list.resolved) return false;
-      for (const p of byUrl.values()) if (!p.self && p.lastOkAt === 0) return false;
+      for (const a of o.list.current) {
+        const p = byUrl.get(a.url);
+        if (!p || (!p.self && p.lastOkAt === 0)) return false;
+      }
       return true;
     },
     close() {
