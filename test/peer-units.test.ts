@@ -73,7 +73,10 @@ test("a peer name stands for its addresses, resolved again: added, removed, kept
 
 test("the clock-skew window and the nonce limit, each at and over", () => {
   const auth = createPeerAuth({ secret, replicaId: "r1", clockSkewMs: 10_000, maxNonces: 3, logger: silentLogger });
-  const verify = (h: string) => auth.verify("GET", statePath, { "x-promproxy-peer": h });
+  const verify = (h: string) => {
+    const r = auth.verify("GET", statePath, { "x-promproxy-peer": h });
+    return "from" in r ? { from: r.from } : r;
+  };
   assert.deepEqual(verify(signedAt(secret, Date.now() - 9_000)), { from: "r9" }, "9 s old: within 10 s");
   assert.deepEqual(verify(signedAt(secret, Date.now() + 9_000)), { from: "r9" }, "9 s ahead");
   const old = verify(signedAt(secret, Date.now() - 11_000));
@@ -89,7 +92,8 @@ test("a forwarded scrape's signature covers its URI and its timeout header", () 
   const b = createPeerAuth({ secret, replicaId: "r2", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
   const uri = "http://app:9100/metrics";
   const h = a.sign("GET", uri, "9.5");
-  assert.deepEqual(b.verify("GET", uri, { "x-promproxy-peer": a.sign("GET", uri, "9.5"), "x-prometheus-scrape-timeout-seconds": "9.5" }), { from: "r1" });
+  const ok = b.verify("GET", uri, { "x-promproxy-peer": a.sign("GET", uri, "9.5"), "x-prometheus-scrape-timeout-seconds": "9.5" });
+  assert.ok("from" in ok && ok.from === "r1");
   for (const [method, target, timeout] of [["GET", uri, "300"], ["GET", "http://other:9100/metrics", "9.5"], ["HEAD", uri, "9.5"]] as const) {
     const r = b.verify(method, target, { "x-promproxy-peer": h, "x-prometheus-scrape-timeout-seconds": timeout });
     assert.ok("status" in r && r.reason === "bad_signature", `${method} ${target} ${timeout}`);
@@ -135,4 +139,17 @@ test("options: peers need a secret, a secret of 16 characters at least, limits p
   const o = resolveServerOptions({ peers: ["http://10.0.0.1:8080"], peerSecret: secret });
   assert.deepEqual([o.peerPollIntervalMs, o.peerTimeoutMs, o.peerResolveIntervalMs, o.peerClockSkewMs, o.maxPeers, o.maxPeerNonces], [1000, 2000, 5000, 10_000, 64, 100_000]);
   assert.equal(o.maxPeerStateBytes, 64 * 1024 * 1024 + 64 * 1024);
+});
+
+test("the answer to a state request is signed over the request's nonce: another nonce, status, ETag or body fails", () => {
+  const a = createPeerAuth({ secret, replicaId: "r1", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
+  const stranger = createPeerAuth({ secret: "another-secret-0123456789", replicaId: "x", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
+  const sig = a.signAnswer("n1", 200, '"e1"', "{}");
+  assert.equal(a.verifyAnswer("n1", 200, '"e1"', "{}", sig), true);
+  assert.equal(a.verifyAnswer("n2", 200, '"e1"', "{}", sig), false, "a replayed answer");
+  assert.equal(a.verifyAnswer("n1", 304, '"e1"', "{}", sig), false);
+  assert.equal(a.verifyAnswer("n1", 200, '"e2"', "{}", sig), false);
+  assert.equal(a.verifyAnswer("n1", 200, '"e1"', "[]", sig), false);
+  assert.equal(a.verifyAnswer("n1", 200, '"e1"', "{}", stranger.signAnswer("n1", 200, '"e1"', "{}")), false, "another secret");
+  assert.equal(a.verifyAnswer("n1", 200, '"e1"', "{}", undefined), false);
 });

@@ -24,10 +24,18 @@ const state = (id: string, clients: string[]) =>
     clients: clients.map((n) => ({ targets: [n], labels: { __meta_promproxy_client: n, __meta_promproxy_session_id: "s", __meta_promproxy_connected: "true" } })),
   });
 
+const signer = createPeerAuth({ secret, replicaId: "fake", clockSkewMs: 10_000, maxNonces: 1000, logger: silentLogger });
+/** A fake peer's state answer signed as a real peer signs it (over the request's nonce): from a peer that knows the secret. */
+function signedState(req: http.IncomingMessage, res: http.ServerResponse, body: string) {
+  const nonce = String(req.headers["x-promproxy-peer"]).split(";")[2] ?? "";
+  res.writeHead(200, { etag: '"1"', "x-promproxy-peer-answer": signer.signAnswer(nonce, 200, '"1"', body) });
+  res.end(body);
+}
+
 /** A fake peer: answers its state with `onState`, and forwarded scrapes with `onScrape`. */
-async function fakePeer(onState: (res: http.ServerResponse) => void, onScrape: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_, r) => r.end()) {
+async function fakePeer(onState: (res: http.ServerResponse, req: http.IncomingMessage) => void, onScrape: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_, r) => r.end()) {
   const sockets = new Set<import("node:net").Socket>();
-  const s = http.createServer((req, res) => (req.url === statePath ? onState(res) : onScrape(req, res)));
+  const s = http.createServer((req, res) => (req.url === statePath ? onState(res, req) : onScrape(req, res)));
   s.on("connection", (c) => (sockets.add(c), c.on("close", () => sockets.delete(c))));
   await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
   return {
@@ -54,20 +62,21 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
   before(async () => {
     const huge = "x".repeat(200_000);
     fakes.push(await fakePeer((res) => held.push(res))); // stalls
-    fakes.push(await fakePeer((res) => res.end("{not json"))); // garbage
+    fakes.push(await fakePeer((res, req) => signedState(req, res, "{not json"))); // garbage, signed
+    fakes.push(await fakePeer((res) => res.end(state("unsigned", ["impostor"])))); // a valid state, unsigned: an impostor
     fakes.push(await fakePeer((res) => res.end(`{"id":"huge","ready":true,"clients":[],"pad":"${huge}"}`))); // too large, said
     fakes.push(await fakePeer((res) => (res.write(`{"id":"huge","ready":true,"clients":[],"pad":"`), res.write(huge), res.end('"}')))); // too large, chunked
     fakes.push(await fakePeer((res) => (res.writeHead(403), res.end("promproxy: peer request refused: bad signature\n")))); // refuses us
     // Exactly maxPeerStateBytes: accepted.
     const fit = state("fits", ["exact-fit"]).slice(0, -1);
-    fakes.push(await fakePeer((res) => res.end(`${fit},"pad":"${"y".repeat(64 * 1024 - fit.length - 10)}"}`)));
-    fakes.push(await fakePeer((res) => res.end(`{"id":"bad-groups","ready":true,"clients":[{"targets":"x"}]}`))); // wrong shape
+    fakes.push(await fakePeer((res, req) => signedState(req, res, `${fit},"pad":"${"y".repeat(64 * 1024 - fit.length - 10)}"}`)));
+    fakes.push(await fakePeer((res, req) => signedState(req, res, `{"id":"bad-groups","ready":true,"clients":[{"targets":"x"}]}`))); // wrong shape
     // Holders: one hangs on scrapes, one drops the connection, one answers and records what it got.
-    fakes.push(await fakePeer((res) => res.end(state("hangs", ["ghost-hang"])), (_, res) => held.push(res)));
-    fakes.push(await fakePeer((res) => res.end(state("drops", ["ghost-drop"])), (req) => req.socket.destroy()));
+    fakes.push(await fakePeer((res, req) => signedState(req, res, state("hangs", ["ghost-hang"])), (_, res) => held.push(res)));
+    fakes.push(await fakePeer((res, req) => signedState(req, res, state("drops", ["ghost-drop"])), (req) => req.socket.destroy()));
     fakes.push(
       await fakePeer(
-        (res) => res.end(state("answers", ["ghost-ok"])),
+        (res, req) => signedState(req, res, state("answers", ["ghost-ok"])),
         (req, res) => {
           seen.push({ headers: req.headers, url: req.url ?? "", verified: verifier.verify(req.method ?? "", req.url ?? "", req.headers) });
           res.writeHead(500, { "content-type": "text/x-weird", "x-exporter": "yes" });
@@ -95,7 +104,7 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
   });
 
   test("each bad peer is marked failing with its reason; the replica serves on, not ready while one never answered", async () => {
-    await waitFor("six failing peers logged", () => logger.lines.filter((l) => l.startsWith("peer state not fetched")).length >= 6, 10_000).catch((e: Error) => assert.fail(`${e.message}\n${logger.lines.join("\n")}`));
+    await waitFor("seven failing peers logged", () => logger.lines.filter((l) => l.startsWith("peer state not fetched")).length >= 7, 10_000).catch((e: Error) => assert.fail(`${e.message}\n${logger.lines.join("\n")}`));
     const text = logger.lines.join("\n");
     assert.match(text, /no answer within 0\.5s/);
     assert.match(text, /its state is not valid: Expected property name/);
@@ -103,11 +112,12 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
     assert.match(text, /its state passed maxPeerStateBytes \(65536\)/);
     assert.match(text, /status 403: promproxy: peer request refused: bad signature/);
     assert.match(text, /its state is not valid: a client group is not \{targets, labels\}/);
+    assert.match(text, /its answer is not signed with the peer secret/);
     const clients = (await (await fetch(`http://127.0.0.1:${port}/clients`)).json()) as { labels: Record<string, string> }[];
     assert.deepEqual(clients.map((c) => c.labels["__meta_promproxy_client"]).sort(), ["exact-fit", "ghost-drop", "ghost-hang", "ghost-ok"], "a state of exactly maxPeerStateBytes is read");
     const r = await fetch(`http://127.0.0.1:${port}/readyz`);
     assert.equal(r.status, 503, "a peer never heard from: not ready before the warm-up");
-    assert.match(await r.text(), /^promproxy: not ready: warming up: clients are still finding this replica, and 6 of 10 peers have not answered yet \(http:\/\/127\.0\.0\.1:\d+: [^;]+; /);
+    assert.match(await r.text(), /^promproxy: not ready: warming up: clients are still finding this replica, and 7 of 11 peers have not answered yet \(http:\/\/127\.0\.0\.1:\d+: [^;]+; /);
     assert.equal(server.ready, false);
   });
 
@@ -132,7 +142,7 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
     assert.equal(r.body.toString(), "exporter says no\n");
     const got = seen.at(-1)!;
     assert.equal(got.url, "http://ghost-ok:9100/metrics?x=1");
-    assert.deepEqual(got.verified, { from: server.status().replicaId }, "signed with the shared secret");
+    assert.equal((got.verified as { from?: string }).from, server.status().replicaId, "signed with the shared secret");
     assert.equal(got.headers["x-promproxy-forwarded"], server.status().replicaId);
     assert.equal(got.headers["accept"], "text/plain");
     assert.equal(got.headers["user-agent"], "Prometheus/3");

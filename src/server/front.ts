@@ -12,6 +12,7 @@ import { statusPageHeaders } from "./status-page.ts";
 import { createStatusPages } from "./status-pages.ts";
 import type { Peers } from "./peers/peers.ts";
 import { peerStatePath } from "./peers/peer-state.ts";
+import type { PeerCaller } from "./peers/peer-auth.ts";
 
 type Req = IncomingMessage | Http2ServerRequest;
 
@@ -62,8 +63,8 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
   // Built at most once a second whatever the request rate (src/server/status-pages.ts).
   const pages = createStatusPages({ snapshot: () => statusJson(snapshot()), registry: options.registry });
 
-  async function local(req: Req, res: Res, path: string, peer?: string) {
-    if (peer !== undefined && peers && path.startsWith(peerStatePath)) return peers.serveState(req, res);
+  async function local(req: Req, res: Res, path: string, peer?: PeerCaller) {
+    if (peer && peers && path.startsWith(peerStatePath)) return peers.serveState(req, res, peer.nonce);
     if (req.method !== "GET" && req.method !== "HEAD") {
       return reply(res, 405, `method ${req.method} not allowed on ${path.slice(0, 200)}`, { allow: "GET, HEAD" });
     }
@@ -98,7 +99,7 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     }
   }
 
-  function proxy(req: Req, res: Res, uri: string, peer?: string) {
+  function proxy(req: Req, res: Res, uri: string, peer?: PeerCaller) {
     const r = readProxyRequest(req, uri, options);
     if ("status" in r) {
       refused("bad_request", r.message);
@@ -110,7 +111,7 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     relayScrape(relay, r, res, req.method === "HEAD");
   }
 
-  function route(req: Req, res: Res, uri: string, peer?: string): void {
+  function route(req: Req, res: Res, uri: string, peer?: PeerCaller): void {
     if (uri.startsWith("/")) {
       local(req, res, uri, peer).catch((e: unknown) => {
         options.logger.error("request failed", { path: uri.slice(0, 200), error: String(e) });
@@ -130,7 +131,7 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     // A peer's request is signed with the peer secret instead; Prometheus-side auth was checked where it entered.
     const peer = peers?.authenticate(req, uri);
     if (peer && "status" in peer) return reply(res, peer.status, peer.message);
-    if (peer) return route(req, res, uri, peer.from);
+    if (peer) return route(req, res, uri, peer);
     // Prometheus-side auth (src/auth/prom-auth.ts) for proxied scrapes, /clients (and the status page) and /metrics.
     const gate = options.promAuth?.check(req, uri);
     if (!gate) return route(req, res, uri);

@@ -14,7 +14,7 @@
  *
  * @internal
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { reloadingFile, type ReloadingFile } from "../../auth/reloading-file.ts";
 import type { Logger } from "../../shared/logger.ts";
@@ -26,10 +26,13 @@ export const forwardedHeader = "x-promproxy-forwarded";
 /** Secrets shorter than this are refused: an HMAC key is only as strong as it is long. */
 export const minSecretLength = 16;
 
-/** A verified peer request: who sent it. */
+/** A verified peer request: who sent it, and its nonce (the answer to a state request is signed over it). */
 export interface PeerCaller {
   from: string;
+  nonce: string;
 }
+/** The header signing the answer to a state request: HMAC over the request's nonce, the status, the ETag and the body. */
+export const peerAnswerHeader = "x-promproxy-peer-answer";
 /** A refused peer request: a status, a one-line message, and a short reason for the metrics. */
 export interface PeerRefusal {
   status: 400 | 401 | 403 | 503;
@@ -44,6 +47,10 @@ export interface PeerAuth {
   verify(method: string, target: string, headers: IncomingHttpHeaders): PeerCaller | PeerRefusal;
   /** Re-reads the secret file if it changed (call it now and then; cheap). */
   refresh(): Promise<void>;
+  /** Signs the answer to a state request (so that no one at a peer's address can pose as that peer). */
+  signAnswer(nonce: string, status: number, etag: string, body: string): string;
+  /** Checks the answer to a state request this replica signed with `nonce`. */
+  verifyAnswer(nonce: string, status: number, etag: string, body: string, header: unknown): boolean;
 }
 
 /** Parses a secrets text: one secret a line, `#` comments and blank lines skipped; each at least 16 characters. */
@@ -58,6 +65,9 @@ export function parsePeerSecrets(text: string, where: string): Buffer[] {
   if (out.length === 0) throw new Error(`${where}: no peer secret in it`);
   return out;
 }
+
+const answerPayload = (nonce: string, status: number, etag: string, body: string) =>
+  `promproxy-peer-answer-v1\n${nonce}\n${status}\n${etag}\n${createHash("sha256").update(body).digest("hex")}`;
 
 function payload(method: string, target: string, timeoutHeader: string | undefined, ts: string, nonce: string, from: string): string {
   return `promproxy-peer-v1\n${method}\n${target}\n${timeoutHeader ?? ""}\n${ts}\n${nonce}\n${from}`;
@@ -127,7 +137,16 @@ export function createPeerAuth(o: {
       } catch {
         caller = who!;
       }
-      return { from: caller.slice(0, 128) };
+      return { from: caller.slice(0, 128), nonce: nonce! };
+    },
+    signAnswer(nonce, status, etag, body) {
+      return hmac(secrets()[0]!, answerPayload(nonce, status, etag, body)).toString("hex");
+    },
+    verifyAnswer(nonce, status, etag, body, header) {
+      if (typeof header !== "string" || !/^[0-9a-f]{64}$/.test(header)) return false;
+      const given = Buffer.from(header, "hex");
+      const text = answerPayload(nonce, status, etag, body);
+      return secrets().some((k) => timingSafeEqual(hmac(k, text), given));
     },
     async refresh() {
       await file?.current();

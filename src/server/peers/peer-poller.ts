@@ -11,7 +11,7 @@
 import * as http from "node:http";
 import * as https from "node:https";
 import type { Logger } from "../../shared/logger.ts";
-import { peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
+import { peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
 import type { PeerAddress, PeerList } from "./peer-list.ts";
 import { parsePeerState, peerStatePath, type PeerState } from "./peer-state.ts";
 
@@ -72,6 +72,8 @@ export function createPoller(o: PollerOptions): Poller {
     running++;
     const u = new URL(peerStatePath, p.address.url);
     const mod = u.protocol === "https:" ? https : http;
+    const signed = o.auth.sign("GET", peerStatePath, undefined);
+    const nonce = signed.split(";")[2] ?? "";
     let done = false;
     const finish = (error?: string) => {
       if (done) return;
@@ -93,8 +95,11 @@ export function createPoller(o: PollerOptions): Poller {
       method: "GET",
       agent: u.protocol === "https:" ? o.agents.https : o.agents.http,
       servername: p.address.servername,
-      headers: { [peerAuthHeader]: o.auth.sign("GET", peerStatePath, undefined), ...(p.etag ? { "if-none-match": p.etag } : {}) },
+      headers: { [peerAuthHeader]: signed, ...(p.etag ? { "if-none-match": p.etag } : {}) },
     });
+    let res0: http.IncomingMessage | undefined;
+    // Whoever answers must know the secret too: the answer is signed over this request's nonce.
+    const answered = (status: number, body: string) => o.auth.verifyAnswer(nonce, status, String(res0?.headers["etag"] ?? ""), body, res0?.headers[peerAnswerHeader]);
     requests.add(req);
     const timer = setTimeout(() => {
       req.destroy();
@@ -102,9 +107,10 @@ export function createPoller(o: PollerOptions): Poller {
     }, o.timeoutMs);
     req.on("error", (e) => finish(e.message));
     req.on("response", (res) => {
+      res0 = res;
       if (res.statusCode === 304) {
         res.resume();
-        return finish();
+        return finish(answered(304, "") ? undefined : "its answer is not signed with the peer secret");
       }
       const declared = Number(res.headers["content-length"] ?? 0);
       if (declared > o.maxStateBytes) {
@@ -126,6 +132,7 @@ export function createPoller(o: PollerOptions): Poller {
         if (done) return;
         const text = Buffer.concat(chunks).toString("utf8");
         if (res.statusCode !== 200) return finish(`status ${res.statusCode}: ${text.split("\n")[0]?.slice(0, 200)}`);
+        if (!answered(200, text)) return finish("its answer is not signed with the peer secret");
         try {
           const state = parsePeerState(text);
           p.state = state;

@@ -16,7 +16,7 @@ import type { Activity } from "../activity.ts";
 import type { Coordinator, ScrapeRequest } from "../coordinator.ts";
 import type { ResolvedServerOptions } from "../options.ts";
 import { reply } from "../relay.ts";
-import { createPeerAuth, forwardedHeader, peerAuthHeader, type PeerCaller, type PeerRefusal } from "./peer-auth.ts";
+import { createPeerAuth, forwardedHeader, peerAnswerHeader, peerAuthHeader, type PeerCaller, type PeerRefusal } from "./peer-auth.ts";
 import { createPeerDiscovery } from "./peer-discovery.ts";
 import { createForwarder } from "./peer-forward.ts";
 import { createPeerList } from "./peer-list.ts";
@@ -33,8 +33,8 @@ export interface Peers {
    * a valid signature.
    */
   authenticate(req: Req, uri: string): PeerCaller | PeerRefusal | undefined;
-  /** Answers a verified peer's state request. */
-  serveState(req: Req, res: http.ServerResponse | Http2ServerResponse): void;
+  /** Answers a verified peer's state request (its nonce: the answer is signed over it). */
+  serveState(req: Req, res: http.ServerResponse | Http2ServerResponse, nonce: string): void;
   /** Forwards a scrape this replica cannot serve itself; false when no peer lists the client. */
   forward(req: Req, res: http.ServerResponse, r: ScrapeRequest, uri: string): boolean;
   /** The fleet's `/clients`. */
@@ -120,15 +120,15 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
       refused.inc({ kind, result: "from" in r ? "accepted" : r.reason });
       return r;
     },
-    serveState(req, response) {
+    serveState(req, response, nonce) {
       const res = response as http.ServerResponse;
       if (req.method !== "GET") return reply(res, 405, `method ${req.method} not allowed on ${peerStatePath}`, { allow: "GET" });
       const { body, bytes, etag } = state.current();
       if (req.headers["if-none-match"] === etag) {
-        res.writeHead(304, { etag, "cache-control": "no-store" });
+        res.writeHead(304, { etag, "cache-control": "no-store", [peerAnswerHeader]: auth.signAnswer(nonce, 304, etag, "") });
         return res.end();
       }
-      res.writeHead(200, { "content-type": "application/json", "content-length": bytes, etag, "cache-control": "no-store" });
+      res.writeHead(200, { "content-type": "application/json", "content-length": bytes, etag, "cache-control": "no-store", [peerAnswerHeader]: auth.signAnswer(nonce, 200, etag, body) });
       res.end(body);
     },
     forward: (req, res, r, uri) => forwarder.forward(req, res, r, uri),
