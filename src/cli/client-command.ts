@@ -82,8 +82,9 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
 
   // Connect in the background; a refusal retrying cannot fix ends the process.
   let fatal: ConnectError | undefined;
+  void client.start();
   const refused = new Promise<"refused">((resolve) => {
-    client.start().catch((e: ConnectError) => {
+    client.ready().catch((e: ConnectError) => {
       if (e.code !== Code.Canceled) {
         fatal = e;
         resolve("refused");

@@ -48,7 +48,8 @@ export async function runDemo(argv: string[]): Promise<number> {
   const url = `http://${shown}:${bound.port}`;
   const demo = demoRegistry();
   const client = createClient({ name, serverUrl: url, registry: demo.registry, labels: { env: "demo" }, logger });
-  await client.start({ timeoutMs: 10_000 });
+  await client.start();
+  await client.ready({ timeoutMs: 10_000 });
   process.stdout.write(
     `promproxy demo: server on ${url}, client "${name}" connected.\n\n` +
       `Try:  curl -x ${url} http://${name}/metrics\n      curl ${url}/clients\n\n` +
