@@ -131,7 +131,7 @@ test("mistakes are named precisely", () => {
   assert.throws(() => resolve(["--server", "http://s:1", "--target", "http://a/"]), /--name is required/);
   assert.throws(() => resolve(["--name", "n", "--target", "http://a/"]), /--server is required/);
   assert.throws(() => resolve(base), /at least one --target \[PORT=\]URL is required/);
-  assert.throws(() => resolve([...base, "--bogus"]), /Unknown option '--bogus'/);
+  assert.throws(() => resolve([...base, "--bogus"]), /: unknown option --bogus; run "promproxy client --help" for the options$/);
   assert.throws(() => resolve([...base, "--target", "http://a/", "--label", "novalue"]), /--label: want KEY=VALUE, got "novalue"/);
   assert.throws(() => resolve([...base, "--target", "0=http://a/"]), /--target: want a port 1-65535, got "0"/);
   assert.throws(() => resolve([...base, "--target", "http://a/", "--target-timeout", "soon"]), /--target-timeout: want a positive duration/);

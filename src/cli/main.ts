@@ -5,6 +5,7 @@
 import { runClient } from "./client-command.ts";
 import { runConformanceCommand } from "./conformance-command.ts";
 import { runDemo } from "./demo.ts";
+import { didYouMean } from "./did-you-mean.ts";
 import { runServer } from "./server-command.ts";
 import { CliError } from "./util.ts";
 
@@ -36,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(usage + "\n");
       return command === undefined ? 2 : 0;
     default:
-      throw new CliError(`unknown command ${JSON.stringify(command)}\n\n${usage}`);
+      throw new CliError(`unknown command ${JSON.stringify(command)}${didYouMean(command, ["server", "client", "demo", "conformance"])}; run "promproxy --help" for the commands`);
   }
 }
 

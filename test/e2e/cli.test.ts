@@ -128,13 +128,27 @@ test("promproxy server prints the scrape config, relays a client, and exits 0 on
   }
 });
 
-test("promproxy with a bad flag exits 2 with the usage", async () => {
-  const p = runCli(["server", "--no-such-flag"]);
+test("promproxy with a bad flag exits 2 with one line naming it, the nearest flag and where the usage is", async () => {
+  const p = runCli(["server", "--listne", "127.0.0.1:0"]);
   try {
     const exit = await p.exited;
     assert.deepEqual(exit, { code: 2, signal: null });
-    assert.match(p.stderr(), /usage: promproxy server/);
+    assert.equal(p.stderr(), 'promproxy: unknown option --listne (did you mean --listen?); run "promproxy server --help" for the options\n');
   } finally {
     await p.kill();
+  }
+});
+
+test("promproxy server on a port in use exits 1 with one line, no stack", { timeout: 30_000 }, async () => {
+  const first = runCli(["server", "--listen", "127.0.0.1:0"]);
+  try {
+    await first.waitForOutput(/listening on 127\.0\.0\.1:\d+/);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(first.stdout())?.[1]);
+    const second = runCli(["server", "--listen", `127.0.0.1:${port}`, "--log-level", "warn"]);
+    assert.deepEqual(await second.exited, { code: 1, signal: null });
+    assert.equal(second.stderr(), `promproxy: port ${port} is in use (another promproxy or program listens there): choose another with --listen\n`);
+    assert.equal(second.stdout(), "");
+  } finally {
+    await first.kill();
   }
 });
