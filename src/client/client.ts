@@ -146,7 +146,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
       // The host's stderr gets one line per new reason, not one per retry.
       const repeat = lastFailure === `${error.code} ${e.rawMessage}`;
       lastFailure = `${error.code} ${e.rawMessage}`;
-      log[repeat ? "debug" : "warn"]("connection attempt failed", { code: Code[error.code], reason: e.rawMessage, detail: w === undefined ? undefined : error.rawMessage });
+      log[repeat ? "debug" : "warn"]("connection attempt failed", { code: Code[error.code], reason: e.rawMessage, detail: w === undefined ? undefined : error.rawMessage.trim() });
       notify("onError", () => options.onError?.(e));
     };
     const w = words.explain(error);

@@ -61,7 +61,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
 
   const prefaceTimeoutMs = opts.prefaceTimeoutMs;
   // A peer with the wrong scheme fails its handshake on its side only: say so here too, once a minute at most.
-  const wrongScheme = createRefusalLog(p.logger);
+  const wrongScheme = { tls: createRefusalLog(p.logger), http1: createRefusalLog(p.logger), cleartext: createRefusalLog(p.logger) };
   // TLS: ALPN picks the server (h2: client streams; http/1.1 or none: Prometheus, curl).
   const secure = creds && tls.createServer({ ...creds.serverOptions(), handshakeTimeout: prefaceTimeoutMs });
   secure?.on("secureConnection", (socket: tls.TLSSocket) => {
@@ -71,9 +71,9 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
   secure?.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ERR_SSL_HTTP_REQUEST" || code === "ERR_SSL_HTTPS_PROXY_REQUEST") {
-      wrongScheme.refused("a cleartext HTTP/1.1 request on this TLS port: the peer (Prometheus, curl?) must use https://", { remote: socket.remoteAddress });
+      wrongScheme.http1.refused("a cleartext HTTP/1.1 request on this TLS port: the peer (Prometheus, curl?) must use https://", { remote: socket.remoteAddress });
     } else if (code === "ERR_SSL_WRONG_VERSION_NUMBER") {
-      wrongScheme.refused("a cleartext connection on this TLS port: the peer (a promproxy client with an http:// URL?) must use https://", { remote: socket.remoteAddress });
+      wrongScheme.cleartext.refused("a cleartext connection on this TLS port: the peer (a promproxy client with an http:// URL?) must use https://", { remote: socket.remoteAddress });
     } else {
       p.logger.debug("TLS handshake failed", { remote: socket.remoteAddress, error: err.message });
     }
@@ -108,7 +108,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
       // A TLS record (a ClientHello: 0x16 0x03) on this cleartext port: HTTP/1.1 answers it with a 400, which the
       // peer's TLS stack reports as a "wrong version number".
       if (first[0] === 0x16 && first[1] === 0x03) {
-        wrongScheme.refused("a TLS connection on this cleartext port: the peer (a promproxy client or Prometheus with https://?) must use http://", { remote: socket.remoteAddress });
+        wrongScheme.tls.refused("a TLS connection on this cleartext port: the peer (a promproxy client or Prometheus with https://?) must use http://", { remote: socket.remoteAddress });
       }
       socket.pause();
       socket.unshift(first);
@@ -135,7 +135,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
     closeIdleConnections: () => h1.closeIdleConnections(),
     async close(graceMs) {
       closing = true;
-      wrongScheme.close();
+      for (const log of Object.values(wrongScheme)) log.close();
       h2.stop();
       limits.close();
       const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
