@@ -81,7 +81,7 @@ export function readSources(o: {
 }
 
 /** The flags, or a one-line usage error: "unknown option --listne (did you mean --listen?); run ...". */
-function parseFlags(command: string, argv: string[], spec: NonNullable<ParseArgsConfig["options"]>): Raw {
+export function parseFlags(command: string, argv: string[], spec: NonNullable<ParseArgsConfig["options"]>): Raw {
   try {
     return parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false }).values as Raw;
   } catch (e) {

@@ -4,7 +4,7 @@ import { createServer } from "../server/server.ts";
 import { createConsoleLogger, type LogLevel } from "../shared/logger.ts";
 import { resolveServerConfig, type ServerValues } from "./server-config.ts";
 import { serverUsage } from "./server-flags.ts";
-import { CliError, parseDurationMs, parseHostPort, parsePositiveInt, scrapeConfig, untilSignal, dialableHost } from "./util.ts";
+import { CliError, listenFailure, parseDurationMs, parseHostPort, parsePositiveInt, scrapeConfig, untilSignal, dialableHost } from "./util.ts";
 
 export { serverUsage };
 
@@ -68,8 +68,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     maxStreamsPerConnection: int("max-streams-per-connection"),
     idleSessionTimeoutMs: dur("idle-session-timeout"),
     maxHeaderListBytes: int("max-header-list-bytes"),
-  }).catch(async (e: unknown) => {
-    await server.close({ graceMs: 0, drainDelayMs: 0 });
+  }).catch((e: unknown) => {
     // A listen limit out of range is a usage error: name the flag, no stack.
     if (e instanceof RangeError) {
       throw new CliError(e.message.replace(/^promproxy: listen option (\w+)/, (_m, k: string) => `--${k.replace(/Ms$/, "").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`));
@@ -105,18 +104,4 @@ function parseCount(s: string, what: string): number {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 0) throw new CliError(`${what}: want a whole number >= 0, got ${JSON.stringify(s)}`);
   return n;
-}
-
-/** Why the port could not be opened, in a line that says what to do; undefined for the unexpected. */
-function listenFailure(e: unknown, host: string, port: number): string | undefined {
-  switch ((e as NodeJS.ErrnoException).code) {
-    case "EADDRINUSE":
-      return `port ${port} is in use (another promproxy or program listens there): choose another with --listen`;
-    case "EACCES":
-      return `not allowed to listen on port ${port} (ports below 1024 need privileges): choose another with --listen`;
-    case "EADDRNOTAVAIL":
-      return `${host} is no address of this machine: choose another with --listen (0.0.0.0 for all)`;
-    default:
-      return undefined;
-  }
 }
