@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import cluster from "node:cluster";
 import { AggregatorRegistry, register as globalRegister } from "prom-client";
 import { HelloSchema, TargetSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { createConsoleLogger, toLogger, type Logger } from "../shared/logger.ts";
+import { createConsoleLogger, toLogger, withClientField } from "../shared/logger.ts";
 import { checkLabels, checkName } from "../shared/names.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { version } from "../shared/version.ts";
@@ -94,8 +94,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   const labelError = checkLabels(options.labels ?? {}, { maxLabels: 1000, maxLabelValueLength: 1 << 20 });
   if (labelError) throw new TypeError(`promproxy: option ${labelError}`);
   const name = checked.name;
-  // Our fields never take the names pino and bunyan give their own (name, hostname, pid, ...): the client is `client`.
-  const log = clientFields(options.logger ? toLogger(options.logger) : createConsoleLogger("warn"), name);
+  const log = withClientField(options.logger ? toLogger(options.logger) : createConsoleLogger("warn"), name);
   const maxInFlight = options.maxScrapesInFlight ?? 8;
   const welcomeTimeoutMs = positiveMs(options, "welcomeTimeoutMs", 10_000);
   const resolveIntervalMs = positiveMs(options, "resolveIntervalMs", 30_000);
@@ -115,8 +114,8 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   /** Streams established now. */
   let streams = 0;
   let welcomedOnce = false;
-  /** The last failed attempt's code and reason: repeats are logged at debug level. */
-  let lastFailure: string | undefined;
+  /** Failure reasons logged since the last change of state (several replicas may fail differently): repeats go to debug. */
+  const failuresLogged = new Set<string>();
   /** Why the client stopped by itself (a refusal retrying cannot fix), for ready() callers. */
   let refusal: ConnectError | undefined;
   const stopper = new AbortController();
@@ -144,8 +143,10 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
       if (stopper.signal.aborted) return;
       const e = inWords(error, w);
       // The host's stderr gets one line per new reason, not one per retry.
-      const repeat = lastFailure === `${error.code} ${e.rawMessage}`;
-      lastFailure = `${error.code} ${e.rawMessage}`;
+      const key = `${error.code} ${e.rawMessage}`;
+      const repeat = failuresLogged.has(key);
+      if (failuresLogged.size >= 16) failuresLogged.clear();
+      failuresLogged.add(key);
       log[repeat ? "debug" : "warn"]("connection attempt failed", { code: Code[error.code], reason: e.rawMessage, detail: w === undefined ? undefined : error.rawMessage.trim() });
       notify("onError", () => options.onError?.(e));
     };
@@ -169,7 +170,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
         streams++;
         state = "connected";
         welcomedOnce = true;
-        lastFailure = undefined;
+        failuresLogged.clear();
         log.info("connected", { server: info.server, replica: info.replicaId || undefined, session: info.sessionId });
         notify("onConnected", () => options.onConnected?.(info));
         settle();
@@ -177,7 +178,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
       onDown(info, error, byUs) {
         streams--;
         if (streams === 0) state = "connecting";
-        lastFailure = undefined;
+        failuresLogged.clear();
         const fields = { server: info.server, replica: info.replicaId || undefined, reason: error?.rawMessage };
         if (byUs) log.info("closed a stream", fields);
         else log.warn("disconnected", fields);
@@ -253,18 +254,6 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
       await loop;
     },
   };
-}
-
-/** Our fields as `client`-keyed ones: the engine's `name` field becomes `client`, and every line names the client. */
-function clientFields(log: Logger, client: string): Logger {
-  const out = {} as Logger;
-  for (const level of ["debug", "info", "warn", "error"] as const) {
-    out[level] = (message, fields) => {
-      const { name: _name, ...rest } = fields ?? {};
-      log[level](message, { client, ...rest });
-    };
-  }
-  return out;
 }
 
 /** The checked server URLs of `options.serverUrl` (one, or a list). */

@@ -104,3 +104,21 @@ export function toLogger(l: AnyLogger, component = "promproxy"): Logger {
   }
   return out;
 }
+
+/**
+ * A client's logger: every line carries `client` (its name). Pino and bunyan
+ * keep `name` for the service's own name, so a `name` field from the engine
+ * is dropped, never written over theirs.
+ *
+ * @internal
+ */
+export function withClientField(log: Logger, client: string): Logger {
+  const out = {} as Logger;
+  for (const level of levels) {
+    out[level] = (message, fields) => {
+      const { name: _name, ...rest } = fields ?? {};
+      log[level](message, { client, ...rest });
+    };
+  }
+  return out;
+}
