@@ -154,3 +154,13 @@ test("splitting list variables", () => {
   assert.deepEqual(splitTargets(" 9100=http://a/metrics,9200=http://b/  http://c/ "), ["9100=http://a/metrics", "9200=http://b/", "http://c/"]);
   assert.deepEqual(splitLabels("a=1, b=x,y,c=2"), ["a=1", "b=x,y", "c=2"]);
 });
+
+test("PROMPROXY_* variables: a typo refused with the nearest name, the server's or a foreign one ignored with a warning", () => {
+  const base = ["--name", "n", "--server", "http://s:1", "--target", "http://a/"];
+  assert.throws(() => resolve(base, { PROMPROXY_TAGRET: "http://b/" }), /^CliError: PROMPROXY_TAGRET is not a setting of promproxy client \(did you mean PROMPROXY_TARGET\?\)/);
+  const cfg = resolve(base, { PROMPROXY_LISTEN: ":1", PROMPROXY_PYTHON: "python3" });
+  assert.deepEqual(cfg.warnings, [
+    "PROMPROXY_LISTEN is a setting of promproxy server, not client: ignored",
+    'PROMPROXY_PYTHON is not a setting of promproxy client: ignored (run "promproxy client --help" for the options)',
+  ]);
+});

@@ -56,7 +56,6 @@ test("mistakes are refused by name, with the nearest known one", () => {
   assert.throws(() => resolve(["serve"]), /unexpected argument "serve"/);
   assert.throws(() => resolve(["--listen"]), /--listen <value>' argument missing; run "promproxy server --help"/);
   assert.throws(() => resolve([], { PROMPROXY_LISTN: ":1" }), /^CliError: PROMPROXY_LISTN is not a setting of promproxy server \(did you mean PROMPROXY_LISTEN\?\)/);
-  assert.throws(() => resolve([], { PROMPROXY_NAME: "app-1" }), /PROMPROXY_NAME is not a setting of promproxy server/, "a client's variable");
   assert.throws(() => resolve(["--config", "s.yaml"], {}, { "s.yaml": "max-client: 3\n" }), /--config: s\.yaml: unknown key "max-client" \(did you mean "max-clients"\?\)/);
   assert.throws(() => resolve(["--config", "s.yaml"], {}, { "s.yaml": "help: true\n" }), /unknown key "help"/);
   assert.throws(() => resolve(["--config", "s.yaml"], {}, { "s.yaml": "hash-password: true\n" }), /unknown key "hash-password"/);
@@ -65,6 +64,17 @@ test("mistakes are refused by name, with the nearest known one", () => {
   assert.throws(() => resolve(["--config", "nope.yaml"]), /--config: cannot read nope\.yaml/);
   assert.throws(() => resolve([], { PROMPROXY_CONFIG: "nope.yaml" }), /--config: cannot read nope\.yaml/, "PROMPROXY_CONFIG is read, never ignored");
   assert.throws(() => resolve([], { PROMPROXY_TLS_REQUIRE_CLIENT_CERT: "perhaps" }), /PROMPROXY_TLS_REQUIRE_CLIENT_CERT: want true or false/);
+});
+
+test("a variable far from any setting, or the forwarder's, is ignored with a warning naming it; never silently", () => {
+  const shared = resolve([], { PROMPROXY_SERVER: "http://proxy:8080", PROMPROXY_NAME: "app-1", PROMPROXY_PYTHON: "/usr/bin/python3", PROMPROXY_LISTEN: "127.0.0.1:1" });
+  assert.equal(shared.values["listen"], "127.0.0.1:1");
+  assert.deepEqual(shared.warnings, [
+    "PROMPROXY_NAME is a setting of promproxy client, not server: ignored",
+    'PROMPROXY_PYTHON is not a setting of promproxy server: ignored (run "promproxy server --help" for the options)',
+    "PROMPROXY_SERVER is a setting of promproxy client, not server: ignored",
+  ]);
+  assert.deepEqual(resolve([], { PROMPROXY_LISTEN: "127.0.0.1:1" }).warnings, []);
 });
 
 test("Kubernetes service links (a Service named promproxy*) are not taken for settings", () => {
@@ -78,7 +88,9 @@ test("Kubernetes service links (a Service named promproxy*) are not taken for se
     PROMPROXY_SERVER_SERVICE_HOST: "10.0.0.2",
     PROMPROXY_SERVER_PORT_8080_TCP_PROTO: "tcp",
   };
-  assert.equal(resolve([], links).values["listen"], undefined);
+  const cfg = resolve([], links);
+  assert.equal(cfg.values["listen"], undefined);
+  assert.deepEqual(cfg.warnings, []);
 });
 
 test("did you mean: edit distance with swaps, near enough or nothing", () => {

@@ -19,6 +19,7 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
     return 0;
   }
   const logger = createConsoleLogger(cfg.logLevel, "promproxy", cfg.logFormat);
+  for (const w of cfg.warnings) logger.warn(w);
   const metrics = cfg.metricsListen ? createForwarderMetrics() : undefined;
   if (metrics) collectDefaultMetrics({ register: metrics.registry });
   const health = targetHealthLog(logger);

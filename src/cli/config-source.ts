@@ -2,8 +2,9 @@
  * Where a command's settings come from, the same for `promproxy server` and
  * `promproxy client`: command-line flags over PROMPROXY_* environment
  * variables over a JSON or YAML file (--config or PROMPROXY_CONFIG) over
- * defaults. A flag, variable or file key the command does not know is refused
- * by name, with the nearest known one. Pure: reading files is passed in.
+ * defaults. A flag or file key the command does not know is refused by name,
+ * with the nearest known one; so is a PROMPROXY_* variable near a setting's
+ * name, and any other is reported as ignored. Pure: reading files is passed in.
  *
  * @internal
  */
@@ -21,6 +22,8 @@ export interface ConfigSources {
   flags: Raw;
   /** The config file named, if any. */
   configPath?: string;
+  /** What to log once a logger exists: PROMPROXY_* variables ignored, and why. */
+  warnings: string[];
   fromEnv(key: string): Sourced | undefined;
   fromFile(key: string): Sourced | undefined;
   /** A single-valued setting: the flag, else the variable, else the file's key. */
@@ -56,13 +59,22 @@ export function readSources(o: {
   keys: ReadonlySet<string>;
   /** Settings read from the environment (as PROMPROXY_*), besides CONFIG. */
   envKeys: readonly string[];
+  /** The other command's settings: a shared environment may hold them. */
+  otherKeys: readonly string[];
 }): ConfigSources | "help" {
   const flags = parseFlags(o.command, o.argv, o.spec);
   if (flags["help"]) return "help";
   const envKeys = ["config", ...o.envKeys].map(envName);
+  const other = o.command === "server" ? "client" : "server";
+  const warnings: string[] = [];
   for (const k of Object.keys(o.env).filter((k) => k.startsWith("PROMPROXY_")).sort()) {
     if (envKeys.includes(k) || serviceLink.test(k)) continue;
-    throw new CliError(`${k} is not a setting of promproxy ${o.command}${didYouMean(k, envKeys)}: unset it or fix its name; ${helpHint(o.command)}`);
+    const near = didYouMean(k, envKeys);
+    // A near miss is a typo of ours: refused, like an unknown flag. Another command's setting, or a variable far
+    // from any (a tool's own PROMPROXY_*), is ignored, saying so.
+    if (near) throw new CliError(`${k} is not a setting of promproxy ${o.command}${near}: fix its name or unset it; ${helpHint(o.command)}`);
+    if (o.otherKeys.map(envName).includes(k)) warnings.push(`${k} is a setting of promproxy ${other}, not ${o.command}: ignored`);
+    else warnings.push(`${k} is not a setting of promproxy ${o.command}: ignored (${helpHint(o.command)})`);
   }
   const fromEnv = (k: string): Sourced | undefined => {
     const v = o.env[envName(k)];
@@ -73,6 +85,7 @@ export function readSources(o: {
   const fromFile = (k: string): Sourced | undefined => (file[k] === undefined || file[k] === null ? undefined : { value: file[k], from: `${configPath}: ${k}` });
   return {
     flags,
+    warnings,
     configPath,
     fromEnv,
     fromFile,

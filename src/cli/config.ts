@@ -5,7 +5,8 @@
  */
 import { clientAuthFlagSpec } from "./auth-flags.ts";
 import { checkKey, helpHint, readSources } from "./config-source.ts";
-import { clientOptionSpec, clientUsage, targetDefaults } from "./client-flags.ts";
+import { clientEnvKeys, clientOptionSpec, clientUsage, targetDefaults } from "./client-flags.ts";
+import { serverSettingKeys } from "./server-flags.ts";
 import { bool, byteSize, duration, labelMap, portOf, positiveInt, splitLabels, splitTargets, type Sourced } from "./config-values.ts";
 import type { LogFormat, LogLevel } from "../shared/logger.ts";
 import { CliError, parseHostPort } from "./util.ts";
@@ -53,6 +54,8 @@ export interface ClientConfig {
   clientKeyFile?: string;
   /** The config file read, if any. */
   configFile?: string;
+  /** PROMPROXY_* variables ignored, and why: for the log. */
+  warnings: string[];
 }
 
 /** Keys a config file may hold at the top level (flag names; `targets`/`labels` as lists/maps). */
@@ -71,11 +74,6 @@ const targetKeys = new Set([
 
 type Raw = Record<string, unknown>;
 
-/** Settings the environment may hold: every flag, and the targets' secrets (no flags: argv is public). */
-const envKeys = [
-  ...Object.keys(clientOptionSpec).filter((k) => k !== "help" && k !== "config"),
-  "target-bearer-token", "target-basic-auth-password",
-];
 
 /**
  * Builds the client's configuration from argv, the environment and the
@@ -89,7 +87,7 @@ export function resolveClientConfig(
   env: NodeJS.ProcessEnv,
   readFile: (path: string) => string,
 ): ClientConfig | "help" {
-  const sources = readSources({ command: "client", argv, env, readFile, spec: clientOptionSpec, keys: fileKeys, envKeys });
+  const sources = readSources({ command: "client", argv, env, readFile, spec: clientOptionSpec, keys: fileKeys, envKeys: clientEnvKeys, otherKeys: serverSettingKeys });
   if (sources === "help") return "help";
   const { flags, fromEnv, fromFile, pick, configPath } = sources;
   const str = (k: string): string | undefined => {
@@ -157,6 +155,7 @@ export function resolveClientConfig(
     clientCertFile: str("client-cert-file"),
     clientKeyFile: str("client-key-file"),
     configFile: configPath,
+    warnings: sources.warnings,
   };
 }
 

@@ -26,6 +26,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
   if (format !== "text" && format !== "json") throw new CliError(`${cfg.from("log-format")}: want text or json, got ${JSON.stringify(format)}`);
   const logger = createConsoleLogger(level, "promproxy", format);
   if (cfg.configFile) logger.info("configuration read", { file: cfg.configFile });
+  for (const w of cfg.warnings) logger.warn(w);
   const { host, port } = parseHostPort(v.listen ?? "127.0.0.1:8080", cfg.from("listen"));
   let auth: ReturnType<typeof serverAuthOptions>;
   try {

@@ -9,7 +9,8 @@
  */
 import { bool } from "./config-values.ts";
 import { readSources } from "./config-source.ts";
-import { serverOptionSpec } from "./server-flags.ts";
+import { clientEnvKeys } from "./client-flags.ts";
+import { serverOptionSpec, serverSettingKeys } from "./server-flags.ts";
 import { CliError } from "./util.ts";
 
 type Flag = Exclude<keyof typeof serverOptionSpec, "help">;
@@ -22,17 +23,18 @@ export interface ServerConfig {
   from(key: Flag): string;
   /** The config file read, if any. */
   configFile?: string;
+  /** PROMPROXY_* variables ignored, and why: for the log. */
+  warnings: string[];
 }
 
-/** Settings a file or the environment may hold: every flag but --help, --config (which names the file) and --hash-password. */
-const settingKeys = (Object.keys(serverOptionSpec) as (keyof typeof serverOptionSpec)[]).filter((k) => k !== "help" && k !== "config" && k !== "hash-password");
+const settingKeys = serverSettingKeys;
 
 /**
  * Builds the server's settings. Returns "help" for --help. Throws a one-line
  * CliError naming the flag, variable or file key at fault.
  */
 export function resolveServerConfig(argv: string[], env: NodeJS.ProcessEnv, readFile: (path: string) => string): ServerConfig | "help" {
-  const sources = readSources({ command: "server", argv, env, readFile, spec: serverOptionSpec, keys: new Set(settingKeys), envKeys: settingKeys });
+  const sources = readSources({ command: "server", argv, env, readFile, spec: serverOptionSpec, keys: new Set(settingKeys), envKeys: settingKeys, otherKeys: clientEnvKeys });
   if (sources === "help") return "help";
   const values: Record<string, string | boolean> = {};
   const from: Record<string, string> = {};
@@ -52,5 +54,5 @@ export function resolveServerConfig(argv: string[], env: NodeJS.ProcessEnv, read
     else if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === "string" || typeof x === "number")) values[k] = v.join(",");
     else throw new CliError(`${s.from}: want a string, got ${JSON.stringify(v)}`);
   }
-  return { values: values as ServerValues, from: (k) => from[k] ?? `--${k}`, configFile: sources.configPath };
+  return { values: values as ServerValues, from: (k) => from[k] ?? `--${k}`, configFile: sources.configPath, warnings: sources.warnings };
 }

@@ -41,7 +41,8 @@ ${serverAuthUsage}
 
 Every option can also be set as an environment variable: --max-clients as PROMPROXY_MAX_CLIENTS
 and so on (PROMPROXY_CONFIG for --config). Flags win over the environment, the environment over
-the config file. An unknown flag, variable or file key is an error.
+the config file. An unknown flag or file key is an error, and so is a PROMPROXY_* variable close to
+a setting's name; other PROMPROXY_* variables are ignored with a warning.
 
 Config file (YAML or JSON), keys as the flags:
   listen: 0.0.0.0:8080
@@ -79,3 +80,8 @@ export const serverOptionSpec = {
   ...serverAuthFlagSpec,
   help: { type: "boolean", short: "h" },
 } as const;
+
+/** Settings a file or PROMPROXY_* variable may hold for `promproxy server`: every flag but --help, --config and --hash-password. @internal */
+export const serverSettingKeys = (Object.keys(serverOptionSpec) as (keyof typeof serverOptionSpec)[]).filter(
+  (k): k is Exclude<keyof typeof serverOptionSpec, "help" | "config" | "hash-password"> => k !== "help" && k !== "config" && k !== "hash-password",
+);

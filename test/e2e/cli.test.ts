@@ -3,7 +3,10 @@
  * `server`, as child processes that must exit on their own after a signal.
  */
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
 import * as http from "node:http";
+import * as os from "node:os";
+import * as path from "node:path";
 import { test } from "node:test";
 import type { PromproxyClient } from "../../src/client/index.ts";
 import { curl, startClient, waitFor } from "../helpers.ts";
@@ -150,5 +153,26 @@ test("promproxy server on a port in use exits 1 with one line, no stack", { time
     assert.equal(second.stdout(), "");
   } finally {
     await first.kill();
+  }
+});
+
+test("promproxy server reads --config or PROMPROXY_CONFIG, and names every PROMPROXY_* variable it ignores", { timeout: 60_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "promproxy-srv-config-"));
+  try {
+    for (const how of ["flag", "env"] as const) {
+      const port = await freePort();
+      const file = path.join(dir, `srv-${how}.yaml`);
+      fs.writeFileSync(file, `listen: 127.0.0.1:${port}\ndrain-delay: 0s\nlog-level: warn\n`);
+      const p = runCli(["server", ...(how === "flag" ? ["--config", file] : [])], { ...(how === "env" ? { PROMPROXY_CONFIG: file } : {}), PROMPROXY_SERVER: "http://proxy:8080" });
+      try {
+        await p.waitForOutput(new RegExp(`listening on 127\\.0\\.0\\.1:${port}`));
+        await waitFor("the warning", () => p.stderr().includes("PROMPROXY_SERVER is a setting of promproxy client, not server: ignored"));
+        assert.deepEqual(await exitAfter(p, "SIGTERM", 10_000), { code: 0, signal: null });
+      } finally {
+        await p.kill();
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
