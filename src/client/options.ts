@@ -144,7 +144,7 @@ export interface ClientOptions {
    * ended cleanly), with the stream's `info`; the client reconnects unless stopped.
    */
   onDisconnected?: (error: ConnectError | undefined, info: StreamInfo) => void;
-  /** Called for every failed connection attempt (refusals included); the client keeps retrying after `start()` resolved. */
+  /** Called for every failed connection attempt (refusals included), in words where the transport's own say little ("the server speaks TLS: use https://"; the original error is its `cause`). */
   onError?: (error: ConnectError) => void;
   /**
    * Where the client logs: a {@link Logger} (`(message, fields)`), or a pino or

@@ -97,7 +97,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       const stuck = s.outbound.size > maxQueuedFrames;
       if (stuck || now - s.lastHeard > o.heartbeatTimeoutMs) {
         const reason = stuck ? `the client stopped reading its stream (${s.outbound.size} frames unread)` : `the stream went silent: nothing heard from the client for ${o.heartbeatTimeoutMs / 1000}s (no pong)`;
-        log.warn("closing a client's stream", { name: s.info.name, session: s.info.sessionId, reason });
+        log.warn("closing a client's stream", { client: s.info.name, session: s.info.sessionId, reason });
         s.close(new ConnectError(reason, Code.DeadlineExceeded));
         // Its handler may be stuck writing to a peer that does not read: free the name now, not when that ends.
         leave(s, { reason, broke: true });
@@ -131,7 +131,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     // the holder: a live one keeps it (AlreadyExists: no one steals a live client's name); a dead one is replaced.
     const holder = byName.get(name);
     if (holder && !(await holder.probe(o.takeoverProbeMs)) && byName.get(name) === holder) {
-      log.info("replacing a session that did not answer", { name, session: holder.info.sessionId });
+      log.info("replacing a session that did not answer", { client: name, session: holder.info.sessionId });
       holder.close(new ConnectError("replaced by a new stream for the same name; this one did not answer a ping", Code.Aborted));
       leave(holder, { reason: "replaced by a new stream for the same name", broke: false });
     }
