@@ -15,6 +15,7 @@ import { createHttpTargets } from "./http-target.ts";
 import type { ClientOptions } from "./options.ts";
 import { registryTarget } from "./registry-target.ts";
 import { checkLimitOptions } from "./server-limits.ts";
+import { fleetLimits } from "./fleet-limits.ts";
 import type { ScrapeTarget } from "./target.ts";
 import { createFailureWords, inWords } from "./transport-words.ts";
 
@@ -101,6 +102,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   const resolveIntervalMs = positiveMs(options, "resolveIntervalMs", 30_000);
   const discoverIntervalMs = positiveMs(options, "discoverIntervalMs", 30_000);
   checkLimitOptions(options);
+  fleetLimits(options); // a bad cap is refused here, naming the option
   createBackoff(options.backoff); // checks the options now
   createBackoff(options.discoveryBackoff);
   const hello = create(HelloSchema, {
