@@ -1,0 +1,172 @@
+/**
+ * gRPC length-prefixed messages of the Scrape stream, client side: encoding
+ * our frames (a chunk as a hand-written protobuf header around the target's
+ * own bytes, never copied) and an incremental reader of the server's frames
+ * that refuses an oversized or compressed frame at its 5-byte prefix, before
+ * any of its body is kept.
+ *
+ * @internal
+ */
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ClientFrameSchema, ServerFrameSchema, type ServerFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
+import type { ClientFrameInit } from "../out-queue.ts";
+
+/** Bytes of the gRPC prefix: a flag byte and a big-endian uint32 length. */
+export const prefixBytes = 5;
+
+/** Appends `v` as a protobuf varint (v < 2^53). */
+function varint(out: number[], v: number): void {
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+}
+
+function varintBig(out: number[], v: bigint): void {
+  if (v < 0n || v >= 1n << 64n) v = BigInt.asUintN(64, v);
+  while (v >= 0x80n) {
+    out.push(Number(v & 0x7fn) | 0x80);
+    v >>= 7n;
+  }
+  out.push(Number(v));
+}
+
+/**
+ * The prefix and protobuf header of `ClientFrame{chunk: ResultChunk{scrape_id, data}}`
+ * for `dataBytes` bytes of data: followed by the data, it is byte for byte
+ * what protobuf-es writes for that message (zero fields omitted).
+ */
+export function chunkFrameHeader(scrapeId: bigint, dataBytes: number): Buffer {
+  const inner: number[] = [];
+  if (scrapeId !== 0n) {
+    inner.push(0x08); // field 1, varint
+    varintBig(inner, scrapeId);
+  }
+  if (dataBytes > 0) {
+    inner.push(0x12); // field 2, length-delimited
+    varint(inner, dataBytes);
+  }
+  const innerBytes = inner.length + dataBytes;
+  const outer: number[] = [0x1a]; // ClientFrame field 3 (chunk), length-delimited
+  varint(outer, innerBytes);
+  const messageBytes = outer.length + innerBytes;
+  const header = Buffer.allocUnsafe(prefixBytes + outer.length + inner.length);
+  header[0] = 0;
+  header.writeUInt32BE(messageBytes, 1);
+  header.set(outer, prefixBytes);
+  header.set(inner, prefixBytes + outer.length);
+  return header;
+}
+
+/** One gRPC message of any client frame, as protobuf-es encodes it. */
+export function encodeFrame(frame: ClientFrameInit): Buffer {
+  const body = toBinary(ClientFrameSchema, create(ClientFrameSchema, frame));
+  const out = Buffer.allocUnsafe(prefixBytes + body.byteLength);
+  out[0] = 0;
+  out.writeUInt32BE(body.byteLength, 1);
+  out.set(body, prefixBytes);
+  return out;
+}
+
+/**
+ * The buffers that carry one client frame: a chunk is its header and the
+ * caller's own bytes (no copy; the caller does not touch them afterwards),
+ * any other frame one encoded buffer.
+ */
+export function frameBuffers(frame: ClientFrameInit): Uint8Array[] {
+  const f = frame.frame;
+  if (f?.case === "chunk" && f.value.data instanceof Uint8Array) {
+    const data = f.value.data;
+    const header = chunkFrameHeader(f.value.scrapeId ?? 0n, data.byteLength);
+    return data.byteLength > 0 ? [header, data] : [header];
+  }
+  return [encodeFrame(frame)];
+}
+
+/** What reading the server's frames needs. */
+export interface FrameReaderOptions {
+  /** Largest message body accepted, in bytes (the client's `maxServerFrameBytes`). */
+  readLimit: number;
+  onFrame(frame: ServerFrame): void;
+}
+
+/**
+ * An incremental reader of gRPC messages: feed it the stream's bytes as they
+ * come, split anywhere. Throws a ConnectError for a frame it refuses (over
+ * the read limit, compressed, a reserved flag bit, a body that does not
+ * parse); after that it must not be fed again. What `onFrame` throws passes through.
+ */
+export function createFrameReader(o: FrameReaderOptions): { push(chunk: Uint8Array): void; readonly idle: boolean } {
+  const prefix = Buffer.alloc(prefixBytes);
+  let prefixHave = 0;
+  /** Bytes of the body still to come; -1 while reading a prefix. */
+  let need = -1;
+  let parts: Uint8Array[] = [];
+  let have = 0;
+
+  function parse(body: Uint8Array): ServerFrame {
+    try {
+      return fromBinary(ServerFrameSchema, body);
+    } catch (e) {
+      throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
+    }
+  }
+
+  function onPrefix(): void {
+    const flags = prefix[0] as number;
+    const length = prefix.readUInt32BE(1);
+    if (flags & 1) throw new ConnectError("the server sent compressed frames; this client accepts none", Code.Internal);
+    if (flags !== 0) throw new ConnectError(`protocol error: the server sent a frame with flags 0x${flags.toString(16)}`, Code.Internal);
+    if (length > o.readLimit) {
+      throw new ConnectError(`the server sent a frame of ${length} bytes larger than the client's read limit of ${o.readLimit} bytes (maxServerFrameBytes)`, Code.ResourceExhausted);
+    }
+    need = length;
+    parts = [];
+    have = 0;
+  }
+
+  return {
+    get idle() {
+      return need < 0 && prefixHave === 0;
+    },
+    push(chunk) {
+      let i = 0;
+      const n = chunk.byteLength;
+      while (i < n) {
+        if (need < 0) {
+          if (prefixHave === 0 && n - i >= prefixBytes) {
+            prefix.set(chunk.subarray(i, i + prefixBytes));
+            i += prefixBytes;
+          } else {
+            const take = Math.min(prefixBytes - prefixHave, n - i);
+            prefix.set(chunk.subarray(i, i + take), prefixHave);
+            prefixHave += take;
+            i += take;
+            if (prefixHave < prefixBytes) return;
+            prefixHave = 0;
+          }
+          onPrefix();
+        }
+        const take = Math.min(need - have, n - i);
+        if (have === 0 && take === need) {
+          // The whole body in this chunk: parsed where it lies.
+          i += take;
+          need = -1;
+          o.onFrame(parse(chunk.subarray(i - take, i)));
+          continue;
+        }
+        if (take > 0) parts.push(chunk.subarray(i, i + take));
+        have += take;
+        i += take;
+        if (have < need) return;
+        const body = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts, have);
+        parts = [];
+        need = -1;
+        have = 0;
+        o.onFrame(parse(body));
+      }
+    },
+  };
+}
