@@ -140,7 +140,7 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
         }
       });
       s.on("end", () => {
-        if (!reader.idle) return fail(new ConnectError("protocol error: incomplete envelope", Code.Internal));
+        if (!reader.idle) return fail(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
         if (foundStatus) trailers = new Headers();
         finish();
       });
