@@ -9,7 +9,7 @@ import { test } from "node:test";
 import { create, equals, toBinary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import fc from "fast-check";
-import { ClientFrameSchema, ServerFrameSchema, type ServerFrame } from "../gen/promproxy/v1/scrape_pb.ts";
+import { ClientFrameSchema, ScrapeErrorReason, ServerFrameSchema, type ServerFrame } from "../gen/promproxy/v1/scrape_pb.ts";
 import { chunkFrameHeader, createFrameReader, encodeFrame, frameBuffers } from "../src/client/grpc-fast/frame-codec.ts";
 
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
@@ -97,6 +97,22 @@ test("a frame over the read limit, a compressed flag or a reserved flag is refus
   const at = envelope(create(ServerFrameSchema, { frame: { case: "cancel", value: { scrapeId: 1n, reason: "x".repeat(90) } } }));
   createFrameReader({ readLimit: at.byteLength - 5, onFrame: (f) => got.push(f) }).push(at);
   assert.equal(got.length, 1);
+});
+
+test("end and pong frames written by hand equal protobuf-es's encoding", () => {
+  fc.assert(
+    fc.property(u64, (id) => {
+      for (const frame of [{ frame: { case: "end" as const, value: { scrapeId: id } } }, { frame: { case: "pong" as const, value: { nonce: id } } }]) {
+        const body = toBinary(ClientFrameSchema, create(ClientFrameSchema, frame));
+        const got = Buffer.concat(frameBuffers(frame));
+        assert.equal(got.readUInt32BE(1), body.byteLength);
+        assert.deepEqual(got.subarray(5), Buffer.from(body));
+      }
+    }),
+    { numRuns: 500 },
+  );
+  const withError = { frame: { case: "end" as const, value: { scrapeId: 3n, error: { reason: ScrapeErrorReason.TIMEOUT, message: "slow" } } } };
+  assert.deepEqual(Buffer.concat(frameBuffers(withError)).subarray(5), Buffer.from(toBinary(ClientFrameSchema, create(ClientFrameSchema, withError))));
 });
 
 test("chunk frames written around the target's bytes equal protobuf-es's encoding, without copying the bytes", () => {

@@ -60,6 +60,26 @@ export function chunkFrameHeader(scrapeId: bigint, dataBytes: number): Buffer {
   return header;
 }
 
+/**
+ * `ClientFrame{<field>: {<uint64 field 1>: id}}` with nothing else set (an
+ * end without an error, a pong), as protobuf-es writes it: the frames every
+ * scrape and ping costs, without building a message to encode.
+ */
+function idOnlyFrame(tag: number, id: bigint): Buffer {
+  const inner: number[] = [];
+  if (id !== 0n) {
+    inner.push(0x08);
+    varintBig(inner, id);
+  }
+  const out = Buffer.allocUnsafe(prefixBytes + 2 + inner.length);
+  out[0] = 0;
+  out.writeUInt32BE(2 + inner.length, 1);
+  out[5] = tag;
+  out[6] = inner.length; // at most 11 bytes: a one-byte length
+  out.set(inner, 7);
+  return out;
+}
+
 /** One gRPC message of any client frame, as protobuf-es encodes it. */
 export function encodeFrame(frame: ClientFrameInit): Buffer {
   const body = toBinary(ClientFrameSchema, create(ClientFrameSchema, frame));
@@ -82,6 +102,8 @@ export function frameBuffers(frame: ClientFrameInit): Uint8Array[] {
     const header = chunkFrameHeader(f.value.scrapeId ?? 0n, data.byteLength);
     return data.byteLength > 0 ? [header, data] : [header];
   }
+  if (f?.case === "end" && f.value.error === undefined) return [idOnlyFrame(0x22, f.value.scrapeId ?? 0n)]; // field 4
+  if (f?.case === "pong") return [idOnlyFrame(0x2a, f.value.nonce ?? 0n)]; // field 5
   return [encodeFrame(frame)];
 }
 

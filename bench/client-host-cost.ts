@@ -1,0 +1,64 @@
+/**
+ * What idle embedded clients cost their host: `npx node --expose-gc bench/client-host-cost.ts [--clients=50]
+ * [--transport=fast|connect] [--seconds=20]`. Three promproxy servers run in a child process; this process is
+ * the host: it creates `--clients` clients, each holding 3 streams (one per server), and prints its RSS and JS
+ * heap after GC, before and after they connected and settled, per client, and its CPU per idle minute (default
+ * heartbeats). Run it once per transport and compare (memory per client is far less noisy than CPU).
+ */
+import { fork } from "node:child_process";
+import { Registry, Gauge } from "prom-client";
+import { createClient, type PromproxyClient } from "../src/client/index.ts";
+import { createServer, silentLogger } from "../src/server/index.ts";
+
+const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=") as [string, string]));
+
+if (args.get("role") === "servers") {
+  const urls: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const server = createServer({ logger: silentLogger, replicaCount: 1, maxClients: 100_000 });
+    const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
+    urls.push(`http://127.0.0.1:${port}`);
+  }
+  process.send?.(urls);
+  process.on("disconnect", () => process.exit(0));
+} else {
+  const clients = Number(args.get("clients") ?? 50);
+  const transport = (args.get("transport") ?? "fast") as "fast" | "connect";
+  const seconds = Number(args.get("seconds") ?? 20);
+  const child = fork(new URL(import.meta.url).pathname, ["--role=servers"], { stdio: "inherit" });
+  const urls = await new Promise<string[]>((r) => child.once("message", (m) => r(m as string[])));
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error("run with --expose-gc");
+  const measure = async () => {
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const m = process.memoryUsage();
+    return { rss: m.rss, heap: m.heapUsed };
+  };
+  const registry = new Registry();
+  new Gauge({ name: "idle_gauge", help: "one gauge", registers: [registry] }).set(1);
+  const before = await measure();
+  const list: PromproxyClient[] = [];
+  let connected = 0;
+  for (let i = 0; i < clients; i++) {
+    const c = createClient({ name: `host-${i}`, serverUrl: urls, registry, transport, logger: silentLogger, onConnected: () => void connected++ });
+    list.push(c);
+    void c.start().catch(() => {});
+  }
+  const deadline = Date.now() + 60_000;
+  while (connected < clients * 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 5_000));
+  const after = await measure();
+  const cpu0 = process.cpuUsage();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const cpu = process.cpuUsage(cpu0);
+  const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+  console.log(
+    `transport ${transport}: ${clients} clients, ${connected} streams; per client RSS ${kib((after.rss - before.rss) / clients)}, ` +
+      `JS heap ${kib((after.heap - before.heap) / clients)}; idle CPU ${(((cpu.user + cpu.system) / 1000 / clients) * (60 / seconds)).toFixed(2)} ms per client-minute`,
+  );
+  for (const c of list) await c.stop();
+  child.disconnect();
+}
