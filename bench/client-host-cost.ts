@@ -4,7 +4,9 @@
  * the host: it creates `--clients` clients, each holding 3 streams (one per server), and prints its RSS and JS
  * heap after GC, before and after they connected and settled, per client, and its CPU per idle minute (default
  * heartbeats). Run it once per transport and compare (memory per client is far less noisy than CPU).
+ * `--transport=http`: the baseline, prom-client's registry served by its own idle HTTP endpoint per "client".
  */
+import * as http from "node:http";
 import { fork } from "node:child_process";
 import { Registry, Gauge } from "prom-client";
 import { createClient, type PromproxyClient } from "../src/client/index.ts";
@@ -23,7 +25,7 @@ if (args.get("role") === "servers") {
   process.on("disconnect", () => process.exit(0));
 } else {
   const clients = Number(args.get("clients") ?? 50);
-  const transport = (args.get("transport") ?? "fast") as "fast" | "connect";
+  const transport = (args.get("transport") ?? "fast") as "fast" | "connect" | "http";
   const seconds = Number(args.get("seconds") ?? 20);
   const child = fork(new URL(import.meta.url).pathname, ["--role=servers"], { stdio: "inherit" });
   const urls = await new Promise<string[]>((r) => child.once("message", (m) => r(m as string[])));
@@ -42,7 +44,14 @@ if (args.get("role") === "servers") {
   const before = await measure();
   const list: PromproxyClient[] = [];
   let connected = 0;
-  for (let i = 0; i < clients; i++) {
+  const servers: http.Server[] = [];
+  for (let i = 0; i < clients && transport === "http"; i++) {
+    const s = http.createServer((_, res) => void registry.metrics().then((b) => res.end(b)));
+    servers.push(s);
+    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+    connected += 3;
+  }
+  for (let i = 0; i < clients && transport !== "http"; i++) {
     const c = createClient({ name: `host-${i}`, serverUrl: urls, registry, transport, logger: silentLogger, onConnected: () => void connected++ });
     list.push(c);
     void c.start().catch(() => {});
@@ -60,5 +69,6 @@ if (args.get("role") === "servers") {
       `JS heap ${kib((after.heap - before.heap) / clients)}; idle CPU ${(((cpu.user + cpu.system) / 1000 / clients) * (60 / seconds)).toFixed(2)} ms per client-minute`,
   );
   for (const c of list) await c.stop();
+  for (const s of servers) s.close();
   child.disconnect();
 }

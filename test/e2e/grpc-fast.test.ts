@@ -291,3 +291,7 @@ test("an interceptor that throws fails the attempt with its error on both transp
   assert.deepEqual(got.fast, got.connect);
   assert.equal(got.fast?.message, "no token yet");
 });
+
+test("an unknown transport is refused at createClient, naming the option", () => {
+  assert.throws(() => createClient({ name: "a", serverUrl: "http://127.0.0.1:1", transport: "fastest" as never }), /option transport must be "fast" or "connect", got "fastest"/);
+});

@@ -10,7 +10,9 @@
  * Connect's message pipeline, so this reports "use Connect" when any
  * interceptor
  * - replaces or starts iterating the request's messages (`req.message`),
- * - replaces or starts iterating the response's messages (`res.message`),
+ * - replaces or starts iterating the response's messages (`res.message`)
+ *   (an interceptor that keeps `res.message` and iterates it only after its
+ *   own `next` has resolved is not seen: it reads an empty stream),
  * - changes the request URL or method, or never calls `next` (its own response).
  * Each is detected on the objects themselves (identity, and a flag set the
  * moment an iterator is asked for), not guessed from the interceptor's code.
