@@ -115,6 +115,20 @@ test("end and pong frames written by hand equal protobuf-es's encoding", () => {
   assert.deepEqual(Buffer.concat(frameBuffers(withError)).subarray(5), Buffer.from(toBinary(ClientFrameSchema, create(ClientFrameSchema, withError))));
 });
 
+test("head frames written by hand equal protobuf-es's encoding", () => {
+  const str = fc.oneof(fc.string({ maxLength: 300, unit: "grapheme" }), fc.string({ maxLength: 40, unit: "binary" }), fc.constantFrom("\ud800", "a\udc00b"));
+  fc.assert(
+    fc.property(u64, fc.integer({ min: 0, max: 0xffffffff }), fc.array(fc.record({ name: str, value: str }), { maxLength: 5 }), (scrapeId, status, headers) => {
+      const frame = { frame: { case: "head" as const, value: { scrapeId, status, headers } } };
+      const body = toBinary(ClientFrameSchema, create(ClientFrameSchema, frame));
+      const got = Buffer.concat(frameBuffers(frame));
+      assert.equal(got.readUInt32BE(1), body.byteLength);
+      assert.deepEqual(got.subarray(5), Buffer.from(body));
+    }),
+    { numRuns: 1000 },
+  );
+});
+
 test("chunk frames written around the target's bytes equal protobuf-es's encoding, without copying the bytes", () => {
   fc.assert(
     fc.property(u64, fc.uint8Array({ maxLength: 600 }), (scrapeId, data) => {
