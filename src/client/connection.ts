@@ -105,6 +105,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     lastHeard = Date.now();
     const f = frame.frame;
     if (!welcome) {
+      if (f.case === undefined) return; // a frame kind of a newer server: ignored, before the welcome too
       if (f.case !== "welcome") throw new ConnectError(`the server sent ${f.case ?? "an empty frame"} before its welcome`, Code.Internal);
       const chunkLimit = f.value.limits?.maxChunkBytes ?? 0;
       if (chunkLimit > 0 && chunkLimit < minChunkBytes) {
