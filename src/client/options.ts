@@ -81,6 +81,17 @@ export interface ClientOptions {
   interceptors?: Interceptor[];
   /** Wire protocol to the server: "grpc" (works through gRPC proxies such as nginx `grpc_pass`) or "connect". Default "grpc". */
   protocol?: "grpc" | "connect";
+  /**
+   * What carries the gRPC stream. "fast": promproxy's own gRPC framing on the
+   * HTTP/2 session (frames written in batches as the server reads them, read
+   * without a per-message pipeline; a fraction of the CPU and memory per
+   * scrape). "connect": connect-es's gRPC transport, as before. The
+   * `interceptors` run on either; one that reads or replaces the stream's
+   * messages (not just headers) makes a stream use "connect" (see the
+   * README). Same wire format, errors and limits either way. `protocol:
+   * "connect"` always uses connect-es. Default "fast".
+   */
+  transport?: "fast" | "connect";
   /** Waits between connection attempts (per stream). Default 500 ms doubling to 30 s, half of each random. */
   backoff?: BackoffOptions;
   /**
