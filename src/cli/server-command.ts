@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { hashPasswordFromStdin, secureScrapeConfig, serverAuthFlagSpec, serverAuthOptions, serverAuthUsage } from "./auth-flags.ts";
 import { createServer } from "../server/server.ts";
+import { replicaWarmupMs } from "../server/options.ts";
 import { createConsoleLogger, type LogLevel } from "../shared/logger.ts";
 import { CliError, parseDurationMs, parseHostPort, parsePositiveInt, scrapeConfig, untilSignal, dialableHost } from "./util.ts";
 
@@ -24,7 +25,8 @@ export const serverUsage = `usage: promproxy server [options]
                                (Connection: close) this long, then refused with 503       [5s]
   --shutdown-grace D           then how long in-flight scrapes may finish                [10s]
   --warmup D                   after start, /readyz fails at least this long, then until no
-                               new client joined for --warmup-settle (at most 6x warmup)  [5s]
+                               new client joined for --warmup-settle (at most 6x warmup)
+                               [5s; 15s with --replica-count: clients search every 10 s]
   --warmup-settle D            see --warmup                                               [2s]
   --vanished-retention D       a client whose stream broke stays in /clients (connected
                                "false", scrapes answered 503) this long; 0s: not at all  [10m]
@@ -126,7 +128,7 @@ export async function runServer(argv: string[]): Promise<number> {
     maxScrapesInFlight: int("max-scrapes-in-flight"),
     maxResponseBytes: int("max-response-bytes"),
     heartbeatIntervalMs: dur("heartbeat-interval"),
-    warmupMs: dur("warmup", true) ?? 5_000,
+    warmupMs: dur("warmup", true) ?? (v["replica-count"] !== undefined ? replicaWarmupMs : 5_000),
     warmupSettleMs: dur("warmup-settle", true) ?? 2_000,
     vanishedRetentionMs: dur("vanished-retention", true),
     maxVanishedPerIdentity: int("max-vanished-per-identity"),
