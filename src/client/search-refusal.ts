@@ -11,6 +11,7 @@
  */
 import type { ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../shared/logger.ts";
+import { oneLine } from "../shared/one-line.ts";
 import { replicaIdKey } from "../shared/replica-header.ts";
 import { sparseLog } from "./fleet-limits.ts";
 
@@ -22,7 +23,8 @@ export function createSearchRefusals(log: Logger, name: string): (error: Connect
       log.debug("landed on a replica already held; trying again", { name, server });
       return "held";
     }
-    clash("our name is held by another client on a replica we do not hold; searching on", { name, replica: by || undefined, server, reason: error.rawMessage });
+    const replica = by ? oneLine(by, 128) : undefined; // a server's word: bounded in our host's log
+    clash("our name is held by another client on a replica we do not hold; searching on", { name, replica, server, reason: oneLine(error.rawMessage, 512) });
     return "clash";
   };
 }

@@ -8,6 +8,7 @@
  * few seconds. Real servers, a real TCP round-robin balancer, real HTTP/2.
  */
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
 import { test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createClient, type PromproxyClient } from "../../src/client/index.ts";
@@ -107,6 +108,39 @@ test("during a search, our name held by another client on a replica we do not ho
     await impostor.close();
     await lb.close();
     await Promise.all([a, b].map(closeNow));
+  }
+});
+
+test("a hostile replica refusing every search with a huge replica id and message costs one bounded warn line a minute", async () => {
+  const [realPort, roguePort] = (await freePorts(2)) as [number, number];
+  const real = await startReplica("r-a", realPort, 2);
+  let refusals = 0;
+  // A Trailers-Only gRPC answer, as a fast path would send it: the metadata rides in the only header block.
+  const rogue = http2.createServer((req, res) => {
+    refusals++;
+    req.resume();
+    res.writeHead(200, { "content-type": "application/grpc", "grpc-status": "6", "grpc-message": "x".repeat(10_000), "promproxy-replica-id": "y".repeat(10_000) });
+    res.end();
+  });
+  await new Promise<void>((resolve) => rogue.listen(roguePort, "127.0.0.1", resolve));
+  const lb = await startRoundRobin([realPort, roguePort]);
+  const { logger, lines } = recordingLogger();
+  const client = createClient({ name: "app-1", serverUrl: lb.url, registry: testRegistry("app-1"), logger });
+  try {
+    await client.start({ timeoutMs: 10_000 });
+    await waitFor("a few refusals", () => refusals >= 5, 20_000, 50);
+    const warns = lines.filter((l) => l.level === "warn" || l.level === "error");
+    console.log(`hostile refusals: ${refusals} refusals, ${warns.length} warn lines, ${JSON.stringify(warns[0]?.fields ?? {}).length} bytes of fields`);
+    assert.equal(warns.length, 1, warns.map((l) => l.message).join("\n"));
+    assert.match(warns[0]?.message ?? "", /held by another client on a replica we do not hold/);
+    assert.ok(JSON.stringify(warns[0]?.fields).length < 1_000, "the server's words are cut short in our host's log");
+    assert.match(String(warns[0]?.fields?.["replica"]), /^y{100}/, "the id was read from a Trailers-Only answer");
+    assert.ok(holds(real, "app-1"), "the real replica still holds the client");
+  } finally {
+    await client.stop();
+    await lb.close();
+    await new Promise<void>((resolve) => rogue.close(() => resolve()));
+    await closeNow(real);
   }
 });
 
