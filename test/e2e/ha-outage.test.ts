@@ -105,7 +105,7 @@ describe("HA: a replica replaced after an outage, L7 balancer on Prometheus' sid
         }
         return joins.size === names.length && readyAfter >= 0;
       }, 120_000, 100);
-      await sleep(4_000); // scrapes through the replacement, now ready
+      await sleep(8_000); // scrapes through the replacement, now ready
       const window = Math.ceil((performance.now() - t0) / 1000) + 2;
       const samples = await upSamples(prom, window);
       const outcomes = await scrapeOutcomes(next.url);
