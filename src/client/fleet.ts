@@ -95,8 +95,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   /** Whether any welcome named its replica (else: an older server, one stream). */
   let ids = false;
   const limits = fleetLimits(o.connection.options, (message) => log.error(message, { name }));
-  /** A replica is missing: fewer held than the count, or without a count one lost recently. */
-  const urgent = () => (count > 0 ? holding() < count : schedule.recentlyLost());
+  const urgent = () => (count > 0 ? holding() < count : schedule.recentlyLost()); // a replica is missing
   const schedule = createDiscoverySchedule({ backoff: o.discoveryBackoff ?? discoveryDefaults, intervalMs: o.discoverIntervalMs, urgent, maxLost: limits.maxReplicas });
   const overCap = onceLog(log);
   /** The replica cap bites: said once. */
