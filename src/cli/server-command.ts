@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import { hashPasswordFromStdin, secureScrapeConfig, serverAuthOptions } from "./auth-flags.ts";
 import { createServer } from "../server/server.ts";
+import { replicaWarmupMs } from "../server/options.ts";
 import { createConsoleLogger, type LogLevel } from "../shared/logger.ts";
 import { resolveServerConfig, type ServerValues } from "./server-config.ts";
 import { serverUsage } from "./server-flags.ts";
@@ -52,7 +53,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     maxScrapesInFlight: int("max-scrapes-in-flight"),
     maxResponseBytes: int("max-response-bytes"),
     heartbeatIntervalMs: dur("heartbeat-interval"),
-    warmupMs: dur("warmup", true) ?? 5_000,
+    warmupMs: dur("warmup", true) ?? (v["replica-count"] !== undefined ? replicaWarmupMs : 5_000),
     warmupSettleMs: dur("warmup-settle", true) ?? 2_000,
     vanishedRetentionMs: dur("vanished-retention", true),
     maxVanishedPerIdentity: int("max-vanished-per-identity"),

@@ -25,7 +25,8 @@ export const serverUsage = `usage: promproxy server [options]
                                (Connection: close) this long, then refused with 503       [5s]
   --shutdown-grace D           then how long in-flight scrapes may finish                [10s]
   --warmup D                   after start, /readyz fails at least this long, then until no
-                               new client joined for --warmup-settle (at most 6x warmup)  [5s]
+                               new client joined for --warmup-settle (at most 6x warmup)
+                               [5s; 15s with --replica-count: clients search every 10 s]
   --warmup-settle D            see --warmup                                               [2s]
   --vanished-retention D       a client whose stream broke stays in /clients (connected
                                "false", scrapes answered 503) this long; 0s: not at all  [10m]

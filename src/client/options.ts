@@ -42,6 +42,7 @@ export interface ClientOptions {
   /**
    * Through one address: the wait after a connection that landed on a replica
    * already held, before the next try. Default 100 ms doubling to 2 s, half of each random.
+   * While a replica is missing the wait is never more than 10 s, whatever `maxMs`.
    */
   discoveryBackoff?: BackoffOptions;
   /**

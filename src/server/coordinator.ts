@@ -19,6 +19,7 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import type { OrderRequest, ScrapeFailure, ScrapeHandle, ScrapeSink } from "./scrape-types.ts";
 import { oneLine } from "../shared/one-line.ts";
+import { headerSafe, replicaIdKey } from "../shared/replica-header.ts";
 import { createSession, type Session } from "./session.ts";
 import { createVanished, type VanishedClient } from "./vanished.ts";
 
@@ -65,6 +66,17 @@ export interface Coordinator {
   vanished(): VanishedClient[];
   /** Drains: not ready at once, serving for `drainDelayMs`, then refusing; resolves when nothing is in flight (or after `graceMs`) and every stream is told to go. */
   shutdown(options: { drainDelayMs: number; graceMs: number }): Promise<void>;
+}
+
+/**
+ * The refusal of a name held by a live stream. It names this replica, in the
+ * message and as `promproxy-replica-id` metadata (a trailer on gRPC), so that
+ * a client searching through a load balancer tells "I hold this replica
+ * already" from "another client has my name" (PROTOCOL.md, "Several replicas").
+ */
+function nameTaken(name: string, sessionId: string, replicaId: string): ConnectError {
+  const metadata = headerSafe(replicaId) ? new Headers({ [replicaIdKey]: replicaId }) : undefined;
+  return new ConnectError(`the name "${name}" is held by another connected client (session ${sessionId}) on replica ${replicaId}`, Code.AlreadyExists, metadata);
 }
 
 export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetrics, activity: Activity): Coordinator {
@@ -137,7 +149,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     }
     if (phase !== "serving") throw new ConnectError("the server is shutting down", Code.Unavailable);
     const current = byName.get(name);
-    if (current) throw new ConnectError(`the name "${name}" is held by another connected client (session ${current.info.sessionId})`, Code.AlreadyExists);
+    if (current) throw nameTaken(name, current.info.sessionId, o.replicaId);
     // Vanished clients make room for live ones, in the count and in /clients: their own identity's, or a bigger one's.
     // A client coming back frees its own vanished place (forgotten below, once admitted).
     const full = () => byName.size + gone.size - (gone.get(name) ? 1 : 0) >= o.maxClients;
