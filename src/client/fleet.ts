@@ -13,7 +13,7 @@
  *   are at most 10 s apart (src/client/discovery-schedule.ts). A stream landing
  *   on a replica held (refused with `AlreadyExists` naming it) is a step of the
  *   search; a refusal naming another replica, or none, a real name clash.
- * - A server that names no replica (older versions): one stream, as ever.
+ * - A server that names no replica: one stream. Hellos list the replicas held.
  *
  * Servers are not trusted (src/client/fleet-limits.ts): at most `maxReplicas`
  * replicas are held through one address, at most 8 connections search at
@@ -208,7 +208,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const seen = { welcomed: false };
     try {
       await connectOnce(
-        { ...o.connection, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w) => (info = welcomed(slot, w, endpoint)) },
+        { ...o.connection, hello: { ...o.connection.hello, heldReplicaIds: [...heldIds()] }, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w) => (info = welcomed(slot, w, endpoint)) },
         seen,
       );
     } catch (e) {

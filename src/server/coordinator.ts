@@ -19,7 +19,7 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import type { OrderRequest, ScrapeFailure, ScrapeHandle, ScrapeSink } from "./scrape-types.ts";
 import { oneLine } from "../shared/one-line.ts";
-import { headerSafe, replicaIdKey } from "../shared/replica-header.ts";
+import { nameTaken } from "./name-taken.ts";
 import { createSession, type Session } from "./session.ts";
 import { createVanished, type VanishedClient } from "./vanished.ts";
 
@@ -74,11 +74,6 @@ export interface Coordinator {
  * a client searching through a load balancer tells "I hold this replica
  * already" from "another client has my name" (PROTOCOL.md, "Several replicas").
  */
-function nameTaken(name: string, sessionId: string, replicaId: string): ConnectError {
-  const metadata = headerSafe(replicaId) ? new Headers({ [replicaIdKey]: replicaId }) : undefined;
-  return new ConnectError(`the name "${name}" is held by another connected client (session ${sessionId}) on replica ${replicaId}`, Code.AlreadyExists, metadata);
-}
-
 export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetrics, activity: Activity): Coordinator {
   const log = o.logger;
   const byName = new Map<string, Session>();
@@ -142,6 +137,9 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     // A client that reconnects after its path died silently finds its old session still holding the name. Probe
     // the holder: a live one keeps it (AlreadyExists: no one steals a live client's name); a dead one is replaced.
     const holder = byName.get(name);
+    // A client searching for replicas names those it holds live: this is one of them, so its stream here is not
+    // replaced (a probe slowed by load would let every search round replace the client's own stream).
+    if (holder && hello.heldReplicaIds.slice(0, 64).includes(o.replicaId)) throw nameTaken(name, holder.info.sessionId, o.replicaId);
     if (holder && !(await holder.probe(o.takeoverProbeMs)) && byName.get(name) === holder) {
       log.info("replacing a session that did not answer", { client: name, session: holder.info.sessionId });
       holder.close(new ConnectError("replaced by a new stream for the same name; this one did not answer a ping", Code.Aborted));
