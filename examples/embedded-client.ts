@@ -8,7 +8,8 @@ const timer = setInterval(() => jobs.inc(), 1000);
 
 // The two lines:
 const client = createClient({ name: process.env["PROMPROXY_NAME"] ?? "app-1", serverUrl: process.env["PROMPROXY_SERVER"] ?? "http://127.0.0.1:8080" });
-await client.start();
+await client.start(); // returns at once: the app starts whatever the server does
+await client.ready(); // this example waits for the welcome, to print the curl line
 
 console.log(`connected; scrape with: curl -x ${process.env["PROMPROXY_SERVER"] ?? "http://127.0.0.1:8080"} http://${process.env["PROMPROXY_NAME"] ?? "app-1"}/metrics`);
 for (const sig of ["SIGINT", "SIGTERM"] as const) {

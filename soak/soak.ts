@@ -111,7 +111,8 @@ async function clientProcess(serverUrl: string, names: string[], churnEveryS: nu
       onDisconnected: () => disconnects++,
     });
     clients.set(name, c);
-    c.start().then(
+    void c.start();
+    c.ready().then(
       () => send({ ev: "welcomed", name, at: Date.now() }),
       () => {},
     );

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { withEnv } from "../src/cli/server-command.ts";
+import { resolveServerConfig } from "../src/cli/server-config.ts";
 import { CliError, parseDurationMs, parseHostPort, parsePositiveInt, scrapeConfig } from "../src/cli/util.ts";
 
 test("HOST:PORT parsing", () => {
@@ -23,12 +23,10 @@ test("durations and counts", () => {
 });
 
 test("environment variables fill options missing from the command line", () => {
-  const v = withEnv({ listen: undefined, "max-clients": "5" } as Record<string, string | undefined>, ["listen", "max-clients"], {
-    PROMPROXY_LISTEN: "0.0.0.0:9000",
-    PROMPROXY_MAX_CLIENTS: "7",
-  });
-  assert.equal(v["listen"], "0.0.0.0:9000");
-  assert.equal(v["max-clients"], "5", "the command line wins");
+  const cfg = resolveServerConfig(["--max-clients", "5"], { PROMPROXY_LISTEN: "0.0.0.0:9000", PROMPROXY_MAX_CLIENTS: "7" }, () => "");
+  assert.ok(cfg !== "help");
+  assert.equal(cfg.values["listen"], "0.0.0.0:9000");
+  assert.equal(cfg.values["max-clients"], "5", "the command line wins");
 });
 
 test("the printed Prometheus configuration uses proxy_url and http_sd_configs", () => {

@@ -43,3 +43,11 @@ test("a cap that bites is logged once; a repeated warning at most once per inter
   every("b", {});
   assert.deepEqual(fast.lines, ["a", "b (and 2 more times since the last such line)"]);
 });
+
+test("createClient refuses a bad cap at once, naming the option", async () => {
+  const { createClient } = await import("../src/client/index.ts");
+  const { Registry } = await import("prom-client");
+  for (const [k, v] of [["maxReplicas", 0], ["maxServerAddresses", 1.5]] as const) {
+    assert.throws(() => createClient({ name: "app-1", serverUrl: "http://127.0.0.1:1", registry: new Registry(), [k]: v }), new RegExp(`option ${k} must be a whole number`));
+  }
+});

@@ -131,7 +131,7 @@ test("mistakes are named precisely", () => {
   assert.throws(() => resolve(["--server", "http://s:1", "--target", "http://a/"]), /--name is required/);
   assert.throws(() => resolve(["--name", "n", "--target", "http://a/"]), /--server is required/);
   assert.throws(() => resolve(base), /at least one --target \[PORT=\]URL is required/);
-  assert.throws(() => resolve([...base, "--bogus"]), /Unknown option '--bogus'/);
+  assert.throws(() => resolve([...base, "--bogus"]), /: unknown option --bogus; run "promproxy client --help" for the options$/);
   assert.throws(() => resolve([...base, "--target", "http://a/", "--label", "novalue"]), /--label: want KEY=VALUE, got "novalue"/);
   assert.throws(() => resolve([...base, "--target", "0=http://a/"]), /--target: want a port 1-65535, got "0"/);
   assert.throws(() => resolve([...base, "--target", "http://a/", "--target-timeout", "soon"]), /--target-timeout: want a positive duration/);
@@ -153,4 +153,14 @@ test("mistakes are named precisely", () => {
 test("splitting list variables", () => {
   assert.deepEqual(splitTargets(" 9100=http://a/metrics,9200=http://b/  http://c/ "), ["9100=http://a/metrics", "9200=http://b/", "http://c/"]);
   assert.deepEqual(splitLabels("a=1, b=x,y,c=2"), ["a=1", "b=x,y", "c=2"]);
+});
+
+test("PROMPROXY_* variables: a typo refused with the nearest name, the server's or a foreign one ignored with a warning", () => {
+  const base = ["--name", "n", "--server", "http://s:1", "--target", "http://a/"];
+  assert.throws(() => resolve(base, { PROMPROXY_TAGRET: "http://b/" }), /^CliError: PROMPROXY_TAGRET is not a setting of promproxy client \(did you mean PROMPROXY_TARGET\?\)/);
+  const cfg = resolve(base, { PROMPROXY_LISTEN: ":1", PROMPROXY_PYTHON: "python3" });
+  assert.deepEqual(cfg.warnings, [
+    "PROMPROXY_LISTEN is a setting of promproxy server, not client: ignored",
+    'PROMPROXY_PYTHON is not a setting of promproxy client: ignored (run "promproxy client --help" for the options)',
+  ]);
 });

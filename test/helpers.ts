@@ -30,7 +30,7 @@ export function testRegistry(name = "test"): Registry {
   return registry;
 }
 
-/** Starts an embedded client and waits for its welcome. */
+/** Starts an embedded client and waits for its welcome (rejecting as `ready()` does). */
 export async function startClient(
   serverUrl: string,
   name: string,
@@ -44,7 +44,8 @@ export async function startClient(
     backoff: { initialMs: 50, maxMs: 500 },
     ...options,
   });
-  await client.start({ timeoutMs: 10_000 });
+  await client.start();
+  await client.ready({ timeoutMs: 10_000 });
   return client;
 }
 

@@ -29,7 +29,8 @@ if (cluster.isPrimary) {
 
   // The two lines, in the primary: one client, serving every worker's metrics summed (prom-client's AggregatorRegistry).
   const client = createClient({ name, serverUrl, registry: clusterRegistry() });
-  await client.start();
+  await client.start(); // returns at once: the app starts whatever the server does
+  await client.ready(); // this example waits for the welcome, to print the curl line
 
   console.log(`connected; scrape with: curl -x ${serverUrl} http://${name}/metrics`);
   for (const sig of ["SIGINT", "SIGTERM"] as const) {

@@ -17,8 +17,17 @@ const series = new Gauge({ name: "conformance_series", help: "Many series, for a
 for (let i = 0; i < 20_000; i++) series.set({ shard: `shard-${i % 64}`, series: `series-number-${i}` }, i);
 
 const client = createClient({ name, serverUrl, registry, labels: { kit: "conformance" } });
-client.start().catch((e: unknown) => {
+let stopping = false;
+void client.start();
+// ready() rejects when a refusal retrying cannot fix stopped the client (or when we stop it).
+client.ready().catch((e: unknown) => {
+  if (stopping) return;
   console.error("promproxy conformance client: not started:", e instanceof Error ? e.message : e);
   process.exitCode = 1;
 });
-for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => void client.stop());
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => {
+    stopping = true;
+    void client.stop();
+  });
+}

@@ -19,6 +19,7 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
     return 0;
   }
   const logger = createConsoleLogger(cfg.logLevel, "promproxy", cfg.logFormat);
+  for (const w of cfg.warnings) logger.warn(w);
   const metrics = cfg.metricsListen ? createForwarderMetrics() : undefined;
   if (metrics) collectDefaultMetrics({ register: metrics.registry });
   const health = targetHealthLog(logger);
@@ -82,8 +83,9 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
 
   // Connect in the background; a refusal retrying cannot fix ends the process.
   let fatal: ConnectError | undefined;
+  void client.start();
   const refused = new Promise<"refused">((resolve) => {
-    client.start().catch((e: ConnectError) => {
+    client.ready().catch((e: ConnectError) => {
       if (e.code !== Code.Canceled) {
         fatal = e;
         resolve("refused");

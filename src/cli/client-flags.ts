@@ -105,3 +105,10 @@ export const clientOptionSpec = {
   "target-basic-auth-password-file": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
+
+/** Settings `promproxy client` reads from PROMPROXY_* variables besides CONFIG: every flag, and the targets' secrets (no flags: argv is public). @internal */
+export const clientEnvKeys: readonly string[] = [
+  ...Object.keys(clientOptionSpec).filter((k) => k !== "help" && k !== "config"),
+  "target-bearer-token",
+  "target-basic-auth-password",
+];

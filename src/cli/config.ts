@@ -3,10 +3,10 @@
  * PROMPROXY_* environment variables over a JSON or YAML file (--config) over
  * defaults. Pure: reading files is passed in, so it is tested without any.
  */
-import { parseArgs } from "node:util";
-import { parse as parseYaml } from "yaml";
 import { clientAuthFlagSpec } from "./auth-flags.ts";
-import { clientOptionSpec, clientUsage, targetDefaults } from "./client-flags.ts";
+import { checkKey, helpHint, readSources } from "./config-source.ts";
+import { clientEnvKeys, clientOptionSpec, clientUsage, targetDefaults } from "./client-flags.ts";
+import { serverSettingKeys } from "./server-flags.ts";
 import { bool, byteSize, duration, labelMap, portOf, positiveInt, splitLabels, splitTargets, type Sourced } from "./config-values.ts";
 import type { LogFormat, LogLevel } from "../shared/logger.ts";
 import { CliError, parseHostPort } from "./util.ts";
@@ -54,6 +54,8 @@ export interface ClientConfig {
   clientKeyFile?: string;
   /** The config file read, if any. */
   configFile?: string;
+  /** PROMPROXY_* variables ignored, and why: for the log. */
+  warnings: string[];
 }
 
 /** Keys a config file may hold at the top level (flag names; `targets`/`labels` as lists/maps). */
@@ -72,6 +74,7 @@ const targetKeys = new Set([
 
 type Raw = Record<string, unknown>;
 
+
 /**
  * Builds the client's configuration from argv, the environment and the
  * config file. Returns "help" for --help. Throws a CliError naming the flag,
@@ -84,30 +87,9 @@ export function resolveClientConfig(
   env: NodeJS.ProcessEnv,
   readFile: (path: string) => string,
 ): ClientConfig | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: clientOptionSpec, strict: true, allowPositionals: false });
-  } catch (e) {
-    throw new CliError(`${(e as Error).message}\n\n${clientUsage}`);
-  }
-  if (parsed.values.help) return "help";
-  const flags = parsed.values as Raw;
-
-  const envName = (k: string) => `PROMPROXY_${k.toUpperCase().replace(/-/g, "_")}`;
-  const fromEnv = (k: string): Sourced | undefined => {
-    const v = env[envName(k)];
-    return v === undefined || v === "" ? undefined : { value: v, from: envName(k) };
-  };
-
-  const configPath = (flags["config"] as string | undefined) ?? (fromEnv("config")?.value as string | undefined);
-  const file = configPath === undefined ? {} : loadFile(configPath, readFile);
-  const fromFile = (k: string): Sourced | undefined => (file[k] === undefined || file[k] === null ? undefined : { value: file[k], from: `${configPath}: ${k}` });
-
-  /** A single-valued option: flag, then env, then file. */
-  const pick = (k: string): Sourced | undefined => {
-    if (flags[k] !== undefined) return { value: flags[k], from: `--${k}` };
-    return fromEnv(k) ?? fromFile(k);
-  };
+  const sources = readSources({ command: "client", argv, env, readFile, spec: clientOptionSpec, keys: fileKeys, envKeys: clientEnvKeys, otherKeys: serverSettingKeys });
+  if (sources === "help") return "help";
+  const { flags, fromEnv, fromFile, pick, configPath } = sources;
   const str = (k: string): string | undefined => {
     const s = pick(k);
     if (s === undefined) return undefined;
@@ -116,9 +98,9 @@ export function resolveClientConfig(
   };
 
   const name = str("name");
-  if (!name) throw new CliError(`--name is required (or PROMPROXY_NAME, or name: in --config)\n\n${clientUsage}`);
+  if (!name) throw new CliError(`--name is required (or PROMPROXY_NAME, or name: in --config); ${helpHint("client")}`);
   const servers = serverList(flags["server"] ? { value: flags["server"], from: "--server" } : fromEnv("server") ?? fromFile("server"));
-  if (servers.length === 0) throw new CliError(`--server is required (or PROMPROXY_SERVER, or server: in --config)\n\n${clientUsage}`);
+  if (servers.length === 0) throw new CliError(`--server is required (or PROMPROXY_SERVER, or server: in --config); ${helpHint("client")}`);
 
   // Labels: merged, file < env < flags.
   const labels: Record<string, string> = {};
@@ -149,7 +131,7 @@ export function resolveClientConfig(
     targets = list.map((s) => targetOf(s.value, s.from, defaults));
   }
   if (targets.length === 0) {
-    throw new CliError(`at least one --target [PORT=]URL is required (or PROMPROXY_TARGET, or targets: in --config)\n\n${clientUsage}`);
+    throw new CliError(`at least one --target [PORT=]URL is required (or PROMPROXY_TARGET, or targets: in --config); ${helpHint("client")}`);
   }
 
   const level = (str("log-level") ?? "info") as LogLevel;
@@ -173,6 +155,7 @@ export function resolveClientConfig(
     clientCertFile: str("client-cert-file"),
     clientKeyFile: str("client-key-file"),
     configFile: configPath,
+    warnings: sources.warnings,
   };
 }
 
@@ -184,27 +167,6 @@ function serverList(s: Sourced | undefined): string[] {
     if (typeof v !== "string" || v.trim() === "") throw new CliError(`${s.from}: want a URL, got ${JSON.stringify(v)}`);
     return v.split(/[\s,]+/).filter((x) => x !== "");
   });
-}
-
-function loadFile(path: string, readFile: (path: string) => string): Raw {
-  let text: string;
-  try {
-    text = readFile(path);
-  } catch (e) {
-    throw new CliError(`--config: cannot read ${path}: ${(e as Error).message}`);
-  }
-  let doc: unknown;
-  try {
-    doc = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
-  } catch (e) {
-    throw new CliError(`--config: ${path} is not valid ${/\.json$/i.test(path) ? "JSON" : "YAML or JSON"}: ${(e as Error).message.split("\n")[0]}`);
-  }
-  if (doc === null || doc === undefined) return {};
-  if (typeof doc !== "object" || Array.isArray(doc)) throw new CliError(`--config: ${path}: want a map of settings at the top level`);
-  for (const k of Object.keys(doc)) {
-    if (!fileKeys.has(k)) throw new CliError(`--config: ${path}: unknown key ${JSON.stringify(k)} (known: ${[...fileKeys].join(", ")})`);
-  }
-  return doc as Raw;
 }
 
 /** Target settings from some source, by key without "target-". */
@@ -245,9 +207,7 @@ function targetOf(v: unknown, from: string, defaults: Omit<TargetConfig, "url" |
     if (m) t.port = portOf(m[1], from);
   } else if (v && typeof v === "object" && !Array.isArray(v)) {
     const o = v as Raw;
-    for (const k of Object.keys(o)) {
-      if (!targetKeys.has(k)) throw new CliError(`${from}: unknown key ${JSON.stringify(k)} (known: ${[...targetKeys].join(", ")})`);
-    }
+    for (const k of Object.keys(o)) checkKey(k, targetKeys, from);
     if (typeof o["url"] !== "string" || o["url"] === "") throw new CliError(`${from}: url is required (a string)`);
     const own = targetSettings((k) => (o[k] === undefined || o[k] === null ? undefined : { value: o[k], from: `${from}.${k}` }));
     t = { ...defaults, ...own, url: o["url"], labels: o["labels"] === undefined ? {} : labelMap(o["labels"], `${from}.labels`) };

@@ -1,9 +1,9 @@
-import { parseArgs } from "node:util";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { createClient } from "../client/client.ts";
 import { createServer } from "../server/server.ts";
 import { createConsoleLogger } from "../shared/logger.ts";
-import { CliError, parseHostPort, scrapeConfig, untilSignal, dialableHost } from "./util.ts";
+import { parseFlags } from "./config-source.ts";
+import { listenFailure, parseHostPort, scrapeConfig, untilSignal, dialableHost } from "./util.ts";
 
 const usage = `usage: promproxy demo [--listen HOST:PORT] [--name NAME]
 
@@ -29,12 +29,7 @@ export function demoRegistry(): { registry: Registry; stop(): void } {
 }
 
 export async function runDemo(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { listen: { type: "string" }, name: { type: "string" }, help: { type: "boolean", short: "h" } }, strict: true });
-  } catch (e) {
-    throw new CliError(`${(e as Error).message}\n\n${usage}`);
-  }
+  const parsed = { values: parseFlags("demo", argv, { listen: { type: "string" }, name: { type: "string" }, help: { type: "boolean", short: "h" } }) as { listen?: string; name?: string; help?: boolean } };
   if (parsed.values.help) {
     process.stdout.write(usage + "\n");
     return 0;
@@ -43,12 +38,21 @@ export async function runDemo(argv: string[]): Promise<number> {
   const name = parsed.values.name ?? "demo";
   const logger = createConsoleLogger("info");
   const server = createServer({ logger });
-  const bound = await server.listen({ host, port });
+  const bound = await server.listen({ host, port }).catch((e: unknown) => {
+    const words = listenFailure(e, host, port);
+    if (words === undefined) throw e;
+    return words;
+  });
+  if (typeof bound === "string") {
+    process.stderr.write(`promproxy: ${bound}\n`);
+    return 1;
+  }
   const shown = dialableHost(host);
   const url = `http://${shown}:${bound.port}`;
   const demo = demoRegistry();
   const client = createClient({ name, serverUrl: url, registry: demo.registry, labels: { env: "demo" }, logger });
-  await client.start({ timeoutMs: 10_000 });
+  await client.start();
+  await client.ready({ timeoutMs: 10_000 });
   process.stdout.write(
     `promproxy demo: server on ${url}, client "${name}" connected.\n\n` +
       `Try:  curl -x ${url} http://${name}/metrics\n      curl ${url}/clients\n\n` +

@@ -12,6 +12,7 @@ if (Number(process.versions.node.split(".")[0]) < minimumNodeMajor) {
   process.exit(1);
 }
 const { CliError } = await import("./util.ts");
+const { didYouMean } = await import("./did-you-mean.ts");
 
 const usage = `usage: promproxy <command> [options]
 
@@ -47,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(usage + "\n");
       return command === undefined ? 2 : 0;
     default:
-      throw new CliError(`unknown command ${JSON.stringify(command)}\n\n${usage}`);
+      throw new CliError(`unknown command ${JSON.stringify(command)}${didYouMean(command, ["server", "client", "demo", "conformance"])}; run "promproxy --help" for the commands`);
   }
 }
 

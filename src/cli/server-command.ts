@@ -1,122 +1,39 @@
 import * as fs from "node:fs";
-import { parseArgs } from "node:util";
+import { hashPasswordFromStdin, secureScrapeConfig, serverAuthOptions } from "./auth-flags.ts";
+import { createServer } from "../server/server.ts";
 import { parsePeerSecrets } from "../server/peers/peer-auth.ts";
 import { parsePeers } from "../server/peers/peer-list.ts";
-import { hashPasswordFromStdin, secureScrapeConfig, serverAuthFlagSpec, serverAuthOptions, serverAuthUsage } from "./auth-flags.ts";
-import { createServer } from "../server/server.ts";
+import { replicaWarmupMs } from "../server/options.ts";
 import { createConsoleLogger, type LogLevel } from "../shared/logger.ts";
-import { CliError, parseDurationMs, parseHostPort, parsePositiveInt, scrapeConfig, untilSignal, dialableHost } from "./util.ts";
+import { resolveServerConfig, type ServerValues } from "./server-config.ts";
+import { serverUsage } from "./server-flags.ts";
+import { CliError, listenFailure, parseDurationMs, parseHostPort, parsePositiveInt, scrapeConfig, untilSignal, dialableHost } from "./util.ts";
 
-export const serverUsage = `usage: promproxy server [options]
+export { serverUsage };
 
-  --listen HOST:PORT           address to listen on (HTTP/1.1 and HTTP/2 on one port)   [127.0.0.1:8080]
-  --default-scrape-timeout D   timeout when Prometheus sends none (curl)                 [15s]
-  --max-scrape-timeout D       upper bound for any scrape timeout                        [5m]
-  --max-clients N              most connected clients                                    [10000]
-  --max-scrapes-in-flight N    most scrapes in flight per client                         [16]
-  --max-response-bytes N       largest scrape body                                       [268435456]
-  --heartbeat-interval D       app-level ping interval on every stream                   [10s]
-  --max-connections N          open connections at most, HTTP/1.1 and HTTP/2   [max-clients + 1000]
-  --max-connections-per-address N
-                               open connections at most per IPv4 address or IPv6 /64     [1000]
-  --max-streams-per-connection N
-                               concurrent HTTP/2 streams per connection                  [16]
-  --idle-session-timeout D     an HTTP/2 connection without an open stream is closed     [30s]
-  --max-header-list-bytes N    largest request header list (HTTP/1.1 and HTTP/2)         [16384]
-  --drain-delay D              on SIGTERM: /readyz fails at once, scrapes are still served
-                               (Connection: close) this long, then refused with 503       [5s]
-  --shutdown-grace D           then how long in-flight scrapes may finish                [10s]
-  --warmup D                   after start, /readyz fails at least this long, then until no
-                               new client joined for --warmup-settle (at most 6x warmup)  [5s]
-  --warmup-settle D            see --warmup                                               [2s]
-  --vanished-retention D       a client whose stream broke stays in /clients (connected
-                               "false", scrapes answered 503) this long; 0s: not at all  [10m]
-  --max-vanished-per-identity N
-                               vanished clients kept per identity (a token's or
-                               certificate's); its oldest goes first                     [max-clients]
-  --replica-id ID              this replica's id in every welcome              [host name-random]
-  --replica-count N            how many replicas serve the clients' address; clients dial
-                               until they hold a stream to that many (0: unknown)         [0]
-  --peers X                    the other replicas, so that any ready replica serves any client
-                               (forwarding) and /clients lists the whole fleet: a name whose
-                               addresses are all replicas (a headless Service, resolved every
-                               5s), or comma-separated URLs (this replica may be among them)  [none]
-  --peer-secret-file F         the secret peer requests are signed with, one a line (the first
-                               signs, all verify), at least 16 characters; re-read when it
-                               changes; required with --peers                               [none]
-  --log-level L                debug, info, warn, error or silent                        [info]
-  --log-format F               text, or json (one object per line: time, level,
-                               component, msg, then the event's fields)                   [text]
-
-${serverAuthUsage}
-
-Every option can also be set as an environment variable: PROMPROXY_LISTEN, PROMPROXY_MAX_CLIENTS, ...`;
-
-const optionSpec = {
-  listen: { type: "string" },
-  "default-scrape-timeout": { type: "string" },
-  "max-scrape-timeout": { type: "string" },
-  "max-clients": { type: "string" },
-  "max-scrapes-in-flight": { type: "string" },
-  "max-response-bytes": { type: "string" },
-  "heartbeat-interval": { type: "string" },
-  "max-connections": { type: "string" },
-  "max-connections-per-address": { type: "string" },
-  "max-streams-per-connection": { type: "string" },
-  "idle-session-timeout": { type: "string" },
-  "max-header-list-bytes": { type: "string" },
-  "shutdown-grace": { type: "string" },
-  "drain-delay": { type: "string" },
-  warmup: { type: "string" },
-  "warmup-settle": { type: "string" },
-  "vanished-retention": { type: "string" },
-  "max-vanished-per-identity": { type: "string" },
-  "replica-id": { type: "string" },
-  "replica-count": { type: "string" },
-  peers: { type: "string" },
-  "peer-secret-file": { type: "string" },
-  "log-level": { type: "string" },
-  "log-format": { type: "string" },
-  ...serverAuthFlagSpec,
-  help: { type: "boolean", short: "h" },
-} as const;
-
-/** Fills options missing from the command line from PROMPROXY_* environment variables. @internal */
-export function withEnv<T extends Record<string, unknown>>(values: T, names: readonly string[], env = process.env): T {
-  const out: Record<string, unknown> = { ...values };
-  for (const n of names) {
-    if (out[n] !== undefined) continue;
-    const v = env[`PROMPROXY_${n.toUpperCase().replace(/-/g, "_")}`];
-    if (v !== undefined && v !== "") out[n] = v;
-  }
-  return out as T;
-}
-
-export async function runServer(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: optionSpec, strict: true, allowPositionals: false });
-  } catch (e) {
-    throw new CliError(`${(e as Error).message}\n\n${serverUsage}`);
-  }
-  if (parsed.values.help) {
+/** `promproxy server`. Resolves with the exit code. */
+export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const cfg = resolveServerConfig(argv, env, (p) => fs.readFileSync(p, "utf8"));
+  if (cfg === "help") {
     process.stdout.write(serverUsage + "\n");
     return 0;
   }
-  if (parsed.values["hash-password"]) {
+  const v = cfg.values;
+  if (v["hash-password"]) {
     process.stdout.write((await hashPasswordFromStdin().catch((e: Error) => Promise.reject(new CliError(e.message)))) + "\n");
     return 0;
   }
-  const v = withEnv(parsed.values, Object.keys(optionSpec).filter((k) => k !== "help" && k !== "hash-password"));
   const level = (v["log-level"] ?? "info") as LogLevel;
-  if (!["debug", "info", "warn", "error", "silent"].includes(level)) throw new CliError(`--log-level: unknown level ${JSON.stringify(level)}`);
+  if (!["debug", "info", "warn", "error", "silent"].includes(level)) throw new CliError(`${cfg.from("log-level")}: unknown level ${JSON.stringify(level)}`);
   const format = v["log-format"] ?? "text";
-  if (format !== "text" && format !== "json") throw new CliError(`--log-format: want text or json, got ${JSON.stringify(format)}`);
+  if (format !== "text" && format !== "json") throw new CliError(`${cfg.from("log-format")}: want text or json, got ${JSON.stringify(format)}`);
   const logger = createConsoleLogger(level, "promproxy", format);
-  const { host, port } = parseHostPort(v.listen ?? "127.0.0.1:8080", "--listen");
+  if (cfg.configFile) logger.info("configuration read", { file: cfg.configFile });
+  for (const w of cfg.warnings) logger.warn(w);
+  const { host, port } = parseHostPort(v.listen ?? "127.0.0.1:8080", cfg.from("listen"));
   let auth: ReturnType<typeof serverAuthOptions>;
   try {
-    auth = serverAuthOptions({ ...v, "tls-require-client-cert": asFlag(v["tls-require-client-cert"]) }, logger);
+    auth = serverAuthOptions(v, logger);
   } catch (e) {
     throw new CliError((e as Error).message.replace(/^promproxy: /, ""));
   }
@@ -125,9 +42,9 @@ export async function runServer(argv: string[]): Promise<number> {
     logger.warn("client streams are not authenticated: any client can connect under any name (see --client-token-file, --tls-client-ca-file)");
   }
   if (!loopback && !auth.promAuth) logger.warn("anyone who reaches this port can scrape through it (see --prom-users-file)");
-  type Flag = keyof typeof optionSpec;
-  const dur = (k: Flag, allowZero = false) => (typeof v[k] === "string" ? parseDurationMs(v[k], `--${k}`, { allowZero }) : undefined);
-  const int = (k: Flag) => (typeof v[k] === "string" ? parsePositiveInt(v[k], `--${k}`) : undefined);
+  type Flag = keyof ServerValues;
+  const dur = (k: Flag, allowZero = false) => (typeof v[k] === "string" ? parseDurationMs(v[k], cfg.from(k), { allowZero }) : undefined);
+  const int = (k: Flag) => (typeof v[k] === "string" ? parsePositiveInt(v[k], cfg.from(k)) : undefined);
   const server = createServer({
     logger,
     interceptors: auth.interceptors,
@@ -138,13 +55,13 @@ export async function runServer(argv: string[]): Promise<number> {
     maxScrapesInFlight: int("max-scrapes-in-flight"),
     maxResponseBytes: int("max-response-bytes"),
     heartbeatIntervalMs: dur("heartbeat-interval"),
-    warmupMs: dur("warmup", true) ?? 5_000,
+    warmupMs: dur("warmup", true) ?? (v["replica-count"] !== undefined ? replicaWarmupMs : 5_000),
     warmupSettleMs: dur("warmup-settle", true) ?? 2_000,
     vanishedRetentionMs: dur("vanished-retention", true),
     maxVanishedPerIdentity: int("max-vanished-per-identity"),
     replicaId: v["replica-id"],
-    replicaCount: v["replica-count"] !== undefined ? parseCount(v["replica-count"], "--replica-count") : undefined,
-    ...peerOptions(v.peers, v["peer-secret-file"]),
+    replicaCount: v["replica-count"] !== undefined ? parseCount(v["replica-count"], cfg.from("replica-count")) : undefined,
+    ...peerOptions(v.peers, v["peer-secret-file"], cfg.from),
   });
   const grace = dur("shutdown-grace") ?? 10_000;
   const drainDelay = dur("drain-delay", true) ?? 5_000;
@@ -159,9 +76,17 @@ export async function runServer(argv: string[]): Promise<number> {
     maxHeaderListBytes: int("max-header-list-bytes"),
   }).catch((e: unknown) => {
     // A listen limit out of range is a usage error: name the flag, no stack.
-    if (!(e instanceof RangeError)) throw e;
-    throw new CliError(e.message.replace(/^promproxy: listen option (\w+)/, (_m, k: string) => `--${k.replace(/Ms$/, "").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`));
+    if (e instanceof RangeError) {
+      throw new CliError(e.message.replace(/^promproxy: listen option (\w+)/, (_m, k: string) => `--${k.replace(/Ms$/, "").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`));
+    }
+    const words = listenFailure(e, host, port);
+    if (words === undefined) throw e;
+    return words;
   });
+  if (typeof bound === "string") {
+    process.stderr.write(`promproxy: ${bound}\n`);
+    return 1;
+  }
   const shown = dialableHost(host);
   const config =
     auth.tls || auth.promAuth
@@ -180,22 +105,22 @@ export async function runServer(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** `--peers` and `--peer-secret-file`, checked here so that a mistake is a usage error naming the flag. */
-function peerOptions(peers: string | undefined, secretFile: string | undefined): { peers?: string; peerSecret?: { file: string } } {
+/** `--peers` and `--peer-secret-file`, checked here so that a mistake is a usage error naming where it came from. */
+function peerOptions(peers: string | undefined, secretFile: string | undefined, from: (k: "peers" | "peer-secret-file") => string): { peers?: string; peerSecret?: { file: string } } {
   if (peers === undefined) {
-    if (secretFile !== undefined) throw new CliError("--peer-secret-file: only with --peers");
+    if (secretFile !== undefined) throw new CliError(`${from("peer-secret-file")}: only with --peers`);
     return {};
   }
   try {
     parsePeers(peers);
   } catch (e) {
-    throw new CliError(`--peers: ${(e as Error).message.replace(/^promproxy: option peers: /, "")}`);
+    throw new CliError(`${from("peers")}: ${(e as Error).message.replace(/^promproxy: option peers: /, "")}`);
   }
-  if (secretFile === undefined) throw new CliError("--peers needs --peer-secret-file (a shared secret: peer requests are signed with it; try: openssl rand -hex 32 > peer-secret)");
+  if (secretFile === undefined) throw new CliError(`${from("peers")} needs --peer-secret-file (a shared secret: peer requests are signed with it; try: openssl rand -hex 32 > peer-secret)`);
   try {
     parsePeerSecrets(fs.readFileSync(secretFile, "utf8"), secretFile);
   } catch (e) {
-    throw new CliError(`--peer-secret-file: ${(e as Error).message}`);
+    throw new CliError(`${from("peer-secret-file")}: ${(e as Error).message}`);
   }
   return { peers, peerSecret: { file: secretFile } };
 }
@@ -205,10 +130,4 @@ function parseCount(s: string, what: string): number {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 0) throw new CliError(`${what}: want a whole number >= 0, got ${JSON.stringify(s)}`);
   return n;
-}
-
-/** A boolean flag, also when it came from the environment as a string ("1", "true"). */
-function asFlag(v: unknown): boolean | undefined {
-  if (v === undefined || typeof v === "boolean") return v;
-  return /^(1|true|yes|on)$/i.test(String(v));
 }

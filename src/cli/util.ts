@@ -55,3 +55,17 @@ export function dialableHost(host: string): string {
   if (host === "0.0.0.0" || host === "::") return "127.0.0.1";
   return host.includes(":") ? `[${host}]` : host;
 }
+
+/** Why a port could not be opened, in a line that says what to do; undefined for the unexpected. @internal */
+export function listenFailure(e: unknown, host: string, port: number): string | undefined {
+  switch ((e as NodeJS.ErrnoException).code) {
+    case "EADDRINUSE":
+      return `port ${port} is in use (another promproxy or program listens there): choose another with --listen`;
+    case "EACCES":
+      return `not allowed to listen on port ${port} (ports below 1024 need privileges): choose another with --listen`;
+    case "EADDRNOTAVAIL":
+      return `${host} is no address of this machine: choose another with --listen (0.0.0.0 for all)`;
+    default:
+      return undefined;
+  }
+}

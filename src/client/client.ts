@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import cluster from "node:cluster";
 import { AggregatorRegistry, register as globalRegister } from "prom-client";
 import { HelloSchema, TargetSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { createConsoleLogger, toLogger } from "../shared/logger.ts";
+import { createConsoleLogger, toLogger, withClientField } from "../shared/logger.ts";
 import { checkLabels, checkName } from "../shared/names.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { version } from "../shared/version.ts";
@@ -15,25 +15,41 @@ import { createHttpTargets } from "./http-target.ts";
 import type { ClientOptions } from "./options.ts";
 import { registryTarget } from "./registry-target.ts";
 import { checkLimitOptions } from "./server-limits.ts";
+import { fleetLimits } from "./fleet-limits.ts";
 import type { ScrapeTarget } from "./target.ts";
+import { createFailureWords, inWords } from "./transport-words.ts";
 
 /** Where a client is: not started, dialing (or waiting to redial), welcomed, or stopped for good. */
 export type ClientState = "idle" | "connecting" | "connected" | "stopped";
 
+/** What `ready()` (and `start()` given these) waits with. */
+export interface WaitOptions {
+  /** Stop waiting after this many milliseconds: rejects with `DeadlineExceeded`, the client connecting on. */
+  timeoutMs?: number;
+  /** Stop waiting when it aborts: rejects with its reason, the client connecting on. */
+  signal?: AbortSignal;
+}
+
 /** A promproxy client: one outbound stream to every server replica, serving scrapes from them. */
 export interface PromproxyClient {
   /**
-   * Starts connecting. Resolves once a server has welcomed the client (the
-   * first stream; the others follow in the background).
-   * Rejects with the server's `ConnectError` (code intact) when it refuses the
-   * client for a reason retrying cannot fix (`Unauthenticated`,
-   * `PermissionDenied`, `InvalidArgument`); the client is stopped then. Keeps
-   * retrying with backoff while the server is unreachable or refuses for
-   * other reasons, until `signal` aborts (rejecting with its reason, the client
-   * keeps connecting in the background) or `timeoutMs` passes (likewise).
-   * Without awaiting, the client connects in the background.
+   * Starts connecting in the background and returns at once: it never waits
+   * for the server and never rejects, so `await client.start()` cannot hold
+   * or crash an application's startup. Failures go to `onError` and the
+   * logger; the client retries with backoff, except after a refusal retrying
+   * cannot fix (`Unauthenticated`, `PermissionDenied`, `InvalidArgument`)
+   * before its first welcome: then it logs an error and stops. Use
+   * {@link PromproxyClient.ready} to wait. Given `timeoutMs` or `signal`,
+   * `start(options)` is `start()` followed by `ready(options)`.
    */
-  start(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
+  start(options?: WaitOptions): Promise<void>;
+  /**
+   * Resolves once a server has welcomed the client (at once while it is
+   * connected). Rejects with the server's `ConnectError` (code intact) when a
+   * refusal stopped the client, with `Canceled` when the client is stopped,
+   * and as {@link WaitOptions} say.
+   */
+  ready(options?: WaitOptions): Promise<void>;
   /** Ends every stream (a goodbye on each) and stops reconnecting. Resolves once they are closed. */
   stop(): Promise<void>;
   /** The current state: "connected" while at least one stream is established. */
@@ -64,6 +80,7 @@ export function createClient(options: ClientOptions): PromproxyClient {
       return client.state;
     },
     start: (so) => client.start(so),
+    ready: (so) => client.ready(so),
     async stop() {
       await client.stop();
       for (const t of forwarded) t.close();
@@ -79,13 +96,13 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   const labelError = checkLabels(options.labels ?? {}, { maxLabels: 1000, maxLabelValueLength: 1 << 20 });
   if (labelError) throw new TypeError(`promproxy: option ${labelError}`);
   const name = checked.name;
-  // A pino-shaped logger is called fields first; any logger is kept from throwing into the client.
-  const log = options.logger ? toLogger(options.logger) : createConsoleLogger("warn");
+  const log = withClientField(options.logger ? toLogger(options.logger) : createConsoleLogger("warn"), name);
   const maxInFlight = options.maxScrapesInFlight ?? 8;
   const welcomeTimeoutMs = positiveMs(options, "welcomeTimeoutMs", 10_000);
   const resolveIntervalMs = positiveMs(options, "resolveIntervalMs", 30_000);
   const discoverIntervalMs = positiveMs(options, "discoverIntervalMs", 30_000);
   checkLimitOptions(options);
+  fleetLimits(options); // a bad cap is refused here, naming the option
   createBackoff(options.backoff); // checks the options now
   createBackoff(options.discoveryBackoff);
   const hello = create(HelloSchema, {
@@ -100,25 +117,52 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   let loop: Promise<void> | undefined;
   /** Streams established now. */
   let streams = 0;
+  let welcomedOnce = false;
+  /** Failure reasons logged since the last change of state (several replicas may fail differently): repeats go to debug. */
+  const failuresLogged = new Set<string>();
+  /** Why the client stopped by itself (a refusal retrying cannot fix), for ready() callers. */
+  let refusal: ConnectError | undefined;
   const stopper = new AbortController();
-  /** Settles the first start() once the first welcome or fatal refusal is known. */
-  let firstOutcome: { resolve: () => void; reject: (e: unknown) => void } | undefined;
-  const firstResult = new Promise<void>((resolve, reject) => (firstOutcome = { resolve, reject }));
-  firstResult.catch(() => {}); // observed by start(); never unhandled
+  const words = createFailureWords(urls, stopper.signal);
+  const connectionOptions: ClientOptions = { ...options, interceptors: [words.interceptor, ...(options.interceptors ?? [])] };
+  /** ready() callers waiting for a welcome. */
+  const waiters = new Set<{ resolve: () => void; reject: (e: unknown) => void }>();
+  const settle = (error?: unknown) => {
+    for (const w of waiters) error === undefined ? w.resolve() : w.reject(error);
+    waiters.clear();
+  };
 
   /** Calls the application's callback; what it throws is logged, never thrown back into the client's loop. */
   function notify(callback: string, call: () => void) {
     try {
       call();
     } catch (e) {
-      log.error(`option ${callback} threw`, { name, error: e instanceof Error ? e.message : String(e) });
+      log.error(`option ${callback} threw`, { error: e instanceof Error ? e.message : String(e) });
     }
+  }
+
+  /** A failed attempt, in words where the raw error says little (a probe may have to look first). */
+  function reportFailure(error: ConnectError) {
+    const report = (w: string | undefined) => {
+      if (stopper.signal.aborted) return;
+      const e = inWords(error, w);
+      // The host's stderr gets one line per new reason, not one per retry.
+      const key = `${error.code} ${e.rawMessage}`;
+      const repeat = failuresLogged.has(key);
+      if (failuresLogged.size >= 16) failuresLogged.clear();
+      failuresLogged.add(key);
+      log[repeat ? "debug" : "warn"]("connection attempt failed", { code: Code[error.code], reason: e.rawMessage, detail: w === undefined ? undefined : error.rawMessage.trim() });
+      notify("onError", () => options.onError?.(e));
+    };
+    const w = words.explain(error);
+    if (w instanceof Promise) void w.then(report, () => report(undefined));
+    else report(w);
   }
 
   function run(): Promise<void> {
     state = "connecting";
     return runFleet({
-      connection: { options, name, hello, targets, maxInFlight, inFlight: { count: 0 }, heartbeatMisses: options.heartbeatMisses ?? 3, welcomeTimeoutMs, log },
+      connection: { options: connectionOptions, name, hello, targets, maxInFlight, inFlight: { count: 0 }, heartbeatMisses: options.heartbeatMisses ?? 3, welcomeTimeoutMs, log },
       urls,
       resolve: options.resolve ?? systemResolver,
       resolveIntervalMs,
@@ -129,31 +173,62 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
       onUp(info) {
         streams++;
         state = "connected";
-        log.info("connected", { name, server: info.server, replica: info.replicaId || undefined, session: info.sessionId });
+        welcomedOnce = true;
+        failuresLogged.clear();
+        log.info("connected", { server: info.server, replica: info.replicaId || undefined, session: info.sessionId });
         notify("onConnected", () => options.onConnected?.(info));
-        firstOutcome?.resolve();
-        firstOutcome = undefined; // later refusals go to onError, and the client keeps retrying
+        settle();
       },
       onDown(info, error, byUs) {
         streams--;
         if (streams === 0) state = "connecting";
-        const fields = { name, server: info.server, replica: info.replicaId || undefined, reason: error?.rawMessage };
+        failuresLogged.clear();
+        const fields = { server: info.server, replica: info.replicaId || undefined, reason: error?.rawMessage };
         if (byUs) log.info("closed a stream", fields);
         else log.warn("disconnected", fields);
         notify("onDisconnected", () => options.onDisconnected?.(error, info));
       },
       onFailed(error) {
-        notify("onError", () => options.onError?.(error));
-        if (fatalCodes.has(error.code) && firstOutcome) {
-          log.error("refused by the server", { name, code: Code[error.code], reason: error.rawMessage });
-          firstOutcome.reject(error);
-          firstOutcome = undefined;
+        // Refused before any welcome for a reason retrying cannot fix: stop. Later refusals are retried.
+        if (fatalCodes.has(error.code) && !welcomedOnce) {
+          log.error("refused by the server: the client stops", { code: Code[error.code], reason: error.rawMessage });
+          notify("onError", () => options.onError?.(error));
+          refusal = error;
+          state = "stopped";
+          settle(error);
           stopper.abort();
           return true;
         }
-        log.warn("connection attempt failed", { name, code: Code[error.code], reason: error.rawMessage });
+        reportFailure(error);
         return false;
       },
+    });
+  }
+
+  const stopped = () => refusal ?? new ConnectError("the client was stopped", Code.Canceled);
+
+  function ready(so: WaitOptions = {}): Promise<void> {
+    if (state === "connected") return Promise.resolve();
+    if (state === "stopped") return Promise.reject(stopped());
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const signal = so.signal;
+      const onAbort = () => done(signal?.reason);
+      const waiter = { resolve: () => done(), reject: (e: unknown) => done(e) };
+      function done(error?: unknown) {
+        waiters.delete(waiter);
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        if (error === undefined) resolve();
+        else reject(error);
+      }
+      if (signal?.aborted) return reject(signal.reason);
+      waiters.add(waiter);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (so.timeoutMs !== undefined) {
+        const ms = so.timeoutMs;
+        timer = setTimeout(() => done(new ConnectError(`not connected within ${ms / 1000}s`, Code.DeadlineExceeded)), ms);
+      }
     });
   }
 
@@ -161,48 +236,25 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
     get state() {
       return state;
     },
-    async start(so = {}) {
-      if (state === "stopped") throw new ConnectError("the client was stopped", Code.FailedPrecondition);
-      if (!loop) {
+    start(so = {}) {
+      if (state === "stopped") log.warn("start() after stop(): the client stays stopped");
+      else if (!loop) {
         // The fleet catches every error of the connections and of the application's callbacks and logger; the
         // catch is a last line of defence, so that nothing can ever become an unhandled rejection in the host.
         loop = run()
           .catch(() => {})
           .then(() => {
             state = "stopped";
-            firstOutcome?.reject(new ConnectError("the client was stopped", Code.Canceled));
+            settle(stopped());
           });
-        // The first outcome's promise is what start() awaits; later refusals go to onError.
       }
-      const waits: Promise<void>[] = [firstResult];
-      const cleanups: (() => void)[] = [];
-      if (so.signal) {
-        const signal = so.signal;
-        waits.push(new Promise((_, reject) => {
-          if (signal.aborted) return reject(signal.reason);
-          const on = () => reject(signal.reason);
-          signal.addEventListener("abort", on, { once: true });
-          cleanups.push(() => signal.removeEventListener("abort", on));
-        }));
-      }
-      if (so.timeoutMs !== undefined) {
-        const ms = so.timeoutMs;
-        waits.push(new Promise((_, reject) => {
-          const t = setTimeout(() => reject(new ConnectError(`not connected within ${ms / 1000}s`, Code.DeadlineExceeded)), ms);
-          cleanups.push(() => clearTimeout(t));
-        }));
-      }
-      try {
-        await Promise.race(waits);
-      } finally {
-        for (const c of cleanups) c();
-      }
+      return so.timeoutMs !== undefined || so.signal !== undefined ? ready(so) : Promise.resolve();
     },
+    ready,
     async stop() {
       stopper.abort();
       state = "stopped";
-      firstOutcome?.reject(new ConnectError("the client was stopped", Code.Canceled));
-      firstOutcome = undefined;
+      settle(stopped());
       await loop;
     },
   };

@@ -1,11 +1,14 @@
 import { Code, ConnectError, createClient as createRpcClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { ScrapeService, type Hello, type Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
+import { ScrapeService, type Hello, type ServerFrame, type Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import type { Logger } from "../shared/logger.ts";
+import { runFastStream } from "./grpc-fast/fast-stream.ts";
+import { fastRequest } from "./grpc-fast/request-headers.ts";
 import { resolveClientTls } from "../auth/client-tls.ts";
 import { pinnedLookup } from "./endpoints.ts";
 import type { ClientOptions } from "./options.ts";
-import { createOutQueue } from "./out-queue.ts";
+import { createOutQueue, type OutQueue } from "./out-queue.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import {
   chunkHighWaterBytes,
@@ -68,19 +71,8 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     { ...options.http2Options, ...tls, ...(ctx.address === undefined ? {} : { lookup: pinnedLookup(ctx.address) }) },
     (e) => log.debug("connection error after its stream ended", { name, reason: e.message }),
   );
-  const transportOptions = {
-    baseUrl: base.toString(),
-    httpVersion: "2" as const,
-    sessionManager,
-    interceptors: options.interceptors ?? [],
-    // The server is not trusted: a frame is refused at its length prefix when over the read limit (never
-    // buffered), and no compression is accepted (a compressed frame would inflate past any limit first).
-    readMaxBytes: options.maxServerFrameBytes ?? defaultMaxServerFrameBytes,
-    acceptCompression: [],
-  };
-  const transport = options.protocol === "connect" ? createConnectTransport(transportOptions) : createGrpcTransport(transportOptions);
-  const rpc = createRpcClient(ScrapeService, transport);
   const call = new AbortController();
+  const readLimit = options.maxServerFrameBytes ?? defaultMaxServerFrameBytes;
   const maxQueued = options.maxQueuedFrames ?? defaultMaxQueuedFrames;
   const out = createOutQueue({
     maxFrames: maxQueued,
@@ -108,60 +100,62 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     ctx.welcomeTimeoutMs,
   );
   out.push({ frame: { case: "hello", value: ctx.hello } });
-  try {
-    for await (const frame of rpc.scrape(out, { signal: call.signal })) {
-      lastHeard = Date.now();
-      const f = frame.frame;
-      if (!welcome) {
-        if (f.case === undefined) continue; // a frame kind of a newer server: ignored, before the welcome too
-        if (f.case !== "welcome") throw new ConnectError(`the server sent ${f.case ?? "an empty frame"} before its welcome`, Code.Internal);
-        const chunkLimit = f.value.limits?.maxChunkBytes ?? 0;
-        if (chunkLimit > 0 && chunkLimit < minChunkBytes) {
-          // Chunks that small would cost a frame per few bytes; larger ones would break the server's limit.
-          throw new ConnectError(`the server's welcome sets max_chunk_bytes ${chunkLimit}, below the client's floor of ${minChunkBytes}`, Code.FailedPrecondition);
+  /** One server frame; throws a ConnectError for a frame that ends the stream. */
+  const onFrame = (frame: ServerFrame) => {
+    lastHeard = Date.now();
+    const f = frame.frame;
+    if (!welcome) {
+      if (f.case === undefined) return; // a frame kind of a newer server: ignored, before the welcome too
+      if (f.case !== "welcome") throw new ConnectError(`the server sent ${f.case ?? "an empty frame"} before its welcome`, Code.Internal);
+      const chunkLimit = f.value.limits?.maxChunkBytes ?? 0;
+      if (chunkLimit > 0 && chunkLimit < minChunkBytes) {
+        // Chunks that small would cost a frame per few bytes; larger ones would break the server's limit.
+        throw new ConnectError(`the server's welcome sets max_chunk_bytes ${chunkLimit}, below the client's floor of ${minChunkBytes}`, Code.FailedPrecondition);
+      }
+      welcome = f.value;
+      clearTimeout(welcomeTimer);
+      attempt.welcomed = true;
+      // Unset or zero: 10 s; clamped to 100 ms - 10 min before it reaches a timer (PROTOCOL.md).
+      const intervalMs = clampDuration(welcome.heartbeatInterval, heartbeatRangeMs);
+      const silenceMs = Math.max(1000, intervalMs * ctx.heartbeatMisses);
+      watchdog = setInterval(() => {
+        const now = Date.now();
+        if (now - lastHeard > silenceMs) {
+          call.abort(new ConnectError(`nothing heard from the server for ${silenceMs / 1000}s`, Code.Unavailable));
         }
-        welcome = f.value;
-        clearTimeout(welcomeTimer);
-        attempt.welcomed = true;
-        // Unset or zero: 10 s; clamped to 100 ms - 10 min before it reaches a timer (PROTOCOL.md).
-        const intervalMs = clampDuration(welcome.heartbeatInterval, heartbeatRangeMs);
-        const silenceMs = Math.max(1000, intervalMs * ctx.heartbeatMisses);
-        watchdog = setInterval(() => {
-          const now = Date.now();
-          if (now - lastHeard > silenceMs) {
-            call.abort(new ConnectError(`nothing heard from the server for ${silenceMs / 1000}s`, Code.Unavailable));
-          }
-          // A server that talks but never reads: our frames (a pong at least) wait for it as long as silence would.
-          const waiting = out.waitingSinceMs;
-          if (waiting !== undefined && now - waiting > silenceMs) {
-            call.abort(new ConnectError(`the server has read nothing we sent for ${silenceMs / 1000}s (${out.size} frames waiting)`, Code.ResourceExhausted));
-          }
-        }, Math.max(250, Math.min(intervalMs, silenceMs / 4)));
-        if (!ctx.stopped.aborted) ctx.onWelcome(welcome); // a welcome that crossed stop() connects nothing
-        continue;
-      }
-      switch (f.case) {
-        case "order":
-          startScrape(f.value, { name, targets: ctx.targets, maxInFlight: ctx.maxInFlight, inFlight: ctx.inFlight, log, welcome, scrapes, out });
-          break;
-        case "credit":
-          scrapes.get(f.value.scrapeId)?.credit(Number(f.value.bytes)); // capped at 2^53 by the scrape
-          break;
-        case "cancel":
-          scrapes.get(f.value.scrapeId)?.abort(new TargetError(ScrapeErrorReason.CANCELLED, `cancelled by the server: ${f.value.reason.slice(0, 200)}`));
-          break;
-        case "ping":
-          out.pong(f.value.nonce); // a few pongs pending at most: a flood of pings is answered by its latest
-          break;
-        default:
-          break; // frames from a newer server version
-      }
+        // A server that talks but never reads: our frames (a pong at least) wait for it as long as silence would.
+        const waiting = out.waitingSinceMs;
+        if (waiting !== undefined && now - waiting > silenceMs) {
+          call.abort(new ConnectError(`the server has read nothing we sent for ${silenceMs / 1000}s (${out.size} frames waiting)`, Code.ResourceExhausted));
+        }
+      }, Math.max(250, Math.min(intervalMs, silenceMs / 4)));
+      if (!ctx.stopped.aborted) ctx.onWelcome(welcome); // a welcome that crossed stop() connects nothing
+      return;
     }
+    switch (f.case) {
+      case "order":
+        startScrape(f.value, { name, targets: ctx.targets, maxInFlight: ctx.maxInFlight, inFlight: ctx.inFlight, log, welcome, scrapes, out });
+        break;
+      case "credit":
+        scrapes.get(f.value.scrapeId)?.credit(Number(f.value.bytes)); // capped at 2^53 by the scrape
+        break;
+      case "cancel":
+        scrapes.get(f.value.scrapeId)?.abort(new TargetError(ScrapeErrorReason.CANCELLED, `cancelled by the server: ${f.value.reason.slice(0, 200)}`));
+        break;
+      case "ping":
+        out.pong(f.value.nonce); // a few pongs pending at most: a flood of pings is answered by its latest
+        break;
+      default:
+        break; // frames from a newer server version
+    }
+  };
+  try {
+    await runStream({ options, base, sessionManager, out, signal: call.signal, readLimit, onFrame, log, name });
     if (!welcome) throw new ConnectError("the server ended the stream without a welcome", Code.Unavailable);
     if (!ctx.stopped.aborted) throw new ConnectError("the server ended the stream", Code.Unavailable);
   } catch (e) {
     if (call.signal.aborted && call.signal.reason instanceof ConnectError) throw call.signal.reason;
-    throw explain(ConnectError.from(e), options.maxServerFrameBytes ?? defaultMaxServerFrameBytes);
+    throw explain(ConnectError.from(e), readLimit);
   } finally {
     clearTimeout(welcomeTimer);
     clearTimeout(goodbye);
@@ -172,6 +166,47 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     call.abort();
     sessionManager.abort();
   }
+}
+
+/** What running the stream on either transport needs. */
+interface StreamSetup {
+  options: ClientOptions;
+  base: URL;
+  sessionManager: Http2SessionManager;
+  out: OutQueue;
+  signal: AbortSignal;
+  readLimit: number;
+  onFrame(frame: ServerFrame): void;
+  log: Logger;
+  name: string;
+}
+
+/**
+ * Runs the stream until the server ends it (resolves) or it fails (throws):
+ * on our own gRPC framing (grpc-fast/) unless the options ask for Connect
+ * (`transport: "connect"`, `protocol: "connect"`) or an interceptor needs
+ * Connect's message pipeline; both read and write on the same guarded session.
+ */
+async function runStream(s: StreamSetup): Promise<void> {
+  const { options, sessionManager, out, signal, readLimit, onFrame } = s;
+  const interceptors = options.interceptors ?? [];
+  if (options.protocol !== "connect" && options.transport !== "connect") {
+    const request = await fastRequest(interceptors, s.base.toString(), signal);
+    if (request) return runFastStream({ sessionManager, request, signal, out, readLimit, onFrame });
+    s.log.debug("an interceptor reads or replaces the stream's messages: this stream uses the Connect transport", { name: s.name });
+  }
+  const transportOptions = {
+    baseUrl: s.base.toString(),
+    httpVersion: "2" as const,
+    sessionManager,
+    interceptors,
+    // The server is not trusted: a frame is refused at its length prefix when over the read limit (never
+    // buffered), and no compression is accepted (a compressed frame would inflate past any limit first).
+    readMaxBytes: readLimit,
+    acceptCompression: [],
+  };
+  const transport = options.protocol === "connect" ? createConnectTransport(transportOptions) : createGrpcTransport(transportOptions);
+  for await (const frame of createRpcClient(ScrapeService, transport).scrape(out, { signal })) onFrame(frame);
 }
 
 /** connect-es's words for a hostile server's frames, said in ours (one log line names the cause). */

@@ -2,10 +2,18 @@
  * When a client behind one load-balancer address looks for replicas: search
  * rounds (every searcher dials at once, so that a round of `replicaCount`
  * connections through a round-robin balancer reaches every replica) and, without
- * a count, probes for replicas not met yet. Both start fast and slow down while
- * they find nothing new, because every connection that lands on a replica the
- * client already holds costs that replica a refused stream and a ping; both
- * start fast again as soon as the replicas held change (one found, one lost).
+ * a count, probes for replicas not met yet. Both start fast (100 ms doubling,
+ * half of each delay random) and start fast again as soon as the replicas held
+ * change (one found, one lost).
+ *
+ * While a replica is missing (`urgent`: fewer held than the announced count, or
+ * without a count a replica held and lost less than `lostSearchMs` ago) rounds
+ * are never more than `missingRoundMs` (10 s) apart, for as long as that lasts:
+ * a replacement that listens after a long outage is found within 10 s, and the
+ * replica's warm-up covers that window. Otherwise (every replica held, or
+ * nothing known to be missing) rounds slow down after 8 empty ones, to the probe
+ * interval doubling up to 32 times it, because every connection that lands on
+ * a replica already held costs that replica a refused stream and a ping.
  *
  * @internal
  */
@@ -15,41 +23,94 @@ import { createBackoff, type BackoffOptions } from "./backoff.ts";
 const fastRounds = 8;
 /** The slowest: the probe interval times this. */
 const slowest = 32;
+/** While a replica is missing: the longest wait between two search rounds (half of it random). */
+export const missingRoundMs = 10_000;
+/**
+ * Without a replica count: how long a replica held and then lost is searched
+ * for at `missingRoundMs`. A restarted replica comes back under a new id, so
+ * the old one is never found again; after this the search slows down as usual.
+ */
+export const lostSearchMs = 10 * 60_000;
+
+/** The delays between search rounds. @internal */
+export interface RoundDelays {
+  /** The wait before the next round; `urgent` while a replica is missing. Each call counts one more empty round. */
+  next(urgent: boolean): number;
+  /** The replicas held changed: fast again. */
+  reset(): void;
+  /** `ms`, capped at `missingRoundMs` (jittered) when `urgent`. */
+  cap(ms: number, urgent: boolean): number;
+}
+
+export function createRoundDelays(o: { backoff: BackoffOptions; intervalMs: number }, random: () => number = Math.random): RoundDelays {
+  const rounds = createBackoff(o.backoff, random);
+  const jitter = o.backoff.jitter ?? 0.5;
+  let emptyRounds = 0;
+  const cap = (ms: number, urgent: boolean) => (urgent ? Math.min(ms, missingRoundMs * (1 - jitter * random())) : ms);
+  return {
+    next(urgent) {
+      const fast = rounds.next();
+      const slow = emptyRounds - fastRounds;
+      emptyRounds++;
+      return cap(slow < 0 ? fast : Math.min(o.intervalMs * 2 ** slow, o.intervalMs * slowest), urgent);
+    },
+    reset() {
+      rounds.reset();
+      emptyRounds = 0;
+    },
+    cap,
+  };
+}
 
 export interface DiscoverySchedule {
   /** Resolves at the next search round (at once when `signal` aborts). */
   nextRound(signal: AbortSignal): Promise<void>;
+  /** A wait of `ms` (a reconnect backoff while searching), capped as rounds are while a replica is missing. */
+  cap(ms: number): number;
   /** The replicas held changed: search and probe fast again. */
   changed(): void;
+  /** A replica held is no longer held (`id` "" or undefined: one without an id): remembered, and `changed()`. */
+  lost(id: string | undefined): void;
+  /** A replica is held (again): no longer lost. */
+  found(id: string): void;
+  /** Whether a replica was lost less than `lostSearchMs` ago. */
+  recentlyLost(): boolean;
   /** Calls `probe` now and then (the interval doubling while nothing changes) until `stopped` aborts. */
   probeEvery(probe: () => void, stopped: AbortSignal): void;
 }
 
-export function createDiscoverySchedule(o: { backoff: BackoffOptions; intervalMs: number }): DiscoverySchedule {
-  const rounds = createBackoff(o.backoff);
-  let emptyRounds = 0;
-  let round: { promise: Promise<void> } | undefined;
+/** `urgent`: whether a replica is missing now (asked at every round); `maxLost`: most lost replicas remembered. */
+export function createDiscoverySchedule(o: { backoff: BackoffOptions; intervalMs: number; urgent: () => boolean; maxLost: number }): DiscoverySchedule {
+  const delays = createRoundDelays(o);
+  const lost = createLostReplicas(o.maxLost);
+  /** The next round, shared by every searcher waiting for it. */
+  type Round = { promise: Promise<void>; fire: () => void; timer?: NodeJS.Timeout };
+  let round: Round | undefined;
   let probeDelay = o.intervalMs;
   let rearm: (() => void) | undefined;
-
-  const roundDelay = () => {
-    const fast = rounds.next();
-    const slow = emptyRounds - fastRounds;
-    emptyRounds++;
-    return slow < 0 ? fast : Math.min(o.intervalMs * 2 ** slow, o.intervalMs * slowest);
+  const arm = (r: Round) => {
+    clearTimeout(r.timer);
+    r.timer = setTimeout(r.fire, delays.next(o.urgent()));
+    r.timer.unref();
   };
+
+  function changed() {
+    delays.reset();
+    if (round) arm(round); // a round set long ago, while nothing was missing, comes fast now
+    probeDelay = o.intervalMs;
+    rearm?.();
+  }
 
   return {
     nextRound(signal) {
       if (!round) {
-        const r = {
-          promise: new Promise<void>((resolve) =>
-            setTimeout(() => {
-              if (round === r) round = undefined;
-              resolve();
-            }, roundDelay()).unref(),
-          ),
+        let resolve = () => {};
+        const r: Round = { promise: new Promise<void>((res) => (resolve = res)), fire: () => {} };
+        r.fire = () => {
+          if (round === r) round = undefined;
+          resolve();
         };
+        arm(r);
         round = r;
       }
       const current = round.promise;
@@ -63,12 +124,14 @@ export function createDiscoverySchedule(o: { backoff: BackoffOptions; intervalMs
         void current.then(done);
       });
     },
-    changed() {
-      rounds.reset();
-      emptyRounds = 0;
-      probeDelay = o.intervalMs;
-      rearm?.();
+    cap: (ms) => delays.cap(ms, o.urgent()),
+    changed,
+    lost(id) {
+      if (id) lost.lost(id);
+      changed();
     },
+    found: (id) => lost.found(id),
+    recentlyLost: () => lost.recent(),
     probeEvery(probe, stopped) {
       let timer: NodeJS.Timeout | undefined;
       const arm = () => {
@@ -84,6 +147,26 @@ export function createDiscoverySchedule(o: { backoff: BackoffOptions; intervalMs
       rearm = arm;
       stopped.addEventListener("abort", () => clearTimeout(timer), { once: true });
       arm();
+    },
+  };
+}
+
+/** Replicas held and then lost, each remembered for `lostSearchMs`; at most `max` (the oldest forgotten first). */
+export function createLostReplicas(max: number, now: () => number = Date.now) {
+  const lost = new Map<string, number>();
+  return {
+    lost(id: string) {
+      lost.delete(id);
+      lost.set(id, now());
+      for (const old of lost.keys()) if (lost.size > max) lost.delete(old);
+    },
+    found(id: string) {
+      lost.delete(id);
+    },
+    /** Whether one was lost less than `lostSearchMs` ago. */
+    recent(): boolean {
+      for (const [id, at] of lost) if (now() - at >= lostSearchMs) lost.delete(id);
+      return lost.size > 0;
     },
   };
 }

@@ -7,12 +7,13 @@
  * - One endpoint (one address, typically a load balancer): slots that dial it
  *   again and again, each a NEW connection, until they hold a stream to every
  *   replica: `replicaCount` distinct replica ids when the welcome announces a
- *   count; otherwise the ids met (a lost one is searched for a while), plus
- *   probes for replicas not met yet (every `discoverIntervalMs`, doubling to
- *   32 times that while they find nothing new). A stream
- *   that lands on a replica already held (the server refuses the name with
- *   `AlreadyExists`) retries after the short discovery backoff.
- * - A server that names no replica (older versions): one stream, as ever.
+ *   count; otherwise the ids met (a lost one is searched for 10 minutes),
+ *   plus probes for replicas not met yet (every `discoverIntervalMs`, doubling
+ *   to 32 times that while they find nothing new); while one is missing, rounds
+ *   are at most 10 s apart (src/client/discovery-schedule.ts). A stream landing
+ *   on a replica held (refused with `AlreadyExists` naming it) is a step of the
+ *   search; a refusal naming another replica, or none, a real name clash.
+ * - A server that names no replica: one stream. Hellos list the replicas held.
  *
  * Servers are not trusted (src/client/fleet-limits.ts): at most `maxReplicas`
  * replicas are held through one address, at most 8 connections search at
@@ -30,6 +31,7 @@ import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { createBackoff, type BackoffOptions } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
 import { createDiscoverySchedule } from "./discovery-schedule.ts";
+import { createSearchRefusals } from "./search-refusal.ts";
 import { watchEndpoints, type Endpoint, type Resolver } from "./endpoints.ts";
 import { fleetLimits, maxSearchers, onceLog, sparseLog } from "./fleet-limits.ts";
 import { sleep } from "../shared/sleep.ts";
@@ -92,14 +94,15 @@ export function runFleet(o: FleetOptions): Promise<void> {
   let count = 0;
   /** Whether any welcome named its replica (else: an older server, one stream). */
   let ids = false;
-  const schedule = createDiscoverySchedule({ backoff: o.discoveryBackoff ?? discoveryDefaults, intervalMs: o.discoverIntervalMs });
-
   const limits = fleetLimits(o.connection.options, (message) => log.error(message, { name }));
+  const urgent = () => (count > 0 ? holding() < count : schedule.recentlyLost()); // a replica is missing
+  const schedule = createDiscoverySchedule({ backoff: o.discoveryBackoff ?? discoveryDefaults, intervalMs: o.discoverIntervalMs, urgent, maxLost: limits.maxReplicas });
   const overCap = onceLog(log);
   /** The replica cap bites: said once. */
   const capped = (server: string | undefined) =>
     overCap(`holding streams to ${limits.maxReplicas} replicas through one address; no more are kept or searched for (option maxReplicas)`, { name, server });
   const duplicateClaim = sparseLog(log);
+  const searchRefusal = createSearchRefusals(log, name);
 
   const live = (s: Slot) => !s.cancel.signal.aborted;
   const freeSlots = () => [...slots].filter((s) => !s.endpoint && live(s));
@@ -174,6 +177,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     slot.via = endpoint.key;
     if (id) {
       ids = true;
+      schedule.found(id);
       if (older.length === 0) schedule.changed(); // a new replica: searching and probing start fast again
       for (const s of older) {
         if (s.via === endpoint.key) {
@@ -204,7 +208,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const seen = { welcomed: false };
     try {
       await connectOnce(
-        { ...o.connection, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w) => (info = welcomed(slot, w, endpoint)) },
+        { ...o.connection, hello: { ...o.connection.hello, heldReplicaIds: [...heldIds()] }, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w) => (info = welcomed(slot, w, endpoint)) },
         seen,
       );
     } catch (e) {
@@ -218,14 +222,14 @@ export function runFleet(o: FleetOptions): Promise<void> {
       const id = slot.held;
       slot.held = slot.via = undefined;
       if (!o.stopped.aborted) o.onDown(info, error, attempt.signal.aborted);
-      if (id === undefined || !heldIds().has(id)) schedule.changed();
+      if (id === undefined || !heldIds().has(id)) schedule.lost(id);
       reconcile(); // a replica lost: searchers for it
       return { welcomed: true, duplicate: false, refused, error };
     }
     if (refused) return { welcomed: false, duplicate: false, refused, error: undefined };
-    // A live stream of ours holds the name on that replica: we already hold it.
+    // AlreadyExists while holding a replica: a step of the search (or a name clash there, said sparsely).
     const duplicate = error?.code === Code.AlreadyExists && holding() > 0;
-    if (duplicate) log.debug("landed on a replica already held; trying again", { name, server: endpoint.display });
+    if (duplicate && error) searchRefusal(error, heldIds(), endpoint.display);
     return { welcomed: false, duplicate, refused, error };
   }
 
@@ -236,7 +240,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     if (others === 0) return false;
     if (refused) return true;
     if (count > 0) return searchers(slot).length >= wantedSearchers();
-    return slot.probe || misses >= searchAttempts;
+    return slot.probe || (misses >= searchAttempts && !urgent());
   }
 
   async function runSlot(slot: Slot) {
@@ -251,7 +255,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     try {
       while (live(slot)) {
         if (pause === "round") await schedule.nextRound(slot.cancel.signal);
-        else if (pause === "backoff") await sleep(reconnect.next(), slot.cancel.signal);
+        else if (pause === "backoff") await sleep(searching() ? schedule.cap(reconnect.next()) : reconnect.next(), slot.cancel.signal);
         const endpoint = slot.endpoint ?? (endpoints.length === 1 ? endpoints[0] : undefined);
         if (!endpoint || !live(slot)) break;
         const r = await attemptOnce(slot, endpoint);

@@ -42,6 +42,7 @@ export interface ClientOptions {
   /**
    * Through one address: the wait after a connection that landed on a replica
    * already held, before the next try. Default 100 ms doubling to 2 s, half of each random.
+   * While a replica is missing the wait is never more than 10 s, whatever `maxMs`.
    */
   discoveryBackoff?: BackoffOptions;
   /**
@@ -81,6 +82,17 @@ export interface ClientOptions {
   interceptors?: Interceptor[];
   /** Wire protocol to the server: "grpc" (works through gRPC proxies such as nginx `grpc_pass`) or "connect". Default "grpc". */
   protocol?: "grpc" | "connect";
+  /**
+   * What carries the gRPC stream. "fast": promproxy's own gRPC framing on the
+   * HTTP/2 session (frames written in batches as the server reads them, read
+   * without a per-message pipeline; a fraction of the CPU and memory per
+   * scrape). "connect": connect-es's gRPC transport, as before. The
+   * `interceptors` run on either; one that reads or replaces the stream's
+   * messages (not just headers) makes a stream use "connect" (see the
+   * README). Same wire format, errors and limits either way. `protocol:
+   * "connect"` always uses connect-es. Default "fast".
+   */
+  transport?: "fast" | "connect";
   /** Waits between connection attempts (per stream). Default 500 ms doubling to 30 s, half of each random. */
   backoff?: BackoffOptions;
   /**
@@ -144,7 +156,7 @@ export interface ClientOptions {
    * ended cleanly), with the stream's `info`; the client reconnects unless stopped.
    */
   onDisconnected?: (error: ConnectError | undefined, info: StreamInfo) => void;
-  /** Called for every failed connection attempt (refusals included); the client keeps retrying after `start()` resolved. */
+  /** Called for every failed connection attempt (refusals included), in words where the transport's own say little ("the server speaks TLS: use https://"; the original error is its `cause`). */
   onError?: (error: ConnectError) => void;
   /**
    * Where the client logs: a {@link Logger} (`(message, fields)`), or a pino or

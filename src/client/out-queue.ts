@@ -17,8 +17,9 @@ export type ClientFrameInit = MessageInitShape<typeof ClientFrameSchema>;
  * - Other frames (heads, ends) are queued at once; more than `maxFrames` of
  *   them means the server does not read: `onOverflow` ends the stream.
  *
- * The transport (connect-es) takes the next frame only once the previous one
- * was written, so `waitingSinceMs` tells how long the server has read nothing.
+ * A writer takes the next frame only once the previous ones were written
+ * (connect-es: one at a time; the fast path: while its HTTP/2 stream drains),
+ * so `waitingSinceMs` tells how long the server has read nothing.
  *
  * @internal
  */
@@ -33,6 +34,14 @@ export interface OutQueue extends AsyncIterable<ClientFrameInit> {
   writeChunk(frame: ClientFrameInit, bytes: number, signal?: AbortSignal): Promise<void>;
   /** Ends the iteration once what is queued was taken. */
   close(): void;
+  /**
+   * Takes the next frame at once (pongs first), or undefined when none is
+   * queued: for a writer that pulls only while its stream drains, as the
+   * iterator's consumer does by asking for the next frame.
+   */
+  take(): ClientFrameInit | undefined;
+  /** Called (once per call to `onReady`) when a frame is queued or the queue closes. */
+  onReady(callback: () => void): void;
   readonly closed: boolean;
   /** Frames queued now (a pending pong included). */
   readonly size: number;
@@ -73,7 +82,33 @@ export function createOutQueue(o: { maxFrames: number; chunkHighWater: number; o
     while (room.length > 0 && (closed || chunkBytes < o.chunkHighWater)) room.shift()?.();
   }
 
+  function take(): ClientFrameInit | undefined {
+    let frame: ClientFrameInit | undefined;
+    const nonce = pongs.shift();
+    if (nonce !== undefined) {
+      frame = { frame: { case: "pong", value: { nonce } } };
+    } else if (head < items.length) {
+      frame = items[head] as ClientFrameInit;
+      chunkBytes -= sizes[head] ?? 0;
+      items[head] = undefined as unknown as ClientFrameInit;
+      head++;
+      if (head > 1024 && head * 2 > items.length) {
+        items = items.slice(head);
+        sizes.splice(0, head);
+        head = 0;
+      }
+      admit();
+    }
+    // Taken: the writer is ready for more. The clock restarts for what is still queued.
+    waitingSince = frame && queued() > 0 ? Date.now() : undefined;
+    return frame;
+  }
+
   return {
+    take,
+    onReady(callback) {
+      wake = callback;
+    },
     push(frame) {
       if (closed) return;
       enqueue(frame, 0);
@@ -125,29 +160,11 @@ export function createOutQueue(o: { maxFrames: number; chunkHighWater: number; o
     },
     async *[Symbol.asyncIterator]() {
       for (;;) {
-        let frame: ClientFrameInit | undefined;
-        const nonce = pongs.shift();
-        if (nonce !== undefined) {
-          frame = { frame: { case: "pong", value: { nonce } } };
-        } else if (head < items.length) {
-          frame = items[head] as ClientFrameInit;
-          chunkBytes -= sizes[head] ?? 0;
-          items[head] = undefined as unknown as ClientFrameInit;
-          head++;
-          if (head > 1024 && head * 2 > items.length) {
-            items = items.slice(head);
-            sizes.splice(0, head);
-            head = 0;
-          }
-          admit();
-        }
+        const frame = take();
         if (frame) {
-          // Taken: the transport wrote the previous frame. The clock restarts for what is still queued.
-          waitingSince = queued() > 0 ? Date.now() : undefined;
           yield frame;
           continue;
         }
-        waitingSince = undefined;
         if (closed) return;
         await new Promise<void>((resolve) => (wake = resolve));
       }

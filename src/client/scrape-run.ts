@@ -81,13 +81,33 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
     },
   });
   ctx.inFlight.count++;
-  const aborted = new Promise<never>((_, reject) => {
-    ac.signal.addEventListener("abort", () => {
-      reject(ac.signal.reason);
-      wake?.();
-    }, { once: true });
-  });
-  aborted.catch(() => {});
+  /** Ends the scrape once: an end frame (with the error, if any), its timer and listener released. */
+  let over = false;
+  const finish = (e?: unknown) => {
+    if (over) return;
+    over = true;
+    clearTimeout(timer);
+    scrapes.delete(id);
+    try {
+      if (e === undefined && !ac.signal.aborted && headSent) {
+        out.push({ frame: { case: "end", value: { scrapeId: id } } });
+      } else {
+        const err = e instanceof TargetError ? e : e === undefined ? new TargetError(ScrapeErrorReason.INTERNAL, "the target produced no result")
+          : new TargetError(ScrapeErrorReason.INTERNAL, e instanceof Error ? e.message : String(e));
+        // A cancelled scrape gets no further frames; the server has forgotten it (an end is harmless though).
+        fail(err.reason, err.message);
+        if (err.reason !== ScrapeErrorReason.CANCELLED) ctx.log.debug("scrape failed", { name, scrape: String(id), reason: err.message });
+      }
+    } catch {
+      // a throwing logger must not break the stream
+    }
+    if (!ac.signal.aborted) ac.abort(scrapeOver);
+  };
+  // Cancelled or timed out: answered at once, whatever the target is still doing.
+  ac.signal.addEventListener("abort", () => {
+    wake?.();
+    finish(ac.signal.reason);
+  }, { once: true });
 
   const headOnly = order.method === "HEAD";
   const writer: ResultWriter = {
@@ -129,21 +149,7 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   // The scrape is answered when it ends or is abandoned (timeout, cancel); its place is freed only once the
   // target's work has ended too: a render cannot be interrupted, and a server with 1 ms timeouts must not
   // make the host run more than maxInFlight of them at once.
-  void served.catch(() => {}).finally(() => ctx.inFlight.count--);
-  Promise.race([served, aborted]).then(
-    () => {
-      if (ac.signal.aborted) throw ac.signal.reason;
-      if (!headSent) throw new TargetError(ScrapeErrorReason.INTERNAL, "the target produced no result");
-      out.push({ frame: { case: "end", value: { scrapeId: id } } });
-    },
-  ).catch((e: unknown) => {
-    const err = e instanceof TargetError ? e : new TargetError(ScrapeErrorReason.INTERNAL, e instanceof Error ? e.message : String(e));
-    // A cancelled scrape gets no further frames; the server has forgotten it (an end is harmless though).
-    fail(err.reason, err.message);
-    if (err.reason !== ScrapeErrorReason.CANCELLED) ctx.log.debug("scrape failed", { name, scrape: String(id), reason: err.message });
-  }).finally(() => {
-    clearTimeout(timer);
-    scrapes.delete(id);
-    if (!ac.signal.aborted) ac.abort(scrapeOver);
-  }).catch(() => {}); // a throwing logger must not become an unhandled rejection
+  void served
+    .then(() => finish(), (e: unknown) => finish(e ?? new TargetError(ScrapeErrorReason.INTERNAL, "the target failed")))
+    .finally(() => ctx.inFlight.count--);
 }

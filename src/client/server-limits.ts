@@ -43,7 +43,10 @@ export function clampDuration(d: Duration | undefined, range: { min: number; max
 }
 
 /** Checks the client's own limit options; throws a TypeError naming the option. */
-export function checkLimitOptions(o: Pick<ClientOptions, "maxServerFrameBytes" | "maxQueuedFrames">): void {
+export function checkLimitOptions(o: Pick<ClientOptions, "maxServerFrameBytes" | "maxQueuedFrames" | "transport">): void {
+  if (o.transport !== undefined && o.transport !== "fast" && o.transport !== "connect") {
+    throw new TypeError(`promproxy: option transport must be "fast" or "connect", got ${JSON.stringify(String(o.transport)).slice(0, 60)}`);
+  }
   const whole = (v: number | undefined, name: string, min: number, max: number) => {
     if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) {
       throw new TypeError(`promproxy: option ${name} must be a whole number from ${min} to ${max}, got ${String(v)}`);

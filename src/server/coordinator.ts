@@ -19,6 +19,7 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import type { OrderRequest, ScrapeFailure, ScrapeHandle, ScrapeSink } from "./scrape-types.ts";
 import { oneLine } from "../shared/one-line.ts";
+import { nameTaken } from "./name-taken.ts";
 import { createSession, type Session } from "./session.ts";
 import { createVanished, type VanishedClient } from "./vanished.ts";
 
@@ -67,6 +68,12 @@ export interface Coordinator {
   shutdown(options: { drainDelayMs: number; graceMs: number }): Promise<void>;
 }
 
+/**
+ * The refusal of a name held by a live stream. It names this replica, in the
+ * message and as `promproxy-replica-id` metadata (a trailer on gRPC), so that
+ * a client searching through a load balancer tells "I hold this replica
+ * already" from "another client has my name" (PROTOCOL.md, "Several replicas").
+ */
 export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetrics, activity: Activity): Coordinator {
   const log = o.logger;
   const byName = new Map<string, Session>();
@@ -97,7 +104,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       const stuck = s.outbound.size > maxQueuedFrames;
       if (stuck || now - s.lastHeard > o.heartbeatTimeoutMs) {
         const reason = stuck ? `the client stopped reading its stream (${s.outbound.size} frames unread)` : `the stream went silent: nothing heard from the client for ${o.heartbeatTimeoutMs / 1000}s (no pong)`;
-        log.warn("closing a client's stream", { name: s.info.name, session: s.info.sessionId, reason });
+        log.warn("closing a client's stream", { client: s.info.name, session: s.info.sessionId, reason });
         s.close(new ConnectError(reason, Code.DeadlineExceeded));
         // Its handler may be stuck writing to a peer that does not read: free the name now, not when that ends.
         leave(s, { reason, broke: true });
@@ -130,14 +137,17 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     // A client that reconnects after its path died silently finds its old session still holding the name. Probe
     // the holder: a live one keeps it (AlreadyExists: no one steals a live client's name); a dead one is replaced.
     const holder = byName.get(name);
+    // A client searching for replicas names those it holds live: this is one of them, so its stream here is not
+    // replaced (a probe slowed by load would let every search round replace the client's own stream).
+    if (holder && hello.heldReplicaIds.slice(0, 64).includes(o.replicaId)) throw nameTaken(name, holder.info.sessionId, o.replicaId);
     if (holder && !(await holder.probe(o.takeoverProbeMs)) && byName.get(name) === holder) {
-      log.info("replacing a session that did not answer", { name, session: holder.info.sessionId });
+      log.info("replacing a session that did not answer", { client: name, session: holder.info.sessionId });
       holder.close(new ConnectError("replaced by a new stream for the same name; this one did not answer a ping", Code.Aborted));
       leave(holder, { reason: "replaced by a new stream for the same name", broke: false });
     }
     if (phase !== "serving") throw new ConnectError("the server is shutting down", Code.Unavailable);
     const current = byName.get(name);
-    if (current) throw new ConnectError(`the name "${name}" is held by another connected client (session ${current.info.sessionId})`, Code.AlreadyExists);
+    if (current) throw nameTaken(name, current.info.sessionId, o.replicaId);
     // Vanished clients make room for live ones, in the count and in /clients: their own identity's, or a bigger one's.
     // A client coming back frees its own vanished place (forgotten below, once admitted).
     const full = () => byName.size + gone.size - (gone.get(name) ? 1 : 0) >= o.maxClients;

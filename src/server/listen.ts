@@ -4,6 +4,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { createTlsCredentials } from "../auth/tls-credentials.ts";
 import type { Logger } from "../shared/logger.ts";
+import { createRefusalLog } from "../shared/refusal-log.ts";
 import { createConnectionLimits } from "./connection-limits.ts";
 import { createH1Server } from "./h1-server.ts";
 import { createH2Server } from "./h2-server.ts";
@@ -59,6 +60,8 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
   const h2 = createH2Server({ ...opts, handler: p.h2Handler, pingIntervalMs: p.pingIntervalMs ?? 30_000 });
 
   const prefaceTimeoutMs = opts.prefaceTimeoutMs;
+  // A peer with the wrong scheme fails its handshake on its side only: say so here too, once a minute at most.
+  const wrongScheme = { tls: createRefusalLog(p.logger), http1: createRefusalLog(p.logger), cleartext: createRefusalLog(p.logger) };
   // TLS: ALPN picks the server (h2: client streams; http/1.1 or none: Prometheus, curl).
   const secure = creds && tls.createServer({ ...creds.serverOptions(), handshakeTimeout: prefaceTimeoutMs });
   secure?.on("secureConnection", (socket: tls.TLSSocket) => {
@@ -66,7 +69,14 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
     (socket.alpnProtocol === "h2" ? h2.server : h1).emit("connection", socket);
   });
   secure?.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
-    p.logger.debug("TLS handshake failed", { remote: socket.remoteAddress, error: err.message });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ERR_SSL_HTTP_REQUEST" || code === "ERR_SSL_HTTPS_PROXY_REQUEST") {
+      wrongScheme.http1.refused("a cleartext HTTP/1.1 request on this TLS port: the peer (Prometheus, curl?) must use https://", { remote: socket.remoteAddress });
+    } else if (code === "ERR_SSL_WRONG_VERSION_NUMBER") {
+      wrongScheme.cleartext.refused("a cleartext connection on this TLS port: the peer (a promproxy client with an http:// URL?) must use https://", { remote: socket.remoteAddress });
+    } else {
+      p.logger.debug("TLS handshake failed", { remote: socket.remoteAddress, error: err.message });
+    }
     socket.destroy();
   });
 
@@ -95,6 +105,11 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
       if (isH2 && n < preface.length) return;
       socket.off("data", onData);
       socket.setTimeout(0);
+      // A TLS record (a ClientHello: 0x16 0x03) on this cleartext port: HTTP/1.1 answers it with a 400, which the
+      // peer's TLS stack reports as a "wrong version number".
+      if (first[0] === 0x16 && first[1] === 0x03) {
+        wrongScheme.tls.refused("a TLS connection on this cleartext port: the peer (a promproxy client or Prometheus with https://?) must use http://", { remote: socket.remoteAddress });
+      }
       socket.pause();
       socket.unshift(first);
       // Both servers take the unshifted bytes: http reads on from the stream,
@@ -120,6 +135,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
     closeIdleConnections: () => h1.closeIdleConnections(),
     async close(graceMs) {
       closing = true;
+      for (const log of Object.values(wrongScheme)) log.close();
       h2.stop();
       limits.close();
       const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));

@@ -8,6 +8,14 @@ import { discoveryDefaults } from "./discovery.ts";
 import { helloDefaults } from "./hello.ts";
 import { parsePeers } from "./peers/peer-list.ts";
 
+/**
+ * The CLI's warm-up with `--replica-count`: clients missing a replica search
+ * for it at most 10 s apart (PROTOCOL.md, "Several replicas"), so a
+ * replacement that listens after a long outage is found within 10 s; 5 s more
+ * for a loaded host or a round that missed it.
+ */
+export const replicaWarmupMs = 15_000;
+
 /** Options of {@link createServer}. Every field is optional; defaults are given per field. */
 export interface ServerOptions {
   /** Scrape timeout when Prometheus sends no `X-Prometheus-Scrape-Timeout-Seconds` header (curl, vmagent). Default 15 000 ms. */
@@ -94,7 +102,10 @@ export interface ServerOptions {
    * created; then it is ready once no new client has joined for
    * `warmupSettleMs`, or at the latest `warmupMaxMs` after it was created.
    * Once ready it stays ready until it drains. Default 0 (ready at once; the
-   * CLI's `--warmup` defaults to 5 s).
+   * CLI's `--warmup` defaults to 5 s, and to {@link replicaWarmupMs} with
+   * `--replica-count`). With several replicas, make it longer than the
+   * clients' longest wait between two searches (10 s): a replacement that
+   * nobody has found yet would otherwise turn ready holding no client.
    */
   warmupMs?: number;
   /** See {@link warmupMs}. Default 2 000 ms when `warmupMs` is set, else 0. */

@@ -57,7 +57,7 @@ export function createScrapeHandler({ options, coordinator, metrics, activity }:
 
     const s = session;
     metrics.sessions.inc({ result: "accepted" });
-    log.info("client connected", { name: s.info.name, session: s.info.sessionId, identity: s.info.identity });
+    log.info("client connected", { client: s.info.name, session: s.info.sessionId, identity: s.info.identity });
     let reason = "stream ended";
     /** Set when the stream ends in any way but the client closing its side cleanly (stop()): it vanished. */
     let broke = true;
@@ -102,7 +102,7 @@ export function createScrapeHandler({ options, coordinator, metrics, activity }:
     } finally {
       coordinator.leave(s, { reason, broke });
       s.close();
-      log.info("client disconnected", { name: s.info.name, session: s.info.sessionId, reason });
+      log.info("client disconnected", { client: s.info.name, session: s.info.sessionId, reason });
     }
   };
 }

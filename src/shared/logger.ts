@@ -32,6 +32,21 @@ export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 /** `text`: `TIME LEVEL promproxy: message key=value ...`; `json`: one JSON object per line. */
 export type LogFormat = "text" | "json";
 
+/**
+ * Fields pino and bunyan write themselves (and our JSON lines' own): an event
+ * field of one of these names would repeat the key in the line, and most
+ * parsers keep the last one. Ours never use them (the client is `client`);
+ * should one slip through, it is written as `promproxy_<key>`.
+ */
+const ownedByLoggers = new Set(["name", "hostname", "pid", "level", "time", "msg", "v", "component"]);
+
+/** The fields with any key a logger owns renamed. @internal */
+export function safeFields(fields: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields ?? {})) out[ownedByLoggers.has(k) ? `promproxy_${k}` : k] = v;
+  return out;
+}
+
 const order: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3, silent: 4 };
 const levels = ["debug", "info", "warn", "error"] as const;
 
@@ -48,7 +63,7 @@ export function createConsoleLogger(level: LogLevel = "warn", prefix = "promprox
     const time = new Date().toISOString();
     if (format === "json") {
       const line: Record<string, unknown> = { time, level: lvl, component: prefix, msg: message };
-      for (const [k, v] of Object.entries(fields ?? {})) if (v !== undefined && !(k in line)) line[k] = v instanceof Error ? v.message : v;
+      for (const [k, v] of Object.entries(safeFields(fields))) if (v !== undefined) line[k] = v instanceof Error ? v.message : v;
       process.stderr.write(JSON.stringify(line, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)) + "\n");
       return;
     }
@@ -80,11 +95,29 @@ export function toLogger(l: AnyLogger, component = "promproxy"): Logger {
   for (const lvl of levels) {
     out[lvl] = (message, fields) => {
       try {
-        if (fieldsFirst) (target as FieldsFirstLogger)[lvl]({ ...fields }, message);
+        if (fieldsFirst) (target as FieldsFirstLogger)[lvl](safeFields(fields), message);
         else (target as Logger)[lvl](message, fields);
       } catch {
         // a broken logger must not break scrapes
       }
+    };
+  }
+  return out;
+}
+
+/**
+ * A client's logger: every line carries `client` (its name). Pino and bunyan
+ * keep `name` for the service's own name, so a `name` field from the engine
+ * is dropped, never written over theirs.
+ *
+ * @internal
+ */
+export function withClientField(log: Logger, client: string): Logger {
+  const out = {} as Logger;
+  for (const level of levels) {
+    out[level] = (message, fields) => {
+      const { name: _name, ...rest } = fields ?? {};
+      log[level](message, { client, ...rest });
     };
   }
   return out;

@@ -3,7 +3,10 @@
  * `server`, as child processes that must exit on their own after a signal.
  */
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
 import * as http from "node:http";
+import * as os from "node:os";
+import * as path from "node:path";
 import { test } from "node:test";
 import type { PromproxyClient } from "../../src/client/index.ts";
 import { curl, startClient, waitFor } from "../helpers.ts";
@@ -128,13 +131,48 @@ test("promproxy server prints the scrape config, relays a client, and exits 0 on
   }
 });
 
-test("promproxy with a bad flag exits 2 with the usage", async () => {
-  const p = runCli(["server", "--no-such-flag"]);
+test("promproxy with a bad flag exits 2 with one line naming it, the nearest flag and where the usage is", async () => {
+  const p = runCli(["server", "--listne", "127.0.0.1:0"]);
   try {
     const exit = await p.exited;
     assert.deepEqual(exit, { code: 2, signal: null });
-    assert.match(p.stderr(), /usage: promproxy server/);
+    assert.equal(p.stderr(), 'promproxy: unknown option --listne (did you mean --listen?); run "promproxy server --help" for the options\n');
   } finally {
     await p.kill();
+  }
+});
+
+test("promproxy server on a port in use exits 1 with one line, no stack", { timeout: 30_000 }, async () => {
+  const first = runCli(["server", "--listen", "127.0.0.1:0"]);
+  try {
+    await first.waitForOutput(/listening on 127\.0\.0\.1:\d+/);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(first.stdout())?.[1]);
+    const second = runCli(["server", "--listen", `127.0.0.1:${port}`, "--log-level", "warn"]);
+    assert.deepEqual(await second.exited, { code: 1, signal: null });
+    assert.equal(second.stderr(), `promproxy: port ${port} is in use (another promproxy or program listens there): choose another with --listen\n`);
+    assert.equal(second.stdout(), "");
+  } finally {
+    await first.kill();
+  }
+});
+
+test("promproxy server reads --config or PROMPROXY_CONFIG, and names every PROMPROXY_* variable it ignores", { timeout: 60_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "promproxy-srv-config-"));
+  try {
+    for (const how of ["flag", "env"] as const) {
+      const port = await freePort();
+      const file = path.join(dir, `srv-${how}.yaml`);
+      fs.writeFileSync(file, `listen: 127.0.0.1:${port}\ndrain-delay: 0s\nlog-level: warn\n`);
+      const p = runCli(["server", ...(how === "flag" ? ["--config", file] : [])], { ...(how === "env" ? { PROMPROXY_CONFIG: file } : {}), PROMPROXY_SERVER: "http://proxy:8080" });
+      try {
+        await p.waitForOutput(new RegExp(`listening on 127\\.0\\.0\\.1:${port}`));
+        await waitFor("the warning", () => p.stderr().includes("PROMPROXY_SERVER is a setting of promproxy client, not server: ignored"));
+        assert.deepEqual(await exitAfter(p, "SIGTERM", 10_000), { code: 0, signal: null });
+      } finally {
+        await p.kill();
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

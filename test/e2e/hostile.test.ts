@@ -111,7 +111,7 @@ describe("connections that never say anything", () => {
         const r = await p;
         assert.ok(r.closed, `${what}: closed by the server`);
         assert.equal(r.text, "", `${what}: nothing written back`);
-        assert.ok(r.ms >= 250 && r.ms < 3_000, `${what}: closed after ${r.ms.toFixed(0)} ms, want about 300`);
+        assert.ok(r.ms >= 150 && r.ms < 5_000, `${what}: closed after ${r.ms.toFixed(0)} ms, want about 300 (not at once, not never)`);
       }
     } finally {
       await server.close({ graceMs: 200 });

@@ -15,16 +15,53 @@ import { createServer } from "../../src/server/index.ts";
 import { proxyGet, testRegistry, waitFor } from "../helpers.ts";
 import { runCli } from "./prometheus.ts";
 
-/** A pino logger writing JSON lines into an array. */
-function collectingPino() {
+/** A pino logger writing JSON lines into an array (the raw lines too: a repeated key shows only there). */
+function collectingPino(options: { name?: string } = {}) {
+  const raw: string[] = [];
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split("\n")) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+      for (const l of chunk.toString().split("\n")) {
+        if (!l.trim()) continue;
+        raw.push(l);
+        lines.push(JSON.parse(l) as Record<string, unknown>);
+      }
       done();
     },
   });
-  return { logger: pino({ level: "debug" }, sink), lines };
+  return { logger: pino({ level: "debug", ...options }, sink), lines, raw };
+}
+
+/** The keys of one JSON line in order, repeats kept (JSON.parse keeps only the last of a repeated key). */
+function keysOf(line: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  for (const m of line.matchAll(/"((?:[^"\\]|\\.)*)"(\s*:)?|[{}[\]]/g)) {
+    if (m[0] === "{" || m[0] === "[") depth++;
+    else if (m[0] === "}" || m[0] === "]") depth--;
+    else if (m[2] && depth === 1) keys.push(m[1] ?? "");
+  }
+  return keys;
+}
+
+/**
+ * A bunyan-shaped logger (bunyan is not installed): fields first, child()
+ * bindings, and every record written as bunyan writes it, its own fields
+ * (name, hostname, pid, level, msg, time, v) and then the others.
+ */
+function fakeBunyan(name: string) {
+  const records: string[] = [];
+  type Fields = Record<string, unknown>;
+  type Log = { [L in "debug" | "info" | "warn" | "error"]: (fields: Fields, msg: string) => void } & { child(more: Fields): Log };
+  const make = (bindings: Fields): Log => {
+    const write = (level: number) => (fields: Fields, msg: string) => {
+      const rec = { name, hostname: "host-1", pid: 42, ...bindings, level, ...fields, msg, time: new Date().toISOString(), v: 0 };
+      // bunyan serialises with JSON.stringify on an object: a field named like one of its own overwrites it silently.
+      records.push(JSON.stringify(rec));
+    };
+    return { debug: write(20), info: write(30), warn: write(40), error: write(50), child: (more: Fields) => make({ ...bindings, ...more }) };
+  };
+  return { logger: make({}), records };
 }
 
 test("pino loggers: fields first, a child with component=promproxy, nothing lost", { timeout: 30_000 }, async () => {
@@ -34,17 +71,18 @@ test("pino loggers: fields first, a child with component=promproxy, nothing lost
   const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
   const client = createClient({ name: "app-1", serverUrl: `http://127.0.0.1:${port}`, registry: testRegistry("app-1"), logger: c.logger });
   try {
-    await client.start({ timeoutMs: 10_000 });
+    void client.start();
+    await client.ready({ timeoutMs: 10_000 });
     assert.equal((await proxyGet(port, "http://app-1/metrics")).status, 200);
     await waitFor("the server logged the client", () => s.lines.some((l) => l["msg"] === "client connected"));
     const connected = s.lines.find((l) => l["msg"] === "client connected");
     assert.equal(connected?.["component"], "promproxy");
-    assert.equal(connected?.["name"], "app-1");
+    assert.equal(connected?.["client"], "app-1");
     assert.match(String(connected?.["session"]), /^[0-9a-f-]{36}$/);
     const listening = s.lines.find((l) => l["msg"] === "listening");
     assert.equal(listening?.["port"], port);
     const welcomed = c.lines.find((l) => l["msg"] === "connected");
-    assert.equal(welcomed?.["name"], "app-1", JSON.stringify(c.lines));
+    assert.equal(welcomed?.["client"], "app-1", JSON.stringify(c.lines));
     assert.equal(welcomed?.["component"], "promproxy");
   } finally {
     await client.stop();
@@ -86,4 +124,44 @@ test("--log-format json: one object per line with time, level, component, msg; n
     await server.kill();
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("our fields never collide with pino's or bunyan's own: the service's name survives, the client is `client`", { timeout: 30_000 }, async () => {
+  const own = ["name", "hostname", "pid", "level", "time", "msg", "v"];
+  const s = collectingPino({ name: "proxy-svc" });
+  const c = collectingPino({ name: "checkout-svc" });
+  const b = fakeBunyan("checkout-bunyan");
+  const server = createServer({ logger: s.logger });
+  const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
+  const client = createClient({ name: "app-9", serverUrl: `http://127.0.0.1:${port}`, registry: testRegistry("app-9"), logger: c.logger });
+  const other = createClient({ name: "app-8", serverUrl: `http://127.0.0.1:${port}`, registry: testRegistry("app-8"), logger: b.logger });
+  // A server that is not there: the client's failure lines carry fields too.
+  const lost = createClient({ name: "app-7", serverUrl: "http://127.0.0.1:1", logger: c.logger, backoff: { initialMs: 50, maxMs: 100 } });
+  try {
+    await Promise.all([client.start(), other.start(), lost.start()]);
+    await Promise.all([client.ready({ timeoutMs: 10_000 }), other.ready({ timeoutMs: 10_000 })]);
+    assert.equal((await proxyGet(port, "http://app-9/metrics")).status, 200);
+    await waitFor("the lost client's failure logged", () => c.lines.some((l) => l["msg"] === "connection attempt failed"));
+    await client.stop();
+    await other.stop();
+    await waitFor("the server logged both disconnects", () => s.lines.filter((l) => l["msg"] === "client disconnected").length === 2);
+  } finally {
+    await Promise.all([client.stop(), other.stop(), lost.stop()]);
+    await server.close();
+  }
+  for (const [who, raw, service] of [["server (pino)", s.raw, "proxy-svc"], ["client (pino)", c.raw, "checkout-svc"], ["client (bunyan)", b.records, "checkout-bunyan"]] as const) {
+    assert.ok(raw.length >= 2, `${who} logged: ${raw.join("\n")}`);
+    for (const line of raw) {
+      const keys = keysOf(line);
+      assert.equal(new Set(keys).size, keys.length, `${who}: a key repeats in ${line}`);
+      const o = JSON.parse(line) as Record<string, unknown>;
+      assert.equal(o["name"], service, `${who}: the service's name is kept in ${line}`);
+      for (const k of own) assert.ok(!(k in o) || typeof o[k] !== "undefined", line);
+    }
+  }
+  // Bunyan overwrites silently instead of repeating keys: the name must still be the service's on every record.
+  assert.ok(b.records.some((l) => (JSON.parse(l) as Record<string, unknown>)["client"] === "app-8"), b.records.join("\n"));
+  assert.ok(c.lines.some((l) => l["msg"] === "connected" && l["client"] === "app-9"), c.raw.join("\n"));
+  assert.ok(c.lines.some((l) => l["msg"] === "connection attempt failed" && l["client"] === "app-7"), c.raw.join("\n"));
+  assert.ok(s.lines.some((l) => l["msg"] === "client connected" && l["client"] === "app-9"), s.raw.join("\n"));
 });

@@ -30,6 +30,7 @@ export interface RawHello {
   targets?: { port: number; path: string; labels?: Record<string, string> }[];
   version?: string;
   features?: string[];
+  heldReplicaIds?: string[];
 }
 
 export interface RawClient {
@@ -95,6 +96,7 @@ export async function connectRaw(
         targets: (hello.targets ?? []).map((t) => ({ port: t.port, path: t.path, labels: t.labels ?? {} })),
         version: hello.version ?? "raw-test-client/0",
         features: hello.features ?? [],
+        heldReplicaIds: hello.heldReplicaIds ?? [],
       },
     },
   });

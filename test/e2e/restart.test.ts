@@ -166,7 +166,8 @@ test("a name held by a connected client is refused for a second client with Alre
     onError: (e) => errors.push(e),
   });
   let settled: string | undefined;
-  const starting = second.start().then(
+  void second.start();
+  const starting = second.ready().then(
     () => (settled = "resolved"),
     (e: unknown) => {
       settled = "rejected";
@@ -182,7 +183,7 @@ test("a name held by a connected client is refused for a second client with Alre
       assert.equal(e.code, Code.AlreadyExists, `code ${Code[e.code]}: ${e.message}`);
       assert.match(e.rawMessage, /app-1/);
     }
-    assert.equal(settled, undefined, "start() keeps waiting (retrying) on AlreadyExists");
+    assert.equal(settled, undefined, "ready() keeps waiting (retrying) on AlreadyExists");
     assert.equal(second.state, "connecting");
     // The holder keeps its name and keeps serving.
     assert.deepEqual(s.server.clients().map((c) => [c.name, c.sessionId]), [["app-1", sessionId]]);

@@ -51,7 +51,8 @@ test("a new stream takes over a name whose holder went silent; a live holder kee
   });
   try {
     // While the holder answers, the name stays with it.
-    const thiefStart = thief.start();
+    void thief.start();
+    const thiefStart = thief.ready();
     thiefStart.catch(() => {});
     await new Promise((res) => setTimeout(res, 1000));
     assert.ok(codes.length >= 2 && codes.every((c) => c === Code.AlreadyExists), `refused with AlreadyExists: ${codes.map((c) => Code[c]).join(",")}`);

@@ -125,10 +125,9 @@ test("the Node client says goodbye on stop(): delisted at once; killed, it is li
   const s = await startServer({ vanishedRetentionMs: 60_000 });
   try {
     const polite = await startClient(s.url, "polite");
-    const t0 = performance.now();
     await polite.stop();
-    assert.ok(performance.now() - t0 < 900, "stop() does not wait out the goodbye timeout");
-    assert.deepEqual(await groups(s.url), [], "gone at once, not vanished");
+    // Had stop() waited out its goodbye timeout, it would have cut the stream (a reset): listed as vanished.
+    assert.deepEqual(await groups(s.url), [], "gone at once, not vanished: the server ended the stream after the goodbye");
     assert.equal((await proxyGet(s.port, "http://polite/metrics")).status, 404);
   } finally {
     await s.close();

@@ -1,0 +1,30 @@
+/**
+ * An `AlreadyExists` refusal met while a client searches for replicas through
+ * one address. The server names itself in the refusal's metadata
+ * (`promproxy-replica-id`): a replica the client holds means a live stream of
+ * ours has the name there, a step of the search (debug); another id, or none
+ * (a server that predates it), means another client holds our name on that
+ * replica: a real name clash, said at warn at most once a minute. Either way
+ * the search goes on.
+ *
+ * @internal
+ */
+import type { ConnectError } from "@connectrpc/connect";
+import type { Logger } from "../shared/logger.ts";
+import { oneLine } from "../shared/one-line.ts";
+import { replicaIdKey } from "../shared/replica-header.ts";
+import { sparseLog } from "./fleet-limits.ts";
+
+export function createSearchRefusals(log: Logger, name: string): (error: ConnectError, held: Set<string>, server: string) => "held" | "clash" {
+  const clash = sparseLog(log);
+  return (error, held, server) => {
+    const by = error.metadata.get(replicaIdKey) ?? "";
+    if (held.has(by)) {
+      log.debug("landed on a replica already held; trying again", { name, server });
+      return "held";
+    }
+    const replica = by ? oneLine(by, 128) : undefined; // a server's word: bounded in our host's log
+    clash("our name is held by another client on a replica we do not hold; searching on", { name, replica, server, reason: oneLine(error.rawMessage, 512) });
+    return "clash";
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * The fast path's frame codec against protobuf-es, fuzzed (fast-check):
+ * server frames split anywhere decode to the same messages, garbage only ever
+ * ends in a ConnectError, and the hand-written chunk frames are byte for byte
+ * what protobuf-es writes.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { create, equals, toBinary } from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
+import fc from "fast-check";
+import { ClientFrameSchema, ScrapeErrorReason, ServerFrameSchema, type ServerFrame } from "../gen/promproxy/v1/scrape_pb.ts";
+import { chunkFrameHeader, createFrameReader, encodeFrame, frameBuffers } from "../src/client/grpc-fast/frame-codec.ts";
+
+const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
+const text = fc.string({ maxLength: 40, unit: "binary" });
+const serverFrame: fc.Arbitrary<ServerFrame> = fc
+  .oneof(
+    u64.map((nonce) => ({ case: "ping" as const, value: { nonce } })),
+    fc.record({ scrapeId: u64, bytes: u64 }).map((value) => ({ case: "credit" as const, value })),
+    fc.record({ scrapeId: u64, reason: text }).map((value) => ({ case: "cancel" as const, value })),
+    fc
+      .record({ scrapeId: u64, port: fc.integer({ min: 0, max: 65535 }), path: text, method: text, creditBytes: u64, headers: fc.array(fc.record({ name: text, value: text }), { maxLength: 3 }) })
+      .map((value) => ({ case: "order" as const, value })),
+    fc.record({ sessionId: text, replicaId: text, features: fc.array(text, { maxLength: 3 }) }).map((value) => ({ case: "welcome" as const, value })),
+    fc.constant({ case: undefined, value: undefined }),
+  )
+  .map((frame) => create(ServerFrameSchema, { frame } as never));
+
+function envelope(f: ServerFrame): Buffer {
+  const body = toBinary(ServerFrameSchema, f);
+  const out = Buffer.alloc(5 + body.byteLength);
+  out.writeUInt32BE(body.byteLength, 1);
+  out.set(body, 5);
+  return out;
+}
+
+/** Splits `bytes` at the given cut points (any order, duplicates allowed). */
+function split(bytes: Buffer, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.byteLength + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const p of [...points, bytes.byteLength]) {
+    out.push(bytes.subarray(at, p));
+    at = p;
+  }
+  return out;
+}
+
+test("server frames split at arbitrary points decode to the same messages as protobuf-es", () => {
+  fc.assert(
+    fc.property(fc.array(serverFrame, { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 30 }), (frames, cuts) => {
+      const got: ServerFrame[] = [];
+      const reader = createFrameReader({ readLimit: 1 << 20, onFrame: (f) => got.push(f) });
+      for (const piece of split(Buffer.concat(frames.map(envelope)), cuts)) reader.push(piece);
+      assert.equal(got.length, frames.length);
+      frames.forEach((f, i) => assert.ok(equals(ServerFrameSchema, f, got[i] as ServerFrame), `frame ${i}`));
+      assert.ok(reader.idle);
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test("garbage never throws anything but a ConnectError, and nothing after it is read", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.array(fc.nat(), { maxLength: 10 }), fc.integer({ min: 0, max: 400 }), (bytes, cuts, limit) => {
+      const reader = createFrameReader({ readLimit: limit, onFrame: () => {} });
+      for (const piece of split(Buffer.from(bytes), cuts)) {
+        try {
+          reader.push(piece);
+        } catch (e) {
+          assert.ok(e instanceof ConnectError, `${String(e)}`);
+          return;
+        }
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test("a frame over the read limit, a compressed flag or a reserved flag is refused at its prefix", () => {
+  const refused = (bytes: number[], limit = 100) => {
+    const reader = createFrameReader({ readLimit: limit, onFrame: () => assert.fail("no frame may come out") });
+    try {
+      reader.push(Uint8Array.from(bytes));
+    } catch (e) {
+      assert.ok(e instanceof ConnectError);
+      return e;
+    }
+    return assert.fail("refused");
+  };
+  assert.match(refused([0, 0, 0, 0, 101]).rawMessage, /frame of 101 bytes larger than the client's read limit of 100 bytes/);
+  assert.match(refused([1, 0, 0, 0, 2, 8, 1]).rawMessage, /compressed/);
+  assert.match(refused([0x80, 0, 0, 0, 0]).rawMessage, /flags 0x80/);
+  // At the limit: read.
+  const got: ServerFrame[] = [];
+  const at = envelope(create(ServerFrameSchema, { frame: { case: "cancel", value: { scrapeId: 1n, reason: "x".repeat(90) } } }));
+  createFrameReader({ readLimit: at.byteLength - 5, onFrame: (f) => got.push(f) }).push(at);
+  assert.equal(got.length, 1);
+});
+
+test("end and pong frames written by hand equal protobuf-es's encoding", () => {
+  fc.assert(
+    fc.property(u64, (id) => {
+      for (const frame of [{ frame: { case: "end" as const, value: { scrapeId: id } } }, { frame: { case: "pong" as const, value: { nonce: id } } }]) {
+        const body = toBinary(ClientFrameSchema, create(ClientFrameSchema, frame));
+        const got = Buffer.concat(frameBuffers(frame));
+        assert.equal(got.readUInt32BE(1), body.byteLength);
+        assert.deepEqual(got.subarray(5), Buffer.from(body));
+      }
+    }),
+    { numRuns: 500 },
+  );
+  const withError = { frame: { case: "end" as const, value: { scrapeId: 3n, error: { reason: ScrapeErrorReason.TIMEOUT, message: "slow" } } } };
+  assert.deepEqual(Buffer.concat(frameBuffers(withError)).subarray(5), Buffer.from(toBinary(ClientFrameSchema, create(ClientFrameSchema, withError))));
+});
+
+test("head frames written by hand equal protobuf-es's encoding", () => {
+  const str = fc.oneof(fc.string({ maxLength: 300, unit: "grapheme" }), fc.string({ maxLength: 40, unit: "binary" }), fc.constantFrom("\ud800", "a\udc00b"));
+  fc.assert(
+    fc.property(u64, fc.integer({ min: 0, max: 0xffffffff }), fc.array(fc.record({ name: str, value: str }), { maxLength: 5 }), (scrapeId, status, headers) => {
+      const frame = { frame: { case: "head" as const, value: { scrapeId, status, headers } } };
+      const body = toBinary(ClientFrameSchema, create(ClientFrameSchema, frame));
+      const got = Buffer.concat(frameBuffers(frame));
+      assert.equal(got.readUInt32BE(1), body.byteLength);
+      assert.deepEqual(got.subarray(5), Buffer.from(body));
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+test("chunk frames written around the target's bytes equal protobuf-es's encoding, without copying the bytes", () => {
+  fc.assert(
+    fc.property(u64, fc.uint8Array({ maxLength: 600 }), (scrapeId, data) => {
+      const frame = { frame: { case: "chunk" as const, value: { scrapeId, data } } };
+      const bufs = frameBuffers(frame);
+      assert.deepEqual(Buffer.concat(bufs), encodeFrame(frame));
+      const expected = toBinary(ClientFrameSchema, create(ClientFrameSchema, frame));
+      assert.equal(encodeFrame(frame).readUInt32BE(1), expected.byteLength);
+      if (data.byteLength > 0) assert.equal(bufs[1], data, "the data is the caller's own buffer");
+    }),
+    { numRuns: 500 },
+  );
+  // Large lengths (multi-byte varints up to 1 MiB).
+  for (const n of [127, 128, 16383, 16384, (1 << 20) - 64, 1 << 20]) {
+    const data = new Uint8Array(n);
+    assert.deepEqual(Buffer.concat(frameBuffers({ frame: { case: "chunk", value: { scrapeId: 300n, data } } })), encodeFrame({ frame: { case: "chunk", value: { scrapeId: 300n, data } } }));
+    assert.equal(chunkFrameHeader(300n, n).byteLength < 20, true);
+  }
+});
