@@ -208,7 +208,7 @@ describe("peers: three replicas that know each other", { timeout: 180_000 }, () 
 });
 
 describe("peers: the CLI's flags", { timeout: 60_000 }, () => {
-  test("mistakes are usage errors naming the flag (exit 2); PROMPROXY_PEERS is read like any flag", async () => {
+  test("mistakes are usage errors naming the flag, variable or file key (exit 2); env and config file as for any flag", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "promproxy-peers-cli-"));
     const short = path.join(dir, "short");
     fs.writeFileSync(short, "too-short\n");
@@ -218,14 +218,26 @@ describe("peers: the CLI's flags", { timeout: 60_000 }, () => {
       [["--peers=ftp://x:1"], {}, /--peers: want http\(s\):\/\/HOST:PORT, got "ftp:\/\/x:1"/],
       [["--peers=http://127.0.0.1:1", `--peer-secret-file=${short}`], {}, /--peer-secret-file: .*short:1: a peer secret must be at least 16 characters/],
       [["--peers=http://127.0.0.1:1", "--peer-secret-file=/nonexistent"], {}, /--peer-secret-file: ENOENT/],
-      [[], { PROMPROXY_PEERS: "http://127.0.0.1:1" }, /--peers needs --peer-secret-file/],
+      [[], { PROMPROXY_PEERS: "http://127.0.0.1:1" }, /^promproxy: PROMPROXY_PEERS needs --peer-secret-file/],
+      [[`--config=${path.join(dir, "peers.yaml")}`], {}, /^promproxy: .*peers\.yaml: peers needs --peer-secret-file/],
     ];
+    fs.writeFileSync(path.join(dir, "peers.yaml"), "peers:\n  - http://127.0.0.1:1\n  - http://127.0.0.1:2\n");
     try {
       for (const [args, env, message] of cases) {
-        const p = runCli(["server", "--listen=127.0.0.1:0", ...args], env);
+        const p = runCli(["server", "--listen=127.0.0.1:0", "--log-level=warn", ...args], env);
         assert.deepEqual(await p.exited, { code: 2, signal: null }, args.join(" "));
         assert.match(p.stderr(), message);
         assert.equal(p.stderr().split("\n").filter(Boolean).length, 1, `one line: ${p.stderr()}`);
+      }
+      // A list in the config file, the secret beside it: it starts.
+      const good = path.join(dir, "good");
+      fs.writeFileSync(good, `${secret}\n`);
+      fs.writeFileSync(path.join(dir, "ok.yaml"), `peers:\n  - http://127.0.0.1:1\n  - http://127.0.0.1:2\npeer-secret-file: ${good}\n`);
+      const p = runCli(["server", "--listen=127.0.0.1:0", `--config=${path.join(dir, "ok.yaml")}`, "--log-level=error"]);
+      try {
+        await p.waitForOutput(/listening on/);
+      } finally {
+        await p.kill();
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
