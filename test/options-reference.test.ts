@@ -4,8 +4,8 @@
  *
  * - server and `listen()` options: every field of `ServerOptions` and `ListenOptions` (read from src/server/options.ts) has a row whose default is
  *   what `resolveServerOptions({})` / `resolveListenOptions({})` give (derived defaults checked by calling the resolver with their base set);
- * - client options: every field of `ClientOptions` has a row whose default is the one its doc comment states
- *   ("Default X"): there is no single client resolver to call;
+ * - client and `promAuth` options: every field of `ClientOptions` and `PromAuthOptions` has a row whose default is
+ *   the one its doc comment states ("Default X"): there is no single resolver to call;
  * - server and forwarder flags: every flag of the parseArgs spec has a row, with the default the usage text shows
  *   in brackets.
  *
@@ -74,13 +74,16 @@ const units: Record<string, number> = {
   b: 1, bytes: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kb: 1e3, mb: 1e6, gb: 1e9,
 };
 
-/** "15 000", "256 MiB", "`5s`", "600 000 (10 min)", "1 024" -> a number (ms or bytes); undefined if not an amount. */
+/**
+ * The amount a cell starts with: "15 000", "256 MiB", "`5s`", "600 000 (10 min)", "10 failures per address" -> a
+ * number (ms or bytes); undefined when the cell does not start with one.
+ */
 function amount(text: string): number | undefined {
-  const t = text.replace(/`/g, "").replace(/\(.*\)/g, "").trim();
-  const m = /^(\d[\d\s,_]*(?:\.\d+)?)\s*([a-z]*)$/i.exec(t);
+  const t = text.replace(/`/g, "").trim();
+  const m = /^(\d(?:[\d,_]| (?=\d{3}\b))*(?:\.\d+)?)(?:\s*([a-z]+)\b)?/i.exec(t);
   if (!m) return undefined;
-  const unit = units[m[2]!.toLowerCase()];
-  return unit === undefined ? undefined : Number(m[1]!.replace(/[\s,_]/g, "")) * unit;
+  const unit = units[(m[2] ?? "").toLowerCase()] ?? 1;
+  return Number(m[1]!.replace(/[\s,_]/g, "")) * unit;
 }
 
 const norm = (s: string) => s.toLowerCase().replace(/`/g, "").replace(/--/g, "").replace(/\s+/g, " ").trim();
@@ -169,12 +172,13 @@ function objectCell(text: string): Record<string, number> {
   return Object.fromEntries([...text.matchAll(/(\w+): ([\d.]+)/g)].map((m) => [m[1]!, Number(m[2])]));
 }
 
-test("options reference: every ClientOptions field is listed with the default its doc comment states", () => {
-  const table = rows(section("Client options"), (n) => (/^\w+$/.test(n) ? n : undefined));
-  const names = fields("src/client/options.ts", "ClientOptions");
-  assert.ok(names.length > 25, "ClientOptions parsed");
-  assert.deepEqual(names.filter((n) => !table.has(n)), [], "ClientOptions fields missing from docs/options.md");
-  const comments = commentDefaults("src/client/options.ts", "ClientOptions");
+/** Every field of `iface` has a row in the section, with the default its doc comment states; returns how many were compared. */
+function checkCommented(heading: string, file: string, iface: string): number {
+  const table = rows(section(heading), (n) => (/^\w+$/.test(n) ? n : undefined));
+  const names = fields(file, iface);
+  assert.ok(names.length > 10, `${iface} parsed`);
+  assert.deepEqual(names.filter((n) => !table.has(n)), [], `${iface} fields missing from docs/options.md`);
+  const comments = commentDefaults(file, iface);
   let checked = 0;
   for (const name of names) {
     const said = comments.get(name);
@@ -190,12 +194,24 @@ test("options reference: every ClientOptions field is listed with the default it
     else if (/^(none|required)\b/.test(said)) assert.equal(stated, said.split(/\s/)[0], at);
     else {
       // Free words: the code names of the sentence (or, without any, its first clause) appear in the table.
-      const clause = said.replace(/\(.*?\)/g, "").trim();
+      let clause = said;
+      for (let prev = ""; prev !== clause; ) [prev, clause] = [clause, clause.replace(/\([^()]*\)/g, "")];
+      clause = clause.replace(/\s+/g, " ").trim();
       const code = [...clause.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
       for (const c of code.length > 0 ? code : [clause.split(",")[0]!]) assert.ok(norm(stated).includes(norm(c)), `${at}: "${c}" is missing`);
     }
   }
+  return checked;
+}
+
+test("options reference: every ClientOptions field is listed with the default its doc comment states", () => {
+  const checked = checkCommented("Client options", "src/client/options.ts", "ClientOptions");
   assert.ok(checked > 25, `defaults compared: ${checked}`);
+});
+
+test("options reference: every PromAuthOptions field is listed with the default its doc comment states", () => {
+  const checked = checkCommented("Prometheus auth options", "src/auth/prom-auth.ts", "PromAuthOptions");
+  assert.ok(checked > 12, `defaults compared: ${checked}`);
 });
 
 // ------------------------------------------------------------------------------------------------- flags
@@ -253,6 +269,9 @@ test("options reference: the amounts parser reads the forms the tables use", () 
   assert.equal(amount("256MiB"), 256 * 1024 ** 2);
   assert.equal(amount("600 000 (10 min)"), 600_000);
   assert.equal(amount("0 (the CLI: 5 s)"), 0);
+  assert.equal(amount("10 failures per address"), 10);
+  assert.equal(amount("1 024"), 1024);
+  assert.equal(amount("32 labels"), 32);
   assert.equal(amount("the scrape's deadline"), undefined);
   assert.equal(amount("`maxClients` + 1 000 (11 000)"), undefined);
 });
