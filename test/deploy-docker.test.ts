@@ -528,7 +528,7 @@ test("docker: the manifests run this image with the Dockerfile's user, port and 
 
   const build = `docker build -t ${image} .`;
   assert.ok(dockerfileText.includes(build), `the Dockerfile says how to build it: ${build}`);
-  for (const readme of ["README.md", "deploy/kubernetes/README.md"]) {
+  for (const readme of ["docs/operations.md", "deploy/kubernetes/README.md"]) {
     assert.ok(fs.readFileSync(path.join(repo, readme), "utf8").includes(build), `${readme} has the build command: ${build}`);
   }
   assert.equal(parseYaml(fs.readFileSync(path.join(k8sDir, "kustomization.yaml"), "utf8")).images, undefined, "no kustomize image override hides the name");

@@ -215,7 +215,7 @@ interface Args {
   one(flag: string): string;
 }
 
-/** The image the repository's Dockerfile builds, as the README's `docker build -t` names it. */
+/** The image the repository's Dockerfile builds, as docs/operations.md's `docker build -t` names it. */
 const image = `promproxy:${(JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version}`;
 const runsPromproxy = (c: Obj) => typeof c.image === "string" && c.image.split(":")[0] === image.split(":")[0];
 

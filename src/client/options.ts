@@ -13,7 +13,7 @@ export interface ClientOptions {
   name: string;
   /**
    * The promproxy server, e.g. "http://proxy:8080" (or "https://..."). Required.
-   * The client holds a stream to every replica (see the README, "HA"):
+   * The client holds a stream to every replica (see docs/ha.md):
    * - a list of URLs: one stream to each;
    * - one URL whose host name resolves to several addresses: one stream to
    *   each address (resolved again every `resolveIntervalMs`: addresses that
@@ -88,8 +88,8 @@ export interface ClientOptions {
    * without a per-message pipeline; a fraction of the CPU and memory per
    * scrape). "connect": connect-es's gRPC transport, as before. The
    * `interceptors` run on either; one that reads or replaces the stream's
-   * messages (not just headers) makes a stream use "connect" (see the
-   * README). Same wire format, errors and limits either way. `protocol:
+   * messages (not just headers) makes a stream use "connect" (see
+   * docs/options.md, `transport`). Same wire format, errors and limits either way. `protocol:
    * "connect"` always uses connect-es. Default "fast".
    */
   transport?: "fast" | "connect";

@@ -3,7 +3,7 @@
  * so that Prometheus may scrape through any of them.
  *
  * Three `promproxy server` processes behind one haproxy (the configuration
- * the README documents: a TCP frontend for the clients' streams checked on
+ * docs/ha.md documents: a TCP frontend for the clients' streams checked on
  * /healthz, a TCP frontend for Prometheus checked on /readyz), five clients
  * that know only the load balancer's address (four embedded in this process,
  * one forwarder process), and a real Prometheus scraping through the load
