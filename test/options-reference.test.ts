@@ -135,6 +135,11 @@ test("options reference: every ServerOptions field is listed with the default re
       assert.equal(amount(when!), resolveServerOptions({ warmupMs: 1000 }).warmupSettleMs);
       assert.equal(amount(otherwise!), resolved.warmupSettleMs);
     },
+    maxPeerStateBytes: () => {
+      assert.match(table.get("maxPeerStateBytes")!, /^`maxDiscoveryBytes` \+ 64 KiB$/);
+      assert.equal(resolveServerOptions({ maxDiscoveryBytes: 1000 }).maxPeerStateBytes, 1000 + 64 * 1024);
+      assert.equal(resolved.maxPeerStateBytes, (resolved.maxDiscoveryBytes as number) + 64 * 1024);
+    },
     warmupMaxMs: () => {
       assert.match(table.get("warmupMaxMs")!, /^6 × `warmupMs`$/);
       assert.equal(resolveServerOptions({ warmupMs: 1000 }).warmupMaxMs, 6000);
