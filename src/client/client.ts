@@ -124,7 +124,6 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   let refusal: ConnectError | undefined;
   const stopper = new AbortController();
   const words = createFailureWords(urls, stopper.signal);
-  const connectionOptions: ClientOptions = { ...options, interceptors: [words.interceptor, ...(options.interceptors ?? [])] };
   /** ready() callers waiting for a welcome. */
   const waiters = new Set<{ resolve: () => void; reject: (e: unknown) => void }>();
   const settle = (error?: unknown) => {
@@ -162,7 +161,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   function run(): Promise<void> {
     state = "connecting";
     return runFleet({
-      connection: { options: connectionOptions, name, hello, targets, maxInFlight, inFlight: { count: 0 }, heartbeatMisses: options.heartbeatMisses ?? 3, welcomeTimeoutMs, log },
+      connection: { options, name, hello, targets, maxInFlight, inFlight: { count: 0 }, heartbeatMisses: options.heartbeatMisses ?? 3, welcomeTimeoutMs, log },
       urls,
       resolve: options.resolve ?? systemResolver,
       resolveIntervalMs,

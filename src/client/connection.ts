@@ -8,6 +8,7 @@ import { fastRequest } from "./grpc-fast/request-headers.ts";
 import { resolveClientTls } from "../auth/client-tls.ts";
 import { pinnedLookup } from "./endpoints.ts";
 import type { ClientOptions } from "./options.ts";
+import { noteFailedUrl } from "./transport-words.ts";
 import { createOutQueue, type OutQueue } from "./out-queue.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import {
@@ -154,8 +155,8 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     if (!welcome) throw new ConnectError("the server ended the stream without a welcome", Code.Unavailable);
     if (!ctx.stopped.aborted) throw new ConnectError("the server ended the stream", Code.Unavailable);
   } catch (e) {
-    if (call.signal.aborted && call.signal.reason instanceof ConnectError) throw call.signal.reason;
-    throw explain(ConnectError.from(e), readLimit);
+    if (call.signal.aborted && call.signal.reason instanceof ConnectError) throw noteFailedUrl(call.signal.reason, base);
+    throw noteFailedUrl(explain(ConnectError.from(e), readLimit), base);
   } finally {
     clearTimeout(welcomeTimer);
     clearTimeout(goodbye);

@@ -9,7 +9,6 @@
  *
  * @internal
  */
-import type { Interceptor } from "@connectrpc/connect";
 import { ConnectError } from "@connectrpc/connect";
 import * as net from "node:net";
 import * as tls from "node:tls";
@@ -118,32 +117,17 @@ export async function probePort(host: string, port: number, signal: AbortSignal)
   });
 }
 
-/** Remembers which server URL each failed call dialled, for the words (the error itself does not say). */
-export function failedUrls(): { interceptor: Interceptor; urlOf(error: unknown): URL | undefined } {
-  const urls = new WeakMap<object, URL>();
-  const remember = (e: unknown, url: string) => {
-    if (e && typeof e === "object" && !urls.has(e)) urls.set(e, new URL(url));
-    return e;
-  };
-  const interceptor: Interceptor = (next) => async (req) => {
-    let res;
-    try {
-      res = await next(req);
-    } catch (e) {
-      throw remember(e, req.url);
-    }
-    if (!res.stream) return res;
-    const inner = res.message;
-    async function* watched() {
-      try {
-        yield* inner;
-      } catch (e) {
-        throw remember(e, req.url);
-      }
-    }
-    return { ...res, message: watched() };
-  };
-  return { interceptor, urlOf: (e) => (e && typeof e === "object" ? urls.get(e) : undefined) };
+/** Which server URL each failed attempt dialled, for the words (the error itself does not say). */
+const failedUrls = new WeakMap<object, URL>();
+
+/**
+ * Notes that `error` ended an attempt to `url` and returns it. Called where the
+ * attempt fails (not in an interceptor: one that wraps the messages would keep
+ * the stream off the fast path). @internal
+ */
+export function noteFailedUrl<E>(error: E, url: URL): E {
+  if (error && typeof error === "object" && !failedUrls.has(error)) failedUrls.set(error, url);
+  return error;
 }
 
 /** The same error in words (code, metadata and the original as its cause kept), or the error itself. */
@@ -167,14 +151,11 @@ const maxRemembered = 32;
  * @internal
  */
 export function createFailureWords(urls: URL[], stopped: AbortSignal) {
-  const recorder = failedUrls();
   const probed = new Map<string, { at: number; words: Promise<string | undefined> }>();
   return {
-    /** Put first in the transport's interceptors: it records which URL each failure dialled. */
-    interceptor: recorder.interceptor,
     /** Words at once (a string or undefined), or a promise of them when a probe has to look. */
     explain(error: ConnectError): string | undefined | Promise<string | undefined> {
-      const url = recorder.urlOf(error) ?? (urls.length === 1 ? urls[0] : undefined);
+      const url = failedUrls.get(error) ?? (urls.length === 1 ? urls[0] : undefined);
       if (!url) return undefined;
       const now = wordsOf(error, url);
       if (now !== undefined && !worthProbing(error, url)) return now;
