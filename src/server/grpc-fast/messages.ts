@@ -28,9 +28,12 @@ export function encodeServerFrame(frame: ServerFrameInit, into: Uint8Array[]): v
 
 /** What ended a stream the client closed or reset, in the words Node uses (end-reason.ts turns them into ours). */
 export function closedError(stream: http2.ServerHttp2Stream, error?: Error): ConnectError {
-  if (error) return new ConnectError(`${error.message} ${(error as { code?: string }).code ?? ""}`.trim(), Code.Canceled, undefined, undefined, error);
   const name = Object.entries(rstNames).find(([, v]) => v === stream.rstCode)?.[0] ?? `0x${(stream.rstCode ?? 0).toString(16)}`;
-  return new ConnectError(`Stream closed with error code ${name}`, Code.Canceled);
+  const closed = `Stream closed with error code ${name}`;
+  // Both the error (a socket's ECONNRESET) and the stream's close code (CANCEL: the client went away), so that
+  // end-reason.ts picks the most telling words: "Session closed with error code 8" alone would read as a protocol error.
+  if (error) return new ConnectError(`${error.message} ${(error as { code?: string }).code ?? ""}; ${closed}`, Code.Canceled, undefined, undefined, error);
+  return new ConnectError(closed, Code.Canceled);
 }
 
 const rstNames: Record<string, number> = {
