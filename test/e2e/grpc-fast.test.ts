@@ -11,10 +11,13 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { ClientFrameSchema, ServerFrameSchema, type ServerFrame } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { bearerAuth } from "../../src/server/index.ts";
+import { bearerAuth, type ServerOptions } from "../../src/server/index.ts";
 import { proxyGet, startClient, startServer, waitFor } from "../helpers.ts";
 
 type ClientFrameInit = MessageInitShape<typeof ClientFrameSchema>;
+
+/** These edges are the fast path's (Connect answers refusals in trailers, never resets a stream that stopped reading). */
+const fastServer = (o: ServerOptions = {}) => startServer({ ...o, fastPath: true });
 
 function frame(init: ClientFrameInit, flags = 0): Buffer {
   const body = toBinary(ClientFrameSchema, create(ClientFrameSchema, init));
@@ -66,7 +69,7 @@ function raw(port: number, headers: http2.OutgoingHttpHeaders = {}, settings: ht
 }
 
 test("refusals before the hello are Trailers-Only: raw HTTP/2 and grpc-js read the status and message", async () => {
-  const s = await startServer({ interceptors: [bearerAuth({ tokens: { t0ken: ["app-*"] } })] });
+  const s = await fastServer({ interceptors: [bearerAuth({ tokens: { t0ken: ["app-*"] } })] });
   try {
     const r = raw(s.port);
     r.stream.end(frame(hello("app-1")));
@@ -103,7 +106,7 @@ test("grpc-message is percent-encoded: grpc-js and Connect clients get the messa
   const refuse: Interceptor = () => async () => {
     throw new ConnectError("refusé à 100%\nsecond line", Code.PermissionDenied);
   };
-  const s = await startServer({ interceptors: [refuse] });
+  const s = await fastServer({ interceptors: [refuse] });
   try {
     const r = raw(s.port);
     r.stream.end(frame(hello("a")));
@@ -124,7 +127,7 @@ test("grpc-message is percent-encoded: grpc-js and Connect clients get the messa
 });
 
 test("a compressed flag without grpc-encoding is refused with INTERNAL; with grpc-encoding: gzip Connect serves it", async () => {
-  const s = await startServer();
+  const s = await fastServer();
   try {
     const r = raw(s.port);
     r.stream.write(frame(hello("c1"), 1));
@@ -147,7 +150,7 @@ test("a compressed flag without grpc-encoding is refused with INTERNAL; with grp
 });
 
 test("the read limit: a message of readMaxBytes is read, one byte more ends the stream with RESOURCE_EXHAUSTED", async () => {
-  const s = await startServer({ maxChunkBytes: 512, maxHelloBytes: 1024 });
+  const s = await fastServer({ maxChunkBytes: 512, maxHelloBytes: 1024 });
   const limit = 1024 + 64 * 1024;
   try {
     const pad = (name: string, total: number) => {
@@ -175,7 +178,7 @@ test("the read limit: a message of readMaxBytes is read, one byte more ends the 
 });
 
 test("grpc-timeout is honoured (DEADLINE_EXCEEDED in trailers); a malformed one is refused with INVALID_ARGUMENT", async () => {
-  const s = await startServer();
+  const s = await fastServer();
   try {
     const r = raw(s.port, { "grpc-timeout": "400m" });
     r.stream.write(frame(hello("deadline")));
@@ -193,7 +196,7 @@ test("grpc-timeout is honoured (DEADLINE_EXCEEDED in trailers); a malformed one 
 });
 
 test("RST_STREAM from the client: listed as vanished, without a goodbye", async () => {
-  const s = await startServer();
+  const s = await fastServer();
   try {
     const r = raw(s.port);
     r.stream.write(frame(hello("rst")));
@@ -211,7 +214,7 @@ test("RST_STREAM from the client: listed as vanished, without a goodbye", async 
 });
 
 test("a client that stops reading: the unread-frame bound ends its stream and the server resets it", { timeout: 60_000 }, async () => {
-  const s = await startServer({ maxScrapesInFlight: 400, heartbeatIntervalMs: 500 });
+  const s = await fastServer({ maxScrapesInFlight: 400, heartbeatIntervalMs: 500 });
   try {
     // A window of 1 KiB and no reader: the server's writes back up after a few hundred frames.
     const r = raw(s.port, {}, { initialWindowSize: 1024 }, false);
@@ -252,7 +255,7 @@ test("interceptors that wrap the request or the response messages still see ever
   };
   for (const interceptors of [[wrapIn], [wrapOut], [wrapIn, wrapOut]]) {
     seenIn = seenOut = 0;
-    const s = await startServer({ interceptors });
+    const s = await fastServer({ interceptors });
     const c = await startClient(s.url, "wrapped");
     try {
       const r = await proxyGet(s.port, "http://wrapped/metrics");
