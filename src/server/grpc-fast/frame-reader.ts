@@ -116,7 +116,8 @@ export function createFrameReader({ readMaxBytes, onMessage, onError }: FrameRea
         deliver(message);
         continue;
       }
-      body ??= new Uint8Array(want);
+      // Not zero-filled: every byte is written before the message is delivered.
+      body ??= Buffer.allocUnsafe(want);
       const take = Math.min(want - bodyHave, n - at);
       body.set(chunk.subarray(at, at + take), bodyHave);
       bodyHave += take;
