@@ -10,6 +10,7 @@ import { runChain, type CallOutcome } from "./call.ts";
 import { createFrameReader } from "./frame-reader.ts";
 import { createFrameWriter, toConnectError, type CallMetadata, type FrameWriter } from "./frame-writer.ts";
 import { closedError, decodeClientFrame, encodeServerFrame, streamMessages } from "./messages.ts";
+import { serveWrapped } from "./wrapped.ts";
 import { parseGrpcTimeout } from "./timeout.ts";
 
 /** @internal */
@@ -80,27 +81,6 @@ async function serve(deps: FastPathDeps, stream: http2.ServerHttp2Stream, header
   if (outcome.kind === "wrapped") return serveWrapped(writer, stream, outcome.response.message);
   fast = true;
   serveFast(deps, stream, headers, writer, outcome.request.contextValues, ac.signal);
-}
-
-/** A chain that wraps messages: Connect's contract (async iterables), on this framing. */
-async function serveWrapped(writer: FrameWriter, stream: http2.ServerHttp2Stream, messages: AsyncIterable<ServerFrameInit>): Promise<void> {
-  try {
-    for await (const m of messages) {
-      const pieces: Uint8Array[] = [];
-      encodeServerFrame(m, pieces);
-      writer.write(pieces);
-      if (writer.ended) return;
-      if (!writer.writable) {
-        await new Promise<void>((resolve) => {
-          writer.onDrain(resolve);
-          stream.once("close", resolve);
-        });
-      }
-    }
-    writer.end();
-  } catch (e) {
-    writer.end(toConnectError(e));
-  }
 }
 
 type State = "hello" | "joining" | "open" | "done";
