@@ -11,7 +11,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { ClientFrameSchema, ServerFrameSchema, type ServerFrame } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { bearerAuth, type ServerOptions } from "../../src/server/index.ts";
+import { bearerAuth, peerKey, type ServerOptions } from "../../src/server/index.ts";
 import { proxyGet, startClient, startServer, waitFor } from "../helpers.ts";
 
 type ClientFrameInit = MessageInitShape<typeof ClientFrameSchema>;
@@ -265,6 +265,36 @@ test("interceptors that wrap the request or the response messages still see ever
       if (interceptors.includes(wrapOut)) assert.ok(seenOut >= 2, "welcome and order passed the response wrapper");
     } finally {
       await c.stop();
+      await s.close();
+    }
+  }
+});
+
+test("a header-reading interceptor sees the request headers, URL and peer as on Connect; headers it sets reach the client", async () => {
+  const seen: string[] = [];
+  const spy: Interceptor = (next) => async (req) => {
+    seen.push(`${req.header.get("x-team")} ${new URL(req.url).pathname} ${req.contextValues.get(peerKey)?.remoteAddress} ${req.stream}`);
+    const res = await next(req);
+    res.header.set("x-served-by", "fast");
+    res.trailer.set("x-bye", "1");
+    return res;
+  };
+  for (const fastPath of [true, false]) {
+    seen.length = 0;
+    const s = await startServer({ interceptors: [spy], fastPath });
+    try {
+      const r = raw(s.port, { "x-team": "blue" });
+      r.stream.write(frame(hello(`spy-${fastPath}`)));
+      const h = await r.response;
+      assert.equal(h["x-served-by"], "fast", `fastPath ${fastPath}`);
+      assert.deepEqual(seen, ["blue /promproxy.v1.ScrapeService/Scrape 127.0.0.1 true"]);
+      await waitFor("the welcome", () => r.frames.find((f) => f.frame.case === "welcome"));
+      r.stream.end();
+      const t = await r.trailers;
+      assert.equal(t?.["grpc-status"], "0", "a goodbye ends the call with OK");
+      assert.equal(t?.["x-bye"], "1");
+      r.session.close();
+    } finally {
       await s.close();
     }
   }
