@@ -77,7 +77,8 @@ async function serve(deps: FastPathDeps, stream: http2.ServerHttp2Stream, header
     stream.resume();
     return;
   }
-  meta = outcome.response;
+  // Only what the writer needs: the request (its Headers, the chain's closures) is not kept for the stream's life.
+  meta = { header: outcome.response.header, trailer: outcome.response.trailer };
   if (outcome.kind === "wrapped") return serveWrapped(writer, stream, outcome.response.message);
   fast = true;
   serveFast(deps, stream, headers, writer, outcome.request.contextValues, ac.signal);
