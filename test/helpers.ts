@@ -18,7 +18,9 @@ export interface TestServer {
 
 /** Starts a server on 127.0.0.1 and a free port, silent unless told otherwise. */
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
-  const server = createServer({ logger: silentLogger, ...options });
+  // PROMPROXY_TEST_FAST_PATH=0 runs the suite's servers with every stream through Connect (fastPath: false).
+  const fastPath = process.env.PROMPROXY_TEST_FAST_PATH === "0" ? { fastPath: false } : {};
+  const server = createServer({ logger: silentLogger, ...fastPath, ...options });
   const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
   return { server, port, url: `http://127.0.0.1:${port}`, close: () => server.close({ graceMs: 500 }) };
 }

@@ -39,3 +39,20 @@ test("queue compacts its storage under a long run", async () => {
   assert.equal(sum, 10_000);
   assert.equal(q.size, 0);
 });
+
+test("a batch consumer: shift takes what waits, onReady wakes once at the next push or close, error tells how it closed", () => {
+  const q = createQueue<number>();
+  let woken = 0;
+  q.onReady(() => woken++);
+  q.push(1);
+  q.push(2);
+  assert.equal(woken, 1, "one wake for a burst");
+  assert.deepEqual([q.shift(), q.shift(), q.shift()], [1, 2, undefined]);
+  assert.equal(q.size, 0);
+  q.onReady(() => woken++);
+  const err = new Error("stuck");
+  q.close(err);
+  assert.equal(woken, 2, "a close wakes too");
+  assert.equal(q.error, err);
+  assert.equal(q.push(3), false);
+});

@@ -4,6 +4,8 @@ import * as http2 from "node:http2";
 export interface H2ServerOptions {
   /** Handles Scrape streams and front requests arriving over HTTP/2. */
   handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+  /** Sees every stream first, on the raw stream API (no compat objects): returns true when it took the stream. */
+  streamHandler?: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
   /** SETTINGS_MAX_CONCURRENT_STREAMS: more streams are refused. */
   maxStreamsPerConnection: number;
   /** SETTINGS_MAX_HEADER_LIST_SIZE: larger header blocks reset their stream. */
@@ -50,6 +52,7 @@ export function createH2Server(o: H2ServerOptions): H2Server {
     },
     o.handler,
   );
+  if (o.streamHandler) takeStreamsFirst(server, o.streamHandler);
   server.on("session", (session) => {
     sessions.add(session);
     session.on("error", () => {});
@@ -114,4 +117,18 @@ function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void 
     });
   });
   session.once("close", () => clearTimeout(timer));
+}
+
+/**
+ * Puts `take` before Node's compat layer: the compat layer is a 'stream'
+ * listener (it builds Http2ServerRequest/Response for `handler`); it is
+ * called only for streams `take` leaves.
+ */
+function takeStreamsFirst(server: http2.Http2Server, take: NonNullable<H2ServerOptions["streamHandler"]>): void {
+  const compat = server.listeners("stream") as ((...args: unknown[]) => void)[];
+  server.removeAllListeners("stream");
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+    if (take(stream, headers)) return;
+    for (const l of compat) l.call(server, stream, headers, ...rest);
+  });
 }

@@ -16,6 +16,8 @@ export type { ListenOptions } from "./listen-options.ts";
 export interface PortOptions {
   /** Handles Scrape streams and front requests arriving over HTTP/2. */
   h2Handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+  /** Takes HTTP/2 streams before `h2Handler` (raw stream API); returns true for those it took. */
+  h2StreamHandler?: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
   /** Handles HTTP/1.1 requests (the front). */
   h1Handler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   logger: Logger;
@@ -57,7 +59,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
   let closing = false;
   const limits = createConnectionLimits({ ...opts, logger: p.logger, onRefused: p.onRefused });
   const h1 = createH1Server({ handler: p.h1Handler, maxHeaderListBytes: opts.maxHeaderListBytes, closing: () => closing });
-  const h2 = createH2Server({ ...opts, handler: p.h2Handler, pingIntervalMs: p.pingIntervalMs ?? 30_000 });
+  const h2 = createH2Server({ ...opts, handler: p.h2Handler, streamHandler: p.h2StreamHandler, pingIntervalMs: p.pingIntervalMs ?? 30_000 });
 
   const prefaceTimeoutMs = opts.prefaceTimeoutMs;
   // A peer with the wrong scheme fails its handshake on its side only: say so here too, once a minute at most.

@@ -1,4 +1,4 @@
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { ClientFrame, Hello } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { identityKey } from "../auth/identity.ts";
 import { peerKey } from "../auth/peer.ts";
@@ -40,12 +40,7 @@ export function createScrapeHandler({ options, coordinator, metrics, activity }:
       name = hello.name.slice(0, 253);
       session = await coordinator.join(hello, ctx.values.get(identityKey), ctx.values.get(peerKey)?.remoteAddress);
     } catch (e) {
-      const err = ConnectError.from(e);
-      metrics.sessions.inc({ result: Code[err.code] ?? "unknown" });
-      const refusal = { code: Code[err.code] ?? "Unknown", reason: err.rawMessage, name, identity: ctx.values.get(identityKey)?.name, peer: ctx.values.get(peerKey)?.remoteAddress };
-      // A client looking for every replica behind a load balancer meets replicas that hold it already: routine.
-      (err.code === Code.AlreadyExists ? log.debug : log.info)("client refused", refusal);
-      activity.emit("clientRefused", refusal);
+      const err = reportRefusal({ options, metrics, activity }, e, name, ctx.values);
       // Not awaited: while a read is pending (no hello yet, readHello timed out), return() waits for that
       // read, which never settles when the client sends nothing; the refusal was then never sent and the
       // stream stayed open for good. Ending the handler closes the request side anyway.
@@ -62,21 +57,7 @@ export function createScrapeHandler({ options, coordinator, metrics, activity }:
     /** Set when the stream ends in any way but the client closing its side cleanly (stop()): it vanished. */
     let broke = true;
     try {
-      const hb = options.heartbeatIntervalMs;
-      yield {
-        frame: {
-          case: "welcome",
-          value: {
-            sessionId: s.info.sessionId,
-            serverVersion: version,
-            heartbeatInterval: { seconds: BigInt(Math.floor(hb / 1000)), nanos: Math.round((hb % 1000) * 1e6) },
-            limits: { maxChunkBytes: options.maxChunkBytes, maxResponseBytes: BigInt(options.maxResponseBytes), maxInFlight: options.maxScrapesInFlight },
-            features: s.features,
-            replicaId: options.replicaId,
-            replicaCount: options.replicaCount,
-          },
-        },
-      };
+      yield welcomeFrame(options, s);
       // Read the client's frames concurrently with writing ours.
       void (async () => {
         try {
@@ -105,6 +86,41 @@ export function createScrapeHandler({ options, coordinator, metrics, activity }:
       log.info("client disconnected", { client: s.info.name, session: s.info.sessionId, reason });
     }
   };
+}
+
+/** The first frame the server sends on an admitted stream. @internal */
+export function welcomeFrame(options: ResolvedServerOptions, s: Session): ServerFrameInit {
+  const hb = options.heartbeatIntervalMs;
+  return {
+    frame: {
+      case: "welcome",
+      value: {
+        sessionId: s.info.sessionId,
+        serverVersion: version,
+        heartbeatInterval: { seconds: BigInt(Math.floor(hb / 1000)), nanos: Math.round((hb % 1000) * 1e6) },
+        limits: { maxChunkBytes: options.maxChunkBytes, maxResponseBytes: BigInt(options.maxResponseBytes), maxInFlight: options.maxScrapesInFlight },
+        features: s.features,
+        replicaId: options.replicaId,
+        replicaCount: options.replicaCount,
+      },
+    },
+  };
+}
+
+/** Counts, logs and announces a stream refused before its session began; returns it as a ConnectError. @internal */
+export function reportRefusal(
+  { options, metrics, activity }: Pick<ScrapeServiceDeps, "options" | "metrics" | "activity">,
+  e: unknown,
+  name: string | undefined,
+  values: ContextValues,
+): ConnectError {
+  const err = ConnectError.from(e);
+  metrics.sessions.inc({ result: Code[err.code] ?? "unknown" });
+  const refusal = { code: Code[err.code] ?? "Unknown", reason: err.rawMessage, name, identity: values.get(identityKey)?.name, peer: values.get(peerKey)?.remoteAddress };
+  // A client looking for every replica behind a load balancer meets replicas that hold it already: routine.
+  (err.code === Code.AlreadyExists ? options.logger.debug : options.logger.info)("client refused", refusal);
+  activity.emit("clientRefused", refusal);
+  return err;
 }
 
 async function readHello(it: AsyncIterator<ClientFrame>, timeoutMs: number): Promise<Hello> {

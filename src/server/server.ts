@@ -15,6 +15,7 @@ import { createCoordinator } from "./coordinator.ts";
 import { createPeers, type Peers } from "./peers/peers.ts";
 import { peerStatePath } from "./peers/peer-state.ts";
 import { createScrapeHandler } from "./scrape-service.ts";
+import { createFastScrape } from "./grpc-fast/handler.ts";
 import { createRefusals } from "./refusals.ts";
 import { serverContextValues } from "./stream-reset.ts";
 import { statusOf, type ServerStatus } from "./status.ts";
@@ -144,11 +145,17 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     readMaxBytes: Math.max(o.maxChunkBytes, o.maxHelloBytes) + 64 * 1024,
   };
   const connect = connectNodeAdapter(connectOptions);
+  // The Scrape stream's gRPC protocol on a path of our own (src/server/grpc-fast/); Connect serves the rest.
+  const fast = o.fastPath
+    ? createFastScrape({ options: o, coordinator, metrics, activity, interceptors: connectOptions.interceptors, contextValues: connectOptions.contextValues, readMaxBytes: connectOptions.readMaxBytes, scrape })
+    : undefined;
   const status = (): ServerStatus => ({ ...statusOf(o, coordinator, activity, startedAt, refusals), ready: ready() });
   const front = createFront({ options: o, coordinator, metrics, activity, startedAt, status, peers, ready });
 
   const handler: PromproxyServer["handler"] = (req, res) => {
     if (req.url?.startsWith(servicePrefix)) {
+      // Mounted in a user's http2 server, streams arrive through the compat API: the fast path takes the raw stream.
+      if (fast && "stream" in req && fast(req.stream, req.headers)) return;
       connect(req, res);
     } else {
       front.handle(req, res);
@@ -175,6 +182,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
       const bound = await listenOnePort(lo, {
         h1Handler: handler,
         h2Handler: handler,
+        h2StreamHandler: fast,
         logger: o.logger,
         maxClients: o.maxClients,
         onRefused: (limit) => metrics.connectionsRefused.inc({ limit }),

@@ -19,6 +19,12 @@ export interface Queue<T> extends AsyncIterable<T> {
   readonly closed: boolean;
   /** Items pushed and not yet taken. */
   readonly size: number;
+  /** Takes the next item at once, or undefined when none waits: for a consumer that drains in batches. */
+  shift(): T | undefined;
+  /** Calls `cb` once at the next push or close (one waiter: it takes the slot the async iterator waits in). */
+  onReady(cb: () => void): void;
+  /** What the queue was closed with, if it was closed with an error. */
+  readonly error: unknown;
 }
 
 export function createQueue<T>(): Queue<T> {
@@ -56,6 +62,22 @@ export function createQueue<T>(): Queue<T> {
     },
     get size() {
       return items.length - head;
+    },
+    shift() {
+      if (head >= items.length) return undefined;
+      const item = items[head] as T;
+      items[head++] = undefined as T;
+      if (head === items.length) {
+        items = [];
+        head = 0;
+      }
+      return item;
+    },
+    onReady(cb) {
+      wake = cb;
+    },
+    get error() {
+      return failure;
     },
     async *[Symbol.asyncIterator]() {
       for (;;) {

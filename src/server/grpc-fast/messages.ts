@@ -1,0 +1,134 @@
+import type * as http2 from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ClientFrameSchema, ServerFrameSchema, type ClientFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
+import type { ServerFrameInit } from "../session.ts";
+import { createFrameReader } from "./frame-reader.ts";
+import { writePrefix } from "./frame-writer.ts";
+
+/**
+ * Decodes one client message. protobuf-es reads `bytes` fields as views of
+ * the input: a chunk's body stays in the buffer it arrived in.
+ */
+export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
+  try {
+    return fromBinary(ClientFrameSchema, bytes);
+  } catch (e) {
+    throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
+  }
+}
+
+/** Encodes one server message with its gRPC prefix, as pieces for a corked write (joined once per batch). */
+export function encodeServerFrame(frame: ServerFrameInit, into: Uint8Array[]): void {
+  const body = toBinary(ServerFrameSchema, create(ServerFrameSchema, frame));
+  const prefix = Buffer.allocUnsafe(5);
+  writePrefix(prefix, 0, body.byteLength);
+  into.push(prefix, body);
+}
+
+/** What ended a stream the client closed or reset, in the words Node uses (end-reason.ts turns them into ours). */
+export function closedError(stream: http2.ServerHttp2Stream, error?: Error): ConnectError {
+  const name = Object.entries(rstNames).find(([, v]) => v === stream.rstCode)?.[0] ?? `0x${(stream.rstCode ?? 0).toString(16)}`;
+  const closed = `Stream closed with error code ${name}`;
+  // Both the error (a socket's ECONNRESET) and the stream's close code (CANCEL: the client went away), so that
+  // end-reason.ts picks the most telling words: "Session closed with error code 8" alone would read as a protocol error.
+  if (error) return new ConnectError(`${error.message} ${(error as { code?: string }).code ?? ""}; ${closed}`, Code.Canceled, undefined, undefined, error);
+  return new ConnectError(closed, Code.Canceled);
+}
+
+const rstNames: Record<string, number> = {
+  NGHTTP2_NO_ERROR: 0,
+  NGHTTP2_PROTOCOL_ERROR: 1,
+  NGHTTP2_INTERNAL_ERROR: 2,
+  NGHTTP2_FLOW_CONTROL_ERROR: 3,
+  NGHTTP2_STREAM_CLOSED: 5,
+  NGHTTP2_FRAME_SIZE_ERROR: 6,
+  NGHTTP2_REFUSED_STREAM: 7,
+  NGHTTP2_CANCEL: 8,
+  NGHTTP2_COMPRESSION_ERROR: 9,
+  NGHTTP2_CONNECT_ERROR: 10,
+  NGHTTP2_ENHANCE_YOUR_CALM: 11,
+  NGHTTP2_INADEQUATE_SECURITY: 12,
+  NGHTTP2_HTTP_1_1_REQUIRED: 13,
+};
+
+/** Messages buffered before the stream is paused (only a chain that wraps messages reads this way). */
+const inboxHigh = 32;
+
+/**
+ * The request messages as an async iterable (Connect's contract), for a
+ * chain that wraps them: read from the stream with back-pressure (paused
+ * while `inboxHigh` messages wait), errors thrown to the reader.
+ */
+export function streamMessages(stream: http2.ServerHttp2Stream, readMaxBytes: number): AsyncIterable<ClientFrame> {
+  const items: ClientFrame[] = [];
+  let error: ConnectError | undefined;
+  let ended = false;
+  let wake: (() => void) | undefined;
+  const wakeUp = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const reader = createFrameReader({
+    readMaxBytes,
+    onMessage(bytes) {
+      items.push(decodeClientFrame(bytes));
+      if (items.length >= inboxHigh) stream.pause();
+    },
+    onError(e) {
+      error ??= e;
+      wakeUp();
+    },
+  });
+  let started = false;
+  const start = () => {
+    started = true;
+    stream.on("data", (c: Buffer) => {
+      reader.push(c);
+      wakeUp();
+    });
+    const onEnd = () => {
+      reader.end();
+      ended = true;
+      wakeUp();
+    };
+    // An empty DATA frame with END_STREAM ends the stream even unread: it may have ended already.
+    if (stream.readableEnded) onEnd();
+    else stream.once("end", onEnd);
+    stream.once("error", (e) => {
+      error ??= closedError(stream, e);
+      wakeUp();
+    });
+    stream.once("close", () => {
+      if (!ended && !stream.readableEnded) error ??= closedError(stream);
+      wakeUp();
+    });
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      if (started) throw new ConnectError("the request stream can be read once", Code.Internal);
+      start();
+      return {
+        async next(): Promise<IteratorResult<ClientFrame>> {
+          for (;;) {
+            const item = items.shift();
+            if (item) {
+              if (items.length < inboxHigh / 4) stream.resume();
+              return { value: item, done: false };
+            }
+            if (error) throw error;
+            if (ended) return { value: undefined, done: true };
+            stream.resume();
+            await new Promise<void>((resolve) => (wake = resolve));
+          }
+        },
+        async return(): Promise<IteratorResult<ClientFrame>> {
+          ended = true;
+          stream.resume();
+          return { value: undefined, done: true };
+        },
+      };
+    },
+  };
+}
