@@ -149,6 +149,7 @@ test("options reference: every ServerOptions field is listed with the default re
     const stated = table.get(name)!;
     const value = resolved[name];
     if (derived[name]) derived[name]();
+    else if (typeof value === "boolean") assert.equal(stated, String(value), `${name}: docs/options.md says "${stated}", the resolver gives ${value}`);
     else if (typeof value === "number") assert.equal(amount(stated), value, `${name}: docs/options.md says "${stated}", the resolver gives ${value}`);
     else if (name === "replicaId") {
       assert.match(stated, /^the host name and a random suffix/);
