@@ -149,7 +149,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
   const maxInFlight = o.maxScrapesInFlight ?? Infinity;
   const tls = o.tls ?? {};
   // As many idle keep-alive sockets as scrapes in flight (the client's default 8, twice over): with fewer, every
-  // round of concurrent scrapes closed and reopened sockets (bench/proposals/README.md: +19% scrapes/s, -14% CPU).
+  // round of concurrent scrapes closed and reopened sockets (bench/measurements.md: +19% scrapes/s, -14% CPU).
   const httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 16 });
   const httpsAgent = new https.Agent({
     keepAlive: true,
