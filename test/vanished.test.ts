@@ -109,3 +109,17 @@ test("a name that vanishes again under another identity moves to that identity",
     v.close();
   }
 });
+
+test("maxVanishedPerIdentity 1: each new record replaces the identity's one, which stays countable and evictable", () => {
+  const { v, add, names, unlisted } = setup(1, { b: 5 });
+  try {
+    for (let i = 1; i <= 6; i++) add(`a-${i}`, "a");
+    assert.deepEqual(names(), ["a-6"], "one record kept, the newest");
+    assert.deepEqual(unlisted, ["a-1", "a-2", "a-3", "a-4", "a-5"]);
+    assert.equal(v.sizeOf("a"), 1);
+    assert.equal(v.evictFor("a"), true, "its own record makes room for it");
+    assert.deepEqual(names(), []);
+  } finally {
+    v.close();
+  }
+});

@@ -102,8 +102,10 @@ export function createVanished({ retentionMs, maxPerIdentity, live }: VanishedOp
       forget(name);
       const key = keyOf(client.info.identity);
       let own = byIdentity.get(key);
+      while (own && own.size >= maxPerIdentity && forgetOldestOf(own));
+      // Forgetting an identity's last record drops its map: fetch it again.
+      own = byIdentity.get(key);
       if (!own) byIdentity.set(key, (own = new Map()));
-      while (own.size >= maxPerIdentity && forgetOldestOf(own));
       const e = { client, unlist };
       byName.set(name, e);
       own.set(name, e);
