@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { test } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { Interceptor } from "@connectrpc/connect";
 import { ClientFrameSchema, ServerFrameSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { proxyGet, startServer, waitFor } from "../helpers.ts";
 
@@ -87,6 +88,26 @@ test("END_STREAM on the request side is a goodbye: the client leaves at once", {
     c.stream.end();
     await waitFor("gone", async () => (await connected(s.url, "bye")) === undefined);
     assert.equal((await proxyGet(s.port, "http://bye/metrics")).status, 404);
+    c.session.destroy();
+  } finally {
+    await s.close();
+  }
+});
+
+test("with an interceptor that wraps the messages (the fast path keeps Connect's contract), a reset stream is still a vanished client", { timeout: 30_000 }, async () => {
+  const wrapIn: Interceptor = (next) => async (req) => {
+    if (!req.stream) return next(req);
+    const inner = req.message;
+    return next({ ...req, message: (async function* () {
+      yield* inner;
+    })() });
+  };
+  const s = await startServer({ vanishedRetentionMs: 60_000, interceptors: [wrapIn] });
+  try {
+    const c = await welcomed(s.url, "wrapped");
+    c.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await waitFor("listed as vanished", async () => (await connected(s.url, "wrapped")) === "false");
+    assert.equal((await proxyGet(s.port, "http://wrapped/metrics")).status, 503);
     c.session.destroy();
   } finally {
     await s.close();

@@ -18,7 +18,7 @@ export interface FastPathDeps extends ScrapeServiceDeps {
   /** The server's Connect interceptors, outermost first (as given to Connect). */
   interceptors: Interceptor[];
   /** The context values of a call, from its connection (as given to Connect). */
-  contextValues: (req: { readonly socket: unknown }) => ContextValues;
+  contextValues: (req: { readonly socket: unknown; readonly stream?: unknown }) => ContextValues;
   /** Largest message read (as given to Connect). */
   readMaxBytes: number;
   /** The Scrape handler on Connect's contract, for chains that wrap messages. */
@@ -64,7 +64,7 @@ async function serve(deps: FastPathDeps, stream: http2.ServerHttp2Stream, header
   let fast = false;
   let outcome: CallOutcome;
   try {
-    outcome = await runChain(headers, deps.contextValues({ socket: stream.session?.socket }), ac.signal, deps.interceptors, {
+    outcome = await runChain(headers, deps.contextValues({ socket: stream.session?.socket, stream }), ac.signal, deps.interceptors, {
       messages: () => {
         if (fast) throw new ConnectError("an interceptor read the request stream after the call started; use the server option fastPath: false", Code.Internal);
         return streamMessages(stream, deps.readMaxBytes);
