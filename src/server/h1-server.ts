@@ -14,12 +14,19 @@ export interface H1ServerOptions {
 /** Headers per request at most; Node drops the rest (they never reach a handler). */
 const maxHeadersCount = 100;
 
+/** Pipelined requests waiting per connection at most: one more closes the connection (Prometheus never pipelines). */
+export const maxPipelinedRequests = 16;
+/** How long pipelined requests wait for the one in service (a peer that does not read its answers): then the connection is closed. */
+export const pipelinedWaitMs = 60_000;
+
 /** Requests of one connection that wait for the one in service (pipelined). */
 interface Lane {
   busy: boolean;
   /** Whether this lane paused the connection (requests wait). */
   paused: boolean;
   waiting: (() => void)[];
+  /** Closes the connection when the waiting requests make no progress for `pipelinedWaitMs`. */
+  stuck?: NodeJS.Timeout;
 }
 
 /**
@@ -29,7 +36,10 @@ interface Lane {
  * could pin hundreds of scrapes' bodies. Here the next request starts only once
  * the previous response has gone out (its "finish": handed to the kernel), and
  * the connection is not read while requests wait, so what it holds is one
- * scrape's credit plus the requests of one read. Prometheus never pipelines.
+ * scrape's credit plus the requests of one read. Prometheus never pipelines:
+ * a connection with more than `maxPipelinedRequests` waiting, or whose waiting
+ * requests make no progress for `pipelinedWaitMs` (its peer reads no answer),
+ * is closed (the requests of that one read are freed with it).
  */
 function serveInTurn(handler: H1ServerOptions["handler"]): H1ServerOptions["handler"] {
   const lanes = new WeakMap<net.Socket, Lane>();
@@ -45,7 +55,10 @@ function serveInTurn(handler: H1ServerOptions["handler"]): H1ServerOptions["hand
     return l;
   };
   const next = (l: Lane, socket: net.Socket) => {
+    clearTimeout(l.stuck);
+    l.stuck = undefined;
     while (!l.busy && l.waiting.length > 0) l.waiting.shift()!();
+    if (l.waiting.length > 0) l.stuck = setTimeout(() => socket.destroy(), pipelinedWaitMs).unref();
     if (l.paused && l.waiting.length === 0 && !socket.destroyed) {
       l.paused = false;
       socket.resume(); // read again, if only to notice the peer leaving
@@ -69,7 +82,9 @@ function serveInTurn(handler: H1ServerOptions["handler"]): H1ServerOptions["hand
       handler(req, res);
     };
     if (!l.busy) return start();
+    if (l.waiting.length >= maxPipelinedRequests) return void socket.destroy();
     l.waiting.push(start);
+    l.stuck ??= setTimeout(() => socket.destroy(), pipelinedWaitMs).unref();
     if (!l.paused) {
       l.paused = true;
       socket.pause();

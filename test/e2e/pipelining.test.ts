@@ -17,6 +17,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { MetricsRegistry, PromproxyClient } from "../../src/client/index.ts";
 import type { ServerOptions } from "../../src/server/index.ts";
+import { maxPipelinedRequests } from "../../src/server/h1-server.ts";
 import { proxyGet, startClient, waitFor } from "../helpers.ts";
 
 const MiB = 1024 * 1024;
@@ -203,40 +204,42 @@ describe("what one HTTP/1.1 connection can make the server hold", { timeout: 240
     const { baseline = 0, peak = 0, liveBaseline = 0, livePeak = 0 } = await server.command("peak");
     const held = livePeak - liveBaseline;
     t.diagnostic(`${requests} pipelined scrapes of ${mib(big.body.length)}, never read: relayed ${mib(relayed)}; server RSS ${mib(baseline)} -> peak +${mib(peak - baseline)}, live memory +${mib(held)}`);
-    assert.ok(!socket.destroyed, "the connection is still open");
+    // Whether the server parsed more than maxPipelinedRequests of them (then it closed the connection) depends on
+    // how far Node's parser ran before the first answer's bytes backed up: either way, what it holds is bounded.
+    // (In-order answers to a peer that reads: the test at maxPipelinedRequests below.)
     assert.ok(relayed < 8 * MiB, `relayed ${mib(relayed)} into a connection that reads nothing`);
     assert.ok(peak - baseline < 24 * MiB, `server RSS grew by ${mib(peak - baseline)}`);
     assert.ok(held < 8 * MiB, `the server held ${mib(held)} for the connection`);
-
-    // Pipelining still works for a peer that reads: the answers come in order, whole.
-    const responses = responseReader(socket);
-    await waitFor("three pipelined responses", () => responses.length >= 3, 30_000);
-    for (const r of responses.slice(0, 3)) {
-      assert.equal(r.status, 200);
-      assert.equal(r.body.toString(), big.body);
-    }
   });
 
-  test("thousands of small pipelined requests behind an unread response: one read's worth is parsed, all are answered in order once read", async (t) => {
+  test("thousands of small pipelined requests behind an unread response: the connection is closed, holding one read's worth at most", async (t) => {
     await server.command("live");
     t.after(() => server.command("nolive").then(() => {}));
     await server.command("mark");
     const socket = await deafSocket(server.port);
     t.after(() => void socket.destroy());
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
     const tiny = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     const count = 4000; // 140 KB: more than one read of the server's
     socket.write("GET http://huge/metrics HTTP/1.1\r\nHost: huge\r\n\r\n" + tiny.repeat(count));
-    await relayStalls(server.port);
+    socket.resume(); // read now: the server closes the connection (more than maxPipelinedRequests wait), it does not wait for us
+    await closed;
     await scrapeOthers();
     assert.equal((await proxyGet(server.port, "/healthz")).status, 200);
     const { baseline = 0, peak = 0, liveBaseline = 0, livePeak = 0 } = await server.command("peak");
     t.diagnostic(`an unread scrape and ${count} pipelined requests behind it: server RSS +${mib(peak - baseline)}, live memory +${mib(livePeak - liveBaseline)}`);
     assert.ok(peak - baseline < 24 * MiB, `server RSS grew by ${mib(peak - baseline)}`);
-    // The scrape's credit (2 MiB), the requests of one read (64 KiB: some 1,800 of these), the scrapes beside it.
     assert.ok(livePeak - liveBaseline < 16 * MiB, `the server held ${mib(livePeak - liveBaseline)}`);
+  });
 
+  test(`at most ${maxPipelinedRequests} pipelined requests wait behind an unread response: at the limit all are answered in order once read`, async (t) => {
+    const socket = await deafSocket(server.port);
+    t.after(() => void socket.destroy());
+    const tiny = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    socket.write("GET http://huge/metrics HTTP/1.1\r\nHost: huge\r\n\r\n" + tiny.repeat(maxPipelinedRequests));
+    await relayStalls(server.port);
     const responses = responseReader(socket);
-    await waitFor("every pipelined response", () => responses.length === count + 1, 60_000);
+    await waitFor("every pipelined response", () => responses.length === maxPipelinedRequests + 1, 60_000);
     assert.equal(responses[0]!.body.toString(), huge.body);
     assert.ok(responses.slice(1).every((r) => r.status === 200 && r.body.toString() === "ok\n"), "each /healthz answered in turn");
   });
@@ -245,7 +248,7 @@ describe("what one HTTP/1.1 connection can make the server hold", { timeout: 240
     await server.command("live");
     t.after(() => server.command("nolive").then(() => {}));
     await server.command("mark");
-    const before = await relayedBytes(server.port);
+    const before = await relayStalls(server.port); // what earlier tests left relaying has settled
     const sockets: net.Socket[] = [];
     t.after(() => sockets.forEach((s) => s.destroy()));
     for (let i = 0; i < 4; i++) {
