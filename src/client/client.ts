@@ -7,6 +7,7 @@ import { createConsoleLogger, toLogger, withClientField } from "../shared/logger
 import { checkLabels, checkName } from "../shared/names.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { version } from "../shared/version.ts";
+import { oneLine } from "../shared/one-line.ts";
 import { createBackoff } from "./backoff.ts";
 import { clusterRegistry } from "./cluster.ts";
 import { systemResolver } from "./endpoints.ts";
@@ -15,7 +16,7 @@ import { createHttpTargets } from "./http-target.ts";
 import type { ClientOptions } from "./options.ts";
 import { registryTarget } from "./registry-target.ts";
 import { checkLimitOptions } from "./server-limits.ts";
-import { fleetLimits } from "./fleet-limits.ts";
+import { fleetLimits, sparseLog } from "./fleet-limits.ts";
 import type { ScrapeTarget } from "./target.ts";
 import { createFailureWords, inWords } from "./transport-words.ts";
 
@@ -120,6 +121,8 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   let welcomedOnce = false;
   /** Failure reasons logged since the last change of state (several replicas may fail differently): repeats go to debug. */
   const failuresLogged = new Set<string>();
+  // A server that ends every stream right after its welcome must not fill the host's log: a line every 10 s at most.
+  const warnDisconnected = sparseLog(log, 10_000);
   /** Why the client stopped by itself (a refusal retrying cannot fix), for ready() callers. */
   let refusal: ConnectError | undefined;
   const stopper = new AbortController();
@@ -182,9 +185,9 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
         streams--;
         if (streams === 0) state = "connecting";
         failuresLogged.clear();
-        const fields = { server: info.server, replica: info.replicaId || undefined, reason: error?.rawMessage };
+        const fields = { server: info.server, replica: info.replicaId || undefined, reason: error ? oneLine(error.rawMessage) : undefined };
         if (byUs) log.info("closed a stream", fields);
-        else log.warn("disconnected", fields);
+        else warnDisconnected("disconnected", fields);
         notify("onDisconnected", () => options.onDisconnected?.(error, info));
       },
       onFailed(error) {

@@ -9,6 +9,7 @@ import { resolveClientTls } from "../auth/client-tls.ts";
 import { pinnedLookup } from "./endpoints.ts";
 import type { ClientOptions } from "./options.ts";
 import { noteFailedUrl } from "./transport-words.ts";
+import { headerSafe } from "../shared/replica-header.ts";
 import { createOutQueue, type OutQueue } from "./out-queue.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import {
@@ -17,6 +18,7 @@ import {
   defaultMaxQueuedFrames,
   defaultMaxServerFrameBytes,
   heartbeatRangeMs,
+  maxServerIdLength,
   minChunkBytes,
 } from "./server-limits.ts";
 import { createSessionManager } from "./session-manager.ts";
@@ -112,6 +114,12 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
       if (chunkLimit > 0 && chunkLimit < minChunkBytes) {
         // Chunks that small would cost a frame per few bytes; larger ones would break the server's limit.
         throw new ConnectError(`the server's welcome sets max_chunk_bytes ${chunkLimit}, below the client's floor of ${minChunkBytes}`, Code.FailedPrecondition);
+      }
+      for (const [what, id] of [["replica_id", f.value.replicaId], ["session_id", f.value.sessionId]] as const) {
+        // Ids the client keeps, logs and repeats in every hello (held_replica_ids): short and header-safe, or refused.
+        if (id !== "" && !(id.length <= maxServerIdLength && headerSafe(id))) {
+          throw new ConnectError(`the server's welcome has a ${what} of ${id.length} characters that is not a short header-safe id (at most ${maxServerIdLength})`, Code.FailedPrecondition);
+        }
       }
       welcome = f.value;
       clearTimeout(welcomeTimer);

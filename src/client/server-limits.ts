@@ -20,6 +20,8 @@ export const defaultMaxQueuedFrames = 1024;
  * one frame (and its CPU) per few bytes; such a welcome ends the stream.
  */
 export const minChunkBytes = 512;
+/** The longest replica or session id a welcome may carry (the server's are a host name and a suffix, a UUID). */
+export const maxServerIdLength = 128;
 /** Body bytes queued at once per stream; a scrape writes its next chunk only once the transport took the earlier ones. */
 export const chunkHighWaterBytes = 256 * 1024;
 /** Heartbeat intervals a server may announce, in ms (outside: clamped). */

@@ -178,3 +178,49 @@ test("absurd durations (heartbeat and order timeouts of 10^9 s) are clamped: no 
   assert.ok(now.timerCalls < 100, `${now.timerCalls} timer callbacks in 2 s: a runaway interval`);
   assertQuiet(host);
 });
+
+test("a welcome whose replica id is not a short header-safe id (500 KB here) is refused: never held, logged in one short line", async (t) => {
+  let streams = 0;
+  const server = await startHostileServer(async (s) => {
+    streams++;
+    const w = welcome();
+    if (w.frame?.case === "welcome") w.frame.value = { ...w.frame.value, replicaId: "r".repeat(500_000), replicaCount: 64 };
+    await s.send(w);
+  });
+  const host = await setUp(server);
+  await waitFor("a few attempts", () => streams >= 3, 30_000);
+  const stats = await host.stats();
+  const longest = Math.max(0, ...host.logs().map((l) => l.length));
+  t.diagnostic(`${streams} attempts, connected ${stats.connected}, longest log line ${longest} characters`);
+  assert.equal(stats.connected, 0, "a stream with such a welcome never counts as held");
+  assert.ok(longest < 2_000, `a log line of ${longest} characters`);
+  assert.ok(host.logs().some((l) => /replica_id of 500000 characters/.test(l)), host.logs().join("\n").slice(0, 2000));
+  assertQuiet(host);
+});
+
+test("a frame dripped a byte at a time costs the host about its own size, not a buffer per byte", async (t) => {
+  const frameBytes = 100_000;
+  let dripped = 0;
+  const server = await startHostileServer(async (s) => {
+    await s.send(welcome());
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(frameBytes, 1);
+    await s.sendRaw(head);
+    // One byte a turn: each its own DATA frame and its own read on the client.
+    for (let i = 0; i < frameBytes - 1 && !s.closed; i++) {
+      if (!s.stream.write(Buffer.alloc(1))) await new Promise((r) => s.stream.once("drain", r));
+      dripped++;
+      await new Promise((r) => setImmediate(r));
+    }
+  });
+  const host = await setUp(server);
+  await waitFor("connected", async () => (await host.stats()).connected >= 1, 30_000);
+  const before = await host.stats();
+  await waitFor("most of the frame dripped", () => dripped >= frameBytes - 2, 60_000);
+  await pause(200);
+  const after = await host.stats();
+  const grown = after.rss - before.rss;
+  t.diagnostic(`${dripped} bytes dripped one per DATA frame: host RSS +${mb(grown)}, heap ${mb(after.heapUsed - before.heapUsed)}, external ${mb(after.external - before.external)}`);
+  assert.ok(after.external - before.external < 8 * MiB && after.heapUsed - before.heapUsed < 8 * MiB, "a few MB at most");
+  assertQuiet(host);
+});
