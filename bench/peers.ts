@@ -85,10 +85,10 @@ async function run(withPeers: boolean) {
     if (withPeers) {
       const polls1 = await metric(ports[0]!, 'promproxy_peer_requests_total{kind="state",result="accepted"}');
       out["state polls/s received by r1"] = ((polls1 - polls0) / (wall + 1.1)).toFixed(1);
-      const full = await raw(ports[0]!, { "x-promproxy-peer": auth.sign("GET", peerStatePath, undefined) });
+      const full = await raw(ports[0]!, { "x-promproxy-peer": auth.sign("GET", peerStatePath, undefined, "") });
       const etag = /^etag: (.*)$/im.exec(full.text)?.[1]?.trim() ?? "";
       const body = full.text.slice(full.text.indexOf("\r\n\r\n") + 4);
-      const unchanged = await raw(ports[0]!, { "x-promproxy-peer": auth.sign("GET", peerStatePath, undefined), "if-none-match": etag });
+      const unchanged = await raw(ports[0]!, { "x-promproxy-peer": auth.sign("GET", peerStatePath, undefined, ""), "if-none-match": etag });
       out["full state bytes"] = String(body.length);
       out["304 poll bytes (sent+received)"] = `${unchanged.sent}+${unchanged.received} (${unchanged.text.split("\r\n")[0]})`;
       const t = performance.now();

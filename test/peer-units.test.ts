@@ -18,7 +18,7 @@ const secret = "unit-test-peer-secret-0123456789";
 const statePath = "/_promproxy/peer/state";
 
 function signedAt(key: string, ts: number, nonce = randomBytes(12).toString("hex")): string {
-  const sig = createHmac("sha256", key).update(`promproxy-peer-v1\nGET\n${statePath}\n\n${ts}\n${nonce}\nr9`).digest("hex");
+  const sig = createHmac("sha256", key).update(`promproxy-peer-v2\nGET\n${statePath}\n\n${ts}\n${nonce}\nr9\nr1`).digest("hex");
   return `r9;${ts};${nonce};${sig}`;
 }
 
@@ -91,9 +91,16 @@ test("a forwarded scrape's signature covers its URI and its timeout header", () 
   const a = createPeerAuth({ secret, replicaId: "r1", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
   const b = createPeerAuth({ secret, replicaId: "r2", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
   const uri = "http://app:9100/metrics";
-  const h = a.sign("GET", uri, "9.5");
-  const ok = b.verify("GET", uri, { "x-promproxy-peer": a.sign("GET", uri, "9.5"), "x-prometheus-scrape-timeout-seconds": "9.5" });
+  const h = a.sign("GET", uri, "9.5", "r2");
+  const ok = b.verify("GET", uri, { "x-promproxy-peer": a.sign("GET", uri, "9.5", "r2"), "x-prometheus-scrape-timeout-seconds": "9.5" });
   assert.ok("from" in ok && ok.from === "r1");
+  // Addressed to another replica, or to nobody: refused (only a state poll may be unaddressed).
+  for (const to of ["r3", ""]) {
+    const r = b.verify("GET", uri, { "x-promproxy-peer": a.sign("GET", uri, "9.5", to), "x-prometheus-scrape-timeout-seconds": "9.5" });
+    assert.ok("status" in r && r.reason === "bad_signature", `addressed to "${to}"`);
+  }
+  const first = b.verify("GET", uri, { "x-promproxy-peer": a.sign("GET", uri, "9.5", ""), "x-prometheus-scrape-timeout-seconds": "9.5" }, { unaddressed: true });
+  assert.ok("from" in first, "unaddressed where allowed (a first state poll)");
   for (const [method, target, timeout] of [["GET", uri, "300"], ["GET", "http://other:9100/metrics", "9.5"], ["HEAD", uri, "9.5"]] as const) {
     const r = b.verify(method, target, { "x-promproxy-peer": h, "x-prometheus-scrape-timeout-seconds": timeout });
     assert.ok("status" in r && r.reason === "bad_signature", `${method} ${target} ${timeout}`);
@@ -110,7 +117,7 @@ test("a secret file is re-read when it changes: rotation without a refused reque
     const a = createPeerAuth({ secret: { file }, replicaId: "r1", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
     const b = createPeerAuth({ secret: oldSecret, replicaId: "r2", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
     const c = createPeerAuth({ secret: newSecret, replicaId: "r3", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
-    const check = (from: typeof b, to: typeof a) => to.verify("GET", statePath, { "x-promproxy-peer": from.sign("GET", statePath, undefined) });
+    const check = (from: typeof b, to: typeof a) => to.verify("GET", statePath, { "x-promproxy-peer": from.sign("GET", statePath, undefined, "") }, { unaddressed: true });
     assert.ok("from" in check(b, a));
     assert.ok("status" in check(c, a), "the new secret is not known yet");
     // Step 1: the new secret added second: both verify, the old one still signs.

@@ -57,7 +57,7 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
   let port: number;
   const logger = capture();
   const seen: { headers: http.IncomingHttpHeaders; url: string; verified: unknown }[] = [];
-  const verifier = createPeerAuth({ secret, replicaId: "verifier", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
+  const verifier = createPeerAuth({ secret, replicaId: "answers", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
 
   before(async () => {
     const huge = "x".repeat(200_000);

@@ -110,7 +110,7 @@ describe("peers: three replicas that know each other", { timeout: 180_000 }, () 
     const uri = "http://only-b/metrics";
     const before = await metric(replicas[0]!.url, 'promproxy_forwarded_scrapes_total{outcome="success"}');
     // A peer that believes r1 holds only-b (it does not; r2 does) forwards to r1: r1 answers from its own state.
-    const res = await proxyGet(replicas[0]!.port, uri, { "x-promproxy-forwarded": "test-peer", "x-promproxy-peer": asPeer.sign("GET", uri, undefined) });
+    const res = await proxyGet(replicas[0]!.port, uri, { "x-promproxy-forwarded": "test-peer", "x-promproxy-peer": asPeer.sign("GET", uri, undefined, "r1") });
     assert.equal(res.status, 404);
     assert.match(res.body.toString(), /^promproxy: no client "only-b" connected/);
     assert.equal(await metric(replicas[0]!.url, 'promproxy_forwarded_scrapes_total{outcome="success"}'), before, "not forwarded on");
@@ -122,10 +122,10 @@ describe("peers: three replicas that know each other", { timeout: 180_000 }, () 
     assert.equal(r.status, 401);
     assert.match(r.body.toString(), /peer request refused: no x-promproxy-peer header/);
     const stranger = createPeerAuth({ secret: "a-wrong-secret-of-enough-length", replicaId: "evil", clockSkewMs: 10_000, maxNonces: 10, logger: silentLogger });
-    r = await get(statePath, { "x-promproxy-peer": stranger.sign("GET", statePath, undefined) });
+    r = await get(statePath, { "x-promproxy-peer": stranger.sign("GET", statePath, undefined, "r1") });
     assert.equal(r.status, 403);
     assert.match(r.body.toString(), /bad signature/);
-    const good = asPeer.sign("GET", statePath, undefined);
+    const good = asPeer.sign("GET", statePath, undefined, "r1");
     assert.equal((await get(statePath, { "x-promproxy-peer": good })).status, 200, "a signed state request is served");
     r = await get(statePath, { "x-promproxy-peer": good });
     assert.equal(r.status, 403, "the same request again");
@@ -133,7 +133,7 @@ describe("peers: three replicas that know each other", { timeout: 180_000 }, () 
     // Signed with the right secret 60 s ago.
     const ts = String(Date.now() - 60_000);
     const nonce = randomBytes(12).toString("hex");
-    const sig = createHmac("sha256", secret).update(`promproxy-peer-v1\nGET\n${statePath}\n\n${ts}\n${nonce}\ntest-peer`).digest("hex");
+    const sig = createHmac("sha256", secret).update(`promproxy-peer-v2\nGET\n${statePath}\n\n${ts}\n${nonce}\ntest-peer\nr1`).digest("hex");
     r = await get(statePath, { "x-promproxy-peer": `test-peer;${ts};${nonce};${sig}` });
     assert.equal(r.status, 403);
     assert.match(r.body.toString(), /timestamp -60\.\ds off/);
@@ -141,8 +141,12 @@ describe("peers: three replicas that know each other", { timeout: 180_000 }, () 
     r = await get("http://only-a/metrics", { "x-promproxy-forwarded": "r2" });
     assert.equal(r.status, 403);
     assert.match(r.body.toString(), /x-promproxy-forwarded without a peer signature/);
-    r = await get("http://only-a/metrics", { "x-promproxy-forwarded": "r2", "x-promproxy-peer": asPeer.sign("GET", "http://only-b/metrics", undefined) });
+    r = await get("http://only-a/metrics", { "x-promproxy-forwarded": "r2", "x-promproxy-peer": asPeer.sign("GET", "http://only-b/metrics", undefined, "r1") });
     assert.equal(r.status, 403);
+    // Signed right, but for another replica: a captured forward cannot be replayed at r1.
+    r = await get("http://only-a/metrics", { "x-promproxy-forwarded": "r2", "x-promproxy-peer": asPeer.sign("GET", "http://only-a/metrics", undefined, "r2") });
+    assert.equal(r.status, 403);
+    assert.match(r.body.toString(), /signed for another replica/);
     r = await get("http://only-a/metrics", { "x-promproxy-peer": "garbage" });
     assert.equal(r.status, 400);
     assert.match(r.body.toString(), /malformed x-promproxy-peer header/);

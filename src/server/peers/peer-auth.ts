@@ -2,9 +2,12 @@
  * Peer requests are authenticated by an HMAC-SHA256, with the shared peer
  * secret, over what the request does: method, request target (the absolute
  * URI of a forwarded scrape, the path of a state request), the scrape timeout
- * header, a timestamp, a random nonce and the sender's replica id. A receiver
- * accepts a timestamp within the clock-skew window and each nonce once within
- * it, so a captured request cannot be replayed, and nobody without the secret
+ * header, a timestamp, a random nonce, the sender's replica id and the
+ * receiver's (empty only on a state poll to a peer whose id is not known yet).
+ * A receiver accepts a timestamp within the clock-skew window, each nonce once
+ * within it, and only requests addressed to itself (forwarded scrapes always),
+ * so a captured request cannot be replayed, here or at another replica (a
+ * first, unaddressed state poll can: it only reads a state), and nobody without the secret
  * can ask for the state, pose as a peer or forge a forwarded scrape.
  *
  * The secret is a string or a file of secrets, one a line: the first signs,
@@ -41,10 +44,13 @@ export interface PeerRefusal {
 }
 
 export interface PeerAuth {
-  /** The headers a peer request needs: `x-promproxy-peer` (and nothing else). */
-  sign(method: string, target: string, timeoutHeader: string | undefined): string;
-  /** Checks a request's signature, timestamp and nonce. */
-  verify(method: string, target: string, headers: IncomingHttpHeaders): PeerCaller | PeerRefusal;
+  /**
+   * The `x-promproxy-peer` header for a request to the replica `to` (its id; "" while unknown, only for a
+   * first state poll): a request signed for one replica is refused by every other.
+   */
+  sign(method: string, target: string, timeoutHeader: string | undefined, to: string): string;
+  /** Checks a request's signature (addressed to this replica, or to nobody when `unaddressed` is allowed), timestamp and nonce. */
+  verify(method: string, target: string, headers: IncomingHttpHeaders, o?: { unaddressed?: boolean }): PeerCaller | PeerRefusal;
   /** Re-reads the secret file if it changed (call it now and then; cheap). */
   refresh(): Promise<void>;
   /** Signs the answer to a state request (so that no one at a peer's address can pose as that peer). */
@@ -69,8 +75,8 @@ export function parsePeerSecrets(text: string, where: string): Buffer[] {
 const answerPayload = (nonce: string, status: number, etag: string, body: string) =>
   `promproxy-peer-answer-v1\n${nonce}\n${status}\n${etag}\n${createHash("sha256").update(body).digest("hex")}`;
 
-function payload(method: string, target: string, timeoutHeader: string | undefined, ts: string, nonce: string, from: string): string {
-  return `promproxy-peer-v1\n${method}\n${target}\n${timeoutHeader ?? ""}\n${ts}\n${nonce}\n${from}`;
+function payload(method: string, target: string, timeoutHeader: string | undefined, ts: string, nonce: string, from: string, to: string): string {
+  return `promproxy-peer-v2\n${method}\n${target}\n${timeoutHeader ?? ""}\n${ts}\n${nonce}\n${from}\n${to}`;
 }
 
 const hmac = (key: Buffer, text: string) => createHmac("sha256", key).update(text).digest();
@@ -100,13 +106,13 @@ export function createPeerAuth(o: {
   }
 
   return {
-    sign(method, target, timeoutHeader) {
+    sign(method, target, timeoutHeader, to) {
       const ts = String(Date.now());
       const nonce = randomBytes(12).toString("hex");
-      const sig = hmac(secrets()[0]!, payload(method, target, timeoutHeader, ts, nonce, from)).toString("hex");
+      const sig = hmac(secrets()[0]!, payload(method, target, timeoutHeader, ts, nonce, from, encodeURIComponent(to))).toString("hex");
       return `${from};${ts};${nonce};${sig}`;
     },
-    verify(method, target, headers) {
+    verify(method, target, headers, v = {}) {
       const h = headers[peerAuthHeader];
       if (h === undefined) return refuse(401, "no_signature", `no ${peerAuthHeader} header: peer requests are signed with the shared peer secret (--peer-secret-file)`);
       if (typeof h !== "string" || h.length > 600) return refuse(400, "malformed", `malformed ${peerAuthHeader} header`);
@@ -116,9 +122,13 @@ export function createPeerAuth(o: {
         return refuse(400, "malformed", `malformed ${peerAuthHeader} header: want FROM;TIMESTAMP_MS;NONCE;HMAC`);
       }
       const timeout = headers["x-prometheus-scrape-timeout-seconds"];
-      const text = payload(method, target, typeof timeout === "string" ? timeout : undefined, ts!, nonce!, who);
+      const texts = [o.replicaId, ...(v.unaddressed ? [""] : [])].map((to) =>
+        payload(method, target, typeof timeout === "string" ? timeout : undefined, ts!, nonce!, who, encodeURIComponent(to)),
+      );
       const given = Buffer.from(sig!, "hex");
-      if (!secrets().some((k) => timingSafeEqual(hmac(k, text), given))) return refuse(403, "bad_signature", "bad signature (not signed with this replica's peer secret)");
+      if (!secrets().some((k) => texts.some((text) => timingSafeEqual(hmac(k, text), given)))) {
+        return refuse(403, "bad_signature", "bad signature (not signed with this replica's peer secret, or signed for another replica)");
+      }
       const now = Date.now();
       const skew = Number(ts) - now;
       if (Math.abs(skew) > o.clockSkewMs) {

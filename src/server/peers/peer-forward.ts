@@ -105,7 +105,7 @@ export function createForwarder(o: {
       }
       headers["x-prometheus-scrape-timeout-seconds"] = timeout;
       headers[forwardedHeader] = o.replicaId;
-      headers[peerAuthHeader] = o.auth.sign(req.method ?? "GET", uri, timeout);
+      headers[peerAuthHeader] = o.auth.sign(req.method ?? "GET", uri, timeout, p.state?.id ?? "");
       const u = new URL(p.address.url);
       let up: http.ClientRequest;
       try {

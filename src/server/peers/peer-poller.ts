@@ -72,7 +72,7 @@ export function createPoller(o: PollerOptions): Poller {
     running++;
     const u = new URL(peerStatePath, p.address.url);
     const mod = u.protocol === "https:" ? https : http;
-    const signed = o.auth.sign("GET", peerStatePath, undefined);
+    const signed = o.auth.sign("GET", peerStatePath, undefined, p.state?.id ?? "");
     const nonce = signed.split(";")[2] ?? "";
     let done = false;
     const finish = (error?: string) => {

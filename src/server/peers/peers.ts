@@ -116,7 +116,7 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
         refused.inc({ kind, result: "forged_forward" });
         return { status: 403, reason: "forged_forward", message: `peer request refused: ${forwardedHeader} without a peer signature: only replicas forward scrapes` };
       }
-      const r = auth.verify(req.method ?? "GET", uri, req.headers);
+      const r = auth.verify(req.method ?? "GET", uri, req.headers, { unaddressed: isState });
       refused.inc({ kind, result: "from" in r ? "accepted" : r.reason });
       return r;
     },
