@@ -202,7 +202,7 @@ async function runStream(s: StreamSetup): Promise<void> {
   if (options.protocol !== "connect" && options.transport !== "connect") {
     const request = await fastRequest(interceptors, s.base.toString(), signal);
     if (request) return runFastStream({ sessionManager, request, signal, out, readLimit, onFrame });
-    s.log.debug("an interceptor reads or replaces the stream's messages: this stream uses the Connect transport", { name: s.name });
+    s.log.debug("an interceptor reads or replaces the stream's messages: this stream uses the Connect transport");
   }
   const transportOptions = {
     baseUrl: s.base.toString(),

@@ -129,7 +129,7 @@ function serveFast(
     s.close();
     const leave = () => {
       coordinator.leave(s, { reason, broke });
-      log.info("client disconnected", { name: s.info.name, session: s.info.sessionId, reason });
+      log.info("client disconnected", { client: s.info.name, session: s.info.sessionId, reason });
     };
     writer.end(err);
     stream.resume();
@@ -188,7 +188,7 @@ function serveFast(
     state = "open";
     session = s;
     metrics.sessions.inc({ result: "accepted" });
-    log.info("client connected", { name: s.info.name, session: s.info.sessionId, identity: s.info.identity });
+    log.info("client connected", { client: s.info.name, session: s.info.sessionId, identity: s.info.identity });
     const pieces: Uint8Array[] = [];
     encodeServerFrame(welcomeFrame(o, s), pieces);
     writer.write(pieces);
