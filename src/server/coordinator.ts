@@ -137,9 +137,10 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     // A client that reconnects after its path died silently finds its old session still holding the name. Probe
     // the holder: a live one keeps it (AlreadyExists: no one steals a live client's name); a dead one is replaced.
     const holder = byName.get(name);
-    // A client searching for replicas names those it holds live: this is one of them, so its stream here is not
-    // replaced (a probe slowed by load would let every search round replace the client's own stream).
-    if (holder && hello.heldReplicaIds.slice(0, 64).includes(o.replicaId)) throw nameTaken(name, holder.info.sessionId, o.replicaId);
+    // A searching client names the replicas it holds: this one, and its stream here was heard within 1.5 heartbeats,
+    // so no probe (one slowed by load would let each search replace the live stream); a silent one is probed below.
+    const heard = holder && Date.now() - holder.lastHeard < o.heartbeatIntervalMs * 1.5;
+    if (heard && hello.heldReplicaIds.slice(0, 64).includes(o.replicaId)) throw nameTaken(name, holder.info.sessionId, o.replicaId);
     if (holder && !(await holder.probe(o.takeoverProbeMs)) && byName.get(name) === holder) {
       log.info("replacing a session that did not answer", { client: name, session: holder.info.sessionId });
       holder.close(new ConnectError("replaced by a new stream for the same name; this one did not answer a ping", Code.Aborted));

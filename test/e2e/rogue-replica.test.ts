@@ -130,7 +130,8 @@ test("through one address, a replica that welcomes a new stream because the old 
     await c.start({ timeoutMs: 10_000 });
     await waitFor("the first welcome", () => sessions.length === 1);
     r.blackHole();
-    await waitFor("a second welcome by the same replica", () => sessions.length >= 2, 20_000);
+    // The server probes (and replaces) a stream it has not heard from for 1.5 heartbeats (15 s at the default 10 s).
+    await waitFor("a second welcome by the same replica", () => sessions.length >= 2, 40_000);
     await waitFor("the silent stream replaced", () => closed.includes(sessions[0]!), 5_000);
     assert.equal((await proxyGet(real.port, "http://app-1/metrics")).status, 200);
   } finally {

@@ -206,10 +206,11 @@ export type Hello = Message<"promproxy.v1.Hello"> & {
    * The replica ids (Welcome.replica_id) the client holds a live stream to
    * when it sends this hello: a client searching for replicas through one load
    * balancer lists them. A server whose replica id is listed, and that holds
-   * the name, refuses the hello with ALREADY_EXISTS at once, without probing
-   * the holder: the client says its stream there is alive, so this stream is a
-   * step of its search, never a replacement. Empty: the server decides alone.
-   * At most 64 ids are read.
+   * the name on a stream it heard from within 1.5 heartbeat intervals,
+   * refuses the hello with ALREADY_EXISTS at once, without probing the
+   * holder: this stream is a step of the client's search, never a
+   * replacement. A holder heard from less recently is probed as usual.
+   * Empty: the server decides alone. At most 64 ids are read.
    *
    * @generated from field: repeated string held_replica_ids = 6;
    */
