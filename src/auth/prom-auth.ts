@@ -6,22 +6,12 @@ import { createCheckSlots } from "./check-slots.ts";
 import { createCredentialCache } from "./credential-cache.ts";
 import { createLoginThrottle } from "./login-throttle.ts";
 import { parseStoredPassword } from "./passwords.ts";
-import { parseCredential, parsePromTokenFile, parseUsersFile, pickDecoy, promEndpointOf, type PromCredential, type PromEndpoint, type User } from "./prom-credentials.ts";
+import { parseCredential, parsePromTokenFile, parseUsersFile, pickDecoy, promEndpointOf, type PromAuthRequest, type PromCredential, type PromEndpoint, type User } from "./prom-credentials.ts";
 import { reloadingFile, type ReloadingFile } from "./reloading-file.ts";
 import { digest, findSecret, token68 } from "./secrets.ts";
 import { createRefusalLog } from "../shared/refusal-log.ts";
 
-export { parseCredential, promEndpointOf, type PromCredential, type PromEndpoint };
-
-/** What {@link PromAuthOptions.verify} gets besides the credential. */
-export interface PromAuthRequest {
-  /** Which endpoint the request is for. */
-  endpoint: PromEndpoint;
-  /** The request headers. */
-  headers: IncomingHttpHeaders;
-  /** The remote IP address. */
-  remoteAddress?: string;
-}
+export { parseCredential, promEndpointOf, type PromAuthRequest, type PromCredential, type PromEndpoint };
 
 /**
  * Prometheus-side auth (`createServer({ promAuth })`): who may scrape through

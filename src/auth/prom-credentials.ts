@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from "node:http";
 import * as path from "node:path";
 import { parse as parseBasic } from "basic-auth";
 import { parseStoredPassword, type StoredPassword } from "./passwords.ts";
@@ -13,6 +14,16 @@ import { digest, token68 } from "./secrets.ts";
 
 /** The server endpoints Prometheus-side auth can protect. */
 export type PromEndpoint = "proxy" | "clients" | "metrics";
+
+/** What `PromAuthOptions.verify` gets besides the credential. */
+export interface PromAuthRequest {
+  /** Which endpoint the request is for. */
+  endpoint: PromEndpoint;
+  /** The request headers. */
+  headers: IncomingHttpHeaders;
+  /** The remote IP address. */
+  remoteAddress?: string;
+}
 
 /** Credentials as Prometheus (or curl) sent them. */
 export type PromCredential =
