@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import { availableParallelism } from "node:os";
 import type { Logger } from "../shared/logger.ts";
