@@ -214,7 +214,8 @@ describe("streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)", () => {
           let i = 0;
           for (; i < 20_000 && !stop; i++) if (!(await c.send(frame(HEADERS, END_HEADERS, 1 + 2 * i, block(scrapeRequest))))) break;
           await Promise.race([c.closed, sleep(2_000)]);
-          attacks.push({ opened: i, refused: c.socket.destroyed || c.goaway() !== undefined });
+          // A connection opened just as the attack was told to stop sent nothing: nothing to refuse.
+          if (i > 0) attacks.push({ opened: i, refused: c.socket.destroyed || c.goaway() !== undefined });
           c.socket.destroy();
         } while (!stop);
       })();
@@ -224,7 +225,7 @@ describe("streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)", () => {
       await attacker;
       await sleep(500);
       const grown = rssMB() - rssBefore;
-      assert.ok(attacks.every((a) => a.refused), "every attacking connection was refused (GOAWAY or closed)");
+      assert.ok(attacks.every((a) => a.refused), `every attacking connection was refused (GOAWAY or closed): ${JSON.stringify(attacks.filter((a) => !a.refused))} of ${attacks.length}`);
       assert.ok(grown < 100, `RSS grew by ${grown.toFixed(0)} MB under the attack (before the fix: about 1 GB)`);
       assert.ok(scrapes > 0);
       assert.equal(server.clients().length, 1);
