@@ -14,8 +14,11 @@ export interface H1ServerOptions {
 /** Headers per request at most; Node drops the rest (they never reach a handler). */
 const maxHeadersCount = 100;
 
-/** Pipelined requests waiting per connection at most: one more closes the connection (Prometheus never pipelines). */
-export const maxPipelinedRequests = 16;
+/**
+ * Pipelined requests waiting per connection at most (a few hundred KB of requests and responses): one more closes
+ * the connection. Prometheus never pipelines; load tools that do send batches of up to a few hundred.
+ */
+export const maxPipelinedRequests = 256;
 /** How long pipelined requests wait for the one in service (a peer that does not read its answers): then the connection is closed. */
 export const pipelinedWaitMs = 60_000;
 

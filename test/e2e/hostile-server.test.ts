@@ -199,7 +199,7 @@ test("a welcome whose replica id is not a short header-safe id (500 KB here) is 
 });
 
 test("a frame dripped a byte at a time costs the host about its own size, not a buffer per byte", async (t) => {
-  const frameBytes = 100_000;
+  const frameBytes = 40_000;
   let dripped = 0;
   const server = await startHostileServer(async (s) => {
     await s.send(welcome());
@@ -216,11 +216,12 @@ test("a frame dripped a byte at a time costs the host about its own size, not a 
   const host = await setUp(server);
   await waitFor("connected", async () => (await host.stats()).connected >= 1, 30_000);
   const before = await host.stats();
-  await waitFor("most of the frame dripped", () => dripped >= frameBytes - 2, 60_000);
+  await waitFor("most of the frame dripped", () => dripped >= frameBytes - 2, 150_000);
   await pause(200);
   const after = await host.stats();
   const grown = after.rss - before.rss;
   t.diagnostic(`${dripped} bytes dripped one per DATA frame: host RSS +${mb(grown)}, heap ${mb(after.heapUsed - before.heapUsed)}, external ${mb(after.external - before.external)}`);
-  assert.ok(after.external - before.external < 8 * MiB && after.heapUsed - before.heapUsed < 8 * MiB, "a few MB at most");
+  // A view kept per read cost ~135 bytes of heap per byte (100 KB dripped: +13.4 MB); one buffer costs the frame's size.
+  assert.ok(after.external - before.external < 2 * MiB && after.heapUsed - before.heapUsed < 2 * MiB, "about the frame's own size");
   assertQuiet(host);
 });
