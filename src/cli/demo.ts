@@ -38,11 +38,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const name = parsed.values.name ?? "demo";
   const logger = createConsoleLogger("info");
   const server = createServer({ logger });
-  const bound = await server.listen({ host, port }).catch((e: unknown) => {
-    const words = listenFailure(e, host, port);
-    if (words === undefined) throw e;
-    return words;
-  });
+  const bound = await server.listen({ host, port }).catch((e: unknown) => listenFailure(e, host, port));
   if (typeof bound === "string") {
     process.stderr.write(`promproxy: ${bound}\n`);
     return 1;

@@ -79,9 +79,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     if (e instanceof RangeError) {
       throw new CliError(e.message.replace(/^promproxy: listen option (\w+)/, (_m, k: string) => `--${k.replace(/Ms$/, "").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`));
     }
-    const words = listenFailure(e, host, port);
-    if (words === undefined) throw e;
-    return words;
+    return listenFailure(e, host, port);
   });
   if (typeof bound === "string") {
     process.stderr.write(`promproxy: ${bound}\n`);

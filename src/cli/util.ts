@@ -56,8 +56,8 @@ export function dialableHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
-/** Why a port could not be opened, in a line that says what to do; undefined for the unexpected. @internal */
-export function listenFailure(e: unknown, host: string, port: number): string | undefined {
+/** Why a port could not be opened, in a line that says what to do (for `listen().catch`); the unexpected is thrown on. @internal */
+export function listenFailure(e: unknown, host: string, port: number): string {
   switch ((e as NodeJS.ErrnoException).code) {
     case "EADDRINUSE":
       return `port ${port} is in use (another promproxy or program listens there): choose another with --listen`;
@@ -66,6 +66,6 @@ export function listenFailure(e: unknown, host: string, port: number): string | 
     case "EADDRNOTAVAIL":
       return `${host} is no address of this machine: choose another with --listen (0.0.0.0 for all)`;
     default:
-      return undefined;
+      throw e;
   }
 }
