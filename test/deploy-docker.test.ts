@@ -30,6 +30,8 @@ import { freePort } from "./e2e/prometheus.ts";
 
 const repo = fileURLToPath(new URL("../", import.meta.url));
 const node22 = fs.realpathSync(path.join(repo, "node_modules/.bin/node"));
+/** The node the image's processes run: a copy of `node22` that the image's user can reach (set in before()). */
+let imageNode = node22;
 const pkg = JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "utf8")) as {
   version: string;
   dependencies: Record<string, string>;
@@ -292,6 +294,12 @@ async function replay(stage: Stage, root: string): Promise<void> {
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "promproxy-docker-"));
   fs.chmodSync(tmp, 0o755); // the image's user (65532) must reach the final stage's files
+  // And its node: the base image's own, here a copy of this repository's Node 22 (the checkout may sit in a folder
+  // only root can enter, as a fresh `mktemp -d` clone does).
+  fs.mkdirSync(path.join(tmp, "usr-local-bin"));
+  fs.copyFileSync(node22, path.join(tmp, "usr-local-bin", "node"));
+  fs.chmodSync(path.join(tmp, "usr-local-bin", "node"), 0o755);
+  imageNode = path.join(tmp, "usr-local-bin", "node");
   const stages = stagesOf(parseDockerfile(dockerfileText));
   for (const [i, stage] of stages.entries()) {
     const root = path.join(tmp, `stage-${i}`);
@@ -377,11 +385,11 @@ function imageUser(): { uid?: number; gid?: number } {
 }
 
 /** A container's environment: nothing of this test's own (no PROMPROXY_* leaking in). */
-const containerEnv = { PATH: `${path.dirname(node22)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, HOME: "/" };
+const containerEnv = () => ({ PATH: `${path.dirname(imageNode)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, HOME: "/" });
 
 /** The image's argv with the stage folder for image paths and this repository's Node 22 for `node`. */
 function hostArgv(argv: string[]): string[] {
-  return argv.map((a, i) => (i === 0 && a === "node" ? node22 : a.startsWith("/") && fs.existsSync(inRoot(finalRoot, a)) ? inRoot(finalRoot, a) : a));
+  return argv.map((a, i) => (i === 0 && a === "node" ? imageNode : a.startsWith("/") && fs.existsSync(inRoot(finalRoot, a)) ? inRoot(finalRoot, a) : a));
 }
 
 interface Proc {
@@ -393,7 +401,7 @@ interface Proc {
 function start(argv: string[]): Proc {
   const [cmd, ...args] = hostArgv(argv);
   const workdir = last(finalStage, "WORKDIR")?.args ?? "/";
-  const child = spawn(cmd!, args, { cwd: inRoot(finalRoot, workdir), env: containerEnv, stdio: ["ignore", "pipe", "pipe"], ...imageUser() });
+  const child = spawn(cmd!, args, { cwd: inRoot(finalRoot, workdir), env: containerEnv(), stdio: ["ignore", "pipe", "pipe"], ...imageUser() });
   children.push(child);
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
