@@ -1,18 +1,20 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createBackoff } from "../src/client/backoff.ts";
+import { createBackoff, resolveBackoff } from "../src/client/backoff.ts";
+
+const defaults = { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 };
 
 test("backoff grows exponentially to its maximum, with jitter below the base", () => {
   const b = createBackoff({ initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.5 }, () => 0);
   assert.deepEqual([b.next(), b.next(), b.next(), b.next(), b.next(), b.next()], [100, 200, 400, 800, 1000, 1000]);
   b.reset();
   assert.equal(b.next(), 100);
-  const j = createBackoff({ initialMs: 100, jitter: 0.5 }, () => 1);
+  const j = createBackoff(resolveBackoff({ initialMs: 100, jitter: 0.5 }, defaults, "backoff"), () => 1);
   assert.equal(j.next(), 50);
 });
 
-test("backoff defaults: 500 ms doubling to 30 s", () => {
-  const b = createBackoff({}, () => 0);
+test("backoff over its defaults: 500 ms doubling to 30 s", () => {
+  const b = createBackoff(resolveBackoff(undefined, defaults, "backoff"), () => 0);
   const seq = Array.from({ length: 10 }, () => b.next());
   assert.equal(seq[0], 500);
   assert.equal(seq[1], 1000);
@@ -20,8 +22,7 @@ test("backoff defaults: 500 ms doubling to 30 s", () => {
 });
 
 test("backoff rejects nonsense", () => {
-  assert.throws(() => createBackoff({ initialMs: 0 }), RangeError);
-  assert.throws(() => createBackoff({ initialMs: 10, maxMs: 5 }), RangeError);
-  assert.throws(() => createBackoff({ jitter: 2 }), RangeError);
-  assert.throws(() => createBackoff({ multiplier: 0.5 }), RangeError);
+  for (const bad of [{ initialMs: 0 }, { initialMs: 10, maxMs: 5 }, { jitter: 2 }, { multiplier: 0.5 }, { initialMs: Number.NaN }]) {
+    assert.throws(() => resolveBackoff(bad, defaults, "discoveryBackoff"), /option discoveryBackoff needs initialMs > 0/);
+  }
 });

@@ -23,7 +23,7 @@ test("while a replica is missing, rounds start fast and are never more than 10 s
 });
 
 test("a fast backoff configured slower than 10 s is capped while a replica is missing", () => {
-  const d = createRoundDelays({ backoff: { initialMs: 60_000, maxMs: 600_000, jitter: 0 }, intervalMs: 30_000 });
+  const d = createRoundDelays({ backoff: { initialMs: 60_000, maxMs: 600_000, multiplier: 2, jitter: 0 }, intervalMs: 30_000 });
   assert.equal(d.next(true), 10_000);
   assert.equal(d.cap(45_000, true), 10_000, "a reconnect backoff while searching, too");
   assert.equal(d.cap(45_000, false), 45_000);
@@ -58,7 +58,7 @@ test("a lost replica is remembered for lostSearchMs (10 min), then forgotten; at
 
 test("a round set long ago, while nothing was missing, comes fast once a replica is lost", async () => {
   let missing = false;
-  const schedule = createDiscoverySchedule({ backoff: { initialMs: 1, maxMs: 1, jitter: 0 }, intervalMs: 600_000, urgent: () => missing, maxLost: 8 });
+  const schedule = createDiscoverySchedule({ backoff: { initialMs: 1, maxMs: 1, multiplier: 2, jitter: 0 }, intervalMs: 600_000, urgent: () => missing, maxLost: 8 });
   const never = new AbortController().signal;
   const alive = setInterval(() => {}, 1_000); // the schedule's timers are unref'd: keep the test's loop alive
   for (let i = 0; i < 8; i++) await schedule.nextRound(never); // the fast rounds, 1 ms each

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { fleetLimits, onceLog, sparseLog } from "../src/client/fleet-limits.ts";
+import { onceLog, sparseLog } from "../src/client/fleet-limits.ts";
+import { resolveClientOptions, type ClientOptions } from "../src/client/options.ts";
 import type { Logger } from "../src/shared/logger.ts";
 
 function recorder() {
@@ -10,18 +11,16 @@ function recorder() {
 }
 
 test("fleet limits: defaults 64 and 64; whole numbers >= 1 taken; anything else refused with the option's name", () => {
-  assert.deepEqual(fleetLimits({}), { maxReplicas: 64, maxServerAddresses: 64 });
-  assert.deepEqual(fleetLimits({ maxReplicas: 1, maxServerAddresses: 200 }), { maxReplicas: 1, maxServerAddresses: 200 });
+  const limits = (more: Partial<ClientOptions>) => {
+    const r = resolveClientOptions({ name: "app-1", serverUrl: "http://127.0.0.1:1", ...more });
+    return { maxReplicas: r.maxReplicas, maxServerAddresses: r.maxServerAddresses };
+  };
+  assert.deepEqual(limits({}), { maxReplicas: 64, maxServerAddresses: 64 });
+  assert.deepEqual(limits({ maxReplicas: 1, maxServerAddresses: 200 }), { maxReplicas: 1, maxServerAddresses: 200 });
   for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "3" as unknown as number, null as unknown as number]) {
-    assert.throws(() => fleetLimits({ maxReplicas: bad }), /option maxReplicas must be a whole number >= 1/);
-    assert.throws(() => fleetLimits({ maxServerAddresses: bad }), /option maxServerAddresses must be a whole number >= 1/);
+    assert.throws(() => limits({ maxReplicas: bad }), /option maxReplicas must be a whole number >= 1/);
+    assert.throws(() => limits({ maxServerAddresses: bad }), /option maxServerAddresses must be a whole number >= 1/);
   }
-});
-
-test("fleet limits inside a running client: a bad value is reported and replaced by its default, never thrown", () => {
-  const said: string[] = [];
-  assert.deepEqual(fleetLimits({ maxReplicas: 0, maxServerAddresses: 8 }, (m) => said.push(m)), { maxReplicas: 64, maxServerAddresses: 8 });
-  assert.deepEqual(said, ["option maxReplicas must be a whole number >= 1, got 0; using 64"]);
 });
 
 test("a cap that bites is logged once; a repeated warning at most once per interval, counting the rest", async () => {

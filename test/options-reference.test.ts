@@ -17,6 +17,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { hostname } from "node:os";
 import { register } from "prom-client";
+import { resolveClientOptions } from "../src/client/options.ts";
 import { resolveServerOptions } from "../src/server/options.ts";
 import { resolveListenOptions } from "../src/server/listen-options.ts";
 import { serverOptionSpec, serverUsage } from "../src/cli/server-flags.ts";
@@ -213,6 +214,23 @@ function checkCommented(heading: string, file: string, iface: string): number {
 test("options reference: every ClientOptions field is listed with the default its doc comment states", () => {
   const checked = checkCommented("Client options", "src/client/options.ts", "ClientOptions");
   assert.ok(checked > 25, `defaults compared: ${checked}`);
+});
+
+test("options reference: the client resolver's defaults are the ones listed", () => {
+  const table = rows(section("Client options"), (n) => (/^\w+$/.test(n) ? n : undefined));
+  const resolved = resolveClientOptions({ name: "app-1", serverUrl: "http://127.0.0.1:1" }) as unknown as Record<string, unknown>;
+  let compared = 0;
+  for (const [name, stated] of table) {
+    const value = resolved[name];
+    // "a / b" cells list the defaults of "`x` / `y`" rows in order.
+    const cell = stated.includes(" / ") ? stated.split(" / ")[name === "pingTimeoutMs" ? 1 : 0]! : stated;
+    if (typeof value === "number") assert.equal(amount(cell), value, `${name}: docs/options.md says "${stated}", the resolver gives ${value}`);
+    else if (typeof value === "string" && name !== "name") assert.ok(cell.includes(value), `${name}: docs/options.md says "${stated}", the resolver gives ${value}`);
+    else if (value !== null && typeof value === "object" && "initialMs" in value) assert.deepEqual(objectCell(cell), value, name);
+    else continue;
+    compared++;
+  }
+  assert.ok(compared >= 16, `defaults compared: ${compared}`);
 });
 
 test("options reference: every PromAuthOptions field is listed with the default its doc comment states", () => {

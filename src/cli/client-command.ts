@@ -3,6 +3,7 @@ import { Code, type ConnectError } from "@connectrpc/connect";
 import { collectDefaultMetrics } from "prom-client";
 import { clientAuthOptions } from "./auth-flags.ts";
 import { createClientWithTargets } from "../client/client.ts";
+import { resolveClientOptions } from "../client/options.ts";
 import { createForwarderMetrics, serveMetrics } from "../client/forwarder-metrics.ts";
 import { createHttpTargets, type HttpTarget, type HttpTargetOptions, type TargetOutcome } from "../client/http-target.ts";
 import { createConsoleLogger, type Logger } from "../shared/logger.ts";
@@ -47,7 +48,7 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
       cfg.servers.find((u) => !u.startsWith("https://")) ?? (cfg.servers[0] as string), // TLS flags need https:// everywhere
     );
     client = createClientWithTargets(
-      {
+      resolveClientOptions({
         name: cfg.name,
         serverUrl: cfg.servers,
         labels: cfg.labels,
@@ -58,7 +59,7 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
         onConnected: () => metrics?.onConnected(),
         onDisconnected: () => metrics?.onDisconnected(),
         onError: (e: ConnectError) => metrics?.onConnectError(e),
-      },
+      }),
       targets,
     );
   } catch (e) {

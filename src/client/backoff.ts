@@ -1,24 +1,28 @@
 /** How a client waits between connection attempts. */
 export interface BackoffOptions {
-  /** First delay. Default 500 ms. */
+  /** First delay. */
   initialMs?: number;
-  /** Largest delay. Default 30 000 ms. */
+  /** Largest delay. */
   maxMs?: number;
-  /** Growth per failed attempt. Default 2. */
+  /** Growth per failed attempt. */
   multiplier?: number;
-  /** Fraction of each delay that is random, 0..1 (spreads reconnecting clients). Default 0.5. */
+  /** Fraction of each delay that is random, 0..1 (spreads reconnecting clients). */
   jitter?: number;
 }
 
-/** Exponential backoff with jitter. @internal */
-export function createBackoff(o: BackoffOptions = {}, random: () => number = Math.random) {
-  const initialMs = o.initialMs ?? 500;
-  const maxMs = o.maxMs ?? 30_000;
-  const multiplier = o.multiplier ?? 2;
-  const jitter = o.jitter ?? 0.5;
+/** `o` over `defaults`, checked; throws a RangeError naming `option`. @internal */
+export function resolveBackoff(o: BackoffOptions | undefined, defaults: Required<BackoffOptions>, option: string): Required<BackoffOptions> {
+  const r = { ...defaults, ...o };
+  const { initialMs, maxMs, multiplier, jitter } = r;
   if (!(initialMs > 0) || !(maxMs >= initialMs) || !(multiplier >= 1) || !(jitter >= 0 && jitter <= 1)) {
-    throw new RangeError("promproxy: backoff needs initialMs > 0, maxMs >= initialMs, multiplier >= 1 and 0 <= jitter <= 1");
+    throw new RangeError(`promproxy: option ${option} needs initialMs > 0, maxMs >= initialMs, multiplier >= 1 and 0 <= jitter <= 1`);
   }
+  return r;
+}
+
+/** Exponential backoff with jitter, on checked options (`resolveBackoff`). @internal */
+export function createBackoff(o: Required<BackoffOptions>, random: () => number = Math.random) {
+  const { initialMs, maxMs, multiplier, jitter } = o;
   let attempt = 0;
   return {
     /** The delay before the next attempt; each call grows the next one. */

@@ -3,20 +3,16 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import cluster from "node:cluster";
 import { AggregatorRegistry, register as globalRegister } from "prom-client";
 import { HelloSchema, TargetSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { createConsoleLogger, toLogger, withClientField } from "../shared/logger.ts";
-import { checkLabels, checkName } from "../shared/names.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { version } from "../shared/version.ts";
 import { oneLine } from "../shared/one-line.ts";
-import { createBackoff } from "./backoff.ts";
 import { clusterRegistry } from "./cluster.ts";
-import { systemResolver } from "./endpoints.ts";
 import { runFleet } from "./fleet.ts";
 import { createHttpTargets } from "./http-target.ts";
-import type { ClientOptions } from "./options.ts";
+import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from "./options.ts";
 import { registryTarget } from "./registry-target.ts";
-import { checkLimitOptions } from "./server-limits.ts";
-import { fleetLimits, sparseLog } from "./fleet-limits.ts";
+import { createScrapeSlots } from "./scrape-slots.ts";
+import { sparseLog } from "./fleet-limits.ts";
 import type { ScrapeTarget } from "./target.ts";
 import { createFailureWords, inWords } from "./transport-words.ts";
 
@@ -62,20 +58,21 @@ const fatalCodes = new Set([Code.Unauthenticated, Code.PermissionDenied, Code.In
 
 /** Creates a promproxy client. See {@link ClientOptions} for every option and its default. */
 export function createClient(options: ClientOptions): PromproxyClient {
-  const forwarded = options.targets ? createHttpTargets(options.targets) : [];
+  const o = resolveClientOptions(options);
+  const forwarded = o.targets.length > 0 ? createHttpTargets(o.targets) : [];
   const targets: ScrapeTarget[] = [...forwarded];
-  if (forwarded.length === 0 || options.registry) {
-    const metricsPath = options.metricsPath ?? "/metrics";
+  if (forwarded.length === 0 || o.registry) {
+    const metricsPath = o.metricsPath;
     const clash = forwarded.find((t) => t.port === 0 && pathMatches(t.path, metricsPath));
     if (clash) {
       throw new TypeError(`promproxy: target ${clash.display} serves any port at ${metricsPath}, where the registry is served too: give it a port (PORT=URL)`);
     }
     // In a cluster's primary an AggregatorRegistry's own metrics are (nearly) empty: serve every worker's.
-    const registry = options.registry instanceof AggregatorRegistry && cluster.isPrimary ? clusterRegistry(options.registry) : options.registry;
-    targets.push(registryTarget(registry ?? globalRegister, metricsPath, options.gzipLevel ?? 1));
+    const registry = o.registry instanceof AggregatorRegistry && cluster.isPrimary ? clusterRegistry(o.registry) : o.registry;
+    targets.push(registryTarget(registry ?? globalRegister, metricsPath, o.gzipLevel));
   }
-  if (forwarded.length === 0) return createClientWithTargets(options, targets);
-  const client = createClientWithTargets(options, targets);
+  if (forwarded.length === 0) return createClientWithTargets(o, targets);
+  const client = createClientWithTargets(o, targets);
   return {
     get state() {
       return client.state;
@@ -90,25 +87,11 @@ export function createClient(options: ClientOptions): PromproxyClient {
 }
 
 /** @internal The client engine, for any set of targets (registry, forwarder). */
-export function createClientWithTargets(options: ClientOptions, targets: ScrapeTarget[]): PromproxyClient {
-  const checked = checkName(options.name ?? "");
-  if ("error" in checked) throw new TypeError(`promproxy: option name: ${checked.error}`);
-  const urls = serverUrls(options);
-  const labelError = checkLabels(options.labels ?? {}, { maxLabels: 1000, maxLabelValueLength: 1 << 20 });
-  if (labelError) throw new TypeError(`promproxy: option ${labelError}`);
-  const name = checked.name;
-  const log = withClientField(options.logger ? toLogger(options.logger) : createConsoleLogger("warn"), name);
-  const maxInFlight = options.maxScrapesInFlight ?? 8;
-  const welcomeTimeoutMs = positiveMs(options, "welcomeTimeoutMs", 10_000);
-  const resolveIntervalMs = positiveMs(options, "resolveIntervalMs", 30_000);
-  const discoverIntervalMs = positiveMs(options, "discoverIntervalMs", 30_000);
-  checkLimitOptions(options);
-  fleetLimits(options); // a bad cap is refused here, naming the option
-  createBackoff(options.backoff); // checks the options now
-  createBackoff(options.discoveryBackoff);
+export function createClientWithTargets(options: ResolvedClientOptions, targets: ScrapeTarget[]): PromproxyClient {
+  const { name, log } = options;
   const hello = create(HelloSchema, {
     name,
-    labels: options.labels ?? {},
+    labels: options.labels,
     version,
     targets: targets.map((t) => create(TargetSchema, { port: t.port, path: t.path, labels: t.labels })),
     features: ["head"],
@@ -126,7 +109,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   /** Why the client stopped by itself (a refusal retrying cannot fix), for ready() callers. */
   let refusal: ConnectError | undefined;
   const stopper = new AbortController();
-  const words = createFailureWords(urls, stopper.signal);
+  const words = createFailureWords(options.urls, stopper.signal);
   /** ready() callers waiting for a welcome. */
   const waiters = new Set<{ resolve: () => void; reject: (e: unknown) => void }>();
   const settle = (error?: unknown) => {
@@ -164,13 +147,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
   function run(): Promise<void> {
     state = "connecting";
     return runFleet({
-      connection: { options, name, hello, targets, maxInFlight, inFlight: { count: 0 }, heartbeatMisses: options.heartbeatMisses ?? 3, welcomeTimeoutMs, log },
-      urls,
-      resolve: options.resolve ?? systemResolver,
-      resolveIntervalMs,
-      discoverIntervalMs,
-      backoff: options.backoff,
-      discoveryBackoff: options.discoveryBackoff,
+      connection: { options, hello, targets, slots: createScrapeSlots(options.maxScrapesInFlight) },
       stopped: stopper.signal,
       onUp(info) {
         streams++;
@@ -260,31 +237,4 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
       await loop;
     },
   };
-}
-
-/** The checked server URLs of `options.serverUrl` (one, or a list). */
-function serverUrls(options: ClientOptions): URL[] {
-  const list = typeof options.serverUrl === "string" ? [options.serverUrl] : Array.isArray(options.serverUrl) ? options.serverUrl : [];
-  if (list.length === 0) throw new TypeError("promproxy: option serverUrl must be a URL or a non-empty list of URLs");
-  const urls = list.map((u) => {
-    let url: URL;
-    try {
-      url = new URL(u);
-    } catch {
-      throw new TypeError(`promproxy: option serverUrl ${JSON.stringify(u)} is not a URL`);
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      throw new TypeError(`promproxy: option serverUrl must be http:// or https://, got ${JSON.stringify(u)}`);
-    }
-    if (options.tls && url.protocol !== "https:") throw new TypeError("promproxy: option tls needs an https:// serverUrl");
-    return url;
-  });
-  if (new Set(urls.map((u) => u.href)).size !== urls.length) throw new TypeError("promproxy: option serverUrl lists a URL twice");
-  return urls;
-}
-
-function positiveMs(options: ClientOptions, key: "welcomeTimeoutMs" | "resolveIntervalMs" | "discoverIntervalMs", fallback: number): number {
-  const v = options[key] ?? fallback;
-  if (!(v > 0)) throw new TypeError(`promproxy: option ${key} must be a positive number of milliseconds`);
-  return v;
 }

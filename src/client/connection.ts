@@ -2,45 +2,31 @@ import { Code, ConnectError, createClient as createRpcClient } from "@connectrpc
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { ScrapeService, type Hello, type ServerFrame, type Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
-import type { Logger } from "../shared/logger.ts";
 import { runFastStream } from "./grpc-fast/fast-stream.ts";
 import { fastRequest } from "./grpc-fast/request-headers.ts";
 import { resolveClientTls } from "../auth/client-tls.ts";
 import { pinnedLookup } from "./endpoints.ts";
-import type { ClientOptions } from "./options.ts";
+import type { ResolvedClientOptions } from "./options.ts";
+import type { ScrapeSlots } from "./scrape-slots.ts";
 import { noteFailedUrl } from "./transport-words.ts";
 import { headerSafe } from "../shared/replica-header.ts";
 import { createOutQueue, type OutQueue } from "./out-queue.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
-import {
-  chunkHighWaterBytes,
-  clampDuration,
-  defaultMaxQueuedFrames,
-  defaultMaxServerFrameBytes,
-  heartbeatRangeMs,
-  maxServerIdLength,
-  minChunkBytes,
-} from "./server-limits.ts";
+import { chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
 import { createSessionManager } from "./session-manager.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./target.ts";
 
 /** What one connection attempt needs from its client. @internal */
 export interface ConnectionContext {
-  options: ClientOptions;
+  options: ResolvedClientOptions;
   /** The server URL dialled. */
   base: URL;
   /** An address to dial instead of resolving `base`'s host name (which stays the TLS name and `:authority`). */
   address?: string;
-  /** The client's (checked) name. */
-  name: string;
   hello: Hello;
   targets: ScrapeTarget[];
-  maxInFlight: number;
-  /** Scrapes in flight over all of the client's streams. */
-  inFlight: { count: number };
-  heartbeatMisses: number;
-  welcomeTimeoutMs: number;
-  log: Logger;
+  /** The client's places for scrapes at work, over all of its streams. */
+  slots: ScrapeSlots;
   /** Aborted when the client stops: the stream ends at once. */
   stopped: AbortSignal;
   /** Called once the server has welcomed this connection. */
@@ -61,7 +47,8 @@ const goodbyeMs = 1_000;
  * @internal
  */
 export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: boolean }): Promise<void> {
-  const { options, base, log, name } = ctx;
+  const { options, base } = ctx;
+  const { log, name } = options;
   const tls = await resolveClientTls(options.tls); // per attempt: rotated certificate files are re-read
   const sessionManager = createSessionManager(
     base,
@@ -70,13 +57,13 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     // destroyed; the timer then calls ping() on the dead session, which throws an uncaught
     // ERR_HTTP2_INVALID_SESSION ~pingIntervalMs after every reconnect and crashes the host application
     // (connectrpc/connect-es#1795; test/e2e/faults.test.ts catches it).
-    { pingIntervalMs: options.pingIntervalMs ?? 10_000, pingTimeoutMs: options.pingTimeoutMs ?? 5_000, pingIdleConnection: false },
+    { pingIntervalMs: options.pingIntervalMs, pingTimeoutMs: options.pingTimeoutMs, pingIdleConnection: false },
     { ...options.http2Options, ...tls, ...(ctx.address === undefined ? {} : { lookup: pinnedLookup(ctx.address) }) },
     (e) => log.debug("connection error after its stream ended", { name, reason: e.message }),
   );
   const call = new AbortController();
-  const readLimit = options.maxServerFrameBytes ?? defaultMaxServerFrameBytes;
-  const maxQueued = options.maxQueuedFrames ?? defaultMaxQueuedFrames;
+  const readLimit = options.maxServerFrameBytes;
+  const maxQueued = options.maxQueuedFrames;
   const out = createOutQueue({
     maxFrames: maxQueued,
     chunkHighWater: chunkHighWaterBytes,
@@ -99,8 +86,8 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
   // A server that accepts the stream (or even just the TCP connection) and never welcomes must not hold the
   // client forever: HTTP/2 PINGs do not catch it when the server answers them.
   const welcomeTimer = setTimeout(
-    () => call.abort(new ConnectError(`no welcome from the server within ${ctx.welcomeTimeoutMs / 1000}s`, Code.DeadlineExceeded)),
-    ctx.welcomeTimeoutMs,
+    () => call.abort(new ConnectError(`no welcome from the server within ${options.welcomeTimeoutMs / 1000}s`, Code.DeadlineExceeded)),
+    options.welcomeTimeoutMs,
   );
   out.push({ frame: { case: "hello", value: ctx.hello } });
   /** One server frame; throws a ConnectError for a frame that ends the stream. */
@@ -126,7 +113,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
       attempt.welcomed = true;
       // Unset or zero: 10 s; clamped to 100 ms - 10 min before it reaches a timer (PROTOCOL.md).
       const intervalMs = clampDuration(welcome.heartbeatInterval, heartbeatRangeMs);
-      const silenceMs = Math.max(1000, intervalMs * ctx.heartbeatMisses);
+      const silenceMs = Math.max(1000, intervalMs * options.heartbeatMisses);
       watchdog = setInterval(() => {
         const now = Date.now();
         if (now - lastHeard > silenceMs) {
@@ -143,7 +130,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     }
     switch (f.case) {
       case "order":
-        startScrape(f.value, { name, targets: ctx.targets, maxInFlight: ctx.maxInFlight, inFlight: ctx.inFlight, log, welcome, scrapes, out });
+        startScrape(f.value, { name, targets: ctx.targets, slots: ctx.slots, log, welcome, scrapes, out });
         break;
       case "credit":
         scrapes.get(f.value.scrapeId)?.credit(Number(f.value.bytes)); // capped at 2^53 by the scrape
@@ -159,7 +146,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     }
   };
   try {
-    await runStream({ options, base, sessionManager, out, signal: call.signal, readLimit, onFrame, log, name });
+    await runStream({ options, base, sessionManager, out, signal: call.signal, readLimit, onFrame });
     if (!welcome) throw new ConnectError("the server ended the stream without a welcome", Code.Unavailable);
     if (!ctx.stopped.aborted) throw new ConnectError("the server ended the stream", Code.Unavailable);
   } catch (e) {
@@ -179,15 +166,13 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
 
 /** What running the stream on either transport needs. */
 interface StreamSetup {
-  options: ClientOptions;
+  options: ResolvedClientOptions;
   base: URL;
   sessionManager: Http2SessionManager;
   out: OutQueue;
   signal: AbortSignal;
   readLimit: number;
   onFrame(frame: ServerFrame): void;
-  log: Logger;
-  name: string;
 }
 
 /**
@@ -198,11 +183,11 @@ interface StreamSetup {
  */
 async function runStream(s: StreamSetup): Promise<void> {
   const { options, sessionManager, out, signal, readLimit, onFrame } = s;
-  const interceptors = options.interceptors ?? [];
+  const interceptors = options.interceptors;
   if (options.protocol !== "connect" && options.transport !== "connect") {
     const request = await fastRequest(interceptors, s.base.toString(), signal);
     if (request) return runFastStream({ sessionManager, request, signal, out, readLimit, onFrame });
-    s.log.debug("an interceptor reads or replaces the stream's messages: this stream uses the Connect transport");
+    s.options.log.debug("an interceptor reads or replaces the stream's messages: this stream uses the Connect transport");
   }
   const transportOptions = {
     baseUrl: s.base.toString(),

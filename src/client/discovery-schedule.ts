@@ -42,9 +42,9 @@ export interface RoundDelays {
   cap(ms: number, urgent: boolean): number;
 }
 
-export function createRoundDelays(o: { backoff: BackoffOptions; intervalMs: number }, random: () => number = Math.random): RoundDelays {
+export function createRoundDelays(o: { backoff: Required<BackoffOptions>; intervalMs: number }, random: () => number = Math.random): RoundDelays {
   const rounds = createBackoff(o.backoff, random);
-  const jitter = o.backoff.jitter ?? 0.5;
+  const jitter = o.backoff.jitter;
   let emptyRounds = 0;
   const cap = (ms: number, urgent: boolean) => (urgent ? Math.min(ms, missingRoundMs * (1 - jitter * random())) : ms);
   return {
@@ -80,7 +80,7 @@ export interface DiscoverySchedule {
 }
 
 /** `urgent`: whether a replica is missing now (asked at every round); `maxLost`: most lost replicas remembered. */
-export function createDiscoverySchedule(o: { backoff: BackoffOptions; intervalMs: number; urgent: () => boolean; maxLost: number }): DiscoverySchedule {
+export function createDiscoverySchedule(o: { backoff: Required<BackoffOptions>; intervalMs: number; urgent: () => boolean; maxLost: number }): DiscoverySchedule {
   const delays = createRoundDelays(o);
   const lost = createLostReplicas(o.maxLost);
   /** The next round, shared by every searcher waiting for it. */

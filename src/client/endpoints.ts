@@ -114,3 +114,24 @@ export function pinnedLookup(address: string): net.LookupFunction {
 function bare(hostname: string): string {
   return hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
 }
+
+/** The checked URLs of the `serverUrl` option (one, or a list); `tls`: the `tls` option is set. Throws a TypeError naming the option. @internal */
+export function serverUrls(serverUrl: string | string[], tls: boolean): URL[] {
+  const list = typeof serverUrl === "string" ? [serverUrl] : Array.isArray(serverUrl) ? serverUrl : [];
+  if (list.length === 0) throw new TypeError("promproxy: option serverUrl must be a URL or a non-empty list of URLs");
+  const urls = list.map((u) => {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw new TypeError(`promproxy: option serverUrl ${JSON.stringify(u)} is not a URL`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TypeError(`promproxy: option serverUrl must be http:// or https://, got ${JSON.stringify(u)}`);
+    }
+    if (tls && url.protocol !== "https:") throw new TypeError("promproxy: option tls needs an https:// serverUrl");
+    return url;
+  });
+  if (new Set(urls.map((u) => u.href)).size !== urls.length) throw new TypeError("promproxy: option serverUrl lists a URL twice");
+  return urls;
+}

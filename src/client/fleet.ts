@@ -28,33 +28,19 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { createBackoff, type BackoffOptions } from "./backoff.ts";
+import { createBackoff } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
 import { createDiscoverySchedule } from "./discovery-schedule.ts";
 import { createSearchRefusals } from "./search-refusal.ts";
-import { watchEndpoints, type Endpoint, type Resolver } from "./endpoints.ts";
-import { fleetLimits, maxSearchers, onceLog, sparseLog } from "./fleet-limits.ts";
+import { watchEndpoints, type Endpoint } from "./endpoints.ts";
+import { maxSearchers, onceLog, sparseLog } from "./fleet-limits.ts";
+import type { StreamInfo } from "./options.ts";
 import { sleep } from "../shared/sleep.ts";
-
-/** One established stream, as the callbacks report it. */
-export interface StreamInfo {
-  sessionId: string;
-  /** The replica holding the stream, as its welcome named it; "" from servers that predate replica ids. */
-  replicaId: string;
-  /** Where it was dialled: "host:port", or "host:port (address)". */
-  server: string;
-}
 
 /** @internal */
 export interface FleetOptions {
-  /** What every connection attempt shares. */
+  /** What every connection attempt shares (the resolved options among it). */
   connection: Omit<ConnectionContext, "base" | "address" | "stopped" | "onWelcome">;
-  urls: URL[];
-  resolve: Resolver;
-  resolveIntervalMs: number;
-  discoverIntervalMs: number;
-  backoff: BackoffOptions | undefined;
-  discoveryBackoff: BackoffOptions | undefined;
   /** Aborted when the client stops: every stream says goodbye. */
   stopped: AbortSignal;
   onUp(info: StreamInfo): void;
@@ -66,7 +52,6 @@ export interface FleetOptions {
 
 /** Consecutive attempts without a welcome after which a slot searching without a replica count gives up. */
 const searchAttempts = 8;
-const discoveryDefaults: BackoffOptions = { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 };
 
 interface Slot {
   /** The endpoint a bound slot dials; free slots dial the single endpoint. */
@@ -85,8 +70,8 @@ interface Slot {
 
 /** Runs the fleet until `stopped` aborts; resolves once every stream has ended. @internal */
 export function runFleet(o: FleetOptions): Promise<void> {
-  const log = o.connection.log;
-  const name = o.connection.name;
+  const options = o.connection.options;
+  const { log, name } = options;
   const slots = new Set<Slot>();
   const running = new Set<Promise<void>>();
   let endpoints: Endpoint[] = [];
@@ -94,9 +79,9 @@ export function runFleet(o: FleetOptions): Promise<void> {
   let count = 0;
   /** Whether any welcome named its replica (else: an older server, one stream). */
   let ids = false;
-  const limits = fleetLimits(o.connection.options, (message) => log.error(message, { name }));
+  const limits = { maxReplicas: options.maxReplicas, maxServerAddresses: options.maxServerAddresses };
   const urgent = () => (count > 0 ? holding() < count : schedule.recentlyLost()); // a replica is missing
-  const schedule = createDiscoverySchedule({ backoff: o.discoveryBackoff ?? discoveryDefaults, intervalMs: o.discoverIntervalMs, urgent, maxLost: limits.maxReplicas });
+  const schedule = createDiscoverySchedule({ backoff: options.discoveryBackoff, intervalMs: options.discoverIntervalMs, urgent, maxLost: limits.maxReplicas });
   const overCap = onceLog(log);
   /** The replica cap bites: said once. */
   const capped = (server: string | undefined) =>
@@ -244,7 +229,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   }
 
   async function runSlot(slot: Slot) {
-    const reconnect = createBackoff(o.backoff);
+    const reconnect = createBackoff(options.backoff);
     let misses = 0;
     /** Through one address with a replica held, finding another is a search: in rounds, with the other searchers. */
     const searching = () => !slot.endpoint && holding() > 0;
@@ -286,8 +271,8 @@ export function runFleet(o: FleetOptions): Promise<void> {
     else capped(endpoints[0]?.display);
   }, o.stopped);
 
-  const watch = { resolve: o.resolve, intervalMs: o.resolveIntervalMs, maxAddresses: limits.maxServerAddresses, log, stopped: o.stopped };
-  watchEndpoints(o.urls, watch, setEndpoints);
+  const watch = { resolve: options.resolve, intervalMs: options.resolveIntervalMs, maxAddresses: limits.maxServerAddresses, log, stopped: o.stopped };
+  watchEndpoints(options.urls, watch, setEndpoints);
 
   return new Promise<void>((resolve) => {
     const done = async () => {

@@ -5,8 +5,7 @@
  * @packageDocumentation
  */
 export { createClient, type ClientState, type PromproxyClient } from "./client.ts";
-export type { ClientOptions } from "./options.ts";
-export type { StreamInfo } from "./fleet.ts";
+export type { ClientOptions, StreamInfo } from "./options.ts";
 export { bearerToken } from "../auth/bearer-token.ts";
 export { clientTlsFromFiles, type ClientTlsOptions } from "../auth/client-tls.ts";
 export type { HttpTargetOptions, Secret } from "./http-target.ts";

@@ -1,11 +1,27 @@
+/**
+ * The client's options, every default and every check in one place:
+ * `resolveClientOptions` turns what the application gave into what the
+ * engine runs on (the fleet, each connection, the scrapes), or throws a
+ * TypeError naming the option. Nothing downstream reads a raw option.
+ */
 import type * as http2 from "node:http2";
 import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import type { ClientTlsOptions } from "../auth/client-tls.ts";
-import type { AnyLogger } from "../shared/logger.ts";
-import type { BackoffOptions } from "./backoff.ts";
-import type { StreamInfo } from "./fleet.ts";
+import { createConsoleLogger, toLogger, withClientField, type AnyLogger, type Logger } from "../shared/logger.ts";
+import { checkLabels, checkName } from "../shared/names.ts";
+import { resolveBackoff, type BackoffOptions } from "./backoff.ts";
+import { serverUrls, systemResolver } from "./endpoints.ts";
 import type { HttpTargetOptions } from "./http-target.ts";
 import type { MetricsRegistry } from "./render.ts";
+
+/** One established stream, as the callbacks report it. */
+export interface StreamInfo {
+  sessionId: string;
+  /** The replica holding the stream, as its welcome named it ("" from a server that names none). */
+  replicaId: string;
+  /** Where it was dialled: "host:port", or "host:port (address)". */
+  server: string;
+}
 
 /** Options of {@link createClient}. Only `name` and `serverUrl` are required. */
 export interface ClientOptions {
@@ -149,7 +165,7 @@ export interface ClientOptions {
    * Merged over `http2Options`. Default none (Node's root CAs, no client certificate).
    */
   tls?: ClientTlsOptions | (() => ClientTlsOptions | Promise<ClientTlsOptions>);
-  /** Called each time a server welcomes a stream: its session, the replica (`""` from older servers) and where it was dialled. */
+  /** Called each time a server welcomes a stream: its session, the replica (`""` when the server names none) and where it was dialled. */
   onConnected?: (info: StreamInfo) => void;
   /**
    * Called each time an established stream ends (`error` undefined when it
@@ -164,4 +180,111 @@ export interface ClientOptions {
    * that throws never takes the client down. Default: warnings and errors to stderr.
    */
   logger?: AnyLogger;
+}
+
+const MiB = 1024 * 1024;
+
+/** Every client option checked, with its default filled in: what the engine runs on. @internal */
+export interface ResolvedClientOptions {
+  /** The checked name. */
+  name: string;
+  /** The checked server URLs (one, or a list). */
+  urls: URL[];
+  labels: Record<string, string>;
+  /** The logger, every line carrying the client's name. */
+  log: Logger;
+  resolve: (hostname: string) => Promise<string[]>;
+  resolveIntervalMs: number;
+  discoverIntervalMs: number;
+  discoveryBackoff: Required<BackoffOptions>;
+  backoff: Required<BackoffOptions>;
+  maxReplicas: number;
+  maxServerAddresses: number;
+  maxScrapesInFlight: number;
+  maxServerFrameBytes: number;
+  maxQueuedFrames: number;
+  gzipLevel: number;
+  metricsPath: string;
+  interceptors: Interceptor[];
+  protocol: "grpc" | "connect";
+  transport: "fast" | "connect";
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  heartbeatMisses: number;
+  welcomeTimeoutMs: number;
+  http2Options: http2.ClientSessionOptions | http2.SecureClientSessionOptions;
+  tls: ClientOptions["tls"];
+  registry: MetricsRegistry | undefined;
+  targets: (string | HttpTargetOptions)[];
+  onConnected: ClientOptions["onConnected"];
+  onDisconnected: ClientOptions["onDisconnected"];
+  onError: ClientOptions["onError"];
+}
+
+/** Checks `options` and fills in every default; throws a TypeError naming the first bad option. @internal */
+export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
+  const checked = checkName(options.name ?? "");
+  if ("error" in checked) throw new TypeError(`promproxy: option name: ${checked.error}`);
+  const labels = options.labels ?? {};
+  const labelError = checkLabels(labels, { maxLabels: 1000, maxLabelValueLength: 1 << 20 });
+  if (labelError) throw new TypeError(`promproxy: option ${labelError}`);
+  const name = checked.name;
+  const oneOf = <T extends string>(key: "protocol" | "transport", allowed: readonly T[]): T => {
+    const v = options[key] ?? allowed[0];
+    if (!(allowed as readonly string[]).includes(v as string)) {
+      throw new TypeError(`promproxy: option ${key} must be ${allowed.map((a) => `"${a}"`).join(" or ")}, got ${JSON.stringify(String(v)).slice(0, 60)}`);
+    }
+    return v as T;
+  };
+  return {
+    name,
+    urls: serverUrls(options.serverUrl, options.tls !== undefined),
+    labels,
+    log: withClientField(options.logger ? toLogger(options.logger) : createConsoleLogger("warn"), name),
+    resolve: options.resolve ?? systemResolver,
+    resolveIntervalMs: positiveMs(options, "resolveIntervalMs", 30_000),
+    discoverIntervalMs: positiveMs(options, "discoverIntervalMs", 30_000),
+    discoveryBackoff: resolveBackoff(options.discoveryBackoff, { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 }, "discoveryBackoff"),
+    backoff: resolveBackoff(options.backoff, { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 }, "backoff"),
+    maxReplicas: whole(options, "maxReplicas", 64, 1, Number.MAX_SAFE_INTEGER),
+    maxServerAddresses: whole(options, "maxServerAddresses", 64, 1, Number.MAX_SAFE_INTEGER),
+    maxScrapesInFlight: whole(options, "maxScrapesInFlight", 8, 1, Number.MAX_SAFE_INTEGER),
+    maxServerFrameBytes: whole(options, "maxServerFrameBytes", MiB, 64 * 1024, 64 * MiB),
+    maxQueuedFrames: whole(options, "maxQueuedFrames", 1024, 16, 1 << 20),
+    gzipLevel: whole(options, "gzipLevel", 1, 0, 9),
+    metricsPath: options.metricsPath ?? "/metrics",
+    interceptors: options.interceptors ?? [],
+    protocol: oneOf("protocol", ["grpc", "connect"] as const),
+    transport: oneOf("transport", ["fast", "connect"] as const),
+    pingIntervalMs: positiveMs(options, "pingIntervalMs", 10_000),
+    pingTimeoutMs: positiveMs(options, "pingTimeoutMs", 5_000),
+    heartbeatMisses: whole(options, "heartbeatMisses", 3, 1, 1000),
+    welcomeTimeoutMs: positiveMs(options, "welcomeTimeoutMs", 10_000),
+    http2Options: options.http2Options ?? {},
+    tls: options.tls,
+    registry: options.registry,
+    targets: options.targets ?? [],
+    onConnected: options.onConnected,
+    onDisconnected: options.onDisconnected,
+    onError: options.onError,
+  };
+}
+
+type MsKey = "welcomeTimeoutMs" | "resolveIntervalMs" | "discoverIntervalMs" | "pingIntervalMs" | "pingTimeoutMs";
+
+function positiveMs(options: ClientOptions, key: MsKey, fallback: number): number {
+  const v: unknown = options[key] === undefined ? fallback : options[key];
+  if (!(typeof v === "number" && v > 0 && Number.isFinite(v))) throw new TypeError(`promproxy: option ${key} must be a positive number of milliseconds`);
+  return v;
+}
+
+type WholeKey = "maxReplicas" | "maxServerAddresses" | "maxScrapesInFlight" | "maxServerFrameBytes" | "maxQueuedFrames" | "gzipLevel" | "heartbeatMisses";
+
+function whole(options: ClientOptions, key: WholeKey, fallback: number, min: number, max: number): number {
+  const v: unknown = options[key] === undefined ? fallback : options[key];
+  if (!(typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max)) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new TypeError(`promproxy: option ${key} must be a whole number ${range}, got ${String(v)}`);
+  }
+  return v;
 }

@@ -2,6 +2,7 @@ import type { ScrapeOrder, Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import type { Logger } from "../shared/logger.ts";
 import { pathMatches } from "../shared/paths.ts";
 import type { OutQueue } from "./out-queue.ts";
+import type { ScrapeSlots } from "./scrape-slots.ts";
 import { clampDuration, maxCredit, orderTimeoutRangeMs } from "./server-limits.ts";
 import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget } from "./target.ts";
 
@@ -18,13 +19,8 @@ export interface ScrapeContext {
   /** The client's name, for messages. */
   name: string;
   targets: ScrapeTarget[];
-  /**
-   * Scrapes this client works on at once at most, over all its streams (one
-   * counter shared by them). A place is held until the target's work has
-   * ended (a render, an exporter request), not only until the scrape was answered.
-   */
-  maxInFlight: number;
-  inFlight: { count: number };
+  /** The client's places for scrapes at work, shared by all its streams. */
+  slots: ScrapeSlots;
   log: Logger;
   /** The server's welcome on this stream (its limits, `max_chunk_bytes` already checked against the floor). */
   welcome: Welcome;
@@ -54,7 +50,7 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   const fail = (reason: ScrapeErrorReason, message: string) =>
     void out.push({ frame: { case: "end", value: { scrapeId: id, error: { reason, message } } } });
   if (scrapes.has(id)) return; // a repeated id is the server's bug; ignore it
-  if (ctx.inFlight.count >= ctx.maxInFlight) return fail(ScrapeErrorReason.BUSY, `client "${name}" has ${ctx.maxInFlight} scrapes in flight, its maximum`);
+  if (ctx.slots.inUse >= ctx.slots.max) return fail(ScrapeErrorReason.BUSY, `client "${name}" has ${ctx.slots.max} scrapes in flight, its maximum`);
   const target = ctx.targets.find((t) => (t.port === 0 || t.port === order.port) && pathMatches(t.path, order.path));
   if (!target) return fail(ScrapeErrorReason.NOT_FOUND, `client "${name}" serves nothing at port ${order.port} path ${JSON.stringify(order.path.slice(0, 200))}`);
 
@@ -80,7 +76,7 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
       ac.abort(reason);
     },
   });
-  ctx.inFlight.count++;
+  ctx.slots.take(); // free: checked above, nothing ran since
   /** Ends the scrape once: an end frame (with the error, if any), its timer and listener released. */
   let over = false;
   const finish = (e?: unknown) => {
@@ -148,8 +144,8 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   );
   // The scrape is answered when it ends or is abandoned (timeout, cancel); its place is freed only once the
   // target's work has ended too: a render cannot be interrupted, and a server with 1 ms timeouts must not
-  // make the host run more than maxInFlight of them at once.
+  // make the host run more than maxScrapesInFlight of them at once.
   void served
     .then(() => finish(), (e: unknown) => finish(e ?? new TargetError(ScrapeErrorReason.INTERNAL, "the target failed")))
-    .finally(() => ctx.inFlight.count--);
+    .finally(() => ctx.slots.release());
 }

@@ -7,14 +7,7 @@
  * @internal
  */
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import type { ClientOptions } from "./options.ts";
 
-const MiB = 1024 * 1024;
-
-/** Default read limit for one server frame (PROTOCOL.md: server frames are at most 1 MiB). */
-export const defaultMaxServerFrameBytes = MiB;
-/** Default bound on the frames waiting to be sent on one stream (the server's own bound on unread frames). */
-export const defaultMaxQueuedFrames = 1024;
 /**
  * The smallest `max_chunk_bytes` the client works with. Below it a body costs
  * one frame (and its CPU) per few bytes; such a welcome ends the stream.
@@ -42,18 +35,4 @@ export function clampDuration(d: Duration | undefined, range: { min: number; max
   const ms = d ? Number(d.seconds) * 1000 + d.nanos / 1e6 : 0;
   if (ms === 0 || !Number.isFinite(ms)) return Math.min(range.max, Math.max(range.min, unsetDurationMs));
   return Math.min(range.max, Math.max(range.min, ms));
-}
-
-/** Checks the client's own limit options; throws a TypeError naming the option. */
-export function checkLimitOptions(o: Pick<ClientOptions, "maxServerFrameBytes" | "maxQueuedFrames" | "transport">): void {
-  if (o.transport !== undefined && o.transport !== "fast" && o.transport !== "connect") {
-    throw new TypeError(`promproxy: option transport must be "fast" or "connect", got ${JSON.stringify(String(o.transport)).slice(0, 60)}`);
-  }
-  const whole = (v: number | undefined, name: string, min: number, max: number) => {
-    if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) {
-      throw new TypeError(`promproxy: option ${name} must be a whole number from ${min} to ${max}, got ${String(v)}`);
-    }
-  };
-  whole(o.maxServerFrameBytes, "maxServerFrameBytes", 64 * 1024, 64 * MiB);
-  whole(o.maxQueuedFrames, "maxQueuedFrames", 16, 1 << 20);
 }

@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { resolveClientOptions, type ClientOptions } from "../src/client/options.ts";
+
+const base: ClientOptions = { name: "App-1", serverUrl: "http://127.0.0.1:1" };
+
+test("client options: one resolver fills in every default", () => {
+  const r = resolveClientOptions(base);
+  assert.equal(r.name, "app-1", "the checked name");
+  assert.deepEqual(r.urls.map(String), ["http://127.0.0.1:1/"]);
+  assert.deepEqual(
+    [r.maxScrapesInFlight, r.maxServerFrameBytes, r.maxQueuedFrames, r.gzipLevel, r.heartbeatMisses, r.welcomeTimeoutMs, r.pingIntervalMs, r.pingTimeoutMs],
+    [8, 1024 * 1024, 1024, 1, 3, 10_000, 10_000, 5_000],
+  );
+  assert.deepEqual([r.protocol, r.transport, r.metricsPath], ["grpc", "fast", "/metrics"]);
+  assert.deepEqual(r.backoff, { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 });
+  assert.deepEqual(r.discoveryBackoff, { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 });
+  assert.deepEqual(resolveClientOptions({ ...base, backoff: { maxMs: 5_000 } }).backoff, { initialMs: 500, maxMs: 5_000, multiplier: 2, jitter: 0.5 });
+});
+
+test("client options: each bad value is refused with the option's name, at and over its bounds", () => {
+  const refused: [Partial<ClientOptions>, RegExp][] = [
+    [{ name: "not a name" }, /option name/],
+    [{ serverUrl: [] }, /option serverUrl must be a URL or a non-empty list/],
+    [{ serverUrl: "ftp://x" }, /must be http:\/\/ or https:\/\//],
+    [{ serverUrl: ["http://a:1", "http://a:1"] }, /lists a URL twice/],
+    [{ tls: {} }, /option tls needs an https:\/\/ serverUrl/],
+    [{ maxScrapesInFlight: 0 }, /option maxScrapesInFlight must be a whole number >= 1/],
+    [{ gzipLevel: 10 }, /option gzipLevel must be a whole number from 0 to 9/],
+    [{ heartbeatMisses: 0 }, /option heartbeatMisses must be a whole number from 1 to 1000/],
+    [{ maxServerFrameBytes: 64 * 1024 - 1 }, /option maxServerFrameBytes must be a whole number from 65536 to 67108864/],
+    [{ maxServerFrameBytes: 64 * 1024 * 1024 + 1 }, /option maxServerFrameBytes/],
+    [{ maxQueuedFrames: (1 << 20) + 1 }, /option maxQueuedFrames must be a whole number from 16 to 1048576/],
+    [{ welcomeTimeoutMs: 0 }, /option welcomeTimeoutMs must be a positive number/],
+    [{ pingIntervalMs: Number.POSITIVE_INFINITY }, /option pingIntervalMs must be a positive number/],
+    [{ transport: "tcp" as "fast" }, /option transport must be "fast" or "connect", got "tcp"/],
+    [{ protocol: "http" as "grpc" }, /option protocol must be "grpc" or "connect"/],
+    [{ discoveryBackoff: { jitter: 2 } }, /option discoveryBackoff needs/],
+    [{ labels: { "bad label": "x" } }, /option label/],
+  ];
+  for (const [more, message] of refused) assert.throws(() => resolveClientOptions({ ...base, ...more }), message, JSON.stringify(more));
+  // At the bounds: taken.
+  for (const more of [{ gzipLevel: 0 }, { gzipLevel: 9 }, { maxServerFrameBytes: 64 * 1024 }, { maxQueuedFrames: 16 }, { heartbeatMisses: 1000 }]) {
+    assert.doesNotThrow(() => resolveClientOptions({ ...base, ...more }), JSON.stringify(more));
+  }
+});
