@@ -8,10 +8,10 @@
 import * as http from "node:http";
 import type { Registry } from "prom-client";
 import { createClient, silentLogger, type PromproxyClient } from "../src/client/index.ts";
-import { renderRegistry, type MetricsRegistry } from "../src/client/render.ts";
+import { renderRegistry, type MetricsRegistry } from "../src/client/targets/render.ts";
 import { ready, serveCommands } from "./ipc.ts";
 import { cpuMeter, rssMeter } from "./meters.ts";
-import { prefersOpenMetrics } from "../src/client/negotiate.ts";
+import { prefersOpenMetrics } from "../src/client/targets/negotiate.ts";
 import { cachedRegistry, gaugeRegistry, sizes, syntheticRegistry, type SizeName } from "./registries.ts";
 import { startRelay } from "./relay.ts";
 

@@ -1,8 +1,8 @@
 /**
  * Hand-written parsers against the kept libraries that do the same job:
- * `Accept` / `Accept-Encoding` negotiation (src/client/negotiate.ts against
+ * `Accept` / `Accept-Encoding` negotiation (src/client/targets/negotiate.ts against
  * npm `negotiator`: kept, see README) and Basic credentials (the parser
- * src/auth/prom-credentials.ts had, copied here, against npm `basic-auth`,
+ * src/auth/prometheus/prom-credentials.ts had, copied here, against npm `basic-auth`,
  * which parseCredential now uses). Prints, for each, the cases
  * where the answers differ (Prometheus 2.x and 3.x headers among them), then
  * the cost per call (process.hrtime.bigint, median of 7 rounds), next to a
@@ -11,9 +11,9 @@
 import { parse as parseBasic } from "basic-auth";
 import Negotiator from "negotiator";
 import { Counter, Registry } from "prom-client";
-import { parseCredential } from "../src/auth/prom-credentials.ts";
-import { acceptsGzip, prefersOpenMetrics } from "../src/client/negotiate.ts";
-import { renderRegistry } from "../src/client/render.ts";
+import { parseCredential } from "../src/auth/prometheus/prom-credentials.ts";
+import { acceptsGzip, prefersOpenMetrics } from "../src/client/targets/negotiate.ts";
+import { renderRegistry } from "../src/client/targets/render.ts";
 
 // ---- Accept -----------------------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
  * pre-rendered exposition (to isolate the relay from prom-client's rendering).
  */
 import { Gauge, Registry } from "prom-client";
-import { renderRegistry, type MetricsRegistry } from "../src/client/render.ts";
+import { renderRegistry, type MetricsRegistry } from "../src/client/targets/render.ts";
 
 /** The exposition sizes the benchmark knows, by name. */
 export const sizes = {

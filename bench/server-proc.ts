@@ -6,7 +6,7 @@
  *          pass a fixed port and connection limits above their client counts).
  */
 import { createServer, silentLogger, type ServerOptions } from "../src/server/index.ts";
-import type { ListenOptions } from "../src/server/listen.ts";
+import type { ListenOptions } from "../src/server/listen/listen.ts";
 import { ready, serveCommands } from "./ipc.ts";
 import { cpuMeter, rssMeter } from "./meters.ts";
 

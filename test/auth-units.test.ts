@@ -1,10 +1,10 @@
 /** Unit tests of the auth pieces: name patterns, password hashes, credential parsing, ALPN choice. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { defaultCertificateNames } from "../src/auth/mtls-auth.ts";
-import { parseStoredPassword } from "../src/auth/passwords.ts";
-import { compilePatterns } from "../src/auth/patterns.ts";
-import { parseCredential, promEndpointOf } from "../src/auth/prom-auth.ts";
+import { defaultCertificateNames } from "../src/auth/stream/mtls-auth.ts";
+import { parseStoredPassword } from "../src/auth/prometheus/passwords.ts";
+import { compilePatterns } from "../src/auth/stream/patterns.ts";
+import { parseCredential, promEndpointOf } from "../src/auth/prometheus/prom-auth.ts";
 import { chooseAlpn } from "../src/auth/tls-credentials.ts";
 import { hashPassword, verifyPassword } from "../src/server/index.ts";
 

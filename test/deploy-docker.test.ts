@@ -354,7 +354,7 @@ test("docker: the final stage holds production dependencies and built JavaScript
   const files = (fs.readdirSync(path.join(app, "dist"), { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(app, "dist", f)).isFile());
   assert.ok(files.length > 50, `${files.length} files in dist/`);
   assert.deepEqual(files.filter((f) => !f.endsWith(".js")), [], "JavaScript only: no sources, declarations or source maps");
-  assert.ok(files.includes(path.join("src", "cli", "main.js")) && files.includes(path.join("src", "auth", "hash-worker.js")));
+  assert.ok(files.includes(path.join("src", "cli", "main.js")) && files.includes(path.join("src", "auth", "prometheus", "hash-worker.js")));
 
   const installed = new Set(
     fs.readdirSync(path.join(app, "node_modules")).flatMap((d) => (d.startsWith("@") ? fs.readdirSync(path.join(app, "node_modules", d)).map((s) => `${d}/${s}`) : [d])),

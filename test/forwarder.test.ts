@@ -14,9 +14,9 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { createClient, silentLogger, type ClientOptions, type PromproxyClient } from "../src/client/index.ts";
-import { describe as describeError } from "../src/client/exporter-request.ts";
-import { createHttpTargets } from "../src/client/http-target.ts";
-import { ScrapeErrorReason } from "../src/client/target.ts";
+import { describe as describeError } from "../src/client/targets/exporter-request.ts";
+import { createHttpTargets } from "../src/client/targets/http-target.ts";
+import { ScrapeErrorReason } from "../src/client/targets/target.ts";
 import { proxyGet, startServer, testRegistry, waitFor, type TestServer } from "./helpers.ts";
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures/forwarder-tls");

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { Counter, Registry } from "prom-client";
-import { acceptsGzip, prefersOpenMetrics } from "../src/client/negotiate.ts";
-import { renderRegistry } from "../src/client/render.ts";
+import { acceptsGzip, prefersOpenMetrics } from "../src/client/targets/negotiate.ts";
+import { renderRegistry } from "../src/client/targets/render.ts";
 
 const prom2 = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 const prom3 =

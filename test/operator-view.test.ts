@@ -9,10 +9,10 @@ import { test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createActivity, keptTargetsPerClient, type ScrapeEvent } from "../src/server/activity.ts";
 import { endReason } from "../src/server/end-reason.ts";
-import { createErrorGroups, keptErrorGroups } from "../src/server/error-groups.ts";
-import { createRefusals, refusalsPerKind } from "../src/server/refusals.ts";
-import type { StatusJson } from "../src/server/status-json.ts";
-import { createStatusPages } from "../src/server/status-pages.ts";
+import { createErrorGroups, keptErrorGroups } from "../src/server/status/error-groups.ts";
+import { createRefusals, refusalsPerKind } from "../src/server/status/refusals.ts";
+import type { StatusJson } from "../src/server/status/status-json.ts";
+import { createStatusPages } from "../src/server/status/status-pages.ts";
 import type { Logger } from "../src/shared/logger.ts";
 import { silentLogger } from "../src/server/index.ts";
 

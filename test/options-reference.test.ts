@@ -19,7 +19,7 @@ import { hostname } from "node:os";
 import { register } from "prom-client";
 import { resolveClientOptions } from "../src/client/options.ts";
 import { resolveServerOptions } from "../src/server/options.ts";
-import { resolveListenOptions } from "../src/server/listen-options.ts";
+import { resolveListenOptions } from "../src/server/listen/listen-options.ts";
 import { serverOptionSpec, serverUsage } from "../src/cli/server-flags.ts";
 import { clientOptionSpec, clientUsage } from "../src/cli/client-flags.ts";
 
@@ -234,7 +234,7 @@ test("options reference: the client resolver's defaults are the ones listed", ()
 });
 
 test("options reference: every PromAuthOptions field is listed with the default its doc comment states", () => {
-  const checked = checkCommented("Prometheus auth options", "src/auth/prom-auth.ts", "PromAuthOptions");
+  const checked = checkCommented("Prometheus auth options", "src/auth/prometheus/prom-auth.ts", "PromAuthOptions");
   assert.ok(checked > 12, `defaults compared: ${checked}`);
 });
 
@@ -302,7 +302,7 @@ test("options reference: the amounts parser reads the forms the tables use", () 
 
 test("options reference: every listen() option is listed with the default resolveListenOptions gives", () => {
   const table = rows(section("`listen()` options"), (n) => (/^\w+$/.test(n) ? n : undefined));
-  const names = fields("src/server/listen-options.ts", "ListenOptions");
+  const names = fields("src/server/listen/listen-options.ts", "ListenOptions");
   assert.deepEqual(names.filter((n) => !table.has(n)), [], "ListenOptions fields missing from docs/options.md");
   const resolved = resolveListenOptions({}, { maxClients: resolveServerOptions({}).maxClients }) as unknown as Record<string, unknown>;
   for (const name of names) {

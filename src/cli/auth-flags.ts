@@ -10,12 +10,12 @@
 import * as fs from "node:fs";
 import type { Interceptor } from "@connectrpc/connect";
 import { createTlsCredentials, type ListenTlsOptions } from "../auth/tls-credentials.ts";
-import { bearerAuth } from "../auth/bearer-auth.ts";
-import { bearerToken } from "../auth/bearer-token.ts";
-import { clientTlsFromFiles, type ClientTlsOptions } from "../auth/client-tls.ts";
-import { mtlsAuth } from "../auth/mtls-auth.ts";
-import { hashPassword } from "../auth/passwords.ts";
-import { createPromGate, type PromAuthOptions, type PromEndpoint } from "../auth/prom-auth.ts";
+import { bearerAuth } from "../auth/stream/bearer-auth.ts";
+import { bearerToken } from "../auth/client/bearer-token.ts";
+import { clientTlsFromFiles, type ClientTlsOptions } from "../auth/client/client-tls.ts";
+import { mtlsAuth } from "../auth/stream/mtls-auth.ts";
+import { hashPassword } from "../auth/prometheus/passwords.ts";
+import { createPromGate, type PromAuthOptions, type PromEndpoint } from "../auth/prometheus/prom-auth.ts";
 import type { Logger } from "../shared/logger.ts";
 
 // ---------------------------------------------------------------------------------------------

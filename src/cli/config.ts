@@ -3,6 +3,7 @@
  * PROMPROXY_* environment variables over a JSON or YAML file (--config) over
  * defaults. Pure: reading files is passed in, so it is tested without any.
  */
+import { splitPortUrl } from "../client/targets/http-target-options.ts";
 import { clientAuthFlagSpec } from "./auth-flags.ts";
 import { checkKey, helpHint, readSources } from "./config-source.ts";
 import { clientEnvKeys, clientOptionSpec, clientUsage, targetDefaults } from "./client-flags.ts";
@@ -202,9 +203,9 @@ function targetSettings(get: (k: string) => Sourced | undefined): Omit<TargetCon
 function targetOf(v: unknown, from: string, defaults: Omit<TargetConfig, "url" | "port" | "labels">): TargetConfig {
   let t: TargetConfig;
   if (typeof v === "string") {
-    const m = /^(\d+)=(.*)$/s.exec(v.trim());
-    t = { ...defaults, url: m ? (m[2] as string) : v.trim(), labels: {} };
-    if (m) t.port = portOf(m[1], from);
+    const { port, url } = splitPortUrl(v);
+    t = { ...defaults, url, labels: {} };
+    if (port !== undefined) t.port = portOf(port, from);
   } else if (v && typeof v === "object" && !Array.isArray(v)) {
     const o = v as Raw;
     for (const k of Object.keys(o)) checkKey(k, targetKeys, from);

@@ -6,14 +6,14 @@ import { HelloSchema, TargetSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { version } from "../shared/version.ts";
 import { oneLine } from "../shared/one-line.ts";
-import { clusterRegistry } from "./cluster.ts";
+import { clusterRegistry } from "./targets/cluster.ts";
 import { runFleet } from "./fleet.ts";
-import { createHttpTargets } from "./http-target.ts";
+import { createHttpTargets } from "./targets/http-target.ts";
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from "./options.ts";
-import { registryTarget } from "./registry-target.ts";
+import { registryTarget } from "./targets/registry-target.ts";
 import { createScrapeSlots } from "./scrape-slots.ts";
 import { sparseLog } from "./fleet-limits.ts";
-import type { ScrapeTarget } from "./target.ts";
+import type { ScrapeTarget } from "./targets/target.ts";
 import { createFailureWords, inWords } from "./transport-words.ts";
 
 /** Where a client is: not started, dialing (or waiting to redial), welcomed, or stopped for good. */

@@ -4,7 +4,7 @@ import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { ScrapeService, type Hello, type ServerFrame, type Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { runFastStream } from "./grpc-fast/fast-stream.ts";
 import { fastRequest } from "./grpc-fast/request-headers.ts";
-import { resolveClientTls } from "../auth/client-tls.ts";
+import { resolveClientTls } from "../auth/client/client-tls.ts";
 import { pinnedLookup } from "./endpoints.ts";
 import type { ResolvedClientOptions } from "./options.ts";
 import type { ScrapeSlots } from "./scrape-slots.ts";
@@ -14,7 +14,7 @@ import { createOutQueue, type OutQueue } from "./out-queue.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import { chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
 import { createSessionManager } from "./session-manager.ts";
-import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./target.ts";
+import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./targets/target.ts";
 
 /** What one connection attempt needs from its client. @internal */
 export interface ConnectionContext {

@@ -14,7 +14,7 @@ import type { Logger } from "../shared/logger.ts";
 /**
  * Through one address, while a replica is missing: most connections searching
  * at once. A round-robin balancer over N replicas is covered by N / 8 rounds,
- * so the fast rounds of the search (src/client/discovery-schedule.ts) still
+ * so the fast rounds of the search (src/client/search-schedule.ts) still
  * meet every replica of a 64-replica fleet.
  */
 export const maxSearchers = 8;

@@ -10,7 +10,7 @@
  *   count; otherwise the ids met (a lost one is searched for 10 minutes),
  *   plus probes for replicas not met yet (every `discoverIntervalMs`, doubling
  *   to 32 times that while they find nothing new); while one is missing, rounds
- *   are at most 10 s apart (src/client/discovery-schedule.ts). A stream landing
+ *   are at most 10 s apart (src/client/search-schedule.ts). A stream landing
  *   on a replica held (refused with `AlreadyExists` naming it) is a step of the
  *   search; a refusal naming another replica, or none, a real name clash.
  * - A server that names no replica: one stream. Hellos list the replicas held.
@@ -30,7 +30,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { createBackoff } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
-import { createDiscoverySchedule } from "./discovery-schedule.ts";
+import { createDiscoverySchedule } from "./search-schedule.ts";
 import { createSearchRefusals } from "./search-refusal.ts";
 import { watchEndpoints, type Endpoint } from "./endpoints.ts";
 import { maxSearchers, onceLog, sparseLog } from "./fleet-limits.ts";
@@ -264,7 +264,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     }
   }
 
-  // Without a count, probe for replicas not met yet (schedule: src/client/discovery-schedule.ts).
+  // Without a count, probe for replicas not met yet (schedule: src/client/search-schedule.ts).
   schedule.probeEvery(() => {
     if (endpoints.length !== 1 || count > 0 || !ids || freeSlots().some((s) => s.held === undefined)) return;
     if (holding() < limits.maxReplicas) spawn({ probe: true });

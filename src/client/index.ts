@@ -6,10 +6,10 @@
  */
 export { createClient, type ClientState, type PromproxyClient } from "./client.ts";
 export type { ClientOptions, StreamInfo } from "./options.ts";
-export { bearerToken } from "../auth/bearer-token.ts";
-export { clientTlsFromFiles, type ClientTlsOptions } from "../auth/client-tls.ts";
-export type { HttpTargetOptions, Secret } from "./http-target.ts";
+export { bearerToken } from "../auth/client/bearer-token.ts";
+export { clientTlsFromFiles, type ClientTlsOptions } from "../auth/client/client-tls.ts";
+export type { HttpTargetOptions, Secret } from "./targets/http-target-options.ts";
 export type { BackoffOptions } from "./backoff.ts";
-export type { MetricsRegistry } from "./render.ts";
-export { clusterRegistry, clusterWorker, type ClusterAggregator } from "./cluster.ts";
+export type { MetricsRegistry } from "./targets/render.ts";
+export { clusterRegistry, clusterWorker, type ClusterAggregator } from "./targets/cluster.ts";
 export { createConsoleLogger, silentLogger, type Logger, type LogLevel } from "../shared/logger.ts";

@@ -6,13 +6,13 @@
  */
 import type * as http2 from "node:http2";
 import type { ConnectError, Interceptor } from "@connectrpc/connect";
-import type { ClientTlsOptions } from "../auth/client-tls.ts";
+import type { ClientTlsOptions } from "../auth/client/client-tls.ts";
 import { createConsoleLogger, toLogger, withClientField, type AnyLogger, type Logger } from "../shared/logger.ts";
 import { checkLabels, checkName } from "../shared/names.ts";
 import { resolveBackoff, type BackoffOptions } from "./backoff.ts";
 import { serverUrls, systemResolver } from "./endpoints.ts";
-import type { HttpTargetOptions } from "./http-target.ts";
-import type { MetricsRegistry } from "./render.ts";
+import type { HttpTargetOptions } from "./targets/http-target-options.ts";
+import type { MetricsRegistry } from "./targets/render.ts";
 
 /** One established stream, as the callbacks report it. */
 export interface StreamInfo {

@@ -4,7 +4,7 @@ import { pathMatches } from "../shared/paths.ts";
 import type { OutQueue } from "./out-queue.ts";
 import type { ScrapeSlots } from "./scrape-slots.ts";
 import { clampDuration, maxCredit, orderTimeoutRangeMs } from "./server-limits.ts";
-import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget } from "./target.ts";
+import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget } from "./targets/target.ts";
 
 export type { ClientFrameInit } from "./out-queue.ts";
 

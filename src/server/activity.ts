@@ -2,7 +2,7 @@
  * What happens on a server, as events for the application (typed, see
  * {@link ServerEvents}) and as memory for the status page: each client's last
  * scrape, per target, and the most recent failures, grouped
- * (src/server/error-groups.ts). Listeners that throw are logged and never
+ * (src/server/status/error-groups.ts). Listeners that throw are logged and never
  * break a scrape or a stream.
  *
  * @internal
@@ -10,26 +10,11 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../shared/logger.ts";
 import type { ClientInfo } from "./client-info.ts";
-import { createErrorGroups, type ErrorGroup } from "./error-groups.ts";
+import type { ScrapeEvent } from "./scrape-types.ts";
+import { createErrorGroups, type ErrorGroup } from "./status/error-groups.ts";
 import type { VanishedClient } from "./vanished.ts";
 
-/** How one proxied request ended. */
-export interface ScrapeEvent {
-  /** The client's name (lower case), or the requested host when no client had it. */
-  name: string;
-  /** The port asked for (0 or absent: none), so that `name:port` names the target. */
-  port?: number;
-  /** `success`, or why not (as `promproxy_scrapes_total{outcome}` counts it). */
-  outcome: string;
-  /** When it ended. */
-  at: Date;
-  /** From the request to the end of the response. */
-  durationMs: number;
-  /** Body bytes relayed. */
-  bytes: number;
-  /** The one-line answer given to Prometheus, for failures. */
-  message?: string;
-}
+export type { ScrapeEvent } from "./scrape-types.ts";
 
 /** The events a server emits; listen with `server.on(name, listener)`. */
 export interface ServerEvents {

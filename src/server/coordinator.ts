@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Hello } from "../../gen/promproxy/v1/scrape_pb.ts";
-import type { Identity } from "../auth/identity.ts";
+import type { Identity } from "../auth/stream/identity.ts";
 import type { Activity } from "./activity.ts";
 import type { ClientInfo } from "./client-info.ts";
 import { createDiscovery, type DiscoveryEntry } from "./discovery.ts";

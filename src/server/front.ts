@@ -6,10 +6,10 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import { readProxyRequest } from "./proxy-request.ts";
 import { relayScrape, reply } from "./relay.ts";
-import { statusOf, type ServerStatus } from "./status.ts";
-import { statusJson } from "./status-json.ts";
-import { statusPageHeaders } from "./status-page.ts";
-import { createStatusPages } from "./status-pages.ts";
+import { statusOf, type ServerStatus } from "./status/server-status.ts";
+import { statusJson } from "./status/status-json.ts";
+import { statusPageHeaders } from "./status/status-page.ts";
+import { createStatusPages } from "./status/status-pages.ts";
 import type { Peers } from "./peers/peers.ts";
 import { peerStatePath } from "./peers/peer-state.ts";
 import type { PeerCaller } from "./peers/peer-auth.ts";
@@ -47,7 +47,7 @@ export interface FrontDeps {
  * requests become scrapes (src/server/relay.ts) and local paths are served:
  * `/clients` (http_sd), `/metrics`, `/healthz` (liveness), `/readyz`
  * (readiness: 503 once the server drains), and the status page `/` with its
- * `/status.json` (src/server/status-page.ts).
+ * `/status.json` (src/server/status/status-page.ts).
  *
  * @internal
  */
@@ -60,7 +60,7 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
   };
 
   const snapshot = status ?? (() => statusOf(options, coordinator, activity, startedAt));
-  // Built at most once a second whatever the request rate (src/server/status-pages.ts).
+  // Built at most once a second whatever the request rate (src/server/status/status-pages.ts).
   const pages = createStatusPages({ snapshot: () => statusJson(snapshot()), registry: options.registry });
 
   async function local(req: Req, res: Res, path: string, peer?: PeerCaller) {
@@ -132,7 +132,7 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     const peer = peers?.authenticate(req, uri);
     if (peer && "status" in peer) return reply(res, peer.status, peer.message);
     if (peer) return route(req, res, uri, peer);
-    // Prometheus-side auth (src/auth/prom-auth.ts) for proxied scrapes, /clients (and the status page) and /metrics.
+    // Prometheus-side auth (src/auth/prometheus/prom-auth.ts) for proxied scrapes, /clients (and the status page) and /metrics.
     const gate = options.promAuth?.check(req, uri);
     if (!gate) return route(req, res, uri);
     let gone = false;

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Interceptor } from "@connectrpc/connect";
 import { Registry } from "prom-client";
-import { createPromGate, type PromAuthOptions, type PromGate } from "../auth/prom-auth.ts";
+import { createPromGate, type PromAuthOptions, type PromGate } from "../auth/prometheus/prom-auth.ts";
 import { createConsoleLogger, toLogger, type AnyLogger, type Logger } from "../shared/logger.ts";
 import { discoveryDefaults } from "./discovery.ts";
 import { helloDefaults } from "./hello.ts";

@@ -1,7 +1,7 @@
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { ClientFrame, Hello } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { identityKey } from "../auth/identity.ts";
-import { peerKey } from "../auth/peer.ts";
+import { identityKey } from "../auth/stream/identity.ts";
+import { peerKey } from "../auth/stream/peer.ts";
 import type { Activity } from "./activity.ts";
 import { version } from "../shared/version.ts";
 import type { Coordinator } from "./coordinator.ts";

@@ -52,3 +52,21 @@ export interface OrderRequest {
   headers: Header[];
   timeoutMs: number;
 }
+
+/** How one proxied request ended. */
+export interface ScrapeEvent {
+  /** The client's name (lower case), or the requested host when no client had it. */
+  name: string;
+  /** The port asked for (0 or absent: none), so that `name:port` names the target. */
+  port?: number;
+  /** `success`, or why not (as `promproxy_scrapes_total{outcome}` counts it). */
+  outcome: string;
+  /** When it ended. */
+  at: Date;
+  /** From the request to the end of the response. */
+  durationMs: number;
+  /** Body bytes relayed. */
+  bytes: number;
+  /** The one-line answer given to Prometheus, for failures. */
+  message?: string;
+}

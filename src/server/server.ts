@@ -3,10 +3,10 @@ import type * as http2 from "node:http2";
 import { Code, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ScrapeService } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { logRefusals } from "../auth/log-refusals.ts";
+import { logRefusals } from "../auth/stream/log-refusals.ts";
 import { chooseAlpn } from "../auth/tls-credentials.ts";
 import { createFront } from "./front.ts";
-import { listenOnePort, type BoundPort, type ListenOptions } from "./listen.ts";
+import { listenOnePort, type BoundPort, type ListenOptions } from "./listen/listen.ts";
 import { createServerMetrics } from "./metrics.ts";
 import { resolveServerOptions, type ServerOptions } from "./options.ts";
 import type { ClientInfo } from "./client-info.ts";
@@ -16,9 +16,9 @@ import { createPeers, type Peers } from "./peers/peers.ts";
 import { peerStatePath } from "./peers/peer-state.ts";
 import { createScrapeHandler } from "./scrape-service.ts";
 import { createFastScrape } from "./grpc-fast/handler.ts";
-import { createRefusals } from "./refusals.ts";
+import { createRefusals } from "./status/refusals.ts";
 import { serverContextValues } from "./stream-reset.ts";
-import { statusOf, type ServerStatus } from "./status.ts";
+import { statusOf, type ServerStatus } from "./status/server-status.ts";
 
 /** A promproxy server: holds client streams and proxies Prometheus' scrapes to them. */
 export interface PromproxyServer {

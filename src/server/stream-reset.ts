@@ -1,6 +1,6 @@
 import type * as http2 from "node:http2";
 import { createContextKey, type ContextValues } from "@connectrpc/connect";
-import { peerContextValues } from "../auth/peer.ts";
+import { peerContextValues } from "../auth/stream/peer.ts";
 
 /**
  * How long the Scrape handler waits, once a client's request side ended, to

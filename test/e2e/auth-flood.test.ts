@@ -18,7 +18,7 @@ import * as path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { after, test } from "node:test";
 import bcrypt from "bcryptjs";
-import { hashCounts, hashPassword } from "../../src/auth/passwords.ts";
+import { hashCounts, hashPassword } from "../../src/auth/prometheus/passwords.ts";
 import { tempDir } from "../auth-certs.ts";
 import { proxyGet, startClient, startServer } from "../helpers.ts";
 

@@ -15,7 +15,7 @@ import { after, before, describe, test } from "node:test";
 import type { PromproxyClient } from "../../src/client/index.ts";
 import { createServer, silentLogger, type Logger } from "../../src/server/index.ts";
 import { sourceKey } from "../../src/shared/source-key.ts";
-import { listenOnePort } from "../../src/server/listen.ts";
+import { listenOnePort } from "../../src/server/listen/listen.ts";
 import { proxyGet, startClient, waitFor } from "../helpers.ts";
 import { freePort, runCli } from "./prometheus.ts";
 

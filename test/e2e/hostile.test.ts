@@ -17,7 +17,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { ClientFrameSchema, ScrapeService, type ClientFrame } from "../../gen/promproxy/v1/scrape_pb.ts";
 import type { PromproxyClient } from "../../src/client/index.ts";
 import { createServer, silentLogger } from "../../src/server/index.ts";
-import { listenOnePort } from "../../src/server/listen.ts";
+import { listenOnePort } from "../../src/server/listen/listen.ts";
 import { proxyGet, startClient, startServer, waitFor, type TestServer } from "../helpers.ts";
 import { bodyOf, rawExchange, runScript, slowRegistry, statusOf } from "./fixtures/faults/util.ts";
 import { connectRaw, openGet, type RawClient } from "./raw-client.ts";

@@ -13,7 +13,7 @@ import { test } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ClientFrameSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { createClient, silentLogger, type PromproxyClient } from "../../src/client/index.ts";
-import type { StatusJson } from "../../src/server/status-json.ts";
+import type { StatusJson } from "../../src/server/status/status-json.ts";
 import { proxyGet, startClient, startServer, testRegistry, waitFor } from "../helpers.ts";
 import { connectRaw } from "./raw-client.ts";
 

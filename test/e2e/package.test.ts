@@ -107,7 +107,7 @@ test("the tarball holds the built package and nothing else", () => {
   assert.deepEqual(paths.filter((p) => /\.ts$/.test(p) && !p.endsWith(".d.ts")), [], "no TypeScript sources (dist/ has the JavaScript)");
   assert.deepEqual(paths.filter((p) => p.endsWith(".map")), [], "no source maps (they point at src/, which is not shipped)");
   assert.deepEqual(paths.filter((p) => /(^|\/)(test|bench|soak|examples|deploy|scripts)\//.test(p)), [], "no tests, benchmarks or examples");
-  assert.deepEqual(paths.filter((p) => /\.(pem|key|crt|p12|pfx)$|(^|\/)\.env|\.npmrc$|(^|\/)\.|token|secret|passw/i.test(p) && !/^dist\/src\/auth\/(bearer-token|secrets|passwords)\.(js|d\.ts)$/.test(p)), [], "no keys, certificates, tokens or dotfiles");
+  assert.deepEqual(paths.filter((p) => /\.(pem|key|crt|p12|pfx)$|(^|\/)\.env|\.npmrc$|(^|\/)\.|token|secret|passw/i.test(p) && !/^dist\/src\/auth\/((client\/)?bearer-token|secrets|(prometheus\/)?passwords)\.(js|d\.ts)$/.test(p)), [], "no keys, certificates, tokens or dotfiles");
   assert.ok(packedSize < MAX_PACKED, `tarball ${packedSize} bytes < ${MAX_PACKED}`);
   assert.ok(unpackedSize < MAX_UNPACKED, `unpacked ${unpackedSize} bytes < ${MAX_UNPACKED}`);
 
@@ -115,7 +115,7 @@ test("the tarball holds the built package and nothing else", () => {
   const needed = [
     ...Object.values(pkg.bin),
     ...Object.values(pkg.exports).flatMap((e) => (typeof e === "string" ? [e] : [e.types, e.default])),
-    "./dist/src/auth/hash-worker.js",
+    "./dist/src/auth/prometheus/hash-worker.js",
     "./dist/gen/promproxy/v1/scrape_pb.js",
     "./proto/promproxy/v1/scrape.proto",
   ].map((p) => p.replace(/^\.\//, ""));

@@ -17,7 +17,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { MetricsRegistry, PromproxyClient } from "../../src/client/index.ts";
 import type { ServerOptions } from "../../src/server/index.ts";
-import { maxPipelinedRequests } from "../../src/server/h1-server.ts";
+import { maxPipelinedRequests } from "../../src/server/listen/h1-server.ts";
 import { proxyGet, startClient, waitFor } from "../helpers.ts";
 
 const MiB = 1024 * 1024;

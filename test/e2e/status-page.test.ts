@@ -15,12 +15,12 @@ import { test } from "node:test";
 import { chromium, type Browser, type Page } from "playwright-core";
 import * as http from "node:http";
 import * as net from "node:net";
-import { bearerToken } from "../../src/auth/bearer-token.ts";
+import { bearerToken } from "../../src/auth/client/bearer-token.ts";
 import { createClient, silentLogger, type PromproxyClient } from "../../src/client/index.ts";
 import { bearerAuth } from "../../src/server/index.ts";
-import { statusJson, statusRows } from "../../src/server/status-json.ts";
-import { statusPage } from "../../src/server/status-page.ts";
-import type { ServerStatus } from "../../src/server/status.ts";
+import { statusJson, statusRows } from "../../src/server/status/status-json.ts";
+import { statusPage } from "../../src/server/status/status-page.ts";
+import type { ServerStatus } from "../../src/server/status/server-status.ts";
 import { proxyGet, startClient, startServer, testRegistry, waitFor } from "../helpers.ts";
 import { connectRaw, type RawClient } from "./raw-client.ts";
 

@@ -1,8 +1,8 @@
 import * as http2 from "node:http2";
 import { Code, ConnectError, type ContextValues, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { ClientFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
-import { identityKey } from "../../auth/identity.ts";
-import { peerKey } from "../../auth/peer.ts";
+import { identityKey } from "../../auth/stream/identity.ts";
+import { peerKey } from "../../auth/stream/peer.ts";
 import { endReason } from "../end-reason.ts";
 import { reportRefusal, welcomeFrame, type ScrapeServiceDeps } from "../scrape-service.ts";
 import type { ServerFrameInit, Session } from "../session.ts";

@@ -1,5 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { token68 } from "./secrets.ts";
+import { token68 } from "../secrets.ts";
 
 /**
  * A client interceptor that sends `authorization: Bearer TOKEN` on the stream.

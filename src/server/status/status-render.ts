@@ -1,6 +1,6 @@
 /**
  * The status page's one drawing: a {@link StatusJson} as a tree of elements
- * and text. The server writes the tree as escaped HTML (src/server/status-page.ts);
+ * and text. The server writes the tree as escaped HTML (src/server/status/status-page.ts);
  * the page's own script, polling `/status.json`, builds the same tree with
  * `createElement` and `textContent`. So first load and refresh can never
  * disagree, and no string a client sent is ever parsed as HTML.

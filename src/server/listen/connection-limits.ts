@@ -1,7 +1,7 @@
 import * as net from "node:net";
-import type { Logger } from "../shared/logger.ts";
-import { createRefusalLog } from "../shared/refusal-log.ts";
-import { sourceKey } from "../shared/source-key.ts";
+import type { Logger } from "../../shared/logger.ts";
+import { createRefusalLog } from "../../shared/refusal-log.ts";
+import { sourceKey } from "../../shared/source-key.ts";
 
 /** @internal */
 export interface ConnectionLimitsOptions {

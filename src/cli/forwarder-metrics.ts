@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import type { ConnectError } from "@connectrpc/connect";
 import { Code } from "@connectrpc/connect";
 import { Counter, Gauge, Registry } from "prom-client";
-import type { TargetOutcome } from "./http-target.ts";
+import type { TargetOutcome } from "../client/targets/http-target.ts";
 
 /**
  * The forwarder's own metrics, in their own registry (never prom-client's

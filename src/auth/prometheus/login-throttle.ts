@@ -1,4 +1,4 @@
-import { sourceKey } from "../shared/source-key.ts";
+import { sourceKey } from "../../shared/source-key.ts";
 
 /**
  * Per-address throttle of password checks that may fail (a token bucket per

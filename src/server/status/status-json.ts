@@ -9,11 +9,11 @@
  *
  * @internal
  */
-import type { ScrapeEvent } from "./activity.ts";
-import type { ClientInfo } from "./client-info.ts";
+import type { ScrapeEvent } from "../activity.ts";
+import type { ClientInfo } from "../client-info.ts";
 import type { ErrorGroup } from "./error-groups.ts";
 import type { RefusedEntry } from "./refusals.ts";
-import type { ServerStatus } from "./status.ts";
+import type { ServerStatus } from "./server-status.ts";
 
 /** Clients (and vanished clients) listed at most; the rest are counted. */
 export const statusRows = 500;

@@ -1,12 +1,12 @@
 /**
  * The search schedule of a client behind one load-balancer address
- * (src/client/discovery-schedule.ts): fast at first, never more than 10 s
+ * (src/client/search-schedule.ts): fast at first, never more than 10 s
  * between rounds while a replica is missing, slowing down otherwise; a lost
  * replica is remembered for a bounded time only.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createDiscoverySchedule, createLostReplicas, createRoundDelays, lostSearchMs, missingRoundMs } from "../src/client/discovery-schedule.ts";
+import { createDiscoverySchedule, createLostReplicas, createRoundDelays, lostSearchMs, missingRoundMs } from "../src/client/search-schedule.ts";
 
 const backoff = { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 };
 

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import * as path from "node:path";
 import { parse as parseBasic } from "basic-auth";
 import { parseStoredPassword, type StoredPassword } from "./passwords.ts";
-import { digest, token68 } from "./secrets.ts";
+import { digest, token68 } from "../secrets.ts";
 
 /**
  * Parsing for Prometheus-side auth (`prom-auth.ts`): endpoints, the

@@ -1,6 +1,6 @@
 import * as http from "node:http";
 import * as https from "node:https";
-import { version } from "../shared/version.ts";
+import { version } from "../../shared/version.ts";
 import { ScrapeErrorReason, TargetError, type ServeRequest } from "./target.ts";
 
 /** Where a target's requests go: the exporter's origin and the keep-alive agents for it. @internal */

@@ -8,7 +8,7 @@
  *
  * @internal
  */
-import type { ScrapeEvent } from "./activity.ts";
+import type { ScrapeEvent } from "../scrape-types.ts";
 
 /** A failure and how often it happened; `at`, `durationMs` and `message` are those of the last time. */
 export interface ErrorGroup extends ScrapeEvent {

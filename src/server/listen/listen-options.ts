@@ -1,4 +1,4 @@
-import type { ListenTlsOptions } from "../auth/tls-credentials.ts";
+import type { ListenTlsOptions } from "../../auth/tls-credentials.ts";
 
 /**
  * Where and how {@link PromproxyServer.listen} listens, and what one peer may

@@ -1,4 +1,4 @@
-import { ScrapeErrorReason } from "../../gen/promproxy/v1/scrape_pb.ts";
+import { ScrapeErrorReason } from "../../../gen/promproxy/v1/scrape_pb.ts";
 
 /** One scrape as a target sees it. @internal */
 export interface ServeRequest {

@@ -2,17 +2,17 @@
  * A snapshot of one server for people: what the status page at `/` shows and
  * `/status.json` serves. Built from what the coordinator, the activity record
  * and the refusal record keep; nothing in it is a secret. The page and the
- * JSON take it at most once a second (src/server/status-pages.ts);
+ * JSON take it at most once a second (src/server/status/status-pages.ts);
  * {@link PromproxyServer.status} takes it fresh.
  */
-import { version } from "../shared/version.ts";
-import type { Activity, ScrapeEvent } from "./activity.ts";
-import type { ClientInfo } from "./client-info.ts";
-import type { Coordinator, Phase } from "./coordinator.ts";
+import { version } from "../../shared/version.ts";
+import type { Activity, ScrapeEvent } from "../activity.ts";
+import type { ClientInfo } from "../client-info.ts";
+import type { Coordinator, Phase } from "../coordinator.ts";
 import type { ErrorGroup } from "./error-groups.ts";
-import type { ResolvedServerOptions } from "./options.ts";
+import type { ResolvedServerOptions } from "../options.ts";
 import type { RefusedEntry, Refusals } from "./refusals.ts";
-import type { VanishedClient } from "./vanished.ts";
+import type { VanishedClient } from "../vanished.ts";
 
 /** What {@link PromproxyServer.status} returns. */
 export interface ServerStatus {

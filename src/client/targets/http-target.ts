@@ -2,59 +2,8 @@ import * as http from "node:http";
 import * as https from "node:https";
 import { describe, exporterHeaders, exporterRequest, type ExporterOrigin } from "./exporter-request.ts";
 import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget, type ServeRequest } from "./target.ts";
-import { refusedScrape } from "./target-path.ts";
-import { checkUrl, parseTargetSpec } from "./target-url.ts";
-
-/** A secret given directly, or a function asked for it on every scrape (a rotating token file, say). */
-export type Secret = string | (() => string | Promise<string>);
-
-/**
- * One exporter the client forwards scrapes to (the standalone forwarder).
- * Prometheus scrapes `http://NAME:PORT/PATH`; the client sends
- * `GET <url's origin>/PATH` to the exporter and streams its answer back untouched.
- */
-export interface HttpTargetOptions {
-  /**
-   * The exporter, e.g. "http://127.0.0.1:9100/metrics". Required. `http://` or
-   * `https://`; no query or fragment. Its path is the prefix the client serves
-   * for this target ("/" or none: every path; "/metrics": `/metrics` and
-   * below); the requested path and query go to the exporter as they are.
-   * `user:password@` in the URL is basic auth for the exporter.
-   */
-  url: string;
-  /**
-   * The port Prometheus addresses this target by (`NAME:PORT`), announced in
-   * `/clients`. Any number but 80 (which Prometheus adds to a target without
-   * a port, so it arrives as "no port"). Default: none, served on any port
-   * (announced as plain `NAME`).
-   */
-  port?: number;
-  /** Labels announced for this target in `/clients`, over the client's own. Default none. */
-  labels?: Record<string, string>;
-  /** Time the exporter has for one scrape, cut to the scrape's deadline when that comes first. Default: the scrape's deadline. */
-  timeoutMs?: number;
-  /** Largest body accepted from the exporter, in bytes; a larger one fails the scrape (HTTP 502). Default 256 MiB. */
-  maxResponseBytes?: number;
-  /** Most scrapes of this target at once; more are answered "busy" (HTTP 503). Default: no limit of its own (the client's `maxScrapesInFlight`). */
-  maxScrapesInFlight?: number;
-  /** TLS towards an `https://` exporter (or `_scheme=https`). Default: the system's CAs, verification on. */
-  tls?: {
-    /** CA certificates (PEM) to trust instead of the system's. */
-    ca?: string | Buffer | (string | Buffer)[];
-    /** Client certificate (PEM) for exporters that require mTLS; with `key`. */
-    cert?: string | Buffer;
-    /** Private key (PEM) of `cert`. */
-    key?: string | Buffer;
-    /** Server name to verify (and send as SNI) instead of the URL's host. */
-    serverName?: string;
-    /** Accept any certificate. For tests and self-signed exporters only. Default false. */
-    insecureSkipVerify?: boolean;
-  };
-  /** Basic auth for the exporter (overrides `user:password@` in the URL). Default none. */
-  basicAuth?: { username: string; password: Secret };
-  /** Bearer token for the exporter (`Authorization: Bearer ...`). Default none. Not with `basicAuth`. */
-  bearerToken?: Secret;
-}
+import { checkUrl, parseTargetSpec, type HttpTargetOptions, type Secret } from "./http-target-options.ts";
+import { checkRequestPath, pathMatches } from "../../shared/paths.ts";
 
 /** What a forwarded scrape came to, for metrics and logs. @internal */
 export interface TargetOutcome {
@@ -271,4 +220,22 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
   }
 
   return target;
+}
+
+/**
+ * The forwarder's own gate, whatever the server let through: a scrape for
+ * another port, a path outside the target's prefix, or a path not in
+ * canonical form (an encoded "/", "\" or ".", double encoding, ";", "//",
+ * dot segments: see `checkRequestPath`) is refused with NOT_FOUND and never
+ * reaches the exporter. Returns the error, or undefined when the scrape may go.
+ *
+ * @internal
+ */
+export function refusedScrape(req: Pick<ServeRequest, "port" | "path">, port: number, prefix: string, display: string): TargetError | undefined {
+  const bad = checkRequestPath(req.path);
+  if (bad) return new TargetError(ScrapeErrorReason.NOT_FOUND, `target ${display}: ${bad}; not sent to the exporter`);
+  if ((port !== 0 && req.port !== port) || !pathMatches(prefix, req.path)) {
+    return new TargetError(ScrapeErrorReason.NOT_FOUND, `target ${display} does not serve port ${req.port || "(none)"} path ${JSON.stringify(req.path.slice(0, 200))}`);
+  }
+  return undefined;
 }

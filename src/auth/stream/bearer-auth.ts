@@ -1,11 +1,11 @@
 import * as path from "node:path";
 import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
-import { createConsoleLogger, type Logger } from "../shared/logger.ts";
+import { createConsoleLogger, type Logger } from "../../shared/logger.ts";
 import type { Identity } from "./identity.ts";
 import { compilePatterns, patternList } from "./patterns.ts";
 import { peerKey, type Peer } from "./peer.ts";
-import { reloadingFile } from "./reloading-file.ts";
-import { digest, findSecret, token68 } from "./secrets.ts";
+import { reloadingFile } from "../reloading-file.ts";
+import { digest, findSecret, token68 } from "../secrets.ts";
 import { setIdentity } from "./set-identity.ts";
 
 /** Who a token belongs to and which client names it may hold. */

@@ -1,6 +1,6 @@
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import { bcryptPool } from "./hash-pool.ts";
-import { digest } from "./secrets.ts";
+import { digest } from "../secrets.ts";
 
 /** A bcrypt hash as htpasswd -B and Prometheus' web.yml write it: `$2a$`, `$2b$` or `$2y$`, cost, 22 salt and 31 hash characters. */
 const bcryptFormat = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;

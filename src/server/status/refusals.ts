@@ -20,8 +20,8 @@
  *
  * @internal
  */
-import type { Logger } from "../shared/logger.ts";
-import { createRefusalLog } from "../shared/refusal-log.ts";
+import type { Logger } from "../../shared/logger.ts";
+import { createRefusalLog } from "../../shared/refusal-log.ts";
 
 /** A refusal as the server reports it (the `clientRefused` event). */
 export interface Refusal {

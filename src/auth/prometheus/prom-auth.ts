@@ -1,15 +1,15 @@
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import { availableParallelism } from "node:os";
-import type { Logger } from "../shared/logger.ts";
+import type { Logger } from "../../shared/logger.ts";
 import { createCheckSlots } from "./check-slots.ts";
 import { createCredentialCache } from "./credential-cache.ts";
 import { createLoginThrottle } from "./login-throttle.ts";
 import { parseStoredPassword } from "./passwords.ts";
 import { parseCredential, parsePromTokenFile, parseUsersFile, pickDecoy, promEndpointOf, type PromAuthRequest, type PromCredential, type PromEndpoint, type User } from "./prom-credentials.ts";
-import { reloadingFile, type ReloadingFile } from "./reloading-file.ts";
-import { digest, findSecret, token68 } from "./secrets.ts";
-import { createRefusalLog } from "../shared/refusal-log.ts";
+import { reloadingFile, type ReloadingFile } from "../reloading-file.ts";
+import { digest, findSecret, token68 } from "../secrets.ts";
+import { createRefusalLog } from "../../shared/refusal-log.ts";
 
 export { parseCredential, promEndpointOf, type PromAuthRequest, type PromCredential, type PromEndpoint };
 
