@@ -23,6 +23,6 @@ test("backoff over its defaults: 500 ms doubling to 30 s", () => {
 
 test("backoff rejects nonsense", () => {
   for (const bad of [{ initialMs: 0 }, { initialMs: 10, maxMs: 5 }, { jitter: 2 }, { multiplier: 0.5 }, { initialMs: Number.NaN }]) {
-    assert.throws(() => resolveBackoff(bad, defaults, "discoveryBackoff"), /option discoveryBackoff needs initialMs > 0/);
+    assert.throws(() => resolveBackoff(bad, defaults, "searchBackoff"), /option searchBackoff needs initialMs > 0/);
   }
 });

@@ -14,7 +14,7 @@ test("client options: one resolver fills in every default", () => {
   );
   assert.deepEqual([r.protocol, r.transport, r.metricsPath], ["grpc", "fast", "/metrics"]);
   assert.deepEqual(r.backoff, { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 });
-  assert.deepEqual(r.discoveryBackoff, { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 });
+  assert.deepEqual(r.searchBackoff, { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 });
   assert.deepEqual(resolveClientOptions({ ...base, backoff: { maxMs: 5_000 } }).backoff, { initialMs: 500, maxMs: 5_000, multiplier: 2, jitter: 0.5 });
 });
 
@@ -35,7 +35,7 @@ test("client options: each bad value is refused with the option's name, at and o
     [{ pingIntervalMs: Number.POSITIVE_INFINITY }, /option pingIntervalMs must be a positive number/],
     [{ transport: "tcp" as "fast" }, /option transport must be "fast" or "connect", got "tcp"/],
     [{ protocol: "http" as "grpc" }, /option protocol must be "grpc" or "connect"/],
-    [{ discoveryBackoff: { jitter: 2 } }, /option discoveryBackoff needs/],
+    [{ searchBackoff: { jitter: 2 } }, /option searchBackoff needs/],
     [{ labels: { "bad label": "x" } }, /option label/],
   ];
   for (const [more, message] of refused) assert.throws(() => resolveClientOptions({ ...base, ...more }), message, JSON.stringify(more));

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createDiscoverySchedule, createLostReplicas, createRoundDelays, lostSearchMs, missingRoundMs } from "../src/client/search-schedule.ts";
+import { createSearchSchedule, createLostReplicas, createRoundDelays, lostSearchMs, missingRoundMs } from "../src/client/search-schedule.ts";
 
 const backoff = { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 };
 
@@ -58,7 +58,7 @@ test("a lost replica is remembered for lostSearchMs (10 min), then forgotten; at
 
 test("a round set long ago, while nothing was missing, comes fast once a replica is lost", async () => {
   let missing = false;
-  const schedule = createDiscoverySchedule({ backoff: { initialMs: 1, maxMs: 1, multiplier: 2, jitter: 0 }, intervalMs: 600_000, urgent: () => missing, maxLost: 8 });
+  const schedule = createSearchSchedule({ backoff: { initialMs: 1, maxMs: 1, multiplier: 2, jitter: 0 }, intervalMs: 600_000, urgent: () => missing, maxLost: 8 });
   const never = new AbortController().signal;
   const alive = setInterval(() => {}, 1_000); // the schedule's timers are unref'd: keep the test's loop alive
   for (let i = 0; i < 8; i++) await schedule.nextRound(never); // the fast rounds, 1 ms each

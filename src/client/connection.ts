@@ -13,7 +13,7 @@ import { headerSafe } from "../shared/replica-header.ts";
 import { createOutQueue, type OutQueue } from "./out-queue.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import { chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
-import { createSessionManager } from "./session-manager.ts";
+import { createH2Connection } from "./h2-connection.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./targets/target.ts";
 
 /** What one connection attempt needs from its client. @internal */
@@ -50,7 +50,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
   const { options, base } = ctx;
   const { log, name } = options;
   const tls = await resolveClientTls(options.tls); // per attempt: rotated certificate files are re-read
-  const sessionManager = createSessionManager(
+  const sessionManager = createH2Connection(
     base,
     // pingIdleConnection stays off: our one stream keeps the connection non-idle, so it would add nothing,
     // and with it on, Connect (2.2) re-arms its PING timer when the stream closes after the session was

@@ -8,7 +8,7 @@
  *   again and again, each a NEW connection, until they hold a stream to every
  *   replica: `replicaCount` distinct replica ids when the welcome announces a
  *   count; otherwise the ids met (a lost one is searched for 10 minutes),
- *   plus probes for replicas not met yet (every `discoverIntervalMs`, doubling
+ *   plus probes for replicas not met yet (every `probeIntervalMs`, doubling
  *   to 32 times that while they find nothing new); while one is missing, rounds
  *   are at most 10 s apart (src/client/search-schedule.ts). A stream landing
  *   on a replica held (refused with `AlreadyExists` naming it) is a step of the
@@ -30,7 +30,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { createBackoff } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
-import { createDiscoverySchedule } from "./search-schedule.ts";
+import { createSearchSchedule } from "./search-schedule.ts";
 import { createSearchRefusals } from "./search-refusal.ts";
 import { watchEndpoints, type Endpoint } from "./endpoints.ts";
 import { maxSearchers, onceLog, sparseLog } from "./fleet-limits.ts";
@@ -77,11 +77,11 @@ export function runFleet(o: FleetOptions): Promise<void> {
   let endpoints: Endpoint[] = [];
   /** The replica count the latest welcome announced; 0: unknown. */
   let count = 0;
-  /** Whether any welcome named its replica (else: an older server, one stream). */
+  /** Whether any welcome named its replica (else: a server that names none, one stream). */
   let ids = false;
   const limits = { maxReplicas: options.maxReplicas, maxServerAddresses: options.maxServerAddresses };
   const urgent = () => (count > 0 ? holding() < count : schedule.recentlyLost()); // a replica is missing
-  const schedule = createDiscoverySchedule({ backoff: options.discoveryBackoff, intervalMs: options.discoverIntervalMs, urgent, maxLost: limits.maxReplicas });
+  const schedule = createSearchSchedule({ backoff: options.searchBackoff, intervalMs: options.probeIntervalMs, urgent, maxLost: limits.maxReplicas });
   const overCap = onceLog(log);
   /** The replica cap bites: said once. */
   const capped = (server: string | undefined) =>

@@ -54,13 +54,13 @@ export interface ClientOptions {
    * when the replicas held change. Set the server's `replicaCount` (CLI
    * `--replica-count`) and no probe is needed. Default 30 000 ms.
    */
-  discoverIntervalMs?: number;
+  probeIntervalMs?: number;
   /**
    * Through one address: the wait after a connection that landed on a replica
    * already held, before the next try. Default 100 ms doubling to 2 s, half of each random.
    * While a replica is missing the wait is never more than 10 s, whatever `maxMs`.
    */
-  discoveryBackoff?: BackoffOptions;
+  searchBackoff?: BackoffOptions;
   /**
    * Through one address: the most replicas the client holds a stream to, and
    * the most a welcome's `replica_count` is believed. A server naming a fresh
@@ -195,8 +195,8 @@ export interface ResolvedClientOptions {
   log: Logger;
   resolve: (hostname: string) => Promise<string[]>;
   resolveIntervalMs: number;
-  discoverIntervalMs: number;
-  discoveryBackoff: Required<BackoffOptions>;
+  probeIntervalMs: number;
+  searchBackoff: Required<BackoffOptions>;
   backoff: Required<BackoffOptions>;
   maxReplicas: number;
   maxServerAddresses: number;
@@ -243,8 +243,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     log: withClientField(options.logger ? toLogger(options.logger) : createConsoleLogger("warn"), name),
     resolve: options.resolve ?? systemResolver,
     resolveIntervalMs: positiveMs(options, "resolveIntervalMs", 30_000),
-    discoverIntervalMs: positiveMs(options, "discoverIntervalMs", 30_000),
-    discoveryBackoff: resolveBackoff(options.discoveryBackoff, { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 }, "discoveryBackoff"),
+    probeIntervalMs: positiveMs(options, "probeIntervalMs", 30_000),
+    searchBackoff: resolveBackoff(options.searchBackoff, { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 }, "searchBackoff"),
     backoff: resolveBackoff(options.backoff, { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 }, "backoff"),
     maxReplicas: whole(options, "maxReplicas", 64, 1, Number.MAX_SAFE_INTEGER),
     maxServerAddresses: whole(options, "maxServerAddresses", 64, 1, Number.MAX_SAFE_INTEGER),
@@ -270,7 +270,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   };
 }
 
-type MsKey = "welcomeTimeoutMs" | "resolveIntervalMs" | "discoverIntervalMs" | "pingIntervalMs" | "pingTimeoutMs";
+type MsKey = "welcomeTimeoutMs" | "resolveIntervalMs" | "probeIntervalMs" | "pingIntervalMs" | "pingTimeoutMs";
 
 function positiveMs(options: ClientOptions, key: MsKey, fallback: number): number {
   const v: unknown = options[key] === undefined ? fallback : options[key];

@@ -3,7 +3,7 @@
  * one address. The server names itself in the refusal's metadata
  * (`promproxy-replica-id`): a replica the client holds means a live stream of
  * ours has the name there, a step of the search (debug); another id, or none
- * (a server that predates it), means another client holds our name on that
+ * (a server that does not name itself), means another client holds our name on that
  * replica: a real name clash, said at warn at most once a minute. Either way
  * the search goes on.
  *

@@ -62,7 +62,7 @@ export function createRoundDelays(o: { backoff: Required<BackoffOptions>; interv
   };
 }
 
-export interface DiscoverySchedule {
+export interface SearchSchedule {
   /** Resolves at the next search round (at once when `signal` aborts). */
   nextRound(signal: AbortSignal): Promise<void>;
   /** A wait of `ms` (a reconnect backoff while searching), capped as rounds are while a replica is missing. */
@@ -80,7 +80,7 @@ export interface DiscoverySchedule {
 }
 
 /** `urgent`: whether a replica is missing now (asked at every round); `maxLost`: most lost replicas remembered. */
-export function createDiscoverySchedule(o: { backoff: Required<BackoffOptions>; intervalMs: number; urgent: () => boolean; maxLost: number }): DiscoverySchedule {
+export function createSearchSchedule(o: { backoff: Required<BackoffOptions>; intervalMs: number; urgent: () => boolean; maxLost: number }): SearchSchedule {
   const delays = createRoundDelays(o);
   const lost = createLostReplicas(o.maxLost);
   /** The next round, shared by every searcher waiting for it. */

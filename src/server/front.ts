@@ -6,7 +6,7 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import { readProxyRequest } from "./proxy-request.ts";
 import { relayScrape, reply } from "./relay.ts";
-import { statusOf, type ServerStatus } from "./status/server-status.ts";
+import { buildServerStatus, type ServerStatus } from "./status/server-status.ts";
 import { statusJson } from "./status/status-json.ts";
 import { statusPageHeaders } from "./status/status-page.ts";
 import { createStatusPages } from "./status/status-pages.ts";
@@ -59,7 +59,7 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     activity.emit("scrapeFinished", { name: "", outcome, at: new Date(), durationMs: 0, bytes: 0, message });
   };
 
-  const snapshot = status ?? (() => statusOf(options, coordinator, activity, startedAt));
+  const snapshot = status ?? (() => buildServerStatus(options, coordinator, activity, startedAt));
   // Built at most once a second whatever the request rate (src/server/status/status-pages.ts).
   const pages = createStatusPages({ snapshot: () => statusJson(snapshot()), registry: options.registry });
 

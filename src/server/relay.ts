@@ -13,7 +13,7 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.ts";
 
 /** The HTTP status of every way a scrape can fail. */
-export const statusOf: Record<ScrapeOutcome, number> = {
+export const httpStatusOf: Record<ScrapeOutcome, number> = {
   unknown_client: 404,
   vanished: 503,
   not_found: 404,
@@ -78,7 +78,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     metrics.duration.observe({ outcome }, durationMs / 1000);
     activity.emit("scrapeFinished", { name: r.name, port: r.port, outcome, at: new Date(), durationMs, bytes, message: failure?.message });
     if (failure?.outcome === "prometheus_gone") return; // nobody left to answer
-    if (failure) reply(res, statusOf[failure.outcome], failure.message);
+    if (failure) reply(res, httpStatusOf[failure.outcome], failure.message);
     else res.end();
   };
   const onDrain = () => {

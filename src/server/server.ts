@@ -18,7 +18,7 @@ import { createScrapeHandler } from "./scrape-service.ts";
 import { createFastScrape } from "./grpc-fast/handler.ts";
 import { createRefusals } from "./status/refusals.ts";
 import { serverContextValues } from "./stream-reset.ts";
-import { statusOf, type ServerStatus } from "./status/server-status.ts";
+import { buildServerStatus, type ServerStatus } from "./status/server-status.ts";
 
 /** A promproxy server: holds client streams and proxies Prometheus' scrapes to them. */
 export interface PromproxyServer {
@@ -149,7 +149,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   const fast = o.fastPath
     ? createFastScrape({ options: o, coordinator, metrics, activity, interceptors: connectOptions.interceptors, contextValues: connectOptions.contextValues, readMaxBytes: connectOptions.readMaxBytes, scrape })
     : undefined;
-  const status = (): ServerStatus => ({ ...statusOf(o, coordinator, activity, startedAt, refusals), ready: ready() });
+  const status = (): ServerStatus => ({ ...buildServerStatus(o, coordinator, activity, startedAt, refusals), ready: ready() });
   const front = createFront({ options: o, coordinator, metrics, activity, startedAt, status, peers, ready });
 
   const handler: PromproxyServer["handler"] = (req, res) => {

@@ -1,5 +1,5 @@
 /**
- * An SDK must never take down the process that embeds it (issue 8). Each
+ * An SDK must never take down the process that embeds it. Each
  * scenario runs an application with an embedded client in its own process,
  * with NO `uncaughtException` / `unhandledRejection` handler (an escaped
  * error kills it with exit code 1), through a minute of a broken server:
@@ -174,7 +174,7 @@ describe("an application embedding the client survives a minute of a broken serv
     }
   });
 
-  test("connect-node's Http2SessionManager still crashes a process where our wrapper does not (src/client/session-manager.ts is still needed)", { timeout: 60_000 }, async () => {
+  test("connect-node's Http2SessionManager still crashes a process where our wrapper does not (src/client/h2-connection.ts is still needed)", { timeout: 60_000 }, async () => {
     const run = async (which: "upstream" | "guarded", scenario: "stall" | "goaway-idle") => {
       const p = runScript(path.join(fixtures, "session-manager-process.ts"), [which, scenario]);
       const exit = await p.exited;
@@ -186,7 +186,7 @@ describe("an application embedding the client survives a minute of a broken serv
       run("guarded", "stall"),
       run("guarded", "goaway-idle"),
     ]);
-    const fixed = "connect-node no longer crashes here: the wrapper in src/client/session-manager.ts may go";
+    const fixed = "connect-node no longer crashes here: the wrapper in src/client/h2-connection.ts may go";
     assert.equal(upStall.code, 1, `${fixed} (stall)\n${upStall.out}${upStall.err}`);
     assert.match(upStall.err, /Unhandled 'error' event[\s\S]*PING timed out/);
     assert.equal(upGoaway.code, 1, `${fixed} (connect-es#1768)\n${upGoaway.out}${upGoaway.err}`);

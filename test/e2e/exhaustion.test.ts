@@ -1,5 +1,5 @@
 /**
- * Resource exhaustion (issue 8, item 4): one peer must not be able to make the
+ * Resource exhaustion: one peer must not be able to make the
  * server hold more than its documented caps (connections in all and per
  * source, streams per connection, idle HTTP/2 sessions, header list size),
  * and a legitimate client keeps being scraped while each attack runs.

@@ -1,5 +1,5 @@
 /**
- * Faults with real processes and sockets (issue 5): the server killed and
+ * Faults with real processes and sockets: the server killed and
  * restarted, a client killed in the middle of a scrape, a black-holed network
  * path, and a graceful shutdown of the `promproxy server` CLI.
  *

@@ -155,7 +155,7 @@ test("without replica_count, a replica lost and replaced after its fast rounds a
     serverUrl: lb.url,
     registry: testRegistry("app-1"),
     logger: silentLogger,
-    discoverIntervalMs: 1_000, // finds r-b at once; after a loss, probes at +1, +3, +7, +15, +31, +63 s
+    probeIntervalMs: 1_000, // finds r-b at once; after a loss, probes at +1, +3, +7, +15, +31, +63 s
     onConnected: (i) => held.add(i.replicaId),
     onDisconnected: (_, i) => held.delete(i.replicaId),
   });

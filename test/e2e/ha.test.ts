@@ -1,5 +1,5 @@
 /**
- * Several replicas (issue 9): every client holds a stream to every replica,
+ * Several replicas: every client holds a stream to every replica,
  * so that Prometheus may scrape through any of them.
  *
  * Three `promproxy server` processes behind one haproxy (the configuration

@@ -1,5 +1,5 @@
 /**
- * Hostile or broken input (issue 5): every bad request, byte stream and
+ * Hostile or broken input: every bad request, byte stream and
  * protocol frame gets its documented HTTP status or Connect code, the server
  * stays up and truthful, and nothing grows per stranger.
  *

@@ -1,5 +1,5 @@
 /**
- * A real L7 proxy between clients and the server (issue 5): Debian's nginx
+ * A real L7 proxy between clients and the server: Debian's nginx
  * with `grpc_pass` and short `grpc_read_timeout` / `grpc_send_timeout` /
  * `client_body_timeout`. The stream must outlive idle periods longer than
  * those timeouts (app-level heartbeats are frames nginx sees; it answers

@@ -122,7 +122,7 @@ test("through one address, a replica that welcomes a new stream because the old 
     serverUrl: `http://127.0.0.1:${r.port}`,
     heartbeatMisses: 1000,
     pingIntervalMs: 60_000,
-    discoverIntervalMs: 200,
+    probeIntervalMs: 200,
     onConnected: (info) => void sessions.push(info.sessionId),
     onDisconnected: (_e, info) => void closed.push(info.sessionId),
   });
@@ -145,7 +145,7 @@ test("a server naming a fresh replica id in every welcome gets at most maxReplic
   for (const o of [{ replicaCount: 1000, maxReplicas: undefined }, { replicaCount: 0, maxReplicas: 5 }]) {
     const rogue = await startRogueServer({ replicaId: (n) => `fresh-${n}`, replicaCount: o.replicaCount });
     const { logger, lines } = recordingLogger();
-    const c = client({ serverUrl: rogue.url, discoverIntervalMs: 50, logger, ...(o.maxReplicas ? { maxReplicas: o.maxReplicas } : {}) });
+    const c = client({ serverUrl: rogue.url, probeIntervalMs: 50, logger, ...(o.maxReplicas ? { maxReplicas: o.maxReplicas } : {}) });
     try {
       await c.start({ timeoutMs: 10_000 });
       await sleep(6_000);

@@ -47,7 +47,7 @@ export interface ServerStatus {
 }
 
 /** @internal */
-export function statusOf(o: ResolvedServerOptions, coordinator: Coordinator, activity: Activity, startedAt: Date, refusals?: Refusals): ServerStatus {
+export function buildServerStatus(o: ResolvedServerOptions, coordinator: Coordinator, activity: Activity, startedAt: Date, refusals?: Refusals): ServerStatus {
   return {
     replicaId: o.replicaId,
     version,

@@ -28,7 +28,7 @@ import { Http2SessionManager, type Http2SessionOptions } from "@connectrpc/conne
  *
  * @internal
  */
-export function createSessionManager(
+export function createH2Connection(
   url: URL,
   pingOptions: Http2SessionOptions,
   http2Options: http2.ClientSessionOptions | http2.SecureClientSessionOptions | undefined,
