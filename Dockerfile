@@ -4,7 +4,7 @@
 #   docker run --rm -p 8080:8080 promproxy:0.1.0                      # promproxy server --listen=0.0.0.0:8080
 #   docker run --rm promproxy:0.1.0 server --help                      # any command and flags instead
 #
-# Kept honest by test/deploy-docker.test.ts, which replays these steps into a folder (no Docker needed), runs the
+# Kept honest by test/deploy/deploy-docker.test.ts, which replays these steps into a folder (no Docker needed), runs the
 # result as user 65532 and checks deploy/kubernetes/ against the user, port and health check below.
 
 # Build: every dependency, then the JavaScript in dist/ (no declarations or source maps: nothing in the image

@@ -1,7 +1,7 @@
 /**
- * Command-line flags for auth and TLS, shared by `promproxy server` and
- * `promproxy client`: the flag specs for `util.parseArgs`, their usage lines,
- * and the functions that turn parsed values into options. Errors are
+ * Command-line flags for auth and TLS of `promproxy server` and `promproxy
+ * client` (their rows are in src/cli/server-flags.ts and
+ * src/cli/client-flags.ts): the functions that turn their values into options. Errors are
  * TypeErrors (the commands print them as usage errors); secrets are read from
  * files, never taken on the command line.
  *
@@ -17,24 +17,12 @@ import { mtlsAuth } from "../auth/stream/mtls-auth.ts";
 import { hashPassword } from "../auth/prometheus/passwords.ts";
 import { createPromGate, type PromAuthOptions, type PromEndpoint } from "../auth/prometheus/prom-auth.ts";
 import type { Logger } from "../shared/logger.ts";
+import type { ServerValues } from "./server-flags.ts";
 
 // ---------------------------------------------------------------------------------------------
 // promproxy client
 
-/** Flags of `promproxy client` for its connection to the server. */
-export const clientAuthFlagSpec = {
-  "token-file": { type: "string" },
-  "server-ca-file": { type: "string" },
-  "client-cert-file": { type: "string" },
-  "client-key-file": { type: "string" },
-} as const;
-
-export const clientAuthUsage = `  --token-file FILE            bearer token for the server, re-read on every reconnect    [none]
-  --server-ca-file FILE        CA (PEM) to verify an https:// server with                 [system CAs]
-  --client-cert-file FILE      client certificate (PEM) for mTLS, re-read per reconnect   [none]
-  --client-key-file FILE       its private key (PEM)                                      [none]`;
-
-/** Values of the flags above, by their camel-case names. */
+/** Values of the client's connection flags (src/cli/client-flags.ts), by their camel-case names. */
 export interface ClientAuthFlags {
   tokenFile?: string;
   serverCaFile?: string;
@@ -74,51 +62,9 @@ function readable(file: string, flag: string): void {
 // ---------------------------------------------------------------------------------------------
 // promproxy server
 
-/** Flags of `promproxy server` for auth and TLS. */
-export const serverAuthFlagSpec = {
-  "tls-cert-file": { type: "string" },
-  "tls-key-file": { type: "string" },
-  "tls-client-ca-file": { type: "string" },
-  "tls-require-client-cert": { type: "boolean" },
-  "client-token-file": { type: "string" },
-  "prom-users-file": { type: "string" },
-  "prom-token-file": { type: "string" },
-  "prom-auth-endpoints": { type: "string" },
-  "prom-failure-burst": { type: "string" },
-  "prom-failure-refill-ms": { type: "string" },
-  "prom-max-checks": { type: "string" },
-  "hash-password": { type: "boolean" },
-} as const;
-
-export const serverAuthUsage = `TLS (certificate files are reloaded when they change):
-  --tls-cert-file FILE         serve TLS (HTTP/1.1, HTTP/2 by ALPN) with this PEM chain  [cleartext]
-  --tls-key-file FILE          its private key (PEM)
-  --tls-client-ca-file FILE    ask for client certificates signed by this CA; a client's
-                               certificate (CN, DNS SANs) binds the names it may hold    [none]
-  --tls-require-client-cert    refuse connections without such a certificate (Prometheus
-                               too); without it, only client streams need one
-
-Client streams:
-  --client-token-file FILE     bearer tokens, "TOKEN NAME-PATTERNS [IDENTITY]" per line,
-                               e.g. "3f9a... app-*,db-1 team-a"; reloaded on change      [none]
-                               (with --tls-client-ca-file too, a client needs both)
-
-Prometheus (proxied scrapes, /clients, /metrics; /healthz stays open):
-  --prom-users-file FILE       basic auth, "user:hash" per line (bcrypt as htpasswd -nbB
-                               writes it, or scrypt from --hash-password); reloaded      [none]
-  --prom-token-file FILE       bearer tokens, one per line; reloaded                     [none]
-  --prom-auth-endpoints LIST   which need credentials: proxy,clients,metrics             [all three]
-  --prom-failure-burst N       failed logins an address may make before 429s             [10]
-  --prom-failure-refill-ms MS  then one more failure allowed every MS                    [6000]
-  --prom-max-checks N          password hash checks at once (16 more may wait, then 503)
-                               (keep it under 4: scrypt shares libuv threads)            [half the CPUs]
-  --hash-password              read a password on stdin, print its scrypt hash, exit`;
-
-type ServerAuthValues = { [K in keyof typeof serverAuthFlagSpec]?: (typeof serverAuthFlagSpec)[K]["type"] extends "boolean" ? boolean : string };
-
 /** Server options and the listen TLS options from the flags. */
 export function serverAuthOptions(
-  v: ServerAuthValues,
+  v: ServerValues,
   logger: Logger,
 ): { interceptors: Interceptor[]; promAuth?: PromAuthOptions; tls?: ListenTlsOptions } {
   for (const k of ["tls-cert-file", "tls-key-file", "tls-client-ca-file", "client-token-file", "prom-users-file", "prom-token-file"] as const) {
@@ -177,7 +123,7 @@ export function serverAuthOptions(
 }
 
 /** A flag's positive integer, or undefined when it is not given. */
-function count(v: ServerAuthValues, flag: "prom-failure-burst" | "prom-failure-refill-ms" | "prom-max-checks"): number | undefined {
+function count(v: ServerValues, flag: "prom-failure-burst" | "prom-failure-refill-ms" | "prom-max-checks"): number | undefined {
   const s = v[flag];
   if (s === undefined) return undefined;
   const n = Number(s);

@@ -1,53 +1,97 @@
 /**
- * The flags of `promproxy client`: its usage text and the parseArgs spec.
+ * The settings of `promproxy client`, as one table: every flag with its usage
+ * lines and default, the targets' secrets (variables and file keys only:
+ * argv is public) and the file's list forms, and what is read from it
+ * (src/cli/flag-table.ts): the parseArgs spec, the usage text, the
+ * PROMPROXY_* variables and file keys.
  *
  * @internal
  */
-import { clientAuthFlagSpec, clientAuthUsage } from "./auth-flags.ts";
+import { defaultsOf, envKeysOf, envName, fileKeysOf, specOf, usageOf, type SettingRow } from "./flag-table.ts";
+
+const clientFlags = [
+  { key: "name", type: "string", arg: "NAME", required: true, help: ["the name Prometheus scrapes this client by (a DNS label)"] },
+  {
+    key: "server", type: "string", multiple: true, arg: "URL", required: true,
+    help: [
+      "the promproxy server, e.g. http://proxy:8080",
+      "repeatable (a stream to each); one URL whose name has several",
+      "addresses: a stream to each address; one address (a load",
+      "balancer): new connections until every replica is held",
+    ],
+  },
+  {
+    key: "target", type: "string", multiple: true, arg: "[PORT=]URL", required: true,
+    help: [
+      "an exporter, e.g. 9100=http://127.0.0.1:9100/metrics;",
+      "repeatable; PORT is the port Prometheus addresses",
+      "(NAME:PORT, announced in /clients); a target without",
+      "PORT= is served on any port; the URL's path is the prefix",
+      "served; user:password@ in the URL is basic auth",
+    ],
+  },
+  { key: "targets", type: "string", in: ["file"] },
+  { key: "label", type: "string", multiple: true, arg: "KEY=VALUE", help: ["a label announced in /clients for every target; repeatable"] },
+  { key: "labels", type: "string", in: ["file"] },
+  { key: "config", type: "string", arg: "FILE", in: ["flag"], help: ["a JSON or YAML file with the same fields (see below)"] },
+  { key: "log-level", type: "string", arg: "L", help: ["debug, info, warn, error or silent"], default: "info" },
+  { key: "log-format", type: "string", arg: "F", help: ["text, or json (one object per line)"], default: "text" },
+  { key: "metrics-listen", type: "string", arg: "HOST:PORT", help: ["serve this client's own metrics at http://HOST:PORT/metrics"], shown: "off" },
+  { key: "max-scrapes-in-flight", type: "string", arg: "N", help: ["most scrapes served at once; more get HTTP 503"], shown: "8" },
+  {
+    key: "token-file", type: "string", arg: "FILE", section: " The connection to the server:",
+    help: ["bearer token for the server, re-read on every reconnect"], shown: "none",
+  },
+  { key: "server-ca-file", type: "string", arg: "FILE", help: ["CA (PEM) to verify an https:// server with"], shown: "system CAs" },
+  { key: "client-cert-file", type: "string", arg: "FILE", help: ["client certificate (PEM) for mTLS, re-read per reconnect"], shown: "none" },
+  { key: "client-key-file", type: "string", arg: "FILE", help: ["its private key (PEM)"], shown: "none" },
+  {
+    key: "target-timeout", type: "string", arg: "D", shown: "deadline",
+    section: ` For every target (a target in the config file can set each for itself, without "target-"):`,
+    help: ["time an exporter has per scrape, cut to the scrape's deadline"],
+  },
+  { key: "target-max-response-bytes", type: "string", arg: "N", help: ["largest body accepted from an exporter (also 64MiB, 1GiB)"], shown: "256MiB" },
+  { key: "target-max-scrapes-in-flight", type: "string", arg: "N", help: ["most scrapes of one exporter at once"], shown: "no own limit" },
+  { key: "target-ca-file", type: "string", arg: "FILE", help: ["CA (PEM) to verify https:// exporters with"], shown: "system CAs" },
+  { key: "target-cert-file", type: "string", arg: "FILE", help: ["client certificate (PEM) for exporters requiring mTLS"] },
+  { key: "target-key-file", type: "string", arg: "FILE", help: ["its private key (PEM)"] },
+  { key: "target-server-name", type: "string", arg: "NAME", help: ["TLS server name to verify instead of the URL's host"] },
+  { key: "target-insecure-skip-verify", type: "boolean", help: ["accept any exporter certificate"] },
+  { key: "target-bearer-token-file", type: "string", arg: "FILE", help: [`send "Authorization: Bearer <file contents>" (re-read per scrape)`] },
+  { key: "target-basic-auth-user", type: "string", arg: "USER", help: ["basic auth user for exporters"] },
+  { key: "target-basic-auth-password-file", type: "string", arg: "FILE", help: ["its password (re-read per scrape)"] },
+  { key: "target-bearer-token", type: "string", in: ["env", "file"] },
+  { key: "target-basic-auth-password", type: "string", in: ["env", "file"] },
+  { key: "help", type: "boolean", short: "h", in: ["flag"] },
+] as const satisfies readonly SettingRow[];
+
+/** @internal */
+export const clientOptionSpec = specOf(clientFlags);
+
+/** Settings `promproxy client` reads from PROMPROXY_* variables besides CONFIG: every flag, and the targets' secrets (no flags: argv is public). @internal */
+export const clientEnvKeys: readonly string[] = envKeysOf(clientFlags);
+
+/** Keys a config file may hold at the top level (flag names; `targets`/`labels` as lists/maps). @internal */
+export const clientFileKeys: ReadonlySet<string> = new Set(fileKeysOf(clientFlags));
+
+/** Settings every target inherits, by key without "target-": a target object in the file may set each for itself. @internal */
+export const targetSettingKeys: readonly string[] = clientFlags.flatMap((r) => (r.key.startsWith("target-") ? [r.key.slice("target-".length)] : []));
+
+/** What the command uses for a setting not given (where the library's own default is not the one). @internal */
+export const clientDefaults = defaultsOf(clientFlags);
 
 export const clientUsage = `usage: promproxy client --name NAME --server URL --target [PORT=]URL [--target ...] [options]
 
 Runs a forwarder: keeps a stream open to every promproxy server replica and serves
 Prometheus' scrapes of http://NAME:PORT/PATH from the exporter configured for PORT.
 
-  --name NAME                  the name Prometheus scrapes this client by (a DNS label)    (required)
-  --server URL                 the promproxy server, e.g. http://proxy:8080                (required)
-                               repeatable (a stream to each); one URL whose name has several
-                               addresses: a stream to each address; one address (a load
-                               balancer): new connections until every replica is held
-  --target [PORT=]URL          an exporter, e.g. 9100=http://127.0.0.1:9100/metrics;     (required)
-                               repeatable; PORT is the port Prometheus addresses
-                               (NAME:PORT, announced in /clients); a target without
-                               PORT= is served on any port; the URL's path is the prefix
-                               served; user:password@ in the URL is basic auth
-  --label KEY=VALUE            a label announced in /clients for every target; repeatable
-  --config FILE                a JSON or YAML file with the same fields (see below)
-  --log-level L                debug, info, warn, error or silent                         [info]
-  --log-format F               text, or json (one object per line)                        [text]
-  --metrics-listen HOST:PORT   serve this client's own metrics at http://HOST:PORT/metrics  [off]
-  --max-scrapes-in-flight N    most scrapes served at once; more get HTTP 503             [8]
-
- The connection to the server:
-${clientAuthUsage}
-
- For every target (a target in the config file can set each for itself, without "target-"):
-  --target-timeout D           time an exporter has per scrape, cut to the scrape's deadline [deadline]
-  --target-max-response-bytes N  largest body accepted from an exporter (also 64MiB, 1GiB) [256MiB]
-  --target-max-scrapes-in-flight N  most scrapes of one exporter at once                   [no own limit]
-  --target-ca-file FILE        CA (PEM) to verify https:// exporters with                 [system CAs]
-  --target-cert-file FILE      client certificate (PEM) for exporters requiring mTLS
-  --target-key-file FILE       its private key (PEM)
-  --target-server-name NAME    TLS server name to verify instead of the URL's host
-  --target-insecure-skip-verify  accept any exporter certificate
-  --target-bearer-token-file FILE  send "Authorization: Bearer <file contents>" (re-read per scrape)
-  --target-basic-auth-user USER    basic auth user for exporters
-  --target-basic-auth-password-file FILE  its password (re-read per scrape)
-  (secrets themselves are no flags, argv being public: PROMPROXY_TARGET_BEARER_TOKEN and
-   PROMPROXY_TARGET_BASIC_AUTH_PASSWORD, or bearer-token: / basic-auth-password: in the file)
+${usageOf(clientFlags, { helpColumn: 31, markColumn: 90, longFlags: "inline", maxWidth: 110 })}
+  (secrets themselves are no flags, argv being public: ${envName("target-bearer-token")} and
+   ${envName("target-basic-auth-password")}, or bearer-token: / basic-auth-password: in the file)
 
 Every flag can also be set as an environment variable: --max-scrapes-in-flight as
-PROMPROXY_MAX_SCRAPES_IN_FLIGHT and so on; PROMPROXY_TARGET and PROMPROXY_LABEL take
-several values separated by commas or spaces, and so does PROMPROXY_SERVER. Flags win over the environment, the
+${envName("max-scrapes-in-flight")} and so on; ${envName("target")} and ${envName("label")} take
+several values separated by commas or spaces, and so does ${envName("server")}. Flags win over the environment, the
 environment over the config file. Labels from all three are merged.
 
 Config file (YAML or JSON), keys as the flags:
@@ -65,50 +109,3 @@ Config file (YAML or JSON), keys as the flags:
       basic-auth-password-file: /run/secrets/pg-exporter
 
 SIGINT or SIGTERM stops the client (exit code 0).`;
-
-export const targetDefaults = [
-  "target-timeout",
-  "target-max-response-bytes",
-  "target-max-scrapes-in-flight",
-  "target-ca-file",
-  "target-cert-file",
-  "target-key-file",
-  "target-server-name",
-  "target-insecure-skip-verify",
-  "target-bearer-token-file",
-  "target-basic-auth-user",
-  "target-basic-auth-password-file",
-] as const;
-
-/** @internal */
-export const clientOptionSpec = {
-  name: { type: "string" },
-  server: { type: "string", multiple: true },
-  target: { type: "string", multiple: true },
-  label: { type: "string", multiple: true },
-  config: { type: "string" },
-  "log-level": { type: "string" },
-  "log-format": { type: "string" },
-  "metrics-listen": { type: "string" },
-  "max-scrapes-in-flight": { type: "string" },
-  ...clientAuthFlagSpec,
-  "target-timeout": { type: "string" },
-  "target-max-response-bytes": { type: "string" },
-  "target-max-scrapes-in-flight": { type: "string" },
-  "target-ca-file": { type: "string" },
-  "target-cert-file": { type: "string" },
-  "target-key-file": { type: "string" },
-  "target-server-name": { type: "string" },
-  "target-insecure-skip-verify": { type: "boolean" },
-  "target-bearer-token-file": { type: "string" },
-  "target-basic-auth-user": { type: "string" },
-  "target-basic-auth-password-file": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
-
-/** Settings `promproxy client` reads from PROMPROXY_* variables besides CONFIG: every flag, and the targets' secrets (no flags: argv is public). @internal */
-export const clientEnvKeys: readonly string[] = [
-  ...Object.keys(clientOptionSpec).filter((k) => k !== "help" && k !== "config"),
-  "target-bearer-token",
-  "target-basic-auth-password",
-];

@@ -12,6 +12,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { parse as parseYaml } from "yaml";
 import type { Sourced } from "./config-values.ts";
 import { didYouMean } from "./did-you-mean.ts";
+import { envName } from "./flag-table.ts";
 import { CliError } from "./util.ts";
 
 type Raw = Record<string, unknown>;
@@ -29,9 +30,6 @@ export interface ConfigSources {
   /** A single-valued setting: the flag, else the variable, else the file's key. */
   pick(key: string): Sourced | undefined;
 }
-
-/** The environment variable of a flag: --max-clients is PROMPROXY_MAX_CLIENTS. */
-export const envName = (key: string) => `PROMPROXY_${key.toUpperCase().replace(/-/g, "_")}`;
 
 /** The hint that ends a usage error: the full usage is one command away, not in the way of the error. */
 export const helpHint = (command: string) => `run "promproxy ${command} --help" for the options`;

@@ -4,9 +4,9 @@
  * defaults. Pure: reading files is passed in, so it is tested without any.
  */
 import { splitPortUrl } from "../client/targets/http-target-options.ts";
-import { clientAuthFlagSpec } from "./auth-flags.ts";
 import { checkKey, helpHint, readSources } from "./config-source.ts";
-import { clientEnvKeys, clientOptionSpec, clientUsage, targetDefaults } from "./client-flags.ts";
+import { clientDefaults, clientEnvKeys, clientFileKeys, clientOptionSpec, clientUsage, targetSettingKeys } from "./client-flags.ts";
+import { envName } from "./flag-table.ts";
 import { serverSettingKeys } from "./server-flags.ts";
 import { bool, byteSize, duration, labelMap, portOf, positiveInt, splitLabels, splitTargets, type Sourced } from "./config-values.ts";
 import type { LogFormat, LogLevel } from "../shared/logger.ts";
@@ -59,19 +59,8 @@ export interface ClientConfig {
   warnings: string[];
 }
 
-/** Keys a config file may hold at the top level (flag names; `targets`/`labels` as lists/maps). */
-const fileKeys = new Set([
-  "name", "server", "target", "targets", "label", "labels", "log-level", "log-format", "metrics-listen", "max-scrapes-in-flight",
-  ...Object.keys(clientAuthFlagSpec),
-  ...targetDefaults,
-  "target-bearer-token", "target-basic-auth-password",
-]);
 /** Keys a target object in a config file may hold. */
-const targetKeys = new Set([
-  "url", "port", "labels",
-  ...targetDefaults.map((k) => k.slice("target-".length)),
-  "bearer-token", "basic-auth-password",
-]);
+const targetKeys = new Set(["url", "port", "labels", ...targetSettingKeys]);
 
 type Raw = Record<string, unknown>;
 
@@ -88,7 +77,7 @@ export function resolveClientConfig(
   env: NodeJS.ProcessEnv,
   readFile: (path: string) => string,
 ): ClientConfig | "help" {
-  const sources = readSources({ command: "client", argv, env, readFile, spec: clientOptionSpec, keys: fileKeys, envKeys: clientEnvKeys, otherKeys: serverSettingKeys });
+  const sources = readSources({ command: "client", argv, env, readFile, spec: clientOptionSpec, keys: clientFileKeys, envKeys: clientEnvKeys, otherKeys: serverSettingKeys });
   if (sources === "help") return "help";
   const { flags, fromEnv, fromFile, pick, configPath } = sources;
   const str = (k: string): string | undefined => {
@@ -99,9 +88,9 @@ export function resolveClientConfig(
   };
 
   const name = str("name");
-  if (!name) throw new CliError(`--name is required (or PROMPROXY_NAME, or name: in --config); ${helpHint("client")}`);
+  if (!name) throw new CliError(`--name is required (or ${envName("name")}, or name: in --config); ${helpHint("client")}`);
   const servers = serverList(flags["server"] ? { value: flags["server"], from: "--server" } : fromEnv("server") ?? fromFile("server"));
-  if (servers.length === 0) throw new CliError(`--server is required (or PROMPROXY_SERVER, or server: in --config); ${helpHint("client")}`);
+  if (servers.length === 0) throw new CliError(`--server is required (or ${envName("server")}, or server: in --config); ${helpHint("client")}`);
 
   // Labels: merged, file < env < flags.
   const labels: Record<string, string> = {};
@@ -132,12 +121,12 @@ export function resolveClientConfig(
     targets = list.map((s) => targetOf(s.value, s.from, defaults));
   }
   if (targets.length === 0) {
-    throw new CliError(`at least one --target [PORT=]URL is required (or PROMPROXY_TARGET, or targets: in --config); ${helpHint("client")}`);
+    throw new CliError(`at least one --target [PORT=]URL is required (or ${envName("target")}, or targets: in --config); ${helpHint("client")}`);
   }
 
-  const level = (str("log-level") ?? "info") as LogLevel;
+  const level = (str("log-level") ?? clientDefaults["log-level"]) as LogLevel;
   if (!["debug", "info", "warn", "error", "silent"].includes(level)) throw new CliError(`--log-level: unknown level ${JSON.stringify(level)}`);
-  const logFormat = (str("log-format") ?? "text") as LogFormat;
+  const logFormat = (str("log-format") ?? clientDefaults["log-format"]) as LogFormat;
   if (logFormat !== "text" && logFormat !== "json") throw new CliError(`--log-format: want text or json, got ${JSON.stringify(logFormat)}`);
   const metrics = str("metrics-listen");
   const inFlight = pick("max-scrapes-in-flight");

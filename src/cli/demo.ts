@@ -3,11 +3,13 @@ import { createClient } from "../client/client.ts";
 import { createServer } from "../server/server.ts";
 import { createConsoleLogger } from "../shared/logger.ts";
 import { parseFlags } from "./config-source.ts";
+import { envName } from "./flag-table.ts";
+import { serverDefaults } from "./server-flags.ts";
 import { listenFailure, parseHostPort, scrapeConfig, untilSignal, dialableHost } from "./util.ts";
 
 const usage = `usage: promproxy demo [--listen HOST:PORT] [--name NAME]
 
-Runs a server on --listen [127.0.0.1:8080] and an embedded client named --name [demo]
+Runs a server on --listen [${serverDefaults.listen}] and an embedded client named --name [demo]
 that serves a registry with a few live metrics, in one process. Ctrl-C stops both.`;
 
 /** A registry with metrics that move, so that a demo graph shows something. @internal */
@@ -34,7 +36,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     process.stdout.write(usage + "\n");
     return 0;
   }
-  const { host, port } = parseHostPort(parsed.values.listen ?? process.env["PROMPROXY_LISTEN"] ?? "127.0.0.1:8080", "--listen");
+  const { host, port } = parseHostPort(parsed.values.listen ?? process.env[envName("listen")] ?? serverDefaults.listen, "--listen");
   const name = parsed.values.name ?? "demo";
   const logger = createConsoleLogger("info");
   const server = createServer({ logger });

@@ -6,7 +6,7 @@ import { parsePeers } from "../server/peers/peer-list.ts";
 import { replicaWarmupMs } from "../server/options.ts";
 import { createConsoleLogger, type LogLevel } from "../shared/logger.ts";
 import { resolveServerConfig, type ServerValues } from "./server-config.ts";
-import { serverUsage } from "./server-flags.ts";
+import { serverDefaults, serverUsage } from "./server-flags.ts";
 import { CliError, listenFailure, parseDurationMs, parseHostPort, parsePositiveInt, scrapeConfig, untilSignal, dialableHost } from "./util.ts";
 
 export { serverUsage };
@@ -23,14 +23,14 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     process.stdout.write((await hashPasswordFromStdin().catch((e: Error) => Promise.reject(new CliError(e.message)))) + "\n");
     return 0;
   }
-  const level = (v["log-level"] ?? "info") as LogLevel;
+  const level = (v["log-level"] ?? serverDefaults["log-level"]) as LogLevel;
   if (!["debug", "info", "warn", "error", "silent"].includes(level)) throw new CliError(`${cfg.from("log-level")}: unknown level ${JSON.stringify(level)}`);
-  const format = v["log-format"] ?? "text";
+  const format = v["log-format"] ?? serverDefaults["log-format"];
   if (format !== "text" && format !== "json") throw new CliError(`${cfg.from("log-format")}: want text or json, got ${JSON.stringify(format)}`);
   const logger = createConsoleLogger(level, "promproxy", format);
   if (cfg.configFile) logger.info("configuration read", { file: cfg.configFile });
   for (const w of cfg.warnings) logger.warn(w);
-  const { host, port } = parseHostPort(v.listen ?? "127.0.0.1:8080", cfg.from("listen"));
+  const { host, port } = parseHostPort(v.listen ?? serverDefaults.listen, cfg.from("listen"));
   let auth: ReturnType<typeof serverAuthOptions>;
   try {
     auth = serverAuthOptions(v, logger);
@@ -44,6 +44,9 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
   if (!loopback && !auth.promAuth) logger.warn("anyone who reaches this port can scrape through it (see --prom-users-file)");
   type Flag = keyof ServerValues;
   const dur = (k: Flag, allowZero = false) => (typeof v[k] === "string" ? parseDurationMs(v[k], cfg.from(k), { allowZero }) : undefined);
+  type WithDefault = { [K in Flag]: (typeof serverDefaults)[K] extends string ? K : never }[Flag];
+  /** A duration setting's value, else the table's default (src/cli/server-flags.ts). */
+  const durOr = (k: WithDefault, allowZero = false) => dur(k, allowZero) ?? parseDurationMs(serverDefaults[k], `--${k}`, { allowZero });
   const int = (k: Flag) => (typeof v[k] === "string" ? parsePositiveInt(v[k], cfg.from(k)) : undefined);
   const server = createServer({
     logger,
@@ -55,16 +58,16 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     maxScrapesInFlight: int("max-scrapes-in-flight"),
     maxResponseBytes: int("max-response-bytes"),
     heartbeatIntervalMs: dur("heartbeat-interval"),
-    warmupMs: dur("warmup", true) ?? (v["replica-count"] !== undefined ? replicaWarmupMs : 5_000),
-    warmupSettleMs: dur("warmup-settle", true) ?? 2_000,
+    warmupMs: v["replica-count"] !== undefined ? (dur("warmup", true) ?? replicaWarmupMs) : durOr("warmup", true),
+    warmupSettleMs: durOr("warmup-settle", true),
     vanishedRetentionMs: dur("vanished-retention", true),
     maxVanishedPerIdentity: int("max-vanished-per-identity"),
     replicaId: v["replica-id"],
     replicaCount: v["replica-count"] !== undefined ? parseCount(v["replica-count"], cfg.from("replica-count")) : undefined,
     ...peerOptions(v.peers, v["peer-secret-file"], cfg.from),
   });
-  const grace = dur("shutdown-grace") ?? 10_000;
-  const drainDelay = dur("drain-delay", true) ?? 5_000;
+  const grace = durOr("shutdown-grace");
+  const drainDelay = durOr("drain-delay", true);
   const bound = await server.listen({
     host,
     port,

@@ -10,17 +10,15 @@
 import { bool } from "./config-values.ts";
 import { readSources } from "./config-source.ts";
 import { clientEnvKeys } from "./client-flags.ts";
-import { serverOptionSpec, serverSettingKeys } from "./server-flags.ts";
+import { serverOptionSpec, serverSettingKeys, type ServerFlag, type ServerValues } from "./server-flags.ts";
 import { CliError } from "./util.ts";
 
-type Flag = Exclude<keyof typeof serverOptionSpec, "help">;
-/** The settings by flag name: strings, booleans for switches. */
-export type ServerValues = { [K in Flag]?: (typeof serverOptionSpec)[K]["type"] extends "boolean" ? boolean : string };
+export type { ServerValues };
 
 export interface ServerConfig {
   values: ServerValues;
   /** Where a setting came from: "--max-clients", "PROMPROXY_MAX_CLIENTS" or "srv.yaml: max-clients". */
-  from(key: Flag): string;
+  from(key: ServerFlag): string;
   /** The config file read, if any. */
   configFile?: string;
   /** PROMPROXY_* variables ignored, and why: for the log. */
@@ -43,7 +41,7 @@ export function resolveServerConfig(argv: string[], env: NodeJS.ProcessEnv, read
     const s = sources.pick(k);
     if (s === undefined) continue;
     from[k] = s.from;
-    if (serverOptionSpec[k].type === "boolean") {
+    if (serverOptionSpec[k]?.type === "boolean") {
       values[k] = bool(s);
       continue;
     }

@@ -4,6 +4,7 @@ import type { Activity } from "./activity.ts";
 import type { Coordinator } from "./coordinator.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
+import { frontPathsText, isFrontPath, type FrontPath } from "./front-paths.ts";
 import { readProxyRequest } from "./proxy-request.ts";
 import { relayScrape, reply } from "./relay.ts";
 import { buildServerStatus, type ServerStatus } from "./status/server-status.ts";
@@ -73,30 +74,25 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
       res.writeHead(status, { ...headers, "content-type": type, "content-length": bytes, "cache-control": "no-store" });
       return req.method === "HEAD" ? res.end() : res.end(body);
     };
-    switch (q < 0 ? path : path.slice(0, q)) {
-      case "/clients": {
+    const p = q < 0 ? path : path.slice(0, q);
+    if (!isFrontPath(p)) {
+      return reply(res, 404, `no route ${JSON.stringify(path.slice(0, 200))}: scrape clients through this server as an HTTP proxy (proxy_url); it serves ${frontPathsText}`);
+    }
+    const serve: Record<FrontPath, () => unknown> = {
+      "/clients": () => {
         const { body, bytes } = peers ? peers.discovery() : coordinator.discovery();
         return send(200, "application/json", pages.clients(body), bytes);
-      }
-      case "/metrics":
-        return send(200, options.registry.contentType, await pages.metrics());
-      case "/":
-        return send(200, "text/html; charset=utf-8", pages.page(), undefined, statusPageHeaders);
-      case "/status.json":
-        return send(200, "application/json", pages.json(), undefined, { "x-content-type-options": "nosniff" });
-      case "/healthz":
-        return send(200, "text/plain; charset=utf-8", "ok\n");
-      case "/readyz":
-        return ready()
+      },
+      "/metrics": async () => send(200, options.registry.contentType, await pages.metrics()),
+      "/": () => send(200, "text/html; charset=utf-8", pages.page(), undefined, statusPageHeaders),
+      "/status.json": () => send(200, "application/json", pages.json(), undefined, { "x-content-type-options": "nosniff" }),
+      "/healthz": () => send(200, "text/plain; charset=utf-8", "ok\n"),
+      "/readyz": () =>
+        ready()
           ? send(200, "text/plain; charset=utf-8", "ready\n")
-          : send(503, "text/plain; charset=utf-8", `promproxy: not ready: ${peers && coordinator.phase === "serving" ? peers.waiting() : notReady[coordinator.phase]}\n`);
-      default:
-        return reply(
-          res,
-          404,
-          `no route ${JSON.stringify(path.slice(0, 200))}: scrape clients through this server as an HTTP proxy (proxy_url); it serves / (status page), /status.json, /clients, /metrics, /healthz and /readyz`,
-        );
-    }
+          : send(503, "text/plain; charset=utf-8", `promproxy: not ready: ${peers && coordinator.phase === "serving" ? peers.waiting() : notReady[coordinator.phase]}\n`),
+    };
+    await serve[p]();
   }
 
   function proxy(req: Req, res: Res, uri: string, peer?: PeerCaller) {

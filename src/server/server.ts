@@ -6,6 +6,7 @@ import { ScrapeService } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { logRefusals } from "../auth/stream/log-refusals.ts";
 import { chooseAlpn } from "../auth/tls-credentials.ts";
 import { createFront } from "./front.ts";
+import { frontPaths } from "./front-paths.ts";
 import { listenOnePort, type BoundPort, type ListenOptions } from "./listen/listen.ts";
 import { createServerMetrics } from "./metrics.ts";
 import { resolveServerOptions, type ServerOptions } from "./options.ts";
@@ -211,7 +212,8 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     connectOptions,
     frontHandler: (req, res) => front.handle(req, res),
     frontMiddleware({ prefix = "" } = {}) {
-      const own = new Set(["/clients", "/metrics", "/healthz", "/readyz", "/status.json", ...(peers ? [peerStatePath] : []), ...(prefix ? ["/", ""] : [])]);
+      // The front's own paths; its "/" (the status page) only under a prefix: without one, "/" is the application's.
+      const own = new Set<string>([...frontPaths.filter((p) => p !== "/"), ...(peers ? [peerStatePath] : []), ...(prefix ? ["/", ""] : [])]);
       return (req, res, next) => {
         const url = req.url ?? "/";
         if (!url.startsWith("/")) return front.handle(req, res);

@@ -99,7 +99,7 @@ async function startSmallExporter(): Promise<{ port: number; close(): Promise<vo
   };
 }
 
-test("node_exporter and a second exporter behind one forwarder, scraped by a real Prometheus", { timeout: 240_000 }, async (t) => {
+test("forwarder, end to end: node_exporter and a second exporter behind one forwarder, scraped by a real Prometheus", { timeout: 240_000 }, async (t) => {
   let s: TestServer | undefined;
   let ne: Awaited<ReturnType<typeof startNodeExporter>> | undefined;
   let small: Awaited<ReturnType<typeof startSmallExporter>> | undefined;

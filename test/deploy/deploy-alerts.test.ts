@@ -1,7 +1,7 @@
 /**
  * The three things deploy/grafana/README.md ("Before use") tells a user to set in deploy/prometheus/alerts.yml,
  * done as written there on a copy and checked with promtool: the job names (named once each), the clients that
- * must always be present, and the runbook address. The rules as shipped are tested in test/deploy-grafana.test.ts.
+ * must always be present, and the runbook address. The rules as shipped are tested in test/deploy/deploy-grafana.test.ts.
  *
  * Needs `promtool` (Debian's `prometheus` package; scripts/install-test-deps.sh installs it).
  */
@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { parse as parseYaml, stringify } from "yaml";
 
-const root = fileURLToPath(new URL("../", import.meta.url));
+const root = fileURLToPath(new URL("../../", import.meta.url));
 const rulesDir = path.join(root, "deploy/prometheus");
 const readme = fs.readFileSync(path.join(root, "deploy/grafana/README.md"), "utf8");
 const exec = promisify(execFile);

@@ -24,11 +24,11 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
-import { minimumNodeMajor } from "../src/shared/version.ts";
-import { curl, waitFor } from "./helpers.ts";
-import { freePort } from "./e2e/prometheus.ts";
+import { minimumNodeMajor } from "../../src/shared/version.ts";
+import { curl, waitFor } from "../helpers.ts";
+import { freePort } from "../e2e/prometheus.ts";
 
-const repo = fileURLToPath(new URL("../", import.meta.url));
+const repo = fileURLToPath(new URL("../../", import.meta.url));
 const node22 = fs.realpathSync(path.join(repo, "node_modules/.bin/node"));
 /** The node the image's processes run: a copy of `node22` that the image's user can reach (set in before()). */
 let imageNode = node22;

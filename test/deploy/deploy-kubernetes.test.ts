@@ -12,15 +12,15 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, parseAllDocuments, stringify } from "yaml";
-import { parseTokenFile } from "../src/auth/stream/bearer-auth.ts";
-import { compilePatterns, patternList } from "../src/auth/stream/patterns.ts";
-import { parsePromTokenFile } from "../src/auth/prometheus/prom-credentials.ts";
-import { clientUsage, resolveClientConfig } from "../src/cli/config.ts";
-import { serverUsage } from "../src/cli/server-command.ts";
-import { parseDurationMs, parseHostPort } from "../src/cli/util.ts";
-import { checkName } from "../src/shared/names.ts";
+import { parseTokenFile } from "../../src/auth/stream/bearer-auth.ts";
+import { compilePatterns, patternList } from "../../src/auth/stream/patterns.ts";
+import { parsePromTokenFile } from "../../src/auth/prometheus/prom-credentials.ts";
+import { clientUsage, resolveClientConfig } from "../../src/cli/config.ts";
+import { serverUsage } from "../../src/cli/server-command.ts";
+import { parseDurationMs, parseHostPort } from "../../src/cli/util.ts";
+import { checkName } from "../../src/shared/names.ts";
 
-const dir = fileURLToPath(new URL("../deploy/kubernetes/", import.meta.url));
+const dir = fileURLToPath(new URL("../../deploy/kubernetes/", import.meta.url));
 
 /** Files that are not Kubernetes objects. */
 const notObjects = new Set(["kustomization.yaml", "prometheus-scrape-configs.yaml"]);
@@ -216,7 +216,7 @@ interface Args {
 }
 
 /** The image the repository's Dockerfile builds, as docs/operations.md's `docker build -t` names it. */
-const image = `promproxy:${(JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version}`;
+const image = `promproxy:${(JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version}`;
 const runsPromproxy = (c: Obj) => typeof c.image === "string" && c.image.split(":")[0] === image.split(":")[0];
 
 /**

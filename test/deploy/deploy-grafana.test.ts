@@ -16,12 +16,12 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Code } from "@connectrpc/connect";
 import { parse as parseYaml } from "yaml";
-import { createClient, type PromproxyClient } from "../src/client/index.ts";
-import { createServer } from "../src/server/server.ts";
-import { silentLogger } from "../src/shared/logger.ts";
-import { proxyGet, testRegistry } from "./helpers.ts";
+import { createClient, type PromproxyClient } from "../../src/client/index.ts";
+import { createServer } from "../../src/server/server.ts";
+import { silentLogger } from "../../src/shared/logger.ts";
+import { proxyGet, testRegistry } from "../helpers.ts";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const dashboardFile = path.join(root, "deploy/grafana/promproxy-server.json");
 const rulesDir = path.join(root, "deploy/prometheus");
 const rulesFile = path.join(rulesDir, "alerts.yml");

@@ -89,7 +89,7 @@ async function withForwarder(targets: ClientOptions["targets"], run: (x: Setup) 
   }
 }
 
-test("forwards by port to two exporters, announces NAME:PORT with labels, and serves nothing else", async () => {
+test("forwarder target: forwards by port to two exporters, announces NAME:PORT with labels, and serves nothing else", async () => {
   const a = await startExporter(textExporter);
   const b = await startExporter((req, res) => res.end(`other ${req.url}\n`));
   try {
@@ -130,7 +130,7 @@ test("forwards by port to two exporters, announces NAME:PORT with labels, and se
   }
 });
 
-test("a single target without a port is served on any port (Prometheus adds :80)", async () => {
+test("forwarder target: a single target without a port is served on any port (Prometheus adds :80)", async () => {
   const a = await startExporter(textExporter);
   try {
     await withForwarder([`${a.url}/metrics`], async ({ s, get }) => {
@@ -147,7 +147,7 @@ test("a single target without a port is served on any port (Prometheus adds :80)
   }
 });
 
-test("request headers: Prometheus' Accept, Accept-Encoding and User-Agent pass, the timeout is the target's budget, _scheme is not forwarded", async () => {
+test("forwarder target: request headers: Prometheus' Accept, Accept-Encoding and User-Agent pass, the timeout is the target's budget, _scheme is not forwarded", async () => {
   const a = await startExporter(textExporter);
   try {
     await withForwarder([`9100=${a.url}`], async ({ get }) => {
@@ -181,7 +181,7 @@ test("request headers: Prometheus' Accept, Accept-Encoding and User-Agent pass, 
   }
 });
 
-test("gzip and binary bodies pass through byte for byte; only content headers are relayed", async () => {
+test("forwarder target: gzip and binary bodies pass through byte for byte; only content headers are relayed", async () => {
   const gz = gzipSync(Buffer.from("# TYPE x counter\nx_total 42\n".repeat(2000)));
   const binary = randomBytes(300_000);
   const a = await startExporter((req, res) => {
@@ -218,7 +218,7 @@ test("gzip and binary bodies pass through byte for byte; only content headers ar
   }
 });
 
-test("redirects are not followed: the 3xx is relayed without its Location", async () => {
+test("forwarder target: redirects are not followed: the 3xx is relayed without its Location", async () => {
   const a = await startExporter((req, res) => {
     res.writeHead(302, { location: "http://169.254.169.254/latest/meta-data/", "content-type": "text/plain" });
     res.end("moved\n");
@@ -236,7 +236,7 @@ test("redirects are not followed: the 3xx is relayed without its Location", asyn
   }
 });
 
-test("a large body streams through whole, also to a slow reader", async () => {
+test("forwarder target: a large body streams through whole, also to a slow reader", async () => {
   const size = 24 * 1024 * 1024;
   const block = randomBytes(64 * 1024);
   const want = createHash("sha256");
@@ -286,7 +286,7 @@ test("a large body streams through whole, also to a slow reader", async () => {
   }
 });
 
-test("failures answer 502/504 with a body naming the target and the cause; a 500 is relayed as it is", async () => {
+test("forwarder target: failures answer 502/504 with a body naming the target and the cause; a 500 is relayed as it is", async () => {
   const hanging = await startExporter(() => {
     /* never answers */
   });
@@ -336,7 +336,7 @@ test("failures answer 502/504 with a body naming the target and the cause; a 500
   }
 });
 
-test("every failure aborts the exporter request (hang, cancel by Prometheus)", async () => {
+test("forwarder target: every failure aborts the exporter request (hang, cancel by Prometheus)", async () => {
   let closed = 0;
   const hanging = await startExporter((req) => req.socket.once("close", () => closed++));
   try {
@@ -358,7 +358,7 @@ test("every failure aborts the exporter request (hang, cancel by Prometheus)", a
   }
 });
 
-test("oversize: a Content-Length over the limit is a clean 502; a chunked body over it is cut off", async () => {
+test("forwarder target: oversize: a Content-Length over the limit is a clean 502; a chunked body over it is cut off", async () => {
   const body = Buffer.alloc(10_000, "x");
   const a = await startExporter((req, res) => {
     if (req.url === "/sized") {
@@ -391,7 +391,7 @@ test("oversize: a Content-Length over the limit is a clean 502; a chunked body o
   }
 });
 
-test("per-target concurrency limit: one more scrape is busy (503)", async () => {
+test("forwarder target: per-target concurrency limit: one more scrape is busy (503)", async () => {
   const hanging = await startExporter(() => {});
   try {
     await withForwarder([{ url: hanging.url, port: 9100, maxScrapesInFlight: 1 }], async ({ s, get }) => {
@@ -407,7 +407,7 @@ test("per-target concurrency limit: one more scrape is busy (503)", async () => 
   }
 });
 
-test("https targets: CA option, insecure-skip-verify, _scheme=https, and a TLS failure naming the target", async () => {
+test("forwarder target: https targets: CA option, insecure-skip-verify, _scheme=https, and a TLS failure naming the target", async () => {
   const a = await startExporter(textExporter, true);
   const plain = await startExporter(textExporter);
   try {
@@ -445,7 +445,7 @@ test("https targets: CA option, insecure-skip-verify, _scheme=https, and a TLS f
   }
 });
 
-test("target-side auth: basic from the URL or options (a function is asked every scrape), bearer", async () => {
+test("forwarder target: target-side auth: basic from the URL or options (a function is asked every scrape), bearer", async () => {
   const a = await startExporter((req, res) => {
     res.end(String(req.headers["authorization"] ?? "none"));
   });
@@ -474,7 +474,7 @@ test("target-side auth: basic from the URL or options (a function is asked every
   }
 });
 
-test("registry and targets side by side: the registry on any port at /metrics, targets on their ports", async () => {
+test("forwarder target: registry and targets side by side: the registry on any port at /metrics, targets on their ports", async () => {
   const a = await startExporter(textExporter);
   try {
     await withForwarder(
@@ -492,7 +492,7 @@ test("registry and targets side by side: the registry on any port at /metrics, t
   }
 });
 
-test("bad target configurations are refused at construction with a clear message", () => {
+test("forwarder target: bad target configurations are refused at construction with a clear message", () => {
   const make = (targets: ClientOptions["targets"], more: Partial<ClientOptions> = {}) => () =>
     createClient({ name: "fwd", serverUrl: "http://127.0.0.1:1", targets, logger: silentLogger, ...more });
   assert.throws(make(["9100=ftp://x/metrics"]), /want an http:\/\/ or https:\/\/ URL/);
@@ -513,7 +513,7 @@ test("bad target configurations are refused at construction with a clear message
   for (const t of ts) t.close();
 });
 
-test("the forwarder refuses a non-canonical path itself, whatever the server sends: NOT_FOUND, never sent to the exporter", async () => {
+test("forwarder target: the forwarder refuses a non-canonical path itself, whatever the server sends: NOT_FOUND, never sent to the exporter", async () => {
   const a = await startExporter(textExporter);
   const outcomes: string[] = [];
   const [target] = createHttpTargets([`9100=${a.url}/metrics`], { onResult: (r) => outcomes.push(r.outcome) });
@@ -555,7 +555,7 @@ test("the forwarder refuses a non-canonical path itself, whatever the server sen
   }
 });
 
-test("socket errors become messages that name the target and the cause", () => {
+test("forwarder target: socket errors become messages that name the target and the cause", () => {
   const dns = describeError(Object.assign(new Error("getaddrinfo ENOTFOUND exporter.invalid"), { code: "ENOTFOUND", hostname: "exporter.invalid" }), "http://exporter.invalid:9100/metrics");
   assert.equal(dns.reason, ScrapeErrorReason.UNREACHABLE);
   assert.equal(dns.message, "target http://exporter.invalid:9100/metrics: DNS lookup failed (ENOTFOUND exporter.invalid)");
