@@ -1,8 +1,5 @@
 import { parseArgs } from "node:util";
-import { allScenarios } from "../conformance/scenarios/all.ts";
-import { formatFailureOutput, formatTable } from "../conformance/report.ts";
-import { defaultBodyBytes } from "../conformance/client-process.ts";
-import { passed, runConformance } from "../conformance/run-conformance.ts";
+import { allScenarios, defaultBodyBytes, formatFailureOutput, formatTable, passed, runConformance } from "../conformance/index.ts";
 import { CliError, parseDurationMs, parsePositiveInt } from "./util.ts";
 
 export const conformanceUsage = `usage: promproxy conformance --client "COMMAND {server} {name} {size}" [options]
