@@ -1,3 +1,9 @@
+/**
+ * The client: `createClient` resolves the options, builds the targets (the
+ * registry, forwarded exporters) and runs the fleet of streams
+ * (src/client/fleet.ts) until `stop()`; it turns the fleet's events into the
+ * client's state, log lines, callbacks and `ready()`.
+ */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import cluster from "node:cluster";
