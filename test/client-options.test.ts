@@ -44,3 +44,10 @@ test("client options: each bad value is refused with the option's name, at and o
     assert.doesNotThrow(() => resolveClientOptions({ ...base, ...more }), JSON.stringify(more));
   }
 });
+
+test("client options: an unknown or renamed key is refused, naming the one meant", () => {
+  assert.throws(() => resolveClientOptions({ ...base, serverURL: "http://x:1" } as ClientOptions), /unknown option "serverURL" \(did you mean serverUrl\?\)/);
+  assert.throws(() => resolveClientOptions({ ...base, discoverIntervalMs: 5 } as ClientOptions), /unknown option "discoverIntervalMs" \(renamed probeIntervalMs\)/);
+  assert.throws(() => resolveClientOptions({ ...base, discoveryBackoff: undefined } as ClientOptions), /renamed searchBackoff/);
+  assert.throws(() => resolveClientOptions({ ...base, colour: "red" } as ClientOptions), /^TypeError: promproxy: unknown option "colour"$/);
+});

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Registry } from "prom-client";
 import { scrapeTimeoutMs } from "../src/server/proxy-request.ts";
-import { resolveServerOptions } from "../src/server/options.ts";
+import { resolveServerOptions, type ServerOptions } from "../src/server/options.ts";
 import { silentLogger } from "../src/shared/logger.ts";
 import { version } from "../src/shared/version.ts";
 
@@ -68,4 +68,10 @@ test("maxVanishedPerIdentity: defaults to maxClients, a positive whole number", 
   assert.equal(resolveServerOptions({ maxClients: 500 }).maxVanishedPerIdentity, 500);
   assert.equal(resolveServerOptions({ maxVanishedPerIdentity: 7 }).maxVanishedPerIdentity, 7);
   assert.throws(() => resolveServerOptions({ maxVanishedPerIdentity: 0 }), /maxVanishedPerIdentity must be a positive whole number, got 0/);
+});
+
+test("server options: an unknown key is refused, naming the nearest option", () => {
+  assert.throws(() => resolveServerOptions({ maxclients: 5 } as ServerOptions), /unknown option "maxclients" \(did you mean maxClients\?\)/);
+  assert.throws(() => resolveServerOptions({ heartbeatIntervalSeconds: 5 } as ServerOptions), /unknown option "heartbeatIntervalSeconds"/);
+  assert.doesNotThrow(() => resolveServerOptions({ peerSecret: undefined, promAuth: undefined, logger: undefined }));
 });

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { closest, editDistance } from "../src/cli/did-you-mean.ts";
+import { closest, editDistance } from "../src/shared/did-you-mean.ts";
 import { resolveServerConfig, type ServerConfig } from "../src/cli/server-config.ts";
 
 function resolve(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): ServerConfig {

@@ -11,7 +11,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { parse as parseYaml } from "yaml";
 import type { Sourced } from "./config-values.ts";
-import { didYouMean } from "./did-you-mean.ts";
+import { didYouMean } from "../shared/did-you-mean.ts";
 import { envName } from "./flag-table.ts";
 import { CliError } from "./util.ts";
 

@@ -12,7 +12,7 @@ if (Number(process.versions.node.split(".")[0]) < minimumNodeMajor) {
   process.exit(1);
 }
 const { CliError } = await import("./util.ts");
-const { didYouMean } = await import("./did-you-mean.ts");
+const { didYouMean } = await import("../shared/did-you-mean.ts");
 
 const usage = `usage: promproxy <command> [options]
 

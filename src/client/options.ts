@@ -1,14 +1,13 @@
 /**
- * The client's options, every default and every check in one place:
- * `resolveClientOptions` turns what the application gave into what the
- * engine runs on (the fleet, each connection, the scrapes), or throws a
- * TypeError naming the option. Nothing downstream reads a raw option.
+ * The client's options, every default and check in one place: `resolveClientOptions` turns what the application
+ * gave into what the engine runs on, or throws a TypeError naming the option. Nothing downstream reads a raw option.
  */
 import type * as http2 from "node:http2";
 import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import type { ClientTlsOptions } from "../auth/client/client-tls.ts";
 import { createConsoleLogger, toLogger, withClientField, type AnyLogger, type Logger } from "../shared/logger.ts";
 import { checkLabels, checkName } from "../shared/names.ts";
+import { checkOptionKeys } from "../shared/option-keys.ts";
 import { resolveBackoff, type BackoffOptions } from "./backoff.ts";
 import { serverUrls, systemResolver } from "./endpoints.ts";
 import type { HttpTargetOptions } from "./targets/http-target-options.ts";
@@ -184,9 +183,17 @@ export interface ClientOptions {
 
 const MiB = 1024 * 1024;
 
+/** Every option's name (the type keeps it complete and exact); any other key is refused. */
+const optionNames: Record<keyof ClientOptions, true> = {
+  name: true, serverUrl: true, resolveIntervalMs: true, resolve: true, probeIntervalMs: true, searchBackoff: true, maxReplicas: true,
+  maxServerAddresses: true, registry: true, targets: true, metricsPath: true, labels: true, interceptors: true, protocol: true,
+  transport: true, backoff: true, maxScrapesInFlight: true, maxServerFrameBytes: true, maxQueuedFrames: true, gzipLevel: true,
+  pingIntervalMs: true, pingTimeoutMs: true, heartbeatMisses: true, welcomeTimeoutMs: true, http2Options: true, tls: true,
+  onConnected: true, onDisconnected: true, onError: true, logger: true,
+};
+
 /** Every client option checked, with its default filled in: what the engine runs on. @internal */
 export interface ResolvedClientOptions {
-  /** The checked name. */
   name: string;
   /** The checked server URLs (one, or a list). */
   urls: URL[];
@@ -223,6 +230,7 @@ export interface ResolvedClientOptions {
 
 /** Checks `options` and fills in every default; throws a TypeError naming the first bad option. @internal */
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
+  checkOptionKeys(options, Object.keys(optionNames), { discoverIntervalMs: "probeIntervalMs", discoveryBackoff: "searchBackoff" });
   const checked = checkName(options.name ?? "");
   if ("error" in checked) throw new TypeError(`promproxy: option name: ${checked.error}`);
   const labels = options.labels ?? {};
@@ -236,7 +244,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     }
     return v as T;
   };
-  return {
+  const resolved: ResolvedClientOptions = {
     name,
     urls: serverUrls(options.serverUrl, options.tls !== undefined),
     labels,
@@ -268,6 +276,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     onDisconnected: options.onDisconnected,
     onError: options.onError,
   };
+  return resolved;
 }
 
 type MsKey = "welcomeTimeoutMs" | "resolveIntervalMs" | "probeIntervalMs" | "pingIntervalMs" | "pingTimeoutMs";

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { checkOptionKeys } from "../shared/option-keys.ts";
 import { hostname } from "node:os";
 import type { Interceptor } from "@connectrpc/connect";
 import { Registry } from "prom-client";
@@ -284,5 +285,6 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
   if (r.creditBytes < r.maxChunkBytes) throw new RangeError("promproxy: option creditBytes must be at least maxChunkBytes");
   if (r.defaultScrapeTimeoutMs > r.maxScrapeTimeoutMs) throw new RangeError("promproxy: defaultScrapeTimeoutMs exceeds maxScrapeTimeoutMs");
   if (r.heartbeatTimeoutMs <= r.heartbeatIntervalMs) throw new RangeError("promproxy: heartbeatTimeoutMs must exceed heartbeatIntervalMs");
+  checkOptionKeys(o, Object.keys(r)); // every option has a field of the same name in the resolved options
   return r;
 }
