@@ -27,7 +27,7 @@ import { createVanished, type VanishedClient } from "./vanished.ts";
 const maxQueuedFrames = 1024;
 
 /** Optional protocol features this server supports (PROTOCOL.md, "Features"). */
-const serverFeatures = new Set(["head"]);
+const serverFeatures = new Set(["head", "single-result"]);
 
 /** Where the server is in its life: serving; draining (serving, not ready); refusing new scrapes; closed. */
 export type Phase = "serving" | "draining" | "refusing" | "closed";
