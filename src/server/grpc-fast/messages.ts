@@ -5,6 +5,7 @@ import { ClientFrameSchema, ServerFrameSchema, type ClientFrame } from "../../..
 import type { ServerFrameInit } from "../session.ts";
 import { createFrameReader } from "./frame-reader.ts";
 import { writePrefix } from "./frame-writer.ts";
+import { encodeServerFrameFast } from "./server-frame-encoder.ts";
 
 /**
  * Decodes one client message. protobuf-es reads `bytes` fields as views of
@@ -18,8 +19,17 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
   }
 }
 
-/** Encodes one server message with its gRPC prefix, as pieces for a corked write (joined once per batch). */
+/**
+ * Encodes one server message with its gRPC prefix, as pieces for a corked
+ * write (joined once per batch): orders, credit, cancels and pings by hand,
+ * the rest (the welcome) with protobuf-es.
+ */
 export function encodeServerFrame(frame: ServerFrameInit, into: Uint8Array[]): void {
+  const fast = encodeServerFrameFast(frame);
+  if (fast) {
+    into.push(fast);
+    return;
+  }
   const body = toBinary(ServerFrameSchema, create(ServerFrameSchema, frame));
   const prefix = Buffer.allocUnsafe(5);
   writePrefix(prefix, 0, body.byteLength);
