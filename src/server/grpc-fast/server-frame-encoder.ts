@@ -15,7 +15,11 @@ const prefixBytes = 5;
 const maxU64 = (1n << 64n) - 1n;
 const maxI64 = (1n << 63n) - 1n;
 
+/** Below this a uint64 is written from a number: no bigint arithmetic (each step of which allocates). */
+const safeBig = 1n << 53n;
+
 function bigVarintBytes(v: bigint): number {
+  if (v < safeBig) return varintBytes(Number(v));
   let n = 1;
   while (v >= 0x80n) {
     v >>= 7n;
@@ -58,6 +62,7 @@ class Out {
     this.buf[this.at++] = v;
   }
   bigVarint(v: bigint) {
+    if (v < safeBig) return this.varint(Number(v));
     while (v >= 0x80n) {
       this.buf[this.at++] = Number(v & 0x7fn) | 0x80;
       v >>= 7n;
