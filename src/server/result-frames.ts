@@ -72,129 +72,147 @@ function violation(message: string, code = Code.InvalidArgument): ConnectError {
  * @internal
  */
 export function createResultFrames(o: ResultFramesOptions): ResultFrames {
-  const { active, maxChunkBytes, maxResponseBytes } = o;
-  const cancelled = new Map<bigint, number>();
+  return new Results(o);
+}
 
-  function finish(id: bigint, a: Active, failure?: ScrapeFailure) {
-    active.delete(id);
+/**
+ * A class, not closures: one per connected client, its methods shared (an
+ * idle session holds only its fields; the map of given-up scrapes comes with
+ * the first one).
+ */
+class Results implements ResultFrames {
+  readonly o: ResultFramesOptions;
+  cancelled: Map<bigint, number> | undefined;
+  constructor(o: ResultFramesOptions) {
+    this.o = o;
+  }
+
+  finish(id: bigint, a: Active, failure?: ScrapeFailure) {
+    this.o.active.delete(id);
     a.sink.onEnd(failure);
   }
-  function forget(id: bigint, allowance: number) {
+  forget(id: bigint, allowance: number) {
+    const cancelled = (this.cancelled ??= new Map());
     cancelled.set(id, allowance);
     if (cancelled.size > maxCancelledKept) cancelled.delete(cancelled.keys().next().value as bigint);
   }
-  /** Fails one scrape for what its client sent, and tells the client to stop it; the stream stays up. */
-  function reject(id: bigint, a: Active, outcome: ScrapeOutcome, message: string) {
-    active.delete(id);
-    forget(id, a.allowance);
-    o.cancel(id, outcome === "too_large" ? `response too large: ${message}` : `the result was refused: ${message}`);
-    a.sink.onEnd({ outcome, message });
+  clear() {
+    this.cancelled = undefined;
   }
-  const sent = (what: string) => `client "${o.name}" sent ${what}`;
-  const tooLarge = (extra = "") => `scrape of "${o.name}" exceeds the maximum response size of ${maxResponseBytes} bytes${extra}`;
+  /** Fails one scrape for what its client sent, and tells the client to stop it; the stream stays up. */
+  reject(id: bigint, a: Active, outcome: ScrapeOutcome, message: string): false {
+    this.o.active.delete(id);
+    this.forget(id, a.allowance);
+    this.o.cancel(id, outcome === "too_large" ? `response too large: ${message}` : `the result was refused: ${message}`);
+    a.sink.onEnd({ outcome, message });
+    return false;
+  }
+  sent(what: string) {
+    return `client "${this.o.name}" sent ${what}`;
+  }
+  tooLarge(extra = "") {
+    return `scrape of "${this.o.name}" exceeds the maximum response size of ${this.o.maxResponseBytes} bytes${extra}`;
+  }
 
   /** Frames for scrapes the server gave up on still arrive for a while; accept them within their credit. */
-  function late(id: bigint, kind: string, bytes: number) {
-    if (id <= 0n || id >= o.nextId()) throw violation(`${kind} for scrape ${id}, which was never ordered`);
-    const left = cancelled.get(id);
+  late(id: bigint, kind: string, bytes: number) {
+    if (id <= 0n || id >= this.o.nextId()) throw violation(`${kind} for scrape ${id}, which was never ordered`);
+    const left = this.cancelled?.get(id);
     if (left === undefined) {
       if (kind === "end") return; // an end for a scrape we forgot: harmless
       throw violation(`${kind} for scrape ${id}, which has ended`);
     }
     if (bytes > left) throw violation(`scrape ${id}: ${kind} beyond the granted credit`, Code.ResourceExhausted);
-    if (kind === "end" || kind === "result") cancelled.delete(id);
-    else cancelled.set(id, left - bytes);
+    if (kind === "end" || kind === "result") this.cancelled?.delete(id);
+    else this.cancelled?.set(id, left - bytes);
   }
 
-  function checkChunkSize(id: bigint, n: number) {
-    if (n > maxChunkBytes) throw violation(`scrape ${id}: chunk of ${n} bytes exceeds the maximum of ${maxChunkBytes}`, Code.ResourceExhausted);
+  checkChunkSize(id: bigint, n: number) {
+    const max = this.o.maxChunkBytes;
+    if (n > max) throw violation(`scrape ${id}: chunk of ${n} bytes exceeds the maximum of ${max}`, Code.ResourceExhausted);
   }
 
   /** Takes a head; false when it failed the scrape. */
-  function head(id: bigint, a: Active, status: number, headers: Header[]): boolean {
+  head(id: bigint, a: Active, status: number, headers: Header[]): boolean {
     const h = checkHead(status, headers);
-    if ("error" in h) return reject(id, a, "bad_result", sent(h.error)), false;
-    if ((h.contentLength ?? 0) > maxResponseBytes) return reject(id, a, "too_large", tooLarge(` (content-length ${h.contentLength})`)), false;
+    if ("error" in h) return this.reject(id, a, "bad_result", this.sent(h.error));
+    if ((h.contentLength ?? 0) > this.o.maxResponseBytes) return this.reject(id, a, "too_large", this.tooLarge(` (content-length ${h.contentLength})`));
     a.head = h;
     a.sink.onHead(h);
     return true;
   }
 
   /** Takes body bytes after the head; false when they failed the scrape. */
-  function data(id: bigint, a: Active, bytes: Uint8Array, kind: string): boolean {
+  data(id: bigint, a: Active, bytes: Uint8Array, kind: string): boolean {
     const n = bytes.byteLength;
     if (n > a.allowance) throw violation(`scrape ${id}: ${kind} beyond the granted credit`, Code.ResourceExhausted);
     a.allowance -= n;
     a.received += n;
-    if (a.headOnly && (n > 0 || kind === "chunk")) return reject(id, a, "bad_result", sent("a body for a HEAD request")), false;
+    if (a.headOnly && (n > 0 || kind === "chunk")) return this.reject(id, a, "bad_result", this.sent("a body for a HEAD request"));
     if (n === 0) return true;
-    if (a.received > maxResponseBytes) return reject(id, a, "too_large", tooLarge()), false;
+    if (a.received > this.o.maxResponseBytes) return this.reject(id, a, "too_large", this.tooLarge());
     const declared = a.head?.contentLength;
     if (declared !== undefined && a.received > declared) {
-      return reject(id, a, "bad_result", sent(`more body bytes than its content-length of ${declared}`)), false;
+      return this.reject(id, a, "bad_result", this.sent(`more body bytes than its content-length of ${declared}`));
     }
     a.sink.onChunk(bytes);
     return true;
   }
 
-  function end(id: bigint, a: Active, err: ScrapeError | undefined) {
+  end(id: bigint, a: Active, err: ScrapeError | undefined) {
     if (!err) {
       if (!a.head) throw violation(`scrape ${id}: end without head or error`);
       const declared = a.head.contentLength;
       if (declared !== undefined && a.received !== declared && !a.headOnly) {
-        return finish(id, a, { outcome: "bad_result", message: sent(`${a.received} body bytes, but its content-length said ${declared}`) });
+        return this.finish(id, a, { outcome: "bad_result", message: this.sent(`${a.received} body bytes, but its content-length said ${declared}`) });
       }
-      return finish(id, a);
+      return this.finish(id, a);
     }
     const message = oneLine(err.message) || "the scrape failed";
-    finish(id, a, { outcome: outcomeOfReason[err.reason] ?? "client_error", message: `client "${o.name}": ${message}` });
+    this.finish(id, a, { outcome: outcomeOfReason[err.reason] ?? "client_error", message: `client "${this.o.name}": ${message}` });
   }
 
-  return {
-    finish,
-    forget,
-    clear: () => cancelled.clear(),
-    receive(f) {
-      switch (f.case) {
-        case "chunk": {
-          const id = f.value.scrapeId;
-          const n = f.value.data.byteLength;
-          checkChunkSize(id, n);
-          const a = active.get(id);
-          if (!a) late(id, "chunk", n);
-          else if (!a.head) throw violation(`scrape ${id}: chunk before head`);
-          else data(id, a, f.value.data, "chunk");
-          return true;
-        }
-        case "head": {
-          const id = f.value.scrapeId;
-          const a = active.get(id);
-          if (!a) late(id, "head", 0);
-          else if (a.head) throw violation(`scrape ${id}: second head`);
-          else head(id, a, f.value.status, f.value.headers);
-          return true;
-        }
-        case "end": {
-          const id = f.value.scrapeId;
-          const a = active.get(id);
-          if (!a) late(id, "end", 0);
-          else end(id, a, f.value.error);
-          return true;
-        }
-        case "result": {
-          const r = f.value;
-          const id = r.scrapeId;
-          if (!o.singleResult) throw violation(`scrape ${id}: a result frame, but the stream did not negotiate the feature "single-result"`);
-          checkChunkSize(id, r.data.byteLength);
-          const a = active.get(id);
-          if (!a) late(id, "result", r.data.byteLength);
-          else if (a.head) throw violation(`scrape ${id}: a result after its head`);
-          else if (head(id, a, r.status, r.headers) && data(id, a, r.data, "result")) end(id, a, r.error);
-          return true;
-        }
-        default:
-          return false;
+  receive(f: ClientFrame["frame"]): boolean {
+    const active = this.o.active;
+    switch (f.case) {
+      case "chunk": {
+        const id = f.value.scrapeId;
+        const n = f.value.data.byteLength;
+        this.checkChunkSize(id, n);
+        const a = active.get(id);
+        if (!a) this.late(id, "chunk", n);
+        else if (!a.head) throw violation(`scrape ${id}: chunk before head`);
+        else this.data(id, a, f.value.data, "chunk");
+        return true;
       }
-    },
-  };
+      case "head": {
+        const id = f.value.scrapeId;
+        const a = active.get(id);
+        if (!a) this.late(id, "head", 0);
+        else if (a.head) throw violation(`scrape ${id}: second head`);
+        else this.head(id, a, f.value.status, f.value.headers);
+        return true;
+      }
+      case "end": {
+        const id = f.value.scrapeId;
+        const a = active.get(id);
+        if (!a) this.late(id, "end", 0);
+        else this.end(id, a, f.value.error);
+        return true;
+      }
+      case "result": {
+        const r = f.value;
+        const id = r.scrapeId;
+        if (!this.o.singleResult) throw violation(`scrape ${id}: a result frame, but the stream did not negotiate the feature "single-result"`);
+        this.checkChunkSize(id, r.data.byteLength);
+        const a = active.get(id);
+        if (!a) this.late(id, "result", r.data.byteLength);
+        else if (a.head) throw violation(`scrape ${id}: a result after its head`);
+        else if (this.head(id, a, r.status, r.headers) && this.data(id, a, r.data, "result")) this.end(id, a, r.error);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
 }
