@@ -148,3 +148,25 @@ test("chunk frames written around the target's bytes equal protobuf-es's encodin
     assert.equal(chunkFrameHeader(300n, n).byteLength < 20, true);
   }
 });
+
+test("result frames written around the target's bytes equal protobuf-es's encoding, without copying the bytes", () => {
+  const str = fc.oneof(fc.string({ maxLength: 200, unit: "grapheme" }), fc.string({ maxLength: 40, unit: "binary" }), fc.constantFrom("\ud800", "a\udc00b"));
+  fc.assert(
+    fc.property(u64, fc.integer({ min: 0, max: 0xffffffff }), fc.array(fc.record({ name: str, value: str }), { maxLength: 4 }), fc.uint8Array({ maxLength: 600 }), (scrapeId, status, headers, data) => {
+      const frame = { frame: { case: "result" as const, value: { scrapeId, status, headers, data } } };
+      const bufs = frameBuffers(frame);
+      const body = toBinary(ClientFrameSchema, create(ClientFrameSchema, frame));
+      const got = Buffer.concat(bufs);
+      assert.equal(got.readUInt32BE(1), body.byteLength);
+      assert.deepEqual(got.subarray(5), Buffer.from(body));
+      if (data.byteLength > 0) assert.equal(bufs[1], data, "the data is the caller's own buffer");
+    }),
+    { numRuns: 1000 },
+  );
+  for (const n of [127, 128, 16383, 16384, (1 << 20) - 64]) {
+    const frame = { frame: { case: "result" as const, value: { scrapeId: 300n, status: 200, headers: [{ name: "content-type", value: "text/plain" }], data: new Uint8Array(n) } } };
+    assert.deepEqual(Buffer.concat(frameBuffers(frame)), encodeFrame(frame));
+  }
+  const withError = { frame: { case: "result" as const, value: { scrapeId: 3n, status: 200, data: Buffer.from("ab"), error: { reason: ScrapeErrorReason.TIMEOUT, message: "slow" } } } };
+  assert.deepEqual(Buffer.concat(frameBuffers(withError)), encodeFrame(withError));
+});

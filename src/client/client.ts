@@ -100,7 +100,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
     labels: options.labels,
     version,
     targets: targets.map((t) => create(TargetSchema, { port: t.port, path: t.path, labels: t.labels })),
-    features: ["head"],
+    features: ["head", "single-result"],
   });
 
   let state: ClientState = "idle";

@@ -35,11 +35,14 @@ export interface ScrapeContext {
  * shared reason: `abort()` without one builds a DOMException with a stack
  * trace for every scrape, a few percent of a small scrape's client CPU.
  */
+const noBody = new Uint8Array(0);
+
 const scrapeOver = new TargetError(ScrapeErrorReason.CANCELLED, "the scrape is over");
 
 /**
  * Serves one scrape order: finds the target, streams head, chunks (within the
- * server's credit) and end, honours cancel and the order's timeout. Never
+ * server's credit) and end, or one result frame for a small body (feature
+ * "single-result"), honours cancel and the order's timeout. Never
  * throws, synchronously or later: every failure becomes an `end` with a reason.
  *
  * @internal
@@ -66,6 +69,17 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   const chunkLimit = Math.min(1024 * 1024, ctx.welcome.limits?.maxChunkBytes || 64 * 1024);
   const maxChunk = chunkLimit >= 64 * 1024 ? chunkLimit - 64 : chunkLimit;
   let headSent = false;
+  /**
+   * With the feature "single-result", a head whose content-length fits one
+   * chunk within the credit (or a HEAD order's) waits, and so does a first
+   * write of exactly that length, until the target ends: a small result then
+   * leaves as one `result` frame instead of three. Any other write sends the
+   * head (and what waited) at once, as without the feature.
+   */
+  const single = ctx.welcome.features.includes("single-result");
+  let held: { status: number; headers: { name: string; value: string }[] } | undefined;
+  let heldLength = -1;
+  let heldData: Uint8Array | undefined;
 
   scrapes.set(id, {
     credit(bytes) {
@@ -85,7 +99,9 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
     clearTimeout(timer);
     scrapes.delete(id);
     try {
-      if (e === undefined && !ac.signal.aborted && headSent) {
+      if (e === undefined && !ac.signal.aborted && held) {
+        out.push({ frame: { case: "result", value: { scrapeId: id, status: held.status, headers: held.headers, data: heldData ?? noBody } } });
+      } else if (e === undefined && !ac.signal.aborted && headSent) {
         out.push({ frame: { case: "end", value: { scrapeId: id } } });
       } else {
         const err = e instanceof TargetError ? e : e === undefined ? new TargetError(ScrapeErrorReason.INTERNAL, "the target produced no result")
@@ -110,15 +126,29 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
     head(status, headers) {
       if (headSent || ac.signal.aborted) return;
       headSent = true;
-      out.push({
-        frame: {
-          case: "head",
-          value: { scrapeId: id, status, headers: Object.entries(headers).map(([name, value]) => ({ name, value })) },
-        },
-      });
+      const head = { status, headers: Object.entries(headers).map(([name, value]) => ({ name, value })) };
+      const length = headers["content-length"];
+      heldLength = headOnly ? 0 : length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : -1;
+      if (single && heldLength >= 0 && heldLength <= Math.min(maxChunk, credit)) held = head;
+      else out.push({ frame: { case: "head", value: { scrapeId: id, ...head } } });
     },
     async write(data) {
       if (headOnly) return; // a HEAD order (feature "head"): the head says it all
+      if (held) {
+        // Body bytes that are the whole declared body wait with the head: the result goes as one frame.
+        if (heldData === undefined && data.byteLength === heldLength) {
+          heldData = data;
+          credit -= data.byteLength;
+          return;
+        }
+        const { status, headers } = held;
+        held = undefined;
+        out.push({ frame: { case: "head", value: { scrapeId: id, status, headers } } });
+        if (heldData !== undefined && heldData.byteLength > 0) {
+          await out.writeChunk({ frame: { case: "chunk", value: { scrapeId: id, data: heldData } } }, heldData.byteLength, ac.signal);
+        }
+        heldData = undefined;
+      }
       let offset = 0;
       while (offset < data.byteLength) {
         if (ac.signal.aborted) throw ac.signal.reason;

@@ -4,13 +4,13 @@
  * passes through here, and every rule it breaks becomes a violation line:
  * a chunk over the chunk limit or over the credit left, a chunk before the
  * head, a second head, anything after the end, anything for an id never
- * ordered. Frames after a Cancel are counted apart (the scenario judges them).
+ * ordered, a result frame (head, data and end at once) the welcome did not allow. Frames after a Cancel are counted apart (the scenario judges them).
  *
  * @internal
  */
-import type { MessageInitShape, UnknownField } from "@bufbuild/protobuf";
+import { create, type MessageInitShape, type UnknownField } from "@bufbuild/protobuf";
 import type { ClientFrame, ResultHead, ScrapeError, ServerFrameSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { ScrapeErrorReason } from "../../gen/promproxy/v1/scrape_pb.ts";
+import { ResultHeadSchema, ScrapeErrorReason } from "../../gen/promproxy/v1/scrape_pb.ts";
 
 type ServerFrameInit = MessageInitShape<typeof ServerFrameSchema>;
 
@@ -49,6 +49,8 @@ export interface ScrapeRecord {
   /** A grant is on its way (the next turn). */
   granting?: boolean;
   end?: { at: number; error?: ScrapeError };
+  /** The result came as one `result` frame (feature "single-result"). */
+  single?: boolean;
   cancelledAt?: number;
   /** Frames the client sent for this scrape after the server cancelled it. */
   afterCancel: { heads: number; chunks: number; bytes: number; ends: number };
@@ -77,7 +79,7 @@ const defaultHeaders = {
   "user-agent": "promproxy-conformance/1",
 };
 
-/** "a head", "a chunk", "an end". */
+/** "a head", "a chunk", "an end", "a result". */
 const an = (kind: string) => `${kind === "end" ? "an" : "a"} ${kind}`;
 
 /** The name of a ScrapeErrorReason, e.g. "TIMEOUT". */
@@ -89,8 +91,14 @@ export function reasonName(r: ScrapeErrorReason): string {
  * @param send writes a server frame on the stream
  * @param violations where broken rules are written
  * @param chunkLimit the largest chunk the welcome allowed (after the 64 KiB default for 0)
+ * @param features the features the welcome named
  */
-export function createScrapeLedger(send: (f: ServerFrameInit) => void, violations: string[], chunkLimit: () => number): ScrapeLedger {
+export function createScrapeLedger(
+  send: (f: ServerFrameInit) => void,
+  violations: string[],
+  chunkLimit: () => number,
+  features: () => readonly string[] = () => [],
+): ScrapeLedger {
   let nextId = 1n;
   const byId = new Map<bigint, { r: ScrapeRecord; o: OrderOptions; done: () => void }>();
   const records: ScrapeRecord[] = [];
@@ -149,7 +157,7 @@ export function createScrapeLedger(send: (f: ServerFrameInit) => void, violation
 
   function receive(frame: ClientFrame, at: number): boolean {
     const f = frame.frame;
-    if (f.case !== "head" && f.case !== "chunk" && f.case !== "end") return false;
+    if (f.case !== "head" && f.case !== "chunk" && f.case !== "end" && f.case !== "result") return false;
     const id = f.value.scrapeId;
     const entry = byId.get(id);
     if (!entry) {
@@ -168,38 +176,56 @@ export function createScrapeLedger(send: (f: ServerFrameInit) => void, violation
         if (r.head) violate(id, "a second head");
         else r.head = { at, value: f.value };
         return true;
-      case "chunk": {
-        const n = f.value.data.byteLength;
-        if (cancelled) {
-          r.afterCancel.chunks++;
-          r.afterCancel.bytes += n;
-        }
-        if (!r.head) violate(id, "a chunk before the head");
-        if (n > chunkLimit()) violate(id, `a chunk of ${n} bytes, over max_chunk_bytes ${chunkLimit()}`);
-        const left = r.granted - r.bodyBytes;
-        if (n > left) violate(id, `a chunk of ${n} bytes with only ${left} bytes of credit left (${r.granted} granted)`);
-        r.body.push(Buffer.from(f.value.data));
-        r.bodyBytes += n;
-        r.chunks++;
-        r.largestChunk = Math.max(r.largestChunk, n);
-        // Granted on the next turn, not as the chunk is read: a client that sends without waiting for credit has
-        // its next chunks (already on the wire) counted against the credit it really had.
-        if (!cancelled && o.grantBytes && r.bodyBytes >= r.granted && !r.granting) {
-          r.granting = true;
-          const bytes = o.grantBytes;
-          setImmediate(() => {
-            r.granting = false;
-            if (!r.end && r.cancelledAt === undefined) grant(r, o, bytes);
-          });
-        }
+      case "result": {
+        const v = f.value;
+        if (!features().includes("single-result")) violate(id, 'a result frame, but the welcome did not name the feature "single-result"');
+        if (cancelled) r.afterCancel.heads++;
+        if (r.head) violate(id, "a result after its head");
+        r.head = { at, value: create(ResultHeadSchema, { scrapeId: id, status: v.status, headers: v.headers }) };
+        r.single = true;
+        const n = v.data.byteLength;
+        if (n > 0) takeChunk(r, o, v.data, cancelled, "a result's data");
+        if (cancelled) r.afterCancel.ends++;
+        r.end = { at, error: v.error };
+        done();
         return true;
       }
+      case "chunk":
+        if (!r.head) violate(id, "a chunk before the head");
+        takeChunk(r, o, f.value.data, cancelled, "a chunk");
+        return true;
       case "end":
         if (cancelled) r.afterCancel.ends++;
         if (!f.value.error && !r.head && !cancelled) violate(id, "an end with neither a head nor an error");
         r.end = { at, error: f.value.error };
         done();
         return true;
+    }
+  }
+
+  function takeChunk(r: ScrapeRecord, o: OrderOptions, data: Uint8Array, cancelled: boolean, what: string) {
+    const id = r.id;
+    const n = data.byteLength;
+    if (cancelled) {
+      r.afterCancel.chunks++;
+      r.afterCancel.bytes += n;
+    }
+    if (n > chunkLimit()) violate(id, `${what} of ${n} bytes, over max_chunk_bytes ${chunkLimit()}`);
+    const left = r.granted - r.bodyBytes;
+    if (n > left) violate(id, `${what} of ${n} bytes with only ${left} bytes of credit left (${r.granted} granted)`);
+    r.body.push(Buffer.from(data));
+    r.bodyBytes += n;
+    r.chunks++;
+    r.largestChunk = Math.max(r.largestChunk, n);
+    // Granted on the next turn, not as the chunk is read: a client that sends without waiting for credit has
+    // its next chunks (already on the wire) counted against the credit it really had.
+    if (!cancelled && o.grantBytes && r.bodyBytes >= r.granted && !r.granting) {
+      r.granting = true;
+      const bytes = o.grantBytes;
+      setImmediate(() => {
+        r.granting = false;
+        if (!r.end && r.cancelledAt === undefined) grant(r, o, bytes);
+      });
     }
   }
 

@@ -119,7 +119,8 @@ export function createScriptedSession(hello: Hello, behaviour: SessionBehaviour)
     endedAt = Date.now();
     settled(how);
   };
-  const ledger = createScrapeLedger((f) => outbound.push(f), violations, () => chunkLimit);
+  let features: string[] = [];
+  const ledger = createScrapeLedger((f) => outbound.push(f), violations, () => chunkLimit, () => features);
 
   const close = (how: string) => {
     if (!open) return;
@@ -154,6 +155,7 @@ export function createScriptedSession(hello: Hello, behaviour: SessionBehaviour)
       welcomed = true;
       const maxChunkBytes = o.maxChunkBytes ?? 1024;
       chunkLimit = maxChunkBytes || defaultChunkLimit;
+      features = o.features ?? [];
       const hb = o.heartbeatMs ?? 10_000;
       const limits = maxChunkBytes
         ? { maxChunkBytes, maxResponseBytes: 256n << 20n, maxInFlight: o.maxInFlight ?? 16, $unknown: o.unknownFields }

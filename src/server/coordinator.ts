@@ -27,7 +27,7 @@ import { createVanished, type VanishedClient } from "./vanished.ts";
 const maxQueuedFrames = 1024;
 
 /** Optional protocol features this server supports (PROTOCOL.md, "Features"). */
-const serverFeatures = new Set(["head"]);
+const serverFeatures = new Set(["head", "single-result"]);
 
 /** Where the server is in its life: serving; draining (serving, not ready); refusing new scrapes; closed. */
 export type Phase = "serving" | "draining" | "refusing" | "closed";
@@ -212,7 +212,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       const path = JSON.stringify(r.path.split("?")[0]?.slice(0, 200));
       return { outcome: "not_found", message: `client "${r.name}" serves nothing at port ${r.port || "(none)"} path ${path}` };
     }
-    const timedOut = `scrape of "${r.name}" timed out after ${+(r.timeoutMs / 1000).toFixed(3)}s`;
+    const timedOut = () => `scrape of "${r.name}" timed out after ${+(r.timeoutMs / 1000).toFixed(3)}s`;
     let over = false;
     const end = (failure: ScrapeFailure | undefined, tell: boolean) => {
       if (over) return;
@@ -222,7 +222,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       metrics.inFlight.dec();
       if (inFlight === 0) idle?.();
       // The client was asked to give up a little early: its own timeout is the deadline's answer too.
-      if (failure?.outcome === "timeout" && !failure.message.startsWith(timedOut)) failure = { ...failure, message: `${timedOut}: ${failure.message}` };
+      if (failure?.outcome === "timeout" && !failure.message.startsWith(timedOut())) failure = { ...failure, message: `${timedOut()}: ${failure.message}` };
       if (tell) sink.onEnd(failure);
     };
     // Ask the client to finish a little before the deadline, so that its own error wins the race.
@@ -236,7 +236,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     metrics.inFlight.inc();
     const timer = setTimeout(() => {
       handle.cancel("deadline exceeded");
-      end({ outcome: "timeout", message: timedOut }, true);
+      end({ outcome: "timeout", message: timedOut() }, true);
     }, r.timeoutMs);
     return {
       id: handle.id,

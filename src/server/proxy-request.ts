@@ -45,7 +45,9 @@ export function readProxyRequest(
   }
   const name = url.hostname.endsWith(".") ? url.hostname.slice(0, -1) : url.hostname;
   let scheme = "http";
-  const s = url.searchParams.getAll("_scheme");
+  // The query's parameters are parsed only when one may be _scheme (written as it is, or percent-encoded).
+  const search = url.search;
+  const s = search.includes("scheme") || search.includes("%") ? url.searchParams.getAll("_scheme") : [];
   if (s.length > 0) {
     if (s.length > 1 || (s[0] !== "http" && s[0] !== "https")) {
       return { status: 400, message: `bad _scheme ${JSON.stringify(s.join(","))}: use http or https` };

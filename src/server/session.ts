@@ -1,30 +1,14 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  ScrapeErrorReason,
-  type ClientFrame,
-  type ServerFrameSchema,
-} from "../../gen/promproxy/v1/scrape_pb.ts";
+import type { ClientFrame, ServerFrameSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { pathMatches } from "../shared/paths.ts";
-import { oneLine } from "../shared/one-line.ts";
 import { createQueue, type Queue } from "../shared/queue.ts";
 import type { ClientInfo } from "./client-info.ts";
-import { checkHead, type CheckedHead } from "./result-head.ts";
-import type { OrderRequest, ScrapeFailure, ScrapeHandle, ScrapeOutcome, ScrapeSink } from "./scrape-types.ts";
+import { createResultFrames, type Active } from "./result-frames.ts";
+import type { OrderRequest, ScrapeFailure, ScrapeHandle, ScrapeSink } from "./scrape-types.ts";
 
 /** A server frame as the Scrape handler yields it. @internal */
 export type ServerFrameInit = MessageInitShape<typeof ServerFrameSchema>;
-
-interface Active {
-  sink: ScrapeSink;
-  head?: CheckedHead;
-  /** Bytes the client may still send. */
-  allowance: number;
-  /** Body bytes received. */
-  received: number;
-  /** A HEAD order: the result has a head and no body; its Content-Length describes what a GET would send. */
-  headOnly: boolean;
-}
 
 /** @internal */
 export interface SessionLimits {
@@ -58,19 +42,6 @@ export interface Session {
   close(error?: ConnectError): void;
 }
 
-const outcomeOfReason: Record<number, ScrapeOutcome> = {
-  [ScrapeErrorReason.UNREACHABLE]: "target_unreachable",
-  [ScrapeErrorReason.TIMEOUT]: "timeout",
-  [ScrapeErrorReason.TOO_LARGE]: "too_large",
-  [ScrapeErrorReason.NOT_FOUND]: "not_found",
-  [ScrapeErrorReason.BUSY]: "busy",
-  [ScrapeErrorReason.INTERNAL]: "client_error",
-  [ScrapeErrorReason.CANCELLED]: "cancelled",
-};
-
-/** Forgotten cancelled scrapes kept to accept their late frames. */
-const maxCancelledKept = 128;
-
 export function createSession(
   info: Omit<ClientInfo, "scrapesInFlight">,
   features: string[],
@@ -78,7 +49,6 @@ export function createSession(
 ): Session {
   const outbound = createQueue<ServerFrameInit>();
   const active = new Map<bigint, Active>();
-  const cancelled = new Map<bigint, number>();
   let nextId = 1n;
   let lastHeard = Date.now();
   let closed = false;
@@ -92,49 +62,15 @@ export function createSession(
     },
   };
 
-  function violation(message: string, code = Code.InvalidArgument): ConnectError {
-    return new ConnectError(message, code);
-  }
-
-  function finish(id: bigint, a: Active, failure?: ScrapeFailure) {
-    active.delete(id);
-    a.sink.onEnd(failure);
-  }
-
-  /** Fails one scrape for what its client sent, and tells the client to stop it; the stream stays up. */
-  function reject(id: bigint, a: Active, outcome: ScrapeOutcome, message: string) {
-    active.delete(id);
-    forget(id, a.allowance);
-    const reason = outcome === "too_large" ? `response too large: ${message}` : `the result was refused: ${message}`;
-    outbound.push({ frame: { case: "cancel", value: { scrapeId: id, reason } } });
-    a.sink.onEnd({ outcome, message });
-  }
-  const sent = (what: string) => `client "${clientInfo.name}" sent ${what}`;
-  const tooLarge = (extra = "") => `scrape of "${clientInfo.name}" exceeds the maximum response size of ${limits.maxResponseBytes} bytes${extra}`;
-
-  function forget(id: bigint, allowance: number) {
-    cancelled.set(id, allowance);
-    if (cancelled.size > maxCancelledKept) {
-      const oldest = cancelled.keys().next().value as bigint;
-      cancelled.delete(oldest);
-    }
-  }
-
-  /** Frames for scrapes the server gave up on still arrive for a while; accept them within their credit. */
-  function late(id: bigint, kind: string, bytes: number) {
-    if (id <= 0n || id >= nextId) throw violation(`${kind} for scrape ${id}, which was never ordered`);
-    const left = cancelled.get(id);
-    if (left === undefined) {
-      if (kind === "end") return; // an end for a scrape we forgot: harmless
-      throw violation(`${kind} for scrape ${id}, which has ended`);
-    }
-    if (kind === "end") {
-      cancelled.delete(id);
-      return;
-    }
-    if (bytes > left) throw violation(`scrape ${id}: chunk beyond the granted credit`, Code.ResourceExhausted);
-    cancelled.set(id, left - bytes);
-  }
+  const results = createResultFrames({
+    name: clientInfo.name,
+    maxChunkBytes: limits.maxChunkBytes,
+    maxResponseBytes: limits.maxResponseBytes,
+    singleResult: features.includes("single-result"),
+    active,
+    nextId: () => nextId,
+    cancel: (scrapeId, reason) => outbound.push({ frame: { case: "cancel", value: { scrapeId, reason } } }),
+  });
 
   const head = features.includes("head");
   const session: Session = {
@@ -201,7 +137,7 @@ export function createSession(
         cancel(reason) {
           if (active.get(id) !== a) return;
           active.delete(id);
-          forget(id, a.allowance);
+          results.forget(id, a.allowance);
           outbound.push({ frame: { case: "cancel", value: { scrapeId: id, reason } } });
         },
       };
@@ -211,62 +147,12 @@ export function createSession(
       lastHeard = Date.now();
       for (const p of probes) p(true);
       const f = frame.frame;
+      if (results.receive(f)) return;
       switch (f.case) {
-        case "chunk": {
-          const id = f.value.scrapeId;
-          const a = active.get(id);
-          const n = f.value.data.byteLength;
-          if (n > limits.maxChunkBytes) {
-            throw violation(`scrape ${id}: chunk of ${n} bytes exceeds the maximum of ${limits.maxChunkBytes}`, Code.ResourceExhausted);
-          }
-          if (!a) return late(id, "chunk", n);
-          if (!a.head) throw violation(`scrape ${id}: chunk before head`);
-          if (n > a.allowance) throw violation(`scrape ${id}: chunk beyond the granted credit`, Code.ResourceExhausted);
-          a.allowance -= n;
-          a.received += n;
-          if (a.headOnly) return reject(id, a, "bad_result", sent("a body for a HEAD request"));
-          if (a.received > limits.maxResponseBytes) {
-            return reject(id, a, "too_large", tooLarge());
-          }
-          const declared = a.head.contentLength;
-          if (declared !== undefined && a.received > declared) {
-            return reject(id, a, "bad_result", sent(`more body bytes than its content-length of ${declared}`));
-          }
-          if (n > 0) a.sink.onChunk(f.value.data);
-          return;
-        }
-        case "head": {
-          const id = f.value.scrapeId;
-          const a = active.get(id);
-          if (!a) return late(id, "head", 0);
-          if (a.head) throw violation(`scrape ${id}: second head`);
-          const head = checkHead(f.value.status, f.value.headers);
-          if ("error" in head) return reject(id, a, "bad_result", sent(head.error));
-          if ((head.contentLength ?? 0) > limits.maxResponseBytes) return reject(id, a, "too_large", tooLarge(` (content-length ${head.contentLength})`));
-          a.head = head;
-          a.sink.onHead(head);
-          return;
-        }
-        case "end": {
-          const id = f.value.scrapeId;
-          const a = active.get(id);
-          if (!a) return late(id, "end", 0);
-          const err = f.value.error;
-          if (!err) {
-            if (!a.head) throw violation(`scrape ${id}: end without head or error`);
-            const declared = a.head.contentLength;
-            if (declared !== undefined && a.received !== declared && !a.headOnly) {
-              return finish(id, a, { outcome: "bad_result", message: sent(`${a.received} body bytes, but its content-length said ${declared}`) });
-            }
-            return finish(id, a);
-          }
-          const message = oneLine(err.message) || "the scrape failed";
-          return finish(id, a, { outcome: outcomeOfReason[err.reason] ?? "client_error", message: `client "${clientInfo.name}": ${message}` });
-        }
         case "pong":
           return;
         case "hello":
-          throw violation("second hello on the stream");
+          throw new ConnectError("second hello on the stream", Code.InvalidArgument);
         default:
           return; // a frame kind from a newer client (or none): ignored, so that clients can evolve (PROTOCOL.md)
       }
@@ -281,8 +167,8 @@ export function createSession(
         outcome: "disconnected",
         message: `client "${clientInfo.name}" disconnected`,
       };
-      for (const [id, a] of [...active]) finish(id, a, failure);
-      cancelled.clear();
+      for (const [id, a] of [...active]) results.finish(id, a, failure);
+      results.clear();
     },
   };
   return session;

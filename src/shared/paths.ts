@@ -9,16 +9,25 @@
  * always see the same path.
  */
 
-/** Characters a canonical path holds as they are: RFC 3986 pchar without ';' and without '%'. */
-const rawPathChar = /^[A-Za-z0-9\-._~!$&'()*+,=:@/]$/;
+/** Characters a canonical path holds as they are: RFC 3986 pchar without ';' and without '%' (1 by char code). */
+const rawPathChar = new Uint8Array(128);
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,=:@/") rawPathChar[c.charCodeAt(0)] = 1;
 /** Characters that may not be percent-encoded, as they should appear raw (RFC 3986 unreserved). */
 const unreserved = /^[A-Za-z0-9\-._~]$/;
 /** An absolute http(s) URI, as Prometheus sends it to a proxy: scheme, authority, then the rest. The authority ends where WHATWG URL parsing ends it (at '\' too). */
 const absolute = /^https?:\/\/([^/\\?#]*)(.*)$/is;
 
+function hexDigit(code: number): number {
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  if (code >= 0x41 && code <= 0x46) return code - 0x37;
+  if (code >= 0x61 && code <= 0x66) return code - 0x57;
+  return -1;
+}
+
 function hex2(s: string, i: number): number | undefined {
-  const h = s.slice(i + 1, i + 3);
-  return /^[0-9A-Fa-f]{2}$/.test(h) ? parseInt(h, 16) : undefined;
+  const hi = i + 1 < s.length ? hexDigit(s.charCodeAt(i + 1)) : -1;
+  const lo = i + 2 < s.length ? hexDigit(s.charCodeAt(i + 2)) : -1;
+  return hi < 0 || lo < 0 ? undefined : hi * 16 + lo;
 }
 
 function show(c: string): string {
@@ -43,6 +52,8 @@ function encodedByteError(b: number, text: string): string | undefined {
 /** What a path (no query) holds that a canonical path may not, or undefined. */
 function pathError(p: string): string | undefined {
   for (let i = 0; i < p.length; i++) {
+    const code = p.charCodeAt(i);
+    if (code < 128 && rawPathChar[code] === 1) continue;
     const c = p[i] as string;
     if (c === "%") {
       const b = hex2(p, i);
@@ -51,19 +62,24 @@ function pathError(p: string): string | undefined {
       const e = encodedByteError(b, text);
       if (e) return e;
       i += 2;
-    } else if (!rawPathChar.test(c)) {
+    } else {
       if (c === "\\") return `a backslash`;
       if (c === ";") return `a semicolon (path parameters such as "..;/")`;
       if (c === "#") return `a fragment ("#")`;
       return `the character ${show(c)}`;
     }
   }
-  const segments = p.split("/");
-  for (let i = 1; i < segments.length; i++) {
-    const s = segments[i] as string;
-    if (s === "" && i < segments.length - 1) return `an empty segment ("//")`;
-    if (s === "." || s === "..") return `a dot segment (${JSON.stringify(s)})`;
-    if (s.endsWith(".")) return `a segment ending in a dot (${JSON.stringify(s.slice(-64))})`;
+  // The segments after the leading "/", without splitting the path.
+  for (let from = p.indexOf("/") + 1; from > 0; ) {
+    const slash = p.indexOf("/", from);
+    const end = slash < 0 ? p.length : slash;
+    if (end === from && slash >= 0) return `an empty segment ("//")`;
+    if (end > from && p.charCodeAt(end - 1) === 0x2e) {
+      const s = p.slice(from, end);
+      if (s === "." || s === "..") return `a dot segment (${JSON.stringify(s)})`;
+      return `a segment ending in a dot (${JSON.stringify(s.slice(-64))})`;
+    }
+    from = slash + 1;
   }
   return undefined;
 }
@@ -90,11 +106,11 @@ function pathError(p: string): string | undefined {
  * "#"; it cannot change the path.
  */
 export function checkRequestPath(path: string): string | undefined {
-  const shown = JSON.stringify(path.length > 200 ? path.slice(0, 200) + "..." : path);
-  const refuse = (why: string) => `refused path ${shown}: it holds ${why}; only canonical paths are forwarded`;
-  for (const c of path) {
-    const code = c.codePointAt(0) ?? 0;
-    if (code < 0x21 || code > 0x7e) return refuse(`the character ${show(c)}`);
+  const shown = () => JSON.stringify(path.length > 200 ? path.slice(0, 200) + "..." : path);
+  const refuse = (why: string) => `refused path ${shown()}: it holds ${why}; only canonical paths are forwarded`;
+  for (let i = 0; i < path.length; i++) {
+    const code = path.charCodeAt(i);
+    if (code < 0x21 || code > 0x7e) return refuse(`the character ${show(String.fromCodePoint(path.codePointAt(i) as number))}`);
   }
   if (path.includes("#")) return refuse(`a fragment ("#")`);
   let target = path;
@@ -105,7 +121,7 @@ export function checkRequestPath(path: string): string | undefined {
   }
   // A URL parser reads a backslash as "/" in an http(s) URI: "http://name:9100\\..".
   if (target.startsWith("\\")) return refuse("a backslash");
-  if (!target.startsWith("/")) return `refused path ${shown}: want a path starting with "/" or an absolute http:// URI`;
+  if (!target.startsWith("/")) return `refused path ${shown()}: want a path starting with "/" or an absolute http:// URI`;
   const q = target.indexOf("?");
   const e = pathError(q < 0 ? target : target.slice(0, q));
   return e ? refuse(e) : undefined;

@@ -137,6 +137,42 @@ test("a scrape gives the same request headers and the same frames, byte for byte
   assert.deepEqual(pick(fast.headers), pick(connect.headers));
 });
 
+/** The scrape a result frame is about; undefined for a hello or a pong. */
+function scrapeIdOf(f: ClientFrame): bigint | undefined {
+  const v = f.frame;
+  return v.case === "head" || v.case === "chunk" || v.case === "end" || v.case === "result" ? v.value.scrapeId : undefined;
+}
+
+test("with the feature single-result, a small scrape is one result frame, the same on both transports", async () => {
+  const wire: Record<string, Seen> = {};
+  const single = envelope({ frame: { case: "welcome", value: { sessionId: "s", limits: { maxChunkBytes: 1 << 20 }, features: ["single-result"] } } });
+  for (const transport of transports) {
+    const { url, seen } = await rawServer((stream) => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" });
+      stream.write(single);
+      stream.write(envelope({ frame: { case: "order", value: { scrapeId: 300n, path: "/metrics", creditBytes: 1n << 30n } } }));
+      // Credit under the body: a head and a chunk within the credit, as without the feature.
+      stream.write(envelope({ frame: { case: "order", value: { scrapeId: 301n, path: "/metrics", creditBytes: 100n } } }));
+    });
+    const sent = (id: bigint, kind: string) => (seen[0]?.frames ?? []).some((f) => f.frame.case === kind && scrapeIdOf(f) === id);
+    await runClient(url, transport, () => sent(300n, "result") && sent(301n, "chunk"));
+    wire[transport] = seen[0] as Seen;
+  }
+  const [fast, connect] = [wire.fast as Seen, wire.connect as Seen];
+  for (const seen of [fast, connect]) {
+    const of = (id: bigint) => seen.frames.filter((f) => scrapeIdOf(f) === id).map((f) => f.frame.case);
+    assert.deepEqual(of(300n), ["result"]);
+    assert.deepEqual(of(301n).slice(0, 2), ["head", "chunk"]);
+    const f = seen.frames.find((f) => f.frame.case === "result")?.frame;
+    assert.ok(f?.case === "result");
+    const r = f.value;
+    assert.ok(r.data.byteLength > 1000 && r.status === 200);
+    assert.ok(r.headers.some((h) => h.name === "content-length" && h.value === String(r.data.byteLength)));
+  }
+  const result = (s: Seen) => s.frames.find((f) => f.frame.case === "result");
+  assert.deepEqual(result(fast), result(connect));
+});
+
 for (const [label, code, message] of [
   ["Unauthenticated", 16, "no valid credentials: Bearer token %E2%9C%93 100%25 refused"],
   ["AlreadyExists", 6, "client %22app-1%22 is connected already"],

@@ -30,7 +30,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file promproxy/v1/scrape.proto.
  */
 export const file_promproxy_v1_scrape: GenFile = /*@__PURE__*/
-  fileDesc("Chlwcm9tcHJveHkvdjEvc2NyYXBlLnByb3RvEgxwcm9tcHJveHkudjEi3gEKC0NsaWVudEZyYW1lEiQKBWhlbGxvGAEgASgLMhMucHJvbXByb3h5LnYxLkhlbGxvSAASKAoEaGVhZBgCIAEoCzIYLnByb21wcm94eS52MS5SZXN1bHRIZWFkSAASKgoFY2h1bmsYAyABKAsyGS5wcm9tcHJveHkudjEuUmVzdWx0Q2h1bmtIABImCgNlbmQYBCABKAsyFy5wcm9tcHJveHkudjEuUmVzdWx0RW5kSAASIgoEcG9uZxgFIAEoCzISLnByb21wcm94eS52MS5Qb25nSABCBwoFZnJhbWUi4AEKC1NlcnZlckZyYW1lEigKB3dlbGNvbWUYASABKAsyFS5wcm9tcHJveHkudjEuV2VsY29tZUgAEioKBW9yZGVyGAIgASgLMhkucHJvbXByb3h5LnYxLlNjcmFwZU9yZGVySAASJgoGY3JlZGl0GAMgASgLMhQucHJvbXByb3h5LnYxLkNyZWRpdEgAEiYKBmNhbmNlbBgEIAEoCzIULnByb21wcm94eS52MS5DYW5jZWxIABIiCgRwaW5nGAUgASgLMhIucHJvbXByb3h5LnYxLlBpbmdIAEIHCgVmcmFtZSLZAQoFSGVsbG8SDAoEbmFtZRgBIAEoCRIvCgZsYWJlbHMYAiADKAsyHy5wcm9tcHJveHkudjEuSGVsbG8uTGFiZWxzRW50cnkSJQoHdGFyZ2V0cxgDIAMoCzIULnByb21wcm94eS52MS5UYXJnZXQSDwoHdmVyc2lvbhgEIAEoCRIQCghmZWF0dXJlcxgFIAMoCRIYChBoZWxkX3JlcGxpY2FfaWRzGAYgAygJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihQEKBlRhcmdldBIMCgRwb3J0GAEgASgNEgwKBHBhdGgYAiABKAkSMAoGbGFiZWxzGAMgAygLMiAucHJvbXByb3h5LnYxLlRhcmdldC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIs8BCgdXZWxjb21lEhIKCnNlc3Npb25faWQYASABKAkSJAoGbGltaXRzGAIgASgLMhQucHJvbXByb3h5LnYxLkxpbWl0cxI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOc2VydmVyX3ZlcnNpb24YBCABKAkSEAoIZmVhdHVyZXMYBSADKAkSEgoKcmVwbGljYV9pZBgGIAEoCRIVCg1yZXBsaWNhX2NvdW50GAcgASgNIlQKBkxpbWl0cxIXCg9tYXhfY2h1bmtfYnl0ZXMYASABKA0SGgoSbWF4X3Jlc3BvbnNlX2J5dGVzGAIgASgEEhUKDW1heF9pbl9mbGlnaHQYAyABKA0ixQEKC1NjcmFwZU9yZGVyEhEKCXNjcmFwZV9pZBgBIAEoBBIMCgRwb3J0GAIgASgNEgwKBHBhdGgYAyABKAkSDgoGc2NoZW1lGAQgASgJEiUKB2hlYWRlcnMYBSADKAsyFC5wcm9tcHJveHkudjEuSGVhZGVyEioKB3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMY3JlZGl0X2J5dGVzGAcgASgEEg4KBm1ldGhvZBgIIAEoCSIqCgZDcmVkaXQSEQoJc2NyYXBlX2lkGAEgASgEEg0KBWJ5dGVzGAIgASgEIisKBkNhbmNlbBIRCglzY3JhcGVfaWQYASABKAQSDgoGcmVhc29uGAIgASgJIhUKBFBpbmcSDQoFbm9uY2UYASABKAQiFQoEUG9uZxINCgVub25jZRgBIAEoBCIlCgZIZWFkZXISDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCSJWCgpSZXN1bHRIZWFkEhEKCXNjcmFwZV9pZBgBIAEoBBIOCgZzdGF0dXMYAiABKA0SJQoHaGVhZGVycxgDIAMoCzIULnByb21wcm94eS52MS5IZWFkZXIiLgoLUmVzdWx0Q2h1bmsSEQoJc2NyYXBlX2lkGAEgASgEEgwKBGRhdGEYAiABKAwiSAoJUmVzdWx0RW5kEhEKCXNjcmFwZV9pZBgBIAEoBBIoCgVlcnJvchgCIAEoCzIZLnByb21wcm94eS52MS5TY3JhcGVFcnJvciJPCgtTY3JhcGVFcnJvchIvCgZyZWFzb24YASABKA4yHy5wcm9tcHJveHkudjEuU2NyYXBlRXJyb3JSZWFzb24SDwoHbWVzc2FnZRgCIAEoCSqnAgoRU2NyYXBlRXJyb3JSZWFzb24SIwofU0NSQVBFX0VSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEiMKH1NDUkFQRV9FUlJPUl9SRUFTT05fVU5SRUFDSEFCTEUQARIfChtTQ1JBUEVfRVJST1JfUkVBU09OX1RJTUVPVVQQAhIhCh1TQ1JBUEVfRVJST1JfUkVBU09OX1RPT19MQVJHRRADEiEKHVNDUkFQRV9FUlJPUl9SRUFTT05fTk9UX0ZPVU5EEAQSHAoYU0NSQVBFX0VSUk9SX1JFQVNPTl9CVVNZEAUSIAocU0NSQVBFX0VSUk9SX1JFQVNPTl9JTlRFUk5BTBAGEiEKHVNDUkFQRV9FUlJPUl9SRUFTT05fQ0FOQ0VMTEVEEAcyUwoNU2NyYXBlU2VydmljZRJCCgZTY3JhcGUSGS5wcm9tcHJveHkudjEuQ2xpZW50RnJhbWUaGS5wcm9tcHJveHkudjEuU2VydmVyRnJhbWUoATABYgZwcm90bzM", [file_google_protobuf_duration]);
+  fileDesc("Chlwcm9tcHJveHkvdjEvc2NyYXBlLnByb3RvEgxwcm9tcHJveHkudjEijAIKC0NsaWVudEZyYW1lEiQKBWhlbGxvGAEgASgLMhMucHJvbXByb3h5LnYxLkhlbGxvSAASKAoEaGVhZBgCIAEoCzIYLnByb21wcm94eS52MS5SZXN1bHRIZWFkSAASKgoFY2h1bmsYAyABKAsyGS5wcm9tcHJveHkudjEuUmVzdWx0Q2h1bmtIABImCgNlbmQYBCABKAsyFy5wcm9tcHJveHkudjEuUmVzdWx0RW5kSAASIgoEcG9uZxgFIAEoCzISLnByb21wcm94eS52MS5Qb25nSAASLAoGcmVzdWx0GAYgASgLMhoucHJvbXByb3h5LnYxLlNjcmFwZVJlc3VsdEgAQgcKBWZyYW1lIuABCgtTZXJ2ZXJGcmFtZRIoCgd3ZWxjb21lGAEgASgLMhUucHJvbXByb3h5LnYxLldlbGNvbWVIABIqCgVvcmRlchgCIAEoCzIZLnByb21wcm94eS52MS5TY3JhcGVPcmRlckgAEiYKBmNyZWRpdBgDIAEoCzIULnByb21wcm94eS52MS5DcmVkaXRIABImCgZjYW5jZWwYBCABKAsyFC5wcm9tcHJveHkudjEuQ2FuY2VsSAASIgoEcGluZxgFIAEoCzISLnByb21wcm94eS52MS5QaW5nSABCBwoFZnJhbWUi2QEKBUhlbGxvEgwKBG5hbWUYASABKAkSLwoGbGFiZWxzGAIgAygLMh8ucHJvbXByb3h5LnYxLkhlbGxvLkxhYmVsc0VudHJ5EiUKB3RhcmdldHMYAyADKAsyFC5wcm9tcHJveHkudjEuVGFyZ2V0Eg8KB3ZlcnNpb24YBCABKAkSEAoIZmVhdHVyZXMYBSADKAkSGAoQaGVsZF9yZXBsaWNhX2lkcxgGIAMoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoUBCgZUYXJnZXQSDAoEcG9ydBgBIAEoDRIMCgRwYXRoGAIgASgJEjAKBmxhYmVscxgDIAMoCzIgLnByb21wcm94eS52MS5UYXJnZXQuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLPAQoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEiQKBmxpbWl0cxgCIAEoCzIULnByb21wcm94eS52MS5MaW1pdHMSNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnNlcnZlcl92ZXJzaW9uGAQgASgJEhAKCGZlYXR1cmVzGAUgAygJEhIKCnJlcGxpY2FfaWQYBiABKAkSFQoNcmVwbGljYV9jb3VudBgHIAEoDSJUCgZMaW1pdHMSFwoPbWF4X2NodW5rX2J5dGVzGAEgASgNEhoKEm1heF9yZXNwb25zZV9ieXRlcxgCIAEoBBIVCg1tYXhfaW5fZmxpZ2h0GAMgASgNIsUBCgtTY3JhcGVPcmRlchIRCglzY3JhcGVfaWQYASABKAQSDAoEcG9ydBgCIAEoDRIMCgRwYXRoGAMgASgJEg4KBnNjaGVtZRgEIAEoCRIlCgdoZWFkZXJzGAUgAygLMhQucHJvbXByb3h5LnYxLkhlYWRlchIqCgd0aW1lb3V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDGNyZWRpdF9ieXRlcxgHIAEoBBIOCgZtZXRob2QYCCABKAkiKgoGQ3JlZGl0EhEKCXNjcmFwZV9pZBgBIAEoBBINCgVieXRlcxgCIAEoBCIrCgZDYW5jZWwSEQoJc2NyYXBlX2lkGAEgASgEEg4KBnJlYXNvbhgCIAEoCSIVCgRQaW5nEg0KBW5vbmNlGAEgASgEIhUKBFBvbmcSDQoFbm9uY2UYASABKAQiJQoGSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkiVgoKUmVzdWx0SGVhZBIRCglzY3JhcGVfaWQYASABKAQSDgoGc3RhdHVzGAIgASgNEiUKB2hlYWRlcnMYAyADKAsyFC5wcm9tcHJveHkudjEuSGVhZGVyIi4KC1Jlc3VsdENodW5rEhEKCXNjcmFwZV9pZBgBIAEoBBIMCgRkYXRhGAIgASgMIkgKCVJlc3VsdEVuZBIRCglzY3JhcGVfaWQYASABKAQSKAoFZXJyb3IYAiABKAsyGS5wcm9tcHJveHkudjEuU2NyYXBlRXJyb3IikAEKDFNjcmFwZVJlc3VsdBIRCglzY3JhcGVfaWQYASABKAQSDgoGc3RhdHVzGAIgASgNEiUKB2hlYWRlcnMYAyADKAsyFC5wcm9tcHJveHkudjEuSGVhZGVyEgwKBGRhdGEYBCABKAwSKAoFZXJyb3IYBSABKAsyGS5wcm9tcHJveHkudjEuU2NyYXBlRXJyb3IiTwoLU2NyYXBlRXJyb3ISLwoGcmVhc29uGAEgASgOMh8ucHJvbXByb3h5LnYxLlNjcmFwZUVycm9yUmVhc29uEg8KB21lc3NhZ2UYAiABKAkqpwIKEVNjcmFwZUVycm9yUmVhc29uEiMKH1NDUkFQRV9FUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIjCh9TQ1JBUEVfRVJST1JfUkVBU09OX1VOUkVBQ0hBQkxFEAESHwobU0NSQVBFX0VSUk9SX1JFQVNPTl9USU1FT1VUEAISIQodU0NSQVBFX0VSUk9SX1JFQVNPTl9UT09fTEFSR0UQAxIhCh1TQ1JBUEVfRVJST1JfUkVBU09OX05PVF9GT1VORBAEEhwKGFNDUkFQRV9FUlJPUl9SRUFTT05fQlVTWRAFEiAKHFNDUkFQRV9FUlJPUl9SRUFTT05fSU5URVJOQUwQBhIhCh1TQ1JBUEVfRVJST1JfUkVBU09OX0NBTkNFTExFRBAHMlMKDVNjcmFwZVNlcnZpY2USQgoGU2NyYXBlEhkucHJvbXByb3h5LnYxLkNsaWVudEZyYW1lGhkucHJvbXByb3h5LnYxLlNlcnZlckZyYW1lKAEwAWIGcHJvdG8z", [file_google_protobuf_duration]);
 
 /**
  * ClientFrame is one message from the client to the server.
@@ -83,6 +83,16 @@ export type ClientFrame = Message<"promproxy.v1.ClientFrame"> & {
      */
     value: Pong;
     case: "pong";
+  } | {
+    /**
+     * A whole result in one frame (head, data and end), instead of a head, a
+     * chunk and an end. Sent only on a stream whose Welcome.features names
+     * "single-result", and only for a body that fits in one chunk.
+     *
+     * @generated from field: promproxy.v1.ScrapeResult result = 6;
+     */
+    value: ScrapeResult;
+    case: "result";
   } | { case: undefined; value?: undefined };
 };
 
@@ -654,6 +664,53 @@ export const ResultEndSchema: GenMessage<ResultEnd> = /*@__PURE__*/
   messageDesc(file_promproxy_v1_scrape, 14);
 
 /**
+ * ScrapeResult is a whole result in one frame, with the feature
+ * "single-result": the same as a ResultHead {scrape_id, status, headers}, a
+ * ResultChunk {scrape_id, data} and a ResultEnd {scrape_id, error}, in that
+ * order. The rules of those frames hold: data is at most
+ * Limits.max_chunk_bytes and never more than the credit the order granted;
+ * it is the only frame for its scrape id (no head, chunk or end before or
+ * after it).
+ *
+ * @generated from message promproxy.v1.ScrapeResult
+ */
+export type ScrapeResult = Message<"promproxy.v1.ScrapeResult"> & {
+  /**
+   * @generated from field: uint64 scrape_id = 1;
+   */
+  scrapeId: bigint;
+
+  /**
+   * @generated from field: uint32 status = 2;
+   */
+  status: number;
+
+  /**
+   * @generated from field: repeated promproxy.v1.Header headers = 3;
+   */
+  headers: Header[];
+
+  /**
+   * @generated from field: bytes data = 4;
+   */
+  data: Uint8Array;
+
+  /**
+   * Set when the scrape failed after the head, as in ResultEnd.error.
+   *
+   * @generated from field: promproxy.v1.ScrapeError error = 5;
+   */
+  error?: ScrapeError | undefined;
+};
+
+/**
+ * Describes the message promproxy.v1.ScrapeResult.
+ * Use `create(ScrapeResultSchema)` to create a new message.
+ */
+export const ScrapeResultSchema: GenMessage<ScrapeResult> = /*@__PURE__*/
+  messageDesc(file_promproxy_v1_scrape, 15);
+
+/**
  * ScrapeError says why a scrape failed.
  *
  * @generated from message promproxy.v1.ScrapeError
@@ -677,7 +734,7 @@ export type ScrapeError = Message<"promproxy.v1.ScrapeError"> & {
  * Use `create(ScrapeErrorSchema)` to create a new message.
  */
 export const ScrapeErrorSchema: GenMessage<ScrapeError> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 15);
+  messageDesc(file_promproxy_v1_scrape, 16);
 
 /**
  * ScrapeErrorReason classifies a failed scrape.

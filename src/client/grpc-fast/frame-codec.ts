@@ -11,6 +11,9 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ClientFrameSchema, ServerFrameSchema, type ServerFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
 import type { ClientFrameInit } from "../out-queue.ts";
+import { headFrame, headTag, resultTag, varintBig, type HeadInit } from "./head-encoder.ts";
+
+const empty = new Uint8Array(0);
 
 /** Bytes of the gRPC prefix: a flag byte and a big-endian uint32 length. */
 export const prefixBytes = 5;
@@ -22,15 +25,6 @@ function varint(out: number[], v: number): void {
     v = Math.floor(v / 0x80);
   }
   out.push(v);
-}
-
-function varintBig(out: number[], v: bigint): void {
-  if (v < 0n || v >= 1n << 64n) v = BigInt.asUintN(64, v);
-  while (v >= 0x80n) {
-    out.push(Number(v & 0x7fn) | 0x80);
-    v >>= 7n;
-  }
-  out.push(Number(v));
 }
 
 /**
@@ -80,81 +74,6 @@ function idOnlyFrame(tag: number, id: bigint): Buffer {
   return out;
 }
 
-function varintBytes(v: number): number {
-  let n = 1;
-  while (v >= 0x80) {
-    v = Math.floor(v / 0x80);
-    n++;
-  }
-  return n;
-}
-
-/** Writes varint `v` (< 2^53) at `at`; returns the offset after it. */
-function writeVarint(buf: Buffer, at: number, v: number): number {
-  while (v >= 0x80) {
-    buf[at++] = (v % 0x80) | 0x80;
-    v = Math.floor(v / 0x80);
-  }
-  buf[at++] = v;
-  return at;
-}
-
-type HeadInit = { scrapeId?: bigint; status?: number; headers?: { name?: string; value?: string }[] };
-
-/**
- * `ClientFrame{head: ResultHead{scrape_id, status, headers}}` as protobuf-es
- * writes it (fields in order, zero values and empty strings omitted), for the
- * head every scrape sends; undefined for anything it does not cover.
- */
-function headFrame(v: HeadInit): Buffer | undefined {
-  const status = v.status ?? 0;
-  if (!Number.isInteger(status) || status < 0 || status > 0xffffffff) return undefined;
-  const id: number[] = [];
-  if ((v.scrapeId ?? 0n) !== 0n) varintBig(id, v.scrapeId ?? 0n);
-  const headers = v.headers ?? [];
-  const sizes: number[] = []; // per header: name bytes, value bytes, message bytes
-  let inner = (id.length > 0 ? 1 + id.length : 0) + (status !== 0 ? 1 + varintBytes(status) : 0);
-  for (const h of headers) {
-    if (typeof (h.name ?? "") !== "string" || typeof (h.value ?? "") !== "string" || "$typeName" in h) return undefined;
-    const n = Buffer.byteLength(h.name ?? "");
-    const val = Buffer.byteLength(h.value ?? "");
-    const msg = (n > 0 ? 1 + varintBytes(n) + n : 0) + (val > 0 ? 1 + varintBytes(val) + val : 0);
-    sizes.push(n, val, msg);
-    inner += 1 + varintBytes(msg) + msg;
-  }
-  const message = 1 + varintBytes(inner) + inner;
-  const out = Buffer.allocUnsafe(prefixBytes + message);
-  out[0] = 0;
-  out.writeUInt32BE(message, 1);
-  out[5] = 0x12; // ClientFrame field 2 (head)
-  let at = writeVarint(out, 6, inner);
-  if (id.length > 0) {
-    out[at++] = 0x08;
-    out.set(id, at);
-    at += id.length;
-  }
-  if (status !== 0) {
-    out[at++] = 0x10;
-    at = writeVarint(out, at, status);
-  }
-  headers.forEach((h, i) => {
-    const [n, val, msg] = [sizes[3 * i] as number, sizes[3 * i + 1] as number, sizes[3 * i + 2] as number];
-    out[at++] = 0x1a;
-    at = writeVarint(out, at, msg);
-    if (n > 0) {
-      out[at++] = 0x0a;
-      at = writeVarint(out, at, n);
-      at += out.write(h.name ?? "", at, "utf8");
-    }
-    if (val > 0) {
-      out[at++] = 0x12;
-      at = writeVarint(out, at, val);
-      at += out.write(h.value ?? "", at, "utf8");
-    }
-  });
-  return out;
-}
-
 /** One gRPC message of any client frame, as protobuf-es encodes it. */
 export function encodeFrame(frame: ClientFrameInit): Buffer {
   const body = toBinary(ClientFrameSchema, create(ClientFrameSchema, frame));
@@ -180,8 +99,13 @@ export function frameBuffers(frame: ClientFrameInit): Uint8Array[] {
   if (f?.case === "end" && f.value.error === undefined) return [idOnlyFrame(0x22, f.value.scrapeId ?? 0n)]; // field 4
   if (f?.case === "pong") return [idOnlyFrame(0x2a, f.value.nonce ?? 0n)]; // field 5
   if (f?.case === "head" && !("$typeName" in f.value)) {
-    const head = headFrame(f.value as HeadInit);
+    const head = headFrame(f.value as HeadInit, headTag);
     if (head) return [head];
+  }
+  if (f?.case === "result" && !("$typeName" in f.value) && f.value.error === undefined && (f.value.data ?? empty) instanceof Uint8Array) {
+    const data = f.value.data ?? empty;
+    const header = headFrame(f.value as HeadInit, resultTag, data.byteLength);
+    if (header) return data.byteLength > 0 ? [header, data] : [header];
   }
   return [encodeFrame(frame)];
 }

@@ -13,6 +13,7 @@ import { notFound, unknownFrames } from "./evolution.ts";
 import { leave, leaveUnanswered } from "./leaving.ts";
 import { idleSurvival, pingPong, reconnectAfterEnd, reconnectAfterRestart } from "./liveness.ts";
 import { backoff, fatalInvalidArgument, fatalPermissionDenied, fatalUnauthenticated, resetAfterWelcome } from "./retries.ts";
+import { singleResult } from "./single-result.ts";
 import { silence, unknownBeforeWelcome, welcomeTimeout } from "./watchdogs.ts";
 
 export const allScenarios: readonly Scenario[] = [
@@ -36,6 +37,7 @@ export const allScenarios: readonly Scenario[] = [
   unknownFrames,
   unknownBeforeWelcome,
   headOrder,
+  singleResult,
   fatalUnauthenticated,
   fatalPermissionDenied,
   fatalInvalidArgument,

@@ -3,14 +3,19 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ClientFrameSchema, ServerFrameSchema, type ClientFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
 import type { ServerFrameInit } from "../session.ts";
+import { decodeClientFrameFast } from "./client-frame-decoder.ts";
 import { createFrameReader } from "./frame-reader.ts";
 import { writePrefix } from "./frame-writer.ts";
+import { encodeServerFrameFast } from "./server-frame-encoder.ts";
 
 /**
- * Decodes one client message. protobuf-es reads `bytes` fields as views of
- * the input: a chunk's body stays in the buffer it arrived in.
+ * Decodes one client message: the frames of a result and pongs by hand,
+ * the rest (a hello, anything unusual) with protobuf-es. Both read `bytes`
+ * fields as views of the input: a chunk's body stays in the buffer it arrived in.
  */
 export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
+  const fast = decodeClientFrameFast(bytes);
+  if (fast) return fast;
   try {
     return fromBinary(ClientFrameSchema, bytes);
   } catch (e) {
@@ -18,8 +23,17 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
   }
 }
 
-/** Encodes one server message with its gRPC prefix, as pieces for a corked write (joined once per batch). */
+/**
+ * Encodes one server message with its gRPC prefix, as pieces for a corked
+ * write (joined once per batch): orders, credit, cancels and pings by hand,
+ * the rest (the welcome) with protobuf-es.
+ */
 export function encodeServerFrame(frame: ServerFrameInit, into: Uint8Array[]): void {
+  const fast = encodeServerFrameFast(frame);
+  if (fast) {
+    into.push(fast);
+    return;
+  }
   const body = toBinary(ServerFrameSchema, create(ServerFrameSchema, frame));
   const prefix = Buffer.allocUnsafe(5);
   writePrefix(prefix, 0, body.byteLength);

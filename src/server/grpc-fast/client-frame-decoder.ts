@@ -1,0 +1,208 @@
+/**
+ * Hand-written protobuf reading of the client frames every scrape sends (a
+ * head, chunk, end or result; a pong), giving messages equal to protobuf-es's
+ * `fromBinary` (the same fields and values, unset messages left out, bytes
+ * as views of the input, no copy; plain objects, not its prototypes). Anything
+ * it does not cover (a hello, unknown or repeated fields, a wrong wire type,
+ * invalid UTF-8, a malformed or truncated message) is left to protobuf-es:
+ * `undefined`, so that its rules and its errors stay the only ones. Fuzzed
+ * against protobuf-es in test/client-frame-decoder.test.ts.
+ *
+ * @internal
+ */
+import { isUtf8 } from "node:buffer";
+import type { ClientFrame, Header, ScrapeError, ScrapeErrorReason } from "../../../gen/promproxy/v1/scrape_pb.ts";
+
+/** Gives up on a message: protobuf-es reads it instead. */
+class NotCovered extends Error {}
+const notCovered = new NotCovered();
+
+/** A cursor over one message's bytes. */
+class Reader {
+  readonly buf: Uint8Array;
+  readonly end: number;
+  pos: number;
+  constructor(buf: Uint8Array, start: number, end: number) {
+    this.buf = buf;
+    this.pos = start;
+    this.end = end;
+  }
+  /** A varint of at most 32 bits, as protobuf-es's uint32() reads a tag or a length (at most 5 bytes here). */
+  u32(): number {
+    let v = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      if (this.pos >= this.end) throw notCovered;
+      const b = this.buf[this.pos++] as number;
+      v += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) {
+        if (v > 0xffffffff) throw notCovered;
+        return v;
+      }
+    }
+    throw notCovered;
+  }
+  /** A uint64 varint (at most 10 bytes, nothing beyond 64 bits). */
+  u64(): bigint {
+    let lo = 0;
+    let shift = 0;
+    const start = this.pos;
+    for (; shift < 49; shift += 7) {
+      if (this.pos >= this.end) throw notCovered;
+      const b = this.buf[this.pos++] as number;
+      lo += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return BigInt(lo);
+    }
+    this.pos = start;
+    let v = 0n;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw notCovered;
+      const b = this.buf[this.pos++] as number;
+      if (i === 9 && b > 1) throw notCovered;
+      v |= BigInt(b & 0x7f) << BigInt(7 * i);
+      if (b < 0x80) return v;
+    }
+    throw notCovered;
+  }
+  /** The bounds of a length-delimited field's content. */
+  span(): [number, number] {
+    const n = this.u32();
+    const start = this.pos;
+    if (n > this.end - start) throw notCovered;
+    this.pos = start + n;
+    return [start, start + n];
+  }
+  str(): string {
+    const [s, e] = this.span();
+    if (s === e) return "";
+    const view = this.buf.subarray(s, e);
+    if (!isUtf8(view)) throw notCovered;
+    return Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString("utf8");
+  }
+  bytes(): Uint8Array {
+    const [s, e] = this.span();
+    return this.buf.subarray(s, e);
+  }
+  /** The next tag as [field, wire type]. */
+  tag(): [number, number] {
+    const t = this.u32();
+    return [t >>> 3, t & 7];
+  }
+}
+
+const VARINT = 0;
+const LEN = 2;
+
+function header(r: Reader): Header {
+  const [s, e] = r.span();
+  const h = new Reader(r.buf, s, e);
+  const out: Header = { $typeName: "promproxy.v1.Header", name: "", value: "" };
+  while (h.pos < h.end) {
+    const [f, w] = h.tag();
+    if (w !== LEN || (f !== 1 && f !== 2)) throw notCovered;
+    if (f === 1) out.name = h.str();
+    else out.value = h.str();
+  }
+  return out;
+}
+
+function scrapeError(r: Reader): ScrapeError {
+  const [s, e] = r.span();
+  const m = new Reader(r.buf, s, e);
+  const out: ScrapeError = { $typeName: "promproxy.v1.ScrapeError", reason: 0, message: "" };
+  while (m.pos < m.end) {
+    const [f, w] = m.tag();
+    if (f === 1 && w === VARINT) {
+      const v = m.u32();
+      if (v > 0x7fffffff) throw notCovered; // a negative int32 takes 10 bytes: protobuf-es's business
+      out.reason = v as ScrapeErrorReason;
+    } else if (f === 2 && w === LEN) out.message = m.str();
+    else throw notCovered;
+  }
+  return out;
+}
+
+type Fields = { scrapeId: bigint; status: number; headers: Header[]; data: Uint8Array; error?: ScrapeError };
+
+/** Which message's field numbers these are: ResultChunk and ResultEnd number theirs differently. */
+type Kind = "head" | "chunk" | "end" | "pong" | "result";
+
+/** Field number -> wire type, per message. */
+const layout: Record<Kind, readonly number[]> = {
+  head: [-1, VARINT, VARINT, LEN],
+  chunk: [-1, VARINT, LEN],
+  end: [-1, VARINT, LEN],
+  pong: [-1, VARINT],
+  result: [-1, VARINT, VARINT, LEN, LEN, LEN],
+};
+
+/** Reads one inner message of `kind` (a pong's nonce comes back as `scrapeId`). */
+function fields(r: Reader, kind: Kind): Fields {
+  const [s, e] = r.span();
+  const m = new Reader(r.buf, s, e);
+  const allowed = layout[kind];
+  const out: Fields = { scrapeId: 0n, status: 0, headers: [], data: new Uint8Array(0) };
+  let errors = 0;
+  while (m.pos < m.end) {
+    const [f, w] = m.tag();
+    if (allowed[f] !== w) throw notCovered;
+    if (f === 1) out.scrapeId = m.u64();
+    else if (f === 2 && kind === "chunk") out.data = m.bytes();
+    else if (f === 2 && kind !== "end") out.status = m.u32();
+    else if (f === 3) out.headers.push(header(m));
+    else if (f === 4) out.data = m.bytes();
+    else {
+      // The error (ResultEnd field 2, ScrapeResult field 5). A message field twice is merged: protobuf-es's business.
+      if (errors++ > 0) throw notCovered;
+      out.error = scrapeError(m);
+    }
+  }
+  return out;
+}
+
+/** The client frame in `bytes`, or undefined for one left to protobuf-es. */
+export function decodeClientFrameFast(bytes: Uint8Array): ClientFrame | undefined {
+  try {
+    const r = new Reader(bytes, 0, bytes.byteLength);
+    if (r.pos === r.end) return { $typeName: "promproxy.v1.ClientFrame", frame: { case: undefined } };
+    const [f, w] = r.tag();
+    if (w !== LEN) return undefined;
+    let frame: ClientFrame["frame"];
+    switch (f) {
+      case 2: {
+        const v = fields(r, "head");
+        frame = { case: "head", value: { $typeName: "promproxy.v1.ResultHead", scrapeId: v.scrapeId, status: v.status, headers: v.headers } };
+        break;
+      }
+      case 3: {
+        const v = fields(r, "chunk");
+        frame = { case: "chunk", value: { $typeName: "promproxy.v1.ResultChunk", scrapeId: v.scrapeId, data: v.data } };
+        break;
+      }
+      case 4: {
+        const v = fields(r, "end");
+        frame = { case: "end", value: { $typeName: "promproxy.v1.ResultEnd", scrapeId: v.scrapeId } };
+        if (v.error) frame.value.error = v.error;
+        break;
+      }
+      case 5: {
+        const v = fields(r, "pong");
+        frame = { case: "pong", value: { $typeName: "promproxy.v1.Pong", nonce: v.scrapeId } };
+        break;
+      }
+      case 6: {
+        const v = fields(r, "result");
+        frame = { case: "result", value: { $typeName: "promproxy.v1.ScrapeResult", scrapeId: v.scrapeId, status: v.status, headers: v.headers, data: v.data } };
+        if (v.error) frame.value.error = v.error;
+        break;
+      }
+      default:
+        return undefined;
+    }
+    // One frame per message: anything after it (a second oneof member, an unknown field) is protobuf-es's business.
+    if (r.pos !== r.end) return undefined;
+    return { $typeName: "promproxy.v1.ClientFrame", frame };
+  } catch (e) {
+    if (e === notCovered) return undefined;
+    throw e;
+  }
+}

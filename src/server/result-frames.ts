@@ -1,0 +1,218 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ScrapeErrorReason, type ClientFrame, type Header, type ScrapeError } from "../../gen/promproxy/v1/scrape_pb.ts";
+import { oneLine } from "../shared/one-line.ts";
+import { checkHead, type CheckedHead } from "./result-head.ts";
+import type { ScrapeFailure, ScrapeOutcome, ScrapeSink } from "./scrape-types.ts";
+
+/** One scrape in flight on a session. @internal */
+export interface Active {
+  sink: ScrapeSink;
+  head?: CheckedHead;
+  /** Bytes the client may still send. */
+  allowance: number;
+  /** Body bytes received. */
+  received: number;
+  /** A HEAD order: the result has a head and no body; its Content-Length describes what a GET would send. */
+  headOnly: boolean;
+}
+
+/** What the result frames of one session need. @internal */
+export interface ResultFramesOptions {
+  /** The client's name, for messages. */
+  name: string;
+  maxChunkBytes: number;
+  maxResponseBytes: number;
+  /** Whether the stream negotiated the feature "single-result" (a `result` frame is allowed). */
+  singleResult: boolean;
+  /** The scrapes in flight, by id (the session adds them). */
+  active: Map<bigint, Active>;
+  /** The id the next order will get: ids below it were ordered. */
+  nextId(): bigint;
+  /** Tells the client to stop a scrape. */
+  cancel(id: bigint, reason: string): void;
+}
+
+/** How one session takes its client's result frames. @internal */
+export interface ResultFrames {
+  /** Handles a head, chunk, end or result frame; false for any other kind. Throws a ConnectError on a protocol violation. */
+  receive(f: ClientFrame["frame"]): boolean;
+  /** Ends a scrape and tells its sink. */
+  finish(id: bigint, a: Active, failure?: ScrapeFailure): void;
+  /** Remembers a scrape the server gave up on, to accept its late frames within the credit it had left. */
+  forget(id: bigint, allowance: number): void;
+  /** Forgets every scrape given up on. */
+  clear(): void;
+}
+
+const outcomeOfReason: Record<number, ScrapeOutcome> = {
+  [ScrapeErrorReason.UNREACHABLE]: "target_unreachable",
+  [ScrapeErrorReason.TIMEOUT]: "timeout",
+  [ScrapeErrorReason.TOO_LARGE]: "too_large",
+  [ScrapeErrorReason.NOT_FOUND]: "not_found",
+  [ScrapeErrorReason.BUSY]: "busy",
+  [ScrapeErrorReason.INTERNAL]: "client_error",
+  [ScrapeErrorReason.CANCELLED]: "cancelled",
+};
+
+/** Forgotten cancelled scrapes kept to accept their late frames. */
+const maxCancelledKept = 128;
+
+function violation(message: string, code = Code.InvalidArgument): ConnectError {
+  return new ConnectError(message, code);
+}
+
+/**
+ * The rules of a result on one stream: a head (status and headers checked),
+ * chunks within the credit, the chunk limit, the response limit and the
+ * declared Content-Length, then an end; or all three in one `result` frame on
+ * a stream that negotiated "single-result". A result that breaks a rule fails
+ * its scrape (and the client is told to stop it); a frame out of order ends
+ * the stream.
+ *
+ * @internal
+ */
+export function createResultFrames(o: ResultFramesOptions): ResultFrames {
+  return new Results(o);
+}
+
+/**
+ * A class, not closures: one per connected client, its methods shared (an
+ * idle session holds only its fields; the map of given-up scrapes comes with
+ * the first one).
+ */
+class Results implements ResultFrames {
+  readonly o: ResultFramesOptions;
+  cancelled: Map<bigint, number> | undefined;
+  constructor(o: ResultFramesOptions) {
+    this.o = o;
+  }
+
+  finish(id: bigint, a: Active, failure?: ScrapeFailure) {
+    this.o.active.delete(id);
+    a.sink.onEnd(failure);
+  }
+  forget(id: bigint, allowance: number) {
+    const cancelled = (this.cancelled ??= new Map());
+    cancelled.set(id, allowance);
+    if (cancelled.size > maxCancelledKept) cancelled.delete(cancelled.keys().next().value as bigint);
+  }
+  clear() {
+    this.cancelled = undefined;
+  }
+  /** Fails one scrape for what its client sent, and tells the client to stop it; the stream stays up. */
+  reject(id: bigint, a: Active, outcome: ScrapeOutcome, message: string): false {
+    this.o.active.delete(id);
+    this.forget(id, a.allowance);
+    this.o.cancel(id, outcome === "too_large" ? `response too large: ${message}` : `the result was refused: ${message}`);
+    a.sink.onEnd({ outcome, message });
+    return false;
+  }
+  sent(what: string) {
+    return `client "${this.o.name}" sent ${what}`;
+  }
+  tooLarge(extra = "") {
+    return `scrape of "${this.o.name}" exceeds the maximum response size of ${this.o.maxResponseBytes} bytes${extra}`;
+  }
+
+  /** Frames for scrapes the server gave up on still arrive for a while; accept them within their credit. */
+  late(id: bigint, kind: string, bytes: number) {
+    if (id <= 0n || id >= this.o.nextId()) throw violation(`${kind} for scrape ${id}, which was never ordered`);
+    const left = this.cancelled?.get(id);
+    if (left === undefined) {
+      if (kind === "end") return; // an end for a scrape we forgot: harmless
+      throw violation(`${kind} for scrape ${id}, which has ended`);
+    }
+    if (bytes > left) throw violation(`scrape ${id}: ${kind} beyond the granted credit`, Code.ResourceExhausted);
+    if (kind === "end" || kind === "result") this.cancelled?.delete(id);
+    else this.cancelled?.set(id, left - bytes);
+  }
+
+  checkChunkSize(id: bigint, n: number) {
+    const max = this.o.maxChunkBytes;
+    if (n > max) throw violation(`scrape ${id}: chunk of ${n} bytes exceeds the maximum of ${max}`, Code.ResourceExhausted);
+  }
+
+  /** Takes a head; false when it failed the scrape. */
+  head(id: bigint, a: Active, status: number, headers: Header[]): boolean {
+    const h = checkHead(status, headers);
+    if ("error" in h) return this.reject(id, a, "bad_result", this.sent(h.error));
+    if ((h.contentLength ?? 0) > this.o.maxResponseBytes) return this.reject(id, a, "too_large", this.tooLarge(` (content-length ${h.contentLength})`));
+    a.head = h;
+    a.sink.onHead(h);
+    return true;
+  }
+
+  /** Takes body bytes after the head; false when they failed the scrape. */
+  data(id: bigint, a: Active, bytes: Uint8Array, kind: string): boolean {
+    const n = bytes.byteLength;
+    if (n > a.allowance) throw violation(`scrape ${id}: ${kind} beyond the granted credit`, Code.ResourceExhausted);
+    a.allowance -= n;
+    a.received += n;
+    if (a.headOnly && (n > 0 || kind === "chunk")) return this.reject(id, a, "bad_result", this.sent("a body for a HEAD request"));
+    if (n === 0) return true;
+    if (a.received > this.o.maxResponseBytes) return this.reject(id, a, "too_large", this.tooLarge());
+    const declared = a.head?.contentLength;
+    if (declared !== undefined && a.received > declared) {
+      return this.reject(id, a, "bad_result", this.sent(`more body bytes than its content-length of ${declared}`));
+    }
+    a.sink.onChunk(bytes);
+    return true;
+  }
+
+  end(id: bigint, a: Active, err: ScrapeError | undefined) {
+    if (!err) {
+      if (!a.head) throw violation(`scrape ${id}: end without head or error`);
+      const declared = a.head.contentLength;
+      if (declared !== undefined && a.received !== declared && !a.headOnly) {
+        return this.finish(id, a, { outcome: "bad_result", message: this.sent(`${a.received} body bytes, but its content-length said ${declared}`) });
+      }
+      return this.finish(id, a);
+    }
+    const message = oneLine(err.message) || "the scrape failed";
+    this.finish(id, a, { outcome: outcomeOfReason[err.reason] ?? "client_error", message: `client "${this.o.name}": ${message}` });
+  }
+
+  receive(f: ClientFrame["frame"]): boolean {
+    const active = this.o.active;
+    switch (f.case) {
+      case "chunk": {
+        const id = f.value.scrapeId;
+        const n = f.value.data.byteLength;
+        this.checkChunkSize(id, n);
+        const a = active.get(id);
+        if (!a) this.late(id, "chunk", n);
+        else if (!a.head) throw violation(`scrape ${id}: chunk before head`);
+        else this.data(id, a, f.value.data, "chunk");
+        return true;
+      }
+      case "head": {
+        const id = f.value.scrapeId;
+        const a = active.get(id);
+        if (!a) this.late(id, "head", 0);
+        else if (a.head) throw violation(`scrape ${id}: second head`);
+        else this.head(id, a, f.value.status, f.value.headers);
+        return true;
+      }
+      case "end": {
+        const id = f.value.scrapeId;
+        const a = active.get(id);
+        if (!a) this.late(id, "end", 0);
+        else this.end(id, a, f.value.error);
+        return true;
+      }
+      case "result": {
+        const r = f.value;
+        const id = r.scrapeId;
+        if (!this.o.singleResult) throw violation(`scrape ${id}: a result frame, but the stream did not negotiate the feature "single-result"`);
+        this.checkChunkSize(id, r.data.byteLength);
+        const a = active.get(id);
+        if (!a) this.late(id, "result", r.data.byteLength);
+        else if (a.head) throw violation(`scrape ${id}: a result after its head`);
+        else if (this.head(id, a, r.status, r.headers) && this.data(id, a, r.data, "result")) this.end(id, a, r.error);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+}
