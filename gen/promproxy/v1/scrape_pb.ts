@@ -30,7 +30,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file promproxy/v1/scrape.proto.
  */
 export const file_promproxy_v1_scrape: GenFile = /*@__PURE__*/
-  fileDesc("Chlwcm9tcHJveHkvdjEvc2NyYXBlLnByb3RvEgxwcm9tcHJveHkudjEi3gEKC0NsaWVudEZyYW1lEiQKBWhlbGxvGAEgASgLMhMucHJvbXByb3h5LnYxLkhlbGxvSAASKAoEaGVhZBgCIAEoCzIYLnByb21wcm94eS52MS5SZXN1bHRIZWFkSAASKgoFY2h1bmsYAyABKAsyGS5wcm9tcHJveHkudjEuUmVzdWx0Q2h1bmtIABImCgNlbmQYBCABKAsyFy5wcm9tcHJveHkudjEuUmVzdWx0RW5kSAASIgoEcG9uZxgFIAEoCzISLnByb21wcm94eS52MS5Qb25nSABCBwoFZnJhbWUi4AEKC1NlcnZlckZyYW1lEigKB3dlbGNvbWUYASABKAsyFS5wcm9tcHJveHkudjEuV2VsY29tZUgAEioKBW9yZGVyGAIgASgLMhkucHJvbXByb3h5LnYxLlNjcmFwZU9yZGVySAASJgoGY3JlZGl0GAMgASgLMhQucHJvbXByb3h5LnYxLkNyZWRpdEgAEiYKBmNhbmNlbBgEIAEoCzIULnByb21wcm94eS52MS5DYW5jZWxIABIiCgRwaW5nGAUgASgLMhIucHJvbXByb3h5LnYxLlBpbmdIAEIHCgVmcmFtZSLZAQoFSGVsbG8SDAoEbmFtZRgBIAEoCRIvCgZsYWJlbHMYAiADKAsyHy5wcm9tcHJveHkudjEuSGVsbG8uTGFiZWxzRW50cnkSJQoHdGFyZ2V0cxgDIAMoCzIULnByb21wcm94eS52MS5UYXJnZXQSDwoHdmVyc2lvbhgEIAEoCRIQCghmZWF0dXJlcxgFIAMoCRIYChBoZWxkX3JlcGxpY2FfaWRzGAYgAygJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihQEKBlRhcmdldBIMCgRwb3J0GAEgASgNEgwKBHBhdGgYAiABKAkSMAoGbGFiZWxzGAMgAygLMiAucHJvbXByb3h5LnYxLlRhcmdldC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIs8BCgdXZWxjb21lEhIKCnNlc3Npb25faWQYASABKAkSJAoGbGltaXRzGAIgASgLMhQucHJvbXByb3h5LnYxLkxpbWl0cxI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOc2VydmVyX3ZlcnNpb24YBCABKAkSEAoIZmVhdHVyZXMYBSADKAkSEgoKcmVwbGljYV9pZBgGIAEoCRIVCg1yZXBsaWNhX2NvdW50GAcgASgNIlQKBkxpbWl0cxIXCg9tYXhfY2h1bmtfYnl0ZXMYASABKA0SGgoSbWF4X3Jlc3BvbnNlX2J5dGVzGAIgASgEEhUKDW1heF9pbl9mbGlnaHQYAyABKA0ixQEKC1NjcmFwZU9yZGVyEhEKCXNjcmFwZV9pZBgBIAEoBBIMCgRwb3J0GAIgASgNEgwKBHBhdGgYAyABKAkSDgoGc2NoZW1lGAQgASgJEiUKB2hlYWRlcnMYBSADKAsyFC5wcm9tcHJveHkudjEuSGVhZGVyEioKB3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMY3JlZGl0X2J5dGVzGAcgASgEEg4KBm1ldGhvZBgIIAEoCSIqCgZDcmVkaXQSEQoJc2NyYXBlX2lkGAEgASgEEg0KBWJ5dGVzGAIgASgEIisKBkNhbmNlbBIRCglzY3JhcGVfaWQYASABKAQSDgoGcmVhc29uGAIgASgJIhUKBFBpbmcSDQoFbm9uY2UYASABKAQiFQoEUG9uZxINCgVub25jZRgBIAEoBCIlCgZIZWFkZXISDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCSJWCgpSZXN1bHRIZWFkEhEKCXNjcmFwZV9pZBgBIAEoBBIOCgZzdGF0dXMYAiABKA0SJQoHaGVhZGVycxgDIAMoCzIULnByb21wcm94eS52MS5IZWFkZXIiLgoLUmVzdWx0Q2h1bmsSEQoJc2NyYXBlX2lkGAEgASgEEgwKBGRhdGEYAiABKAwiSAoJUmVzdWx0RW5kEhEKCXNjcmFwZV9pZBgBIAEoBBIoCgVlcnJvchgCIAEoCzIZLnByb21wcm94eS52MS5TY3JhcGVFcnJvciJPCgtTY3JhcGVFcnJvchIvCgZyZWFzb24YASABKA4yHy5wcm9tcHJveHkudjEuU2NyYXBlRXJyb3JSZWFzb24SDwoHbWVzc2FnZRgCIAEoCSqnAgoRU2NyYXBlRXJyb3JSZWFzb24SIwofU0NSQVBFX0VSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEiMKH1NDUkFQRV9FUlJPUl9SRUFTT05fVU5SRUFDSEFCTEUQARIfChtTQ1JBUEVfRVJST1JfUkVBU09OX1RJTUVPVVQQAhIhCh1TQ1JBUEVfRVJST1JfUkVBU09OX1RPT19MQVJHRRADEiEKHVNDUkFQRV9FUlJPUl9SRUFTT05fTk9UX0ZPVU5EEAQSHAoYU0NSQVBFX0VSUk9SX1JFQVNPTl9CVVNZEAUSIAocU0NSQVBFX0VSUk9SX1JFQVNPTl9JTlRFUk5BTBAGEiEKHVNDUkFQRV9FUlJPUl9SRUFTT05fQ0FOQ0VMTEVEEAcyUwoNU2NyYXBlU2VydmljZRJCCgZTY3JhcGUSGS5wcm9tcHJveHkudjEuQ2xpZW50RnJhbWUaGS5wcm9tcHJveHkudjEuU2VydmVyRnJhbWUoATABYgZwcm90bzM", [file_google_protobuf_duration]);
+  fileDesc("Chlwcm9tcHJveHkvdjEvc2NyYXBlLnByb3RvEgxwcm9tcHJveHkudjEi3gEKC0NsaWVudEZyYW1lEiQKBWhlbGxvGAEgASgLMhMucHJvbXByb3h5LnYxLkhlbGxvSAASKAoEaGVhZBgCIAEoCzIYLnByb21wcm94eS52MS5SZXN1bHRIZWFkSAASKgoFY2h1bmsYAyABKAsyGS5wcm9tcHJveHkudjEuUmVzdWx0Q2h1bmtIABImCgNlbmQYBCABKAsyFy5wcm9tcHJveHkudjEuUmVzdWx0RW5kSAASIgoEcG9uZxgFIAEoCzISLnByb21wcm94eS52MS5Qb25nSABCBwoFZnJhbWUikQIKC1NlcnZlckZyYW1lEigKB3dlbGNvbWUYASABKAsyFS5wcm9tcHJveHkudjEuV2VsY29tZUgAEioKBW9yZGVyGAIgASgLMhkucHJvbXByb3h5LnYxLlNjcmFwZU9yZGVySAASJgoGY3JlZGl0GAMgASgLMhQucHJvbXByb3h5LnYxLkNyZWRpdEgAEiYKBmNhbmNlbBgEIAEoCzIULnByb21wcm94eS52MS5DYW5jZWxIABIiCgRwaW5nGAUgASgLMhIucHJvbXByb3h5LnYxLlBpbmdIABIvCgtyZXBsaWNhX3NldBgGIAEoCzIYLnByb21wcm94eS52MS5SZXBsaWNhU2V0SABCBwoFZnJhbWUi2QEKBUhlbGxvEgwKBG5hbWUYASABKAkSLwoGbGFiZWxzGAIgAygLMh8ucHJvbXByb3h5LnYxLkhlbGxvLkxhYmVsc0VudHJ5EiUKB3RhcmdldHMYAyADKAsyFC5wcm9tcHJveHkudjEuVGFyZ2V0Eg8KB3ZlcnNpb24YBCABKAkSEAoIZmVhdHVyZXMYBSADKAkSGAoQaGVsZF9yZXBsaWNhX2lkcxgGIAMoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoUBCgZUYXJnZXQSDAoEcG9ydBgBIAEoDRIMCgRwYXRoGAIgASgJEjAKBmxhYmVscxgDIAMoCzIgLnByb21wcm94eS52MS5UYXJnZXQuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKBAgoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEiQKBmxpbWl0cxgCIAEoCzIULnByb21wcm94eS52MS5MaW1pdHMSNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnNlcnZlcl92ZXJzaW9uGAQgASgJEhAKCGZlYXR1cmVzGAUgAygJEhIKCnJlcGxpY2FfaWQYBiABKAkSFQoNcmVwbGljYV9jb3VudBgHIAEoDRITCgtyZXBsaWNhX2lkcxgIIAMoCRIbChNyZXBsaWNhc19wZXJfY2xpZW50GAkgASgNIj4KClJlcGxpY2FTZXQSEwoLcmVwbGljYV9pZHMYASADKAkSGwoTcmVwbGljYXNfcGVyX2NsaWVudBgCIAEoDSJUCgZMaW1pdHMSFwoPbWF4X2NodW5rX2J5dGVzGAEgASgNEhoKEm1heF9yZXNwb25zZV9ieXRlcxgCIAEoBBIVCg1tYXhfaW5fZmxpZ2h0GAMgASgNIsUBCgtTY3JhcGVPcmRlchIRCglzY3JhcGVfaWQYASABKAQSDAoEcG9ydBgCIAEoDRIMCgRwYXRoGAMgASgJEg4KBnNjaGVtZRgEIAEoCRIlCgdoZWFkZXJzGAUgAygLMhQucHJvbXByb3h5LnYxLkhlYWRlchIqCgd0aW1lb3V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDGNyZWRpdF9ieXRlcxgHIAEoBBIOCgZtZXRob2QYCCABKAkiKgoGQ3JlZGl0EhEKCXNjcmFwZV9pZBgBIAEoBBINCgVieXRlcxgCIAEoBCIrCgZDYW5jZWwSEQoJc2NyYXBlX2lkGAEgASgEEg4KBnJlYXNvbhgCIAEoCSIVCgRQaW5nEg0KBW5vbmNlGAEgASgEIhUKBFBvbmcSDQoFbm9uY2UYASABKAQiJQoGSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkiVgoKUmVzdWx0SGVhZBIRCglzY3JhcGVfaWQYASABKAQSDgoGc3RhdHVzGAIgASgNEiUKB2hlYWRlcnMYAyADKAsyFC5wcm9tcHJveHkudjEuSGVhZGVyIi4KC1Jlc3VsdENodW5rEhEKCXNjcmFwZV9pZBgBIAEoBBIMCgRkYXRhGAIgASgMIkgKCVJlc3VsdEVuZBIRCglzY3JhcGVfaWQYASABKAQSKAoFZXJyb3IYAiABKAsyGS5wcm9tcHJveHkudjEuU2NyYXBlRXJyb3IiTwoLU2NyYXBlRXJyb3ISLwoGcmVhc29uGAEgASgOMh8ucHJvbXByb3h5LnYxLlNjcmFwZUVycm9yUmVhc29uEg8KB21lc3NhZ2UYAiABKAkqpwIKEVNjcmFwZUVycm9yUmVhc29uEiMKH1NDUkFQRV9FUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIjCh9TQ1JBUEVfRVJST1JfUkVBU09OX1VOUkVBQ0hBQkxFEAESHwobU0NSQVBFX0VSUk9SX1JFQVNPTl9USU1FT1VUEAISIQodU0NSQVBFX0VSUk9SX1JFQVNPTl9UT09fTEFSR0UQAxIhCh1TQ1JBUEVfRVJST1JfUkVBU09OX05PVF9GT1VORBAEEhwKGFNDUkFQRV9FUlJPUl9SRUFTT05fQlVTWRAFEiAKHFNDUkFQRV9FUlJPUl9SRUFTT05fSU5URVJOQUwQBhIhCh1TQ1JBUEVfRVJST1JfUkVBU09OX0NBTkNFTExFRBAHMlMKDVNjcmFwZVNlcnZpY2USQgoGU2NyYXBlEhkucHJvbXByb3h5LnYxLkNsaWVudEZyYW1lGhkucHJvbXByb3h5LnYxLlNlcnZlckZyYW1lKAEwAWIGcHJvdG8z", [file_google_protobuf_duration]);
 
 /**
  * ClientFrame is one message from the client to the server.
@@ -143,6 +143,14 @@ export type ServerFrame = Message<"promproxy.v1.ServerFrame"> & {
      */
     value: Ping;
     case: "ping";
+  } | {
+    /**
+     * The replica set changed (feature "replica-set", PROTOCOL.md "Replica set").
+     *
+     * @generated from field: promproxy.v1.ReplicaSet replica_set = 6;
+     */
+    value: ReplicaSet;
+    case: "replicaSet";
   } | { case: undefined; value?: undefined };
 };
 
@@ -323,6 +331,25 @@ export type Welcome = Message<"promproxy.v1.Welcome"> & {
    * @generated from field: uint32 replica_count = 7;
    */
   replicaCount: number;
+
+  /**
+   * The current replica set, this replica included, sorted: sent only when the
+   * server knows it (replicas that know each other, "peers"). A client holds
+   * a stream to each replica of the set assigned to it (all of them, or
+   * replicas_per_client of them) and forgets replicas that left the set.
+   * Empty: unknown. At most 64 ids of at most 128 header-safe characters.
+   *
+   * @generated from field: repeated string replica_ids = 8;
+   */
+  replicaIds: string[];
+
+  /**
+   * How many replicas of the set each client holds (chosen by rendezvous
+   * hashing of its name, PROTOCOL.md "Replica set"); 0 means every replica.
+   *
+   * @generated from field: uint32 replicas_per_client = 9;
+   */
+  replicasPerClient: number;
 };
 
 /**
@@ -331,6 +358,32 @@ export type Welcome = Message<"promproxy.v1.Welcome"> & {
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
   messageDesc(file_promproxy_v1_scrape, 4);
+
+/**
+ * ReplicaSet is the current replica set, sent when it changes to clients that
+ * named the feature "replica-set" (at most one a second on a stream; the
+ * latest wins). Its fields mean what Welcome's of the same names mean.
+ *
+ * @generated from message promproxy.v1.ReplicaSet
+ */
+export type ReplicaSet = Message<"promproxy.v1.ReplicaSet"> & {
+  /**
+   * @generated from field: repeated string replica_ids = 1;
+   */
+  replicaIds: string[];
+
+  /**
+   * @generated from field: uint32 replicas_per_client = 2;
+   */
+  replicasPerClient: number;
+};
+
+/**
+ * Describes the message promproxy.v1.ReplicaSet.
+ * Use `create(ReplicaSetSchema)` to create a new message.
+ */
+export const ReplicaSetSchema: GenMessage<ReplicaSet> = /*@__PURE__*/
+  messageDesc(file_promproxy_v1_scrape, 5);
 
 /**
  * Limits the server enforces. A client that breaks one has its stream ended
@@ -367,7 +420,7 @@ export type Limits = Message<"promproxy.v1.Limits"> & {
  * Use `create(LimitsSchema)` to create a new message.
  */
 export const LimitsSchema: GenMessage<Limits> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 5);
+  messageDesc(file_promproxy_v1_scrape, 6);
 
 /**
  * ScrapeOrder asks the client for one scrape.
@@ -444,7 +497,7 @@ export type ScrapeOrder = Message<"promproxy.v1.ScrapeOrder"> & {
  * Use `create(ScrapeOrderSchema)` to create a new message.
  */
 export const ScrapeOrderSchema: GenMessage<ScrapeOrder> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 6);
+  messageDesc(file_promproxy_v1_scrape, 7);
 
 /**
  * Credit allows more body bytes for one scrape.
@@ -470,7 +523,7 @@ export type Credit = Message<"promproxy.v1.Credit"> & {
  * Use `create(CreditSchema)` to create a new message.
  */
 export const CreditSchema: GenMessage<Credit> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 7);
+  messageDesc(file_promproxy_v1_scrape, 8);
 
 /**
  * Cancel tells the client to stop a scrape. The client answers nothing more for it.
@@ -496,7 +549,7 @@ export type Cancel = Message<"promproxy.v1.Cancel"> & {
  * Use `create(CancelSchema)` to create a new message.
  */
 export const CancelSchema: GenMessage<Cancel> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 8);
+  messageDesc(file_promproxy_v1_scrape, 9);
 
 /**
  * Ping probes the stream. The server sends one every heartbeat interval.
@@ -515,7 +568,7 @@ export type Ping = Message<"promproxy.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 9);
+  messageDesc(file_promproxy_v1_scrape, 10);
 
 /**
  * Pong answers a Ping.
@@ -534,7 +587,7 @@ export type Pong = Message<"promproxy.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 10);
+  messageDesc(file_promproxy_v1_scrape, 11);
 
 /**
  * Header is one HTTP header field.
@@ -560,7 +613,7 @@ export type Header = Message<"promproxy.v1.Header"> & {
  * Use `create(HeaderSchema)` to create a new message.
  */
 export const HeaderSchema: GenMessage<Header> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 11);
+  messageDesc(file_promproxy_v1_scrape, 12);
 
 /**
  * ResultHead starts a result.
@@ -597,7 +650,7 @@ export type ResultHead = Message<"promproxy.v1.ResultHead"> & {
  * Use `create(ResultHeadSchema)` to create a new message.
  */
 export const ResultHeadSchema: GenMessage<ResultHead> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 12);
+  messageDesc(file_promproxy_v1_scrape, 13);
 
 /**
  * ResultChunk carries body bytes of a result.
@@ -623,7 +676,7 @@ export type ResultChunk = Message<"promproxy.v1.ResultChunk"> & {
  * Use `create(ResultChunkSchema)` to create a new message.
  */
 export const ResultChunkSchema: GenMessage<ResultChunk> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 13);
+  messageDesc(file_promproxy_v1_scrape, 14);
 
 /**
  * ResultEnd ends a result.
@@ -651,7 +704,7 @@ export type ResultEnd = Message<"promproxy.v1.ResultEnd"> & {
  * Use `create(ResultEndSchema)` to create a new message.
  */
 export const ResultEndSchema: GenMessage<ResultEnd> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 14);
+  messageDesc(file_promproxy_v1_scrape, 15);
 
 /**
  * ScrapeError says why a scrape failed.
@@ -677,7 +730,7 @@ export type ScrapeError = Message<"promproxy.v1.ScrapeError"> & {
  * Use `create(ScrapeErrorSchema)` to create a new message.
  */
 export const ScrapeErrorSchema: GenMessage<ScrapeError> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 15);
+  messageDesc(file_promproxy_v1_scrape, 16);
 
 /**
  * ScrapeErrorReason classifies a failed scrape.
