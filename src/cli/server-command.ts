@@ -61,6 +61,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     maxVanishedPerIdentity: int("max-vanished-per-identity"),
     replicaId: v["replica-id"],
     replicaCount: v["replica-count"] !== undefined ? parseCount(v["replica-count"], cfg.from("replica-count")) : undefined,
+    replicasPerClient: v["replicas-per-client"] !== undefined ? parseCount(v["replicas-per-client"], cfg.from("replicas-per-client")) : undefined,
     ...peerOptions(v.peers, v["peer-secret-file"], cfg.from),
   });
   const grace = dur("shutdown-grace") ?? 10_000;

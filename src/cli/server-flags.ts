@@ -43,6 +43,8 @@ export const serverUsage = `usage: promproxy server [options]
   --peer-secret-file F         the secret peer requests are signed with, one a line (the first
                                signs, all verify), at least 16 characters; re-read when it
                                changes; required with --peers                               [none]
+  --replicas-per-client K      with --peers: each client holds K of the replicas (rendezvous
+                               hashing of its name); the others serve it by forwarding [0: all]
   --log-level L                debug, info, warn, error or silent                        [info]
   --log-format F               text, or json (one object per line: time, level,
                                component, msg, then the event's fields)                   [text]
@@ -88,6 +90,7 @@ export const serverOptionSpec = {
   "replica-count": { type: "string" },
   peers: { type: "string" },
   "peer-secret-file": { type: "string" },
+  "replicas-per-client": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   config: { type: "string" },

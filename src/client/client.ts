@@ -111,7 +111,7 @@ export function createClientWithTargets(options: ClientOptions, targets: ScrapeT
     labels: options.labels ?? {},
     version,
     targets: targets.map((t) => create(TargetSchema, { port: t.port, path: t.path, labels: t.labels })),
-    features: ["head"],
+    features: ["head", "replica-set"],
   });
 
   let state: ClientState = "idle";

@@ -1,0 +1,117 @@
+/**
+ * The replica set and K of N, in one process: replicas that know each other
+ * (`peers`) behind a TCP round robin, `replicasPerClient` 2, embedded clients
+ * that know only the balancer. Each client ends up held by exactly the two
+ * replicas rendezvous hashing assigns it (so the counts per replica are near
+ * fair), every client is scrapeable through every replica (held or
+ * forwarded) and every replica is ready; once a replica is gone, the set
+ * shrinks and every client is held by its two replicas of the new set. With
+ * every replica per client (K = 0), a replica that joins later is held by
+ * every client through the ReplicaSet frame.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, describe, test } from "node:test";
+import type { PromproxyClient } from "../../src/client/index.ts";
+import { assignedReplicas } from "../../src/shared/rendezvous.ts";
+import { createServer } from "../../src/server/index.ts";
+import { silentLogger } from "../../src/shared/logger.ts";
+import { proxyGet, startClient, waitFor, type TestServer } from "../helpers.ts";
+import { freePorts, ready } from "./fixtures/ha/cluster.ts";
+import { startRoundRobin, type RoundRobin } from "./fixtures/ha/round-robin.ts";
+
+const secret = randomBytes(32).toString("hex");
+
+interface Fleet {
+  replicas: { id: string; port: number; s?: TestServer }[];
+  lb: RoundRobin;
+  clients: PromproxyClient[];
+  names: string[];
+}
+
+async function startFleet(n: number, perClient: number, clients: number, o: { late?: number } = {}): Promise<Fleet> {
+  const ports = await freePorts(n);
+  const peers = ports.map((p) => `http://127.0.0.1:${p}`);
+  const replicas = ports.map((port, i) => ({ id: `r${i + 1}`, port, s: undefined as TestServer | undefined }));
+  // The peers need known ports: the servers listen on the ports handed out.
+  for (const r of replicas.slice(0, n - (o.late ?? 0))) r.s = await listenOn(r.id, r.port, peers, perClient);
+  const lb = await startRoundRobin(ports);
+  for (const r of replicas.filter((r) => r.s)) await waitFor(`${r.id} ready`, () => ready(`http://127.0.0.1:${r.port}`), 15_000, 100);
+  const names = Array.from({ length: clients }, (_, i) => `app-${i}`);
+  const out: PromproxyClient[] = [];
+  for (const name of names) out.push(await startClient(lb.url, name, { discoverIntervalMs: 2_000 }));
+  return { replicas, lb, clients: out, names };
+}
+
+async function listenOn(id: string, port: number, peers: string[], perClient: number): Promise<TestServer> {
+  const server = createServer({ logger: silentLogger, replicaId: id, peers, peerSecret: secret, replicasPerClient: perClient, vanishedRetentionMs: 0 });
+  await server.listen({ host: "127.0.0.1", port });
+  return { server, port, url: `http://127.0.0.1:${port}`, close: () => server.close({ graceMs: 500, drainDelayMs: 0 }) };
+}
+
+/** Which live replicas hold each client now. */
+function holders(f: Fleet): Map<string, string[]> {
+  const out = new Map<string, string[]>(f.names.map((n) => [n, []]));
+  for (const r of f.replicas) {
+    if (!r.s) continue;
+    for (const c of r.s.server.clients()) out.get(c.name)?.push(r.id);
+  }
+  for (const v of out.values()) v.sort();
+  return out;
+}
+
+/** Every client held by exactly its assigned replicas of `ids`: the clients that are not, or "" when all are. */
+function misplaced(f: Fleet, ids: string[], k: number): string {
+  const wrong: string[] = [];
+  for (const [name, held] of holders(f)) {
+    const want = assignedReplicas(name, ids, k).sort();
+    if (held.join() !== want.join()) wrong.push(`${name}: held by [${held}], assigned [${want}]`);
+  }
+  return wrong.slice(0, 5).join("; ") + (wrong.length > 5 ? ` (${wrong.length} in all)` : "");
+}
+
+async function stopFleet(f: Fleet) {
+  await Promise.all(f.clients.map((c) => c.stop()));
+  await f.lb.close();
+  await Promise.all(f.replicas.map((r) => r.s?.close()));
+}
+
+describe("replica set: K of N, and clients following the set", { timeout: 180_000 }, () => {
+  const fleets: Fleet[] = [];
+  after(async () => {
+    for (const f of fleets) await stopFleet(f);
+  });
+
+  test("4 replicas, replicasPerClient 2, 40 clients: each held by its 2 assigned replicas, scrapeable everywhere; one replica gone: its clients move", async () => {
+    const f = await startFleet(4, 2, 40);
+    fleets.push(f);
+    const ids = f.replicas.map((r) => r.id);
+    await waitFor("every client held by its two assigned replicas", () => misplaced(f, ids, 2) === "", 30_000, 200).catch(() => assert.fail(misplaced(f, ids, 2)));
+    const counts = f.replicas.map((r) => r.s!.server.clients().length);
+    assert.equal(counts.reduce((a, b) => a + b, 0), 80, `held per replica: ${counts}`);
+    for (const r of f.replicas) {
+      assert.ok(await ready(`http://127.0.0.1:${r.port}`), `${r.id} ready with K < N`);
+      // A replica learns its peers' clients within a poll or two (a second each).
+      for (const name of f.names) await waitFor(`${name} through ${r.id}`, async () => (await proxyGet(r.port, `http://${name}/metrics`)).status === 200, 5_000, 100);
+    }
+    // One replica leaves: the set shrinks to three, every client is held by its two of those.
+    const gone = f.replicas[3]!;
+    await gone.s!.close();
+    gone.s = undefined;
+    const left = ids.slice(0, 3);
+    await waitFor("every client held by its two assigned replicas of the three left", () => misplaced(f, left, 2) === "", 45_000, 250).catch(() => assert.fail(misplaced(f, left, 2)));
+    for (const r of f.replicas.slice(0, 3)) {
+      for (const name of f.names) await waitFor(`${name} through ${r.id}`, async () => (await proxyGet(r.port, `http://${name}/metrics`)).status === 200, 5_000, 100);
+    }
+  });
+
+  test("every replica per client: a replica that joins later is held by every client (the ReplicaSet frame)", async () => {
+    const f = await startFleet(3, 0, 6, { late: 1 });
+    fleets.push(f);
+    const two = ["r1", "r2"];
+    await waitFor("every client held by both replicas", () => misplaced(f, two, 0) === "", 20_000, 200).catch(() => assert.fail(misplaced(f, two, 0)));
+    const late = f.replicas[2]!;
+    late.s = await listenOn(late.id, late.port, f.replicas.map((r) => `http://127.0.0.1:${r.port}`), 0);
+    await waitFor("every client held by all three", () => misplaced(f, ["r1", "r2", "r3"], 0) === "", 30_000, 200).catch(() => assert.fail(misplaced(f, ["r1", "r2", "r3"], 0)));
+  });
+});
