@@ -166,17 +166,19 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const id = w.replicaId;
     const older = [...slots].filter((s) => s !== slot && live(s) && s.held === id);
     if (w.replicaCount > limits.maxReplicas) capped(endpoint.display); // the count is believed up to the cap
-    follow(set, target.welcome(w.replicaCount, set));
+    const changed = target.welcome(w.replicaCount, set); // followed once this stream counts as held (or closed)
     // Over the cap, or a replica outside the set (a rogue, or a set not yet updated): a goodbye, delisted at once.
     if ((id && older.length === 0 && !slot.endpoint && holding() >= limits.maxReplicas) || !target.keeps(id)) {
       if (target.keeps(id)) capped(endpoint.display);
       else notInSet("a replica outside the replica set (or not one this client holds) welcomed us; closing that stream", { name, replica: id, server: endpoint.display });
       slot.attempt?.abort();
+      follow(set, changed);
       return undefined;
     }
     slot.probe = false;
     slot.held = id;
     slot.via = endpoint.key;
+    follow(set, changed);
     if (id) {
       ids = true;
       schedule.found(id);

@@ -123,11 +123,11 @@ export function reportRefusal(
 ): ConnectError {
   const err = ConnectError.from(e);
   metrics.sessions.inc({ result: Code[err.code] ?? "unknown" });
-  const refusal = { code: Code[err.code] ?? "Unknown", reason: err.rawMessage, name, identity: values.get(identityKey)?.name, peer: values.get(peerKey)?.remoteAddress };
   // A client looking for every replica behind a load balancer meets replicas that hold it already, or (with
-  // replicasPerClient) replicas that do not hold it: routine.
-  const routine = err.code === Code.AlreadyExists || (err.code === Code.Unavailable && err.metadata.has(replicaIdKey));
-  (routine ? options.logger.debug : options.logger.info)("client refused", refusal);
+  // replicasPerClient) replicas that do not hold it: routine (the latter only counted on the status page).
+  const notAssigned = err.code === Code.Unavailable && err.metadata.has(replicaIdKey);
+  const refusal = { code: Code[err.code] ?? "Unknown", reason: err.rawMessage, name, identity: values.get(identityKey)?.name, peer: values.get(peerKey)?.remoteAddress, ...(notAssigned ? { routine: true } : {}) };
+  (err.code === Code.AlreadyExists || notAssigned ? options.logger.debug : options.logger.info)("client refused", refusal);
   activity.emit("clientRefused", refusal);
   return err;
 }
