@@ -7,16 +7,19 @@
  * forwarded) and every replica is ready; once a replica is gone, the set
  * shrinks and every client is held by its two replicas of the new set. With
  * every replica per client (K = 0), a replica that joins later is held by
- * every client through the ReplicaSet frame.
+ * every client through the ReplicaSet frame. Against a scripted server: a
+ * welcome from a replica outside the set is closed, one whose set lacks its
+ * own id dropped as a protocol error.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, describe, test } from "node:test";
-import type { PromproxyClient } from "../../src/client/index.ts";
+import { createClient, type PromproxyClient } from "../../src/client/index.ts";
+import { startScriptedServer } from "../../src/conformance/scripted-server.ts";
 import { assignedReplicas } from "../../src/shared/rendezvous.ts";
 import { createServer } from "../../src/server/index.ts";
 import { silentLogger } from "../../src/shared/logger.ts";
-import { proxyGet, startClient, waitFor, type TestServer } from "../helpers.ts";
+import { proxyGet, startClient, testRegistry, waitFor, type TestServer } from "../helpers.ts";
 import { freePorts, ready } from "./fixtures/ha/cluster.ts";
 import { startRoundRobin, type RoundRobin } from "./fixtures/ha/round-robin.ts";
 
@@ -117,5 +120,34 @@ describe("replica set: K of N, and clients following the set", { timeout: 180_00
     const late = f.replicas[2]!;
     late.s = await listenOn(late.id, late.port, f.replicas.map((r) => `http://127.0.0.1:${r.port}`), 0);
     await waitFor("every client held by all three", () => misplaced(f, ["r1", "r2", "r3"], 0) === "", 30_000, 200).catch(() => assert.fail(misplaced(f, ["r1", "r2", "r3"], 0)));
+  });
+});
+
+describe("replica set: what a client does not believe", { timeout: 60_000 }, () => {
+  test("a welcome from a replica outside the set is closed at once (a goodbye); one whose set lacks its own id is a protocol error", async (t) => {
+    const server = await startScriptedServer();
+    t.after(() => server.close());
+    const client = createClient({ name: "app-1", serverUrl: server.url, registry: testRegistry("app-1"), logger: silentLogger, backoff: { initialMs: 50, maxMs: 500 } });
+    t.after(() => client.stop());
+    void client.start();
+    const first = await server.nextSession(10_000);
+    first.welcome({ replicaId: "r1", replicaIds: ["r1", "r2"], features: ["replica-set"] });
+    // The client searches for r2: a replica naming itself "rogue" and no set is not in the set, and is closed.
+    const rogue = await server.nextSession(10_000);
+    rogue.welcome({ replicaId: "rogue" });
+    await Promise.race([rogue.ended, new Promise((r) => setTimeout(r, 3_000))]);
+    assert.ok(rogue.halfClosedAt !== undefined, `the rogue's stream was not closed with a goodbye: ${rogue.endedHow ?? "still open"}`);
+    // A welcome whose own set lacks its id: the client drops that stream (no goodbye), and keeps r1.
+    const liar = await server.nextSession(10_000);
+    liar.welcome({ replicaId: "r2", replicaIds: ["r1", "r3"] });
+    const how = await Promise.race([liar.ended, new Promise<string>((r) => setTimeout(() => r("still open"), 3_000))]);
+    assert.notEqual(how, "still open");
+    assert.equal(liar.halfClosedAt, undefined, "dropped as a protocol error, not left with a goodbye");
+    assert.ok(first.open, `the stream to r1 ended: ${first.endedHow}`);
+    // The real r2: held.
+    const r2 = await server.nextSession(10_000);
+    r2.welcome({ replicaId: "r2", replicaIds: ["r1", "r2"], features: ["replica-set"] });
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.ok(r2.open && first.open, "both replicas of the set held");
   });
 });
