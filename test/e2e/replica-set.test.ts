@@ -123,6 +123,21 @@ describe("replica set: K of N, and clients following the set", { timeout: 180_00
   });
 });
 
+describe("replica set: a replacement under a new id at the same address", { timeout: 120_000 }, () => {
+  test("the peers learn its id (a poll addressed to its predecessor is refused), the set names it, every client holds it", async (t) => {
+    const f = await startFleet(2, 0, 5);
+    t.after(() => stopFleet(f));
+    await waitFor("every client held by both replicas", () => misplaced(f, ["r1", "r2"], 0) === "", 30_000, 200).catch(() => assert.fail(misplaced(f, ["r1", "r2"], 0)));
+    const old = f.replicas[1]!;
+    await old.s!.close();
+    // Until r1 counts r2 as gone (5 s: 3 polls and the timeout) and its set [r1] reaches the clients: they stop looking.
+    await new Promise((r) => setTimeout(r, 8_000));
+    old.s = await listenOn("r2-new", old.port, f.replicas.map((r) => `http://127.0.0.1:${r.port}`), 0);
+    old.id = "r2-new";
+    await waitFor("every client held by r1 and r2-new", () => misplaced(f, ["r1", "r2-new"], 0) === "", 45_000, 200).catch(() => assert.fail(misplaced(f, ["r1", "r2-new"], 0)));
+  });
+});
+
 describe("replica set: what a client does not believe", { timeout: 60_000 }, () => {
   test("a welcome from a replica outside the set is closed at once (a goodbye); one whose set lacks its own id is a protocol error", async (t) => {
     const server = await startScriptedServer();
