@@ -157,7 +157,14 @@ describe("server side", () => {
     feed.subscribe(deaf);
     assert.deepEqual(feed.current(), []);
     synced = true;
-    assert.deepEqual(feed.current(), ["r1", "r2"]);
+    assert.deepEqual(feed.current(), ["r1", "r2", "r3"], "r3 is starting (never seen ready): in the set");
+    peers = [peer("r2", true), peer("r3", true)];
+    assert.deepEqual(feed.current(), ["r1", "r2", "r3"]);
+    peers = [peer("r2", false), peer("r3", true)];
+    assert.deepEqual(feed.current(), ["r1", "r3"], "r2 turned unready (draining): out of the set");
+    peers = [peer("r2", true), peer("r3", true)];
+    assert.deepEqual(feed.current(), ["r1", "r2", "r3"]);
+    peers = [peer("r3", false), peer("r2", true)];
     peers = [peer("r3", true), peer("r2", true)]; // flapping within one interval: one frame, the latest set
     await new Promise((r) => setTimeout(r, 120));
     const frames: unknown[] = [];

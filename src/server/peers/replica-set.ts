@@ -1,7 +1,9 @@
 /**
  * The replica set this replica announces to its clients: its own id and the
- * ids of the peers that answered lately and say they are ready, sorted, at
- * most `maxIds` (this replica always among them). Unknown (empty) until every
+ * ids of the peers that answered lately and are ready or still starting (not
+ * ready yet, never seen ready: a replica warming up is to get its clients; one
+ * that turned unready, draining, has left), sorted, at most `maxIds` (this
+ * replica always among them). Unknown (empty) until every
  * peer has answered once: a partial set would send clients to the wrong
  * replicas. Sent in every welcome, and in a ReplicaSet frame to the streams
  * that negotiated the feature "replica-set" when it changes: checked every
@@ -38,13 +40,20 @@ export interface ReplicaSetOptions {
 export function createReplicaSetFeed(o: ReplicaSetOptions): ReplicaSetFeed {
   const streams = new Set<Session>();
   let sent = "";
+  /** Peer ids seen ready, the oldest forgotten past 1,024 (ids come and go with restarts). */
+  const seenReady = new Set<string>();
 
   function current(): string[] {
     if (!o.synced()) return [];
     const others = new Set<string>();
     for (const p of o.fresh()) {
       const id = p.state?.id;
-      if (p.state?.ready && id && id !== o.replicaId && id.length <= 128 && headerSafe(id)) others.add(id);
+      if (!id || id === o.replicaId || id.length > 128 || !headerSafe(id)) continue;
+      if (p.state?.ready && !seenReady.has(id)) {
+        seenReady.add(id);
+        for (const old of seenReady) if (seenReady.size > 1024) seenReady.delete(old);
+      }
+      if (p.state?.ready || !seenReady.has(id)) others.add(id);
     }
     return [o.replicaId, ...[...others].sort().slice(0, o.maxIds - 1)].sort();
   }
