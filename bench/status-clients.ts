@@ -7,7 +7,9 @@
  * target on port 9200 of every tenth client answers "unreachable", so the
  * status page has errors to show.
  *
- * argv[2]: JSON { serverPort, count, prefix }.
+ * argv[2]: JSON { serverPort, count, prefix, only? }. With `only` ({ ids, self, k }: a replica set, this
+ * server's id in it, replicas per client) only the clients rendezvous hashing assigns to `self` connect (the
+ * steady state of `replicasPerClient`, bench/ha-k.ts).
  */
 import * as http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -15,8 +17,12 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ClientFrameSchema, ScrapeErrorReason, ServerFrameSchema } from "../gen/promproxy/v1/scrape_pb.ts";
 import { ready, serveCommands } from "./ipc.ts";
 import { cpuMeter } from "./meters.ts";
+import { assignedReplicas } from "../src/shared/rendezvous.ts";
 
-const config = JSON.parse(process.argv[2] ?? "{}") as { serverPort: number; count: number; prefix: string };
+const config = JSON.parse(process.argv[2] ?? "{}") as { serverPort: number; count: number; prefix: string; only?: { ids: string[]; self: string; k: number } };
+const only = config.only;
+/** The clients this process connects: every one, or those assigned to `only.self`. */
+const mine = Array.from({ length: config.count }, (_, i) => i).filter((i) => !only || assignedReplicas(`${config.prefix}-${i}`, only.ids, only.k).includes(only.self));
 const perConnection = 16;
 const body = Buffer.from("# TYPE idle_up gauge\nidle_up 1\n".repeat(8));
 let welcomed = 0;
@@ -85,14 +91,14 @@ serveCommands({
   /** Opens every stream, one connection per 16, `batch` connections every 50 ms. */
   async connect(arg: unknown) {
     const { batch = 10 } = (arg ?? {}) as { batch?: number };
-    for (let i = 0; i < config.count; i += perConnection) {
+    for (let i = 0; i < mine.length; i += perConnection) {
       const session = http2.connect(`http://127.0.0.1:${config.serverPort}`);
       session.on("error", () => {});
       sessions.push(session);
-      for (let j = i; j < Math.min(config.count, i + perConnection); j++) openStream(session, j);
+      for (const j of mine.slice(i, i + perConnection)) openStream(session, j);
       if ((i / perConnection) % batch === batch - 1) await new Promise((r) => setTimeout(r, 50));
     }
-    return config.count;
+    return mine.length;
   },
   welcomed: () => welcomed,
   ended: () => ended,

@@ -102,3 +102,23 @@ test("did you mean: edit distance with swaps, near enough or nothing", () => {
   assert.equal(closest("x", ["listen", "name"]), undefined);
   assert.equal(closest("target-timeout-ms", ["target-timeout", "timeout"]), "target-timeout", "a longer spelling of one");
 });
+
+test("--replicas-per-client: flag, PROMPROXY_REPLICAS_PER_CLIENT and config key; 0-64, only with --peers, refused by name otherwise", async () => {
+  assert.equal(resolve(["--replicas-per-client", "2"]).values["replicas-per-client"], "2");
+  const env = resolve([], { PROMPROXY_REPLICAS_PER_CLIENT: "3" });
+  assert.equal(env.values["replicas-per-client"], "3");
+  assert.equal(env.from("replicas-per-client"), "PROMPROXY_REPLICAS_PER_CLIENT");
+  assert.equal(resolve(["--config", "s.yaml"], {}, { "s.yaml": "replicas-per-client: 2\n" }).values["replicas-per-client"], "2");
+  const { runCli } = await import("./e2e/prometheus.ts");
+  for (const [args, want] of [
+    [["--replicas-per-client=65", "--peers=http://127.0.0.1:1"], /--replicas-per-client: at most 64 \(the largest replica set\), got 65/],
+    [["--replicas-per-client=2"], /--replicas-per-client: needs --peers/],
+    [["--replicas-per-client=-1"], /--replicas-per-client: want a whole number >= 0/],
+  ] as const) {
+    const p = runCli(["server", "--listen=127.0.0.1:0", ...args]);
+    const { code } = await p.exited;
+    assert.notEqual(code, 0);
+    assert.match(p.stderr(), want);
+    assert.doesNotMatch(p.stderr(), /\n\s+at /, "one line, no stack");
+  }
+});

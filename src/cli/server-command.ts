@@ -64,6 +64,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     maxVanishedPerIdentity: int("max-vanished-per-identity"),
     replicaId: v["replica-id"],
     replicaCount: v["replica-count"] !== undefined ? parseCount(v["replica-count"], cfg.from("replica-count")) : undefined,
+    replicasPerClient: perClient(v["replicas-per-client"], v.peers, cfg.from("replicas-per-client")),
     ...peerOptions(v.peers, v["peer-secret-file"], cfg.from),
   });
   const grace = durOr("shutdown-grace");
@@ -124,6 +125,15 @@ function peerOptions(peers: string | undefined, secretFile: string | undefined, 
     throw new CliError(`${from("peer-secret-file")}: ${(e as Error).message}`);
   }
   return { peers, peerSecret: { file: secretFile } };
+}
+
+/** --replicas-per-client: a whole number 0-64, and only with --peers (the set is known only to replicas that know each other). */
+function perClient(s: string | undefined, peers: string | undefined, what: string): number | undefined {
+  if (s === undefined) return undefined;
+  const k = parseCount(s, what);
+  if (k > 64) throw new CliError(`${what}: at most 64 (the largest replica set), got ${k}`);
+  if (k > 0 && !peers) throw new CliError(`${what}: needs --peers (only replicas that know each other know the replica set)`);
+  return k;
 }
 
 /** A whole number >= 0. */

@@ -61,6 +61,10 @@ const serverFlags = [
       "changes; required with --peers",
     ],
   },
+  {
+    key: "replicas-per-client", type: "string", arg: "K", shown: "0: all",
+    help: ["with --peers: each client holds K of the replicas (rendezvous", "hashing of its name); the others serve it by forwarding"],
+  },
   { key: "log-level", type: "string", arg: "L", help: ["debug, info, warn, error or silent"], default: "info" },
   {
     key: "log-format", type: "string", arg: "F", default: "text",

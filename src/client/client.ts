@@ -100,7 +100,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
     labels: options.labels,
     version,
     targets: targets.map((t) => create(TargetSchema, { port: t.port, path: t.path, labels: t.labels })),
-    features: ["head", "single-result"],
+    features: ["head", "single-result", "replica-set"],
   });
 
   let state: ClientState = "idle";

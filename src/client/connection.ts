@@ -11,6 +11,7 @@ import type { ScrapeSlots } from "./scrape-slots.ts";
 import { noteFailedUrl } from "./transport-words.ts";
 import { headerSafe } from "../shared/replica-header.ts";
 import { createOutQueue, type OutQueue } from "./out-queue.ts";
+import { checkReplicaSet, type ReplicaSet } from "./replica-set.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import { chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
 import { createH2Connection } from "./h2-connection.ts";
@@ -29,8 +30,10 @@ export interface ConnectionContext {
   slots: ScrapeSlots;
   /** Aborted when the client stops: the stream ends at once. */
   stopped: AbortSignal;
-  /** Called once the server has welcomed this connection. */
-  onWelcome(welcome: Welcome): void;
+  /** Called once the server has welcomed this connection, with the replica set it announced (undefined: none). */
+  onWelcome(welcome: Welcome, set: ReplicaSet | undefined): void;
+  /** A ReplicaSet frame on this stream (feature "replica-set"), checked. */
+  onReplicaSet?(set: ReplicaSet): void;
 }
 
 /** How long a stopping client waits for the server to end the stream after its goodbye. */
@@ -63,6 +66,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
   );
   const call = new AbortController();
   const readLimit = options.maxServerFrameBytes;
+  const { maxReplicas } = options;
   const maxQueued = options.maxQueuedFrames;
   const out = createOutQueue({
     maxFrames: maxQueued,
@@ -108,6 +112,10 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
           throw new ConnectError(`the server's welcome has a ${what} of ${id.length} characters that is not a short header-safe id (at most ${maxServerIdLength})`, Code.FailedPrecondition);
         }
       }
+      const set = checkReplicaSet(f.value.replicaIds, f.value.replicasPerClient, maxReplicas, "welcome");
+      if (set && f.value.replicaId !== "" && !set.ids.includes(f.value.replicaId)) {
+        throw new ConnectError(`the server's welcome names replica ${f.value.replicaId} and a replica set without it`, Code.FailedPrecondition);
+      }
       welcome = f.value;
       clearTimeout(welcomeTimer);
       attempt.welcomed = true;
@@ -125,7 +133,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
           call.abort(new ConnectError(`the server has read nothing we sent for ${silenceMs / 1000}s (${out.size} frames waiting)`, Code.ResourceExhausted));
         }
       }, Math.max(250, Math.min(intervalMs, silenceMs / 4)));
-      if (!ctx.stopped.aborted) ctx.onWelcome(welcome); // a welcome that crossed stop() connects nothing
+      if (!ctx.stopped.aborted) ctx.onWelcome(welcome, set); // a welcome that crossed stop() connects nothing
       return;
     }
     switch (f.case) {
@@ -141,6 +149,12 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
       case "ping":
         out.pong(f.value.nonce); // a few pongs pending at most: a flood of pings is answered by its latest
         break;
+      case "replicaSet": {
+        if (!welcome.features.includes("replica-set")) break; // not negotiated: ignored
+        const set = checkReplicaSet(f.value.replicaIds, f.value.replicasPerClient, maxReplicas, "replica set frame");
+        if (set && !ctx.stopped.aborted) ctx.onReplicaSet?.(set);
+        break;
+      }
       default:
         break; // frames from a newer server version
     }

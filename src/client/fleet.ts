@@ -13,16 +13,18 @@
  *   are at most 10 s apart (src/client/search-schedule.ts). A stream landing
  *   on a replica held (refused with `AlreadyExists` naming it) is a step of the
  *   search; a refusal naming another replica, or none, a real name clash.
+ * - A replica set announced (src/client/replica-target.ts): the replicas of the
+ *   set assigned to the client, searched for at once when it changes, then at
+ *   most 10 s apart while one is missing; streams to others closed. A refusal
+ *   `Unavailable` naming a replica (it does not serve us) is a search step.
  * - A server that names no replica: one stream. Hellos list the replicas held.
  *
  * Servers are not trusted (src/client/fleet-limits.ts): at most `maxReplicas`
- * replicas are held through one address, at most 8 connections search at
- * once, and a welcome that claims a replica id already held ends the older
- * stream only when both were dialled through the same address: there the
- * server welcomes a second stream for our name only after its probe found the
- * first one dead. Through another address (a stale DNS entry, a rogue) the
- * claim proves nothing, and ending our stream to the real replica would delist
- * us there: both streams are kept, and a dead one ends by its own heartbeat.
+ * replicas held through one address, 8 connections searching at once; a
+ * welcome claiming a replica id already held ends the older stream only
+ * through the same address (the server welcomes a second stream for our name
+ * only once its probe found the first dead); through another (a stale DNS
+ * entry, a rogue) both are kept, a dead one ending by its own heartbeat.
  *
  * @internal
  */
@@ -31,10 +33,13 @@ import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { createBackoff } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
 import { createSearchSchedule } from "./search-schedule.ts";
-import { createSearchRefusals } from "./search-refusal.ts";
+import { createSearchRefusals, notServedHere } from "./search-refusal.ts";
+import { createReplicaTarget } from "./replica-target.ts";
+import type { ReplicaSet } from "./replica-set.ts";
 import { watchEndpoints, type Endpoint } from "./endpoints.ts";
-import { maxSearchers, onceLog, sparseLog } from "./fleet-limits.ts";
+import { onceLog, sparseLog } from "./fleet-limits.ts";
 import type { StreamInfo } from "./options.ts";
+import { settledAfter } from "../shared/settled-after.ts";
 import { sleep } from "../shared/sleep.ts";
 
 /** @internal */
@@ -75,19 +80,17 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const slots = new Set<Slot>();
   const running = new Set<Promise<void>>();
   let endpoints: Endpoint[] = [];
-  /** The replica count the latest welcome announced; 0: unknown. */
-  let count = 0;
   /** Whether any welcome named its replica (else: a server that names none, one stream). */
   let ids = false;
   const limits = { maxReplicas: options.maxReplicas, maxServerAddresses: options.maxServerAddresses };
-  const urgent = () => (count > 0 ? holding() < count : schedule.recentlyLost()); // a replica is missing
+  const target = createReplicaTarget(name, limits.maxReplicas);
+  const urgent = () => (target.known ? target.missing(heldIds()) : schedule.recentlyLost()); // a replica is missing
   const schedule = createSearchSchedule({ backoff: options.searchBackoff, intervalMs: options.probeIntervalMs, urgent, maxLost: limits.maxReplicas });
-  const overCap = onceLog(log);
-  /** The replica cap bites: said once. */
-  const capped = (server: string | undefined) =>
-    overCap(`holding streams to ${limits.maxReplicas} replicas through one address; no more are kept or searched for (option maxReplicas)`, { name, server });
+  const overCap = onceLog(log); // the replica cap bites: said once
+  const capped = (server?: string) => overCap(`holding streams to ${limits.maxReplicas} replicas through one address; no more are kept or searched for (option maxReplicas)`, { name, server });
   const duplicateClaim = sparseLog(log);
   const searchRefusal = createSearchRefusals(log, name);
+  const notInSet = sparseLog(log);
 
   const live = (s: Slot) => !s.cancel.signal.aborted;
   const freeSlots = () => [...slots].filter((s) => !s.endpoint && live(s));
@@ -127,39 +130,46 @@ export function runFleet(o: FleetOptions): Promise<void> {
       const bound = new Set([...slots].filter(live).map((s) => s.endpoint?.key));
       for (const e of endpoints) if (!bound.has(e.key)) spawn({ endpoint: e, probe: false });
     } else if (endpoints.length === 1) {
-      const want = wantedSearchers();
-      if (count === 0 && freeSlots().length === 0) spawn({ probe: false });
+      const want = target.searchers(heldIds());
+      if (!target.known && freeSlots().length === 0) spawn({ probe: false });
       for (let n = searchers().length; n < want; n++) spawn({ probe: false });
       // Every replica found: the searchers left over stop at once.
-      if (count > 0 && want === 0) for (const s of searchers()) if (!s.attempt) s.cancel.abort();
+      if (target.known && want === 0) for (const s of searchers()) if (!s.attempt) s.cancel.abort();
     }
   }
 
-  /**
-   * Through one address, with a count: while a replica is missing, `count`
-   * searchers (at most 8): a round of `count` connections through a
-   * round-robin balancer meets every replica. Without a count, one free slot
-   * (more come from probes and stay while they hold a replica).
-   */
-  function wantedSearchers(): number {
-    if (count === 0) return 0;
-    return holding() >= count ? 0 : Math.min(count, maxSearchers);
+  /** The set changed: streams to replicas no longer held are closed, ghosts outside it forgotten, the search starts. */
+  function follow(set: ReplicaSet | undefined, changed: boolean) {
+    if (!changed || !set) return;
+    schedule.keepOnly(target.wanted ?? new Set());
+    for (const s of slots) {
+      if (!live(s) || s.held === undefined || target.keeps(s.held)) continue;
+      log.info("closing a stream: its replica is not one this client holds in the replica set", { name, replica: s.held });
+      if (s.endpoint) s.attempt?.abort();
+      else s.cancel.abort();
+    }
+    schedule.changed();
+    reconcile();
   }
 
   /** A welcome on `slot`'s attempt: what it holds now, or undefined when the stream is closed again (over the cap). */
-  function welcomed(slot: Slot, w: Welcome, endpoint: Endpoint): StreamInfo | undefined {
+  function welcomed(slot: Slot, w: Welcome, set: ReplicaSet | undefined, endpoint: Endpoint): StreamInfo | undefined {
     const id = w.replicaId;
     const older = [...slots].filter((s) => s !== slot && live(s) && s.held === id);
-    if (id && older.length === 0 && !slot.endpoint && holding() >= limits.maxReplicas) {
-      capped(endpoint.display);
-      slot.attempt?.abort(); // a goodbye: that server delists us at once
+    if (w.replicaCount > limits.maxReplicas) capped(endpoint.display); // the count is believed up to the cap
+    const changed = target.welcome(w.replicaCount, set); // followed once this stream counts as held (or closed)
+    // Over the cap, or a replica outside the set (a rogue, or a set not yet updated): a goodbye, delisted at once.
+    if ((id && older.length === 0 && !slot.endpoint && holding() >= limits.maxReplicas) || !target.keeps(id)) {
+      if (target.keeps(id)) capped(endpoint.display);
+      else notInSet("a replica outside the replica set (or not one this client holds) welcomed us; closing that stream", { name, replica: id, server: endpoint.display });
+      slot.attempt?.abort();
+      follow(set, changed);
       return undefined;
     }
-    if (w.replicaCount > limits.maxReplicas) capped(endpoint.display); // the count is believed up to the cap
-    count = Math.min(w.replicaCount, limits.maxReplicas);
     slot.probe = false;
     slot.held = id;
     slot.via = endpoint.key;
+    follow(set, changed);
     if (id) {
       ids = true;
       schedule.found(id);
@@ -193,7 +203,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const seen = { welcomed: false };
     try {
       await connectOnce(
-        { ...o.connection, hello: { ...o.connection.hello, heldReplicaIds: [...heldIds()] }, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w) => (info = welcomed(slot, w, endpoint)) },
+        { ...o.connection, hello: { ...o.connection.hello, heldReplicaIds: [...heldIds()] }, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w, set) => (info = welcomed(slot, w, set, endpoint)), onReplicaSet: (set) => follow(set, target.follow(set)) },
         seen,
       );
     } catch (e) {
@@ -212,8 +222,9 @@ export function runFleet(o: FleetOptions): Promise<void> {
       return { welcomed: true, duplicate: false, refused, error };
     }
     if (refused) return { welcomed: false, duplicate: false, refused, error: undefined };
-    // AlreadyExists while holding a replica: a step of the search (or a name clash there, said sparsely).
-    const duplicate = error?.code === Code.AlreadyExists && holding() > 0;
+    // AlreadyExists while holding a replica: a step of the search (or a name clash there, said sparsely); so is a
+    // replica that does not serve this client (another one of the set does).
+    const duplicate = notServedHere(error) || (error?.code === Code.AlreadyExists && holding() > 0);
     if (duplicate && error) searchRefusal(error, heldIds(), endpoint.display);
     return { welcomed: false, duplicate, refused, error };
   }
@@ -224,7 +235,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const others = freeSlots().filter((s) => s !== slot).length;
     if (others === 0) return false;
     if (refused) return true;
-    if (count > 0) return searchers(slot).length >= wantedSearchers();
+    if (target.known) return searchers(slot).length >= target.searchers(heldIds());
     return slot.probe || (misses >= searchAttempts && !urgent());
   }
 
@@ -255,6 +266,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
           if (surplus(slot, misses, r.refused)) break;
           // A duplicate through one address is a step of the search; through one of several addresses, a second
           // path to a replica held through another: retried as seldom as after any failure.
+          if (r.duplicate && !searching()) reconnect.reset(); // holding none: the next attempt soon, not ever later
           pause = r.duplicate && searching() ? "round" : "backoff";
         }
       }
@@ -266,7 +278,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
 
   // Without a count, probe for replicas not met yet (schedule: src/client/search-schedule.ts).
   schedule.probeEvery(() => {
-    if (endpoints.length !== 1 || count > 0 || !ids || freeSlots().some((s) => s.held === undefined)) return;
+    if (endpoints.length !== 1 || target.known || !ids || freeSlots().some((s) => s.held === undefined)) return;
     if (holding() < limits.maxReplicas) spawn({ probe: true });
     else capped(endpoints[0]?.display);
   }, o.stopped);
@@ -274,12 +286,5 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const watch = { resolve: options.resolve, intervalMs: options.resolveIntervalMs, maxAddresses: limits.maxServerAddresses, log, stopped: o.stopped };
   watchEndpoints(options.urls, watch, setEndpoints);
 
-  return new Promise<void>((resolve) => {
-    const done = async () => {
-      while (running.size > 0) await Promise.allSettled([...running]);
-      resolve();
-    };
-    if (o.stopped.aborted) void done();
-    else o.stopped.addEventListener("abort", () => void done(), { once: true });
-  });
+  return settledAfter(o.stopped, running);
 }

@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import type { ConnectError } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../shared/logger.ts";
 import { oneLine } from "../shared/one-line.ts";
 import { replicaIdKey } from "../shared/replica-header.ts";
@@ -19,6 +19,10 @@ export function createSearchRefusals(log: Logger, name: string): (error: Connect
   const clash = sparseLog(log);
   return (error, held, server) => {
     const by = error.metadata.get(replicaIdKey) ?? "";
+    if (notServedHere(error)) {
+      log.debug("landed on a replica that does not serve this client; trying again", { name, server, replica: oneLine(by, 128) });
+      return "held";
+    }
     if (held.has(by)) {
       log.debug("landed on a replica already held; trying again", { name, server });
       return "held";
@@ -27,4 +31,13 @@ export function createSearchRefusals(log: Logger, name: string): (error: Connect
     clash("our name is held by another client on a replica we do not hold; searching on", { name, replica, server, reason: oneLine(error.rawMessage, 512) });
     return "clash";
   };
+}
+
+/**
+ * Whether a refusal says "this replica does not serve you, another of the set
+ * does" (`Unavailable` naming the replica: with `replicas_per_client`, a
+ * replica refuses a client it is not assigned): a step of the search.
+ */
+export function notServedHere(error: ConnectError | undefined): boolean {
+  return error?.code === Code.Unavailable && error.metadata.has(replicaIdKey);
 }

@@ -73,6 +73,8 @@ export interface SearchSchedule {
   lost(id: string | undefined): void;
   /** A replica is held (again): no longer lost. */
   found(id: string): void;
+  /** Forgets every lost replica but those of `ids` (the replica set): a ghost left the set, it is not searched for. */
+  keepOnly(ids: ReadonlySet<string>): void;
   /** Whether a replica was lost less than `lostSearchMs` ago. */
   recentlyLost(): boolean;
   /** Calls `probe` now and then (the interval doubling while nothing changes) until `stopped` aborts. */
@@ -131,6 +133,7 @@ export function createSearchSchedule(o: { backoff: Required<BackoffOptions>; int
       changed();
     },
     found: (id) => lost.found(id),
+    keepOnly: (ids) => lost.keepOnly(ids),
     recentlyLost: () => lost.recent(),
     probeEvery(probe, stopped) {
       let timer: NodeJS.Timeout | undefined;
@@ -162,6 +165,9 @@ export function createLostReplicas(max: number, now: () => number = Date.now) {
     },
     found(id: string) {
       lost.delete(id);
+    },
+    keepOnly(ids: ReadonlySet<string>) {
+      for (const id of lost.keys()) if (!ids.has(id)) lost.delete(id);
     },
     /** Whether one was lost less than `lostSearchMs` ago. */
     recent(): boolean {

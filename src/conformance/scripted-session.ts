@@ -31,6 +31,12 @@ export interface WelcomeOptions {
   features?: string[];
   /** Fields no version of the protocol defines, in the welcome and in its limits. Default none. */
   unknownFields?: UnknownField[];
+  /** Welcome.replica_id. Default "conformance". */
+  replicaId?: string;
+  /** Welcome.replica_ids (the replica set). Default none. */
+  replicaIds?: string[];
+  /** Welcome.replicas_per_client. Default 0. */
+  replicasPerClient?: number;
 }
 
 export interface ScriptedSession {
@@ -169,7 +175,9 @@ export function createScriptedSession(hello: Hello, behaviour: SessionBehaviour)
             heartbeatInterval: { seconds: BigInt(Math.floor(hb / 1000)), nanos: (hb % 1000) * 1e6 },
             limits,
             features: o.features ?? [],
-            replicaId: "conformance",
+            replicaId: o.replicaId ?? "conformance",
+            replicaIds: o.replicaIds ?? [],
+            replicasPerClient: o.replicasPerClient ?? 0,
             $unknown: o.unknownFields,
           },
         },

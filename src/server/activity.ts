@@ -25,7 +25,7 @@ export interface ServerEvents {
   /** A client's stream broke or went quiet: it stays listed as vanished for `vanishedRetentionMs`. */
   clientVanished: [client: VanishedClient];
   /** A client stream was refused (before or at its hello). `code` is the Connect code's name. */
-  clientRefused: [refusal: { code: string; reason: string; name?: string; identity?: string; peer?: string }];
+  clientRefused: [refusal: { code: string; reason: string; name?: string; identity?: string; peer?: string; routine?: boolean }];
   /** A proxied request ended, in success or not. */
   scrapeFinished: [scrape: ScrapeEvent];
 }

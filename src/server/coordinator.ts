@@ -14,6 +14,7 @@ import type { Identity } from "../auth/stream/identity.ts";
 import type { Activity } from "./activity.ts";
 import type { ClientInfo } from "./client-info.ts";
 import { createDiscovery, type DiscoveryEntry } from "./discovery.ts";
+import { negotiateFeatures } from "./features.ts";
 import { checkHello } from "./hello.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
@@ -25,9 +26,6 @@ import { createVanished, type VanishedClient } from "./vanished.ts";
 
 /** Frames waiting for a client to read before its stream counts as stuck (orders and credit are bounded far below). */
 const maxQueuedFrames = 1024;
-
-/** Optional protocol features this server supports (PROTOCOL.md, "Features"). */
-const serverFeatures = new Set(["head", "single-result"]);
 
 /** Where the server is in its life: serving; draining (serving, not ready); refusing new scrapes; closed. */
 export type Phase = "serving" | "draining" | "refusing" | "closed";
@@ -157,7 +155,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       const kept = gone.size ? ` (${gone.size} of them vanished clients of identities that hold no more clients than this one's)` : "";
       throw new ConnectError(`the server has its maximum of ${o.maxClients} clients${kept}`, Code.ResourceExhausted);
     }
-    const session = createSession(info, hello.features.filter((f) => serverFeatures.has(f)).slice(0, serverFeatures.size), o);
+    const session = createSession(info, negotiateFeatures(hello.features, o), o);
     listings.set(session, listWithRoom(info)); // throws ResourceExhausted when /clients would grow past its bound
     gone.forget(name); // back (only now that it is admitted): no longer listed as vanished
     byName.set(name, session);

@@ -127,6 +127,13 @@ export interface ServerOptions {
    */
   replicaCount?: number;
   /**
+   * With `peers`: how many replicas of the set each client holds, chosen by
+   * rendezvous hashing of its name (PROTOCOL.md, "Replica set"); a replica
+   * refuses a client it is not assigned, and serves its scrapes by forwarding.
+   * Announced in the welcome. Default 0: every replica holds every client.
+   */
+  replicasPerClient?: number;
+  /**
    * The other replicas, so that any ready replica serves any client: a scrape
    * for a client held by a peer but not here is forwarded to it (one hop), and
    * `/clients` lists the clients of every replica. URLs (`http://10.0.0.1:8080`,
@@ -238,6 +245,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     warmupMaxMs: o.warmupMaxMs ?? 6 * (o.warmupMs ?? 0),
     replicaId: o.replicaId ?? `${hostname()}-${randomBytes(4).toString("hex")}`,
     replicaCount: o.replicaCount ?? 0,
+    replicasPerClient: o.replicasPerClient ?? 0,
     peers: parsePeers(o.peers ?? []),
     peerSecret: o.peerSecret,
     peerPollIntervalMs: o.peerPollIntervalMs ?? 1_000,
@@ -270,13 +278,14 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
       throw new RangeError(`promproxy: option ${k} must be a positive ${whole ? "whole " : ""}number, got ${String(v)}`);
     }
   }
-  for (const k of ["drainDelayMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount"] as const) {
+  for (const k of ["drainDelayMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount", "replicasPerClient"] as const) {
     const v = r[k];
-    const whole = k === "replicaCount";
+    const whole = k.startsWith("replica");
     if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (whole && !Number.isInteger(v))) {
       throw new RangeError(`promproxy: option ${k} must be a ${whole ? "whole " : ""}number >= 0, got ${String(v)}`);
     }
   }
+  if (r.replicasPerClient > 64 || (r.replicasPerClient > 0 && r.peers.length === 0)) throw new RangeError(`promproxy: option replicasPerClient (${r.replicasPerClient}) needs peers (only replicas that know each other know the set) and is at most 64 (the largest set)`);
   if (r.peers.length > 0 && !r.peerSecret) throw new RangeError("promproxy: option peers needs peerSecret (the secret every replica signs its peer requests with)");
   if (r.replicaId === "" || r.replicaId.length > 128) throw new RangeError("promproxy: option replicaId must be 1-128 characters");
   if (!(r.maxLabels >= 0) || !(r.maxLabelValueLength >= 0)) throw new RangeError("promproxy: maxLabels and maxLabelValueLength must be >= 0");

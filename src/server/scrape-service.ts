@@ -4,12 +4,14 @@ import { identityKey } from "../auth/stream/identity.ts";
 import { peerKey } from "../auth/stream/peer.ts";
 import type { Activity } from "./activity.ts";
 import { version } from "../shared/version.ts";
+import { replicaIdKey } from "../shared/replica-header.ts";
 import type { Coordinator } from "./coordinator.ts";
 import { endReason } from "./end-reason.ts";
 import { streamResetKey } from "./stream-reset.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import type { ServerFrameInit, Session } from "./session.ts";
+import type { ReplicaSetFeed } from "./peers/replica-set.ts";
 
 /** @internal */
 export interface ScrapeServiceDeps {
@@ -17,6 +19,8 @@ export interface ScrapeServiceDeps {
   coordinator: Coordinator;
   metrics: ServerMetrics;
   activity: Activity;
+  /** With peers: the replica set announced in welcomes and ReplicaSet frames. */
+  replicaSet?: ReplicaSetFeed;
 }
 
 /**
@@ -26,7 +30,7 @@ export interface ScrapeServiceDeps {
  *
  * @internal
  */
-export function createScrapeHandler({ options, coordinator, metrics, activity }: ScrapeServiceDeps) {
+export function createScrapeHandler({ options, coordinator, metrics, activity, replicaSet }: ScrapeServiceDeps) {
   const log = options.logger;
 
   return async function* scrape(requests: AsyncIterable<ClientFrame>, ctx: HandlerContext): AsyncGenerator<ServerFrameInit> {
@@ -57,7 +61,7 @@ export function createScrapeHandler({ options, coordinator, metrics, activity }:
     /** Set when the stream ends in any way but the client closing its side cleanly (stop()): it vanished. */
     let broke = true;
     try {
-      yield welcomeFrame(options, s);
+      yield welcomeFrame(options, s, replicaSet);
       // Read the client's frames concurrently with writing ours.
       void (async () => {
         try {
@@ -88,9 +92,10 @@ export function createScrapeHandler({ options, coordinator, metrics, activity }:
   };
 }
 
-/** The first frame the server sends on an admitted stream. @internal */
-export function welcomeFrame(options: ResolvedServerOptions, s: Session): ServerFrameInit {
+/** The first frame the server sends on an admitted stream; a stream that negotiated "replica-set" follows the set from now on. @internal */
+export function welcomeFrame(options: ResolvedServerOptions, s: Session, replicaSet?: ReplicaSetFeed): ServerFrameInit {
   const hb = options.heartbeatIntervalMs;
+  replicaSet?.subscribe(s);
   return {
     frame: {
       case: "welcome",
@@ -102,6 +107,8 @@ export function welcomeFrame(options: ResolvedServerOptions, s: Session): Server
         features: s.features,
         replicaId: options.replicaId,
         replicaCount: options.replicaCount,
+        replicaIds: replicaSet?.current() ?? [],
+        replicasPerClient: options.replicasPerClient,
       },
     },
   };
@@ -116,9 +123,11 @@ export function reportRefusal(
 ): ConnectError {
   const err = ConnectError.from(e);
   metrics.sessions.inc({ result: Code[err.code] ?? "unknown" });
-  const refusal = { code: Code[err.code] ?? "Unknown", reason: err.rawMessage, name, identity: values.get(identityKey)?.name, peer: values.get(peerKey)?.remoteAddress };
-  // A client looking for every replica behind a load balancer meets replicas that hold it already: routine.
-  (err.code === Code.AlreadyExists ? options.logger.debug : options.logger.info)("client refused", refusal);
+  // A client looking for every replica behind a load balancer meets replicas that hold it already, or (with
+  // replicasPerClient) replicas that do not hold it: routine (the latter only counted on the status page).
+  const notAssigned = err.code === Code.Unavailable && err.metadata.has(replicaIdKey);
+  const refusal = { code: Code[err.code] ?? "Unknown", reason: err.rawMessage, name, identity: values.get(identityKey)?.name, peer: values.get(peerKey)?.remoteAddress, ...(notAssigned ? { routine: true } : {}) };
+  (err.code === Code.AlreadyExists || notAssigned ? options.logger.debug : options.logger.info)("client refused", refusal);
   activity.emit("clientRefused", refusal);
   return err;
 }

@@ -14,6 +14,7 @@ import type { ClientInfo } from "./client-info.ts";
 import { createActivity, type ServerEvents } from "./activity.ts";
 import { createCoordinator } from "./coordinator.ts";
 import { createPeers, type Peers } from "./peers/peers.ts";
+import { withAssignment } from "./peers/assignment.ts";
 import { peerStatePath } from "./peers/peer-state.ts";
 import { createScrapeHandler } from "./scrape-service.ts";
 import { createFastScrape } from "./grpc-fast/handler.ts";
@@ -124,13 +125,15 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   const peers: Peers | undefined = o.peers.length > 0 ? createPeers(o, coordinator, activity, () => ready()) : undefined;
   const ready = (): boolean => (peers ? coordinator.phase === "serving" && (peers.synced || coordinator.ready) : coordinator.ready);
   metrics.readiness(ready);
+  // With replicasPerClient: a replica refuses a client it is not assigned (src/server/peers/assignment.ts).
+  const joining = peers && o.replicasPerClient > 0 ? withAssignment(coordinator, o, () => peers.replicaSet.current()) : coordinator;
   const refusals = createRefusals({ logger: o.logger, holder: (name) => coordinator.holder(name), searched: o.replicaCount !== 1 });
   activity.events.on("clientRefused", (r) => refusals.record(r));
   const ports: BoundPort[] = [];
   let closing: Promise<void> | undefined;
 
   const startedAt = new Date();
-  const scrape = createScrapeHandler({ options: o, coordinator, metrics, activity });
+  const scrape = createScrapeHandler({ options: o, coordinator: joining, metrics, activity, replicaSet: peers?.replicaSet });
   const connectOptions: PromproxyServer["connectOptions"] = {
     routes: (router) => router.service(ScrapeService, { scrape }),
     // The peer (address, TLS client certificate) for auth interceptors such as mtlsAuth.
@@ -148,7 +151,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   const connect = connectNodeAdapter(connectOptions);
   // The Scrape stream's gRPC protocol on a path of our own (src/server/grpc-fast/); Connect serves the rest.
   const fast = o.fastPath
-    ? createFastScrape({ options: o, coordinator, metrics, activity, interceptors: connectOptions.interceptors, contextValues: connectOptions.contextValues, readMaxBytes: connectOptions.readMaxBytes, scrape })
+    ? createFastScrape({ options: o, coordinator: joining, replicaSet: peers?.replicaSet, metrics, activity, interceptors: connectOptions.interceptors, contextValues: connectOptions.contextValues, readMaxBytes: connectOptions.readMaxBytes, scrape })
     : undefined;
   const status = (): ServerStatus => ({ ...buildServerStatus(o, coordinator, activity, startedAt, refusals), ready: ready() });
   const front = createFront({ options: o, coordinator, metrics, activity, startedAt, status, peers, ready });

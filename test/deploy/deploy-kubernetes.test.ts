@@ -329,6 +329,8 @@ test("kubernetes: replicas, rollout, disruption budget and spread", () => {
   const replicas = server.spec.replicas;
   assert.equal(replicas, 3);
   assert.equal(Number(serverArgs.one("--replica-count")), replicas, "--replica-count is the Deployment's replicas");
+  const k = Number(serverArgs.one("--replicas-per-client"));
+  assert.ok(k >= 2 && k < replicas, "each client holds K of the replicas: two at least (one restarts at a time), fewer than all");
   const podLabels = server.spec.template.metadata.labels;
   assert.ok(selects(server.spec.selector, podLabels), "the Deployment selects its pods");
   // A surge pod would meet no client (they stop dialling at --replica-count): replace old pods one by one.

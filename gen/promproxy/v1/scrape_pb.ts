@@ -30,7 +30,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file promproxy/v1/scrape.proto.
  */
 export const file_promproxy_v1_scrape: GenFile = /*@__PURE__*/
-  fileDesc("Chlwcm9tcHJveHkvdjEvc2NyYXBlLnByb3RvEgxwcm9tcHJveHkudjEijAIKC0NsaWVudEZyYW1lEiQKBWhlbGxvGAEgASgLMhMucHJvbXByb3h5LnYxLkhlbGxvSAASKAoEaGVhZBgCIAEoCzIYLnByb21wcm94eS52MS5SZXN1bHRIZWFkSAASKgoFY2h1bmsYAyABKAsyGS5wcm9tcHJveHkudjEuUmVzdWx0Q2h1bmtIABImCgNlbmQYBCABKAsyFy5wcm9tcHJveHkudjEuUmVzdWx0RW5kSAASIgoEcG9uZxgFIAEoCzISLnByb21wcm94eS52MS5Qb25nSAASLAoGcmVzdWx0GAYgASgLMhoucHJvbXByb3h5LnYxLlNjcmFwZVJlc3VsdEgAQgcKBWZyYW1lIuABCgtTZXJ2ZXJGcmFtZRIoCgd3ZWxjb21lGAEgASgLMhUucHJvbXByb3h5LnYxLldlbGNvbWVIABIqCgVvcmRlchgCIAEoCzIZLnByb21wcm94eS52MS5TY3JhcGVPcmRlckgAEiYKBmNyZWRpdBgDIAEoCzIULnByb21wcm94eS52MS5DcmVkaXRIABImCgZjYW5jZWwYBCABKAsyFC5wcm9tcHJveHkudjEuQ2FuY2VsSAASIgoEcGluZxgFIAEoCzISLnByb21wcm94eS52MS5QaW5nSABCBwoFZnJhbWUi2QEKBUhlbGxvEgwKBG5hbWUYASABKAkSLwoGbGFiZWxzGAIgAygLMh8ucHJvbXByb3h5LnYxLkhlbGxvLkxhYmVsc0VudHJ5EiUKB3RhcmdldHMYAyADKAsyFC5wcm9tcHJveHkudjEuVGFyZ2V0Eg8KB3ZlcnNpb24YBCABKAkSEAoIZmVhdHVyZXMYBSADKAkSGAoQaGVsZF9yZXBsaWNhX2lkcxgGIAMoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoUBCgZUYXJnZXQSDAoEcG9ydBgBIAEoDRIMCgRwYXRoGAIgASgJEjAKBmxhYmVscxgDIAMoCzIgLnByb21wcm94eS52MS5UYXJnZXQuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLPAQoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEiQKBmxpbWl0cxgCIAEoCzIULnByb21wcm94eS52MS5MaW1pdHMSNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnNlcnZlcl92ZXJzaW9uGAQgASgJEhAKCGZlYXR1cmVzGAUgAygJEhIKCnJlcGxpY2FfaWQYBiABKAkSFQoNcmVwbGljYV9jb3VudBgHIAEoDSJUCgZMaW1pdHMSFwoPbWF4X2NodW5rX2J5dGVzGAEgASgNEhoKEm1heF9yZXNwb25zZV9ieXRlcxgCIAEoBBIVCg1tYXhfaW5fZmxpZ2h0GAMgASgNIsUBCgtTY3JhcGVPcmRlchIRCglzY3JhcGVfaWQYASABKAQSDAoEcG9ydBgCIAEoDRIMCgRwYXRoGAMgASgJEg4KBnNjaGVtZRgEIAEoCRIlCgdoZWFkZXJzGAUgAygLMhQucHJvbXByb3h5LnYxLkhlYWRlchIqCgd0aW1lb3V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDGNyZWRpdF9ieXRlcxgHIAEoBBIOCgZtZXRob2QYCCABKAkiKgoGQ3JlZGl0EhEKCXNjcmFwZV9pZBgBIAEoBBINCgVieXRlcxgCIAEoBCIrCgZDYW5jZWwSEQoJc2NyYXBlX2lkGAEgASgEEg4KBnJlYXNvbhgCIAEoCSIVCgRQaW5nEg0KBW5vbmNlGAEgASgEIhUKBFBvbmcSDQoFbm9uY2UYASABKAQiJQoGSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkiVgoKUmVzdWx0SGVhZBIRCglzY3JhcGVfaWQYASABKAQSDgoGc3RhdHVzGAIgASgNEiUKB2hlYWRlcnMYAyADKAsyFC5wcm9tcHJveHkudjEuSGVhZGVyIi4KC1Jlc3VsdENodW5rEhEKCXNjcmFwZV9pZBgBIAEoBBIMCgRkYXRhGAIgASgMIkgKCVJlc3VsdEVuZBIRCglzY3JhcGVfaWQYASABKAQSKAoFZXJyb3IYAiABKAsyGS5wcm9tcHJveHkudjEuU2NyYXBlRXJyb3IikAEKDFNjcmFwZVJlc3VsdBIRCglzY3JhcGVfaWQYASABKAQSDgoGc3RhdHVzGAIgASgNEiUKB2hlYWRlcnMYAyADKAsyFC5wcm9tcHJveHkudjEuSGVhZGVyEgwKBGRhdGEYBCABKAwSKAoFZXJyb3IYBSABKAsyGS5wcm9tcHJveHkudjEuU2NyYXBlRXJyb3IiTwoLU2NyYXBlRXJyb3ISLwoGcmVhc29uGAEgASgOMh8ucHJvbXByb3h5LnYxLlNjcmFwZUVycm9yUmVhc29uEg8KB21lc3NhZ2UYAiABKAkqpwIKEVNjcmFwZUVycm9yUmVhc29uEiMKH1NDUkFQRV9FUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIjCh9TQ1JBUEVfRVJST1JfUkVBU09OX1VOUkVBQ0hBQkxFEAESHwobU0NSQVBFX0VSUk9SX1JFQVNPTl9USU1FT1VUEAISIQodU0NSQVBFX0VSUk9SX1JFQVNPTl9UT09fTEFSR0UQAxIhCh1TQ1JBUEVfRVJST1JfUkVBU09OX05PVF9GT1VORBAEEhwKGFNDUkFQRV9FUlJPUl9SRUFTT05fQlVTWRAFEiAKHFNDUkFQRV9FUlJPUl9SRUFTT05fSU5URVJOQUwQBhIhCh1TQ1JBUEVfRVJST1JfUkVBU09OX0NBTkNFTExFRBAHMlMKDVNjcmFwZVNlcnZpY2USQgoGU2NyYXBlEhkucHJvbXByb3h5LnYxLkNsaWVudEZyYW1lGhkucHJvbXByb3h5LnYxLlNlcnZlckZyYW1lKAEwAWIGcHJvdG8z", [file_google_protobuf_duration]);
+  fileDesc("Chlwcm9tcHJveHkvdjEvc2NyYXBlLnByb3RvEgxwcm9tcHJveHkudjEijAIKC0NsaWVudEZyYW1lEiQKBWhlbGxvGAEgASgLMhMucHJvbXByb3h5LnYxLkhlbGxvSAASKAoEaGVhZBgCIAEoCzIYLnByb21wcm94eS52MS5SZXN1bHRIZWFkSAASKgoFY2h1bmsYAyABKAsyGS5wcm9tcHJveHkudjEuUmVzdWx0Q2h1bmtIABImCgNlbmQYBCABKAsyFy5wcm9tcHJveHkudjEuUmVzdWx0RW5kSAASIgoEcG9uZxgFIAEoCzISLnByb21wcm94eS52MS5Qb25nSAASLAoGcmVzdWx0GAYgASgLMhoucHJvbXByb3h5LnYxLlNjcmFwZVJlc3VsdEgAQgcKBWZyYW1lIpECCgtTZXJ2ZXJGcmFtZRIoCgd3ZWxjb21lGAEgASgLMhUucHJvbXByb3h5LnYxLldlbGNvbWVIABIqCgVvcmRlchgCIAEoCzIZLnByb21wcm94eS52MS5TY3JhcGVPcmRlckgAEiYKBmNyZWRpdBgDIAEoCzIULnByb21wcm94eS52MS5DcmVkaXRIABImCgZjYW5jZWwYBCABKAsyFC5wcm9tcHJveHkudjEuQ2FuY2VsSAASIgoEcGluZxgFIAEoCzISLnByb21wcm94eS52MS5QaW5nSAASLwoLcmVwbGljYV9zZXQYBiABKAsyGC5wcm9tcHJveHkudjEuUmVwbGljYVNldEgAQgcKBWZyYW1lItkBCgVIZWxsbxIMCgRuYW1lGAEgASgJEi8KBmxhYmVscxgCIAMoCzIfLnByb21wcm94eS52MS5IZWxsby5MYWJlbHNFbnRyeRIlCgd0YXJnZXRzGAMgAygLMhQucHJvbXByb3h5LnYxLlRhcmdldBIPCgd2ZXJzaW9uGAQgASgJEhAKCGZlYXR1cmVzGAUgAygJEhgKEGhlbGRfcmVwbGljYV9pZHMYBiADKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKFAQoGVGFyZ2V0EgwKBHBvcnQYASABKA0SDAoEcGF0aBgCIAEoCRIwCgZsYWJlbHMYAyADKAsyIC5wcm9tcHJveHkudjEuVGFyZ2V0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEigQIKB1dlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIkCgZsaW1pdHMYAiABKAsyFC5wcm9tcHJveHkudjEuTGltaXRzEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5zZXJ2ZXJfdmVyc2lvbhgEIAEoCRIQCghmZWF0dXJlcxgFIAMoCRISCgpyZXBsaWNhX2lkGAYgASgJEhUKDXJlcGxpY2FfY291bnQYByABKA0SEwoLcmVwbGljYV9pZHMYCCADKAkSGwoTcmVwbGljYXNfcGVyX2NsaWVudBgJIAEoDSI+CgpSZXBsaWNhU2V0EhMKC3JlcGxpY2FfaWRzGAEgAygJEhsKE3JlcGxpY2FzX3Blcl9jbGllbnQYAiABKA0iVAoGTGltaXRzEhcKD21heF9jaHVua19ieXRlcxgBIAEoDRIaChJtYXhfcmVzcG9uc2VfYnl0ZXMYAiABKAQSFQoNbWF4X2luX2ZsaWdodBgDIAEoDSLFAQoLU2NyYXBlT3JkZXISEQoJc2NyYXBlX2lkGAEgASgEEgwKBHBvcnQYAiABKA0SDAoEcGF0aBgDIAEoCRIOCgZzY2hlbWUYBCABKAkSJQoHaGVhZGVycxgFIAMoCzIULnByb21wcm94eS52MS5IZWFkZXISKgoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxjcmVkaXRfYnl0ZXMYByABKAQSDgoGbWV0aG9kGAggASgJIioKBkNyZWRpdBIRCglzY3JhcGVfaWQYASABKAQSDQoFYnl0ZXMYAiABKAQiKwoGQ2FuY2VsEhEKCXNjcmFwZV9pZBgBIAEoBBIOCgZyZWFzb24YAiABKAkiFQoEUGluZxINCgVub25jZRgBIAEoBCIVCgRQb25nEg0KBW5vbmNlGAEgASgEIiUKBkhlYWRlchIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJIlYKClJlc3VsdEhlYWQSEQoJc2NyYXBlX2lkGAEgASgEEg4KBnN0YXR1cxgCIAEoDRIlCgdoZWFkZXJzGAMgAygLMhQucHJvbXByb3h5LnYxLkhlYWRlciIuCgtSZXN1bHRDaHVuaxIRCglzY3JhcGVfaWQYASABKAQSDAoEZGF0YRgCIAEoDCJICglSZXN1bHRFbmQSEQoJc2NyYXBlX2lkGAEgASgEEigKBWVycm9yGAIgASgLMhkucHJvbXByb3h5LnYxLlNjcmFwZUVycm9yIpABCgxTY3JhcGVSZXN1bHQSEQoJc2NyYXBlX2lkGAEgASgEEg4KBnN0YXR1cxgCIAEoDRIlCgdoZWFkZXJzGAMgAygLMhQucHJvbXByb3h5LnYxLkhlYWRlchIMCgRkYXRhGAQgASgMEigKBWVycm9yGAUgASgLMhkucHJvbXByb3h5LnYxLlNjcmFwZUVycm9yIk8KC1NjcmFwZUVycm9yEi8KBnJlYXNvbhgBIAEoDjIfLnByb21wcm94eS52MS5TY3JhcGVFcnJvclJlYXNvbhIPCgdtZXNzYWdlGAIgASgJKqcCChFTY3JhcGVFcnJvclJlYXNvbhIjCh9TQ1JBUEVfRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASIwofU0NSQVBFX0VSUk9SX1JFQVNPTl9VTlJFQUNIQUJMRRABEh8KG1NDUkFQRV9FUlJPUl9SRUFTT05fVElNRU9VVBACEiEKHVNDUkFQRV9FUlJPUl9SRUFTT05fVE9PX0xBUkdFEAMSIQodU0NSQVBFX0VSUk9SX1JFQVNPTl9OT1RfRk9VTkQQBBIcChhTQ1JBUEVfRVJST1JfUkVBU09OX0JVU1kQBRIgChxTQ1JBUEVfRVJST1JfUkVBU09OX0lOVEVSTkFMEAYSIQodU0NSQVBFX0VSUk9SX1JFQVNPTl9DQU5DRUxMRUQQBzJTCg1TY3JhcGVTZXJ2aWNlEkIKBlNjcmFwZRIZLnByb21wcm94eS52MS5DbGllbnRGcmFtZRoZLnByb21wcm94eS52MS5TZXJ2ZXJGcmFtZSgBMAFiBnByb3RvMw", [file_google_protobuf_duration]);
 
 /**
  * ClientFrame is one message from the client to the server.
@@ -153,6 +153,14 @@ export type ServerFrame = Message<"promproxy.v1.ServerFrame"> & {
      */
     value: Ping;
     case: "ping";
+  } | {
+    /**
+     * The replica set changed (feature "replica-set", PROTOCOL.md "Replica set").
+     *
+     * @generated from field: promproxy.v1.ReplicaSet replica_set = 6;
+     */
+    value: ReplicaSet;
+    case: "replicaSet";
   } | { case: undefined; value?: undefined };
 };
 
@@ -333,6 +341,25 @@ export type Welcome = Message<"promproxy.v1.Welcome"> & {
    * @generated from field: uint32 replica_count = 7;
    */
   replicaCount: number;
+
+  /**
+   * The current replica set, this replica included, sorted: sent only when the
+   * server knows it (replicas that know each other, "peers"). A client holds
+   * a stream to each replica of the set assigned to it (all of them, or
+   * replicas_per_client of them) and forgets replicas that left the set.
+   * Empty: unknown. At most 64 ids of at most 128 header-safe characters.
+   *
+   * @generated from field: repeated string replica_ids = 8;
+   */
+  replicaIds: string[];
+
+  /**
+   * How many replicas of the set each client holds (chosen by rendezvous
+   * hashing of its name, PROTOCOL.md "Replica set"); 0 means every replica.
+   *
+   * @generated from field: uint32 replicas_per_client = 9;
+   */
+  replicasPerClient: number;
 };
 
 /**
@@ -341,6 +368,32 @@ export type Welcome = Message<"promproxy.v1.Welcome"> & {
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
   messageDesc(file_promproxy_v1_scrape, 4);
+
+/**
+ * ReplicaSet is the current replica set, sent when it changes to clients that
+ * named the feature "replica-set" (at most one a second on a stream; the
+ * latest wins). Its fields mean what Welcome's of the same names mean.
+ *
+ * @generated from message promproxy.v1.ReplicaSet
+ */
+export type ReplicaSet = Message<"promproxy.v1.ReplicaSet"> & {
+  /**
+   * @generated from field: repeated string replica_ids = 1;
+   */
+  replicaIds: string[];
+
+  /**
+   * @generated from field: uint32 replicas_per_client = 2;
+   */
+  replicasPerClient: number;
+};
+
+/**
+ * Describes the message promproxy.v1.ReplicaSet.
+ * Use `create(ReplicaSetSchema)` to create a new message.
+ */
+export const ReplicaSetSchema: GenMessage<ReplicaSet> = /*@__PURE__*/
+  messageDesc(file_promproxy_v1_scrape, 5);
 
 /**
  * Limits the server enforces. A client that breaks one has its stream ended
@@ -377,7 +430,7 @@ export type Limits = Message<"promproxy.v1.Limits"> & {
  * Use `create(LimitsSchema)` to create a new message.
  */
 export const LimitsSchema: GenMessage<Limits> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 5);
+  messageDesc(file_promproxy_v1_scrape, 6);
 
 /**
  * ScrapeOrder asks the client for one scrape.
@@ -454,7 +507,7 @@ export type ScrapeOrder = Message<"promproxy.v1.ScrapeOrder"> & {
  * Use `create(ScrapeOrderSchema)` to create a new message.
  */
 export const ScrapeOrderSchema: GenMessage<ScrapeOrder> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 6);
+  messageDesc(file_promproxy_v1_scrape, 7);
 
 /**
  * Credit allows more body bytes for one scrape.
@@ -480,7 +533,7 @@ export type Credit = Message<"promproxy.v1.Credit"> & {
  * Use `create(CreditSchema)` to create a new message.
  */
 export const CreditSchema: GenMessage<Credit> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 7);
+  messageDesc(file_promproxy_v1_scrape, 8);
 
 /**
  * Cancel tells the client to stop a scrape. The client answers nothing more for it.
@@ -506,7 +559,7 @@ export type Cancel = Message<"promproxy.v1.Cancel"> & {
  * Use `create(CancelSchema)` to create a new message.
  */
 export const CancelSchema: GenMessage<Cancel> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 8);
+  messageDesc(file_promproxy_v1_scrape, 9);
 
 /**
  * Ping probes the stream. The server sends one every heartbeat interval.
@@ -525,7 +578,7 @@ export type Ping = Message<"promproxy.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 9);
+  messageDesc(file_promproxy_v1_scrape, 10);
 
 /**
  * Pong answers a Ping.
@@ -544,7 +597,7 @@ export type Pong = Message<"promproxy.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 10);
+  messageDesc(file_promproxy_v1_scrape, 11);
 
 /**
  * Header is one HTTP header field.
@@ -570,7 +623,7 @@ export type Header = Message<"promproxy.v1.Header"> & {
  * Use `create(HeaderSchema)` to create a new message.
  */
 export const HeaderSchema: GenMessage<Header> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 11);
+  messageDesc(file_promproxy_v1_scrape, 12);
 
 /**
  * ResultHead starts a result.
@@ -607,7 +660,7 @@ export type ResultHead = Message<"promproxy.v1.ResultHead"> & {
  * Use `create(ResultHeadSchema)` to create a new message.
  */
 export const ResultHeadSchema: GenMessage<ResultHead> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 12);
+  messageDesc(file_promproxy_v1_scrape, 13);
 
 /**
  * ResultChunk carries body bytes of a result.
@@ -633,7 +686,7 @@ export type ResultChunk = Message<"promproxy.v1.ResultChunk"> & {
  * Use `create(ResultChunkSchema)` to create a new message.
  */
 export const ResultChunkSchema: GenMessage<ResultChunk> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 13);
+  messageDesc(file_promproxy_v1_scrape, 14);
 
 /**
  * ResultEnd ends a result.
@@ -661,7 +714,7 @@ export type ResultEnd = Message<"promproxy.v1.ResultEnd"> & {
  * Use `create(ResultEndSchema)` to create a new message.
  */
 export const ResultEndSchema: GenMessage<ResultEnd> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 14);
+  messageDesc(file_promproxy_v1_scrape, 15);
 
 /**
  * ScrapeResult is a whole result in one frame, with the feature
@@ -708,7 +761,7 @@ export type ScrapeResult = Message<"promproxy.v1.ScrapeResult"> & {
  * Use `create(ScrapeResultSchema)` to create a new message.
  */
 export const ScrapeResultSchema: GenMessage<ScrapeResult> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 15);
+  messageDesc(file_promproxy_v1_scrape, 16);
 
 /**
  * ScrapeError says why a scrape failed.
@@ -734,7 +787,7 @@ export type ScrapeError = Message<"promproxy.v1.ScrapeError"> & {
  * Use `create(ScrapeErrorSchema)` to create a new message.
  */
 export const ScrapeErrorSchema: GenMessage<ScrapeError> = /*@__PURE__*/
-  messageDesc(file_promproxy_v1_scrape, 16);
+  messageDesc(file_promproxy_v1_scrape, 17);
 
 /**
  * ScrapeErrorReason classifies a failed scrape.

@@ -11,6 +11,7 @@ import { cancelAfterEnd, cancelMidBody, orderTimeout, unknownIds } from "./cance
 import { duplicateName, helloLabels } from "./discovery.ts";
 import { notFound, unknownFrames } from "./evolution.ts";
 import { leave, leaveUnanswered } from "./leaving.ts";
+import { replicaSet } from "./replica-set.ts";
 import { idleSurvival, pingPong, reconnectAfterEnd, reconnectAfterRestart } from "./liveness.ts";
 import { backoff, fatalInvalidArgument, fatalPermissionDenied, fatalUnauthenticated, resetAfterWelcome } from "./retries.ts";
 import { singleResult } from "./single-result.ts";
@@ -38,6 +39,7 @@ export const allScenarios: readonly Scenario[] = [
   unknownBeforeWelcome,
   headOrder,
   singleResult,
+  replicaSet,
   fatalUnauthenticated,
   fatalPermissionDenied,
   fatalInvalidArgument,

@@ -190,7 +190,7 @@ function serveFast(
     metrics.sessions.inc({ result: "accepted" });
     log.info("client connected", { client: s.info.name, session: s.info.sessionId, identity: s.info.identity });
     const pieces: Uint8Array[] = [];
-    encodeServerFrame(welcomeFrame(o, s), pieces);
+    encodeServerFrame(welcomeFrame(o, s, deps.replicaSet), pieces);
     writer.write(pieces);
     try {
       for (const f of early.splice(0)) s.receive(f);

@@ -72,7 +72,9 @@ export function createPoller(o: PollerOptions): Poller {
     running++;
     const u = new URL(peerStatePath, p.address.url);
     const mod = u.protocol === "https:" ? https : http;
-    const signed = o.auth.sign("GET", peerStatePath, undefined, p.state?.id ?? "");
+    // Addressed to the id it last named; after a failed poll to nobody: a replacement at the same address (a
+    // restarted process, a new id) refuses a poll addressed to its predecessor, and must still be learned.
+    const signed = o.auth.sign("GET", peerStatePath, undefined, p.error === undefined ? (p.state?.id ?? "") : "");
     const nonce = signed.split(";")[2] ?? "";
     let done = false;
     const finish = (error?: string) => {

@@ -22,6 +22,7 @@ import { createForwarder } from "./peer-forward.ts";
 import { createPeerList } from "./peer-list.ts";
 import { createPoller, type Peer } from "./peer-poller.ts";
 import { createStateSource, peerStatePath } from "./peer-state.ts";
+import { createReplicaSetFeed, type ReplicaSetFeed } from "./replica-set.ts";
 
 type Req = http.IncomingMessage | Http2ServerRequest;
 
@@ -45,6 +46,8 @@ export interface Peers {
   waiting(): string;
   /** The peers as polled, for the status page. */
   readonly peers: readonly Peer[];
+  /** The replica set announced to clients (welcome, ReplicaSet frames). */
+  readonly replicaSet: ReplicaSetFeed;
   close(): void;
 }
 
@@ -93,6 +96,14 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
       this.set({ state: "fresh" }, fresh);
       this.set({ state: "failing" }, others.length - fresh);
     },
+  });
+  const replicaSet = createReplicaSetFeed({
+    replicaId: o.replicaId,
+    perClient: o.replicasPerClient,
+    fresh: () => poller.fresh(),
+    synced: () => poller.synced,
+    maxIds: 64,
+    intervalMs: 1_000,
   });
   const fleet = createPeerDiscovery({ replicaId: o.replicaId, local: () => coordinator.discovery(), fresh: () => poller.fresh(), maxBytes: o.maxDiscoveryBytes, logger: o.logger });
   const state = createStateSource({ replicaId: o.replicaId, discovery: () => coordinator.discovery(), ready });
@@ -145,8 +156,10 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
     get peers() {
       return poller.peers;
     },
+    replicaSet,
     close() {
       poller.close();
+      replicaSet.close();
       for (const a of [agents.http, agents.https, pollAgents.http, pollAgents.https]) a.destroy();
     },
   };

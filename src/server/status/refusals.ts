@@ -35,6 +35,8 @@ export interface Refusal {
   identity?: string;
   /** The remote address. */
   peer?: string;
+  /** A step of a client's search, only counted: a replica refusing a client it is not assigned (`replicasPerClient`). */
+  routine?: boolean;
 }
 
 /** One kind of refusal of one client, as the status page lists it. */
@@ -120,6 +122,10 @@ export function createRefusals(o: {
 
   return {
     record(r) {
+      if (r.routine) {
+        routine++;
+        return;
+      }
       const holder = r.code === "AlreadyExists" && r.name !== undefined ? o.holder(r.name) : undefined;
       if (holder && o.searched !== false && holder.address === r.peer && holder.identity === r.identity) {
         routine++;

@@ -103,7 +103,7 @@ export interface StatusJson {
   /** Client streams refused recently, the most recent first; `refusedTotal` counts every kept entry. */
   refused: RefusedRow[];
   refusedTotal: number;
-  /** Name clashes from the holder's own address and identity (a client searching for replicas): routine, counted. */
+  /** Routine refusals, counted: name clashes from the holder's own address and identity (a client searching for replicas), and clients this replica is not assigned (`replicasPerClient`). */
   refusedRoutine: number;
 }
 

@@ -1,0 +1,75 @@
+/**
+ * Which replicas a client behind one address is to hold, from what its
+ * servers announced:
+ *
+ * - a replica set (Welcome.replica_ids, or a ReplicaSet frame; the latest
+ *   received on any live stream wins): the replicas of the set assigned to
+ *   the client (every one, or `replicas_per_client` chosen by rendezvous
+ *   hashing of its name, src/shared/rendezvous.ts). A replica outside them is
+ *   not held: its stream is closed, a lost one is no longer searched for.
+ * - without a set, a replica count (Welcome.replica_count): that many
+ *   distinct replicas, whichever they are.
+ * - neither: the fleet searches for the replicas it has met (fleet.ts).
+ *
+ * @internal
+ */
+import { assignedReplicas } from "../shared/rendezvous.ts";
+import { maxSearchers } from "./fleet-limits.ts";
+import type { ReplicaSet } from "./replica-set.ts";
+
+export interface ReplicaTarget {
+  /** The replica count of the latest welcome (capped at `maxReplicas`); 0: unknown. */
+  readonly count: number;
+  /** The replicas to hold under the latest set; undefined without a set. */
+  readonly wanted: ReadonlySet<string> | undefined;
+  /** Whether a set or a count says what to hold (else the fleet searches for the replicas it met). */
+  readonly known: boolean;
+  /** A welcome's count and set; true when the replicas to hold changed. */
+  welcome(count: number, set: ReplicaSet | undefined): boolean;
+  /** A ReplicaSet frame; true when the replicas to hold changed. */
+  follow(set: ReplicaSet): boolean;
+  /** Whether a stream to replica `id` is to be kept (always, without a set). */
+  keeps(id: string): boolean;
+  /** Whether a replica to hold is not held. */
+  missing(held: ReadonlySet<string>): boolean;
+  /** How many connections search at once: while one is missing, a round through a round-robin balancer meets every replica. */
+  searchers(held: ReadonlySet<string>): number;
+}
+
+export function createReplicaTarget(name: string, maxReplicas: number): ReplicaTarget {
+  let count = 0;
+  let wanted: Set<string> | undefined;
+  let size = 0;
+  const follow = (set: ReplicaSet): boolean => {
+    const next = new Set(assignedReplicas(name, set.ids, set.perClient));
+    size = set.ids.length;
+    const same = wanted !== undefined && wanted.size === next.size && [...next].every((id) => wanted!.has(id));
+    wanted = next;
+    return !same;
+  };
+  return {
+    get count() {
+      return count;
+    },
+    get wanted() {
+      return wanted;
+    },
+    get known() {
+      return wanted !== undefined || count > 0;
+    },
+    welcome(c, set) {
+      count = Math.min(c, maxReplicas);
+      return set ? follow(set) : false;
+    },
+    follow,
+    keeps: (id) => wanted === undefined || wanted.has(id),
+    missing(held) {
+      if (wanted) return [...wanted].some((id) => !held.has(id));
+      return count > 0 && held.size < count;
+    },
+    searchers(held) {
+      if (!this.missing(held)) return 0;
+      return Math.min(wanted ? size : count, maxSearchers);
+    },
+  };
+}
