@@ -1,0 +1,70 @@
+/**
+ * The storm section of `npm run bench` (opt-in: --only=storm): N clients connected, the server is killed
+ * (SIGKILL) and a new one started on the same port at once; seconds from the kill until every client is
+ * welcomed again, and the new server's peak RSS (VmHWM, i.e. since its start: the storm) and its RSS once
+ * settled. Server and load: idle-fleet.ts.
+ */
+import { freePort, sleep, startLoad, startServer, waitConnected, type IdleConfig, type Mem } from "./idle-fleet.ts";
+import { procCpuMs, procHwm } from "./proc.ts";
+
+export interface StormResult {
+  clients: number;
+  /** Seconds from the SIGKILL to every client welcomed by the new server. */
+  allBackSeconds: number;
+  /** Seconds from the new server listening to every client welcomed. */
+  fromListenSeconds: number;
+  /** The new server's peak RSS (VmHWM) during the storm, and its RSS after settling, bytes. */
+  peakRss: number;
+  settledRss: number;
+  /** Clients back at the end (of `clients`). */
+  back: number;
+  /** Seconds to 50%, 90%, 99% of the clients back (from the kill). */
+  quantiles: { q50: number; q90: number; q99: number };
+  serverCpuMs: number;
+}
+
+export async function stormSection(cfg: IdleConfig, n: number): Promise<StormResult> {
+  const port = await freePort();
+  const first = await startServer(n, port, cfg, "storm-server-1");
+  const loads = await startLoad(n, port, cfg, 100);
+  const c0 = await waitConnected(first, n, 120_000);
+  if (c0 < n) cfg.log(`  storm: only ${c0} of ${n} connected before the kill`);
+  await sleep(3000);
+  const tKill = performance.now();
+  first.proc.kill("SIGKILL");
+  await new Promise<void>((r) => (first.proc.exitCode !== null || first.proc.signalCode !== null ? r() : first.proc.once("exit", () => r())));
+  const second = await startServer(n, port, cfg, "storm-server-2");
+  const tListen = performance.now();
+  const pid = second.proc.pid as number;
+  const cpu0 = procCpuMs(pid);
+  const marks: { q50?: number; q90?: number; q99?: number } = {};
+  const back = await waitConnected(second, n, 180_000, (c, _ms) => {
+    const s = (performance.now() - tKill) / 1000;
+    if (marks.q50 === undefined && c >= n * 0.5) marks.q50 = s;
+    if (marks.q90 === undefined && c >= n * 0.9) marks.q90 = s;
+    if (marks.q99 === undefined && c >= n * 0.99) marks.q99 = s;
+  });
+  const allBack = (performance.now() - tKill) / 1000;
+  const fromListen = (performance.now() - tListen) / 1000;
+  const serverCpuMs = procCpuMs(pid) - cpu0;
+  const peakRss = procHwm(pid);
+  await sleep(3000);
+  const settled = await second.call<Mem>("memNow");
+  const r: StormResult = {
+    clients: n,
+    allBackSeconds: back >= n ? allBack : NaN,
+    fromListenSeconds: back >= n ? fromListen : NaN,
+    peakRss,
+    settledRss: settled.rss,
+    back,
+    quantiles: { q50: marks.q50 ?? NaN, q90: marks.q90 ?? NaN, q99: marks.q99 ?? NaN },
+    serverCpuMs,
+  };
+  cfg.log(
+    `  storm ${n}: ${back} of ${n} back ${Number.isFinite(r.allBackSeconds) ? `in ${allBack.toFixed(1)} s` : "(NOT all back)"} after the kill ` +
+      `(50% ${r.quantiles.q50.toFixed(1)} s, 90% ${r.quantiles.q90.toFixed(1)} s, 99% ${r.quantiles.q99.toFixed(1)} s); new server peak RSS ${(peakRss / 1048576).toFixed(0)} MiB, settled ${(settled.rss / 1048576).toFixed(0)} MiB`,
+  );
+  await Promise.all(loads.map((l) => l.stop(30_000).catch(() => {})));
+  await second.stop().catch(() => {});
+  return r;
+}
