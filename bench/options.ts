@@ -15,6 +15,7 @@ export const HELP = `npm run bench -- [flags]
                       "embedded" stands for 10k,1m,20m,100m,throughput; "all" for everything.
   --clients=LIST      idle: connected clients to measure, e.g. 1000,5000,10000 (the default)
   --storm-clients=N   storm: clients connected when the server is killed (default 10000)
+  --storm-down=S      storm: seconds between the kill and the new server's start (default 0)
   --idle-seconds=S    idle: the CPU window with only heartbeats (default 30)
   --per-process=N     idle/storm: clients per load process (default 2500)
   --fwd-duration=S    forwarder: seconds of the concurrent 10 KB run (default 5; 2 with --quick)
@@ -47,7 +48,7 @@ export const HELP = `npm run bench -- [flags]
 `;
 
 const KNOWN = new Set([
-  "help", "quick", "only", "clients", "storm-clients", "idle-seconds", "per-process", "fwd-duration", "fwd-concurrency",
+  "help", "quick", "only", "clients", "storm-clients", "storm-down", "idle-seconds", "per-process", "fwd-duration", "fwd-concurrency",
   "fwd-sizes", "pushprox", "fleet-clients", "no-live", "no-cached", "gzip", "duration", "concurrency", "samples", "paths",
   "server-options", "node-args", "server-node-args", "cpu-prof", "heap-snapshot", "json", "alt",
 ]);
@@ -64,6 +65,7 @@ export interface BenchOptions {
   fleetClients: number;
   idleCounts: number[];
   stormClients: number;
+  stormDownSeconds: number;
   idleSeconds: number;
   perProcess: number;
   fwdSeconds: number;
@@ -125,6 +127,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     fleetClients: Number(args.get("fleet-clients") ?? 100),
     idleCounts: (args.get("clients") ?? "1000,5000,10000").split(",").map(Number),
     stormClients: Number(args.get("storm-clients") ?? 10_000),
+    stormDownSeconds: Number(args.get("storm-down") ?? 0),
     idleSeconds: Number(args.get("idle-seconds") ?? 30),
     perProcess: Number(args.get("per-process") ?? 2500),
     fwdSeconds: Number(args.get("fwd-duration") ?? (quick ? 2 : 5)),

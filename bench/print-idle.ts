@@ -1,6 +1,6 @@
 /** The idle and storm sections' tables. */
 import type { IdleResult } from "./idle.ts";
-import type { StormResult } from "./storm.ts";
+import { byCode, type StormResult } from "./storm.ts";
 import { fmtBytes, table } from "./stats.ts";
 
 export function printIdle(idle: IdleResult[] | undefined, storm: StormResult | undefined, perProcess: number): void {
@@ -30,10 +30,10 @@ export function printIdle(idle: IdleResult[] | undefined, storm: StormResult | u
     );
   }
   if (storm) {
-    console.log(`Reconnect storm: ${storm.clients} clients connected, server SIGKILLed and a new one started on the same port at once; clients use the default backoff (500 ms doubling to 30 s, half random).`);
+    console.log(`Reconnect storm: ${storm.clients} clients connected, server SIGKILLed and a new one started on the same port ${storm.downSeconds ? `${storm.downSeconds} s later` : "at once"}; clients use the default backoff (500 ms doubling to 30 s, half random).`);
     console.log(
       table(
-        ["clients", "back", "all back (from kill)", "from new listen", "50%", "90%", "99%", "new server peak RSS", "settled RSS", "server CPU ms"],
+        ["clients", "back", "all back (from kill)", "from new listen", "50%", "90%", "99%", "new server peak RSS", "settled RSS", "server CPU ms", "refused streams", "failed attempts"],
         [[
           String(storm.clients),
           String(storm.back),
@@ -45,6 +45,8 @@ export function printIdle(idle: IdleResult[] | undefined, storm: StormResult | u
           fmtBytes(storm.peakRss),
           fmtBytes(storm.settledRss),
           storm.serverCpuMs.toFixed(0),
+          byCode(storm.refused),
+          byCode(storm.attemptErrors),
         ]],
       ),
     );

@@ -117,7 +117,7 @@ async function main() {
   }
   if (o.only.has("storm")) {
     try {
-      results.storm = await stormSection(idleCfg, o.stormClients);
+      results.storm = await stormSection(idleCfg, o.stormClients, o.stormDownSeconds);
     } finally {
       await stopAll(children, 30_000);
     }

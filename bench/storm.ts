@@ -1,14 +1,23 @@
 /**
  * The storm section of `npm run bench` (opt-in: --only=storm): N clients connected, the server is killed
- * (SIGKILL) and a new one started on the same port at once; seconds from the kill until every client is
- * welcomed again, and the new server's peak RSS (VmHWM, i.e. since its start: the storm) and its RSS once
- * settled. Server and load: idle-fleet.ts.
+ * (SIGKILL) and a new one started on the same port after `downSeconds` (0: at once; a restart that takes
+ * longer lets the clients' backoff grow towards its cap); seconds from the kill and from the new server
+ * listening until every client is welcomed again, the new server's peak RSS (VmHWM, i.e. since its start:
+ * the storm) and its RSS once settled, the streams it refused (by code) and the clients' failed attempts
+ * (by code: Unavailable while nothing listens, ResourceExhausted when the server sheds load). Server and
+ * load: idle-fleet.ts.
  */
 import { freePort, sleep, startLoad, startServer, waitConnected, type IdleConfig, type Mem } from "./idle-fleet.ts";
 import { procCpuMs, procHwm } from "./proc.ts";
 
 export interface StormResult {
   clients: number;
+  /** Seconds between the kill and the new server's start. */
+  downSeconds: number;
+  /** Streams the new server refused, by Connect code. */
+  refused: Record<string, number>;
+  /** The clients' failed attempts from the kill until all were back, by Connect code. */
+  attemptErrors: Record<string, number>;
   /** Seconds from the SIGKILL to every client welcomed by the new server. */
   allBackSeconds: number;
   /** Seconds from the new server listening to every client welcomed. */
@@ -23,16 +32,28 @@ export interface StormResult {
   serverCpuMs: number;
 }
 
-export async function stormSection(cfg: IdleConfig, n: number): Promise<StormResult> {
+const sum = (rs: Record<string, number>[]) => {
+  const out: Record<string, number> = {};
+  for (const r of rs) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
+  return out;
+};
+
+/** "Code n, Code n" (or "none"). */
+export const byCode = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
+
+export async function stormSection(cfg: IdleConfig, n: number, downSeconds = 0): Promise<StormResult> {
   const port = await freePort();
   const first = await startServer(n, port, cfg, "storm-server-1");
   const loads = await startLoad(n, port, cfg, 100);
   const c0 = await waitConnected(first, n, 120_000);
   if (c0 < n) cfg.log(`  storm: only ${c0} of ${n} connected before the kill`);
   await sleep(3000);
+  const errors = async () => sum(await Promise.all(loads.map((l) => l.call<Record<string, number>>("errors"))));
+  const errors0 = await errors();
   const tKill = performance.now();
   first.proc.kill("SIGKILL");
   await new Promise<void>((r) => (first.proc.exitCode !== null || first.proc.signalCode !== null ? r() : first.proc.once("exit", () => r())));
+  await sleep(downSeconds * 1000);
   const second = await startServer(n, port, cfg, "storm-server-2");
   const tListen = performance.now();
   const pid = second.proc.pid as number;
@@ -48,10 +69,16 @@ export async function stormSection(cfg: IdleConfig, n: number): Promise<StormRes
   const fromListen = (performance.now() - tListen) / 1000;
   const serverCpuMs = procCpuMs(pid) - cpu0;
   const peakRss = procHwm(pid);
+  const errors1 = await errors();
+  const attemptErrors = Object.fromEntries(Object.entries(errors1).map(([k, v]) => [k, v - (errors0[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
+  const refused = await second.call<Record<string, number>>("refused");
   await sleep(3000);
   const settled = await second.call<Mem>("memNow");
   const r: StormResult = {
     clients: n,
+    downSeconds,
+    refused,
+    attemptErrors,
     allBackSeconds: back >= n ? allBack : NaN,
     fromListenSeconds: back >= n ? fromListen : NaN,
     peakRss,
@@ -61,8 +88,9 @@ export async function stormSection(cfg: IdleConfig, n: number): Promise<StormRes
     serverCpuMs,
   };
   cfg.log(
-    `  storm ${n}: ${back} of ${n} back ${Number.isFinite(r.allBackSeconds) ? `in ${allBack.toFixed(1)} s` : "(NOT all back)"} after the kill ` +
-      `(50% ${r.quantiles.q50.toFixed(1)} s, 90% ${r.quantiles.q90.toFixed(1)} s, 99% ${r.quantiles.q99.toFixed(1)} s); new server peak RSS ${(peakRss / 1048576).toFixed(0)} MiB, settled ${(settled.rss / 1048576).toFixed(0)} MiB`,
+    `  storm ${n} (down ${downSeconds} s): ${back} of ${n} back ${Number.isFinite(r.allBackSeconds) ? `in ${allBack.toFixed(1)} s` : "(NOT all back)"} after the kill ` +
+      `(50% ${r.quantiles.q50.toFixed(1)} s, 90% ${r.quantiles.q90.toFixed(1)} s, 99% ${r.quantiles.q99.toFixed(1)} s); new server peak RSS ${(peakRss / 1048576).toFixed(0)} MiB, settled ${(settled.rss / 1048576).toFixed(0)} MiB; ` +
+      `refused ${byCode(refused)}; failed attempts ${byCode(attemptErrors)}`,
   );
   await Promise.all(loads.map((l) => l.stop(30_000).catch(() => {})));
   await second.stop().catch(() => {});
