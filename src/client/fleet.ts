@@ -85,8 +85,7 @@ interface Slot {
 
 /** Runs the fleet until `stopped` aborts; resolves once every stream has ended. @internal */
 export function runFleet(o: FleetOptions): Promise<void> {
-  const log = o.connection.log;
-  const name = o.connection.name;
+  const { log, name } = o.connection;
   const slots = new Set<Slot>();
   const running = new Set<Promise<void>>();
   let endpoints: Endpoint[] = [];
@@ -245,7 +244,8 @@ export function runFleet(o: FleetOptions): Promise<void> {
 
   async function runSlot(slot: Slot) {
     const reconnect = createBackoff(o.backoff);
-    let misses = 0;
+    /** Attempts without a welcome in a row; the last attempt's error metadata (a server's retry hint there sets the next wait). */
+    let misses = 0, last: Headers | undefined;
     /** Through one address with a replica held, finding another is a search: in rounds, with the other searchers. */
     const searching = () => !slot.endpoint && holding() > 0;
     let pause: "none" | "backoff" | "round" = searching() ? "round" : "none";
@@ -255,10 +255,11 @@ export function runFleet(o: FleetOptions): Promise<void> {
     try {
       while (live(slot)) {
         if (pause === "round") await schedule.nextRound(slot.cancel.signal);
-        else if (pause === "backoff") await sleep(searching() ? schedule.cap(reconnect.next()) : reconnect.next(), slot.cancel.signal);
+        else if (pause === "backoff") await sleep(searching() ? schedule.cap(reconnect.next(last)) : reconnect.next(last), slot.cancel.signal);
         const endpoint = slot.endpoint ?? (endpoints.length === 1 ? endpoints[0] : undefined);
         if (!endpoint || !live(slot)) break;
         const r = await attemptOnce(slot, endpoint);
+        last = r.error?.metadata;
         if (!live(slot)) break;
         if (r.welcomed) {
           misses = 0;

@@ -65,6 +65,11 @@ export interface ServerOptions {
    */
   maxPendingHellos?: number;
   /**
+   * Longest retry hint (`promproxy-retry-after-ms`, PROTOCOL.md) on a stream refused past `maxPendingHellos`:
+   * hints are spread at the pace the server welcomes clients, up to this. 0: no hints. Default 10 000 ms.
+   */
+  maxRetryAfterMs?: number;
+  /**
    * On {@link PromproxyServer.close}: how long scrapes are still served (each
    * answer with `Connection: close`, so that Prometheus re-dials, through a
    * load balancer to another replica) while `/readyz` already answers 503,
@@ -229,6 +234,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     maxClientDiscoveryBytes: o.maxClientDiscoveryBytes ?? helloDefaults.maxClientDiscoveryBytes,
     maxDiscoveryBytes: o.maxDiscoveryBytes ?? discoveryDefaults.maxBytes,
     maxPendingHellos: o.maxPendingHellos ?? 1000,
+    maxRetryAfterMs: o.maxRetryAfterMs ?? 10_000,
     drainDelayMs: o.drainDelayMs ?? 0,
     vanishedRetentionMs: o.vanishedRetentionMs ?? 600_000,
     maxVanishedPerIdentity: o.maxVanishedPerIdentity ?? o.maxClients ?? 10_000,
@@ -269,7 +275,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
       throw new RangeError(`promproxy: option ${k} must be a positive ${whole ? "whole " : ""}number, got ${String(v)}`);
     }
   }
-  for (const k of ["drainDelayMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount"] as const) {
+  for (const k of ["drainDelayMs", "maxRetryAfterMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount"] as const) {
     const v = r[k];
     const whole = k === "replicaCount";
     if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (whole && !Number.isInteger(v))) {
