@@ -146,7 +146,7 @@ export async function forwarderSection(cfg: ForwarderConfig): Promise<ForwarderR
         ...(alt ? { altServer: alt.server.proc.pid as number, altForwarder: alt.forwarder.pid as number } : {}),
       });
       const relayStart = relayPids.reduce((a, p) => a + procCpuMs(p), 0);
-      const ppStart = pushproxPids.reduce((a, p) => a + procCpuMs(p), 0);
+      const ppStart = pushproxPids.map((p) => procCpuMs(p));
       meter.begin();
       const count: Partial<Record<FwdPath, number>> = {};
       for (let i = 0; i < warm + n; i++) {
@@ -165,7 +165,7 @@ export async function forwarderSection(cfg: ForwarderConfig): Promise<ForwarderR
       }
       const cpu = meter.end().cpuMs;
       const relayMs = relayPids.reduce((a, p) => a + procCpuMs(p), 0) - relayStart;
-      const ppMs = pushproxPids.reduce((a, p) => a + procCpuMs(p), 0) - ppStart;
+      const ppMs = pushproxPids.map((p, i) => procCpuMs(p) - (ppStart[i] as number));
       const serverRss = await server.call<RssReading>("rssEnd");
       for (const a of Object.values(agents)) a.destroy();
       const proxied = count.proxy ?? 0;
@@ -174,7 +174,11 @@ export async function forwarderSection(cfg: ForwarderConfig): Promise<ForwarderR
         forwarder: (cpu.forwarder as number) / proxied,
         relays: relayMs / (count.floor ?? NaN),
       };
-      if (pushprox) cpuPerScrape["pushprox"] = ppMs / (count.pushprox ?? NaN);
+      if (pushprox) {
+        // Proxy and client together (as the floor's two relays), and the client alone (the forwarder's counterpart).
+        cpuPerScrape["pushprox"] = ppMs.reduce((a, b) => a + b, 0) / (count.pushprox ?? NaN);
+        cpuPerScrape["pushprox client"] = (ppMs[1] as number) / (count.pushprox ?? NaN);
+      }
       if (alt) {
         cpuPerScrape["alt server"] = (cpu.altServer as number) / (count.alt ?? NaN);
         cpuPerScrape["alt forwarder"] = (cpu.altForwarder as number) / (count.alt ?? NaN);
@@ -200,7 +204,7 @@ export async function forwarderSection(cfg: ForwarderConfig): Promise<ForwarderR
         runs.push(a, a, runs[0] as [FwdPath, Record<string, number[]>]);
       }
       if (kinds.includes("floor")) runs.push(["floor", { relays: relayPids }]);
-      if (kinds.includes("pushprox")) runs.push(["pushprox", { pushprox: [pushproxPids[0] as number], "pushprox client": [pushproxPids[1] as number] }]);
+      if (kinds.includes("pushprox")) runs.push(["pushprox", { "pushprox proxy": [pushproxPids[0] as number], "pushprox client": [pushproxPids[1] as number] }]);
       if (kinds.includes("direct")) runs.push(["direct", {}]);
       for (const [k, groups] of runs) {
         const t = await concurrentRun(k, cfg.tpConcurrency, k === "direct" || k === "floor" ? Math.max(2, cfg.tpSeconds / 2) : cfg.tpSeconds, () => endpoint(k, "10k"), groups, cfg.encoding);
