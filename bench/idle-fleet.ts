@@ -22,6 +22,8 @@ export interface IdleConfig {
   cpuSeconds: number;
   perProcess: number;
   serverOptions: Record<string, unknown>;
+  /** Extra listen() options (over the limits above N). */
+  listenOptions?: Record<string, unknown>;
   execArgvFor(name: string): string[];
   heapSnapshotDir?: string;
   children: Child[];
@@ -55,7 +57,7 @@ export async function startServer(n: number, port: number, cfg: IdleConfig, tag:
   // replicas with an extra connection every 30 s (measurements.md); --server-options='{"replicaCount":0}'
   // measures that default.
   const opts = { maxClients: Math.max(10_000, n + 100), replicaCount: 1, ...cfg.serverOptions };
-  const listen = { port, maxConnections: n + 1000, maxConnectionsPerAddress: n + 1000 };
+  const listen = { port, maxConnections: n + 1000, maxConnectionsPerAddress: n + 1000, ...cfg.listenOptions };
   const s = await startChild<{ port: number }>(path.join(here, "server-proc.ts"), [JSON.stringify(opts), JSON.stringify(listen)], cfg.execArgvFor(tag));
   cfg.children.push(s);
   return s;

@@ -32,6 +32,7 @@ export const HELP = `npm run bench -- [flags]
   --samples=N         samples per path and row, overriding the defaults
   --paths=LIST        paths to measure: proxy,direct,floor (default all; for profiling one path)
   --server-options=JSON  extra createServer options, e.g. '{"creditBytes":8388608}' (experiments)
+  --listen-options=JSON  idle/storm: extra listen() options of the server, e.g. '{"backlog":511}'
   --node-args=ARGS    extra Node flags (space-separated) for the server and app processes, e.g. "--trace-gc"
   --server-node-args=ARGS  extra Node flags for our server process only (not the alt one)
   --cpu-prof=DIR      write CPU profiles of the server and app processes to DIR (forwarder section:
@@ -50,7 +51,7 @@ export const HELP = `npm run bench -- [flags]
 const KNOWN = new Set([
   "help", "quick", "only", "clients", "storm-clients", "storm-down", "idle-seconds", "per-process", "fwd-duration", "fwd-concurrency",
   "fwd-sizes", "pushprox", "fleet-clients", "no-live", "no-cached", "gzip", "duration", "concurrency", "samples", "paths",
-  "server-options", "node-args", "server-node-args", "cpu-prof", "heap-snapshot", "json", "alt",
+  "server-options", "listen-options", "node-args", "server-node-args", "cpu-prof", "heap-snapshot", "json", "alt",
 ]);
 
 export interface BenchOptions {
@@ -80,6 +81,8 @@ export interface BenchOptions {
   altDir?: string;
   /** The --server-options JSON text ("{}" without it). */
   serverOptions: string;
+  /** The --listen-options JSON text ("{}" without it). */
+  listenOptions: string;
   nodeArgs: string[];
   serverNodeArgs: string[];
   json?: string;
@@ -140,6 +143,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     paths,
     altDir,
     serverOptions: args.get("server-options") ?? "{}",
+    listenOptions: args.get("listen-options") ?? "{}",
     nodeArgs: words("node-args"),
     serverNodeArgs: words("server-node-args"),
     json: args.get("json"),

@@ -33,7 +33,7 @@ export function printIdle(idle: IdleResult[] | undefined, storm: StormResult | u
     console.log(`Reconnect storm: ${storm.clients} clients connected, server SIGKILLed and a new one started on the same port ${storm.downSeconds ? `${storm.downSeconds} s later` : "at once"}; clients use the default backoff (500 ms doubling to 30 s, half random).`);
     console.log(
       table(
-        ["clients", "back", "all back (from kill)", "from new listen", "50%", "90%", "99%", "new server peak RSS", "settled RSS", "server CPU ms", "refused streams", "failed attempts"],
+        ["clients", "back", "all back (from kill)", "from new listen", "50%", "90%", "99%", "new server peak RSS", "settled RSS", "server CPU ms", "refused streams", "failed attempts", "listen overflows"],
         [[
           String(storm.clients),
           String(storm.back),
@@ -47,6 +47,7 @@ export function printIdle(idle: IdleResult[] | undefined, storm: StormResult | u
           storm.serverCpuMs.toFixed(0),
           byCode(storm.refused),
           byCode(storm.attemptErrors),
+          String(storm.listenOverflows),
         ]],
       ),
     );

@@ -103,6 +103,7 @@ async function main() {
     cpuSeconds: o.idleSeconds,
     perProcess: o.perProcess,
     serverOptions: JSON.parse(o.serverOptions) as Record<string, unknown>,
+    listenOptions: JSON.parse(o.listenOptions) as Record<string, unknown>,
     execArgvFor: (name) => execArgvFor(o, name),
     heapSnapshotDir: o.heapDir,
     children,

@@ -8,12 +8,27 @@
  * load: idle-fleet.ts.
  */
 import { freePort, sleep, startLoad, startServer, waitConnected, type IdleConfig, type Mem } from "./idle-fleet.ts";
+import * as fs from "node:fs";
 import { procCpuMs, procHwm } from "./proc.ts";
+
+/** The machine's TcpExt ListenOverflows (connections dropped at a full accept queue, every process), or NaN. */
+function listenOverflows(): number {
+  try {
+    const lines = fs.readFileSync("/proc/net/netstat", "utf8").split("\n").filter((l) => l.startsWith("TcpExt:"));
+    const [names, values] = lines.map((l) => l.split(/\s+/));
+    const i = names?.indexOf("ListenOverflows") ?? -1;
+    return i > 0 ? Number(values?.[i]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
 
 export interface StormResult {
   clients: number;
   /** Seconds between the kill and the new server's start. */
   downSeconds: number;
+  /** SYNs dropped at a full accept queue from the kill until all were back (the whole machine's count). */
+  listenOverflows: number;
   /** Streams the new server refused, by Connect code. */
   refused: Record<string, number>;
   /** The clients' failed attempts from the kill until all were back, by Connect code. */
@@ -50,6 +65,7 @@ export async function stormSection(cfg: IdleConfig, n: number, downSeconds = 0):
   await sleep(3000);
   const errors = async () => sum(await Promise.all(loads.map((l) => l.call<Record<string, number>>("errors"))));
   const errors0 = await errors();
+  const overflows0 = listenOverflows();
   const tKill = performance.now();
   first.proc.kill("SIGKILL");
   await new Promise<void>((r) => (first.proc.exitCode !== null || first.proc.signalCode !== null ? r() : first.proc.once("exit", () => r())));
@@ -72,11 +88,13 @@ export async function stormSection(cfg: IdleConfig, n: number, downSeconds = 0):
   const errors1 = await errors();
   const attemptErrors = Object.fromEntries(Object.entries(errors1).map(([k, v]) => [k, v - (errors0[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
   const refused = await second.call<Record<string, number>>("refused");
+  const overflows = listenOverflows() - overflows0;
   await sleep(3000);
   const settled = await second.call<Mem>("memNow");
   const r: StormResult = {
     clients: n,
     downSeconds,
+    listenOverflows: overflows,
     refused,
     attemptErrors,
     allBackSeconds: back >= n ? allBack : NaN,
@@ -90,7 +108,7 @@ export async function stormSection(cfg: IdleConfig, n: number, downSeconds = 0):
   cfg.log(
     `  storm ${n} (down ${downSeconds} s): ${back} of ${n} back ${Number.isFinite(r.allBackSeconds) ? `in ${allBack.toFixed(1)} s` : "(NOT all back)"} after the kill ` +
       `(50% ${r.quantiles.q50.toFixed(1)} s, 90% ${r.quantiles.q90.toFixed(1)} s, 99% ${r.quantiles.q99.toFixed(1)} s); new server peak RSS ${(peakRss / 1048576).toFixed(0)} MiB, settled ${(settled.rss / 1048576).toFixed(0)} MiB; ` +
-      `refused ${byCode(refused)}; failed attempts ${byCode(attemptErrors)}`,
+      `refused ${byCode(refused)}; failed attempts ${byCode(attemptErrors)}; listen overflows ${overflows}`,
   );
   await Promise.all(loads.map((l) => l.stop(30_000).catch(() => {})));
   await second.stop().catch(() => {});

@@ -71,6 +71,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     tls: auth.tls,
     maxConnections: int("max-connections"),
     maxConnectionsPerAddress: int("max-connections-per-address"),
+    backlog: int("backlog"),
     maxStreamsPerConnection: int("max-streams-per-connection"),
     idleSessionTimeoutMs: dur("idle-session-timeout"),
     maxHeaderListBytes: int("max-header-list-bytes"),

@@ -17,6 +17,7 @@ export const serverUsage = `usage: promproxy server [options]
   --max-connections N          open connections at most, HTTP/1.1 and HTTP/2   [max-clients + 1000]
   --max-connections-per-address N
                                open connections at most per IPv4 address or IPv6 /64     [1000]
+  --backlog N                  connections the kernel queues for accepting (listen backlog) [4096]
   --max-streams-per-connection N
                                concurrent HTTP/2 streams per connection                  [16]
   --idle-session-timeout D     an HTTP/2 connection without an open stream is closed     [30s]
@@ -75,6 +76,7 @@ export const serverOptionSpec = {
   "heartbeat-interval": { type: "string" },
   "max-connections": { type: "string" },
   "max-connections-per-address": { type: "string" },
+  backlog: { type: "string" },
   "max-streams-per-connection": { type: "string" },
   "idle-session-timeout": { type: "string" },
   "max-header-list-bytes": { type: "string" },
