@@ -106,7 +106,7 @@ export async function stormSection(cfg: IdleConfig, n: number, downSeconds = 0):
     serverCpuMs,
   };
   cfg.log(
-    `  storm ${n} (down ${downSeconds} s): ${back} of ${n} back ${Number.isFinite(r.allBackSeconds) ? `in ${allBack.toFixed(1)} s` : "(NOT all back)"} after the kill ` +
+    `  storm ${n} (down ${downSeconds} s): ${back} of ${n} back ${Number.isFinite(r.allBackSeconds) ? `in ${allBack.toFixed(1)} s after the kill, ${fromListen.toFixed(1)} s after the new listen` : "(NOT all back)"} ` +
       `(50% ${r.quantiles.q50.toFixed(1)} s, 90% ${r.quantiles.q90.toFixed(1)} s, 99% ${r.quantiles.q99.toFixed(1)} s); new server peak RSS ${(peakRss / 1048576).toFixed(0)} MiB, settled ${(settled.rss / 1048576).toFixed(0)} MiB; ` +
       `refused ${byCode(refused)}; failed attempts ${byCode(attemptErrors)}; listen overflows ${overflows}`,
   );
