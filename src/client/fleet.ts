@@ -244,8 +244,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
 
   async function runSlot(slot: Slot) {
     const reconnect = createBackoff(o.backoff);
-    /** Attempts without a welcome in a row; the last attempt's error metadata (a server's retry hint there sets the next wait). */
-    let misses = 0, last: Headers | undefined;
+    let misses = 0, last: Headers | undefined; // last: the last attempt's error metadata (a retry hint there sets the next wait)
     /** Through one address with a replica held, finding another is a search: in rounds, with the other searchers. */
     const searching = () => !slot.endpoint && holding() > 0;
     let pause: "none" | "backoff" | "round" = searching() ? "round" : "none";
