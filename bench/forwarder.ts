@@ -5,10 +5,11 @@
  * `promproxy client` forwarder process (src/cli/main.ts client --target URL). Then 8 concurrent
  * scrapers at 10 KB through one forwarder. CPU per scrape comes from /proc/PID/stat of each process.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import * as http from "node:http";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { name, startForwarder, startPushProx, stopProc } from "./forwarder-procs.ts";
 import { startChild, type Child } from "./ipc.ts";
 import type { RssReading } from "./meters.ts";
 import { cpuDelta, procCpuMs } from "./proc.ts";
@@ -67,116 +68,6 @@ export interface ForwarderConfig {
   altDir?: string;
   children: Child[];
   log(line: string): void;
-}
-
-const name = "fwd";
-
-/** Children without an IPC channel (they would outlive a driver that dies): killed when the driver exits. */
-const spawned = new Set<ChildProcess>();
-process.once("exit", () => {
-  for (const p of spawned) p.kill("SIGKILL");
-});
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.once(sig, () => {
-    for (const p of spawned) p.kill("SIGKILL");
-    process.exit(130);
-  });
-}
-function track(p: ChildProcess): ChildProcess {
-  spawned.add(p);
-  p.once("exit", () => spawned.delete(p));
-  return p;
-}
-
-/** Starts `promproxy client` as the user would, and waits until the server lists it. */
-async function startForwarder(serverPort: number, targetPort: number, server: Child, nodeArgs: string[], root = path.join(here, "..")): Promise<ChildProcess> {
-  const cli = path.join(root, "src", "cli", "main.ts");
-  const proc = track(spawn(
-    process.execPath,
-    [...nodeArgs, cli, "client", "--server", `http://127.0.0.1:${serverPort}`, "--name", name, "--target", `http://127.0.0.1:${targetPort}/`, "--log-level", "warn"],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  ));
-  const deadline = Date.now() + 30_000;
-  while ((await server.call<number>("clients")) < 1) {
-    if (proc.exitCode !== null) throw new Error(`promproxy client exited (${proc.exitCode})`);
-    if (Date.now() > deadline) throw new Error("promproxy client did not connect within 30 s");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return proc;
-}
-
-function stopProc(p: ChildProcess | undefined): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => p.kill("SIGKILL"), 5000);
-    p.once("exit", () => {
-      clearTimeout(t);
-      resolve();
-    });
-    p.kill("SIGTERM");
-  });
-}
-
-/** A locally built PushProx proxy + client pair (never committed; see bench/README.md). */
-async function startPushProx(pp: { proxy: string; client: string }, targetPort: number): Promise<{ port: number; procs: ChildProcess[] }> {
-  const port = await freePort();
-  const proxy = track(spawn(pp.proxy, [`--web.listen-address=127.0.0.1:${port}`, "--log.level=warn"], { stdio: ["ignore", "ignore", "inherit"] }));
-  await waitHttp(port, "/clients");
-  // The client polls the proxy and scrapes the URL Prometheus asked for: it must resolve `name` itself,
-  // so the driver asks for http://127.0.0.1:TARGET/... with the client's --fqdn set to that host:port.
-  const client = track(spawn(pp.client, [`--proxy-url=http://127.0.0.1:${port}/`, `--fqdn=127.0.0.1`, "--metrics-addr=127.0.0.1:0", "--log.level=warn"], { stdio: ["ignore", "ignore", "inherit"] }));
-  // Ready once a scrape through it answers (its /clients may lag behind the first poll).
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      http
-        .get({ host: "127.0.0.1", port, path: `http://127.0.0.1:${targetPort}/10k`, headers: { host: `127.0.0.1:${targetPort}`, "x-prometheus-scrape-timeout-seconds": "30" } }, (res) => {
-          res.resume();
-          res.on("end", () => resolve(res.statusCode === 200));
-        })
-        .on("error", () => resolve(false));
-    });
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error("PushProx client did not answer a scrape within 30 s");
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  void targetPort;
-  return { port, procs: [proxy, client] };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = http.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-    s.on("error", reject);
-  });
-}
-
-function getText(port: number, p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: "127.0.0.1", port, path: p }, (res) => {
-      let b = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (b += c));
-      res.on("end", () => resolve(b));
-    }).on("error", reject);
-  });
-}
-
-async function waitHttp(port: number, p: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      await getText(port, p);
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`nothing answers on 127.0.0.1:${port}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
 }
 
 export async function forwarderSection(cfg: ForwarderConfig): Promise<ForwarderResults> {
@@ -255,7 +146,7 @@ export async function forwarderSection(cfg: ForwarderConfig): Promise<ForwarderR
         ...(alt ? { altServer: alt.server.proc.pid as number, altForwarder: alt.forwarder.pid as number } : {}),
       });
       const relayStart = relayPids.reduce((a, p) => a + procCpuMs(p), 0);
-      const ppStart = pushproxPids.reduce((a, p) => a + procCpuMs(p), 0);
+      const ppStart = pushproxPids.map((p) => procCpuMs(p));
       meter.begin();
       const count: Partial<Record<FwdPath, number>> = {};
       for (let i = 0; i < warm + n; i++) {
@@ -274,7 +165,7 @@ export async function forwarderSection(cfg: ForwarderConfig): Promise<ForwarderR
       }
       const cpu = meter.end().cpuMs;
       const relayMs = relayPids.reduce((a, p) => a + procCpuMs(p), 0) - relayStart;
-      const ppMs = pushproxPids.reduce((a, p) => a + procCpuMs(p), 0) - ppStart;
+      const ppMs = pushproxPids.map((p, i) => procCpuMs(p) - (ppStart[i] as number));
       const serverRss = await server.call<RssReading>("rssEnd");
       for (const a of Object.values(agents)) a.destroy();
       const proxied = count.proxy ?? 0;
@@ -283,7 +174,11 @@ export async function forwarderSection(cfg: ForwarderConfig): Promise<ForwarderR
         forwarder: (cpu.forwarder as number) / proxied,
         relays: relayMs / (count.floor ?? NaN),
       };
-      if (pushprox) cpuPerScrape["pushprox"] = ppMs / (count.pushprox ?? NaN);
+      if (pushprox) {
+        // Proxy and client together (as the floor's two relays), and the client alone (the forwarder's counterpart).
+        cpuPerScrape["pushprox"] = ppMs.reduce((a, b) => a + b, 0) / (count.pushprox ?? NaN);
+        cpuPerScrape["pushprox client"] = (ppMs[1] as number) / (count.pushprox ?? NaN);
+      }
       if (alt) {
         cpuPerScrape["alt server"] = (cpu.altServer as number) / (count.alt ?? NaN);
         cpuPerScrape["alt forwarder"] = (cpu.altForwarder as number) / (count.alt ?? NaN);
@@ -309,7 +204,7 @@ export async function forwarderSection(cfg: ForwarderConfig): Promise<ForwarderR
         runs.push(a, a, runs[0] as [FwdPath, Record<string, number[]>]);
       }
       if (kinds.includes("floor")) runs.push(["floor", { relays: relayPids }]);
-      if (kinds.includes("pushprox")) runs.push(["pushprox", { pushprox: [pushproxPids[0] as number], "pushprox client": [pushproxPids[1] as number] }]);
+      if (kinds.includes("pushprox")) runs.push(["pushprox", { "pushprox proxy": [pushproxPids[0] as number], "pushprox client": [pushproxPids[1] as number] }]);
       if (kinds.includes("direct")) runs.push(["direct", {}]);
       for (const [k, groups] of runs) {
         const t = await concurrentRun(k, cfg.tpConcurrency, k === "direct" || k === "floor" ? Math.max(2, cfg.tpSeconds / 2) : cfg.tpSeconds, () => endpoint(k, "10k"), groups, cfg.encoding);

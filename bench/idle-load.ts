@@ -6,6 +6,7 @@
  *
  * argv[2]: JSON { serverPort, count, prefix, localAddress? }.
  */
+import { Code } from "@connectrpc/connect";
 import { Gauge, Registry } from "prom-client";
 import { createClient, silentLogger, type PromproxyClient } from "../src/client/index.ts";
 import { ready, serveCommands } from "./ipc.ts";
@@ -19,6 +20,8 @@ let connected = 0;
 let everConnected = 0;
 /** Welcomes so far: more than `count` means clients were dropped and reconnected. */
 let welcomes = 0;
+/** Failed attempts so far (onError), by Connect code: refusals and connections that did not open. */
+const errors: Record<string, number> = {};
 const clients: PromproxyClient[] = [];
 const seen = new Set<number>();
 for (let i = 0; i < config.count; i++) {
@@ -38,6 +41,7 @@ for (let i = 0; i < config.count; i++) {
         }
       },
       onDisconnected: () => connected--,
+      onError: (e) => void (errors[Code[e.code] ?? "Unknown"] = (errors[Code[e.code] ?? "Unknown"] ?? 0) + 1),
     }),
   );
 }
@@ -60,6 +64,7 @@ serveCommands({
   connected: () => connected,
   everConnected: () => everConnected,
   welcomes: () => welcomes,
+  errors: () => errors,
   async stop() {
     await Promise.all(clients.map((c) => c.stop().catch(() => {})));
     setImmediate(() => process.exit(0));

@@ -14,12 +14,16 @@ const extra = JSON.parse(process.argv[2] || "{}") as ServerOptions;
 const listenExtra = JSON.parse(process.argv[3] || "{}") as ListenOptions;
 const server = createServer({ logger: silentLogger, ...extra });
 const { port } = await server.listen({ host: "127.0.0.1", port: 0, ...listenExtra });
+/** Client streams refused so far, by Connect code (the `clientRefused` event). */
+const refused: Record<string, number> = {};
+server.on("clientRefused", (r) => void (refused[r.code] = (refused[r.code] ?? 0) + 1));
 const cpu = cpuMeter();
 const rss = rssMeter();
 serveCommands({
   ...cpu.commands,
   ...rss.commands,
   clients: () => server.clients().length,
+  refused: () => refused,
   /** Memory after full collections: RSS and the V8 heap's share, bytes. */
   memNow() {
     const g = (globalThis as { gc?: () => void }).gc;

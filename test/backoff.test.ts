@@ -26,3 +26,20 @@ test("backoff rejects nonsense", () => {
     assert.throws(() => resolveBackoff(bad, defaults, "searchBackoff"), /option searchBackoff needs initialMs > 0/);
   }
 });
+
+test("a retry hint sets the wait, clamped to [initialMs, maxMs]; a malformed one is ignored; the exponential step does not grow", () => {
+  const b = createBackoff({ initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.5 }, () => 0);
+  const hint = (v: string) => new Headers({ "promproxy-retry-after-ms": v });
+  assert.equal(b.next(hint("250")), 250);
+  assert.equal(b.next(hint("1000")), 1000, "at the upper bound");
+  assert.equal(b.next(hint("1001")), 1000, "over it");
+  assert.equal(b.next(hint("3600000")), 1000);
+  assert.equal(b.next(hint("100")), 100, "at the lower bound");
+  assert.equal(b.next(hint("0")), 100, "under it");
+  assert.equal(b.next(new Headers()), 100, "hinted waits left the steps where they were");
+  assert.equal(b.next(), 200);
+  for (const bad of ["", "-5", "1.5", "1e3", "12 ms", "100, 200", "99999999999"]) {
+    const fresh = createBackoff({ initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.5 }, () => 0);
+    assert.deepEqual([fresh.next(hint(bad)), fresh.next(hint(bad))], [100, 200], `"${bad}" ignored: the steps run`);
+  }
+});

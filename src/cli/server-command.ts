@@ -3,10 +3,9 @@ import { hashPasswordFromStdin, secureScrapeConfig, serverAuthOptions } from "./
 import { createServer } from "../server/server.ts";
 import { parsePeerSecrets } from "../server/peers/peer-auth.ts";
 import { parsePeers } from "../server/peers/peer-list.ts";
-import { replicaWarmupMs } from "../server/options.ts";
 import { createConsoleLogger, type LogLevel } from "../shared/logger.ts";
 import { resolveServerConfig, type ServerValues } from "./server-config.ts";
-import { serverDefaults, serverUsage } from "./server-flags.ts";
+import { replicaWarmupMs, serverDefaults, serverUsage } from "./server-flags.ts";
 import { CliError, listenFailure, parseDurationMs, parseHostPort, parsePositiveInt, scrapeConfig, untilSignal, dialableHost } from "./util.ts";
 
 export { serverUsage };
@@ -75,6 +74,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     tls: auth.tls,
     maxConnections: int("max-connections"),
     maxConnectionsPerAddress: int("max-connections-per-address"),
+    backlog: int("backlog"),
     maxStreamsPerConnection: int("max-streams-per-connection"),
     idleSessionTimeoutMs: dur("idle-session-timeout"),
     maxHeaderListBytes: int("max-header-list-bytes"),

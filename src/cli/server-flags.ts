@@ -5,8 +5,15 @@
  *
  * @internal
  */
-import { replicaWarmupMs } from "../server/options.ts";
 import { defaultsOf, envKeysOf, envName, specOf, usageOf, type SettingRow, type ValuesOf } from "./flag-table.ts";
+
+/**
+ * The CLI's warm-up with `--replica-count`: clients missing a replica search
+ * for it at most 10 s apart (PROTOCOL.md, "Several replicas"), so a
+ * replacement that listens after a long outage is found within 10 s; 5 s more
+ * for a loaded host or a round that missed it.
+ */
+export const replicaWarmupMs = 15_000;
 
 const serverFlags = [
   { key: "listen", type: "string", arg: "HOST:PORT", help: ["address to listen on (HTTP/1.1 and HTTP/2 on one port)"], default: "127.0.0.1:8080" },
@@ -18,6 +25,7 @@ const serverFlags = [
   { key: "heartbeat-interval", type: "string", arg: "D", help: ["app-level ping interval on every stream"], shown: "10s" },
   { key: "max-connections", type: "string", arg: "N", help: ["open connections at most, HTTP/1.1 and HTTP/2"], shown: "max-clients + 1000" },
   { key: "max-connections-per-address", type: "string", arg: "N", help: ["open connections at most per IPv4 address or IPv6 /64"], shown: "1000" },
+  { key: "backlog", type: "string", arg: "N", help: ["connections the kernel queues for accepting (listen backlog)"], shown: "4096" },
   { key: "max-streams-per-connection", type: "string", arg: "N", help: ["concurrent HTTP/2 streams per connection"], shown: "16" },
   { key: "idle-session-timeout", type: "string", arg: "D", help: ["an HTTP/2 connection without an open stream is closed"], shown: "30s" },
   { key: "max-header-list-bytes", type: "string", arg: "N", help: ["largest request header list (HTTP/1.1 and HTTP/2)"], shown: "16384" },

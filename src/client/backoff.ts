@@ -1,3 +1,5 @@
+import { readRetryAfter } from "../shared/retry-after.ts";
+
 /** How a client waits between connection attempts. */
 export interface BackoffOptions {
   /** First delay. */
@@ -20,13 +22,21 @@ export function resolveBackoff(o: BackoffOptions | undefined, defaults: Required
   return r;
 }
 
-/** Exponential backoff with jitter, on checked options (`resolveBackoff`). @internal */
+/**
+ * Exponential backoff with jitter, on checked options (`resolveBackoff`); a server's retry hint
+ * (src/shared/retry-after.ts) in the last attempt's metadata is honoured instead, clamped to `[initialMs, maxMs]`. @internal
+ */
 export function createBackoff(o: Required<BackoffOptions>, random: () => number = Math.random) {
   const { initialMs, maxMs, multiplier, jitter } = o;
   let attempt = 0;
   return {
-    /** The delay before the next attempt; each call grows the next one. */
-    next(): number {
+    /**
+     * The delay before the next attempt: the retry hint in `metadata` (the failed attempt's), clamped, when it
+     * has one; else the exponential step, each such call growing the next one.
+     */
+    next(metadata?: Headers): number {
+      const hinted = readRetryAfter(metadata, { minMs: initialMs, maxMs });
+      if (hinted !== undefined) return hinted;
       const base = Math.min(maxMs, initialMs * multiplier ** attempt);
       attempt++;
       return base * (1 - jitter * random());

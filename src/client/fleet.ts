@@ -241,7 +241,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
 
   async function runSlot(slot: Slot) {
     const reconnect = createBackoff(options.backoff);
-    let misses = 0;
+    let misses = 0, last: Headers | undefined; // last: the last attempt's error metadata (a retry hint there sets the next wait)
     /** Through one address with a replica held, finding another is a search: in rounds, with the other searchers. */
     const searching = () => !slot.endpoint && holding() > 0;
     let pause: "none" | "backoff" | "round" = searching() ? "round" : "none";
@@ -251,10 +251,11 @@ export function runFleet(o: FleetOptions): Promise<void> {
     try {
       while (live(slot)) {
         if (pause === "round") await schedule.nextRound(slot.cancel.signal);
-        else if (pause === "backoff") await sleep(searching() ? schedule.cap(reconnect.next()) : reconnect.next(), slot.cancel.signal);
+        else if (pause === "backoff") await sleep(searching() ? schedule.cap(reconnect.next(last)) : reconnect.next(last), slot.cancel.signal);
         const endpoint = slot.endpoint ?? (endpoints.length === 1 ? endpoints[0] : undefined);
         if (!endpoint || !live(slot)) break;
         const r = await attemptOnce(slot, endpoint);
+        last = r.error?.metadata;
         if (!live(slot)) break;
         if (r.welcomed) {
           misses = 0;

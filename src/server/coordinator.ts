@@ -21,6 +21,7 @@ import type { ResolvedServerOptions } from "./options.ts";
 import type { OrderRequest, ScrapeFailure, ScrapeHandle, ScrapeSink } from "./scrape-types.ts";
 import { oneLine } from "../shared/one-line.ts";
 import { nameTaken } from "./name-taken.ts";
+import { createRetryHints } from "./retry-hints.ts";
 import { createSession, type Session } from "./session.ts";
 import { createVanished, type VanishedClient } from "./vanished.ts";
 
@@ -66,12 +67,7 @@ export interface Coordinator {
   shutdown(options: { drainDelayMs: number; graceMs: number }): Promise<void>;
 }
 
-/**
- * The refusal of a name held by a live stream. It names this replica, in the
- * message and as `promproxy-replica-id` metadata (a trailer on gRPC), so that
- * a client searching through a load balancer tells "I hold this replica
- * already" from "another client has my name" (PROTOCOL.md, "Several replicas").
- */
+/** The coordinator of one server; a refused name names this replica (src/server/name-taken.ts). */
 export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetrics, activity: Activity): Coordinator {
   const log = o.logger;
   const byName = new Map<string, Session>();
@@ -91,6 +87,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
   let lastJoinAt = startedAt;
   let warm = o.warmupMs === 0;
   let pendingHellos = 0;
+  const hints = createRetryHints(o.maxRetryAfterMs); // on refusals that shed load (src/server/retry-hints.ts)
   let inFlight = 0;
   let idle: (() => void) | undefined;
 
@@ -116,7 +113,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
   function admit(): () => void {
     if (phase !== "serving") throw new ConnectError("the server is shutting down", Code.Unavailable);
     if (pendingHellos >= o.maxPendingHellos) {
-      throw new ConnectError(`${o.maxPendingHellos} streams are waiting for their hello, the maximum; try again later`, Code.ResourceExhausted);
+      throw new ConnectError(`${o.maxPendingHellos} streams are waiting for their hello, the maximum; try again later`, Code.ResourceExhausted, hints.refusal());
     }
     pendingHellos++;
     let held = true;
@@ -161,6 +158,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     byName.set(name, session);
     countLive(info.identity, 1);
     lastJoinAt = Date.now();
+    hints.admitted();
     metrics.clients.set(byName.size);
     activity.emit("clientConnected", { ...session.info, scrapesInFlight: 0 });
     return session;

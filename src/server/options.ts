@@ -1,21 +1,13 @@
 import { randomBytes } from "node:crypto";
-import { checkOptionKeys } from "../shared/option-keys.ts";
 import { hostname } from "node:os";
 import type { Interceptor } from "@connectrpc/connect";
 import { Registry } from "prom-client";
 import { createPromGate, type PromAuthOptions, type PromGate } from "../auth/prometheus/prom-auth.ts";
 import { createConsoleLogger, toLogger, type AnyLogger, type Logger } from "../shared/logger.ts";
+import { checkOptionKeys } from "../shared/option-keys.ts";
 import { discoveryDefaults } from "./discovery.ts";
 import { helloDefaults } from "./hello.ts";
 import { parsePeers } from "./peers/peer-list.ts";
-
-/**
- * The CLI's warm-up with `--replica-count`: clients missing a replica search
- * for it at most 10 s apart (PROTOCOL.md, "Several replicas"), so a
- * replacement that listens after a long outage is found within 10 s; 5 s more
- * for a loaded host or a round that missed it.
- */
-export const replicaWarmupMs = 15_000;
 
 /** Options of {@link createServer}. Every field is optional; defaults are given per field. */
 export interface ServerOptions {
@@ -65,6 +57,11 @@ export interface ServerOptions {
    * more are refused with `ResourceExhausted` at once. Default 1 000.
    */
   maxPendingHellos?: number;
+  /**
+   * Longest retry hint (`promproxy-retry-after-ms`, PROTOCOL.md) on a stream refused past `maxPendingHellos`:
+   * hints are spread at the pace the server welcomes clients, up to this. 0: no hints. Default 10 000 ms.
+   */
+  maxRetryAfterMs?: number;
   /**
    * On {@link PromproxyServer.close}: how long scrapes are still served (each
    * answer with `Connection: close`, so that Prometheus re-dials, through a
@@ -237,6 +234,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     maxClientDiscoveryBytes: o.maxClientDiscoveryBytes ?? helloDefaults.maxClientDiscoveryBytes,
     maxDiscoveryBytes: o.maxDiscoveryBytes ?? discoveryDefaults.maxBytes,
     maxPendingHellos: o.maxPendingHellos ?? 1000,
+    maxRetryAfterMs: o.maxRetryAfterMs ?? 10_000,
     drainDelayMs: o.drainDelayMs ?? 0,
     vanishedRetentionMs: o.vanishedRetentionMs ?? 600_000,
     maxVanishedPerIdentity: o.maxVanishedPerIdentity ?? o.maxClients ?? 10_000,
@@ -278,7 +276,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
       throw new RangeError(`promproxy: option ${k} must be a positive ${whole ? "whole " : ""}number, got ${String(v)}`);
     }
   }
-  for (const k of ["drainDelayMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount", "replicasPerClient"] as const) {
+  for (const k of ["drainDelayMs", "maxRetryAfterMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount", "replicasPerClient"] as const) {
     const v = r[k];
     const whole = k.startsWith("replica");
     if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (whole && !Number.isInteger(v))) {

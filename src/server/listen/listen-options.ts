@@ -36,6 +36,14 @@ export interface ListenOptions {
    */
   maxConnectionsPerAddress?: number;
   /**
+   * Connections the kernel queues for the server to accept (the listen
+   * backlog; Linux caps it at `net.core.somaxconn`, 4 096 by default). When a
+   * reconnect storm overflows it, SYNs are dropped and each dropped client
+   * waits out TCP's retransmission (1 s, 3 s, 7 s ...) before it even reaches
+   * the server. Default 4 096; 1 to 65 535.
+   */
+  backlog?: number;
+  /**
    * Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
    * A client uses one Scrape stream; more are refused (REFUSED_STREAM), and a
    * proxy that multiplexes clients (Envoy) opens more connections.
@@ -70,6 +78,7 @@ export function resolveListenOptions(o: ListenOptions, defaults: { prefaceTimeou
     prefaceTimeoutMs: o.prefaceTimeoutMs ?? defaults.prefaceTimeoutMs ?? 10_000,
     maxConnections: o.maxConnections ?? (defaults.maxClients ?? 10_000) + 1_000,
     maxConnectionsPerAddress: o.maxConnectionsPerAddress ?? 1_000,
+    backlog: o.backlog ?? 4096,
     maxStreamsPerConnection: o.maxStreamsPerConnection ?? 16,
     idleSessionTimeoutMs: o.idleSessionTimeoutMs ?? 30_000,
     maxHeaderListBytes: o.maxHeaderListBytes ?? 16 * 1024,
@@ -84,6 +93,7 @@ export function resolveListenOptions(o: ListenOptions, defaults: { prefaceTimeou
     // setTimeout fires at once above 2^31-1 ms.
     if (typeof v !== "number" || !(v > 0) || v > 2 ** 31 - 1) throw new RangeError(`promproxy: listen option ${k} must be a positive number of milliseconds, got ${String(v)}`);
   }
+  if (!Number.isInteger(r.backlog) || r.backlog < 1 || r.backlog > 65_535) throw new RangeError(`promproxy: listen option backlog must be a whole number from 1 to 65535, got ${String(r.backlog)}`);
   if (r.maxHeaderListBytes < 1024) throw new RangeError(`promproxy: listen option maxHeaderListBytes must be at least 1024, got ${r.maxHeaderListBytes}`);
   return r;
 }

@@ -124,7 +124,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
 
   await new Promise<void>((resolve, reject) => {
     tcp.once("error", reject);
-    tcp.listen(opts.port, opts.host, () => {
+    tcp.listen({ port: opts.port, host: opts.host, backlog: opts.backlog }, () => {
       tcp.off("error", reject);
       resolve();
     });
