@@ -34,7 +34,7 @@ import { createBackoff } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
 import { createSearchSchedule } from "./search-schedule.ts";
 import { createSearchRefusals, notServedHere } from "./search-refusal.ts";
-import { createReplicaTarget } from "./replica-target.ts";
+import { assigns, createReplicaTarget } from "./replica-target.ts";
 import type { ReplicaSet } from "./replica-set.ts";
 import { watchEndpoints, type Endpoint } from "./endpoints.ts";
 import { onceLog, sparseLog } from "./fleet-limits.ts";
@@ -138,16 +138,21 @@ export function runFleet(o: FleetOptions): Promise<void> {
     }
   }
 
-  /** The set changed: streams to replicas no longer held are closed, ghosts outside it forgotten, the search starts. */
-  function follow(set: ReplicaSet | undefined, changed: boolean) {
-    if (!changed || !set) return;
-    schedule.keepOnly(target.wanted ?? new Set());
-    for (const s of slots) {
-      if (!live(s) || s.held === undefined || target.keeps(s.held)) continue;
-      log.info("closing a stream: its replica is not one this client holds in the replica set", { name, replica: s.held });
-      if (s.endpoint) s.attempt?.abort();
-      else s.cancel.abort();
+  /**
+   * A set arrived (on `from`'s stream, for a frame). Each stream is governed by its own replica's set only: the
+   * stream it came on is closed when that set no longer gives its replica to this client (the replica left, or
+   * K of N moved the client). A set from one replica never closes the stream to another, so a rogue or a
+   * replica with a stale view cannot cut the client off the others; it only steers the search. Changed: ghosts
+   * outside it are forgotten and the search starts.
+   */
+  function follow(set: ReplicaSet | undefined, changed: boolean, from?: Slot) {
+    if (!set) return;
+    if (from && live(from) && from.held && !assigns(name, set, from.held)) {
+      log.info("closing a stream: its replica's own replica set no longer gives it this client", { name, replica: from.held });
+      from.attempt?.abort(); // a goodbye; the slot searches on (or redials its address) as after any ended stream
     }
+    if (!changed) return;
+    schedule.keepOnly(target.wanted ?? new Set());
     schedule.changed();
     reconcile();
   }
@@ -157,10 +162,12 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const id = w.replicaId;
     const older = [...slots].filter((s) => s !== slot && live(s) && s.held === id);
     if (w.replicaCount > limits.maxReplicas) capped(endpoint.display); // the count is believed up to the cap
-    const changed = target.welcome(w.replicaCount, set); // followed once this stream counts as held (or closed)
-    // Over the cap, or a replica outside the set (a rogue, or a set not yet updated): a goodbye, delisted at once.
-    if ((id && older.length === 0 && !slot.endpoint && holding() >= limits.maxReplicas) || !target.keeps(id)) {
-      if (target.keeps(id)) capped(endpoint.display);
+    // A replica whose own set does not give it this client should have refused the hello: closed, its set not believed.
+    const outside = set !== undefined && !assigns(name, set, id);
+    const changed = outside ? false : target.welcome(w.replicaCount, set); // followed once this stream counts as held (or closed)
+    // Over the cap, or outside its own set: a goodbye, delisted there at once.
+    if ((id && older.length === 0 && !slot.endpoint && holding() >= limits.maxReplicas) || outside) {
+      if (!outside) capped(endpoint.display);
       else notInSet("a replica outside the replica set (or not one this client holds) welcomed us; closing that stream", { name, replica: id, server: endpoint.display });
       slot.attempt?.abort();
       follow(set, changed);
@@ -203,7 +210,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const seen = { welcomed: false };
     try {
       await connectOnce(
-        { ...o.connection, hello: { ...o.connection.hello, heldReplicaIds: [...heldIds()] }, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w, set) => (info = welcomed(slot, w, set, endpoint)), onReplicaSet: (set) => follow(set, target.follow(set)) },
+        { ...o.connection, hello: { ...o.connection.hello, heldReplicaIds: [...heldIds()] }, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w, set) => (info = welcomed(slot, w, set, endpoint)), onReplicaSet: (set) => follow(set, target.follow(set), slot) },
         seen,
       );
     } catch (e) {

@@ -5,8 +5,9 @@
  * - a replica set (Welcome.replica_ids, or a ReplicaSet frame; the latest
  *   received on any live stream wins): the replicas of the set assigned to
  *   the client (every one, or `replicas_per_client` chosen by rendezvous
- *   hashing of its name, src/shared/rendezvous.ts). A replica outside them is
- *   not held: its stream is closed, a lost one is no longer searched for.
+ *   hashing of its name, src/shared/rendezvous.ts) are searched for; one
+ *   outside them is not (a lost one is forgotten). Which streams are closed
+ *   is for each replica's own set to say (`assigns`, fleet.ts).
  * - without a set, a replica count (Welcome.replica_count): that many
  *   distinct replicas, whichever they are.
  * - neither: the fleet searches for the replicas it has met (fleet.ts).
@@ -16,6 +17,11 @@
 import { assignedReplicas } from "../shared/rendezvous.ts";
 import { maxSearchers } from "./fleet-limits.ts";
 import type { ReplicaSet } from "./replica-set.ts";
+
+/** Whether `set` gives replica `id` to client `name` (every replica, or one of the K it is assigned). */
+export function assigns(name: string, set: ReplicaSet, id: string): boolean {
+  return set.ids.includes(id) && assignedReplicas(name, set.ids, set.perClient).includes(id);
+}
 
 export interface ReplicaTarget {
   /** The replica count of the latest welcome (capped at `maxReplicas`); 0: unknown. */
@@ -28,8 +34,6 @@ export interface ReplicaTarget {
   welcome(count: number, set: ReplicaSet | undefined): boolean;
   /** A ReplicaSet frame; true when the replicas to hold changed. */
   follow(set: ReplicaSet): boolean;
-  /** Whether a stream to replica `id` is to be kept (always, without a set). */
-  keeps(id: string): boolean;
   /** Whether a replica to hold is not held. */
   missing(held: ReadonlySet<string>): boolean;
   /** How many connections search at once: while one is missing, a round through a round-robin balancer meets every replica. */
@@ -62,7 +66,6 @@ export function createReplicaTarget(name: string, maxReplicas: number): ReplicaT
       return set ? follow(set) : false;
     },
     follow,
-    keeps: (id) => wanted === undefined || wanted.has(id),
     missing(held) {
       if (wanted) return [...wanted].some((id) => !held.has(id));
       return count > 0 && held.size < count;

@@ -139,7 +139,7 @@ describe("replica set: a replacement under a new id at the same address", { time
 });
 
 describe("replica set: what a client does not believe", { timeout: 60_000 }, () => {
-  test("a welcome from a replica outside the set is closed at once (a goodbye); one whose set lacks its own id is a protocol error", async (t) => {
+  test("each stream follows its own replica's set: another replica's set (a rogue's, a stale view) never closes it", async (t) => {
     const server = await startScriptedServer();
     t.after(() => server.close());
     const client = createClient({ name: "app-1", serverUrl: server.url, registry: testRegistry("app-1"), logger: silentLogger, backoff: { initialMs: 50, maxMs: 500 } });
@@ -147,11 +147,13 @@ describe("replica set: what a client does not believe", { timeout: 60_000 }, () 
     void client.start();
     const first = await server.nextSession(10_000);
     first.welcome({ replicaId: "r1", replicaIds: ["r1", "r2"], features: ["replica-set"] });
-    // The client searches for r2: a replica naming itself "rogue" and no set is not in the set, and is closed.
-    const rogue = await server.nextSession(10_000);
-    rogue.welcome({ replicaId: "rogue" });
-    await Promise.race([rogue.ended, new Promise((r) => setTimeout(r, 3_000))]);
-    assert.ok(rogue.halfClosedAt !== undefined, `the rogue's stream was not closed with a goodbye: ${rogue.endedHow ?? "still open"}`);
+    // The client searches for r2. A replica whose own set does not give it this client (K = 1 of [r1, y]: r1 for
+    // "app-1") should have refused the hello: closed with a goodbye, its set not believed (the search goes on).
+    assert.deepEqual(assignedReplicas("app-1", ["r1", "y"], 1), ["r1"]);
+    const unassigned = await server.nextSession(10_000);
+    unassigned.welcome({ replicaId: "y", replicaIds: ["r1", "y"], replicasPerClient: 1, features: ["replica-set"] });
+    await Promise.race([unassigned.ended, new Promise((r) => setTimeout(r, 3_000))]);
+    assert.ok(unassigned.halfClosedAt !== undefined, `a welcome whose own set does not give it the client was kept: ${unassigned.endedHow ?? "still open"}`);
     // A welcome whose own set lacks its id: the client drops that stream (no goodbye), and keeps r1.
     const liar = await server.nextSession(10_000);
     liar.welcome({ replicaId: "r2", replicaIds: ["r1", "r3"] });
@@ -164,5 +166,14 @@ describe("replica set: what a client does not believe", { timeout: 60_000 }, () 
     r2.welcome({ replicaId: "r2", replicaIds: ["r1", "r2"], features: ["replica-set"] });
     await new Promise((r) => setTimeout(r, 1_000));
     assert.ok(r2.open && first.open, "both replicas of the set held");
+    // r1 (a rogue, or a replica whose peers lost r2) announces [r1]: r2's stream stays, r2 being still in r2's own set.
+    first.send({ frame: { case: "replicaSet", value: { replicaIds: ["r1"], replicasPerClient: 0 } } });
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.ok(r2.open && first.open, `another replica's set closed a stream: r2 ${r2.endedHow ?? "open"}, r1 ${first.endedHow ?? "open"}`);
+    // r2 itself says it left: its stream is closed with a goodbye, r1's stays.
+    r2.send({ frame: { case: "replicaSet", value: { replicaIds: ["r1"], replicasPerClient: 0 } } });
+    await Promise.race([r2.ended, new Promise((r) => setTimeout(r, 5_000))]);
+    assert.ok(r2.halfClosedAt !== undefined, `r2's stream after r2's own set left it out: ${r2.endedHow ?? "still open"}`);
+    assert.ok(first.open, `the stream to r1 ended: ${first.endedHow}`);
   });
 });

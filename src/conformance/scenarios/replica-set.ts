@@ -2,9 +2,10 @@
  * The replica set (feature "replica-set", PROTOCOL.md "The replica set"): the
  * scripted server plays two replicas behind one address. A client that names
  * the feature, welcomed by r1 with the set [r1, r2], must open another stream
- * at once (held by r2), serve on both, and, once a ReplicaSet frame says the
- * set is [r1] alone, close its r2 stream with a goodbye (a half-close) and
- * not search for r2 again. A client that does not name the feature must
+ * at once (held by r2), serve on both. A ReplicaSet frame [r1] from r1 must
+ * not close the r2 stream (each stream follows its own replica's set: a rogue
+ * or a stale view cannot cut the client off another replica); the same frame
+ * from r2 must: a goodbye (a half-close), and no search for r2 again. A client that does not name the feature must
  * still take a welcome carrying a set and ignore the frame.
  *
  * @internal
@@ -21,7 +22,7 @@ const forgetWithinMs = 5_000;
 
 export const replicaSet: Scenario = {
   id: "replica-set",
-  title: 'replica set (feature "replica-set"): searched at once, a replica that left it forgotten',
+  title: 'replica set (feature "replica-set"): searched at once; a stream follows its own replica\'s set only',
   timeoutMs: 60_000,
   async run(ctx) {
     let accepted = 0;
@@ -50,11 +51,15 @@ export const replicaSet: Scenario = {
     second.welcome({ replicaId: "r2", replicaIds: set, features: ["replica-set"] });
     await scrapeOk(first);
     await scrapeOk(second);
-    // r2 leaves the set: its stream is closed with a goodbye, r1's stays.
+    // r1 says the set is [r1]: another replica's view, r2's stream stays.
     first.send({ frame: { case: "replicaSet", value: { replicaIds: ["r1"], replicasPerClient: 0 } } });
+    await sleep(1_500);
+    check(second.open, () => `r1's set [r1] closed the stream to r2 (only r2's own set may): ${second.endedHow}`);
+    // r2 itself says it left the set: its stream is closed with a goodbye, r1's stays.
+    second.send({ frame: { case: "replicaSet", value: { replicaIds: ["r1"], replicasPerClient: 0 } } });
     const sentAt = Date.now();
     const how = await Promise.race([second.ended, sleep(forgetWithinMs).then(() => undefined)]);
-    check(how !== undefined, `the stream to r2 was still open ${forgetWithinMs / 1000}s after the set [r1] arrived`);
+    check(how !== undefined, `the stream to r2 was still open ${forgetWithinMs / 1000}s after r2's own set [r1] arrived`);
     check(second.halfClosedAt !== undefined, () => `the stream to r2 ended without a goodbye (half-close): ${how}`);
     const forgotMs = (second.halfClosedAt ?? sentAt) - sentAt;
     const streams = server.sessions.length;
