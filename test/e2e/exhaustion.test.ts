@@ -198,7 +198,7 @@ describe("streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)", () => {
     }
   });
 
-  test("20 000 Scrape streams that never send a hello on one connection: memory stays flat, the legitimate client is scraped", { timeout: 120_000 }, async () => {
+  test("20 000 Scrape streams that never send a hello on one connection: memory stays flat, the legitimate client is scraped", { timeout: 120_000 }, async (t) => {
     const server = createServer({ logger: silentLogger });
     const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
     const client = await startClient(`http://127.0.0.1:${port}`, "legit");
@@ -226,8 +226,10 @@ describe("streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)", () => {
       await attacker;
       await sleep(500);
       const grown = rssMB() - rssBefore;
+      t.diagnostic(`RSS grew by ${grown.toFixed(0)} MB; ${attacks.length} attacking connections`);
       assert.ok(attacks.every((a) => a.refused), `every attacking connection was refused (GOAWAY or closed): ${JSON.stringify(attacks.filter((a) => !a.refused))} of ${attacks.length}`);
-      assert.ok(grown < 100, `RSS grew by ${grown.toFixed(0)} MB under the attack (before the fix: about 1 GB)`);
+      // RSS keeps freed memory a while: 39-106 MB seen on a loaded 2-core machine; the unfixed server grew about 1 GB.
+      assert.ok(grown < 250, `RSS grew by ${grown.toFixed(0)} MB under the attack (before the fix: about 1 GB)`);
       assert.ok(scrapes > 0);
       assert.equal(server.clients().length, 1);
       await scrapeOk(port);
