@@ -6,30 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Code, ConnectError, createClient as createRpcClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { ScrapeService } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { createQueue } from "../../src/shared/queue.ts";
+import { Code } from "@connectrpc/connect";
 import { proxyGet, startClient, startServer } from "../helpers.ts";
-
-/** Opens a Scrape stream that sends nothing; `ended` settles with how the server ended it. */
-function silentStream(url: string) {
-  const sessionManager = new Http2SessionManager(url);
-  const rpc = createRpcClient(ScrapeService, createGrpcTransport({ baseUrl: url, sessionManager }));
-  const call = new AbortController();
-  const out = createQueue<never>();
-  const ended = (async () => {
-    try {
-      for await (const _ of rpc.scrape(out, { signal: call.signal })) void _;
-      return undefined;
-    } catch (e) {
-      return ConnectError.from(e);
-    } finally {
-      sessionManager.abort();
-    }
-  })();
-  return { ended, close: () => call.abort() };
-}
+import { silentStream } from "./silent-stream.ts";
 
 test("maxPendingHellos: at the limit streams wait, over it ResourceExhausted at once; the hello timeout frees the places", { timeout: 60_000 }, async () => {
   const s = await startServer({ maxPendingHellos: 3, helloTimeoutMs: 3_000 });
