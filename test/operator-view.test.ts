@@ -95,7 +95,8 @@ test("error groups: 50 identical failures are one row with a count, first and la
 });
 
 test("activity: the last scrape per target, so a good and a dead target of one forwarder do not hide each other", () => {
-  const a = createActivity(silentLogger, 10);
+  const errors = createErrorGroups();
+  const a = createActivity(silentLogger, 10, errors);
   a.emit("scrapeFinished", event({ port: 9100, outcome: "success", message: undefined }));
   a.emit("scrapeFinished", event({ port: 9200 }));
   a.emit("scrapeFinished", event({ port: 9100, outcome: "success", message: undefined }));
@@ -105,7 +106,7 @@ test("activity: the last scrape per target, so a good and a dead target of one f
   assert.equal(a.targetScrapes("fwd").length, 2, "ports the client does not serve are not targets");
   for (let p = 1; p < 100; p++) a.emit("scrapeFinished", event({ port: p, outcome: "success" }));
   assert.equal(a.targetScrapes("fwd").length, keptTargetsPerClient);
-  assert.equal(a.recentErrors()[0]?.count, 1);
+  assert.equal(errors.list()[0]?.count, 1);
 });
 
 test("refusals: grouped with a count per name, identity and address; a flood of one kind never pushes out another", () => {

@@ -11,7 +11,6 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "../shared/logger.ts";
 import type { ClientInfo } from "./client-info.ts";
 import type { ScrapeEvent } from "./scrape-types.ts";
-import { createErrorGroups, type ErrorGroup } from "./status/error-groups.ts";
 import type { VanishedClient } from "./vanished.ts";
 
 export type { ScrapeEvent } from "./scrape-types.ts";
@@ -38,8 +37,6 @@ export interface Activity {
   lastScrape(name: string): ScrapeEvent | undefined;
   /** The last scrape of each of a client's targets (by port) that was scraped, by port. */
   targetScrapes(name: string): ScrapeEvent[];
-  /** The most recent failed scrapes, grouped, the most recently seen first. */
-  recentErrors(): ErrorGroup[];
 }
 
 /**
@@ -50,11 +47,14 @@ export interface Activity {
  */
 export const keptTargetsPerClient = 8;
 
-export function createActivity(log: Logger, maxNames: number): Activity {
+/**
+ * `failed`: told of every failed scrape (the status page groups them, src/server/status/error-groups.ts); the
+ * activity knows nothing of pages.
+ */
+export function createActivity(log: Logger, maxNames: number, failed?: { add(scrape: ScrapeEvent): void }): Activity {
   const events = new EventEmitter<ServerEvents>();
   // Insertion order is recency, in both maps: the least recently scraped is forgotten first.
   const last = new Map<string, { latest: ScrapeEvent; ports: Map<number, ScrapeEvent> }>();
-  const errors = createErrorGroups();
   return {
     events,
     emit(event, ...args) {
@@ -74,7 +74,7 @@ export function createActivity(log: Logger, maxNames: number): Activity {
           last.set(s.name, entry);
           if (last.size > maxNames) last.delete(last.keys().next().value as string);
         }
-        if (s.outcome !== "success" && s.outcome !== "prometheus_gone") errors.add(s);
+        if (s.outcome !== "success" && s.outcome !== "prometheus_gone") failed?.add(s);
       }
       try {
         (events as EventEmitter).emit(event, ...(args as unknown[]));
@@ -84,6 +84,5 @@ export function createActivity(log: Logger, maxNames: number): Activity {
     },
     lastScrape: (name) => last.get(name)?.latest,
     targetScrapes: (name) => [...(last.get(name)?.ports.values() ?? [])].sort((a, b) => (a.port ?? 0) - (b.port ?? 0)),
-    recentErrors: () => errors.list(),
   };
 }

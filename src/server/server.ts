@@ -20,6 +20,7 @@ import { createScrapeHandler } from "./scrape-service.ts";
 import { createFastScrape } from "./grpc-fast/handler.ts";
 import { createRefusals } from "./status/refusals.ts";
 import { serverContextValues } from "./stream-reset.ts";
+import { createErrorGroups } from "./status/error-groups.ts";
 import { buildServerStatus, type ServerStatus } from "./status/server-status.ts";
 
 /** A promproxy server: holds client streams and proxies Prometheus' scrapes to them. */
@@ -119,7 +120,8 @@ const servicePrefix = `/${ScrapeService.typeName}/`;
 export function createServer(options: ServerOptions = {}): PromproxyServer {
   const o = resolveServerOptions(options);
   const metrics = createServerMetrics(o.registry);
-  const activity = createActivity(o.logger, 2 * o.maxClients);
+  const errors = createErrorGroups(); // failed scrapes, grouped for the status page
+  const activity = createActivity(o.logger, 2 * o.maxClients, errors);
   const coordinator = createCoordinator(o, metrics, activity);
   // With peers: ready once it can serve every client, held or forwarded (every peer's state fetched), or warmed up.
   const peers: Peers | undefined = o.peers.length > 0 ? createPeers(o, coordinator, activity, () => ready()) : undefined;
@@ -153,7 +155,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   const fast = o.fastPath
     ? createFastScrape({ options: o, coordinator: joining, replicaSet: peers?.replicaSet, metrics, activity, interceptors: connectOptions.interceptors, contextValues: connectOptions.contextValues, readMaxBytes: connectOptions.readMaxBytes, scrape })
     : undefined;
-  const status = (): ServerStatus => ({ ...buildServerStatus(o, coordinator, activity, startedAt, refusals), ready: ready() });
+  const status = (): ServerStatus => ({ ...buildServerStatus(o, coordinator, activity, startedAt, refusals, errors), ready: ready() });
   const front = createFront({ options: o, coordinator, metrics, activity, startedAt, status, peers, ready });
 
   const handler: PromproxyServer["handler"] = (req, res) => {

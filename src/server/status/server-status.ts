@@ -9,7 +9,7 @@ import { version } from "../../shared/version.ts";
 import type { Activity, ScrapeEvent } from "../activity.ts";
 import type { ClientInfo } from "../client-info.ts";
 import type { Coordinator, Phase } from "../coordinator.ts";
-import type { ErrorGroup } from "./error-groups.ts";
+import type { ErrorGroup, ErrorGroups } from "./error-groups.ts";
 import type { ResolvedServerOptions } from "../options.ts";
 import type { RefusedEntry, Refusals } from "./refusals.ts";
 import type { VanishedClient } from "../vanished.ts";
@@ -47,7 +47,7 @@ export interface ServerStatus {
 }
 
 /** @internal */
-export function buildServerStatus(o: ResolvedServerOptions, coordinator: Coordinator, activity: Activity, startedAt: Date, refusals?: Refusals): ServerStatus {
+export function buildServerStatus(o: ResolvedServerOptions, coordinator: Coordinator, activity: Activity, startedAt: Date, refusals?: Refusals, errors?: ErrorGroups): ServerStatus {
   return {
     replicaId: o.replicaId,
     version,
@@ -75,7 +75,7 @@ export function buildServerStatus(o: ResolvedServerOptions, coordinator: Coordin
       .vanished()
       .reverse()
       .map((v) => ({ ...v, lastScrape: activity.lastScrape(v.info.name), targetScrapes: activity.targetScrapes(v.info.name) })),
-    recentErrors: activity.recentErrors(),
+    recentErrors: errors?.list() ?? [],
     refused: refusals?.list() ?? [],
     refusedRoutine: refusals?.routine ?? 0,
   };
