@@ -2,13 +2,14 @@
 """A promproxy client in Python: serves a prometheus_client registry through a promproxy server.
 
 It dials out to the server, keeps one bidirectional gRPC stream (promproxy.v1.ScrapeService/Scrape)
-open, and answers the scrape orders that arrive on it. Prometheus scrapes it as http://NAME/metrics
+open (one per replica of its replica set, when the server announces one), and answers the scrape orders
+that arrive on it. Prometheus scrapes it as http://NAME/metrics
 through the server's proxy_url. Generate the stubs first (see README.md), then:
 
     python3 client.py --server http://127.0.0.1:8080 --name app-py [--label team=alpha]
     python3 client.py http://127.0.0.1:8080 app-py [BODY_BYTES]
 """
-import argparse, asyncio, gzip, logging, os, random, re, signal, sys, urllib.parse
+import argparse, asyncio, gzip, hashlib, logging, os, random, re, signal, sys, urllib.parse
 
 import grpc
 from prometheus_client import REGISTRY, Counter, Gauge
@@ -24,6 +25,8 @@ except ImportError:
 VERSION = "promproxy-python-example/0.1"
 WELCOME_TIMEOUT_S = 10
 FATAL_CODES = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT}
+MAX_REPLICAS = 64  # the most replica ids a set may name (more: a protocol error)
+SEARCH_MAX_S = 10.0  # while a replica of the set is missing, search attempts are at most this far apart
 log = logging.getLogger("promproxy")
 
 # The application's own metrics: any metric on prometheus_client's default REGISTRY is served.
@@ -62,6 +65,74 @@ def render(order, registry):
     return body, out
 
 
+def assigned(name, ids, k):
+    """The replicas of the set `ids` client `name` holds: all when k is 0 or at least their number, else the k of
+    highest rendezvous weight (first 8 bytes of SHA-256(name 0x00 id), big-endian; equal weights: smaller id first)."""
+    if k <= 0 or k >= len(ids):
+        return set(ids)
+    weight = lambda i: int.from_bytes(hashlib.sha256(name.lower().encode() + b"\0" + i.encode()).digest()[:8], "big")
+    return set(sorted(ids, key=lambda i: (-weight(i), i))[:k])
+
+
+class Fleet:
+    """The streams held, by replica id, and the replicas to hold under the latest replica set (feature
+    "replica-set", PROTOCOL.md "The replica set"). Each stream follows its own replica's set only."""
+
+    def __init__(self, name):
+        self.name = name
+        self.held = {}  # replica id -> Session
+        self.wanted = None  # the replicas the latest set (from any stream) assigns this client; None: no set known
+        self.changed = asyncio.Event()  # set when the replicas held or wanted change
+
+    def check(self, ids, k, own=None):
+        """The replicas a set assigns this client (None for no set); ConnectionError for a bad set."""
+        ids = list(ids)
+        if not ids:
+            return None
+        if len(ids) > MAX_REPLICAS or len(set(ids)) != len(ids) or any(not i or len(i) > 128 for i in ids):
+            raise ConnectionError(f"the server announced a bad replica set ({len(ids)} ids, at most {MAX_REPLICAS}, distinct, 1-128 characters)")
+        if own is not None and own not in ids:
+            raise ConnectionError(f"the welcome's replica set lacks its own replica {own!r}")
+        return assigned(self.name, ids, k)
+
+    def follow(self, mine):
+        if mine is not None and mine != self.wanted:
+            self.wanted = mine
+            self.changed.set()
+
+    def welcome(self, session, w):
+        """A welcome on `session`; False when that stream is to be closed (its own set does not give it this client)."""
+        mine = self.check(w.replica_ids, w.replicas_per_client, w.replica_id)
+        if mine is not None and w.replica_id not in mine:
+            return False  # it should have refused the hello: closed, its set not believed
+        self.follow(mine)
+        if w.replica_id:
+            old = self.held.get(w.replica_id)
+            if old is not None and old is not session:
+                old.goodbye()  # the server welcomes a second stream for our name only once the first is dead
+            self.held[w.replica_id] = session
+            self.changed.set()
+        return True
+
+    def replica_set(self, session, rs):
+        """A ReplicaSet frame on `session`: that stream is closed when its own replica's set no longer gives it us."""
+        mine = self.check(rs.replica_ids, rs.replicas_per_client)
+        if mine is None:
+            return
+        if session.replica and session.replica not in mine:
+            log.info("closing the stream to replica %s: its own replica set no longer gives it this client", session.replica)
+            session.goodbye()
+        self.follow(mine)
+
+    def ended(self, session):
+        if session.replica and self.held.get(session.replica) is session:
+            del self.held[session.replica]
+            self.changed.set()
+
+    def missing(self):
+        return self.wanted is not None and any(r not in self.held for r in self.wanted)
+
+
 class Scrape:
     """One scrape in flight: its task, the body bytes it may still send, an event set when Credit arrives."""
 
@@ -72,11 +143,20 @@ class Scrape:
 class Session:
     """One Scrape stream: hello, welcome, then orders until the stream ends."""
 
-    def __init__(self, args, stop):
-        self.args, self.stop = args, stop
+    def __init__(self, args, stop, fleet):
+        self.args, self.stop, self.fleet = args, stop, fleet
         self.out = asyncio.Queue()  # frames to send; None closes the request stream
         self.scrapes = {}  # scrape id -> Scrape
-        self.max_chunk, self.heartbeat, self.welcomed = 64 * 1024, 10.0, False
+        self.max_chunk, self.heartbeat, self.welcomed, self.replica = 64 * 1024, 10.0, False, ""
+        self.settled = asyncio.Event()  # set once welcomed, or once the stream ended
+        self.closing, self.call = False, None
+
+    def goodbye(self):
+        """Ends the request stream cleanly (a half-close); the server ends its side, at the latest in 2 s we do."""
+        if not self.closing:
+            self.closing = True
+            self.out.put_nowait(None)
+            asyncio.get_running_loop().call_later(2, lambda: self.call and self.call.cancel())
 
     def send(self, **frame):
         self.out.put_nowait(pb.ClientFrame(**frame))
@@ -88,13 +168,14 @@ class Session:
 
     async def run(self):
         a = self.args
-        hello = pb.Hello(name=a.name, labels=a.labels, version=VERSION, features=["head"])  # no targets: /metrics, any port
-        self.send(hello=hello)
+        held = list(self.fleet.held)  # the replicas held: a server among them refuses us as a step of the search
+        hello = pb.Hello(name=a.name, labels=a.labels, version=VERSION, features=["head", "replica-set"], held_replica_ids=held)
+        self.send(hello=hello)  # no targets: /metrics, any port
         target = urllib.parse.urlsplit(a.server)
         creds = grpc.ssl_channel_credentials() if target.scheme == "https" else None
         # A fresh channel per stream, so that a dead connection is never reused after a heartbeat timeout.
         async with (grpc.aio.secure_channel(target.netloc, creds) if creds else grpc.aio.insecure_channel(target.netloc)) as channel:
-            call = pb_grpc.ScrapeServiceStub(channel).Scrape(self.requests())
+            call = self.call = pb_grpc.ScrapeServiceStub(channel).Scrape(self.requests())
             closer = asyncio.create_task(self.close_on_stop(call))
             try:
                 deadline = asyncio.get_running_loop().time() + WELCOME_TIMEOUT_S
@@ -110,8 +191,13 @@ class Session:
                 w = first.welcome
                 self.max_chunk = w.limits.max_chunk_bytes or 64 * 1024
                 self.heartbeat = seconds(w.heartbeat_interval, 10.0)
-                log.info("connected to %s as %s (session %s)", a.server, a.name, w.session_id)
-                self.welcomed = True
+                log.info("connected to %s as %s (session %s, replica %s)", a.server, a.name, w.session_id, w.replica_id or "-")
+                self.welcomed, self.replica = True, w.replica_id
+                if not self.fleet.welcome(self, w):
+                    log.info("closing the stream to replica %s: its own replica set does not give it this client", w.replica_id)
+                    self.replica = ""
+                    self.goodbye()
+                self.settled.set()
                 while True:
                     # Nothing heard for three heartbeat intervals: the path is dead, drop the stream.
                     frame = await asyncio.wait_for(call.read(), 3 * self.heartbeat)
@@ -119,6 +205,8 @@ class Session:
                         return
                     self.dispatch(frame)
             finally:
+                self.fleet.ended(self)
+                self.settled.set()
                 closer.cancel()
                 for scrape in self.scrapes.values():
                     scrape.task.cancel()
@@ -147,6 +235,8 @@ class Session:
             self.scrapes.pop(frame.cancel.scrape_id).task.cancel()  # and nothing more is sent for it
         elif kind == "ping":
             self.send(pong=pb.Pong(nonce=frame.ping.nonce))
+        elif kind == "replica_set":
+            self.fleet.replica_set(self, frame.replica_set)
 
     async def serve(self, order, scrape):
         sid, timeout, error = order.scrape_id, seconds(order.timeout, 10.0), None
@@ -180,13 +270,63 @@ class Session:
             offset += n
 
 
+async def pause_until(event, stop, seconds):
+    """Sleeps `seconds`, or less when `event` or `stop` is set first."""
+    waits = [asyncio.create_task(e.wait()) for e in (event, stop)]
+    await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+
+
+async def search(args, stop, fleet):
+    """While a replica the latest set assigns this client is not held: a new stream (through a balancer it lands on
+    some replica) at once when the set changes, then 0.1 s doubling to at most 10 s apart, for as long as it lasts."""
+    streams, delay = set(), 0.1
+    while not stop.is_set():
+        fleet.changed.clear()
+        if not fleet.missing():
+            await pause_until(fleet.changed, stop, None)
+            delay = 0.1
+            continue
+        session = Session(args, stop, fleet)
+        task = asyncio.create_task(quietly(session))
+        streams.add(task)
+        task.add_done_callback(streams.discard)
+        await session.settled.wait()
+        if session.welcomed and fleet.held.get(session.replica) is session:
+            delay = 0.1  # found one: look for the next at once
+            continue
+        await pause_until(fleet.changed, stop, delay * random.uniform(0.5, 1.0))
+        delay = min(delay * 2, SEARCH_MAX_S)
+    if streams:
+        await asyncio.wait(streams, timeout=5)
+
+
+async def quietly(session):
+    """Runs a search stream; its failures are steps of the search (a replica held refuses us, or one not assigned)."""
+    try:
+        await session.run()
+    except (grpc.aio.AioRpcError, asyncio.TimeoutError, ConnectionError) as e:
+        log.debug("search stream: %s", e)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        session.settled.set()
+
+
 async def main(args):
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    fleet = Fleet(args.name)
+    searcher = asyncio.create_task(search(args, stop, fleet))
     ever_welcomed, delay = False, 0.5
     while not stop.is_set():
-        session = Session(args, stop)
+        while fleet.held and not stop.is_set():  # other streams held: the search, not this loop, replaces this one
+            await pause_until(stop, stop, 0.5)
+        if stop.is_set():
+            break
+        session = Session(args, stop, fleet)
         try:
             await session.run()
             problem = "the server ended the stream"
@@ -211,6 +351,7 @@ async def main(args):
         except asyncio.TimeoutError:
             pass
         delay = min(delay * 2, 30.0)
+    await searcher
     return 0
 
 

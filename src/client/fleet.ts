@@ -16,7 +16,8 @@
  * - A replica set announced (src/client/replica-target.ts): the replicas of the
  *   set assigned to the client, searched for at once when it changes, then at
  *   most 10 s apart while one is missing; streams to others closed. A refusal
- *   `Unavailable` naming a replica (it does not serve us) is a search step.
+ *   `Unavailable` naming a replica (it does not serve us) is a search step; a
+ *   slot bound to it waits for a change (src/client/unassigned-wait.ts).
  * - A server that names no replica: one stream. Hellos list the replicas held.
  *
  * Servers are not trusted (src/client/fleet-limits.ts): at most `maxReplicas`
@@ -25,7 +26,6 @@
  * through the same address (the server welcomes a second stream for our name
  * only once its probe found the first dead); through another (a stale DNS
  * entry, a rogue) both are kept, a dead one ending by its own heartbeat.
- *
  * @internal
  */
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -36,6 +36,7 @@ import { createSearchSchedule } from "./search-schedule.ts";
 import { createSearchRefusals, notServedHere } from "./search-refusal.ts";
 import { assigns, createReplicaTarget } from "./replica-target.ts";
 import type { ReplicaSet } from "./replica-set.ts";
+import { createUnassignedWaits, mayRedial, unassignedBy } from "./unassigned-wait.ts";
 import { watchEndpoints, type Endpoint } from "./endpoints.ts";
 import { onceLog, sparseLog } from "./fleet-limits.ts";
 import type { StreamInfo } from "./options.ts";
@@ -71,6 +72,8 @@ interface Slot {
   cancel: AbortController;
   /** Ends the current attempt (its stream cleanly), the slot going on; set while one runs. */
   attempt?: AbortController;
+  /** A bound slot's replica that does not serve this client: the slot waits for a change of the set before dialling. */
+  unassigned?: string;
 }
 
 /** Runs the fleet until `stopped` aborts; resolves once every stream has ended. @internal */
@@ -88,9 +91,9 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const schedule = createSearchSchedule({ backoff: options.searchBackoff, intervalMs: options.probeIntervalMs, urgent, maxLost: limits.maxReplicas });
   const overCap = onceLog(log); // the replica cap bites: said once
   const capped = (server?: string) => overCap(`holding streams to ${limits.maxReplicas} replicas through one address; no more are kept or searched for (option maxReplicas)`, { name, server });
-  const duplicateClaim = sparseLog(log);
+  const [duplicateClaim, notInSet] = [sparseLog(log), sparseLog(log)];
   const searchRefusal = createSearchRefusals(log, name);
-  const notInSet = sparseLog(log);
+  const waits = createUnassignedWaits({ mayRedial: (id) => mayRedial(id, target.ids, target.wanted, holding()) });
 
   const live = (s: Slot) => !s.cancel.signal.aborted;
   const freeSlots = () => [...slots].filter((s) => !s.endpoint && live(s));
@@ -103,10 +106,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   function spawn(slot: Omit<Slot, "cancel">) {
     const s: Slot = { ...slot, cancel: new AbortController() };
     slots.add(s);
-    const p = runSlot(s).finally(() => {
-      slots.delete(s);
-      running.delete(p);
-    });
+    const p = runSlot(s).finally(() => void (slots.delete(s), running.delete(p)));
     running.add(p);
   }
 
@@ -149,8 +149,10 @@ export function runFleet(o: FleetOptions): Promise<void> {
     if (!set) return;
     if (from && live(from) && from.held && !assigns(name, set, from.held)) {
       log.info("closing a stream: its replica's own replica set no longer gives it this client", { name, replica: from.held });
-      from.attempt?.abort(); // a goodbye; the slot searches on (or redials its address) as after any ended stream
+      if (from.endpoint) from.unassigned = from.held; // its address: dialled again once the set changes
+      from.attempt?.abort(); // a goodbye; a free slot searches on as after any ended stream
     }
+    waits.changed();
     if (!changed) return;
     schedule.keepOnly(target.wanted ?? new Set());
     schedule.changed();
@@ -173,9 +175,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
       follow(set, changed);
       return undefined;
     }
-    slot.probe = false;
-    slot.held = id;
-    slot.via = endpoint.key;
+    Object.assign(slot, { probe: false, held: id, via: endpoint.key });
     follow(set, changed);
     if (id) {
       ids = true;
@@ -202,11 +202,10 @@ export function runFleet(o: FleetOptions): Promise<void> {
   /** One connection attempt of a slot; what became of it. */
   async function attemptOnce(slot: Slot, endpoint: Endpoint) {
     const attempt = new AbortController();
-    slot.attempt = attempt;
+    [slot.attempt, slot.unassigned] = [attempt, undefined];
     const onCancel = () => attempt.abort();
     slot.cancel.signal.addEventListener("abort", onCancel);
-    let info: StreamInfo | undefined;
-    let error: ConnectError | undefined;
+    let info: StreamInfo | undefined, error: ConnectError | undefined;
     const seen = { welcomed: false };
     try {
       await connectOnce(
@@ -225,6 +224,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
       slot.held = slot.via = undefined;
       if (!o.stopped.aborted) o.onDown(info, error, attempt.signal.aborted);
       if (id === undefined || !heldIds().has(id)) schedule.lost(id);
+      waits.changed(); // holding none: slots waiting for a set dial again
       reconcile(); // a replica lost: searchers for it
       return { welcomed: true, duplicate: false, refused, error };
     }
@@ -257,7 +257,8 @@ export function runFleet(o: FleetOptions): Promise<void> {
     if (o.stopped.aborted) slot.cancel.abort();
     try {
       while (live(slot)) {
-        if (pause === "round") await schedule.nextRound(slot.cancel.signal);
+        if (await waits.park(slot.unassigned, slot.cancel.signal)) slot.unassigned = undefined; // waited for a change: dial now
+        else if (pause === "round") await schedule.nextRound(slot.cancel.signal);
         else if (pause === "backoff") await sleep(searching() ? schedule.cap(reconnect.next(last)) : reconnect.next(last), slot.cancel.signal);
         const endpoint = slot.endpoint ?? (endpoints.length === 1 ? endpoints[0] : undefined);
         if (!endpoint || !live(slot)) break;
@@ -270,11 +271,12 @@ export function runFleet(o: FleetOptions): Promise<void> {
           pause = searching() ? "round" : "backoff";
         } else {
           misses++;
+          if (slot.endpoint) slot.unassigned = unassignedBy(r.error);
           if (!r.duplicate && r.error && o.onFailed(r.error)) break;
           if (surplus(slot, misses, r.refused)) break;
           // A duplicate through one address is a step of the search; through one of several addresses, a second
           // path to a replica held through another: retried as seldom as after any failure.
-          if (r.duplicate && !searching()) reconnect.reset(); // holding none: the next attempt soon, not ever later
+          if (r.duplicate && !searching() && !slot.endpoint) reconnect.reset(); // holding none: the next attempt soon, not ever later
           pause = r.duplicate && searching() ? "round" : "backoff";
         }
       }

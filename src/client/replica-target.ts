@@ -26,6 +26,8 @@ export function assigns(name: string, set: ReplicaSet, id: string): boolean {
 export interface ReplicaTarget {
   /** The replica count of the latest welcome (capped at `maxReplicas`); 0: unknown. */
   readonly count: number;
+  /** The replica ids of the latest set; undefined without a set. */
+  readonly ids: readonly string[] | undefined;
   /** The replicas to hold under the latest set; undefined without a set. */
   readonly wanted: ReadonlySet<string> | undefined;
   /** Whether a set or a count says what to hold (else the fleet searches for the replicas it met). */
@@ -43,10 +45,10 @@ export interface ReplicaTarget {
 export function createReplicaTarget(name: string, maxReplicas: number): ReplicaTarget {
   let count = 0;
   let wanted: Set<string> | undefined;
-  let size = 0;
+  let ids: readonly string[] | undefined;
   const follow = (set: ReplicaSet): boolean => {
     const next = new Set(assignedReplicas(name, set.ids, set.perClient));
-    size = set.ids.length;
+    ids = set.ids;
     const same = wanted !== undefined && wanted.size === next.size && [...next].every((id) => wanted!.has(id));
     wanted = next;
     return !same;
@@ -54,6 +56,9 @@ export function createReplicaTarget(name: string, maxReplicas: number): ReplicaT
   return {
     get count() {
       return count;
+    },
+    get ids() {
+      return ids;
     },
     get wanted() {
       return wanted;
@@ -72,7 +77,7 @@ export function createReplicaTarget(name: string, maxReplicas: number): ReplicaT
     },
     searchers(held) {
       if (!this.missing(held)) return 0;
-      return Math.min(wanted ? size : count, maxSearchers);
+      return Math.min(wanted ? (ids?.length ?? 0) : count, maxSearchers);
     },
   };
 }

@@ -52,12 +52,14 @@ test("the Go and Python example clients pass the conformance kit", { timeout: 30
     await run("bash", [path.join(repoRoot, "examples/go/build.sh"), path.join(dir, "go")], { maxBuffer: 16 << 20 });
     const go = await passesKit(`${path.join(dir, "go", "promproxy-go-example")} {server} {name} {size}`);
     t.diagnostic(`Go: ${go.split("\n").filter((l) => / passed, /.test(l)).join("")}`);
+    assert.equal(row(go, "replica-set")?.result, "pass", "the Go client offers the feature replica-set");
     const python = process.env["PROMPROXY_PYTHON"] ?? "/usr/bin/python3";
     const stubs = path.join(dir, "py");
     await mkdir(stubs, { recursive: true });
     await run(python, ["-m", "grpc_tools.protoc", "-I", "proto", `--python_out=${stubs}`, `--grpc_python_out=${stubs}`, "proto/promproxy/v1/scrape.proto"], { cwd: repoRoot });
     const py = await passesKit(`${python} examples/python/client.py {server} {name} {size}`, { PYTHONPATH: stubs, PYTHONDONTWRITEBYTECODE: "1" });
     t.diagnostic(`Python: ${py.split("\n").filter((l) => / passed, /.test(l)).join("")}`);
+    assert.equal(row(py, "replica-set")?.result, "pass", "the Python client offers the feature replica-set");
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

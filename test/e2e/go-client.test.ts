@@ -288,7 +288,7 @@ test("a Go client against a scripted server: limits, credit, NOT_FOUND, TIMEOUT,
     const hello = await st.take("hello");
     assert.equal(hello.name, "scripted");
     assert.equal(hello.version, "promproxy-go-example/0.1");
-    assert.deepEqual(hello.features, ["head"]);
+    assert.deepEqual(hello.features, ["head", "replica-set"]);
     assert.deepEqual(hello.targets, []);
     assert.equal(st.received[0]?.frame.case, "hello", "the hello comes first");
 

@@ -1,5 +1,6 @@
 // Package promproxy makes a client_golang registry scrapeable through a promproxy server: the application
-// dials out and keeps one Scrape stream open; Prometheus scrapes it through the server with proxy_url.
+// dials out and keeps one Scrape stream open (one per replica of its replica set, when the server announces
+// one); Prometheus scrapes it through the server with proxy_url.
 //
 //	err := promproxy.Run(ctx, promproxy.Options{Server: "http://proxy:8080", Name: "app-1", Gatherer: registry})
 package promproxy
@@ -73,8 +74,27 @@ func Run(ctx context.Context, o Options) error {
 	}
 	delay, everWelcomed := firstDelay, false
 	jitter := rand.New(rand.NewSource(time.Now().UnixNano())) // spreads clients that reconnect together
+	f := newFleet(o.Name)
+	var streams sync.WaitGroup // the search's streams: each says goodbye on a stop before Run returns
+	searching, stopSearch := context.WithCancel(ctx)
+	streams.Add(1)
+	go func() {
+		defer streams.Done()
+		search(searching, o, target, creds, f, &streams)
+	}()
+	defer streams.Wait()
+	defer stopSearch() // first: also when Run returns an error
 	for {
-		welcomed, err := connect(ctx, o, target, creds)
+		for f.holding() > 0 && ctx.Err() == nil { // other streams held: the search, not this loop, replaces this one
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		welcomed, err := connect(ctx, o, target, creds, f, nil)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -130,10 +150,30 @@ type stream struct {
 	sendDone chan struct{} // closed when the sender stopped: nothing more goes out
 	maxChunk int
 	scrapes  sync.Map // scrape id -> *scrape
+	replica  string   // the replica id of its welcome (guarded by the fleet's mu)
+	bye      chan struct{}
+	byeOnce  sync.Once
+	kill     context.CancelFunc
 }
 
-// connect runs one stream until it fails or ctx is done; it tells whether the server welcomed it.
-func connect(ctx context.Context, o Options, target string, creds grpc.DialOption) (welcomed bool, err error) {
+// goodbye ends the request stream cleanly (a half-close): the server ends its side, at the latest in 2 s we do.
+func (s *stream) goodbye() {
+	s.byeOnce.Do(func() {
+		close(s.bye)
+		time.AfterFunc(2*time.Second, s.kill)
+	})
+}
+
+// connect runs one stream until it fails or ctx is done; it tells whether the server welcomed it. settled, when
+// given, is called once: true when the stream holds a replica not held before, false otherwise (or at its end).
+func connect(ctx context.Context, o Options, target string, creds grpc.DialOption, fl *fleet, settled func(found bool)) (welcomed bool, err error) {
+	var once sync.Once
+	settle := func(found bool) {
+		if settled != nil {
+			once.Do(func() { settled(found) })
+		}
+	}
+	defer settle(false)
 	conn, err := grpc.Dial(target, creds, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}))
 	if err != nil {
 		return false, err
@@ -180,8 +220,11 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 	if err != nil {
 		return false, why(err)
 	}
-	s := &stream{o: o, ctx: sctx, out: make(chan *pb.ClientFrame, 64), sendDone: make(chan struct{}), maxChunk: defaultChunk}
-	s.out <- &pb.ClientFrame{Frame: &pb.ClientFrame_Hello{Hello: &pb.Hello{Name: o.Name, Labels: o.Labels, Version: Version, Features: []string{"head"}}}}
+	s := &stream{o: o, ctx: sctx, out: make(chan *pb.ClientFrame, 64), sendDone: make(chan struct{}), maxChunk: defaultChunk, bye: make(chan struct{}), kill: kill}
+	defer fl.ended(s)
+	// The replicas held are listed: a server among them refuses us as a step of the search.
+	hello := &pb.Hello{Name: o.Name, Labels: o.Labels, Version: Version, Features: []string{"head", "replica-set"}, HeldReplicaIds: fl.heldIDs()}
+	s.out <- &pb.ClientFrame{Frame: &pb.ClientFrame_Hello{Hello: hello}}
 
 	go func() { // the one goroutine that sends: a gRPC stream allows no concurrent Send
 		defer close(s.sendDone)
@@ -193,6 +236,9 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 				}
 			case <-ctx.Done():
 				call.CloseSend() // the server delists the client and ends the stream
+				return
+			case <-s.bye:
+				call.CloseSend()
 				return
 			case <-sctx.Done():
 				return
@@ -219,7 +265,16 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 				s.maxChunk = int(n)
 			}
 			silence.Store(int64(3 * orDefault(w.HeartbeatInterval, defaultHeartbeat)))
-			o.Logger.Printf("promproxy: connected to %s as %q (session %s)", o.Server, o.Name, w.SessionId)
+			o.Logger.Printf("promproxy: connected to %s as %q (session %s, replica %s)", o.Server, o.Name, w.SessionId, w.ReplicaId)
+			keep, found, err := fl.welcome(s, w)
+			if err != nil {
+				return true, err
+			}
+			if !keep {
+				o.Logger.Printf("promproxy: closing the stream to replica %s: its own replica set does not give it %q", w.ReplicaId, o.Name)
+				s.goodbye()
+			}
+			settle(found)
 			continue
 		}
 		switch m := f.Frame.(type) {
@@ -236,6 +291,10 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 			}
 		case *pb.ServerFrame_Ping:
 			s.send(&pb.ClientFrame{Frame: &pb.ClientFrame_Pong{Pong: &pb.Pong{Nonce: m.Ping.Nonce}}})
+		case *pb.ServerFrame_ReplicaSet:
+			if err := fl.replicaSet(s, m.ReplicaSet); err != nil {
+				return welcomed, err
+			}
 		} // other frames come from a newer server: ignored
 	}
 }
