@@ -16,6 +16,9 @@ export const HELP = `npm run bench -- [flags]
   --clients=LIST      idle: connected clients to measure, e.g. 1000,5000,10000 (the default)
   --storm-clients=N   storm: clients connected when the server is killed (default 10000)
   --storm-down=S      storm: seconds between the kill and the new server's start (default 0)
+  --storm-server-cpus=LIST  storm: pin the new server to these CPUs (taskset list, e.g. 0)
+  --storm-burn=N      storm: N busy-loop processes pinned beside it during the storm (default 0):
+                      with --storm-server-cpus=0, a server on a share of one core (the overload on demand)
   --idle-seconds=S    idle: the CPU window with only heartbeats (default 30)
   --per-process=N     idle/storm: clients per load process (default 2500)
   --fwd-duration=S    forwarder: seconds of the concurrent 10 KB run (default 5; 2 with --quick)
@@ -49,7 +52,7 @@ export const HELP = `npm run bench -- [flags]
 `;
 
 const KNOWN = new Set([
-  "help", "quick", "only", "clients", "storm-clients", "storm-down", "idle-seconds", "per-process", "fwd-duration", "fwd-concurrency",
+  "help", "quick", "only", "clients", "storm-clients", "storm-down", "storm-server-cpus", "storm-burn", "idle-seconds", "per-process", "fwd-duration", "fwd-concurrency",
   "fwd-sizes", "pushprox", "fleet-clients", "no-live", "no-cached", "gzip", "duration", "concurrency", "samples", "paths",
   "server-options", "listen-options", "node-args", "server-node-args", "cpu-prof", "heap-snapshot", "json", "alt",
 ]);
@@ -67,6 +70,8 @@ export interface BenchOptions {
   idleCounts: number[];
   stormClients: number;
   stormDownSeconds: number;
+  /** Storm: CPUs to pin the new server to, and busy-loop processes beside it. */
+  stormSqueeze?: { cpus: string; burners: number };
   idleSeconds: number;
   perProcess: number;
   fwdSeconds: number;
@@ -131,6 +136,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     idleCounts: (args.get("clients") ?? "1000,5000,10000").split(",").map(Number),
     stormClients: Number(args.get("storm-clients") ?? 10_000),
     stormDownSeconds: Number(args.get("storm-down") ?? 0),
+    stormSqueeze: args.get("storm-server-cpus") ? { cpus: args.get("storm-server-cpus") as string, burners: Number(args.get("storm-burn") ?? 0) } : undefined,
     idleSeconds: Number(args.get("idle-seconds") ?? 30),
     perProcess: Number(args.get("per-process") ?? 2500),
     fwdSeconds: Number(args.get("fwd-duration") ?? (quick ? 2 : 5)),

@@ -118,7 +118,7 @@ async function main() {
   }
   if (o.only.has("storm")) {
     try {
-      results.storm = await stormSection(idleCfg, o.stormClients, o.stormDownSeconds);
+      results.storm = await stormSection(idleCfg, o.stormClients, o.stormDownSeconds, o.stormSqueeze);
     } finally {
       await stopAll(children, 30_000);
     }

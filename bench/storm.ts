@@ -10,6 +10,7 @@
 import { freePort, sleep, startLoad, startServer, waitConnected, type IdleConfig, type Mem } from "./idle-fleet.ts";
 import * as fs from "node:fs";
 import { procCpuMs, procHwm } from "./proc.ts";
+import { squeeze, type Squeeze } from "./storm-squeeze.ts";
 
 /** The machine's TcpExt ListenOverflows (connections dropped at a full accept queue, every process), or NaN. */
 function listenOverflows(): number {
@@ -56,7 +57,7 @@ const sum = (rs: Record<string, number>[]) => {
 /** "Code n, Code n" (or "none"). */
 export const byCode = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
 
-export async function stormSection(cfg: IdleConfig, n: number, downSeconds = 0): Promise<StormResult> {
+export async function stormSection(cfg: IdleConfig, n: number, downSeconds = 0, squeezed?: Squeeze): Promise<StormResult> {
   const port = await freePort();
   const first = await startServer(n, port, cfg, "storm-server-1");
   const loads = await startLoad(n, port, cfg, 100);
@@ -73,6 +74,9 @@ export async function stormSection(cfg: IdleConfig, n: number, downSeconds = 0):
   const second = await startServer(n, port, cfg, "storm-server-2");
   const tListen = performance.now();
   const pid = second.proc.pid as number;
+  // The overload on demand: the new server on a share of the given CPUs until every client is back.
+  const unsqueeze = squeezed ? squeeze(pid, squeezed) : () => {};
+  if (squeezed) cfg.log(`  storm: new server pinned to CPUs ${squeezed.cpus} beside ${squeezed.burners} busy-loop process(es)`);
   const cpu0 = procCpuMs(pid);
   const marks: { q50?: number; q90?: number; q99?: number } = {};
   const back = await waitConnected(second, n, 180_000, (c, _ms) => {
@@ -82,6 +86,7 @@ export async function stormSection(cfg: IdleConfig, n: number, downSeconds = 0):
     if (marks.q99 === undefined && c >= n * 0.99) marks.q99 = s;
   });
   const allBack = (performance.now() - tKill) / 1000;
+  unsqueeze();
   const fromListen = (performance.now() - tListen) / 1000;
   const serverCpuMs = procCpuMs(pid) - cpu0;
   const peakRss = procHwm(pid);

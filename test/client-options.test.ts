@@ -13,6 +13,8 @@ test("client options: one resolver fills in every default", () => {
     [8, 1024 * 1024, 1024, 1, 3, 10_000, 10_000, 5_000],
   );
   assert.deepEqual([r.protocol, r.transport, r.metricsPath], ["grpc", "fast", "/metrics"]);
+  assert.equal(r.maxWelcomeTimeoutMs, 60_000);
+  assert.equal(resolveClientOptions({ ...base, welcomeTimeoutMs: 90_000 }).maxWelcomeTimeoutMs, 90_000, "the default is never below welcomeTimeoutMs");
   assert.deepEqual(r.backoff, { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 });
   assert.deepEqual(r.searchBackoff, { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 });
   assert.deepEqual(resolveClientOptions({ ...base, backoff: { maxMs: 5_000 } }).backoff, { initialMs: 500, maxMs: 5_000, multiplier: 2, jitter: 0.5 });
@@ -32,6 +34,9 @@ test("client options: each bad value is refused with the option's name, at and o
     [{ maxServerFrameBytes: 64 * 1024 * 1024 + 1 }, /option maxServerFrameBytes/],
     [{ maxQueuedFrames: (1 << 20) + 1 }, /option maxQueuedFrames must be a whole number from 16 to 1048576/],
     [{ welcomeTimeoutMs: 0 }, /option welcomeTimeoutMs must be a positive number/],
+    [{ maxWelcomeTimeoutMs: 0 }, /option maxWelcomeTimeoutMs must be a positive number/],
+    [{ maxWelcomeTimeoutMs: 9_999 }, /option maxWelcomeTimeoutMs \(9999\) must be at least welcomeTimeoutMs \(10000\)/],
+    [{ welcomeTimeoutMs: 500, maxWelcomeTimeoutMs: 499 }, /option maxWelcomeTimeoutMs \(499\) must be at least welcomeTimeoutMs \(500\)/],
     [{ pingIntervalMs: Number.POSITIVE_INFINITY }, /option pingIntervalMs must be a positive number/],
     [{ transport: "tcp" as "fast" }, /option transport must be "fast" or "connect", got "tcp"/],
     [{ protocol: "http" as "grpc" }, /option protocol must be "grpc" or "connect"/],
@@ -40,7 +45,7 @@ test("client options: each bad value is refused with the option's name, at and o
   ];
   for (const [more, message] of refused) assert.throws(() => resolveClientOptions({ ...base, ...more }), message, JSON.stringify(more));
   // At the bounds: taken.
-  for (const more of [{ gzipLevel: 0 }, { gzipLevel: 9 }, { maxServerFrameBytes: 64 * 1024 }, { maxQueuedFrames: 16 }, { heartbeatMisses: 1000 }]) {
+  for (const more of [{ gzipLevel: 0 }, { gzipLevel: 9 }, { maxServerFrameBytes: 64 * 1024 }, { maxQueuedFrames: 16 }, { heartbeatMisses: 1000 }, { maxWelcomeTimeoutMs: 10_000 }]) {
     assert.doesNotThrow(() => resolveClientOptions({ ...base, ...more }), JSON.stringify(more));
   }
 });

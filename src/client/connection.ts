@@ -15,6 +15,7 @@ import { checkReplicaSet, type ReplicaSet } from "./replica-set.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import { chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
 import { createH2Connection } from "./h2-connection.ts";
+import { welcomePatienceOf } from "./welcome-patience.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./targets/target.ts";
 
 /** What one connection attempt needs from its client. @internal */
@@ -41,7 +42,8 @@ const goodbyeMs = 1_000;
 
 /**
  * One connection attempt: dials, sends the hello, waits at most
- * `welcomeTimeoutMs` for the welcome, then serves orders until the stream
+ * `welcomeTimeoutMs` for the welcome (longer after attempts that timed out
+ * waiting: src/client/welcome-patience.ts), then serves orders until the stream
  * ends. Resolves only when the client was stopped; otherwise throws a
  * `ConnectError` saying why the stream failed or ended. Every socket, session
  * and stream error ends up here: none escapes to the host application.
@@ -88,11 +90,13 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
   let lastHeard = Date.now();
   let watchdog: NodeJS.Timeout | undefined;
   // A server that accepts the stream (or even just the TCP connection) and never welcomes must not hold the
-  // client forever: HTTP/2 PINGs do not catch it when the server answers them.
-  const welcomeTimer = setTimeout(
-    () => call.abort(new ConnectError(`no welcome from the server within ${options.welcomeTimeoutMs / 1000}s`, Code.DeadlineExceeded)),
-    options.welcomeTimeoutMs,
-  );
+  // client forever: HTTP/2 PINGs do not catch it when the server answers them. The wait grows after timeouts.
+  const patience = welcomePatienceOf(options);
+  const waitMs = patience.currentMs;
+  const welcomeTimer = setTimeout(() => {
+    patience.timedOut();
+    call.abort(new ConnectError(`no welcome from the server within ${waitMs / 1000}s`, Code.DeadlineExceeded));
+  }, waitMs);
   out.push({ frame: { case: "hello", value: ctx.hello } });
   /** One server frame; throws a ConnectError for a frame that ends the stream. */
   const onFrame = (frame: ServerFrame) => {
@@ -118,6 +122,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
       }
       welcome = f.value;
       clearTimeout(welcomeTimer);
+      patience.welcomed();
       attempt.welcomed = true;
       // Unset or zero: 10 s; clamped to 100 ms - 10 min before it reaches a timer (PROTOCOL.md).
       const intervalMs = clampDuration(welcome.heartbeatInterval, heartbeatRangeMs);

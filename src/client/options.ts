@@ -148,13 +148,12 @@ export interface ClientOptions {
    */
   heartbeatMisses?: number;
   /**
-   * Longest wait from dialing the server to its welcome. An attempt that takes
-   * longer (a server that accepts the stream and never answers, a stalled
-   * process, a TCP connection that never completes) fails with
-   * `DeadlineExceeded`, reported through `onError`, and the client backs off and
-   * retries. Default 10 000 ms.
+   * Longest wait from dialing the server to its welcome (a server that never answers, a stalled process, a TCP connection
+   * that never completes): the attempt fails with `DeadlineExceeded` (`onError`), the client backs off and retries. Default 10 000 ms.
    */
   welcomeTimeoutMs?: number;
+  /** Each attempt that timed out waiting for its welcome doubles the next one's wait, up to this; a welcome resets it. Default 60 000 ms (or `welcomeTimeoutMs` if larger). */
+  maxWelcomeTimeoutMs?: number;
   /** Options for Node's `http2.connect` (TLS: `ca`, `cert`, `key`, `servername`, ...). Default none. */
   http2Options?: http2.ClientSessionOptions | http2.SecureClientSessionOptions;
   /**
@@ -181,14 +180,12 @@ export interface ClientOptions {
   logger?: AnyLogger;
 }
 
-const MiB = 1024 * 1024;
-
 /** Every option's name (the type keeps it complete and exact); any other key is refused. */
 const optionNames: Record<keyof ClientOptions, true> = {
   name: true, serverUrl: true, resolveIntervalMs: true, resolve: true, probeIntervalMs: true, searchBackoff: true, maxReplicas: true,
   maxServerAddresses: true, registry: true, targets: true, metricsPath: true, labels: true, interceptors: true, protocol: true,
   transport: true, backoff: true, maxScrapesInFlight: true, maxServerFrameBytes: true, maxQueuedFrames: true, gzipLevel: true,
-  pingIntervalMs: true, pingTimeoutMs: true, heartbeatMisses: true, welcomeTimeoutMs: true, http2Options: true, tls: true,
+  pingIntervalMs: true, pingTimeoutMs: true, heartbeatMisses: true, welcomeTimeoutMs: true, maxWelcomeTimeoutMs: true, http2Options: true, tls: true,
   onConnected: true, onDisconnected: true, onError: true, logger: true,
 };
 
@@ -219,6 +216,7 @@ export interface ResolvedClientOptions {
   pingTimeoutMs: number;
   heartbeatMisses: number;
   welcomeTimeoutMs: number;
+  maxWelcomeTimeoutMs: number;
   http2Options: http2.ClientSessionOptions | http2.SecureClientSessionOptions;
   tls: ClientOptions["tls"];
   registry: MetricsRegistry | undefined;
@@ -257,7 +255,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxReplicas: whole(options, "maxReplicas", 64, 1, Number.MAX_SAFE_INTEGER),
     maxServerAddresses: whole(options, "maxServerAddresses", 64, 1, Number.MAX_SAFE_INTEGER),
     maxScrapesInFlight: whole(options, "maxScrapesInFlight", 8, 1, Number.MAX_SAFE_INTEGER),
-    maxServerFrameBytes: whole(options, "maxServerFrameBytes", MiB, 64 * 1024, 64 * MiB),
+    maxServerFrameBytes: whole(options, "maxServerFrameBytes", 1 << 20, 1 << 16, 1 << 26),
     maxQueuedFrames: whole(options, "maxQueuedFrames", 1024, 16, 1 << 20),
     gzipLevel: whole(options, "gzipLevel", 1, 0, 9),
     metricsPath: options.metricsPath ?? "/metrics",
@@ -268,6 +266,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     pingTimeoutMs: positiveMs(options, "pingTimeoutMs", 5_000),
     heartbeatMisses: whole(options, "heartbeatMisses", 3, 1, 1000),
     welcomeTimeoutMs: positiveMs(options, "welcomeTimeoutMs", 10_000),
+    maxWelcomeTimeoutMs: positiveMs(options, "maxWelcomeTimeoutMs", 60_000, { ms: positiveMs(options, "welcomeTimeoutMs", 10_000), name: "welcomeTimeoutMs" }),
     http2Options: options.http2Options ?? {},
     tls: options.tls,
     registry: options.registry,
@@ -279,11 +278,13 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   return resolved;
 }
 
-type MsKey = "welcomeTimeoutMs" | "resolveIntervalMs" | "probeIntervalMs" | "pingIntervalMs" | "pingTimeoutMs";
+type MsKey = "welcomeTimeoutMs" | "maxWelcomeTimeoutMs" | "resolveIntervalMs" | "probeIntervalMs" | "pingIntervalMs" | "pingTimeoutMs";
 
-function positiveMs(options: ClientOptions, key: MsKey, fallback: number): number {
-  const v: unknown = options[key] === undefined ? fallback : options[key];
+/** The option in ms; with `floor`, at least that other option (the default raised to it, a smaller value refused). */
+function positiveMs(options: ClientOptions, key: MsKey, fallback: number, floor = { ms: 0, name: "" }): number {
+  const v: unknown = options[key] === undefined ? Math.max(fallback, floor.ms) : options[key];
   if (!(typeof v === "number" && v > 0 && Number.isFinite(v))) throw new TypeError(`promproxy: option ${key} must be a positive number of milliseconds`);
+  if (v < floor.ms) throw new TypeError(`promproxy: option ${key} (${v}) must be at least ${floor.name} (${floor.ms})`);
   return v;
 }
 
