@@ -56,3 +56,12 @@ test("client options: an unknown or renamed key is refused, naming the one meant
   assert.throws(() => resolveClientOptions({ ...base, discoveryBackoff: undefined } as ClientOptions), /renamed searchBackoff/);
   assert.throws(() => resolveClientOptions({ ...base, colour: "red" } as ClientOptions), /^TypeError: promproxy: unknown option "colour"$/);
 });
+
+test("client options: every wait fits a Node timer (2^31-1 ms): a longer one would fire after 1 ms", () => {
+  for (const key of ["welcomeTimeoutMs", "resolveIntervalMs", "pingIntervalMs", "pingTimeoutMs"] as const) {
+    assert.throws(() => resolveClientOptions({ ...base, [key]: 2 ** 31 }), new RegExp(`option ${key} must be a positive number of milliseconds up to 2147483647`));
+    assert.doesNotThrow(() => resolveClientOptions({ ...base, [key]: 2 ** 31 - 1, ...(key === "welcomeTimeoutMs" ? { maxWelcomeTimeoutMs: 2 ** 31 - 1 } : {}) }));
+  }
+  assert.throws(() => resolveClientOptions({ ...base, probeIntervalMs: 2 ** 26 }), /option probeIntervalMs must be a positive number of milliseconds up to 67108863/);
+  assert.throws(() => resolveClientOptions({ ...base, backoff: { maxMs: 3e9 } }), /option backoff needs/);
+});

@@ -1,4 +1,5 @@
 import { readRetryAfter } from "../shared/retry-after.ts";
+import { maxTimerMs } from "../shared/sleep.ts";
 
 /** How a client waits between connection attempts. */
 export interface BackoffOptions {
@@ -16,15 +17,16 @@ export interface BackoffOptions {
 export function resolveBackoff(o: BackoffOptions | undefined, defaults: Required<BackoffOptions>, option: string): Required<BackoffOptions> {
   const r = { ...defaults, ...o };
   const { initialMs, maxMs, multiplier, jitter } = r;
-  if (!(initialMs > 0) || !(maxMs >= initialMs) || !(multiplier >= 1) || !(jitter >= 0 && jitter <= 1)) {
-    throw new RangeError(`promproxy: option ${option} needs initialMs > 0, maxMs >= initialMs, multiplier >= 1 and 0 <= jitter <= 1`);
+  if (!(initialMs > 0) || !(maxMs >= initialMs) || !(maxMs <= maxTimerMs) || !(multiplier >= 1) || !(jitter >= 0 && jitter <= 1)) {
+    throw new RangeError(`promproxy: option ${option} needs initialMs > 0, initialMs <= maxMs <= ${maxTimerMs} (a timer's limit), multiplier >= 1 and 0 <= jitter <= 1`);
   }
   return r;
 }
 
 /**
  * Exponential backoff with jitter, on checked options (`resolveBackoff`); a server's retry hint
- * (src/shared/retry-after.ts) in the last attempt's metadata is honoured instead, clamped to `[initialMs, maxMs]`. @internal
+ * (src/shared/retry-after.ts) in the last attempt's metadata lengthens the step, clamped to `[initialMs, maxMs]`,
+ * and never shortens it. @internal
  */
 export function createBackoff(o: Required<BackoffOptions>, random: () => number = Math.random) {
   const { initialMs, maxMs, multiplier, jitter } = o;
@@ -35,11 +37,12 @@ export function createBackoff(o: Required<BackoffOptions>, random: () => number 
      * has one; else the exponential step, each such call growing the next one.
      */
     next(metadata?: Headers): number {
-      const hinted = readRetryAfter(metadata, { minMs: initialMs, maxMs });
-      if (hinted !== undefined) return hinted;
       const base = Math.min(maxMs, initialMs * multiplier ** attempt);
       attempt++;
-      return base * (1 - jitter * random());
+      const step = base * (1 - jitter * random());
+      // A hint is a floor, never a shortcut: a server hinting 0 again and again still sees the client back off.
+      const hinted = readRetryAfter(metadata, { minMs: initialMs, maxMs });
+      return hinted === undefined ? step : Math.max(hinted, step);
     },
     reset() {
       attempt = 0;

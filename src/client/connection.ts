@@ -37,6 +37,9 @@ export interface ConnectionContext {
   onReplicaSet?(set: ReplicaSet): void;
 }
 
+/** Changed replica sets a server may send at once before the one-a-second pace holds. */
+const setBurst = 5;
+
 /** How long a stopping client waits for the server to end the stream after its goodbye. */
 const goodbyeMs = 1_000;
 
@@ -88,6 +91,10 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
   let welcome: Welcome | undefined;
   if (ctx.stopped.aborted) onStop(); // stopped while the TLS options were read
   let lastHeard = Date.now();
+  /** Replica set frames: the last one's key, and a bucket of changes (a burst of `setBurst`, then one a second). */
+  let lastSetKey = "";
+  let setTokens = setBurst;
+  let setTokensAt = Date.now();
   let watchdog: NodeJS.Timeout | undefined;
   // A server that accepts the stream (or even just the TCP connection) and never welcomes must not hold the
   // client forever: HTTP/2 PINGs do not catch it when the server answers them. The wait grows after timeouts.
@@ -156,6 +163,15 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
         break;
       case "replicaSet": {
         if (!welcome.features.includes("replica-set")) break; // not negotiated: ignored
+        const key = `${f.value.replicasPerClient}|${f.value.replicaIds.join("\n")}`;
+        if (key === lastSetKey) break; // the same set again: nothing to do (and nothing to hash)
+        // A server sends at most one a second (PROTOCOL.md): a burst of a few, then one a second, or the stream ends.
+        const now = Date.now();
+        setTokens = Math.min(setBurst, setTokens + (now - setTokensAt) / 1000);
+        setTokensAt = now;
+        if (setTokens < 1) throw new ConnectError("the server sends changed replica sets faster than one a second", Code.ResourceExhausted);
+        setTokens--;
+        lastSetKey = key;
         const set = checkReplicaSet(f.value.replicaIds, f.value.replicasPerClient, maxReplicas, "replica set frame");
         if (set && !ctx.stopped.aborted) ctx.onReplicaSet?.(set);
         break;

@@ -155,7 +155,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     waits.changed();
     if (!changed) return;
     schedule.keepOnly(target.wanted ?? new Set());
-    schedule.changed();
+    schedule.changed(true);
     reconcile();
   }
 

@@ -8,6 +8,7 @@ import type { ClientTlsOptions } from "../auth/client/client-tls.ts";
 import { createConsoleLogger, toLogger, withClientField, type AnyLogger, type Logger } from "../shared/logger.ts";
 import { checkLabels, checkName } from "../shared/names.ts";
 import { checkOptionKeys } from "../shared/option-keys.ts";
+import { maxTimerMs } from "../shared/sleep.ts";
 import { resolveBackoff, type BackoffOptions } from "./backoff.ts";
 import { serverUrls, systemResolver } from "./endpoints.ts";
 import type { HttpTargetOptions } from "./targets/http-target-options.ts";
@@ -279,17 +280,16 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
 }
 
 type MsKey = "welcomeTimeoutMs" | "maxWelcomeTimeoutMs" | "resolveIntervalMs" | "probeIntervalMs" | "pingIntervalMs" | "pingTimeoutMs";
-
 /** The option in ms; with `floor`, at least that other option (the default raised to it, a smaller value refused). */
 function positiveMs(options: ClientOptions, key: MsKey, fallback: number, floor = { ms: 0, name: "" }): number {
   const v: unknown = options[key] === undefined ? Math.max(fallback, floor.ms) : options[key];
-  if (!(typeof v === "number" && v > 0 && Number.isFinite(v))) throw new TypeError(`promproxy: option ${key} must be a positive number of milliseconds`);
+  const most = key === "probeIntervalMs" ? Math.floor(maxTimerMs / 32) : maxTimerMs; // probes wait up to 32 intervals; a wait must fit a timer
+  if (!(typeof v === "number" && v > 0 && v <= most)) throw new TypeError(`promproxy: option ${key} must be a positive number of milliseconds up to ${most}`);
   if (v < floor.ms) throw new TypeError(`promproxy: option ${key} (${v}) must be at least ${floor.name} (${floor.ms})`);
   return v;
 }
 
 type WholeKey = "maxReplicas" | "maxServerAddresses" | "maxScrapesInFlight" | "maxServerFrameBytes" | "maxQueuedFrames" | "gzipLevel" | "heartbeatMisses";
-
 function whole(options: ClientOptions, key: WholeKey, fallback: number, min: number, max: number): number {
   const v: unknown = options[key] === undefined ? fallback : options[key];
   if (!(typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max)) {

@@ -67,8 +67,11 @@ export interface SearchSchedule {
   nextRound(signal: AbortSignal): Promise<void>;
   /** A wait of `ms` (a reconnect backoff while searching), capped as rounds are while a replica is missing. */
   cap(ms: number): number;
-  /** The replicas held changed: search and probe fast again. */
-  changed(): void;
+  /**
+   * The replicas held changed: search and probe fast again. `paced`: a server's announcement (a replica set),
+   * which restarts the fast rounds at most once per `missingRoundMs`, and never delays a round already due.
+   */
+  changed(paced?: boolean): void;
   /** A replica held is no longer held (`id` "" or undefined: one without an id): remembered, and `changed()`. */
   lost(id: string | undefined): void;
   /** A replica is held (again): no longer lost. */
@@ -86,17 +89,23 @@ export function createSearchSchedule(o: { backoff: Required<BackoffOptions>; int
   const delays = createRoundDelays(o);
   const lost = createLostReplicas(o.maxLost);
   /** The next round, shared by every searcher waiting for it. */
-  type Round = { promise: Promise<void>; fire: () => void; timer?: NodeJS.Timeout };
+  type Round = { promise: Promise<void>; fire: () => void; timer?: NodeJS.Timeout; dueAt?: number };
   let round: Round | undefined;
   let probeDelay = o.intervalMs;
   let rearm: (() => void) | undefined;
+  let pacedAt = -Infinity;
   const arm = (r: Round) => {
+    const ms = delays.next(o.urgent());
+    if (r.dueAt !== undefined && r.dueAt <= Date.now() + ms) return; // already due sooner: a flood of changes never holds it back
     clearTimeout(r.timer);
-    r.timer = setTimeout(r.fire, delays.next(o.urgent()));
+    r.dueAt = Date.now() + ms;
+    r.timer = setTimeout(r.fire, ms);
     r.timer.unref();
   };
 
-  function changed() {
+  function changed(paced = false) {
+    if (paced && Date.now() - pacedAt < missingRoundMs) return;
+    if (paced) pacedAt = Date.now();
     delays.reset();
     if (round) arm(round); // a round set long ago, while nothing was missing, comes fast now
     probeDelay = o.intervalMs;

@@ -176,4 +176,33 @@ describe("replica set: what a client does not believe", { timeout: 60_000 }, () 
     assert.ok(r2.halfClosedAt !== undefined, `r2's stream after r2's own set left it out: ${r2.endedHow ?? "still open"}`);
     assert.ok(first.open, `the stream to r1 ended: ${first.endedHow}`);
   });
+
+  test("a hostile server's replica sets cost the client little: a flood of changes ends that stream, and the search is paced", async (t) => {
+    // Every stream after the first is refused as a step of the search (the name held on r1), as a real replica would.
+    const { Code, ConnectError } = await import("@connectrpc/connect");
+    let opened = 0;
+    const server = await startScriptedServer({ refuse: () => (++opened > 1 ? new ConnectError("held on r1", Code.AlreadyExists, new Headers({ "promproxy-replica-id": "r1" })) : undefined) });
+    t.after(() => server.close());
+    const said: string[] = [];
+    const logger = { debug: () => {}, info: () => {}, warn: (m: string, f?: Record<string, unknown>) => void said.push(`${m} ${JSON.stringify(f)}`), error: (m: string, f?: Record<string, unknown>) => void said.push(`${m} ${JSON.stringify(f)}`) };
+    const client = createClient({ name: "app-1", serverUrl: server.url, registry: testRegistry("app-1"), logger, backoff: { initialMs: 5_000, maxMs: 10_000 } });
+    t.after(() => client.stop());
+    void client.start();
+    const first = await server.nextSession(10_000);
+    const ids = (n: number) => Array.from({ length: 64 }, (_, i) => `r${i === 0 ? 1 : `${n}-${i}`}`);
+    first.welcome({ replicaId: "r1", replicaIds: ["r1"], features: ["replica-set"] });
+    // Sets of 64 ids changing every 20 ms for 3 s.
+    const started = Date.now();
+    let sent = 0;
+    while (Date.now() - started < 3_000 && first.open) {
+      first.send({ frame: { case: "replicaSet", value: { replicaIds: ids(sent++), replicasPerClient: 0 } } });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const how = await Promise.race([first.ended, new Promise<string>((r) => setTimeout(() => r("still open"), 2_000))]);
+    assert.notEqual(how, "still open", `the stream survived ${sent} changed sets in 3 s`);
+    assert.ok(said.some((l) => l.includes("faster than one a second")), `said why: ${said.join(" | ")}`);
+    // The search the sets asked for (63 replicas missing): rounds of at most 8 connections, restarted fast at most once.
+    assert.ok(server.sessions.length <= 8 * 8, `connections opened while flooded: ${server.sessions.length}`);
+    t.diagnostic(`${sent} sets sent; stream ended: ${how}; ${server.sessions.length} connections`);
+  });
 });
