@@ -56,7 +56,7 @@ export function createSession(
   /** Probes waiting for a sign of life. */
   const probes = new Set<(alive: boolean) => void>();
 
-  // Getters added to fast objects (src/shared/with-getters.ts): one of each per connected client.
+  // A fast object (src/shared/with-getters.ts): one per connected client. Spreads of it set scrapesInFlight themselves.
   const clientInfo: ClientInfo = withGetters({ ...info }, { scrapesInFlight: () => active.size });
 
   const results = createResultFrames({

@@ -43,7 +43,7 @@ export function createQueue<T>(): Queue<T> {
     w?.();
   }
 
-  // Getters added to a fast object (with-getters.ts): a server holds one queue per connected client.
+  // A fast object (with-getters.ts): a server holds one queue per connected client.
   const queue: Omit<Queue<T>, "closed" | "size" | "error"> = {
     push(item) {
       if (closed) return false;
