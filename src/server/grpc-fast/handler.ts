@@ -57,8 +57,10 @@ export function createFastScrape(deps: FastPathDeps): (stream: http2.ServerHttp2
 async function serve(deps: FastPathDeps, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
   const ac = new AbortController();
   let closeError: Error | undefined;
+  // 'close' and 'end' come once: listened with `on`, as `once` keeps a wrapper and a bound function per listener
+  // for the stream's whole life (one stream per connected client).
   stream.on("error", (e) => (closeError ??= e));
-  stream.once("close", () => ac.abort(closedError(stream, closeError)));
+  stream.on("close", () => ac.abort(closedError(stream, closeError)));
   let meta: CallMetadata | undefined;
   const writer = createFrameWriter(stream, responseType, () => meta);
   let fast = false;
@@ -254,9 +256,8 @@ function serveFast(
 
   stream.on("data", (chunk: Buffer) => reader.push(chunk));
   // A request stream ended by an empty DATA frame ends even unread: while the chain ran, 'end' may have passed.
-  // A request stream ended by an empty DATA frame ends even unread: while the chain ran, 'end' may have passed.
   if (stream.readableEnded) process.nextTick(onEnd);
-  else stream.once("end", onEnd);
+  else stream.on("end", onEnd);
   function onEnd() {
     if (stream.aborted || (stream.rstCode ?? 0) !== 0) return;
     reader.end();
@@ -267,7 +268,7 @@ function serveFast(
     broke = false;
     session!.close();
   }
-  stream.once("close", () => {
+  stream.on("close", () => {
     if (state === "done") return;
     const err = ConnectError.from(signal.reason);
     if (state !== "open") return refuse(err);
