@@ -2,8 +2,8 @@
  * The Scrape stream on a raw HTTP/2 stream of our guarded session: gRPC
  * framing without Connect's per-message pipeline.
  *
- * Writing: frames queued by one run of code leave as one corked batch (one
- * writev, no promise per frame), right after it; the next batch is taken
+ * Writing: frames queued within one turn of the event loop leave as one
+ * corked batch (one writev, no promise per frame); the next batch is taken
  * from the outgoing queue only once the previous one was written, so the
  * queue's bounds and its "nothing left for N seconds" clock see the server's
  * flow control exactly as they do behind connect-es. A closed queue ends the
@@ -178,13 +178,10 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
         });
         s.uncork();
       };
-      // After the code that queued the frame (frames queued together leave together), not a loop turn later:
-      // Node's HTTP/2 session sends what a stream was given in its own immediate, which a write made from a
-      // setImmediate callback would miss until the next turn of the loop.
       const schedule = () => {
         if (scheduled) return;
         scheduled = true;
-        process.nextTick(pump);
+        setImmediate(pump);
       };
       pump();
     }
