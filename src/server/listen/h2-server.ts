@@ -113,6 +113,7 @@ function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void 
   session.on("stream", (stream: http2.ServerHttp2Stream) => {
     open++;
     clearTimeout(timer);
+    timer = undefined; // not kept referenced (128 bytes) while the session serves its stream
     stream.on("close", () => {
       if (--open === 0 && !session.closed && !session.destroyed) arm();
     });
