@@ -74,12 +74,12 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     res.off("drain", onDrain);
     const outcome = failure?.outcome ?? "success";
     const durationMs = performance.now() - started;
+    // The answer's last bytes leave first (end() writes at once); the bookkeeping follows.
+    if (!failure) res.end();
+    else if (failure.outcome !== "prometheus_gone") reply(res, httpStatusOf[failure.outcome], failure.message); // else nobody left to answer
     metrics.scrapes.inc({ outcome });
     metrics.duration.observe({ outcome }, durationMs / 1000);
     activity.emit("scrapeFinished", { name: r.name, port: r.port, outcome, at: new Date(), durationMs, bytes, message: failure?.message });
-    if (failure?.outcome === "prometheus_gone") return; // nobody left to answer
-    if (failure) reply(res, httpStatusOf[failure.outcome], failure.message);
-    else res.end();
   };
   const onDrain = () => {
     waitingDrain = false;

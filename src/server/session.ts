@@ -6,6 +6,7 @@ import { createQueue, type Queue } from "../shared/queue.ts";
 import type { ClientInfo } from "./client-info.ts";
 import { createResultFrames, type Active } from "./result-frames.ts";
 import type { OrderRequest, ScrapeFailure, ScrapeHandle, ScrapeSink } from "./scrape-types.ts";
+import { withGetters } from "../shared/with-getters.ts";
 
 /** A server frame as the Scrape handler yields it. @internal */
 export type ServerFrameInit = MessageInitShape<typeof ServerFrameSchema>;
@@ -55,12 +56,8 @@ export function createSession(
   /** Probes waiting for a sign of life. */
   const probes = new Set<(alive: boolean) => void>();
 
-  const clientInfo: ClientInfo = {
-    ...info,
-    get scrapesInFlight() {
-      return active.size;
-    },
-  };
+  // A fast object (src/shared/with-getters.ts): one per connected client. Spreads of it set scrapesInFlight themselves.
+  const clientInfo: ClientInfo = withGetters({ ...info }, { scrapesInFlight: () => active.size });
 
   const results = createResultFrames({
     name: clientInfo.name,
@@ -73,16 +70,10 @@ export function createSession(
   });
 
   const head = features.includes("head");
-  const session: Session = {
+  const methods: Omit<Session, "inFlight" | "lastHeard"> = {
     features,
     info: clientInfo,
     outbound,
-    get inFlight() {
-      return active.size;
-    },
-    get lastHeard() {
-      return lastHeard;
-    },
 
     probe(ms) {
       if (closed) return Promise.resolve(false);
@@ -171,7 +162,7 @@ export function createSession(
       results.clear();
     },
   };
-  return session;
+  return withGetters(methods, { inFlight: () => active.size, lastHeard: () => lastHeard });
 }
 
 function durationOf(ms: number) {

@@ -11,6 +11,8 @@
  *
  * @internal
  */
+import { withGetters } from "./with-getters.ts";
+
 export interface Queue<T> extends AsyncIterable<T> {
   /** Adds an item; ignored once the queue is closed. Returns false then. */
   push(item: T): boolean;
@@ -41,7 +43,8 @@ export function createQueue<T>(): Queue<T> {
     w?.();
   }
 
-  return {
+  // A fast object (with-getters.ts): a server holds one queue per connected client.
+  const queue: Omit<Queue<T>, "closed" | "size" | "error"> = {
     push(item) {
       if (closed) return false;
       items.push(item);
@@ -57,12 +60,6 @@ export function createQueue<T>(): Queue<T> {
       }
       notify();
     },
-    get closed() {
-      return closed;
-    },
-    get size() {
-      return items.length - head;
-    },
     shift() {
       if (head >= items.length) return undefined;
       const item = items[head] as T;
@@ -75,9 +72,6 @@ export function createQueue<T>(): Queue<T> {
     },
     onReady(cb) {
       wake = cb;
-    },
-    get error() {
-      return failure;
     },
     async *[Symbol.asyncIterator]() {
       for (;;) {
@@ -99,4 +93,5 @@ export function createQueue<T>(): Queue<T> {
       }
     },
   };
+  return withGetters(queue, { closed: () => closed, size: () => items.length - head, error: () => failure as unknown });
 }

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { withGetters } from "../../shared/with-getters.ts";
 
 /**
  * An incremental reader of gRPC length-prefixed messages (a flag byte, a 4-byte
@@ -132,13 +133,11 @@ export function createFrameReader({ readMaxBytes, onMessage, onError }: FrameRea
     }
   }
 
-  return {
+  const reader = {
     push,
     end() {
       if (!failed && (want >= 0 || prefixHave > 0)) fail(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
     },
-    get failed() {
-      return failed;
-    },
   };
+  return withGetters(reader, { failed: () => failed });
 }

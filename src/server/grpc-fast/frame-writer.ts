@@ -1,5 +1,6 @@
 import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { withGetters } from "../../shared/with-getters.ts";
 
 /**
  * The response side of one gRPC stream on a raw `ServerHttp2Stream`: headers
@@ -101,14 +102,8 @@ export function createFrameWriter(stream: http2.ServerHttp2Stream, contentType: 
     stream.respond(h, { waitForTrailers: true });
   }
 
-  return {
-    get writable() {
-      return !blocked && !ended && !gone();
-    },
-    get ended() {
-      return ended || gone();
-    },
-    write(messages) {
+  const writer = {
+    write(messages: readonly Uint8Array[]) {
       if (ended || gone() || messages.length === 0) return;
       if (!headersSent) sendHeaders();
       const data = messages.length === 1 ? messages[0]! : Buffer.concat(messages);
@@ -122,10 +117,10 @@ export function createFrameWriter(stream: http2.ServerHttp2Stream, contentType: 
         });
       }
     },
-    onDrain(cb) {
+    onDrain(cb: () => void) {
       drainWaiter = cb;
     },
-    end(error) {
+    end(error?: ConnectError) {
       if (ended) return;
       ended = true;
       if (gone()) return;
@@ -154,6 +149,7 @@ export function createFrameWriter(stream: http2.ServerHttp2Stream, contentType: 
       }
     },
   };
+  return withGetters(writer, { writable: () => !blocked && !ended && !gone(), ended: () => ended || gone() });
 }
 
 /** A ConnectError for anything thrown, as Connect's handlers turn errors into statuses. */

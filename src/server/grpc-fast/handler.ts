@@ -57,8 +57,10 @@ export function createFastScrape(deps: FastPathDeps): (stream: http2.ServerHttp2
 async function serve(deps: FastPathDeps, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
   const ac = new AbortController();
   let closeError: Error | undefined;
+  // 'close' and 'end' come once: listened with `on`, as `once` keeps a wrapper and a bound function per listener
+  // for the stream's whole life (one stream per connected client).
   stream.on("error", (e) => (closeError ??= e));
-  stream.once("close", () => ac.abort(closedError(stream, closeError)));
+  stream.on("close", () => ac.abort(closedError(stream, closeError)));
   let meta: CallMetadata | undefined;
   const writer = createFrameWriter(stream, responseType, () => meta);
   let fast = false;
@@ -225,6 +227,7 @@ function serveFast(
       }
       state = "joining";
       clearTimeout(helloTimer);
+      helloTimer = undefined; // a cleared Timeout still takes 128 bytes while referenced, for the stream's life
       stream.pause(); // until the coordinator decides: a client cannot pile up frames meanwhile
       name = frame.frame.value.name.slice(0, 253);
       coordinator.join(frame.frame.value, values.get(identityKey), values.get(peerKey)?.remoteAddress).then(opened, refuse);
@@ -237,6 +240,7 @@ function serveFast(
   function clearTimers() {
     clearTimeout(helloTimer);
     clearTimeout(deadline);
+    helloTimer = deadline = undefined;
   }
 
   try {
@@ -254,9 +258,8 @@ function serveFast(
 
   stream.on("data", (chunk: Buffer) => reader.push(chunk));
   // A request stream ended by an empty DATA frame ends even unread: while the chain ran, 'end' may have passed.
-  // A request stream ended by an empty DATA frame ends even unread: while the chain ran, 'end' may have passed.
   if (stream.readableEnded) process.nextTick(onEnd);
-  else stream.once("end", onEnd);
+  else stream.on("end", onEnd);
   function onEnd() {
     if (stream.aborted || (stream.rstCode ?? 0) !== 0) return;
     reader.end();
@@ -267,7 +270,7 @@ function serveFast(
     broke = false;
     session!.close();
   }
-  stream.once("close", () => {
+  stream.on("close", () => {
     if (state === "done") return;
     const err = ConnectError.from(signal.reason);
     if (state !== "open") return refuse(err);

@@ -56,7 +56,8 @@ export function createH2Server(o: H2ServerOptions): H2Server {
   server.on("session", (session) => {
     sessions.add(session);
     session.on("error", () => {});
-    session.once("connect", () => {
+    // 'connect' and 'close' come once: `on` spares the wrapper and bound function `once` keeps per session.
+    session.on("connect", () => {
       try {
         session.setLocalWindowSize(windowBytes);
       } catch {
@@ -64,7 +65,7 @@ export function createH2Server(o: H2ServerOptions): H2Server {
       }
     });
     closeWhenIdle(session, o.idleSessionTimeoutMs);
-    session.once("close", () => sessions.delete(session));
+    session.on("close", () => sessions.delete(session));
   });
   server.on("sessionError", () => {});
 
@@ -112,11 +113,12 @@ function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void 
   session.on("stream", (stream: http2.ServerHttp2Stream) => {
     open++;
     clearTimeout(timer);
-    stream.once("close", () => {
+    timer = undefined; // not kept referenced (128 bytes) while the session serves its stream
+    stream.on("close", () => {
       if (--open === 0 && !session.closed && !session.destroyed) arm();
     });
   });
-  session.once("close", () => clearTimeout(timer));
+  session.on("close", () => clearTimeout(timer));
 }
 
 /**
