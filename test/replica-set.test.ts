@@ -97,11 +97,11 @@ describe("what a client holds", () => {
     const t = createReplicaTarget("app-1", 64);
     assert.equal(t.known, false);
     assert.equal(t.searchers(new Set()), 0);
-    t.welcome(3, undefined);
+    t.welcome(3, undefined, "a");
     assert.ok(t.known && t.missing(new Set(["a", "b"])) && !t.missing(new Set(["a", "b", "c"])));
     assert.equal(t.searchers(new Set(["a"])), 3);
-    assert.equal(t.welcome(3, { ids: ids(6), perClient: 2 }), true);
     const mine = assignedReplicas("app-1", ids(6), 2);
+    assert.equal(t.welcome(3, { ids: ids(6), perClient: 2 }, mine[0]!), true);
     assert.deepEqual([...t.wanted!].sort(), [...mine].sort());
     assert.ok(t.missing(new Set(ids(6).filter((id) => id !== mine[0]))), "a replica of its own missing");
     assert.ok(!t.missing(new Set(mine)));
@@ -109,9 +109,21 @@ describe("what a client holds", () => {
     const other = ids(6).find((id) => !mine.includes(id))!;
     assert.ok(assigns("app-1", { ids: ids(6), perClient: 2 }, mine[0]!) && !assigns("app-1", { ids: ids(6), perClient: 2 }, other));
     assert.ok(!assigns("app-1", { ids: ids(6), perClient: 0 }, "not-in-the-set"), "an id outside the set is never given");
-    assert.equal(t.follow({ ids: ids(6), perClient: 2 }), false, "the same set: nothing changed");
-    assert.equal(t.follow({ ids: ids(12), perClient: 0 }), true);
+    assert.equal(t.follow({ ids: ids(6), perClient: 2 }, mine[0]!), false, "the same set: nothing changed");
+    assert.equal(t.follow({ ids: ids(12), perClient: 0 }, mine[0]!), true);
     assert.equal(t.searchers(new Set()), 8, "at most 8 search at once");
+  });
+
+  test("a rogue's set cannot hide the replicas that the held replicas' own sets give: the search goes on for them", () => {
+    const t = createReplicaTarget("app-1", 64);
+    t.welcome(0, { ids: ["r1", "r2"], perClient: 0 }, "r1");
+    t.welcome(0, { ids: ["rogue"], perClient: 0 }, "rogue"); // the latest set names the rogue alone
+    assert.deepEqual([...t.wanted!], ["rogue"]);
+    assert.ok(t.missing(new Set(["r1", "rogue"])), "r1's own set still gives r2: searched for");
+    assert.ok(!t.missing(new Set(["r1", "r2", "rogue"])));
+    assert.ok(t.searchers(new Set(["r1", "rogue"])) > 0);
+    // Once r1 is no longer held, its set no longer counts.
+    assert.ok(!t.missing(new Set(["rogue"])), "only the rogue held: its set is all there is");
   });
 });
 

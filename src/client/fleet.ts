@@ -166,7 +166,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     if (w.replicaCount > limits.maxReplicas) capped(endpoint.display); // the count is believed up to the cap
     // A replica whose own set does not give it this client should have refused the hello: closed, its set not believed.
     const outside = set !== undefined && !assigns(name, set, id);
-    const changed = outside ? false : target.welcome(w.replicaCount, set); // followed once this stream counts as held (or closed)
+    const changed = outside ? false : target.welcome(w.replicaCount, set, id); // followed once this stream counts as held (or closed)
     // Over the cap, or outside its own set: a goodbye, delisted there at once.
     if ((id && older.length === 0 && !slot.endpoint && holding() >= limits.maxReplicas) || outside) {
       if (!outside) capped(endpoint.display);
@@ -209,7 +209,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const seen = { welcomed: false };
     try {
       await connectOnce(
-        { ...o.connection, hello: { ...o.connection.hello, heldReplicaIds: [...heldIds()] }, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w, set) => (info = welcomed(slot, w, set, endpoint)), onReplicaSet: (set) => follow(set, target.follow(set), slot) },
+        { ...o.connection, hello: { ...o.connection.hello, heldReplicaIds: [...heldIds()] }, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w, set) => (info = welcomed(slot, w, set, endpoint)), onReplicaSet: (set) => follow(set, target.follow(set, slot.held ?? ""), slot) },
         seen,
       );
     } catch (e) {

@@ -32,11 +32,15 @@ export interface ReplicaTarget {
   readonly wanted: ReadonlySet<string> | undefined;
   /** Whether a set or a count says what to hold (else the fleet searches for the replicas it met). */
   readonly known: boolean;
-  /** A welcome's count and set; true when the replicas to hold changed. */
-  welcome(count: number, set: ReplicaSet | undefined): boolean;
-  /** A ReplicaSet frame; true when the replicas to hold changed. */
-  follow(set: ReplicaSet): boolean;
-  /** Whether a replica to hold is not held. */
+  /** A welcome's count and set, from replica `from`; true when the replicas to hold changed. */
+  welcome(count: number, set: ReplicaSet | undefined, from: string): boolean;
+  /** A ReplicaSet frame on replica `from`'s stream; true when the replicas to hold changed. */
+  follow(set: ReplicaSet, from: string): boolean;
+  /**
+   * Whether a replica to hold is not held: one that the own set of a replica held gives this client (so one
+   * replica's set, a rogue's, cannot hide the others' replicas from the search); the latest set while no replica
+   * held has sent one.
+   */
   missing(held: ReadonlySet<string>): boolean;
   /** How many connections search at once: while one is missing, a round through a round-robin balancer meets every replica. */
   searchers(held: ReadonlySet<string>): number;
@@ -46,8 +50,13 @@ export function createReplicaTarget(name: string, maxReplicas: number): ReplicaT
   let count = 0;
   let wanted: Set<string> | undefined;
   let ids: readonly string[] | undefined;
-  const follow = (set: ReplicaSet): boolean => {
+  /** What the latest set of each replica (by id) gives this client, the oldest forgotten past 2 x maxReplicas. */
+  const byReplica = new Map<string, readonly string[]>();
+  const follow = (set: ReplicaSet, from: string): boolean => {
     const next = new Set(assignedReplicas(name, set.ids, set.perClient));
+    byReplica.delete(from);
+    byReplica.set(from, [...next]);
+    if (byReplica.size > 2 * maxReplicas) byReplica.delete(byReplica.keys().next().value as string);
     ids = set.ids;
     const same = wanted !== undefined && wanted.size === next.size && [...next].every((id) => wanted!.has(id));
     wanted = next;
@@ -66,14 +75,15 @@ export function createReplicaTarget(name: string, maxReplicas: number): ReplicaT
     get known() {
       return wanted !== undefined || count > 0;
     },
-    welcome(c, set) {
+    welcome(c, set, from) {
       count = Math.min(c, maxReplicas);
-      return set ? follow(set) : false;
+      return set ? follow(set, from) : false;
     },
     follow,
     missing(held) {
-      if (wanted) return [...wanted].some((id) => !held.has(id));
-      return count > 0 && held.size < count;
+      if (!wanted) return count > 0 && held.size < count;
+      const given = [...held].flatMap((id) => byReplica.get(id) ?? []);
+      return (given.length > 0 ? given : [...wanted]).some((id) => !held.has(id));
     },
     searchers(held) {
       if (!this.missing(held)) return 0;
