@@ -1,6 +1,6 @@
 /** The embedded section's tables: latency rows and throughput. */
 import type { EmbeddedResults } from "./embedded.ts";
-import { perScrape, ratio } from "./format.ts";
+import { perScrape, ratio, throughputTable } from "./format.ts";
 import type { BenchOptions } from "./options.ts";
 import { fmtBytes, fmtMs, table } from "./stats.ts";
 
@@ -56,20 +56,7 @@ if (results.throughput.length > 0) {
       `in 2 app processes; CPU is process.cpuUsage per successful scrape.`,
   );
   const groups = ["server", "relays", "apps", "driver"];
-  console.log(
-    table(
-      ["path", "seconds", "scrapes/s", "errors", "p50", "p99", ...groups.map((g) => `${g} CPU ms/scrape`)],
-      results.throughput.map((t) => [
-        t.label,
-        t.seconds.toFixed(1),
-        (t.scrapes / t.seconds).toFixed(0),
-        String(t.errors),
-        fmtMs(t.p50) + " ms",
-        fmtMs(t.p99) + " ms",
-        ...groups.map((g) => (t.cpuPerScrape[g] === undefined ? "-" : (t.cpuPerScrape[g] as number).toFixed(3))),
-      ]),
-    ),
-  );
+  console.log(throughputTable(results.throughput, groups));
   if (results.idle) console.log(`Idle: server RSS ${fmtBytes(results.idle.rssPerClient)} per connected client (${results.idle.clients} clients, after GC).`);
 }
 }

@@ -1,6 +1,6 @@
 /** The forwarder section's tables: latency rows (PushProx beside ours when measured) and the concurrent run. */
 import type { ForwarderResults } from "./forwarder.ts";
-import { ratio } from "./format.ts";
+import { ratio, throughputTable } from "./format.ts";
 import { fmtBytes, fmtMs, table } from "./stats.ts";
 
 export function printForwarder(f: ForwarderResults | undefined, encoding: string): void {
@@ -41,20 +41,7 @@ export function printForwarder(f: ForwarderResults | undefined, encoding: string
   if (f.throughput.length > 0) {
     const groups = ["server", "forwarder", "relays", "pushprox proxy", "pushprox client"].filter((g) => f.throughput.some((t) => t.cpuPerScrape[g] !== undefined));
     console.log(`Forwarder at 10 KB, ${f.throughput[0]?.concurrency} concurrent scrapers (keep-alive) through one forwarder; CPU ms per successful scrape (/proc/PID/stat).`);
-    console.log(
-      table(
-        ["path", "seconds", "scrapes/s", "errors", "p50", "p99", ...groups.map((g) => `${g} CPU ms/scrape`)],
-        f.throughput.map((t) => [
-          t.label,
-          t.seconds.toFixed(1),
-          (t.scrapes / t.seconds).toFixed(0),
-          String(t.errors),
-          fmtMs(t.p50) + " ms",
-          fmtMs(t.p99) + " ms",
-          ...groups.map((g) => (t.cpuPerScrape[g] === undefined ? "-" : (t.cpuPerScrape[g] as number).toFixed(3))),
-        ]),
-      ),
-    );
+    console.log(throughputTable(f.throughput, groups));
   }
   console.log("");
 }
