@@ -2,12 +2,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ClientFrameSchema, ScrapeErrorReason, type ClientFrame } from "../gen/promproxy/v1/scrape_pb.ts";
+import { ClientFrameSchema, ScrapeErrorReason } from "../gen/promproxy/v1/scrape_pb.ts";
 import { groupsOf } from "../src/server/discovery.ts";
 import { targetsOf } from "../src/server/hello.ts";
 import type { CheckedHead } from "../src/server/result-head.ts";
 import type { ScrapeFailure } from "../src/server/scrape-types.ts";
 import { createSession } from "../src/server/session.ts";
+import { chunk, end, frame, head, order, violationOf } from "./fixtures/session-frames.ts";
 
 const limits = { maxScrapesInFlight: 2, maxChunkBytes: 4, creditBytes: 8, maxResponseBytes: 1 << 20 };
 
@@ -36,21 +37,6 @@ function recorder() {
       },
     },
   };
-}
-
-const frame = (f: ClientFrame["frame"]) => create(ClientFrameSchema, { frame: f } as never);
-const head = (id: bigint, status = 200) => frame({ case: "head", value: { scrapeId: id, status, headers: [] } } as never);
-const chunk = (id: bigint, s: string) => frame({ case: "chunk", value: { scrapeId: id, data: Buffer.from(s) } } as never);
-const end = (id: bigint, error?: { reason: number; message: string }) => frame({ case: "end", value: { scrapeId: id, error } } as never);
-const order = { method: "GET" as const, port: 0, path: "/metrics", scheme: "http", headers: [], timeoutMs: 1000 };
-
-function violationOf(fn: () => void): ConnectError {
-  try {
-    fn();
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected a protocol violation");
 }
 
 test("a scrape goes order, head, chunks, end; credit is enforced", () => {

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { ClientFrameSchema, ScrapeErrorReason, type ClientFrame } from "../gen/promproxy/v1/scrape_pb.ts";
+import { Code } from "@connectrpc/connect";
+import { ScrapeErrorReason } from "../gen/promproxy/v1/scrape_pb.ts";
 import { targetsOf } from "../src/server/hello.ts";
 import type { CheckedHead } from "../src/server/result-head.ts";
 import type { ScrapeFailure } from "../src/server/scrape-types.ts";
 import { createSession } from "../src/server/session.ts";
+import { frame, head, order, violationOf } from "./fixtures/session-frames.ts";
 
 // The session's rules for a ClientFrame.result (feature "single-result"): head, data and end in one frame.
 
@@ -37,21 +37,9 @@ function recorder() {
   };
 }
 
-const frame = (f: ClientFrame["frame"]) => create(ClientFrameSchema, { frame: f } as never);
 type ResultInit = { status?: number; headers?: { name: string; value: string }[]; data?: string; error?: { reason: number; message: string } };
 const result = (id: bigint, r: ResultInit = {}) =>
   frame({ case: "result", value: { scrapeId: id, status: r.status ?? 200, headers: r.headers ?? [], data: Buffer.from(r.data ?? ""), error: r.error } } as never);
-const head = (id: bigint) => frame({ case: "head", value: { scrapeId: id, status: 200, headers: [] } } as never);
-const order = { method: "GET" as const, port: 0, path: "/metrics", scheme: "http", headers: [], timeoutMs: 1000 };
-
-function violationOf(fn: () => void): ConnectError {
-  try {
-    fn();
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected a protocol violation");
-}
 
 test("a result frame is a head, a chunk and an end", () => {
   const s = newSession();
