@@ -39,8 +39,13 @@ export interface Refusal {
   routine?: boolean;
 }
 
-/** One kind of refusal of one client, as the status page lists it. */
-export interface RefusedEntry {
+/**
+ * One kind of refusal of one client, as the status page lists it: refusals of one kind for one name, identity and
+ * address. Times are Dates as kept (`RefusedEntry`) and ISO strings as `/status.json` serves them
+ * (`RefusedEntry<string>`).
+ */
+export interface RefusedEntry<Time = Date> {
+  /** The Connect code's name, e.g. "Unauthenticated". */
   code: string;
   /** Why, in words a person reads (from the code). */
   why: string;
@@ -49,9 +54,12 @@ export interface RefusedEntry {
   name?: string;
   identity?: string;
   address?: string;
+  /** Refusals counted into this entry. */
   count: number;
-  firstAt: Date;
-  lastAt: Date;
+  /** The first refusal counted. */
+  firstAt: Time;
+  /** The last one. */
+  lastAt: Time;
 }
 
 /** @internal */

@@ -63,18 +63,8 @@ export interface ErrorRow extends ScrapeRow {
   firstAt: string;
 }
 
-/** Refusals of one kind for one name, identity and address. */
-export interface RefusedRow {
-  code: string;
-  why: string;
-  reason: string;
-  name?: string;
-  identity?: string;
-  address?: string;
-  count: number;
-  firstAt: string;
-  lastAt: string;
-}
+/** Refusals of one kind for one name, identity and address, times as ISO strings. */
+export type RefusedRow = RefusedEntry<string>;
 
 /** A vanished client: what it was, when and why it went. */
 export interface VanishedRow extends Omit<ClientRow, "scrapesInFlight"> {
