@@ -15,7 +15,7 @@ import { checkReplicaSet, type ReplicaSet } from "./replica-set.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import { chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
 import { createH2Connection } from "./h2-connection.ts";
-import { welcomePatienceOf } from "./welcome-patience.ts";
+import type { WelcomePatience } from "./welcome-patience.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./targets/target.ts";
 
 /** What one connection attempt needs from its client. @internal */
@@ -29,6 +29,8 @@ export interface ConnectionContext {
   targets: ScrapeTarget[];
   /** The client's places for scrapes at work, over all of its streams. */
   slots: ScrapeSlots;
+  /** The client's wait for a welcome, over all of its streams. */
+  welcomePatience: WelcomePatience;
   /** Aborted when the client stops: the stream ends at once. */
   stopped: AbortSignal;
   /** Called once the server has welcomed this connection, with the replica set it announced (undefined: none). */
@@ -98,7 +100,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
   let watchdog: NodeJS.Timeout | undefined;
   // A server that accepts the stream (or even just the TCP connection) and never welcomes must not hold the
   // client forever: HTTP/2 PINGs do not catch it when the server answers them. The wait grows after timeouts.
-  const patience = welcomePatienceOf(options);
+  const patience = ctx.welcomePatience;
   const waitMs = patience.currentMs;
   const welcomeTimer = setTimeout(() => {
     patience.timedOut();

@@ -37,7 +37,9 @@ import { createSearchRefusals, notServedHere } from "./search-refusal.ts";
 import { assigns, createReplicaTarget } from "./replica-target.ts";
 import type { ReplicaSet } from "./replica-set.ts";
 import { createUnassignedWaits, mayRedial, unassignedBy } from "./unassigned-wait.ts";
+import { createWelcomePatience } from "./welcome-patience.ts";
 import { watchEndpoints, type Endpoint } from "./endpoints.ts";
+import type { Slot } from "./fleet-slot.ts";
 import { onceLog, sparseLog } from "./fleet-limits.ts";
 import type { StreamInfo } from "./options.ts";
 import { settledAfter } from "../shared/settled-after.ts";
@@ -46,7 +48,7 @@ import { sleep } from "../shared/sleep.ts";
 /** @internal */
 export interface FleetOptions {
   /** What every connection attempt shares (the resolved options among it). */
-  connection: Omit<ConnectionContext, "base" | "address" | "stopped" | "onWelcome">;
+  connection: Omit<ConnectionContext, "base" | "address" | "stopped" | "onWelcome" | "welcomePatience">;
   /** Aborted when the client stops: every stream says goodbye. */
   stopped: AbortSignal;
   onUp(info: StreamInfo): void;
@@ -58,23 +60,6 @@ export interface FleetOptions {
 
 /** Consecutive attempts without a welcome after which a slot searching without a replica count gives up. */
 const searchAttempts = 8;
-
-interface Slot {
-  /** The endpoint a bound slot dials; free slots dial the single endpoint. */
-  endpoint?: Endpoint;
-  /** A one-off probe for a replica not met yet. */
-  probe: boolean;
-  /** The replica id of the stream it holds now ("" for a server without ids). */
-  held?: string;
-  /** The key of the endpoint that stream was dialled through. */
-  via?: string;
-  /** Retires the slot: its stream (if any) says goodbye, its loop ends. */
-  cancel: AbortController;
-  /** Ends the current attempt (its stream cleanly), the slot going on; set while one runs. */
-  attempt?: AbortController;
-  /** A bound slot's replica that does not serve this client: the slot waits for a change of the set before dialling. */
-  unassigned?: string;
-}
 
 /** Runs the fleet until `stopped` aborts; resolves once every stream has ended. @internal */
 export function runFleet(o: FleetOptions): Promise<void> {
@@ -93,6 +78,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const capped = (server?: string) => overCap(`holding streams to ${limits.maxReplicas} replicas through one address; no more are kept or searched for (option maxReplicas)`, { name, server });
   const [duplicateClaim, notInSet] = [sparseLog(log), sparseLog(log)];
   const searchRefusal = createSearchRefusals(log, name);
+  const welcomePatience = createWelcomePatience(options); // one wait for a welcome over all of the client's streams
   const waits = createUnassignedWaits({ mayRedial: (id) => mayRedial(id, target.ids, target.wanted, holding()) });
 
   const live = (s: Slot) => !s.cancel.signal.aborted;
@@ -209,7 +195,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const seen = { welcomed: false };
     try {
       await connectOnce(
-        { ...o.connection, hello: { ...o.connection.hello, heldReplicaIds: [...heldIds()] }, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w, set) => (info = welcomed(slot, w, set, endpoint)), onReplicaSet: (set) => follow(set, target.follow(set, slot.held ?? ""), slot) },
+        { ...o.connection, welcomePatience, hello: { ...o.connection.hello, heldReplicaIds: [...heldIds()] }, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w, set) => (info = welcomed(slot, w, set, endpoint)), onReplicaSet: (set) => follow(set, target.follow(set, slot.held ?? ""), slot) },
         seen,
       );
     } catch (e) {

@@ -7,11 +7,11 @@
  * of seeing each client give up and come back as one more connection, TLS
  * handshake and hello to serve: the timeout that protects a client from a
  * server that never answers stops feeding the overload. One per client, over
- * all of its streams (a slow server slows every attempt of the client).
+ * all of its streams (a slow server slows every attempt of the client): the
+ * fleet creates it and hands it to every attempt (`ConnectionContext`).
  *
  * @internal
  */
-import type { ResolvedClientOptions } from "./options.ts";
 
 /** @internal */
 export interface WelcomePatience {
@@ -37,13 +37,4 @@ export function createWelcomePatience(o: { welcomeTimeoutMs: number; maxWelcomeT
       current = o.welcomeTimeoutMs;
     },
   };
-}
-
-const byClient = new WeakMap<ResolvedClientOptions, WelcomePatience>();
-
-/** The patience of the client whose resolved options these are (one object per client). @internal */
-export function welcomePatienceOf(options: ResolvedClientOptions): WelcomePatience {
-  let p = byClient.get(options);
-  if (!p) byClient.set(options, (p = createWelcomePatience(options)));
-  return p;
 }
