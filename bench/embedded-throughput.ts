@@ -4,21 +4,14 @@
  */
 import * as http from "node:http";
 import type { Child } from "./ipc.ts";
+import type { ThroughputRow } from "./format.ts";
 import type { CpuReading } from "./meters.ts";
 import type { BenchOptions } from "./options.ts";
 import { scrape } from "./scrape.ts";
 import { median, quantile } from "./stats.ts";
 
-export interface Throughput {
-  label: string;
-  seconds: number;
-  scrapes: number;
-  errors: number;
-  p50: number;
-  p99: number;
-  /** CPU ms per scrape, by process group. */
-  cpuPerScrape: Record<string, number>;
-}
+/** One path's concurrent run: scrapes/s, latency quantiles, CPU ms per scrape by process group. */
+export type Throughput = ThroughputRow;
 
 export async function throughputRun(
   o: BenchOptions,

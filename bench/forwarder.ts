@@ -9,6 +9,7 @@ import type { ChildProcess } from "node:child_process";
 import * as http from "node:http";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { ThroughputRow } from "./format.ts";
 import { name, startForwarder, startPushProx, stopProc } from "./forwarder-procs.ts";
 import { startChild, type Child } from "./ipc.ts";
 import type { RssReading } from "./meters.ts";
@@ -33,15 +34,9 @@ export interface ForwarderRow {
   errors: number;
 }
 
-export interface ForwarderThroughput {
-  label: string;
+export interface ForwarderThroughput extends ThroughputRow {
+  /** Scrapers at once. */
   concurrency: number;
-  seconds: number;
-  scrapes: number;
-  errors: number;
-  p50: number;
-  p99: number;
-  cpuPerScrape: Record<string, number>;
 }
 
 export interface ForwarderResults {
