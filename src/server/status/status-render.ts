@@ -51,6 +51,9 @@ export function renderStatus(s: StatusJson): Child[] {
     el("div", { class: "scroll" }, el("table", null, el("thead", null, el("tr", null, ...heads.map((h) => el("th", null, h)))), el("tbody", null, ...rows)));
   const more = (shown: number, total: number, what: string) =>
     total > shown ? [el("p", { class: "more" }, `and ${total - shown} more ${what} not shown`)] : [];
+  /** A section of rows: its heading with a count, then the table, or a line saying there is none; `after` below. */
+  const listing = (id: string, title: string, count: string, heads: string[], rows: El[], none: string, ...after: Child[]) =>
+    el("section", { id }, el("h2", null, `${title} `, el("span", { class: "count" }, count)), rows.length ? table(heads, rows) : el("p", { class: "empty" }, none), ...after);
 
   const name = (c: ClientRow | VanishedRow) => {
     const targets = c.targets.length ? [sub(`targets ${c.targets.join(", ")}${c.targetsMore ? ` and ${c.targetsMore} more` : ""}`)] : [];
@@ -99,92 +102,70 @@ export function renderStatus(s: StatusJson): Child[] {
     ),
   );
 
-  const clients = el(
-    "section",
-    { id: "clients" },
-    el("h2", null, "Clients ", el("span", { class: "count" }, `${s.clientsTotal} connected`)),
-    ...(s.clients.length
-      ? [
-          table(
-            ["Client", "Labels", "Identity · address", "Connected", "Last scrape", "In flight"],
-            s.clients.map((c) =>
-              el("tr", { class: "client" }, name(c), labels(c), who(c), td("Connected", time(c.connectedAt)), scrape(c), td("In flight", String(c.scrapesInFlight))),
-            ),
-          ),
-        ]
-      : [el("p", { class: "empty" }, "No client is connected.")]),
+  const clients = listing(
+    "clients",
+    "Clients",
+    `${s.clientsTotal} connected`,
+    ["Client", "Labels", "Identity · address", "Connected", "Last scrape", "In flight"],
+    s.clients.map((c) =>
+      el("tr", { class: "client" }, name(c), labels(c), who(c), td("Connected", time(c.connectedAt)), scrape(c), td("In flight", String(c.scrapesInFlight))),
+    ),
+    "No client is connected.",
     ...more(s.clients.length, s.clientsTotal, "clients"),
   );
 
-  const vanished = el(
-    "section",
-    { id: "vanished" },
-    el("h2", null, "Vanished ", el("span", { class: "count" }, `${s.vanishedTotal} recently`)),
-    ...(s.vanished.length
-      ? [
-          table(
-            ["Client", "Labels", "Identity · address", "Vanished", "Last scrape"],
-            s.vanished.map((v) =>
-              el("tr", { class: "vanished" }, name(v), labels(v), who(v), td("Vanished", pill("warn", "vanished"), " ", time(v.since), sub(v.reason)), scrape(v)),
-            ),
-          ),
-        ]
-      : [el("p", { class: "empty" }, "No client vanished recently.")]),
+  const vanished = listing(
+    "vanished",
+    "Vanished",
+    `${s.vanishedTotal} recently`,
+    ["Client", "Labels", "Identity · address", "Vanished", "Last scrape"],
+    s.vanished.map((v) => el("tr", { class: "vanished" }, name(v), labels(v), who(v), td("Vanished", pill("warn", "vanished"), " ", time(v.since), sub(v.reason)), scrape(v))),
+    "No client vanished recently.",
     ...more(s.vanished.length, s.vanishedTotal, "vanished clients"),
   );
 
-  const refused = el(
-    "section",
-    { id: "refused" },
-    el("h2", null, "Refused recently ", el("span", { class: "count" }, `${s.refusedTotal}`)),
-    ...(s.refused.length
-      ? [
-          table(
-            ["When", "Who", "From", "Why"],
-            s.refused.map((r: RefusedRow) =>
-              el(
-                "tr",
-                { class: "refused" },
-                td("When", time(r.lastAt), ...times(r.count, r.firstAt)),
-                td(
-                  "Who",
-                  r.name === undefined ? el("span", { class: "muted" }, "name unknown") : el("strong", { class: "name" }, r.name),
-                  sub(r.identity === undefined ? (r.name === undefined ? "refused before its hello" : "no identity") : `identity ${r.identity}`),
-                ),
-                td("From", r.address ?? el("span", { class: "muted" }, "address unknown")),
-                td("Why", pill("err", r.code), " ", r.why, sub(r.reason)),
-              ),
-            ),
-          ),
-        ]
-      : [el("p", { class: "empty" }, "No client was refused recently.")]),
+  const refused = listing(
+    "refused",
+    "Refused recently",
+    `${s.refusedTotal}`,
+    ["When", "Who", "From", "Why"],
+    s.refused.map((r: RefusedRow) =>
+      el(
+        "tr",
+        { class: "refused" },
+        td("When", time(r.lastAt), ...times(r.count, r.firstAt)),
+        td(
+          "Who",
+          r.name === undefined ? el("span", { class: "muted" }, "name unknown") : el("strong", { class: "name" }, r.name),
+          sub(r.identity === undefined ? (r.name === undefined ? "refused before its hello" : "no identity") : `identity ${r.identity}`),
+        ),
+        td("From", r.address ?? el("span", { class: "muted" }, "address unknown")),
+        td("Why", pill("err", r.code), " ", r.why, sub(r.reason)),
+      ),
+    ),
+    "No client was refused recently.",
     ...more(s.refused.length, s.refusedTotal, "refusals"),
     ...(s.refusedRoutine
       ? [el("p", { class: "sub" }, `Not listed: ${plural(s.refusedRoutine, "stream", "streams")} refused because the same client (same address and identity) already holds its name here, as a client searching for other replicas does.`)]
       : []),
   );
 
-  const errors = el(
-    "section",
-    { id: "errors" },
-    el("h2", null, "Recent errors ", el("span", { class: "count" }, `${s.recentErrors.length}`)),
-    ...(s.recentErrors.length
-      ? [
-          table(
-            ["When", "Target", "Outcome", "Message"],
-            s.recentErrors.map((e: ErrorRow) =>
-              el(
-                "tr",
-                { class: "error" },
-                td("When", time(e.at), ...times(e.count, e.firstAt), sub(duration(e.durationMs))),
-                td("Target", e.name ? el("strong", { class: "name" }, e.target) : el("span", { class: "muted" }, "none")),
-                td("Outcome", pill("err", e.outcome)),
-                td("Message", e.message ?? ""),
-              ),
-            ),
-          ),
-        ]
-      : [el("p", { class: "empty" }, "No failed scrape recently.")]),
+  const errors = listing(
+    "errors",
+    "Recent errors",
+    `${s.recentErrors.length}`,
+    ["When", "Target", "Outcome", "Message"],
+    s.recentErrors.map((e: ErrorRow) =>
+      el(
+        "tr",
+        { class: "error" },
+        td("When", time(e.at), ...times(e.count, e.firstAt), sub(duration(e.durationMs))),
+        td("Target", e.name ? el("strong", { class: "name" }, e.target) : el("span", { class: "muted" }, "none")),
+        td("Outcome", pill("err", e.outcome)),
+        td("Message", e.message ?? ""),
+      ),
+    ),
+    "No failed scrape recently.",
   );
 
   const l = s.limits;
