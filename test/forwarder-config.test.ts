@@ -147,6 +147,9 @@ test("mistakes are named precisely", () => {
     () => resolve([...base, "--config", "c.yml"], {}, { "c.yml": "targets:\n  - url: http://a/\n    basic-auth-password: x\n" }),
     /a basic auth password needs basic-auth-user/,
   );
+  assert.throws(() => resolve(["--config", "c.yml"], {}, { "c.yml": "name: 7\nserver: http://s:1\ntargets: [http://a/]\n" }), /c\.yml: name: want a string, got 7$/);
+  assert.throws(() => resolve([...base, "--config", "c.yml"], {}, { "c.yml": "targets:\n  - url: http://a/\n    ca-file: 5\n" }), /c\.yml: targets\[0\]\.ca-file: want a string, got 5$/);
+  assert.throws(() => resolve([...base, "--target", "http://a/", "--target-ca-file", ""]), /--target-ca-file: want a string, got ""$/);
   assert.equal(resolveClientConfig(["--help"], {}, () => ""), "help");
 });
 

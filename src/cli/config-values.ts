@@ -12,6 +12,13 @@ export interface Sourced {
   from: string;
 }
 
+/** A setting that must be a non-empty string when given; undefined when it is not. */
+export function optionalString(s: Sourced | undefined): string | undefined {
+  if (s === undefined) return undefined;
+  if (typeof s.value !== "string" || s.value === "") throw new CliError(`${s.from}: want a string, got ${JSON.stringify(s.value)}`);
+  return s.value;
+}
+
 export function portOf(v: unknown, from: string): number {
   const n = typeof v === "number" ? v : Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 65535) throw new CliError(`${from}: want a port 1-65535, got ${JSON.stringify(v)}`);

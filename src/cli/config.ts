@@ -8,7 +8,7 @@ import { checkKey, helpHint, readSources } from "./config-source.ts";
 import { clientDefaults, clientEnvKeys, clientFileKeys, clientOptionSpec, clientUsage, targetSettingKeys } from "./client-flags.ts";
 import { envName } from "./flag-table.ts";
 import { serverSettingKeys } from "./server-flags.ts";
-import { bool, byteSize, duration, labelMap, portOf, positiveInt, splitLabels, splitTargets, type Sourced } from "./config-values.ts";
+import { bool, byteSize, duration, labelMap, optionalString, portOf, positiveInt, splitLabels, splitTargets, type Sourced } from "./config-values.ts";
 import type { LogFormat, LogLevel } from "../shared/logger.ts";
 import { CliError, parseHostPort } from "./util.ts";
 
@@ -80,12 +80,7 @@ export function resolveClientConfig(
   const sources = readSources({ command: "client", argv, env, readFile, spec: clientOptionSpec, keys: clientFileKeys, envKeys: clientEnvKeys, otherKeys: serverSettingKeys });
   if (sources === "help") return "help";
   const { flags, fromEnv, fromFile, pick, configPath } = sources;
-  const str = (k: string): string | undefined => {
-    const s = pick(k);
-    if (s === undefined) return undefined;
-    if (typeof s.value !== "string" || s.value === "") throw new CliError(`${s.from}: want a string, got ${JSON.stringify(s.value)}`);
-    return s.value;
-  };
+  const str = (k: string) => optionalString(pick(k));
 
   const name = str("name");
   if (!name) throw new CliError(`--name is required (or ${envName("name")}, or name: in --config); ${helpHint("client")}`);
@@ -162,12 +157,7 @@ function serverList(s: Sourced | undefined): string[] {
 /** Target settings from some source, by key without "target-". */
 function targetSettings(get: (k: string) => Sourced | undefined): Omit<TargetConfig, "url" | "port" | "labels"> {
   const out: Omit<TargetConfig, "url" | "port" | "labels"> = {};
-  const s = (k: string) => {
-    const v = get(k);
-    if (v === undefined) return undefined;
-    if (typeof v.value !== "string" || v.value === "") throw new CliError(`${v.from}: want a string, got ${JSON.stringify(v.value)}`);
-    return v.value;
-  };
+  const s = (k: string) => optionalString(get(k));
   const timeout = get("timeout");
   if (timeout) out.timeoutMs = duration(timeout);
   const bytes = get("max-response-bytes");
