@@ -3,7 +3,8 @@
  * our frames (a chunk as a hand-written protobuf header around the target's
  * own bytes, never copied) and an incremental reader of the server's frames
  * that refuses an oversized or compressed frame at its 5-byte prefix, before
- * any of its body is kept.
+ * any of its body is kept, and reads the hot frames (order, credit, cancel,
+ * ping) by hand (server-frame-decoder), the others with protobuf-es.
  *
  * @internal
  */
@@ -12,6 +13,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { ClientFrameSchema, ServerFrameSchema, type ServerFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
 import type { ClientFrameInit } from "../out-queue.ts";
 import { headFrame, headTag, resultTag, varintBig, type HeadInit } from "./head-encoder.ts";
+import { decodeServerFrameFast } from "./server-frame-decoder.ts";
 
 const empty = new Uint8Array(0);
 
@@ -133,6 +135,8 @@ export function createFrameReader(o: FrameReaderOptions): { push(chunk: Uint8Arr
   let have = 0;
 
   function parse(body: Uint8Array): ServerFrame {
+    const fast = decodeServerFrameFast(body);
+    if (fast) return fast;
     try {
       return fromBinary(ServerFrameSchema, body);
     } catch (e) {
