@@ -370,7 +370,7 @@ async def main(args):
             ever_welcomed, delay = True, FIRST_DELAY_S  # the backoff starts over after a welcome
         pause = delay * random.uniform(0.5, 1.0)  # jittered, so that many clients do not come back in step
         pause = max(pause, hint)  # the server's retry hint lengthens the wait, never shortens it
-        log.warning("%s; reconnecting in %.1fs", problem, pause)
+        log.warning("%s; reconnecting in %.3fs%s", problem, pause, f" (retry hint {hint:g}s)" if hint else "")
         try:  # sleep, unless a signal comes first
             await asyncio.wait_for(stop.wait(), pause)
         except asyncio.TimeoutError:

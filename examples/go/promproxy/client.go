@@ -110,7 +110,11 @@ func Run(ctx context.Context, o Options) error {
 		if wait < hint {
 			wait = hint
 		}
-		o.Logger.Printf("promproxy: %v; reconnecting in %v", err, wait.Round(time.Millisecond))
+		if hint > 0 {
+			o.Logger.Printf("promproxy: %v; reconnecting in %v (retry hint %v)", err, wait.Round(time.Millisecond), hint)
+		} else {
+			o.Logger.Printf("promproxy: %v; reconnecting in %v", err, wait.Round(time.Millisecond))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
