@@ -197,8 +197,8 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 	var lastHeard, silence atomic.Int64
 	var greeted atomic.Bool
 	lastHeard.Store(time.Now().UnixNano())
-	patience := fl.waits.current()
-	silence.Store(int64(patience))
+	welcomeWait := fl.waits.current()
+	silence.Store(int64(welcomeWait))
 	var dead atomic.Value
 	go func() {
 		tick := time.NewTicker(250 * time.Millisecond)
@@ -217,7 +217,7 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 						dead.Store(fmt.Errorf("nothing heard from the server for %v", quiet.Round(time.Second)))
 					} else {
 						fl.waits.timedOut() // the next attempt waits longer
-						dead.Store(fmt.Errorf("no welcome from the server within %v", patience))
+						dead.Store(fmt.Errorf("no welcome from the server within %v", welcomeWait))
 					}
 					kill()
 					return
