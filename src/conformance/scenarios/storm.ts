@@ -21,12 +21,26 @@ const secs = (ms: number) => `${(ms / 1000).toFixed(2)}s`;
 /** A RESOURCE_EXHAUSTED refusal carrying `hint` as the retry hint. */
 const shed = (hint: string) => new ConnectError("conformance: too many pending hellos", Code.ResourceExhausted, new Headers({ [retryAfterKey]: hint }));
 
-/** Waits for `n` hellos; the gaps between them. */
-async function gapsOf(server: ScriptedServer, client: ClientProcess, n: number, withinMs: number): Promise<number[]> {
+/**
+ * Waits for `n` hellos; the gaps between them. `checkGaps` sees the gaps so far while it waits (so that a client
+ * parked after a too-short wait fails on the short wait) and all of them at the end.
+ */
+async function gapsOf(server: ScriptedServer, client: ClientProcess, n: number, withinMs: number, checkGaps: (gaps: number[]) => void): Promise<number[]> {
+  const gaps = () => {
+    const times = server.attempts.slice(0, n).map((a) => a.at);
+    return times.slice(1).map((t, i) => t - (times[i] ?? t));
+  };
   await waitUntil(() => `the client's first attempt (its output: ${lastLine(client)})`, () => server.attempts.length > 0, connectWithinMs);
-  await waitUntil(() => `${n} attempts (${server.attempts.length} so far; client ${client.done ? "exited" : "running"}: ${lastLine(client)})`, () => server.attempts.length >= n, withinMs);
-  const times = server.attempts.slice(0, n).map((a) => a.at);
-  return times.slice(1).map((t, i) => t - (times[i] ?? t));
+  await waitUntil(
+    () => `${n} attempts (${server.attempts.length} so far, gaps ${gaps().map(secs).join(", ") || "none"}; client ${client.done ? "exited" : "running"}: ${lastLine(client)})`,
+    () => {
+      checkGaps(gaps());
+      return server.attempts.length >= n;
+    },
+    withinMs,
+  );
+  checkGaps(gaps());
+  return gaps();
 }
 
 /** The hint of the retry-hint scenario: longer than the first three backoff steps (at most 0.5, 1 and 2 s). */
@@ -44,13 +58,15 @@ export const retryHint: Scenario = {
     const server = await scriptedServer(ctx, { refuse: () => (refusing ? shed(String(hintMs)) : undefined) });
     const client = ctx.launch(server.url);
     // Three gaps: 7.5 s with the hint; slack for a loaded machine.
-    const gaps = await gapsOf(server, client, 4, 30_000);
+    const gaps = await gapsOf(server, client, 4, 30_000, (gaps) => {
+      const shown = gaps.map(secs).join(", ");
+      gaps.forEach((g, i) => {
+        check(g >= hintMs - earlyMs, `retry ${i + 1} came ${secs(g)} after a refusal hinting ${secs(hintMs)} (gaps ${shown}): a hint lengthens the wait (clamped to 0.5-30 s)`);
+        check(g <= hintMs + 6_000, `retry ${i + 1} came as late as ${secs(g)} after a refusal hinting ${secs(hintMs)} (gaps ${shown}): the wait is the longer of the hint and the backoff step, no more`);
+      });
+    });
     refusing = false;
     const shown = gaps.map(secs).join(", ");
-    gaps.forEach((g, i) => {
-      check(g >= hintMs - earlyMs, `retry ${i + 1} came ${secs(g)} after a refusal hinting ${secs(hintMs)} (gaps ${shown}): a hint lengthens the wait (clamped to 0.5-30 s)`);
-      check(g <= hintMs + 6_000, `retry ${i + 1} came only ${secs(g)} after a refusal hinting ${secs(hintMs)} (gaps ${shown}): the wait is the longer of the hint and the backoff step, no more`);
-    });
     const next = await awaitSession(server, client, ctx.reconnectWithinMs);
     next.welcome();
     await scrapeOk(next);
@@ -74,14 +90,16 @@ export const retryHintHostile: Scenario = {
     const server = await scriptedServer(ctx, { refuse: () => shed(hostileHints[server.attempts.length % hostileHints.length] ?? "0") });
     const client = ctx.launch(server.url);
     // The backoff's own 0.5 + 1 + 2 + 4 s at most, and slack for a loaded machine.
-    const gaps = await gapsOf(server, client, 5, 20_000);
-    const shown = gaps.map(secs).join(", ");
-    gaps.forEach((g, i) => {
-      const hint = JSON.stringify(hostileHints[i]);
-      check(g >= 200, `retried ${secs(g)} after a hint of ${hint} (gaps ${shown}): a hint is raised to the first step (0.5 s), never a shortcut`);
-      const ceiling = 500 * 2 ** i;
-      check(g <= 2 * ceiling + 1_000, `retried only ${secs(g)} after a hint of ${hint} (gaps ${shown}): over the ${secs(ceiling)} step; a hint that is not 1-10 digits is ignored`);
+    const gaps = await gapsOf(server, client, 5, 20_000, (gaps) => {
+      const shown = gaps.map(secs).join(", ");
+      gaps.forEach((g, i) => {
+        const hint = JSON.stringify(hostileHints[i]);
+        check(g >= 200, `retried ${secs(g)} after a hint of ${hint} (gaps ${shown}): a hint is raised to the first step (0.5 s), never a shortcut`);
+        const ceiling = 500 * 2 ** i;
+        check(g <= 2 * ceiling + 1_000, `retried as late as ${secs(g)} after a hint of ${hint} (gaps ${shown}): far over the ${secs(ceiling)} step; a hint that is not 1-10 digits is ignored`);
+      });
     });
+    const shown = gaps.map(secs).join(", ");
     const first = gaps[0] ?? 0;
     const last = gaps.at(-1) ?? 0;
     check(last >= 2 * first, `the delays grew from ${secs(first)} to only ${secs(last)} (gaps ${shown}): the steps grow as without a hint`);
