@@ -23,7 +23,10 @@ except ImportError:
     sys.exit("promproxy: no generated stubs (promproxy.v1.scrape_pb2): generate them as examples/python/README.md shows")
 
 VERSION = "promproxy-python-example/0.1"
-WELCOME_TIMEOUT_S = 10
+WELCOME_TIMEOUT_S = 10  # the first attempt's wait for a welcome; doubled after each attempt that got none in time
+MAX_WELCOME_TIMEOUT_S = 60  # ... up to this; a welcome brings it back to WELCOME_TIMEOUT_S
+FIRST_DELAY_S, MAX_DELAY_S = 0.5, 30.0  # the backoff between attempts: doubling from the first to the largest
+RETRY_AFTER_KEY = "promproxy-retry-after-ms"  # a refusal's retry hint: milliseconds, 1 to 10 decimal digits
 FATAL_CODES = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT}
 MAX_REPLICAS = 64  # the most replica ids a set may name (more: a protocol error)
 SEARCH_MAX_S = 10.0  # while a replica of the set is missing, search attempts are at most this far apart
@@ -44,6 +47,20 @@ class ScrapeFailed(Exception):
 def seconds(duration, default):
     """A google.protobuf.Duration field in seconds; `default` when it is unset or zero."""
     return (duration.seconds + duration.nanos / 1e9) or default
+
+
+def retry_hint(error):
+    """The wait in seconds a refusal's retry hint asks for (its trailers, then its headers), clamped to the backoff's
+    bounds (a hint of 0 still waits FIRST_DELAY_S, an hour MAX_DELAY_S); 0 when there is none or it is not one value
+    of 1 to 10 digits (a sign, a unit, a fraction, two values): the backoff runs as without it."""
+    for metadata in (error.trailing_metadata(), error.initial_metadata()):
+        values = [v for k, v in metadata or () if k == RETRY_AFTER_KEY]
+        if values:
+            v = values[0].strip() if isinstance(values[0], str) else ""
+            if len(values) > 1 or not re.fullmatch(r"[0-9]{1,10}", v):
+                return 0
+            return min(MAX_DELAY_S, max(FIRST_DELAY_S, int(v) / 1000))
+    return 0
 
 
 def render(order, registry):
@@ -83,6 +100,7 @@ class Fleet:
         self.held = {}  # replica id -> Session
         self.wanted = None  # the replicas the latest set (from any stream) assigns this client; None: no set known
         self.changed = asyncio.Event()  # set when the replicas held or wanted change
+        self.patience = WELCOME_TIMEOUT_S  # the next attempt's wait for a welcome, over all the client's streams
 
     def check(self, ids, k, own=None):
         """The replicas a set assigns this client (None for no set); ConnectionError for a bad set."""
@@ -178,9 +196,14 @@ class Session:
             call = self.call = pb_grpc.ScrapeServiceStub(channel).Scrape(self.requests())
             closer = asyncio.create_task(self.close_on_stop(call))
             try:
-                deadline = asyncio.get_running_loop().time() + WELCOME_TIMEOUT_S
+                patience = self.fleet.patience
+                deadline = asyncio.get_running_loop().time() + patience
                 while True:
-                    first = await asyncio.wait_for(call.read(), max(0.0, deadline - asyncio.get_running_loop().time()))
+                    try:
+                        first = await asyncio.wait_for(call.read(), max(0.0, deadline - asyncio.get_running_loop().time()))
+                    except asyncio.TimeoutError:  # the next attempt waits twice as long (a server slowed by a storm)
+                        self.fleet.patience = min(MAX_WELCOME_TIMEOUT_S, 2 * self.fleet.patience)
+                        raise asyncio.TimeoutError(f"no welcome from the server within {patience:g}s") from None
                     if first is grpc.aio.EOF:
                         raise ConnectionError("the stream ended without a welcome")
                     kind = first.WhichOneof("frame")
@@ -189,6 +212,7 @@ class Session:
                     if kind is not None:  # a frame kind of a newer server (None) is ignored, before the welcome too
                         raise ConnectionError(f"the server sent {kind} before its welcome")
                 w = first.welcome
+                self.fleet.patience = WELCOME_TIMEOUT_S
                 self.max_chunk = w.limits.max_chunk_bytes or 64 * 1024
                 self.heartbeat = seconds(w.heartbeat_interval, 10.0)
                 log.info("connected to %s as %s (session %s, replica %s)", a.server, a.name, w.session_id, w.replica_id or "-")
@@ -320,13 +344,13 @@ async def main(args):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     fleet = Fleet(args.name)
     searcher = asyncio.create_task(search(args, stop, fleet))
-    ever_welcomed, delay = False, 0.5
+    ever_welcomed, delay = False, FIRST_DELAY_S
     while not stop.is_set():
         while fleet.held and not stop.is_set():  # other streams held: the search, not this loop, replaces this one
             await pause_until(stop, stop, 0.5)
         if stop.is_set():
             break
-        session = Session(args, stop, fleet)
+        session, hint = Session(args, stop, fleet), 0
         try:
             await session.run()
             problem = "the server ended the stream"
@@ -334,7 +358,7 @@ async def main(args):
             if e.code() in FATAL_CODES and not (ever_welcomed or session.welcomed):
                 log.error("the server refused %s: %s %s", args.name, e.code().name, e.details())
                 return 1
-            problem = f"stream failed: {e.code().name} {e.details()}"
+            problem, hint = f"stream failed: {e.code().name} {e.details()}", retry_hint(e)
         except (asyncio.TimeoutError, ConnectionError) as e:
             problem = f"stream dropped: {str(e) or 'no welcome or heartbeat in time'}"
         except asyncio.CancelledError:  # grpc.aio raises this from a call close_on_stop cancelled
@@ -343,14 +367,15 @@ async def main(args):
         if stop.is_set():
             break
         if session.welcomed:
-            ever_welcomed, delay = True, 0.5  # the backoff starts over after a welcome
+            ever_welcomed, delay = True, FIRST_DELAY_S  # the backoff starts over after a welcome
         pause = delay * random.uniform(0.5, 1.0)  # jittered, so that many clients do not come back in step
-        log.warning("%s; reconnecting in %.1fs", problem, pause)
+        pause = max(pause, hint)  # the server's retry hint lengthens the wait, never shortens it
+        log.warning("%s; reconnecting in %.3fs%s", problem, pause, f" (retry hint {hint:g}s)" if hint else "")
         try:  # sleep, unless a signal comes first
             await asyncio.wait_for(stop.wait(), pause)
         except asyncio.TimeoutError:
             pass
-        delay = min(delay * 2, 30.0)
+        delay = min(delay * 2, MAX_DELAY_S)  # the steps grow as without a hint
     await searcher
     return 0
 

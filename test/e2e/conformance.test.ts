@@ -142,6 +142,9 @@ const variants: { flag: string; caughtBy: string[]; detail: RegExp; verdict?: st
   { flag: "end-on-any-cancel", caughtBy: ["cancel-after-end"], detail: /an end after its end|never ordered/ },
   { flag: "exit-on-clean-end", caughtBy: ["reconnect-end"], detail: /the client exited/ },
   { flag: "exit-on-refused-connection", caughtBy: ["reconnect-restart"], detail: /the client exited/ },
+  { flag: "ignore-retry-hint", caughtBy: ["retry-hint"], detail: /retry 1 came \d\.\d\ds after a refusal hinting 2\.50s/ },
+  { flag: "trust-retry-hint", caughtBy: ["retry-hint-hostile"], detail: /retried 0\.\d\ds after a hint of "0"/ },
+  { flag: "fixed-welcome-timeout", caughtBy: ["welcome-patience"], detail: /the client gave up after \d+\.\d\ds, then after \d+\.\d\ds: the wait for a welcome doubles/ },
   { flag: "small-body", caughtBy: ["credit", "chunk-default"], detail: /the rule was not exercised: serve at least \{size\} bytes/, verdict: "**n/a**" },
 ];
 

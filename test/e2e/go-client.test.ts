@@ -22,6 +22,8 @@ import { ScrapeErrorReason, ScrapeService, ServerFrameSchema, type ClientFrame }
 import { createQueue, type Queue } from "../../src/shared/queue.ts";
 import { curl, proxyGet, startServer, waitFor, type TestServer } from "../helpers.ts";
 import { repoRoot, startPrometheus, stopChild, type RunningPrometheus, type Sample } from "./prometheus.ts";
+import { runScript } from "./fixtures/faults/util.ts";
+import { silentStream } from "./silent-stream.ts";
 
 const installHint = "install Go and Debian's Go packages with `bash scripts/install-test-deps.sh` (needs root)";
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "promproxy-go-"));
@@ -387,5 +389,66 @@ test("a Go client against a scripted server: limits, credit, NOT_FOUND, TIMEOUT,
   } finally {
     if (go) await stopChild(go.child, "SIGKILL");
     await srv.close();
+  }
+});
+
+/** A Go duration as the client logs it ("500ms", "1.234s", "10s"), in milliseconds. */
+const goMs = (d: string) => {
+  const m = /^([\d.]+)(ms|s)$/.exec(d);
+  return m ? Number(m[1]) * (m[2] === "s" ? 1_000 : 1) : Number.NaN;
+};
+
+test("a Go client refused by a real server past maxPendingHellos waits at least the retry hint (raised to 0.5 s), then gets in", { timeout: 120_000 }, async () => {
+  const s = await startServer({ maxPendingHellos: 1, helloTimeoutMs: 60_000 });
+  const silent = silentStream(s.url); // holds the one place: every hello of the client is refused with a hint
+  let c: GoClient | undefined;
+  try {
+    await sleep(300);
+    const started = performance.now();
+    const go = (c = await runGoClient(["-server", s.url, "-name", "app-storm"]));
+    const refusals = () => go.output().split("\n").filter((l) => l.includes("ResourceExhausted"));
+    await waitFor(`five refusals\n${go.output()}`, () => refusals().length >= 5, 60_000);
+    const elapsed = performance.now() - started;
+    for (const line of refusals().slice(0, 5)) {
+      // The server's hints are a few ms (it welcomes fast): raised to the first backoff step, never a shortcut.
+      const [, wait = "", hint = ""] = /reconnecting in (\S+) \(retry hint (\S+)\)$/.exec(line) ?? [];
+      assert.ok(goMs(hint) >= 500, `a refusal with a hint, raised to at least 0.5 s: ${line}`);
+      assert.ok(goMs(wait) >= 500, `waited at least the hint: ${line}`);
+    }
+    // Four waits of at least 0.5, 0.5, 1 and 2 s: no tight loop (counted loosely: output may arrive late).
+    assert.ok(elapsed >= 3_000, `five refusals within ${elapsed.toFixed(0)} ms`);
+    silent.close(); // the place frees: the client gets in
+    await waitFor(`the client's welcome\n${go.output()}`, () => go.output().includes("connected to"), 30_000);
+    assert.equal((await proxyGet(s.port, "http://app-storm/metrics")).status, 200);
+    go.child.kill("SIGTERM");
+    assert.deepEqual(await exitWithin(go, 10_000), { code: 0, signal: null }, go.output());
+  } finally {
+    silent.close();
+    if (c) await stopChild(c.child, "SIGKILL");
+    await s.close();
+  }
+});
+
+test("a Go client's wait for a welcome doubles after an attempt that got none (10 s, then 20 s); healed, the server welcomes it", { timeout: 180_000 }, async () => {
+  // A real server behind a front that accepts every stream and never welcomes, until told to heal.
+  const server = runScript(path.join(repoRoot, "test/e2e/fixtures/survival/faulty-server.ts"), ["never-welcome"]);
+  let c: GoClient | undefined;
+  try {
+    const clientPort = Number((await server.waitLine(/^client-port \d+$/)).split(" ")[1]);
+    const scrapePort = Number((await server.waitLine(/^scrape-port \d+$/)).split(" ")[1]);
+    const go = (c = await runGoClient(["-server", `http://127.0.0.1:${clientPort}`, "-name", "app-patient"]));
+    const waits = () => [...go.output().matchAll(/no welcome from the server within (\S+);/g)].map((m) => m[1]);
+    await waitFor(`two attempts that got no welcome\n${go.output()}`, () => waits().length >= 2, 90_000, 100);
+    server.send("heal");
+    await server.waitLine(/^healed/);
+    assert.deepEqual(waits().slice(0, 2), ["10s", "20s"], go.output());
+    // The next attempt (dialled before the heal, it waits up to 40 s) or the one after it is welcomed.
+    await waitFor(`the client's welcome\n${go.output()}`, () => go.output().includes("connected to"), 70_000, 100);
+    assert.equal((await proxyGet(scrapePort, "http://app-patient/metrics")).status, 200);
+    go.child.kill("SIGTERM");
+    assert.deepEqual(await exitWithin(go, 10_000), { code: 0, signal: null }, go.output());
+  } finally {
+    if (c) await stopChild(c.child, "SIGKILL");
+    await server.kill();
   }
 });

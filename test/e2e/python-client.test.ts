@@ -10,6 +10,8 @@ import * as path from "node:path";
 import { test } from "node:test";
 import { curl, proxyGet, startServer, waitFor, type TestServer } from "../helpers.ts";
 import { repoRoot, startPrometheus, stopChild, type RunningPrometheus } from "./prometheus.ts";
+import { runScript } from "./fixtures/faults/util.ts";
+import { silentStream } from "./silent-stream.ts";
 
 const exampleDir = path.join(repoRoot, "examples/python");
 const needs = "import grpc, grpc.aio, grpc_tools.protoc, prometheus_client";
@@ -197,4 +199,78 @@ sys.exit(asyncio.run(client.main(client.parse_args())))
     await s?.close();
     fs.rmSync(stubs, { recursive: true, force: true });
   }
+});
+
+/** Generates the stubs into a new directory and runs `body` with a python that has the packages; cleans up. */
+async function withStubs(body: (python: string, stubs: string) => Promise<void>): Promise<void> {
+  const python = findPython();
+  const stubs = fs.mkdtempSync(path.join(os.tmpdir(), "promproxy-pystubs-"));
+  try {
+    const protoArgs = ["-m", "grpc_tools.protoc", "-I", "proto", `--python_out=${stubs}`, `--grpc_python_out=${stubs}`, "proto/promproxy/v1/scrape.proto"];
+    execFileSync(python, protoArgs, { cwd: repoRoot, stdio: ["ignore", "ignore", "pipe"] });
+    await body(python, stubs);
+  } finally {
+    fs.rmSync(stubs, { recursive: true, force: true });
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test("the Python client refused by a real server past maxPendingHellos waits at least the retry hint (raised to 0.5 s), then gets in", { timeout: 120_000 }, async () => {
+  await withStubs(async (python, stubs) => {
+    const s = await startServer({ maxPendingHellos: 1, helloTimeoutMs: 60_000 });
+    const silent = silentStream(s.url); // holds the one place: every hello of the client is refused with a hint
+    let py: PyProcess | undefined;
+    try {
+      await sleep(300);
+      const started = performance.now();
+      const c = (py = runPython(python, [path.join(exampleDir, "client.py"), s.url, "app-storm"], stubs));
+      const refusals = () => c.output().split("\n").filter((l) => l.includes("RESOURCE_EXHAUSTED"));
+      await waitFor(`five refusals\n${c.output()}`, () => refusals().length >= 5, 60_000);
+      const elapsed = performance.now() - started;
+      for (const line of refusals().slice(0, 5)) {
+        // The server's hints are a few ms (it welcomes fast): raised to the first backoff step, never a shortcut.
+        const [, wait = "", hint = ""] = /reconnecting in ([\d.]+)s \(retry hint ([\d.]+)s\)$/.exec(line) ?? [];
+        assert.ok(Number(hint) >= 0.5, `a refusal with a hint, raised to at least 0.5 s: ${line}`);
+        assert.ok(Number(wait) >= 0.5, `waited at least the hint: ${line}`);
+      }
+      // Four waits of at least 0.5, 0.5, 1 and 2 s: no tight loop (counted loosely: output may arrive late).
+      assert.ok(elapsed >= 3_000, `five refusals within ${elapsed.toFixed(0)} ms`);
+      silent.close(); // the place frees: the client gets in
+      await waitFor(`the client's welcome\n${c.output()}`, () => c.output().includes("connected to"), 30_000);
+      assert.equal((await proxyGet(s.port, "http://app-storm/metrics")).status, 200);
+      c.child.kill("SIGTERM");
+      assert.deepEqual(await c.exited, { code: 0, signal: null }, c.output());
+    } finally {
+      silent.close();
+      if (py) await stopChild(py.child, "SIGKILL");
+      await s.close();
+    }
+  });
+});
+
+test("the Python client's wait for a welcome doubles after an attempt that got none (10 s, then 20 s); healed, the server welcomes it", { timeout: 180_000 }, async () => {
+  await withStubs(async (python, stubs) => {
+    // A real server behind a front that accepts every stream and never welcomes, until told to heal.
+    const server = runScript(path.join(repoRoot, "test/e2e/fixtures/survival/faulty-server.ts"), ["never-welcome"]);
+    let py: PyProcess | undefined;
+    try {
+      const clientPort = Number((await server.waitLine(/^client-port \d+$/)).split(" ")[1]);
+      const scrapePort = Number((await server.waitLine(/^scrape-port \d+$/)).split(" ")[1]);
+      const c = (py = runPython(python, [path.join(exampleDir, "client.py"), `http://127.0.0.1:${clientPort}`, "app-patient"], stubs));
+      const waits = () => [...c.output().matchAll(/no welcome from the server within (\S+);/g)].map((m) => m[1]);
+      await waitFor(`two attempts that got no welcome\n${c.output()}`, () => waits().length >= 2, 90_000, 100);
+      server.send("heal");
+      await server.waitLine(/^healed/);
+      assert.deepEqual(waits().slice(0, 2), ["10s", "20s"], c.output());
+      // The next attempt (dialled before the heal, it waits up to 40 s) or the one after it is welcomed.
+      await waitFor(`the client's welcome\n${c.output()}`, () => c.output().includes("connected to"), 70_000, 100);
+      assert.equal((await proxyGet(scrapePort, "http://app-patient/metrics")).status, 200);
+      c.child.kill("SIGTERM");
+      assert.deepEqual(await c.exited, { code: 0, signal: null }, c.output());
+    } finally {
+      if (py) await stopChild(py.child, "SIGKILL");
+      await server.kill();
+    }
+  });
 });

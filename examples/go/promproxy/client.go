@@ -94,7 +94,7 @@ func Run(ctx context.Context, o Options) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		welcomed, err := connect(ctx, o, target, creds, f, nil)
+		welcomed, hint, err := connect(ctx, o, target, creds, f, nil)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -106,7 +106,15 @@ func Run(ctx context.Context, o Options) error {
 			delay = firstDelay
 		}
 		wait := delay/2 + time.Duration(jitter.Int63n(int64(delay/2)+1)) // jitter: half to all of the delay
-		o.Logger.Printf("promproxy: %v; reconnecting in %v", err, wait.Round(time.Millisecond))
+		// The server's retry hint lengthens the wait, never shortens it; the steps grow as without it.
+		if wait < hint {
+			wait = hint
+		}
+		if hint > 0 {
+			o.Logger.Printf("promproxy: %v; reconnecting in %v (retry hint %v)", err, wait.Round(time.Millisecond), hint)
+		} else {
+			o.Logger.Printf("promproxy: %v; reconnecting in %v", err, wait.Round(time.Millisecond))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -164,9 +172,10 @@ func (s *stream) goodbye() {
 	})
 }
 
-// connect runs one stream until it fails or ctx is done; it tells whether the server welcomed it. settled, when
-// given, is called once: true when the stream holds a replica not held before, false otherwise (or at its end).
-func connect(ctx context.Context, o Options, target string, creds grpc.DialOption, fl *fleet, settled func(found bool)) (welcomed bool, err error) {
+// connect runs one stream until it fails or ctx is done; it tells whether the server welcomed it, and the retry
+// hint of its end (0: none). settled, when given, is called once: true when the stream holds a replica not held
+// before, false otherwise (or at its end).
+func connect(ctx context.Context, o Options, target string, creds grpc.DialOption, fl *fleet, settled func(found bool)) (welcomed bool, hint time.Duration, err error) {
 	var once sync.Once
 	settle := func(found bool) {
 		if settled != nil {
@@ -176,17 +185,20 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 	defer settle(false)
 	conn, err := grpc.Dial(target, creds, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}))
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	defer conn.Close()
 	// Not ctx: on stop the stream is half-closed first, and the server ends it.
 	sctx, kill := context.WithCancel(context.Background())
 	defer kill()
-	// Watchdog: no welcome within 10 s (a hanging dial included), or nothing heard for 3 heartbeat intervals,
-	// ends the stream; so does a stop that the server does not answer by ending the stream within 2 s.
+	// Watchdog: no welcome in time (10 s, growing after attempts that timed out; a hanging dial included), or
+	// nothing heard for 3 heartbeat intervals, ends the stream; so does a stop that the server does not answer
+	// by ending the stream within 2 s.
 	var lastHeard, silence atomic.Int64
+	var greeted atomic.Bool
 	lastHeard.Store(time.Now().UnixNano())
-	silence.Store(int64(welcomeTimeout))
+	welcomeWait := fl.waits.current()
+	silence.Store(int64(welcomeWait))
 	var dead atomic.Value
 	go func() {
 		tick := time.NewTicker(250 * time.Millisecond)
@@ -201,8 +213,14 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 				time.AfterFunc(2*time.Second, kill)
 			case <-tick.C:
 				if quiet := time.Duration(time.Now().UnixNano() - lastHeard.Load()); quiet > time.Duration(silence.Load()) {
-					dead.Store(fmt.Errorf("nothing heard from the server for %v", quiet.Round(time.Second)))
+					if greeted.Load() {
+						dead.Store(fmt.Errorf("nothing heard from the server for %v", quiet.Round(time.Second)))
+					} else {
+						fl.waits.timedOut() // the next attempt waits longer
+						dead.Store(fmt.Errorf("no welcome from the server within %v", welcomeWait))
+					}
 					kill()
+					return
 				}
 			}
 		}
@@ -218,7 +236,7 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 	}
 	call, err := pb.NewScrapeServiceClient(conn).Scrape(sctx)
 	if err != nil {
-		return false, why(err)
+		return false, 0, why(err)
 	}
 	s := &stream{o: o, ctx: sctx, out: make(chan *pb.ClientFrame, 64), sendDone: make(chan struct{}), maxChunk: defaultChunk, bye: make(chan struct{}), kill: kill}
 	defer fl.ended(s)
@@ -249,7 +267,8 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 	for {
 		f, err := call.Recv()
 		if err != nil {
-			return welcomed, why(err)
+			header, _ := call.Header()
+			return welcomed, retryHint(call.Trailer(), header), why(err)
 		}
 		lastHeard.Store(time.Now().UnixNano())
 		if !welcomed {
@@ -258,9 +277,11 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 			}
 			w := f.GetWelcome()
 			if w == nil {
-				return false, fmt.Errorf("the server sent %T before its welcome", f.Frame)
+				return false, 0, fmt.Errorf("the server sent %T before its welcome", f.Frame)
 			}
 			welcomed = true
+			greeted.Store(true)
+			fl.waits.welcomed()
 			if n := w.GetLimits().GetMaxChunkBytes(); n > 0 {
 				s.maxChunk = int(n)
 			}
@@ -268,7 +289,7 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 			o.Logger.Printf("promproxy: connected to %s as %q (session %s, replica %s)", o.Server, o.Name, w.SessionId, w.ReplicaId)
 			keep, found, err := fl.welcome(s, w)
 			if err != nil {
-				return true, err
+				return true, 0, err
 			}
 			if !keep {
 				o.Logger.Printf("promproxy: closing the stream to replica %s: its own replica set does not give it %q", w.ReplicaId, o.Name)
@@ -293,7 +314,7 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 			s.send(&pb.ClientFrame{Frame: &pb.ClientFrame_Pong{Pong: &pb.Pong{Nonce: m.Ping.Nonce}}})
 		case *pb.ServerFrame_ReplicaSet:
 			if err := fl.replicaSet(s, m.ReplicaSet); err != nil {
-				return welcomed, err
+				return welcomed, 0, err
 			}
 		} // other frames come from a newer server: ignored
 	}

@@ -60,10 +60,11 @@ type fleet struct {
 	held    map[string]*stream // replica id -> the stream held to it
 	wanted  map[string]bool    // the replicas the latest set assigns this client; nil: no set known
 	changed chan struct{}      // a note (capacity 1) that held or wanted changed
+	waits   *patience          // the wait for a welcome, over all the client's streams
 }
 
 func newFleet(name string) *fleet {
-	return &fleet{name: name, held: map[string]*stream{}, changed: make(chan struct{}, 1)}
+	return &fleet{name: name, held: map[string]*stream{}, changed: make(chan struct{}, 1), waits: newPatience()}
 }
 
 func (f *fleet) notify() {
@@ -221,7 +222,7 @@ func search(ctx context.Context, o Options, target string, creds grpc.DialOption
 		streams.Add(1)
 		go func() {
 			defer streams.Done()
-			_, err := connect(ctx, o, target, creds, f, func(ok bool) { found <- ok })
+			_, _, err := connect(ctx, o, target, creds, f, func(ok bool) { found <- ok })
 			if err != nil && ctx.Err() == nil {
 				o.Logger.Printf("promproxy: search stream: %v", err)
 			}

@@ -15,6 +15,7 @@ import { replicaSet } from "./replica-set.ts";
 import { idleSurvival, pingPong, reconnectAfterEnd, reconnectAfterRestart } from "./liveness.ts";
 import { backoff, fatalInvalidArgument, fatalPermissionDenied, fatalUnauthenticated, resetAfterWelcome } from "./retries.ts";
 import { singleResult } from "./single-result.ts";
+import { retryHint, retryHintHostile, welcomePatience } from "./storm.ts";
 import { silence, unknownBeforeWelcome, welcomeTimeout } from "./watchdogs.ts";
 
 export const allScenarios: readonly Scenario[] = [
@@ -32,6 +33,7 @@ export const allScenarios: readonly Scenario[] = [
   idleSurvival,
   silence,
   welcomeTimeout,
+  welcomePatience,
   orderTimeout,
   notFound,
   duplicateName,
@@ -44,6 +46,8 @@ export const allScenarios: readonly Scenario[] = [
   fatalPermissionDenied,
   fatalInvalidArgument,
   backoff,
+  retryHint,
+  retryHintHostile,
   reconnectAfterEnd,
   resetAfterWelcome,
   reconnectAfterRestart,
