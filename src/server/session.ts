@@ -139,7 +139,7 @@ export function createSession(
 
     receive(frame) {
       lastHeard = Date.now();
-      for (const p of probes) p(true);
+      if (probes.size > 0) for (const p of probes) p(true);
       const f = frame.frame;
       if (results.receive(f)) return;
       switch (f.case) {
