@@ -30,14 +30,9 @@ export interface ScrapeContext {
   out: OutQueue;
 }
 
-/**
- * Why a finished scrape's signal is aborted (releasing its listeners). One
- * shared reason: `abort()` without one builds a DOMException with a stack
- * trace for every scrape, a few percent of a small scrape's client CPU.
- */
 const noBody = new Uint8Array(0);
-
-const scrapeOver = new TargetError(ScrapeErrorReason.CANCELLED, "the scrape is over");
+/** What a write that queued nothing (or held its bytes) returns: no promise made per write. */
+const done = Promise.resolve();
 
 /**
  * Serves one scrape order: finds the target, streams head, chunks (within the
@@ -60,7 +55,7 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   // Unset or zero: 10 s; clamped to 1 ms - 1 h before it reaches a timer (PROTOCOL.md).
   const timeoutMs = clampDuration(order.timeout, orderTimeoutRangeMs);
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(new TargetError(ScrapeErrorReason.TIMEOUT, `scrape timed out after ${timeoutMs / 1000}s`)), timeoutMs);
+  const timer = setTimeout(() => stop(new TargetError(ScrapeErrorReason.TIMEOUT, `scrape timed out after ${timeoutMs / 1000}s`)), timeoutMs);
   let credit = Math.min(maxCredit, Number(order.creditBytes) || 0);
   let wake: (() => void) | undefined;
   // Never above the server's limit (a chunk over it ends the stream). A little under a large
@@ -86,9 +81,7 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
       credit = Math.min(maxCredit, credit + bytes);
       wake?.();
     },
-    abort(reason) {
-      ac.abort(reason);
-    },
+    abort: stop,
   });
   ctx.slots.take(); // free: checked above, nothing ran since
   /** Ends the scrape once: an end frame (with the error, if any), its timer and listener released. */
@@ -113,13 +106,18 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
     } catch {
       // a throwing logger must not break the stream
     }
-    if (!ac.signal.aborted) ac.abort(scrapeOver);
   };
-  // Cancelled or timed out: answered at once, whatever the target is still doing.
-  ac.signal.addEventListener("abort", () => {
+  /**
+   * Cancelled or timed out: answered at once, whatever the target is still
+   * doing; then its signal aborts. A scrape that ends otherwise leaves the
+   * signal alone: its target is done, and the listeners it added go with it.
+   */
+  function stop(reason: TargetError) {
+    if (over) return;
     wake?.();
-    finish(ac.signal.reason);
-  }, { once: true });
+    finish(reason);
+    ac.abort(reason);
+  }
 
   const headOnly = order.method === "HEAD";
   const writer: ResultWriter = {
@@ -132,50 +130,63 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
       if (single && heldLength >= 0 && heldLength <= Math.min(maxChunk, credit)) held = head;
       else out.push({ frame: { case: "head", value: { scrapeId: id, ...head } } });
     },
-    async write(data) {
-      if (headOnly) return; // a HEAD order (feature "head"): the head says it all
-      if (held) {
-        // Body bytes that are the whole declared body wait with the head: the result goes as one frame.
-        if (heldData === undefined && data.byteLength === heldLength) {
-          heldData = data;
-          credit -= data.byteLength;
-          return;
-        }
-        const { status, headers } = held;
-        held = undefined;
-        out.push({ frame: { case: "head", value: { scrapeId: id, status, headers } } });
-        if (heldData !== undefined && heldData.byteLength > 0) {
-          await out.writeChunk({ frame: { case: "chunk", value: { scrapeId: id, data: heldData } } }, heldData.byteLength, ac.signal);
-        }
-        heldData = undefined;
+    write(data) {
+      if (headOnly) return done; // a HEAD order (feature "head"): the head says it all
+      // Body bytes that are the whole declared body wait with the head: the result goes as one frame.
+      if (held && heldData === undefined && data.byteLength === heldLength) {
+        heldData = data;
+        credit -= data.byteLength;
+        return done;
       }
-      let offset = 0;
-      while (offset < data.byteLength) {
-        if (ac.signal.aborted) throw ac.signal.reason;
-        if (credit <= 0) {
-          await new Promise<void>((resolve) => (wake = resolve));
-          wake = undefined;
-          continue;
-        }
-        const n = Math.min(maxChunk, credit, data.byteLength - offset);
-        credit -= n;
-        // Waits while earlier chunks are still queued: the body leaves as fast as the server reads, no faster.
-        await out.writeChunk({ frame: { case: "chunk", value: { scrapeId: id, data: data.subarray(offset, offset + n) } } }, n, ac.signal);
-        offset += n;
-      }
+      return send(data);
     },
   };
+  async function send(data: Uint8Array): Promise<void> {
+    if (held) {
+      const { status, headers } = held;
+      held = undefined;
+      out.push({ frame: { case: "head", value: { scrapeId: id, status, headers } } });
+      if (heldData !== undefined && heldData.byteLength > 0) {
+        await out.writeChunk({ frame: { case: "chunk", value: { scrapeId: id, data: heldData } } }, heldData.byteLength, ac.signal);
+      }
+      heldData = undefined;
+    }
+    let offset = 0;
+    while (offset < data.byteLength) {
+      if (ac.signal.aborted) throw ac.signal.reason;
+      if (credit <= 0) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        continue;
+      }
+      const n = Math.min(maxChunk, credit, data.byteLength - offset);
+      credit -= n;
+      // Waits while earlier chunks are still queued: the body leaves as fast as the server reads, no faster.
+      await out.writeChunk({ frame: { case: "chunk", value: { scrapeId: id, data: data.subarray(offset, offset + n) } } }, n, ac.signal);
+      offset += n;
+    }
+  }
 
   const headers: Record<string, string> = {};
   for (const h of order.headers) headers[h.name.toLowerCase()] = h.value;
   // A target that throws synchronously fails its scrape, not the stream.
-  const served = new Promise<void>((resolve) =>
-    resolve(target.serve({ port: order.port, path: order.path, scheme: order.scheme || "http", headers, timeoutMs, signal: ac.signal }, writer)),
-  );
+  let served: Promise<void>;
+  try {
+    served = Promise.resolve(target.serve({ port: order.port, path: order.path, scheme: order.scheme || "http", headers, timeoutMs, signal: ac.signal }, writer));
+  } catch (e) {
+    served = Promise.reject(e);
+  }
   // The scrape is answered when it ends or is abandoned (timeout, cancel); its place is freed only once the
   // target's work has ended too: a render cannot be interrupted, and a server with 1 ms timeouts must not
   // make the host run more than maxScrapesInFlight of them at once.
-  void served
-    .then(() => finish(), (e: unknown) => finish(e ?? new TargetError(ScrapeErrorReason.INTERNAL, "the target failed")))
-    .finally(() => ctx.slots.release());
+  served.then(
+    () => {
+      finish();
+      ctx.slots.release();
+    },
+    (e: unknown) => {
+      finish(e ?? new TargetError(ScrapeErrorReason.INTERNAL, "the target failed"));
+      ctx.slots.release();
+    },
+  );
 }

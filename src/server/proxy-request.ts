@@ -11,6 +11,7 @@ import type { Header } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { checkRequestPath } from "../shared/paths.ts";
 import type { ScrapeRequest } from "./coordinator.ts";
 import type { ResolvedServerOptions } from "./options.ts";
+import { readSimpleUri } from "./proxy-uri.ts";
 
 /** A request the front refuses before any client is asked. */
 export interface BadRequest {
@@ -28,14 +29,18 @@ export function readProxyRequest(
   uri: string,
   options: Pick<ResolvedServerOptions, "defaultScrapeTimeoutMs" | "maxScrapeTimeoutMs">,
 ): ScrapeRequest | BadRequest {
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    return { status: 400, message: `not a valid absolute URI: ${JSON.stringify(uri.slice(0, 200))}` };
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    return { status: 400, message: `unsupported scheme ${JSON.stringify(url.protocol)}: proxy requests must be http:// URIs` };
+  // The common URI is read without a URL parser (src/server/proxy-uri.ts), with the same result.
+  const simple = readSimpleUri(uri);
+  let url: URL | undefined;
+  if (!simple) {
+    try {
+      url = new URL(uri);
+    } catch {
+      return { status: 400, message: `not a valid absolute URI: ${JSON.stringify(uri.slice(0, 200))}` };
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      return { status: 400, message: `unsupported scheme ${JSON.stringify(url.protocol)}: proxy requests must be http:// URIs` };
+    }
   }
   // On the raw URI: the URL parser has already resolved "/./", "%2e%2e", "\\" and "#" into a clean path.
   const refused = checkRequestPath(uri);
@@ -43,17 +48,22 @@ export function readProxyRequest(
   if (req.method !== "GET" && req.method !== "HEAD") {
     return { status: 405, message: `method ${req.method} not allowed: only GET and HEAD are proxied`, headers: { allow: "GET, HEAD" } };
   }
-  const name = url.hostname.endsWith(".") ? url.hostname.slice(0, -1) : url.hostname;
+  const hostname = simple ? simple.hostname : url!.hostname;
+  const name = hostname.endsWith(".") ? hostname.slice(0, -1) : hostname;
   let scheme = "http";
-  // The query's parameters are parsed only when one may be _scheme (written as it is, or percent-encoded).
-  const search = url.search;
-  const s = search.includes("scheme") || search.includes("%") ? url.searchParams.getAll("_scheme") : [];
-  if (s.length > 0) {
-    if (s.length > 1 || (s[0] !== "http" && s[0] !== "https")) {
-      return { status: 400, message: `bad _scheme ${JSON.stringify(s.join(","))}: use http or https` };
+  let path = simple?.path;
+  if (url) {
+    // The query's parameters are parsed only when one may be _scheme (written as it is, or percent-encoded).
+    const search = url.search;
+    const s = search.includes("scheme") || search.includes("%") ? url.searchParams.getAll("_scheme") : [];
+    if (s.length > 0) {
+      if (s.length > 1 || (s[0] !== "http" && s[0] !== "https")) {
+        return { status: 400, message: `bad _scheme ${JSON.stringify(s.join(","))}: use http or https` };
+      }
+      scheme = s[0] as string;
+      url.searchParams.delete("_scheme");
     }
-    scheme = s[0] as string;
-    url.searchParams.delete("_scheme");
+    path = url.pathname + url.search;
   }
   const timeoutMs = scrapeTimeoutMs(req.headers["x-prometheus-scrape-timeout-seconds"], options);
   if (typeof timeoutMs === "string") return { status: 400, message: timeoutMs };
@@ -62,7 +72,7 @@ export function readProxyRequest(
     const v = req.headers[h];
     if (typeof v === "string") headers.push({ $typeName: "promproxy.v1.Header", name: h, value: v });
   }
-  return { name, method: req.method, port: explicitPort(uri), path: url.pathname + url.search, scheme, headers, timeoutMs };
+  return { name, method: req.method, port: simple ? simple.port : explicitPort(uri), path: path!, scheme, headers, timeoutMs };
 }
 
 /**

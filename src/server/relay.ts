@@ -10,6 +10,7 @@ import type { ServerResponse } from "node:http";
 import type { Activity } from "./activity.ts";
 import type { Coordinator, ScrapeRequest } from "./coordinator.ts";
 import type { ServerMetrics } from "./metrics.ts";
+import type { CheckedHead } from "./result-head.ts";
 import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.ts";
 
 /** The HTTP status of every way a scrape can fail. */
@@ -59,7 +60,15 @@ export interface RelayDeps {
   grantAt: number;
 }
 
-/** Orders the scrape and relays its result into `res`; records the outcome. */
+/**
+ * Orders the scrape and relays its result into `res`; records the outcome.
+ *
+ * The head is written with the first body bytes or the end (`writeHead` with
+ * the checked headers as one array, no header set one by one); a body that
+ * arrives whole at once (its declared Content-Length in one chunk, as a
+ * single `result` frame brings it) waits for the end and leaves with it,
+ * `end(body)`: head and body in one write, no cork and uncork a tick later.
+ */
 export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerResponse, headOnly: boolean): void {
   const { coordinator, metrics, activity, grantAt } = deps;
   const started = performance.now();
@@ -67,6 +76,16 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
   let pending = 0;
   let waitingDrain = false;
   let over = false;
+  /** The result head, until it is written. */
+  let head: CheckedHead | undefined;
+  /** The whole declared body, held for the end. */
+  let whole: Uint8Array | undefined;
+  const writeHead = (h: CheckedHead) => {
+    head = undefined;
+    const flat: string[] = [];
+    for (const [name, value] of h.headers) flat.push(name, value);
+    res.writeHead(h.status, flat);
+  };
   const finish = (failure?: ScrapeFailure) => {
     if (over) return;
     over = true;
@@ -75,8 +94,12 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     const outcome = failure?.outcome ?? "success";
     const durationMs = performance.now() - started;
     // The answer's last bytes leave first (end() writes at once); the bookkeeping follows.
-    if (!failure) res.end();
-    else if (failure.outcome !== "prometheus_gone") reply(res, httpStatusOf[failure.outcome], failure.message); // else nobody left to answer
+    if (!failure) {
+      if (head) writeHead(head);
+      if (whole) res.end(whole);
+      else res.end();
+    } else if (failure.outcome !== "prometheus_gone") reply(res, httpStatusOf[failure.outcome], failure.message); // else nobody left to answer
+    whole = undefined;
     metrics.scrapes.inc({ outcome });
     metrics.duration.observe({ outcome }, durationMs / 1000);
     activity.emit("scrapeFinished", { name: r.name, port: r.port, outcome, at: new Date(), durationMs, bytes, message: failure?.message });
@@ -94,13 +117,20 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
   };
 
   const result = coordinator.scrape(r, {
-    onHead(head) {
-      res.statusCode = head.status;
-      for (const [name, value] of head.headers) res.setHeader(name, value);
+    onHead(h) {
+      head = h;
     },
     onChunk(data) {
       metrics.bytes.inc(data.byteLength);
       bytes += data.byteLength;
+      if (head) {
+        // The whole body at once: no more may follow (the session holds the body to its Content-Length).
+        if (!headOnly && head.contentLength === data.byteLength) {
+          whole = data;
+          return;
+        }
+        writeHead(head);
+      }
       const ok = headOnly ? true : res.write(data);
       pending += data.byteLength;
       if (!ok) {

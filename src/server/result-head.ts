@@ -17,8 +17,8 @@ export interface CheckedHead {
   contentLength?: number;
 }
 
-/** Response headers relayed from a result head; any other is dropped. */
-const relayed = new Set(["content-type", "content-encoding", "content-length"]);
+/** Response headers relayed from a result head, each with its bit (to find one given twice); any other is dropped. */
+const relayed = new Map([["content-type", 1], ["content-encoding", 2], ["content-length", 4]]);
 /** Visible ASCII and inner spaces: no control characters (CR, LF, NUL), nothing a parser could split on. */
 const safeValue = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 const maxValueLength = 1024;
@@ -29,12 +29,13 @@ export function checkHead(status: number, headers: Header[]): CheckedHead | { er
     return { error: `HTTP status ${status}, but only final statuses 200-599 can be relayed` };
   }
   const out: CheckedHead = { status, headers: [] };
-  const seen = new Set<string>();
+  let seen = 0;
   for (const h of headers) {
     const name = h.name.toLowerCase();
-    if (!relayed.has(name)) continue;
-    if (seen.has(name)) return { error: `the header ${name} twice` };
-    seen.add(name);
+    const bit = relayed.get(name);
+    if (bit === undefined) continue;
+    if (seen & bit) return { error: `the header ${name} twice` };
+    seen |= bit;
     if (h.value.length > maxValueLength || !safeValue.test(h.value)) {
       return { error: `an invalid ${name} header ${JSON.stringify(h.value.slice(0, 64))}` };
     }

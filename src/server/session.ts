@@ -70,6 +70,9 @@ export function createSession(
   });
 
   const head = features.includes("head");
+  const creditBytes = BigInt(limits.creditBytes);
+  /** The last order's timeout, as a Duration: Prometheus asks with the same timeout every time. */
+  let lastTimeout: { ms: number; duration: ReturnType<typeof durationOf> } | undefined;
   const methods: Omit<Session, "inFlight" | "lastHeard"> = {
     features,
     info: clientInfo,
@@ -112,8 +115,8 @@ export function createSession(
             scheme: order.scheme,
             method,
             headers: order.headers,
-            timeout: durationOf(order.timeoutMs),
-            creditBytes: BigInt(limits.creditBytes),
+            timeout: lastTimeout?.ms === order.timeoutMs ? lastTimeout.duration : (lastTimeout = { ms: order.timeoutMs, duration: durationOf(order.timeoutMs) }).duration,
+            creditBytes,
           },
         },
       });
@@ -136,7 +139,7 @@ export function createSession(
 
     receive(frame) {
       lastHeard = Date.now();
-      for (const p of probes) p(true);
+      if (probes.size > 0) for (const p of probes) p(true);
       const f = frame.frame;
       if (results.receive(f)) return;
       switch (f.case) {

@@ -32,11 +32,40 @@ export interface Rendered {
  */
 function inFormat(registry: MetricsRegistry, contentType: string): MetricsRegistry {
   if (registry.contentType === contentType || !(registry instanceof Registry)) return registry;
-  return Object.create(registry, {
-    _contentType: { value: contentType },
-    getMetricsAsArray: { value: () => registry.getMetricsAsArray().map((m) => Object.create(m) as typeof m) },
-  }) as Registry;
+  // The view holds no state of a scrape (each call of getMetricsAsArray derives new metric objects): made once.
+  const views = contentType === Registry.OPENMETRICS_CONTENT_TYPE ? openMetricsViews : textViews;
+  let view = views.get(registry);
+  if (!view) {
+    view = Object.create(registry, {
+      _contentType: { value: contentType },
+      getMetricsAsArray: { value: () => registry.getMetricsAsArray().map((m) => Object.create(m) as typeof m) },
+    }) as Registry;
+    views.set(registry, view);
+  }
+  return view;
 }
+
+/** Each registry's view in the other format, per format. */
+const openMetricsViews = new WeakMap<Registry, Registry>();
+const textViews = new WeakMap<Registry, Registry>();
+
+/**
+ * The last header's answer, per negotiation: Prometheus sends the same
+ * `Accept` and `Accept-Encoding` with every scrape, so each is parsed once.
+ */
+function lastAnswer(decide: (header: string | undefined) => boolean): (header: string | undefined) => boolean {
+  let last: string | undefined;
+  let answer = decide(undefined);
+  return (header) => {
+    if (header !== last) {
+      answer = decide(header);
+      last = header;
+    }
+    return answer;
+  };
+}
+const wantsOpenMetrics = lastAnswer(prefersOpenMetrics);
+const wantsGzip = lastAnswer(acceptsGzip);
 
 /**
  * Renders a registry as Prometheus asked for it: OpenMetrics or text 0.0.4 per
@@ -51,12 +80,12 @@ export async function renderRegistry(
   gzipLevel: number,
   signal?: AbortSignal,
 ): Promise<Rendered> {
-  const wanted = prefersOpenMetrics(accept) ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE;
+  const wanted = wantsOpenMetrics(accept) ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE;
   const view = inFormat(registry, wanted);
   const text = await view.metrics();
   const body = Buffer.from(text, "utf8");
   // An abandoned scrape (timed out, cancelled) still holds its place: no gzip work for a body nobody reads.
-  if (gzipLevel > 0 && body.length >= 1024 && acceptsGzip(acceptEncoding) && !signal?.aborted) {
+  if (gzipLevel > 0 && body.length >= 1024 && wantsGzip(acceptEncoding) && !signal?.aborted) {
     return { contentType: view.contentType, contentEncoding: "gzip", body: await gzip(body, { level: gzipLevel }) };
   }
   return { contentType: view.contentType, body };

@@ -17,6 +17,9 @@ import type { ClientFrame, Header, ScrapeError, ScrapeErrorReason } from "../../
 class NotCovered extends Error {}
 const notCovered = new NotCovered();
 
+/** Strings up to this many bytes are read in JavaScript when they are ASCII. */
+const shortString = 128;
+
 /** A cursor over one message's bytes. */
 class Reader {
   readonly buf: Uint8Array;
@@ -74,7 +77,19 @@ class Reader {
   str(): string {
     const [s, e] = this.span();
     if (s === e) return "";
-    const view = this.buf.subarray(s, e);
+    const buf = this.buf;
+    if (e - s <= shortString) {
+      // Short ASCII (header names and values, messages): read here, cheaper than three calls into C++.
+      let ascii = true;
+      for (let i = s; i < e; i++) {
+        if ((buf[i] as number) >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) return String.fromCharCode.apply(null, buf.subarray(s, e) as unknown as number[]);
+    }
+    const view = buf.subarray(s, e);
     if (!isUtf8(view)) throw notCovered;
     return Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString("utf8");
   }

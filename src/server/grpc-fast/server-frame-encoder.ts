@@ -85,7 +85,15 @@ class Out {
     if (bytes === 0) return;
     this.byte(tag);
     this.varint(bytes);
-    this.at += this.buf.write(s, this.at, "utf8");
+    if (bytes === s.length && bytes <= shortString) {
+      // As many bytes as UTF-16 units: ASCII, written here (cheaper than a call into C++ for a short string).
+      const buf = this.buf;
+      let at = this.at;
+      for (let i = 0; i < bytes; i++) buf[at++] = s.charCodeAt(i);
+      this.at = at;
+    } else {
+      this.at += this.buf.write(s, this.at, "utf8");
+    }
   }
   /** The gRPC prefix and the ServerFrame field `tag` holding an inner message of `inner` bytes. */
   frame(tag: number, inner: number) {
@@ -96,6 +104,17 @@ class Out {
     this.byte(tag);
     this.varint(inner);
   }
+}
+
+/** Strings up to this many UTF-16 units are measured and written in JavaScript when they are ASCII. */
+const shortString = 128;
+
+/** A string's UTF-8 length: for short ASCII (the usual case) its length, found by a scan. */
+function utf8Length(s: string): number {
+  const n = s.length;
+  if (n > shortString) return Buffer.byteLength(s);
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s);
+  return n;
 }
 
 const u64Size = (v: bigint) => (v === 0n ? 0 : 1 + bigVarintBytes(v));
@@ -112,6 +131,9 @@ function ids(tag: number, a: bigint, b: bigint): Buffer {
   out.u64(0x10, b);
   return out.buf;
 }
+
+/** The header sizes of the order being encoded (encoding is synchronous: one array serves every order). */
+const headerSizes: number[] = [];
 
 type OrderInit = {
   scrapeId?: unknown; port?: unknown; path?: unknown; scheme?: unknown; method?: unknown; creditBytes?: unknown;
@@ -130,19 +152,23 @@ function order(v: OrderInit): Buffer | undefined {
     nanos = (t.nanos ?? 0) as number;
     if (!isU64(seconds, maxI64) || !isU32(nanos, 0x7fffffff)) return undefined;
   }
-  const pathBytes = Buffer.byteLength(path);
-  const schemeBytes = Buffer.byteLength(scheme);
-  const methodBytes = Buffer.byteLength(method);
-  const sizes: number[] = []; // per header: name bytes, value bytes, message bytes
+  const pathBytes = utf8Length(path);
+  const schemeBytes = utf8Length(scheme);
+  const methodBytes = utf8Length(method);
+  const list = headers as unknown[];
+  const sizes = headerSizes; // per header: name bytes, value bytes, message bytes
   let headerFields = 0;
-  for (const h of headers as unknown[]) {
+  for (let i = 0; i < list.length; i++) {
+    const h = list[i];
     if (typeof h !== "object" || h === null || !plain(h)) return undefined;
     const { name = "", value = "" } = h as { name?: unknown; value?: unknown };
     if (!isStr(name) || !isStr(value)) return undefined;
-    const n = Buffer.byteLength(name);
-    const val = Buffer.byteLength(value);
+    const n = utf8Length(name);
+    const val = utf8Length(value);
     const msg = lenSize(n) + lenSize(val);
-    sizes.push(n, val, msg);
+    sizes[3 * i] = n;
+    sizes[3 * i + 1] = val;
+    sizes[3 * i + 2] = msg;
     headerFields += 1 + varintBytes(msg) + msg;
   }
   const durationInner = u64Size(seconds) + u32Size(nanos);
@@ -154,13 +180,13 @@ function order(v: OrderInit): Buffer | undefined {
   out.u32(0x10, port);
   out.str(0x1a, path, pathBytes);
   out.str(0x22, scheme, schemeBytes);
-  (headers as { name?: string; value?: string }[]).forEach((h, i) => {
-    const [n, val, msg] = [sizes[3 * i] as number, sizes[3 * i + 1] as number, sizes[3 * i + 2] as number];
+  for (let i = 0; i < list.length; i++) {
+    const h = list[i] as { name?: string; value?: string };
     out.byte(0x2a);
-    out.varint(msg);
-    out.str(0x0a, h.name ?? "", n);
-    out.str(0x12, h.value ?? "", val);
-  });
+    out.varint(sizes[3 * i + 2] as number);
+    out.str(0x0a, h.name ?? "", sizes[3 * i] as number);
+    out.str(0x12, h.value ?? "", sizes[3 * i + 1] as number);
+  }
   if (timeout !== undefined) {
     out.byte(0x32);
     out.varint(durationInner);
@@ -191,7 +217,7 @@ export function encodeServerFrameFast(frame: ServerFrameInit): Buffer | undefine
     case "cancel": {
       const { scrapeId = 0n, reason = "" } = f.value;
       if (!isU64(scrapeId) || !isStr(reason)) return undefined;
-      const reasonBytes = Buffer.byteLength(reason);
+      const reasonBytes = utf8Length(reason);
       const inner = u64Size(scrapeId) + lenSize(reasonBytes);
       const out = new Out(frameSize(inner));
       out.frame(0x22, inner);
