@@ -42,6 +42,13 @@ export interface ResultFrames {
   forget(id: bigint, allowance: number): void;
   /** Forgets every scrape given up on. */
   clear(): void;
+  /**
+   * Whether a chunk of `n` body bytes for scrape `id` would be taken whole now
+   * (after its head, within the credit, the chunk limit, the response limit
+   * and the declared Content-Length): such a chunk may be passed on piece by
+   * piece as it arrives (grpc-fast/chunk-pass.ts).
+   */
+  takes(id: bigint, n: number): boolean;
 }
 
 const outcomeOfReason: Record<number, ScrapeOutcome> = {
@@ -130,6 +137,13 @@ class Results implements ResultFrames {
   checkChunkSize(id: bigint, n: number) {
     const max = this.o.maxChunkBytes;
     if (n > max) throw violation(`scrape ${id}: chunk of ${n} bytes exceeds the maximum of ${max}`, Code.ResourceExhausted);
+  }
+
+  takes(id: bigint, n: number): boolean {
+    const a = this.o.active.get(id);
+    if (a === undefined || a.head === undefined || a.headOnly) return false;
+    const declared = a.head.contentLength;
+    return n > 0 && n <= this.o.maxChunkBytes && n <= a.allowance && a.received + n <= this.o.maxResponseBytes && (declared === undefined || a.received + n <= declared);
   }
 
   /** Takes a head; false when it failed the scrape. */

@@ -39,6 +39,8 @@ export interface Session {
   scrape(order: OrderRequest, sink: ScrapeSink): ScrapeHandle | undefined;
   /** Handles one frame from the client; throws a ConnectError on a protocol violation. */
   receive(frame: ClientFrame): void;
+  /** Whether a chunk of `n` bytes for scrape `id` would be taken whole now (ResultFrames.takes). */
+  takesChunk(id: bigint, n: number): boolean;
   /** Ends the stream (with an error when given) and fails every scrape in flight. */
   close(error?: ConnectError): void;
 }
@@ -135,6 +137,10 @@ export function createSession(
           outbound.push({ frame: { case: "cancel", value: { scrapeId: id, reason } } });
         },
       };
+    },
+
+    takesChunk(id, n) {
+      return !closed && results.takes(id, n);
     },
 
     receive(frame) {

@@ -5,68 +5,17 @@ import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { gzipSync } from "node:zlib";
 import { test } from "node:test";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { ClientFrameSchema, ServerFrameSchema, type ServerFrame } from "../../gen/promproxy/v1/scrape_pb.ts";
+import { ClientFrameSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { bearerAuth, peerKey, type ServerOptions } from "../../src/server/index.ts";
 import { proxyGet, startClient, startServer, waitFor } from "../helpers.ts";
-
-type ClientFrameInit = MessageInitShape<typeof ClientFrameSchema>;
+import { frame, hello, raw } from "./fixtures/raw-h2.ts";
 
 /** These edges are the fast path's (Connect answers refusals in trailers, never resets a stream that stopped reading). */
 const fastServer = (o: ServerOptions = {}) => startServer({ ...o, fastPath: true });
-
-function frame(init: ClientFrameInit, flags = 0): Buffer {
-  const body = toBinary(ClientFrameSchema, create(ClientFrameSchema, init));
-  const p = Buffer.alloc(5);
-  p[0] = flags;
-  p.writeUInt32BE(body.byteLength, 1);
-  return Buffer.concat([p, body]);
-}
-const hello = (name: string, extra: Record<string, unknown> = {}): ClientFrameInit => ({ frame: { case: "hello", value: { name, version: "raw", targets: [{ port: 0, path: "/metrics" }], ...extra } } });
-
-interface Raw {
-  session: http2.ClientHttp2Session;
-  stream: http2.ClientHttp2Stream;
-  response: Promise<http2.IncomingHttpHeaders>;
-  trailers: Promise<http2.IncomingHttpHeaders | undefined>;
-  frames: ServerFrame[];
-  closed: Promise<number>;
-}
-
-/** A raw HTTP/2 Scrape stream: no gRPC library between the test and the wire. */
-function raw(port: number, headers: http2.OutgoingHttpHeaders = {}, settings: http2.Settings = {}, read = true): Raw {
-  const session = http2.connect(`http://127.0.0.1:${port}`, { settings });
-  session.on("error", () => {});
-  const stream = session.request({ ":method": "POST", ":path": "/promproxy.v1.ScrapeService/Scrape", "content-type": "application/grpc", te: "trailers", ...headers });
-  stream.on("error", () => {});
-  const frames: ServerFrame[] = [];
-  let buf = Buffer.alloc(0);
-  if (read) {
-    stream.on("data", (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
-        const n = buf.readUInt32BE(1);
-        frames.push(fromBinary(ServerFrameSchema, buf.subarray(5, 5 + n)));
-        buf = buf.subarray(5 + n);
-      }
-    });
-  }
-  return {
-    session,
-    stream,
-    frames,
-    response: new Promise((resolve) => stream.once("response", resolve)),
-    trailers: new Promise((resolve) => {
-      stream.once("trailers", resolve);
-      stream.once("close", () => resolve(undefined));
-    }),
-    closed: new Promise((resolve) => stream.once("close", () => resolve(stream.rstCode ?? 0))),
-  };
-}
 
 test("refusals before the hello are Trailers-Only: raw HTTP/2 and grpc-js read the status and message", async () => {
   const s = await fastServer({ interceptors: [bearerAuth({ tokens: { t0ken: ["app-*"] } })] });

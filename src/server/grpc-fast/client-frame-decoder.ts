@@ -14,14 +14,14 @@ import { isUtf8 } from "node:buffer";
 import type { ClientFrame, Header, ScrapeError, ScrapeErrorReason } from "../../../gen/promproxy/v1/scrape_pb.ts";
 
 /** Gives up on a message: protobuf-es reads it instead. */
-class NotCovered extends Error {}
-const notCovered = new NotCovered();
+export class NotCovered extends Error {}
+export const notCovered = new NotCovered();
 
 /** Strings up to this many bytes are read in JavaScript when they are ASCII. */
 const shortString = 128;
 
 /** A cursor over one message's bytes. */
-class Reader {
+export class Reader {
   readonly buf: Uint8Array;
   readonly end: number;
   pos: number;

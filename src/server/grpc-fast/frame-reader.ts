@@ -18,6 +18,12 @@ import { withGetters } from "../../shared/with-getters.ts";
  * as Connect words them). `onMessage` may throw: the reader stops and passes
  * that to `onError` too.
  *
+ * `onStart`, when given, is asked about each message that does not fit the
+ * piece its prefix came in, with that piece's rest of it: it may take the
+ * message piece by piece (returning a function the reader then gives each
+ * further piece of the message to, as views, in order, until the message
+ * ends) instead of having it gathered.
+ *
  * @internal
  */
 export interface FrameReader {
@@ -34,11 +40,13 @@ export interface FrameReaderOptions {
   readMaxBytes: number;
   onMessage(message: Uint8Array): void;
   onError(error: ConnectError): void;
+  /** Takes a message piece by piece: given its first bytes and its length, a function for the rest, or undefined. */
+  onStart?(first: Uint8Array, length: number): ((piece: Uint8Array) => void) | undefined;
 }
 
 const prefixBytes = 5;
 
-export function createFrameReader({ readMaxBytes, onMessage, onError }: FrameReaderOptions): FrameReader {
+export function createFrameReader({ readMaxBytes, onMessage, onError, onStart }: FrameReaderOptions): FrameReader {
   /** Prefix bytes gathered so far (a prefix may itself be split). */
   const prefix = new Uint8Array(prefixBytes);
   let prefixHave = 0;
@@ -47,12 +55,16 @@ export function createFrameReader({ readMaxBytes, onMessage, onError }: FrameRea
   let bodyHave = 0;
   /** Length of the message whose prefix was read, -1 while reading a prefix. */
   let want = -1;
+  /** Where the pieces of a message taken piece by piece go, and how many of its bytes are still to come. */
+  let sink: ((piece: Uint8Array) => void) | undefined;
+  let sinkLeft = 0;
   let failed = false;
 
   function fail(e: unknown) {
     if (failed) return;
     failed = true;
     body = undefined;
+    sink = undefined;
     onError(e instanceof ConnectError ? e : ConnectError.from(e, Code.Internal));
   }
 
@@ -85,6 +97,23 @@ export function createFrameReader({ readMaxBytes, onMessage, onError }: FrameRea
     let at = 0;
     const n = chunk.byteLength;
     while (at < n && !failed) {
+      if (sink !== undefined) {
+        const take = Math.min(sinkLeft, n - at);
+        const piece = chunk.subarray(at, at + take);
+        at += take;
+        sinkLeft -= take;
+        const to = sink;
+        if (sinkLeft === 0) {
+          sink = undefined;
+          want = -1;
+        }
+        try {
+          to(piece);
+        } catch (e) {
+          fail(e);
+        }
+        continue;
+      }
       if (want < 0) {
         if (prefixHave === 0 && n - at >= prefixBytes) {
           // The common case: the whole prefix is here.
@@ -116,6 +145,20 @@ export function createFrameReader({ readMaxBytes, onMessage, onError }: FrameRea
         want = -1;
         deliver(message);
         continue;
+      }
+      if (body === undefined && onStart !== undefined) {
+        const first = chunk.subarray(at);
+        let taken: ((piece: Uint8Array) => void) | undefined;
+        try {
+          taken = onStart(first, want);
+        } catch (e) {
+          return fail(e);
+        }
+        if (taken !== undefined) {
+          sink = taken;
+          sinkLeft = want - first.byteLength;
+          return;
+        }
       }
       // Not zero-filled: every byte is written before the message is delivered.
       body ??= Buffer.allocUnsafe(want);

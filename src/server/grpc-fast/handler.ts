@@ -7,6 +7,7 @@ import { endReason } from "../end-reason.ts";
 import { reportRefusal, welcomeFrame, type ScrapeServiceDeps } from "../scrape-service.ts";
 import type { ServerFrameInit, Session } from "../session.ts";
 import { runChain, type CallOutcome } from "./call.ts";
+import { chunkFrame, readChunkStart } from "./chunk-pass.ts";
 import { createFrameReader } from "./frame-reader.ts";
 import { createFrameWriter, toConnectError, type CallMetadata, type FrameWriter } from "./frame-writer.ts";
 import { closedError, decodeClientFrame, encodeServerFrame, streamMessages } from "./messages.ts";
@@ -233,6 +234,18 @@ function serveFast(
       coordinator.join(frame.frame.value, values.get(identityKey), values.get(peerKey)?.remoteAddress).then(opened, refuse);
     },
     onError: failed,
+    // A large chunk's body leaves as its pieces arrive (chunk-pass.ts).
+    onStart(first, length) {
+      if (state !== "open") return undefined;
+      const c = readChunkStart(first, length);
+      if (c === undefined || !session!.takesChunk(c.scrapeId, c.length)) return undefined;
+      const s = session!;
+      const pass = (piece: Uint8Array) => {
+        if (state === "open") s.receive(chunkFrame(c.scrapeId, piece));
+      };
+      if (first.byteLength > c.offset) pass(first.subarray(c.offset));
+      return pass;
+    },
   });
 
   let helloTimer: NodeJS.Timeout | undefined;
