@@ -1,4 +1,3 @@
-import type { Dispatcher, Pool } from "undici";
 import { version } from "../../shared/version.ts";
 import { exporterMaxHeaderSize } from "./exporter-pool.ts";
 import { ScrapeErrorReason, TargetError, type ServeRequest } from "./target.ts";
@@ -19,29 +18,6 @@ export function exporterHeaders(req: ServeRequest, budgetMs: number, authorizati
   if (req.headers["accept-encoding"] !== undefined) headers["accept-encoding"] = req.headers["accept-encoding"];
   if (authorization) headers["authorization"] = authorization;
   return headers;
-}
-
-/** How much later than the caller's budget undici's own header and body timers fire: the caller's timer wins. */
-const undiciTimerSlackMs = 1000;
-
-/**
- * Sends `GET path` to the exporter on `pool`; resolves with the response head
- * (the body still to be read), rejects with the socket or parser error, or
- * with `signal`'s reason when it aborts (before or after the head: the body
- * then fails with it). `budgetMs` is the caller's own timer, which undici's
- * header and body timers leave to fire first.
- *
- * @internal
- */
-export function exporterRequest(
-  pool: Pool,
-  path: string,
-  headers: Record<string, string>,
-  signal: AbortSignal,
-  budgetMs: number,
-): Promise<Dispatcher.ResponseData> {
-  const lateMs = budgetMs + undiciTimerSlackMs;
-  return pool.request({ method: "GET", path, headers, signal, headersTimeout: lateMs, bodyTimeout: lateMs });
 }
 
 const staleCodes = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);

@@ -1,6 +1,6 @@
-import type { Dispatcher } from "undici";
+import { exporterExchange, type ExchangeSink } from "./exporter-exchange.ts";
 import { createExporterPools } from "./exporter-pool.ts";
-import { closedUnderRequest, cutOff, describe, exporterHeaders, exporterRequest } from "./exporter-request.ts";
+import { closedUnderRequest, cutOff, describe, exporterHeaders } from "./exporter-request.ts";
 import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget, type ServeRequest } from "./target.ts";
 import { checkUrl, parseTargetSpec, type HttpTargetOptions, type Secret } from "./http-target-options.ts";
 import { checkRequestPath, pathMatches } from "../../shared/paths.ts";
@@ -43,6 +43,8 @@ const reasonNames: Record<number, TargetOutcome["outcome"]> = {
 };
 /** Finish a little before the scrape's deadline, so the error that names the target wins the race. */
 const deadlineMarginMs = 25;
+/** How much later than the budget's timer undici's own header and body timers are set: the budget's message wins. */
+const undiciTimerSlackMs = 1000;
 
 /**
  * Creates the targets for a list of specs: checked, with no two serving the
@@ -158,47 +160,39 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
     req.signal.addEventListener("abort", onOuterAbort, { once: true });
     try {
       const pool = pools.get(https_);
-      let res: Dispatcher.ResponseData | undefined;
-      for (let attempt = 1; !res; attempt++) {
-        try {
-          res = await exporterRequest(pool, req.path, headers, ac.signal, budgetMs);
-        } catch (e) {
-          // No response head came: a connection closed under the request (a kept-alive one the exporter closed
-          // while idle) gets one fresh try.
-          if (attempt === 1 && closedUnderRequest(e) && !ac.signal.aborted) continue;
-          throw ac.signal.aborted ? ac.signal.reason : describe(e, where);
-        }
-      }
-      const { statusCode: status, headers: got, body } = res;
-      try {
-        progress.status = status;
-        const length = one(got["content-length"]);
-        if (length !== undefined && Number(length) > maxBytes) {
-          throw new TargetError(ScrapeErrorReason.TOO_LARGE, `target ${where} answered ${length} bytes, more than the maximum of ${maxBytes}`);
-        }
-        const relayed: Record<string, string> = {};
-        for (const h of ["content-type", "content-encoding", "content-length"] as const) {
-          const v = one(got[h]);
-          if (v !== undefined) relayed[h] = v;
-        }
-        out.head(status, relayed);
-        // Pulling chunk by chunk pauses the exporter's response while the server's credit runs out.
-        for await (const chunk of body as AsyncIterable<Buffer>) {
+      const sink: ExchangeSink = {
+        head(status, relayed) {
+          progress.status = status;
+          const length = relayed["content-length"];
+          if (length !== undefined && Number(length) > maxBytes) {
+            throw new TargetError(ScrapeErrorReason.TOO_LARGE, `target ${where} answered ${length} bytes, more than the maximum of ${maxBytes}`);
+          }
+          out.head(status, relayed);
+        },
+        // Each chunk waits for the server's credit, and the exporter's connection is not read meanwhile.
+        data(chunk) {
           progress.bytes += chunk.byteLength;
           if (progress.bytes > maxBytes) {
             throw new TargetError(ScrapeErrorReason.TOO_LARGE, `target ${where} sent more than the maximum of ${maxBytes} bytes`);
           }
-          await out.write(chunk);
+          return out.write(chunk);
+        },
+      };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await exporterExchange(pool, req.path, headers, ac.signal, budgetMs + undiciTimerSlackMs, sink);
+          return;
+        } catch (e) {
+          if (ac.signal.aborted) throw ac.signal.reason;
+          if (e instanceof TargetError) throw e;
+          if (req.signal.aborted) throw req.signal.reason;
+          const headed = progress.status !== undefined;
+          // No response head came: a connection closed under the request (a kept-alive one the exporter closed
+          // while idle) gets one fresh try.
+          if (!headed && attempt === 1 && closedUnderRequest(e)) continue;
+          if (headed && cutOff(e)) throw new TargetError(ScrapeErrorReason.UNREACHABLE, `target ${where} closed the connection before the end of its answer`, { cause: e });
+          throw describe(e, where);
         }
-      } catch (e) {
-        if (ac.signal.aborted) throw ac.signal.reason;
-        if (e instanceof TargetError) throw e;
-        if (req.signal.aborted) throw req.signal.reason;
-        if (cutOff(e)) throw new TargetError(ScrapeErrorReason.UNREACHABLE, `target ${where} closed the connection before the end of its answer`, { cause: e });
-        throw describe(e, where);
-      } finally {
-        // An answer not read to its end: its connection is closed, not kept.
-        if (!body.readableEnded) body.on("error", () => {}).destroy();
       }
     } finally {
       clearTimeout(timer);
@@ -207,11 +201,6 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
   }
 
   return target;
-}
-
-/** The first of a header's values (undici gives a repeated header as an array). */
-function one(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
 }
 
 /**
