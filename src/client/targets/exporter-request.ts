@@ -97,8 +97,11 @@ export function describe(e: unknown, where: string): TargetError {
     case "HPE_INVALID_CONSTANT":
     case "HPE_INVALID_VERSION":
       return with_(`answered something that is not HTTP (${code}); is it an https:// exporter?`);
+    case "HPE_HEADER_OVERFLOW":
+      return with_(`answered with a response head larger than ${http.maxHeaderSize} bytes (${code})`);
     default:
       if (tlsCodes.test(code)) return with_(`TLS handshake failed: ${msg} (${code})`);
+      if (code.startsWith("HPE_")) return with_(`answered malformed HTTP: ${msg.replace(/^Parse Error: /, "")} (${code})`);
       return with_(code ? `${msg} (${code})` : msg);
   }
 }

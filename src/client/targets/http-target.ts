@@ -41,6 +41,7 @@ const reasonNames: Record<number, TargetOutcome["outcome"]> = {
   [ScrapeErrorReason.NOT_FOUND]: "not_found",
   [ScrapeErrorReason.CANCELLED]: "cancelled",
 };
+const cutOff = (where: string) => new TargetError(ScrapeErrorReason.UNREACHABLE, `target ${where} closed the connection before the end of its answer`);
 /** Finish a little before the scrape's deadline, so the error that names the target wins the race. */
 const deadlineMarginMs = 25;
 
@@ -203,11 +204,13 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
           }
           await out.write(chunk);
         }
-        if (!response.complete) throw new TargetError(ScrapeErrorReason.UNREACHABLE, `target ${where} closed the connection before the end of its answer`);
+        if (!response.complete) throw cutOff(where);
       } catch (e) {
         if (ac.signal.aborted) throw ac.signal.reason;
         if (e instanceof TargetError) throw e;
         if (req.signal.aborted) throw req.signal.reason;
+        // Node words a connection closed inside the body as a reset ("aborted"): the answer was cut off.
+        if ((e as NodeJS.ErrnoException).code === "ECONNRESET" && !response.complete) throw cutOff(where);
         throw describe(e, where);
       } finally {
         ac.signal.removeEventListener("abort", onAbort);
