@@ -241,3 +241,40 @@ test("forwarder target: close() closes the kept-alive connections; a later scrap
     await a.close();
   }
 });
+
+test("hostile exporter: closing the connection at the end of its answer (HTTP/1.0, Connection: close) while the forwarder waits for credit: the whole body, in order", async () => {
+  const body = "a".repeat(200_000) + "z";
+  const styles = [
+    `HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\n${body}`,
+    `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+  ];
+  for (const answer of styles) {
+    const a = await rawExporter((socket) => socket.end(answer));
+    const [target] = createHttpTargets([`9100=http://127.0.0.1:${a.port}`]);
+    try {
+      const chunks: Buffer[] = [];
+      let pending = 0;
+      await target!.serve(
+        { port: 9100, path: "/metrics", scheme: "http", headers: {}, timeoutMs: 10_000, signal: new AbortController().signal },
+        {
+          head: () => {},
+          // Every write waits, as for a server's credit: the exporter's FIN arrives while the forwarder is paused.
+          write: (c) => {
+            pending++;
+            return new Promise((resolve) => setTimeout(() => {
+              chunks.push(Buffer.from(c));
+              pending--;
+              resolve();
+            }, 20));
+          },
+        },
+      );
+      assert.equal(pending, 0, "the scrape ends after its last write");
+      assert.equal(Buffer.concat(chunks).toString(), body);
+    } finally {
+      target!.close();
+      await a.close();
+    }
+  }
+});
