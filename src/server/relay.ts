@@ -123,9 +123,10 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     onChunk(data) {
       metrics.bytes.inc(data.byteLength);
       bytes += data.byteLength;
-      if (head) {
+      // A HEAD request's head waits for the end: body bytes are only counted, and a failure can still be a clear status.
+      if (head && !headOnly) {
         // The whole body at once: no more may follow (the session holds the body to its Content-Length).
-        if (!headOnly && head.contentLength === data.byteLength) {
+        if (head.contentLength === data.byteLength) {
           whole = data;
           return;
         }
