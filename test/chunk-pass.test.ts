@@ -9,31 +9,11 @@ import fc from "fast-check";
 import { ClientFrameSchema } from "../gen/promproxy/v1/scrape_pb.ts";
 import { readChunkStart } from "../src/server/grpc-fast/chunk-pass.ts";
 import { createFrameReader } from "../src/server/grpc-fast/frame-reader.ts";
+import { envelope, split } from "./fixtures/grpc-envelope.ts";
 
 const chunk = (scrapeId: bigint, data: Uint8Array) => toBinary(ClientFrameSchema, create(ClientFrameSchema, { frame: { case: "chunk", value: { scrapeId, data } } }));
 const head = (scrapeId: bigint) =>
   toBinary(ClientFrameSchema, create(ClientFrameSchema, { frame: { case: "head", value: { scrapeId, status: 200, headers: [{ name: "content-type", value: "text/plain" }] } } }));
-
-function envelope(messages: Uint8Array[]): Uint8Array {
-  const parts: Buffer[] = [];
-  for (const m of messages) {
-    const p = Buffer.alloc(5);
-    p.writeUInt32BE(m.byteLength, 1);
-    parts.push(p, Buffer.from(m));
-  }
-  return Buffer.concat(parts);
-}
-
-function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const at = [...new Set(cuts.map((c) => c % (bytes.byteLength + 1)))].sort((a, b) => a - b);
-  const out: Uint8Array[] = [];
-  let prev = 0;
-  for (const c of [...at, bytes.byteLength]) {
-    out.push(bytes.subarray(prev, c));
-    prev = c;
-  }
-  return out.filter((p) => p.byteLength > 0);
-}
 
 test("readChunkStart finds the data of any chunk protobuf-es writes, from any prefix that holds its start", () => {
   fc.assert(

@@ -10,6 +10,7 @@ import { createFrameReader } from "../src/server/grpc-fast/frame-reader.ts";
 import { encodeGrpcMessage } from "../src/server/grpc-fast/frame-writer.ts";
 import { decodeClientFrame } from "../src/server/grpc-fast/messages.ts";
 import { parseGrpcTimeout } from "../src/server/grpc-fast/timeout.ts";
+import { envelope, split } from "./fixtures/grpc-envelope.ts";
 
 const frameArb: fc.Arbitrary<ClientFrame> = fc.oneof(
   fc.record({ name: fc.string({ maxLength: 40 }), version: fc.string({ maxLength: 10 }) }).map((h) => create(ClientFrameSchema, { frame: { case: "hello", value: h } })),
@@ -21,28 +22,6 @@ const frameArb: fc.Arbitrary<ClientFrame> = fc.oneof(
   ),
   fc.constant(create(ClientFrameSchema, {})),
 );
-
-function envelope(messages: Uint8Array[]): Uint8Array {
-  const parts: Buffer[] = [];
-  for (const m of messages) {
-    const p = Buffer.alloc(5);
-    p.writeUInt32BE(m.byteLength, 1);
-    parts.push(p, Buffer.from(m));
-  }
-  return Buffer.concat(parts);
-}
-
-/** Cuts `bytes` at the given points (sorted, deduplicated, within range). */
-function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const at = [...new Set(cuts.map((c) => c % (bytes.byteLength + 1)))].sort((a, b) => a - b);
-  const out: Uint8Array[] = [];
-  let prev = 0;
-  for (const c of [...at, bytes.byteLength]) {
-    out.push(bytes.subarray(prev, c));
-    prev = c;
-  }
-  return out;
-}
 
 function readAll(pieces: Uint8Array[], readMaxBytes = 1 << 20) {
   const messages: Uint8Array[] = [];
