@@ -14,112 +14,9 @@
  *
  * @internal
  */
-import { isUtf8 } from "node:buffer";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { Header, ScrapeOrder, ServerFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
-
-/** Gives up on a message: protobuf-es reads it instead. */
-const notCovered = new Error("left to protobuf-es");
-
-const VARINT = 0;
-const LEN = 2;
-
-/** Buffer's own UTF-8 decoding without toString's argument handling, where Node has it. */
-const utf8Slice = (Buffer.prototype as { utf8Slice?: (start: number, end: number) => string }).utf8Slice;
-const utf8: (buf: Buffer, start: number, end: number) => string =
-  typeof utf8Slice === "function" ? (buf, start, end) => utf8Slice.call(buf, start, end) : (buf, start, end) => buf.toString("utf8", start, end);
-
-/** A cursor over the bytes of one frame; `end` is the end of the message being read. */
-class Reader {
-  readonly buf: Buffer;
-  pos = 0;
-  end: number;
-  constructor(buf: Buffer) {
-    this.buf = buf;
-    this.end = buf.byteLength;
-  }
-  /** A varint of at most 32 bits in at most 5 bytes (a tag, a length, a uint32). */
-  u32(): number {
-    const buf = this.buf;
-    const end = this.end;
-    let pos = this.pos;
-    let v = 0;
-    for (let shift = 0; shift < 28; shift += 7) {
-      if (pos >= end) throw notCovered;
-      const b = buf[pos++] as number;
-      v |= (b & 0x7f) << shift;
-      if (b < 0x80) {
-        this.pos = pos;
-        return v;
-      }
-    }
-    if (pos >= end) throw notCovered;
-    const b = buf[pos++] as number;
-    if (b > 0x0f) throw notCovered; // more than 32 bits, or more than 5 bytes
-    this.pos = pos;
-    return (v | (b << 28)) >>> 0;
-  }
-  /** A uint64 varint: at most 10 bytes, nothing beyond 64 bits. */
-  u64(): bigint {
-    const buf = this.buf;
-    const end = this.end;
-    let pos = this.pos;
-    let v = 0;
-    for (let shift = 0; shift < 28; shift += 7) {
-      if (pos >= end) throw notCovered;
-      const b = buf[pos++] as number;
-      v |= (b & 0x7f) << shift;
-      if (b < 0x80) {
-        this.pos = pos;
-        return BigInt(v);
-      }
-    }
-    let big = BigInt(v);
-    for (let i = 4; i < 10; i++) {
-      if (pos >= end) throw notCovered;
-      const b = buf[pos++] as number;
-      if (i === 9 && b > 1) throw notCovered; // more than 64 bits, or more than 10 bytes
-      big |= BigInt(b & 0x7f) << BigInt(7 * i);
-      if (b < 0x80) {
-        this.pos = pos;
-        return big;
-      }
-    }
-    throw notCovered;
-  }
-  /** Enters a length-delimited field: returns the end of the enclosing message, to give back to `leave`. */
-  enter(): number {
-    const n = this.u32();
-    if (n > this.end - this.pos) throw notCovered;
-    const outer = this.end;
-    this.end = this.pos + n;
-    return outer;
-  }
-  leave(outer: number): void {
-    this.end = outer;
-  }
-  /**
-   * A string field, strictly valid UTF-8 (a BOM kept), as protobuf-es reads
-   * proto3 strings. Node's decoder puts U+FFFD for whatever is not valid
-   * UTF-8: only a string with one is checked byte by byte.
-   */
-  str(): string {
-    const n = this.u32();
-    const s = this.pos;
-    if (n > this.end - s) throw notCovered;
-    this.pos = s + n;
-    if (n === 0) return "";
-    const out = utf8(this.buf, s, s + n);
-    if (out.includes("\ufffd") && !isUtf8(this.buf.subarray(s, s + n))) throw notCovered;
-    return out;
-  }
-  /** The next tag (field number << 3 | wire type), with a field number above 0 and a known wire type. */
-  tag(): number {
-    const t = this.u32();
-    if (t < 8 || (t & 7) > 5) throw notCovered;
-    return t;
-  }
-}
+import { LEN, notCovered, ProtoReader, VARINT } from "../../shared/proto-reader.ts";
 
 /** Marks field `f` (1-31) as read in `seen`; a singular field read twice is protobuf-es's business (last wins, messages merge). */
 function once(seen: number, f: number): number {
@@ -128,7 +25,7 @@ function once(seen: number, f: number): number {
   return seen | bit;
 }
 
-function header(r: Reader): Header {
+function header(r: ProtoReader): Header {
   const outer = r.enter();
   const h: Header = { $typeName: "promproxy.v1.Header", name: "", value: "" };
   let seen = 0;
@@ -143,7 +40,7 @@ function header(r: Reader): Header {
   return h;
 }
 
-function duration(r: Reader): Duration {
+function duration(r: ProtoReader): Duration {
   const outer = r.enter();
   const d: Duration = { $typeName: "google.protobuf.Duration", seconds: 0n, nanos: 0 };
   let seen = 0;
@@ -158,7 +55,7 @@ function duration(r: Reader): Duration {
   return d;
 }
 
-function order(r: Reader): ScrapeOrder {
+function order(r: ProtoReader): ScrapeOrder {
   const outer = r.enter();
   const o: ScrapeOrder = { $typeName: "promproxy.v1.ScrapeOrder", scrapeId: 0n, port: 0, path: "", scheme: "", headers: [], creditBytes: 0n, method: "" };
   let timeout: Duration | undefined;
@@ -201,7 +98,7 @@ function order(r: Reader): ScrapeOrder {
 }
 
 /** A message of one uint64 field 1 and one field 2 of wire type `second` (credit: uint64 bytes; cancel: string reason), or of field 1 alone (ping). */
-function idAnd(r: Reader, second: number): { id: bigint; n: bigint; s: string } {
+function idAnd(r: ProtoReader, second: number): { id: bigint; n: bigint; s: string } {
   const outer = r.enter();
   const v = { id: 0n, n: 0n, s: "" };
   let seen = 0;
@@ -223,8 +120,7 @@ const none = -1;
 /** The server frame in `bytes`, or undefined for one left to protobuf-es. Never throws. */
 export function decodeServerFrameFast(bytes: Uint8Array): ServerFrame | undefined {
   try {
-    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const r = new Reader(buf);
+    const r = new ProtoReader(bytes);
     if (r.end === 0) return { $typeName: "promproxy.v1.ServerFrame", frame: { case: undefined } };
     let frame: ServerFrame["frame"];
     switch (r.tag()) {

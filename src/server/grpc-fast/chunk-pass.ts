@@ -19,7 +19,7 @@
  * @internal
  */
 import type { ClientFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
-import { NotCovered, Reader } from "./client-frame-decoder.ts";
+import { NotCovered, ProtoReader } from "../../shared/proto-reader.ts";
 
 /** Where a chunk's data starts in its message, and for which scrape. @internal */
 export interface ChunkStart {
@@ -37,7 +37,7 @@ const dataTag = (2 << 3) | 2; // ResultChunk.data, length-delimited
 /** Reads the start of a `length`-byte message from its first bytes; undefined unless it is a chunk laid out as above. */
 export function readChunkStart(first: Uint8Array, length: number): ChunkStart | undefined {
   try {
-    const r = new Reader(first, 0, first.byteLength);
+    const r = new ProtoReader(first);
     if (r.u32() !== chunkTag) return undefined;
     if (r.u32() !== length - r.pos) return undefined;
     let tag = r.u32();

@@ -10,109 +10,17 @@
  *
  * @internal
  */
-import { isUtf8 } from "node:buffer";
 import type { ClientFrame, Header, ScrapeError, ScrapeErrorReason } from "../../../gen/promproxy/v1/scrape_pb.ts";
+import { LEN, NotCovered, notCovered, ProtoReader, VARINT } from "../../shared/proto-reader.ts";
 
-/** Gives up on a message: protobuf-es reads it instead. */
-export class NotCovered extends Error {}
-export const notCovered = new NotCovered();
-
-/** Strings up to this many bytes are read in JavaScript when they are ASCII. */
-const shortString = 128;
-
-/** A cursor over one message's bytes. */
-export class Reader {
-  readonly buf: Uint8Array;
-  readonly end: number;
-  pos: number;
-  constructor(buf: Uint8Array, start: number, end: number) {
-    this.buf = buf;
-    this.pos = start;
-    this.end = end;
-  }
-  /** A varint of at most 32 bits, as protobuf-es's uint32() reads a tag or a length (at most 5 bytes here). */
-  u32(): number {
-    let v = 0;
-    for (let shift = 0; shift < 35; shift += 7) {
-      if (this.pos >= this.end) throw notCovered;
-      const b = this.buf[this.pos++] as number;
-      v += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) {
-        if (v > 0xffffffff) throw notCovered;
-        return v;
-      }
-    }
-    throw notCovered;
-  }
-  /** A uint64 varint (at most 10 bytes, nothing beyond 64 bits). */
-  u64(): bigint {
-    let lo = 0;
-    let shift = 0;
-    const start = this.pos;
-    for (; shift < 49; shift += 7) {
-      if (this.pos >= this.end) throw notCovered;
-      const b = this.buf[this.pos++] as number;
-      lo += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return BigInt(lo);
-    }
-    this.pos = start;
-    let v = 0n;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw notCovered;
-      const b = this.buf[this.pos++] as number;
-      if (i === 9 && b > 1) throw notCovered;
-      v |= BigInt(b & 0x7f) << BigInt(7 * i);
-      if (b < 0x80) return v;
-    }
-    throw notCovered;
-  }
-  /** The bounds of a length-delimited field's content. */
-  span(): [number, number] {
-    const n = this.u32();
-    const start = this.pos;
-    if (n > this.end - start) throw notCovered;
-    this.pos = start + n;
-    return [start, start + n];
-  }
-  str(): string {
-    const [s, e] = this.span();
-    if (s === e) return "";
-    const buf = this.buf;
-    if (e - s <= shortString) {
-      // Short ASCII (header names and values, messages): read here, cheaper than three calls into C++.
-      let ascii = true;
-      for (let i = s; i < e; i++) {
-        if ((buf[i] as number) >= 0x80) {
-          ascii = false;
-          break;
-        }
-      }
-      if (ascii) return String.fromCharCode.apply(null, buf.subarray(s, e) as unknown as number[]);
-    }
-    const view = buf.subarray(s, e);
-    if (!isUtf8(view)) throw notCovered;
-    return Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString("utf8");
-  }
-  bytes(): Uint8Array {
-    const [s, e] = this.span();
-    return this.buf.subarray(s, e);
-  }
-  /** The next tag as [field, wire type]. */
-  tag(): [number, number] {
-    const t = this.u32();
-    return [t >>> 3, t & 7];
-  }
-}
-
-const VARINT = 0;
-const LEN = 2;
-
-function header(r: Reader): Header {
+function header(r: ProtoReader): Header {
   const [s, e] = r.span();
-  const h = new Reader(r.buf, s, e);
+  const h = new ProtoReader(r.buf, s, e);
   const out: Header = { $typeName: "promproxy.v1.Header", name: "", value: "" };
   while (h.pos < h.end) {
-    const [f, w] = h.tag();
+    const t = h.tag();
+    const f = t >>> 3;
+    const w = t & 7;
     if (w !== LEN || (f !== 1 && f !== 2)) throw notCovered;
     if (f === 1) out.name = h.str();
     else out.value = h.str();
@@ -120,12 +28,14 @@ function header(r: Reader): Header {
   return out;
 }
 
-function scrapeError(r: Reader): ScrapeError {
+function scrapeError(r: ProtoReader): ScrapeError {
   const [s, e] = r.span();
-  const m = new Reader(r.buf, s, e);
+  const m = new ProtoReader(r.buf, s, e);
   const out: ScrapeError = { $typeName: "promproxy.v1.ScrapeError", reason: 0, message: "" };
   while (m.pos < m.end) {
-    const [f, w] = m.tag();
+    const t = m.tag();
+    const f = t >>> 3;
+    const w = t & 7;
     if (f === 1 && w === VARINT) {
       const v = m.u32();
       if (v > 0x7fffffff) throw notCovered; // a negative int32 takes 10 bytes: protobuf-es's business
@@ -151,14 +61,16 @@ const layout: Record<Kind, readonly number[]> = {
 };
 
 /** Reads one inner message of `kind` (a pong's nonce comes back as `scrapeId`). */
-function fields(r: Reader, kind: Kind): Fields {
+function fields(r: ProtoReader, kind: Kind): Fields {
   const [s, e] = r.span();
-  const m = new Reader(r.buf, s, e);
+  const m = new ProtoReader(r.buf, s, e);
   const allowed = layout[kind];
   const out: Fields = { scrapeId: 0n, status: 0, headers: [], data: new Uint8Array(0) };
   let errors = 0;
   while (m.pos < m.end) {
-    const [f, w] = m.tag();
+    const t = m.tag();
+    const f = t >>> 3;
+    const w = t & 7;
     if (allowed[f] !== w) throw notCovered;
     if (f === 1) out.scrapeId = m.u64();
     else if (f === 2 && kind === "chunk") out.data = m.bytes();
@@ -177,9 +89,11 @@ function fields(r: Reader, kind: Kind): Fields {
 /** The client frame in `bytes`, or undefined for one left to protobuf-es. */
 export function decodeClientFrameFast(bytes: Uint8Array): ClientFrame | undefined {
   try {
-    const r = new Reader(bytes, 0, bytes.byteLength);
+    const r = new ProtoReader(bytes, 0, bytes.byteLength);
     if (r.pos === r.end) return { $typeName: "promproxy.v1.ClientFrame", frame: { case: undefined } };
-    const [f, w] = r.tag();
+    const t = r.tag();
+    const f = t >>> 3;
+    const w = t & 7;
     if (w !== LEN) return undefined;
     let frame: ClientFrame["frame"];
     switch (f) {
@@ -217,7 +131,7 @@ export function decodeClientFrameFast(bytes: Uint8Array): ClientFrame | undefine
     if (r.pos !== r.end) return undefined;
     return { $typeName: "promproxy.v1.ClientFrame", frame };
   } catch (e) {
-    if (e === notCovered) return undefined;
+    if (e instanceof NotCovered) return undefined;
     throw e;
   }
 }
