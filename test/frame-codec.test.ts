@@ -11,6 +11,7 @@ import { ConnectError } from "@connectrpc/connect";
 import fc from "fast-check";
 import { ClientFrameSchema, ScrapeErrorReason, ServerFrameSchema, type ServerFrame } from "../gen/promproxy/v1/scrape_pb.ts";
 import { chunkFrameHeader, createFrameReader, encodeFrame, frameBuffers } from "../src/client/grpc-fast/frame-codec.ts";
+import { envelope, split } from "./fixtures/grpc-envelope.ts";
 
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
 const text = fc.string({ maxLength: 40, unit: "binary" });
@@ -27,32 +28,15 @@ const serverFrame: fc.Arbitrary<ServerFrame> = fc
   )
   .map((frame) => create(ServerFrameSchema, { frame } as never));
 
-function envelope(f: ServerFrame): Buffer {
-  const body = toBinary(ServerFrameSchema, f);
-  const out = Buffer.alloc(5 + body.byteLength);
-  out.writeUInt32BE(body.byteLength, 1);
-  out.set(body, 5);
-  return out;
-}
-
-/** Splits `bytes` at the given cut points (any order, duplicates allowed). */
-function split(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.byteLength + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const p of [...points, bytes.byteLength]) {
-    out.push(bytes.subarray(at, p));
-    at = p;
-  }
-  return out;
-}
+/** One server frame with its gRPC prefix. */
+const framed = (f: ServerFrame) => envelope([toBinary(ServerFrameSchema, f)]);
 
 test("server frames split at arbitrary points decode to the same messages as protobuf-es", () => {
   fc.assert(
     fc.property(fc.array(serverFrame, { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 30 }), (frames, cuts) => {
       const got: ServerFrame[] = [];
       const reader = createFrameReader({ readLimit: 1 << 20, onFrame: (f) => got.push(f) });
-      for (const piece of split(Buffer.concat(frames.map(envelope)), cuts)) reader.push(piece);
+      for (const piece of split(envelope(frames.map((f) => toBinary(ServerFrameSchema, f))), cuts)) reader.push(piece);
       assert.equal(got.length, frames.length);
       frames.forEach((f, i) => assert.ok(equals(ServerFrameSchema, f, got[i] as ServerFrame), `frame ${i}`));
       assert.ok(reader.idle);
@@ -94,7 +78,7 @@ test("a frame over the read limit, a compressed flag or a reserved flag is refus
   assert.match(refused([0x80, 0, 0, 0, 0]).rawMessage, /flags 0x80/);
   // At the limit: read.
   const got: ServerFrame[] = [];
-  const at = envelope(create(ServerFrameSchema, { frame: { case: "cancel", value: { scrapeId: 1n, reason: "x".repeat(90) } } }));
+  const at = framed(create(ServerFrameSchema, { frame: { case: "cancel", value: { scrapeId: 1n, reason: "x".repeat(90) } } }));
   createFrameReader({ readLimit: at.byteLength - 5, onFrame: (f) => got.push(f) }).push(at);
   assert.equal(got.length, 1);
 });
