@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { startChild, type Child } from "./ipc.ts";
 import { procCpuMs, procRss } from "./proc.ts";
 import { freePort } from "../test/e2e/prometheus.ts";
+import { serverExecArgv } from "./server-flags.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const flag = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -33,7 +34,7 @@ async function run(k: number) {
   try {
     for (const [i, port] of ports.entries()) {
       const options = { replicaId: ids[i], peers: urls, peerSecret: secret, replicasPerClient: k, maxClients: clients + 1000 };
-      servers.push(await startChild(path.join(here, "server-proc.ts"), [JSON.stringify(options), JSON.stringify({ port, maxConnections: clients, maxConnectionsPerAddress: clients })], ["--expose-gc"]));
+      servers.push(await startChild(path.join(here, "server-proc.ts"), [JSON.stringify(options), JSON.stringify({ port, maxConnections: clients, maxConnectionsPerAddress: clients })], serverExecArgv(["--expose-gc"])));
     }
     // The set is known once every replica heard from the others: before that every hello is taken.
     for (const u of urls) while ((await fetch(`${u}/readyz`).then((r) => r.status, () => 0)) !== 200) await sleep(100);

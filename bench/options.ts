@@ -4,6 +4,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { StaticSize } from "./static-target.ts";
+import { serverExecArgv } from "./server-flags.ts";
 
 export const HELP = `npm run bench -- [flags]
 
@@ -37,7 +38,7 @@ export const HELP = `npm run bench -- [flags]
   --server-options=JSON  extra createServer options, e.g. '{"creditBytes":8388608}' (experiments)
   --listen-options=JSON  idle/storm: extra listen() options of the server, e.g. '{"backlog":511}'
   --node-args=ARGS    extra Node flags (space-separated) for the server and app processes, e.g. "--trace-gc"
-  --server-node-args=ARGS  extra Node flags for our server process only (not the alt one)
+  --server-node-args=ARGS  extra Node flags for our server processes only (embedded and forwarder sections; not the alt one)
   --cpu-prof=DIR      write CPU profiles of the server and app processes to DIR (forwarder section:
                       fwd-server.cpuprofile and forwarder.cpuprofile)
   --heap-snapshot=DIR write a server heap snapshot after each latency row and the fleet connect
@@ -158,8 +159,8 @@ export function parseOptions(argv: string[]): BenchOptions {
 
 /** Node flags for a bench child named `name` (the CPU profile is named after it). */
 export function execArgvFor(o: BenchOptions, name: string): string[] {
-  const a = ["--expose-gc", ...o.nodeArgs];
-  if (name === "server") a.push(...o.serverNodeArgs);
+  const a = /server/.test(name) ? serverExecArgv(["--expose-gc", ...o.nodeArgs]) : ["--expose-gc", ...o.nodeArgs];
+  if (name === "server" || name === "fwd-server") a.push(...o.serverNodeArgs);
   if (o.cpuProfDir) a.push("--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`);
   return a;
 }

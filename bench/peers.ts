@@ -20,6 +20,7 @@ import { parsePeerState, peerStatePath } from "../src/server/peers/peer-state.ts
 import { startChild, type Child } from "./ipc.ts";
 import { procCpuMs, procRss } from "./proc.ts";
 import { freePort } from "../test/e2e/prometheus.ts";
+import { serverExecArgv } from "./server-flags.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const flag = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -59,7 +60,7 @@ async function run(withPeers: boolean) {
   try {
     for (const [i, port] of ports.entries()) {
       const options = { replicaId: `r${i + 1}`, ...(withPeers ? { peers: urls, peerSecret: secret } : {}) };
-      servers.push(await startChild(path.join(here, "server-proc.ts"), [JSON.stringify(options), JSON.stringify({ port })], ["--expose-gc"]));
+      servers.push(await startChild(path.join(here, "server-proc.ts"), [JSON.stringify(options), JSON.stringify({ port })], serverExecArgv(["--expose-gc"])));
     }
     for (const port of ports) {
       const load = await startChild(path.join(here, "status-clients.ts"), [JSON.stringify({ serverPort: port, count: clients, prefix: "c" })], []);

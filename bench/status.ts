@@ -24,6 +24,7 @@ import { fileURLToPath } from "node:url";
 import { startChild } from "./ipc.ts";
 import { procCpuMs } from "./proc.ts";
 import { fmtMs, quantile, table } from "./stats.ts";
+import { serverExecArgv } from "./server-flags.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const flag = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -61,7 +62,7 @@ function timedGet(port: number, path: string): Promise<number> {
 const cold: string[][] = [];
 
 async function run(system: string, root: string): Promise<string[][]> {
-  const server = await startChild<{ port: number }>(path.join(root, "bench/server-proc.ts"), [JSON.stringify({ replicaCount: 1 }), "{}"], cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${cpuProf}/${system}`] : []);
+  const server = await startChild<{ port: number }>(path.join(root, "bench/server-proc.ts"), [JSON.stringify({ replicaCount: 1 }), "{}"], serverExecArgv(cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${cpuProf}/${system}`] : []));
   const port = server.info.port;
   const pid = server.proc.pid as number;
   const load = await startChild(path.join(here, "status-clients.ts"), [JSON.stringify({ serverPort: port, count: clients, prefix: "c" })], []);

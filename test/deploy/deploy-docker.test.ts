@@ -24,6 +24,7 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
+import { shippedNodeFlags } from "../../bench/server-flags.ts";
 import { minimumNodeMajor } from "../../src/shared/version.ts";
 import { curl, waitFor } from "../helpers.ts";
 import { freePort } from "../e2e/prometheus.ts";
@@ -151,6 +152,13 @@ function dockerfileProblems(text: string): string[] {
   const entryArgv = entry && execForm(entry.args);
   if (!entryArgv) problems.push("ENTRYPOINT: want the exec form, or a shell stands between SIGTERM and Node");
   else if (entryArgv[0] !== "node") problems.push(`ENTRYPOINT ${entry!.args}: want node itself (npm or a shell would not pass SIGTERM on)`);
+  else {
+    const rest = entryArgv.slice(1);
+    const flags = rest.slice(0, Math.max(0, rest.findIndex((a) => !a.startsWith("-"))));
+    for (const f of shippedNodeFlags) {
+      if (!flags.includes(f)) problems.push(`ENTRYPOINT ${entry!.args}: want node ${f} before the script, as the bench runs the server (bench/server-flags.ts)`);
+    }
+  }
   const stop = last(final, "STOPSIGNAL")?.args;
   if (stop && stop !== "SIGTERM") problems.push(`STOPSIGNAL ${stop}: the server drains on SIGTERM`);
   const h = healthcheckOf(final);
@@ -334,6 +342,7 @@ test("docker: the Dockerfile passes its checks, and the checks catch a shell ent
   };
   assert.match(broken(/^ENTRYPOINT .*$/m, "ENTRYPOINT node /app/dist/src/cli/main.js"), /exec form/);
   assert.match(broken(/^ENTRYPOINT .*$/m, 'ENTRYPOINT ["npm", "start"]'), /want node itself/);
+  assert.match(broken(/^ENTRYPOINT .*$/m, 'ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]'), /want node --max-semi-space-size=4 before the script/);
   assert.match(broken(/^USER .*$/m, "USER node"), /numeric non-root/);
   assert.match(broken(/^USER .*$/m, "USER 0"), /numeric non-root/);
   assert.match(broken(/^HEALTHCHECK [^]*?\]\n/m, ""), /no HEALTHCHECK/);
