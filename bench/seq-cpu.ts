@@ -1,0 +1,88 @@
+/**
+ * Where a sequential small scrape's CPU goes, per process: user and system
+ * time and context switches (all threads, /proc/PID/task/*) per scrape, for
+ * promproxy's server and forwarder and (with --pushprox=DIR) PushProx's proxy
+ * and client, the same static exporter, scrapes interleaved one at a time.
+ *
+ *   node bench/seq-cpu.ts [--scrapes=2000] [--size=10k] [--pushprox=DIR]
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { startForwarder, startPushProx, stopProc } from "./forwarder-procs.ts";
+import { startChild, type Child } from "./ipc.ts";
+import { agent, scrape } from "./scrape.ts";
+import { median } from "./stats.ts";
+import { serverExecArgv } from "./server-flags.ts";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const opt = new Map(process.argv.slice(2).map((a) => {
+  const m = /^--([^=]+)=?(.*)$/.exec(a);
+  return [m?.[1] ?? a, m?.[2] ?? ""] as const;
+}));
+const scrapes = Number(opt.get("scrapes") || 2000);
+const size = opt.get("size") || "10k";
+const ppDir = opt.get("pushprox");
+
+interface Reading { user: number; sys: number; vol: number; invol: number; threads: number }
+/** utime, stime (ms) and context switches summed over the process's threads. */
+function read(pid: number): Reading {
+  const r: Reading = { user: 0, sys: 0, vol: 0, invol: 0, threads: 0 };
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
+      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      r.user += Number(rest[11]) * 10;
+      r.sys += Number(rest[12]) * 10;
+      const st = readFileSync(`/proc/${pid}/task/${t}/status`, "utf8");
+      r.vol += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0);
+      r.invol += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0);
+      r.threads++;
+    } catch {
+      // a thread that ended between the listing and the read
+    }
+  }
+  return r;
+}
+
+const children: Child[] = [];
+const target = await startChild<{ port: number }>(path.join(here, "static-target.ts"), [], ["--expose-gc"]);
+children.push(target);
+const server = await startChild<{ port: number }>(path.join(here, "server-proc.ts"), ["{}"], serverExecArgv(["--expose-gc"]));
+children.push(server);
+const fwd = await startForwarder(server.info.port, target.info.port, server, []);
+const paths: { name: string; port: number; url: string; host: string; pids: [string, number][] }[] = [
+  { name: "promproxy", port: server.info.port, url: `http://fwd:80/${size}`, host: "fwd:80", pids: [["server", server.proc.pid!], ["forwarder", fwd.pid!]] },
+];
+const pp = ppDir ? await startPushProx({ proxy: path.join(ppDir, "pushprox-proxy"), client: path.join(ppDir, "pushprox-client") }, target.info.port) : undefined;
+if (pp) {
+  const t = `127.0.0.1:${target.info.port}`;
+  paths.push({ name: "pushprox", port: pp.port, url: `http://${t}/${size}`, host: t, pids: [["proxy", pp.procs[0]!.pid!], ["client", pp.procs[1]!.pid!]] });
+}
+const ags = paths.map(() => agent());
+for (let i = 0; i < 300; i++) for (const [k, p] of paths.entries()) await scrape(ags[k]!, p.port, p.url, p.host);
+const before = paths.map((p) => p.pids.map(([, pid]) => read(pid)));
+const times: number[][] = paths.map(() => []);
+for (let i = 0; i < scrapes; i++) {
+  for (const [k, p] of paths.entries()) {
+    const r = await scrape(ags[k]!, p.port, p.url, p.host);
+    if (r.status !== 200) throw new Error(`${p.name}: ${r.status}`);
+    times[k]!.push(r.ms);
+  }
+}
+console.log(`seq-cpu: ${scrapes} sequential ${size} scrapes per path, interleaved; per scrape: CPU ms (user/sys), context switches (voluntary/involuntary, all threads)`);
+console.log("| path | p50 ms | process | user ms | sys ms | total ms | vol cs | invol cs | threads |");
+console.log("|---|---|---|---|---|---|---|---|---|");
+for (const [k, p] of paths.entries()) {
+  for (const [j, [pname, pid]] of p.pids.entries()) {
+    const a = before[k]![j]!;
+    const b = read(pid);
+    const per = (x: number) => (x / scrapes).toFixed(3);
+    console.log(`| ${p.name} | ${median(times[k]!).toFixed(2)} | ${pname} | ${per(b.user - a.user)} | ${per(b.sys - a.sys)} | ${per(b.user - a.user + b.sys - a.sys)} | ${per(b.vol - a.vol)} | ${per(b.invol - a.invol)} | ${b.threads} |`);
+  }
+}
+for (const a of ags) a.destroy();
+await stopProc(fwd);
+for (const p of pp?.procs ?? []) await stopProc(p);
+for (const c of children) await c.call("stop").catch(() => {});
+process.exit(0);
