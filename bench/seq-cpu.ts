@@ -4,7 +4,9 @@
  * promproxy's server and forwarder and (with --pushprox=DIR) PushProx's proxy
  * and client, the same static exporter, scrapes interleaved one at a time.
  *
- *   node bench/seq-cpu.ts [--scrapes=2000] [--size=10k] [--pushprox=DIR]
+ *   node bench/seq-cpu.ts [--scrapes=2000] [--size=10k] [--pushprox=DIR] [--min-relay]
+ *
+ * --min-relay adds bench/min-relay-proc.ts: the least a stream relay can be on Node.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
@@ -24,16 +26,17 @@ const scrapes = Number(opt.get("scrapes") || 2000);
 const size = opt.get("size") || "10k";
 const ppDir = opt.get("pushprox");
 
-interface Reading { user: number; sys: number; vol: number; invol: number; threads: number }
+interface Reading { user: number; sys: number; vol: number; invol: number; threads: number; main: number }
 /** utime, stime (ms) and context switches summed over the process's threads. */
 function read(pid: number): Reading {
-  const r: Reading = { user: 0, sys: 0, vol: 0, invol: 0, threads: 0 };
+  const r: Reading = { user: 0, sys: 0, vol: 0, invol: 0, threads: 0, main: 0 };
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
       const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       r.user += Number(rest[11]) * 10;
       r.sys += Number(rest[12]) * 10;
+      if (t === String(pid)) r.main = (Number(rest[11]) + Number(rest[12])) * 10;
       const st = readFileSync(`/proc/${pid}/task/${t}/status`, "utf8");
       r.vol += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0);
       r.invol += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0);
@@ -59,6 +62,13 @@ if (pp) {
   const t = `127.0.0.1:${target.info.port}`;
   paths.push({ name: "pushprox", port: pp.port, url: `http://${t}/${size}`, host: t, pids: [["proxy", pp.procs[0]!.pid!], ["client", pp.procs[1]!.pid!]] });
 }
+if (opt.has("min-relay")) {
+  const ms = await startChild<{ port: number; h2Port: number }>(path.join(here, "min-relay-proc.ts"), ["server"], ["--expose-gc"]);
+  const mc = await startChild(path.join(here, "min-relay-proc.ts"), ["client", String(ms.info.h2Port), String(target.info.port)], ["--expose-gc"]);
+  children.push(ms, mc);
+  while (!(await ms.call<boolean>("connected"))) await new Promise((r) => setTimeout(r, 50));
+  paths.push({ name: "min-relay", port: ms.info.port, url: `http://fwd:80/${size}`, host: "fwd:80", pids: [["server", ms.proc.pid!], ["client", mc.proc.pid!]] });
+}
 const ags = paths.map(() => agent());
 for (let i = 0; i < 300; i++) for (const [k, p] of paths.entries()) await scrape(ags[k]!, p.port, p.url, p.host);
 const before = paths.map((p) => p.pids.map(([, pid]) => read(pid)));
@@ -71,14 +81,14 @@ for (let i = 0; i < scrapes; i++) {
   }
 }
 console.log(`seq-cpu: ${scrapes} sequential ${size} scrapes per path, interleaved; per scrape: CPU ms (user/sys), context switches (voluntary/involuntary, all threads)`);
-console.log("| path | p50 ms | process | user ms | sys ms | total ms | vol cs | invol cs | threads |");
-console.log("|---|---|---|---|---|---|---|---|---|");
+console.log("| path | p50 ms | process | user ms | sys ms | total ms | main thread ms | vol cs | invol cs | threads |");
+console.log("|---|---|---|---|---|---|---|---|---|---|");
 for (const [k, p] of paths.entries()) {
   for (const [j, [pname, pid]] of p.pids.entries()) {
     const a = before[k]![j]!;
     const b = read(pid);
     const per = (x: number) => (x / scrapes).toFixed(3);
-    console.log(`| ${p.name} | ${median(times[k]!).toFixed(2)} | ${pname} | ${per(b.user - a.user)} | ${per(b.sys - a.sys)} | ${per(b.user - a.user + b.sys - a.sys)} | ${per(b.vol - a.vol)} | ${per(b.invol - a.invol)} | ${b.threads} |`);
+    console.log(`| ${p.name} | ${median(times[k]!).toFixed(2)} | ${pname} | ${per(b.user - a.user)} | ${per(b.sys - a.sys)} | ${per(b.user - a.user + b.sys - a.sys)} | ${per(b.main - a.main)} | ${per(b.vol - a.vol)} | ${per(b.invol - a.invol)} | ${b.threads} |`);
   }
 }
 for (const a of ags) a.destroy();
