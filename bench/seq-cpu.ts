@@ -4,9 +4,11 @@
  * promproxy's server and forwarder and (with --pushprox=DIR) PushProx's proxy
  * and client, the same static exporter, scrapes interleaved one at a time.
  *
- *   node bench/seq-cpu.ts [--scrapes=2000] [--size=10k] [--pushprox=DIR] [--min-relay]
+ *   node bench/seq-cpu.ts [--scrapes=2000] [--size=10k] [--pushprox=DIR] [--min-relay] [--cpu-prof=DIR]
  *
- * --min-relay adds bench/min-relay-proc.ts: the least a stream relay can be on Node.
+ * --min-relay adds bench/min-relay-proc.ts: the least a stream relay can be on Node. --cpu-prof=DIR writes
+ * server, forwarder (and min-relay-server, min-relay-client) .cpuprofile files of the run.
+ * Read and write calls: syscr/syscw of /proc/PID/io.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
@@ -25,11 +27,16 @@ const opt = new Map(process.argv.slice(2).map((a) => {
 const scrapes = Number(opt.get("scrapes") || 2000);
 const size = opt.get("size") || "10k";
 const ppDir = opt.get("pushprox");
+const profDir = opt.get("cpu-prof");
+/** Node flags of a profiled child: its CPU profile is DIR/NAME.cpuprofile. */
+const prof = (name: string) => (profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
 
-interface Reading { user: number; sys: number; vol: number; invol: number; threads: number; main: number }
+interface Reading { user: number; sys: number; vol: number; invol: number; threads: number; main: number; syscr: number; syscw: number }
 /** utime, stime (ms) and context switches summed over the process's threads. */
 function read(pid: number): Reading {
-  const r: Reading = { user: 0, sys: 0, vol: 0, invol: 0, threads: 0, main: 0 };
+  const io = readFileSync(`/proc/${pid}/io`, "utf8");
+  const count = (name: string) => Number(new RegExp(`^${name}: (\\d+)`, "m").exec(io)?.[1] ?? NaN);
+  const r: Reading = { user: 0, sys: 0, vol: 0, invol: 0, threads: 0, main: 0, syscr: count("syscr"), syscw: count("syscw") };
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
@@ -51,9 +58,9 @@ function read(pid: number): Reading {
 const children: Child[] = [];
 const target = await startChild<{ port: number }>(path.join(here, "static-target.ts"), [], ["--expose-gc"]);
 children.push(target);
-const server = await startChild<{ port: number }>(path.join(here, "server-proc.ts"), ["{}"], serverExecArgv(["--expose-gc"]));
+const server = await startChild<{ port: number }>(path.join(here, "server-proc.ts"), ["{}"], serverExecArgv(["--expose-gc", ...prof("server")]));
 children.push(server);
-const fwd = await startForwarder(server.info.port, target.info.port, server, []);
+const fwd = await startForwarder(server.info.port, target.info.port, server, prof("forwarder"));
 const paths: { name: string; port: number; url: string; host: string; pids: [string, number][] }[] = [
   { name: "promproxy", port: server.info.port, url: `http://fwd:80/${size}`, host: "fwd:80", pids: [["server", server.proc.pid!], ["forwarder", fwd.pid!]] },
 ];
@@ -63,8 +70,8 @@ if (pp) {
   paths.push({ name: "pushprox", port: pp.port, url: `http://${t}/${size}`, host: t, pids: [["proxy", pp.procs[0]!.pid!], ["client", pp.procs[1]!.pid!]] });
 }
 if (opt.has("min-relay")) {
-  const ms = await startChild<{ port: number; h2Port: number }>(path.join(here, "min-relay-proc.ts"), ["server"], ["--expose-gc"]);
-  const mc = await startChild(path.join(here, "min-relay-proc.ts"), ["client", String(ms.info.h2Port), String(target.info.port)], ["--expose-gc"]);
+  const ms = await startChild<{ port: number; h2Port: number }>(path.join(here, "min-relay-proc.ts"), ["server"], ["--expose-gc", ...prof("min-relay-server")]);
+  const mc = await startChild(path.join(here, "min-relay-proc.ts"), ["client", String(ms.info.h2Port), String(target.info.port)], ["--expose-gc", ...prof("min-relay-client")]);
   children.push(ms, mc);
   while (!(await ms.call<boolean>("connected"))) await new Promise((r) => setTimeout(r, 50));
   paths.push({ name: "min-relay", port: ms.info.port, url: `http://fwd:80/${size}`, host: "fwd:80", pids: [["server", ms.proc.pid!], ["client", mc.proc.pid!]] });
@@ -81,14 +88,14 @@ for (let i = 0; i < scrapes; i++) {
   }
 }
 console.log(`seq-cpu: ${scrapes} sequential ${size} scrapes per path, interleaved; per scrape: CPU ms (user/sys), context switches (voluntary/involuntary, all threads)`);
-console.log("| path | p50 ms | process | user ms | sys ms | total ms | main thread ms | vol cs | invol cs | threads |");
-console.log("|---|---|---|---|---|---|---|---|---|---|");
+console.log("| path | p50 ms | process | user ms | sys ms | total ms | main thread ms | vol cs | invol cs | read calls | write calls | threads |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const [k, p] of paths.entries()) {
   for (const [j, [pname, pid]] of p.pids.entries()) {
     const a = before[k]![j]!;
     const b = read(pid);
     const per = (x: number) => (x / scrapes).toFixed(3);
-    console.log(`| ${p.name} | ${median(times[k]!).toFixed(2)} | ${pname} | ${per(b.user - a.user)} | ${per(b.sys - a.sys)} | ${per(b.user - a.user + b.sys - a.sys)} | ${per(b.main - a.main)} | ${per(b.vol - a.vol)} | ${per(b.invol - a.invol)} | ${b.threads} |`);
+    console.log(`| ${p.name} | ${median(times[k]!).toFixed(2)} | ${pname} | ${per(b.user - a.user)} | ${per(b.sys - a.sys)} | ${per(b.user - a.user + b.sys - a.sys)} | ${per(b.main - a.main)} | ${per(b.vol - a.vol)} | ${per(b.invol - a.invol)} | ${per(b.syscr - a.syscr)} | ${per(b.syscw - a.syscw)} | ${b.threads} |`);
   }
 }
 for (const a of ags) a.destroy();
