@@ -9,7 +9,14 @@
  * rejection.
  */
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import * as fs from "node:fs";
+import * as https from "node:https";
+import type { AddressInfo } from "node:net";
+import * as path from "node:path";
 import { after, before, test } from "node:test";
+import type * as tls from "node:tls";
+import { fileURLToPath } from "node:url";
 import type { Dispatcher } from "undici";
 import { exporterExchange } from "../src/client/targets/exporter-exchange.ts";
 import { queuedAbort } from "../src/client/targets/exporter-pool.ts";
@@ -161,7 +168,7 @@ test("undici: chunks handed over after a pause wait in order behind the pending 
   } as unknown as Dispatcher;
   const events: string[] = [];
   const written: string[] = [];
-  await exporterExchange(fake, "/metrics", {}, new AbortController().signal, 10_000, {
+  await exporterExchange(fake, { path: "/metrics", headers: {} }, new AbortController().signal, 10_000, {
     head: (status) => void events.push(`head ${status}`),
     data: (chunk) =>
       new Promise<void>((resolve) =>
@@ -329,5 +336,35 @@ test("undici: a scrape that times out or is cancelled while the head comes, or w
     tb.close();
     await slowHead.close();
     await big.close();
+  }
+});
+
+test("undici: the target's tls.serverName is the name sent (SNI) and verified, whatever the URL's host", async () => {
+  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures/forwarder-tls");
+  const [ca, cert, key] = ["ca.pem", "server.pem", "server.key"].map((f) => fs.readFileSync(path.join(dir, f)));
+  const names: (string | false | null)[] = [];
+  const server = https.createServer({ cert, key }, (req, res) => {
+    names.push((req.socket as tls.TLSSocket).servername);
+    res.writeHead(200, { "content-type": "text/plain" }).end("up 1\n");
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const port = (server.address() as AddressInfo).port;
+  const named = createHttpTargets([{ url: `https://127.0.0.1:${port}`, port: 9100, tls: { ca, serverName: "localhost" } }])[0]!;
+  const wrong = createHttpTargets([{ url: `https://localhost:${port}`, port: 9100, tls: { ca, serverName: "wrong.example" } }])[0]!;
+  try {
+    const r = await scrape(named);
+    assert.equal(r.error, undefined, r.error?.message);
+    assert.equal(r.body.toString(), "up 1\n");
+    assert.deepEqual(names, ["localhost"]);
+    const w = await scrape(wrong);
+    assert.equal(w.error?.reason, ScrapeErrorReason.UNREACHABLE);
+    assert.match(w.error?.message ?? "", /: TLS handshake failed: .*wrong\.example.* \(ERR_TLS_CERT_ALTNAME_INVALID\)$/);
+    assert.equal(names.length, 1);
+  } finally {
+    named.close();
+    wrong.close();
+    server.closeAllConnections();
+    server.close();
   }
 });

@@ -22,6 +22,20 @@ export interface ExchangeSink {
 /** The headers relayed from an exporter's answer. */
 const relayed = ["content-type", "content-encoding", "content-length"] as const;
 
+/** The request an exchange sends. @internal */
+export interface ExchangeRequest {
+  /** Path and query. */
+  path: string;
+  /** The request's headers, `host` among them. */
+  headers: Record<string, string>;
+  /**
+   * The TLS server name (SNI, and the name the certificate is verified for)
+   * on an https pool. undici takes it from the `host` header unless given
+   * here, over the pool's own `connect.servername`.
+   */
+  servername?: string;
+}
+
 /** What became of an exchange that failed: whether its request was sent on a connection that had answered before. */
 export interface ExchangeFailure {
   /** A free kept-alive connection was there when the request was dispatched (it most likely went on it). */
@@ -44,7 +58,7 @@ function onQueued(cancel: (reason: Error) => void): void {
 }
 
 /**
- * One `GET path` on `pool`, fed to `sink` chunk by chunk with the exporter's
+ * One `GET` of `request.path` on `pool`, fed to `sink` chunk by chunk with the exporter's
  * connection not read while a chunk is being written: the bytes go from the
  * socket to the sink without a stream in between. Resolves when the answer
  * has ended and the last chunk's write has settled; rejects with undici's
@@ -66,8 +80,7 @@ function onQueued(cancel: (reason: Error) => void): void {
  */
 export function exporterExchange(
   pool: Dispatcher & { readonly stats?: { free: number } },
-  path: string,
-  headers: Record<string, string>,
+  request: ExchangeRequest,
   signal: AbortSignal,
   lateMs: number,
   sink: ExchangeSink,
@@ -171,7 +184,9 @@ export function exporterExchange(
     if (signal.aborted) return void reject(signal.reason);
     signal.addEventListener("abort", onAbort);
     failure.keptFree = (pool.stats?.free ?? 0) > 0;
+    const { path, headers, servername } = request;
     const opts: Dispatcher.DispatchOptions & Record<symbol, unknown> = { method: "GET", path, headers, headersTimeout: lateMs, bodyTimeout: lateMs };
+    if (servername !== undefined) opts.servername = servername;
     if (queuedAbort) opts[queuedAbort] = onQueued;
     dispatching = (cancel) => (cancelQueued = cancel);
     try {

@@ -1,4 +1,4 @@
-import { exporterExchange, type ExchangeFailure, type ExchangeSink } from "./exporter-exchange.ts";
+import { exporterExchange, type ExchangeFailure, type ExchangeRequest, type ExchangeSink } from "./exporter-exchange.ts";
 import { createExporterPools } from "./exporter-pool.ts";
 import { closedUnderKeptRequest, cutOffError, describe, exporterHeaders } from "./exporter-request.ts";
 import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget, type ServeRequest } from "./target.ts";
@@ -162,6 +162,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
     req.signal.addEventListener("abort", onOuterAbort, { once: true });
     try {
       const pool = pools.get(https_);
+      const request: ExchangeRequest = { path: req.path, headers, servername: https_ ? o.tls?.serverName : undefined };
       const sink: ExchangeSink = {
         head(status, relayed) {
           progress.status = status;
@@ -183,7 +184,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
       for (let attempt = 1; ; attempt++) {
         const failure: ExchangeFailure = { keptFree: false };
         try {
-          await exporterExchange(pool, req.path, headers, ac.signal, budgetMs + undiciTimerSlackMs, sink, failure);
+          await exporterExchange(pool, request, ac.signal, budgetMs + undiciTimerSlackMs, sink, failure);
           return;
         } catch (e) {
           if (ac.signal.aborted) throw ac.signal.reason;
