@@ -152,7 +152,7 @@ test("hostile exporter: a response head over Node's header limit (a flood of hea
       const r = await scrape(e.port);
       assert.equal(r.status, 0, "no head relayed");
       assert.equal(r.error?.reason, ScrapeErrorReason.UNREACHABLE);
-      assert.equal(r.error?.message, `target http://127.0.0.1:${e.port}/metrics: answered with a response head larger than ${limit} bytes (HPE_HEADER_OVERFLOW)`);
+      assert.equal(r.error?.message, `target http://127.0.0.1:${e.port}/metrics: answered with a response head larger than ${limit} bytes (UND_ERR_HEADERS_OVERFLOW)`);
       assert.equal(e.requests.length, 1, "not tried again");
       await waitFor("the exporter's connection to be closed", () => e.open === 0);
     }

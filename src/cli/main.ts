@@ -5,10 +5,10 @@
  * The commands are imported only after the Node.js version check, so that an older Node gets one clear line
  * instead of whatever in them fails first.
  */
-import { minimumNodeMajor, packageVersion } from "../shared/version.ts";
+import { minimumNode, olderThanMinimumNode, packageVersion } from "../shared/version.ts";
 
-if (Number(process.versions.node.split(".")[0]) < minimumNodeMajor) {
-  process.stderr.write(`promproxy needs Node ${minimumNodeMajor} or newer (this is ${process.version})\n`);
+if (olderThanMinimumNode(process.versions.node)) {
+  process.stderr.write(`promproxy needs Node ${minimumNode} or newer (this is ${process.version})\n`);
   process.exit(1);
 }
 const { CliError } = await import("./util.ts");

@@ -16,7 +16,7 @@ import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { minimumNodeMajor, packageVersion } from "../../src/shared/version.ts";
+import { minimumNode, olderThanMinimumNode, packageVersion } from "../../src/shared/version.ts";
 import { waitFor } from "../helpers.ts";
 import { freePort } from "./prometheus.ts";
 
@@ -34,7 +34,7 @@ const olderNode = (() => {
     if (!dir || !fs.existsSync(candidate) || fs.realpathSync(candidate) === node22) continue;
     try {
       const version = String(execFileSync(candidate, ["--version"])).trim();
-      if (Number(/^v(\d+)\./.exec(version)?.[1]) < minimumNodeMajor) return { dir, version };
+      if (olderThanMinimumNode(version)) return { dir, version };
     } catch {
       // not runnable: look further
     }
@@ -88,9 +88,9 @@ test("install: the published package runs no install script, and npm says nothin
 
 test("install: the version is package.json's, and the engines field states the Node the CLI checks", () => {
   assert.equal(packageVersion, pkg.version);
-  assert.equal(pkg.engines.node, `>=${minimumNodeMajor}`);
+  assert.equal(pkg.engines.node, `>=${minimumNode}`);
   const installed = JSON.parse(fs.readFileSync(path.join(app, "node_modules/promproxy/package.json"), "utf8")) as { engines?: { node?: string } };
-  assert.equal(installed.engines?.node, `>=${minimumNodeMajor}`, "npm warns (EBADENGINE) when an older Node installs it");
+  assert.equal(installed.engines?.node, `>=${minimumNode}`, "npm warns (EBADENGINE) when an older Node installs it");
 });
 
 test("install: promproxy --version and -v print the version, from the tarball and from the sources", async () => {
@@ -107,7 +107,7 @@ test("install: promproxy --version and -v print the version, from the tarball an
 
 test(`install: an older Node (${olderNode?.version ?? "none on PATH"}) gets one line and exit code 1, whatever the command`, { skip: !olderNode && "no node older than the minimum on PATH" }, async () => {
   const bin = path.join(app, "node_modules/.bin/promproxy");
-  const line = `promproxy needs Node ${minimumNodeMajor} or newer (this is ${olderNode!.version})\n`;
+  const line = `promproxy needs Node ${minimumNode} or newer (this is ${olderNode!.version})\n`;
   for (const args of [["--version"], ["--help"], ["server", "--listen", "127.0.0.1:0"], ["client", "--name", "x"], []]) {
     // The bin's `#!/usr/bin/env node` finds the older node first on PATH, as on a machine with only that one.
     const r = await exec(bin, args, { cwd: app, env: withPath(olderNode!.dir), timeout: 30_000 }).then(

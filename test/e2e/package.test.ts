@@ -6,7 +6,7 @@
  * and the installed `promproxy` command, the installed `promproxy/client` and
  * the installed bcrypt worker are run from there.
  *
- * Node: the package needs Node 22 (`engines`), and its `bin` is
+ * Node: the package needs Node 22.19 (`engines`), and its `bin` is
  * dist/src/cli/main.js with `#!/usr/bin/env node`, so it runs on whatever
  * `node` comes first on PATH. This machine's `node` is 20, so every command
  * here runs with this repository's Node 22 (the `node@22` devDependency's

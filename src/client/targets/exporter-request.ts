@@ -1,14 +1,6 @@
-import * as http from "node:http";
-import * as https from "node:https";
 import { version } from "../../shared/version.ts";
+import { exporterMaxHeaderSize } from "./exporter-pool.ts";
 import { ScrapeErrorReason, TargetError, type ServeRequest } from "./target.ts";
-
-/** Where a target's requests go: the exporter's origin and the keep-alive agents for it. @internal */
-export interface ExporterOrigin {
-  base: URL;
-  httpAgent: http.Agent;
-  httpsAgent: https.Agent;
-}
 
 /**
  * The headers sent to the exporter: Prometheus' Accept, Accept-Encoding and
@@ -28,55 +20,59 @@ export function exporterHeaders(req: ServeRequest, budgetMs: number, authorizati
   return headers;
 }
 
+const closedCodes = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
+
 /**
- * Sends `GET path` to the exporter; resolves with its response head, rejects
- * with the socket error (marked `reusedSocket` when a kept-alive connection
- * failed) or when `signal` aborts.
+ * Whether a request that failed before any response head is worth one fresh
+ * try: the connection was closed under it, and it was a kept-alive one (the
+ * exporter closed it while idle, just as the request went out). `keptFree`
+ * says a kept connection was free when the request was dispatched; undici's
+ * socket errors also tell how many bytes the connection had read, none on a
+ * fresh one. A GET has no effect to repeat.
  *
  * @internal
  */
-export function exporterRequest(
-  origin: ExporterOrigin,
-  secure: boolean,
-  path: string,
-  headers: Record<string, string>,
-  signal: AbortSignal,
-): Promise<http.IncomingMessage> {
-  const { base } = origin;
-  return new Promise((resolve, reject) => {
-    const options: http.RequestOptions = {
-      protocol: secure ? "https:" : "http:",
-      hostname: base.hostname.startsWith("[") ? base.hostname.slice(1, -1) : base.hostname,
-      port: base.port || (secure ? 443 : 80),
-      method: "GET",
-      path,
-      headers: { ...headers, host: base.host },
-      agent: secure ? origin.httpsAgent : origin.httpAgent,
-    };
-    const r = secure ? https.request(options) : http.request(options);
-    const onAbort = () => r.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-    if (signal.aborted) onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    r.once("response", (res) => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(res);
-    });
-    r.once("error", (e: Error & { reusedSocket?: boolean }) => {
-      signal.removeEventListener("abort", onAbort);
-      e.reusedSocket = r.reusedSocket;
-      reject(e);
-    });
-    r.end();
-  });
+export function closedUnderKeptRequest(e: unknown, keptFree: boolean): boolean {
+  const err = e as { code?: unknown; message?: unknown; socket?: { bytesRead?: unknown } } | null;
+  if (!keptFree || typeof err?.code !== "string" || !closedCodes.has(err.code) || err.message === "bad response") return false;
+  return err.socket?.bytesRead !== 0;
+}
+
+/**
+ * Whether a failure after the head means the exporter's connection ended
+ * before the answer did (undici: a socket error, or a body shorter than its
+ * Content-Length).
+ *
+ * @internal
+ */
+export function cutOffError(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (closedCodes.has(code) || code === "UND_ERR_RES_CONTENT_LENGTH_MISMATCH");
+}
+
+/**
+ * The llhttp code of an undici HTTPParserError that has none (undici 8 leaves
+ * it out): its message carries llhttp's reason, "Expected HTTP/" being the
+ * status line's HPE_INVALID_CONSTANT; any other reason is an unnamed "HPE_".
+ */
+function parserCode(err: { name?: unknown } | null, msg: string): string {
+  if (err?.name !== "HTTPParserError") return "";
+  return /\(Expected HTTP\//.test(msg) ? "HPE_INVALID_CONSTANT" : "HPE_";
 }
 
 const tlsCodes = /^(ERR_TLS_|ERR_SSL_|EPROTO$|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_|HOSTNAME_MISMATCH$)/;
 
-/** Turns a socket-level error into a TargetError that names the target and the cause. @internal */
+/**
+ * Turns a socket-level error (Node's codes, and undici's own: UND_ERR_SOCKET,
+ * UND_ERR_HEADERS_OVERFLOW, HTTPParserError's HPE_ codes ...) into a
+ * TargetError that names the target and the cause.
+ *
+ * @internal
+ */
 export function describe(e: unknown, where: string): TargetError {
   const err = e as NodeJS.ErrnoException & { hostname?: string };
-  const code = typeof err?.code === "string" ? err.code : "";
   const msg = e instanceof Error ? e.message : String(e);
+  const code = typeof err?.code === "string" ? err.code : parserCode(err, msg);
   const with_ = (text: string) => new TargetError(ScrapeErrorReason.UNREACHABLE, `target ${where}: ${text}`, { cause: e });
   switch (code) {
     case "ECONNREFUSED":
@@ -89,19 +85,30 @@ export function describe(e: unknown, where: string): TargetError {
     case "ECONNRESET":
     case "EPIPE":
       return with_(`connection reset by the exporter (${code})`);
+    case "UND_ERR_SOCKET":
+      // undici's word for an unasked 100 Continue (a GET expects none); otherwise a connection closed under the request.
+      if (msg === "bad response") return with_(`answered malformed HTTP: an interim 100 Continue the request did not ask for (${code})`);
+      return with_(`connection reset by the exporter (${msg}, ${code})`);
     case "EHOSTUNREACH":
     case "ENETUNREACH":
     case "ETIMEDOUT":
     case "EADDRNOTAVAIL":
+    case "UND_ERR_CONNECT_TIMEOUT":
       return with_(`unreachable (${msg})`);
+    case "UND_ERR_HEADERS_TIMEOUT":
+    case "UND_ERR_BODY_TIMEOUT":
+      return new TargetError(ScrapeErrorReason.TIMEOUT, `target ${where} did not answer in time (${code})`, { cause: e });
     case "HPE_INVALID_CONSTANT":
     case "HPE_INVALID_VERSION":
       return with_(`answered something that is not HTTP (${code}); is it an https:// exporter?`);
     case "HPE_HEADER_OVERFLOW":
-      return with_(`answered with a response head larger than ${http.maxHeaderSize} bytes (${code})`);
+    case "UND_ERR_HEADERS_OVERFLOW":
+      return with_(`answered with a response head larger than ${exporterMaxHeaderSize} bytes (${code})`);
     default:
       if (tlsCodes.test(code)) return with_(`TLS handshake failed: ${msg} (${code})`);
-      if (code.startsWith("HPE_")) return with_(`answered malformed HTTP: ${msg.replace(/^Parse Error: /, "")} (${code})`);
+      // undici words llhttp's reason as "Response does not match the HTTP/1.1 protocol (REASON)".
+      if (code === "HPE_") return with_(`answered malformed HTTP: ${/\((.*)\)$/.exec(msg)?.[1] ?? msg}`);
+      if (code.startsWith("HPE_")) return with_(`answered malformed HTTP: ${/\((.*)\)$/.exec(msg)?.[1] ?? msg.replace(/^Parse Error: /, "")} (${code})`);
       return with_(code ? `${msg} (${code})` : msg);
   }
 }

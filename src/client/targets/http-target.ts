@@ -1,6 +1,6 @@
-import * as http from "node:http";
-import * as https from "node:https";
-import { describe, exporterHeaders, exporterRequest, type ExporterOrigin } from "./exporter-request.ts";
+import { exporterExchange, type ExchangeFailure, type ExchangeRequest, type ExchangeSink } from "./exporter-exchange.ts";
+import { createExporterPools } from "./exporter-pool.ts";
+import { closedUnderKeptRequest, cutOffError, describe, exporterHeaders } from "./exporter-request.ts";
 import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget, type ServeRequest } from "./target.ts";
 import { checkUrl, parseTargetSpec, type HttpTargetOptions, type Secret } from "./http-target-options.ts";
 import { checkRequestPath, pathMatches } from "../../shared/paths.ts";
@@ -41,9 +41,12 @@ const reasonNames: Record<number, TargetOutcome["outcome"]> = {
   [ScrapeErrorReason.NOT_FOUND]: "not_found",
   [ScrapeErrorReason.CANCELLED]: "cancelled",
 };
-const cutOff = (where: string) => new TargetError(ScrapeErrorReason.UNREACHABLE, `target ${where} closed the connection before the end of its answer`);
+const cutOff = (where: string, cause: unknown) =>
+  new TargetError(ScrapeErrorReason.UNREACHABLE, `target ${where} closed the connection before the end of its answer`, { cause });
 /** Finish a little before the scrape's deadline, so the error that names the target wins the race. */
 const deadlineMarginMs = 25;
+/** How much later than the budget's timer undici's own header and body timers are set: the budget's message wins. */
+const undiciTimerSlackMs = 1000;
 
 /**
  * Creates the targets for a list of specs: checked, with no two serving the
@@ -97,20 +100,8 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
   const bearer = o.bearerToken;
   const maxBytes = o.maxResponseBytes ?? 256 * MiB;
   const maxInFlight = o.maxScrapesInFlight ?? Infinity;
-  const tls = o.tls ?? {};
-  // As many idle keep-alive sockets as scrapes in flight (the client's default 8, twice over): with fewer, every
-  // round of concurrent scrapes closed and reopened sockets (bench/measurements.md: +19% scrapes/s, -14% CPU).
-  const httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 16 });
-  const httpsAgent = new https.Agent({
-    keepAlive: true,
-    maxFreeSockets: 16,
-    ca: tls.ca,
-    cert: tls.cert,
-    key: tls.key,
-    servername: tls.serverName,
-    rejectUnauthorized: !tls.insecureSkipVerify,
-  });
-  const origin: ExporterOrigin = { base, httpAgent, httpsAgent };
+  // One undici Pool per scheme, made on first use; idle connections are kept for the next scrape.
+  const pools = createExporterPools(base.host, o.tls ?? {});
   let inFlight = 0;
 
   async function authorization(): Promise<string | undefined> {
@@ -131,8 +122,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
     labels: { ...(o.labels ?? {}) },
     display,
     close() {
-      httpAgent.destroy();
-      httpsAgent.destroy();
+      pools.close();
     },
     async serve(req, out) {
       const started = { bytes: 0, status: undefined as number | undefined };
@@ -161,6 +151,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
     const where = `${https_ ? "https" : "http"}://${base.host}${req.path.split("?")[0]}`;
     const budgetMs = Math.max(1, Math.min(o.timeoutMs ?? Infinity, req.timeoutMs - deadlineMarginMs));
     const headers = exporterHeaders(req, budgetMs, await authorization());
+    headers["host"] = base.host;
 
     const ac = new AbortController();
     const timer = setTimeout(
@@ -170,51 +161,41 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
     const onOuterAbort = () => ac.abort(req.signal.reason);
     req.signal.addEventListener("abort", onOuterAbort, { once: true });
     try {
-      let res: http.IncomingMessage | undefined;
-      for (let attempt = 1; !res; attempt++) {
-        try {
-          res = await exporterRequest(origin, https_, req.path, headers, ac.signal);
-        } catch (e) {
-          // A keep-alive connection the exporter closed while idle: one fresh try.
-          if (attempt === 1 && (e as { reusedSocket?: boolean }).reusedSocket && !ac.signal.aborted) continue;
-          throw ac.signal.aborted ? ac.signal.reason : describe(e, where);
-        }
-      }
-      const response = res;
-      const onAbort = () => response.destroy();
-      ac.signal.addEventListener("abort", onAbort, { once: true });
-      try {
-        const status = response.statusCode ?? 502;
-        progress.status = status;
-        const length = response.headers["content-length"];
-        if (length !== undefined && Number(length) > maxBytes) {
-          throw new TargetError(ScrapeErrorReason.TOO_LARGE, `target ${where} answered ${length} bytes, more than the maximum of ${maxBytes}`);
-        }
-        const relayed: Record<string, string> = {};
-        for (const h of ["content-type", "content-encoding", "content-length"] as const) {
-          const v = response.headers[h];
-          if (typeof v === "string") relayed[h] = v;
-        }
-        out.head(status, relayed);
-        // Pulling chunk by chunk pauses the exporter's response while the server's credit runs out.
-        for await (const chunk of response as AsyncIterable<Buffer>) {
+      const pool = pools.get(https_);
+      const request: ExchangeRequest = { path: req.path, headers, servername: https_ ? o.tls?.serverName : undefined };
+      const sink: ExchangeSink = {
+        head(status, relayed) {
+          progress.status = status;
+          const length = relayed["content-length"];
+          if (length !== undefined && Number(length) > maxBytes) {
+            throw new TargetError(ScrapeErrorReason.TOO_LARGE, `target ${where} answered ${length} bytes, more than the maximum of ${maxBytes}`);
+          }
+          out.head(status, relayed);
+        },
+        // Each chunk waits for the server's credit, and the exporter's connection is not read meanwhile.
+        data(chunk) {
           progress.bytes += chunk.byteLength;
           if (progress.bytes > maxBytes) {
             throw new TargetError(ScrapeErrorReason.TOO_LARGE, `target ${where} sent more than the maximum of ${maxBytes} bytes`);
           }
-          await out.write(chunk);
+          return out.write(chunk);
+        },
+      };
+      for (let attempt = 1; ; attempt++) {
+        const failure: ExchangeFailure = { keptFree: false };
+        try {
+          await exporterExchange(pool, request, ac.signal, budgetMs + undiciTimerSlackMs, sink, failure);
+          return;
+        } catch (e) {
+          if (ac.signal.aborted) throw ac.signal.reason;
+          if (e instanceof TargetError) throw e;
+          if (req.signal.aborted) throw req.signal.reason;
+          const headed = progress.status !== undefined;
+          // No response head came: a kept-alive connection the exporter closed while idle gets one fresh try.
+          if (!headed && attempt === 1 && closedUnderKeptRequest(e, failure.keptFree)) continue;
+          if (headed && cutOffError(e)) throw cutOff(where, e);
+          throw describe(e, where);
         }
-        if (!response.complete) throw cutOff(where);
-      } catch (e) {
-        if (ac.signal.aborted) throw ac.signal.reason;
-        if (e instanceof TargetError) throw e;
-        if (req.signal.aborted) throw req.signal.reason;
-        // Node words a connection closed inside the body as a reset ("aborted"): the answer was cut off.
-        if ((e as NodeJS.ErrnoException).code === "ECONNRESET" && !response.complete) throw cutOff(where);
-        throw describe(e, where);
-      } finally {
-        ac.signal.removeEventListener("abort", onAbort);
-        if (!response.complete) response.destroy();
       }
     } finally {
       clearTimeout(timer);
