@@ -4,7 +4,7 @@
  * promproxy's server and forwarder and (with --pushprox=DIR) PushProx's proxy
  * and client, the same static exporter, scrapes interleaved one at a time.
  *
- *   node bench/seq-cpu.ts [--scrapes=2000] [--size=10k] [--pushprox=DIR] [--min-relay] [--cpu-prof=DIR]
+ *   node bench/seq-cpu.ts [--scrapes=2000] [--warm=300] [--size=10k] [--pushprox=DIR] [--min-relay] [--cpu-prof=DIR]
  *
  * --min-relay adds bench/min-relay-proc.ts: the least a stream relay can be on Node. --cpu-prof=DIR writes
  * server, forwarder (and min-relay-server, min-relay-client) .cpuprofile files of the run.
@@ -25,6 +25,7 @@ const opt = new Map(process.argv.slice(2).map((a) => {
   return [m?.[1] ?? a, m?.[2] ?? ""] as const;
 }));
 const scrapes = Number(opt.get("scrapes") || 2000);
+const warm = Number(opt.get("warm") || 300);
 const size = opt.get("size") || "10k";
 const ppDir = opt.get("pushprox");
 const profDir = opt.get("cpu-prof");
@@ -77,7 +78,7 @@ if (opt.has("min-relay")) {
   paths.push({ name: "min-relay", port: ms.info.port, url: `http://fwd:80/${size}`, host: "fwd:80", pids: [["server", ms.proc.pid!], ["client", mc.proc.pid!]] });
 }
 const ags = paths.map(() => agent());
-for (let i = 0; i < 300; i++) for (const [k, p] of paths.entries()) await scrape(ags[k]!, p.port, p.url, p.host);
+for (let i = 0; i < warm; i++) for (const [k, p] of paths.entries()) await scrape(ags[k]!, p.port, p.url, p.host);
 const before = paths.map((p) => p.pids.map(([, pid]) => read(pid)));
 const times: number[][] = paths.map(() => []);
 for (let i = 0; i < scrapes; i++) {
