@@ -38,9 +38,9 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))"]
 # Exec form, node itself as PID 1: SIGTERM reaches the server, which drains (/readyz 503 at once, scrapes still
 # served for --drain-delay, then in-flight ones finish) and exits 0. Not `npm start`, not a shell: either would
-# stand between the signal and Node. --max-semi-space-size=4: V8's young generation held to 4 MiB semi-spaces (it
-# grows to 16 MiB by default): against the server's small heap, a young generation that large keeps V8 starting a
-# full mark-compact every 100-200 ms under scrape load; held at 4 MiB, about a fifth less CPU per scrape
+# stand between the signal and Node. --max-semi-space-size=8: V8's young generation held to 8 MiB semi-spaces (16 MiB by
+# default): against the server's small heap, the default young generation keeps V8 starting a full mark-compact
+# every 100-200 ms under scrape load; held at 8 MiB, about a sixth less server CPU per small scrape
 # (docs/performance.md). The bench runs its servers with the same flags (bench/server-flags.ts).
-ENTRYPOINT ["node", "--max-semi-space-size=4", "/app/dist/src/cli/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/dist/src/cli/main.js"]
 CMD ["server", "--listen=0.0.0.0:8080"]

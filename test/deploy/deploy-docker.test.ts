@@ -342,7 +342,7 @@ test("docker: the Dockerfile passes its checks, and the checks catch a shell ent
   };
   assert.match(broken(/^ENTRYPOINT .*$/m, "ENTRYPOINT node /app/dist/src/cli/main.js"), /exec form/);
   assert.match(broken(/^ENTRYPOINT .*$/m, 'ENTRYPOINT ["npm", "start"]'), /want node itself/);
-  assert.match(broken(/^ENTRYPOINT .*$/m, 'ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]'), /want node --max-semi-space-size=4 before the script/);
+  assert.match(broken(/^ENTRYPOINT .*$/m, 'ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]'), /want node --max-semi-space-size=8 before the script/);
   assert.match(broken(/^USER .*$/m, "USER node"), /numeric non-root/);
   assert.match(broken(/^USER .*$/m, "USER 0"), /numeric non-root/);
   assert.match(broken(/^HEALTHCHECK [^]*?\]\n/m, ""), /no HEALTHCHECK/);
