@@ -1,5 +1,5 @@
 import type { Dispatcher } from "undici";
-import { queuedAbort } from "./exporter-pool.ts";
+import { loadUndici } from "./exporter-pool.ts";
 
 /** Where an exporter's answer goes as it arrives. @internal */
 export interface ExchangeSink {
@@ -51,7 +51,7 @@ export interface ExchangeFailure {
  * 0.035 ms of CPU per scrape, measured in-process).
  */
 let dispatching: ((cancel: (reason: Error) => void) => void) | undefined;
-/** undici's queued-request hook (see `queuedAbort`); called outside a dispatch (a Pool's own queue), it is left unused. */
+/** undici's queued-request hook (see `Undici.queuedAbort`); called outside a dispatch (a Pool's own queue), it is left unused. */
 function onQueued(cancel: (reason: Error) => void): void {
   dispatching?.(cancel);
   dispatching = undefined;
@@ -187,6 +187,7 @@ export function exporterExchange(
     const { path, headers, servername } = request;
     const opts: Dispatcher.DispatchOptions & Record<symbol, unknown> = { method: "GET", path, headers, headersTimeout: lateMs, bodyTimeout: lateMs };
     if (servername !== undefined) opts.servername = servername;
+    const { queuedAbort } = loadUndici();
     if (queuedAbort) opts[queuedAbort] = onQueued;
     dispatching = (cancel) => (cancelQueued = cancel);
     try {
