@@ -96,6 +96,9 @@ export function exporterExchange(
     const queue: Buffer[] = [];
     let ended = false;
     let failed: { error: unknown } | undefined;
+    /** The answer's declared Content-Length (-1: none or not a plain number) and the body bytes so far. */
+    let declared = -1;
+    let received = 0;
 
     const settle = () => {
       if (settled || writing) return;
@@ -157,6 +160,8 @@ export function exporterExchange(
           const first = Array.isArray(v) ? v[0] : v;
           if (first !== undefined) head[name] = first;
         }
+        const length = head["content-length"];
+        if (length !== undefined && /^\d{1,15}$/.test(length)) declared = Number(length);
         try {
           sink.head(status, head);
         } catch (e) {
@@ -166,9 +171,13 @@ export function exporterExchange(
       onResponseData(c, chunk) {
         // undici may hand over an empty chunk as the connection ends: pausing on it would only bring it back.
         if (failed || chunk.byteLength === 0) return;
+        received += chunk.byteLength;
         if (writing) queue.push(chunk);
         else if (!write(chunk)) return;
-        if (!failed) c.pause();
+        // Not paused on the chunk that completes the declared length: the message is whole, and undici must see
+        // its end before an exporter that closes the kept connection right after it (paused, it reports the close
+        // as an answer cut off).
+        if (!failed && received !== declared) c.pause();
       },
       onResponseEnd() {
         ended = true;

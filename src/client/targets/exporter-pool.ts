@@ -29,10 +29,13 @@ export const exporterMaxHeaderSize = http.maxHeaderSize;
  */
 const idleKeepMs = 5 * 60_000;
 
+/** The longest a connection attempt (TCP and TLS) may take before undici gives it up. */
+const connectBackstopMs = 60_000;
+
 /**
- * Creates the pools for an exporter's origin. Connections are unlimited (the
- * target's `maxScrapesInFlight` and the client's own limit bound them); the
- * connect has no timer of its own and the per-request header and body timers
+ * Creates the pools for an exporter's origin, HTTP/1.1 only. Connections are
+ * unlimited (the target's `maxScrapesInFlight` and the client's own limit
+ * bound them); a connection attempt is given up after a minute, and the per-request header and body timers
  * are set by the caller past the scrape's budget, so the forwarder's own
  * budget timer, whose message names the target, always fires first.
  *
@@ -47,7 +50,12 @@ export function createExporterPools(host: string, tls: ExporterTls): ExporterPoo
       pipelining: 1,
       keepAliveTimeout: idleKeepMs,
       keepAliveMaxTimeout: idleKeepMs,
-      connectTimeout: 0,
+      // A backstop only: a scrape's own budget ends its wait sooner. An attempt that never completes (a TLS
+      // handshake left unanswered) would otherwise hold its place in the pool for good.
+      connectTimeout: connectBackstopMs,
+      // HTTP/1.1 only, as the node:http client spoke: undici 8 would negotiate HTTP/2 with an https exporter that
+      // offers it (another client's limits and errors), and queues requests in the pool while it negotiates.
+      allowH2: false,
       maxHeaderSize: exporterMaxHeaderSize,
       connect: secure
         ? { ca: tls.ca, cert: tls.cert, key: tls.key, servername: tls.serverName, rejectUnauthorized: !tls.insecureSkipVerify }

@@ -1,0 +1,153 @@
+/**
+ * The forwarder's exporter requests at three edges found by a review of the
+ * undici port: an https exporter that offers HTTP/2 (the forwarder speaks
+ * HTTP/1.1 only), a first TLS handshake that never completes under
+ * concurrent scrapes (later scrapes still get through; nothing is left
+ * queued or connecting), and a kept-alive answer whose exporter closes the
+ * connection right after its last byte while that byte's write waits for
+ * credit (a whole answer, not "cut off").
+ */
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import * as fs from "node:fs";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import * as path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { createHttpTargets, type HttpTarget } from "../src/client/targets/http-target.ts";
+import { exporterMaxHeaderSize } from "../src/client/targets/exporter-pool.ts";
+import { ScrapeErrorReason, TargetError } from "../src/client/targets/target.ts";
+import { waitFor } from "./helpers.ts";
+
+const tlsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures/forwarder-tls");
+const [cert, key] = ["server.pem", "server.key"].map((f) => fs.readFileSync(path.join(tlsDir, f)));
+
+/** One scrape of `t`: the status, the body, or the TargetError; `write` may hold each chunk (credit). */
+async function scrape(t: HttpTarget, timeoutMs = 5_000, hold?: () => Promise<void>) {
+  let status: number | undefined;
+  const parts: Buffer[] = [];
+  try {
+    await t.serve(
+      { port: 9100, path: "/metrics", scheme: "http", headers: {}, timeoutMs, signal: new AbortController().signal },
+      {
+        head(s) {
+          status = s;
+        },
+        write(c) {
+          parts.push(Buffer.from(c));
+          return hold ? hold() : Promise.resolve();
+        },
+      },
+    );
+    return { status, body: Buffer.concat(parts) };
+  } catch (e) {
+    assert.ok(e instanceof TargetError, `a TargetError, got ${String(e)}`);
+    return { status, body: Buffer.concat(parts), error: e };
+  }
+}
+
+test("exporter edges: an https exporter offering h2 is spoken to in HTTP/1.1, its head held to the HTTP/1.1 limit", { timeout: 60_000 }, async () => {
+  /** An https exporter offering h2 and HTTP/1.1; `pad` bytes of one extra header in its answers. */
+  const exporter = async (pad: number) => {
+    const server = http2.createSecureServer({ cert, key, allowHTTP1: true }, (req, res) => {
+      if (pad > 0) res.setHeader("x-pad", "x".repeat(pad));
+      res.setHeader("content-type", "text/plain");
+      res.end(`version ${req.httpVersion}\n`);
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    return server;
+  };
+  const server = await exporter(0);
+  const hugeServer = await exporter(exporterMaxHeaderSize + 1024);
+  const url = (s: http2.Http2SecureServer) => `https://127.0.0.1:${(s.address() as net.AddressInfo).port}/`;
+  const [t] = createHttpTargets([{ url: url(server), port: 9100, tls: { insecureSkipVerify: true } }]);
+  const [huge] = createHttpTargets([{ url: url(hugeServer), port: 9100, tls: { insecureSkipVerify: true } }]);
+  try {
+    for (let i = 0; i < 2; i++) {
+      const r = await scrape(t!);
+      assert.equal(r.error, undefined, r.error?.message);
+      assert.equal(r.body.toString(), "version 1.1\n");
+    }
+    const h = await scrape(huge!);
+    assert.equal(h.error?.reason, ScrapeErrorReason.UNREACHABLE, h.error?.message);
+    assert.match(h.error?.message ?? "", /response head larger than 16384 bytes/);
+  } finally {
+    t!.close();
+    huge!.close();
+    server.close();
+    hugeServer.close();
+  }
+});
+
+test("exporter edges: a first TLS handshake that never completes, under 8 concurrent scrapes that time out, leaves later scrapes unharmed", { timeout: 60_000 }, async () => {
+  const real = http2.createSecureServer({ cert, key, allowHTTP1: true }, (_req, res) => res.end("up 1\n"));
+  real.listen(0, "127.0.0.1");
+  await once(real, "listening");
+  let accepted = 0;
+  const open = new Set<net.Socket>();
+  const front = net.createServer((s) => {
+    accepted++;
+    open.add(s);
+    s.on("close", () => open.delete(s));
+    s.on("error", () => {});
+    if (accepted === 1) return void s.resume(); // the ClientHello is never answered
+    const up = net.connect((real.address() as net.AddressInfo).port, "127.0.0.1");
+    up.on("error", () => s.destroy());
+    s.on("close", () => up.destroy());
+    s.pipe(up).pipe(s);
+  });
+  front.listen(0, "127.0.0.1");
+  await once(front, "listening");
+  const [t] = createHttpTargets([{ url: `https://127.0.0.1:${(front.address() as net.AddressInfo).port}/`, port: 9100, tls: { insecureSkipVerify: true } }]);
+  try {
+    // The forwarder's budget is the order's timeout less a margin: 1.25 s leaves it a few hundred ms.
+    const first = await Promise.all(Array.from({ length: 8 }, () => scrape(t!, 1_250)));
+    for (const r of first) if (r.error) assert.equal(r.error.reason, ScrapeErrorReason.TIMEOUT, r.error.message);
+    for (let i = 0; i < 3; i++) {
+      const r = await scrape(t!, 5_000);
+      assert.equal(r.error, undefined, `scrape ${i + 1} after the stuck handshake: ${r.error?.message}`);
+      assert.equal(r.body.toString(), "up 1\n");
+    }
+  } finally {
+    t!.close();
+  }
+  await waitFor("the exporter's connections to be closed after close()", () => open.size === 0);
+  front.close();
+  real.close();
+});
+
+test("exporter edges: an exporter closing its kept connection right after the last byte, while that byte's write waits for credit, gave a whole answer", { timeout: 60_000 }, async () => {
+  const size = 1024 * 1024;
+  const body = Buffer.alloc(size, "m");
+  const server = net.createServer((s) => {
+    s.on("error", () => {});
+    let got = "";
+    s.on("data", (d) => {
+      got += d.toString("latin1");
+      if (!got.includes("\r\n\r\n")) return;
+      got = "";
+      // Keep-alive (no Connection: close), then the connection closed as soon as the body is out.
+      s.write(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${size}\r\n\r\n`);
+      s.end(body);
+    });
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const [t] = createHttpTargets([{ url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, port: 9100 }]);
+  try {
+    // Every chunk's write settles a little later, as when the server's credit comes back; 4 at a time, 5 rounds.
+    const hold = () => new Promise<void>((resolve) => setTimeout(resolve, Math.random() * 3));
+    for (let round = 0; round < 5; round++) {
+      const rs = await Promise.all(Array.from({ length: 4 }, () => scrape(t!, 30_000, hold)));
+      for (const r of rs) {
+        assert.equal(r.error, undefined, r.error?.message);
+        assert.equal(r.body.length, size);
+      }
+    }
+  } finally {
+    t!.close();
+    server.close();
+  }
+});
