@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { createHttpTargets, type HttpTarget } from "../src/client/targets/http-target.ts";
 import { exporterMaxHeaderSize } from "../src/client/targets/exporter-pool.ts";
 import { ScrapeErrorReason, TargetError } from "../src/client/targets/target.ts";
+import { rawExporter } from "./fixtures/raw-exporter.ts";
 import { waitFor } from "./helpers.ts";
 
 const tlsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures/forwarder-tls");
@@ -149,5 +150,22 @@ test("exporter edges: an exporter closing its kept connection right after the la
   } finally {
     t!.close();
     server.close();
+  }
+});
+
+test("exporter edges: an unasked 101 upgrade and a Content-Length that is not one number are named as such", { timeout: 60_000 }, async () => {
+  const upgrade = await rawExporter((socket) => socket.write("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"));
+  const twoLengths = await rawExporter((socket) => socket.end("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 5\r\n\r\nabcde"));
+  const targets = [upgrade, twoLengths].map((e) => createHttpTargets([{ url: `http://127.0.0.1:${e.port}/`, port: 9100 }])[0]!);
+  try {
+    const [u, l] = [await scrape(targets[0]!), await scrape(targets[1]!)];
+    assert.equal(u.error?.reason, ScrapeErrorReason.UNREACHABLE);
+    assert.match(u.error?.message ?? "", /: answered 101 Switching Protocols, an upgrade a GET does not ask for \(UND_ERR_SOCKET\)$/);
+    assert.ok(l.error, "two lengths are refused");
+    assert.match(l.error.message, /(Content-Length that is not one number|length differs from its Content-Length)/, l.error.message);
+  } finally {
+    for (const t of targets) t.close();
+    await upgrade.close();
+    await twoLengths.close();
   }
 });

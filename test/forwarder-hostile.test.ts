@@ -218,7 +218,7 @@ test("hostile exporter: a slow drip (head or body) ends at the target's budget w
     assert.equal(b.status, 200, "the head was relayed");
     assert.ok(b.body.length > 0 && b.body.length < 100_000);
     assert.equal(b.error?.reason, ScrapeErrorReason.TIMEOUT);
-    assert.equal(b.error?.message, `target http://127.0.0.1:${slowBody.port}/metrics did not answer within 0.4s`);
+    assert.equal(b.error?.message, `target http://127.0.0.1:${slowBody.port}/metrics answered, but its answer did not end within 0.4s`);
     await waitFor("the exporters' connections to be closed", () => slowHead.open + slowBody.open === 0);
   } finally {
     await slowHead.close();

@@ -325,7 +325,7 @@ test("undici: a scrape that times out or is cancelled while the head comes, or w
     const b = await scrape(tb, { credit: 1024, refillMs: 60_000, cancelAfterMs: 325 });
     assert.equal(b.status, 200);
     assert.equal(b.error?.reason, ScrapeErrorReason.TIMEOUT);
-    assert.equal(b.error?.message, `target http://127.0.0.1:${big.port}/metrics did not answer within 0.3s`);
+    assert.equal(b.error?.message, `target http://127.0.0.1:${big.port}/metrics answered, but its answer did not end within 0.3s`);
     const bc = await scrape(tb, { credit: 1024, refillMs: 60_000, cancelAfterMs: 100 });
     assert.equal(bc.error?.reason, ScrapeErrorReason.CANCELLED);
     assert.deepEqual(bc.events.slice(0, 1), ["head"]);

@@ -88,6 +88,7 @@ export function describe(e: unknown, where: string): TargetError {
     case "UND_ERR_SOCKET":
       // undici's word for an unasked 100 Continue (a GET expects none); otherwise a connection closed under the request.
       if (msg === "bad response") return with_(`answered malformed HTTP: an interim 100 Continue the request did not ask for (${code})`);
+      if (msg === "bad upgrade") return with_(`answered 101 Switching Protocols, an upgrade a GET does not ask for (${code})`);
       return with_(`connection reset by the exporter (${msg}, ${code})`);
     case "EHOSTUNREACH":
     case "ENETUNREACH":
@@ -101,6 +102,8 @@ export function describe(e: unknown, where: string): TargetError {
     case "HPE_INVALID_CONSTANT":
     case "HPE_INVALID_VERSION":
       return with_(`answered something that is not HTTP (${code}); is it an https:// exporter?`);
+    case "UND_ERR_RES_CONTENT_LENGTH_MISMATCH":
+      return with_(`answered a body whose length differs from its Content-Length, or a Content-Length that is not one number (${code})`);
     case "HPE_HEADER_OVERFLOW":
     case "UND_ERR_HEADERS_OVERFLOW":
       return with_(`answered with a response head larger than ${exporterMaxHeaderSize} bytes (${code})`);

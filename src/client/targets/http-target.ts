@@ -155,7 +155,11 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
 
     const ac = new AbortController();
     const timer = setTimeout(
-      () => ac.abort(new TargetError(ScrapeErrorReason.TIMEOUT, `target ${where} did not answer within ${+(budgetMs / 1000).toFixed(3)}s`)),
+      () => {
+        const within = `within ${+(budgetMs / 1000).toFixed(3)}s`;
+        const what = progress.status === undefined ? `did not answer ${within}` : `answered, but its answer did not end ${within}`;
+        ac.abort(new TargetError(ScrapeErrorReason.TIMEOUT, `target ${where} ${what}`));
+      },
       budgetMs,
     );
     const onOuterAbort = () => ac.abort(req.signal.reason);
