@@ -6,60 +6,12 @@
  * target's own budget; nothing is read without limit.
  */
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import * as http from "node:http";
-import * as net from "node:net";
-import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { createHttpTargets, type HttpTarget, type TargetOutcome } from "../src/client/targets/http-target.ts";
 import { ScrapeErrorReason, TargetError } from "../src/client/targets/target.ts";
+import { rawExporter } from "./fixtures/raw-exporter.ts";
 import { waitFor } from "./helpers.ts";
-
-interface Raw {
-  port: number;
-  /** Requests' first lines, in order. */
-  requests: string[];
-  /** Connections accepted, and how many are still open. */
-  accepted: number;
-  open: number;
-  close(): Promise<void>;
-}
-
-/** An "exporter" that answers each request head with `answer(socket, n)` (n: the request's number on its connection). */
-async function rawExporter(answer: (socket: net.Socket, n: number) => void): Promise<Raw> {
-  const sockets = new Set<net.Socket>();
-  const raw: Raw = { port: 0, requests: [], accepted: 0, open: 0, close: async () => {} };
-  const server = net.createServer((socket) => {
-    raw.accepted++;
-    raw.open++;
-    sockets.add(socket);
-    socket.on("close", () => {
-      raw.open--;
-      sockets.delete(socket);
-    });
-    socket.on("error", () => {});
-    let pending = "";
-    let n = 0;
-    socket.on("data", (d: Buffer) => {
-      pending += d.toString("latin1");
-      let end: number;
-      while ((end = pending.indexOf("\r\n\r\n")) >= 0) {
-        raw.requests.push(pending.slice(0, pending.indexOf("\r\n")));
-        pending = pending.slice(end + 4);
-        answer(socket, ++n);
-      }
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  raw.port = (server.address() as AddressInfo).port;
-  raw.close = () =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    });
-  return raw;
-}
 
 const ok = (body: string, extra = "") => `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 
