@@ -9,15 +9,18 @@ import { readFileSync } from "node:fs";
 /** Clock ticks per second of /proc/PID/stat (USER_HZ; 100 on every Linux this runs on). */
 const ticksPerSecond = 100;
 
+/** User and system CPU time, ms, of a /proc/PID/stat (or /proc/PID/task/TID/stat) text. */
+export function statTimesMs(stat: string): { user: number; sys: number } {
+  // The command name (field 2) may contain spaces and parentheses: fields are counted after the last ")".
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { user: (Number(rest[11]) * 1000) / ticksPerSecond, sys: (Number(rest[12]) * 1000) / ticksPerSecond };
+}
+
 /** CPU time of the process so far (user + system, all threads), ms; NaN when unreadable. */
 export function procCpuMs(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may contain spaces and parentheses: fields are counted after the last ")".
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const utime = Number(rest[11]);
-    const stime = Number(rest[12]);
-    return ((utime + stime) * 1000) / ticksPerSecond;
+    const { user, sys } = statTimesMs(readFileSync(`/proc/${pid}/stat`, "utf8"));
+    return user + sys;
   } catch {
     return NaN;
   }

@@ -15,6 +15,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startForwarder, startPushProx, stopProc } from "./forwarder-procs.ts";
 import { startChild, type Child } from "./ipc.ts";
+import { statTimesMs } from "./proc.ts";
 import { agent, scrape } from "./scrape.ts";
 import { median } from "./stats.ts";
 import { serverExecArgv } from "./server-flags.ts";
@@ -40,14 +41,13 @@ function read(pid: number): Reading {
   const r: Reading = { user: 0, sys: 0, vol: 0, invol: 0, threads: 0, main: 0, syscr: count("syscr"), syscw: count("syscw") };
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
-      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      r.user += Number(rest[11]) * 10;
-      r.sys += Number(rest[12]) * 10;
-      if (t === String(pid)) r.main = (Number(rest[11]) + Number(rest[12])) * 10;
+      const { user, sys } = statTimesMs(readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8"));
+      r.user += user;
+      r.sys += sys;
+      if (t === String(pid)) r.main = user + sys;
       const st = readFileSync(`/proc/${pid}/task/${t}/status`, "utf8");
-      r.vol += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0);
-      r.invol += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0);
+      r.vol += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0);
+      r.invol += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0);
       r.threads++;
     } catch {
       // a thread that ended between the listing and the read
