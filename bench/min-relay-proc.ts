@@ -7,22 +7,33 @@
  * Role `client` (argv[2], argv[3] = server h2 port, argv[4] = target port):
  * opens the stream, fetches each path from the target (keep-alive node:http),
  * writes the answer. No auth, limits, credit, metrics or protocol: a floor for
- * what Node's HTTP/1.1 and HTTP/2 cost, not a product.
+ * what Node's HTTP/1.1 and HTTP/2 cost, not a product. Meant for small
+ * bodies: it gathers a whole answer before sending it, in one frame, under
+ * Node's default HTTP/2 windows.
  */
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import { ready, serveCommands } from "./ipc.ts";
 
-/** Gathers length-prefixed frames from a stream's chunks. */
+/** Gathers length-prefixed frames from a stream's chunks: pieces are joined once, when a whole frame is there. */
 function frames(onFrame: (f: Buffer) => void): (chunk: Buffer) => void {
-  let buf: Buffer = Buffer.alloc(0);
+  const pieces: Buffer[] = [];
+  let have = 0;
+  /** The frame's length, once its 4-byte prefix has come. */
+  let need = -1;
   return (chunk) => {
-    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-    while (buf.length >= 4) {
-      const n = buf.readUInt32BE(0);
-      if (buf.length < 4 + n) break;
-      onFrame(buf.subarray(4, 4 + n));
-      buf = buf.subarray(4 + n);
+    pieces.push(chunk);
+    have += chunk.length;
+    for (;;) {
+      if (need < 0 && have >= 4) need = (pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, have)).readUInt32BE(0);
+      if (need < 0 || have < 4 + need) return;
+      const all = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, have);
+      onFrame(all.subarray(4, 4 + need));
+      const rest = all.subarray(4 + need);
+      pieces.length = 0;
+      have = rest.length;
+      need = -1;
+      if (have > 0) pieces.push(rest);
     }
   };
 }
