@@ -55,6 +55,8 @@ export interface ForwarderConfig {
   execArgvFor(name: string): string[];
   /** Extra Node flags for the forwarder process (e.g. --cpu-prof). */
   forwarderNodeArgs: string[];
+  /** When set, each row also logs every path's p50 over consecutive blocks of this many samples (warm-up). */
+  blocks?: number;
   /** Paths to measure (proxy, direct, floor; pushprox when a PushProx is given). */
   paths: Set<string>;
   /** A locally built PushProx (proxy and client binaries), measured beside us when given. */
@@ -162,6 +164,13 @@ export async function forwarderSection(cfg: ForwarderConfig): Promise<ForwarderR
         }
       }
       const cpu = meter.end().cpuMs;
+      if (cfg.blocks) {
+        const b = cfg.blocks;
+        for (const k of kinds) {
+          const p50s = Array.from({ length: Math.ceil(samples[k].length / b) }, (_, i) => quantile(samples[k].slice(i * b, (i + 1) * b), 0.5).toFixed(2));
+          cfg.log(`    ${size} ${k} p50 per ${b} samples: ${p50s.join(" ")}`);
+        }
+      }
       const relayMs = relayPids.reduce((a, p) => a + procCpuMs(p), 0) - relayStart;
       const ppMs = pushproxPids.map((p, i) => procCpuMs(p) - (ppStart[i] as number));
       const serverRss = await server.call<RssReading>("rssEnd");

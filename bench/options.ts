@@ -34,11 +34,13 @@ export const HELP = `npm run bench -- [flags]
   --duration=S        seconds of the proxied throughput run (default 10)
   --concurrency=N     concurrent scrapers in the throughput run (default 16)
   --samples=N         samples per path and row, overriding the defaults
+  --blocks=N          forwarder: also print each path's p50 per N consecutive samples (the warm-up curve)
   --paths=LIST        paths to measure: proxy,direct,floor (default all; for profiling one path)
   --server-options=JSON  extra createServer options, e.g. '{"creditBytes":8388608}' (experiments)
   --listen-options=JSON  idle/storm: extra listen() options of the server, e.g. '{"backlog":511}'
   --node-args=ARGS    extra Node flags (space-separated) for the server and app processes, e.g. "--trace-gc"
   --server-node-args=ARGS  extra Node flags for our server processes only (embedded and forwarder sections; not the alt one)
+  --forwarder-node-args=ARGS  extra Node flags for our \`promproxy client\` forwarder process (not the alt one)
   --cpu-prof=DIR      write CPU profiles of the server and app processes to DIR (forwarder section:
                       fwd-server.cpuprofile and forwarder.cpuprofile)
   --heap-snapshot=DIR write a server heap snapshot after each latency row and the fleet connect
@@ -54,8 +56,8 @@ export const HELP = `npm run bench -- [flags]
 
 const KNOWN = new Set([
   "help", "quick", "only", "clients", "storm-clients", "storm-down", "storm-server-cpus", "storm-burn", "idle-seconds", "per-process", "fwd-duration", "fwd-concurrency",
-  "fwd-sizes", "pushprox", "fleet-clients", "no-live", "no-cached", "gzip", "duration", "concurrency", "samples", "paths",
-  "server-options", "listen-options", "node-args", "server-node-args", "cpu-prof", "heap-snapshot", "json", "alt",
+  "fwd-sizes", "pushprox", "fleet-clients", "no-live", "no-cached", "gzip", "duration", "concurrency", "samples", "blocks", "paths",
+  "server-options", "listen-options", "node-args", "server-node-args", "forwarder-node-args", "cpu-prof", "heap-snapshot", "json", "alt",
 ]);
 
 export interface BenchOptions {
@@ -82,6 +84,8 @@ export interface BenchOptions {
   cpuProfDir?: string;
   heapDir?: string;
   samplesOverride?: number;
+  /** --blocks: p50 per this many consecutive forwarder samples. */
+  blocks?: number;
   /** Paths to measure: proxy, direct, floor, and alt/altDirect with --alt. */
   paths: Set<string>;
   altDir?: string;
@@ -91,6 +95,8 @@ export interface BenchOptions {
   listenOptions: string;
   nodeArgs: string[];
   serverNodeArgs: string[];
+  /** Extra Node flags of our forwarder process. */
+  forwarderNodeArgs: string[];
   json?: string;
 }
 
@@ -147,12 +153,14 @@ export function parseOptions(argv: string[]): BenchOptions {
     cpuProfDir: args.get("cpu-prof"),
     heapDir: args.get("heap-snapshot"),
     samplesOverride: args.has("samples") ? Number(args.get("samples")) : undefined,
+    blocks: args.has("blocks") ? Number(args.get("blocks")) : undefined,
     paths,
     altDir,
     serverOptions: args.get("server-options") ?? "{}",
     listenOptions: args.get("listen-options") ?? "{}",
     nodeArgs: words("node-args"),
     serverNodeArgs: words("server-node-args"),
+    forwarderNodeArgs: words("forwarder-node-args"),
     json: args.get("json"),
   };
 }

@@ -80,13 +80,14 @@ async function main() {
     try {
       results.forwarder = await forwarderSection({
         sizes: o.fwdSizes,
+        blocks: o.blocks,
         plan,
         encoding: o.encoding,
         tpSeconds: o.fwdSeconds,
         tpConcurrency: o.fwdConcurrency,
         serverOptions: o.serverOptions,
         execArgvFor: (name) => execArgvFor(o, name),
-        forwarderNodeArgs: o.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`, "--cpu-prof-name=forwarder.cpuprofile"] : [],
+        forwarderNodeArgs: [...o.forwarderNodeArgs, ...(o.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`, "--cpu-prof-name=forwarder.cpuprofile"] : [])],
         paths: new Set([...o.paths, ...(o.pushproxDir ? ["pushprox"] : [])]),
         pushprox: o.pushproxDir ? { proxy: path.join(o.pushproxDir, "pushprox-proxy"), client: path.join(o.pushproxDir, "pushprox-client") } : undefined,
         altDir: o.altDir,
