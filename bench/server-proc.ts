@@ -1,5 +1,6 @@
 /**
- * Bench child: the promproxy server (createServer + listen) on a loopback port.
+ * Bench child: the promproxy server (createServer + listen) on a loopback port, with V8's tier-up as
+ * `promproxy server` sets it (src/cli/v8-tier-up.ts; a `--invocation-count-for-turbofan` node flag wins).
  *
  * argv[2]: extra ServerOptions as JSON (bench --server-options), for experiments.
  * argv[3]: ListenOptions as JSON over { host: "127.0.0.1", port: 0 } (the idle and storm sections
@@ -9,6 +10,9 @@ import { createServer, silentLogger, type ServerOptions } from "../src/server/in
 import type { ListenOptions } from "../src/server/listen/listen.ts";
 import { ready, serveCommands } from "./ipc.ts";
 import { cpuMeter, rssMeter } from "./meters.ts";
+import { tuneTierUp } from "../src/cli/v8-tier-up.ts";
+
+tuneTierUp();
 
 const extra = JSON.parse(process.argv[2] || "{}") as ServerOptions;
 const listenExtra = JSON.parse(process.argv[3] || "{}") as ListenOptions;

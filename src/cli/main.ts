@@ -30,8 +30,10 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "server":
+      (await import("./v8-tier-up.ts")).tuneTierUp();
       return (await import("./server-command.ts")).runServer(rest);
     case "client":
+      (await import("./v8-tier-up.ts")).tuneTierUp();
       return (await import("./client-command.ts")).runClient(rest);
     case "demo":
       return (await import("./demo.ts")).runDemo(rest);
