@@ -16,6 +16,11 @@ export function statTimesMs(stat: string): { user: number; sys: number } {
   return { user: (Number(rest[11]) * 1000) / ticksPerSecond, sys: (Number(rest[12]) * 1000) / ticksPerSecond };
 }
 
+/** Minor page faults of a /proc stat line's process (field 10: all its threads for /proc/PID/stat). */
+export function statMinorFaults(stat: string): number {
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+}
+
 /** CPU time of the process so far (user + system, all threads), ms; NaN when unreadable. */
 export function procCpuMs(pid: number): number {
   try {

@@ -5,17 +5,18 @@
  * and client, the same static exporter, scrapes interleaved one at a time.
  *
  *   node bench/seq-cpu.ts [--scrapes=2000] [--warm=300] [--size=10k] [--pushprox=DIR] [--min-relay] [--cpu-prof=DIR]
+ *                         [--forwarder-node-args="FLAGS"]
  *
  * --min-relay adds bench/min-relay-proc.ts: the least a stream relay can be on Node. --cpu-prof=DIR writes
  * server, forwarder (and min-relay-server, min-relay-client) .cpuprofile files of the run.
- * Read and write calls: syscr/syscw of /proc/PID/io.
+ * Read and write calls: syscr/syscw of /proc/PID/io; minor page faults: /proc/PID/stat.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startForwarder, startPushProx, stopProc } from "./forwarder-procs.ts";
 import { startChild, type Child } from "./ipc.ts";
-import { statTimesMs } from "./proc.ts";
+import { statMinorFaults, statTimesMs } from "./proc.ts";
 import { agent, scrape } from "./scrape.ts";
 import { median } from "./stats.ts";
 import { serverExecArgv } from "./server-flags.ts";
@@ -33,12 +34,13 @@ const profDir = opt.get("cpu-prof");
 /** Node flags of a profiled child: its CPU profile is DIR/NAME.cpuprofile. */
 const prof = (name: string) => (profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
 
-interface Reading { user: number; sys: number; vol: number; invol: number; threads: number; main: number; syscr: number; syscw: number }
+interface Reading { user: number; sys: number; vol: number; invol: number; threads: number; main: number; syscr: number; syscw: number; minflt: number }
 /** utime, stime (ms) and context switches summed over the process's threads. */
 function read(pid: number): Reading {
   const io = readFileSync(`/proc/${pid}/io`, "utf8");
   const count = (name: string) => Number(new RegExp(`^${name}: (\\d+)`, "m").exec(io)?.[1] ?? NaN);
-  const r: Reading = { user: 0, sys: 0, vol: 0, invol: 0, threads: 0, main: 0, syscr: count("syscr"), syscw: count("syscw") };
+  const minflt = statMinorFaults(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  const r: Reading = { user: 0, sys: 0, vol: 0, invol: 0, threads: 0, main: 0, syscr: count("syscr"), syscw: count("syscw"), minflt };
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
       const { user, sys } = statTimesMs(readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8"));
@@ -61,7 +63,8 @@ const target = await startChild<{ port: number }>(path.join(here, "static-target
 children.push(target);
 const server = await startChild<{ port: number }>(path.join(here, "server-proc.ts"), ["{}"], serverExecArgv(["--expose-gc", ...prof("server")]));
 children.push(server);
-const fwd = await startForwarder(server.info.port, target.info.port, server, prof("forwarder"));
+const fwdArgs = (opt.get("forwarder-node-args") ?? "").split(" ").filter(Boolean);
+const fwd = await startForwarder(server.info.port, target.info.port, server, [...fwdArgs, ...prof("forwarder")]);
 const paths: { name: string; port: number; url: string; host: string; pids: [string, number][] }[] = [
   { name: "promproxy", port: server.info.port, url: `http://fwd:80/${size}`, host: "fwd:80", pids: [["server", server.proc.pid!], ["forwarder", fwd.pid!]] },
 ];
@@ -89,14 +92,14 @@ for (let i = 0; i < scrapes; i++) {
   }
 }
 console.log(`seq-cpu: ${scrapes} sequential ${size} scrapes per path, interleaved; per scrape: CPU ms (user/sys), context switches (voluntary/involuntary, all threads)`);
-console.log("| path | p50 ms | process | user ms | sys ms | total ms | main thread ms | vol cs | invol cs | read calls | write calls | threads |");
-console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+console.log("| path | p50 ms | process | user ms | sys ms | total ms | main thread ms | vol cs | invol cs | read calls | write calls | minor faults | threads |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const [k, p] of paths.entries()) {
   for (const [j, [pname, pid]] of p.pids.entries()) {
     const a = before[k]![j]!;
     const b = read(pid);
     const per = (x: number) => (x / scrapes).toFixed(3);
-    console.log(`| ${p.name} | ${median(times[k]!).toFixed(2)} | ${pname} | ${per(b.user - a.user)} | ${per(b.sys - a.sys)} | ${per(b.user - a.user + b.sys - a.sys)} | ${per(b.main - a.main)} | ${per(b.vol - a.vol)} | ${per(b.invol - a.invol)} | ${per(b.syscr - a.syscr)} | ${per(b.syscw - a.syscw)} | ${b.threads} |`);
+    console.log(`| ${p.name} | ${median(times[k]!).toFixed(2)} | ${pname} | ${per(b.user - a.user)} | ${per(b.sys - a.sys)} | ${per(b.user - a.user + b.sys - a.sys)} | ${per(b.main - a.main)} | ${per(b.vol - a.vol)} | ${per(b.invol - a.invol)} | ${per(b.syscr - a.syscr)} | ${per(b.syscw - a.syscw)} | ${per(b.minflt - a.minflt)} | ${b.threads} |`);
   }
 }
 for (const a of ags) a.destroy();
