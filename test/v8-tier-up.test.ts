@@ -51,3 +51,8 @@ test("a --invocation-count-for-turbofan of the user's own wins (command line or 
   assert.equal(tuneTierUp(["--invocation_count_for_turbofan=5000"], ""), undefined);
   assert.equal(tuneTierUp([], "--max-old-space-size=512 --invocation-count-for-turbofan=100"), undefined);
 });
+
+test("only on Node 22 (V8 without Maglev); later Nodes keep V8's defaults", () => {
+  for (const v of ["23.11.1", "24.22.3", "25.9.0", "20.20.2"]) assert.equal(tuneTierUp([], "", v), undefined, v);
+  assert.equal(tuneTierUp([], "", "22.23.3"), `--invocation-count-for-turbofan=${turbofanInvocations}`);
+});

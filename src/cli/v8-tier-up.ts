@@ -11,6 +11,11 @@
  * is faster still (docs/performance.md). The price is compiling sooner: more
  * CPU over a process's first few hundred scrapes, once.
  *
+ * Only on Node 22, which runs V8 without Maglev, its mid-tier optimizing
+ * compiler. Node 23 and later run Maglev after about 400 invocations; on
+ * Node 24 the bench showed no gain, and they keep V8's defaults (a flag a
+ * later V8 drops would also print an error on every start).
+ *
  * Only the CLI sets it: the library never changes V8 flags of the process
  * it runs in. A Node flag of the user's own (`NODE_OPTIONS` or the command
  * line) wins.
@@ -23,11 +28,16 @@ export const turbofanInvocations = 300;
 const flagName = /--invocation[-_]count[-_]for[-_]turbofan\b/;
 
 /**
- * Sets V8's TurboFan threshold to `turbofanInvocations`, unless Node was
- * started with one (in `execArgv` or `nodeOptions`). Returns the flag it set,
- * or undefined when it left the user's.
+ * Sets V8's TurboFan threshold to `turbofanInvocations` on Node 22, unless
+ * Node was started with one (in `execArgv` or `nodeOptions`). Returns the flag
+ * it set, or undefined when it left V8's or the user's.
  */
-export function tuneTierUp(execArgv: readonly string[] = process.execArgv, nodeOptions: string = process.env["NODE_OPTIONS"] ?? ""): string | undefined {
+export function tuneTierUp(
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions: string = process.env["NODE_OPTIONS"] ?? "",
+  nodeVersion: string = process.versions.node,
+): string | undefined {
+  if (!nodeVersion.startsWith("22.")) return undefined;
   if (execArgv.some((a) => flagName.test(a)) || flagName.test(nodeOptions)) return undefined;
   const flag = `--invocation-count-for-turbofan=${turbofanInvocations}`;
   v8.setFlagsFromString(flag);
