@@ -15,11 +15,12 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { createClient, silentLogger } from "../src/client/index.ts";
 import { createHttpTargets, type HttpTarget } from "../src/client/targets/http-target.ts";
 import { exporterMaxHeaderSize } from "../src/client/targets/exporter-pool.ts";
 import { ScrapeErrorReason, TargetError } from "../src/client/targets/target.ts";
 import { rawExporter } from "./fixtures/raw-exporter.ts";
-import { waitFor } from "./helpers.ts";
+import { proxyGet, startServer, waitFor, type ProxyResponse } from "./helpers.ts";
 
 const tlsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures/forwarder-tls");
 const [cert, key] = ["server.pem", "server.key"].map((f) => fs.readFileSync(path.join(tlsDir, f)));
@@ -45,6 +46,32 @@ async function scrape(t: HttpTarget, timeoutMs = 5_000, hold?: () => Promise<voi
   } catch (e) {
     assert.ok(e instanceof TargetError, `a TargetError, got ${String(e)}`);
     return { status, body: Buffer.concat(parts), error: e };
+  }
+}
+
+/**
+ * A real server and an in-process forwarder client "fwd" with one target per URL (ports 9101, 9102, ...);
+ * `run` scrapes target i through the server as Prometheus does: the status, headers and body, or the
+ * request's error when the response ended early.
+ */
+async function throughForwarder(
+  urls: string[],
+  run: (scrape: (i: number) => Promise<ProxyResponse & { error?: Error }>) => Promise<void>,
+): Promise<void> {
+  const s = await startServer();
+  const c = createClient({
+    name: "fwd",
+    serverUrl: s.url,
+    targets: urls.map((url, i) => ({ url, port: 9101 + i, tls: { insecureSkipVerify: true }, timeoutMs: 5_000 })),
+    logger: silentLogger,
+    backoff: { initialMs: 50, maxMs: 500 },
+  });
+  try {
+    await c.start({ timeoutMs: 10_000 });
+    await run((i) => proxyGet(s.port, `http://fwd:${9101 + i}/metrics`).catch((error: Error) => ({ status: 0, headers: {}, body: Buffer.alloc(0), error })));
+  } finally {
+    await c.stop();
+    await s.close();
   }
 }
 
@@ -167,5 +194,37 @@ test("exporter edges: an unasked 101 upgrade and a Content-Length that is not on
     for (const t of targets) t.close();
     await upgrade.close();
     await twoLengths.close();
+  }
+});
+
+test("exporter edges: trailers after a whole chunked body are ignored, as Prometheus ignores them; past the head limit they close the connection, the scrape still succeeds", { timeout: 60_000 }, async () => {
+  // Chosen: success. The trailers come after the last chunk, so the body is whole and already relayed; Prometheus
+  // scraping the exporter directly ignores trailers too. What the forwarder reads stays bounded: undici stops at
+  // the head limit (16 KiB of trailers) and the connection is closed instead of kept.
+  const chunked = (trailers: string) => `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n5\r\nup 1\n\r\n0\r\n${trailers}\r\n`;
+  const many = Array.from({ length: 5_000 }, (_, i) => `x-trailer-${i}: ${"v".repeat(10)}\r\n`).join("");
+  const few = await rawExporter((socket) => socket.write(chunked("x-checksum: 1234\r\n")));
+  const flood = await rawExporter((socket) => socket.write(chunked(many)));
+  try {
+    await throughForwarder([`http://127.0.0.1:${few.port}`, `http://127.0.0.1:${flood.port}`], async (scrape) => {
+      for (let i = 0; i < 2; i++) {
+        const r = await scrape(0);
+        assert.equal(r.error, undefined, r.error?.message);
+        assert.equal(r.status, 200, r.body.toString());
+        assert.equal(r.body.toString(), "up 1\n");
+      }
+      assert.equal(few.accepted, 1, "small trailers: the connection is kept");
+      for (let i = 0; i < 2; i++) {
+        const r = await scrape(1);
+        assert.equal(r.error, undefined, `trailers over the head limit: ${r.error?.message}`);
+        assert.equal(r.status, 200, r.body.toString());
+        assert.equal(r.body.toString(), "up 1\n");
+        await waitFor("the exporter's connection to be closed", () => flood.open === 0);
+      }
+      assert.equal(flood.accepted, 2, "a connection whose trailers were cut short is not kept");
+    });
+  } finally {
+    await few.close();
+    await flood.close();
   }
 });

@@ -1,4 +1,5 @@
 import type { Dispatcher } from "undici";
+import { trailersOverflow } from "./exporter-head.ts";
 import { loadUndici } from "./exporter-pool.ts";
 
 /** Where an exporter's answer goes as it arrives. @internal */
@@ -99,6 +100,8 @@ export function exporterExchange(
     /** The answer's declared Content-Length (-1: none or not a plain number) and the body bytes so far. */
     let declared = -1;
     let received = 0;
+    /** The final response head was handed to the sink. */
+    let headed = false;
 
     const settle = () => {
       if (settled || writing) return;
@@ -164,6 +167,7 @@ export function exporterExchange(
         if (length !== undefined && /^\d{1,15}$/.test(length)) declared = Number(length);
         try {
           sink.head(status, head);
+          headed = true;
         } catch (e) {
           fail(e);
         }
@@ -185,6 +189,8 @@ export function exporterExchange(
       },
       onResponseError(_c, err) {
         ended = true;
+        // Trailers past the head limit after a whole body: an end, the chunks still queued are written.
+        if (!failed && trailersOverflow(err, headed)) return settle();
         if (!failed) failed = { error: err };
         queue.length = 0;
         settle();
