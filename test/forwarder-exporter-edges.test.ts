@@ -228,3 +228,35 @@ test("exporter edges: trailers after a whole chunked body are ignored, as Promet
     await flood.close();
   }
 });
+
+test("exporter edges: the status line counts against the response head limit: 100 KB of it fails clearly, at the bound passes, one byte over fails", { timeout: 60_000 }, async () => {
+  // The limit holds the reason phrase with the header names and values (as undici counts headers): this answer's
+  // one header, content-length: 5, is 15 bytes of it.
+  const answer = (reason: string) => `HTTP/1.1 200 ${reason}\r\ncontent-length: 5\r\n\r\nup 1\n`;
+  const atBound = exporterMaxHeaderSize - 1 - 15;
+  const exporters = await Promise.all(
+    ["O".repeat(100_000), "O".repeat(atBound), "O".repeat(atBound + 1)].map((reason) => rawExporter((socket) => socket.write(answer(reason)))),
+  );
+  try {
+    await throughForwarder(exporters.map((e) => `http://127.0.0.1:${e.port}`), async (scrape) => {
+      const huge = await scrape(0);
+      assert.equal(huge.status, 502, huge.body.toString());
+      assert.match(
+        huge.body.toString(),
+        new RegExp(`: target http://127\\.0\\.0\\.1:${exporters[0]!.port}/metrics: answered with a response head larger than ${exporterMaxHeaderSize} bytes \\(its status line alone is longer\\) \\(UND_ERR_HEADERS_OVERFLOW\\)\\n$`),
+      );
+      const at = await scrape(1);
+      assert.equal(at.status, 200, at.body.toString());
+      assert.equal(at.body.toString(), "up 1\n");
+      const over = await scrape(2);
+      assert.equal(over.status, 502, over.body.toString());
+      assert.match(
+        over.body.toString(),
+        new RegExp(`: answered with a response head larger than ${exporterMaxHeaderSize} bytes \\(its status line is ${atBound + 1 + 13} bytes of it\\) \\(UND_ERR_HEADERS_OVERFLOW\\)\\n$`),
+      );
+      for (const e of [exporters[0]!, exporters[2]!]) await waitFor("the refused answer's connection to be closed", () => e.open === 0);
+    });
+  } finally {
+    for (const e of exporters) await e.close();
+  }
+});

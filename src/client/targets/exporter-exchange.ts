@@ -1,6 +1,6 @@
 import type { Dispatcher } from "undici";
-import { trailersOverflow } from "./exporter-head.ts";
-import { loadUndici } from "./exporter-pool.ts";
+import { statusLineOverflow, trailersOverflow } from "./exporter-head.ts";
+import { exporterMaxHeaderSize, loadUndici } from "./exporter-pool.ts";
 
 /** Where an exporter's answer goes as it arrives. @internal */
 export interface ExchangeSink {
@@ -155,8 +155,11 @@ export function exporterExchange(
         cancelQueued = undefined;
         if (failed) c.abort(failed.error instanceof Error ? failed.error : new Error(String(failed.error)));
       },
-      onResponseStart(c, status, got) {
-        if (status < 200 || failed) return;
+      onResponseStart(c, status, got, statusText) {
+        if (failed) return;
+        const overflow = statusLineOverflow(statusText, c.rawHeaders, exporterMaxHeaderSize);
+        if (overflow) return fail(overflow);
+        if (status < 200) return;
         const head: Record<string, string> = {};
         for (const name of relayed) {
           const v = got[name];

@@ -1,7 +1,50 @@
 /**
  * What an exporter's answer may carry around its body, beyond what undici
- * checks itself: the trailers after a chunked body.
+ * checks itself: its status line, held to the response head limit with the
+ * headers, and the trailers after a chunked body.
  */
+import type { Dispatcher } from "undici";
+
+/** The bytes of the status line before its reason phrase ("HTTP/1.1 200 "). */
+const statusLinePrefix = 13;
+
+/**
+ * A response head over the limit because of its status line (undici counts
+ * only header names and values): the same code as undici's own overflow.
+ * `statusLineBytes` is undefined when the status line alone is over the limit
+ * (undici hands over only the last part of a reason phrase that arrived in
+ * several reads, so its whole length is not known).
+ *
+ * @internal
+ */
+export class StatusLineOverflowError extends Error {
+  readonly code = "UND_ERR_HEADERS_OVERFLOW";
+  readonly limit: number;
+  readonly statusLineBytes: number | undefined;
+  constructor(limit: number, statusLineBytes: number | undefined) {
+    super(`response head over ${limit} bytes: its status line is ${statusLineBytes === undefined ? "longer alone" : `${statusLineBytes} bytes of it`}`);
+    this.name = "StatusLineOverflowError";
+    this.limit = limit;
+    this.statusLineBytes = statusLineBytes;
+  }
+}
+
+/**
+ * The response head's check that undici leaves out: its reason phrase
+ * counts against the head limit with the header names and values, as undici
+ * counts these (the head fails at `limit` bytes of them). Returns the error,
+ * or undefined when the head is within the limit.
+ *
+ * @internal
+ */
+export function statusLineOverflow(statusText: string | undefined, raw: Dispatcher.DispatchController["rawHeaders"], limit: number): StatusLineOverflowError | undefined {
+  const reason = Buffer.byteLength(statusText ?? "");
+  if (reason === 0) return undefined;
+  if (reason >= limit) return new StatusLineOverflowError(limit, undefined);
+  let headers = 0;
+  if (Array.isArray(raw)) for (const b of raw) headers += typeof b === "string" ? Buffer.byteLength(b) : b.byteLength;
+  return reason + headers >= limit ? new StatusLineOverflowError(limit, statusLinePrefix + reason) : undefined;
+}
 
 /**
  * Whether a failure that came after the final response head is undici

@@ -1,4 +1,5 @@
 import { version } from "../../shared/version.ts";
+import { StatusLineOverflowError } from "./exporter-head.ts";
 import { exporterMaxHeaderSize } from "./exporter-pool.ts";
 import { ScrapeErrorReason, TargetError, type ServeRequest } from "./target.ts";
 
@@ -106,6 +107,10 @@ export function describe(e: unknown, where: string): TargetError {
       return with_(`answered a body whose length differs from its Content-Length, or a Content-Length that is not one number (${code})`);
     case "HPE_HEADER_OVERFLOW":
     case "UND_ERR_HEADERS_OVERFLOW":
+      if (err instanceof StatusLineOverflowError) {
+        const { statusLineBytes: n } = err;
+        return with_(`answered with a response head larger than ${err.limit} bytes (its status line ${n === undefined ? "alone is longer" : `is ${n} bytes of it`}) (${code})`);
+      }
       return with_(`answered with a response head larger than ${exporterMaxHeaderSize} bytes (${code})`);
     default:
       if (tlsCodes.test(code)) return with_(`TLS handshake failed: ${msg} (${code})`);
