@@ -260,3 +260,39 @@ test("exporter edges: the status line counts against the response head limit: 10
     for (const e of exporters) await e.close();
   }
 });
+
+test("exporter edges: a Content-Length on 204 is refused as the exporter's error; on 304 it describes a representation not sent, and the 304 is relayed without it", { timeout: 60_000 }, async () => {
+  // RFC 9110: a 204 has no content and a server must not send Content-Length (or Transfer-Encoding) with it, so a
+  // 204 announcing 5 bytes is malformed (whatever follows is not its body). A 304 may carry the Content-Length of
+  // the representation a 200 would have sent; it has no content either, so the relayed 304 has no Content-Length.
+  const answers = [
+    "HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n",
+    "HTTP/1.1 204 No Content\r\ntransfer-encoding: chunked\r\n\r\n",
+    "HTTP/1.1 304 Not Modified\r\netag: \"x\"\r\ncontent-length: 5\r\n\r\n",
+    "HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n",
+  ];
+  const exporters = await Promise.all(answers.map((a) => rawExporter((socket) => socket.write(a))));
+  try {
+    await throughForwarder(exporters.map((e) => `http://127.0.0.1:${e.port}`), async (scrape) => {
+      const [withLength, chunked] = [await scrape(0), await scrape(1)];
+      assert.equal(withLength.status, 502, withLength.body.toString());
+      assert.match(
+        withLength.body.toString(),
+        new RegExp(`^promproxy: client "fwd": target http://127\\.0\\.0\\.1:${exporters[0]!.port}/metrics: answered malformed HTTP: 204 No Content with Content-Length: 5, but a 204 answer has no content\\n$`),
+      );
+      assert.equal(chunked.status, 502, chunked.body.toString());
+      assert.match(chunked.body.toString(), /: answered malformed HTTP: 204 No Content with Transfer-Encoding: chunked, but a 204 answer has no content\n$/);
+      for (let i = 0; i < 2; i++) {
+        const notModified = await scrape(2);
+        assert.equal(notModified.status, 304, notModified.body.toString());
+        assert.equal(notModified.body.length, 0);
+        assert.notEqual(notModified.headers["content-length"], "5");
+      }
+      const empty = await scrape(3);
+      assert.equal(empty.status, 204, empty.body.toString());
+      assert.equal(empty.body.length, 0);
+    });
+  } finally {
+    for (const e of exporters) await e.close();
+  }
+});

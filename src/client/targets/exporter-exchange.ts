@@ -1,5 +1,5 @@
 import type { Dispatcher } from "undici";
-import { statusLineOverflow, trailersOverflow } from "./exporter-head.ts";
+import { bodylessHead, statusLineOverflow, trailersOverflow } from "./exporter-head.ts";
 import { exporterMaxHeaderSize, loadUndici } from "./exporter-pool.ts";
 
 /** Where an exporter's answer goes as it arrives. @internal */
@@ -166,6 +166,8 @@ export function exporterExchange(
           const first = Array.isArray(v) ? v[0] : v;
           if (first !== undefined) head[name] = first;
         }
+        const malformed = bodylessHead(status, head, got);
+        if (malformed) return fail(malformed);
         const length = head["content-length"];
         if (length !== undefined && /^\d{1,15}$/.test(length)) declared = Number(length);
         try {

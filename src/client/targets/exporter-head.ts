@@ -1,8 +1,10 @@
 /**
  * What an exporter's answer may carry around its body, beyond what undici
  * checks itself: its status line, held to the response head limit with the
- * headers, and the trailers after a chunked body.
+ * headers; the framing of an answer that has no content (204, 304); the
+ * trailers after a chunked body.
  */
+import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
 
 /** The bytes of the status line before its reason phrase ("HTTP/1.1 200 "). */
@@ -44,6 +46,28 @@ export function statusLineOverflow(statusText: string | undefined, raw: Dispatch
   let headers = 0;
   if (Array.isArray(raw)) for (const b of raw) headers += typeof b === "string" ? Buffer.byteLength(b) : b.byteLength;
   return reason + headers >= limit ? new StatusLineOverflowError(limit, statusLinePrefix + reason) : undefined;
+}
+
+/**
+ * The head of a 204 or 304 answer, which has no content (RFC 9110): a 204
+ * with a Content-Length other than 0 or a Transfer-Encoding (which a server
+ * must not send with it) is malformed, and refused with an error saying so
+ * (undici reads no body and closes the connection, as whatever follows is not
+ * the next answer). A 304's Content-Length describes the representation a 200
+ * would have sent, not a body: it is dropped from `relayed`, so the relayed
+ * 304 does not announce bytes that never come.
+ *
+ * @param relayed the headers relayed from the answer, changed in place
+ * @param got all the answer's headers
+ * @internal
+ */
+export function bodylessHead(status: number, relayed: Record<string, string>, got: IncomingHttpHeaders): Error | undefined {
+  if (status === 304) delete relayed["content-length"];
+  if (status !== 204) return undefined;
+  const length = relayed["content-length"];
+  const te = got["transfer-encoding"];
+  const framing = length !== undefined && length.trim() !== "0" ? `Content-Length: ${length}` : te !== undefined ? `Transfer-Encoding: ${String(te)}` : undefined;
+  return framing === undefined ? undefined : new Error(`answered malformed HTTP: 204 No Content with ${framing}, but a 204 answer has no content`);
 }
 
 /**
