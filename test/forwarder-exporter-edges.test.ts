@@ -10,10 +10,12 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as path from "node:path";
 import { test } from "node:test";
+import * as tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { createClient, silentLogger } from "../src/client/index.ts";
 import { createHttpTargets, type HttpTarget } from "../src/client/targets/http-target.ts";
@@ -294,5 +296,51 @@ test("exporter edges: a Content-Length on 204 is refused as the exporter's error
     });
   } finally {
     for (const e of exporters) await e.close();
+  }
+});
+
+test("exporter edges: an http:// target whose port speaks TLS, and an https:// target whose port speaks plain HTTP, are told to change the scheme", { timeout: 60_000 }, async () => {
+  // A TLS server that answers the plain request with TLS records (an alert, a handshake), and Node's TLS server,
+  // which closes the connection without a byte: the forwarder then tries a TLS handshake on the port to tell.
+  const alert = await rawExporter((socket) => socket.end(Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46])));
+  const handshake = await rawExporter((socket) => socket.end(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x04, 0x0e, 0x00, 0x00, 0x00])));
+  const nodeTls = tls.createServer({ cert, key }, (socket) => socket.end("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nup 1\n"));
+  nodeTls.on("tlsClientError", () => {});
+  const plain = http.createServer((_req, res) => res.end("up 1\n"));
+  const closing = await rawExporter((socket) => socket.destroy());
+  for (const s of [nodeTls, plain]) s.listen(0, "127.0.0.1");
+  await Promise.all([once(nodeTls, "listening"), once(plain, "listening")]);
+  const portOf = (s: net.Server) => (s.address() as net.AddressInfo).port;
+  const urls = [
+    `http://127.0.0.1:${alert.port}`,
+    `http://127.0.0.1:${handshake.port}`,
+    `http://127.0.0.1:${portOf(nodeTls)}`,
+    `https://127.0.0.1:${portOf(plain)}`,
+    `http://127.0.0.1:${closing.port}`,
+  ];
+  try {
+    await throughForwarder(urls, async (scrape) => {
+      for (const i of [0, 1]) {
+        const r = await scrape(i);
+        assert.equal(r.status, 502, r.body.toString());
+        assert.match(r.body.toString(), new RegExp(`: target ${urls[i]!.replace(/\./g, "\\.")}/metrics: answered with TLS, not HTTP: use https:// in the target URL \\(HPE_INVALID_CONSTANT\\)\\n$`));
+      }
+      const n = await scrape(2);
+      assert.equal(n.status, 502, n.body.toString());
+      assert.match(n.body.toString(), new RegExp(`: target ${urls[2]!.replace(/\./g, "\\.")}/metrics: closed the connection without answering, and speaks TLS on that port: use https:// in the target URL \\(UND_ERR_SOCKET\\)\\n$`));
+      const p = await scrape(3);
+      assert.equal(p.status, 502, p.body.toString());
+      assert.match(p.body.toString(), new RegExp(`: target ${urls[3]!.replace(/\./g, "\\.")}/metrics: answered something that is not TLS \\(a plain HTTP exporter\\?\\): use http:// in the target URL \\(ERR_SSL_WRONG_VERSION_NUMBER\\)\\n$`));
+      // A plain exporter that closes without answering is not mistaken for TLS.
+      const c = await scrape(4);
+      assert.equal(c.status, 502, c.body.toString());
+      assert.match(c.body.toString(), /: connection reset by the exporter \(other side closed, UND_ERR_SOCKET\)\n$/);
+    });
+  } finally {
+    await alert.close();
+    await handshake.close();
+    await closing.close();
+    nodeTls.close();
+    plain.close();
   }
 });
