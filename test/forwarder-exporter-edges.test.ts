@@ -344,3 +344,31 @@ test("exporter edges: an http:// target whose port speaks TLS, and an https:// t
     plain.close();
   }
 });
+
+test("exporter edges: an http:// target on a Go https exporter (node_exporter with TLS), whose server answers 400 'Client sent an HTTP request to an HTTPS server.', is told to use https://", { timeout: 60_000 }, async () => {
+  // The bytes Go's net/http writes to a plain request on a TLS port, then it closes the connection.
+  const goTls = await rawExporter((socket) => socket.end("HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"));
+  // A header-less 400 with another body, and one with no body at all, are the exporter's own answers: relayed.
+  const other400 = await rawExporter((socket) => socket.end("HTTP/1.0 400 Bad Request\r\n\r\nno such collector\n"));
+  const bare400 = await rawExporter((socket) => socket.end("HTTP/1.0 400 Bad Request\r\n\r\n"));
+  try {
+    await throughForwarder([goTls, other400, bare400].map((e) => `http://127.0.0.1:${e.port}`), async (scrape) => {
+      const r = await scrape(0);
+      assert.equal(r.status, 502, r.body.toString());
+      assert.match(
+        r.body.toString(),
+        new RegExp(`: target http://127\\.0\\.0\\.1:${goTls.port}/metrics: answered 400 "Client sent an HTTP request to an HTTPS server\\.": use https:// in the target URL\\n$`),
+      );
+      const o = await scrape(1);
+      assert.equal(o.status, 400);
+      assert.equal(o.body.toString(), "no such collector\n");
+      const b = await scrape(2);
+      assert.equal(b.status, 400);
+      assert.equal(b.body.length, 0);
+    });
+  } finally {
+    await goTls.close();
+    await other400.close();
+    await bare400.close();
+  }
+});

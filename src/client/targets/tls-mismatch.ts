@@ -1,12 +1,14 @@
 /**
  * A target URL whose scheme does not match what its port speaks: an
  * `http://` URL on a TLS port, an `https://` URL on a plain-HTTP port. Told
- * from what the exporter sent, or, when a TLS port closed the plain request's
- * connection without a byte (Node's and OpenSSL's servers do), from a TLS
- * handshake tried on the port after the scrape failed.
+ * from what the exporter sent (TLS records; Go's 400 answer to a plain
+ * request), or, when a TLS port closed the plain request's connection without
+ * a byte (Node's and OpenSSL's servers do), from a TLS handshake tried on the
+ * port after the scrape failed.
  */
 import * as net from "node:net";
 import * as tls from "node:tls";
+import type { ExchangeSink } from "./exporter-exchange.ts";
 import { ScrapeErrorReason, TargetError } from "./target.ts";
 
 /**
@@ -77,4 +79,51 @@ export function tlsOnPlainPort(e: unknown, where: string): TargetError {
     `target ${where}: closed the connection without answering, and speaks TLS on that port: use https:// in the target URL (${String(code)})`,
     { cause: e },
   );
+}
+
+/** What Go's net/http answers a plain request on a TLS port: a 400 without headers, this body, then the connection closed. */
+const goPlainOnTls = "Client sent an HTTP request to an HTTPS server.";
+
+/** A sink that can hold back the start of an answer, and `finish()`, which hands over what it still holds once the answer has ended. */
+export interface HoldingSink extends ExchangeSink {
+  finish(): Promise<void> | void;
+}
+
+/**
+ * Wraps the sink of an `http://` target so that Go's answer to a plain
+ * request on a TLS port fails the scrape, telling to use https://, instead
+ * of being relayed as the exporter's own 400: a 400 with none of the relayed
+ * headers is held back until its body shows whether it is that answer (at
+ * most its 48 bytes are held); any other answer passes as it comes.
+ *
+ * @internal
+ */
+export function goTlsAnswerCheck(sink: ExchangeSink, where: string): HoldingSink {
+  let held: { status: number; headers: Record<string, string> } | undefined;
+  let body: Buffer = Buffer.alloc(0);
+  const release = (): Promise<void> | void => {
+    const { status, headers } = held!;
+    held = undefined;
+    sink.head(status, headers);
+    if (body.byteLength > 0) return sink.data(body);
+  };
+  return {
+    head(status, headers) {
+      if (status === 400 && Object.keys(headers).length === 0) held = { status, headers };
+      else sink.head(status, headers);
+    },
+    data(chunk) {
+      if (!held) return sink.data(chunk);
+      body = Buffer.concat([body, chunk]);
+      const text = body.toString("latin1");
+      if (text.startsWith(goPlainOnTls)) {
+        throw new TargetError(ScrapeErrorReason.UNREACHABLE, `target ${where}: answered 400 "${goPlainOnTls}": use https:// in the target URL`);
+      }
+      if (goPlainOnTls.startsWith(text)) return undefined;
+      return release();
+    },
+    finish() {
+      if (held) return release();
+    },
+  };
 }
