@@ -1,11 +1,13 @@
 /**
- * The forwarder's exporter requests at three edges found by a review of the
- * undici port: an https exporter that offers HTTP/2 (the forwarder speaks
- * HTTP/1.1 only), a first TLS handshake that never completes under
- * concurrent scrapes (later scrapes still get through; nothing is left
- * queued or connecting), and a kept-alive answer whose exporter closes the
- * connection right after its last byte while that byte's write waits for
- * credit (a whole answer, not "cut off").
+ * The forwarder's exporter requests at edges found by reviews of the undici
+ * port: an https exporter that offers HTTP/2 (the forwarder speaks HTTP/1.1
+ * only), a first TLS handshake that never completes under concurrent scrapes
+ * (later scrapes still get through; nothing is left queued or connecting), a
+ * kept-alive answer whose exporter closes the connection right after its last
+ * byte while that byte's write waits for credit (a whole answer, not "cut
+ * off"); and, scraped through a real server and forwarder as Prometheus does:
+ * trailers past the head limit, a status line past it, 204 and 304 with a
+ * Content-Length, and a target URL whose scheme does not match its port.
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
