@@ -61,7 +61,8 @@ export function speaksTls(host: string, port: number, signal: AbortSignal): Prom
     const timer = setTimeout(onAbort, probeMs);
     signal.addEventListener("abort", onAbort, { once: true });
     socket.once("secureConnect", () => done(true));
-    socket.once("error", (err: NodeJS.ErrnoException) => done(/^ERR_SSL_(TLSV1|SSLV3|TLSV13)_ALERT_/.test(err.code ?? "")));
+    // Not once: an error after the first (while the socket is destroyed) must not go uncaught.
+    socket.on("error", (err: NodeJS.ErrnoException) => done(/^ERR_SSL_(TLSV1|SSLV3|TLSV13)_ALERT_/.test(err.code ?? "")));
     socket.once("close", () => done(false));
   });
 }
