@@ -434,7 +434,7 @@ test("forwarder target: https targets: CA option, insecure-skip-verify, _scheme=
         assert.equal(upgraded.status, 200, String(upgraded.body));
         const notTls = await get("http://fwd:9006/metrics");
         assert.equal(notTls.status, 502);
-        assert.match(notTls.body.toString(), new RegExp(`target https://127\\.0\\.0\\.1:${plain.port}/metrics: TLS handshake failed`));
+        assert.match(notTls.body.toString(), new RegExp(`target https://127\\.0\\.0\\.1:${plain.port}/metrics: answered something that is not TLS \\(a plain HTTP exporter\\?\\): use http:// in the target URL \\(ERR_SSL_WRONG_VERSION_NUMBER\\)\n$`));
         const bad = await get("http://fwd:9005/metrics?_scheme=gopher");
         assert.equal(bad.status, 400);
       },

@@ -1,5 +1,6 @@
 import type { Dispatcher } from "undici";
-import { loadUndici } from "./exporter-pool.ts";
+import { bodylessHead, statusLineOverflow, trailersOverflow } from "./exporter-head.ts";
+import { exporterMaxHeaderSize, loadUndici } from "./exporter-pool.ts";
 
 /** Where an exporter's answer goes as it arrives. @internal */
 export interface ExchangeSink {
@@ -99,6 +100,8 @@ export function exporterExchange(
     /** The answer's declared Content-Length (-1: none or not a plain number) and the body bytes so far. */
     let declared = -1;
     let received = 0;
+    /** The final response head was handed to the sink. */
+    let headed = false;
 
     const settle = () => {
       if (settled || writing) return;
@@ -152,18 +155,24 @@ export function exporterExchange(
         cancelQueued = undefined;
         if (failed) c.abort(failed.error instanceof Error ? failed.error : new Error(String(failed.error)));
       },
-      onResponseStart(c, status, got) {
-        if (status < 200 || failed) return;
+      onResponseStart(c, status, got, statusText) {
+        if (failed) return;
+        const overflow = statusLineOverflow(statusText, c.rawHeaders, exporterMaxHeaderSize);
+        if (overflow) return fail(overflow);
+        if (status < 200) return;
         const head: Record<string, string> = {};
         for (const name of relayed) {
           const v = got[name];
           const first = Array.isArray(v) ? v[0] : v;
           if (first !== undefined) head[name] = first;
         }
+        const malformed = bodylessHead(status, head, got);
+        if (malformed) return fail(malformed);
         const length = head["content-length"];
         if (length !== undefined && /^\d{1,15}$/.test(length)) declared = Number(length);
         try {
           sink.head(status, head);
+          headed = true;
         } catch (e) {
           fail(e);
         }
@@ -185,6 +194,8 @@ export function exporterExchange(
       },
       onResponseError(_c, err) {
         ended = true;
+        // Trailers past the head limit after a whole body: an end, the chunks still queued are written.
+        if (!failed && trailersOverflow(err, headed)) return settle();
         if (!failed) failed = { error: err };
         queue.length = 0;
         settle();

@@ -1,5 +1,7 @@
 import { version } from "../../shared/version.ts";
+import { StatusLineOverflowError } from "./exporter-head.ts";
 import { exporterMaxHeaderSize } from "./exporter-pool.ts";
+import { tlsRecord } from "./tls-mismatch.ts";
 import { ScrapeErrorReason, TargetError, type ServeRequest } from "./target.ts";
 
 /**
@@ -70,7 +72,7 @@ const tlsCodes = /^(ERR_TLS_|ERR_SSL_|EPROTO$|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$
  * @internal
  */
 export function describe(e: unknown, where: string): TargetError {
-  const err = e as NodeJS.ErrnoException & { hostname?: string };
+  const err = e as NodeJS.ErrnoException & { hostname?: string; reason?: unknown; library?: unknown };
   const msg = e instanceof Error ? e.message : String(e);
   const code = typeof err?.code === "string" ? err.code : parserCode(err, msg);
   const with_ = (text: string) => new TargetError(ScrapeErrorReason.UNREACHABLE, `target ${where}: ${text}`, { cause: e });
@@ -101,14 +103,24 @@ export function describe(e: unknown, where: string): TargetError {
       return new TargetError(ScrapeErrorReason.TIMEOUT, `target ${where} did not answer in time (${code})`, { cause: e });
     case "HPE_INVALID_CONSTANT":
     case "HPE_INVALID_VERSION":
+      if (tlsRecord((err as { data?: unknown }).data)) return with_(`answered with TLS, not HTTP: use https:// in the target URL (${code})`);
       return with_(`answered something that is not HTTP (${code}); is it an https:// exporter?`);
     case "UND_ERR_RES_CONTENT_LENGTH_MISMATCH":
       return with_(`answered a body whose length differs from its Content-Length, or a Content-Length that is not one number (${code})`);
     case "HPE_HEADER_OVERFLOW":
     case "UND_ERR_HEADERS_OVERFLOW":
+      if (err instanceof StatusLineOverflowError) {
+        const { statusLineBytes: n } = err;
+        return with_(`answered with a response head larger than ${err.limit} bytes (its status line ${n === undefined ? "alone is longer" : `is ${n} bytes of it`}) (${code})`);
+      }
       return with_(`answered with a response head larger than ${exporterMaxHeaderSize} bytes (${code})`);
+    case "ERR_SSL_WRONG_VERSION_NUMBER":
+    case "ERR_SSL_PACKET_LENGTH_TOO_LONG":
+      // OpenSSL's words for a first answer that is not a TLS record.
+      return with_(`answered something that is not TLS (a plain HTTP exporter?): use http:// in the target URL (${code})`);
     default:
-      if (tlsCodes.test(code)) return with_(`TLS handshake failed: ${msg} (${code})`);
+      // OpenSSL's messages carry its error stack over several lines; its reason is the one line that says what failed.
+      if (tlsCodes.test(code)) return with_(`TLS handshake failed: ${typeof err.reason === "string" && err.library !== undefined ? err.reason : msg.split("\n")[0]} (${code})`);
       // undici words llhttp's reason as "Response does not match the HTTP/1.1 protocol (REASON)".
       if (code === "HPE_") return with_(`answered malformed HTTP: ${/\((.*)\)$/.exec(msg)?.[1] ?? msg}`);
       if (code.startsWith("HPE_")) return with_(`answered malformed HTTP: ${/\((.*)\)$/.exec(msg)?.[1] ?? msg.replace(/^Parse Error: /, "")} (${code})`);

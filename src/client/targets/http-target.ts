@@ -3,6 +3,7 @@ import { createExporterPools } from "./exporter-pool.ts";
 import { closedUnderKeptRequest, cutOffError, describe, exporterHeaders } from "./exporter-request.ts";
 import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget, type ServeRequest } from "./target.ts";
 import { checkUrl, parseTargetSpec, type HttpTargetOptions, type Secret } from "./http-target-options.ts";
+import { closedWithoutAByte, goTlsAnswerCheck, speaksTls, tlsOnPlainPort } from "./tls-mismatch.ts";
 import { checkRequestPath, pathMatches } from "../../shared/paths.ts";
 
 /** What a forwarded scrape came to, for metrics and logs. @internal */
@@ -185,10 +186,13 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
           return out.write(chunk);
         },
       };
+      // Go's answer to a plain request on its TLS port is told from the exporter's own 400.
+      const checked = https_ ? undefined : goTlsAnswerCheck(sink, where);
       for (let attempt = 1; ; attempt++) {
         const failure: ExchangeFailure = { keptFree: false };
         try {
-          await exporterExchange(pool, request, ac.signal, budgetMs + undiciTimerSlackMs, sink, failure);
+          await exporterExchange(pool, request, ac.signal, budgetMs + undiciTimerSlackMs, checked ?? sink, failure);
+          await checked?.finish();
           return;
         } catch (e) {
           if (ac.signal.aborted) throw ac.signal.reason;
@@ -198,6 +202,8 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
           // No response head came: a kept-alive connection the exporter closed while idle gets one fresh try.
           if (!headed && attempt === 1 && closedUnderKeptRequest(e, failure.keptFree)) continue;
           if (headed && cutOffError(e)) throw cutOff(where, e);
+          // A TLS port closes a plain request's connection without a byte: a handshake tried on it tells.
+          if (!headed && !https_ && closedWithoutAByte(e) && (await speaksTls(base.hostname, Number(base.port || 80), ac.signal))) throw tlsOnPlainPort(e, where);
           throw describe(e, where);
         }
       }
