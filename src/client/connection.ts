@@ -67,7 +67,12 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     // destroyed; the timer then calls ping() on the dead session, which throws an uncaught
     // ERR_HTTP2_INVALID_SESSION ~pingIntervalMs after every reconnect and crashes the host application
     // (connectrpc/connect-es#1795; test/e2e/faults.test.ts catches it).
-    { pingIntervalMs: options.pingIntervalMs, pingTimeoutMs: options.pingTimeoutMs, pingIdleConnection: false },
+    // idleConnectionTimeoutMs short: Connect re-arms its idle timer (15 min by default) the same way when the
+    // stream closes after abort(), and the timer holds the dead session, its stream and our queue's frames: a
+    // server that made the client drop its stream several times a second grew the host by ~1.4 MB a drop, for
+    // 15 minutes each (test/e2e/hostile-server-reconnects.test.ts). The connection is never idle while in use:
+    // it carries our one stream from the moment it is ready until we abort it.
+    { pingIntervalMs: options.pingIntervalMs, pingTimeoutMs: options.pingTimeoutMs, pingIdleConnection: false, idleConnectionTimeoutMs: 1_000 },
     { ...options.http2Options, ...tls, ...(ctx.address === undefined ? {} : { lookup: pinnedLookup(ctx.address) }) },
     (e) => log.debug("connection error after its stream ended", { name, reason: e.message }),
   );
