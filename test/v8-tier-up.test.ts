@@ -1,7 +1,7 @@
 /**
  * V8's tier-up as the CLI sets it (src/cli/v8-tier-up.ts): in a fresh process, TurboFan optimizes a
- * function within 1,200 calls with it and not without it (V8's default waits for 3,000), and a Node flag
- * of the user's own wins.
+ * function within 1,200 calls with it and not without it (V8's default waits for 3,000); a flag of the
+ * user's own wins; V8's flags frozen after start are left alone.
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
@@ -44,15 +44,25 @@ test("with tuneTierUp, a function is optimized within 1,200 calls; without it, n
   assert.equal(optimizedWithin1200Calls(false).optimized, false);
 });
 
-test("a --invocation-count-for-turbofan of the user's own wins (command line or NODE_OPTIONS)", () => {
+test("a --invocation-count-for-turbofan of the user's own on node's command line wins, however spelt", () => {
   const own = optimizedWithin1200Calls(true, ["--invocation-count-for-turbofan=3000"]);
   assert.equal(own.set, undefined);
   assert.equal(own.optimized, false);
-  assert.equal(tuneTierUp(["--invocation_count_for_turbofan=5000"], ""), undefined);
-  assert.equal(tuneTierUp([], "--max-old-space-size=512 --invocation-count-for-turbofan=100"), undefined);
+  for (const a of ["--invocation_count_for_turbofan=5000", "-invocation-count-for-turbofan=500", "--invocation-count-for-turbofan"]) {
+    assert.equal(tuneTierUp([a], "22.23.3"), undefined, a);
+  }
+});
+
+test("with V8's flags frozen after start (--freeze-flags-after-init), nothing is set and the process lives", () => {
+  // Changing a flag then aborts the process (V8's "Check failed: !IsFrozen()").
+  assert.equal(optimizedWithin1200Calls(true, ["--freeze-flags-after-init"]).set, undefined);
+  assert.equal(tuneTierUp(["--freeze_flags_after_init"], "22.23.3"), undefined);
+  // The last word wins.
+  const thawed = optimizedWithin1200Calls(true, ["--freeze-flags-after-init", "--no-freeze-flags-after-init"]);
+  assert.equal(thawed.set, `--invocation-count-for-turbofan=${turbofanInvocations}`);
 });
 
 test("only on Node 22 (V8 without Maglev); later Nodes keep V8's defaults", () => {
-  for (const v of ["23.11.1", "24.22.3", "25.9.0", "20.20.2"]) assert.equal(tuneTierUp([], "", v), undefined, v);
-  assert.equal(tuneTierUp([], "", "22.23.3"), `--invocation-count-for-turbofan=${turbofanInvocations}`);
+  for (const v of ["23.11.1", "24.22.3", "25.9.0", "20.20.2"]) assert.equal(tuneTierUp([], v), undefined, v);
+  assert.equal(tuneTierUp([], "22.23.3"), `--invocation-count-for-turbofan=${turbofanInvocations}`);
 });

@@ -17,28 +17,30 @@
  * later V8 drops would also print an error on every start).
  *
  * Only the CLI sets it: the library never changes V8 flags of the process
- * it runs in. A Node flag of the user's own (`NODE_OPTIONS` or the command
- * line) wins.
+ * it runs in. A flag of the user's own on node's command line wins.
  */
 import * as v8 from "node:v8";
 
 /** Invocations before TurboFan compiles a function (V8's default: 3000). */
 export const turbofanInvocations = 300;
 
-const flagName = /--invocation[-_]count[-_]for[-_]turbofan\b/;
+/** V8 takes its flags with one dash or two, and `_` for `-`. */
+const flagName = /^--?invocation[-_]count[-_]for[-_]turbofan\b/;
+const freezeFlag = /^--?(no-?)?freeze[-_]flags[-_]after[-_]init\b/;
 
 /**
  * Sets V8's TurboFan threshold to `turbofanInvocations` on Node 22, unless
- * Node was started with one (in `execArgv` or `nodeOptions`). Returns the flag
- * it set, or undefined when it left V8's or the user's.
+ * Node was started with one, or with V8's flags frozen after start
+ * (`--freeze-flags-after-init`: changing one then aborts the process).
+ * Returns the flag it set, or undefined when it left V8's or the user's.
+ * (Node refuses V8 flags like these in `NODE_OPTIONS`: only the command line
+ * can carry them.)
  */
-export function tuneTierUp(
-  execArgv: readonly string[] = process.execArgv,
-  nodeOptions: string = process.env["NODE_OPTIONS"] ?? "",
-  nodeVersion: string = process.versions.node,
-): string | undefined {
+export function tuneTierUp(execArgv: readonly string[] = process.execArgv, nodeVersion: string = process.versions.node): string | undefined {
   if (!nodeVersion.startsWith("22.")) return undefined;
-  if (execArgv.some((a) => flagName.test(a)) || flagName.test(nodeOptions)) return undefined;
+  if (execArgv.some((a) => flagName.test(a))) return undefined;
+  const freeze = execArgv.filter((a) => freezeFlag.test(a)).at(-1);
+  if (freeze !== undefined && !freezeFlag.exec(freeze)?.[1]) return undefined;
   const flag = `--invocation-count-for-turbofan=${turbofanInvocations}`;
   v8.setFlagsFromString(flag);
   return flag;
