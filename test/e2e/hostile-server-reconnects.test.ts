@@ -6,9 +6,12 @@
  * stream and dials again, several times a second. Each dropped connection
  * must be freed then, not held by a timer (connect-node's session manager
  * re-arms its idle timer, 15 minutes by default, when the last stream closes
- * after the manager was aborted). Thresholds are on memory, never on speed.
+ * after the manager was aborted). And a server whose header block is too
+ * large to be sent. Thresholds are on memory, never on speed.
  */
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { after, test } from "node:test";
 import { waitFor } from "../helpers.ts";
 import { MiB, mb, startHost } from "./fixtures/hostile-server/harness.ts";
@@ -48,5 +51,24 @@ test("a server that floods orders and never reads: every dropped connection is f
   // Held by the timers, each dropped connection kept ~1.4 MB (its queue's frames, its session): 30 of them ~40 MB.
   assert.ok(held(during) - held(base) < 8 * MiB, `30 dropped connections held ${mb(held(during) - held(base))}`);
   assert.ok(held(stopped) - held(base) < 4 * MiB, `3 s after stop() the host still holds ${mb(held(stopped) - held(base))} more than before`);
+  assert.equal(host.script.stderr(), "");
+});
+
+test("a server whose answer is a 1 MB header block: the client says no response headers came, and keeps trying", async () => {
+  let streams = 0;
+  const server = http2.createServer();
+  server.on("session", (s) => s.on("error", () => {}));
+  server.on("stream", (stream) => {
+    streams++;
+    stream.on("error", () => {});
+    stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "14", "grpc-message": "m".repeat(1 << 20) }, { endStream: true });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(() => new Promise((resolve) => server.close(() => resolve())));
+  const host = startHost(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  cleanups.push(() => host.stop());
+  await waitFor("three attempts", () => streams >= 3, 60_000);
+  const said = host.logs().filter((l) => /without response headers/.test(l));
+  assert.ok(said.length > 0, `the client names what happened:\n${host.logs().slice(0, 5).join("\n")}`);
   assert.equal(host.script.stderr(), "");
 });

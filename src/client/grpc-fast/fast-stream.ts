@@ -80,7 +80,10 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
     }
     function finish() {
       if (settled) return;
-      const e = checkTrailers(trailers, header ?? new Headers());
+      // No HEADERS frame at all: what a client sees when the server's header block was too large to be sent.
+      const e = header === undefined
+        ? new ConnectError("the server ended the stream without response headers (none came, or a header block too large for this client was dropped)", Code.Internal)
+        : checkTrailers(trailers, header);
       if (e) return fail(e);
       settled = true;
       cleanup();
