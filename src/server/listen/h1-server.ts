@@ -9,27 +9,55 @@ export interface H1ServerOptions {
   maxHeaderListBytes: number;
   /** True once the port is closing: answers end their connection instead of keeping it alive. */
   closing(): boolean;
+  /** Pipelining limits; default {@link maxPipelinedRequests} and {@link pipelinedWaitMs} (tests lower them). */
+  pipeline?: Partial<PipelineLimits>;
 }
 
 /** Headers per request at most; Node drops the rest (they never reach a handler). */
 const maxHeadersCount = 100;
 
 /**
- * Pipelined requests waiting per connection at most (a few hundred KB of requests and responses): one more closes
- * the connection. Prometheus never pipelines; load tools that do send batches of up to a few hundred.
+ * Pipelined requests waiting per connection at most (a few hundred KB of requests and responses): one more is
+ * answered 503 in its turn and the connection closed. Prometheus never pipelines; load tools that do send batches
+ * of up to a few hundred.
  */
 export const maxPipelinedRequests = 256;
-/** How long pipelined requests wait for the one in service (a peer that does not read its answers): then the connection is closed. */
+/**
+ * How long pipelined requests wait for the one in service: then the first of them is answered 503 in its turn
+ * and the connection closed after it; if even that cannot go out within as long again (a peer that does not read
+ * its answers), the connection is dropped.
+ */
 export const pipelinedWaitMs = 60_000;
+
+/** A request waiting for its turn, and what serves it. */
+interface Turn {
+  res: http.ServerResponse;
+  serve: () => void;
+}
 
 /** Requests of one connection that wait for the one in service (pipelined). */
 interface Lane {
   busy: boolean;
   /** Whether this lane paused the connection (requests wait). */
   paused: boolean;
-  waiting: (() => void)[];
-  /** Closes the connection when the waiting requests make no progress for `pipelinedWaitMs`. */
+  waiting: Turn[];
+  /** Set once a 503 that ends the connection is queued: later requests on it get no answer. */
+  ending: boolean;
+  /** Answers the waiting requests 503 when they make no progress for `pipelinedWaitMs` (then drops the connection). */
   stuck?: NodeJS.Timeout;
+}
+
+/** A 503 with a one-line body that closes the connection once it has gone out (in its turn). */
+function refuse(res: http.ServerResponse, message: string) {
+  const body = `promproxy: ${message}\n`;
+  res.writeHead(503, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
+  res.end(body);
+}
+
+/** Limits on pipelined requests; see {@link maxPipelinedRequests} and {@link pipelinedWaitMs}. */
+export interface PipelineLimits {
+  maxPipelinedRequests: number;
+  pipelinedWaitMs: number;
 }
 
 /**
@@ -40,29 +68,58 @@ interface Lane {
  * the previous response has gone out (its "finish": handed to the kernel), and
  * the connection is not read while requests wait, so what it holds is one
  * scrape's credit plus the requests of one read. Prometheus never pipelines:
- * a connection with more than `maxPipelinedRequests` waiting, or whose waiting
- * requests make no progress for `pipelinedWaitMs` (its peer reads no answer),
- * is closed (the requests of that one read are freed with it).
+ * the request after `maxPipelinedRequests` waiting ones, or the first waiting
+ * one once they make no progress for `pipelinedWaitMs`, is answered 503 in its
+ * turn (after the answers before it) and the connection closed after it; the
+ * requests after it get no answer (a client sends them again on a new
+ * connection). A connection whose 503 cannot go out either is dropped.
  */
-function serveInTurn(handler: H1ServerOptions["handler"]): H1ServerOptions["handler"] {
+function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits): H1ServerOptions["handler"] {
   const lanes = new WeakMap<net.Socket, Lane>();
   const laneOf = (socket: net.Socket): Lane => {
     let lane = lanes.get(socket);
     if (lane) return lane;
-    const l: Lane = { busy: false, paused: false, waiting: [] };
+    const l: Lane = { busy: false, paused: false, waiting: [], ending: false };
     lanes.set(socket, l);
     // Node resumes a paused connection by itself (a request body dumped, a drain): keep it paused while requests wait.
     socket.on("resume", () => {
       if (l.paused) socket.pause();
     });
+    socket.once("close", () => clearTimeout(l.stuck));
     return l;
+  };
+  const start = (l: Lane, socket: net.Socket, { res, serve }: Turn) => {
+    if (res.destroyed || socket.destroyed) return;
+    l.busy = true;
+    let done = false;
+    const finished = () => {
+      if (done) return;
+      done = true;
+      l.busy = false;
+      next(l, socket);
+    };
+    res.once("finish", finished);
+    res.once("close", finished);
+    serve();
+  };
+  const waitedTooLong = (l: Lane, socket: net.Socket) => {
+    l.stuck = undefined;
+    if (l.ending || l.waiting.length === 0) return void socket.destroy(); // not even the 503 could go out
+    // The first waiting request gets the 503; those behind it are let go (the connection closes after it).
+    const first = l.waiting[0]!;
+    const s = +(limits.pipelinedWaitMs / 1000).toFixed(3);
+    l.waiting = [{ res: first.res, serve: () => refuse(first.res, `this pipelined request waited ${s}s behind an earlier one that did not finish: closing the connection`) }];
+    l.ending = true;
+    l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
   };
   const next = (l: Lane, socket: net.Socket) => {
     clearTimeout(l.stuck);
     l.stuck = undefined;
-    while (!l.busy && l.waiting.length > 0) l.waiting.shift()!();
-    if (l.waiting.length > 0) l.stuck = setTimeout(() => socket.destroy(), pipelinedWaitMs).unref();
-    if (l.paused && l.waiting.length === 0 && !socket.destroyed) {
+    while (!l.busy && l.waiting.length > 0) start(l, socket, l.waiting.shift()!);
+    if ((l.waiting.length > 0 || (l.ending && l.busy)) && !socket.destroyed) {
+      l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
+    }
+    if (l.paused && l.waiting.length === 0 && !l.ending && !socket.destroyed) {
       l.paused = false;
       socket.resume(); // read again, if only to notice the peer leaving
     }
@@ -70,24 +127,16 @@ function serveInTurn(handler: H1ServerOptions["handler"]): H1ServerOptions["hand
   return (req, res) => {
     const socket = req.socket;
     const l = laneOf(socket);
-    const start = () => {
-      if (res.destroyed || socket.destroyed) return;
-      l.busy = true;
-      let done = false;
-      const finished = () => {
-        if (done) return;
-        done = true;
-        l.busy = false;
-        next(l, socket);
-      };
-      res.once("finish", finished);
-      res.once("close", finished);
-      handler(req, res);
-    };
-    if (!l.busy) return start();
-    if (l.waiting.length >= maxPipelinedRequests) return void socket.destroy();
-    l.waiting.push(start);
-    l.stuck ??= setTimeout(() => socket.destroy(), pipelinedWaitMs).unref();
+    if (l.ending) return; // behind the 503 that closes the connection: never answered
+    const turn = { res, serve: () => handler(req, res) };
+    if (!l.busy) return start(l, socket, turn);
+    if (l.waiting.length >= limits.maxPipelinedRequests) {
+      const max = limits.maxPipelinedRequests;
+      turn.serve = () => refuse(res, `this connection pipelined more than ${max} requests, the maximum waiting for an answer: closing the connection`);
+      l.ending = true;
+    }
+    l.waiting.push(turn);
+    l.stuck ??= setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
     if (!l.paused) {
       l.paused = true;
       socket.pause();
@@ -104,7 +153,7 @@ function serveInTurn(handler: H1ServerOptions["handler"]): H1ServerOptions["hand
  * @internal
  */
 export function createH1Server(o: H1ServerOptions): http.Server {
-  const inTurn = serveInTurn(o.handler);
+  const inTurn = serveInTurn(o.handler, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline });
   const h1 = http.createServer(
     {
       maxHeaderSize: o.maxHeaderListBytes,
