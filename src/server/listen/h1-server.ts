@@ -1,5 +1,6 @@
 import * as http from "node:http";
 import type * as net from "node:net";
+import { answerBadRequest, hostProblem, parseErrorAnswer, rawAnswer } from "./bad-request.ts";
 
 /** @internal */
 export interface H1ServerOptions {
@@ -153,13 +154,20 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
  * @internal
  */
 export function createH1Server(o: H1ServerOptions): http.Server {
-  const inTurn = serveInTurn(o.handler, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline });
+  // A missing or repeated Host header is answered in turn, like any request (Node's own check would answer 400 with no body).
+  const checked: H1ServerOptions["handler"] = (req, res) => {
+    const bad = hostProblem(req);
+    if (bad) return answerBadRequest(res, bad);
+    o.handler(req, res);
+  };
+  const inTurn = serveInTurn(checked, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline });
   const h1 = http.createServer(
     {
       maxHeaderSize: o.maxHeaderListBytes,
       requestTimeout: 60_000,
       headersTimeout: 20_000,
       keepAliveTimeout: 65_000,
+      requireHostHeader: false, // checked in `checked`, with a one-line answer
     },
     (req, res) => {
       // While closing, answer what is in flight, then end the connection instead of keeping it alive.
@@ -184,12 +192,7 @@ export function createH1Server(o: H1ServerOptions): http.Server {
   });
   h1.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => {
     if (!socket.writable || err.code === "ECONNRESET") return void socket.destroy();
-    const [status, text] =
-      err.code === "HPE_HEADER_OVERFLOW" ? [431, "Request Header Fields Too Large"] :
-      err.code === "HPE_URI_TOO_LONG" ? [414, "URI Too Long"] :
-      err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? [408, "Request Timeout"] : [400, "Bad Request"];
-    const body = `promproxy: ${text.toLowerCase()}\n`;
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(rawAnswer(parseErrorAnswer(err)));
   });
   return h1;
 }
