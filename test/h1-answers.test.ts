@@ -1,9 +1,11 @@
 /**
  * What the port answers requests it cannot take, on a real server and loopback port with raw sockets: every
  * refusal has a one-line `promproxy: ` body that says which rule the request broke (Node's parse errors by their
- * code, a missing or repeated Host header).
+ * code, a missing or repeated Host header), and so does every refusal of the RPC paths and of CONNECT, over
+ * HTTP/1.1 and HTTP/2.
  */
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
 import { after, before, describe, test } from "node:test";
 import { startServer, type TestServer } from "./helpers.ts";
 import { bodyOf, rawExchange, statusOf } from "./e2e/fixtures/faults/util.ts";
@@ -62,4 +64,59 @@ describe("HTTP/1.1: requests Node cannot parse get a line naming the rule", () =
       assert.ok(r.closed);
     });
   }
+});
+
+/** One HTTP/2 request on a fresh connection: status, headers and body. */
+function h2(port: number, headers: http2.OutgoingHttpHeaders, body?: string) {
+  return new Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on("error", reject);
+    const stream = session.request(headers, { endStream: body === undefined });
+    let text = "";
+    let head: http2.IncomingHttpHeaders = {};
+    stream.on("response", (h) => (head = h));
+    stream.on("data", (c: Buffer) => (text += c.toString()));
+    stream.on("error", reject);
+    stream.on("end", () => {
+      session.close();
+      resolve({ status: Number(head[":status"]), headers: head, body: text });
+    });
+    if (body !== undefined) stream.end(body);
+  });
+}
+
+describe("the RPC paths and CONNECT: refusals carry a line", () => {
+  const rpc = "/promproxy.v1.ScrapeService/Scrape";
+  test("HTTP/1.1 POST to the Scrape stream: 505, it needs HTTP/2", async () => {
+    const r = await ask(`POST ${rpc} HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc\r\nContent-Length: 0\r\n\r\n`);
+    assert.equal(r.status, 505, r.text);
+    assert.equal(r.body, `promproxy: "${rpc}" is a bidirectional stream: it needs HTTP/2 (gRPC, gRPC-web or Connect over h2), this request came over HTTP/1.1\n`);
+    assert.ok(r.closed);
+  });
+
+  test("HTTP/2 with a content type no RPC protocol takes: 415 naming it", async () => {
+    const r = await h2(s.port, { ":method": "POST", ":path": rpc, "content-type": "application/json" }, "{}");
+    assert.equal(r.status, 415);
+    assert.equal(r.body, 'promproxy: content-type "application/json" is not an RPC protocol\'s: use application/grpc, application/grpc-web or application/connect+proto (or their +json forms)\n');
+  });
+
+  test("HTTP/2 GET on the Scrape path: 405, RPCs are POST", async () => {
+    const r = await h2(s.port, { ":method": "GET", ":path": rpc });
+    assert.equal(r.status, 405);
+    assert.equal(r.headers["allow"], "POST");
+    assert.equal(r.body, `promproxy: method GET not allowed on "${rpc}": RPCs are POST\n`);
+  });
+
+  test("HTTP/2 to a method the service does not have: 404 naming the one it has", async () => {
+    const r = await h2(s.port, { ":method": "POST", ":path": "/promproxy.v1.ScrapeService/Nope", "content-type": "application/grpc" }, "");
+    assert.equal(r.status, 404);
+    assert.equal(r.body, `promproxy: no RPC "/promproxy.v1.ScrapeService/Nope": this server serves ${rpc}\n`);
+  });
+
+  test("HTTP/2 CONNECT: 405 with the same line as HTTP/1.1's", async () => {
+    const r = await h2(s.port, { ":method": "CONNECT", ":authority": "app-1:80" });
+    assert.equal(r.status, 405);
+    assert.equal(r.headers["allow"], "GET, HEAD");
+    assert.equal(r.body, "promproxy: CONNECT is not supported: this server only proxies GET requests to connected clients\n");
+  });
 });

@@ -7,6 +7,9 @@
  */
 import type * as http from "node:http";
 
+/** The body of the 405 for CONNECT (HTTP/1.1 and HTTP/2). */
+export const connectRefusal = "promproxy: CONNECT is not supported: this server only proxies GET requests to connected clients\n";
+
 /** A parse error's status line and its one-line message (without the `promproxy: ` prefix). */
 export interface ParseErrorAnswer {
   status: number;

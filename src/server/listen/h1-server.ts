@@ -1,6 +1,6 @@
 import * as http from "node:http";
 import type * as net from "node:net";
-import { answerBadRequest, hostProblem, parseErrorAnswer, rawAnswer } from "./bad-request.ts";
+import { answerBadRequest, connectRefusal, hostProblem, parseErrorAnswer, rawAnswer } from "./bad-request.ts";
 
 /** @internal */
 export interface H1ServerOptions {
@@ -185,7 +185,7 @@ export function createH1Server(o: H1ServerOptions): http.Server {
   // headersTimeout are never enforced. Start it; h1.close() stops its timer again.
   h1.emit("listening");
   h1.on("connect", (_req, socket: net.Socket) => {
-    const body = "promproxy: CONNECT is not supported: this server only proxies GET requests to connected clients\n";
+    const body = connectRefusal;
     socket.end(
       `HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
