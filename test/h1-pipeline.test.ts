@@ -35,6 +35,7 @@ function parseAnswers(text: string): Answer[] {
 /** A server whose `/slow` requests wait for `release()`; every other path answers its own name. */
 async function startH1(pipeline?: { pipelinedWaitMs?: number }) {
   const held: (() => void)[] = [];
+  const refused: string[] = [];
   let parsed = 0;
   const h1 = createH1Server({
     handler: (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -45,6 +46,7 @@ async function startH1(pipeline?: { pipelinedWaitMs?: number }) {
     maxHeaderListBytes: 16_384,
     closing: () => false,
     pipeline,
+    onPipelineRefused: (message, remote) => refused.push(`${remote}: ${message}`),
   });
   h1.on("request", () => parsed++);
   const tcp = net.createServer((socket) => h1.emit("connection", socket));
@@ -52,6 +54,7 @@ async function startH1(pipeline?: { pipelinedWaitMs?: number }) {
   return {
     port: (tcp.address() as net.AddressInfo).port,
     parsed: () => parsed,
+    refused,
     held: () => held.length,
     release: () => held.splice(0).forEach((r) => r()),
     async close() {
@@ -93,6 +96,7 @@ describe("HTTP/1.1 pipelining limits", () => {
     assert.equal(answers[0]!.body, "/slow\n");
     answers.slice(1).forEach((a, i) => assert.deepEqual([a.status, a.body], [200, `/${i}\n`]));
     assert.equal(c.socket.destroyed, false, "the connection stays open");
+    assert.deepEqual(s.refused, []);
   });
 
   test(`one more than ${maxPipelinedRequests} waiting: the earlier ones answered in order, then 503 and the connection closed`, async (t) => {
@@ -111,6 +115,7 @@ describe("HTTP/1.1 pipelining limits", () => {
     assert.equal(last.status, 503);
     assert.match(last.headers, /\r\nconnection: close/i);
     assert.equal(last.body, `promproxy: this connection pipelined more than ${maxPipelinedRequests} requests, the maximum waiting for an answer: closing the connection\n`);
+    assert.deepEqual(s.refused.splice(0), [`127.0.0.1: ${last.body.slice("promproxy: ".length, -1)}`], "told once, to be logged");
   });
 });
 
@@ -130,6 +135,7 @@ describe("HTTP/1.1 pipelined requests that make no progress", () => {
     assert.equal(answers[0]!.body, "/slow\n");
     assert.match(answers[1]!.headers, /\r\nconnection: close/i);
     assert.equal(answers[1]!.body, "promproxy: this pipelined request waited 1.5s behind an earlier one that did not finish: closing the connection\n");
+    assert.equal(s.refused.length, 1, "told once, to be logged");
   });
 
   test("an answer in service that never finishes: the connection is dropped after twice pipelinedWaitMs", async (t) => {

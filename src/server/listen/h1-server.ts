@@ -12,6 +12,8 @@ export interface H1ServerOptions {
   closing(): boolean;
   /** Pipelining limits; default {@link maxPipelinedRequests} and {@link pipelinedWaitMs} (tests lower them). */
   pipeline?: Partial<PipelineLimits>;
+  /** Told when a connection is answered 503 for pipelining (the message of its answer), to be logged. */
+  onPipelineRefused?: (message: string, remote: string | undefined) => void;
 }
 
 /** Headers per request at most; Node drops the rest (they never reach a handler). */
@@ -75,7 +77,13 @@ export interface PipelineLimits {
  * requests after it get no answer (a client sends them again on a new
  * connection). A connection whose 503 cannot go out either is dropped.
  */
-function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits): H1ServerOptions["handler"] {
+function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits, told: H1ServerOptions["onPipelineRefused"]): H1ServerOptions["handler"] {
+  /** Queues `turn` as the 503 that ends its connection. */
+  const ending = (l: Lane, socket: net.Socket, turn: Turn, message: string) => {
+    l.ending = true;
+    turn.serve = () => refuse(turn.res, message);
+    told?.(message, socket.remoteAddress);
+  };
   const lanes = new WeakMap<net.Socket, Lane>();
   const laneOf = (socket: net.Socket): Lane => {
     let lane = lanes.get(socket);
@@ -108,9 +116,9 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
     if (l.ending || l.waiting.length === 0) return void socket.destroy(); // not even the 503 could go out
     // The first waiting request gets the 503; those behind it are let go (the connection closes after it).
     const first = l.waiting[0]!;
+    l.waiting = [first];
     const s = +(limits.pipelinedWaitMs / 1000).toFixed(3);
-    l.waiting = [{ res: first.res, serve: () => refuse(first.res, `this pipelined request waited ${s}s behind an earlier one that did not finish: closing the connection`) }];
-    l.ending = true;
+    ending(l, socket, first, `this pipelined request waited ${s}s behind an earlier one that did not finish: closing the connection`);
     l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
   };
   const next = (l: Lane, socket: net.Socket) => {
@@ -133,8 +141,7 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
     if (!l.busy) return start(l, socket, turn);
     if (l.waiting.length >= limits.maxPipelinedRequests) {
       const max = limits.maxPipelinedRequests;
-      turn.serve = () => refuse(res, `this connection pipelined more than ${max} requests, the maximum waiting for an answer: closing the connection`);
-      l.ending = true;
+      ending(l, socket, turn, `this connection pipelined more than ${max} requests, the maximum waiting for an answer: closing the connection`);
     }
     l.waiting.push(turn);
     l.stuck ??= setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
@@ -160,7 +167,7 @@ export function createH1Server(o: H1ServerOptions): http.Server {
     if (bad) return answerBadRequest(res, bad);
     o.handler(req, res);
   };
-  const inTurn = serveInTurn(checked, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline });
+  const inTurn = serveInTurn(checked, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline }, o.onPipelineRefused);
   const h1 = http.createServer(
     {
       maxHeaderSize: o.maxHeaderListBytes,
