@@ -119,6 +119,26 @@ describe("HTTP/1.1 pipelining limits", () => {
   });
 });
 
+describe("HTTP/1.1 answers stay in request order", () => {
+  test("a request Node cannot parse behind others: its 400 comes after their answers", async (t) => {
+    const s = await startH1();
+    t.after(() => s.close());
+    const c = exchange(s.port, get("/slow") + get("/a") + "GET /b HTTP/1.1\r\nBad Header: x\r\n\r\n");
+    t.after(() => void c.socket.destroy());
+    await waitFor("the first request in service", () => s.held() === 1);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the parse error has been seen
+    assert.equal(c.text(), "", "nothing before the answer in service");
+    s.release();
+    await c.closed;
+    const answers = parseAnswers(c.text());
+    assert.deepEqual(answers.map((a) => [a.status, a.body]), [
+      [200, "/slow\n"],
+      [200, "/a\n"],
+      [400, "promproxy: bad request: invalid header name (a space or a character not allowed in a header name)\n"],
+    ]);
+  });
+});
+
 describe("HTTP/1.1 pipelined requests that make no progress", () => {
   test("the answer in service goes out, then the first waiting request gets 503 and the connection closes", async (t) => {
     const s = await startH1({ pipelinedWaitMs: 1_500 });

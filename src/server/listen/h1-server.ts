@@ -46,6 +46,8 @@ interface Lane {
   waiting: Turn[];
   /** Set once a 503 that ends the connection is queued: later requests on it get no answer. */
   ending: boolean;
+  /** Runs once every answer of the connection has gone out (a parse error's raw answer, which must come last). */
+  last?: () => void;
   /** Answers the waiting requests 503 when they make no progress for `pipelinedWaitMs` (then drops the connection). */
   stuck?: NodeJS.Timeout;
 }
@@ -55,6 +57,13 @@ function refuse(res: http.ServerResponse, message: string) {
   const body = `promproxy: ${message}\n`;
   res.writeHead(503, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
   res.end(body);
+}
+
+/** Serves a connection's requests one at a time, in order. */
+interface InTurn {
+  handle: H1ServerOptions["handler"];
+  /** Runs `fn` once the connection's answers have all gone out (at once when none is pending). */
+  afterAnswers(socket: net.Socket, fn: () => void): void;
 }
 
 /** Limits on pipelined requests; see {@link maxPipelinedRequests} and {@link pipelinedWaitMs}. */
@@ -77,7 +86,7 @@ export interface PipelineLimits {
  * requests after it get no answer (a client sends them again on a new
  * connection). A connection whose 503 cannot go out either is dropped.
  */
-function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits, told: H1ServerOptions["onPipelineRefused"]): H1ServerOptions["handler"] {
+function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits, told: H1ServerOptions["onPipelineRefused"]): InTurn {
   /** Queues `turn` as the 503 that ends its connection. */
   const ending = (l: Lane, socket: net.Socket, turn: Turn, message: string) => {
     l.ending = true;
@@ -125,6 +134,11 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
     clearTimeout(l.stuck);
     l.stuck = undefined;
     while (!l.busy && l.waiting.length > 0) start(l, socket, l.waiting.shift()!);
+    if (!l.busy && l.waiting.length === 0 && l.last) {
+      const last = l.last;
+      l.last = undefined;
+      if (!l.ending && !socket.destroyed) last();
+    }
     if ((l.waiting.length > 0 || (l.ending && l.busy)) && !socket.destroyed) {
       l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
     }
@@ -133,7 +147,7 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
       socket.resume(); // read again, if only to notice the peer leaving
     }
   };
-  return (req, res) => {
+  const handle: H1ServerOptions["handler"] = (req, res) => {
     const socket = req.socket;
     const l = laneOf(socket);
     if (l.ending) return; // behind the 503 that closes the connection: never answered
@@ -150,6 +164,12 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
       socket.pause();
     }
   };
+  const afterAnswers = (socket: net.Socket, fn: () => void) => {
+    const l = lanes.get(socket);
+    if (!l || (!l.busy && l.waiting.length === 0)) return fn();
+    l.last = fn;
+  };
+  return { handle, afterAnswers };
 }
 
 /**
@@ -182,7 +202,7 @@ export function createH1Server(o: H1ServerOptions): http.Server {
       res.once("finish", () => {
         if (o.closing()) res.socket?.end();
       });
-      inTurn(req, res);
+      inTurn.handle(req, res);
     },
   );
   h1.maxHeadersCount = maxHeadersCount;
@@ -199,7 +219,9 @@ export function createH1Server(o: H1ServerOptions): http.Server {
   });
   h1.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => {
     if (!socket.writable || err.code === "ECONNRESET") return void socket.destroy();
-    socket.end(rawAnswer(parseErrorAnswer(err)));
+    // After the answers to the requests parsed before it: HTTP/1.1 answers go out in request order.
+    const answer = rawAnswer(parseErrorAnswer(err));
+    inTurn.afterAnswers(socket, () => socket.end(answer));
   });
   return h1;
 }
