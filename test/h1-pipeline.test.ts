@@ -32,7 +32,10 @@ function parseAnswers(text: string): Answer[] {
   return out;
 }
 
-/** A server whose `/slow` requests wait for `release()`; every other path answers its own name. */
+/**
+ * A server whose `/slow` requests wait for `release()`, `/stall` ones send their head and part of a body and then
+ * wait; every other path answers its own name.
+ */
 async function startH1(pipeline?: { pipelinedWaitMs?: number }) {
   const held: (() => void)[] = [];
   const refused: string[] = [];
@@ -41,7 +44,11 @@ async function startH1(pipeline?: { pipelinedWaitMs?: number }) {
     handler: (req: http.IncomingMessage, res: http.ServerResponse) => {
       const reply = () => res.end(`${req.url}\n`);
       if (req.url === "/slow") held.push(reply);
-      else reply();
+      else if (req.url === "/stall") {
+        res.writeHead(200, { "content-length": "100" });
+        res.write("part");
+        held.push(reply);
+      } else reply();
     },
     maxHeaderListBytes: 16_384,
     closing: () => false,
@@ -158,18 +165,30 @@ describe("HTTP/1.1 pipelined requests that make no progress", () => {
     assert.equal(s.refused.length, 1, "told once, to be logged");
   });
 
-  test("an answer in service that never finishes: the connection is dropped after twice pipelinedWaitMs", async (t) => {
+  test("an answer in service that has not begun (a scrape within its deadline) is waited for, then the 503", async (t) => {
+    const s = await startH1({ pipelinedWaitMs: 300 });
+    t.after(() => s.close());
+    const c = exchange(s.port, get("/slow") + numbered(2));
+    t.after(() => void c.socket.destroy());
+    await waitFor("the first request in service", () => s.held() === 1);
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // five times pipelinedWaitMs
+    assert.equal(c.socket.destroyed, false, "still open");
+    s.release();
+    await c.closed;
+    assert.deepEqual(parseAnswers(c.text()).map((a) => a.status), [200, 503]);
+  });
+
+  test("an answer in service that began and cannot finish (a peer that reads nothing): dropped after twice pipelinedWaitMs", async (t) => {
     const s = await startH1({ pipelinedWaitMs: 300 });
     t.after(() => s.close());
     const t0 = performance.now();
-    const c = exchange(s.port, get("/slow") + numbered(2));
+    const c = exchange(s.port, get("/stall") + numbered(2));
     t.after(() => {
       c.socket.destroy();
       s.release();
     });
-    await waitFor("the first request in service", () => s.held() === 1);
     await c.closed;
     assert.ok(performance.now() - t0 >= 600, "not before the 503 had its own wait");
-    assert.equal(c.text(), "");
+    assert.match(c.text(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\npart$/);
   });
 });

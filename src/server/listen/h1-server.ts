@@ -27,8 +27,8 @@ const maxHeadersCount = 100;
 export const maxPipelinedRequests = 256;
 /**
  * How long pipelined requests wait for the one in service: then the first of them is answered 503 in its turn
- * and the connection closed after it; if even that cannot go out within as long again (a peer that does not read
- * its answers), the connection is dropped.
+ * and the connection closed after it; if an answer that has begun cannot go out within as long again (a peer
+ * that does not read its answers), the connection is dropped.
  */
 export const pipelinedWaitMs = 60_000;
 
@@ -44,6 +44,8 @@ interface Lane {
   /** Whether this lane paused the connection (requests wait). */
   paused: boolean;
   waiting: Turn[];
+  /** The answer in service. */
+  current?: http.ServerResponse;
   /** Set once a 503 that ends the connection is queued: later requests on it get no answer. */
   ending: boolean;
   /** Runs once every answer of the connection has gone out (a parse error's raw answer, which must come last). */
@@ -84,7 +86,8 @@ export interface PipelineLimits {
  * one once they make no progress for `pipelinedWaitMs`, is answered 503 in its
  * turn (after the answers before it) and the connection closed after it; the
  * requests after it get no answer (a client sends them again on a new
- * connection). A connection whose 503 cannot go out either is dropped.
+ * connection). A connection whose answer in service began but cannot go out
+ * for another `pipelinedWaitMs` is dropped (its peer reads nothing).
  */
 function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits, told: H1ServerOptions["onPipelineRefused"]): InTurn {
   /** Queues `turn` as the 503 that ends its connection. */
@@ -109,11 +112,13 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
   const start = (l: Lane, socket: net.Socket, { res, serve }: Turn) => {
     if (res.destroyed || socket.destroyed) return;
     l.busy = true;
+    l.current = res;
     let done = false;
     const finished = () => {
       if (done) return;
       done = true;
       l.busy = false;
+      l.current = undefined;
       next(l, socket);
     };
     res.once("finish", finished);
@@ -122,7 +127,13 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
   };
   const waitedTooLong = (l: Lane, socket: net.Socket) => {
     l.stuck = undefined;
-    if (l.ending || l.waiting.length === 0) return void socket.destroy(); // not even the 503 could go out
+    if (l.ending || l.waiting.length === 0) {
+      // An answer in service that has not begun is a scrape within its deadline: wait for it. One that began and
+      // cannot finish has a peer that reads nothing: drop the connection (not even the 503 could go out).
+      if (l.busy && !l.current?.headersSent) l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
+      else socket.destroy();
+      return;
+    }
     // The first waiting request gets the 503; those behind it are let go (the connection closes after it).
     const first = l.waiting[0]!;
     l.waiting = [first];
