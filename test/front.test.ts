@@ -127,6 +127,8 @@ describe("front: proxied scrapes", () => {
     const unknown = await get("http://nobody:9100/metrics");
     assert.equal(unknown.status, 404);
     assert.equal(unknown.body.toString(), 'promproxy: no client "nobody" connected\n');
+    const longest = `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(61)}`; // 253 characters: a name a client may have
+    assert.equal((await get(`http://${longest}/metrics`)).status, 404);
     const path = await get("http://app/other");
     assert.equal(path.status, 404);
     assert.equal(path.body.toString(), 'promproxy: client "app" serves nothing at port (none) path "/other"\n');
@@ -141,6 +143,11 @@ describe("front: proxied scrapes", () => {
       ["http://app/metrics?_scheme=gopher", "GET", {}, 400, /^promproxy: bad _scheme "gopher": use http or https\n$/],
       ["http://app/metrics", "GET", { "x-prometheus-scrape-timeout-seconds": "soon" }, 400, /^promproxy: bad X-Prometheus-Scrape-Timeout-Seconds "soon": want a positive number of seconds\n$/],
       ["http://app/metrics", "POST", {}, 405, /^promproxy: method POST not allowed: only GET and HEAD are proxied\n$/],
+      // Names no client can ever have (src/shared/names.ts): 400 naming the rule, not 404 "no client".
+      [`http://${"a".repeat(300)}/metrics`, "GET", {}, 400, /^promproxy: no client can have this name: name is 300 characters long, the maximum is 253\n$/],
+      [`http://${"a".repeat(64)}.example/metrics`, "GET", {}, 400, /^promproxy: no client can have this name: name "a{64}" is not a DNS host name \(letters, digits and hyphens, dot-separated labels of 1-63 characters\)\n$/],
+      ["http://-app/metrics", "GET", {}, 400, /^promproxy: no client can have this name: name "-app" is not a DNS host name /],
+      ["http://app_1/metrics", "GET", {}, 400, /^promproxy: no client can have this name: name "app_1" is not a DNS host name /],
     ];
     for (const [uri, method, headers, status, body] of cases) {
       const r = await get(uri, method, headers);

@@ -8,6 +8,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import type { Header } from "../../gen/promproxy/v1/scrape_pb.ts";
+import { checkName } from "../shared/names.ts";
 import { checkRequestPath } from "../shared/paths.ts";
 import type { ScrapeRequest } from "./coordinator.ts";
 import type { ResolvedServerOptions } from "./options.ts";
@@ -50,6 +51,8 @@ export function readProxyRequest(
   }
   const hostname = simple ? simple.hostname : url!.hostname;
   const name = hostname.endsWith(".") ? hostname.slice(0, -1) : hostname;
+  const impossible = neverAName(name, simple !== undefined);
+  if (impossible) return { status: 400, message: `no client can have this name: ${impossible}` };
   let scheme = "http";
   let path = simple?.path;
   if (url) {
@@ -73,6 +76,20 @@ export function readProxyRequest(
     if (typeof v === "string") headers.push({ $typeName: "promproxy.v1.Header", name: h, value: v });
   }
   return { name, method: req.method, port: simple ? simple.port : explicitPort(uri), path: path!, scheme, headers, timeoutMs };
+}
+
+/**
+ * Why no client could ever have this name (the rules of hello names, src/shared/names.ts), or undefined. A
+ * name the URL-free reader took is dot-separated labels of lower-case letters, digits and hyphens, its last one
+ * not numeric: one of at most 63 characters with no label starting or ending with a hyphen is valid without
+ * the full rules.
+ */
+const edgeHyphen = /(?:^|\.)-|-(?:\.|$)/;
+
+function neverAName(name: string, simple: boolean): string | undefined {
+  if (simple && name.length > 0 && name.length <= 63 && !edgeHyphen.test(name)) return undefined;
+  const checked = checkName(name);
+  return "error" in checked ? checked.error : undefined;
 }
 
 /**

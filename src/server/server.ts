@@ -7,6 +7,7 @@ import { logRefusals } from "../auth/stream/log-refusals.ts";
 import { chooseAlpn } from "../auth/tls-credentials.ts";
 import { createFront } from "./front.ts";
 import { frontPaths } from "./front-paths.ts";
+import { explainRpcRefusals } from "./listen/rpc-refusals.ts";
 import { listenOnePort, type BoundPort, type ListenOptions } from "./listen/listen.ts";
 import { createServerMetrics } from "./metrics.ts";
 import { resolveServerOptions, type ServerOptions } from "./options.ts";
@@ -162,6 +163,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     if (req.url?.startsWith(servicePrefix)) {
       // Mounted in a user's http2 server, streams arrive through the compat API: the fast path takes the raw stream.
       if (fast && "stream" in req && fast(req.stream, req.headers)) return;
+      explainRpcRefusals(req, res, `${servicePrefix}Scrape`); // Connect's 404/405/415/505 have no body of their own
       connect(req, res);
     } else {
       front.handle(req, res);

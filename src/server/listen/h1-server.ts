@@ -1,5 +1,6 @@
 import * as http from "node:http";
 import type * as net from "node:net";
+import { answerBadRequest, connectRefusal, hostProblem, parseErrorAnswer, rawAnswer } from "./bad-request.ts";
 
 /** @internal */
 export interface H1ServerOptions {
@@ -9,27 +10,68 @@ export interface H1ServerOptions {
   maxHeaderListBytes: number;
   /** True once the port is closing: answers end their connection instead of keeping it alive. */
   closing(): boolean;
+  /** Pipelining limits; default {@link maxPipelinedRequests} and {@link pipelinedWaitMs} (tests lower them). */
+  pipeline?: Partial<PipelineLimits>;
+  /** Told when a connection is answered 503 for pipelining (the message of its answer), to be logged. */
+  onPipelineRefused?: (message: string, remote: string | undefined) => void;
 }
 
 /** Headers per request at most; Node drops the rest (they never reach a handler). */
 const maxHeadersCount = 100;
 
 /**
- * Pipelined requests waiting per connection at most (a few hundred KB of requests and responses): one more closes
- * the connection. Prometheus never pipelines; load tools that do send batches of up to a few hundred.
+ * Pipelined requests waiting per connection at most (a few hundred KB of requests and responses): one more is
+ * answered 503 in its turn and the connection closed. Prometheus never pipelines; load tools that do send batches
+ * of up to a few hundred.
  */
 export const maxPipelinedRequests = 256;
-/** How long pipelined requests wait for the one in service (a peer that does not read its answers): then the connection is closed. */
+/**
+ * How long pipelined requests wait for the one in service: then the first of them is answered 503 in its turn
+ * and the connection closed after it; if an answer that has begun cannot go out within as long again (a peer
+ * that does not read its answers), the connection is dropped.
+ */
 export const pipelinedWaitMs = 60_000;
+
+/** A request waiting for its turn, and what serves it. */
+interface Turn {
+  res: http.ServerResponse;
+  serve: () => void;
+}
 
 /** Requests of one connection that wait for the one in service (pipelined). */
 interface Lane {
   busy: boolean;
   /** Whether this lane paused the connection (requests wait). */
   paused: boolean;
-  waiting: (() => void)[];
-  /** Closes the connection when the waiting requests make no progress for `pipelinedWaitMs`. */
+  waiting: Turn[];
+  /** The answer in service. */
+  current?: http.ServerResponse;
+  /** Set once a 503 that ends the connection is queued: later requests on it get no answer. */
+  ending: boolean;
+  /** Runs once every answer of the connection has gone out (a parse error's raw answer, which must come last). */
+  last?: () => void;
+  /** Answers the waiting requests 503 when they make no progress for `pipelinedWaitMs` (then drops the connection). */
   stuck?: NodeJS.Timeout;
+}
+
+/** A 503 with a one-line body that closes the connection once it has gone out (in its turn). */
+function refuse(res: http.ServerResponse, message: string) {
+  const body = `promproxy: ${message}\n`;
+  res.writeHead(503, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
+  res.end(body);
+}
+
+/** Serves a connection's requests one at a time, in order. */
+interface InTurn {
+  handle: H1ServerOptions["handler"];
+  /** Runs `fn` once the connection's answers have all gone out (at once when none is pending). */
+  afterAnswers(socket: net.Socket, fn: () => void): void;
+}
+
+/** Limits on pipelined requests; see {@link maxPipelinedRequests} and {@link pipelinedWaitMs}. */
+export interface PipelineLimits {
+  maxPipelinedRequests: number;
+  pipelinedWaitMs: number;
 }
 
 /**
@@ -40,59 +82,105 @@ interface Lane {
  * the previous response has gone out (its "finish": handed to the kernel), and
  * the connection is not read while requests wait, so what it holds is one
  * scrape's credit plus the requests of one read. Prometheus never pipelines:
- * a connection with more than `maxPipelinedRequests` waiting, or whose waiting
- * requests make no progress for `pipelinedWaitMs` (its peer reads no answer),
- * is closed (the requests of that one read are freed with it).
+ * the request after `maxPipelinedRequests` waiting ones, or the first waiting
+ * one once they make no progress for `pipelinedWaitMs`, is answered 503 in its
+ * turn (after the answers before it) and the connection closed after it; the
+ * requests after it get no answer (a client sends them again on a new
+ * connection). A connection whose answer in service began but cannot go out
+ * for another `pipelinedWaitMs` is dropped (its peer reads nothing).
  */
-function serveInTurn(handler: H1ServerOptions["handler"]): H1ServerOptions["handler"] {
+function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits, told: H1ServerOptions["onPipelineRefused"]): InTurn {
+  /** Queues `turn` as the 503 that ends its connection. */
+  const ending = (l: Lane, socket: net.Socket, turn: Turn, message: string) => {
+    l.ending = true;
+    turn.serve = () => refuse(turn.res, message);
+    told?.(message, socket.remoteAddress);
+  };
   const lanes = new WeakMap<net.Socket, Lane>();
   const laneOf = (socket: net.Socket): Lane => {
     let lane = lanes.get(socket);
     if (lane) return lane;
-    const l: Lane = { busy: false, paused: false, waiting: [] };
+    const l: Lane = { busy: false, paused: false, waiting: [], ending: false };
     lanes.set(socket, l);
     // Node resumes a paused connection by itself (a request body dumped, a drain): keep it paused while requests wait.
     socket.on("resume", () => {
       if (l.paused) socket.pause();
     });
+    socket.once("close", () => clearTimeout(l.stuck));
     return l;
+  };
+  const start = (l: Lane, socket: net.Socket, { res, serve }: Turn) => {
+    if (res.destroyed || socket.destroyed) return;
+    l.busy = true;
+    l.current = res;
+    let done = false;
+    const finished = () => {
+      if (done) return;
+      done = true;
+      l.busy = false;
+      l.current = undefined;
+      next(l, socket);
+    };
+    res.once("finish", finished);
+    res.once("close", finished);
+    serve();
+  };
+  const waitedTooLong = (l: Lane, socket: net.Socket) => {
+    l.stuck = undefined;
+    if (l.ending || l.waiting.length === 0) {
+      // An answer in service that has not begun is a scrape within its deadline: wait for it. One that began and
+      // cannot finish has a peer that reads nothing: drop the connection (not even the 503 could go out).
+      if (l.busy && !l.current?.headersSent) l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
+      else socket.destroy();
+      return;
+    }
+    // The first waiting request gets the 503; those behind it are let go (the connection closes after it).
+    const first = l.waiting[0]!;
+    l.waiting = [first];
+    const s = +(limits.pipelinedWaitMs / 1000).toFixed(3);
+    ending(l, socket, first, `this pipelined request waited ${s}s behind an earlier one that did not finish: closing the connection`);
+    l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
   };
   const next = (l: Lane, socket: net.Socket) => {
     clearTimeout(l.stuck);
     l.stuck = undefined;
-    while (!l.busy && l.waiting.length > 0) l.waiting.shift()!();
-    if (l.waiting.length > 0) l.stuck = setTimeout(() => socket.destroy(), pipelinedWaitMs).unref();
-    if (l.paused && l.waiting.length === 0 && !socket.destroyed) {
+    while (!l.busy && l.waiting.length > 0) start(l, socket, l.waiting.shift()!);
+    if (!l.busy && l.waiting.length === 0 && l.last) {
+      const last = l.last;
+      l.last = undefined;
+      if (!l.ending && !socket.destroyed) last();
+    }
+    if ((l.waiting.length > 0 || (l.ending && l.busy)) && !socket.destroyed) {
+      l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
+    }
+    if (l.paused && l.waiting.length === 0 && !l.ending && !socket.destroyed) {
       l.paused = false;
       socket.resume(); // read again, if only to notice the peer leaving
     }
   };
-  return (req, res) => {
+  const handle: H1ServerOptions["handler"] = (req, res) => {
     const socket = req.socket;
     const l = laneOf(socket);
-    const start = () => {
-      if (res.destroyed || socket.destroyed) return;
-      l.busy = true;
-      let done = false;
-      const finished = () => {
-        if (done) return;
-        done = true;
-        l.busy = false;
-        next(l, socket);
-      };
-      res.once("finish", finished);
-      res.once("close", finished);
-      handler(req, res);
-    };
-    if (!l.busy) return start();
-    if (l.waiting.length >= maxPipelinedRequests) return void socket.destroy();
-    l.waiting.push(start);
-    l.stuck ??= setTimeout(() => socket.destroy(), pipelinedWaitMs).unref();
+    if (l.ending) return; // behind the 503 that closes the connection: never answered
+    const turn = { res, serve: () => handler(req, res) };
+    if (!l.busy) return start(l, socket, turn);
+    if (l.waiting.length >= limits.maxPipelinedRequests) {
+      const max = limits.maxPipelinedRequests;
+      ending(l, socket, turn, `this connection pipelined more than ${max} requests, the maximum waiting for an answer: closing the connection`);
+    }
+    l.waiting.push(turn);
+    l.stuck ??= setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
     if (!l.paused) {
       l.paused = true;
       socket.pause();
     }
   };
+  const afterAnswers = (socket: net.Socket, fn: () => void) => {
+    const l = lanes.get(socket);
+    if (!l || (!l.busy && l.waiting.length === 0)) return fn();
+    l.last = fn;
+  };
+  return { handle, afterAnswers };
 }
 
 /**
@@ -104,13 +192,20 @@ function serveInTurn(handler: H1ServerOptions["handler"]): H1ServerOptions["hand
  * @internal
  */
 export function createH1Server(o: H1ServerOptions): http.Server {
-  const inTurn = serveInTurn(o.handler);
+  // A missing or repeated Host header is answered in turn, like any request (Node's own check would answer 400 with no body).
+  const checked: H1ServerOptions["handler"] = (req, res) => {
+    const bad = hostProblem(req);
+    if (bad) return answerBadRequest(res, bad);
+    o.handler(req, res);
+  };
+  const inTurn = serveInTurn(checked, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline }, o.onPipelineRefused);
   const h1 = http.createServer(
     {
       maxHeaderSize: o.maxHeaderListBytes,
       requestTimeout: 60_000,
       headersTimeout: 20_000,
       keepAliveTimeout: 65_000,
+      requireHostHeader: false, // checked in `checked`, with a one-line answer
     },
     (req, res) => {
       // While closing, answer what is in flight, then end the connection instead of keeping it alive.
@@ -118,7 +213,7 @@ export function createH1Server(o: H1ServerOptions): http.Server {
       res.once("finish", () => {
         if (o.closing()) res.socket?.end();
       });
-      inTurn(req, res);
+      inTurn.handle(req, res);
     },
   );
   h1.maxHeadersCount = maxHeadersCount;
@@ -128,19 +223,16 @@ export function createH1Server(o: H1ServerOptions): http.Server {
   // headersTimeout are never enforced. Start it; h1.close() stops its timer again.
   h1.emit("listening");
   h1.on("connect", (_req, socket: net.Socket) => {
-    const body = "promproxy: CONNECT is not supported: this server only proxies GET requests to connected clients\n";
+    const body = connectRefusal;
     socket.end(
       `HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   });
   h1.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => {
     if (!socket.writable || err.code === "ECONNRESET") return void socket.destroy();
-    const [status, text] =
-      err.code === "HPE_HEADER_OVERFLOW" ? [431, "Request Header Fields Too Large"] :
-      err.code === "HPE_URI_TOO_LONG" ? [414, "URI Too Long"] :
-      err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? [408, "Request Timeout"] : [400, "Bad Request"];
-    const body = `promproxy: ${text.toLowerCase()}\n`;
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    // After the answers to the requests parsed before it: HTTP/1.1 answers go out in request order.
+    const answer = rawAnswer(parseErrorAnswer(err));
+    inTurn.afterAnswers(socket, () => socket.end(answer));
   });
   return h1;
 }

@@ -1,4 +1,5 @@
 import * as http2 from "node:http2";
+import { connectRefusal } from "./bad-request.ts";
 
 /** @internal */
 export interface H2ServerOptions {
@@ -53,6 +54,11 @@ export function createH2Server(o: H2ServerOptions): H2Server {
     o.handler,
   );
   if (o.streamHandler) takeStreamsFirst(server, o.streamHandler);
+  // Without a listener Node answers an HTTP/2 CONNECT 405 with no body: say why, as the HTTP/1.1 side does.
+  server.on("connect", (_req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(connectRefusal) });
+    res.end(connectRefusal);
+  });
   server.on("session", (session) => {
     sessions.add(session);
     session.on("error", () => {});

@@ -58,7 +58,14 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
   const sockets = new Set<net.Socket>();
   let closing = false;
   const limits = createConnectionLimits({ ...opts, logger: p.logger, onRefused: p.onRefused });
-  const h1 = createH1Server({ handler: p.h1Handler, maxHeaderListBytes: opts.maxHeaderListBytes, closing: () => closing });
+  // Connections closed for pipelining too much or too long: once a minute at most.
+  const pipelining = createRefusalLog(p.logger);
+  const h1 = createH1Server({
+    handler: p.h1Handler,
+    maxHeaderListBytes: opts.maxHeaderListBytes,
+    closing: () => closing,
+    onPipelineRefused: (message, remote) => pipelining.refused(`HTTP/1.1 connection answered 503 and closed: ${message}`, { remote }),
+  });
   const h2 = createH2Server({ ...opts, handler: p.h2Handler, streamHandler: p.h2StreamHandler, pingIntervalMs: p.pingIntervalMs ?? 30_000 });
 
   const prefaceTimeoutMs = opts.prefaceTimeoutMs;
@@ -137,7 +144,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
     closeIdleConnections: () => h1.closeIdleConnections(),
     async close(graceMs) {
       closing = true;
-      for (const log of Object.values(wrongScheme)) log.close();
+      for (const log of [...Object.values(wrongScheme), pipelining]) log.close();
       h2.stop();
       limits.close();
       const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));

@@ -1,0 +1,194 @@
+/**
+ * Pipelining limits of the HTTP/1.1 side of the port (src/server/listen/h1-server.ts), on a real loopback port
+ * with raw sockets: at `maxPipelinedRequests` waiting requests every one is answered in order; one more is
+ * answered 503 in its turn (after the answers before it) and the connection closed; waiting requests that make no
+ * progress for `pipelinedWaitMs` get a 503 too, and a connection whose answers cannot go out at all is dropped.
+ */
+import assert from "node:assert/strict";
+import type * as http from "node:http";
+import * as net from "node:net";
+import { after, before, describe, test } from "node:test";
+import { createH1Server, maxPipelinedRequests } from "../src/server/listen/h1-server.ts";
+import { waitFor } from "./helpers.ts";
+
+interface Answer {
+  status: number;
+  headers: string;
+  body: string;
+}
+
+/** Splits what a connection received into responses (each with a Content-Length). */
+function parseAnswers(text: string): Answer[] {
+  const out: Answer[] = [];
+  let at = 0;
+  while (at < text.length) {
+    const end = text.indexOf("\r\n\r\n", at);
+    if (end < 0) break;
+    const headers = text.slice(at, end);
+    const length = Number(/\r\ncontent-length: (\d+)/i.exec(headers)?.[1] ?? 0);
+    out.push({ status: Number(headers.slice(9, 12)), headers, body: text.slice(end + 4, end + 4 + length) });
+    at = end + 4 + length;
+  }
+  return out;
+}
+
+/**
+ * A server whose `/slow` requests wait for `release()`, `/stall` ones send their head and part of a body and then
+ * wait; every other path answers its own name.
+ */
+async function startH1(pipeline?: { pipelinedWaitMs?: number }) {
+  const held: (() => void)[] = [];
+  const refused: string[] = [];
+  let parsed = 0;
+  const h1 = createH1Server({
+    handler: (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const reply = () => res.end(`${req.url}\n`);
+      if (req.url === "/slow") held.push(reply);
+      else if (req.url === "/stall") {
+        res.writeHead(200, { "content-length": "100" });
+        res.write("part");
+        held.push(reply);
+      } else reply();
+    },
+    maxHeaderListBytes: 16_384,
+    closing: () => false,
+    pipeline,
+    onPipelineRefused: (message, remote) => refused.push(`${remote}: ${message}`),
+  });
+  h1.on("request", () => parsed++);
+  const tcp = net.createServer((socket) => h1.emit("connection", socket));
+  await new Promise<void>((resolve) => tcp.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (tcp.address() as net.AddressInfo).port,
+    parsed: () => parsed,
+    refused,
+    held: () => held.length,
+    release: () => held.splice(0).forEach((r) => r()),
+    async close() {
+      h1.closeAllConnections();
+      h1.close();
+      await new Promise((resolve) => tcp.close(resolve));
+    },
+  };
+}
+
+/** Opens a connection, writes `data`, and collects everything until the server closes it. */
+function exchange(port: number, data: string) {
+  const socket = net.connect(port, "127.0.0.1");
+  let text = "";
+  socket.on("data", (c: Buffer) => (text += c.toString("latin1")));
+  socket.on("error", () => {});
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  socket.write(data);
+  return { socket, closed, text: () => text };
+}
+
+const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+const numbered = (n: number) => Array.from({ length: n }, (_, i) => get(`/${i}`)).join("");
+
+describe("HTTP/1.1 pipelining limits", () => {
+  let s: Awaited<ReturnType<typeof startH1>>;
+  before(async () => (s = await startH1()));
+  after(() => s.close());
+
+  test(`${maxPipelinedRequests} requests waiting behind one in service: all answered in order`, async (t) => {
+    const before = s.parsed();
+    const c = exchange(s.port, get("/slow") + numbered(maxPipelinedRequests));
+    t.after(() => void c.socket.destroy());
+    await waitFor("every request parsed", () => s.parsed() - before === maxPipelinedRequests + 1);
+    await waitFor("the first request in service", () => s.held() === 1);
+    s.release();
+    await waitFor("every answer", () => parseAnswers(c.text()).length === maxPipelinedRequests + 1, 20_000);
+    const answers = parseAnswers(c.text());
+    assert.equal(answers[0]!.body, "/slow\n");
+    answers.slice(1).forEach((a, i) => assert.deepEqual([a.status, a.body], [200, `/${i}\n`]));
+    assert.equal(c.socket.destroyed, false, "the connection stays open");
+    assert.deepEqual(s.refused, []);
+  });
+
+  test(`one more than ${maxPipelinedRequests} waiting: the earlier ones answered in order, then 503 and the connection closed`, async (t) => {
+    const before = s.parsed();
+    const c = exchange(s.port, get("/slow") + numbered(maxPipelinedRequests + 3));
+    t.after(() => void c.socket.destroy());
+    await waitFor("every request parsed", () => s.parsed() - before === maxPipelinedRequests + 4);
+    await waitFor("the first request in service", () => s.held() === 1);
+    s.release();
+    await c.closed;
+    const answers = parseAnswers(c.text());
+    assert.equal(answers.length, maxPipelinedRequests + 2, "the one in service, those waiting, and the 503");
+    assert.deepEqual([answers[0]!.status, answers[0]!.body], [200, "/slow\n"]);
+    answers.slice(1, -1).forEach((a, i) => assert.deepEqual([a.status, a.body], [200, `/${i}\n`]));
+    const last = answers.at(-1)!;
+    assert.equal(last.status, 503);
+    assert.match(last.headers, /\r\nconnection: close/i);
+    assert.equal(last.body, `promproxy: this connection pipelined more than ${maxPipelinedRequests} requests, the maximum waiting for an answer: closing the connection\n`);
+    assert.deepEqual(s.refused.splice(0), [`127.0.0.1: ${last.body.slice("promproxy: ".length, -1)}`], "told once, to be logged");
+  });
+});
+
+describe("HTTP/1.1 answers stay in request order", () => {
+  test("a request Node cannot parse behind others: its 400 comes after their answers", async (t) => {
+    const s = await startH1();
+    t.after(() => s.close());
+    const c = exchange(s.port, get("/slow") + get("/a") + "GET /b HTTP/1.1\r\nBad Header: x\r\n\r\n");
+    t.after(() => void c.socket.destroy());
+    await waitFor("the first request in service", () => s.held() === 1);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the parse error has been seen
+    assert.equal(c.text(), "", "nothing before the answer in service");
+    s.release();
+    await c.closed;
+    const answers = parseAnswers(c.text());
+    assert.deepEqual(answers.map((a) => [a.status, a.body]), [
+      [200, "/slow\n"],
+      [200, "/a\n"],
+      [400, "promproxy: bad request: invalid header name (a space or a character not allowed in a header name)\n"],
+    ]);
+  });
+});
+
+describe("HTTP/1.1 pipelined requests that make no progress", () => {
+  test("the answer in service goes out, then the first waiting request gets 503 and the connection closes", async (t) => {
+    const s = await startH1({ pipelinedWaitMs: 1_500 });
+    t.after(() => s.close());
+    const c = exchange(s.port, get("/slow") + numbered(3));
+    t.after(() => void c.socket.destroy());
+    await waitFor("the first request in service", () => s.held() === 1);
+    await new Promise((resolve) => setTimeout(resolve, 2_000)); // past pipelinedWaitMs, before twice it
+    assert.equal(c.text(), "", "nothing can go out before the answer in service");
+    s.release();
+    await c.closed;
+    const answers = parseAnswers(c.text());
+    assert.deepEqual(answers.map((a) => a.status), [200, 503]);
+    assert.equal(answers[0]!.body, "/slow\n");
+    assert.match(answers[1]!.headers, /\r\nconnection: close/i);
+    assert.equal(answers[1]!.body, "promproxy: this pipelined request waited 1.5s behind an earlier one that did not finish: closing the connection\n");
+    assert.equal(s.refused.length, 1, "told once, to be logged");
+  });
+
+  test("an answer in service that has not begun (a scrape within its deadline) is waited for, then the 503", async (t) => {
+    const s = await startH1({ pipelinedWaitMs: 300 });
+    t.after(() => s.close());
+    const c = exchange(s.port, get("/slow") + numbered(2));
+    t.after(() => void c.socket.destroy());
+    await waitFor("the first request in service", () => s.held() === 1);
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // five times pipelinedWaitMs
+    assert.equal(c.socket.destroyed, false, "still open");
+    s.release();
+    await c.closed;
+    assert.deepEqual(parseAnswers(c.text()).map((a) => a.status), [200, 503]);
+  });
+
+  test("an answer in service that began and cannot finish (a peer that reads nothing): dropped after twice pipelinedWaitMs", async (t) => {
+    const s = await startH1({ pipelinedWaitMs: 300 });
+    t.after(() => s.close());
+    const t0 = performance.now();
+    const c = exchange(s.port, get("/stall") + numbered(2));
+    t.after(() => {
+      c.socket.destroy();
+      s.release();
+    });
+    await c.closed;
+    assert.ok(performance.now() - t0 >= 600, "not before the 503 had its own wait");
+    assert.match(c.text(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\npart$/);
+  });
+});
