@@ -11,7 +11,7 @@
  */
 import { ConnectError } from "@connectrpc/connect";
 import * as net from "node:net";
-import * as tls from "node:tls";
+import { speaksTls } from "../shared/tls-probe.ts";
 
 const probeTimeoutMs = 2_000;
 /** The HTTP/2 client preface: a promproxy server answers it with SETTINGS, an HTTP/1.1 server with "HTTP/1.1 400". */
@@ -100,21 +100,7 @@ export async function probePort(host: string, port: number, signal: AbortSignal)
   if ((first[0] === 0x15 || first[0] === 0x16) && first[1] === 0x03) return "tls";
   if (first.length >= 9 && first[3] === 0x04) return "h2"; // a SETTINGS frame
   if (first.length > 0) return "unknown";
-  return new Promise<PortKind>((resolve) => {
-    const socket = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ["h2"], servername: net.isIP(host) ? undefined : host });
-    const done = (v: PortKind) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      socket.destroy();
-      resolve(v);
-    };
-    const onAbort = () => done("unknown");
-    const timer = setTimeout(() => done("unknown"), probeTimeoutMs);
-    signal.addEventListener("abort", onAbort);
-    socket.on("secureConnect", () => done("tls"));
-    // The server answered with a TLS alert (a client certificate it wants, say): it speaks TLS.
-    socket.on("error", (e: Error) => done(/alert/i.test(e.message) ? "tls" : "unknown"));
-  });
+  return (await speaksTls(host, port, { signal, timeoutMs: probeTimeoutMs, alpn: "h2" })) ? "tls" : "unknown";
 }
 
 /** Which server URL each failed attempt dialled, for the words (the error itself does not say). */

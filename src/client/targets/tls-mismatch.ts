@@ -6,8 +6,7 @@
  * a byte (Node's and OpenSSL's servers do), from a TLS handshake tried on the
  * port after the scrape failed.
  */
-import * as net from "node:net";
-import * as tls from "node:tls";
+import { speaksTls as probeTls } from "../../shared/tls-probe.ts";
 import type { ExchangeSink } from "./exporter-exchange.ts";
 import { ScrapeErrorReason, TargetError } from "./target.ts";
 
@@ -37,35 +36,9 @@ export function closedWithoutAByte(e: unknown): boolean {
 /** How long the TLS handshake tried on a port may take: a TLS server answers a ClientHello at once. */
 const probeMs = 1000;
 
-/**
- * Whether `host`:`port` speaks TLS: a handshake (any certificate accepted)
- * completes, or the server answers it with a TLS alert (it wants a client
- * certificate, say). False when the connection fails, closes, answers
- * something else, or `probeMs` or `signal` ends it first. Nothing is sent
- * after the handshake; the connection is closed.
- *
- * @internal
- */
-export function speaksTls(host: string, port: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    if (signal.aborted) return resolve(false);
-    const bare = host.replace(/^\[(.*)\]$/, "$1");
-    const socket = tls.connect({ host: bare, port, servername: net.isIP(bare) ? undefined : bare, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] });
-    const done = (tlsSpoken: boolean) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      socket.destroy();
-      resolve(tlsSpoken);
-    };
-    const onAbort = () => done(false);
-    const timer = setTimeout(onAbort, probeMs);
-    signal.addEventListener("abort", onAbort, { once: true });
-    socket.once("secureConnect", () => done(true));
-    // Not once: an error after the first (while the socket is destroyed) must not go uncaught.
-    socket.on("error", (err: NodeJS.ErrnoException) => done(/^ERR_SSL_(TLSV1|SSLV3|TLSV13)_ALERT_/.test(err.code ?? "")));
-    socket.once("close", () => done(false));
-  });
-}
+/** Whether `host`:`port` speaks TLS (one handshake, `probeMs` at most; src/shared/tls-probe.ts). @internal */
+export const speaksTls = (host: string, port: number, signal: AbortSignal): Promise<boolean> =>
+  probeTls(host, port, { signal, timeoutMs: probeMs, alpn: "http/1.1" });
 
 /**
  * The failure of an `http://` target whose port closed the request's
