@@ -74,9 +74,9 @@ export function hostProblem(req: http.IncomingMessage): string | undefined {
   return undefined;
 }
 
-/** Answers 400 with a one-line body and closes the connection after it. */
-export function answerBadRequest(res: http.ServerResponse, message: string) {
+/** Answers `status` with a one-line `promproxy: ` body and closes the connection after it. */
+export function answerAndClose(res: http.ServerResponse, status: number, message: string) {
   const body = `promproxy: ${message}\n`;
-  res.writeHead(400, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
+  res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
   res.end(body);
 }

@@ -1,6 +1,6 @@
 import * as http from "node:http";
 import type * as net from "node:net";
-import { answerBadRequest, connectRefusal, hostProblem, parseErrorAnswer, rawAnswer } from "./bad-request.ts";
+import { answerAndClose, connectRefusal, hostProblem, parseErrorAnswer, rawAnswer } from "./bad-request.ts";
 
 /** @internal */
 export interface H1ServerOptions {
@@ -54,13 +54,6 @@ interface Lane {
   stuck?: NodeJS.Timeout;
 }
 
-/** A 503 with a one-line body that closes the connection once it has gone out (in its turn). */
-function refuse(res: http.ServerResponse, message: string) {
-  const body = `promproxy: ${message}\n`;
-  res.writeHead(503, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
-  res.end(body);
-}
-
 /** Serves a connection's requests one at a time, in order. */
 interface InTurn {
   handle: H1ServerOptions["handler"];
@@ -93,7 +86,7 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
   /** Queues `turn` as the 503 that ends its connection. */
   const ending = (l: Lane, socket: net.Socket, turn: Turn, message: string) => {
     l.ending = true;
-    turn.serve = () => refuse(turn.res, message);
+    turn.serve = () => answerAndClose(turn.res, 503, message); // in its turn: the connection closes after it
     told?.(message, socket.remoteAddress);
   };
   const lanes = new WeakMap<net.Socket, Lane>();
@@ -195,7 +188,7 @@ export function createH1Server(o: H1ServerOptions): http.Server {
   // A missing or repeated Host header is answered in turn, like any request (Node's own check would answer 400 with no body).
   const checked: H1ServerOptions["handler"] = (req, res) => {
     const bad = hostProblem(req);
-    if (bad) return answerBadRequest(res, bad);
+    if (bad) return answerAndClose(res, 400, bad);
     o.handler(req, res);
   };
   const inTurn = serveInTurn(checked, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline }, o.onPipelineRefused);
