@@ -9,6 +9,7 @@ import { createConsoleLogger, toLogger, withClientField, type AnyLogger, type Lo
 import { checkLabels, checkName } from "../shared/names.ts";
 import { checkOptionKeys } from "../shared/option-keys.ts";
 import { maxTimerMs } from "../shared/sleep.ts";
+import { positiveMs, whole } from "./option-checks.ts";
 import { resolveBackoff, type BackoffOptions } from "./backoff.ts";
 import { serverUrls, systemResolver } from "./endpoints.ts";
 import type { HttpTargetOptions } from "./targets/http-target-options.ts";
@@ -249,25 +250,25 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     labels,
     log: withClientField(options.logger ? toLogger(options.logger) : createConsoleLogger("warn"), name),
     resolve: options.resolve ?? systemResolver,
-    resolveIntervalMs: positiveMs(options, "resolveIntervalMs", 30_000),
-    probeIntervalMs: positiveMs(options, "probeIntervalMs", 30_000),
+    resolveIntervalMs: positiveMs(options.resolveIntervalMs, "resolveIntervalMs", 30_000),
+    probeIntervalMs: positiveMs(options.probeIntervalMs, "probeIntervalMs", 30_000, undefined, Math.floor(maxTimerMs / 32)), // probes wait up to 32 intervals
     searchBackoff: resolveBackoff(options.searchBackoff, { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 }, "searchBackoff"),
     backoff: resolveBackoff(options.backoff, { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 }, "backoff"),
-    maxReplicas: whole(options, "maxReplicas", 64, 1, Number.MAX_SAFE_INTEGER),
-    maxServerAddresses: whole(options, "maxServerAddresses", 64, 1, Number.MAX_SAFE_INTEGER),
-    maxScrapesInFlight: whole(options, "maxScrapesInFlight", 8, 1, Number.MAX_SAFE_INTEGER),
-    maxServerFrameBytes: whole(options, "maxServerFrameBytes", 1 << 20, 1 << 16, 1 << 26),
-    maxQueuedFrames: whole(options, "maxQueuedFrames", 1024, 16, 1 << 20),
-    gzipLevel: whole(options, "gzipLevel", 1, 0, 9),
+    maxReplicas: whole(options.maxReplicas, "maxReplicas", 64, 1, Number.MAX_SAFE_INTEGER),
+    maxServerAddresses: whole(options.maxServerAddresses, "maxServerAddresses", 64, 1, Number.MAX_SAFE_INTEGER),
+    maxScrapesInFlight: whole(options.maxScrapesInFlight, "maxScrapesInFlight", 8, 1, Number.MAX_SAFE_INTEGER),
+    maxServerFrameBytes: whole(options.maxServerFrameBytes, "maxServerFrameBytes", 1 << 20, 1 << 16, 1 << 26),
+    maxQueuedFrames: whole(options.maxQueuedFrames, "maxQueuedFrames", 1024, 16, 1 << 20),
+    gzipLevel: whole(options.gzipLevel, "gzipLevel", 1, 0, 9),
     metricsPath: options.metricsPath ?? "/metrics",
     interceptors: options.interceptors ?? [],
     protocol: oneOf("protocol", ["grpc", "connect"] as const),
     transport: oneOf("transport", ["fast", "connect"] as const),
-    pingIntervalMs: positiveMs(options, "pingIntervalMs", 10_000),
-    pingTimeoutMs: positiveMs(options, "pingTimeoutMs", 5_000),
-    heartbeatMisses: whole(options, "heartbeatMisses", 3, 1, 1000),
-    welcomeTimeoutMs: positiveMs(options, "welcomeTimeoutMs", 10_000),
-    maxWelcomeTimeoutMs: positiveMs(options, "maxWelcomeTimeoutMs", 60_000, { ms: positiveMs(options, "welcomeTimeoutMs", 10_000), name: "welcomeTimeoutMs" }),
+    pingIntervalMs: positiveMs(options.pingIntervalMs, "pingIntervalMs", 10_000),
+    pingTimeoutMs: positiveMs(options.pingTimeoutMs, "pingTimeoutMs", 5_000),
+    heartbeatMisses: whole(options.heartbeatMisses, "heartbeatMisses", 3, 1, 1000),
+    welcomeTimeoutMs: positiveMs(options.welcomeTimeoutMs, "welcomeTimeoutMs", 10_000),
+    maxWelcomeTimeoutMs: positiveMs(options.maxWelcomeTimeoutMs, "maxWelcomeTimeoutMs", 60_000, { ms: positiveMs(options.welcomeTimeoutMs, "welcomeTimeoutMs", 10_000), name: "welcomeTimeoutMs" }),
     http2Options: options.http2Options ?? {},
     tls: options.tls,
     registry: options.registry,
@@ -277,24 +278,4 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     onError: options.onError,
   };
   return resolved;
-}
-
-type MsKey = "welcomeTimeoutMs" | "maxWelcomeTimeoutMs" | "resolveIntervalMs" | "probeIntervalMs" | "pingIntervalMs" | "pingTimeoutMs";
-/** The option in ms; with `floor`, at least that other option (the default raised to it, a smaller value refused). */
-function positiveMs(options: ClientOptions, key: MsKey, fallback: number, floor = { ms: 0, name: "" }): number {
-  const v: unknown = options[key] === undefined ? Math.max(fallback, floor.ms) : options[key];
-  const most = key === "probeIntervalMs" ? Math.floor(maxTimerMs / 32) : maxTimerMs; // probes wait up to 32 intervals; a wait must fit a timer
-  if (!(typeof v === "number" && v > 0 && v <= most)) throw new TypeError(`promproxy: option ${key} must be a positive number of milliseconds up to ${most}`);
-  if (v < floor.ms) throw new TypeError(`promproxy: option ${key} (${v}) must be at least ${floor.name} (${floor.ms})`);
-  return v;
-}
-
-type WholeKey = "maxReplicas" | "maxServerAddresses" | "maxScrapesInFlight" | "maxServerFrameBytes" | "maxQueuedFrames" | "gzipLevel" | "heartbeatMisses";
-function whole(options: ClientOptions, key: WholeKey, fallback: number, min: number, max: number): number {
-  const v: unknown = options[key] === undefined ? fallback : options[key];
-  if (!(typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max)) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
-    throw new TypeError(`promproxy: option ${key} must be a whole number ${range}, got ${String(v)}`);
-  }
-  return v;
 }
