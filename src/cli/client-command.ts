@@ -55,6 +55,8 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
         labels: cfg.labels,
         logger: quietRetries(logger),
         maxScrapesInFlight: cfg.maxScrapesInFlight,
+        // A process of its own relaying for many exporters: a higher read budget than a library in a host's process.
+        maxServerFramesPerSecond: cfg.maxServerFramesPerSecond ?? 10_000,
         interceptors: auth.interceptors,
         tls: auth.tls,
         onConnected: () => metrics?.onConnected(),

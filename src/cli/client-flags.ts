@@ -39,6 +39,10 @@ const clientFlags = [
   { key: "metrics-listen", type: "string", arg: "HOST:PORT", help: ["serve this client's own metrics at http://HOST:PORT/metrics"], shown: "off" },
   { key: "max-scrapes-in-flight", type: "string", arg: "N", help: ["most scrapes served at once; more get HTTP 503"], shown: "8" },
   {
+    key: "max-server-frames-per-second", type: "string", arg: "N",
+    help: ["most frames read from a server stream a second; past it", "the stream waits (flow control holds the server)"], shown: "10000",
+  },
+  {
     key: "token-file", type: "string", arg: "FILE", section: " The connection to the server:",
     help: ["bearer token for the server, re-read on every reconnect"], shown: "none",
   },

@@ -48,6 +48,7 @@ export interface ClientConfig {
   logFormat: LogFormat;
   metricsListen?: { host: string; port: number };
   maxScrapesInFlight?: number;
+  maxServerFramesPerSecond?: number;
   /** The connection to the server: bearer token file, CA, client certificate (src/cli/auth-flags.ts). */
   tokenFile?: string;
   serverCaFile?: string;
@@ -125,6 +126,7 @@ export function resolveClientConfig(
   if (logFormat !== "text" && logFormat !== "json") throw new CliError(`--log-format: want text or json, got ${JSON.stringify(logFormat)}`);
   const metrics = str("metrics-listen");
   const inFlight = pick("max-scrapes-in-flight");
+  const framesPerSecond = pick("max-server-frames-per-second");
   return {
     name,
     servers,
@@ -135,6 +137,7 @@ export function resolveClientConfig(
     logFormat,
     metricsListen: metrics ? parseHostPort(metrics, "--metrics-listen") : undefined,
     maxScrapesInFlight: inFlight ? positiveInt(inFlight) : undefined,
+    maxServerFramesPerSecond: framesPerSecond ? positiveInt(framesPerSecond) : undefined,
     tokenFile: str("token-file"),
     serverCaFile: str("server-ca-file"),
     clientCertFile: str("client-cert-file"),

@@ -15,6 +15,8 @@ import { checkReplicaSet, type ReplicaSet } from "./replica-set.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import { chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
 import { createH2Connection } from "./h2-connection.ts";
+import { createFrameBudget } from "./frame-budget.ts";
+import { sleep } from "../shared/sleep.ts";
 import type { WelcomePatience } from "./welcome-patience.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./targets/target.ts";
 
@@ -41,6 +43,9 @@ export interface ConnectionContext {
 
 /** Changed replica sets a server may send at once before the one-a-second pace holds. */
 const setBurst = 5;
+
+/** While our answers pile up unsent, how often reading checks whether they have left. */
+const backlogRecheckMs = 5;
 
 /** How long a stopping client waits for the server to end the stream after its goodbye. */
 const goodbyeMs = 1_000;
@@ -143,13 +148,14 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
       const silenceMs = Math.max(1000, intervalMs * options.heartbeatMisses);
       watchdog = setInterval(() => {
         const now = Date.now();
-        if (now - lastHeard > silenceMs) {
-          call.abort(new ConnectError(`nothing heard from the server for ${silenceMs / 1000}s`, Code.Unavailable));
-        }
-        // A server that talks but never reads: our frames (a pong at least) wait for it as long as silence would.
+        // A server that never reads: our frames (a pong at least) wait for it as long as silence would. Said
+        // first: while our answers pile up we stop reading the server too, so it also looks silent.
         const waiting = out.waitingSinceMs;
         if (waiting !== undefined && now - waiting > silenceMs) {
           call.abort(new ConnectError(`the server has read nothing we sent for ${silenceMs / 1000}s (${out.size} frames waiting)`, Code.ResourceExhausted));
+        }
+        if (now - lastHeard > silenceMs) {
+          call.abort(new ConnectError(`nothing heard from the server for ${silenceMs / 1000}s`, Code.Unavailable));
         }
       }, Math.max(250, Math.min(intervalMs, silenceMs / 4)));
       if (!ctx.stopped.aborted) ctx.onWelcome(welcome, set); // a welcome that crossed stop() connects nothing
@@ -188,7 +194,12 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     }
   };
   try {
-    await runStream({ options, base, sessionManager, out, signal: call.signal, readLimit, onFrame });
+    const budget = createFrameBudget(options.maxServerFramesPerSecond);
+    const backlog = Math.max(1, maxQueued >> 2);
+    // How long to stop reading after `frames` were read: past the frame budget, or while our answers pile up
+    // unsent (reading more orders would only queue more answers; flow control holds the server meanwhile).
+    const pace = (frames: number) => Math.max(budget.spend(frames), out.size >= backlog ? backlogRecheckMs : 0);
+    await runStream({ options, base, sessionManager, out, signal: call.signal, readLimit, onFrame, pace });
     if (!welcome) throw new ConnectError("the server ended the stream without a welcome", Code.Unavailable);
     if (!ctx.stopped.aborted) throw new ConnectError("the server ended the stream", Code.Unavailable);
   } catch (e) {
@@ -215,6 +226,8 @@ interface StreamSetup {
   signal: AbortSignal;
   readLimit: number;
   onFrame(frame: ServerFrame): void;
+  /** Milliseconds to stop reading after `frames` were read (0: read on). */
+  pace(frames: number): number;
 }
 
 /**
@@ -224,11 +237,11 @@ interface StreamSetup {
  * Connect's message pipeline; both read and write on the same guarded session.
  */
 async function runStream(s: StreamSetup): Promise<void> {
-  const { options, sessionManager, out, signal, readLimit, onFrame } = s;
+  const { options, sessionManager, out, signal, readLimit, onFrame, pace } = s;
   const interceptors = options.interceptors;
   if (options.protocol !== "connect" && options.transport !== "connect") {
     const request = await fastRequest(interceptors, s.base.toString(), signal);
-    if (request) return runFastStream({ sessionManager, request, signal, out, readLimit, onFrame });
+    if (request) return runFastStream({ sessionManager, request, signal, out, readLimit, onFrame, pace });
     s.options.log.debug("an interceptor reads or replaces the stream's messages: this stream uses the Connect transport");
   }
   const transportOptions = {
@@ -242,7 +255,11 @@ async function runStream(s: StreamSetup): Promise<void> {
     acceptCompression: [],
   };
   const transport = options.protocol === "connect" ? createConnectTransport(transportOptions) : createGrpcTransport(transportOptions);
-  for await (const frame of createRpcClient(ScrapeService, transport).scrape(out, { signal })) onFrame(frame);
+  for await (const frame of createRpcClient(ScrapeService, transport).scrape(out, { signal })) {
+    onFrame(frame);
+    // Not pulling: connect-es stops reading, flow control holds the server.
+    for (let wait = pace(1); wait > 0 && !signal.aborted; wait = pace(0)) await sleep(wait, signal);
+  }
 }
 
 /** connect-es's words for a hostile server's frames, said in ours (one log line names the cause). */

@@ -138,6 +138,20 @@ export interface ClientOptions {
    * Default 1024.
    */
   maxQueuedFrames?: number;
+  /**
+   * Most frames read from one server stream a second (10 - 1 000 000); past it the client pauses the stream and
+   * HTTP/2 flow control holds the rest in the server's buffers, so a flood of orders, cancels or pings costs the
+   * host a bounded share of a core. A server keeping to the protocol sends one order per scrape, a credit per
+   * half megabyte or so of body and a ping per heartbeat. Default 1000.
+   */
+  maxServerFramesPerSecond?: number;
+  /**
+   * Most of one core the registry's renders take over time, in percent (1 - 100). A scrape that comes while a
+   * render of its format runs shares it; past the budget a scrape gets the latest render of its format (at most
+   * 1 s old) or waits. Prometheus, scraping every few seconds, always gets a fresh render. 100: every scrape
+   * renders. Default 10.
+   */
+  maxRenderPercent?: number;
   /** gzip level (1-9) for results when Prometheus accepts gzip; 0 disables gzip. Default 1 (fastest). */
   gzipLevel?: number;
   /** Interval of HTTP/2 PINGs on the connection; an unanswered PING within `pingTimeoutMs` drops it. Default 10 000 ms. */
@@ -187,6 +201,7 @@ const optionNames: Record<keyof ClientOptions, true> = {
   name: true, serverUrl: true, resolveIntervalMs: true, resolve: true, probeIntervalMs: true, searchBackoff: true, maxReplicas: true,
   maxServerAddresses: true, registry: true, targets: true, metricsPath: true, labels: true, interceptors: true, protocol: true,
   transport: true, backoff: true, maxScrapesInFlight: true, maxServerFrameBytes: true, maxQueuedFrames: true, gzipLevel: true,
+  maxServerFramesPerSecond: true, maxRenderPercent: true,
   pingIntervalMs: true, pingTimeoutMs: true, heartbeatMisses: true, welcomeTimeoutMs: true, maxWelcomeTimeoutMs: true, http2Options: true, tls: true,
   onConnected: true, onDisconnected: true, onError: true, logger: true,
 };
@@ -209,6 +224,8 @@ export interface ResolvedClientOptions {
   maxScrapesInFlight: number;
   maxServerFrameBytes: number;
   maxQueuedFrames: number;
+  maxServerFramesPerSecond: number;
+  maxRenderPercent: number;
   gzipLevel: number;
   metricsPath: string;
   interceptors: Interceptor[];
@@ -259,6 +276,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxScrapesInFlight: whole(options.maxScrapesInFlight, "maxScrapesInFlight", 8, 1, Number.MAX_SAFE_INTEGER),
     maxServerFrameBytes: whole(options.maxServerFrameBytes, "maxServerFrameBytes", 1 << 20, 1 << 16, 1 << 26),
     maxQueuedFrames: whole(options.maxQueuedFrames, "maxQueuedFrames", 1024, 16, 1 << 20),
+    maxServerFramesPerSecond: whole(options.maxServerFramesPerSecond, "maxServerFramesPerSecond", 1000, 10, 1_000_000),
+    maxRenderPercent: whole(options.maxRenderPercent, "maxRenderPercent", 10, 1, 100),
     gzipLevel: whole(options.gzipLevel, "gzipLevel", 1, 0, 9),
     metricsPath: options.metricsPath ?? "/metrics",
     interceptors: options.interceptors ?? [],

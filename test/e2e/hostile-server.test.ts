@@ -136,21 +136,29 @@ test("a server that pings but takes none of our bytes (a zero window) has its st
   assertQuiet(host);
 });
 
-test("a server that orders and never reads has its stream ended at maxQueuedFrames, and is redialled", async (t) => {
+test("a server that orders and never reads: the client stops reading while its answers wait, ends the stream after the silence window, and redials", async (t) => {
+  const sentPerStream: number[] = [];
   const server = await startHostileServer(async (s) => {
-    await s.send(welcome());
-    for (let id = 1n; id <= 3000n && !s.closed; id++) {
+    const i = sentPerStream.push(0) - 1;
+    await s.send(welcome({ heartbeat: { seconds: 0n, nanos: 100_000_000 } })); // silence window: the 1 s floor
+    for (let id = 1n; id <= 50_000n && !s.closed; id++) {
       await s.send({ frame: { case: "order", value: { scrapeId: id, path: "/not-served", creditBytes: 1024n } } });
+      sentPerStream[i]!++;
     }
-  });
+  }, { windowSize: 0 }); // takes none of the client's bytes
   const host = await setUp(server);
   await waitFor("a first stream", () => server.streams >= 1, 20_000);
   const base = await host.stats();
   await waitFor("a redial", () => server.streams >= 2, 30_000);
   const now = await host.stats();
-  const line = host.logs().find((l) => /has not read the/.test(l));
-  t.diagnostic(`heap ${mb(base.heapUsed)} -> ${mb(now.heapUsed)}; log: ${line}`);
-  assert.match(line ?? "", /has not read the 1025 frames we sent \(maxQueuedFrames 1024\)/);
+  const line = host.logs().find((l) => /has read nothing we sent/.test(l));
+  const sent = sentPerStream[0] ?? 0;
+  t.diagnostic(`heap ${mb(base.heapUsed)} -> ${mb(now.heapUsed)}; orders the server got out on the first stream ${sent}; log: ${line}`);
+  const waiting = Number(/has read nothing we sent for 1s \((\d+) frames waiting\)/.exec(line ?? "")?.[1] ?? NaN);
+  // Reading stops once a quarter of maxQueuedFrames (1024) waits; one chunk of orders read before that adds its answers.
+  assert.ok(waiting >= 256 && waiting <= 1024, `answers waiting when the stream ended: ${waiting} (log: ${line})`);
+  // What the client read (at most ~1 000 a second and a chunk), its 64 KiB window and Node's buffers: a few thousand.
+  assert.ok(sent < 15_000, `the server got ${sent} orders out on one stream: the client kept reading`);
   assert.ok(now.heapUsed - base.heapUsed < 8 * MiB, `host heap grew by ${mb(now.heapUsed - base.heapUsed)}`);
   assertQuiet(host);
 });

@@ -36,6 +36,8 @@ export interface FastStreamOptions {
   readLimit: number;
   /** Each server frame, in order. What it throws ends the stream with that error. */
   onFrame(frame: ServerFrame): void;
+  /** Milliseconds to stop reading after `frames` were read (the frame budget, our answers' backlog); flow control holds the server meanwhile. */
+  pace(frames: number): number;
 }
 
 /** How often at most a read is reported to the session manager (it skips keep-alive PINGs while data flows). */
@@ -54,6 +56,9 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
     let foundStatus = false;
     let trailers = new Headers();
     let lastNotice = 0;
+    /** Frames read since `pace` was last told, and the timer of a pause it asked for. */
+    let read = 0;
+    let resumeTimer: NodeJS.Timeout | undefined;
     const signals = o.request.signal === o.signal ? [o.signal] : [o.signal, o.request.signal];
 
     const onAbort = function (this: AbortSignal) {
@@ -63,6 +68,7 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
     function cleanup() {
       for (const s of signals) s.removeEventListener("abort", onAbort);
       o.out.onReady(() => {});
+      clearTimeout(resumeTimer);
     }
     function fail(e: ConnectError) {
       if (settled) return;
@@ -98,6 +104,7 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
     const reader = createFrameReader({
       readLimit: o.readLimit,
       onFrame: (f) => {
+        read++;
         if (!settled) o.onFrame(f); // a frame that ended the stream ends its chunk's later frames too
       },
     });
@@ -139,7 +146,21 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
         try {
           reader.push(chunk);
         } catch (e) {
-          fail(e instanceof ConnectError ? e : ConnectError.from(e, Code.Internal));
+          return fail(e instanceof ConnectError ? e : ConnectError.from(e, Code.Internal));
+        }
+        if (read === 0) return;
+        const wait = o.pace(read);
+        read = 0;
+        if (wait > 0 && !settled) {
+          s.pause(); // the chunk's frames are served; the next bytes wait in the server's buffers
+          const resumeWhenDue = () => {
+            resumeTimer = undefined;
+            if (settled) return;
+            const more = o.pace(0); // still in debt, or our answers still waiting to leave
+            if (more > 0) resumeTimer = setTimeout(resumeWhenDue, more);
+            else s.resume();
+          };
+          resumeTimer = setTimeout(resumeWhenDue, wait);
         }
       });
       s.on("end", () => {

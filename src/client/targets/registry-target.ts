@@ -1,13 +1,17 @@
-import { renderRegistry, type MetricsRegistry } from "./render.ts";
+import { createRenderGate } from "./render-gate.ts";
+import { formatKey, renderRegistry, type MetricsRegistry, type Rendered } from "./render.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./target.ts";
 
 /**
  * Serves a prom-client registry in-process: no HTTP hop, no port opened.
- * Answers exactly `metricsPath` on any port.
+ * Answers exactly `metricsPath` on any port. Its renders take at most
+ * `renderPercent` of a core over time, however often a server orders
+ * scrapes (render-gate.ts).
  *
  * @internal
  */
-export function registryTarget(registry: MetricsRegistry, metricsPath: string, gzipLevel: number): ScrapeTarget {
+export function registryTarget(registry: MetricsRegistry, metricsPath: string, gzipLevel: number, renderPercent: number): ScrapeTarget {
+  const gate = createRenderGate<Rendered>({ percent: renderPercent });
   return {
     port: 0,
     path: metricsPath === "/metrics" ? "" : metricsPath,
@@ -20,7 +24,10 @@ export function registryTarget(registry: MetricsRegistry, metricsPath: string, g
       }
       let r;
       try {
-        r = await renderRegistry(registry, req.headers["accept"], req.headers["accept-encoding"], gzipLevel, req.signal);
+        const accept = req.headers["accept"];
+        const acceptEncoding = req.headers["accept-encoding"];
+        // Shared by the scrapes of one format: no scrape's signal stops the gzip of a render another one awaits.
+        r = await gate.render(formatKey(accept, acceptEncoding, gzipLevel), () => renderRegistry(registry, accept, acceptEncoding, gzipLevel));
       } catch (e) {
         throw new TargetError(ScrapeErrorReason.INTERNAL, `collecting metrics failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
       }

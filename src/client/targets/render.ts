@@ -68,6 +68,16 @@ const wantsOpenMetrics = lastAnswer(prefersOpenMetrics);
 const wantsGzip = lastAnswer(acceptsGzip);
 
 /**
+ * What a render for these headers produces, as a key: scrapes with the same
+ * key get the same bytes (OpenMetrics or text, gzip or not).
+ *
+ * @internal
+ */
+export function formatKey(accept: string | undefined, acceptEncoding: string | undefined, gzipLevel: number): string {
+  return `${wantsOpenMetrics(accept) ? "om" : "text"}${gzipLevel > 0 && wantsGzip(acceptEncoding) ? "+gzip" : ""}`;
+}
+
+/**
  * Renders a registry as Prometheus asked for it: OpenMetrics or text 0.0.4 per
  * `Accept`, gzip per `Accept-Encoding`.
  *

@@ -1,0 +1,89 @@
+/**
+ * How much of the host's time the registry's renders may take (option `maxRenderPercent`), whoever orders them.
+ *
+ * - A scrape that comes while a render of its format (OpenMetrics or text, gzip or not) is running shares it.
+ * - Renders are paid from a bucket of render time that fills at `percent` of the clock (10 %: 100 ms a second)
+ *   and holds at most one second's worth. A render may start while the bucket is not empty; what it cost (the
+ *   event loop's busy time while it ran, so a collector awaiting I/O is not charged for the wait) is taken out
+ *   afterwards.
+ * - With the bucket empty, a scrape gets the latest render of its format if that is at most `maxAgeMs` old, or
+ *   waits until the bucket is out of debt (a tenth of a second for a 10 ms render at 10 %). Prometheus, which
+ *   scrapes every few seconds at most, always finds the bucket full and gets a fresh render.
+ *
+ * A render is kept for reuse only while the bucket is empty, and dropped `maxAgeMs` later: a host that is
+ * scraped normally holds no copy of its metrics between scrapes.
+ *
+ * @internal
+ */
+import { performance } from "node:perf_hooks";
+
+export interface RenderGateOptions {
+  /** Most of one core the renders take over time, in percent (1-100); 100: every scrape renders. */
+  percent: number;
+  /** The oldest render handed to a scrape while the bucket is empty. Default 1 000 ms. */
+  maxAgeMs?: number;
+  /** The clock, in ms. Default `performance.now`. */
+  now?: () => number;
+  /** The event loop's busy time so far, in ms. Default from `performance.eventLoopUtilization()`. */
+  busyMs?: () => number;
+}
+
+export interface RenderGate<T> {
+  /** The result of `work` for `key`: its own, a shared one, or (with the budget spent) a recent one. */
+  render(key: string, work: () => Promise<T>): Promise<T>;
+}
+
+interface Slot<T> {
+  pending?: Promise<T>;
+  last?: { value: T; at: number; drop: NodeJS.Timeout };
+}
+
+export function createRenderGate<T>(o: RenderGateOptions): RenderGate<T> {
+  const now = o.now ?? (() => performance.now());
+  const busyMs = o.busyMs ?? (() => performance.eventLoopUtilization().active);
+  const maxAgeMs = o.maxAgeMs ?? 1_000;
+  const perMs = o.percent / 100;
+  const cap = 1_000 * perMs;
+  let tokens = cap;
+  let at = now();
+  const slots = new Map<string, Slot<T>>();
+  const refill = () => {
+    const t = now();
+    tokens = Math.min(cap, tokens + (t - at) * perMs);
+    at = t;
+  };
+
+  function run(slot: Slot<T>, work: () => Promise<T>): Promise<T> {
+    const busyBefore = busyMs();
+    const p = Promise.resolve().then(work);
+    const settle = (value?: T) => {
+      if (slot.pending === p) slot.pending = undefined;
+      refill();
+      tokens -= Math.max(0, busyMs() - busyBefore);
+      if (value === undefined || tokens >= 0) return;
+      // Spent: the next scrapes of this format take this render while it is recent.
+      if (slot.last) clearTimeout(slot.last.drop);
+      const last = { value, at: now(), drop: setTimeout(() => slot.last === last && (slot.last = undefined), maxAgeMs) };
+      last.drop.unref();
+      slot.last = last;
+    };
+    p.then(settle, () => settle());
+    return p;
+  }
+
+  return {
+    render(key, work) {
+      if (o.percent >= 100) return work();
+      let slot = slots.get(key);
+      if (!slot) slots.set(key, (slot = {}));
+      if (slot.pending) return slot.pending;
+      refill();
+      if (tokens >= 0) return (slot.pending = run(slot, work));
+      const last = slot.last;
+      if (last && now() - last.at <= maxAgeMs) return Promise.resolve(last.value);
+      const s = slot;
+      const waiting = new Promise<void>((resolve) => setTimeout(resolve, Math.ceil(-tokens / perMs)).unref()).then(() => (s.pending = run(s, work)));
+      return (slot.pending = waiting);
+    },
+  };
+}

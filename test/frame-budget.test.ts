@@ -1,0 +1,45 @@
+/**
+ * The client's read budget for server frames (maxServerFramesPerSecond): a
+ * bucket of one second's frames, refilled with the clock, that says how long
+ * to stop reading once a read overdraws it. A fake clock: nothing here waits.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createFrameBudget } from "../src/client/frame-budget.ts";
+
+test("a second's worth is read at once; the frame past it waits until the bucket is out of debt", () => {
+  let t = 0;
+  const b = createFrameBudget(1000, () => t);
+  assert.equal(b.spend(999), 0);
+  assert.equal(b.spend(1), 0, "exactly the bucket: no wait");
+  assert.equal(b.spend(1), 1, "one over at 1000 a second: 1 ms");
+  t += 1;
+  assert.equal(b.spend(0), 0, "1 ms later the debt is paid");
+  assert.equal(b.spend(500), 500, "a chunk of 500 frames overdraws by 500: half a second");
+});
+
+test("the bucket refills with the clock and never holds more than a second's worth", () => {
+  let t = 0;
+  const b = createFrameBudget(100, () => t);
+  assert.equal(b.spend(100), 0);
+  t += 500;
+  assert.equal(b.spend(50), 0, "half a second refills half");
+  assert.equal(b.spend(1), 10, "and no more");
+  t += 60_000;
+  assert.equal(b.spend(100), 0, "a minute idle: a full bucket");
+  assert.equal(b.spend(1), 10, "but only one second's worth");
+});
+
+test("a sustained flood is read at the budget's rate, whatever the chunk sizes", () => {
+  let t = 0;
+  const b = createFrameBudget(1000, () => t);
+  let read = 0;
+  // A server that always has frames waiting: read a chunk, wait as told, read the next.
+  while (t < 10_000) {
+    const chunk = 1 + (read % 700);
+    read += chunk;
+    t += Math.max(1, b.spend(chunk));
+  }
+  assert.ok(read <= 1000 * 10 + 1000 + 700, `read ${read} frames in 10 s at 1000 a second`);
+  assert.ok(read >= 1000 * 10 - 700, `read ${read} frames: the budget is used, not wasted`);
+});

@@ -1,0 +1,112 @@
+/**
+ * The registry's render budget (maxRenderPercent): renders shared while they
+ * run, paid from a bucket of render time, and past it a recent render reused
+ * or a wait. The clock and the event loop's busy time are fakes where the
+ * figures matter; the waits that must really happen are a few ms.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { createRenderGate } from "../src/client/targets/render-gate.ts";
+
+/** A fake clock and busy-time meter; `work(ms, v)` is a render that costs `ms` of busy time. */
+function fake() {
+  const f = { t: 0, busy: 0, renders: 0 };
+  const work = (ms: number, value: string) => async () => {
+    f.renders++;
+    f.busy += ms;
+    f.t += ms;
+    return value;
+  };
+  return { f, work, now: () => f.t, busyMs: () => f.busy };
+}
+
+test("scrapes arriving while a render of their format runs share it; another format renders for itself", async () => {
+  const gate = createRenderGate<string>({ percent: 10 });
+  let renders = 0;
+  let release = () => {};
+  const slow = () => {
+    renders++;
+    return new Promise<string>((resolve) => (release = () => resolve(`r${renders}`)));
+  };
+  const a = gate.render("text", slow);
+  const b = gate.render("text", slow);
+  const c = gate.render("om", async () => "om");
+  await new Promise((r) => setImmediate(r)); // the render has begun
+  release();
+  assert.deepEqual(await Promise.all([a, b, c]), ["r1", "r1", "om"]);
+  assert.equal(renders, 1);
+  assert.equal(await gate.render("text", async () => "fresh"), "fresh", "a render that ended is not shared with later scrapes");
+});
+
+test("within the budget every scrape renders; past it a recent render of the format is reused, and renders resume as the bucket refills", async () => {
+  const { f, work, now, busyMs } = fake();
+  const gate = createRenderGate<string>({ percent: 10, now, busyMs }); // 100 ms of render time a second, one second's worth held
+  assert.equal(await gate.render("text", work(40, "a")), "a");
+  assert.equal(await gate.render("text", work(40, "b")), "b");
+  assert.equal(await gate.render("text", work(40, "c")), "c", "the bucket is not empty yet (20 ms left): a render may start");
+  assert.equal(f.renders, 3);
+  assert.equal(await gate.render("text", work(40, "d")), "c", "the bucket is 20 ms in debt: the last render is reused");
+  f.t += 100; // 10 ms refilled: still in debt
+  assert.equal(await gate.render("text", work(40, "e")), "c");
+  f.t += 100; // out of debt
+  assert.equal(await gate.render("text", work(40, "f")), "f");
+  assert.equal(f.renders, 4);
+});
+
+test("a render is reused for at most maxAgeMs; an older one, or none of that format, means waiting for the budget", async () => {
+  const { f, work, now, busyMs } = fake();
+  const gate = createRenderGate<string>({ percent: 50, maxAgeMs: 1_000, now, busyMs }); // 500 ms of render time a second
+  assert.equal(await gate.render("text", work(520, "a")), "a"); // 20 ms in debt
+  assert.equal(await gate.render("text", work(1, "b")), "a");
+  // Another format has nothing recent to reuse: it waits 40 ms of real time (20 ms of debt at 50 %), then renders.
+  // The wait's timer does not hold the host's process open; the test's own timer does.
+  const started = performance.now();
+  const alive = setInterval(() => {}, 1_000);
+  assert.equal(await gate.render("om", work(1, "om")), "om");
+  clearInterval(alive);
+  assert.ok(performance.now() - started >= 30, "it waited for the budget");
+  f.t += 1_500; // "a" is now too old to hand out; the bucket is full again anyway
+  assert.equal(await gate.render("text", work(1, "c")), "c");
+});
+
+test("a render kept for reuse is dropped after maxAgeMs: nothing of the host's metrics stays held", async () => {
+  const gate = createRenderGate<object>({ percent: 1, maxAgeMs: 20 }); // 10 ms of render time a second
+  let held: WeakRef<object> | undefined;
+  await gate.render("text", async () => {
+    const spin = performance.now() + 30;
+    while (performance.now() < spin); // 30 ms busy: 20 ms in debt
+    const value = { big: new Uint8Array(1 << 20) };
+    held = new WeakRef(value);
+    return value;
+  });
+  await new Promise((r) => setTimeout(r, 60));
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+  assert.equal(held?.deref(), undefined, "the kept render was let go");
+});
+
+test("a failed render fails the scrapes sharing it, is not reused, and the next scrape renders again", async () => {
+  const { work, now, busyMs } = fake();
+  const gate = createRenderGate<string>({ percent: 10, now, busyMs });
+  const boom = async () => {
+    throw new Error("collect failed");
+  };
+  const [a, b] = [gate.render("text", boom), gate.render("text", boom)];
+  await assert.rejects(a, /collect failed/);
+  await assert.rejects(b, /collect failed/);
+  assert.equal(await gate.render("text", work(1, "ok")), "ok");
+  const sync = () => {
+    throw new Error("thrown at once");
+  };
+  await assert.rejects(gate.render("om", sync as () => Promise<string>), /thrown at once/);
+  assert.equal(await gate.render("om", work(1, "om")), "om", "a render that threw at once leaves nothing pending");
+});
+
+test("at 100 % every scrape renders, even at the same time", async () => {
+  const gate = createRenderGate<number>({ percent: 100 });
+  let n = 0;
+  const r = await Promise.all([1, 2, 3].map(() => gate.render("text", async () => ++n)));
+  assert.deepEqual(r, [1, 2, 3]);
+});
