@@ -13,6 +13,7 @@ test("client options: one resolver fills in every default", () => {
     [8, 1024 * 1024, 1024, 1, 3, 10_000, 10_000, 5_000],
   );
   assert.deepEqual([r.protocol, r.transport, r.metricsPath], ["grpc", "fast", "/metrics"]);
+  assert.deepEqual([r.maxServerFramesPerSecond, r.maxRenderPercent], [1000, 10]);
   assert.equal(r.maxWelcomeTimeoutMs, 60_000);
   assert.equal(resolveClientOptions({ ...base, welcomeTimeoutMs: 90_000 }).maxWelcomeTimeoutMs, 90_000, "the default is never below welcomeTimeoutMs");
   assert.deepEqual(r.backoff, { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 });
@@ -33,6 +34,11 @@ test("client options: each bad value is refused with the option's name, at and o
     [{ maxServerFrameBytes: 64 * 1024 - 1 }, /option maxServerFrameBytes must be a whole number from 65536 to 67108864/],
     [{ maxServerFrameBytes: 64 * 1024 * 1024 + 1 }, /option maxServerFrameBytes/],
     [{ maxQueuedFrames: (1 << 20) + 1 }, /option maxQueuedFrames must be a whole number from 16 to 1048576/],
+    [{ maxServerFramesPerSecond: 9 }, /option maxServerFramesPerSecond must be a whole number from 10 to 1000000, got 9/],
+    [{ maxServerFramesPerSecond: 1_000_001 }, /option maxServerFramesPerSecond/],
+    [{ maxServerFramesPerSecond: 1.5e3 + 0.5 }, /option maxServerFramesPerSecond/],
+    [{ maxRenderPercent: 0 }, /option maxRenderPercent must be a whole number from 1 to 100, got 0/],
+    [{ maxRenderPercent: 101 }, /option maxRenderPercent/],
     [{ welcomeTimeoutMs: 0 }, /option welcomeTimeoutMs must be a positive number/],
     [{ maxWelcomeTimeoutMs: 0 }, /option maxWelcomeTimeoutMs must be a positive number/],
     [{ maxWelcomeTimeoutMs: 9_999 }, /option maxWelcomeTimeoutMs \(9999\) must be at least welcomeTimeoutMs \(10000\)/],
@@ -45,7 +51,8 @@ test("client options: each bad value is refused with the option's name, at and o
   ];
   for (const [more, message] of refused) assert.throws(() => resolveClientOptions({ ...base, ...more }), message, JSON.stringify(more));
   // At the bounds: taken.
-  for (const more of [{ gzipLevel: 0 }, { gzipLevel: 9 }, { maxServerFrameBytes: 64 * 1024 }, { maxQueuedFrames: 16 }, { heartbeatMisses: 1000 }, { maxWelcomeTimeoutMs: 10_000 }]) {
+  for (const more of [{ gzipLevel: 0 }, { gzipLevel: 9 }, { maxServerFrameBytes: 64 * 1024 }, { maxQueuedFrames: 16 }, { heartbeatMisses: 1000 }, { maxWelcomeTimeoutMs: 10_000 },
+    { maxServerFramesPerSecond: 10 }, { maxServerFramesPerSecond: 1_000_000 }, { maxRenderPercent: 1 }, { maxRenderPercent: 100 }]) {
     assert.doesNotThrow(() => resolveClientOptions({ ...base, ...more }), JSON.stringify(more));
   }
 });

@@ -23,6 +23,7 @@ test("flags: repeatable targets and labels, target-wide settings", () => {
     "--label", "env=prod", "--label", "team=a=b",
     "--target-timeout", "5s", "--target-max-response-bytes", "64MiB", "--target-insecure-skip-verify",
     "--metrics-listen", "127.0.0.1:9099", "--max-scrapes-in-flight", "4", "--log-level", "warn",
+    "--max-server-frames-per-second", "2000",
   ]);
   assert.equal(c.name, "host-1");
   assert.equal(c.server, "http://proxy:8080");
@@ -33,7 +34,17 @@ test("flags: repeatable targets and labels, target-wide settings", () => {
   ]);
   assert.deepEqual(c.metricsListen, { host: "127.0.0.1", port: 9099 });
   assert.equal(c.maxScrapesInFlight, 4);
+  assert.equal(c.maxServerFramesPerSecond, 2000);
   assert.equal(c.logLevel, "warn");
+});
+
+test("--max-server-frames-per-second: 10 to 1000000, refused outside with the flag's name", () => {
+  const at = (n: string) => resolve(["--name", "h", "--server", "http://p:1", "--target", "http://127.0.0.1:9100/", "--max-server-frames-per-second", n]);
+  assert.equal(at("10").maxServerFramesPerSecond, 10);
+  assert.equal(at("1000000").maxServerFramesPerSecond, 1_000_000);
+  assert.throws(() => at("9"), /--max-server-frames-per-second: want a whole number from 10 to 1000000, got 9/);
+  assert.throws(() => at("1000001"), /--max-server-frames-per-second: want a whole number from 10 to 1000000/);
+  assert.throws(() => at("1e3x"), /--max-server-frames-per-second: want a positive whole number/);
 });
 
 test("environment variables for every flag; flags win; labels merge", () => {

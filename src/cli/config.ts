@@ -137,7 +137,7 @@ export function resolveClientConfig(
     logFormat,
     metricsListen: metrics ? parseHostPort(metrics, "--metrics-listen") : undefined,
     maxScrapesInFlight: inFlight ? positiveInt(inFlight) : undefined,
-    maxServerFramesPerSecond: framesPerSecond ? positiveInt(framesPerSecond) : undefined,
+    maxServerFramesPerSecond: framesPerSecond ? framesPerSecondOf(framesPerSecond) : undefined,
     tokenFile: str("token-file"),
     serverCaFile: str("server-ca-file"),
     clientCertFile: str("client-cert-file"),
@@ -145,6 +145,13 @@ export function resolveClientConfig(
     configFile: configPath,
     warnings: sources.warnings,
   };
+}
+
+/** --max-server-frames-per-second: the library's range (maxServerFramesPerSecond), said with the flag's name. */
+function framesPerSecondOf(s: Sourced): number {
+  const n = positiveInt(s);
+  if (n < 10 || n > 1_000_000) throw new CliError(`${s.from}: want a whole number from 10 to 1000000, got ${n}`);
+  return n;
 }
 
 /** Server URLs: repeated flags, a list in the file, or commas and white space in a string. */
