@@ -198,7 +198,15 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     const backlog = Math.max(1, maxQueued >> 2);
     // How long to stop reading after `frames` were read: past the frame budget, or while our answers pile up
     // unsent (reading more orders would only queue more answers; flow control holds the server meanwhile).
-    const pace = (frames: number) => Math.max(budget.spend(frames), out.size >= backlog ? backlogRecheckMs : 0);
+    let saidAt = -Infinity;
+    const pace = (frames: number) => {
+      const wait = budget.spend(frames);
+      if (wait > 0 && frames > 0 && Date.now() - saidAt >= 60_000) {
+        saidAt = Date.now();
+        log.warn(`the server sends frames faster than maxServerFramesPerSecond (${options.maxServerFramesPerSecond} a second): reading it no faster (said at most once a minute)`, { name, server: base.host });
+      }
+      return Math.max(wait, out.size >= backlog ? backlogRecheckMs : 0);
+    };
     await runStream({ options, base, sessionManager, out, signal: call.signal, readLimit, onFrame, pace });
     if (!welcome) throw new ConnectError("the server ended the stream without a welcome", Code.Unavailable);
     if (!ctx.stopped.aborted) throw new ConnectError("the server ended the stream", Code.Unavailable);

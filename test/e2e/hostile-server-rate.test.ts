@@ -24,40 +24,61 @@ const floodMs = 4_000;
 /** Frames a stream holds before flow control stops the server: the client's 64 KiB window, Node's buffers, one DATA frame read. */
 const inFlightFrames = (frameBytes: number) => Math.ceil((128 * 1024) / frameBytes);
 
-for (const transport of ["fast", "connect"] as const) {
-  test(`${transport}: orders with credit as fast as a server can send: renders within 10 % of a core, orders read at 1000 a second`, async (t) => {
-    let answered = 0;
-    let started = 0;
-    const server = await startHostileServer(async (s) => {
-      s.read((f) => {
-        if (f.frame.case === "end" || f.frame.case === "result") answered++;
-      });
-      await s.send(welcome());
-      started = performance.now();
-      for (let id = 1n; !s.closed; id++) {
-        await s.send({ frame: { case: "order", value: { scrapeId: id, path: "/metrics", timeout: { seconds: 60n, nanos: 0 }, creditBytes: 1n << 40n } } });
-      }
+/** Orders with boundless credit, as fast as the server can send them, for `floodMs`, against a 5 ms render. */
+async function orderFlood(client: object) {
+  let answered = 0;
+  let started = 0;
+  const server = await startHostileServer(async (s) => {
+    s.read((f) => {
+      if (f.frame.case === "end" || f.frame.case === "result") answered++;
     });
-    cleanups.push(() => server.close());
-    const spinMs = 5;
-    const host = startHost(server.url, { registryBytes: 8 * 1024, spinMs, client: { transport } });
-    cleanups.push(() => host.stop());
-    await waitFor("the flood to begin", () => started > 0, 20_000);
-    await pause(floodMs);
-    const stats = await host.stats();
-    const elapsedMs = performance.now() - started; // after the figures came: an upper bound of the flood's length
-    const renders = stats.collects.total;
-    // The bucket: one second's worth (100 ms) at the start, 10 % of the clock since; a render may start while the
-    // bucket is not empty (each of the four formats at most once more), and each costs at least its 5 ms of spinning.
-    const mostRenders = Math.ceil((100 + 0.1 * elapsedMs) / spinMs) + 4;
-    const mostAnswered = Math.ceil(elapsedMs) + 1000 + inFlightFrames(20);
-    t.diagnostic(`streams ${server.streams} logs ${host.logs().slice(0, 6).join(" | ")}`);
-    t.diagnostic(`${elapsedMs.toFixed(0)} ms: ${renders} renders (at most ${mostRenders}), ${answered} orders answered (at most ${mostAnswered})`);
-    assert.ok(renders <= mostRenders, `${renders} renders of ${spinMs} ms in ${elapsedMs.toFixed(0)} ms: more than 10 % of a core`);
-    assert.ok(answered <= mostAnswered, `${answered} orders answered in ${elapsedMs.toFixed(0)} ms: read faster than 1000 frames a second`);
-    assert.ok(renders >= 3 && answered >= 50, `the host still serves: ${renders} renders, ${answered} answers`);
-    assert.equal(stats.disconnected, 0, "a flood is held back, not a reason to drop the stream");
-    assert.equal(host.script.stderr(), "");
+    await s.send(welcome());
+    started = performance.now();
+    for (let id = 1n; !s.closed; id++) {
+      await s.send({ frame: { case: "order", value: { scrapeId: id, path: "/metrics", timeout: { seconds: 60n, nanos: 0 }, creditBytes: 1n << 40n } } });
+    }
+  });
+  cleanups.push(() => server.close());
+  const spinMs = 5;
+  const host = startHost(server.url, { registryBytes: 8 * 1024, spinMs, client });
+  cleanups.push(() => host.stop());
+  await waitFor("the flood to begin", () => started > 0, 20_000);
+  await pause(floodMs);
+  const stats = await host.stats();
+  const elapsedMs = performance.now() - started; // after the figures came: an upper bound of the flood's length
+  // The bucket: one second's worth (100 ms) at the start, 10 % of the clock since; a render may start while the
+  // bucket is not empty (each of the four formats at most once more), and each costs at least its 5 ms of spinning.
+  const mostRenders = Math.ceil((100 + 0.1 * elapsedMs) / spinMs) + 4;
+  const said = (re: RegExp) => host.logs().filter((l) => re.test(l)).length;
+  return { host, stats, elapsedMs, renders: stats.collects.total, mostRenders, answered: () => answered, said };
+}
+const framesLine = /^log warn the server sends frames faster than maxServerFramesPerSecond \(1000 a second\)/;
+const rendersLine = /^log warn the registry's renders have taken 10 % of a core \(maxRenderPercent\)/;
+
+for (const transport of ["fast", "connect"] as const) {
+  test(`${transport}: orders with credit as fast as a server can send: read at 1000 frames a second, renders within 10 % of a core`, async (t) => {
+    const f = await orderFlood({ transport });
+    const answered = f.answered();
+    const mostAnswered = Math.ceil(f.elapsedMs) + 1000 + inFlightFrames(20);
+    t.diagnostic(`${f.elapsedMs.toFixed(0)} ms: ${f.renders} renders (at most ${f.mostRenders}), ${answered} orders answered (at most ${mostAnswered})`);
+    assert.ok(f.renders <= f.mostRenders, `${f.renders} renders of 5 ms in ${f.elapsedMs.toFixed(0)} ms: more than 10 % of a core`);
+    assert.ok(answered <= mostAnswered, `${answered} orders answered in ${f.elapsedMs.toFixed(0)} ms: read faster than 1000 frames a second`);
+    assert.ok(f.renders >= 3 && answered >= 50, `the host still serves: ${f.renders} renders, ${answered} answers`);
+    assert.equal(f.stats.disconnected, 0, "a flood is held back, not a reason to drop the stream");
+    // The guard that held the server back says so once (a line a minute at most).
+    assert.equal(f.said(framesLine), 1, f.host.logs().join("\n"));
+    assert.ok(f.said(rendersLine) <= 1, f.host.logs().join("\n"));
+    assert.equal(f.host.script.stderr(), "");
+  });
+
+  test(`${transport}: the same flood read without a frame budget: the render budget alone holds renders within 10 % of a core`, async (t) => {
+    const f = await orderFlood({ transport, maxServerFramesPerSecond: 1_000_000 });
+    t.diagnostic(`${f.elapsedMs.toFixed(0)} ms: ${f.renders} renders (at most ${f.mostRenders}), ${f.answered()} orders answered`);
+    assert.ok(f.renders <= f.mostRenders, `${f.renders} renders of 5 ms in ${f.elapsedMs.toFixed(0)} ms: more than 10 % of a core`);
+    assert.ok(f.renders >= 3 && f.answered() >= 50, `the host still serves: ${f.renders} renders, ${f.answered()} answers`);
+    assert.equal(f.said(rendersLine), 1, f.host.logs().join("\n"));
+    assert.equal(f.said(framesLine), 0);
+    assert.equal(f.host.script.stderr(), "");
   });
 
   test(`${transport}: pings and cancels as fast as a server can send: read at 1000 frames a second, the rest held by flow control`, async (t) => {
@@ -87,6 +108,7 @@ for (const transport of ["fast", "connect"] as const) {
     assert.ok(sent <= most, `the server got ${sent} frames out in ${elapsedMs.toFixed(0)} ms: read faster than 1000 a second`);
     assert.ok(pongs >= 1, "pings are still answered");
     assert.equal(stats.disconnected, 0);
+    assert.equal(host.logs().filter((l) => /maxServerFramesPerSecond/.test(l)).length, 1, host.logs().join("\n"));
     assert.equal(host.script.stderr(), "");
   });
 }

@@ -1,3 +1,4 @@
+import type { Logger } from "../../shared/logger.ts";
 import { createRenderGate } from "./render-gate.ts";
 import { formatKey, renderRegistry, type MetricsRegistry, type Rendered } from "./render.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./target.ts";
@@ -10,8 +11,15 @@ import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./target.ts";
  *
  * @internal
  */
-export function registryTarget(registry: MetricsRegistry, metricsPath: string, gzipLevel: number, renderPercent: number): ScrapeTarget {
-  const gate = createRenderGate<Rendered>({ percent: renderPercent });
+export function registryTarget(registry: MetricsRegistry, metricsPath: string, gzipLevel: number, renderPercent: number, log: Logger): ScrapeTarget {
+  let saidAt = -Infinity;
+  const onSpent = () => {
+    const now = Date.now();
+    if (now - saidAt < 60_000) return;
+    saidAt = now;
+    log.warn(`the registry's renders have taken ${renderPercent} % of a core (maxRenderPercent): scrapes get the latest render, at most 1 s old, or wait (said at most once a minute)`, {});
+  };
+  const gate = createRenderGate<Rendered>({ percent: renderPercent, onSpent });
   return {
     port: 0,
     path: metricsPath === "/metrics" ? "" : metricsPath,

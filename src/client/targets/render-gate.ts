@@ -26,6 +26,8 @@ export interface RenderGateOptions {
   now?: () => number;
   /** The event loop's busy time so far, in ms. Default from `performance.eventLoopUtilization()`. */
   busyMs?: () => number;
+  /** Called for each scrape that gets a recent render or waits because the budget is spent. */
+  onSpent?: () => void;
 }
 
 export interface RenderGate<T> {
@@ -79,6 +81,7 @@ export function createRenderGate<T>(o: RenderGateOptions): RenderGate<T> {
       if (slot.pending) return slot.pending;
       refill();
       if (tokens >= 0) return (slot.pending = run(slot, work));
+      o.onSpent?.();
       const last = slot.last;
       if (last && now() - last.at <= maxAgeMs) return Promise.resolve(last.value);
       const s = slot;
