@@ -40,7 +40,7 @@ const clientFlags = [
   { key: "max-scrapes-in-flight", type: "string", arg: "N", help: ["most scrapes served at once; more get HTTP 503"], shown: "8" },
   {
     key: "max-server-frames-per-second", type: "string", arg: "N",
-    help: ["most frames read from a server stream a second; past it", "the stream waits (flow control holds the server)"], shown: "10000",
+    help: ["most frames read from the servers a second; past it", "the streams wait (flow control holds the server)"], shown: "10000",
   },
   {
     key: "token-file", type: "string", arg: "FILE", section: " The connection to the server:",

@@ -18,6 +18,7 @@ import { createHttpTargets } from "./targets/http-target.ts";
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from "./options.ts";
 import { registryTarget } from "./targets/registry-target.ts";
 import { createScrapeSlots } from "./scrape-slots.ts";
+import { createFrameShare } from "./frame-budget.ts";
 import { sparseLog } from "./fleet-limits.ts";
 import type { ScrapeTarget } from "./targets/target.ts";
 import { createFailureWords, inWords } from "./transport-words.ts";
@@ -153,7 +154,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
   function run(): Promise<void> {
     state = "connecting";
     return runFleet({
-      connection: { options, hello, targets, slots: createScrapeSlots(options.maxScrapesInFlight) },
+      connection: { options, hello, targets, slots: createScrapeSlots(options.maxScrapesInFlight), frames: createFrameShare(options.maxServerFramesPerSecond) },
       stopped: stopper.signal,
       onUp(info) {
         streams++;

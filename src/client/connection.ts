@@ -15,7 +15,7 @@ import { checkReplicaSet, type ReplicaSet } from "./replica-set.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import { chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
 import { createH2Connection } from "./h2-connection.ts";
-import { createFrameBudget } from "./frame-budget.ts";
+import type { FrameShare } from "./frame-budget.ts";
 import { sleep } from "../shared/sleep.ts";
 import type { WelcomePatience } from "./welcome-patience.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./targets/target.ts";
@@ -31,6 +31,8 @@ export interface ConnectionContext {
   targets: ScrapeTarget[];
   /** The client's places for scrapes at work, over all of its streams. */
   slots: ScrapeSlots;
+  /** The client's frame budget (maxServerFramesPerSecond), shared by its streams. */
+  frames: FrameShare;
   /** The client's wait for a welcome, over all of its streams. */
   welcomePatience: WelcomePatience;
   /** Aborted when the client stops: the stream ends at once. */
@@ -193,8 +195,8 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
         break; // frames from a newer server version
     }
   };
+  const budget = ctx.frames.join(); // left in `finally`: nothing between here and `try` throws
   try {
-    const budget = createFrameBudget(options.maxServerFramesPerSecond);
     const backlog = Math.max(1, maxQueued >> 2);
     // How long to stop reading after `frames` were read: past the frame budget, or while our answers pile up
     // unsent (reading more orders would only queue more answers; flow control holds the server meanwhile).
@@ -217,6 +219,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     clearTimeout(welcomeTimer);
     clearTimeout(goodbye);
     clearInterval(watchdog);
+    budget.leave();
     ctx.stopped.removeEventListener("abort", onStop);
     for (const s of scrapes.values()) s.abort(new TargetError(ScrapeErrorReason.CANCELLED, "the stream ended"));
     out.close();

@@ -1,6 +1,7 @@
 /**
- * How fast the client reads its server's frames (option `maxServerFramesPerSecond`): a bucket of frames that
- * fills at `perSecond` and holds at most one second's worth. Every frame read takes one; a read that overdraws
+ * How fast the client reads its servers' frames (option `maxServerFramesPerSecond`, per client): each stream has a
+ * bucket of frames that fills at its equal share of the client's rate and holds at most one second's worth. A
+ * server that makes the client open many streams (naming many replicas) gets no more frames read in all. Every frame read takes one; a read that overdraws
  * it says how long to stop reading, and the stream's reader pauses that long. HTTP/2 flow control then holds the
  * server back: its frames wait in its own buffers, not in the host's. A server that orders, cancels, pings or
  * grants credit faster than this costs the host a bounded share of a core, whatever it sends; a server keeping
@@ -17,16 +18,44 @@ export interface FrameBudget {
   spend(frames: number): number;
 }
 
-export function createFrameBudget(perSecond: number, now: () => number = Date.now): FrameBudget {
-  const perMs = perSecond / 1000;
-  let tokens = perSecond;
+/** A bucket filling at `perSecond()` frames a second (asked at every read: a stream's share changes). */
+export function createFrameBudget(perSecond: () => number, now: () => number = Date.now): FrameBudget {
+  let tokens = perSecond();
   let at = now();
   return {
     spend(frames) {
       const t = now();
-      tokens = Math.min(perSecond, tokens + (t - at) * perMs) - frames;
+      const rate = perSecond();
+      const perMs = rate / 1000;
+      tokens = Math.min(rate, tokens + (t - at) * perMs) - frames;
       at = t;
       return tokens >= 0 ? 0 : Math.ceil(-tokens / perMs);
+    },
+  };
+}
+
+/** A client's frame budget, shared by its streams. @internal */
+export interface FrameShare {
+  /** A stream's budget, its share counted until `leave()`. */
+  join(): FrameBudget & { leave(): void };
+}
+
+export function createFrameShare(perSecond: number, now: () => number = Date.now): FrameShare {
+  let streams = 0;
+  const share = () => perSecond / Math.max(1, streams);
+  return {
+    join() {
+      streams++;
+      let left = false;
+      const budget = createFrameBudget(share, now);
+      return {
+        spend: budget.spend,
+        leave() {
+          if (left) return;
+          left = true;
+          streams--;
+        },
+      };
     },
   };
 }

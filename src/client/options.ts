@@ -139,9 +139,9 @@ export interface ClientOptions {
    */
   maxQueuedFrames?: number;
   /**
-   * Most frames read from one server stream a second (10 - 1 000 000); past it the client pauses the stream and
-   * HTTP/2 flow control holds the rest in the server's buffers, so a flood of orders, cancels or pings costs the
-   * host a bounded share of a core. A server keeping to the protocol sends one order per scrape, a credit per
+   * Most frames read from the servers a second, all streams together, each an equal share (10 - 1 000 000); past
+   * it the client pauses the stream and HTTP/2 flow control holds the rest in the server's buffers, so a flood of
+   * orders, cancels or pings costs the host a bounded share of a core. A server keeping to the protocol sends one order per scrape, a credit per
    * half megabyte or so of body and a ping per heartbeat. Default 1000.
    */
   maxServerFramesPerSecond?: number;

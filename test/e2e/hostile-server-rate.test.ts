@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { waitFor } from "../helpers.ts";
 import { startHost } from "./fixtures/hostile-server/harness.ts";
-import { startHostileServer, welcome } from "./fixtures/hostile-server/server.ts";
+import { startHostileServer, welcome, type HostileServer } from "./fixtures/hostile-server/server.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
@@ -112,3 +112,37 @@ for (const transport of ["fast", "connect"] as const) {
     assert.equal(host.script.stderr(), "");
   });
 }
+
+test("four servers flooding cancels at once: the client's 1000 frames a second are shared by its streams, not granted to each", async (t) => {
+  const servers: HostileServer[] = [];
+  const sent: number[] = [];
+  let started = 0;
+  for (let i = 0; i < 4; i++) {
+    const server = await startHostileServer(async (s) => {
+      await s.send(welcome());
+      started ||= performance.now();
+      for (let n = 1n; !s.closed; n++) {
+        await s.send({ frame: { case: "cancel", value: { scrapeId: n, reason: "r".repeat(200) } } });
+        sent[i] = (sent[i] ?? 0) + 1;
+      }
+    });
+    cleanups.push(() => server.close());
+    servers.push(server);
+  }
+  const host = startHost(servers[0]!.url, { client: { serverUrl: servers.map((s) => s.url) } });
+  cleanups.push(() => host.stop());
+  await waitFor("four streams", () => servers.every((s) => s.streams >= 1), 20_000);
+  await pause(floodMs);
+  const stats = await host.stats();
+  const elapsedMs = performance.now() - started;
+  const total = sent.reduce((a, b) => a + b, 0);
+  // 1000 a second in all, a second's worth at the start, and what each stream holds in flight (~215 B a frame),
+  // twice over for margin. A budget per stream would read ~4 times as many: 4 x (1000 a second + 1000).
+  const most = Math.ceil(elapsedMs) + 1000 + 2 * 4 * inFlightFrames(215);
+  t.diagnostic(`${elapsedMs.toFixed(0)} ms: the servers got ${sent.join(" + ")} = ${total} frames out (at most ${most})`);
+  assert.ok(total <= most, `${total} frames read from 4 streams in ${elapsedMs.toFixed(0)} ms: each stream got a budget of its own`);
+  assert.ok(sent.every((n) => n >= 100), `every stream is still read: ${sent.join(", ")}`);
+  assert.equal(stats.connected, 4);
+  assert.equal(stats.disconnected, 0);
+  assert.equal(host.script.stderr(), "");
+});
