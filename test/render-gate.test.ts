@@ -110,3 +110,16 @@ test("at 100 % every scrape renders, even at the same time", async () => {
   const r = await Promise.all([1, 2, 3].map(() => gate.render("text", async () => ++n)));
   assert.deepEqual(r, [1, 2, 3]);
 });
+
+test("work off the event loop (a gzip on the thread pool) is charged too", async () => {
+  const { f, now, busyMs } = fake();
+  const gate = createRenderGate<{ v: string; gzipMs: number }>({ percent: 10, now, busyMs, offLoopMs: (r) => r.gzipMs });
+  const render = (v: string) => async () => {
+    f.renders++;
+    f.busy += 10;
+    return { v, gzipMs: 100 }; // 10 ms on the loop, 100 ms of gzip beside it: 110 ms of a 100 ms bucket
+  };
+  assert.equal((await gate.render("text+gzip", render("a"))).v, "a");
+  assert.equal((await gate.render("text+gzip", render("b"))).v, "a", "the gzip's cost spent the bucket: the render is reused");
+  assert.equal(f.renders, 1);
+});

@@ -19,7 +19,7 @@ export function registryTarget(registry: MetricsRegistry, metricsPath: string, g
     saidAt = now;
     log.warn(`the registry's renders have taken ${renderPercent} % of a core (maxRenderPercent): scrapes get the latest render, at most 1 s old, or wait (said at most once a minute)`, {});
   };
-  const gate = createRenderGate<Rendered>({ percent: renderPercent, onSpent });
+  const gate = createRenderGate<Rendered>({ percent: renderPercent, onSpent, offLoopMs: (r) => r.gzipMs ?? 0 });
   return {
     port: 0,
     path: metricsPath === "/metrics" ? "" : metricsPath,

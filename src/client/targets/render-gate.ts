@@ -4,8 +4,8 @@
  * - A scrape that comes while a render of its format (OpenMetrics or text, gzip or not) is running shares it.
  * - Renders are paid from a bucket of render time that fills at `percent` of the clock (10 %: 100 ms a second)
  *   and holds at most one second's worth. A render may start while the bucket is not empty; what it cost (the
- *   event loop's busy time while it ran, so a collector awaiting I/O is not charged for the wait) is taken out
- *   afterwards.
+ *   event loop's busy time while it ran, so a collector awaiting I/O is not charged for the wait, plus its work
+ *   off the loop: a gzip on the thread pool) is taken out afterwards.
  * - With the bucket empty, a scrape gets the latest render of its format if that is at most `maxAgeMs` old, or
  *   waits until the bucket is out of debt (a tenth of a second for a 10 ms render at 10 %). Prometheus, which
  *   scrapes every few seconds at most, always finds the bucket full and gets a fresh render.
@@ -17,7 +17,7 @@
  */
 import { performance } from "node:perf_hooks";
 
-export interface RenderGateOptions {
+export interface RenderGateOptions<T> {
   /** Most of one core the renders take over time, in percent (1-100); 100: every scrape renders. */
   percent: number;
   /** The oldest render handed to a scrape while the bucket is empty. Default 1 000 ms. */
@@ -28,6 +28,8 @@ export interface RenderGateOptions {
   busyMs?: () => number;
   /** Called for each scrape that gets a recent render or waits because the budget is spent. */
   onSpent?: () => void;
+  /** A render's cost off the event loop, in ms (a gzip on the thread pool), charged besides its busy time. */
+  offLoopMs?: (value: T) => number;
 }
 
 export interface RenderGate<T> {
@@ -40,7 +42,7 @@ interface Slot<T> {
   last?: { value: T; at: number; drop: NodeJS.Timeout };
 }
 
-export function createRenderGate<T>(o: RenderGateOptions): RenderGate<T> {
+export function createRenderGate<T>(o: RenderGateOptions<T>): RenderGate<T> {
   const now = o.now ?? (() => performance.now());
   const busyMs = o.busyMs ?? (() => performance.eventLoopUtilization().active);
   const maxAgeMs = o.maxAgeMs ?? 1_000;
@@ -61,7 +63,7 @@ export function createRenderGate<T>(o: RenderGateOptions): RenderGate<T> {
     const settle = (value?: T) => {
       if (slot.pending === p) slot.pending = undefined;
       refill();
-      tokens -= Math.max(0, busyMs() - busyBefore);
+      tokens -= Math.max(0, busyMs() - busyBefore) + (value === undefined ? 0 : o.offLoopMs?.(value) ?? 0);
       if (value === undefined || tokens >= 0) return;
       // Spent: the next scrapes of this format take this render while it is recent.
       if (slot.last) clearTimeout(slot.last.drop);

@@ -19,6 +19,8 @@ export interface Rendered {
   contentType: string;
   contentEncoding?: "gzip";
   body: Buffer;
+  /** How long the gzip took (on libuv's thread pool, so not in the event loop's busy time). */
+  gzipMs?: number;
 }
 
 /**
@@ -96,7 +98,9 @@ export async function renderRegistry(
   const body = Buffer.from(text, "utf8");
   // An abandoned scrape (timed out, cancelled) still holds its place: no gzip work for a body nobody reads.
   if (gzipLevel > 0 && body.length >= 1024 && wantsGzip(acceptEncoding) && !signal?.aborted) {
-    return { contentType: view.contentType, contentEncoding: "gzip", body: await gzip(body, { level: gzipLevel }) };
+    const started = performance.now();
+    const gzipped = await gzip(body, { level: gzipLevel });
+    return { contentType: view.contentType, contentEncoding: "gzip", body: gzipped, gzipMs: performance.now() - started };
   }
   return { contentType: view.contentType, body };
 }
