@@ -26,6 +26,7 @@ VERSION = "promproxy-python-example/0.1"
 WELCOME_TIMEOUT_S = 10  # the first attempt's wait for a welcome; doubled after each attempt that got none in time
 MAX_WELCOME_TIMEOUT_S = 60  # ... up to this; a welcome brings it back to WELCOME_TIMEOUT_S
 FIRST_DELAY_S, MAX_DELAY_S = 0.5, 30.0  # the backoff between attempts: doubling from the first to the largest
+STABLE_STREAM_S = 10.0  # a welcomed stream that lived this long (welcome to end) starts the backoff over
 RETRY_AFTER_KEY = "promproxy-retry-after-ms"  # a refusal's retry hint: milliseconds, 1 to 10 decimal digits
 FATAL_CODES = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT}
 MAX_REPLICAS = 64  # the most replica ids a set may name (more: a protocol error)
@@ -166,6 +167,7 @@ class Session:
         self.out = asyncio.Queue()  # frames to send; None closes the request stream
         self.scrapes = {}  # scrape id -> Scrape
         self.max_chunk, self.heartbeat, self.welcomed, self.replica = 64 * 1024, 10.0, False, ""
+        self.welcomed_at = None  # the event loop's time of the welcome
         self.settled = asyncio.Event()  # set once welcomed, or once the stream ended
         self.closing, self.call = False, None
 
@@ -217,6 +219,7 @@ class Session:
                 self.heartbeat = seconds(w.heartbeat_interval, 10.0)
                 log.info("connected to %s as %s (session %s, replica %s)", a.server, a.name, w.session_id, w.replica_id or "-")
                 self.welcomed, self.replica = True, w.replica_id
+                self.welcomed_at = asyncio.get_running_loop().time()
                 if not self.fleet.welcome(self, w):
                     log.info("closing the stream to replica %s: its own replica set does not give it this client", w.replica_id)
                     self.replica = ""
@@ -366,8 +369,11 @@ async def main(args):
                 raise
         if stop.is_set():
             break
-        if session.welcomed:
-            ever_welcomed, delay = True, FIRST_DELAY_S  # the backoff starts over after a welcome
+        ever_welcomed = ever_welcomed or session.welcomed
+        # Only a stream that lived STABLE_STREAM_S starts the backoff over; one welcomed and ended sooner counts as a
+        # failed attempt (a server that welcomes and resets every stream must not get a redial every half second).
+        if session.welcomed_at is not None and asyncio.get_running_loop().time() - session.welcomed_at >= STABLE_STREAM_S:
+            delay = FIRST_DELAY_S
         pause = delay * random.uniform(0.5, 1.0)  # jittered, so that many clients do not come back in step
         pause = max(pause, hint)  # the server's retry hint lengthens the wait, never shortens it
         log.warning("%s; reconnecting in %.3fs%s", problem, pause, f" (retry hint {hint:g}s)" if hint else "")

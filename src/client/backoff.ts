@@ -13,6 +13,15 @@ export interface BackoffOptions {
   jitter?: number;
 }
 
+/**
+ * How long a welcomed stream must have lived (from its welcome to its end) for the backoff to start over. A stream
+ * that ends sooner counts as a failed attempt: the next wait is the next step, as after a refusal. So a server that
+ * welcomes every stream and resets it at once gets the growing backoff (up to its largest step), not a redial every
+ * half second, while a stream that served for a while is redialled after the first step (a restart, a failover).
+ * @internal
+ */
+export const stableStreamMs = 10_000;
+
 /** `o` over `defaults`, checked; throws a RangeError naming `option`. @internal */
 export function resolveBackoff(o: BackoffOptions | undefined, defaults: Required<BackoffOptions>, option: string): Required<BackoffOptions> {
   const r = { ...defaults, ...o };

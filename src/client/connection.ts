@@ -59,11 +59,13 @@ const goodbyeMs = 1_000;
  * ends. Resolves only when the client was stopped; otherwise throws a
  * `ConnectError` saying why the stream failed or ended. Every socket, session
  * and stream error ends up here: none escapes to the host application.
- * `attempt.welcomed` tells whether the server welcomed it.
+ * `attempt.welcomed` tells whether the server welcomed it, `attempt.welcomedAt`
+ * when (`performance.now()`): how long a welcomed stream lived decides whether
+ * the backoff starts over (src/client/backoff.ts `stableStreamMs`).
  *
  * @internal
  */
-export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: boolean }): Promise<void> {
+export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: boolean; welcomedAt?: number }): Promise<void> {
   const { options, base } = ctx;
   const { log, name } = options;
   const tls = await resolveClientTls(options.tls); // per attempt: rotated certificate files are re-read
@@ -145,6 +147,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
       clearTimeout(welcomeTimer);
       patience.welcomed();
       attempt.welcomed = true;
+      attempt.welcomedAt = performance.now();
       // Unset or zero: 10 s; clamped to 100 ms - 10 min before it reaches a timer (PROTOCOL.md).
       const intervalMs = clampDuration(welcome.heartbeatInterval, heartbeatRangeMs);
       const silenceMs = Math.max(1000, intervalMs * options.heartbeatMisses);

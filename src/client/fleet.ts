@@ -30,7 +30,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { createBackoff } from "./backoff.ts";
+import { createBackoff, stableStreamMs } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
 import { createSearchSchedule } from "./search-schedule.ts";
 import { createSearchRefusals, notServedHere } from "./search-refusal.ts";
@@ -192,7 +192,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const onCancel = () => attempt.abort();
     slot.cancel.signal.addEventListener("abort", onCancel);
     let info: StreamInfo | undefined, error: ConnectError | undefined;
-    const seen = { welcomed: false };
+    const seen: { welcomed: boolean; welcomedAt?: number } = { welcomed: false };
     try {
       await connectOnce(
         { ...o.connection, welcomePatience, hello: { ...o.connection.hello, heldReplicaIds: [...heldIds()] }, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w, set) => (info = welcomed(slot, w, set, endpoint)), onReplicaSet: (set) => follow(set, target.follow(set, slot.held ?? ""), slot) },
@@ -212,14 +212,15 @@ export function runFleet(o: FleetOptions): Promise<void> {
       if (id === undefined || !heldIds().has(id)) schedule.lost(id);
       waits.changed(); // holding none: slots waiting for a set dial again
       reconcile(); // a replica lost: searchers for it
-      return { welcomed: true, duplicate: false, refused, error };
+      const lived = seen.welcomedAt === undefined ? 0 : performance.now() - seen.welcomedAt;
+      return { welcomed: true, stable: lived >= stableStreamMs, duplicate: false, refused, error };
     }
-    if (refused) return { welcomed: false, duplicate: false, refused, error: undefined };
+    if (refused) return { welcomed: false, stable: false, duplicate: false, refused, error: undefined };
     // AlreadyExists while holding a replica: a step of the search (or a name clash there, said sparsely); so is a
     // replica that does not serve this client (another one of the set does).
     const duplicate = notServedHere(error) || (error?.code === Code.AlreadyExists && holding() > 0);
     if (duplicate && error) searchRefusal(error, heldIds(), endpoint.display);
-    return { welcomed: false, duplicate, refused, error };
+    return { welcomed: false, stable: false, duplicate, refused, error };
   }
 
   /** Whether a free slot whose attempt found nothing new should end. */
@@ -253,7 +254,9 @@ export function runFleet(o: FleetOptions): Promise<void> {
         if (!live(slot)) break;
         if (r.welcomed) {
           misses = 0;
-          reconnect.reset();
+          // Only a stream that lived (stableStreamMs) starts the backoff over; one welcomed and ended soon after is a
+          // failed attempt, so a server that welcomes and resets every stream is not redialled every half second.
+          if (r.stable) reconnect.reset();
           pause = searching() ? "round" : "backoff";
         } else {
           misses++;

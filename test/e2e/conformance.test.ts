@@ -123,8 +123,10 @@ const variants: { flag: string; caughtBy: string[]; detail: RegExp; verdict?: st
   { flag: "wait-forever-on-leave", caughtBy: ["leave-unanswered"], detail: /still waits for the server .* after its half-close/ },
   // A loaded machine may stretch 100 ms to 0.2 s; the growth check catches it then.
   { flag: "constant-retry", caughtBy: ["backoff"], detail: /retried after 0\.1\ds|the delays grew from \d\.\d+s to only/ },
-  { flag: "no-jitter", caughtBy: ["reset"], detail: /none before 0\.5\ds: no jitter/ },
-  { flag: "redial-at-once", caughtBy: ["reset"], detail: /dialled again 0\.\d\ds after a reset/ },
+  { flag: "no-jitter", caughtBy: ["reset"], detail: /no redial came before the full length of its backoff step .*: no jitter/ },
+  { flag: "redial-at-once", caughtBy: ["reset"], detail: /redial 1 after a stream reset just after its welcome came 0\.\d\ds after the reset, under/ },
+  { flag: "restart-backoff-on-welcome", caughtBy: ["reset"], detail: /redial [23] after a stream reset just after its welcome came \d\.\d\ds after the reset, under .* the backoff grows/ },
+  { flag: "never-restart-backoff", caughtBy: ["reset"], detail: /redialled as late as \d\.\d\ds after the reset of a stream that lived 1\d\.\d\ds/ },
   { flag: "big-chunks", caughtBy: ["credit", "chunk-default"], detail: /a chunk of \d+ bytes, over max_chunk_bytes (1024|65536)/ },
   { flag: "unknown-first-fails", caughtBy: ["unknown-first"], detail: /the client ended the stream after a frame of an unknown kind/ },
   { flag: "no-pong", caughtBy: ["ping-pong", "duplicate-name"], detail: /no pong for ping|the second client took the name/ },

@@ -56,6 +56,7 @@ const (
 	defaultChunk     = 64 << 10
 	firstDelay       = 500 * time.Millisecond
 	maxDelay         = 30 * time.Second
+	stableStream     = 10 * time.Second // a welcomed stream that lived this long (welcome to end) starts the backoff over
 )
 
 // Run serves o.Gatherer through the server until ctx is done, reconnecting forever with backoff. Once ctx is
@@ -94,15 +95,18 @@ func Run(ctx context.Context, o Options) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		welcomed, hint, err := connect(ctx, o, target, creds, f, nil)
+		welcomedAt, hint, err := connect(ctx, o, target, creds, f, nil)
 		if ctx.Err() != nil {
 			return nil
 		}
+		welcomed := !welcomedAt.IsZero()
 		everWelcomed = everWelcomed || welcomed
 		if c := status.Code(err); !everWelcomed && (c == codes.Unauthenticated || c == codes.PermissionDenied || c == codes.InvalidArgument) {
 			return fmt.Errorf("promproxy: the server refused %q: %s", o.Name, status.Convert(err).Message())
 		}
-		if welcomed {
+		// Only a stream that lived stableStream starts the backoff over; one welcomed and ended sooner counts as a
+		// failed attempt (a server that welcomes and resets every stream must not get a redial every half second).
+		if welcomed && time.Since(welcomedAt) >= stableStream {
 			delay = firstDelay
 		}
 		wait := delay/2 + time.Duration(jitter.Int63n(int64(delay/2)+1)) // jitter: half to all of the delay
@@ -172,10 +176,10 @@ func (s *stream) goodbye() {
 	})
 }
 
-// connect runs one stream until it fails or ctx is done; it tells whether the server welcomed it, and the retry
+// connect runs one stream until it fails or ctx is done; it tells when the server welcomed it (zero: never), and the retry
 // hint of its end (0: none). settled, when given, is called once: true when the stream holds a replica not held
 // before, false otherwise (or at its end).
-func connect(ctx context.Context, o Options, target string, creds grpc.DialOption, fl *fleet, settled func(found bool)) (welcomed bool, hint time.Duration, err error) {
+func connect(ctx context.Context, o Options, target string, creds grpc.DialOption, fl *fleet, settled func(found bool)) (welcomed time.Time, hint time.Duration, err error) {
 	var once sync.Once
 	settle := func(found bool) {
 		if settled != nil {
@@ -185,7 +189,7 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 	defer settle(false)
 	conn, err := grpc.Dial(target, creds, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}))
 	if err != nil {
-		return false, 0, err
+		return time.Time{}, 0, err
 	}
 	defer conn.Close()
 	// Not ctx: on stop the stream is half-closed first, and the server ends it.
@@ -236,7 +240,7 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 	}
 	call, err := pb.NewScrapeServiceClient(conn).Scrape(sctx)
 	if err != nil {
-		return false, 0, why(err)
+		return time.Time{}, 0, why(err)
 	}
 	s := &stream{o: o, ctx: sctx, out: make(chan *pb.ClientFrame, 64), sendDone: make(chan struct{}), maxChunk: defaultChunk, bye: make(chan struct{}), kill: kill}
 	defer fl.ended(s)
@@ -271,15 +275,15 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 			return welcomed, retryHint(call.Trailer(), header), why(err)
 		}
 		lastHeard.Store(time.Now().UnixNano())
-		if !welcomed {
+		if welcomed.IsZero() {
 			if f.Frame == nil {
 				continue // a frame kind of a newer server: ignored, before the welcome too
 			}
 			w := f.GetWelcome()
 			if w == nil {
-				return false, 0, fmt.Errorf("the server sent %T before its welcome", f.Frame)
+				return time.Time{}, 0, fmt.Errorf("the server sent %T before its welcome", f.Frame)
 			}
-			welcomed = true
+			welcomed = time.Now()
 			greeted.Store(true)
 			fl.waits.welcomed()
 			if n := w.GetLimits().GetMaxChunkBytes(); n > 0 {
@@ -289,7 +293,7 @@ func connect(ctx context.Context, o Options, target string, creds grpc.DialOptio
 			o.Logger.Printf("promproxy: connected to %s as %q (session %s, replica %s)", o.Server, o.Name, w.SessionId, w.ReplicaId)
 			keep, found, err := fl.welcome(s, w)
 			if err != nil {
-				return true, 0, err
+				return welcomed, 0, err
 			}
 			if !keep {
 				o.Logger.Printf("promproxy: closing the stream to replica %s: its own replica set does not give it %q", w.ReplicaId, o.Name)
