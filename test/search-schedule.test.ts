@@ -75,3 +75,37 @@ test("a round set long ago, while nothing was missing, comes fast once a replica
   await pending; // an aborted wait ends at once
   clearInterval(alive);
 });
+
+test("a replica lost before its stream was stable, or found again and again, does not keep the rounds fast", async () => {
+  let missing = false;
+  const schedule = createSearchSchedule({ backoff: { initialMs: 1, maxMs: 1, multiplier: 2, jitter: 0 }, intervalMs: 600_000, urgent: () => missing, maxLost: 8 });
+  const alive = setInterval(() => {}, 1_000); // the schedule's timers are unref'd: keep the test's loop alive
+  /** Whether the next round comes within `ms` (the fast rounds are 1 ms apart; the slow one is 10 min away). */
+  const fastNow = async (ms = 500) => {
+    const stop = new AbortController();
+    const t = setTimeout(() => stop.abort(), ms);
+    const t0 = performance.now();
+    await schedule.nextRound(stop.signal);
+    clearTimeout(t);
+    return performance.now() - t0 < ms - 50;
+  };
+  const settle = async () => {
+    while (await fastNow()); // until the fast rounds are spent and the slow one is set
+  };
+  await settle();
+  schedule.foundNew(); // a replica found, nothing flapping: fast again, as at every find
+  assert.equal(await fastNow(), true);
+  await settle();
+  schedule.foundNew();
+  assert.equal(await fastNow(), true, "each new replica restarts them");
+  await settle();
+  schedule.lost("flapper", false); // welcomed and reset at once: remembered, but no restart
+  assert.equal(schedule.recentlyLost(), true);
+  assert.equal(await fastNow(), false, "an unstable loss does not restart the fast rounds");
+  schedule.foundNew(); // found again (under a fresh id or not) within 10 s of it: no restart either
+  assert.equal(await fastNow(), false, "a find within missingRoundMs of an unstable loss does not restart them");
+  schedule.lost("r1"); // a stream that lived: fast at once
+  assert.equal(await fastNow(), true);
+  missing = false;
+  clearInterval(alive);
+});

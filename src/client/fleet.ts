@@ -166,7 +166,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     if (id) {
       ids = true;
       schedule.found(id);
-      if (older.length === 0) schedule.changed(); // a new replica: searching and probing start fast again
+      if (older.length === 0) schedule.foundNew(); // a new replica: searching and probing start fast again
       for (const s of older) {
         if (s.via === endpoint.key) {
           // Through the same address the server welcomes a second stream for our name only after its probe found
@@ -209,11 +209,12 @@ export function runFleet(o: FleetOptions): Promise<void> {
       const id = slot.held;
       slot.held = slot.via = undefined;
       if (!o.stopped.aborted) o.onDown(info, error, attempt.signal.aborted);
-      if (id === undefined || !heldIds().has(id)) schedule.lost(id);
+      const lived = seen.welcomedAt === undefined ? 0 : performance.now() - seen.welcomedAt;
+      const stable = lived >= stableStreamMs;
+      if (id === undefined || !heldIds().has(id)) schedule.lost(id, stable);
       waits.changed(); // holding none: slots waiting for a set dial again
       reconcile(); // a replica lost: searchers for it
-      const lived = seen.welcomedAt === undefined ? 0 : performance.now() - seen.welcomedAt;
-      return { welcomed: true, stable: lived >= stableStreamMs, duplicate: false, refused, error };
+      return { welcomed: true, stable, duplicate: false, refused, error };
     }
     if (refused) return { welcomed: false, stable: false, duplicate: false, refused, error: undefined };
     // AlreadyExists while holding a replica: a step of the search (or a name clash there, said sparsely); so is a

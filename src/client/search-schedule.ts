@@ -72,8 +72,17 @@ export interface SearchSchedule {
    * which restarts the fast rounds at most once per `missingRoundMs`, and never delays a round already due.
    */
   changed(paced?: boolean): void;
-  /** A replica held is no longer held (`id` "" or undefined: one without an id): remembered, and `changed()`. */
-  lost(id: string | undefined): void;
+  /**
+   * A replica held is no longer held (`id` "" or undefined: one without an id): remembered, and `changed()` when
+   * its stream was `stable` (lived `stableStreamMs`). One that ended sooner is searched for at the pace the rounds
+   * have: a replica that welcomes and resets at once must not restart the fast rounds every time.
+   */
+  lost(id: string | undefined, stable?: boolean): void;
+  /**
+   * A replica held for the first time: `changed()`, unless a replica was lost before its stream was stable less
+   * than `missingRoundMs` ago (replicas that welcome and reset, under fresh ids or not, do not keep the rounds fast).
+   */
+  foundNew(): void;
   /** A replica is held (again): no longer lost. */
   found(id: string): void;
   /** Forgets every lost replica but those of `ids` (the replica set): a ghost left the set, it is not searched for. */
@@ -94,6 +103,8 @@ export function createSearchSchedule(o: { backoff: Required<BackoffOptions>; int
   let probeDelay = o.intervalMs;
   let rearm: (() => void) | undefined;
   let pacedAt = -Infinity;
+  /** When a replica was last lost before its stream was stable. */
+  let unstableAt = -Infinity;
   const arm = (r: Round) => {
     const ms = delays.next(o.urgent());
     if (r.dueAt !== undefined && r.dueAt <= Date.now() + ms) return; // already due sooner: a flood of changes never holds it back
@@ -137,8 +148,13 @@ export function createSearchSchedule(o: { backoff: Required<BackoffOptions>; int
     },
     cap: (ms) => delays.cap(ms, o.urgent()),
     changed,
-    lost(id) {
+    lost(id, stable = true) {
       if (id) lost.lost(id);
+      if (stable) changed();
+      else unstableAt = Date.now();
+    },
+    foundNew() {
+      if (Date.now() - unstableAt < missingRoundMs) return; // replicas flapping (welcome, then reset): no restart
       changed();
     },
     found: (id) => lost.found(id),
