@@ -46,8 +46,9 @@ export interface ConnectionContext {
 /** Changed replica sets a server may send at once before the one-a-second pace holds. */
 const setBurst = 5;
 
-/** While our answers pile up unsent, how often reading checks whether they have left. */
+/** While our answers pile up unsent, how often reading checks whether they have left: at first, and at the sparsest. */
 const backlogRecheckMs = 5;
+const backlogMaxRecheckMs = 250;
 
 /** How long a stopping client waits for the server to end the stream after its goodbye. */
 const goodbyeMs = 1_000;
@@ -69,6 +70,8 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
   const { options, base } = ctx;
   const { log, name } = options;
   const tls = await resolveClientTls(options.tls); // per attempt: rotated certificate files are re-read
+  /** How the Connect transport's pieces are read: within the read limit, paced once the stream runs (below). */
+  const read = { limit: options.maxServerFrameBytes, pace: (_cost: number) => 0 };
   const sessionManager = createH2Connection(
     base,
     // pingIdleConnection stays off: our one stream keeps the connection non-idle, so it would add nothing,
@@ -84,6 +87,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     { pingIntervalMs: options.pingIntervalMs, pingTimeoutMs: options.pingTimeoutMs, pingIdleConnection: false, idleConnectionTimeoutMs: 1_000 },
     { ...options.http2Options, ...tls, ...(ctx.address === undefined ? {} : { lookup: pinnedLookup(ctx.address) }) },
     (e) => log.debug("connection error after its stream ended", { name, reason: e.message }),
+    read,
   );
   const call = new AbortController();
   const readLimit = options.maxServerFrameBytes;
@@ -204,14 +208,19 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     // How long to stop reading after `frames` were read: past the frame budget, or while our answers pile up
     // unsent (reading more orders would only queue more answers; flow control holds the server meanwhile).
     let saidAt = -Infinity;
-    const pace = (frames: number) => {
-      const wait = budget.spend(frames);
-      if (wait > 0 && frames > 0 && Date.now() - saidAt >= 60_000) {
+    let backlogWaits = 0;
+    const pace = (cost: number) => {
+      const wait = budget.spend(cost);
+      if (wait > 0 && cost > 0 && Date.now() - saidAt >= 60_000) {
         saidAt = Date.now();
         log.warn(`the server sends frames faster than maxServerFramesPerSecond (${options.maxServerFramesPerSecond} a second): reading it no faster (said at most once a minute)`, { name, server: base.host });
       }
-      return Math.max(wait, out.size >= backlog ? backlogRecheckMs : 0);
+      // While the answers stay unsent, the checks grow sparser (5 ms doubling to 250 ms): many streams to servers
+      // that read nothing must not wake the host thousands of times a second.
+      backlogWaits = out.size >= backlog ? backlogWaits + 1 : 0;
+      return Math.max(wait, backlogWaits === 0 ? 0 : Math.min(backlogMaxRecheckMs, backlogRecheckMs * 2 ** Math.min(backlogWaits - 1, 8)));
     };
+    read.pace = pace;
     await runStream({ options, base, sessionManager, out, signal: call.signal, readLimit, onFrame, pace });
     if (!welcome) throw new ConnectError("the server ended the stream without a welcome", Code.Unavailable);
     if (!ctx.stopped.aborted) throw new ConnectError("the server ended the stream", Code.Unavailable);

@@ -1,5 +1,6 @@
 import type * as http2 from "node:http2";
 import { Http2SessionManager, type Http2SessionOptions } from "@connectrpc/connect-node";
+import { wholeEnvelopes } from "./whole-envelopes.ts";
 
 /**
  * connect-node's `Http2SessionManager`, with a permanent `"error"` listener on
@@ -26,6 +27,10 @@ import { Http2SessionManager, type Http2SessionOptions } from "@connectrpc/conne
  * test/e2e/client-survival.test.ts checks that the unwrapped manager still
  * crashes a process in both scenarios; once it does not, delete this file.
  *
+ * Each stream's body is also read in whole gRPC envelopes by connect-es (the
+ * Connect transport iterates it; the fast path reads its events):
+ * src/client/whole-envelopes.ts says why.
+ *
  * @internal
  */
 export function createH2Connection(
@@ -33,6 +38,7 @@ export function createH2Connection(
   pingOptions: Http2SessionOptions,
   http2Options: http2.ClientSessionOptions | http2.SecureClientSessionOptions | undefined,
   onLateSessionError: (error: Error) => void,
+  read: { limit: number; pace(cost: number): number },
 ): Http2SessionManager {
   const manager = new Http2SessionManager(url, pingOptions, http2Options);
   const guarded = new WeakSet<http2.Http2Session>();
@@ -41,6 +47,9 @@ export function createH2Connection(
   // happen on it, while the manager's own listener is still attached.
   manager.request = async (...args) => {
     const stream = await request(...args);
+    countPieces(stream);
+    const pieces = stream[Symbol.asyncIterator].bind(stream);
+    stream[Symbol.asyncIterator] = () => wholeEnvelopes(pieces(), read.limit, (bytes) => read.pace(takePieces(stream) + (bytes >> 10)));
     const session = stream.session;
     if (session && !guarded.has(session)) {
       guarded.add(session);
@@ -49,4 +58,29 @@ export function createH2Connection(
     return stream;
   };
   return manager;
+}
+
+/** DATA frames pushed into each stream's buffer and not yet charged. */
+const piecesOf = new WeakMap<http2.ClientHttp2Stream, { n: number }>();
+
+/**
+ * Counts what reading a stream costs: each DATA frame is pushed into its buffer on its own, while a reader that
+ * was paused gets several of them as one chunk (the Readable joins what waited). @internal
+ */
+function countPieces(stream: http2.ClientHttp2Stream): void {
+  const count = { n: 0 };
+  piecesOf.set(stream, count);
+  const push = stream.push.bind(stream);
+  stream.push = (chunk: unknown, encoding?: BufferEncoding) => {
+    count.n++;
+    return push(chunk, encoding);
+  };
+}
+
+/** The DATA frames pushed into `stream` since the last call (at least 1: a chunk taken costs one). @internal */
+export function takePieces(stream: http2.ClientHttp2Stream): number {
+  const count = piecesOf.get(stream);
+  const n = Math.max(1, count?.n ?? 0);
+  if (count) count.n = 0;
+  return n;
 }

@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { waitFor } from "../helpers.ts";
 import { startHost } from "./fixtures/hostile-server/harness.ts";
+import { startDripServer } from "./fixtures/hostile-server/drip-server.ts";
 import { startHostileServer, welcome, type HostileServer } from "./fixtures/hostile-server/server.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -146,3 +147,28 @@ test("four servers flooding cancels at once: the client's 1000 frames a second a
   assert.equal(stats.disconnected, 0);
   assert.equal(host.script.stderr(), "");
 });
+
+for (const transport of ["fast", "connect"] as const) {
+  test(`${transport}: a message dripped a byte per HTTP/2 DATA frame is read at 1000 pieces a second, flow control holding the rest`, async (t) => {
+    const server = await startDripServer();
+    cleanups.push(() => server.close());
+    const host = startHost(server.url, { client: { transport } });
+    cleanups.push(() => host.stop());
+    await waitFor("the drip to begin", () => server.dataFrames > 0, 20_000);
+    const started = performance.now();
+    const from = server.dataFrames;
+    await pause(floodMs);
+    const stats = await host.stats();
+    const elapsedMs = performance.now() - started;
+    const sent = server.dataFrames - from;
+    // 1000 pieces a second, a second's worth at once, and what Node takes in while the reader waits (its two 64 KiB
+    // windows, once more when the wait ends; charged then, so the next wait is all the longer). Unpaced, the fast
+    // transport took 4 million in 4 s and the Connect transport half a million.
+    const most = Math.ceil(elapsedMs) + 1000 + 4 * 65_535;
+    t.diagnostic(`${elapsedMs.toFixed(0)} ms: ${sent} one-byte DATA frames taken (at most ${most}); event loop max ${stats.eldMaxMs.toFixed(0)} ms`);
+    assert.ok(sent <= most, `${sent} one-byte DATA frames taken in ${elapsedMs.toFixed(0)} ms`);
+    assert.ok(stats.eldMaxMs < 1_000, `the host's event loop was held ${stats.eldMaxMs.toFixed(0)} ms`);
+    assert.equal(stats.disconnected, 0);
+    assert.equal(host.script.stderr(), "");
+  });
+}

@@ -20,6 +20,7 @@ import type * as http2 from "node:http2";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServerFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
+import { takePieces } from "../h2-connection.ts";
 import type { OutQueue } from "../out-queue.ts";
 import { createFrameReader, frameBuffers } from "./frame-codec.ts";
 import { checkResponse, checkTrailers, errorFromNode, errorFromRstCode, webHeaders } from "./grpc-status.ts";
@@ -36,8 +37,11 @@ export interface FastStreamOptions {
   readLimit: number;
   /** Each server frame, in order. What it throws ends the stream with that error. */
   onFrame(frame: ServerFrame): void;
-  /** Milliseconds to stop reading after `frames` were read (the frame budget, our answers' backlog); flow control holds the server meanwhile. */
-  pace(frames: number): number;
+  /**
+   * Milliseconds to stop reading after reading `cost` (frames, each chunk at least one, a frame per KiB besides):
+   * the frame budget, our answers' backlog. Flow control holds the server meanwhile.
+   */
+  pace(cost: number): number;
 }
 
 /** How often at most a read is reported to the session manager (it skips keep-alive PINGs while data flows). */
@@ -148,8 +152,9 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
         } catch (e) {
           return fail(e instanceof ConnectError ? e : ConnectError.from(e, Code.Internal));
         }
-        if (read === 0) return;
-        const wait = o.pace(read);
+        // A chunk costs its frames, or the DATA frames it came in if more (a server dripping a byte per DATA
+        // frame), and a frame more per KiB (orders of a megabyte): paced by what reading costs, not frames alone.
+        const wait = o.pace(Math.max(read, takePieces(s)) + (chunk.byteLength >> 10));
         read = 0;
         if (wait > 0 && !settled) {
           s.pause(); // the chunk's frames are served; the next bytes wait in the server's buffers

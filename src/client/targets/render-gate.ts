@@ -59,6 +59,7 @@ export function createRenderGate<T>(o: RenderGateOptions<T>): RenderGate<T> {
 
   function run(slot: Slot<T>, work: () => Promise<T>): Promise<T> {
     const busyBefore = busyMs();
+    const startedAt = now(); // a render's age runs from its start: what it shows is no older than that
     const p = Promise.resolve().then(work);
     const settle = (value?: T) => {
       if (slot.pending === p) slot.pending = undefined;
@@ -67,7 +68,7 @@ export function createRenderGate<T>(o: RenderGateOptions<T>): RenderGate<T> {
       if (value === undefined || tokens >= 0) return;
       // Spent: the next scrapes of this format take this render while it is recent.
       if (slot.last) clearTimeout(slot.last.drop);
-      const last = { value, at: now(), drop: setTimeout(() => slot.last === last && (slot.last = undefined), maxAgeMs) };
+      const last = { value, at: startedAt, drop: setTimeout(() => slot.last === last && (slot.last = undefined), Math.max(1, startedAt + maxAgeMs - now())) };
       last.drop.unref();
       slot.last = last;
     };

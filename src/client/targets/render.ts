@@ -52,16 +52,18 @@ const openMetricsViews = new WeakMap<Registry, Registry>();
 const textViews = new WeakMap<Registry, Registry>();
 
 /**
- * The last header's answer, per negotiation: Prometheus sends the same
- * `Accept` and `Accept-Encoding` with every scrape, so each is parsed once.
+ * The answers for the last few headers, per negotiation: Prometheus sends the
+ * same `Accept` and `Accept-Encoding` with every scrape, so each is parsed once.
  */
 function lastAnswer(decide: (header: string | undefined) => boolean): (header: string | undefined) => boolean {
-  let last: string | undefined;
-  let answer = decide(undefined);
+  // The last few: a server alternating formats (or Prometheus servers of both kinds) is not parsed anew each time.
+  const answers = new Map<string | undefined, boolean>();
   return (header) => {
-    if (header !== last) {
+    let answer = answers.get(header);
+    if (answer === undefined) {
       answer = decide(header);
-      last = header;
+      if (answers.size >= 4) answers.delete(answers.keys().next().value);
+      answers.set(header, answer);
     }
     return answer;
   };

@@ -1,0 +1,83 @@
+/**
+ * A response body read in whole gRPC envelopes, for the Connect transport:
+ * connect-es's envelope decoder sums the lengths of every piece it holds at
+ * each new piece, so a server dripping a frame a byte per DATA frame makes it
+ * work in the square of the frame's size (a 40 KB frame took 3 s; a 1 MiB one,
+ * what the read limit allows, would hold the host for hours). Here the pieces
+ * are gathered, at a cost in their size, until an envelope is complete, and
+ * handed on as one. An envelope announcing more than `readLimit` bytes is
+ * handed on at once, so that connect-es refuses it at its length prefix,
+ * unread. Each piece taken is told to `pace` (its bytes), which says how long
+ * to wait before reading the next: a drip is read no faster than the client's
+ * frame budget allows, and flow control holds the server meanwhile.
+ *
+ * @internal
+ */
+export function wholeEnvelopes(inner: AsyncIterator<Buffer>, readLimit: number, pace: (bytes: number) => number): AsyncIterableIterator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  /** Bytes `pending` must hold before it is worth a look: the next header, or the rest of the envelope begun. */
+  let need = 5;
+  let passThrough = false;
+  let ended = false;
+
+  /** Joins `pending`; returns the complete envelopes at its start (if any), keeping the rest. */
+  function complete(): Buffer | undefined {
+    const all = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
+    let pos = 0;
+    need = 5;
+    while (all.byteLength - pos >= 5) {
+      const length = all.readUInt32BE(pos + 1);
+      if (length > readLimit) {
+        passThrough = true; // connect-es refuses it at its prefix: from here on, pieces go on as they come
+        pos = all.byteLength;
+        break;
+      }
+      if (all.byteLength - pos < 5 + length) {
+        need = 5 + length;
+        break;
+      }
+      pos += 5 + length;
+    }
+    const rest = all.subarray(pos);
+    pending = rest.byteLength > 0 ? [rest] : [];
+    pendingBytes = rest.byteLength;
+    if (!passThrough) need = pendingBytes >= 5 ? need : 5;
+    return pos > 0 ? all.subarray(0, pos) : undefined;
+  }
+
+  const it: AsyncIterableIterator<Buffer> = {
+    async next(): Promise<IteratorResult<Buffer>> {
+      for (;;) {
+        if (ended) {
+          if (pendingBytes === 0) return { done: true, value: undefined };
+          const rest = Buffer.concat(pending, pendingBytes); // an incomplete envelope: connect-es says so
+          pending = [];
+          pendingBytes = 0;
+          return { done: false, value: rest };
+        }
+        const r = await inner.next();
+        if (r.done) {
+          ended = true;
+          continue;
+        }
+        const chunk = r.value;
+        const wait = pace(chunk.byteLength);
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        if (passThrough) return { done: false, value: chunk };
+        pending.push(chunk);
+        pendingBytes += chunk.byteLength;
+        if (pendingBytes < need) continue;
+        const whole = complete();
+        if (whole) return { done: false, value: whole };
+      }
+    },
+    return(value?: unknown) {
+      return inner.return ? inner.return(value) : Promise.resolve({ done: true as const, value: undefined });
+    },
+    [Symbol.asyncIterator]() {
+      return it;
+    },
+  };
+  return it;
+}
