@@ -148,8 +148,8 @@ export interface ClientOptions {
   /**
    * Most of one core the registry's renders take over time, in percent (1 - 100). A scrape that comes while a
    * render of its format runs shares it; past the budget a scrape gets the latest render of its format (at most
-   * 1 s old) or waits. Prometheus, scraping every few seconds, always gets a fresh render. 100: every scrape
-   * renders. Default 10.
+   * 1 s old) or waits: fresh renders while they take under the budget (one of 200 ms a second does not).
+   * 100: every scrape renders. Default 10.
    */
   maxRenderPercent?: number;
   /** gzip level (1-9) for results when Prometheus accepts gzip; 0 disables gzip. Default 1 (fastest). */

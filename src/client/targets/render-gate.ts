@@ -6,9 +6,10 @@
  *   and holds at most one second's worth. A render may start while the bucket is not empty; what it cost (the
  *   event loop's busy time while it ran, so a collector awaiting I/O is not charged for the wait, plus its work
  *   off the loop: a gzip on the thread pool) is taken out afterwards.
- * - With the bucket empty, a scrape gets the latest render of its format if that is at most `maxAgeMs` old, or
- *   waits until the bucket is out of debt (a tenth of a second for a 10 ms render at 10 %). Prometheus, which
- *   scrapes every few seconds at most, always finds the bucket full and gets a fresh render.
+ * - With the bucket empty, a scrape gets the latest render of its format if that began at most `maxAgeMs` ago,
+ *   or waits until the bucket is out of debt (a tenth of a second for a 10 ms render at 10 %). A registry whose
+ *   renders take less than the budget of the scrape interval (10 ms of every 100 ms at 10 %) is rendered fresh
+ *   for every scrape; one that takes more (a 200 ms render every second) gets some scrapes a render up to 1 s old.
  *
  * A render is kept for reuse only while the bucket is empty, and dropped `maxAgeMs` later: a host that is
  * scraped normally holds no copy of its metrics between scrapes.
