@@ -205,8 +205,8 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
   const budget = ctx.frames.join(); // left in `finally`: nothing between here and `try` throws
   try {
     const backlog = Math.max(1, maxQueued >> 2);
-    // How long to stop reading after `frames` were read: past the frame budget, or while our answers pile up
-    // unsent (reading more orders would only queue more answers; flow control holds the server meanwhile).
+    // How long to stop reading after reading what costs `cost` frames: past the frame budget, or while our answers
+    // pile up unsent (reading more orders would only queue more answers; flow control holds the server meanwhile).
     let saidAt = -Infinity;
     let backlogWaits = 0;
     const pace = (cost: number) => {
@@ -249,8 +249,8 @@ interface StreamSetup {
   signal: AbortSignal;
   readLimit: number;
   onFrame(frame: ServerFrame): void;
-  /** Milliseconds to stop reading after `frames` were read (0: read on). */
-  pace(frames: number): number;
+  /** Milliseconds to stop reading after reading what costs `cost` frames (0: read on). */
+  pace(cost: number): number;
 }
 
 /**

@@ -25,11 +25,12 @@ import { wholeEnvelopes } from "./whole-envelopes.ts";
  * only logged at debug level.
  *
  * test/e2e/client-survival.test.ts checks that the unwrapped manager still
- * crashes a process in both scenarios; once it does not, delete this file.
+ * crashes a process in both scenarios; once it does not, drop the listener.
  *
- * Each stream's body is also read in whole gRPC envelopes by connect-es (the
- * Connect transport iterates it; the fast path reads its events):
- * src/client/whole-envelopes.ts says why.
+ * Each stream's DATA frames are also counted (what reading it costs, charged
+ * to the client's frame budget by either transport), and its body is handed
+ * to connect-es in whole gRPC envelopes when the Connect transport iterates
+ * it (src/client/whole-envelopes.ts says why; the fast path reads its events).
  *
  * @internal
  */
