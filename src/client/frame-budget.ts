@@ -1,12 +1,13 @@
 /**
  * How fast the client reads its servers' frames (option `maxServerFramesPerSecond`, per client): each stream has a
- * bucket of frames that fills at its equal share of the client's rate and holds at most one second's worth. A
- * server that makes the client open many streams (naming many replicas) gets no more frames read in all. Every frame read takes one; a read that overdraws
- * it says how long to stop reading, and the stream's reader pauses that long. HTTP/2 flow control then holds the
- * server back: its frames wait in its own buffers, not in the host's. A server that orders, cancels, pings or
- * grants credit faster than this costs the host a bounded share of a core, whatever it sends; a server keeping
- * to the protocol (an order per scrape, a credit per half megabyte or so of body, a ping per heartbeat) never
- * comes near it.
+ * bucket that fills at its equal share of the client's rate and holds at most one second's worth, so a server that
+ * makes the client open many streams (naming many replicas) gets no more read in all. What a read costs is taken
+ * from it: a frame each, or the HTTP/2 DATA frames it came in if more (a drip of one-byte DATA frames), and one
+ * more per KiB. A read that overdraws the bucket says how long to stop reading, and the stream's reader pauses that
+ * long; HTTP/2 flow control then holds the server back, its frames waiting in its own buffers, not the host's. A
+ * server that orders, cancels, pings or grants credit faster costs the host a bounded share of a core, whatever it
+ * sends; one keeping to the protocol (an order per scrape, a credit per half megabyte or so of body, a ping per
+ * heartbeat) never comes near it.
  *
  * @internal
  */
