@@ -123,3 +123,16 @@ test("work off the event loop (a gzip on the thread pool) is charged too", async
   assert.equal((await gate.render("text+gzip", render("b"))).v, "a", "the gzip's cost spent the bucket: the render is reused");
   assert.equal(f.renders, 1);
 });
+
+test("a scrape waits for the budget at most maxWaitMs, then renders (a render charged for a busy host's own work must not park scrapes)", async () => {
+  const { f, work, now, busyMs } = fake();
+  const gate = createRenderGate<string>({ percent: 10, maxWaitMs: 30, now, busyMs });
+  assert.equal(await gate.render("text", work(1_000, "slow")), "slow"); // 900 ms in debt: 9 s to repay at 10 %
+  const alive = setInterval(() => {}, 1_000);
+  const started = performance.now();
+  assert.equal(await gate.render("om", work(1, "om")), "om", "no recent render of its format: it waits, but only 30 ms");
+  const waited = performance.now() - started;
+  clearInterval(alive);
+  assert.ok(waited >= 20 && waited < 5_000, `waited ${waited.toFixed(0)} ms`);
+  assert.equal(f.renders, 2);
+});

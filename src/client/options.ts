@@ -148,7 +148,7 @@ export interface ClientOptions {
   /**
    * Most of one core the registry's renders take over time, in percent (1 - 100). A scrape that comes while a
    * render of its format runs shares it; past the budget a scrape gets the latest render of its format (at most
-   * 1 s old) or waits: fresh renders while they take under the budget (one of 200 ms a second does not).
+   * 1 s old) or waits (1 s at most): fresh renders while they take under the budget (not 200 ms a second).
    * 100: every scrape renders. Default 10.
    */
   maxRenderPercent?: number;

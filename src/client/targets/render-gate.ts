@@ -7,7 +7,11 @@
  *   event loop's busy time while it ran, so a collector awaiting I/O is not charged for the wait, plus its work
  *   off the loop: a gzip on the thread pool) is taken out afterwards.
  * - With the bucket empty, a scrape gets the latest render of its format if that began at most `maxAgeMs` ago,
- *   or waits until the bucket is out of debt (a tenth of a second for a 10 ms render at 10 %). A registry whose
+ *   or waits until the bucket is out of debt (a tenth of a second for a 10 ms render at 10 %), `maxWaitMs` at
+ *   most. The charge is the event loop's busy time, which in a busy host includes the host's own work while a
+ *   render awaited I/O; the cap keeps such a render from parking scrapes for long. Past the budget, then, each
+ *   format still renders about once a second at most (a recent render serves the rest): a flood costs at most
+ *   the budget, plus one render a second per format for registries whose render alone exceeds it. A registry whose
  *   renders take less than the budget of the scrape interval (10 ms of every 100 ms at 10 %) is rendered fresh
  *   for every scrape; one that takes more (a 200 ms render every second) gets some scrapes a render up to 1 s old.
  *
@@ -23,6 +27,8 @@ export interface RenderGateOptions<T> {
   percent: number;
   /** The oldest render handed to a scrape while the bucket is empty. Default 1 000 ms. */
   maxAgeMs?: number;
+  /** The longest a scrape waits for the bucket, with no recent render to take, before it renders anyway. Default 1 000 ms. */
+  maxWaitMs?: number;
   /** The clock, in ms. Default `performance.now`. */
   now?: () => number;
   /** The event loop's busy time so far, in ms. Default from `performance.eventLoopUtilization()`. */
@@ -47,6 +53,7 @@ export function createRenderGate<T>(o: RenderGateOptions<T>): RenderGate<T> {
   const now = o.now ?? (() => performance.now());
   const busyMs = o.busyMs ?? (() => performance.eventLoopUtilization().active);
   const maxAgeMs = o.maxAgeMs ?? 1_000;
+  const maxWaitMs = o.maxWaitMs ?? 1_000;
   const perMs = o.percent / 100;
   const cap = 1_000 * perMs;
   let tokens = cap;
@@ -89,7 +96,9 @@ export function createRenderGate<T>(o: RenderGateOptions<T>): RenderGate<T> {
       const last = slot.last;
       if (last && now() - last.at <= maxAgeMs) return Promise.resolve(last.value);
       const s = slot;
-      const waiting = new Promise<void>((resolve) => setTimeout(resolve, Math.ceil(-tokens / perMs)).unref()).then(() => (s.pending = run(s, work)));
+      // At most maxWaitMs: a render charged for the host's own work while it awaited I/O must not park scrapes.
+      const waitMs = Math.min(maxWaitMs, Math.ceil(-tokens / perMs));
+      const waiting = new Promise<void>((resolve) => setTimeout(resolve, waitMs).unref()).then(() => (s.pending = run(s, work)));
       return (slot.pending = waiting);
     },
   };
