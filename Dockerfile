@@ -40,7 +40,10 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 # served for --drain-delay, then in-flight ones finish) and exits 0. Not `npm start`, not a shell: either would
 # stand between the signal and Node. --max-semi-space-size=8: V8's young generation held to 8 MiB semi-spaces (16 MiB by
 # default): against the server's small heap, the default young generation keeps V8 starting a full mark-compact
-# every 100-200 ms under scrape load; held at 8 MiB, about a sixth less server CPU per small scrape
-# (docs/performance.md). The bench runs its servers with the same flags (bench/server-flags.ts).
-ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/dist/src/cli/main.js"]
+# every 100-200 ms under scrape load; held at 8 MiB, about a sixth less server CPU per small scrape.
+# --initial-old-space-size=64: V8 lets the old generation reach 64 MiB before it starts marking (instead of limits
+# drawn from a heap of 12-15 MB): a full mark-compact per 20 MB scrape otherwise, a fifth to a third of the server's
+# CPU for large scrapes. Both in docs/performance.md. NODE_OPTIONS refuses the second: outside the image, give both
+# on node's command line. The bench runs its servers with the same flags (bench/server-flags.ts).
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--initial-old-space-size=64", "/app/dist/src/cli/main.js"]
 CMD ["server", "--listen=0.0.0.0:8080"]

@@ -1,13 +1,14 @@
 /**
  * The processes of the forwarder section that are not bench children with IPC: the `promproxy client`
- * forwarder (the CLI, as a user runs it) and a locally built PushProx proxy + client pair. All are
- * killed when the driver exits.
+ * forwarder (the CLI, as the image runs it: node with the ENTRYPOINT's flags, `shippedNodeFlags`) and a
+ * locally built PushProx proxy + client pair. All are killed when the driver exits.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as http from "node:http";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Child } from "./ipc.ts";
+import { shippedNodeFlags } from "./server-flags.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -31,12 +32,12 @@ function track(p: ChildProcess): ChildProcess {
   return p;
 }
 
-/** Starts `promproxy client` as the user would, and waits until the server lists it. */
+/** Starts `promproxy client` as the image would (its node flags, then `nodeArgs`), and waits until the server lists it. */
 export async function startForwarder(serverPort: number, targetPort: number, server: Child, nodeArgs: string[], root = path.join(here, "..")): Promise<ChildProcess> {
   const cli = path.join(root, "src", "cli", "main.ts");
   const proc = track(spawn(
     process.execPath,
-    [...nodeArgs, cli, "client", "--server", `http://127.0.0.1:${serverPort}`, "--name", name, "--target", `http://127.0.0.1:${targetPort}/`, "--log-level", "warn"],
+    [...shippedNodeFlags, ...nodeArgs, cli, "client", "--server", `http://127.0.0.1:${serverPort}`, "--name", name, "--target", `http://127.0.0.1:${targetPort}/`, "--log-level", "warn"],
     { stdio: ["ignore", "ignore", "inherit"] },
   ));
   const deadline = Date.now() + 30_000;

@@ -18,7 +18,7 @@ import { procCpuMs } from "./proc.ts";
 import { agent, scrape } from "./scrape.ts";
 import { median } from "./stats.ts";
 import type { StaticSize } from "./static-target.ts";
-import { serverExecArgv } from "./server-flags.ts";
+import { serverExecArgv, shippedNodeFlags } from "./server-flags.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const opt = new Map(process.argv.slice(2).map((a) => {
@@ -46,7 +46,7 @@ process.once("exit", () => {
 async function side(root: string, targetPort: number) {
   const server = await startChild<{ port: number }>(path.join(root, "bench", "server-proc.ts"), ["{}"], serverExecArgv(["--expose-gc"]));
   children.push(server);
-  const fwd = spawn(process.execPath, [path.join(root, "src", "cli", "main.ts"), "client", "--server", `http://127.0.0.1:${server.info.port}`, "--name", "fwd", "--target", `http://127.0.0.1:${targetPort}/`, "--log-level", "warn"], {
+  const fwd = spawn(process.execPath, [...shippedNodeFlags, path.join(root, "src", "cli", "main.ts"), "client", "--server", `http://127.0.0.1:${server.info.port}`, "--name", "fwd", "--target", `http://127.0.0.1:${targetPort}/`, "--log-level", "warn"], {
     stdio: ["ignore", "ignore", "inherit"],
   });
   procs.push(fwd);
