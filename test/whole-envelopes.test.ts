@@ -18,10 +18,11 @@ async function* pieces(parts: Buffer[]) {
 }
 async function all(parts: Buffer[], readLimit = 1 << 20) {
   const paced: number[] = [];
+  const envelopes: number[] = [];
   const out: Buffer[] = [];
-  const it = wholeEnvelopes(pieces(parts)[Symbol.asyncIterator](), readLimit, (bytes) => (paced.push(bytes), 0));
+  const it = wholeEnvelopes(pieces(parts)[Symbol.asyncIterator](), readLimit, (bytes, n) => (paced.push(bytes), envelopes.push(n), 0));
   for await (const b of it) out.push(b);
-  return { out, paced };
+  return { out, paced, envelopes };
 }
 const bytesOf = (b: Buffer) => [...b];
 
@@ -43,6 +44,15 @@ test("several envelopes in one piece, and one split across pieces, come out as w
     while (pos < piece.byteLength) pos += 5 + piece.readUInt32BE(pos + 1);
     assert.equal(pos, piece.byteLength, "each piece handed on ends at an envelope's end");
   }
+});
+
+test("the pacer is told, per piece, the envelopes that piece completed: charged once for the frames it brings", async () => {
+  const many = Buffer.concat(Array.from({ length: 100 }, () => envelope(0)));
+  const e = envelope(10);
+  const { out, paced, envelopes } = await all([many, e.subarray(0, 7), e.subarray(7), Buffer.concat([e, e.subarray(0, 3)]), e.subarray(3)]);
+  assert.equal(Buffer.concat(out).byteLength, many.byteLength + 3 * e.byteLength);
+  assert.deepEqual(paced, [500, 7, 8, 18, 12]);
+  assert.deepEqual(envelopes, [100, 0, 1, 1, 1]);
 });
 
 test("an envelope announcing more than the read limit is handed on at its prefix, and what follows as it comes", async () => {

@@ -280,8 +280,8 @@ async function runStream(s: StreamSetup): Promise<void> {
   const transport = options.protocol === "connect" ? createConnectTransport(transportOptions) : createGrpcTransport(transportOptions);
   for await (const frame of createRpcClient(ScrapeService, transport).scrape(out, { signal })) {
     onFrame(frame);
-    // Not pulling: connect-es stops reading, flow control holds the server.
-    for (let wait = pace(1); wait > 0 && !signal.aborted; wait = pace(0)) await sleep(wait, signal);
+    // Charged as read (h2-connection.ts); waits while in debt or answers pile up. Not pulling holds the server.
+    for (let wait = pace(0); wait > 0 && !signal.aborted; wait = pace(0)) await sleep(wait, signal);
   }
 }
 

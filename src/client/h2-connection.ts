@@ -50,7 +50,9 @@ export function createH2Connection(
     const stream = await request(...args);
     countPieces(stream);
     const pieces = stream[Symbol.asyncIterator].bind(stream);
-    stream[Symbol.asyncIterator] = () => wholeEnvelopes(pieces(), read.limit, (bytes) => read.pace(takePieces(stream) + (bytes >> 10)));
+    // Charged once, as the fast path charges: the frames completed or the DATA frames they came in, whichever is more, and a frame more per KiB.
+    stream[Symbol.asyncIterator] = () =>
+      wholeEnvelopes(pieces(), read.limit, (bytes, envelopes) => read.pace(Math.max(envelopes, takePieces(stream)) + (bytes >> 10)));
     const session = stream.session;
     if (session && !guarded.has(session)) {
       guarded.add(session);

@@ -7,25 +7,29 @@
  * are gathered, at a cost in their size, until an envelope is complete, and
  * handed on as one. An envelope announcing more than `readLimit` bytes is
  * handed on at once, so that connect-es refuses it at its length prefix,
- * unread. Each piece taken is told to `pace` (its bytes), which says how long
- * to wait before reading the next: a drip is read no faster than the client's
- * frame budget allows, and flow control holds the server meanwhile.
+ * unread. Each piece taken is told to `pace` (its bytes, and the envelopes it
+ * completed), which says how long to wait before handing on what it completed
+ * and reading the next: a drip is read no faster than the client's frame
+ * budget allows, and flow control holds the server meanwhile.
  *
  * @internal
  */
-export function wholeEnvelopes(inner: AsyncIterator<Buffer>, readLimit: number, pace: (bytes: number) => number): AsyncIterableIterator<Buffer> {
+export function wholeEnvelopes(inner: AsyncIterator<Buffer>, readLimit: number, pace: (bytes: number, envelopes: number) => number): AsyncIterableIterator<Buffer> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   /** Bytes `pending` must hold before it is worth a look: the next header, or the rest of the envelope begun. */
   let need = 5;
   let passThrough = false;
   let ended = false;
+  /** Envelopes in what `complete()` returned last. */
+  let completed = 0;
 
   /** Joins `pending`; returns the complete envelopes at its start (if any), keeping the rest. */
   function complete(): Buffer | undefined {
     const all = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
     let pos = 0;
     need = 5;
+    completed = 0;
     while (all.byteLength - pos >= 5) {
       const length = all.readUInt32BE(pos + 1);
       if (length > readLimit) {
@@ -38,6 +42,7 @@ export function wholeEnvelopes(inner: AsyncIterator<Buffer>, readLimit: number, 
         break;
       }
       pos += 5 + length;
+      completed++;
     }
     const rest = all.subarray(pos);
     pending = rest.byteLength > 0 ? [rest] : [];
@@ -62,14 +67,16 @@ export function wholeEnvelopes(inner: AsyncIterator<Buffer>, readLimit: number, 
           continue;
         }
         const chunk = r.value;
-        const wait = pace(chunk.byteLength);
+        let out: Buffer | undefined;
+        if (passThrough) out = chunk;
+        else {
+          pending.push(chunk);
+          pendingBytes += chunk.byteLength;
+          out = pendingBytes >= need ? complete() : undefined;
+        }
+        const wait = pace(chunk.byteLength, out && !passThrough ? completed : 0);
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-        if (passThrough) return { done: false, value: chunk };
-        pending.push(chunk);
-        pendingBytes += chunk.byteLength;
-        if (pendingBytes < need) continue;
-        const whole = complete();
-        if (whole) return { done: false, value: whole };
+        if (out) return { done: false, value: out };
       }
     },
     return(value?: unknown) {
