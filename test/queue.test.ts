@@ -56,3 +56,26 @@ test("a batch consumer: shift takes what waits, onReady wakes once at the next p
   assert.equal(q.error, err);
   assert.equal(q.push(3), false);
 });
+
+test("withdraw takes back an item still waiting, by identity, and nothing already taken", async () => {
+  const q = createQueue<{ n: number }>();
+  const items = Array.from({ length: 6 }, (_, n) => ({ n }));
+  for (const i of items) q.push(i);
+  assert.equal(q.shift(), items[0]);
+  assert.equal(q.withdraw(items[0]!), false, "taken already");
+  assert.equal(q.withdraw({ n: 3 }), false, "an equal object is not the item");
+  assert.equal(q.withdraw(items[3]!), true);
+  assert.equal(q.withdraw(items[3]!), false, "once");
+  assert.equal(q.withdraw(items[5]!), true);
+  assert.equal(q.size, 3);
+  q.close();
+  const rest: number[] = [];
+  for await (const i of q) rest.push(i.n);
+  assert.deepEqual(rest, [1, 2, 4]);
+  const r = createQueue<number>();
+  r.push(1);
+  assert.equal(r.withdraw(1), true);
+  assert.equal(r.size, 0);
+  r.push(2);
+  assert.equal(r.shift(), 2, "storage reset after the last item was withdrawn");
+});

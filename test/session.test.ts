@@ -98,6 +98,7 @@ test("late frames for a cancelled scrape are accepted within its credit", () => 
   const s = newSession();
   const r = recorder();
   const h = s.scrape(order, r.sink)!;
+  while (s.outbound.shift()); // the order went out
   s.receive(head(h.id));
   h.cancel("deadline exceeded");
   s.receive(chunk(h.id, "abcd"));
@@ -168,9 +169,39 @@ test("probe: a live client answers, a dead or closed one does not", async () => 
   const live = s.probe(1000);
   s.receive(frame({ case: "pong", value: { nonce: 1n } } as never));
   assert.equal(await live, true);
-  assert.equal(await s.probe(20), false, "no frame within the probe time");
-  const pending = s.probe(1000);
-  s.close();
+  assert.equal(await newSession().probe(20), false, "no frame within the probe time");
+  const closing = newSession();
+  const pending = closing.probe(1000);
+  closing.close();
   assert.equal(await pending, false);
-  assert.equal(await s.probe(1000), false, "a closed session is dead at once");
+  assert.equal(await closing.probe(1000), false, "a closed session is dead at once");
+});
+
+test("probes that overlap share one ping, and an answer stands for the probes of the next second", async () => {
+  const s = newSession();
+  const probes = Array.from({ length: 500 }, () => s.probe(5_000));
+  assert.equal(s.outbound.size, 1, "one ping for 500 probes (a flood of hellos for a held name)");
+  assert.equal(s.outbound.shift()?.frame?.case, "ping");
+  s.receive(frame({ case: "pong", value: { nonce: 1n } } as never));
+  assert.deepEqual(new Set(await Promise.all(probes)), new Set([true]));
+  assert.equal(await s.probe(5_000), true, "answered a moment ago: alive, at once");
+  assert.equal(s.outbound.size, 0, "and no ping for it");
+});
+
+test("a scrape cancelled while its order waits unsent is taken back: neither order nor cancel goes out", () => {
+  const s = newSession();
+  for (let i = 0; i < 5_000; i++) s.scrape(order, recorder().sink)!.cancel("prometheus went away");
+  assert.equal(s.outbound.size, 0, "abandoned faster than the client reads: nothing piles up");
+  assert.equal(s.inFlight, 0);
+  const sent = s.scrape(order, recorder().sink)!;
+  const queued = s.scrape(order, recorder().sink)!;
+  assert.equal(s.outbound.shift()?.frame?.case, "order");
+  sent.cancel("prometheus went away");
+  queued.cancel("prometheus went away");
+  const out = [];
+  for (let f = s.outbound.shift(); f; f = s.outbound.shift()) out.push(f.frame);
+  assert.deepEqual(out.map((f) => [f?.case, (f?.value as { scrapeId: bigint }).scrapeId]), [["cancel", sent.id]], "the order sent is cancelled; the one unsent is gone");
+  // Late frames for the scrape whose order went out are still accepted within its credit.
+  s.receive(head(sent.id));
+  s.receive(end(sent.id));
 });

@@ -2,6 +2,7 @@ import { Code, ConnectError, type ContextValues, type HandlerContext } from "@co
 import type { ClientFrame, Hello } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { identityKey } from "../auth/stream/identity.ts";
 import { peerKey } from "../auth/stream/peer.ts";
+import type { RefusalLogs } from "../shared/refusal-log.ts";
 import type { Activity } from "./activity.ts";
 import { version } from "../shared/version.ts";
 import { replicaIdKey } from "../shared/replica-header.ts";
@@ -21,6 +22,8 @@ export interface ScrapeServiceDeps {
   activity: Activity;
   /** With peers: the replica set announced in welcomes and ReplicaSet frames. */
   replicaSet?: ReplicaSetFeed;
+  /** Where refused streams are logged: at info, a line a minute per Connect code at most (a flood of bad hellos is free). */
+  refusalLogs: RefusalLogs;
 }
 
 /**
@@ -30,7 +33,7 @@ export interface ScrapeServiceDeps {
  *
  * @internal
  */
-export function createScrapeHandler({ options, coordinator, metrics, activity, replicaSet }: ScrapeServiceDeps) {
+export function createScrapeHandler({ options, coordinator, metrics, activity, replicaSet, refusalLogs }: ScrapeServiceDeps) {
   const log = options.logger;
 
   return async function* scrape(requests: AsyncIterable<ClientFrame>, ctx: HandlerContext): AsyncGenerator<ServerFrameInit> {
@@ -44,7 +47,7 @@ export function createScrapeHandler({ options, coordinator, metrics, activity, r
       name = hello.name.slice(0, 253);
       session = await coordinator.join(hello, ctx.values.get(identityKey), ctx.values.get(peerKey)?.remoteAddress);
     } catch (e) {
-      const err = reportRefusal({ options, metrics, activity }, e, name, ctx.values);
+      const err = reportRefusal({ options, metrics, activity, refusalLogs }, e, name, ctx.values);
       // Not awaited: while a read is pending (no hello yet, readHello timed out), return() waits for that
       // read, which never settles when the client sends nothing; the refusal was then never sent and the
       // stream stayed open for good. Ending the handler closes the request side anyway.
@@ -116,7 +119,7 @@ export function welcomeFrame(options: ResolvedServerOptions, s: Session, replica
 
 /** Counts, logs and announces a stream refused before its session began; returns it as a ConnectError. @internal */
 export function reportRefusal(
-  { options, metrics, activity }: Pick<ScrapeServiceDeps, "options" | "metrics" | "activity">,
+  { options, metrics, activity, refusalLogs }: Pick<ScrapeServiceDeps, "options" | "metrics" | "activity" | "refusalLogs">,
   e: unknown,
   name: string | undefined,
   values: ContextValues,
@@ -127,7 +130,8 @@ export function reportRefusal(
   // replicasPerClient) replicas that do not hold it: routine (the latter only counted on the status page).
   const notAssigned = err.code === Code.Unavailable && err.metadata.has(replicaIdKey);
   const refusal = { code: Code[err.code] ?? "Unknown", reason: err.rawMessage, name, identity: values.get(identityKey)?.name, peer: values.get(peerKey)?.remoteAddress, ...(notAssigned ? { routine: true } : {}) };
-  (err.code === Code.AlreadyExists || notAssigned ? options.logger.debug : options.logger.info)("client refused", refusal);
+  if (err.code === Code.AlreadyExists || notAssigned) options.logger.debug("client refused", refusal);
+  else refusalLogs.refused(refusal.code, "client refused", refusal);
   activity.emit("clientRefused", refusal);
   return err;
 }

@@ -20,6 +20,7 @@ import { peerStatePath } from "./peers/peer-state.ts";
 import { createScrapeHandler } from "./scrape-service.ts";
 import { createFastScrape } from "./grpc-fast/handler.ts";
 import { createRefusals } from "./status/refusals.ts";
+import { createRefusalLogs } from "../shared/refusal-log.ts";
 import { serverContextValues } from "./stream-reset.ts";
 import { createErrorGroups } from "./status/error-groups.ts";
 import { buildServerStatus, type ServerStatus } from "./status/server-status.ts";
@@ -136,7 +137,8 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   let closing: Promise<void> | undefined;
 
   const startedAt = new Date();
-  const scrape = createScrapeHandler({ options: o, coordinator: joining, metrics, activity, replicaSet: peers?.replicaSet });
+  const refusalLogs = createRefusalLogs(o.logger, 60_000, "info");
+  const scrape = createScrapeHandler({ options: o, coordinator: joining, metrics, activity, replicaSet: peers?.replicaSet, refusalLogs });
   const connectOptions: PromproxyServer["connectOptions"] = {
     routes: (router) => router.service(ScrapeService, { scrape }),
     // The peer (address, TLS client certificate) for auth interceptors such as mtlsAuth.
@@ -154,7 +156,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
   const connect = connectNodeAdapter(connectOptions);
   // The Scrape stream's gRPC protocol on a path of our own (src/server/grpc-fast/); Connect serves the rest.
   const fast = o.fastPath
-    ? createFastScrape({ options: o, coordinator: joining, replicaSet: peers?.replicaSet, metrics, activity, interceptors: connectOptions.interceptors, contextValues: connectOptions.contextValues, readMaxBytes: connectOptions.readMaxBytes, scrape })
+    ? createFastScrape({ options: o, coordinator: joining, replicaSet: peers?.replicaSet, metrics, activity, refusalLogs, interceptors: connectOptions.interceptors, contextValues: connectOptions.contextValues, readMaxBytes: connectOptions.readMaxBytes, scrape })
     : undefined;
   const status = (): ServerStatus => ({ ...buildServerStatus(o, coordinator, activity, startedAt, refusals, errors), ready: ready() });
   const front = createFront({ options: o, coordinator, metrics, activity, startedAt, status, peers, ready });
@@ -181,6 +183,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     const left = Math.max(100, started + drainDelayMs + graceMs - Date.now());
     await Promise.all(ports.splice(0).map((p) => p.close(left)));
     refusals.close();
+    refusalLogs.close();
     peers?.close();
   }
 

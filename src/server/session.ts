@@ -31,7 +31,10 @@ export interface Session {
   /**
    * Pings the client and resolves true as soon as any frame arrives, false
    * when none arrives within `ms` (or the session is closed): is anyone still
-   * at the other end of this stream?
+   * at the other end of this stream? Probes that overlap share one ping, and
+   * a probe answered less than {@link probeAnswerKeptMs} ago answers the next
+   * ones at once: a flood of hellos for a held name costs its holder a ping
+   * a second at most, never a queue of them.
    */
   probe(ms: number): Promise<boolean>;
   serves(port: number, path: string): boolean;
@@ -45,6 +48,9 @@ export interface Session {
   close(error?: ConnectError): void;
 }
 
+/** How long a probe's answer stands for the probes after it. @internal */
+export const probeAnswerKeptMs = 1_000;
+
 export function createSession(
   info: Omit<ClientInfo, "scrapesInFlight">,
   features: string[],
@@ -57,6 +63,8 @@ export function createSession(
   let closed = false;
   /** Probes waiting for a sign of life. */
   const probes = new Set<(alive: boolean) => void>();
+  /** When a probe was last answered (see probeAnswerKeptMs). */
+  let probeAnsweredAt = -Infinity;
 
   // A fast object (src/shared/with-getters.ts): one per connected client. Spreads of it set scrapesInFlight themselves.
   const clientInfo: ClientInfo = withGetters({ ...info }, { scrapesInFlight: () => active.size });
@@ -82,6 +90,7 @@ export function createSession(
 
     probe(ms) {
       if (closed) return Promise.resolve(false);
+      if (Date.now() - probeAnsweredAt < probeAnswerKeptMs) return Promise.resolve(true);
       return new Promise<boolean>((resolve) => {
         const settle = (alive: boolean) => {
           clearTimeout(timer);
@@ -89,8 +98,9 @@ export function createSession(
           resolve(alive);
         };
         const timer = setTimeout(() => settle(false), ms);
+        // One ping in flight answers every probe waiting: the first frame heard settles them all.
+        if (probes.size === 0) outbound.push({ frame: { case: "ping", value: { nonce: BigInt(Date.now()) } } });
         probes.add(settle);
-        outbound.push({ frame: { case: "ping", value: { nonce: BigInt(Date.now()) } } });
       });
     },
 
@@ -107,7 +117,7 @@ export function createSession(
       const method = order.method === "HEAD" && head ? "HEAD" : "";
       const a: Active = { sink, allowance: limits.creditBytes, received: 0, headOnly: method === "HEAD" };
       active.set(id, a);
-      outbound.push({
+      const orderFrame: ServerFrameInit = {
         frame: {
           case: "order",
           value: {
@@ -121,7 +131,8 @@ export function createSession(
             creditBytes,
           },
         },
-      });
+      };
+      outbound.push(orderFrame);
       return {
         id,
         grant(bytes) {
@@ -133,6 +144,9 @@ export function createSession(
         cancel(reason) {
           if (active.get(id) !== a) return;
           active.delete(id);
+          // An order still waiting to be sent is taken back: the client never hears of the scrape. Scrapes
+          // abandoned faster than the client reads cost it nothing then, and never pile up orders and cancels.
+          if (outbound.withdraw(orderFrame)) return;
           results.forget(id, a.allowance);
           outbound.push({ frame: { case: "cancel", value: { scrapeId: id, reason } } });
         },
@@ -145,7 +159,10 @@ export function createSession(
 
     receive(frame) {
       lastHeard = Date.now();
-      if (probes.size > 0) for (const p of probes) p(true);
+      if (probes.size > 0) {
+        probeAnsweredAt = lastHeard;
+        for (const p of probes) p(true);
+      }
       const f = frame.frame;
       if (results.receive(f)) return;
       switch (f.case) {

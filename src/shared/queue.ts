@@ -4,9 +4,10 @@
  * throw it once the queue is empty; closing without one ends the iteration.
  *
  * It backs the server's side of the Scrape stream. It is unbounded on purpose:
- * what goes into it is bounded elsewhere (orders by the in-flight limit, credit
- * by what Prometheus reads, pings by the heartbeat interval, and a client that
- * leaves 1,024 frames unread is closed). The client, which trusts no server,
+ * what goes into it is bounded elsewhere (orders by the in-flight limit, and an
+ * order withdrawn when its scrape is abandoned before it left; credit by what
+ * Prometheus reads, pings by the heartbeat interval and one takeover probe at a
+ * time, and a client that leaves 1,024 frames unread is closed). The client, which trusts no server,
  * uses its own bounded queue (src/client/out-queue.ts).
  *
  * @internal
@@ -23,6 +24,11 @@ export interface Queue<T> extends AsyncIterable<T> {
   readonly size: number;
   /** Takes the next item at once, or undefined when none waits: for a consumer that drains in batches. */
   shift(): T | undefined;
+  /**
+   * Takes `item` back if it is still waiting (compared by identity; searched from the newest, which is where a
+   * just-pushed item is): true when it was taken back and will never be delivered.
+   */
+  withdraw(item: T): boolean;
   /** Calls `cb` once at the next push or close (one waiter: it takes the slot the async iterator waits in). */
   onReady(cb: () => void): void;
   /** What the queue was closed with, if it was closed with an error. */
@@ -69,6 +75,18 @@ export function createQueue<T>(): Queue<T> {
         head = 0;
       }
       return item;
+    },
+    withdraw(item) {
+      for (let i = items.length - 1; i >= head; i--) {
+        if (items[i] !== item) continue;
+        items.splice(i, 1);
+        if (head === items.length) {
+          items = [];
+          head = 0;
+        }
+        return true;
+      }
+      return false;
     },
     onReady(cb) {
       wake = cb;

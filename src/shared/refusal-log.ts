@@ -16,7 +16,8 @@ export interface RefusalLog {
  *
  * @internal
  */
-export function createRefusalLog(logger: Logger, intervalMs = 60_000): RefusalLog {
+export function createRefusalLog(logger: Logger, intervalMs = 60_000, level: "warn" | "info" = "warn"): RefusalLog {
+  const say = (message: string, fields: Record<string, unknown>) => logger[level](message, fields);
   let lastAt = -Infinity;
   let count = 0;
   let example: { message: string; fields: Record<string, unknown> } | undefined;
@@ -25,7 +26,7 @@ export function createRefusalLog(logger: Logger, intervalMs = 60_000): RefusalLo
     timer = undefined;
     if (count === 0 || !example) return;
     lastAt = Date.now();
-    logger.warn(`${example.message} (${count} more refused in the last ${Math.round(intervalMs / 1000)}s)`, example.fields);
+    say(`${example.message} (${count} more refused in the last ${Math.round(intervalMs / 1000)}s)`, example.fields);
     count = 0;
     example = undefined;
   };
@@ -34,7 +35,7 @@ export function createRefusalLog(logger: Logger, intervalMs = 60_000): RefusalLo
       const now = Date.now();
       if (now - lastAt >= intervalMs && count === 0) {
         lastAt = now;
-        logger.warn(message, fields);
+        say(message, fields);
         return;
       }
       count++;
@@ -44,6 +45,27 @@ export function createRefusalLog(logger: Logger, intervalMs = 60_000): RefusalLo
     close() {
       clearTimeout(timer);
       flush();
+    },
+  };
+}
+
+/** Refusal logs by kind (e.g. a Connect code): a flood of one kind is a line a minute, other kinds still said at once. @internal */
+export interface RefusalLogs {
+  refused(kind: string, message: string, fields: Record<string, unknown>): void;
+  close(): void;
+}
+
+/** One {@link createRefusalLog} per kind, made when first needed; the caller keeps the kinds few (a fixed set). @internal */
+export function createRefusalLogs(logger: Logger, intervalMs = 60_000, level: "warn" | "info" = "warn"): RefusalLogs {
+  const logs = new Map<string, RefusalLog>();
+  return {
+    refused(kind, message, fields) {
+      let log = logs.get(kind);
+      if (!log) logs.set(kind, (log = createRefusalLog(logger, intervalMs, level)));
+      log.refused(message, fields);
+    },
+    close() {
+      for (const log of logs.values()) log.close();
     },
   };
 }
