@@ -132,6 +132,17 @@ describe("coordinator: deadline", () => {
     assert.equal(coordinator.inFlight, 0);
   });
 
+  test("a timeout the client reports long before the deadline is its target's own: not said as the deadline's", async (t) => {
+    const { coordinator, tick } = setup(t);
+    const s = await coordinator.join(hello("app"), undefined);
+    const r = recorder();
+    const h = started(coordinator.scrape(request("app", 2_000), r.sink));
+    tick(9);
+    s.receive(endFrame(h.id, { reason: ScrapeErrorReason.TIMEOUT, message: "exporter timeout 5ms" }));
+    assert.deepEqual(r.events, ["fail timeout"]);
+    assert.equal(r.failures[0]?.message, 'client "app": exporter timeout 5ms');
+  });
+
   test("a success ends before the deadline: the timer never fires", async (t) => {
     const { coordinator, gauge, tick } = setup(t);
     const s = await coordinator.join(hello("app"), undefined);

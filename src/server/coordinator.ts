@@ -209,6 +209,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       return { outcome: "not_found", message: `client "${r.name}" serves nothing at port ${r.port || "(none)"} path ${path}` };
     }
     const timedOut = () => `scrape of "${r.name}" timed out after ${+(r.timeoutMs / 1000).toFixed(3)}s`;
+    const orderedAt = Date.now();
     let over = false;
     const end = (failure: ScrapeFailure | undefined, tell: boolean) => {
       if (over) return;
@@ -217,8 +218,10 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       inFlight--;
       metrics.inFlight.dec();
       if (inFlight === 0) idle?.();
-      // The client was asked to give up a little early: its own timeout is the deadline's answer too.
-      if (failure?.outcome === "timeout" && !failure.message.startsWith(timedOut())) failure = { ...failure, message: `${timedOut()}: ${failure.message}` };
+      // The client was asked to give up a little early: its own timeout near the deadline is the deadline's answer
+      // too. One reported well before it is its target's own (a shorter exporter timeout): the client's words alone.
+      const nearDeadline = failure?.outcome === "timeout" && !failure.message.startsWith(timedOut()) && Date.now() - orderedAt >= timeoutMs - 100;
+      if (nearDeadline) failure = { ...failure!, message: `${timedOut()}: ${failure!.message}` };
       if (tell) sink.onEnd(failure);
     };
     // Ask the client to finish a little before the deadline, so that its own error wins the race.
