@@ -42,6 +42,8 @@ export interface ResultFrames {
   forget(id: bigint, allowance: number): void;
   /** Forgets every scrape given up on. */
   clear(): void;
+  /** Late frames dropped for scrapes that had ended or were forgotten (accepted, never a violation). */
+  readonly lateDropped: number;
   /**
    * Whether a chunk of `n` body bytes for scrape `id` would be taken whole now
    * (after its head, within the credit, the chunk limit, the response limit
@@ -61,7 +63,11 @@ const outcomeOfReason: Record<number, ScrapeOutcome> = {
   [ScrapeErrorReason.CANCELLED]: "cancelled",
 };
 
-/** Forgotten cancelled scrapes kept to accept their late frames. */
+/**
+ * Scrapes given up on whose credit left is kept, to hold their late frames to
+ * it; a late frame for an older one (or for a scrape that ended) is dropped
+ * with no check but the chunk limit.
+ */
 const maxCancelledKept = 128;
 
 function violation(message: string, code = Code.InvalidArgument): ConnectError {
@@ -90,6 +96,7 @@ export function createResultFrames(o: ResultFramesOptions): ResultFrames {
 class Results implements ResultFrames {
   readonly o: ResultFramesOptions;
   cancelled: Map<bigint, number> | undefined;
+  lateDropped = 0;
   constructor(o: ResultFramesOptions) {
     this.o = o;
   }
@@ -121,17 +128,24 @@ class Results implements ResultFrames {
     return `scrape of "${this.o.name}" exceeds the maximum response size of ${this.o.maxResponseBytes} bytes${extra}`;
   }
 
-  /** Frames for scrapes the server gave up on still arrive for a while; accept them within their credit. */
+  /**
+   * A frame for a scrape that is not in flight. Ids are issued in increasing
+   * order on a stream, so any id below the next one was issued: its frames
+   * crossed a cancel, or came after its end. The last `maxCancelledKept`
+   * scrapes given up on are held to the credit they had left; older ones and
+   * ended ones are dropped at O(1) cost, holding nothing (the stream is read
+   * at the server's pace, and each frame is within the chunk limit). An id
+   * never issued ends the stream.
+   */
   late(id: bigint, kind: string, bytes: number) {
     if (id <= 0n || id >= this.o.nextId()) throw violation(`${kind} for scrape ${id}, which was never ordered`);
     const left = this.cancelled?.get(id);
-    if (left === undefined) {
-      if (kind === "end") return; // an end for a scrape we forgot: harmless
-      throw violation(`${kind} for scrape ${id}, which has ended`);
+    if (left !== undefined) {
+      if (bytes > left) throw violation(`scrape ${id}: ${kind} beyond the granted credit`, Code.ResourceExhausted);
+      if (kind === "end" || kind === "result") this.cancelled?.delete(id);
+      else this.cancelled?.set(id, left - bytes);
     }
-    if (bytes > left) throw violation(`scrape ${id}: ${kind} beyond the granted credit`, Code.ResourceExhausted);
-    if (kind === "end" || kind === "result") this.cancelled?.delete(id);
-    else this.cancelled?.set(id, left - bytes);
+    this.lateDropped++;
   }
 
   checkChunkSize(id: bigint, n: number) {
