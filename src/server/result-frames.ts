@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ScrapeErrorReason, type ClientFrame, type Header, type ScrapeError } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { oneLine } from "../shared/one-line.ts";
-import { checkHead, type CheckedHead } from "./result-head.ts";
+import { bodiless, checkHead, type CheckedHead } from "./result-head.ts";
 import type { ScrapeFailure, ScrapeOutcome, ScrapeSink } from "./scrape-types.ts";
 
 /** One scrape in flight on a session. @internal */
@@ -46,7 +46,7 @@ export interface ResultFrames {
   readonly lateDropped: number;
   /**
    * Whether a chunk of `n` body bytes for scrape `id` would be taken whole now
-   * (after its head, within the credit, the chunk limit, the response limit
+   * (after a head that allows a body, within the credit, the chunk limit, the response limit
    * and the declared Content-Length): such a chunk may be passed on piece by
    * piece as it arrives (grpc-fast/chunk-pass.ts).
    */
@@ -155,7 +155,7 @@ class Results implements ResultFrames {
 
   takes(id: bigint, n: number): boolean {
     const a = this.o.active.get(id);
-    if (a === undefined || a.head === undefined || a.headOnly) return false;
+    if (a === undefined || a.head === undefined || a.headOnly || bodiless(a.head.status)) return false;
     const declared = a.head.contentLength;
     return n > 0 && n <= this.o.maxChunkBytes && n <= a.allowance && a.received + n <= this.o.maxResponseBytes && (declared === undefined || a.received + n <= declared);
   }
@@ -177,6 +177,7 @@ class Results implements ResultFrames {
     a.allowance -= n;
     a.received += n;
     if (a.headOnly && (n > 0 || kind === "chunk")) return this.reject(id, a, "bad_result", this.sent("a body for a HEAD request"));
+    if (n > 0 && a.head && bodiless(a.head.status)) return this.reject(id, a, "bad_result", this.sent(`a body with status ${a.head.status}, which has none`));
     if (n === 0) return true;
     if (a.received > this.o.maxResponseBytes) return this.reject(id, a, "too_large", this.tooLarge());
     const declared = a.head?.contentLength;
