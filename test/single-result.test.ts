@@ -61,12 +61,19 @@ test("an empty body and an error after the head are results too", () => {
   assert.match(failed.failures[0]!.message, /client "app-1": slow/);
 });
 
-test("a result on a stream that did not negotiate it ends the stream", () => {
+test("a result on a stream that did not negotiate it ends the stream; its scrapes fail naming the rule broken", () => {
   const s = newSession(["head"]);
-  const h = s.scrape(order, recorder().sink)!;
+  const r = recorder();
+  const other = recorder();
+  const h = s.scrape(order, r.sink)!;
+  s.scrape(order, other.sink);
   const v = violationOf(() => s.receive(result(h.id, { data: "x" })));
   assert.equal(v.code, Code.InvalidArgument);
   assert.match(v.rawMessage, /did not negotiate the feature "single-result"/);
+  s.close(v);
+  for (const f of [r.failures, other.failures]) {
+    assert.deepEqual(f, [{ outcome: "disconnected", message: 'client "app-1" disconnected: cut off for breaking the protocol: scrape 1: a result frame, but the stream did not negotiate the feature "single-result"' }]);
+  }
 });
 
 test("a result after a head ends the stream; a second result for an ended scrape is dropped", () => {

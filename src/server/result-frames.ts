@@ -36,7 +36,7 @@ export interface ResultFramesOptions {
 export interface ResultFrames {
   /** Handles a head, chunk, end or result frame; false for any other kind. Throws a ConnectError on a protocol violation. */
   receive(f: ClientFrame["frame"]): boolean;
-  /** Ends a scrape and tells its sink. */
+  /** Ends a scrape and tells its sink; a "disconnected" failure after a protocol violation names the rule broken. */
   finish(id: bigint, a: Active, failure?: ScrapeFailure): void;
   /** Remembers a scrape the server gave up on, to accept its late frames within the credit it had left. */
   forget(id: bigint, allowance: number): void;
@@ -97,12 +97,15 @@ class Results implements ResultFrames {
   readonly o: ResultFramesOptions;
   cancelled: Map<bigint, number> | undefined;
   lateDropped = 0;
+  /** Once a frame broke the protocol (the stream is ending): what the scrapes failed as "disconnected" are told. */
+  broken: string | undefined;
   constructor(o: ResultFramesOptions) {
     this.o = o;
   }
 
   finish(id: bigint, a: Active, failure?: ScrapeFailure) {
     this.o.active.delete(id);
+    if (failure?.outcome === "disconnected" && this.broken !== undefined) failure = { outcome: "disconnected", message: this.broken };
     a.sink.onEnd(failure);
   }
   forget(id: bigint, allowance: number) {
@@ -201,7 +204,20 @@ class Results implements ResultFrames {
     this.finish(id, a, { outcome: outcomeOfReason[err.reason] ?? "client_error", message: `client "${this.o.name}": ${message}` });
   }
 
+  /**
+   * Takes a frame. A frame that breaks the protocol ends the stream; the rule
+   * it broke is kept, so that the scrapes then failed as "disconnected" name it.
+   */
   receive(f: ClientFrame["frame"]): boolean {
+    try {
+      return this.take(f);
+    } catch (e) {
+      if (e instanceof ConnectError) this.broken ??= `client "${this.o.name}" disconnected: cut off for breaking the protocol: ${oneLine(e.rawMessage)}`;
+      throw e;
+    }
+  }
+
+  take(f: ClientFrame["frame"]): boolean {
     const active = this.o.active;
     switch (f.case) {
       case "chunk": {
