@@ -22,3 +22,12 @@ test("statuses, values and content-lengths that cannot be relayed are refused", 
   assert.match((checkHead(200, [h("content-type", "a\r\nb")]) as { error: string }).error, /invalid content-type/);
   assert.match((checkHead(200, [h("content-length", "-1")]) as { error: string }).error, /invalid content-length/);
 });
+
+test("204 and 304 have no body: their content-length is neither relayed nor held to", () => {
+  for (const status of [204, 304]) {
+    const r = checkHead(status, [h("content-type", "text/plain"), h("content-length", "4")]);
+    assert.deepEqual(r, { status, headers: [["content-type", "text/plain"]] });
+    assert.match((checkHead(status, [h("content-length", "x")]) as { error: string }).error, /invalid content-length/);
+  }
+  assert.deepEqual(checkHead(205, [h("content-length", "0")]), { status: 205, headers: [["content-length", "0"]], contentLength: 0 });
+});

@@ -61,20 +61,27 @@ test("an empty body and an error after the head are results too", () => {
   assert.match(failed.failures[0]!.message, /client "app-1": slow/);
 });
 
-test("a result on a stream that did not negotiate it ends the stream", () => {
+test("a result on a stream that did not negotiate it ends the stream; its scrapes fail naming the rule broken", () => {
   const s = newSession(["head"]);
-  const h = s.scrape(order, recorder().sink)!;
+  const r = recorder();
+  const other = recorder();
+  const h = s.scrape(order, r.sink)!;
+  s.scrape(order, other.sink);
   const v = violationOf(() => s.receive(result(h.id, { data: "x" })));
   assert.equal(v.code, Code.InvalidArgument);
   assert.match(v.rawMessage, /did not negotiate the feature "single-result"/);
+  s.close(v);
+  for (const f of [r.failures, other.failures]) {
+    assert.deepEqual(f, [{ outcome: "disconnected", message: 'client "app-1" disconnected: cut off for breaking the protocol: scrape 1: a result frame, but the stream did not negotiate the feature "single-result"' }]);
+  }
 });
 
-test("a second result, or a result after a head, ends the stream", () => {
+test("a result after a head ends the stream; a second result for an ended scrape is dropped", () => {
   const s = newSession();
   const a = s.scrape(order, recorder().sink)!;
   s.receive(result(a.id, { data: "x" }));
-  assert.match(violationOf(() => s.receive(result(a.id, { data: "x" }))).rawMessage, /result for scrape 1, which has ended/);
-  assert.match(violationOf(() => s.receive(head(a.id))).rawMessage, /head for scrape 1, which has ended/);
+  s.receive(result(a.id, { data: "x" })); // a frame for a scrape that ended: dropped
+  s.receive(head(a.id));
   const b = s.scrape(order, recorder().sink)!;
   s.receive(head(b.id));
   assert.match(violationOf(() => s.receive(result(b.id))).rawMessage, /scrape 2: a result after its head/);
@@ -115,15 +122,43 @@ test("a bad head or a body over its content-length fails that scrape only; a HEA
   assert.deepEqual(headWithBody.events, ["head 200 ", "fail bad_result"]);
 });
 
-test("a late result for a cancelled scrape is accepted within its credit, once", () => {
+test("a late result for a cancelled scrape is accepted within its credit", () => {
   const s = newSession();
   const h = s.scrape(order, recorder().sink)!;
   while (s.outbound.shift()); // the order went out (one still unsent is withdrawn on cancel: nothing can come back)
   h.cancel("gone");
   s.receive(result(h.id, { data: "123456" }));
-  assert.match(violationOf(() => s.receive(result(h.id))).rawMessage, /which has ended/);
+  s.receive(result(h.id)); // the scrape has ended: dropped
   const g = s.scrape(order, recorder().sink)!;
   while (s.outbound.shift());
   g.cancel("gone");
   assert.equal(violationOf(() => s.receive(result(g.id, { data: "1234567" }))).code, Code.ResourceExhausted);
+});
+
+test("late frames for scrapes given up on long ago (past the 128 whose credit is kept) are dropped; ids never issued end the stream", () => {
+  const s = createSession(
+    { name: "app-1", labels: {}, targets: targetsOf([]), sessionId: "s1", version: "v", connectedAt: new Date() },
+    ["single-result"],
+    { ...limits, maxScrapesInFlight: 1 },
+  );
+  const sinks = Array.from({ length: 300 }, () => recorder());
+  const ids = sinks.map((r) => {
+    const h = s.scrape(order, r.sink)!;
+    h.cancel("Prometheus hung up");
+    return h.id;
+  });
+  for (const id of ids) {
+    s.receive(head(id));
+    s.receive(result(id, { data: "123456" }));
+    s.receive(frame({ case: "end", value: { scrapeId: id } } as never));
+  }
+  assert.ok(sinks.every((r) => r.events.length === 0), "nothing reaches a sink after its cancel");
+  const live = recorder();
+  s.receive(result(s.scrape(order, live.sink)!.id, { data: "ok" }));
+  assert.deepEqual(live.events, ["head 200 ", "chunk ok", "end"]);
+  // The last 128 given up on are still held to their credit (6 bytes).
+  const held = s.scrape(order, recorder().sink)!;
+  held.cancel("gone");
+  assert.equal(violationOf(() => s.receive(result(held.id, { data: "1234567" }))).code, Code.ResourceExhausted);
+  assert.match(violationOf(() => s.receive(result(303n))).rawMessage, /result for scrape 303, which was never ordered/);
 });

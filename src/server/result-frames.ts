@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ScrapeErrorReason, type ClientFrame, type Header, type ScrapeError } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { oneLine } from "../shared/one-line.ts";
-import { checkHead, type CheckedHead } from "./result-head.ts";
+import { bodiless, checkHead, type CheckedHead } from "./result-head.ts";
 import type { ScrapeFailure, ScrapeOutcome, ScrapeSink } from "./scrape-types.ts";
 
 /** One scrape in flight on a session. @internal */
@@ -36,15 +36,17 @@ export interface ResultFramesOptions {
 export interface ResultFrames {
   /** Handles a head, chunk, end or result frame; false for any other kind. Throws a ConnectError on a protocol violation. */
   receive(f: ClientFrame["frame"]): boolean;
-  /** Ends a scrape and tells its sink. */
+  /** Ends a scrape and tells its sink; a "disconnected" failure after a protocol violation names the rule broken. */
   finish(id: bigint, a: Active, failure?: ScrapeFailure): void;
   /** Remembers a scrape the server gave up on, to accept its late frames within the credit it had left. */
   forget(id: bigint, allowance: number): void;
   /** Forgets every scrape given up on. */
   clear(): void;
+  /** Late frames dropped for scrapes that had ended or were forgotten (accepted, never a violation). */
+  readonly lateDropped: number;
   /**
    * Whether a chunk of `n` body bytes for scrape `id` would be taken whole now
-   * (after its head, within the credit, the chunk limit, the response limit
+   * (after a head that allows a body, within the credit, the chunk limit, the response limit
    * and the declared Content-Length): such a chunk may be passed on piece by
    * piece as it arrives (grpc-fast/chunk-pass.ts).
    */
@@ -61,7 +63,11 @@ const outcomeOfReason: Record<number, ScrapeOutcome> = {
   [ScrapeErrorReason.CANCELLED]: "cancelled",
 };
 
-/** Forgotten cancelled scrapes kept to accept their late frames. */
+/**
+ * Scrapes given up on whose credit left is kept, to hold their late frames to
+ * it; a late frame for an older one (or for a scrape that ended) is dropped
+ * with no check but the chunk limit.
+ */
 const maxCancelledKept = 128;
 
 function violation(message: string, code = Code.InvalidArgument): ConnectError {
@@ -90,12 +96,16 @@ export function createResultFrames(o: ResultFramesOptions): ResultFrames {
 class Results implements ResultFrames {
   readonly o: ResultFramesOptions;
   cancelled: Map<bigint, number> | undefined;
+  lateDropped = 0;
+  /** Once a frame broke the protocol (the stream is ending): what the scrapes failed as "disconnected" are told. */
+  broken: string | undefined;
   constructor(o: ResultFramesOptions) {
     this.o = o;
   }
 
   finish(id: bigint, a: Active, failure?: ScrapeFailure) {
     this.o.active.delete(id);
+    if (failure?.outcome === "disconnected" && this.broken !== undefined) failure = { outcome: "disconnected", message: this.broken };
     a.sink.onEnd(failure);
   }
   forget(id: bigint, allowance: number) {
@@ -121,17 +131,24 @@ class Results implements ResultFrames {
     return `scrape of "${this.o.name}" exceeds the maximum response size of ${this.o.maxResponseBytes} bytes${extra}`;
   }
 
-  /** Frames for scrapes the server gave up on still arrive for a while; accept them within their credit. */
+  /**
+   * A frame for a scrape that is not in flight. Ids are issued in increasing
+   * order on a stream, so any id below the next one was issued: its frames
+   * crossed a cancel, or came after its end. The last `maxCancelledKept`
+   * scrapes given up on are held to the credit they had left; older ones and
+   * ended ones are dropped at O(1) cost, holding nothing (the stream is read
+   * at the server's pace, and each frame is within the chunk limit). An id
+   * never issued ends the stream.
+   */
   late(id: bigint, kind: string, bytes: number) {
     if (id <= 0n || id >= this.o.nextId()) throw violation(`${kind} for scrape ${id}, which was never ordered`);
     const left = this.cancelled?.get(id);
-    if (left === undefined) {
-      if (kind === "end") return; // an end for a scrape we forgot: harmless
-      throw violation(`${kind} for scrape ${id}, which has ended`);
+    if (left !== undefined) {
+      if (bytes > left) throw violation(`scrape ${id}: ${kind} beyond the granted credit`, Code.ResourceExhausted);
+      if (kind === "end" || kind === "result") this.cancelled?.delete(id);
+      else this.cancelled?.set(id, left - bytes);
     }
-    if (bytes > left) throw violation(`scrape ${id}: ${kind} beyond the granted credit`, Code.ResourceExhausted);
-    if (kind === "end" || kind === "result") this.cancelled?.delete(id);
-    else this.cancelled?.set(id, left - bytes);
+    this.lateDropped++;
   }
 
   checkChunkSize(id: bigint, n: number) {
@@ -141,7 +158,7 @@ class Results implements ResultFrames {
 
   takes(id: bigint, n: number): boolean {
     const a = this.o.active.get(id);
-    if (a === undefined || a.head === undefined || a.headOnly) return false;
+    if (a === undefined || a.head === undefined || a.headOnly || bodiless(a.head.status)) return false;
     const declared = a.head.contentLength;
     return n > 0 && n <= this.o.maxChunkBytes && n <= a.allowance && a.received + n <= this.o.maxResponseBytes && (declared === undefined || a.received + n <= declared);
   }
@@ -163,6 +180,7 @@ class Results implements ResultFrames {
     a.allowance -= n;
     a.received += n;
     if (a.headOnly && (n > 0 || kind === "chunk")) return this.reject(id, a, "bad_result", this.sent("a body for a HEAD request"));
+    if (n > 0 && a.head && bodiless(a.head.status)) return this.reject(id, a, "bad_result", this.sent(`a body with status ${a.head.status}, which has none`));
     if (n === 0) return true;
     if (a.received > this.o.maxResponseBytes) return this.reject(id, a, "too_large", this.tooLarge());
     const declared = a.head?.contentLength;
@@ -186,7 +204,20 @@ class Results implements ResultFrames {
     this.finish(id, a, { outcome: outcomeOfReason[err.reason] ?? "client_error", message: `client "${this.o.name}": ${message}` });
   }
 
+  /**
+   * Takes a frame. A frame that breaks the protocol ends the stream; the rule
+   * it broke is kept, so that the scrapes then failed as "disconnected" name it.
+   */
   receive(f: ClientFrame["frame"]): boolean {
+    try {
+      return this.take(f);
+    } catch (e) {
+      if (e instanceof ConnectError) this.broken ??= `client "${this.o.name}" disconnected: cut off for breaking the protocol: ${oneLine(e.rawMessage)}`;
+      throw e;
+    }
+  }
+
+  take(f: ClientFrame["frame"]): boolean {
     const active = this.o.active;
     switch (f.case) {
       case "chunk": {

@@ -176,22 +176,39 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
   return { handle, afterAnswers };
 }
 
+/** The one-line answer to an expectation other than 100-continue, the value cut to 64 characters. */
+function unsupportedExpectation(value: string): string {
+  const shown = value.length > 64 ? `${value.slice(0, 64)}...` : value;
+  return `unsupported expectation ${JSON.stringify(shown)}: only 100-continue is supported`;
+}
+
 /**
  * The HTTP/1.1 side of the port (Prometheus, curl): bounded headers and
  * times, one-line `promproxy: ` bodies for requests it cannot parse, CONNECT
- * refused, one request in service per connection (pipelined ones wait their
+ * refused, 417 for an expectation other than 100-continue, one request in service per connection (pipelined ones wait their
  * turn). Takes connections through `emit("connection", socket)`.
  *
  * @internal
  */
 export function createH1Server(o: H1ServerOptions): http.Server {
   // A missing or repeated Host header is answered in turn, like any request (Node's own check would answer 400 with no body).
+  // So is an expectation other than 100-continue (Node's own answer would be a bare 417).
   const checked: H1ServerOptions["handler"] = (req, res) => {
     const bad = hostProblem(req);
     if (bad) return answerAndClose(res, 400, bad);
+    const expect = req.headers.expect;
+    if (expect !== undefined && expect.toLowerCase() !== "100-continue") return answerAndClose(res, 417, unsupportedExpectation(expect));
     o.handler(req, res);
   };
   const inTurn = serveInTurn(checked, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline }, o.onPipelineRefused);
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    // While closing, answer what is in flight, then end the connection instead of keeping it alive.
+    if (o.closing()) res.setHeader("connection", "close");
+    res.once("finish", () => {
+      if (o.closing()) res.socket?.end();
+    });
+    inTurn.handle(req, res);
+  };
   const h1 = http.createServer(
     {
       maxHeaderSize: o.maxHeaderListBytes,
@@ -200,15 +217,10 @@ export function createH1Server(o: H1ServerOptions): http.Server {
       keepAliveTimeout: 65_000,
       requireHostHeader: false, // checked in `checked`, with a one-line answer
     },
-    (req, res) => {
-      // While closing, answer what is in flight, then end the connection instead of keeping it alive.
-      if (o.closing()) res.setHeader("connection", "close");
-      res.once("finish", () => {
-        if (o.closing()) res.socket?.end();
-      });
-      inTurn.handle(req, res);
-    },
+    onRequest,
   );
+  // A request with an expectation Node does not know (not 100-continue) is served like any other: `checked` answers it.
+  h1.on("checkExpectation", onRequest);
   h1.maxHeadersCount = maxHeadersCount;
   // h1 never listens itself (the TCP server hands it connections), so Node would never start its
   // connection tracking, which runs on "listening": without it closeIdleConnections() does nothing (close()
