@@ -14,7 +14,8 @@ import { after, before, describe, test } from "node:test";
 import type { PromproxyClient } from "../../src/client/index.ts";
 import { createServer, silentLogger, type PromproxyServer } from "../../src/server/index.ts";
 import { createH2Server } from "../../src/server/listen/h2-server.ts";
-import { endInSlices } from "../../src/server/listen/answer-slices.ts";
+import { answerInSlices, sliceBytes } from "../../src/server/listen/answer-slices.ts";
+import type { ServerResponse } from "node:http";
 import { startClient } from "../helpers.ts";
 
 const timeoutMs = 1_500;
@@ -105,6 +106,35 @@ describe("HTTP/2 answers nobody takes", () => {
   });
 });
 
+/** A bare HTTP/2 server whose every answer is `bytes` long, sent as the front sends its pages. */
+async function startH2(bytes: number, maxUnreadAnswerBytesPerConnection: number) {
+  const h2 = createH2Server({
+    handler: (_req, response) => {
+      const res = response as unknown as ServerResponse;
+      answerInSlices(res, 200, { "content-length": bytes }, Buffer.alloc(bytes, 1), (why) => res.writeHead(503).end(why));
+    },
+    maxStreamsPerConnection: 16,
+    maxHeaderListBytes: 16_384,
+    idleSessionTimeoutMs: 60_000,
+    pingIntervalMs: 60_000,
+    unreadAnswerTimeoutMs: timeoutMs,
+    maxUnreadAnswerBytesPerConnection,
+  });
+  await new Promise<void>((resolve) => h2.server.listen(0, "127.0.0.1", resolve));
+  const { port } = h2.server.address() as { port: number };
+  const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 } });
+  session.on("error", () => {});
+  return {
+    h2,
+    session,
+    async close() {
+      session.destroy();
+      h2.stop();
+      await new Promise((resolve) => h2.server.close(resolve));
+    },
+  };
+}
+
 test("16 streams of 4 MiB on a zero window: reset, and their memory released", async () => {
   v8.setFlagsFromString("--expose-gc");
   const gc = vm.runInNewContext("gc") as () => void;
@@ -112,22 +142,8 @@ test("16 streams of 4 MiB on a zero window: reset, and their memory released", a
     gc();
     return process.memoryUsage().arrayBuffers;
   };
-  const h2 = createH2Server({
-    handler: (_req, res) => {
-      res.writeHead(200, { "content-length": 4 * 1024 * 1024 });
-      endInSlices(res, Buffer.alloc(4 * 1024 * 1024, 1));
-    },
-    maxStreamsPerConnection: 16,
-    maxHeaderListBytes: 16_384,
-    idleSessionTimeoutMs: 60_000,
-    pingIntervalMs: 60_000,
-    unreadAnswerTimeoutMs: timeoutMs,
-  });
-  await new Promise<void>((resolve) => h2.server.listen(0, "127.0.0.1", resolve));
-  const { port } = h2.server.address() as { port: number };
   const before = held();
-  const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 } });
-  session.on("error", () => {});
+  const { h2, session, close } = await startH2(4 * 1024 * 1024, 128 * 1024 * 1024);
   try {
     const streams = Array.from({ length: 16 }, () => stalled(session, "/"));
     const t0 = Date.now();
@@ -142,8 +158,30 @@ test("16 streams of 4 MiB on a zero window: reset, and their memory released", a
     const afterReset = held();
     assert.ok(afterReset - before < 8 * 1024 * 1024, `still held ${afterReset - before} bytes after the resets`);
   } finally {
-    session.destroy();
-    h2.stop();
-    await new Promise((resolve) => h2.server.close(resolve));
+    await close();
+  }
+});
+
+test("maxUnreadAnswerBytesPerConnection: answers up to it wait, the one past it is answered 503", async () => {
+  // Each answer hands one slice to its stream and keeps the rest (512 KiB) waiting; the cap lets exactly two wait.
+  const bytes = 512 * 1024 + sliceBytes;
+  const { session, close } = await startH2(bytes, 512 * 1024 + bytes);
+  try {
+    const first = stalled(session, "/");
+    await new Promise((resolve) => first.stream.once("response", resolve));
+    const second = stalled(session, "/");
+    await new Promise((resolve) => second.stream.once("response", resolve));
+    const third = stalled(session, "/");
+    const status = await new Promise((resolve) => third.stream.once("response", (h) => resolve(h[":status"])));
+    assert.equal(status, 503, "past the cap");
+    for (const s of [first, second]) assert.equal((await s.closed).status, 200);
+    // The waiting answers were reset (unread): their bytes no longer count, a new answer goes.
+    for (const s of [first, second]) assert.equal((await s.closed).rstCode, http2.constants.NGHTTP2_CANCEL);
+    const fourth = stalled(session, "/");
+    assert.equal(await new Promise((resolve) => fourth.stream.once("response", (h) => resolve(h[":status"]))), 200);
+    fourth.stream.close();
+    third.stream.close();
+  } finally {
+    await close();
   }
 });

@@ -1,5 +1,6 @@
 import * as http2 from "node:http2";
 import { connectRefusal } from "./bad-request.ts";
+import { limitUnsentAnswers } from "./answer-slices.ts";
 import { watchUnreadAnswers } from "./unread-answers.ts";
 
 /** @internal */
@@ -18,6 +19,8 @@ export interface H2ServerOptions {
   pingIntervalMs: number;
   /** An answer (a stream not taken by `streamHandler`) of which the peer takes nothing for this long is reset. */
   unreadAnswerTimeoutMs: number;
+  /** Bytes of sliced answers one connection may hold unsent (src/server/listen/answer-slices.ts). */
+  maxUnreadAnswerBytesPerConnection: number;
   /** Counts each stream reset for an answer nobody took. */
   onUnreadAnswer?: () => void;
 }
@@ -69,6 +72,7 @@ export function createH2Server(o: H2ServerOptions): H2Server {
   });
   server.on("session", (session) => {
     sessions.add(session);
+    limitUnsentAnswers(session, o.maxUnreadAnswerBytesPerConnection);
     session.on("error", () => {});
     // 'connect' and 'close' come once: `on` spares the wrapper and bound function `once` keeps per session.
     session.on("connect", () => {

@@ -72,6 +72,14 @@ export interface ListenOptions {
    * same concept. Default 60 000 ms.
    */
   unreadAnswerTimeoutMs?: number;
+  /**
+   * Bytes of local-page answers (`/clients`, `/`, `/status.json`, `/metrics`)
+   * one HTTP/2 connection may hold unsent: a new one is answered `503` when
+   * the connection already holds some and it would take them past this (one
+   * answer alone always goes, however large). With `unreadAnswerTimeoutMs` it
+   * bounds what a peer that reads nothing pins. Default 16 777 216 (16 MiB).
+   */
+  maxUnreadAnswerBytesPerConnection?: number;
 }
 
 /** @internal */
@@ -91,8 +99,9 @@ export function resolveListenOptions(o: ListenOptions, defaults: { prefaceTimeou
     idleSessionTimeoutMs: o.idleSessionTimeoutMs ?? 30_000,
     maxHeaderListBytes: o.maxHeaderListBytes ?? 16 * 1024,
     unreadAnswerTimeoutMs: o.unreadAnswerTimeoutMs ?? 60_000,
+    maxUnreadAnswerBytesPerConnection: o.maxUnreadAnswerBytesPerConnection ?? 16 * 1024 * 1024,
   };
-  const whole = ["maxConnections", "maxConnectionsPerAddress", "maxStreamsPerConnection", "maxHeaderListBytes"] as const;
+  const whole = ["maxConnections", "maxConnectionsPerAddress", "maxStreamsPerConnection", "maxHeaderListBytes", "maxUnreadAnswerBytesPerConnection"] as const;
   for (const k of whole) {
     const v = r[k];
     if (!Number.isInteger(v) || v <= 0 || v > 2 ** 31 - 1) throw new RangeError(`promproxy: listen option ${k} must be a positive whole number, got ${String(v)}`);
