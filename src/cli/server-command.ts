@@ -78,6 +78,8 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     maxStreamsPerConnection: int("max-streams-per-connection"),
     idleSessionTimeoutMs: dur("idle-session-timeout"),
     maxHeaderListBytes: int("max-header-list-bytes"),
+    unreadAnswerTimeoutMs: dur("unread-answer-timeout"),
+    maxUnreadAnswerBytesPerConnection: int("max-unread-answer-bytes-per-connection"),
   }).catch((e: unknown) => {
     // A listen limit out of range is a usage error: name the flag, no stack.
     if (e instanceof RangeError) {

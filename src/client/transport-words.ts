@@ -17,8 +17,14 @@ const probeTimeoutMs = 2_000;
 /** The HTTP/2 client preface: a promproxy server answers it with SETTINGS, an HTTP/1.1 server with "HTTP/1.1 400". */
 const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
-/** What answers on a port: TLS, HTTP/1.1, cleartext HTTP/2, or nothing we can name. */
-export type PortKind = "tls" | "http1" | "h2" | "unknown";
+/**
+ * What answers on a port: TLS, HTTP/1.1, cleartext HTTP/2, nothing we can
+ * name, or a promproxy server refusing the connection (its one-line 503 at
+ * accept time, e.g. over its connection limits) with its reason.
+ */
+export type PortKind = "tls" | "http1" | "h2" | "unknown" | { refused: string };
+/** Bytes of an HTTP/1.1 answer the probe reads at most (a promproxy refusal is one short line). */
+const maxAnswerBytes = 4096;
 
 /** The `code`s and messages along an error's cause chain (bounded: a cause chain may loop). */
 function chain(e: unknown): { codes: string[]; text: string } {
@@ -63,6 +69,7 @@ export function worthProbing(error: unknown, url: URL): boolean {
 
 /** Words for a probed port, or undefined when the probe found nothing more to say. */
 export function probedWords(kind: PortKind, url: URL): string | undefined {
+  if (typeof kind === "object") return `${hostPort(url)} refused the connection: ${kind.refused}`;
   if (kind === "http1") return `${hostPort(url)} is not a promproxy server (it answered HTTP/1.1)`;
   if (url.protocol === "https:") return kind === "h2" ? "the server is not TLS: use http://" : undefined;
   return kind === "tls" ? "the server speaks TLS: use https://" : undefined;
@@ -90,17 +97,45 @@ export async function probePort(host: string, port: number, signal: AbortSignal)
     socket.on("connect", () => socket.write(preface));
     socket.on("data", (d: Buffer) => {
       got = Buffer.concat([got, d]);
-      if (got.length >= 9) done(got);
+      if (got.length >= 9 && (!isHttp1(got) || answerComplete(got))) done(got);
     });
     socket.on("error", () => done(got.length > 0 ? got : undefined));
     socket.on("close", () => done(got));
   });
   if (first === undefined || signal.aborted) return "unknown";
-  if (first.subarray(0, 5).toString("latin1") === "HTTP/") return "http1";
+  if (isHttp1(first)) {
+    const refused = promproxyRefusal(first);
+    return refused === undefined ? "http1" : { refused };
+  }
   if ((first[0] === 0x15 || first[0] === 0x16) && first[1] === 0x03) return "tls";
   if (first.length >= 9 && first[3] === 0x04) return "h2"; // a SETTINGS frame
   if (first.length > 0) return "unknown";
   return (await speaksTls(host, port, { signal, timeoutMs: probeTimeoutMs, alpn: "h2" })) ? "tls" : "unknown";
+}
+
+function isHttp1(b: Buffer): boolean {
+  return b.subarray(0, 5).toString("latin1") === "HTTP/";
+}
+
+/** Whether an HTTP/1.1 answer is whole (headers and Content-Length bytes of body) or as long as the probe reads. */
+function answerComplete(b: Buffer): boolean {
+  if (b.length >= maxAnswerBytes) return true;
+  const end = b.indexOf("\r\n\r\n");
+  if (end < 0) return false;
+  const length = /\r\ncontent-length:\s*(\d+)/i.exec(b.subarray(0, end).toString("latin1"));
+  return !length || b.length - end - 4 >= Number(length[1]);
+}
+
+/**
+ * The reason of a promproxy server's refusal (`503` with the body
+ * `promproxy: REASON`), printable characters only, or undefined.
+ */
+function promproxyRefusal(b: Buffer): string | undefined {
+  const text = b.toString("latin1");
+  const end = text.indexOf("\r\n\r\n");
+  if (!/^HTTP\/1\.[01] 503 /.test(text) || end < 0) return undefined;
+  const line = /^promproxy: ([^\r\n]{1,300})/.exec(text.slice(end + 4));
+  return line?.[1]?.replace(/[^\x20-\x7e]/g, "?");
 }
 
 /** Which server URL each failed attempt dialled, for the words (the error itself does not say). */

@@ -5,6 +5,7 @@ import type { Coordinator } from "./coordinator.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import { frontPathsText, isFrontPath, type FrontPath } from "./front-paths.ts";
+import { answerInSlices } from "./listen/answer-slices.ts";
 import { readProxyRequest } from "./proxy-request.ts";
 import { relayScrape, reply } from "./relay.ts";
 import { buildServerStatus, type ServerStatus } from "./status/server-status.ts";
@@ -71,8 +72,10 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     }
     const q = path.indexOf("?");
     const send = (status: number, type: string, body: string | Buffer, bytes = Buffer.byteLength(body), headers: Readonly<Record<string, string>> = {}) => {
-      res.writeHead(status, { ...headers, "content-type": type, "content-length": bytes, "cache-control": "no-store" });
-      return req.method === "HEAD" ? res.end() : res.end(body);
+      const head = { ...headers, "content-type": type, "content-length": bytes, "cache-control": "no-store" };
+      if (req.method === "HEAD") return res.writeHead(status, head).end();
+      // Over HTTP/2: in slices, under the connection's cap on answers it has not read (src/server/listen/answer-slices.ts).
+      answerInSlices(res, status, head, typeof body === "string" ? Buffer.from(body) : body, (why) => reply(res, 503, why));
     };
     const p = q < 0 ? path : path.slice(0, q);
     if (!isFrontPath(p)) {

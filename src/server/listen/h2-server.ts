@@ -1,5 +1,7 @@
 import * as http2 from "node:http2";
 import { connectRefusal } from "./bad-request.ts";
+import { limitUnsentAnswers } from "./answer-slices.ts";
+import { watchUnreadAnswers } from "./unread-answers.ts";
 
 /** @internal */
 export interface H2ServerOptions {
@@ -15,6 +17,12 @@ export interface H2ServerOptions {
   idleSessionTimeoutMs: number;
   /** PINGs on every session at this interval; a peer that missed one is dropped. */
   pingIntervalMs: number;
+  /** An answer (a stream not taken by `streamHandler`) of which the peer takes nothing for this long is reset. */
+  unreadAnswerTimeoutMs: number;
+  /** Bytes of sliced answers one connection may hold unsent (src/server/listen/answer-slices.ts). */
+  maxUnreadAnswerBytesPerConnection: number;
+  /** Counts each stream reset for an answer nobody took. */
+  onUnreadAnswer?: () => void;
 }
 
 /** @internal */
@@ -23,7 +31,9 @@ export interface H2Server {
   server: http2.Http2Server;
   /** The open sessions. */
   sessions: ReadonlySet<http2.ServerHttp2Session>;
-  /** Stops the PING timer. */
+  /** Answers being watched for progress (streams open on the compat path). */
+  answers(): number;
+  /** Stops the PING and answer timers. */
   stop(): void;
 }
 
@@ -53,7 +63,8 @@ export function createH2Server(o: H2ServerOptions): H2Server {
     },
     o.handler,
   );
-  if (o.streamHandler) takeStreamsFirst(server, o.streamHandler);
+  const unread = watchUnreadAnswers(o.unreadAnswerTimeoutMs, o.onUnreadAnswer);
+  takeStreamsFirst(server, o.streamHandler ?? (() => false), unread.watch);
   // Without a listener Node answers an HTTP/2 CONNECT 405 with no body: say why, as the HTTP/1.1 side does.
   server.on("connect", (_req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(connectRefusal) });
@@ -61,6 +72,7 @@ export function createH2Server(o: H2ServerOptions): H2Server {
   });
   server.on("session", (session) => {
     sessions.add(session);
+    limitUnsentAnswers(session, o.maxUnreadAnswerBytesPerConnection);
     session.on("error", () => {});
     // 'connect' and 'close' come once: `on` spares the wrapper and bound function `once` keeps per session.
     session.on("connect", () => {
@@ -96,7 +108,15 @@ export function createH2Server(o: H2ServerOptions): H2Server {
   }, o.pingIntervalMs);
   pinger.unref();
 
-  return { server, sessions, stop: () => clearInterval(pinger) };
+  return {
+    server,
+    sessions,
+    answers: unread.size,
+    stop: () => {
+      clearInterval(pinger);
+      unread.stop();
+    },
+  };
 }
 
 /**
@@ -130,13 +150,14 @@ function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void 
 /**
  * Puts `take` before Node's compat layer: the compat layer is a 'stream'
  * listener (it builds Http2ServerRequest/Response for `handler`); it is
- * called only for streams `take` leaves.
+ * called only for streams `take` leaves, and those are watched.
  */
-function takeStreamsFirst(server: http2.Http2Server, take: NonNullable<H2ServerOptions["streamHandler"]>): void {
+function takeStreamsFirst(server: http2.Http2Server, take: NonNullable<H2ServerOptions["streamHandler"]>, watch: (stream: http2.ServerHttp2Stream) => void): void {
   const compat = server.listeners("stream") as ((...args: unknown[]) => void)[];
   server.removeAllListeners("stream");
   server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
     if (take(stream, headers)) return;
+    watch(stream);
     for (const l of compat) l.call(server, stream, headers, ...rest);
   });
 }

@@ -64,6 +64,22 @@ export interface ListenOptions {
    * token; at least 1 024.
    */
   maxHeaderListBytes?: number;
+  /**
+   * An HTTP/2 answer (a page, `/clients`, `/metrics`, a proxied scrape) of
+   * which the peer takes nothing for this long (a zero flow-control window, a
+   * peer that never reads) is reset (RST_STREAM CANCEL) and its memory freed;
+   * checked every quarter of it. HTTP/1.1's `pipelinedWaitMs` (60 s) is the
+   * same concept. Default 60 000 ms.
+   */
+  unreadAnswerTimeoutMs?: number;
+  /**
+   * Bytes of local-page answers (`/clients`, `/`, `/status.json`, `/metrics`)
+   * one HTTP/2 connection may hold unsent: a new one is answered `503` when
+   * the connection already holds some and it would take them past this (one
+   * answer alone always goes, however large). With `unreadAnswerTimeoutMs` it
+   * bounds what a peer that reads nothing pins. Default 16 777 216 (16 MiB).
+   */
+  maxUnreadAnswerBytesPerConnection?: number;
 }
 
 /** @internal */
@@ -82,13 +98,15 @@ export function resolveListenOptions(o: ListenOptions, defaults: { prefaceTimeou
     maxStreamsPerConnection: o.maxStreamsPerConnection ?? 16,
     idleSessionTimeoutMs: o.idleSessionTimeoutMs ?? 30_000,
     maxHeaderListBytes: o.maxHeaderListBytes ?? 16 * 1024,
+    unreadAnswerTimeoutMs: o.unreadAnswerTimeoutMs ?? 60_000,
+    maxUnreadAnswerBytesPerConnection: o.maxUnreadAnswerBytesPerConnection ?? 16 * 1024 * 1024,
   };
-  const whole = ["maxConnections", "maxConnectionsPerAddress", "maxStreamsPerConnection", "maxHeaderListBytes"] as const;
+  const whole = ["maxConnections", "maxConnectionsPerAddress", "maxStreamsPerConnection", "maxHeaderListBytes", "maxUnreadAnswerBytesPerConnection"] as const;
   for (const k of whole) {
     const v = r[k];
     if (!Number.isInteger(v) || v <= 0 || v > 2 ** 31 - 1) throw new RangeError(`promproxy: listen option ${k} must be a positive whole number, got ${String(v)}`);
   }
-  for (const k of ["prefaceTimeoutMs", "idleSessionTimeoutMs"] as const) {
+  for (const k of ["prefaceTimeoutMs", "idleSessionTimeoutMs", "unreadAnswerTimeoutMs"] as const) {
     const v = r[k];
     // setTimeout fires at once above 2^31-1 ms.
     if (typeof v !== "number" || !(v > 0) || v > 2 ** 31 - 1) throw new RangeError(`promproxy: listen option ${k} must be a positive number of milliseconds, got ${String(v)}`);
