@@ -65,11 +65,12 @@ export interface ListenOptions {
    */
   maxHeaderListBytes?: number;
   /**
-   * An HTTP/2 answer (a page, `/clients`, `/metrics`, a proxied scrape) of
-   * which the peer takes nothing for this long (a zero flow-control window, a
-   * peer that never reads) is reset (RST_STREAM CANCEL) and its memory freed;
-   * checked every quarter of it. HTTP/1.1's `pipelinedWaitMs` (60 s) is the
-   * same concept. Default 60 000 ms.
+   * An answer its peer takes nothing of for this long. HTTP/2 (a page,
+   * `/clients`, `/metrics`; a zero flow-control window, a peer that never
+   * reads): the stream is reset (RST_STREAM CANCEL) and its memory freed,
+   * checked every quarter of it. HTTP/1.1: requests pipelined behind an answer
+   * that makes no progress are answered 503, and the connection is dropped
+   * after as long again. Default 60 000 ms.
    */
   unreadAnswerTimeoutMs?: number;
   /**

@@ -64,6 +64,8 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
     handler: p.h1Handler,
     maxHeaderListBytes: opts.maxHeaderListBytes,
     closing: () => closing,
+    // One concept on both protocols: an answer its peer takes nothing of for this long.
+    pipeline: { pipelinedWaitMs: opts.unreadAnswerTimeoutMs },
     onPipelineRefused: (message, remote) => pipelining.refused(`HTTP/1.1 connection answered 503 and closed: ${message}`, { remote }),
   });
   const h2 = createH2Server({ ...opts, handler: p.h2Handler, streamHandler: p.h2StreamHandler, pingIntervalMs: p.pingIntervalMs ?? 30_000 });
