@@ -354,7 +354,7 @@ describe("coordinator: vanished", () => {
     s.close(new ConnectError("stream reset", Code.Unavailable));
     coordinator.leave(s, { reason: "the stream broke", broke: true });
     assert.deepEqual(r.events, ["head 200", "fail disconnected"]);
-    assert.equal(r.failures[0]?.message, 'client "app" disconnected');
+    assert.equal(r.failures[0]?.message, 'client "app" disconnected: stream reset');
     assert.equal(coordinator.inFlight, 0);
     assert.equal(await gauge(), 0);
     tick(60_000);

@@ -130,8 +130,13 @@ test("client error ends map to outcomes; close fails what is in flight", () => {
   }
   const r = recorder();
   s.scrape(order, r.sink);
-  s.close(new ConnectError("bye", Code.Unavailable));
-  assert.deepEqual(r.failure, { outcome: "disconnected", message: 'client "app-1" disconnected' });
+  s.close(new ConnectError("the client stopped reading its stream (1025 frames unread)\nsecond line", Code.DeadlineExceeded));
+  assert.deepEqual(r.failure, { outcome: "disconnected", message: 'client "app-1" disconnected: the client stopped reading its stream (1025 frames unread) second line' });
+  const quiet = newSession();
+  const q = recorder();
+  quiet.scrape(order, q.sink);
+  quiet.close();
+  assert.deepEqual(q.failure, { outcome: "disconnected", message: 'client "app-1" disconnected' }, "a stream that simply ended");
   assert.equal(s.scrape(order, recorder().sink), undefined, "a closed session takes no orders");
 });
 

@@ -80,7 +80,7 @@ export function createScrapeHandler({ options, coordinator, metrics, activity, r
         } catch (e) {
           const err = ConnectError.from(e);
           reason = endReason(err, ctx.signal.reason);
-          s.close(err);
+          s.close(new ConnectError(reason, err.code)); // its scrapes in flight are told why, in words
         }
       })();
       yield* s.outbound;

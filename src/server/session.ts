@@ -1,6 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ClientFrame, ServerFrameSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
+import { oneLine } from "../shared/one-line.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { createQueue, type Queue } from "../shared/queue.ts";
 import type { ClientInfo } from "./client-info.ts";
@@ -180,10 +181,9 @@ export function createSession(
       closed = true;
       for (const p of probes) p(false);
       outbound.close(error);
-      const failure: ScrapeFailure = {
-        outcome: "disconnected",
-        message: `client "${clientInfo.name}" disconnected`,
-      };
+      // Why, when the stream was ended for a reason (not reading it, replaced, shutting down, its own error).
+      const why = error ? `: ${oneLine(error.rawMessage, 200)}` : "";
+      const failure: ScrapeFailure = { outcome: "disconnected", message: `client "${clientInfo.name}" disconnected${why}` };
       for (const [id, a] of [...active]) results.finish(id, a, failure);
       results.clear();
     },

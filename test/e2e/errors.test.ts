@@ -334,6 +334,9 @@ describe("clients that go away", { timeout: 60_000 }, () => {
         return req.done;
       })());
       assertError(r, 502, 'promproxy: client "flaky" disconnected');
+      // Why, in words (the same as the vanished answer's), not Node's error text.
+      const why = r.body.toString().slice('promproxy: client "flaky" disconnected: '.length).trim();
+      assert.ok(why.length > 0 && !/ERR_|NGHTTP2|Premature/.test(why), `said why, in words: ${r.body.toString()}`);
       assert.ok(ms < 5000, `${ms} ms`);
       // It vanished: 503 at once (so that up == 0 fires), and the name is free to take again.
       assertError(await proxyGet(s.port, "http://flaky/metrics"), 503, 'promproxy: client "flaky" disconnected 0s ago');

@@ -129,7 +129,7 @@ function serveFast(
     const s = session!;
     const err = error === undefined ? undefined : ConnectError.from(error);
     if (err) reason = endReason(err, signal.reason);
-    s.close();
+    s.close(err && new ConnectError(reason, err.code)); // its scrapes in flight are told why, in words
     const leave = () => {
       coordinator.leave(s, { reason, broke });
       log.info("client disconnected", { client: s.info.name, session: s.info.sessionId, reason });
@@ -288,7 +288,7 @@ function serveFast(
     const err = ConnectError.from(signal.reason);
     if (state !== "open") return refuse(err);
     reason = endReason(err, signal.reason);
-    session!.close();
+    session!.close(new ConnectError(reason, err.code)); // its scrapes in flight are told why, in words
     finish(undefined);
   });
 }
