@@ -67,6 +67,7 @@ const headFrame = (id: bigint, contentLength?: number) =>
   frame({ case: "head", value: { scrapeId: id, status: 200, headers: contentLength === undefined ? [] : [{ name: "content-length", value: String(contentLength) }] } } as never);
 const chunkFrame = (id: bigint, s: string) => frame({ case: "chunk", value: { scrapeId: id, data: Buffer.from(s) } } as never);
 const endFrame = (id: bigint, error?: { reason: number; message: string }) => frame({ case: "end", value: { scrapeId: id, error } } as never);
+const pongFrame = () => frame({ case: "pong", value: { nonce: 1n } } as never);
 const pong = () => frame({ case: "pong", value: { nonce: 1n } } as never);
 
 /** Every frame the session has queued for its client, taken out of the queue. */
@@ -378,6 +379,21 @@ describe("coordinator: vanished", () => {
     const v = coordinator.scrape(request("app"), recorder().sink);
     assert.ok("outcome" in v && v.outcome === "vanished", JSON.stringify(v));
     assert.match(v.message, /nothing heard from the client for 3s/);
+  });
+
+  test("a stream that answers but takes nothing of what waits for a heartbeat timeout is closed as not reading", async (t) => {
+    const { coordinator, tick } = setup(t, { heartbeatIntervalMs: 1_000, heartbeatTimeoutMs: 3_000 });
+    const s = await coordinator.join(hello("app"), undefined);
+    const r = recorder();
+    started(coordinator.scrape(request("app", 60_000), r.sink)); // its order waits: nothing takes it
+    for (let i = 0; i < 3; i++) {
+      tick(1_000);
+      s.receive(pongFrame());
+    }
+    assert.deepEqual(r.events, [], "not yet: waiting for 3 s, not more");
+    tick(1_000);
+    assert.deepEqual(r.events, ["fail disconnected"]);
+    assert.match(r.failures[0]?.message ?? "", /^client "app" disconnected: the client stopped reading its stream \(1 frames unread for 4s\)$/);
   });
 
   test("a clean goodbye is not vanished: the name is unknown at once", async (t) => {

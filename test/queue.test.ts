@@ -79,3 +79,20 @@ test("withdraw takes back an item still waiting, by identity, and nothing alread
   r.push(2);
   assert.equal(r.shift(), 2, "storage reset after the last item was withdrawn");
 });
+
+test("waitingSince: since when items have waited with none taken", () => {
+  const q = createQueue<number>();
+  assert.equal(q.waitingSince, undefined);
+  const before = Date.now();
+  q.push(1);
+  q.push(2);
+  const since = q.waitingSince;
+  assert.ok(since !== undefined && since >= before);
+  q.shift();
+  assert.ok(q.waitingSince! >= since!, "a take restarts the clock for what still waits");
+  q.shift();
+  assert.equal(q.waitingSince, undefined, "none waits");
+  q.push(3);
+  assert.equal(q.withdraw(3), true);
+  assert.equal(q.waitingSince, undefined, "the last one taken back");
+});

@@ -210,3 +210,20 @@ test("a scrape cancelled while its order waits unsent is taken back: neither ord
   s.receive(head(sent.id));
   s.receive(end(sent.id));
 });
+
+test("a scrape given up on after its order went out keeps its place until the client ends it, or its deadline passes", async () => {
+  const s = newSession(); // 2 places
+  const a = s.scrape(order, recorder().sink)!;
+  const b = s.scrape({ ...order, timeoutMs: 50 }, recorder().sink)!;
+  while (s.outbound.shift()); // both orders went out
+  a.cancel("Prometheus went away");
+  b.cancel("Prometheus went away");
+  assert.equal(s.inFlight, 0, "nothing in flight for Prometheus");
+  assert.equal(s.scrape(order, recorder().sink), undefined, "but the client still has both: no third order");
+  s.receive(end(a.id, { reason: ScrapeErrorReason.CANCELLED, message: "cancelled" }));
+  const c = s.scrape(order, recorder().sink);
+  assert.ok(c, "the client ended one: its place is free");
+  assert.equal(s.scrape(order, recorder().sink), undefined);
+  await new Promise((r) => setTimeout(r, 80));
+  assert.ok(s.scrape(order, recorder().sink), "the other's deadline passed (a client that sends no end gives up by then)");
+});

@@ -95,10 +95,12 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
   const heartbeat = setInterval(() => {
     const now = Date.now();
     for (const s of [...byName.values()]) {
-      // A client that answers but does not read its stream piles up frames it never takes: as dead as a silent one.
-      const stuck = s.outbound.size > maxQueuedFrames;
-      if (stuck || now - s.lastHeard > o.heartbeatTimeoutMs) {
-        const reason = stuck ? `the client stopped reading its stream (${s.outbound.size} frames unread)` : `the stream went silent: nothing heard from the client for ${o.heartbeatTimeoutMs / 1000}s (no pong)`;
+      // A client that answers but reads nothing (frames pile up, or wait a heartbeat timeout): as dead as a silent one.
+      const waited = now - (s.outbound.waitingSince ?? now);
+      const silent = now - s.lastHeard > o.heartbeatTimeoutMs;
+      if (silent || s.outbound.size > maxQueuedFrames || waited > o.heartbeatTimeoutMs) {
+        const unread = s.outbound.size > maxQueuedFrames ? "" : ` for ${+(waited / 1000).toFixed(1)}s`;
+        const reason = silent ? `the stream went silent: nothing heard from the client for ${o.heartbeatTimeoutMs / 1000}s (no pong)` : `the client stopped reading its stream (${s.outbound.size} frames unread${unread})`;
         log.warn("closing a client's stream", { client: s.info.name, session: s.info.sessionId, reason });
         s.close(new ConnectError(reason, Code.DeadlineExceeded));
         // Its handler may be stuck writing to a peer that does not read: free the name now, not when that ends.

@@ -66,6 +66,20 @@ export function createSession(
   const probes = new Set<(alive: boolean) => void>();
   /** When a probe was last answered (see probeAnswerKeptMs). */
   let probeAnsweredAt = -Infinity;
+  /**
+   * Scrapes given up on after their order went out, by id, with their deadline: each keeps its place in
+   * maxScrapesInFlight until the client ends it (a client that reads the cancel says so) or the deadline passes.
+   * Scrapes abandoned faster than the client reads (a script hanging up 2 ms after asking) then cannot put more
+   * orders on its stream than it has places: the rest are refused (503 busy) before they cost it anything.
+   */
+  let givenUp: Map<bigint, number> | undefined;
+  const full = () => {
+    if (givenUp && active.size + givenUp.size >= limits.maxScrapesInFlight) {
+      const now = Date.now();
+      for (const [id, until] of givenUp) if (until <= now) givenUp.delete(id);
+    }
+    return active.size + (givenUp?.size ?? 0) >= limits.maxScrapesInFlight;
+  };
 
   // A fast object (src/shared/with-getters.ts): one per connected client. Spreads of it set scrapesInFlight themselves.
   const clientInfo: ClientInfo = withGetters({ ...info }, { scrapesInFlight: () => active.size });
@@ -113,11 +127,12 @@ export function createSession(
     },
 
     scrape(order, sink) {
-      if (closed || active.size >= limits.maxScrapesInFlight) return undefined;
+      if (closed || full()) return undefined;
       const id = nextId++;
       const method = order.method === "HEAD" && head ? "HEAD" : "";
       const a: Active = { sink, allowance: limits.creditBytes, received: 0, headOnly: method === "HEAD" };
       active.set(id, a);
+      const orderedAt = Date.now();
       const orderFrame: ServerFrameInit = {
         frame: {
           case: "order",
@@ -148,6 +163,7 @@ export function createSession(
           // An order still waiting to be sent is taken back: the client never hears of the scrape. Scrapes
           // abandoned faster than the client reads cost it nothing then, and never pile up orders and cancels.
           if (outbound.withdraw(orderFrame)) return;
+          (givenUp ??= new Map()).set(id, orderedAt + order.timeoutMs);
           results.forget(id, a.allowance);
           outbound.push({ frame: { case: "cancel", value: { scrapeId: id, reason } } });
         },
@@ -165,6 +181,7 @@ export function createSession(
         for (const p of probes) p(true);
       }
       const f = frame.frame;
+      if (givenUp && (f.case === "end" || f.case === "result")) givenUp.delete(f.value.scrapeId);
       if (results.receive(f)) return;
       switch (f.case) {
         case "pong":

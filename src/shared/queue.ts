@@ -33,6 +33,8 @@ export interface Queue<T> extends AsyncIterable<T> {
   onReady(cb: () => void): void;
   /** What the queue was closed with, if it was closed with an error. */
   readonly error: unknown;
+  /** Since when items have waited with none taken (ms timestamp); undefined while none waits. */
+  readonly waitingSince: number | undefined;
 }
 
 export function createQueue<T>(): Queue<T> {
@@ -42,6 +44,9 @@ export function createQueue<T>(): Queue<T> {
   let failure: unknown = undefined;
   let failed = false;
   let wake: (() => void) | undefined;
+  let waitingSince: number | undefined;
+  /** An item was taken: the clock restarts for what still waits. */
+  const taken = () => (waitingSince = head < items.length ? Date.now() : undefined);
 
   function notify() {
     const w = wake;
@@ -50,9 +55,10 @@ export function createQueue<T>(): Queue<T> {
   }
 
   // A fast object (with-getters.ts): a server holds one queue per connected client.
-  const queue: Omit<Queue<T>, "closed" | "size" | "error"> = {
+  const queue: Omit<Queue<T>, "closed" | "size" | "error" | "waitingSince"> = {
     push(item) {
       if (closed) return false;
+      if (head === items.length) waitingSince = Date.now();
       items.push(item);
       notify();
       return true;
@@ -74,6 +80,7 @@ export function createQueue<T>(): Queue<T> {
         items = [];
         head = 0;
       }
+      taken();
       return item;
     },
     withdraw(item) {
@@ -83,6 +90,7 @@ export function createQueue<T>(): Queue<T> {
         if (head === items.length) {
           items = [];
           head = 0;
+          waitingSince = undefined;
         }
         return true;
       }
@@ -100,6 +108,7 @@ export function createQueue<T>(): Queue<T> {
             items = items.slice(head);
             head = 0;
           }
+          taken();
           yield item;
           continue;
         }
@@ -111,5 +120,5 @@ export function createQueue<T>(): Queue<T> {
       }
     },
   };
-  return withGetters(queue, { closed: () => closed, size: () => items.length - head, error: () => failure as unknown });
+  return withGetters(queue, { closed: () => closed, size: () => items.length - head, error: () => failure as unknown, waitingSince: () => waitingSince });
 }
