@@ -201,7 +201,9 @@ class Results implements ResultFrames {
       return this.finish(id, a);
     }
     const message = oneLine(err.message) || "the scrape failed";
-    this.finish(id, a, { outcome: outcomeOfReason[err.reason] ?? "client_error", message: `client "${this.o.name}": ${message}` });
+    // Named once: a client whose own words begin with its name ("client "x" has 8 scrapes in flight") is not named again.
+    const named = message.startsWith(`client "${this.o.name}" `) ? message : `client "${this.o.name}": ${message}`;
+    this.finish(id, a, { outcome: outcomeOfReason[err.reason] ?? "client_error", message: named });
   }
 
   /**

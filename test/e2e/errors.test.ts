@@ -294,7 +294,7 @@ describe("deadlines", { timeout: 60_000 }, () => {
       hangNext = false;
       // The abandoned collection still runs: the client is busy, not rendering twice.
       const busy = await proxyGet(s.port, "http://hang/metrics");
-      assertError(busy, 503, 'promproxy: client "hang": client "hang" has 1 scrapes in flight, its maximum');
+      assertError(busy, 503, 'promproxy: client "hang" has 1 scrapes in flight, its maximum'); // named once
       releaseAll();
       const ok = await waitFor("a scrape served once the first collection ended", async () => {
         const r = await proxyGet(s.port, "http://hang/metrics");

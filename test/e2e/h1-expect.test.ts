@@ -22,6 +22,13 @@ test("an expectation other than 100-continue: 417 naming it in one line; 100-con
     const cont = await rawHttp(s.port, get("100-Continue"));
     assert.match(cont, /^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 200 OK\r\n/);
     assert.match(cont, /test_up_total\{name="app-1"\} 1/);
+    // 100-continue in a list: alone (repeated) it is 100-continue; beside another expectation, no 100 is sent
+    // before the 417 (Node takes any value naming it for one and would send the 100 itself).
+    const repeated = await rawHttp(s.port, get("100-continue, 100-continue"));
+    assert.match(repeated, /^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 200 OK\r\n/);
+    const mixed = await rawHttp(s.port, get("100-continue, foo"));
+    assert.match(mixed, /^HTTP\/1.1 417 /, mixed.slice(0, 80));
+    assert.match(mixed, /\r\n\r\npromproxy: unsupported expectation "100-continue, foo": only 100-continue is supported\n$/);
   } finally {
     await client.stop();
     await s.close();

@@ -176,6 +176,11 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
   return { handle, afterAnswers };
 }
 
+/** Whether an Expect value asks for 100-continue alone (the token, any case, repeated in a list or not). */
+function continueOnly(value: string | undefined): boolean {
+  return value !== undefined && value.split(",").every((t) => t.trim().toLowerCase() === "100-continue");
+}
+
 /** The one-line answer to an expectation other than 100-continue, the value cut to 64 characters. */
 function unsupportedExpectation(value: string): string {
   const shown = value.length > 64 ? `${value.slice(0, 64)}...` : value;
@@ -197,7 +202,7 @@ export function createH1Server(o: H1ServerOptions): http.Server {
     const bad = hostProblem(req);
     if (bad) return answerAndClose(res, 400, bad);
     const expect = req.headers.expect;
-    if (expect !== undefined && expect.toLowerCase() !== "100-continue") return answerAndClose(res, 417, unsupportedExpectation(expect));
+    if (expect !== undefined && !continueOnly(expect)) return answerAndClose(res, 417, unsupportedExpectation(expect));
     o.handler(req, res);
   };
   const inTurn = serveInTurn(checked, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline }, o.onPipelineRefused);
@@ -221,6 +226,12 @@ export function createH1Server(o: H1ServerOptions): http.Server {
   );
   // A request with an expectation Node does not know (not 100-continue) is served like any other: `checked` answers it.
   h1.on("checkExpectation", onRequest);
+  // Node takes any value naming 100-continue ("100-continue, foo" too) for one and would send the 100 itself, before
+  // `checked` refuses the rest: the 100 goes only for 100-continue alone.
+  h1.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (continueOnly(req.headers.expect)) res.writeContinue();
+    onRequest(req, res);
+  });
   h1.maxHeadersCount = maxHeadersCount;
   // h1 never listens itself (the TCP server hands it connections), so Node would never start its
   // connection tracking, which runs on "listening": without it closeIdleConnections() does nothing (close()
