@@ -22,7 +22,7 @@ export interface ScrapeServiceDeps {
   activity: Activity;
   /** With peers: the replica set announced in welcomes and ReplicaSet frames. */
   replicaSet?: ReplicaSetFeed;
-  /** Where refused streams are logged: at info, a line a minute per Connect code at most (a flood of bad hellos is free). */
+  /** Where refused streams are logged: at info, a line a minute per Connect code and address at most (a flood of bad hellos is free). */
   refusalLogs: RefusalLogs;
 }
 
@@ -131,7 +131,8 @@ export function reportRefusal(
   const notAssigned = err.code === Code.Unavailable && err.metadata.has(replicaIdKey);
   const refusal = { code: Code[err.code] ?? "Unknown", reason: err.rawMessage, name, identity: values.get(identityKey)?.name, peer: values.get(peerKey)?.remoteAddress, ...(notAssigned ? { routine: true } : {}) };
   if (err.code === Code.AlreadyExists || notAssigned) options.logger.debug("client refused", refusal);
-  else refusalLogs.refused(refusal.code, "client refused", refusal);
+  // Per code and address: a stranger's flood of bad hellos hides no one else's refusal (the first of each is said).
+  else refusalLogs.refused(`${refusal.code} ${refusal.peer ?? ""}`, "client refused", refusal);
   activity.emit("clientRefused", refusal);
   return err;
 }

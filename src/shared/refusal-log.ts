@@ -55,17 +55,24 @@ export interface RefusalLogs {
   close(): void;
 }
 
-/** One {@link createRefusalLog} per kind, made when first needed; the caller keeps the kinds few (a fixed set). @internal */
-export function createRefusalLogs(logger: Logger, intervalMs = 60_000, level: "warn" | "info" = "warn"): RefusalLogs {
+/**
+ * One {@link createRefusalLog} per kind, made when first needed. At most `maxKinds` kinds have a log of their own;
+ * the kinds after them share one, so that a flood of distinct kinds is still a line a minute.
+ * @internal
+ */
+export function createRefusalLogs(logger: Logger, intervalMs = 60_000, level: "warn" | "info" = "warn", maxKinds = 256): RefusalLogs {
   const logs = new Map<string, RefusalLog>();
+  const rest = createRefusalLog(logger, intervalMs, level);
   return {
     refused(kind, message, fields) {
       let log = logs.get(kind);
+      if (!log && logs.size >= maxKinds) log = rest;
       if (!log) logs.set(kind, (log = createRefusalLog(logger, intervalMs, level)));
       log.refused(message, fields);
     },
     close() {
       for (const log of logs.values()) log.close();
+      rest.close();
     },
   };
 }
