@@ -7,8 +7,9 @@
  * what goes into it is bounded elsewhere (orders by the in-flight limit, and an
  * order withdrawn when its scrape is abandoned before it left; credit by what
  * Prometheus reads, pings by the heartbeat interval and one takeover probe at a
- * time, and a client that leaves 1,024 frames unread is closed). The client, which trusts no server,
- * uses its own bounded queue (src/client/out-queue.ts).
+ * time; a client that leaves 1,024 frames unread, or takes none of them for a
+ * heartbeat timeout, is closed). The client, which trusts no server, uses its
+ * own bounded queue (src/client/out-queue.ts).
  *
  * @internal
  */
