@@ -33,3 +33,16 @@ test("past the cap of kinds, the rest share one log: distinct kinds cannot make 
   assert.equal(lines.length, 6);
   assert.equal(lines[5]!.message, "refused (95 more refused in the last 60s)");
 });
+
+test("a kind unseen for an interval gives its place up: new kinds are said at once again after a flood of distinct ones", (t) => {
+  t.mock.timers.enable({ apis: ["Date", "setTimeout"], now: 1_000_000 });
+  const { lines, logger } = recording();
+  const logs = createRefusalLogs(logger, 60_000, "info", 4);
+  for (let i = 0; i < 10; i++) logs.refused(`stranger-${i}`, "refused", { i });
+  assert.equal(lines.length, 5, "4 of their own, one shared");
+  t.mock.timers.tick(61_000);
+  const before = lines.length;
+  logs.refused("legit", "refused", { who: "legit" });
+  assert.deepEqual(lines.slice(before).map((l) => l.fields["who"] ?? l.message), ["legit"], "said at once");
+  logs.close();
+});

@@ -205,25 +205,46 @@ test("a scrape cancelled while its order waits unsent is taken back: neither ord
   queued.cancel("prometheus went away");
   const out = [];
   for (let f = s.outbound.shift(); f; f = s.outbound.shift()) out.push(f.frame);
-  assert.deepEqual(out.map((f) => [f?.case, (f?.value as { scrapeId: bigint }).scrapeId]), [["cancel", sent.id]], "the order sent is cancelled; the one unsent is gone");
+  assert.deepEqual(out.filter((f) => f?.case !== "ping").map((f) => [f?.case, (f?.value as { scrapeId: bigint }).scrapeId]), [["cancel", sent.id]], "the order sent is cancelled; the one unsent is gone");
   // Late frames for the scrape whose order went out are still accepted within its credit.
   s.receive(head(sent.id));
   s.receive(end(sent.id));
 });
 
-test("a scrape given up on after its order went out keeps its place until the client ends it, or its deadline passes", async () => {
+test("a scrape given up on after its order went out keeps its place until the client shows it read the cancel", async () => {
   const s = newSession(); // 2 places
   const a = s.scrape(order, recorder().sink)!;
   const b = s.scrape({ ...order, timeoutMs: 50 }, recorder().sink)!;
   while (s.outbound.shift()); // both orders went out
   a.cancel("Prometheus went away");
   b.cancel("Prometheus went away");
+  const sent = [];
+  for (let f = s.outbound.shift(); f; f = s.outbound.shift()) sent.push(f.frame);
+  assert.deepEqual(sent.map((f) => f?.case), ["cancel", "ping", "cancel"], "a ping after the first cancel, one at a time");
   assert.equal(s.inFlight, 0, "nothing in flight for Prometheus");
+  assert.equal(s.givenUp, 2);
   assert.equal(s.scrape(order, recorder().sink), undefined, "but the client still has both: no third order");
   s.receive(end(a.id, { reason: ScrapeErrorReason.CANCELLED, message: "cancelled" }));
   const c = s.scrape(order, recorder().sink);
   assert.ok(c, "the client ended one: its place is free");
   assert.equal(s.scrape(order, recorder().sink), undefined);
   await new Promise((r) => setTimeout(r, 80));
-  assert.ok(s.scrape(order, recorder().sink), "the other's deadline passed (a client that sends no end gives up by then)");
+  assert.ok(s.scrape(order, recorder().sink), "the other's deadline passed (a client that shows nothing gives up by then)");
+});
+
+test("a client that sends no end frees the places of scrapes given up on by answering the ping after their cancels", () => {
+  const s = newSession(); // 2 places
+  const hs = [s.scrape({ ...order, timeoutMs: 300_000 }, recorder().sink)!, s.scrape({ ...order, timeoutMs: 300_000 }, recorder().sink)!];
+  while (s.outbound.shift());
+  for (const h of hs) h.cancel("Prometheus went away");
+  const frames = [];
+  for (let f = s.outbound.shift(); f; f = s.outbound.shift()) frames.push(f.frame);
+  const ping = frames.find((f) => f?.case === "ping")?.value as { nonce: bigint };
+  assert.equal(s.scrape(order, recorder().sink), undefined, "held (a stranger asked for 300 s timeouts and hung up)");
+  s.receive(frame({ case: "pong", value: { nonce: ping.nonce } } as never));
+  const next = s.outbound.shift()?.frame;
+  assert.equal(next?.case, "ping", "the second cancel came after the first ping: one more round");
+  s.receive(frame({ case: "pong", value: { nonce: (next?.value as { nonce: bigint }).nonce } } as never));
+  assert.equal(s.givenUp, 0, "the client read both cancels: their places are free, one round trip later, not 300 s");
+  assert.ok(s.scrape(order, recorder().sink));
 });

@@ -220,8 +220,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       inFlight--;
       metrics.inFlight.dec();
       if (inFlight === 0) idle?.();
-      // The client was asked to give up a little early: its own timeout near the deadline is the deadline's answer
-      // too. One reported well before it is its target's own (a shorter exporter timeout): the client's words alone.
+      // The client gives up a little early: its timeout near the deadline is the deadline's; one well before, its own.
       const nearDeadline = failure?.outcome === "timeout" && !failure.message.startsWith(timedOut()) && Date.now() - orderedAt >= timeoutMs - 100;
       if (nearDeadline) failure = { ...failure!, message: `${timedOut()}: ${failure!.message}` };
       if (tell) sink.onEnd(failure);
@@ -232,7 +231,8 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     const headers = r.headers.map((h) => (h.name === "x-prometheus-scrape-timeout-seconds" ? { ...h, value: String(timeoutMs / 1000) } : h));
     const order = { ...r, headers, timeoutMs };
     const handle = session.scrape(order, { onHead: sink.onHead, onChunk: sink.onChunk, onEnd: (f) => end(f, true) });
-    if (!handle) return { outcome: "busy", message: `client "${r.name}" has ${o.maxScrapesInFlight} scrapes in flight, the maximum` };
+    const held = session.givenUp > 0 ? ` (${session.givenUp} given up on, their cancels not yet read by the client)` : "";
+    if (!handle) return { outcome: "busy", message: `client "${r.name}" has ${o.maxScrapesInFlight} scrapes in flight${held}, the maximum` };
     inFlight++;
     metrics.inFlight.inc();
     const timer = setTimeout(() => {

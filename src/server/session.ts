@@ -5,6 +5,7 @@ import { oneLine } from "../shared/one-line.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { createQueue, type Queue } from "../shared/queue.ts";
 import type { ClientInfo } from "./client-info.ts";
+import { createGivenUp, type GivenUp } from "./given-up.ts";
 import { createResultFrames, type Active } from "./result-frames.ts";
 import type { OrderRequest, ScrapeFailure, ScrapeHandle, ScrapeSink } from "./scrape-types.ts";
 import { withGetters } from "../shared/with-getters.ts";
@@ -27,6 +28,8 @@ export interface Session {
   readonly features: string[];
   readonly outbound: Queue<ServerFrameInit>;
   readonly inFlight: number;
+  /** Scrapes given up on whose places are still held (the client has not shown it read their cancels). */
+  readonly givenUp: number;
   /** Milliseconds timestamp of the last frame received. */
   readonly lastHeard: number;
   /**
@@ -51,6 +54,8 @@ export interface Session {
 
 /** How long a probe's answer stands for the probes after it. @internal */
 export const probeAnswerKeptMs = 1_000;
+/** The longest a scrape given up on holds its place, for a client that neither ends it nor answers pings. @internal */
+export const givenUpHoldMs = 10_000;
 
 export function createSession(
   info: Omit<ClientInfo, "scrapesInFlight">,
@@ -66,20 +71,10 @@ export function createSession(
   const probes = new Set<(alive: boolean) => void>();
   /** When a probe was last answered (see probeAnswerKeptMs). */
   let probeAnsweredAt = -Infinity;
-  /**
-   * Scrapes given up on after their order went out, by id, with their deadline: each keeps its place in
-   * maxScrapesInFlight until the client ends it (a client that reads the cancel says so) or the deadline passes.
-   * Scrapes abandoned faster than the client reads (a script hanging up 2 ms after asking) then cannot put more
-   * orders on its stream than it has places: the rest are refused (503 busy) before they cost it anything.
-   */
-  let givenUp: Map<bigint, number> | undefined;
-  const full = () => {
-    if (givenUp && active.size + givenUp.size >= limits.maxScrapesInFlight) {
-      const now = Date.now();
-      for (const [id, until] of givenUp) if (until <= now) givenUp.delete(id);
-    }
-    return active.size + (givenUp?.size ?? 0) >= limits.maxScrapesInFlight;
-  };
+  /** Scrapes given up on after their order went out, holding their places until the client read the cancel (given-up.ts). */
+  let givenUp: GivenUp | undefined;
+  const held = () => givenUp?.held(Date.now()) ?? 0;
+  const barrier = (nonce: bigint | undefined) => nonce !== undefined && outbound.push({ frame: { case: "ping", value: { nonce } } });
 
   // A fast object (src/shared/with-getters.ts): one per connected client. Spreads of it set scrapesInFlight themselves.
   const clientInfo: ClientInfo = withGetters({ ...info }, { scrapesInFlight: () => active.size });
@@ -98,7 +93,7 @@ export function createSession(
   const creditBytes = BigInt(limits.creditBytes);
   /** The last order's timeout, as a Duration: Prometheus asks with the same timeout every time. */
   let lastTimeout: { ms: number; duration: ReturnType<typeof durationOf> } | undefined;
-  const methods: Omit<Session, "inFlight" | "lastHeard"> = {
+  const methods: Omit<Session, "inFlight" | "givenUp" | "lastHeard"> = {
     features,
     info: clientInfo,
     outbound,
@@ -127,7 +122,7 @@ export function createSession(
     },
 
     scrape(order, sink) {
-      if (closed || full()) return undefined;
+      if (closed || active.size + held() >= limits.maxScrapesInFlight) return undefined;
       const id = nextId++;
       const method = order.method === "HEAD" && head ? "HEAD" : "";
       const a: Active = { sink, allowance: limits.creditBytes, received: 0, headOnly: method === "HEAD" };
@@ -163,9 +158,12 @@ export function createSession(
           // An order still waiting to be sent is taken back: the client never hears of the scrape. Scrapes
           // abandoned faster than the client reads cost it nothing then, and never pile up orders and cancels.
           if (outbound.withdraw(orderFrame)) return;
-          (givenUp ??= new Map()).set(id, orderedAt + order.timeoutMs);
           results.forget(id, a.allowance);
           outbound.push({ frame: { case: "cancel", value: { scrapeId: id, reason } } });
+          // Its place is held until the client read the cancel; a client that shows nothing lets it go at the
+          // order's own deadline, and never later than givenUpHoldMs.
+          const now = Date.now();
+          barrier((givenUp ??= createGivenUp()).add(id, Math.min(orderedAt + order.timeoutMs, now + givenUpHoldMs), now));
         },
       };
     },
@@ -181,7 +179,8 @@ export function createSession(
         for (const p of probes) p(true);
       }
       const f = frame.frame;
-      if (givenUp && (f.case === "end" || f.case === "result")) givenUp.delete(f.value.scrapeId);
+      if (givenUp && (f.case === "end" || f.case === "result")) givenUp.ended(f.value.scrapeId);
+      if (givenUp && f.case === "pong") barrier(givenUp.pong(f.value.nonce, lastHeard));
       if (results.receive(f)) return;
       switch (f.case) {
         case "pong":
@@ -205,7 +204,7 @@ export function createSession(
       results.clear();
     },
   };
-  return withGetters(methods, { inFlight: () => active.size, lastHeard: () => lastHeard });
+  return withGetters(methods, { inFlight: () => active.size, givenUp: held, lastHeard: () => lastHeard });
 }
 
 function durationOf(ms: number) {

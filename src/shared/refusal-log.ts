@@ -56,22 +56,31 @@ export interface RefusalLogs {
 }
 
 /**
- * One {@link createRefusalLog} per kind, made when first needed. At most `maxKinds` kinds have a log of their own;
- * the kinds after them share one, so that a flood of distinct kinds is still a line a minute.
+ * One {@link createRefusalLog} per kind, made when first needed. At most `maxKinds` kinds have a log of their own
+ * at once (a kind unseen for an interval gives its place up, its count said); past that, new kinds share one, so
+ * that a flood of distinct kinds is still a line a minute.
  * @internal
  */
 export function createRefusalLogs(logger: Logger, intervalMs = 60_000, level: "warn" | "info" = "warn", maxKinds = 256): RefusalLogs {
-  const logs = new Map<string, RefusalLog>();
+  const logs = new Map<string, { log: RefusalLog; at: number }>();
   const rest = createRefusalLog(logger, intervalMs, level);
   return {
     refused(kind, message, fields) {
-      let log = logs.get(kind);
-      if (!log && logs.size >= maxKinds) log = rest;
-      if (!log) logs.set(kind, (log = createRefusalLog(logger, intervalMs, level)));
-      log.refused(message, fields);
+      const now = Date.now();
+      let entry = logs.get(kind);
+      if (!entry && logs.size >= maxKinds) {
+        for (const [k, e] of logs) {
+          if (now - e.at < intervalMs) continue;
+          e.log.close();
+          logs.delete(k);
+        }
+      }
+      if (!entry && logs.size < maxKinds) logs.set(kind, (entry = { log: createRefusalLog(logger, intervalMs, level), at: now }));
+      if (entry) entry.at = now;
+      (entry?.log ?? rest).refused(message, fields);
     },
     close() {
-      for (const log of logs.values()) log.close();
+      for (const e of logs.values()) e.log.close();
       rest.close();
     },
   };
