@@ -190,8 +190,9 @@ function unsupportedExpectation(value: string): string {
 /**
  * The HTTP/1.1 side of the port (Prometheus, curl): bounded headers and
  * times, one-line `promproxy: ` bodies for requests it cannot parse, CONNECT
- * refused, 417 for an expectation other than 100-continue, one request in service per connection (pipelined ones wait their
- * turn). Takes connections through `emit("connection", socket)`.
+ * refused, 417 for an expectation other than 100-continue, one request in
+ * service per connection (pipelined ones wait their turn). Takes connections
+ * through `emit("connection", socket)`.
  *
  * @internal
  */
