@@ -231,8 +231,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     const headers = r.headers.map((h) => (h.name === "x-prometheus-scrape-timeout-seconds" ? { ...h, value: String(timeoutMs / 1000) } : h));
     const order = { ...r, headers, timeoutMs };
     const handle = session.scrape(order, { onHead: sink.onHead, onChunk: sink.onChunk, onEnd: (f) => end(f, true) });
-    const held = session.givenUp > 0 ? ` (${session.givenUp} given up on, their cancels not yet read by the client)` : "";
-    if (!handle) return { outcome: "busy", message: `client "${r.name}" has ${o.maxScrapesInFlight} scrapes in flight${held}, the maximum` };
+    if (!handle) return { outcome: "busy", message: `client "${r.name}" has ${o.maxScrapesInFlight} scrapes in flight${session.givenUp > 0 ? ` (${session.givenUp} given up on, their cancels not yet read by the client)` : ""}, the maximum` };
     inFlight++;
     metrics.inFlight.inc();
     const timer = setTimeout(() => {
