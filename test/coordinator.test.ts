@@ -408,7 +408,7 @@ describe("coordinator: vanished", () => {
 
 describe("coordinator: refusals before any order", () => {
   test("unknown client, path not served, the in-flight limit", async (t) => {
-    const { coordinator } = setup(t, { maxScrapesInFlight: 1 });
+    const { coordinator } = setup(t, { maxScrapesInFlight: 1, maxScrapesWaiting: 0 });
     const s = await coordinator.join(create(HelloSchema, { name: "app", version: "t", targets: [{ port: 9100, path: "/metrics" }] }), undefined);
     assert.deepEqual(coordinator.scrape(request("nobody"), recorder().sink), { outcome: "unknown_client", message: 'no client "nobody" connected' });
     assert.deepEqual(coordinator.scrape({ ...request("app"), port: 9100, path: "/other" }, recorder().sink), {

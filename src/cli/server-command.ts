@@ -55,6 +55,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     maxScrapeTimeoutMs: dur("max-scrape-timeout"),
     maxClients: int("max-clients"),
     maxScrapesInFlight: int("max-scrapes-in-flight"),
+    maxScrapesWaiting: v["max-scrapes-waiting"] !== undefined ? parseCount(v["max-scrapes-waiting"], cfg.from("max-scrapes-waiting")) : undefined,
     maxResponseBytes: int("max-response-bytes"),
     heartbeatIntervalMs: dur("heartbeat-interval"),
     warmupMs: v["replica-count"] !== undefined ? (dur("warmup", true) ?? replicaWarmupMs) : durOr("warmup", true),

@@ -21,6 +21,7 @@ const serverFlags = [
   { key: "max-scrape-timeout", type: "string", arg: "D", help: ["upper bound for any scrape timeout"], shown: "5m" },
   { key: "max-clients", type: "string", arg: "N", help: ["most connected clients"], shown: "10000" },
   { key: "max-scrapes-in-flight", type: "string", arg: "N", help: ["most scrapes in flight per client"], shown: "16" },
+  { key: "max-scrapes-waiting", type: "string", arg: "N", help: ["most scrapes per client waiting for a place (0: 503 at once)"], shown: "64" },
   { key: "max-response-bytes", type: "string", arg: "N", help: ["largest scrape body"], shown: "268435456" },
   { key: "heartbeat-interval", type: "string", arg: "D", help: ["app-level ping interval on every stream"], shown: "10s" },
   { key: "max-connections", type: "string", arg: "N", help: ["open connections at most, HTTP/1.1 and HTTP/2"], shown: "max-clients + 1000" },

@@ -14,6 +14,7 @@ import type { Identity } from "../auth/stream/identity.ts";
 import type { Activity } from "./activity.ts";
 import type { ClientInfo } from "./client-info.ts";
 import { createDiscovery, type DiscoveryEntry } from "./discovery.ts";
+import { createFlights } from "./flights.ts";
 import { negotiateFeatures } from "./features.ts";
 import { checkHello } from "./hello.ts";
 import type { ServerMetrics } from "./metrics.ts";
@@ -88,8 +89,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
   let warm = o.warmupMs === 0;
   let pendingHellos = 0;
   const hints = createRetryHints(o.maxRetryAfterMs); // on refusals that shed load (src/server/retry-hints.ts)
-  let inFlight = 0;
-  let idle: (() => void) | undefined;
+  const flights = createFlights(o, metrics); // each scrape's life, and the wait for a place (src/server/flights.ts)
 
   // Heartbeats: one timer pings every stream and ends the ones that went quiet.
   const heartbeat = setInterval(() => {
@@ -154,7 +154,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       const kept = gone.size ? ` (${gone.size} of them vanished clients of identities that hold no more clients than this one's)` : "";
       throw new ConnectError(`the server has its maximum of ${o.maxClients} clients${kept}`, Code.ResourceExhausted);
     }
-    const session = createSession(info, negotiateFeatures(hello.features, o), o);
+    const session = createSession(info, negotiateFeatures(hello.features, o), o, () => flights.room(session));
     listings.set(session, listWithRoom(info)); // throws ResourceExhausted when /clients would grow past its bound
     gone.forget(name); // back (only now that it is admitted): no longer listed as vanished
     byName.set(name, session);
@@ -177,6 +177,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
   }
 
   function leave(session: Session, end: { reason: string; broke: boolean }) {
+    flights.gone(session, { outcome: "disconnected", message: `client "${session.info.name}" disconnected while the scrape waited for a place: ${end.reason}` });
     const held = byName.get(session.info.name) === session;
     if (!held) return;
     byName.delete(session.info.name);
@@ -197,7 +198,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     activity.emit("clientVanished", vanished);
   }
 
-  // One scrape's life: find the client, order, bound it by the deadline, end it exactly once.
+  // A scrape: find the client and what it serves; its life from the order on is src/server/flights.ts.
   function scrape(r: ScrapeRequest, sink: ScrapeSink): ScrapeHandle | ScrapeFailure {
     if (phase === "refusing" || phase === "closed") return { outcome: "shutting_down", message: "server is shutting down" };
     const session = byName.get(r.name);
@@ -210,42 +211,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       const path = JSON.stringify(r.path.split("?")[0]?.slice(0, 200));
       return { outcome: "not_found", message: `client "${r.name}" serves nothing at port ${r.port || "(none)"} path ${path}` };
     }
-    const timedOut = () => `scrape of "${r.name}" timed out after ${+(r.timeoutMs / 1000).toFixed(3)}s`;
-    const orderedAt = Date.now();
-    let over = false;
-    const end = (failure: ScrapeFailure | undefined, tell: boolean) => {
-      if (over) return;
-      over = true;
-      clearTimeout(timer);
-      inFlight--;
-      metrics.inFlight.dec();
-      if (inFlight === 0) idle?.();
-      // The client gives up a little early: its timeout near the deadline is the deadline's; one well before, its own.
-      const nearDeadline = failure?.outcome === "timeout" && !failure.message.startsWith(timedOut()) && Date.now() - orderedAt >= timeoutMs - 100;
-      if (nearDeadline) failure = { ...failure!, message: `${timedOut()}: ${failure!.message}` };
-      if (tell) sink.onEnd(failure);
-    };
-    // Ask the client to finish a little before the deadline, so that its own error wins the race.
-    const timeoutMs = Math.max(1, r.timeoutMs - Math.min(500, r.timeoutMs * 0.1));
-    // Exporters that honour Prometheus' timeout header (blackbox, snmp) get the time the client really has.
-    const headers = r.headers.map((h) => (h.name === "x-prometheus-scrape-timeout-seconds" ? { ...h, value: String(timeoutMs / 1000) } : h));
-    const order = { ...r, headers, timeoutMs };
-    const handle = session.scrape(order, { onHead: sink.onHead, onChunk: sink.onChunk, onEnd: (f) => end(f, true) });
-    if (!handle) return { outcome: "busy", message: `client "${r.name}" has ${o.maxScrapesInFlight} scrapes in flight${session.givenUp > 0 ? ` (${session.givenUp} given up on, their cancels not yet read by the client)` : ""}, the maximum` };
-    inFlight++;
-    metrics.inFlight.inc();
-    const timer = setTimeout(() => {
-      handle.cancel("deadline exceeded");
-      end({ outcome: "timeout", message: timedOut() }, true);
-    }, r.timeoutMs);
-    return {
-      id: handle.id,
-      grant: handle.grant,
-      cancel(reason) {
-        handle.cancel(reason);
-        end(undefined, false);
-      },
-    };
+    return flights.start(r, sink, session);
   }
 
   async function shutdown({ drainDelayMs, graceMs }: { drainDelayMs: number; graceMs: number }) {
@@ -254,10 +220,10 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     log.info("draining: not ready, still serving", { drainDelayMs, graceMs });
     await new Promise((r) => setTimeout(r, drainDelayMs));
     phase = "refusing";
-    if (inFlight > 0) {
+    if (flights.inFlight > 0) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, graceMs);
-        idle = () => {
+        flights.onIdle = () => {
           clearTimeout(t);
           resolve();
         };
@@ -266,7 +232,10 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     phase = "closed";
     clearInterval(heartbeat);
     gone.close();
-    for (const s of [...byName.values()]) s.close(new ConnectError("the server is shutting down", Code.Unavailable));
+    for (const s of [...byName.values()]) {
+      flights.gone(s, { outcome: "shutting_down", message: "server is shutting down" });
+      s.close(new ConnectError("the server is shutting down", Code.Unavailable));
+    }
   }
 
   return {
@@ -283,7 +252,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       return warm;
     },
     get inFlight() {
-      return inFlight;
+      return flights.inFlight;
     },
     admit,
     join,

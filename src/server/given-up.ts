@@ -15,8 +15,8 @@
 export interface GivenUp {
   /** Holds `id`'s place until `releaseAt` at the latest; returns the nonce of a ping to send after its cancel, if one is needed. */
   add(id: bigint, releaseAt: number, now: number): bigint | undefined;
-  /** The client ended `id` (an end or result frame). */
-  ended(id: bigint): void;
+  /** The client ended `id` (an end or result frame); whether that freed a place. */
+  ended(id: bigint): boolean;
   /** A pong: frees what the ping with this nonce covered; returns the nonce of the next ping needed, if any. */
   pong(nonce: bigint, now: number): bigint | undefined;
   /** Places held now (those past their release time freed first). */
@@ -43,7 +43,7 @@ export function createGivenUp(): GivenUp {
       return barrier ? undefined : ping(now);
     },
     ended(id) {
-      until.delete(id);
+      return until.delete(id);
     },
     pong(nonce, now) {
       if (!barrier || nonce !== barrier.nonce) return undefined;

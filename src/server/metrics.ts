@@ -6,6 +6,7 @@ export interface ServerMetrics {
   sessions: Counter<"result">;
   scrapes: Counter<"outcome">;
   inFlight: Gauge;
+  waiting: Gauge;
   duration: Histogram<"outcome">;
   bytes: Counter;
   connectionsRefused: Counter<"limit">;
@@ -41,7 +42,8 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
       labelNames: ["outcome"],
       registers,
     }),
-    inFlight: new Gauge({ name: "promproxy_scrapes_in_flight", help: "Proxied scrapes in flight right now.", registers }),
+    inFlight: new Gauge({ name: "promproxy_scrapes_in_flight", help: "Proxied scrapes in flight right now (ordered or waiting for a place).", registers }),
+    waiting: new Gauge({ name: "promproxy_scrapes_waiting", help: "Proxied scrapes waiting for a place among their client's maxScrapesInFlight.", registers }),
     duration: new Histogram({
       name: "promproxy_scrape_duration_seconds",
       help: "Duration of proxied scrapes, from request to the end of the response, by outcome.",

@@ -17,8 +17,10 @@ export interface ServerOptions {
   maxScrapeTimeoutMs?: number;
   /** Most clients connected at once; more hellos are refused with `ResourceExhausted`. Default 10 000. */
   maxClients?: number;
-  /** Most scrapes in flight per client; more get HTTP 503 at once. Default 16. */
+  /** Most scrapes in flight per client; more wait for a place (`maxScrapesWaiting`). Default 16. */
   maxScrapesInFlight?: number;
+  /** Most scrapes per client waiting for a place, in order of arrival, each at most half its timeout, then HTTP 503; more get 503 at once; 0: no wait. Default 64. */
+  maxScrapesWaiting?: number;
   /** Largest scrape body in bytes; a larger one fails with HTTP 502. Default 256 MiB. */
   maxResponseBytes?: number;
   /** Largest body chunk a client may send in one frame, in bytes (512 B - 1 MiB: clients refuse a smaller limit). Default 256 KiB. */
@@ -224,6 +226,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     maxScrapeTimeoutMs: o.maxScrapeTimeoutMs ?? 300_000,
     maxClients: o.maxClients ?? 10_000,
     maxScrapesInFlight: o.maxScrapesInFlight ?? 16,
+    maxScrapesWaiting: o.maxScrapesWaiting ?? 64,
     maxResponseBytes: o.maxResponseBytes ?? 256 * MiB,
     maxChunkBytes: o.maxChunkBytes ?? 256 * 1024,
     creditBytes: o.creditBytes ?? 2 * MiB,
@@ -276,9 +279,9 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
       throw new RangeError(`promproxy: option ${k} must be a positive ${whole ? "whole " : ""}number, got ${String(v)}`);
     }
   }
-  for (const k of ["drainDelayMs", "maxRetryAfterMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount", "replicasPerClient"] as const) {
+  for (const k of ["drainDelayMs", "maxRetryAfterMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount", "replicasPerClient", "maxScrapesWaiting"] as const) {
     const v = r[k];
-    const whole = k.startsWith("replica");
+    const whole = !k.endsWith("Ms");
     if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (whole && !Number.isInteger(v))) {
       throw new RangeError(`promproxy: option ${k} must be a ${whole ? "whole " : ""}number >= 0, got ${String(v)}`);
     }

@@ -61,6 +61,8 @@ export function createSession(
   info: Omit<ClientInfo, "scrapesInFlight">,
   features: string[],
   limits: SessionLimits,
+  /** Called when a place held by a scrape given up on is freed (the client showed it read the cancel). */
+  onRoom?: () => void,
 ): Session {
   const outbound = createQueue<ServerFrameInit>();
   const active = new Map<bigint, Active>();
@@ -179,8 +181,12 @@ export function createSession(
         for (const p of probes) p(true);
       }
       const f = frame.frame;
-      if (givenUp && (f.case === "end" || f.case === "result")) givenUp.ended(f.value.scrapeId);
-      if (givenUp && f.case === "pong") barrier(givenUp.pong(f.value.nonce, lastHeard));
+      if (givenUp && (f.case === "end" || f.case === "result") && givenUp.ended(f.value.scrapeId)) onRoom?.();
+      if (givenUp && f.case === "pong") {
+        const before = givenUp.held(lastHeard);
+        barrier(givenUp.pong(f.value.nonce, lastHeard));
+        if (givenUp.held(lastHeard) < before) onRoom?.();
+      }
       if (results.receive(f)) return;
       switch (f.case) {
         case "pong":

@@ -400,8 +400,8 @@ describe("clients that go away", { timeout: 60_000 }, () => {
 });
 
 describe("limits", { timeout: 60_000 }, () => {
-  test("maxScrapesInFlight: at the limit all are served, over it 503 at once", async () => {
-    const { s, raw, stop } = await rawSetup("busy", { maxScrapesInFlight: 2 });
+  test("maxScrapesInFlight with maxScrapesWaiting 0: at the limit all are served, over it 503 at once", async () => {
+    const { s, raw, stop } = await rawSetup("busy", { maxScrapesInFlight: 2, maxScrapesWaiting: 0 });
     try {
       assert.equal(raw.welcome.limits?.maxInFlight, 2);
       const a = openGet(s.port, "http://busy/metrics", { "x-prometheus-scrape-timeout-seconds": "30" });
@@ -429,6 +429,32 @@ describe("limits", { timeout: 60_000 }, () => {
       assert.equal((await c.done).status, 200);
       // Only the two first orders and the last one ever reached the client.
       assert.equal(raw.received.filter((f) => f.frame.case === "order").length, 3);
+    } finally {
+      await stop();
+    }
+  });
+
+  test("maxScrapesWaiting: over the in-flight limit a scrape waits and gets the next place, first come first served; over both 503 at once", async () => {
+    const { s, raw, stop } = await rawSetup("busy", { maxScrapesInFlight: 1, maxScrapesWaiting: 2 });
+    try {
+      const h = { "x-prometheus-scrape-timeout-seconds": "30" };
+      const a = openGet(s.port, "http://busy/metrics", h);
+      const oa = await raw.next("order");
+      const b = openGet(s.port, "http://busy/metrics", h);
+      await waitFor("b waiting", async () => (await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text()).includes("promproxy_scrapes_waiting 1"));
+      const c = openGet(s.port, "http://busy/metrics", h);
+      await waitFor("c waiting", async () => (await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text()).includes("promproxy_scrapes_waiting 2"));
+      const { value: d, ms } = await timed(proxyGet(s.port, "http://busy/metrics", h));
+      assertError(d, 503, 'promproxy: client "busy" has 1 scrapes in flight, the maximum, and 2 more wait for a place');
+      assert.ok(ms < 3000, `${ms} ms`);
+      for (const [o, text] of [[oa, "a\n"], [null, "b\n"], [null, "c\n"]] as const) {
+        const order = o ?? (await raw.next("order"));
+        raw.head(order.scrapeId, 200, textHeaders);
+        raw.chunk(order.scrapeId, text);
+        raw.end(order.scrapeId);
+      }
+      assert.deepEqual(await Promise.all([a, b, c].map(async (x) => (await x.done).body.toString())), ["a\n", "b\n", "c\n"]);
+      assert.equal(raw.received.filter((f) => f.frame.case === "order").length, 3, "one order per scrape served, none for the refused one");
     } finally {
       await stop();
     }

@@ -507,8 +507,8 @@ describe("floods", () => {
     }
   });
 
-  test("Prometheus flooding one client beyond its in-flight limit: 503 at once for the excess, others unaffected, nothing stuck", async () => {
-    const s = await startServer({ maxScrapesInFlight: 8 });
+  test("Prometheus flooding one client beyond its in-flight limit (no wait for a place): 503 at once for the excess, others unaffected, nothing stuck", async () => {
+    const s = await startServer({ maxScrapesInFlight: 8, maxScrapesWaiting: 0 });
     const slow = slowRegistry(3_000);
     const busy = await startClient(s.url, "busy", { registry: slow, maxScrapesInFlight: 64 });
     const other = await startClient(s.url, "other");
