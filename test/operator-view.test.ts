@@ -24,7 +24,7 @@ function capture(): Logger & { lines: { level: string; message: string; fields?:
 
 const minimal = (now: number): StatusJson =>
   ({ now: new Date(now).toISOString(), replicaId: "r", version: "v", phase: "serving", ready: true, startedAt: new Date(0).toISOString(), scrapesInFlight: 0,
-    limits: { maxClients: 1, maxScrapesInFlight: 1, maxResponseBytes: 1, maxChunkBytes: 1, creditBytes: 1, defaultScrapeTimeoutMs: 1, maxScrapeTimeoutMs: 1, heartbeatIntervalMs: 1, vanishedRetentionMs: 1 },
+    limits: { maxClients: 1, maxScrapesInFlight: 1, maxScrapesWaiting: 1, maxResponseBytes: 1, maxChunkBytes: 1, creditBytes: 1, defaultScrapeTimeoutMs: 1, maxScrapeTimeoutMs: 1, heartbeatIntervalMs: 1, vanishedRetentionMs: 1 },
     clients: [], clientsTotal: 0, vanished: [], vanishedTotal: 0, recentErrors: [], refused: [], refusedTotal: 0, refusedRoutine: 0 }) as StatusJson;
 
 test("status pages: 10,000 requests over 5 s of clock build the page and the JSON at most once a second", async () => {

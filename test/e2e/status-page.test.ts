@@ -107,7 +107,7 @@ test("the page and its JSON are bounded: 500 clients listed, the rest counted, l
     ready: true,
     startedAt: now,
     scrapesInFlight: 0,
-    limits: { maxClients: 1, maxScrapesInFlight: 1, maxResponseBytes: 1, maxChunkBytes: 1, creditBytes: 1, defaultScrapeTimeoutMs: 1, maxScrapeTimeoutMs: 1, heartbeatIntervalMs: 1, vanishedRetentionMs: 1 },
+    limits: { maxClients: 1, maxScrapesInFlight: 1, maxScrapesWaiting: 1, maxResponseBytes: 1, maxChunkBytes: 1, creditBytes: 1, defaultScrapeTimeoutMs: 1, maxScrapeTimeoutMs: 1, heartbeatIntervalMs: 1, vanishedRetentionMs: 1 },
     clients: Array.from({ length: 700 }, (_, i) => client(i)),
     vanished: Array.from({ length: 600 }, (_, i) => ({ info: client(i), since: now.getTime(), reason: "r".repeat(10_000) })),
     recentErrors: Array.from({ length: 80 }, () => ({ name: "n", outcome: "timeout", at: now, durationMs: 1, bytes: 0, message: "e".repeat(100_000), count: 1e9, firstAt: now })),

@@ -26,6 +26,7 @@ export interface ServerStatus {
   limits: {
     maxClients: number;
     maxScrapesInFlight: number;
+    maxScrapesWaiting: number;
     maxResponseBytes: number;
     maxChunkBytes: number;
     creditBytes: number;
@@ -58,6 +59,7 @@ export function buildServerStatus(o: ResolvedServerOptions, coordinator: Coordin
     limits: {
       maxClients: o.maxClients,
       maxScrapesInFlight: o.maxScrapesInFlight,
+      maxScrapesWaiting: o.maxScrapesWaiting,
       maxResponseBytes: o.maxResponseBytes,
       maxChunkBytes: o.maxChunkBytes,
       creditBytes: o.creditBytes,

@@ -179,6 +179,7 @@ export function renderStatus(s: StatusJson): Child[] {
       { class: "limits" },
       limit("maxClients", String(l.maxClients)),
       limit("maxScrapesInFlight", String(l.maxScrapesInFlight)),
+      limit("maxScrapesWaiting", String(l.maxScrapesWaiting)),
       limit("maxResponseBytes", bytes(l.maxResponseBytes)),
       limit("maxChunkBytes", bytes(l.maxChunkBytes)),
       limit("creditBytes", bytes(l.creditBytes)),
