@@ -8,7 +8,7 @@ import { version } from "../shared/version.ts";
 import { replicaIdKey } from "../shared/replica-header.ts";
 import type { Coordinator } from "./coordinator.ts";
 import { endReason } from "./end-reason.ts";
-import { streamResetKey } from "./stream-reset.ts";
+import { streamResetKey, stuckStreamResetKey } from "./stream-reset.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import type { ServerFrameInit, Session } from "./session.ts";
@@ -63,6 +63,10 @@ export function createScrapeHandler({ options, coordinator, metrics, activity, r
     let reason = "stream ended";
     /** Set when the stream ends in any way but the client closing its side cleanly (stop()): it vanished. */
     let broke = true;
+    // Closed for good with an error (not reading, replaced, shut down) while Connect's write waits for a client that
+    // takes nothing: this handler never resumes, so the stream is reset, not left to the front's unread-answer timeout.
+    const stuck = ctx.values.get(stuckStreamResetKey);
+    if (stuck) s.whenFailed(() => process.nextTick(stuck));
     try {
       yield welcomeFrame(options, s, replicaSet);
       // Read the client's frames concurrently with writing ours.

@@ -50,6 +50,8 @@ export interface Session {
   takesChunk(id: bigint, n: number): boolean;
   /** Ends the stream (with an error when given) and fails every scrape in flight. */
   close(error?: ConnectError): void;
+  /** Calls `cb` (one at a time: a later one replaces it) when the session is closed with an error. */
+  whenFailed(cb: (error: ConnectError) => void): void;
 }
 
 /** How long a probe's answer stands for the probes after it. @internal */
@@ -69,6 +71,7 @@ export function createSession(
   let nextId = 1n;
   let lastHeard = Date.now();
   let closed = false;
+  let failed: ((error: ConnectError) => void) | undefined;
   /** Probes waiting for a sign of life. */
   const probes = new Set<(alive: boolean) => void>();
   /** When a probe was last answered (see probeAnswerKeptMs). */
@@ -208,6 +211,11 @@ export function createSession(
       const failure: ScrapeFailure = { outcome: "disconnected", message: `client "${clientInfo.name}" disconnected${why}` };
       for (const [id, a] of [...active]) results.finish(id, a, failure);
       results.clear();
+      if (error) failed?.(error);
+    },
+
+    whenFailed(cb) {
+      failed = cb;
     },
   };
   return withGetters(methods, { inFlight: () => active.size, givenUp: held, lastHeard: () => lastHeard });

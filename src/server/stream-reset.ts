@@ -1,4 +1,4 @@
-import type * as http2 from "node:http2";
+import { constants, type ServerHttp2Stream } from "node:http2";
 import { createContextKey, type ContextValues } from "@connectrpc/connect";
 import { peerContextValues } from "../auth/stream/peer.ts";
 
@@ -19,15 +19,31 @@ const graceMs = 100;
  */
 export const streamResetKey = createContextKey<(() => Promise<boolean>) | undefined>(undefined, { description: "promproxy stream reset" });
 
-/** The context values of every Connect call: the peer, and how to tell a reset stream from a goodbye. @internal */
+/**
+ * Resets (RST_STREAM CANCEL) an HTTP/2 stream that holds data its peer has
+ * not taken: a Scrape stream closed for good while its client reads nothing,
+ * whose last frames and status would wait behind unread data for as long as
+ * the client stays (Connect's write never completes). A stream with nothing
+ * waiting is left to end with its status. Undefined outside HTTP/2.
+ *
+ * @internal
+ */
+export const stuckStreamResetKey = createContextKey<(() => void) | undefined>(undefined, { description: "promproxy stuck stream reset" });
+
+/** The context values of every Connect call: the peer, how to tell a reset stream from a goodbye, how to reset a stuck one. @internal */
 export function serverContextValues(req: { readonly socket: unknown; readonly stream?: unknown }): ContextValues {
   const values = peerContextValues(req);
-  const stream = req.stream as http2.ServerHttp2Stream | undefined;
-  if (stream && typeof stream === "object" && "rstCode" in stream) values.set(streamResetKey, () => wasReset(stream));
+  const stream = req.stream as ServerHttp2Stream | undefined;
+  if (stream && typeof stream === "object" && "rstCode" in stream) {
+    values.set(streamResetKey, () => wasReset(stream));
+    values.set(stuckStreamResetKey, () => {
+      if (!stream.closed && !stream.destroyed && (stream.writableNeedDrain || (stream.bufferSize ?? 0) > 0)) stream.close(constants.NGHTTP2_CANCEL);
+    });
+  }
   return values;
 }
 
-function wasReset(stream: http2.ServerHttp2Stream): Promise<boolean> {
+function wasReset(stream: ServerHttp2Stream): Promise<boolean> {
   // The server has not ended its side yet, so a stream that closes now was not closed by both ends.
   if (stream.destroyed || stream.closed) return Promise.resolve(true);
   return new Promise((resolve) => {

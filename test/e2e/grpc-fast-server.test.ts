@@ -162,8 +162,10 @@ test("RST_STREAM from the client: listed as vanished, without a goodbye", async 
   }
 });
 
-test("a client that stops reading: the unread-frame bound ends its stream and the server resets it", { timeout: 60_000 }, async () => {
-  const s = await fastServer({ maxScrapesInFlight: 400, heartbeatIntervalMs: 500 });
+for (const fastPath of [true, false]) test(`a client that stops reading: the unread-frame bound ends its stream and the server resets it (${fastPath ? "fast path" : "Connect"})`, { timeout: 60_000 }, async () => {
+  // On Connect the handler waits behind a write the client never takes: the stream is reset as soon as the session
+  // ends (src/server/stream-reset.ts), not after the front's unreadAnswerTimeoutMs (60 s).
+  const s = await startServer({ maxScrapesInFlight: 400, heartbeatIntervalMs: 500, fastPath });
   try {
     // A window of 1 KiB and no reader: the server's writes back up after a few hundred frames.
     const r = raw(s.port, {}, { initialWindowSize: 1024 }, false);
