@@ -81,6 +81,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     maxHeaderListBytes: int("max-header-list-bytes"),
     unreadAnswerTimeoutMs: dur("unread-answer-timeout"),
     maxUnreadAnswerBytesPerConnection: int("max-unread-answer-bytes-per-connection"),
+    maxUnreadAnswerBytes: v["max-unread-answer-bytes"] !== undefined ? parseCount(v["max-unread-answer-bytes"], cfg.from("max-unread-answer-bytes")) : undefined,
   }).catch((e: unknown) => {
     // A listen limit out of range is a usage error: name the flag, no stack.
     if (e instanceof RangeError) {

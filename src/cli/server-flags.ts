@@ -32,6 +32,7 @@ const serverFlags = [
   { key: "max-header-list-bytes", type: "string", arg: "N", help: ["largest request header list (HTTP/1.1 and HTTP/2)"], shown: "16384" },
   { key: "unread-answer-timeout", type: "string", arg: "D", help: ["an answer the peer takes nothing of this long: reset", "(HTTP/2), or 503 to what is pipelined behind it (HTTP/1.1)"], shown: "60s" },
   { key: "max-unread-answer-bytes-per-connection", type: "string", arg: "N", help: ["page bytes one HTTP/2 connection may hold unread"], shown: "16777216" },
+  { key: "max-unread-answer-bytes", type: "string", arg: "N", help: ["page bytes all HTTP/2 connections together may hold unread"], shown: "268435456" },
   {
     key: "drain-delay", type: "string", arg: "D", default: "5s",
     help: ["on SIGTERM: /readyz fails at once, scrapes are still served", "(Connection: close) this long, then refused with 503"],

@@ -21,7 +21,7 @@ import { createScrapeSlots } from "./scrape-slots.ts";
 import { createFrameShare } from "./frame-budget.ts";
 import { sparseLog } from "./fleet-limits.ts";
 import type { ScrapeTarget } from "./targets/target.ts";
-import { createFailureWords, inWords } from "./transport-words.ts";
+import { createFailureWords, inWords, type FailureWords } from "./transport-words.ts";
 
 /** Where a client is: not started, dialing (or waiting to redial), welcomed, or stopped for good. */
 export type ClientState = "idle" | "connecting" | "connected" | "stopped";
@@ -135,15 +135,15 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
 
   /** A failed attempt, in words where the raw error says little (a probe may have to look first). */
   function reportFailure(error: ConnectError) {
-    const report = (w: string | undefined) => {
+    const report = (w: FailureWords | undefined) => {
       if (stopper.signal.aborted) return;
       const e = inWords(error, w);
       // The host's stderr gets one line per new reason, not one per retry.
-      const key = `${error.code} ${e.rawMessage}`;
+      const key = `${e.code} ${e.rawMessage}`;
       const repeat = failuresLogged.has(key);
       if (failuresLogged.size >= 16) failuresLogged.clear();
       failuresLogged.add(key);
-      log[repeat ? "debug" : "warn"]("connection attempt failed", { code: Code[error.code], reason: e.rawMessage, detail: w === undefined ? undefined : error.rawMessage.trim() });
+      log[repeat ? "debug" : "warn"]("connection attempt failed", { code: Code[e.code], reason: e.rawMessage, detail: w === undefined ? undefined : error.rawMessage.trim() });
       notify("onError", () => options.onError?.(e));
     };
     const w = words.explain(error);

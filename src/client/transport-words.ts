@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as net from "node:net";
 import { speaksTls } from "../shared/tls-probe.ts";
 
@@ -73,6 +73,27 @@ export function probedWords(kind: PortKind, url: URL): string | undefined {
   if (kind === "http1") return `${hostPort(url)} is not a promproxy server (it answered HTTP/1.1)`;
   if (url.protocol === "https:") return kind === "h2" ? "the server is not TLS: use http://" : undefined;
   return kind === "tls" ? "the server speaks TLS: use https://" : undefined;
+}
+
+/**
+ * A failed attempt in words, and the Connect code the error then carries when
+ * the words know a truer one than the transport's.
+ */
+export interface FailureWords {
+  text: string;
+  code?: Code;
+}
+
+/**
+ * A probed port's words as a failure's: a server refusing the connection
+ * (over its connection limits) is `Unavailable`, retried later, not the
+ * `Internal` of the HTTP/2 error the refusal caused. Undefined as for
+ * {@link probedWords}.
+ */
+export function probedFailure(kind: PortKind, url: URL): FailureWords | undefined {
+  const text = probedWords(kind, url);
+  if (text === undefined) return undefined;
+  return typeof kind === "object" ? { text, code: Code.Unavailable } : { text };
 }
 
 /**
@@ -151,10 +172,10 @@ export function noteFailedUrl<E>(error: E, url: URL): E {
   return error;
 }
 
-/** The same error in words (code, metadata and the original as its cause kept), or the error itself. */
-export function inWords(error: ConnectError, words: string | undefined): ConnectError {
+/** The same error in words (metadata and the original as its cause kept; the code unless the words give one), or the error itself. */
+export function inWords(error: ConnectError, words: FailureWords | undefined): ConnectError {
   if (words === undefined) return error;
-  const e = new ConnectError(words, error.code, error.metadata, undefined, error);
+  const e = new ConnectError(words.text, words.code ?? error.code, error.metadata, undefined, error);
   e.details = error.details;
   return e;
 }
@@ -172,13 +193,14 @@ const maxRemembered = 32;
  * @internal
  */
 export function createFailureWords(urls: URL[], stopped: AbortSignal) {
-  const probed = new Map<string, { at: number; words: Promise<string | undefined> }>();
+  const probed = new Map<string, { at: number; words: Promise<FailureWords | undefined> }>();
   return {
-    /** Words at once (a string or undefined), or a promise of them when a probe has to look. */
-    explain(error: ConnectError): string | undefined | Promise<string | undefined> {
+    /** Words at once (or undefined), or a promise of them when a probe has to look. */
+    explain(error: ConnectError): FailureWords | undefined | Promise<FailureWords | undefined> {
       const url = failedUrls.get(error) ?? (urls.length === 1 ? urls[0] : undefined);
       if (!url) return undefined;
-      const now = wordsOf(error, url);
+      const text = wordsOf(error, url);
+      const now = text === undefined ? undefined : { text };
       if (now !== undefined && !worthProbing(error, url)) return now;
       if (!worthProbing(error, url)) return undefined;
       const key = `${hostPort(url)} ${error.rawMessage}`;
@@ -188,7 +210,7 @@ export function createFailureWords(urls: URL[], stopped: AbortSignal) {
       const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
       const host = url.hostname.replace(/^\[|\]$/g, "");
       const words = probePort(host, port, stopped).then(
-        (kind) => probedWords(kind, url) ?? now,
+        (kind) => probedFailure(kind, url) ?? now,
         () => now,
       );
       probed.set(key, { at: Date.now(), words });

@@ -154,7 +154,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       const kept = gone.size ? ` (${gone.size} of them vanished clients of identities that hold no more clients than this one's)` : "";
       throw new ConnectError(`the server has its maximum of ${o.maxClients} clients${kept}`, Code.ResourceExhausted);
     }
-    const session = createSession(info, negotiateFeatures(hello.features, o), o, () => flights.room(session));
+    const session = createSession(info, negotiateFeatures(hello.features, o), o, () => flights.room(session), metrics.lateFrames);
     listings.set(session, listWithRoom(info)); // throws ResourceExhausted when /clients would grow past its bound
     gone.forget(name); // back (only now that it is admitted): no longer listed as vanished
     byName.set(name, session);

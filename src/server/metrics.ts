@@ -10,6 +10,11 @@ export interface ServerMetrics {
   duration: Histogram<"outcome">;
   bytes: Counter;
   connectionsRefused: Counter<"limit">;
+  /**
+   * Frames for scrapes already ended or given up on, dropped (src/server/result-frames.ts): every session adds
+   * to this plain number, at no cost per frame; `promproxy_late_frames_dropped_total` reads it when scraped.
+   */
+  lateFrames: { dropped: number };
   /** Tells the `promproxy_ready` gauge where readiness comes from. */
   readiness(ready: () => boolean): void;
 }
@@ -17,6 +22,17 @@ export interface ServerMetrics {
 export function createServerMetrics(registry: Registry): ServerMetrics {
   const registers = [registry];
   let ready = () => true;
+  const lateFrames = { dropped: 0 };
+  let lateReported = 0;
+  new Counter({
+    name: "promproxy_late_frames_dropped_total",
+    help: "Result frames a client sent for scrapes that had already ended or been given up on (a cancel crossed its answer), dropped; summed over all client streams, ended ones included.",
+    registers,
+    collect() {
+      this.inc(lateFrames.dropped - lateReported);
+      lateReported = lateFrames.dropped;
+    },
+  });
   new Gauge({
     name: "promproxy_ready",
     help: "1 while this replica is ready for Prometheus (what /readyz says), 0 while it warms up or drains.",
@@ -26,6 +42,7 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
     },
   });
   return {
+    lateFrames,
     readiness(check) {
       ready = check;
     },

@@ -30,6 +30,8 @@ export interface ResultFramesOptions {
   nextId(): bigint;
   /** Tells the client to stop a scrape. */
   cancel(id: bigint, reason: string): void;
+  /** A tally shared by the server's sessions, to which each late frame dropped is added too (the metric). */
+  lateTally?: { dropped: number };
 }
 
 /** How one session takes its client's result frames. @internal */
@@ -149,6 +151,7 @@ class Results implements ResultFrames {
       else this.cancelled?.set(id, left - bytes);
     }
     this.lateDropped++;
+    if (this.o.lateTally) this.o.lateTally.dropped++;
   }
 
   checkChunkSize(id: bigint, n: number) {

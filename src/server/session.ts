@@ -65,6 +65,8 @@ export function createSession(
   limits: SessionLimits,
   /** Called when a place held by a scrape given up on is freed (the client showed it read the cancel). */
   onRoom?: () => void,
+  /** The server's count of late frames dropped (ResultFramesOptions.lateTally), added to by this session. */
+  lateTally?: { dropped: number },
 ): Session {
   const outbound = createQueue<ServerFrameInit>();
   const active = new Map<bigint, Active>();
@@ -92,6 +94,7 @@ export function createSession(
     active,
     nextId: () => nextId,
     cancel: (scrapeId, reason) => outbound.push({ frame: { case: "cancel", value: { scrapeId, reason } } }),
+    lateTally,
   });
 
   const head = features.includes("head");

@@ -2,11 +2,14 @@
  * A promproxy server over its connection limits refuses a cleartext
  * connection with a one-line HTTP/1.1 503 at accept time, before it reads the
  * HTTP/2 preface. A client on that connection says so (the server refused the
- * connection: too many connections), not "not a promproxy server".
+ * connection: too many connections), not "not a promproxy server", and
+ * reports it as `Unavailable` (the server is over a limit: retry later), not
+ * the `Internal` of the HTTP/2 error the refusal caused.
  */
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import { test } from "node:test";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { createClient } from "../../src/client/index.ts";
 import { probePort, probedWords } from "../../src/client/transport-words.ts";
 import { createServer, silentLogger } from "../../src/server/index.ts";
@@ -24,7 +27,9 @@ test("a client over the server's per-address connection limit logs the refusal a
   }
   const said: string[] = [];
   const log = (m: string, f?: unknown) => said.push(`${m} ${JSON.stringify(f ?? {})}`);
+  const errors: ConnectError[] = [];
   const client = createClient({
+    onError: (e) => errors.push(e),
     name: "over-the-limit",
     serverUrl: `http://127.0.0.1:${port}`,
     registry: testRegistry(),
@@ -39,6 +44,11 @@ test("a client over the server's per-address connection limit logs the refusal a
     void client.start().catch(() => {});
     const line = await waitFor("the client's words", () => said.find((s) => s.includes("refused the connection")), 20_000);
     assert.match(line ?? "", /refused the connection: too many connections from 127\.0\.0\.1 \(5, the maximum per address\)/);
+    assert.match(line ?? "", /"code":"Unavailable"/);
+    const refused = errors.find((e) => e.rawMessage.includes("refused the connection"));
+    assert.ok(refused, errors.map((e) => e.message).join("\n"));
+    assert.equal(refused.code, Code.Unavailable, `${Code[refused.code]}: ${refused.rawMessage}`);
+    assert.equal(refused.rawMessage, `127.0.0.1:${port} refused the connection: too many connections from 127.0.0.1 (5, the maximum per address)`);
     assert.ok(!said.some((s) => s.includes("is not a promproxy server")), said.join("\n"));
     // Under the limit again, the client connects.
     held.pop()?.destroy();

@@ -1,6 +1,6 @@
 import * as http2 from "node:http2";
 import { connectRefusal } from "./bad-request.ts";
-import { limitUnsentAnswers } from "./answer-slices.ts";
+import { limitUnsentAnswers, type UnsentBudget } from "./answer-slices.ts";
 import { watchUnreadAnswers } from "./unread-answers.ts";
 
 /** @internal */
@@ -21,6 +21,10 @@ export interface H2ServerOptions {
   unreadAnswerTimeoutMs: number;
   /** Bytes of sliced answers one connection may hold unsent (src/server/listen/answer-slices.ts). */
   maxUnreadAnswerBytesPerConnection: number;
+  /** Bytes of sliced answers all the connections together may hold unsent. Default: no total (listen() always sets one). */
+  maxUnreadAnswerBytes?: number;
+  /** Told each answer refused for `maxUnreadAnswerBytes`, with the words of its 503 and the peer's address. */
+  onUnreadAnswersRefused?: (message: string, remote: string | undefined) => void;
   /** Counts each stream reset for an answer nobody took. */
   onUnreadAnswer?: () => void;
 }
@@ -33,6 +37,8 @@ export interface H2Server {
   sessions: ReadonlySet<http2.ServerHttp2Session>;
   /** Answers being watched for progress (streams open on the compat path). */
   answers(): number;
+  /** Bytes of sliced answers all the connections hold unsent (counted against `maxUnreadAnswerBytes`). */
+  unsentBytes(): number;
   /** Stops the PING and answer timers. */
   stop(): void;
 }
@@ -64,6 +70,7 @@ export function createH2Server(o: H2ServerOptions): H2Server {
     o.handler,
   );
   const unread = watchUnreadAnswers(o.unreadAnswerTimeoutMs, o.onUnreadAnswer);
+  const total: UnsentBudget = { held: 0, max: o.maxUnreadAnswerBytes ?? Infinity, onRefused: o.onUnreadAnswersRefused };
   takeStreamsFirst(server, o.streamHandler ?? (() => false), unread.watch);
   // Without a listener Node answers an HTTP/2 CONNECT 405 with no body: say why, as the HTTP/1.1 side does.
   server.on("connect", (_req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
@@ -72,7 +79,7 @@ export function createH2Server(o: H2ServerOptions): H2Server {
   });
   server.on("session", (session) => {
     sessions.add(session);
-    limitUnsentAnswers(session, o.maxUnreadAnswerBytesPerConnection);
+    limitUnsentAnswers(session, o.maxUnreadAnswerBytesPerConnection, total);
     session.on("error", () => {});
     // 'connect' and 'close' come once: `on` spares the wrapper and bound function `once` keeps per session.
     session.on("connect", () => {
@@ -112,6 +119,7 @@ export function createH2Server(o: H2ServerOptions): H2Server {
     server,
     sessions,
     answers: unread.size,
+    unsentBytes: () => total.held,
     stop: () => {
       clearInterval(pinger);
       unread.stop();

@@ -81,6 +81,17 @@ export interface ListenOptions {
    * bounds what a peer that reads nothing pins. Default 16 777 216 (16 MiB).
    */
   maxUnreadAnswerBytesPerConnection?: number;
+  /**
+   * Bytes of local-page answers all the HTTP/2 connections of this listener
+   * together may hold unsent, counted as for
+   * `maxUnreadAnswerBytesPerConnection`: a new one is answered `503` when they
+   * already hold some and it would take them past this, whichever connection
+   * asks (logged once a minute at most). It bounds what many connections that
+   * read nothing pin together (1 000 of them at the per-connection cap would
+   * otherwise pin 16 GiB). 0: one unsent answer at a time. Default 268 435 456
+   * (256 MiB).
+   */
+  maxUnreadAnswerBytes?: number;
 }
 
 /** @internal */
@@ -101,6 +112,7 @@ export function resolveListenOptions(o: ListenOptions, defaults: { prefaceTimeou
     maxHeaderListBytes: o.maxHeaderListBytes ?? 16 * 1024,
     unreadAnswerTimeoutMs: o.unreadAnswerTimeoutMs ?? 60_000,
     maxUnreadAnswerBytesPerConnection: o.maxUnreadAnswerBytesPerConnection ?? 16 * 1024 * 1024,
+    maxUnreadAnswerBytes: o.maxUnreadAnswerBytes ?? 256 * 1024 * 1024,
   };
   const whole = ["maxConnections", "maxConnectionsPerAddress", "maxStreamsPerConnection", "maxHeaderListBytes", "maxUnreadAnswerBytesPerConnection"] as const;
   for (const k of whole) {
@@ -112,6 +124,8 @@ export function resolveListenOptions(o: ListenOptions, defaults: { prefaceTimeou
     // setTimeout fires at once above 2^31-1 ms.
     if (typeof v !== "number" || !(v > 0) || v > 2 ** 31 - 1) throw new RangeError(`promproxy: listen option ${k} must be a positive number of milliseconds, got ${String(v)}`);
   }
+  const total = r.maxUnreadAnswerBytes;
+  if (!Number.isSafeInteger(total) || total < 0) throw new RangeError(`promproxy: listen option maxUnreadAnswerBytes must be a whole number >= 0, got ${String(total)}`);
   if (!Number.isInteger(r.backlog) || r.backlog < 1 || r.backlog > 65_535) throw new RangeError(`promproxy: listen option backlog must be a whole number from 1 to 65535, got ${String(r.backlog)}`);
   if (r.maxHeaderListBytes < 1024) throw new RangeError(`promproxy: listen option maxHeaderListBytes must be at least 1024, got ${r.maxHeaderListBytes}`);
   return r;

@@ -68,7 +68,15 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
     pipeline: { pipelinedWaitMs: opts.unreadAnswerTimeoutMs },
     onPipelineRefused: (message, remote) => pipelining.refused(`HTTP/1.1 connection answered 503 and closed: ${message}`, { remote }),
   });
-  const h2 = createH2Server({ ...opts, handler: p.h2Handler, streamHandler: p.h2StreamHandler, pingIntervalMs: p.pingIntervalMs ?? 30_000 });
+  // HTTP/2 answers refused for the listener's total of unread answers: once a minute at most.
+  const unreadTotal = createRefusalLog(p.logger);
+  const h2 = createH2Server({
+    ...opts,
+    handler: p.h2Handler,
+    streamHandler: p.h2StreamHandler,
+    pingIntervalMs: p.pingIntervalMs ?? 30_000,
+    onUnreadAnswersRefused: (message, remote) => unreadTotal.refused(`HTTP/2 answer refused (503): ${message}`, { remote }),
+  });
 
   const prefaceTimeoutMs = opts.prefaceTimeoutMs;
   // A peer with the wrong scheme fails its handshake on its side only: say so here too, once a minute at most.
@@ -146,7 +154,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
     closeIdleConnections: () => h1.closeIdleConnections(),
     async close(graceMs) {
       closing = true;
-      for (const log of [...Object.values(wrongScheme), pipelining]) log.close();
+      for (const log of [...Object.values(wrongScheme), pipelining, unreadTotal]) log.close();
       h2.stop();
       limits.close();
       const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
