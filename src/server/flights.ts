@@ -130,7 +130,8 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
       const waitMs = r.timeoutMs / 2;
       const w: Waiter = {
         take() {
-          if (!order()) return false;
+          // Looked at every recheck while places are taken: no order is built until one is free.
+          if (session.inFlight + session.givenUp >= o.maxScrapesInFlight || !order()) return false;
           waiter = undefined; // placed: the queue lets it go (room), its end has nothing to unqueue
           return true;
         },
