@@ -20,13 +20,8 @@ import type { CheckedHead } from "../src/server/result-head.ts";
 import type { ScrapeFailure, ScrapeHandle } from "../src/server/scrape-types.ts";
 import type { ServerFrameInit, Session } from "../src/server/session.ts";
 import { silentLogger } from "../src/shared/logger.ts";
+import "./quiet-mock-timers.ts";
 
-// node:test's mock timers are still "experimental" in Node 22: that one notice is dropped, every other warning shows.
-const emitWarning = process.emitWarning.bind(process);
-process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-  if (rest[0] === "ExperimentalWarning" && String(warning).includes("MockTimers")) return;
-  (emitWarning as (...a: unknown[]) => void)(warning, ...rest);
-}) as typeof process.emitWarning;
 
 /** A coordinator on mock timers (enabled before it is made, so its heartbeat and sweep timers are mocked too). */
 function setup(t: TestContext, options: ServerOptions = {}) {
