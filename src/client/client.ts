@@ -23,6 +23,9 @@ import { sparseLog } from "./fleet-limits.ts";
 import type { ScrapeTarget } from "./targets/target.ts";
 import { createFailureWords, inWords, type FailureWords } from "./transport-words.ts";
 
+/** How long a ready() may wait on a client never started before it is said (the timer holds the process that long). */
+const neverStartedMs = 1_000;
+
 /** Where a client is: not started, dialing (or waiting to redial), welcomed, or stopped for good. */
 export type ClientState = "idle" | "connecting" | "connected" | "stopped";
 
@@ -51,7 +54,8 @@ export interface PromproxyClient {
    * Resolves once a server has welcomed the client (at once while it is
    * connected). Rejects with the server's `ConnectError` (code intact) when a
    * refusal stopped the client, with `Canceled` when the client is stopped,
-   * and as {@link WaitOptions} say.
+   * and as {@link WaitOptions} say. It waits for `start()`: one still waiting
+   * a second later on a client never started is logged at warn, once.
    */
   ready(options?: WaitOptions): Promise<void>;
   /** Ends every stream (a goodbye on each) and stops reconnecting. Resolves once they are closed. */
@@ -192,10 +196,17 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
   }
 
   const stopped = () => refusal ?? new ConnectError("the client was stopped", Code.Canceled);
+  // A ready() waiting on a client nobody starts would wait in silence (and a script whose only work it is exits with
+  // "unsettled top-level await"): said once, if start() has not come a second later.
+  let unstarted: NodeJS.Timeout | undefined;
+  const neverStarted = () => {
+    if (!loop && state !== "stopped" && waiters.size > 0) log.warn("ready() is waiting for a client that was never started: call start() first (or start({ timeoutMs }) to wait for the welcome)");
+  };
 
   function ready(so: WaitOptions = {}): Promise<void> {
     if (state === "connected") return Promise.resolve();
     if (state === "stopped") return Promise.reject(stopped());
+    if (!loop) unstarted ??= setTimeout(neverStarted, neverStartedMs); // ready() first, start() later is fine
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const signal = so.signal;
@@ -223,6 +234,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
       return state;
     },
     start(so = {}) {
+      clearTimeout(unstarted);
       if (state === "stopped") log.warn("start() after stop(): the client stays stopped");
       else if (!loop) {
         // The fleet catches every error of the connections and of the application's callbacks and logger; the
@@ -238,6 +250,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
     },
     ready,
     async stop() {
+      clearTimeout(unstarted);
       stopper.abort();
       state = "stopped";
       settle(stopped());

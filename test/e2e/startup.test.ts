@@ -99,6 +99,34 @@ test("ready(): resolves on the welcome, at once when connected; start() itself n
   assert.equal(c.state, "stopped");
 });
 
+test("ready() on a client never started: said once, a second later; not when start() follows", { timeout: 30_000 }, async () => {
+  const log = recording();
+  const never = createClient({ name: "app-1", serverUrl: "http://127.0.0.1:9", logger: log });
+  const waiting = never.ready();
+  never.ready().catch(() => {}); // a second wait: still one line
+  await new Promise((r) => setTimeout(r, 1_300));
+  const said = log.lines.filter((l) => /never started/.test(l));
+  assert.equal(said.length, 1, said.join("\n"));
+  assert.match(said[0]!, /^warn ready\(\) is waiting for a client that was never started: call start\(\) first/);
+  await never.stop();
+  await assert.rejects(waiting, (e: unknown) => e instanceof ConnectError && e.code === Code.Canceled);
+
+  const s = await startServer();
+  const later = recording();
+  const c = createClient({ name: "app-2", serverUrl: s.url, registry: testRegistry(), logger: later });
+  try {
+    const pending = c.ready();
+    await new Promise((r) => setTimeout(r, 200));
+    await c.start();
+    await pending;
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.deepEqual(later.lines.filter((l) => /never started/.test(l)), []);
+  } finally {
+    await c.stop();
+    await s.close();
+  }
+});
+
 test("ready(): a timeout or signal ends the wait, not the client; a fatal refusal rejects it and stops the client", { timeout: 30_000 }, async () => {
   const port = await freePort();
   const log = recording();
