@@ -40,6 +40,13 @@ export interface Flights {
   onIdle?: () => void;
 }
 
+const timedOut = (r: ScrapeRequest) => `scrape of "${r.name}" timed out after ${+(r.timeoutMs / 1000).toFixed(3)}s`;
+
+function busy(o: { maxScrapesInFlight: number }, r: ScrapeRequest, session: Session, extra: string): ScrapeFailure {
+  const held = session.givenUp > 0 ? ` (${session.givenUp} given up on, their cancels not yet read by the client)` : "";
+  return { outcome: "busy", message: `client "${r.name}" has ${o.maxScrapesInFlight} scrapes in flight${held}, the maximum${extra}` };
+}
+
 interface Waiter {
   /** Orders the scrape if the session has a place; whether it did. */
   take(): boolean;
@@ -80,81 +87,101 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     }
   }
 
-  function start(r: ScrapeRequest, sink: ScrapeSink, session: Session): ScrapeHandle | ScrapeFailure {
-    const acceptedAt = Date.now();
-    const timedOut = () => `scrape of "${r.name}" timed out after ${+(r.timeoutMs / 1000).toFixed(3)}s`;
-    const busy = (extra = "") => {
-      const held = session.givenUp > 0 ? ` (${session.givenUp} given up on, their cancels not yet read by the client)` : "";
-      return { outcome: "busy" as const, message: `client "${r.name}" has ${o.maxScrapesInFlight} scrapes in flight${held}, the maximum${extra}` };
-    };
-    let handle: ScrapeHandle | undefined;
-    let waiter: Waiter | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    let orderedAt = acceptedAt;
-    let orderTimeoutMs = 0;
-    let over = false;
-    const end = (failure: ScrapeFailure | undefined, tell: boolean) => {
-      if (over) return;
-      over = true;
-      clearTimeout(timer);
-      if (waiter) unqueue(session, waiter);
+  /** One scrape from its acceptance: ordered at once, or waiting for a place first. Its end is said exactly once. */
+  class Flight implements ScrapeHandle, ScrapeSink {
+    id = 0n;
+    readonly acceptedAt = Date.now();
+    orderedAt = this.acceptedAt;
+    orderTimeoutMs = 0;
+    handle: ScrapeHandle | undefined;
+    waiter: Waiter | undefined;
+    timer: NodeJS.Timeout | undefined;
+    over = false;
+    readonly r: ScrapeRequest;
+    readonly sink: ScrapeSink;
+    readonly session: Session;
+    constructor(r: ScrapeRequest, sink: ScrapeSink, session: Session) {
+      this.r = r;
+      this.sink = sink;
+      this.session = session;
+    }
+
+    /** Orders the scrape if the session has a place (with the time left, a little less: the client's own error then wins the race). */
+    order(): boolean {
+      const { r } = this;
+      this.orderedAt = Date.now();
+      const left = r.timeoutMs - (this.orderedAt - this.acceptedAt);
+      const timeoutMs = (this.orderTimeoutMs = Math.max(1, left - Math.min(500, left * 0.1)));
+      // Exporters that honour Prometheus' timeout header (blackbox, snmp) get the time the client really has.
+      const headers = r.headers.map((h) => (h.name === "x-prometheus-scrape-timeout-seconds" ? { ...h, value: String(timeoutMs / 1000) } : h));
+      const handle = (this.handle = this.session.scrape({ ...r, headers, timeoutMs }, this));
+      if (!handle) return false;
+      this.id = handle.id;
+      clearTimeout(this.timer);
+      this.timer = setTimeout(deadline, left, this);
+      return true;
+    }
+    end(failure: ScrapeFailure | undefined, tell: boolean) {
+      if (this.over) return;
+      this.over = true;
+      clearTimeout(this.timer);
+      if (this.waiter) unqueue(this.session, this.waiter);
       inFlight--;
       metrics.inFlight.dec();
       if (inFlight === 0) flights.onIdle?.();
       // The client gives up a little early: its timeout near the deadline is the deadline's; one well before, its own.
-      const nearDeadline = failure?.outcome === "timeout" && !failure.message.startsWith(timedOut()) && Date.now() - orderedAt >= orderTimeoutMs - 100;
-      if (nearDeadline) failure = { ...failure!, message: `${timedOut()}: ${failure!.message}` };
-      if (tell) sink.onEnd(failure);
-      if (handle) room(session); // its place may be free now (a cancelled one's stays held until the client read the cancel)
-    };
-    const order = (): boolean => {
-      // Ask the client to finish a little before the deadline, so that its own error wins the race.
-      orderedAt = Date.now();
-      const left = r.timeoutMs - (orderedAt - acceptedAt);
-      orderTimeoutMs = Math.max(1, left - Math.min(500, left * 0.1));
-      // Exporters that honour Prometheus' timeout header (blackbox, snmp) get the time the client really has.
-      const headers = r.headers.map((h) => (h.name === "x-prometheus-scrape-timeout-seconds" ? { ...h, value: String(orderTimeoutMs / 1000) } : h));
-      handle = session.scrape({ ...r, headers, timeoutMs: orderTimeoutMs }, { onHead: sink.onHead, onChunk: sink.onChunk, onEnd: (f) => end(f, true) });
-      if (!handle) return false;
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        handle!.cancel("deadline exceeded");
-        end({ outcome: "timeout", message: timedOut() }, true);
-      }, left);
-      return true;
-    };
+      if (failure?.outcome === "timeout" && !failure.message.startsWith(timedOut(this.r)) && Date.now() - this.orderedAt >= this.orderTimeoutMs - 100) {
+        failure = { ...failure, message: `${timedOut(this.r)}: ${failure.message}` };
+      }
+      if (tell) this.sink.onEnd(failure);
+      if (this.handle) room(this.session); // its place may be free now (a cancelled one's stays held until the client read the cancel)
+    }
+    // The session's sink: the head and chunks go straight through, the end through end().
+    onHead(h: Parameters<ScrapeSink["onHead"]>[0]) {
+      this.sink.onHead(h);
+    }
+    onChunk(data: Uint8Array) {
+      this.sink.onChunk(data);
+    }
+    onEnd(failure?: ScrapeFailure) {
+      this.end(failure, true);
+    }
+    // The front's grip.
+    grant(bytes: number) {
+      this.handle?.grant(bytes);
+    }
+    cancel(reason: string) {
+      this.handle?.cancel(reason);
+      this.end(undefined, false);
+    }
+  }
+  const deadline = (f: Flight) => {
+    f.handle!.cancel("deadline exceeded");
+    f.end({ outcome: "timeout", message: timedOut(f.r) }, true);
+  };
 
-    if (!order()) {
+  function start(r: ScrapeRequest, sink: ScrapeSink, session: Session): ScrapeHandle | ScrapeFailure {
+    const f = new Flight(r, sink, session);
+    if (!f.order()) {
       const q = queues.get(session);
-      if (o.maxScrapesWaiting === 0 || (q?.size ?? 0) >= o.maxScrapesWaiting) return busy(o.maxScrapesWaiting > 0 ? `, and ${o.maxScrapesWaiting} more wait for a place` : "");
+      if (o.maxScrapesWaiting === 0 || (q?.size ?? 0) >= o.maxScrapesWaiting) return busy(o, r, session, o.maxScrapesWaiting > 0 ? `, and ${o.maxScrapesWaiting} more wait for a place` : "");
       const waitMs = r.timeoutMs / 2;
       const w: Waiter = {
         take() {
           // Looked at every recheck while places are taken: no order is built until one is free.
-          if (session.inFlight + session.givenUp >= o.maxScrapesInFlight || !order()) return false;
-          waiter = undefined; // placed: the queue lets it go (room), its end has nothing to unqueue
+          if (session.inFlight + session.givenUp >= o.maxScrapesInFlight || !f.order()) return false;
+          f.waiter = undefined; // placed: the queue lets it go (room), its end has nothing to unqueue
           return true;
         },
-        fail: (f) => end(f, true),
+        fail: (failure) => f.end(failure, true),
       };
-      waiter = w;
+      f.waiter = w;
       enqueue(session, w);
-      timer = setTimeout(() => end(busy(`; none came free within ${+(waitMs / 1000).toFixed(3)}s (half the scrape's timeout)`), true), waitMs);
+      f.timer = setTimeout(() => f.end(busy(o, r, session, `; none came free within ${+(waitMs / 1000).toFixed(3)}s (half the scrape's timeout)`), true), waitMs);
     }
     inFlight++;
     metrics.inFlight.inc();
-    return {
-      get id() {
-        return handle?.id ?? 0n;
-      },
-      grant(bytes) {
-        handle?.grant(bytes);
-      },
-      cancel(reason) {
-        handle?.cancel(reason);
-        end(undefined, false);
-      },
-    };
+    return f;
   }
 
   const flights: Flights = {
