@@ -1,9 +1,11 @@
 /**
- * The coordinator: who holds which name, who may join, every scrape's life,
- * heartbeats and the drain. Like PushProx's coordinator, it reads top to
- * bottom; the Connect service and the HTTP front are thin adapters around it.
- * It speaks in outcomes (src/server/scrape-types.ts); the front turns them into
- * HTTP statuses, the service into stream codes.
+ * The coordinator: who holds which name, who may join, which client a scrape
+ * is for, heartbeats and the drain. Like PushProx's coordinator, it reads top
+ * to bottom; the Connect service and the HTTP front are thin adapters around
+ * it. A scrape's life from its order on (the deadline, the wait for a place,
+ * the end exactly once) is src/server/flights.ts. It speaks in outcomes
+ * (src/server/scrape-types.ts); the front turns them into HTTP statuses, the
+ * service into stream codes.
  *
  * @internal
  */
