@@ -121,11 +121,11 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
     assert.equal(server.ready, false);
   });
 
-  test("a holder that hangs: 504 after the budget; one that drops the connection: 502 with the reason", async () => {
+  test("a holder that hangs: 504 at the budget, naming the replica asked; one that drops the connection: 502 with the reason", async () => {
     const t0 = performance.now();
     let r = await proxyGet(port, "http://ghost-hang/metrics", { "x-prometheus-scrape-timeout-seconds": "0.5" });
     assert.equal(r.status, 504);
-    assert.match(r.body.toString(), /^promproxy: scrape of "ghost-hang" forwarded to replica hangs: no answer within 0\.5s/);
+    assert.match(r.body.toString(), /^promproxy: scrape of "ghost-hang" forwarded to replica hangs \(http:\/\/127\.0\.0\.1:\d+\): no answer within 0\.5s/);
     assert.ok(performance.now() - t0 < 10_000);
     r = await proxyGet(port, "http://ghost-drop/metrics");
     assert.equal(r.status, 502);

@@ -14,7 +14,7 @@ import { statusPageHeaders } from "./status/status-page.ts";
 import { createStatusPages } from "./status/status-pages.ts";
 import type { Peers } from "./peers/peers.ts";
 import { peerStatePath } from "./peers/peer-state.ts";
-import type { PeerCaller } from "./peers/peer-auth.ts";
+import { notHeldHeader, type PeerCaller } from "./peers/peer-auth.ts";
 
 type Req = IncomingMessage | Http2ServerRequest;
 
@@ -106,7 +106,10 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     }
     // Not held here: a peer that holds it answers (one hop: a forwarded request is answered from local state only).
     const serving = coordinator.phase === "serving" || coordinator.phase === "draining";
-    if (peer === undefined && peers && serving && !coordinator.holder(r.name) && peers.forward(req, res, r, uri)) return;
+    const held = coordinator.holder(r.name) !== undefined;
+    if (peer === undefined && peers && serving && !held && peers.forward(req, res, r, uri)) return;
+    // A forwarded scrape for a client not held here (any more): the replica that forwarded it asks the next holder.
+    if (peer !== undefined && !held) res.setHeader(notHeldHeader, "1");
     relayScrape(relay, r, res, req.method === "HEAD");
   }
 

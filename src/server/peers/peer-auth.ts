@@ -26,6 +26,11 @@ import type { Logger } from "../../shared/logger.ts";
 export const peerAuthHeader = "x-promproxy-peer";
 /** Marks a scrape forwarded by a peer: answered from local state only, never forwarded again. Its value: the sender's id. */
 export const forwardedHeader = "x-promproxy-forwarded";
+/**
+ * Set by a replica on its answer to a forwarded scrape for a client it does
+ * not hold (any more): the replica that forwarded it asks the next holder.
+ */
+export const notHeldHeader = "x-promproxy-not-held";
 /** Secrets shorter than this are refused: an HMAC key is only as strong as it is long. */
 export const minSecretLength = 16;
 

@@ -20,13 +20,15 @@ import * as https from "node:https";
 import type { Counter } from "prom-client";
 import type { ScrapeRequest } from "../coordinator.ts";
 import { reply } from "../relay.ts";
-import { forwardedHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
+import { forwardedHeader, notHeldHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
 import type { Peer } from "./peer-poller.ts";
 
 type Req = http.IncomingMessage | Http2ServerRequest;
 
 /** Holders tried for one scrape at most. */
 const maxAttempts = 3;
+/** How often a forward waiting for its holder's answer looks whether the holder still answers its state polls. */
+const holderWatchMs = 250;
 /** Response headers of the peer's answer that belong to its connection, not to the answer. */
 const hopByHop = new Set(["connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer"]);
 /** Request headers passed on, as a replica passes them to a client. */
@@ -71,12 +73,15 @@ export function createForwarder(o: {
     const started = Date.now();
     const deadline = started + r.timeoutMs;
     const failures: string[] = [];
+    const asked: string[] = [];
     let over = false;
     let current: http.ClientRequest | undefined;
+    let watch: NodeJS.Timeout | undefined;
     const finish = (outcome: string, message = "") => {
       if (over) return false;
       over = true;
       clearTimeout(timer);
+      clearInterval(watch);
       res.off("close", onClose);
       o.counter.inc({ outcome });
       if (message) o.onFailed(r, `forward_${outcome}`, message, Date.now() - started);
@@ -86,18 +91,28 @@ export function createForwarder(o: {
       if (finish("prometheus_gone")) current?.destroy();
     };
     res.on("close", onClose);
-    // The peer enforces the budget itself (504 from there); this only catches a peer that stops answering at all.
+    // The peer is given a little less than the budget, so that its own answer (a 504 naming the client's cause)
+    // comes first; this catches a peer that answers nothing at all, at the budget.
     const timer = setTimeout(() => {
-      const message = `scrape of "${r.name}" forwarded to replica ${tried.map((p) => p.state?.id).join(", ")}: no answer within ${+(r.timeoutMs / 1000).toFixed(3)}s`;
+      const message = `scrape of "${r.name}" forwarded to replica ${asked.join(", ")}: no answer within ${+(r.timeoutMs / 1000).toFixed(3)}s`;
       if (!finish("timeout", message)) return;
       current?.destroy();
       reply(res, 504, message);
-    }, r.timeoutMs + 1_000);
+    }, r.timeoutMs);
+    /** The next holder, or the end with every reason when none is left (or no time). */
+    const next = (i: number, why: string) => {
+      failures.push(why);
+      if (i + 1 < tried.length && Date.now() < deadline) return attempt(i + 1);
+      const message = `scrape of "${r.name}" not forwarded: the replica${tried.length > 1 ? "s" : ""} holding it could not be reached (${failures.join("; ")})`;
+      if (finish("unreachable", message)) reply(res, 502, message);
+    };
 
     const attempt = (i: number, again = false) => {
       const p = tried[i]!;
       const peerName = `${p.state?.id ?? "?"} (${p.address.url})`;
-      const timeout = String(Math.max(0.001, (deadline - Date.now()) / 1000));
+      if (!again) asked.push(peerName);
+      const left = deadline - Date.now();
+      const timeout = String(Math.max(0.001, (left - Math.min(250, left * 0.1)) / 1000));
       const headers: Record<string, string> = {};
       for (const h of passed) {
         const v = req.headers[h];
@@ -127,11 +142,31 @@ export function createForwarder(o: {
       }
       current = up;
       let answered = false;
+      let abandoned = false;
+      // A holder that stops answering its state polls after this request went out (stopped, frozen, cut off) will
+      // not answer it either: the next holder is asked while there is time. A slow scrape of a live holder is not.
+      const sent = Date.now();
+      clearInterval(watch);
+      watch = setInterval(() => {
+        if (answered || over) return clearInterval(watch);
+        if (p.error === undefined || p.lastOkAt >= sent) return;
+        clearInterval(watch);
+        abandoned = true;
+        up.destroy();
+        next(i, `${peerName}: stopped answering its state polls (${p.error}) before it answered`);
+      }, holderWatchMs).unref();
       up.on("response", (ur) => {
         answered = true;
-        if (over) return void ur.destroy();
+        if (over || abandoned) return void ur.destroy();
+        // Not this holder's to answer (it no longer holds the client, or it refused our signature: not the replica
+        // we took it for): the next holder is asked. The answer of the last one asked is passed on.
+        const miss = ur.headers[notHeldHeader] !== undefined || ur.statusCode === 401 || ur.statusCode === 403;
+        if (miss && i + 1 < tried.length && Date.now() < deadline) {
+          ur.resume();
+          return next(i, `${peerName}: answered ${ur.statusCode}${ur.headers[notHeldHeader] !== undefined ? " (it does not hold the client)" : ""}`);
+        }
         const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(ur.headers)) if (v !== undefined && !hopByHop.has(k)) out[k] = v;
+        for (const [k, v] of Object.entries(ur.headers)) if (v !== undefined && !hopByHop.has(k) && k !== notHeldHeader) out[k] = v;
         res.writeHead(ur.statusCode ?? 502, out);
         ur.pipe(res);
         const status = ur.statusCode ?? 0;
@@ -145,17 +180,14 @@ export function createForwarder(o: {
         });
       });
       up.on("error", (e) => {
-        if (over) return;
+        if (over || abandoned) return;
         if (answered) {
           if (finish("cut", `the answer of replica ${peerName} broke off: ${e.message}`)) res.destroy();
           return;
         }
         // A kept-alive connection the peer closed just as we reused it: the request never reached it; once more.
         if (up.reusedSocket && !again && (e as NodeJS.ErrnoException).code === "ECONNRESET") return attempt(i, true);
-        failures.push(`${peerName}: ${e.message}`);
-        if (i + 1 < tried.length && Date.now() < deadline) return attempt(i + 1);
-        const message = `scrape of "${r.name}" not forwarded: the replica${tried.length > 1 ? "s" : ""} holding it could not be reached (${failures.join("; ")})`;
-        if (finish("unreachable", message)) reply(res, 502, message);
+        next(i, `${peerName}: ${e.message}`);
       });
       up.end();
     };

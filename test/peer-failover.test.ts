@@ -1,0 +1,118 @@
+/**
+ * A forwarded scrape whose holder does not answer it: a holder that stops
+ * answering its state polls (frozen, stopped, cut off) after the request
+ * went out is left for the next holder; one that says it does not hold the
+ * client (any more) or refuses our signature too. Fake peers on loopback
+ * sockets; the replica under test is real.
+ */
+import assert from "node:assert/strict";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { createServer, type PromproxyServer } from "../src/server/index.ts";
+import { createPeerAuth } from "../src/server/peers/peer-auth.ts";
+import { silentLogger } from "../src/shared/logger.ts";
+import { freePort } from "./e2e/prometheus.ts";
+import { proxyGet, waitFor } from "./helpers.ts";
+
+const secret = "0123456789abcdef-test-peer-secret";
+const statePath = "/_promproxy/peer/state";
+const signer = createPeerAuth({ secret, replicaId: "fake", clockSkewMs: 10_000, maxNonces: 1000, logger: silentLogger });
+
+/** A fake peer holding `clients`; `ready` false puts it after the ready holders. Its scrapes answer with `onScrape`. */
+async function fakePeer(id: string, clients: string[], ready: boolean, onScrape: (res: http.ServerResponse) => void) {
+  const held: http.ServerResponse[] = [];
+  let frozen = false;
+  let scrapes = 0;
+  const body = JSON.stringify({
+    id,
+    ready,
+    clients: clients.map((n) => ({ targets: [n], labels: { __meta_promproxy_client: n, __meta_promproxy_session_id: "s", __meta_promproxy_connected: "true" } })),
+  });
+  const s = http.createServer((req, res) => {
+    if (frozen) return void held.push(res); // frozen: nothing answered any more, polls or scrapes
+    if (req.url !== statePath) {
+      scrapes++;
+      return onScrape(res);
+    }
+    const nonce = String(req.headers["x-promproxy-peer"]).split(";")[2] ?? "";
+    res.writeHead(200, { etag: '"1"', "x-promproxy-peer-answer": signer.signAnswer(nonce, 200, '"1"', body) });
+    res.end(body);
+  });
+  const sockets = new Set<import("node:net").Socket>();
+  s.on("connection", (c) => (sockets.add(c), c.on("close", () => sockets.delete(c))));
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
+    freeze: () => void (frozen = true),
+    scrapes: () => scrapes,
+    close: () => new Promise<void>((r) => (held.forEach((x) => x.destroy()), s.close(() => r()), sockets.forEach((c) => c.destroy()))),
+  };
+}
+
+describe("a forwarded scrape whose holder does not answer it goes to the next holder", { timeout: 60_000 }, () => {
+  let server: PromproxyServer;
+  let port: number;
+  let fakes: Awaited<ReturnType<typeof fakePeer>>[];
+
+  before(async () => {
+    const ok = (res: http.ServerResponse) => (res.writeHead(200, { "content-type": "text/plain" }), res.end("from good\n"));
+    fakes = [
+      await fakePeer("frozen", ["app"], true, (res) => void res), // answers its polls, then freezes
+      await fakePeer("not-held", ["app2"], true, (res) => (res.writeHead(404, { "x-promproxy-not-held": "1" }), res.end('promproxy: no client "app2" connected\n'))),
+      await fakePeer("refuses", ["app3"], true, (res) => (res.writeHead(403), res.end("promproxy: peer request refused: bad signature\n"))),
+      // The good holder says it is not ready: the ready (misbehaving) ones are always asked first.
+      await fakePeer("good", ["app", "app2", "app3"], false, ok),
+    ];
+    port = await freePort();
+    server = createServer({
+      logger: silentLogger,
+      peers: [`http://127.0.0.1:${port}`, ...fakes.map((f) => f.url)],
+      peerSecret: secret,
+      peerTimeoutMs: 500,
+      peerPollIntervalMs: 200,
+    });
+    await server.listen({ host: "127.0.0.1", port });
+    await waitFor("every fake peer's clients listed", async () => ((await (await fetch(`http://127.0.0.1:${port}/clients`)).json()) as unknown[]).length === 3, 10_000);
+  });
+
+  after(async () => {
+    await server.close({ graceMs: 200 });
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("a holder that says it does not hold the client, or refuses our signature: the next one answers; its header is not passed on", async () => {
+    for (const name of ["app2", "app3"]) {
+      const r = await proxyGet(port, `http://${name}/metrics`);
+      assert.equal(r.status, 200, r.body.toString());
+      assert.equal(r.body.toString(), "from good\n");
+      assert.equal(r.headers["x-promproxy-not-held"], undefined);
+    }
+    assert.equal(fakes[1]!.scrapes(), 1, "the holder that no longer holds it was asked first");
+    assert.equal(fakes[2]!.scrapes(), 1, "so was the one that refused us");
+  });
+
+  test("a replica asked for a client it does not hold says so in a header, for the replica that forwarded it", async () => {
+    const uri = "http://nobody-here/metrics";
+    const r = await proxyGet(port, uri, {
+      "x-prometheus-scrape-timeout-seconds": "5",
+      "x-promproxy-forwarded": "fake",
+      "x-promproxy-peer": signer.sign("GET", uri, "5", server.status().replicaId),
+    });
+    assert.equal(r.status, 404);
+    assert.equal(r.headers["x-promproxy-not-held"], "1");
+    assert.match(r.body.toString(), /^promproxy: no client "nobody-here" connected/);
+  });
+
+  test("a holder that freezes (its state polls go unanswered): each scrape sent there goes to the next holder within the budget", async () => {
+    const [frozen, , , good] = fakes;
+    const before = good!.scrapes();
+    frozen!.freeze();
+    for (let i = 0; i < 3; i++) {
+      const r = await proxyGet(port, "http://app/metrics", { "x-prometheus-scrape-timeout-seconds": "10" });
+      assert.equal(r.status, 200, r.body.toString());
+      assert.equal(r.body.toString(), "from good\n");
+    }
+    assert.equal(good!.scrapes() - before, 3);
+  });
+});
