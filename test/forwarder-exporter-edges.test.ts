@@ -132,7 +132,7 @@ test("exporter edges: a first TLS handshake that never completes, under 8 concur
   });
   front.listen(0, "127.0.0.1");
   await once(front, "listening");
-  const [t] = createHttpTargets([{ url: `https://127.0.0.1:${(front.address() as net.AddressInfo).port}/`, port: 9100, tls: { insecureSkipVerify: true } }]);
+  const [t] = createHttpTargets([{ url: `https://127.0.0.1:${(front.address() as net.AddressInfo).port}/`, port: 9100, tls: { insecureSkipVerify: true }, maxScrapesPerSecond: 1e6 }]);
   try {
     // The forwarder's budget is the order's timeout less a margin: 1.25 s leaves it a few hundred ms.
     const first = await Promise.all(Array.from({ length: 8 }, () => scrape(t!, 1_250)));
@@ -167,7 +167,7 @@ test("exporter edges: an exporter closing its kept connection right after the la
   });
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
-  const [t] = createHttpTargets([{ url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, port: 9100 }]);
+  const [t] = createHttpTargets([{ url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, port: 9100, maxScrapesPerSecond: 1e6 }]);
   try {
     // Every chunk's write settles a little later, as when the server's credit comes back; 4 at a time, 5 rounds.
     const hold = () => new Promise<void>((resolve) => setTimeout(resolve, Math.random() * 3));

@@ -504,6 +504,9 @@ test("forwarder target: bad target configurations are refused at construction wi
   assert.throws(make(["http://a/"], { registry: testRegistry() }), /serves any port at \/metrics, where the registry is served too/);
   assert.throws(make([{ url: "http://a/", bearerToken: "t", basicAuth: { username: "u", password: "p" } }]), /basicAuth or bearerToken, not both/);
   assert.throws(make([{ url: "http://a/", timeoutMs: -1 }]), /timeoutMs must be a positive number/);
+  for (const bad of [0, -1, NaN, Infinity]) {
+    assert.throws(make([{ url: "http://a/", maxScrapesPerSecond: bad }]), new RegExp(`target 1 \\(http://a/\\): maxScrapesPerSecond must be a positive number, got ${bad}$`));
+  }
   assert.throws(make(["9100=http://a/metr%2Fics"]), /the URL's path would never match a request: refused path "\/metr%2Fics": it holds an encoded slash/);
   assert.throws(make(["9100=http://a/metrics;v=1"]), /would never match a request: .*semicolon/);
   assert.throws(make(["9100=http://a//metrics"]), /would never match a request: .*empty segment/);
@@ -563,4 +566,91 @@ test("forwarder target: socket errors become messages that name the target and t
   assert.equal(tls.message, "target https://x/: TLS handshake failed: certificate has expired (CERT_HAS_EXPIRED)");
   const reset = describeError(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }), "http://x/");
   assert.equal(reset.message, "target http://x/: connection reset by the exporter (ECONNRESET)");
+});
+
+test("forwarder target: maxScrapesPerSecond: a burst of that many passes, the next is busy and never reaches the exporter, the bucket refills with time", async () => {
+  const a = await startExporter(textExporter);
+  const outcomes: string[] = [];
+  let clock = 0;
+  const [target] = createHttpTargets([{ url: `${a.url}/metrics`, port: 9100, maxScrapesPerSecond: 3 }], { onResult: (r) => outcomes.push(r.outcome), now: () => clock });
+  assert.ok(target);
+  const serve = () =>
+    target.serve(
+      { port: 9100, path: "/metrics", scheme: "http", headers: {}, timeoutMs: 5000, signal: new AbortController().signal },
+      { head() {}, write: async () => {} },
+    );
+  const refused = async () =>
+    assert.rejects(serve(), (e: Error & { reason?: ScrapeErrorReason }) => {
+      assert.equal(e.reason, ScrapeErrorReason.BUSY);
+      assert.match(e.message, /^target http:\/\/127\.0\.0\.1:\d+\/metrics was asked for more than 3 scrapes a second, its maximum \(maxScrapesPerSecond\); not sent to the exporter$/);
+      return true;
+    });
+  try {
+    for (let i = 0; i < 3; i++) await serve();
+    assert.equal(a.requests.length, 3, "at the limit every scrape reaches the exporter");
+    await refused();
+    await refused();
+    assert.equal(a.requests.length, 3, "over the limit the exporter is not asked");
+    assert.deepEqual(outcomes, ["success", "success", "success", "rate_limited", "rate_limited"]);
+    clock += 340; // a third of a second: one token
+    await serve();
+    await refused();
+    assert.equal(a.requests.length, 4);
+    clock += 5_000; // a long pause fills the bucket to one second's worth, no more
+    for (let i = 0; i < 3; i++) await serve();
+    await refused();
+    assert.equal(a.requests.length, 7);
+    clock -= 10_000; // a clock going backwards adds nothing
+    await refused();
+  } finally {
+    target.close();
+    await a.close();
+  }
+});
+
+test("forwarder target: maxScrapesPerSecond below 1 lets one scrape through, then one every 1/rate seconds", async () => {
+  const a = await startExporter(textExporter);
+  let clock = 0;
+  const [target] = createHttpTargets([{ url: a.url, port: 9100, maxScrapesPerSecond: 0.5 }], { now: () => clock });
+  assert.ok(target);
+  const serve = () =>
+    target.serve({ port: 9100, path: "/metrics", scheme: "http", headers: {}, timeoutMs: 5000, signal: new AbortController().signal }, { head() {}, write: async () => {} });
+  try {
+    await serve();
+    await assert.rejects(serve(), /more than 0\.5 scrapes a second/);
+    clock += 1_000;
+    await assert.rejects(serve(), /more than 0\.5 scrapes a second/);
+    clock += 1_000;
+    await serve();
+    assert.equal(a.requests.length, 2);
+  } finally {
+    target.close();
+    await a.close();
+  }
+});
+
+test("forwarder target: over maxScrapesPerSecond Prometheus gets a 503 naming the target, the limit and the option; the default is 10", async () => {
+  const a = await startExporter(textExporter);
+  try {
+    // A rate so low the bucket does not refill during the test: one scrape, then busy.
+    await withForwarder([{ url: a.url, port: 9100, maxScrapesPerSecond: 0.001 }], async ({ get }) => {
+      assert.equal((await get("http://fwd:9100/metrics")).status, 200);
+      const r = await get("http://fwd:9100/metrics");
+      assert.equal(r.status, 503);
+      assert.match(r.body.toString(), /^promproxy: client "fwd": target http:\/\/127\.0\.0\.1:\d+\/ was asked for more than 0\.001 scrapes a second, its maximum \(maxScrapesPerSecond\); not sent to the exporter\n$/);
+      assert.equal(a.requests.length, 1, "the refused scrape never reached the exporter");
+    });
+    let clock = 0;
+    const [t] = createHttpTargets([{ url: a.url, port: 9100 }], { now: () => clock });
+    const serve = () =>
+      t!.serve({ port: 9100, path: "/metrics", scheme: "http", headers: {}, timeoutMs: 5000, signal: new AbortController().signal }, { head() {}, write: async () => {} });
+    try {
+      for (let i = 0; i < 10; i++) await serve();
+      await assert.rejects(serve(), /more than 10 scrapes a second/);
+    } finally {
+      t!.close();
+    }
+  } finally {
+    await a.close();
+  }
 });

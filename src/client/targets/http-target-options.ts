@@ -36,6 +36,15 @@ export interface HttpTargetOptions {
   maxResponseBytes?: number;
   /** Most scrapes of this target at once; more are answered "busy" (HTTP 503). Default: no limit of its own (the client's `maxScrapesInFlight`). */
   maxScrapesInFlight?: number;
+  /**
+   * Most scrapes sent to this exporter a second, whoever orders them: a
+   * token bucket holding one second's worth (at least one), so a burst of
+   * this many passes at once. Past it a scrape is answered "busy" (HTTP 503)
+   * and the exporter is not asked. Prometheus scrapes a target once per
+   * interval (a few HA replicas: a few times). A positive number (0.5: one
+   * scrape every 2 s). Default 10.
+   */
+  maxScrapesPerSecond?: number;
   /** TLS towards an `https://` exporter (or `_scheme=https`). Default: the system's CAs, verification on. */
   tls?: {
     /** CA certificates (PEM) to trust instead of the system's. */

@@ -2,6 +2,7 @@ import { exporterExchange, type ExchangeFailure, type ExchangeRequest, type Exch
 import { createExporterPools } from "./exporter-pool.ts";
 import { closedUnderKeptRequest, cutOffError, describe, exporterHeaders } from "./exporter-request.ts";
 import { ScrapeErrorReason, TargetError, type ResultWriter, type ScrapeTarget, type ServeRequest } from "./target.ts";
+import { createScrapeRate } from "./scrape-rate.ts";
 import { checkUrl, parseTargetSpec, type HttpTargetOptions, type Secret } from "./http-target-options.ts";
 import { closedWithoutAByte, goTlsAnswerCheck, speaksTls, tlsOnPlainPort } from "./tls-mismatch.ts";
 import { checkRequestPath, pathMatches } from "../../shared/paths.ts";
@@ -11,7 +12,7 @@ export interface TargetOutcome {
   /** The target's display URL (no credentials). */
   target: string;
   /** "success" when the exporter's answer was relayed whole (whatever its status), else the failure reason. */
-  outcome: "success" | "unreachable" | "timeout" | "too_large" | "busy" | "not_found" | "cancelled" | "internal";
+  outcome: "success" | "unreachable" | "timeout" | "too_large" | "busy" | "rate_limited" | "not_found" | "cancelled" | "internal";
   /** The exporter's HTTP status, when it answered. */
   status?: number;
   /** Body bytes relayed. */
@@ -23,6 +24,8 @@ export interface TargetOutcome {
 /** @internal */
 export interface HttpTargetHooks {
   onResult?(result: TargetOutcome): void;
+  /** The clock of the `maxScrapesPerSecond` bucket, in ms. Default `performance.now`. */
+  now?: () => number;
 }
 
 /** An HTTP forwarding target, plus the keep-alive connections it holds. @internal */
@@ -94,6 +97,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
   positive(o.timeoutMs, "timeoutMs");
   positive(o.maxResponseBytes, "maxResponseBytes");
   positive(o.maxScrapesInFlight, "maxScrapesInFlight");
+  positive(o.maxScrapesPerSecond, "maxScrapesPerSecond");
   if (o.basicAuth && o.bearerToken !== undefined) throw new TypeError(`promproxy: ${what} (${display}): give basicAuth or bearerToken, not both`);
   if (o.bearerToken !== undefined && userinfo) throw new TypeError(`promproxy: ${what} (${display}): give user:password@ in the URL or bearerToken, not both`);
 
@@ -101,6 +105,8 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
   const bearer = o.bearerToken;
   const maxBytes = o.maxResponseBytes ?? 256 * MiB;
   const maxInFlight = o.maxScrapesInFlight ?? Infinity;
+  const perSecond = o.maxScrapesPerSecond ?? 10;
+  const rate = createScrapeRate({ perSecond, now: hooks.now });
   // One undici Pool per scheme, made on first use; idle connections are kept for the next scrape.
   const pools = createExporterPools(base.host, o.tls ?? {});
   let inFlight = 0;
@@ -127,10 +133,15 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
     },
     async serve(req, out) {
       const started = { bytes: 0, status: undefined as number | undefined };
+      let limited = false;
       try {
         const refused = refusedScrape(req, port, prefix, display);
         if (refused) throw refused;
         if (inFlight >= maxInFlight) throw new TargetError(ScrapeErrorReason.BUSY, `target ${display} has ${maxInFlight} scrapes in flight, its maximum`);
+        if (!rate.take()) {
+          limited = true;
+          throw new TargetError(ScrapeErrorReason.BUSY, `target ${display} was asked for more than ${perSecond} scrapes a second, its maximum (maxScrapesPerSecond); not sent to the exporter`);
+        }
         inFlight++;
         try {
           await forward(req, out, started);
@@ -140,7 +151,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
         hooks.onResult?.({ target: display, outcome: "success", status: started.status, bytes: started.bytes });
       } catch (e) {
         const err = e instanceof TargetError ? e : new TargetError(ScrapeErrorReason.INTERNAL, `target ${display}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-        hooks.onResult?.({ target: display, outcome: reasonNames[err.reason] ?? "internal", status: started.status, bytes: started.bytes, message: err.message });
+        hooks.onResult?.({ target: display, outcome: limited ? "rate_limited" : (reasonNames[err.reason] ?? "internal"), status: started.status, bytes: started.bytes, message: err.message });
         throw err;
       }
     },
