@@ -178,3 +178,26 @@ test("PROMPROXY_* variables: a typo refused with the nearest name, the server's 
     'PROMPROXY_PYTHON is not a setting of promproxy client: ignored (run "promproxy client --help" for the options)',
   ]);
 });
+
+test("--target-max-scrapes-per-second: flag, environment, config file (for all, and per target); 0, negative and NaN refused", () => {
+  const base = ["--name", "n", "--server", "http://s:1"];
+  const flag = resolve([...base, "--target", "http://a/", "--target-max-scrapes-per-second", "2.5"]);
+  assert.equal(flag.targets[0]?.maxScrapesPerSecond, 2.5);
+  assert.equal(resolve([...base, "--target", "http://a/"]).targets[0]?.maxScrapesPerSecond, undefined, "not given: the library's default (10)");
+  const env = resolve([...base, "--target", "http://a/"], { PROMPROXY_TARGET_MAX_SCRAPES_PER_SECOND: "20" });
+  assert.equal(env.targets[0]?.maxScrapesPerSecond, 20);
+  const yaml = "target-max-scrapes-per-second: 4\ntargets:\n  - http://a/\n  - url: http://b/\n    port: 9200\n    max-scrapes-per-second: 0.5\n";
+  const file = resolve([...base, "--config", "c.yml"], {}, { "c.yml": yaml });
+  assert.deepEqual(file.targets.map((t) => t.maxScrapesPerSecond), [4, 0.5]);
+  for (const bad of ["0", "-1", "NaN", "fast", "", "Infinity"]) {
+    assert.throws(
+      () => resolve([...base, "--target", "http://a/", `--target-max-scrapes-per-second=${bad}`]),
+      (e: Error) => e.message === `--target-max-scrapes-per-second: want a positive number, got ${JSON.stringify(bad)}`,
+    );
+  }
+  assert.throws(() => resolve([...base, "--target", "http://a/"], { PROMPROXY_TARGET_MAX_SCRAPES_PER_SECOND: "0" }), /PROMPROXY_TARGET_MAX_SCRAPES_PER_SECOND: want a positive number, got "0"/);
+  assert.throws(
+    () => resolve([...base, "--config", "c.yml"], {}, { "c.yml": "targets:\n  - url: http://a/\n    max-scrapes-per-second: -2\n" }),
+    /targets\[0\]\.max-scrapes-per-second: want a positive number, got -2/,
+  );
+});

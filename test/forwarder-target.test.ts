@@ -16,6 +16,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { createClient, silentLogger, type ClientOptions, type PromproxyClient } from "../src/client/index.ts";
 import { describe as describeError } from "../src/client/targets/exporter-request.ts";
 import { createHttpTargets } from "../src/client/targets/http-target.ts";
+import { createForwarderMetrics } from "../src/cli/forwarder-metrics.ts";
 import { ScrapeErrorReason } from "../src/client/targets/target.ts";
 import { proxyGet, startServer, testRegistry, waitFor, type TestServer } from "./helpers.ts";
 
@@ -571,8 +572,13 @@ test("forwarder target: socket errors become messages that name the target and t
 test("forwarder target: maxScrapesPerSecond: a burst of that many passes, the next is busy and never reaches the exporter, the bucket refills with time", async () => {
   const a = await startExporter(textExporter);
   const outcomes: string[] = [];
+  const metrics = createForwarderMetrics();
   let clock = 0;
-  const [target] = createHttpTargets([{ url: `${a.url}/metrics`, port: 9100, maxScrapesPerSecond: 3 }], { onResult: (r) => outcomes.push(r.outcome), now: () => clock });
+  const onResult = (r: Parameters<typeof metrics.onResult>[0]) => {
+    outcomes.push(r.outcome);
+    metrics.onResult(r);
+  };
+  const [target] = createHttpTargets([{ url: `${a.url}/metrics`, port: 9100, maxScrapesPerSecond: 3 }], { onResult, now: () => clock });
   assert.ok(target);
   const serve = () =>
     target.serve(
@@ -602,6 +608,9 @@ test("forwarder target: maxScrapesPerSecond: a burst of that many passes, the ne
     assert.equal(a.requests.length, 7);
     clock -= 10_000; // a clock going backwards adds nothing
     await refused();
+    const text = await metrics.registry.metrics();
+    assert.match(text, /^promproxy_client_scrape_failures_total\{target="http:\/\/127\.0\.0\.1:\d+\/metrics",reason="rate_limited"\} 5$/m, text);
+    assert.match(text, /^promproxy_client_scrapes_total\{target="http:\/\/127\.0\.0\.1:\d+\/metrics",code="200"\} 7$/m, text);
   } finally {
     target.close();
     await a.close();

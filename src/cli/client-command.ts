@@ -117,6 +117,7 @@ function targetOptions(t: TargetConfig): HttpTargetOptions {
     timeoutMs: t.timeoutMs,
     maxResponseBytes: t.maxResponseBytes,
     maxScrapesInFlight: t.maxScrapesInFlight,
+    maxScrapesPerSecond: t.maxScrapesPerSecond,
   };
   if (t.caFile || t.certFile || t.keyFile || t.serverName || t.insecureSkipVerify) {
     o.tls = {
@@ -156,8 +157,8 @@ function secretFile(path: string): () => Promise<string> {
 function targetHealthLog(logger: Logger): (r: TargetOutcome) => void {
   const last = new Map<string, string>();
   return (r) => {
-    // Prometheus going away or this client being busy say nothing about the target.
-    if (r.outcome === "cancelled" || r.outcome === "busy" || r.outcome === "not_found") return;
+    // Prometheus going away or this client being busy or over a target's rate say nothing about the target.
+    if (r.outcome === "cancelled" || r.outcome === "busy" || r.outcome === "rate_limited" || r.outcome === "not_found") return;
     const state = r.outcome === "success" ? (r.status !== undefined && r.status >= 400 ? `http ${r.status}` : "ok") : r.outcome;
     const before = last.get(r.target);
     if (before === state) return;

@@ -22,6 +22,7 @@ export interface TargetConfig {
   timeoutMs?: number;
   maxResponseBytes?: number;
   maxScrapesInFlight?: number;
+  maxScrapesPerSecond?: number;
   caFile?: string;
   certFile?: string;
   keyFile?: string;
@@ -154,6 +155,13 @@ function framesPerSecondOf(s: Sourced): number {
   return n;
 }
 
+/** A positive finite number (a fraction allowed: 0.5 is one every 2 s). */
+function positiveNumber(s: Sourced): number {
+  const v = typeof s.value === "number" ? s.value : typeof s.value === "string" && s.value.trim() !== "" ? Number(s.value) : NaN;
+  if (!Number.isFinite(v) || v <= 0) throw new CliError(`${s.from}: want a positive number, got ${JSON.stringify(s.value)}`);
+  return v;
+}
+
 /** Server URLs: repeated flags, a list in the file, or commas and white space in a string. */
 function serverList(s: Sourced | undefined): string[] {
   if (s === undefined) return [];
@@ -174,6 +182,8 @@ function targetSettings(get: (k: string) => Sourced | undefined): Omit<TargetCon
   if (bytes) out.maxResponseBytes = byteSize(bytes);
   const inFlight = get("max-scrapes-in-flight");
   if (inFlight) out.maxScrapesInFlight = positiveInt(inFlight);
+  const perSecond = get("max-scrapes-per-second");
+  if (perSecond) out.maxScrapesPerSecond = positiveNumber(perSecond);
   const skip = get("insecure-skip-verify");
   if (skip) out.insecureSkipVerify = bool(skip);
   out.caFile = s("ca-file");

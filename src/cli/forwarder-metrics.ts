@@ -31,7 +31,7 @@ export function createForwarderMetrics(registry: Registry = new Registry()): For
   });
   const failures = new Counter({
     name: "promproxy_client_scrape_failures_total",
-    help: "Scrapes of a target that failed, by target and reason (unreachable, timeout, too_large, busy, cancelled, internal).",
+    help: "Scrapes of a target that failed, by target and reason (unreachable, timeout, too_large, busy, rate_limited, not_found, cancelled, internal).",
     labelNames: ["target", "reason"],
     registers,
   });
