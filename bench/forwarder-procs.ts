@@ -8,6 +8,7 @@ import * as http from "node:http";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Child } from "./ipc.ts";
+import { unlimitedRate } from "./rate-flags.ts";
 import { shippedNodeFlags } from "./server-flags.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -37,7 +38,7 @@ export async function startForwarder(serverPort: number, targetPort: number, ser
   const cli = path.join(root, "src", "cli", "main.ts");
   const proc = track(spawn(
     process.execPath,
-    [...shippedNodeFlags, ...nodeArgs, cli, "client", "--server", `http://127.0.0.1:${serverPort}`, "--name", name, "--target", `http://127.0.0.1:${targetPort}/`, "--log-level", "warn"],
+    [...shippedNodeFlags, ...nodeArgs, cli, "client", "--server", `http://127.0.0.1:${serverPort}`, "--name", name, "--target", `http://127.0.0.1:${targetPort}/`, ...unlimitedRate(root), "--log-level", "warn"],
     { stdio: ["ignore", "ignore", "inherit"] },
   ));
   const deadline = Date.now() + 30_000;

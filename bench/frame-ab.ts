@@ -15,6 +15,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startChild, type Child } from "./ipc.ts";
 import { procCpuMs } from "./proc.ts";
+import { unlimitedRate } from "./rate-flags.ts";
 import { agent, scrape } from "./scrape.ts";
 import { median } from "./stats.ts";
 import type { StaticSize } from "./static-target.ts";
@@ -46,7 +47,7 @@ process.once("exit", () => {
 async function side(root: string, targetPort: number) {
   const server = await startChild<{ port: number }>(path.join(root, "bench", "server-proc.ts"), ["{}"], serverExecArgv(["--expose-gc"]));
   children.push(server);
-  const fwd = spawn(process.execPath, [...shippedNodeFlags, path.join(root, "src", "cli", "main.ts"), "client", "--server", `http://127.0.0.1:${server.info.port}`, "--name", "fwd", "--target", `http://127.0.0.1:${targetPort}/`, "--log-level", "warn"], {
+  const fwd = spawn(process.execPath, [...shippedNodeFlags, path.join(root, "src", "cli", "main.ts"), "client", "--server", `http://127.0.0.1:${server.info.port}`, "--name", "fwd", "--target", `http://127.0.0.1:${targetPort}/`, ...unlimitedRate(root), "--log-level", "warn"], {
     stdio: ["ignore", "ignore", "inherit"],
   });
   procs.push(fwd);

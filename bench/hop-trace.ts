@@ -20,6 +20,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startChild, type Child } from "./ipc.ts";
+import { unlimitedRate } from "./rate-flags.ts";
 import { agent, scrape } from "./scrape.ts";
 import { median } from "./stats.ts";
 import { serverExecArgv, shippedNodeFlags } from "./server-flags.ts";
@@ -51,7 +52,7 @@ const target = await startChild<{ port: number }>(path.join(here, "static-target
 children.push(target);
 const server = await startChild<{ port: number }>(path.join(root, "bench", "server-proc.ts"), ["{}"], serverExecArgv(profArgs("server")));
 children.push(server);
-const fwd = spawn(process.execPath, [...shippedNodeFlags, ...profArgs("forwarder"), path.join(root, "src", "cli", "main.ts"), "client", "--server", `http://127.0.0.1:${server.info.port}`, "--name", "fwd", "--target", `http://127.0.0.1:${target.info.port}/`, "--log-level", "warn"], {
+const fwd = spawn(process.execPath, [...shippedNodeFlags, ...profArgs("forwarder"), path.join(root, "src", "cli", "main.ts"), "client", "--server", `http://127.0.0.1:${server.info.port}`, "--name", "fwd", "--target", `http://127.0.0.1:${target.info.port}/`, ...unlimitedRate(root), "--log-level", "warn"], {
   stdio: ["ignore", "ignore", "inherit"],
 });
 procs.push(fwd);
