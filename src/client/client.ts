@@ -106,6 +106,8 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
     version,
     targets: targets.map((t) => create(TargetSchema, { port: t.port, path: t.path, labels: t.labels })),
     features: ["head", "single-result", "replica-set"],
+    // The server keeps no more scrapes in flight here than this: the rest wait there, not answered busy here.
+    maxInFlight: Math.min(options.maxScrapesInFlight, 0xffff_ffff),
   });
 
   let state: ClientState = "idle";

@@ -91,7 +91,8 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
   let warm = o.warmupMs === 0;
   let pendingHellos = 0;
   const hints = createRetryHints(o.maxRetryAfterMs); // on refusals that shed load (src/server/retry-hints.ts)
-  const flights = createFlights(o, metrics); // each scrape's life, and the wait for a place (src/server/flights.ts)
+  const flights = createFlights(o, metrics);
+  const sessionLimits = { maxScrapesInFlight: o.maxScrapesInFlight, maxResponseBytes: o.maxResponseBytes, maxChunkBytes: o.maxChunkBytes, creditBytes: o.creditBytes }; // each scrape's life, and the wait for a place (src/server/flights.ts)
 
   // Heartbeats: one timer pings every stream and ends the ones that went quiet.
   const heartbeat = setInterval(() => {
@@ -156,7 +157,9 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       const kept = gone.size ? ` (${gone.size} of them vanished clients of identities that hold no more clients than this one's)` : "";
       throw new ConnectError(`the server has its maximum of ${o.maxClients} clients${kept}`, Code.ResourceExhausted);
     }
-    const session = createSession(info, negotiateFeatures(hello.features, o), o, () => flights.room(session), metrics.lateFrames);
+    // A client that works on fewer scrapes at once than the server allows says so: the rest wait here for a place.
+    const limits = hello.maxInFlight > 0 && hello.maxInFlight < o.maxScrapesInFlight ? { ...sessionLimits, maxScrapesInFlight: hello.maxInFlight } : sessionLimits;
+    const session = createSession(info, negotiateFeatures(hello.features, o), limits, () => flights.room(session), metrics.lateFrames);
     listings.set(session, listWithRoom(info)); // throws ResourceExhausted when /clients would grow past its bound
     gone.forget(name); // back (only now that it is admitted): no longer listed as vanished
     byName.set(name, session);

@@ -44,7 +44,8 @@ const timedOut = (r: ScrapeRequest) => `scrape of "${r.name}" timed out after ${
 
 function busy(o: { maxScrapesInFlight: number }, r: ScrapeRequest, session: Session, extra: string): ScrapeFailure {
   const held = session.givenUp > 0 ? ` (${session.givenUp} given up on, their cancels not yet read by the client)` : "";
-  return { outcome: "busy", message: `client "${r.name}" has ${o.maxScrapesInFlight} scrapes in flight${held}, the maximum${extra}` };
+  const most = session.maxInFlight < o.maxScrapesInFlight ? "the most it said it works on at once" : "the maximum";
+  return { outcome: "busy", message: `client "${r.name}" has ${session.maxInFlight} scrapes in flight${held}, ${most}${extra}` };
 }
 
 interface Waiter {
@@ -169,7 +170,7 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
       const w: Waiter = {
         take() {
           // Looked at every recheck while places are taken: no order is built until one is free.
-          if (session.inFlight + session.givenUp >= o.maxScrapesInFlight || !f.order()) return false;
+          if (session.inFlight + session.givenUp >= session.maxInFlight || !f.order()) return false;
           f.waiter = undefined; // placed: the queue lets it go (room), its end has nothing to unqueue
           return true;
         },

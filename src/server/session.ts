@@ -27,6 +27,8 @@ export interface Session {
   /** The optional protocol features both sides use on this stream (the welcome announces them). */
   readonly features: string[];
   readonly outbound: Queue<ServerFrameInit>;
+  /** Its places: the server's maxScrapesInFlight, or the client's own limit when it said a smaller one. */
+  readonly maxInFlight: number;
   readonly inFlight: number;
   /** Scrapes given up on whose places are still held (the client has not shown it read their cancels). */
   readonly givenUp: number;
@@ -105,6 +107,7 @@ export function createSession(
     features,
     info: clientInfo,
     outbound,
+    maxInFlight: limits.maxScrapesInFlight,
 
     probe(ms) {
       if (closed) return Promise.resolve(false);
