@@ -184,6 +184,23 @@ describe("flights: the wait for a place", () => {
     assert.deepEqual(b.events, ["fail disconnected"]);
   });
 
+  test("a scrape a peer forwarded never waits: 503 at once (it would hold a connection of the peer's pool)", async (t) => {
+    const { coordinator, gauge } = setup(t);
+    await coordinator.join(create(HelloSchema, { name: "app", version: "t" }), undefined);
+    started(coordinator.scrape(request(), recorder().sink));
+    assert.deepEqual(coordinator.scrape({ ...request(), noWait: true }, recorder().sink), { outcome: "busy", message: 'client "app" has 1 scrapes in flight, the maximum' });
+    assert.equal(await gauge("waiting"), 0);
+  });
+
+  test("a client that says it works on fewer at once than the server allows: that many in flight, the rest wait", async (t) => {
+    const { coordinator } = setup(t, { maxScrapesInFlight: 16 });
+    const s = await coordinator.join(create(HelloSchema, { name: "app", version: "t", maxInFlight: 2 }), undefined);
+    for (let i = 0; i < 4; i++) started(coordinator.scrape(request(), recorder().sink));
+    assert.equal(orders(sent(s)).length, 2);
+    assert.equal(s.maxInFlight, 2);
+    assert.deepEqual(coordinator.scrape(request(), recorder().sink), { outcome: "busy", message: 'client "app" has 2 scrapes in flight, the most it said it works on at once, and 2 more wait for a place' });
+  });
+
   test("maxScrapesWaiting 0: 503 at once, as without a wait", async (t) => {
     const { coordinator } = setup(t, { maxScrapesWaiting: 0 });
     await coordinator.join(create(HelloSchema, { name: "app", version: "t" }), undefined);

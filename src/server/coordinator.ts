@@ -38,6 +38,12 @@ export type Phase = "serving" | "draining" | "refusing" | "closed";
 export interface ScrapeRequest extends OrderRequest {
   /** The client's name, lower case. */
   name: string;
+  /**
+   * Answered busy at once when the client's places are taken, never waiting:
+   * a scrape a peer forwarded (each waiting one would hold a connection of
+   * the peer's pool to this replica, and starve its other forwards).
+   */
+  noWait?: boolean;
 }
 
 /** @internal */

@@ -165,7 +165,8 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     const f = new Flight(r, sink, session);
     if (!f.order()) {
       const q = queues.get(session);
-      if (o.maxScrapesWaiting === 0 || (q?.size ?? 0) >= o.maxScrapesWaiting) return busy(o, r, session, o.maxScrapesWaiting > 0 ? `, and ${o.maxScrapesWaiting} more wait for a place` : "");
+      if (r.noWait || o.maxScrapesWaiting === 0) return busy(o, r, session, "");
+      if ((q?.size ?? 0) >= o.maxScrapesWaiting) return busy(o, r, session, `, and ${o.maxScrapesWaiting} more wait for a place`);
       const waitMs = r.timeoutMs / 2;
       const w: Waiter = {
         take() {

@@ -110,7 +110,8 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     if (peer === undefined && peers && serving && !held && peers.forward(req, res, r, uri)) return;
     // A forwarded scrape for a client not held here (any more): the replica that forwarded it asks the next holder.
     if (peer !== undefined && !held) res.setHeader(notHeldHeader, "1");
-    relayScrape(relay, r, res, req.method === "HEAD");
+    // A forwarded scrape never waits for a place here: it would hold one of the peer's connections meanwhile.
+    relayScrape(relay, peer === undefined ? r : { ...r, noWait: true }, res, req.method === "HEAD");
   }
 
   function route(req: Req, res: Res, uri: string, peer?: PeerCaller): void {
