@@ -168,6 +168,31 @@ describe("flights: the wait for a place", () => {
     assert.deepEqual(b.events, []);
   });
 
+  test("a place freed by time alone goes to the scrape that waited, not to one arriving before the recheck saw it", async (t) => {
+    const { coordinator, tick } = setup(t);
+    const s = await coordinator.join(create(HelloSchema, { name: "app", version: "t" }), undefined);
+    const [a, b, c] = [recorder(), recorder(), recorder()];
+    const ha = started(coordinator.scrape(request(2_050), a.sink));
+    sent(s);
+    ha.cancel("prometheus went away"); // its place held until its order's deadline: 1.845 s
+    started(coordinator.scrape(request(), b.sink));
+    sent(s);
+    tick(1_800); // the recheck at 1.8 s finds the place still held
+    tick(50); // freed at 1.845 s; the next recheck is at 1.9 s
+    started(coordinator.scrape(request(), c.sink));
+    const placed = orders(sent(s));
+    assert.equal(placed.length, 1, "one order: the place freed");
+    tick(1_000);
+    assert.equal(orders(sent(s)).length, 0, "and only one");
+    assert.deepEqual(b.events, []);
+    assert.deepEqual(c.events, []);
+    assert.equal(coordinator.inFlight, 2, "b in flight, c waiting behind it");
+    // b got it: when c's own half timeout passes, c is the one answered busy.
+    tick(4_100);
+    assert.deepEqual(c.events, ["fail busy"]);
+    assert.deepEqual(b.events, []);
+  });
+
   test("the client goes while scrapes wait: each fails once, saying why", async (t) => {
     const { coordinator, tick } = setup(t);
     const s = await coordinator.join(create(HelloSchema, { name: "app", version: "t" }), undefined);

@@ -59,6 +59,12 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
   const queues = new Map<Session, Set<Waiter>>();
   let inFlight = 0;
   let waiting = 0;
+  /**
+   * Sessions with scrapes waiting while places are held for scrapes given up
+   * on: such a place also frees by time alone, so they are looked at every
+   * `recheckMs`. Any other place frees with an end, which calls room().
+   */
+  const rechecks = new Set<Session>();
   let recheck: NodeJS.Timeout | undefined;
 
   const unqueue = (session: Session, w: Waiter) => {
@@ -66,8 +72,9 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     if (!q?.delete(w)) return;
     waiting--;
     metrics.waiting.dec();
-    if (q.size === 0) queues.delete(session);
-    if (queues.size === 0) recheck = void clearInterval(recheck);
+    if (q.size > 0) return;
+    queues.delete(session);
+    watch(session);
   };
   const enqueue = (session: Session, w: Waiter) => {
     let q = queues.get(session);
@@ -75,17 +82,26 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     q.add(w);
     waiting++;
     metrics.waiting.inc();
-    recheck ??= setInterval(() => {
-      for (const s of [...queues.keys()]) room(s);
-    }, recheckMs).unref();
+    watch(session);
   };
+  /** Recheck the session while it has scrapes waiting and places held for scrapes given up on. */
+  function watch(session: Session) {
+    if (queues.has(session) && session.givenUp > 0) rechecks.add(session);
+    else rechecks.delete(session);
+    if (rechecks.size === 0) recheck = void clearInterval(recheck);
+    else
+      recheck ??= setInterval(() => {
+        for (const s of [...rechecks]) room(s);
+      }, recheckMs).unref();
+  }
   function room(session: Session) {
     const q = queues.get(session);
     if (!q) return;
     for (const w of q) {
-      if (!w.take()) return;
+      if (!w.take()) break;
       unqueue(session, w);
     }
+    watch(session);
   }
 
   /** One scrape from its acceptance: ordered at once, or waiting for a place first. Its end is said exactly once. */
@@ -163,7 +179,9 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
 
   function start(r: ScrapeRequest, sink: ScrapeSink, session: Session): ScrapeHandle | ScrapeFailure {
     const f = new Flight(r, sink, session);
-    if (!f.order()) {
+    // Scrapes waiting go first (a place freed by time alone may not have been seen yet): a new one queues behind them.
+    if (queues.has(session)) room(session);
+    if (queues.has(session) || !f.order()) {
       const q = queues.get(session);
       if (r.noWait || o.maxScrapesWaiting === 0) return busy(o, r, session, "");
       if ((q?.size ?? 0) >= o.maxScrapesWaiting) return busy(o, r, session, `, and ${o.maxScrapesWaiting} more wait for a place`);
@@ -179,7 +197,7 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
       };
       f.waiter = w;
       enqueue(session, w);
-      f.timer = setTimeout(() => f.end(busy(o, r, session, `; none came free within ${+(waitMs / 1000).toFixed(3)}s (half the scrape's timeout)`), true), waitMs);
+      f.timer = setTimeout(() => f.end(busy(o, r, session, `; none came free within ${+(waitMs / 1000).toPrecision(3)}s (half the scrape's timeout)`), true), waitMs);
     }
     inFlight++;
     metrics.inFlight.inc();
