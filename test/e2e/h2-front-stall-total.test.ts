@@ -17,6 +17,7 @@ import { createServer, type PromproxyServer } from "../../src/server/index.ts";
 import { createH2Server } from "../../src/server/listen/h2-server.ts";
 import { answerInSlices, sliceBytes } from "../../src/server/listen/answer-slices.ts";
 import { resolveListenOptions } from "../../src/server/listen/listen-options.ts";
+import { pagesMaxAgeMs } from "../../src/server/status/status-pages.ts";
 import type { Logger } from "../../src/shared/logger.ts";
 import { waitFor } from "../helpers.ts";
 
@@ -69,10 +70,10 @@ test("8 connections that never read: together they hold at most the total, the a
     gc();
     return process.memoryUsage().arrayBuffers;
   };
-  // Each answer hands one slice to its stream and keeps 4 MiB waiting; a new one counts whole: the total lets exactly
-  // 4 wait (16 MiB; the 16 answers would hold 64 MiB).
+  // Each answer (its own buffer) counts whole while its stream holds it: the total lets exactly 4 wait (16 MiB and 4
+  // slices; the 16 answers would hold 65 MiB).
   const bytes = 4 * MiB + sliceBytes;
-  const max = 12 * MiB + bytes;
+  const max = 4 * bytes;
   const refusals: string[] = [];
   const h2 = createH2Server({
     handler: (_req, response) => {
@@ -105,7 +106,7 @@ test("8 connections that never read: together they hold at most the total, the a
       answers.map((a) => a.status),
       [200, 200, 200, 200, ...Array<number>(12).fill(503)],
     );
-    assert.equal(h2.unsentBytes(), 16 * MiB);
+    assert.equal(h2.unsentBytes(), 4 * bytes);
     // 4 answers of 4 MiB wait (and their slices); the 12 refused hold nothing once their buffers are freed (a
     // moment after the collection that finds them, on a loaded machine: looked at again for up to 3 s).
     let during = held();
@@ -151,6 +152,9 @@ test("through listen(): a page past maxUnreadAnswerBytes is 503 'promproxy: the 
   try {
     const first = await stalled(stall, "/metrics");
     assert.equal(first.status, 200);
+    // The page is built at most once a second and one buffer is counted once, however many streams hold it: the
+    // next page is a buffer of its own.
+    await new Promise((r) => setTimeout(r, pagesMaxAgeMs + 100));
     for (let i = 0; i < 3; i++) {
       const r = await read(reader, "/metrics");
       assert.equal(r.status, 503);
@@ -170,5 +174,45 @@ test("through listen(): a page past maxUnreadAnswerBytes is 503 'promproxy: the 
     stall.destroy();
     reader.destroy();
     await server.close({ graceMs: 500 });
+  }
+});
+
+test("one buffer held by many streams counts once; an answer of one slice or less is never refused; a refusal names the connection holding the most", async () => {
+  const shared = Buffer.alloc(2 * MiB, 1); // a cached page: one buffer for every answer
+  const refusals: { remote: string | undefined; top: { remote: string | undefined; bytes: number } | undefined }[] = [];
+  const h2 = createH2Server({
+    handler: (req, response) => {
+      const res = response as unknown as ServerResponse;
+      const body = req.url === "/small" ? Buffer.alloc(sliceBytes, 2) : req.url === "/own" ? Buffer.alloc(2 * MiB, 3) : shared;
+      answerInSlices(res, 200, { "content-length": body.length }, body, (why) => res.writeHead(503, { "content-type": "text/plain" }).end(`${why}\n`));
+    },
+    maxStreamsPerConnection: 16,
+    maxHeaderListBytes: 16_384,
+    idleSessionTimeoutMs: 60_000,
+    pingIntervalMs: 60_000,
+    unreadAnswerTimeoutMs: 30_000,
+    maxUnreadAnswerBytesPerConnection: 64 * MiB,
+    maxUnreadAnswerBytes: 2 * MiB + 32 * 1024,
+    onUnreadAnswersRefused: (_message, remote, top) => refusals.push({ remote, top }),
+  });
+  await new Promise<void>((resolve) => h2.server.listen(0, "127.0.0.1", resolve));
+  const { port } = h2.server.address() as { port: number };
+  const stallers = Array.from({ length: 4 }, () => staller(port));
+  try {
+    // 16 streams on 4 connections hold the shared page: 2 MiB held, not 32.
+    for (let i = 0; i < 16; i++) assert.equal((await stalled(stallers[i % 4]!, "/")).status, 200, `answer ${i + 1}`);
+    assert.equal(h2.unsentBytes(), 2 * MiB);
+    // A page of its own would pass the total (2 MiB + 32 KiB): refused, naming the connection that holds the most.
+    assert.equal((await stalled(stallers[0]!, "/own")).status, 503);
+    assert.equal(refusals.length, 1);
+    assert.equal(refusals[0]!.top?.bytes, 2 * MiB);
+    assert.equal(refusals[0]!.top?.remote, "127.0.0.1");
+    // One slice or less goes at once, counted nowhere: never refused.
+    assert.equal((await stalled(stallers[1]!, "/small")).status, 200);
+    assert.equal(h2.unsentBytes(), 2 * MiB);
+  } finally {
+    for (const s of stallers) s.destroy();
+    h2.stop();
+    await new Promise((resolve) => h2.server.close(resolve));
   }
 });

@@ -167,9 +167,9 @@ test("16 streams of 4 MiB on a zero window: reset, and their memory released", a
 });
 
 test("maxUnreadAnswerBytesPerConnection: answers up to it wait, the one past it is answered 503", async () => {
-  // Each answer hands one slice to its stream and keeps the rest (512 KiB) waiting; the cap lets exactly two wait.
+  // Each answer counts whole while its stream holds it (its slices are views of it); the cap lets exactly two wait.
   const bytes = 512 * 1024 + sliceBytes;
-  const { session, close } = await startH2(bytes, 512 * 1024 + bytes);
+  const { session, close } = await startH2(bytes, 2 * bytes);
   try {
     const first = stalled(session, "/");
     await new Promise((resolve) => first.stream.once("response", resolve));

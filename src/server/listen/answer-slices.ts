@@ -5,15 +5,26 @@ import type { Http2ServerResponse, ServerHttp2Session } from "node:http2";
 export const sliceBytes = 64 * 1024;
 
 /**
- * Answer bytes not yet handed to their streams, and the most they may be:
- * one per HTTP/2 connection, and one for all the connections of a listener.
+ * Answer bytes held for streams that have not taken them yet, and the most
+ * they may be: one per HTTP/2 connection, and one for all the connections of
+ * a listener. A body is counted once per budget however many of its streams
+ * hold it (a cached page asked on many streams is one buffer in memory), and
+ * whole until the last of them has closed (a slice is a view of its body:
+ * the stream holding it holds the body).
  * @internal
  */
 export interface UnsentBudget {
   held: number;
   readonly max: number;
-  /** Told each answer refused because this budget is spent, with the words of its 503 and the peer's address. */
-  onRefused?: (message: string, remote: string | undefined) => void;
+  /**
+   * Told each answer refused because this budget is spent: the words of its
+   * 503, the address that asked, and the connection holding the most now.
+   */
+  onRefused?: (message: string, remote: string | undefined, top: { remote: string | undefined; bytes: number } | undefined) => void;
+  /** Streams holding each body counted (internal). */
+  bodies?: Map<Buffer, number>;
+  /** For a listener's total: the connections' own budgets holding bytes now, with their addresses (internal). */
+  holders?: Map<UnsentBudget, string | undefined>;
 }
 
 /** Per HTTP/2 connection: its own budget, and its listener's total when there is one. */
@@ -35,21 +46,32 @@ function streamOf(res: ServerResponse) {
   return (res as unknown as Partial<Http2ServerResponse>).stream;
 }
 
-/** True when a budget already holds some bytes and `bytes` more would pass its maximum. */
-const spent = (b: UnsentBudget, bytes: number) => b.held > 0 && b.held + bytes > b.max;
+/** True when a budget already holds some bytes and `body` would take it past its maximum (a body it counts already adds nothing). */
+const spent = (b: UnsentBudget, body: Buffer) => b.held > 0 && !b.bodies?.has(body) && b.held + body.length > b.max;
+
+/** Counts `body` held by one more stream (`d` 1) or one fewer (-1): its bytes once, while any stream of the budget holds it. */
+function count(b: UnsentBudget, body: Buffer, d: 1 | -1) {
+  const bodies = (b.bodies ??= new Map());
+  const n = (bodies.get(body) ?? 0) + d;
+  if (n > 0) bodies.set(body, n);
+  else bodies.delete(body);
+  if (n === (d > 0 ? 1 : 0)) b.held += d * body.length;
+}
 
 /** Why a connection's new answer is refused, or undefined. */
-function overBudget(res: ServerResponse, bytes: number): string | undefined {
+function overBudget(res: ServerResponse, body: Buffer): string | undefined {
   const stream = streamOf(res);
   const budget = stream && budgets.get(stream.session as ServerHttp2Session);
   if (!budget) return undefined;
   const { own, total } = budget;
-  if (spent(own, bytes)) {
-    return `this connection holds ${own.held} bytes of answers it has not read; ${bytes} more would pass ${own.max}, the maximum (listen option maxUnreadAnswerBytesPerConnection): read them, or ask on another connection`;
+  if (spent(own, body)) {
+    return `this connection holds ${own.held} bytes of answers it has not read; ${body.length} more would pass ${own.max}, the maximum (listen option maxUnreadAnswerBytesPerConnection): read them, or ask on another connection`;
   }
-  if (total && spent(total, bytes)) {
+  if (total && spent(total, body)) {
     const why = `the server holds ${total.held} bytes of answers their peers have not read (at most ${total.max}, listen option maxUnreadAnswerBytes): retry later`;
-    total.onRefused?.(why, stream.session?.socket?.remoteAddress);
+    let top: { remote: string | undefined; bytes: number } | undefined;
+    for (const [b, remote] of total.holders ?? []) if (!top || b.held > top.bytes) top = { remote, bytes: b.held };
+    total.onRefused?.(why, stream.session?.socket?.remoteAddress, top);
     return why;
   }
   return undefined;
@@ -60,10 +82,11 @@ function overBudget(res: ServerResponse, bytes: number): string | undefined {
  * each after the previous went out ('drain'). The stream then holds one slice
  * at a time, and each one the peer takes is progress the unread-answer watch
  * (src/server/listen/unread-answers.ts) sees, so that a slow reader of a
- * large page is not taken for one that reads nothing. The rest waits here,
- * counted against the connection's cap and its listener's total
- * ({@link limitUnsentAnswers}); an answer over either is `refuse`d (503) instead. Stops when the stream closes
- * (reset). HTTP/1.1 answers are written whole.
+ * large page is not taken for one that reads nothing. The body counts
+ * against the connection's cap and its listener's total until its stream
+ * closes ({@link limitUnsentAnswers}); an answer over either is `refuse`d
+ * (503) instead. An answer of one slice or less goes at once, uncounted.
+ * Stops when the stream closes (reset). HTTP/1.1 answers are written whole.
  *
  * @internal
  */
@@ -74,29 +97,33 @@ export function answerInSlices(
   body: Buffer,
   refuse: (message: string) => void,
 ): void {
-  const why = overBudget(res, body.length);
+  const stream = streamOf(res);
+  // One slice or less goes to the stream at once: nothing waits here, nothing is counted or refused.
+  if (!stream || body.length <= sliceBytes) return void res.writeHead(status, headers).end(body);
+  const why = overBudget(res, body);
   if (why) return refuse(why);
   res.writeHead(status, headers);
-  const stream = streamOf(res);
-  if (!stream || body.length <= sliceBytes) return void res.end(body);
   const budget = budgets.get(stream.session as ServerHttp2Session);
+  let counted = false;
+  const hold = (d: 1 | -1) => {
+    if (!budget || counted === d > 0) return;
+    counted = d > 0;
+    count(budget.own, body, d);
+    if (!budget.total) return;
+    count(budget.total, body, d);
+    const holders = (budget.total.holders ??= new Map());
+    if (budget.own.held > 0) holders.set(budget.own, stream.session?.socket?.remoteAddress);
+    else holders.delete(budget.own);
+  };
+  hold(1);
+  stream.once("close", () => hold(-1));
   let at = 0;
-  const count = (n: number) => {
-    if (!budget) return;
-    budget.own.held += n;
-    if (budget.total) budget.total.held += n;
-  };
-  const take = (n: number) => {
-    at += n;
-    count(-n);
-  };
-  count(body.length);
-  stream.once("close", () => take(body.length - at));
   const next = () => {
     while (at < body.length) {
       if (stream.destroyed) return;
       const slice = body.subarray(at, Math.min(at + sliceBytes, body.length));
-      take(slice.length);
+      at += slice.length;
+      // The last slice, a view of the body, keeps all of it in memory until it is sent: counted until the stream closes.
       if (at === body.length) return void res.end(slice);
       if (!res.write(slice)) return void stream.once("drain", next);
     }

@@ -24,7 +24,7 @@ export interface H2ServerOptions {
   /** Bytes of sliced answers all the connections together may hold unsent. Default: no total (listen() always sets one). */
   maxUnreadAnswerBytes?: number;
   /** Told each answer refused for `maxUnreadAnswerBytes`, with the words of its 503 and the peer's address. */
-  onUnreadAnswersRefused?: (message: string, remote: string | undefined) => void;
+  onUnreadAnswersRefused?: (message: string, remote: string | undefined, top: { remote: string | undefined; bytes: number } | undefined) => void;
   /** Counts each stream reset for an answer nobody took. */
   onUnreadAnswer?: () => void;
 }

@@ -75,7 +75,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
     handler: p.h2Handler,
     streamHandler: p.h2StreamHandler,
     pingIntervalMs: p.pingIntervalMs ?? 30_000,
-    onUnreadAnswersRefused: (message, remote) => unreadTotal.refused(`HTTP/2 answer refused (503): ${message}`, { remote }),
+    onUnreadAnswersRefused: (message, remote, top) => unreadTotal.refused(`HTTP/2 answer refused (503): ${message}`, { remote, holding: top?.remote, holdingBytes: top?.bytes }),
   });
 
   const prefaceTimeoutMs = opts.prefaceTimeoutMs;
