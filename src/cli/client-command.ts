@@ -8,6 +8,8 @@ import { createForwarderMetrics, serveMetrics } from "./forwarder-metrics.ts";
 import { createHttpTargets, type HttpTarget, type TargetOutcome } from "../client/targets/http-target.ts";
 import type { HttpTargetOptions } from "../client/targets/http-target-options.ts";
 import { createConsoleLogger, type Logger } from "../shared/logger.ts";
+import { escapedLine } from "../shared/escaped-line.ts";
+import { noMessageWords } from "../client/reason-field.ts";
 import { clientUsage, resolveClientConfig, type TargetConfig } from "./config.ts";
 import { CliError, untilSignal } from "./util.ts";
 
@@ -102,7 +104,9 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
   for (const t of targets) t.close();
   await metricsServer?.close();
   if (fatal) {
-    process.stderr.write(`promproxy: the server refused client "${cfg.name}": ${fatal.rawMessage} (${Code[fatal.code]})\n`);
+    // The server's words, printed raw to a terminal: one line, control characters escaped, 512 characters at most.
+    const said = fatal.rawMessage === "" ? noMessageWords : escapedLine(fatal.rawMessage, 512);
+    process.stderr.write(`promproxy: the server refused client "${cfg.name}": ${said} (${Code[fatal.code]})\n`);
     return 1;
   }
   return 0;

@@ -11,7 +11,7 @@ import { AggregatorRegistry, register as globalRegister } from "prom-client";
 import { HelloSchema, TargetSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { version } from "../shared/version.ts";
-import { oneLine } from "../shared/one-line.ts";
+import { reasonField } from "./reason-field.ts";
 import { clusterRegistry } from "./targets/cluster.ts";
 import { runFleet } from "./fleet.ts";
 import { createHttpTargets } from "./targets/http-target.ts";
@@ -149,7 +149,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
       const repeat = failuresLogged.has(key);
       if (failuresLogged.size >= 16) failuresLogged.clear();
       failuresLogged.add(key);
-      log[repeat ? "debug" : "warn"]("connection attempt failed", { code: Code[e.code], reason: e.rawMessage, detail: w === undefined ? undefined : error.rawMessage.trim() });
+      log[repeat ? "debug" : "warn"]("connection attempt failed", { code: Code[e.code], reason: reasonField(e.rawMessage), detail: w === undefined ? undefined : reasonField(error.rawMessage) });
       notify("onError", () => options.onError?.(e));
     };
     const w = words.explain(error);
@@ -175,7 +175,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
         streams--;
         if (streams === 0) state = "connecting";
         failuresLogged.clear();
-        const fields = { server: info.server, replica: info.replicaId || undefined, reason: error ? oneLine(error.rawMessage) : undefined };
+        const fields = { server: info.server, replica: info.replicaId || undefined, reason: error ? reasonField(error.rawMessage) : undefined };
         if (byUs) log.info("closed a stream", fields);
         else warnDisconnected("disconnected", fields);
         notify("onDisconnected", () => options.onDisconnected?.(error, info));
@@ -183,7 +183,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
       onFailed(error) {
         // Refused before any welcome for a reason retrying cannot fix: stop. Later refusals are retried.
         if (fatalCodes.has(error.code) && !welcomedOnce) {
-          log.error("refused by the server: the client stops", { code: Code[error.code], reason: error.rawMessage });
+          log.error("refused by the server: the client stops", { code: Code[error.code], reason: reasonField(error.rawMessage) });
           notify("onError", () => options.onError?.(error));
           refusal = error;
           state = "stopped";

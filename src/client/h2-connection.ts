@@ -1,6 +1,7 @@
 import type * as http2 from "node:http2";
 import { Http2SessionManager, type Http2SessionOptions } from "@connectrpc/connect-node";
 import { wholeEnvelopes } from "./whole-envelopes.ts";
+import { ownSockets } from "./h2-sockets.ts";
 
 /**
  * connect-node's `Http2SessionManager`, with a permanent `"error"` listener on
@@ -32,6 +33,10 @@ import { wholeEnvelopes } from "./whole-envelopes.ts";
  * to connect-es in whole gRPC envelopes when the Connect transport iterates
  * it (src/client/whole-envelopes.ts says why; the fast path reads its events).
  *
+ * The connection dials its own sockets (src/client/h2-sockets.ts), and
+ * `abort()`, which ends every connection attempt, destroys them all as well:
+ * a session destroyed after a GOAWAY no longer frees its socket by itself.
+ *
  * @internal
  */
 export function createH2Connection(
@@ -41,7 +46,13 @@ export function createH2Connection(
   onLateSessionError: (error: Error) => void,
   read: { limit: number; pace(cost: number): number },
 ): Http2SessionManager {
-  const manager = new Http2SessionManager(url, pingOptions, http2Options);
+  const sockets = ownSockets(http2Options?.createConnection as Parameters<typeof ownSockets>[0]);
+  const manager = new Http2SessionManager(url, pingOptions, { ...http2Options, createConnection: sockets.createConnection });
+  const abort = manager.abort.bind(manager);
+  manager.abort = (reason) => {
+    abort(reason);
+    sockets.release();
+  };
   const guarded = new WeakSet<http2.Http2Session>();
   const request = manager.request.bind(manager);
   // A session is handed out only through request(); we have the stream (and so its session) before any I/O can

@@ -64,7 +64,7 @@ export function wordsOf(error: unknown, url: URL): string | undefined {
 export function worthProbing(error: unknown, url: URL): boolean {
   const { codes, text } = chain(error);
   if (url.protocol === "https:") return /wrong version number|http request|packet length too long/i.test(text);
-  return codes.includes("ERR_HTTP2_ERROR") || codes.includes("ECONNRESET") || /error code CANCEL|Protocol error|without response headers|socket hang up|Premature close|session closed/i.test(text);
+  return codes.includes("ERR_HTTP2_ERROR") || codes.includes("ECONNRESET") || /error code CANCEL|Protocol error|without response headers|before the server sent response headers|socket hang up|Premature close|session closed/i.test(text);
 }
 
 /** Words for a probed port, or undefined when the probe found nothing more to say. */

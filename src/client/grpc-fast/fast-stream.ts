@@ -23,7 +23,7 @@ import type { ServerFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
 import { takePieces } from "../h2-connection.ts";
 import type { OutQueue } from "../out-queue.ts";
 import { createFrameReader, frameBuffers } from "./frame-codec.ts";
-import { checkResponse, checkTrailers, errorFromNode, errorFromRstCode, webHeaders } from "./grpc-status.ts";
+import { checkResponse, checkTrailers, closedBeforeStatus, errorFromNode, errorFromRstCode, webHeaders } from "./grpc-status.ts";
 import type { FastRequest } from "./request-headers.ts";
 
 /** What one fast stream needs. */
@@ -88,12 +88,15 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
       }
       reject(e);
     }
-    function finish() {
+    /** `connectionLost`: the stream ended with its connection, not with the server's END_STREAM. */
+    function finish(connectionLost: boolean) {
       if (settled) return;
       // No HEADERS frame at all: what a client sees when the server's header block was too large to be sent.
       const e = header === undefined
-        ? new ConnectError("the server ended the stream without response headers (none came, or a header block too large for this client was dropped)", Code.Internal)
-        : checkTrailers(trailers, header);
+        ? connectionLost
+          ? closedBeforeStatus(true)
+          : new ConnectError("the server ended the stream without response headers (none came, or a header block too large for this client was dropped)", Code.Internal)
+        : checkTrailers(trailers, header, connectionLost);
       if (e) return fail(e);
       settled = true;
       cleanup();
@@ -169,9 +172,12 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
         }
       });
       s.on("end", () => {
-        if (!reader.idle) return fail(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
+        // A stream that ends already destroyed and without its session was ended by its connection closing (the
+        // server's END_STREAM leaves both in place until the end is read): whatever came last was cut off.
+        const connectionLost = s.destroyed && (s.session === undefined || s.session.destroyed);
+        if (!reader.idle) return fail(connectionLost ? closedBeforeStatus() : new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
         if (foundStatus) trailers = new Headers();
-        finish();
+        finish(connectionLost);
       });
       startWriter(s);
     }, (e: unknown) => fail(errorFromNode(e)));

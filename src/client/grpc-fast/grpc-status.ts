@@ -65,15 +65,31 @@ export function checkResponse(status: number, h: Headers): { foundStatus: boolea
   return { foundStatus: h.has("grpc-status") };
 }
 
-/** The end of a response: its trailers' status (or the headers' one), or a missing status. */
-export function checkTrailers(trailers: Headers, header: Headers): ConnectError | undefined {
+/**
+ * The end of a response: its trailers' status (or the headers' one), or a
+ * missing status. `connectionLost`: the stream ended because its connection
+ * closed (a server killed, a network cut), not with the server's END_STREAM;
+ * a status missing then is said as such, not as the server's protocol error.
+ */
+export function checkTrailers(trailers: Headers, header: Headers, connectionLost = false): ConnectError | undefined {
   const error = statusError(trailers);
   if (error) {
     header.forEach((value, key) => error.metadata.append(key, value));
     return error;
   }
-  if (!header.has("grpc-status") && !trailers.has("grpc-status")) return new ConnectError("protocol error: missing status", Code.Internal);
+  if (!header.has("grpc-status") && !trailers.has("grpc-status")) {
+    return connectionLost ? closedBeforeStatus() : new ConnectError("protocol error: missing status", Code.Internal);
+  }
   return undefined;
+}
+
+/**
+ * A stream whose connection closed before the server sent its status (or, `noHeaders`, anything at all: what a
+ * TLS server says to a client dialling it with http://, which src/client/transport-words.ts probes for):
+ * Unavailable, as a connection lost is.
+ */
+export function closedBeforeStatus(noHeaders = false): ConnectError {
+  return new ConnectError(`the connection closed before the server sent ${noHeaders ? "response headers" : "a status"}`, Code.Unavailable);
 }
 
 const h2CodeNames = [
