@@ -1,6 +1,8 @@
 /**
- * Polls every peer's state every `pollIntervalMs`: at most `concurrency`
- * requests at once, at most one per peer, each bounded by `timeoutMs` and
+ * Polls every peer's state every `pollIntervalMs` (when is said in
+ * ./poll-schedule.ts): at most `concurrency` requests at once (a poll that
+ * ends frees its slot for the next due peer at once), at most one per peer,
+ * each bounded by `timeoutMs` and
  * its body by `maxStateBytes`. A peer that stalls, answers garbage or too much
  * is marked failing with the reason; one not heard from for `staleMs` counts
  * as gone (its clients leave the merged `/clients`, nothing is forwarded to
@@ -14,6 +16,7 @@ import type { Logger } from "../../shared/logger.ts";
 import { peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
 import type { PeerAddress, PeerList } from "./peer-list.ts";
 import { parsePeerState, peerStatePath, type PeerState } from "./peer-state.ts";
+import { duePeers, nextDueAt, type ScheduleOptions } from "./poll-schedule.ts";
 
 /** What this replica knows of one peer. */
 export interface Peer {
@@ -30,7 +33,7 @@ export interface Peer {
   /** This replica itself (its state names our id). */
   self: boolean;
   polling: boolean;
-  /** When its last poll started (Date.now()), 0 never: the longest-waiting peers go first. */
+  /** When its last poll started (Date.now()), 0 never. */
   polledAt: number;
 }
 
@@ -43,6 +46,7 @@ export interface PollerOptions {
   timeoutMs: number;
   staleMs: number;
   maxStateBytes: number;
+  /** Polls at once at most (a slot is free again as soon as its poll ends). */
   concurrency: number;
   agents: { http: http.Agent; https: https.Agent };
   logger: Logger;
@@ -65,6 +69,10 @@ export function createPoller(o: PollerOptions): Poller {
   let resolving = false;
   let closed = false;
   const requests = new Set<http.ClientRequest>();
+  const schedule: ScheduleOptions = { pollIntervalMs: o.pollIntervalMs };
+  /** Wakes {@link pump} when the next peer falls due while a slot is free. */
+  let wake: NodeJS.Timeout | undefined;
+  let wakeAt = Infinity;
 
   function poll(p: Peer) {
     p.polling = true;
@@ -92,6 +100,7 @@ export function createPoller(o: PollerOptions): Poller {
         p.error = undefined;
         p.lastOkAt = Date.now();
       }
+      pump();
     };
     const req = mod.request(u, {
       method: "GET",
@@ -163,26 +172,45 @@ export function createPoller(o: PollerOptions): Poller {
         .catch(() => {})
         .finally(() => {
           resolving = false;
-          if (!closed) sync(false);
+          if (!closed) sync();
         });
     }
-    sync(true);
+    sync();
   }
 
-  /** Follows the list (new peers, dropped ones), then polls the new ones, or (`due`) every one not being polled. */
-  function sync(due: boolean) {
+  /** Follows the list (new peers, dropped ones), then polls those due. */
+  function sync() {
     const urls = new Set(o.list.current.map((a) => a.url));
     for (const [url] of byUrl) {
       if (!urls.has(url)) byUrl.delete(url);
     }
     for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, self: false, polling: false, polledAt: 0 });
-    // Longest-waiting first: with more peers than `concurrency`, every peer gets its turn.
-    // This replica's own address is polled once, to learn that it is ours.
-    const waiting = [...byUrl.values()].filter((p) => !p.polling && !p.self && (due || p.polledAt === 0)).sort((a, b) => a.polledAt - b.polledAt);
-    for (const p of waiting) {
-      if (running >= o.concurrency) break;
-      poll(p);
+    pump();
+  }
+
+  /** Starts the polls due while slots are free; when slots are left, wakes again when the next peer falls due. */
+  function pump() {
+    if (closed) return;
+    const now = Date.now();
+    if (running < o.concurrency) {
+      for (const p of duePeers(byUrl.values(), now, schedule)) {
+        poll(p);
+        if (running >= o.concurrency) break;
+      }
     }
+    // A full house wakes on the next poll's end instead.
+    const next = running < o.concurrency ? nextDueAt(byUrl.values(), schedule) : Infinity;
+    if (next === wakeAt) return;
+    clearTimeout(wake);
+    wake = undefined;
+    wakeAt = next;
+    if (next === Infinity) return;
+    wake = setTimeout(() => {
+      wake = undefined;
+      wakeAt = Infinity;
+      pump();
+    }, Math.max(0, next - now));
+    wake.unref();
   }
 
   // The first round shortly after creation, when the server listens (it polls itself, too, to learn its address).
@@ -209,6 +237,7 @@ export function createPoller(o: PollerOptions): Poller {
     close() {
       closed = true;
       clearInterval(timer);
+      clearTimeout(wake);
       for (const r of requests) r.destroy();
     },
   };

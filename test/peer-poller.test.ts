@@ -1,0 +1,130 @@
+/**
+ * The peer poller on its own, against fake peers on loopback sockets: how
+ * often each peer is polled with many of them (a slot is free again as soon
+ * as its poll ends).
+ */
+import assert from "node:assert/strict";
+import * as http from "node:http";
+import * as https from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import { after, describe, test } from "node:test";
+import { createPeerAuth } from "../src/server/peers/peer-auth.ts";
+import { createPeerList, parsePeers } from "../src/server/peers/peer-list.ts";
+import { createPoller, type PollerOptions } from "../src/server/peers/peer-poller.ts";
+import { silentLogger, type Logger } from "../src/shared/logger.ts";
+
+const secret = "0123456789abcdef-poller-test-secret";
+const statePath = "/_promproxy/peer/state";
+const signer = createPeerAuth({ secret, replicaId: "fake", clockSkewMs: 10_000, maxNonces: 100_000, logger: silentLogger });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function capture(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const log = (m: string, f?: Record<string, unknown>) => lines.push(`${m} ${JSON.stringify(f ?? {})}`);
+  return { lines, debug() {}, info: log, warn: log, error: log };
+}
+
+/** A state document naming `clients`. */
+export const stateOf = (id: string, clients: string[], extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    id,
+    ready: true,
+    ...extra,
+    clients: clients.map((n) => ({ targets: [n], labels: { __meta_promproxy_client: n, __meta_promproxy_session_id: "s", __meta_promproxy_connected: "true" } })),
+  });
+
+/** Answers a state poll with `body`, signed over the poll's nonce with `key` (the peer secret unless told). */
+function answer(req: http.IncomingMessage, res: http.ServerResponse, body: string, key = signer) {
+  const nonce = String(req.headers["x-promproxy-peer"]).split(";")[2] ?? "";
+  res.writeHead(200, { etag: '"1"', "x-promproxy-peer-answer": key.signAnswer(nonce, 200, '"1"', body) });
+  res.end(body);
+}
+
+interface Fake {
+  url: string;
+  polls: number;
+  close(): Promise<void>;
+}
+
+/** A fake peer answering state polls with `onState`. */
+async function fakePeer(onState: (req: http.IncomingMessage, res: http.ServerResponse, fake: Fake) => void): Promise<Fake> {
+  const sockets = new Set<Socket>();
+  const fake: Fake = { url: "", polls: 0, close: async () => {} };
+  const s = http.createServer((req, res) => {
+    if (req.url !== statePath) return void res.writeHead(404).end();
+    fake.polls++;
+    onState(req, res, fake);
+  });
+  s.on("connection", (c) => (sockets.add(c), c.on("close", () => sockets.delete(c))));
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  fake.url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  fake.close = () => new Promise<void>((r) => (s.close(() => r()), sockets.forEach((c) => c.destroy())));
+  return fake;
+}
+
+/** A poller of `urls` as replica r0, its logger, and a close() for both. */
+function startPoller(urls: string[], over: Partial<PollerOptions> = {}) {
+  const logger = capture();
+  const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 1 }), https: new https.Agent({ keepAlive: true, maxSockets: 1 }) };
+  const poller = createPoller({
+    list: createPeerList({ peers: parsePeers(urls), maxPeers: 64, logger }),
+    auth: createPeerAuth({ secret, replicaId: "r0", clockSkewMs: 10_000, maxNonces: 100_000, logger: silentLogger }),
+    replicaId: "r0",
+    pollIntervalMs: 1_000,
+    resolveIntervalMs: 5_000,
+    timeoutMs: 500,
+    staleMs: 3_500,
+    maxStateBytes: 1 << 20,
+    concurrency: 8,
+    agents,
+    logger,
+    ...over,
+  });
+  return {
+    poller,
+    logger,
+    close() {
+      poller.close();
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}
+
+describe("many peers: a slot is free again as soon as its poll ends", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  let stop = () => {};
+  after(async () => {
+    stop();
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("63 healthy peers, 8 polls at once: every one stays fresh, each polled about once a second, never more than 8 at once", async () => {
+    let inFlight = 0;
+    let most = 0;
+    for (let i = 0; i < 63; i++) {
+      // Each answer takes 20 ms: polls overlap, and 63 of them take 8 slots about 160 ms a round.
+      fakes.push(
+        await fakePeer((req, res) => {
+          most = Math.max(most, ++inFlight);
+          setTimeout(() => (inFlight--, answer(req, res, stateOf(`p${i}`, [`app-${i}`]))), 20);
+        }),
+      );
+    }
+    const { poller, close } = startPoller(fakes.map((f) => f.url));
+    stop = close;
+    await sleep(3_000);
+    const before = fakes.map((f) => f.polls);
+    const seen: number[] = [];
+    for (let k = 0; k < 16; k++) {
+      seen.push(poller.fresh().length);
+      await sleep(250);
+    }
+    const polls = fakes.map((f, i) => f.polls - before[i]!);
+    assert.deepEqual([...new Set(seen)], [63], `fresh peers sampled every 250 ms: ${seen.join(" ")}`);
+    // 4 s at one poll a second: 4 each; wide margins for a loaded machine.
+    assert.ok(Math.min(...polls) >= 2 && Math.max(...polls) <= 6, `polls per peer in 4 s: ${Math.min(...polls)}-${Math.max(...polls)}`);
+    assert.ok(most <= 8, `at most 8 polls at once, saw ${most}`);
+    assert.equal(poller.synced, true);
+  });
+});
