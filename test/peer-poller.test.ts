@@ -1,7 +1,8 @@
 /**
  * The peer poller on its own, against fake peers on loopback sockets: how
  * often each peer is polled with many of them (a slot is free again as soon
- * as its poll ends).
+ * as its poll ends), and with addresses that never answer (a failing peer is
+ * polled with a backoff, after the peers that answered).
  */
 import assert from "node:assert/strict";
 import * as http from "node:http";
@@ -11,7 +12,9 @@ import { after, describe, test } from "node:test";
 import { createPeerAuth } from "../src/server/peers/peer-auth.ts";
 import { createPeerList, parsePeers } from "../src/server/peers/peer-list.ts";
 import { createPoller, type PollerOptions } from "../src/server/peers/peer-poller.ts";
+import { duePeers, nextPollAt } from "../src/server/peers/poll-schedule.ts";
 import { silentLogger, type Logger } from "../src/shared/logger.ts";
+import { waitFor } from "./helpers.ts";
 
 const secret = "0123456789abcdef-poller-test-secret";
 const statePath = "/_promproxy/peer/state";
@@ -126,5 +129,72 @@ describe("many peers: a slot is free again as soon as its poll ends", { timeout:
     assert.ok(Math.min(...polls) >= 2 && Math.max(...polls) <= 6, `polls per peer in 4 s: ${Math.min(...polls)}-${Math.max(...polls)}`);
     assert.ok(most <= 8, `at most 8 polls at once, saw ${most}`);
     assert.equal(poller.synced, true);
+  });
+});
+
+test("the schedule: every interval while it answers; failing: 1, 2, 4 ... s, at most maxBackoffMs; answered ones go first", () => {
+  const o = { pollIntervalMs: 1_000, maxBackoffMs: 30_000 };
+  const at = (failures: number, polledAt = 100_000) => nextPollAt({ polledAt, failures, self: false, polling: false }, o) - polledAt;
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 50].map((f) => at(f)), [1_000, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+  assert.equal(nextPollAt({ polledAt: 0, failures: 0, self: false, polling: false }, o), 0, "never polled: due at once");
+  const peers = [
+    { name: "failing, waited longest", polledAt: 1, failures: 1, self: false, polling: false },
+    { name: "answered", polledAt: 50_000, failures: 0, self: false, polling: false },
+    { name: "answered, waited longer", polledAt: 10_000, failures: 0, self: false, polling: false },
+    { name: "being polled", polledAt: 1, failures: 0, self: false, polling: true },
+    { name: "failing, not due", polledAt: 59_000, failures: 3, self: false, polling: false },
+  ];
+  assert.deepEqual(duePeers(peers, 60_000, o).map((p) => p.name), ["answered, waited longer", "answered", "failing, waited longest"]);
+});
+
+describe("20 addresses that never answer and one healthy peer", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  const held: http.ServerResponse[] = [];
+  let stop = () => {};
+  after(async () => {
+    stop();
+    for (const r of held) r.destroy();
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("the healthy peer is polled every second and stays fresh; each hung address is polled with a backoff, on half the slots at most", async () => {
+    let t0 = performance.now();
+    // Polls of hung addresses, [start, end] (ms since t0), to count how many slots they took at once.
+    const spans: [number, number][] = [];
+    for (let i = 0; i < 20; i++) {
+      fakes.push(
+        await fakePeer((_, res) => {
+          held.push(res);
+          const span: [number, number] = [performance.now() - t0, Infinity];
+          spans.push(span);
+          res.on("close", () => (span[1] = performance.now() - t0));
+        }),
+      );
+    }
+    t0 = performance.now();
+    const healthy = await fakePeer((req, res) => answer(req, res, stateOf("healthy", ["app"])));
+    // As in production: 2 s timeout, gone after 5 s.
+    const { poller, logger, close } = startPoller([...fakes.map((f) => f.url), healthy.url], { timeoutMs: 2_000, staleMs: 5_000 });
+    fakes.push(healthy);
+    stop = close;
+    // Its first poll may wait behind new addresses (nothing is known of them yet): from 6 s on it is polled every second.
+    await waitFor("the healthy peer to answer", () => healthy.polls > 0, 8_000);
+    await sleep(6_000 - (performance.now() - t0));
+    const before = healthy.polls;
+    const fresh: number[] = [];
+    for (let k = 0; k < 24; k++) {
+      await sleep(250);
+      fresh.push(poller.fresh().length);
+    }
+    assert.ok(healthy.polls - before >= 4, `the healthy peer polled ${healthy.polls - before} times in 6 s`);
+    // Each hung one at 0-4 s, then 2 s later (timeout) + 1 s, + 2 s, + 4 s: 4 at most in 12 s.
+    const hung = fakes.slice(0, 20).map((f) => f.polls);
+    assert.ok(Math.max(...hung) <= 4, `polls of each hung address in 12 s: ${hung.join(" ")}`);
+    // Once each was polled (new addresses may take every slot: nothing is known of them yet), 4 at once at most.
+    const late = spans.filter(([start]) => start > 6_000);
+    const most = Math.max(...late.map(([start]) => late.filter(([s, e]) => s <= start && start < e).length));
+    assert.ok(late.length > 0 && most <= 4, `at most 4 of the 8 slots on failing peers, saw ${most} (${late.length} polls after 6 s)`);
+    assert.ok(fresh.every((n) => n === 1), `the healthy peer fresh, sampled every 250 ms: ${fresh.join(" ")}`);
+    assert.equal(logger.lines.filter((l) => l.startsWith("peer state not fetched")).length, 20, "each hung address said once");
   });
 });

@@ -1,6 +1,6 @@
 /**
- * Polls every peer's state every `pollIntervalMs` (when is said in
- * ./poll-schedule.ts): at most `concurrency` requests at once (a poll that
+ * Polls every peer's state every `pollIntervalMs`, a failing one with a
+ * backoff up to `maxBackoffMs`, those that answered first (./poll-schedule.ts): at most `concurrency` requests at once (a poll that
  * ends frees its slot for the next due peer at once), at most one per peer,
  * each bounded by `timeoutMs` and
  * its body by `maxStateBytes`. A peer that stalls, answers garbage or too much
@@ -30,6 +30,8 @@ export interface Peer {
   lastOkAt: number;
   /** Why its last poll failed, if it did. */
   error?: string;
+  /** Its polls that failed in a row, 0 after an answer (a failing peer is polled with a backoff). */
+  failures: number;
   /** This replica itself (its state names our id). */
   self: boolean;
   polling: boolean;
@@ -46,8 +48,10 @@ export interface PollerOptions {
   timeoutMs: number;
   staleMs: number;
   maxStateBytes: number;
-  /** Polls at once at most (a slot is free again as soon as its poll ends). */
+  /** Polls at once at most (a slot is free again as soon as its poll ends); failing peers take at most half of them. */
   concurrency: number;
+  /** The longest wait between two polls of a peer whose polls fail (doubling from `pollIntervalMs`). Default 30 s. */
+  maxBackoffMs?: number;
   agents: { http: http.Agent; https: https.Agent };
   logger: Logger;
 }
@@ -65,11 +69,14 @@ export interface Poller {
 export function createPoller(o: PollerOptions): Poller {
   const byUrl = new Map<string, Peer>();
   let running = 0;
+  /** Polls of failing peers running: at most `failingSlots`, so that the peers that answer always find a slot. */
+  let runningFailing = 0;
+  const failingSlots = Math.max(1, Math.floor(o.concurrency / 2));
   let lastResolve = -Infinity;
   let resolving = false;
   let closed = false;
   const requests = new Set<http.ClientRequest>();
-  const schedule: ScheduleOptions = { pollIntervalMs: o.pollIntervalMs };
+  const schedule: ScheduleOptions = { pollIntervalMs: o.pollIntervalMs, maxBackoffMs: Math.max(o.pollIntervalMs, o.maxBackoffMs ?? 30_000) };
   /** Wakes {@link pump} when the next peer falls due while a slot is free. */
   let wake: NodeJS.Timeout | undefined;
   let wakeAt = Infinity;
@@ -78,6 +85,8 @@ export function createPoller(o: PollerOptions): Poller {
     p.polling = true;
     p.polledAt = Date.now();
     running++;
+    const failing = p.failures > 0;
+    if (failing) runningFailing++;
     const u = new URL(peerStatePath, p.address.url);
     const mod = u.protocol === "https:" ? https : http;
     // Addressed to the id it last named; after a failed poll to nobody: a replacement at the same address (a
@@ -92,12 +101,15 @@ export function createPoller(o: PollerOptions): Poller {
       requests.delete(req);
       p.polling = false;
       running--;
+      if (failing) runningFailing--;
       if (error) {
         if (p.error === undefined) o.logger.warn("peer state not fetched", { peer: p.address.url, error });
         p.error = error;
+        p.failures++;
       } else {
         if (p.error !== undefined && p.lastOkAt > 0) o.logger.info("peer answers again", { peer: p.address.url });
         p.error = undefined;
+        p.failures = 0;
         p.lastOkAt = Date.now();
       }
       pump();
@@ -184,7 +196,7 @@ export function createPoller(o: PollerOptions): Poller {
     for (const [url] of byUrl) {
       if (!urls.has(url)) byUrl.delete(url);
     }
-    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, self: false, polling: false, polledAt: 0 });
+    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, failures: 0, self: false, polling: false, polledAt: 0 });
     pump();
   }
 
@@ -194,12 +206,13 @@ export function createPoller(o: PollerOptions): Poller {
     const now = Date.now();
     if (running < o.concurrency) {
       for (const p of duePeers(byUrl.values(), now, schedule)) {
+        if (p.failures > 0 && runningFailing >= failingSlots) break; // failing ones come last
         poll(p);
         if (running >= o.concurrency) break;
       }
     }
     // A full house wakes on the next poll's end instead.
-    const next = running < o.concurrency ? nextDueAt(byUrl.values(), schedule) : Infinity;
+    const next = running < o.concurrency ? nextDueAt(byUrl.values(), schedule, runningFailing < failingSlots) : Infinity;
     if (next === wakeAt) return;
     clearTimeout(wake);
     wake = undefined;

@@ -2,9 +2,15 @@
  * When each peer is polled next, and who goes first when more are due than
  * there are free poll slots.
  *
- * A peer is due `pollIntervalMs` after its last poll started; this replica's
- * own address is polled once, to learn that it is ours. Among the due peers,
- * the longest-waiting go first.
+ * A peer that answered its last poll is due `pollIntervalMs` after that poll
+ * started. One whose polls fail is polled with a backoff: `pollIntervalMs`
+ * after the first failure, then twice as long after each further one, at most
+ * `maxBackoffMs`; an answer resets it. This replica's own address is polled
+ * once, to learn that it is ours. Among the
+ * due peers, those that answered last time go before failing ones, the
+ * longest-waiting first within each; and failing peers take at most half
+ * the slots (the poller's part): addresses that stall cannot keep a healthy
+ * peer waiting.
  *
  * @internal
  */
@@ -13,6 +19,8 @@
 export interface Scheduled {
   /** When its last poll started (Date.now()), 0 never. */
   polledAt: number;
+  /** Its polls that failed in a row, 0 after an answer. */
+  failures: number;
   /** This replica itself. */
   self: boolean;
   polling: boolean;
@@ -20,13 +28,16 @@ export interface Scheduled {
 
 export interface ScheduleOptions {
   pollIntervalMs: number;
+  /** The longest wait between two polls of a failing peer. */
+  maxBackoffMs: number;
 }
 
 /** When `p` is to be polled next (Date.now() time); 0 for a peer never polled, Infinity for this replica. */
 export function nextPollAt(p: Scheduled, o: ScheduleOptions): number {
   if (p.polledAt === 0) return 0;
   if (p.self) return Infinity;
-  return p.polledAt + o.pollIntervalMs;
+  if (p.failures === 0) return p.polledAt + o.pollIntervalMs;
+  return p.polledAt + Math.min(o.maxBackoffMs, o.pollIntervalMs * 2 ** Math.min(p.failures - 1, 30));
 }
 
 /** The peers due at `now`, not being polled, in the order they are to be polled. */
@@ -37,13 +48,14 @@ export function duePeers<P extends Scheduled>(peers: Iterable<P>, now: number, o
     const at = nextPollAt(p, o);
     if (at <= now) due.push({ p, at });
   }
-  due.sort((a, b) => a.at - b.at);
+  // Answered last time first, then the longest-waiting.
+  due.sort((a, b) => Number(a.p.failures > 0) - Number(b.p.failures > 0) || a.at - b.at);
   return due.map((d) => d.p);
 }
 
-/** When the next peer not being polled falls due (Date.now() time); Infinity when none. */
-export function nextDueAt(peers: Iterable<Scheduled>, o: ScheduleOptions): number {
+/** When the next peer not being polled falls due (Date.now() time), failing ones only if `failing`; Infinity when none. */
+export function nextDueAt(peers: Iterable<Scheduled>, o: ScheduleOptions, failing = true): number {
   let next = Infinity;
-  for (const p of peers) if (!p.polling) next = Math.min(next, nextPollAt(p, o));
+  for (const p of peers) if (!p.polling && (failing || p.failures === 0)) next = Math.min(next, nextPollAt(p, o));
   return next;
 }
