@@ -132,17 +132,20 @@ describe("many peers: a slot is free again as soon as its poll ends", { timeout:
   });
 });
 
-test("the schedule: every interval while it answers; failing: 1, 2, 4 ... s, at most maxBackoffMs; answered ones go first", () => {
-  const o = { pollIntervalMs: 1_000, maxBackoffMs: 30_000 };
-  const at = (failures: number, polledAt = 100_000) => nextPollAt({ polledAt, failures, self: false, polling: false }, o) - polledAt;
+test("the schedule: every interval while it answers or still counts; failing: 1, 2, 4 ... s, at most maxBackoffMs; answered ones go first", () => {
+  const o = { pollIntervalMs: 1_000, maxBackoffMs: 30_000, staleMs: 5_000 };
+  const at = (failures: number, lastOkAt = 0, polledAt = 100_000) => nextPollAt({ polledAt, failures, lastOkAt, self: false, polling: false }, o) - polledAt;
   assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 50].map((f) => at(f)), [1_000, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
-  assert.equal(nextPollAt({ polledAt: 0, failures: 0, self: false, polling: false }, o), 0, "never polled: due at once");
+  assert.equal(at(3, 96_000), 1_000, "every interval while it still counts (within staleMs of its last answer)");
+  assert.equal(at(6, 95_000), 30_000, "then with the backoff");
+  assert.equal(nextPollAt({ polledAt: 0, failures: 0, lastOkAt: 0, self: false, polling: false }, o), 0, "never polled: due at once");
+  const peer = (name: string, polledAt: number, failures: number, polling = false) => ({ name, polledAt, failures, lastOkAt: 0, self: false, polling });
   const peers = [
-    { name: "failing, waited longest", polledAt: 1, failures: 1, self: false, polling: false },
-    { name: "answered", polledAt: 50_000, failures: 0, self: false, polling: false },
-    { name: "answered, waited longer", polledAt: 10_000, failures: 0, self: false, polling: false },
-    { name: "being polled", polledAt: 1, failures: 0, self: false, polling: true },
-    { name: "failing, not due", polledAt: 59_000, failures: 3, self: false, polling: false },
+    peer("failing, waited longest", 1, 1),
+    peer("answered", 50_000, 0),
+    peer("answered, waited longer", 10_000, 0),
+    peer("being polled", 1, 0, true),
+    peer("failing, not due", 59_000, 3),
   ];
   assert.deepEqual(duePeers(peers, 60_000, o).map((p) => p.name), ["answered, waited longer", "answered", "failing, waited longest"]);
 });
@@ -196,5 +199,44 @@ describe("20 addresses that never answer and one healthy peer", { timeout: 60_00
     assert.ok(late.length > 0 && most <= 4, `at most 4 of the 8 slots on failing peers, saw ${most} (${late.length} polls after 6 s)`);
     assert.ok(fresh.every((n) => n === 1), `the healthy peer fresh, sampled every 250 ms: ${fresh.join(" ")}`);
     assert.equal(logger.lines.filter((l) => l.startsWith("peer state not fetched")).length, 20, "each hung address said once");
+  });
+});
+
+describe("someone without the secret at a peer's address", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  const held: http.ServerResponse[] = [];
+  let stop = () => {};
+  after(async () => {
+    stop();
+    for (const r of held) r.destroy();
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("an unsigned answer: the peer is not fresh at once; one that only stops answering stays fresh for staleMs", async () => {
+    const stranger = createPeerAuth({ secret: "another-secret-not-the-peers-0123", replicaId: "x", clockSkewMs: 10_000, maxNonces: 1000, logger: silentLogger });
+    let mode: "peer" | "stranger" = "peer";
+    const onState = (id: string) => (req: http.IncomingMessage, res: http.ServerResponse) =>
+      mode === "peer" ? answer(req, res, stateOf(id, [`${id}-app`])) : answer(req, res, stateOf(id, ["someone-else"]), stranger);
+    const taken = await fakePeer(onState("taken"));
+    let silentMode = false;
+    const silent = await fakePeer((req, res) => (silentMode ? held.push(res) : answer(req, res, stateOf("silent", ["silent-app"]))));
+    fakes.push(taken, silent);
+    // Gone only after 30 s of silence: an unsigned answer must not wait for it.
+    const { poller, close } = startPoller([taken.url, silent.url], { staleMs: 30_000 });
+    stop = close;
+    await waitFor("both fresh", () => poller.fresh().length === 2, 10_000);
+    const okAt = poller.peers.find((p) => p.address.url === taken.url)!.lastOkAt;
+    mode = "stranger";
+    silentMode = true;
+    const t = performance.now();
+    await waitFor("the taken address to leave the fresh peers", () => !poller.fresh().some((p) => p.address.url === taken.url), 10_000);
+    assert.ok(performance.now() - t < 10_000);
+    const p = poller.peers.find((q) => q.address.url === taken.url)!;
+    assert.equal(p.error, "its answer is not signed with the peer secret");
+    assert.equal(p.state, undefined, "its clients are forgotten");
+    assert.equal(p.lastOkAt, okAt, "lastOkAt: when the peer last answered");
+    await sleep(3_000);
+    assert.deepEqual(poller.fresh().map((q) => q.state?.id), ["silent"], "the silent one is still fresh (timeouts keep the staleMs tolerance)");
+    assert.match(poller.peers.find((q) => q.address.url === silent.url)!.error ?? "", /no answer within 0\.5s/);
   });
 });

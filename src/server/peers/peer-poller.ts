@@ -1,12 +1,13 @@
 /**
  * Polls every peer's state every `pollIntervalMs`, a failing one with a
- * backoff up to `maxBackoffMs`, those that answered first (./poll-schedule.ts): at most `concurrency` requests at once (a poll that
+ * backoff up to `maxBackoffMs`, those that answered first
+ * (./poll-schedule.ts): at most `concurrency` requests at once (a poll that
  * ends frees its slot for the next due peer at once), at most one per peer,
- * each bounded by `timeoutMs` and
- * its body by `maxStateBytes`. A peer that stalls, answers garbage or too much
- * is marked failing with the reason; one not heard from for `staleMs` counts
- * as gone (its clients leave the merged `/clients`, nothing is forwarded to
- * it). Unchanged states cost a 304 (ETag).
+ * each bounded by `timeoutMs` and its body by `maxStateBytes`. A peer that
+ * stalls, answers garbage or too much is marked failing with the reason; one
+ * not heard from for `staleMs` counts as gone (its clients leave the merged
+ * `/clients`, nothing is forwarded to it); one whose answer is not signed
+ * with the secret at once. Unchanged states cost a 304 (ETag).
  *
  * @internal
  */
@@ -76,10 +77,17 @@ export function createPoller(o: PollerOptions): Poller {
   let resolving = false;
   let closed = false;
   const requests = new Set<http.ClientRequest>();
-  const schedule: ScheduleOptions = { pollIntervalMs: o.pollIntervalMs, maxBackoffMs: Math.max(o.pollIntervalMs, o.maxBackoffMs ?? 30_000) };
+  const schedule: ScheduleOptions = { pollIntervalMs: o.pollIntervalMs, maxBackoffMs: Math.max(o.pollIntervalMs, o.maxBackoffMs ?? 30_000), staleMs: o.staleMs };
   /** Wakes {@link pump} when the next peer falls due while a slot is free. */
   let wake: NodeJS.Timeout | undefined;
   let wakeAt = Infinity;
+
+  /**
+   * An answer not signed with the secret: someone else answers at the peer's address (its process gone, the
+   * address taken): what the peer said is forgotten at once (its clients leave `/clients`, nothing is forwarded
+   * there), where a peer that is only silent keeps counting for `staleMs`.
+   */
+  const unsigned = "its answer is not signed with the peer secret";
 
   function poll(p: Peer) {
     p.polling = true;
@@ -94,7 +102,8 @@ export function createPoller(o: PollerOptions): Poller {
     const signed = o.auth.sign("GET", peerStatePath, undefined, p.error === undefined ? (p.state?.id ?? "") : "");
     const nonce = signed.split(";")[2] ?? "";
     let done = false;
-    const finish = (error?: string) => {
+    /** Ends the poll: answered (no error), or failed; `forget`: what the peer said no longer counts (someone else answers there). */
+    const finish = (error?: string, forget = false) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
@@ -106,6 +115,11 @@ export function createPoller(o: PollerOptions): Poller {
         if (p.error === undefined) o.logger.warn("peer state not fetched", { peer: p.address.url, error });
         p.error = error;
         p.failures++;
+        if (forget && p.state) {
+          p.state = undefined;
+          p.etag = undefined;
+          p.generation++;
+        }
       } else {
         if (p.error !== undefined && p.lastOkAt > 0) o.logger.info("peer answers again", { peer: p.address.url });
         p.error = undefined;
@@ -133,7 +147,7 @@ export function createPoller(o: PollerOptions): Poller {
       res0 = res;
       if (res.statusCode === 304) {
         res.resume();
-        return finish(answered(304, "") ? undefined : "its answer is not signed with the peer secret");
+        return answered(304, "") ? finish() : finish(unsigned, true);
       }
       const declared = Number(res.headers["content-length"] ?? 0);
       if (declared > o.maxStateBytes) {
@@ -155,7 +169,7 @@ export function createPoller(o: PollerOptions): Poller {
         if (done) return;
         const text = Buffer.concat(chunks).toString("utf8");
         if (res.statusCode !== 200) return finish(`status ${res.statusCode}: ${text.split("\n")[0]?.slice(0, 200)}`);
-        if (!answered(200, text)) return finish("its answer is not signed with the peer secret");
+        if (!answered(200, text)) return finish(unsigned, true);
         try {
           const state = parsePeerState(text);
           p.state = state;

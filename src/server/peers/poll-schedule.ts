@@ -3,9 +3,10 @@
  * there are free poll slots.
  *
  * A peer that answered its last poll is due `pollIntervalMs` after that poll
- * started. One whose polls fail is polled with a backoff: `pollIntervalMs`
- * after the first failure, then twice as long after each further one, at most
- * `maxBackoffMs`; an answer resets it. This replica's own address is polled
+ * started, and so is one whose polls fail while it still counts (within
+ * `staleMs` of its last answer: whoever takes its address is found soon).
+ * After that it is polled with a backoff: `pollIntervalMs`, then twice as
+ * long after each further failure, at most `maxBackoffMs`; an answer resets it. This replica's own address is polled
  * once, to learn that it is ours. Among the
  * due peers, those that answered last time go before failing ones, the
  * longest-waiting first within each; and failing peers take at most half
@@ -21,6 +22,8 @@ export interface Scheduled {
   polledAt: number;
   /** Its polls that failed in a row, 0 after an answer. */
   failures: number;
+  /** When it last answered (Date.now()), 0 never. */
+  lastOkAt: number;
   /** This replica itself. */
   self: boolean;
   polling: boolean;
@@ -30,13 +33,15 @@ export interface ScheduleOptions {
   pollIntervalMs: number;
   /** The longest wait between two polls of a failing peer. */
   maxBackoffMs: number;
+  /** How long a peer counts after its last answer. */
+  staleMs: number;
 }
 
 /** When `p` is to be polled next (Date.now() time); 0 for a peer never polled, Infinity for this replica. */
 export function nextPollAt(p: Scheduled, o: ScheduleOptions): number {
   if (p.polledAt === 0) return 0;
   if (p.self) return Infinity;
-  if (p.failures === 0) return p.polledAt + o.pollIntervalMs;
+  if (p.failures === 0 || (p.lastOkAt > 0 && p.polledAt - p.lastOkAt < o.staleMs)) return p.polledAt + o.pollIntervalMs;
   return p.polledAt + Math.min(o.maxBackoffMs, o.pollIntervalMs * 2 ** Math.min(p.failures - 1, 30));
 }
 
