@@ -11,6 +11,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import { createPeerAuth } from "../src/server/peers/peer-auth.ts";
 import { createPeerList, parsePeers } from "../src/server/peers/peer-list.ts";
+import { processInstance } from "../src/server/peers/peer-state.ts";
 import { createPoller, type PollerOptions } from "../src/server/peers/peer-poller.ts";
 import { duePeers, nextPollAt } from "../src/server/peers/poll-schedule.ts";
 import { silentLogger, type Logger } from "../src/shared/logger.ts";
@@ -133,12 +134,13 @@ describe("many peers: a slot is free again as soon as its poll ends", { timeout:
 });
 
 test("the schedule: every interval while it answers or still counts; failing: 1, 2, 4 ... s, at most maxBackoffMs; answered ones go first", () => {
-  const o = { pollIntervalMs: 1_000, maxBackoffMs: 30_000, staleMs: 5_000 };
+  const o = { pollIntervalMs: 1_000, maxBackoffMs: 30_000, staleMs: 5_000, selfRecheckMs: 30_000 };
   const at = (failures: number, lastOkAt = 0, polledAt = 100_000) => nextPollAt({ polledAt, failures, lastOkAt, self: false, polling: false }, o) - polledAt;
   assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 50].map((f) => at(f)), [1_000, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
   assert.equal(at(3, 96_000), 1_000, "every interval while it still counts (within staleMs of its last answer)");
   assert.equal(at(6, 95_000), 30_000, "then with the backoff");
   assert.equal(nextPollAt({ polledAt: 0, failures: 0, lastOkAt: 0, self: false, polling: false }, o), 0, "never polled: due at once");
+  assert.equal(nextPollAt({ polledAt: 100_000, failures: 0, lastOkAt: 100_000, self: true, polling: false }, o), 130_000, "this replica: every selfRecheckMs");
   const peer = (name: string, polledAt: number, failures: number, polling = false) => ({ name, polledAt, failures, lastOkAt: 0, self: false, polling });
   const peers = [
     peer("failing, waited longest", 1, 1),
@@ -238,5 +240,43 @@ describe("someone without the secret at a peer's address", { timeout: 60_000 }, 
     await sleep(3_000);
     assert.deepEqual(poller.fresh().map((q) => q.state?.id), ["silent"], "the silent one is still fresh (timeouts keep the staleMs tolerance)");
     assert.match(poller.peers.find((q) => q.address.url === silent.url)!.error ?? "", /no answer within 0\.5s/);
+  });
+});
+
+describe("an address that answers with this replica's own id", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  let stop = () => {};
+  after(async () => {
+    stop();
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("this process: itself, polled again every selfRecheckMs; another process with its id: neither, said once a minute; either one replaced: a peer", async () => {
+    let selfId = "r0";
+    let otherId = "r0";
+    // This process's own answer (as its state source signs it), and another process given the same id.
+    const self = await fakePeer((req, res) => answer(req, res, stateOf(selfId, [], { instance: processInstance })));
+    const other = await fakePeer((req, res) => answer(req, res, stateOf(otherId, ["dup-app"], { instance: "another-process" })));
+    fakes.push(self, other);
+    const { poller, logger, close } = startPoller([self.url, other.url], { selfRecheckMs: 1_000 });
+    stop = close;
+    const peer = (f: Fake) => poller.peers.find((p) => p.address.url === f.url)!;
+    await waitFor("both answered", () => peer(self).self && peer(other).lastOkAt > 0, 10_000);
+    await sleep(3_000);
+    assert.equal(peer(self).self, true);
+    assert.ok(self.polls >= 2, `its own address polled again (selfRecheckMs 1 s): ${self.polls} polls`);
+    assert.equal(peer(other).self, false, "another process with our id is not this replica");
+    assert.deepEqual(poller.fresh(), [], "nor a peer to list or forward to");
+    assert.match(peer(other).error ?? "", /another process answers with this replica's own id "r0" \(give each replica its own --replica-id\)/);
+    assert.ok(other.polls >= 3, `still polled: ${other.polls}`);
+    assert.equal(logger.lines.filter((l) => l.startsWith("another process answers with this replica's own id")).length, 1, "said once a minute at most");
+    assert.equal(poller.synced, true, "it answered: this replica is not kept waiting for it");
+    // Restarted with ids of their own.
+    otherId = "r3";
+    selfId = "r5";
+    await waitFor("both to be peers", () => poller.fresh().map((p) => p.state?.id).sort().join() === "r3,r5", 10_000);
+    assert.equal(peer(self).self, false);
+    assert.equal(peer(other).error, undefined);
+    assert.ok(logger.lines.some((l) => l.startsWith("peer answers again")), logger.lines.join("\n"));
   });
 });

@@ -7,17 +7,21 @@
  * stalls, answers garbage or too much is marked failing with the reason; one
  * not heard from for `staleMs` counts as gone (its clients leave the merged
  * `/clients`, nothing is forwarded to it); one whose answer is not signed
- * with the secret at once. Unchanged states cost a 304 (ETag).
+ * with the secret at once. Unchanged states cost a 304 (ETag). A poll on
+ * the wire: ./state-fetch.ts. An address that answers with this replica's id
+ * and this process's instance token is this replica (polled again now and
+ * then); another process with this id is neither it nor a peer, and said.
  *
  * @internal
  */
-import * as http from "node:http";
-import * as https from "node:https";
+import type * as http from "node:http";
+import type * as https from "node:https";
 import type { Logger } from "../../shared/logger.ts";
-import { peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
+import type { PeerAuth } from "./peer-auth.ts";
 import type { PeerAddress, PeerList } from "./peer-list.ts";
-import { parsePeerState, peerStatePath, type PeerState } from "./peer-state.ts";
+import { parsePeerState, processInstance, type PeerState } from "./peer-state.ts";
 import { duePeers, nextDueAt, type ScheduleOptions } from "./poll-schedule.ts";
+import { fetchState, type Fetched } from "./state-fetch.ts";
 
 /** What this replica knows of one peer. */
 export interface Peer {
@@ -33,7 +37,7 @@ export interface Peer {
   error?: string;
   /** Its polls that failed in a row, 0 after an answer (a failing peer is polled with a backoff). */
   failures: number;
-  /** This replica itself (its state names our id). */
+  /** This replica itself (its state names our id and this process's instance token). */
   self: boolean;
   polling: boolean;
   /** When its last poll started (Date.now()), 0 never. */
@@ -53,6 +57,10 @@ export interface PollerOptions {
   concurrency: number;
   /** The longest wait between two polls of a peer whose polls fail (doubling from `pollIntervalMs`). Default 30 s. */
   maxBackoffMs?: number;
+  /** How often this replica's own address is polled again (whoever answers there may change). Default 30 s. */
+  selfRecheckMs?: number;
+  /** The least time between two warnings that another process answers with this replica's id. Default 60 s. */
+  sameIdWarnMs?: number;
   agents: { http: http.Agent; https: https.Agent };
   logger: Logger;
 }
@@ -76,18 +84,33 @@ export function createPoller(o: PollerOptions): Poller {
   let lastResolve = -Infinity;
   let resolving = false;
   let closed = false;
-  const requests = new Set<http.ClientRequest>();
-  const schedule: ScheduleOptions = { pollIntervalMs: o.pollIntervalMs, maxBackoffMs: Math.max(o.pollIntervalMs, o.maxBackoffMs ?? 30_000), staleMs: o.staleMs };
+  const requests = new Set<{ destroy(): void }>();
+  const schedule: ScheduleOptions = { pollIntervalMs: o.pollIntervalMs, maxBackoffMs: Math.max(o.pollIntervalMs, o.maxBackoffMs ?? 30_000), staleMs: o.staleMs, selfRecheckMs: o.selfRecheckMs ?? 30_000 };
+  let sameIdWarnedAt = -Infinity;
   /** Wakes {@link pump} when the next peer falls due while a slot is free. */
   let wake: NodeJS.Timeout | undefined;
   let wakeAt = Infinity;
 
   /**
-   * An answer not signed with the secret: someone else answers at the peer's address (its process gone, the
-   * address taken): what the peer said is forgotten at once (its clients leave `/clients`, nothing is forwarded
-   * there), where a peer that is only silent keeps counting for `staleMs`.
+   * Another process answers with this replica's id (two replicas given one id): not this replica, not a peer
+   * to list or forward to (the replica set and forwarding go by id); polled on, said at most once a minute.
    */
-  const unsigned = "its answer is not signed with the peer secret";
+  function sameId(p: Peer) {
+    p.self = false;
+    if (Date.now() - sameIdWarnedAt >= (o.sameIdWarnMs ?? 60_000)) {
+      sameIdWarnedAt = Date.now();
+      o.logger.warn("another process answers with this replica's own id: give each replica its own --replica-id", { peer: p.address.url, replicaId: o.replicaId });
+    }
+    return `another process answers with this replica's own id "${o.replicaId}" (give each replica its own --replica-id)`;
+  }
+
+  /** What the peer said no longer counts: its clients leave `/clients`, nothing is forwarded to it. */
+  function forget(p: Peer) {
+    if (!p.state) return;
+    p.state = undefined;
+    p.etag = undefined;
+    p.generation++;
+  }
 
   function poll(p: Peer) {
     p.polling = true;
@@ -95,95 +118,54 @@ export function createPoller(o: PollerOptions): Poller {
     running++;
     const failing = p.failures > 0;
     if (failing) runningFailing++;
-    const u = new URL(peerStatePath, p.address.url);
-    const mod = u.protocol === "https:" ? https : http;
     // Addressed to the id it last named; after a failed poll to nobody: a replacement at the same address (a
     // restarted process, a new id) refuses a poll addressed to its predecessor, and must still be learned.
-    const signed = o.auth.sign("GET", peerStatePath, undefined, p.error === undefined ? (p.state?.id ?? "") : "");
-    const nonce = signed.split(";")[2] ?? "";
-    let done = false;
-    /** Ends the poll: answered (no error), or failed; `forget`: what the peer said no longer counts (someone else answers there). */
-    const finish = (error?: string, forget = false) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      requests.delete(req);
+    const to = p.error === undefined ? (p.state?.id ?? "") : "";
+    const fetch = fetchState({ address: p.address, auth: o.auth, to, etag: p.etag, timeoutMs: o.timeoutMs, maxStateBytes: o.maxStateBytes, agents: o.agents }, (r) => {
+      requests.delete(fetch);
       p.polling = false;
       running--;
       if (failing) runningFailing--;
-      if (error) {
-        if (p.error === undefined) o.logger.warn("peer state not fetched", { peer: p.address.url, error });
-        p.error = error;
-        p.failures++;
-        if (forget && p.state) {
-          p.state = undefined;
-          p.etag = undefined;
-          p.generation++;
-        }
-      } else {
-        if (p.error !== undefined && p.lastOkAt > 0) o.logger.info("peer answers again", { peer: p.address.url });
-        p.error = undefined;
-        p.failures = 0;
-        p.lastOkAt = Date.now();
-      }
+      ended(p, r);
       pump();
-    };
-    const req = mod.request(u, {
-      method: "GET",
-      agent: u.protocol === "https:" ? o.agents.https : o.agents.http,
-      servername: p.address.servername,
-      headers: { [peerAuthHeader]: signed, ...(p.etag ? { "if-none-match": p.etag } : {}) },
     });
-    let res0: http.IncomingMessage | undefined;
-    // Whoever answers must know the secret too: the answer is signed over this request's nonce.
-    const answered = (status: number, body: string) => o.auth.verifyAnswer(nonce, status, String(res0?.headers["etag"] ?? ""), body, res0?.headers[peerAnswerHeader]);
-    requests.add(req);
-    const timer = setTimeout(() => {
-      req.destroy();
-      finish(`no answer within ${o.timeoutMs / 1000}s`);
-    }, o.timeoutMs);
-    req.on("error", (e) => finish(e.message));
-    req.on("response", (res) => {
-      res0 = res;
-      if (res.statusCode === 304) {
-        res.resume();
-        return answered(304, "") ? finish() : finish(unsigned, true);
-      }
-      const declared = Number(res.headers["content-length"] ?? 0);
-      if (declared > o.maxStateBytes) {
-        req.destroy();
-        return finish(`its state is ${declared} bytes, more than maxPeerStateBytes (${o.maxStateBytes})`);
-      }
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      res.on("data", (c: Buffer) => {
-        bytes += c.length;
-        if (bytes > o.maxStateBytes) {
-          req.destroy();
-          return finish(`its state passed maxPeerStateBytes (${o.maxStateBytes})`);
-        }
-        chunks.push(c);
-      });
-      res.on("error", (e) => finish(e.message));
-      res.on("end", () => {
-        if (done) return;
-        const text = Buffer.concat(chunks).toString("utf8");
-        if (res.statusCode !== 200) return finish(`status ${res.statusCode}: ${text.split("\n")[0]?.slice(0, 200)}`);
-        if (!answered(200, text)) return finish(unsigned, true);
-        try {
-          const state = parsePeerState(text);
+    requests.add(fetch);
+  }
+
+  /** Takes in how a poll of `p` ended. */
+  function ended(p: Peer, r: Fetched) {
+    let error: string | undefined;
+    let answered = true;
+    if ("error" in r) {
+      error = r.error;
+      answered = false;
+      // Someone without the secret answers at the address: what the peer said is forgotten at once, where a peer
+      // that is only silent keeps counting for `staleMs`.
+      if (r.unsigned) forget(p);
+    } else if (!r.unchanged) {
+      try {
+        const state = parsePeerState(r.text);
+        if (state.id === o.replicaId && state.instance !== processInstance) {
+          error = sameId(p);
+          forget(p);
+        } else {
           p.state = state;
           p.self = state.id === o.replicaId;
           p.generation++;
-          const etag = res.headers["etag"];
-          p.etag = typeof etag === "string" && etag.length <= 100 ? etag : undefined;
-          finish();
-        } catch (e) {
-          finish(`its state is not valid: ${(e as Error).message}`);
+          p.etag = r.etag;
         }
-      });
-    });
-    req.end();
+      } catch (e) {
+        error = `its state is not valid: ${(e as Error).message}`;
+        answered = false;
+      }
+    }
+    if (error === undefined && p.error !== undefined && p.lastOkAt > 0) o.logger.info("peer answers again", { peer: p.address.url });
+    if (error !== undefined && p.error === undefined && !answered) o.logger.warn("peer state not fetched", { peer: p.address.url, error });
+    p.error = error;
+    if (answered) {
+      p.failures = 0;
+      p.lastOkAt = Date.now();
+    } else p.failures++;
   }
 
   function tick() {

@@ -3,7 +3,11 @@
  * its readiness and the clients it holds, as its own `/clients` groups (only
  * its own: never what it learned from peers, so stale news cannot echo).
  *
- *   {"id":"r1","ready":true,"clients":[ http_sd groups ]}
+ *   {"id":"r1","instance":"9f2c...","ready":true,"clients":[ http_sd groups ]}
+
+ * `instance` is random for each process: a poller that gets its own id back
+ * tells its own answer (its address is on the peer list) from another
+ * process started with the same id.
  *
  * It carries an ETag; a poller sends it back in `If-None-Match` and gets 304
  * while nothing changed, so an idle fleet polls for a few hundred bytes.
@@ -15,6 +19,9 @@ import { randomBytes } from "node:crypto";
 
 export const peerStatePath = "/_promproxy/peer/state";
 
+/** This process's instance token, in every state it serves. */
+export const processInstance = randomBytes(8).toString("hex");
+
 /** One client in a peer's state: whether it is connected there, and its groups rendered as JSON, comma-separated. */
 export interface PeerClient {
   connected: boolean;
@@ -25,6 +32,8 @@ export interface PeerClient {
 /** A peer's state as parsed. */
 export interface PeerState {
   id: string;
+  /** The process's instance token; undefined from a replica that predates it. */
+  instance?: string;
   ready: boolean;
   clients: Map<string, PeerClient>;
 }
@@ -45,7 +54,7 @@ export function createStateSource(o: { replicaId: string; discovery: () => { bod
         lastClients = clients;
         lastReady = ready;
         generation++;
-        body = `{"id":${JSON.stringify(o.replicaId)},"ready":${ready},"clients":${clients}}`;
+        body = `{"id":${JSON.stringify(o.replicaId)},"instance":"${processInstance}","ready":${ready},"clients":${clients}}`;
         bytes = Buffer.byteLength(body);
       }
       return { body, bytes, etag: `"${boot}-${generation}"` };
@@ -60,8 +69,9 @@ const isStringRecord = (v: unknown): v is Record<string, string> =>
 export function parsePeerState(text: string): PeerState {
   const doc = JSON.parse(text) as unknown;
   if (typeof doc !== "object" || doc === null) throw new Error("not a JSON object");
-  const { id, ready, clients } = doc as Record<string, unknown>;
+  const { id, instance, ready, clients } = doc as Record<string, unknown>;
   if (typeof id !== "string" || id === "" || id.length > 128) throw new Error("no replica id (1-128 characters)");
+  if (instance !== undefined && (typeof instance !== "string" || instance.length > 64)) throw new Error("an instance that is not a string of 64 characters at most");
   if (typeof ready !== "boolean") throw new Error("no readiness");
   if (!Array.isArray(clients)) throw new Error("no clients list");
   const out = new Map<string, PeerClient>();
@@ -81,5 +91,5 @@ export function parsePeerState(text: string): PeerState {
       out.set(name, { connected, json, bytes: Buffer.byteLength(json) });
     }
   }
-  return { id, ready, clients: out };
+  return { id, ...(instance === undefined ? {} : { instance: instance as string }), ready, clients: out };
 }

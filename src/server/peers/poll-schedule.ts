@@ -7,7 +7,7 @@
  * `staleMs` of its last answer: whoever takes its address is found soon).
  * After that it is polled with a backoff: `pollIntervalMs`, then twice as
  * long after each further failure, at most `maxBackoffMs`; an answer resets it. This replica's own address is polled
- * once, to learn that it is ours. Among the
+ * again every `selfRecheckMs` (whoever answers there may change). Among the
  * due peers, those that answered last time go before failing ones, the
  * longest-waiting first within each; and failing peers take at most half
  * the slots (the poller's part): addresses that stall cannot keep a healthy
@@ -35,12 +35,14 @@ export interface ScheduleOptions {
   maxBackoffMs: number;
   /** How long a peer counts after its last answer. */
   staleMs: number;
+  /** How often this replica's own address is polled again. */
+  selfRecheckMs: number;
 }
 
-/** When `p` is to be polled next (Date.now() time); 0 for a peer never polled, Infinity for this replica. */
+/** When `p` is to be polled next (Date.now() time); 0 for a peer never polled. */
 export function nextPollAt(p: Scheduled, o: ScheduleOptions): number {
   if (p.polledAt === 0) return 0;
-  if (p.self) return Infinity;
+  if (p.self) return p.polledAt + o.selfRecheckMs;
   if (p.failures === 0 || (p.lastOkAt > 0 && p.polledAt - p.lastOkAt < o.staleMs)) return p.polledAt + o.pollIntervalMs;
   return p.polledAt + Math.min(o.maxBackoffMs, o.pollIntervalMs * 2 ** Math.min(p.failures - 1, 30));
 }
