@@ -121,6 +121,22 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
     assert.equal(server.ready, false);
   });
 
+  test("a signed request for a path that only starts like the state path is not served the state", async () => {
+    const asPeer = createPeerAuth({ secret, replicaId: "p9", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
+    const get = async (p: string) => {
+      const r = await fetch(`http://127.0.0.1:${port}${p}`, { headers: { "x-promproxy-peer": asPeer.sign("GET", p, undefined, server.status().replicaId) } });
+      return { status: r.status, body: await r.text() };
+    };
+    const state = await get(statePath);
+    assert.equal(state.status, 200);
+    assert.match(state.body, /^\{"id":/);
+    for (const p of [`${statePath}foo`, `${statePath}/x`]) {
+      const r = await get(p);
+      assert.equal(r.status, 404, `${p}: ${r.body}`);
+      assert.match(r.body, /^promproxy: no route/);
+    }
+  });
+
   test("a holder that hangs: 504 after the budget; one that drops the connection: 502 with the reason", async () => {
     const t0 = performance.now();
     let r = await proxyGet(port, "http://ghost-hang/metrics", { "x-prometheus-scrape-timeout-seconds": "0.5" });

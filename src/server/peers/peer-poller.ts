@@ -149,6 +149,9 @@ export function createPoller(o: PollerOptions): Poller {
           error = sameId(p);
           forget(p);
         } else {
+          if (state.dropped > 0 && state.dropped !== p.state?.dropped) {
+            o.logger.warn("peer lists clients whose names a hello would be refused: left out", { peer: p.address.url, dropped: state.dropped, first: state.droppedWhy });
+          }
           p.state = state;
           p.self = state.id === o.replicaId;
           p.generation++;

@@ -11,13 +11,19 @@
  *
  * It carries an ETag; a poller sends it back in `If-None-Match` and gets 304
  * while nothing changed, so an idle fleet polls for a few hundred bytes.
- * Parsing checks every field: a peer's garbage never reaches `/clients`.
+ * Parsing checks every field: a peer's garbage never reaches `/clients`; a
+ * client whose name a hello would be refused (src/shared/names.ts) is
+ * dropped, and counted.
  *
  * @internal
  */
 import { randomBytes } from "node:crypto";
+import { checkName } from "../../shared/names.ts";
 
 export const peerStatePath = "/_promproxy/peer/state";
+
+/** Whether a request target is the state path (a query allowed, nothing more). */
+export const isPeerStatePath = (uri: string) => uri === peerStatePath || uri.startsWith(`${peerStatePath}?`);
 
 /** This process's instance token, in every state it serves. */
 export const processInstance = randomBytes(8).toString("hex");
@@ -36,6 +42,9 @@ export interface PeerState {
   instance?: string;
   ready: boolean;
   clients: Map<string, PeerClient>;
+  /** Client groups dropped for their names, and why the first one was. */
+  dropped: number;
+  droppedWhy?: string;
 }
 
 /** Serves this replica's state: the body is joined only when the local `/clients` or readiness changed. */
@@ -75,11 +84,20 @@ export function parsePeerState(text: string): PeerState {
   if (typeof ready !== "boolean") throw new Error("no readiness");
   if (!Array.isArray(clients)) throw new Error("no clients list");
   const out = new Map<string, PeerClient>();
+  let dropped = 0;
+  let droppedWhy: string | undefined;
   for (const g of clients as unknown[]) {
     const { targets, labels } = (g ?? {}) as Record<string, unknown>;
     if (!Array.isArray(targets) || !targets.every((t) => typeof t === "string") || !isStringRecord(labels)) throw new Error("a client group is not {targets, labels}");
     const name = labels["__meta_promproxy_client"];
     if (!name) throw new Error("a client group without __meta_promproxy_client");
+    // The rules a hello gets, the canonical (lower-case) form included: a replica lists no other.
+    const checked = checkName(name);
+    if ("error" in checked || checked.name !== name) {
+      dropped++;
+      droppedWhy ??= "error" in checked ? checked.error : `name ${JSON.stringify(name.slice(0, 64))} is not in lower case`;
+      continue;
+    }
     const json = JSON.stringify({ targets, labels });
     const connected = labels["__meta_promproxy_connected"] !== "false";
     const known = out.get(name);
@@ -91,5 +109,5 @@ export function parsePeerState(text: string): PeerState {
       out.set(name, { connected, json, bytes: Buffer.byteLength(json) });
     }
   }
-  return { id, ...(instance === undefined ? {} : { instance: instance as string }), ready, clients: out };
+  return { id, ...(instance === undefined ? {} : { instance: instance as string }), ready, clients: out, dropped, ...(droppedWhy ? { droppedWhy } : {}) };
 }
