@@ -280,3 +280,38 @@ describe("an address that answers with this replica's own id", { timeout: 60_000
     assert.ok(logger.lines.some((l) => l.startsWith("peer answers again")), logger.lines.join("\n"));
   });
 });
+
+describe("a stranger at a peer address answering a large state", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  let stop = () => {};
+  after(async () => {
+    stop();
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("without a signature: cut off before its body; with a wrong one: read, refused, and polled with a backoff", async () => {
+    const stranger = createPeerAuth({ secret: "another-secret-not-the-peers-0123", replicaId: "x", clockSkewMs: 10_000, maxNonces: 1000, logger: silentLogger });
+    const big = stateOf("big", Array.from({ length: 20_000 }, (_, i) => `app-${i}`));
+    // Streams the state in 64 KiB pieces, one every 20 ms; counts the pieces written before the poller hung up.
+    const written: number[] = [];
+    const bare = await fakePeer((_, res) => {
+      res.writeHead(200, { etag: '"1"' });
+      let n = 0;
+      const t = setInterval(() => (n * 65_536 < big.length ? res.write(big.slice(n * 65_536, ++n * 65_536)) : (clearInterval(t), res.end())), 20);
+      res.on("close", () => (clearInterval(t), written.push(n)));
+    });
+    const wrong = await fakePeer((req, res) => answer(req, res, big, stranger));
+    fakes.push(bare, wrong);
+    const { poller, close } = startPoller([bare.url, wrong.url], { maxStateBytes: 4 << 20, timeoutMs: 2_000 });
+    stop = close;
+    await sleep(8_000);
+    const total = Math.ceil(big.length / 65_536);
+    assert.ok(written.length > 0 && Math.max(...written) <= 3, `pieces written of ${total} before the poller hung up: ${written.join(" ")}`);
+    for (const f of [bare, wrong]) {
+      assert.equal(poller.peers.find((p) => p.address.url === f.url)!.error, "its answer is not signed with the peer secret");
+      // 8 s: polled at 0 s, then 1, 2 and 4 s after each failure: 4 at most.
+      assert.ok(f.polls >= 2 && f.polls <= 4, `${f === bare ? "unsigned" : "wrongly signed"}: ${f.polls} polls in 8 s`);
+    }
+    assert.deepEqual(poller.fresh(), []);
+  });
+});

@@ -32,6 +32,12 @@ function signedState(req: http.IncomingMessage, res: http.ServerResponse, body: 
   res.end(body);
 }
 
+/** The headers of a state answer signed over the request's nonce, for a body sent as the fake likes. */
+function answerHeaders(req: http.IncomingMessage, body: string) {
+  const nonce = String(req.headers["x-promproxy-peer"]).split(";")[2] ?? "";
+  return { etag: '"1"', "x-promproxy-peer-answer": signer.signAnswer(nonce, 200, '"1"', body) };
+}
+
 /** A fake peer: answers its state with `onState`, and forwarded scrapes with `onScrape`. */
 async function fakePeer(onState: (res: http.ServerResponse, req: http.IncomingMessage) => void, onScrape: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_, r) => r.end()) {
   const sockets = new Set<import("node:net").Socket>();
@@ -64,8 +70,10 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
     fakes.push(await fakePeer((res) => held.push(res))); // stalls
     fakes.push(await fakePeer((res, req) => signedState(req, res, "{not json"))); // garbage, signed
     fakes.push(await fakePeer((res) => res.end(state("unsigned", ["impostor"])))); // a valid state, unsigned: an impostor
-    fakes.push(await fakePeer((res) => res.end(`{"id":"huge","ready":true,"clients":[],"pad":"${huge}"}`))); // too large, said
-    fakes.push(await fakePeer((res) => (res.write(`{"id":"huge","ready":true,"clients":[],"pad":"`), res.write(huge), res.end('"}')))); // too large, chunked
+    const hugeState = `{"id":"huge","ready":true,"clients":[],"pad":"${huge}"}`;
+    // Too large, said (Content-Length), and chunked; signed (an answer without a signature is cut off before its body).
+    fakes.push(await fakePeer((res, req) => (Object.entries(answerHeaders(req, hugeState)).forEach(([k, v]) => res.setHeader(k, v)), res.end(hugeState))));
+    fakes.push(await fakePeer((res, req) => (res.writeHead(200, answerHeaders(req, hugeState)), res.write(hugeState.slice(0, 100)), res.write(hugeState.slice(100)), res.end())));
     fakes.push(await fakePeer((res) => (res.writeHead(403), res.end("promproxy: peer request refused: bad signature\n")))); // refuses us
     // Exactly maxPeerStateBytes: accepted.
     const fit = state("fits", ["exact-fit"]).slice(0, -1);

@@ -2,11 +2,14 @@
  * One state poll on the wire: the signed `GET /_promproxy/peer/state` (with
  * the ETag last seen), bounded by `timeoutMs` and the body by
  * `maxStateBytes`, and the check that whoever answered knows the peer secret
- * (the answer is signed over this request's nonce). What the state says is
- * the poller's business.
+ * (the answer is signed over this request's nonce). A 200 without a
+ * well-formed answer signature is cut off before its body; the body is
+ * hashed as it arrives and joined only once its signature checked out. What
+ * the state says is the poller's business.
  *
  * @internal
  */
+import { createHash } from "node:crypto";
 import * as http from "node:http";
 import * as https from "node:https";
 import { peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
@@ -51,7 +54,7 @@ export function fetchState(o: FetchOptions, done: (r: Fetched) => void): { destr
     headers: { [peerAuthHeader]: signed, ...(o.etag ? { "if-none-match": o.etag } : {}) },
   });
   let res0: http.IncomingMessage | undefined;
-  const signedAnswer = (status: number, body: string) => o.auth.verifyAnswer(nonce, status, String(res0?.headers["etag"] ?? ""), body, res0?.headers[peerAnswerHeader]);
+  const signedAnswer = (status: number, body: string | { sha256: string }) => o.auth.verifyAnswer(nonce, status, String(res0?.headers["etag"] ?? ""), body, res0?.headers[peerAnswerHeader]);
   const timer = setTimeout(() => {
     req.destroy();
     fail(`no answer within ${o.timeoutMs / 1000}s`);
@@ -63,14 +66,20 @@ export function fetchState(o: FetchOptions, done: (r: Fetched) => void): { destr
       res.resume();
       return finish(signedAnswer(304, "") ? { unchanged: true } : { error: unsignedAnswer, unsigned: true });
     }
+    if (res.statusCode === 200 && !/^[0-9a-f]{64}$/.test(String(res.headers[peerAnswerHeader] ?? ""))) {
+      req.destroy();
+      return finish({ error: unsignedAnswer, unsigned: true });
+    }
     const declared = Number(res.headers["content-length"] ?? 0);
     if (declared > o.maxStateBytes) {
       req.destroy();
       return fail(`its state is ${declared} bytes, more than maxPeerStateBytes (${o.maxStateBytes})`);
     }
     const chunks: Buffer[] = [];
+    const hash = createHash("sha256");
     let bytes = 0;
     res.on("data", (c: Buffer) => {
+      hash.update(c);
       bytes += c.length;
       if (bytes > o.maxStateBytes) {
         req.destroy();
@@ -81,9 +90,9 @@ export function fetchState(o: FetchOptions, done: (r: Fetched) => void): { destr
     res.on("error", (e) => fail(e.message));
     res.on("end", () => {
       if (over) return;
+      if (res.statusCode !== 200) return fail(`status ${res.statusCode}: ${Buffer.concat(chunks).toString("utf8").split("\n")[0]?.slice(0, 200)}`);
+      if (!signedAnswer(200, { sha256: hash.digest("hex") })) return finish({ error: unsignedAnswer, unsigned: true });
       const text = Buffer.concat(chunks).toString("utf8");
-      if (res.statusCode !== 200) return fail(`status ${res.statusCode}: ${text.split("\n")[0]?.slice(0, 200)}`);
-      if (!signedAnswer(200, text)) return finish({ error: unsignedAnswer, unsigned: true });
       const etag = res.headers["etag"];
       finish({ unchanged: false, text, ...(typeof etag === "string" && etag.length <= 100 ? { etag } : {}) });
     });
