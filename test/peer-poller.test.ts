@@ -2,7 +2,8 @@
  * The peer poller on its own, against fake peers on loopback sockets: how
  * often each peer is polled with many of them (a slot is free again as soon
  * as its poll ends), and with addresses that never answer (a failing peer is
- * polled with a backoff, after the peers that answered).
+ * polled with a backoff, after the peers that answered; at once when a replica
+ * unknown here polls this one), and who answers at a peer address.
  */
 import assert from "node:assert/strict";
 import * as http from "node:http";
@@ -51,7 +52,7 @@ interface Fake {
 }
 
 /** A fake peer answering state polls with `onState`. */
-async function fakePeer(onState: (req: http.IncomingMessage, res: http.ServerResponse, fake: Fake) => void): Promise<Fake> {
+async function fakePeer(onState: (req: http.IncomingMessage, res: http.ServerResponse, fake: Fake) => void, port = 0): Promise<Fake> {
   const sockets = new Set<Socket>();
   const fake: Fake = { url: "", polls: 0, close: async () => {} };
   const s = http.createServer((req, res) => {
@@ -60,7 +61,7 @@ async function fakePeer(onState: (req: http.IncomingMessage, res: http.ServerRes
     onState(req, res, fake);
   });
   s.on("connection", (c) => (sockets.add(c), c.on("close", () => sockets.delete(c))));
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  await new Promise<void>((r) => s.listen(port, "127.0.0.1", r));
   fake.url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
   fake.close = () => new Promise<void>((r) => (s.close(() => r()), sockets.forEach((c) => c.destroy())));
   return fake;
@@ -313,5 +314,36 @@ describe("a stranger at a peer address answering a large state", { timeout: 60_0
       assert.ok(f.polls >= 2 && f.polls <= 4, `${f === bare ? "unsigned" : "wrongly signed"}: ${f.polls} polls in 8 s`);
     }
     assert.deepEqual(poller.fresh(), []);
+  });
+});
+
+describe("a replica back at an address whose polls fail", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  let stop = () => {};
+  after(async () => {
+    stop();
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("a state poll from a replica unknown here: its failing peers are polled at once, not at the end of their backoff", async () => {
+    const gone = await fakePeer((req, res) => answer(req, res, stateOf("old", ["app"])));
+    const port = Number(new URL(gone.url).port);
+    const { poller, close } = startPoller([gone.url], { staleMs: 1_500 });
+    stop = close;
+    await waitFor("the peer fresh", () => poller.fresh().length === 1, 10_000);
+    await gone.close();
+    // Refused for 8 s: stale after 1.5 s, then polled 1, 2, 4 ... s apart.
+    await sleep(8_000);
+    const p = poller.peers[0]!;
+    assert.ok(p.failures >= 4, `failures in a row: ${p.failures}`);
+    const back = await fakePeer((req, res) => answer(req, res, stateOf("new", ["app"])), port);
+    fakes.push(back);
+    poller.heardFrom("new");
+    const t = performance.now();
+    await waitFor("the replica back to be fresh", () => poller.fresh()[0]?.state?.id === "new", 10_000);
+    const waited = performance.now() - t;
+    // Its next poll was 8 s (failures 4) or more after the last one: at once is far sooner.
+    assert.ok(waited < 3_000, `seen ${Math.round(waited)} ms after it polled this replica`);
+    assert.equal(back.polls, 1);
   });
 });

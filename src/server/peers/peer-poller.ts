@@ -42,6 +42,8 @@ export interface Peer {
   polling: boolean;
   /** When its last poll started (Date.now()), 0 never. */
   polledAt: number;
+  /** To be polled at once, whatever its backoff (a replica unknown here polled this one). */
+  retryNow: boolean;
 }
 
 export interface PollerOptions {
@@ -72,6 +74,12 @@ export interface Poller {
   fresh(): Peer[];
   /** Whether the list is resolved and every peer other than this replica has answered at least once. */
   readonly synced: boolean;
+  /**
+   * A verified state poll came from replica `id`: if no fresh peer has that id (a replica back, or new, perhaps
+   * at an address failing here), every failing peer is polled at once rather than at the end of its backoff.
+   * At most once a `pollIntervalMs`.
+   */
+  heardFrom(id: string): void;
   close(): void;
 }
 
@@ -87,6 +95,7 @@ export function createPoller(o: PollerOptions): Poller {
   const requests = new Set<{ destroy(): void }>();
   const schedule: ScheduleOptions = { pollIntervalMs: o.pollIntervalMs, maxBackoffMs: Math.max(o.pollIntervalMs, o.maxBackoffMs ?? 30_000), staleMs: o.staleMs, selfRecheckMs: o.selfRecheckMs ?? 30_000 };
   let sameIdWarnedAt = -Infinity;
+  let retriedAt = -Infinity;
   /** Wakes {@link pump} when the next peer falls due while a slot is free. */
   let wake: NodeJS.Timeout | undefined;
   let wakeAt = Infinity;
@@ -114,6 +123,7 @@ export function createPoller(o: PollerOptions): Poller {
 
   function poll(p: Peer) {
     p.polling = true;
+    p.retryNow = false;
     p.polledAt = Date.now();
     running++;
     const failing = p.failures > 0;
@@ -195,7 +205,7 @@ export function createPoller(o: PollerOptions): Poller {
     for (const [url] of byUrl) {
       if (!urls.has(url)) byUrl.delete(url);
     }
-    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, failures: 0, self: false, polling: false, polledAt: 0 });
+    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, failures: 0, self: false, polling: false, polledAt: 0, retryNow: false });
     pump();
   }
 
@@ -237,6 +247,15 @@ export function createPoller(o: PollerOptions): Poller {
     fresh() {
       const now = Date.now();
       return [...byUrl.values()].filter((p) => !p.self && p.state && now - p.lastOkAt <= o.staleMs);
+    },
+    heardFrom(id) {
+      const now = Date.now();
+      if (closed || id === o.replicaId || now - retriedAt < o.pollIntervalMs) return;
+      const fresh = this.fresh();
+      if (fresh.some((p) => p.state?.id === id)) return;
+      retriedAt = now;
+      for (const p of byUrl.values()) if (p.failures > 0 && !p.self) p.retryNow = true;
+      pump();
     },
     get synced() {
       if (!o.list.resolved) return false;

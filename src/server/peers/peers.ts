@@ -129,6 +129,8 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
       }
       const r = auth.verify(req.method ?? "GET", uri, req.headers, { unaddressed: isState });
       refused.inc({ kind, result: "from" in r ? "accepted" : r.reason });
+      // A replica unknown here polls this one: it may be back at an address whose polls fail here (their backoff).
+      if (isState && "from" in r) poller.heardFrom(r.from);
       return r;
     },
     serveState(req, response, nonce) {

@@ -6,7 +6,8 @@
  * started, and so is one whose polls fail while it still counts (within
  * `staleMs` of its last answer: whoever takes its address is found soon).
  * After that it is polled with a backoff: `pollIntervalMs`, then twice as
- * long after each further failure, at most `maxBackoffMs`; an answer resets it. This replica's own address is polled
+ * long after each further failure, at most `maxBackoffMs`; an answer resets it,
+ * and `retryNow` (a replica unknown here polled this one) cuts it short. This replica's own address is polled
  * again every `selfRecheckMs` (whoever answers there may change). Among the
  * due peers, those that answered last time go before failing ones, the
  * longest-waiting first within each; and failing peers take at most half
@@ -26,6 +27,8 @@ export interface Scheduled {
   lastOkAt: number;
   /** This replica itself. */
   self: boolean;
+  /** To be polled at once, whatever its backoff. */
+  retryNow?: boolean;
   polling: boolean;
 }
 
@@ -41,7 +44,7 @@ export interface ScheduleOptions {
 
 /** When `p` is to be polled next (Date.now() time); 0 for a peer never polled. */
 export function nextPollAt(p: Scheduled, o: ScheduleOptions): number {
-  if (p.polledAt === 0) return 0;
+  if (p.polledAt === 0 || p.retryNow) return 0;
   if (p.self) return p.polledAt + o.selfRecheckMs;
   if (p.failures === 0 || (p.lastOkAt > 0 && p.polledAt - p.lastOkAt < o.staleMs)) return p.polledAt + o.pollIntervalMs;
   return p.polledAt + Math.min(o.maxBackoffMs, o.pollIntervalMs * 2 ** Math.min(p.failures - 1, 30));
