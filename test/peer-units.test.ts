@@ -1,7 +1,8 @@
 /**
  * The pieces of peers on their own: the peer list (URLs, names resolved again,
  * the cap), the signature (clock-skew window and nonce limit at and over, a
- * secret file rotated in place), and the options' checks.
+ * secret file rotated in place), a peer's state (client names as a hello
+ * gets them), and the options' checks.
  */
 import assert from "node:assert/strict";
 import { createHmac, randomBytes } from "node:crypto";
@@ -12,6 +13,7 @@ import { test } from "node:test";
 import { resolveServerOptions } from "../src/server/options.ts";
 import { createPeerAuth } from "../src/server/peers/peer-auth.ts";
 import { createPeerList, parsePeers } from "../src/server/peers/peer-list.ts";
+import { isPeerStatePath, parsePeerState } from "../src/server/peers/peer-state.ts";
 import { silentLogger, type Logger } from "../src/shared/logger.ts";
 
 const secret = "unit-test-peer-secret-0123456789";
@@ -159,4 +161,20 @@ test("the answer to a state request is signed over the request's nonce: another 
   assert.equal(a.verifyAnswer("n1", 200, '"e1"', "[]", sig), false);
   assert.equal(a.verifyAnswer("n1", 200, '"e1"', "{}", stranger.signAnswer("n1", 200, '"e1"', "{}")), false, "another secret");
   assert.equal(a.verifyAnswer("n1", 200, '"e1"', "{}", undefined), false);
+});
+
+test("a peer's state: clients whose names a hello would be refused are left out and counted; the state path exactly", () => {
+  const group = (n: string) => ({ targets: [n], labels: { __meta_promproxy_client: n, __meta_promproxy_connected: "true" } });
+  const odd = ["a b", "<script>x</script>", "x".repeat(5000), "../../etc", "c0\r\nx: y", "ünï.cødé", "*", "UPPER", "1.2.3"];
+  const s = parsePeerState(JSON.stringify({ id: "p1", instance: "abc", ready: true, clients: [group("ok-app"), ...odd.map(group), group("ok.b")] }));
+  assert.deepEqual([...s.clients.keys()], ["ok-app", "ok.b"]);
+  assert.equal(s.dropped, odd.length);
+  assert.equal(s.droppedWhy, 'name "a b" is not a DNS host name (letters, digits and hyphens, dot-separated labels of 1-63 characters)');
+  assert.equal(s.instance, "abc");
+  assert.equal(parsePeerState(JSON.stringify({ id: "p1", ready: true, clients: [group("UPPER")] })).droppedWhy, 'name "UPPER" is not in lower case');
+  assert.throws(() => parsePeerState(JSON.stringify({ id: "p1", instance: 5, ready: true, clients: [] })), /an instance that is not a string/);
+  assert.equal(isPeerStatePath("/_promproxy/peer/state"), true);
+  assert.equal(isPeerStatePath("/_promproxy/peer/state?x=1"), true);
+  assert.equal(isPeerStatePath("/_promproxy/peer/statefoo"), false);
+  assert.equal(isPeerStatePath("/_promproxy/peer/state/x"), false);
 });

@@ -32,6 +32,12 @@ function signedState(req: http.IncomingMessage, res: http.ServerResponse, body: 
   res.end(body);
 }
 
+/** The headers of a state answer signed over the request's nonce, for a body sent as the fake likes. */
+function answerHeaders(req: http.IncomingMessage, body: string) {
+  const nonce = String(req.headers["x-promproxy-peer"]).split(";")[2] ?? "";
+  return { etag: '"1"', "x-promproxy-peer-answer": signer.signAnswer(nonce, 200, '"1"', body) };
+}
+
 /** A fake peer: answers its state with `onState`, and forwarded scrapes with `onScrape`. */
 async function fakePeer(onState: (res: http.ServerResponse, req: http.IncomingMessage) => void, onScrape: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_, r) => r.end()) {
   const sockets = new Set<import("node:net").Socket>();
@@ -64,8 +70,10 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
     fakes.push(await fakePeer((res) => held.push(res))); // stalls
     fakes.push(await fakePeer((res, req) => signedState(req, res, "{not json"))); // garbage, signed
     fakes.push(await fakePeer((res) => res.end(state("unsigned", ["impostor"])))); // a valid state, unsigned: an impostor
-    fakes.push(await fakePeer((res) => res.end(`{"id":"huge","ready":true,"clients":[],"pad":"${huge}"}`))); // too large, said
-    fakes.push(await fakePeer((res) => (res.write(`{"id":"huge","ready":true,"clients":[],"pad":"`), res.write(huge), res.end('"}')))); // too large, chunked
+    const hugeState = `{"id":"huge","ready":true,"clients":[],"pad":"${huge}"}`;
+    // Too large, said (Content-Length), and chunked; signed (an answer without a signature is cut off before its body).
+    fakes.push(await fakePeer((res, req) => (Object.entries(answerHeaders(req, hugeState)).forEach(([k, v]) => res.setHeader(k, v)), res.end(hugeState))));
+    fakes.push(await fakePeer((res, req) => (res.writeHead(200, answerHeaders(req, hugeState)), res.write(hugeState.slice(0, 100)), res.write(hugeState.slice(100)), res.end())));
     fakes.push(await fakePeer((res) => (res.writeHead(403), res.end("promproxy: peer request refused: bad signature\n")))); // refuses us
     // Exactly maxPeerStateBytes: accepted.
     const fit = state("fits", ["exact-fit"]).slice(0, -1);
@@ -119,6 +127,22 @@ describe("peers that misbehave", { timeout: 60_000 }, () => {
     assert.equal(r.status, 503, "a peer never heard from: not ready before the warm-up");
     assert.match(await r.text(), /^promproxy: not ready: warming up: clients are still finding this replica, and 7 of 11 peers have not answered yet \(http:\/\/127\.0\.0\.1:\d+: [^;]+; /);
     assert.equal(server.ready, false);
+  });
+
+  test("a signed request for a path that only starts like the state path is not served the state", async () => {
+    const asPeer = createPeerAuth({ secret, replicaId: "p9", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
+    const get = async (p: string) => {
+      const r = await fetch(`http://127.0.0.1:${port}${p}`, { headers: { "x-promproxy-peer": asPeer.sign("GET", p, undefined, server.status().replicaId) } });
+      return { status: r.status, body: await r.text() };
+    };
+    const state = await get(statePath);
+    assert.equal(state.status, 200);
+    assert.match(state.body, /^\{"id":/);
+    for (const p of [`${statePath}foo`, `${statePath}/x`]) {
+      const r = await get(p);
+      assert.equal(r.status, 404, `${p}: ${r.body}`);
+      assert.match(r.body, /^promproxy: no route/);
+    }
   });
 
   test("a holder that hangs: 504 at the budget, naming the replica asked; one that drops the connection: 502 with the reason", async () => {

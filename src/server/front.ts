@@ -13,7 +13,7 @@ import { statusJson } from "./status/status-json.ts";
 import { statusPageHeaders } from "./status/status-page.ts";
 import { createStatusPages } from "./status/status-pages.ts";
 import type { Peers } from "./peers/peers.ts";
-import { peerStatePath } from "./peers/peer-state.ts";
+import { isPeerStatePath } from "./peers/peer-state.ts";
 import { notHeldHeader, type PeerCaller } from "./peers/peer-auth.ts";
 
 type Req = IncomingMessage | Http2ServerRequest;
@@ -66,7 +66,7 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
   const pages = createStatusPages({ snapshot: () => statusJson(snapshot()), registry: options.registry });
 
   async function local(req: Req, res: Res, path: string, peer?: PeerCaller) {
-    if (peer && peers && path.startsWith(peerStatePath)) return peers.serveState(req, res, peer.nonce);
+    if (peer && peers && isPeerStatePath(path)) return peers.serveState(req, res, peer.nonce);
     if (req.method !== "GET" && req.method !== "HEAD") {
       return reply(res, 405, `method ${req.method} not allowed on ${path.slice(0, 200)}`, { allow: "GET, HEAD" });
     }

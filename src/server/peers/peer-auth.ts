@@ -60,8 +60,8 @@ export interface PeerAuth {
   refresh(): Promise<void>;
   /** Signs the answer to a state request (so that no one at a peer's address can pose as that peer). */
   signAnswer(nonce: string, status: number, etag: string, body: string): string;
-  /** Checks the answer to a state request this replica signed with `nonce`. */
-  verifyAnswer(nonce: string, status: number, etag: string, body: string, header: unknown): boolean;
+  /** Checks the answer to a state request this replica signed with `nonce`; the body, or its SHA-256 (hex) hashed as it arrived. */
+  verifyAnswer(nonce: string, status: number, etag: string, body: string | { sha256: string }, header: unknown): boolean;
 }
 
 /** Parses a secrets text: one secret a line, `#` comments and blank lines skipped; each at least 16 characters. */
@@ -77,8 +77,8 @@ export function parsePeerSecrets(text: string, where: string): Buffer[] {
   return out;
 }
 
-const answerPayload = (nonce: string, status: number, etag: string, body: string) =>
-  `promproxy-peer-answer-v1\n${nonce}\n${status}\n${etag}\n${createHash("sha256").update(body).digest("hex")}`;
+const answerPayload = (nonce: string, status: number, etag: string, body: string | { sha256: string }) =>
+  `promproxy-peer-answer-v1\n${nonce}\n${status}\n${etag}\n${typeof body === "string" ? createHash("sha256").update(body).digest("hex") : body.sha256}`;
 
 function payload(method: string, target: string, timeoutHeader: string | undefined, ts: string, nonce: string, from: string, to: string): string {
   return `promproxy-peer-v2\n${method}\n${target}\n${timeoutHeader ?? ""}\n${ts}\n${nonce}\n${from}\n${to}`;

@@ -1,19 +1,27 @@
 /**
- * Polls every peer's state every `pollIntervalMs`: at most `concurrency`
- * requests at once, at most one per peer, each bounded by `timeoutMs` and
- * its body by `maxStateBytes`. A peer that stalls, answers garbage or too much
- * is marked failing with the reason; one not heard from for `staleMs` counts
- * as gone (its clients leave the merged `/clients`, nothing is forwarded to
- * it). Unchanged states cost a 304 (ETag).
+ * Polls every peer's state every `pollIntervalMs`, a failing one with a
+ * backoff up to `maxBackoffMs`, those that answered first
+ * (./poll-schedule.ts): at most `concurrency` requests at once (a poll that
+ * ends frees its slot for the next due peer at once), at most one per peer,
+ * each bounded by `timeoutMs` and its body by `maxStateBytes`. A peer that
+ * stalls, answers garbage or too much is marked failing with the reason; one
+ * not heard from for `staleMs` counts as gone (its clients leave the merged
+ * `/clients`, nothing is forwarded to it); one whose answer is not signed
+ * with the secret at once. Unchanged states cost a 304 (ETag). A poll on
+ * the wire: ./state-fetch.ts. An address that answers with this replica's id
+ * and this process's instance token is this replica (polled again now and
+ * then); another process with this id is neither it nor a peer, and said.
  *
  * @internal
  */
-import * as http from "node:http";
-import * as https from "node:https";
+import type * as http from "node:http";
+import type * as https from "node:https";
 import type { Logger } from "../../shared/logger.ts";
-import { peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
+import type { PeerAuth } from "./peer-auth.ts";
 import type { PeerAddress, PeerList } from "./peer-list.ts";
-import { parsePeerState, peerStatePath, type PeerState } from "./peer-state.ts";
+import { parsePeerState, processInstance, type PeerState } from "./peer-state.ts";
+import { duePeers, nextDueAt, type ScheduleOptions } from "./poll-schedule.ts";
+import { fetchState, type Fetched } from "./state-fetch.ts";
 
 /** What this replica knows of one peer. */
 export interface Peer {
@@ -27,11 +35,15 @@ export interface Peer {
   lastOkAt: number;
   /** Why its last poll failed, if it did. */
   error?: string;
-  /** This replica itself (its state names our id). */
+  /** Its polls that failed in a row, 0 after an answer (a failing peer is polled with a backoff). */
+  failures: number;
+  /** This replica itself (its state names our id and this process's instance token). */
   self: boolean;
   polling: boolean;
-  /** When its last poll started (Date.now()), 0 never: the longest-waiting peers go first. */
+  /** When its last poll started (Date.now()), 0 never. */
   polledAt: number;
+  /** To be polled at once, whatever its backoff (a replica unknown here polled this one). */
+  retryNow: boolean;
 }
 
 export interface PollerOptions {
@@ -43,7 +55,14 @@ export interface PollerOptions {
   timeoutMs: number;
   staleMs: number;
   maxStateBytes: number;
+  /** Polls at once at most (a slot is free again as soon as its poll ends); failing peers take at most half of them. */
   concurrency: number;
+  /** The longest wait between two polls of a peer whose polls fail (doubling from `pollIntervalMs`). Default 30 s. */
+  maxBackoffMs?: number;
+  /** How often this replica's own address is polled again (whoever answers there may change). Default 30 s. */
+  selfRecheckMs?: number;
+  /** The least time between two warnings that another process answers with this replica's id. Default 60 s. */
+  sameIdWarnMs?: number;
   agents: { http: http.Agent; https: https.Agent };
   logger: Logger;
 }
@@ -55,100 +74,111 @@ export interface Poller {
   fresh(): Peer[];
   /** Whether the list is resolved and every peer other than this replica has answered at least once. */
   readonly synced: boolean;
+  /**
+   * A verified state poll came from replica `id`: if no fresh peer has that id (a replica back, or new, perhaps
+   * at an address failing here), every failing peer is polled at once rather than at the end of its backoff.
+   * At most once a `pollIntervalMs`.
+   */
+  heardFrom(id: string): void;
   close(): void;
 }
 
 export function createPoller(o: PollerOptions): Poller {
   const byUrl = new Map<string, Peer>();
   let running = 0;
+  /** Polls of failing peers running: at most `failingSlots`, so that the peers that answer always find a slot. */
+  let runningFailing = 0;
+  const failingSlots = Math.max(1, Math.floor(o.concurrency / 2));
   let lastResolve = -Infinity;
   let resolving = false;
   let closed = false;
-  const requests = new Set<http.ClientRequest>();
+  const requests = new Set<{ destroy(): void }>();
+  const schedule: ScheduleOptions = { pollIntervalMs: o.pollIntervalMs, maxBackoffMs: Math.max(o.pollIntervalMs, o.maxBackoffMs ?? 30_000), staleMs: o.staleMs, selfRecheckMs: o.selfRecheckMs ?? 30_000 };
+  let sameIdWarnedAt = -Infinity;
+  let retriedAt = -Infinity;
+  /** Wakes {@link pump} when the next peer falls due while a slot is free. */
+  let wake: NodeJS.Timeout | undefined;
+  let wakeAt = Infinity;
+
+  /**
+   * Another process answers with this replica's id (two replicas given one id): not this replica, not a peer
+   * to list or forward to (the replica set and forwarding go by id); polled on, said at most once a minute.
+   */
+  function sameId(p: Peer) {
+    p.self = false;
+    if (Date.now() - sameIdWarnedAt >= (o.sameIdWarnMs ?? 60_000)) {
+      sameIdWarnedAt = Date.now();
+      o.logger.warn("another process answers with this replica's own id: give each replica its own --replica-id", { peer: p.address.url, replicaId: o.replicaId });
+    }
+    return `another process answers with this replica's own id "${o.replicaId}" (give each replica its own --replica-id)`;
+  }
+
+  /** What the peer said no longer counts: its clients leave `/clients`, nothing is forwarded to it. */
+  function forget(p: Peer) {
+    if (!p.state) return;
+    p.state = undefined;
+    p.etag = undefined;
+    p.generation++;
+  }
 
   function poll(p: Peer) {
     p.polling = true;
+    p.retryNow = false;
     p.polledAt = Date.now();
     running++;
-    const u = new URL(peerStatePath, p.address.url);
-    const mod = u.protocol === "https:" ? https : http;
+    const failing = p.failures > 0;
+    if (failing) runningFailing++;
     // Addressed to the id it last named; after a failed poll to nobody: a replacement at the same address (a
     // restarted process, a new id) refuses a poll addressed to its predecessor, and must still be learned.
-    const signed = o.auth.sign("GET", peerStatePath, undefined, p.error === undefined ? (p.state?.id ?? "") : "");
-    const nonce = signed.split(";")[2] ?? "";
-    let done = false;
-    const finish = (error?: string) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      requests.delete(req);
+    const to = p.error === undefined ? (p.state?.id ?? "") : "";
+    const fetch = fetchState({ address: p.address, auth: o.auth, to, etag: p.etag, timeoutMs: o.timeoutMs, maxStateBytes: o.maxStateBytes, agents: o.agents }, (r) => {
+      requests.delete(fetch);
       p.polling = false;
       running--;
-      if (error) {
-        if (p.error === undefined) o.logger.warn("peer state not fetched", { peer: p.address.url, error });
-        p.error = error;
-      } else {
-        if (p.error !== undefined && p.lastOkAt > 0) o.logger.info("peer answers again", { peer: p.address.url });
-        p.error = undefined;
-        p.lastOkAt = Date.now();
-      }
-    };
-    const req = mod.request(u, {
-      method: "GET",
-      agent: u.protocol === "https:" ? o.agents.https : o.agents.http,
-      servername: p.address.servername,
-      headers: { [peerAuthHeader]: signed, ...(p.etag ? { "if-none-match": p.etag } : {}) },
+      if (failing) runningFailing--;
+      ended(p, r);
+      pump();
     });
-    let res0: http.IncomingMessage | undefined;
-    // Whoever answers must know the secret too: the answer is signed over this request's nonce.
-    const answered = (status: number, body: string) => o.auth.verifyAnswer(nonce, status, String(res0?.headers["etag"] ?? ""), body, res0?.headers[peerAnswerHeader]);
-    requests.add(req);
-    const timer = setTimeout(() => {
-      req.destroy();
-      finish(`no answer within ${o.timeoutMs / 1000}s`);
-    }, o.timeoutMs);
-    req.on("error", (e) => finish(e.message));
-    req.on("response", (res) => {
-      res0 = res;
-      if (res.statusCode === 304) {
-        res.resume();
-        return finish(answered(304, "") ? undefined : "its answer is not signed with the peer secret");
-      }
-      const declared = Number(res.headers["content-length"] ?? 0);
-      if (declared > o.maxStateBytes) {
-        req.destroy();
-        return finish(`its state is ${declared} bytes, more than maxPeerStateBytes (${o.maxStateBytes})`);
-      }
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      res.on("data", (c: Buffer) => {
-        bytes += c.length;
-        if (bytes > o.maxStateBytes) {
-          req.destroy();
-          return finish(`its state passed maxPeerStateBytes (${o.maxStateBytes})`);
-        }
-        chunks.push(c);
-      });
-      res.on("error", (e) => finish(e.message));
-      res.on("end", () => {
-        if (done) return;
-        const text = Buffer.concat(chunks).toString("utf8");
-        if (res.statusCode !== 200) return finish(`status ${res.statusCode}: ${text.split("\n")[0]?.slice(0, 200)}`);
-        if (!answered(200, text)) return finish("its answer is not signed with the peer secret");
-        try {
-          const state = parsePeerState(text);
+    requests.add(fetch);
+  }
+
+  /** Takes in how a poll of `p` ended. */
+  function ended(p: Peer, r: Fetched) {
+    let error: string | undefined;
+    let answered = true;
+    if ("error" in r) {
+      error = r.error;
+      answered = false;
+      // Someone without the secret answers at the address: what the peer said is forgotten at once, where a peer
+      // that is only silent keeps counting for `staleMs`.
+      if (r.unsigned) forget(p);
+    } else if (!r.unchanged) {
+      try {
+        const state = parsePeerState(r.text);
+        if (state.id === o.replicaId && state.instance !== processInstance) {
+          error = sameId(p);
+          forget(p);
+        } else {
+          if (state.dropped > 0 && state.dropped !== p.state?.dropped) {
+            o.logger.warn("peer lists clients whose names a hello would be refused: left out", { peer: p.address.url, dropped: state.dropped, first: state.droppedWhy });
+          }
           p.state = state;
           p.self = state.id === o.replicaId;
           p.generation++;
-          const etag = res.headers["etag"];
-          p.etag = typeof etag === "string" && etag.length <= 100 ? etag : undefined;
-          finish();
-        } catch (e) {
-          finish(`its state is not valid: ${(e as Error).message}`);
+          p.etag = r.etag;
         }
-      });
-    });
-    req.end();
+      } catch (e) {
+        error = `its state is not valid: ${(e as Error).message}`;
+        answered = false;
+      }
+    }
+    if (error === undefined && p.error !== undefined && p.lastOkAt > 0) o.logger.info("peer answers again", { peer: p.address.url });
+    if (error !== undefined && p.error === undefined && !answered) o.logger.warn("peer state not fetched", { peer: p.address.url, error });
+    p.error = error;
+    if (answered) {
+      p.failures = 0;
+      p.lastOkAt = Date.now();
+    } else p.failures++;
   }
 
   function tick() {
@@ -163,26 +193,46 @@ export function createPoller(o: PollerOptions): Poller {
         .catch(() => {})
         .finally(() => {
           resolving = false;
-          if (!closed) sync(false);
+          if (!closed) sync();
         });
     }
-    sync(true);
+    sync();
   }
 
-  /** Follows the list (new peers, dropped ones), then polls the new ones, or (`due`) every one not being polled. */
-  function sync(due: boolean) {
+  /** Follows the list (new peers, dropped ones), then polls those due. */
+  function sync() {
     const urls = new Set(o.list.current.map((a) => a.url));
     for (const [url] of byUrl) {
       if (!urls.has(url)) byUrl.delete(url);
     }
-    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, self: false, polling: false, polledAt: 0 });
-    // Longest-waiting first: with more peers than `concurrency`, every peer gets its turn.
-    // This replica's own address is polled once, to learn that it is ours.
-    const waiting = [...byUrl.values()].filter((p) => !p.polling && !p.self && (due || p.polledAt === 0)).sort((a, b) => a.polledAt - b.polledAt);
-    for (const p of waiting) {
-      if (running >= o.concurrency) break;
-      poll(p);
+    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, failures: 0, self: false, polling: false, polledAt: 0, retryNow: false });
+    pump();
+  }
+
+  /** Starts the polls due while slots are free; when slots are left, wakes again when the next peer falls due. */
+  function pump() {
+    if (closed) return;
+    const now = Date.now();
+    if (running < o.concurrency) {
+      for (const p of duePeers(byUrl.values(), now, schedule)) {
+        if (p.failures > 0 && runningFailing >= failingSlots) break; // failing ones come last
+        poll(p);
+        if (running >= o.concurrency) break;
+      }
     }
+    // A full house wakes on the next poll's end instead.
+    const next = running < o.concurrency ? nextDueAt(byUrl.values(), schedule, runningFailing < failingSlots) : Infinity;
+    if (next === wakeAt) return;
+    clearTimeout(wake);
+    wake = undefined;
+    wakeAt = next;
+    if (next === Infinity) return;
+    wake = setTimeout(() => {
+      wake = undefined;
+      wakeAt = Infinity;
+      pump();
+    }, Math.max(0, next - now));
+    wake.unref();
   }
 
   // The first round shortly after creation, when the server listens (it polls itself, too, to learn its address).
@@ -198,6 +248,15 @@ export function createPoller(o: PollerOptions): Poller {
       const now = Date.now();
       return [...byUrl.values()].filter((p) => !p.self && p.state && now - p.lastOkAt <= o.staleMs);
     },
+    heardFrom(id) {
+      const now = Date.now();
+      if (closed || id === o.replicaId || now - retriedAt < o.pollIntervalMs) return;
+      const fresh = this.fresh();
+      if (fresh.some((p) => p.state?.id === id)) return;
+      retriedAt = now;
+      for (const p of byUrl.values()) if (p.failures > 0 && !p.self) p.retryNow = true;
+      pump();
+    },
     get synced() {
       if (!o.list.resolved) return false;
       for (const a of o.list.current) {
@@ -209,6 +268,7 @@ export function createPoller(o: PollerOptions): Poller {
     close() {
       closed = true;
       clearInterval(timer);
+      clearTimeout(wake);
       for (const r of requests) r.destroy();
     },
   };

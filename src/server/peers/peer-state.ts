@@ -3,17 +3,30 @@
  * its readiness and the clients it holds, as its own `/clients` groups (only
  * its own: never what it learned from peers, so stale news cannot echo).
  *
- *   {"id":"r1","ready":true,"clients":[ http_sd groups ]}
+ *   {"id":"r1","instance":"9f2c...","ready":true,"clients":[ http_sd groups ]}
+
+ * `instance` is random for each process: a poller that gets its own id back
+ * tells its own answer (its address is on the peer list) from another
+ * process started with the same id.
  *
  * It carries an ETag; a poller sends it back in `If-None-Match` and gets 304
  * while nothing changed, so an idle fleet polls for a few hundred bytes.
- * Parsing checks every field: a peer's garbage never reaches `/clients`.
+ * Parsing checks every field: a peer's garbage never reaches `/clients`; a
+ * client whose name a hello would be refused (src/shared/names.ts) is
+ * dropped, and counted.
  *
  * @internal
  */
 import { randomBytes } from "node:crypto";
+import { checkName } from "../../shared/names.ts";
 
 export const peerStatePath = "/_promproxy/peer/state";
+
+/** Whether a request target is the state path (a query allowed, nothing more). */
+export const isPeerStatePath = (uri: string) => uri === peerStatePath || uri.startsWith(`${peerStatePath}?`);
+
+/** This process's instance token, in every state it serves. */
+export const processInstance = randomBytes(8).toString("hex");
 
 /** One client in a peer's state: whether it is connected there, and its groups rendered as JSON, comma-separated. */
 export interface PeerClient {
@@ -25,8 +38,13 @@ export interface PeerClient {
 /** A peer's state as parsed. */
 export interface PeerState {
   id: string;
+  /** The process's instance token; undefined from a replica that predates it. */
+  instance?: string;
   ready: boolean;
   clients: Map<string, PeerClient>;
+  /** Client groups dropped for their names, and why the first one was. */
+  dropped: number;
+  droppedWhy?: string;
 }
 
 /** Serves this replica's state: the body is joined only when the local `/clients` or readiness changed. */
@@ -45,7 +63,7 @@ export function createStateSource(o: { replicaId: string; discovery: () => { bod
         lastClients = clients;
         lastReady = ready;
         generation++;
-        body = `{"id":${JSON.stringify(o.replicaId)},"ready":${ready},"clients":${clients}}`;
+        body = `{"id":${JSON.stringify(o.replicaId)},"instance":"${processInstance}","ready":${ready},"clients":${clients}}`;
         bytes = Buffer.byteLength(body);
       }
       return { body, bytes, etag: `"${boot}-${generation}"` };
@@ -60,16 +78,26 @@ const isStringRecord = (v: unknown): v is Record<string, string> =>
 export function parsePeerState(text: string): PeerState {
   const doc = JSON.parse(text) as unknown;
   if (typeof doc !== "object" || doc === null) throw new Error("not a JSON object");
-  const { id, ready, clients } = doc as Record<string, unknown>;
+  const { id, instance, ready, clients } = doc as Record<string, unknown>;
   if (typeof id !== "string" || id === "" || id.length > 128) throw new Error("no replica id (1-128 characters)");
+  if (instance !== undefined && (typeof instance !== "string" || instance.length > 64)) throw new Error("an instance that is not a string of 64 characters at most");
   if (typeof ready !== "boolean") throw new Error("no readiness");
   if (!Array.isArray(clients)) throw new Error("no clients list");
   const out = new Map<string, PeerClient>();
+  let dropped = 0;
+  let droppedWhy: string | undefined;
   for (const g of clients as unknown[]) {
     const { targets, labels } = (g ?? {}) as Record<string, unknown>;
     if (!Array.isArray(targets) || !targets.every((t) => typeof t === "string") || !isStringRecord(labels)) throw new Error("a client group is not {targets, labels}");
     const name = labels["__meta_promproxy_client"];
     if (!name) throw new Error("a client group without __meta_promproxy_client");
+    // The rules a hello gets, the canonical (lower-case) form included: a replica lists no other.
+    const checked = checkName(name);
+    if ("error" in checked || checked.name !== name) {
+      dropped++;
+      droppedWhy ??= "error" in checked ? checked.error : `name ${JSON.stringify(name.slice(0, 64))} is not in lower case`;
+      continue;
+    }
     const json = JSON.stringify({ targets, labels });
     const connected = labels["__meta_promproxy_connected"] !== "false";
     const known = out.get(name);
@@ -81,5 +109,5 @@ export function parsePeerState(text: string): PeerState {
       out.set(name, { connected, json, bytes: Buffer.byteLength(json) });
     }
   }
-  return { id, ready, clients: out };
+  return { id, ...(instance === undefined ? {} : { instance: instance as string }), ready, clients: out, dropped, ...(droppedWhy ? { droppedWhy } : {}) };
 }

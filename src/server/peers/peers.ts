@@ -21,7 +21,7 @@ import { createPeerDiscovery } from "./peer-discovery.ts";
 import { createForwarder } from "./peer-forward.ts";
 import { createPeerList } from "./peer-list.ts";
 import { createPoller, type Peer } from "./peer-poller.ts";
-import { createStateSource, peerStatePath } from "./peer-state.ts";
+import { createStateSource, isPeerStatePath, peerStatePath } from "./peer-state.ts";
 import { createReplicaSetFeed, type ReplicaSetFeed } from "./replica-set.ts";
 
 type Req = http.IncomingMessage | Http2ServerRequest;
@@ -120,7 +120,7 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
   return {
     authenticate(req, uri) {
       const claims = req.headers[peerAuthHeader] !== undefined || req.headers[forwardedHeader] !== undefined;
-      const isState = uri === peerStatePath || uri.startsWith(`${peerStatePath}?`);
+      const isState = isPeerStatePath(uri);
       if (!claims && !isState) return undefined;
       const kind = isState ? "state" : "forwarded_scrape";
       if (req.headers[peerAuthHeader] === undefined && req.headers[forwardedHeader] !== undefined) {
@@ -129,6 +129,8 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
       }
       const r = auth.verify(req.method ?? "GET", uri, req.headers, { unaddressed: isState });
       refused.inc({ kind, result: "from" in r ? "accepted" : r.reason });
+      // A replica unknown here polls this one: it may be back at an address whose polls fail here (their backoff).
+      if (isState && "from" in r) poller.heardFrom(r.from);
       return r;
     },
     serveState(req, response, nonce) {

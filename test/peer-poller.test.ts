@@ -1,0 +1,349 @@
+/**
+ * The peer poller on its own, against fake peers on loopback sockets: how
+ * often each peer is polled with many of them (a slot is free again as soon
+ * as its poll ends), and with addresses that never answer (a failing peer is
+ * polled with a backoff, after the peers that answered; at once when a replica
+ * unknown here polls this one), and who answers at a peer address.
+ */
+import assert from "node:assert/strict";
+import * as http from "node:http";
+import * as https from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import { after, describe, test } from "node:test";
+import { createPeerAuth } from "../src/server/peers/peer-auth.ts";
+import { createPeerList, parsePeers } from "../src/server/peers/peer-list.ts";
+import { processInstance } from "../src/server/peers/peer-state.ts";
+import { createPoller, type PollerOptions } from "../src/server/peers/peer-poller.ts";
+import { duePeers, nextPollAt } from "../src/server/peers/poll-schedule.ts";
+import { silentLogger, type Logger } from "../src/shared/logger.ts";
+import { waitFor } from "./helpers.ts";
+
+const secret = "0123456789abcdef-poller-test-secret";
+const statePath = "/_promproxy/peer/state";
+const signer = createPeerAuth({ secret, replicaId: "fake", clockSkewMs: 10_000, maxNonces: 100_000, logger: silentLogger });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function capture(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const log = (m: string, f?: Record<string, unknown>) => lines.push(`${m} ${JSON.stringify(f ?? {})}`);
+  return { lines, debug() {}, info: log, warn: log, error: log };
+}
+
+/** A state document naming `clients`. */
+export const stateOf = (id: string, clients: string[], extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    id,
+    ready: true,
+    ...extra,
+    clients: clients.map((n) => ({ targets: [n], labels: { __meta_promproxy_client: n, __meta_promproxy_session_id: "s", __meta_promproxy_connected: "true" } })),
+  });
+
+/** Answers a state poll with `body`, signed over the poll's nonce with `key` (the peer secret unless told). */
+function answer(req: http.IncomingMessage, res: http.ServerResponse, body: string, key = signer) {
+  const nonce = String(req.headers["x-promproxy-peer"]).split(";")[2] ?? "";
+  res.writeHead(200, { etag: '"1"', "x-promproxy-peer-answer": key.signAnswer(nonce, 200, '"1"', body) });
+  res.end(body);
+}
+
+interface Fake {
+  url: string;
+  polls: number;
+  close(): Promise<void>;
+}
+
+/** A fake peer answering state polls with `onState`. */
+async function fakePeer(onState: (req: http.IncomingMessage, res: http.ServerResponse, fake: Fake) => void, port = 0): Promise<Fake> {
+  const sockets = new Set<Socket>();
+  const fake: Fake = { url: "", polls: 0, close: async () => {} };
+  const s = http.createServer((req, res) => {
+    if (req.url !== statePath) return void res.writeHead(404).end();
+    fake.polls++;
+    onState(req, res, fake);
+  });
+  s.on("connection", (c) => (sockets.add(c), c.on("close", () => sockets.delete(c))));
+  await new Promise<void>((r) => s.listen(port, "127.0.0.1", r));
+  fake.url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  fake.close = () => new Promise<void>((r) => (s.close(() => r()), sockets.forEach((c) => c.destroy())));
+  return fake;
+}
+
+/** A poller of `urls` as replica r0, its logger, and a close() for both. */
+function startPoller(urls: string[], over: Partial<PollerOptions> = {}) {
+  const logger = capture();
+  const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 1 }), https: new https.Agent({ keepAlive: true, maxSockets: 1 }) };
+  const poller = createPoller({
+    list: createPeerList({ peers: parsePeers(urls), maxPeers: 64, logger }),
+    auth: createPeerAuth({ secret, replicaId: "r0", clockSkewMs: 10_000, maxNonces: 100_000, logger: silentLogger }),
+    replicaId: "r0",
+    pollIntervalMs: 1_000,
+    resolveIntervalMs: 5_000,
+    timeoutMs: 500,
+    staleMs: 3_500,
+    maxStateBytes: 1 << 20,
+    concurrency: 8,
+    agents,
+    logger,
+    ...over,
+  });
+  return {
+    poller,
+    logger,
+    close() {
+      poller.close();
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}
+
+describe("many peers: a slot is free again as soon as its poll ends", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  let stop = () => {};
+  after(async () => {
+    stop();
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("63 healthy peers, 8 polls at once: every one stays fresh, each polled about once a second, never more than 8 at once", async () => {
+    let inFlight = 0;
+    let most = 0;
+    for (let i = 0; i < 63; i++) {
+      // Each answer takes 20 ms: polls overlap, and 63 of them take 8 slots about 160 ms a round.
+      fakes.push(
+        await fakePeer((req, res) => {
+          most = Math.max(most, ++inFlight);
+          setTimeout(() => (inFlight--, answer(req, res, stateOf(`p${i}`, [`app-${i}`]))), 20);
+        }),
+      );
+    }
+    const { poller, close } = startPoller(fakes.map((f) => f.url));
+    stop = close;
+    await sleep(3_000);
+    const before = fakes.map((f) => f.polls);
+    const seen: number[] = [];
+    for (let k = 0; k < 16; k++) {
+      seen.push(poller.fresh().length);
+      await sleep(250);
+    }
+    const polls = fakes.map((f, i) => f.polls - before[i]!);
+    assert.deepEqual([...new Set(seen)], [63], `fresh peers sampled every 250 ms: ${seen.join(" ")}`);
+    // 4 s at one poll a second: 4 each; wide margins for a loaded machine.
+    assert.ok(Math.min(...polls) >= 2 && Math.max(...polls) <= 6, `polls per peer in 4 s: ${Math.min(...polls)}-${Math.max(...polls)}`);
+    assert.ok(most <= 8, `at most 8 polls at once, saw ${most}`);
+    assert.equal(poller.synced, true);
+  });
+});
+
+test("the schedule: every interval while it answers or still counts; failing: 1, 2, 4 ... s, at most maxBackoffMs; answered ones go first", () => {
+  const o = { pollIntervalMs: 1_000, maxBackoffMs: 30_000, staleMs: 5_000, selfRecheckMs: 30_000 };
+  const at = (failures: number, lastOkAt = 0, polledAt = 100_000) => nextPollAt({ polledAt, failures, lastOkAt, self: false, polling: false }, o) - polledAt;
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 50].map((f) => at(f)), [1_000, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+  assert.equal(at(3, 96_000), 1_000, "every interval while it still counts (within staleMs of its last answer)");
+  assert.equal(at(6, 95_000), 30_000, "then with the backoff");
+  assert.equal(nextPollAt({ polledAt: 0, failures: 0, lastOkAt: 0, self: false, polling: false }, o), 0, "never polled: due at once");
+  assert.equal(nextPollAt({ polledAt: 100_000, failures: 0, lastOkAt: 100_000, self: true, polling: false }, o), 130_000, "this replica: every selfRecheckMs");
+  const peer = (name: string, polledAt: number, failures: number, polling = false) => ({ name, polledAt, failures, lastOkAt: 0, self: false, polling });
+  const peers = [
+    peer("failing, waited longest", 1, 1),
+    peer("answered", 50_000, 0),
+    peer("answered, waited longer", 10_000, 0),
+    peer("being polled", 1, 0, true),
+    peer("failing, not due", 59_000, 3),
+  ];
+  assert.deepEqual(duePeers(peers, 60_000, o).map((p) => p.name), ["answered, waited longer", "answered", "failing, waited longest"]);
+});
+
+describe("20 addresses that never answer and one healthy peer", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  const held: http.ServerResponse[] = [];
+  let stop = () => {};
+  after(async () => {
+    stop();
+    for (const r of held) r.destroy();
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("the healthy peer is polled every second and stays fresh; each hung address is polled with a backoff, on half the slots at most", async () => {
+    let t0 = performance.now();
+    // Polls of hung addresses, [start, end] (ms since t0), to count how many slots they took at once.
+    const spans: [number, number][] = [];
+    for (let i = 0; i < 20; i++) {
+      fakes.push(
+        await fakePeer((_, res) => {
+          held.push(res);
+          const span: [number, number] = [performance.now() - t0, Infinity];
+          spans.push(span);
+          res.on("close", () => (span[1] = performance.now() - t0));
+        }),
+      );
+    }
+    t0 = performance.now();
+    const healthy = await fakePeer((req, res) => answer(req, res, stateOf("healthy", ["app"])));
+    // As in production: 2 s timeout, gone after 5 s.
+    const { poller, logger, close } = startPoller([...fakes.map((f) => f.url), healthy.url], { timeoutMs: 2_000, staleMs: 5_000 });
+    fakes.push(healthy);
+    stop = close;
+    // Its first poll may wait behind new addresses (nothing is known of them yet): from 6 s on it is polled every second.
+    await waitFor("the healthy peer to answer", () => healthy.polls > 0, 8_000);
+    await sleep(6_000 - (performance.now() - t0));
+    const before = healthy.polls;
+    const fresh: number[] = [];
+    for (let k = 0; k < 24; k++) {
+      await sleep(250);
+      fresh.push(poller.fresh().length);
+    }
+    assert.ok(healthy.polls - before >= 4, `the healthy peer polled ${healthy.polls - before} times in 6 s`);
+    // Each hung one at 0-4 s, then 2 s later (timeout) + 1 s, + 2 s, + 4 s: 4 at most in 12 s.
+    const hung = fakes.slice(0, 20).map((f) => f.polls);
+    assert.ok(Math.max(...hung) <= 4, `polls of each hung address in 12 s: ${hung.join(" ")}`);
+    // Once each was polled (new addresses may take every slot: nothing is known of them yet), 4 at once at most.
+    const late = spans.filter(([start]) => start > 6_000);
+    const most = Math.max(...late.map(([start]) => late.filter(([s, e]) => s <= start && start < e).length));
+    assert.ok(late.length > 0 && most <= 4, `at most 4 of the 8 slots on failing peers, saw ${most} (${late.length} polls after 6 s)`);
+    assert.ok(fresh.every((n) => n === 1), `the healthy peer fresh, sampled every 250 ms: ${fresh.join(" ")}`);
+    assert.equal(logger.lines.filter((l) => l.startsWith("peer state not fetched")).length, 20, "each hung address said once");
+  });
+});
+
+describe("someone without the secret at a peer's address", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  const held: http.ServerResponse[] = [];
+  let stop = () => {};
+  after(async () => {
+    stop();
+    for (const r of held) r.destroy();
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("an unsigned answer: the peer is not fresh at once; one that only stops answering stays fresh for staleMs", async () => {
+    const stranger = createPeerAuth({ secret: "another-secret-not-the-peers-0123", replicaId: "x", clockSkewMs: 10_000, maxNonces: 1000, logger: silentLogger });
+    let mode: "peer" | "stranger" = "peer";
+    const onState = (id: string) => (req: http.IncomingMessage, res: http.ServerResponse) =>
+      mode === "peer" ? answer(req, res, stateOf(id, [`${id}-app`])) : answer(req, res, stateOf(id, ["someone-else"]), stranger);
+    const taken = await fakePeer(onState("taken"));
+    let silentMode = false;
+    const silent = await fakePeer((req, res) => (silentMode ? held.push(res) : answer(req, res, stateOf("silent", ["silent-app"]))));
+    fakes.push(taken, silent);
+    // Gone only after 30 s of silence: an unsigned answer must not wait for it.
+    const { poller, close } = startPoller([taken.url, silent.url], { staleMs: 30_000 });
+    stop = close;
+    await waitFor("both fresh", () => poller.fresh().length === 2, 10_000);
+    const okAt = poller.peers.find((p) => p.address.url === taken.url)!.lastOkAt;
+    mode = "stranger";
+    silentMode = true;
+    const t = performance.now();
+    await waitFor("the taken address to leave the fresh peers", () => !poller.fresh().some((p) => p.address.url === taken.url), 10_000);
+    assert.ok(performance.now() - t < 10_000);
+    const p = poller.peers.find((q) => q.address.url === taken.url)!;
+    assert.equal(p.error, "its answer is not signed with the peer secret");
+    assert.equal(p.state, undefined, "its clients are forgotten");
+    assert.equal(p.lastOkAt, okAt, "lastOkAt: when the peer last answered");
+    await sleep(3_000);
+    assert.deepEqual(poller.fresh().map((q) => q.state?.id), ["silent"], "the silent one is still fresh (timeouts keep the staleMs tolerance)");
+    assert.match(poller.peers.find((q) => q.address.url === silent.url)!.error ?? "", /no answer within 0\.5s/);
+  });
+});
+
+describe("an address that answers with this replica's own id", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  let stop = () => {};
+  after(async () => {
+    stop();
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("this process: itself, polled again every selfRecheckMs; another process with its id: neither, said once a minute; either one replaced: a peer", async () => {
+    let selfId = "r0";
+    let otherId = "r0";
+    // This process's own answer (as its state source signs it), and another process given the same id.
+    const self = await fakePeer((req, res) => answer(req, res, stateOf(selfId, [], { instance: processInstance })));
+    const other = await fakePeer((req, res) => answer(req, res, stateOf(otherId, ["dup-app"], { instance: "another-process" })));
+    fakes.push(self, other);
+    const { poller, logger, close } = startPoller([self.url, other.url], { selfRecheckMs: 1_000 });
+    stop = close;
+    const peer = (f: Fake) => poller.peers.find((p) => p.address.url === f.url)!;
+    await waitFor("both answered", () => peer(self).self && peer(other).lastOkAt > 0, 10_000);
+    await sleep(3_000);
+    assert.equal(peer(self).self, true);
+    assert.ok(self.polls >= 2, `its own address polled again (selfRecheckMs 1 s): ${self.polls} polls`);
+    assert.equal(peer(other).self, false, "another process with our id is not this replica");
+    assert.deepEqual(poller.fresh(), [], "nor a peer to list or forward to");
+    assert.match(peer(other).error ?? "", /another process answers with this replica's own id "r0" \(give each replica its own --replica-id\)/);
+    assert.ok(other.polls >= 3, `still polled: ${other.polls}`);
+    assert.equal(logger.lines.filter((l) => l.startsWith("another process answers with this replica's own id")).length, 1, "said once a minute at most");
+    assert.equal(poller.synced, true, "it answered: this replica is not kept waiting for it");
+    // Restarted with ids of their own.
+    otherId = "r3";
+    selfId = "r5";
+    await waitFor("both to be peers", () => poller.fresh().map((p) => p.state?.id).sort().join() === "r3,r5", 10_000);
+    assert.equal(peer(self).self, false);
+    assert.equal(peer(other).error, undefined);
+    assert.ok(logger.lines.some((l) => l.startsWith("peer answers again")), logger.lines.join("\n"));
+  });
+});
+
+describe("a stranger at a peer address answering a large state", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  let stop = () => {};
+  after(async () => {
+    stop();
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("without a signature: cut off before its body; with a wrong one: read, refused, and polled with a backoff", async () => {
+    const stranger = createPeerAuth({ secret: "another-secret-not-the-peers-0123", replicaId: "x", clockSkewMs: 10_000, maxNonces: 1000, logger: silentLogger });
+    const big = stateOf("big", Array.from({ length: 20_000 }, (_, i) => `app-${i}`));
+    // Streams the state in 64 KiB pieces, one every 20 ms; counts the pieces written before the poller hung up.
+    const written: number[] = [];
+    const bare = await fakePeer((_, res) => {
+      res.writeHead(200, { etag: '"1"' });
+      let n = 0;
+      const t = setInterval(() => (n * 65_536 < big.length ? res.write(big.slice(n * 65_536, ++n * 65_536)) : (clearInterval(t), res.end())), 20);
+      res.on("close", () => (clearInterval(t), written.push(n)));
+    });
+    const wrong = await fakePeer((req, res) => answer(req, res, big, stranger));
+    fakes.push(bare, wrong);
+    const { poller, close } = startPoller([bare.url, wrong.url], { maxStateBytes: 4 << 20, timeoutMs: 2_000 });
+    stop = close;
+    await sleep(8_000);
+    const total = Math.ceil(big.length / 65_536);
+    assert.ok(written.length > 0 && Math.max(...written) <= 3, `pieces written of ${total} before the poller hung up: ${written.join(" ")}`);
+    for (const f of [bare, wrong]) {
+      assert.equal(poller.peers.find((p) => p.address.url === f.url)!.error, "its answer is not signed with the peer secret");
+      // 8 s: polled at 0 s, then 1, 2 and 4 s after each failure: 4 at most.
+      assert.ok(f.polls >= 2 && f.polls <= 4, `${f === bare ? "unsigned" : "wrongly signed"}: ${f.polls} polls in 8 s`);
+    }
+    assert.deepEqual(poller.fresh(), []);
+  });
+});
+
+describe("a replica back at an address whose polls fail", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  let stop = () => {};
+  after(async () => {
+    stop();
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("a state poll from a replica unknown here: its failing peers are polled at once, not at the end of their backoff", async () => {
+    const gone = await fakePeer((req, res) => answer(req, res, stateOf("old", ["app"])));
+    const port = Number(new URL(gone.url).port);
+    const { poller, close } = startPoller([gone.url], { staleMs: 1_500 });
+    stop = close;
+    await waitFor("the peer fresh", () => poller.fresh().length === 1, 10_000);
+    await gone.close();
+    // Refused for 8 s: stale after 1.5 s, then polled 1, 2, 4 ... s apart.
+    await sleep(8_000);
+    const p = poller.peers[0]!;
+    assert.ok(p.failures >= 4, `failures in a row: ${p.failures}`);
+    const back = await fakePeer((req, res) => answer(req, res, stateOf("new", ["app"])), port);
+    fakes.push(back);
+    poller.heardFrom("new");
+    const t = performance.now();
+    await waitFor("the replica back to be fresh", () => poller.fresh()[0]?.state?.id === "new", 10_000);
+    const waited = performance.now() - t;
+    // Its next poll was 8 s (failures 4) or more after the last one: at once is far sooner.
+    assert.ok(waited < 3_000, `seen ${Math.round(waited)} ms after it polled this replica`);
+    assert.equal(back.polls, 1);
+  });
+});
