@@ -21,7 +21,8 @@
  * - A server that names no replica: one stream. Hellos list the replicas held.
  *
  * Servers are not trusted (src/client/fleet-limits.ts): at most `maxReplicas`
- * replicas held through one address, 8 connections searching at once; a
+ * streams held through one address whatever their ids (a welcome naming no
+ * replica, whatever count it claims, is one stream), 8 connections searching at once; a
  * welcome claiming a replica id already held ends the older stream only
  * through the same address (the server welcomes a second stream for our name
  * only once its probe found the first dead); through another (a stale DNS
@@ -86,6 +87,9 @@ export function runFleet(o: FleetOptions): Promise<void> {
   /** The distinct replicas held. */
   const heldIds = () => new Set([...slots].flatMap((s) => (s.held === undefined ? [] : [s.held])));
   const holding = () => heldIds().size;
+  /** The streams through one address that stay held if `slot` is welcomed now (an older one to its replica there is replaced). */
+  const kept = (slot: Slot, older: Slot[], endpoint: Endpoint) =>
+    [...slots].filter((s) => s !== slot && live(s) && !s.endpoint && s.held !== undefined && !(older.includes(s) && s.via === endpoint.key)).length;
   /** Free slots that hold nothing: searching (or about to). */
   const searchers = (except?: Slot) => freeSlots().filter((s) => s !== except && s.held === undefined);
 
@@ -149,13 +153,16 @@ export function runFleet(o: FleetOptions): Promise<void> {
   function welcomed(slot: Slot, w: Welcome, set: ReplicaSet | undefined, endpoint: Endpoint): StreamInfo | undefined {
     const id = w.replicaId;
     const older = [...slots].filter((s) => s !== slot && live(s) && s.held === id);
-    if (w.replicaCount > limits.maxReplicas) capped(endpoint.display); // the count is believed up to the cap
+    // A welcome naming no replica says nothing of the others (an older server: one stream), whatever count it claims.
+    if (id && w.replicaCount > limits.maxReplicas) capped(endpoint.display); // the count is believed up to the cap
     // A replica whose own set does not give it this client should have refused the hello: closed, its set not believed.
     const outside = set !== undefined && !assigns(name, set, id);
-    const changed = outside ? false : target.welcome(w.replicaCount, set, id); // followed once this stream counts as held (or closed)
-    // Over the cap, or outside its own set: a goodbye, delisted there at once.
-    if ((id && older.length === 0 && !slot.endpoint && holding() >= limits.maxReplicas) || outside) {
-      if (!outside) capped(endpoint.display);
+    const changed = outside || !id ? false : target.welcome(w.replicaCount, set, id); // followed once this stream counts as held (or closed)
+    // Over the cap (streams through one address, whatever their ids; a second one naming no replica), or outside
+    // its own set: a goodbye, delisted there at once.
+    const over = !slot.endpoint && (kept(slot, older, endpoint) >= limits.maxReplicas || (!id && older.length > 0));
+    if (over || outside) {
+      if (!outside && id) capped(endpoint.display);
       else notInSet("a replica outside the replica set (or not one this client holds) welcomed us; closing that stream", { name, replica: id, server: endpoint.display });
       slot.attempt?.abort();
       follow(set, changed);

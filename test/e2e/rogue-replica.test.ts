@@ -167,6 +167,24 @@ test("a server naming a fresh replica id in every welcome gets at most maxReplic
   }
 });
 
+test("a server naming no replica but claiming 2^32-1 of them gets one stream, not a search", async (t) => {
+  const rogue = await startRogueServer({ replicaId: () => "", replicaCount: 2 ** 32 - 1 });
+  const { logger, lines } = recordingLogger();
+  const c = client({ serverUrl: rogue.url, probeIntervalMs: 50, searchBackoff: { initialMs: 20, maxMs: 100 }, logger });
+  try {
+    await c.start({ timeoutMs: 10_000 });
+    await sleep(3_000); // dozens of fast search rounds, were the count believed
+    const warnings = lines.filter((l) => l.level === "warn" || l.level === "error");
+    t.diagnostic(`${rogue.open} streams open after 3 s, at most ${rogue.peak} at once, ${rogue.welcomes} welcomes, ${warnings.length} warnings`);
+    assert.equal(rogue.open, 1, "one stream, as to any server naming no replica");
+    assert.ok(rogue.welcomes <= 2, `no search: ${rogue.welcomes} welcomes`);
+    assert.deepEqual(warnings, []);
+  } finally {
+    await c.stop();
+    await rogue.close();
+  }
+});
+
 test("a DNS answer with 150 addresses gets at most maxServerAddresses streams; 64 addresses get 64, no log", async (t) => {
   const hosts = Array.from({ length: 150 }, (_, i) => `127.0.0.${i + 10}`);
   const rogue = await startRogueServer({ replicaId: (n) => `r-${n}`, hosts });
