@@ -41,6 +41,7 @@ import { createUnassignedWaits, mayRedial, unassignedBy } from "./unassigned-wai
 import { createWelcomePatience } from "./welcome-patience.ts";
 import { watchEndpoints, type Endpoint } from "./endpoints.ts";
 import type { Slot } from "./fleet-slot.ts";
+import { createSurplus } from "./fleet-surplus.ts";
 import { onceLog, sparseLog } from "./fleet-limits.ts";
 import type { StreamInfo } from "./options.ts";
 import { settledAfter } from "../shared/settled-after.ts";
@@ -59,9 +60,6 @@ export interface FleetOptions {
   onFailed(error: ConnectError): boolean;
 }
 
-/** Consecutive attempts without a welcome after which a slot searching without a replica count gives up. */
-const searchAttempts = 8;
-
 /** Runs the fleet until `stopped` aborts; resolves once every stream has ended. @internal */
 export function runFleet(o: FleetOptions): Promise<void> {
   const options = o.connection.options;
@@ -77,7 +75,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const schedule = createSearchSchedule({ backoff: options.searchBackoff, intervalMs: options.probeIntervalMs, urgent, maxLost: limits.maxReplicas });
   const overCap = onceLog(log); // the replica cap bites: said once
   const capped = (server?: string) => overCap(`holding streams to ${limits.maxReplicas} replicas through one address; no more are kept or searched for (option maxReplicas)`, { name, server });
-  const [duplicateClaim, notInSet] = [sparseLog(log), sparseLog(log)];
+  const [duplicateClaim, notInSet, replaced] = [sparseLog(log), sparseLog(log), sparseLog(log, 60_000, "info")];
   const searchRefusal = createSearchRefusals(log, name);
   const welcomePatience = createWelcomePatience(options); // one wait for a welcome over all of the client's streams
   const waits = createUnassignedWaits({ mayRedial: (id) => mayRedial(id, target.ids, target.wanted, holding()) });
@@ -92,6 +90,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     [...slots].filter((s) => s !== slot && live(s) && !s.endpoint && s.held !== undefined && !(older.includes(s) && s.via === endpoint.key)).length;
   /** Free slots that hold nothing: searching (or about to). */
   const searchers = (except?: Slot) => freeSlots().filter((s) => s !== except && s.held === undefined);
+  const { surplus, spare } = createSurplus({ freeSlots, searchers, heldIds, urgent, target });
 
   function spawn(slot: Omit<Slot, "cancel">) {
     const s: Slot = { ...slot, cancel: new AbortController() };
@@ -178,7 +177,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
         if (s.via === endpoint.key) {
           // Through the same address the server welcomes a second stream for our name only after its probe found
           // the first one dead: keep the new stream, end the old one (its session on the server is gone already).
-          log.info("a new stream replaced ours to the same replica", { name, replica: id });
+          replaced("a new stream replaced ours to the same replica", { name, replica: id });
           s.attempt?.abort();
         } else {
           const servers = `${endpoint.display}, ${s.endpoint?.display ?? ""}`;
@@ -221,7 +220,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
       if (id === undefined || !heldIds().has(id)) schedule.lost(id, stable);
       waits.changed(); // holding none: slots waiting for a set dial again
       reconcile(); // a replica lost: searchers for it
-      return { welcomed: true, stable, duplicate: false, refused, error };
+      return { welcomed: true, stable, duplicate: false, refused, error, held: id };
     }
     if (refused) return { welcomed: false, stable: false, duplicate: false, refused, error: undefined };
     // AlreadyExists while holding a replica: a step of the search (or a name clash there, said sparsely); so is a
@@ -229,16 +228,6 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const duplicate = notServedHere(error) || (error?.code === Code.AlreadyExists && holding() > 0);
     if (duplicate && error) searchRefusal(error, heldIds(), endpoint.display);
     return { welcomed: false, stable: false, duplicate, refused, error };
-  }
-
-  /** Whether a free slot whose attempt found nothing new should end. */
-  function surplus(slot: Slot, misses: number, refused: boolean): boolean {
-    if (slot.endpoint) return false;
-    const others = freeSlots().filter((s) => s !== slot).length;
-    if (others === 0) return false;
-    if (refused) return true;
-    if (target.known) return searchers(slot).length >= target.searchers(heldIds());
-    return slot.probe || (misses >= searchAttempts && !urgent());
   }
 
   async function runSlot(slot: Slot) {
@@ -265,6 +254,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
           // Only a stream that lived (stableStreamMs) starts the backoff over; one welcomed and ended soon after is a
           // failed attempt, so a server that welcomes and resets every stream is not redialled every half second.
           if (r.stable) reconnect.reset();
+          if (spare(slot, r.held)) break;
           pause = searching() ? "round" : "backoff";
         } else {
           misses++;

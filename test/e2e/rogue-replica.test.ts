@@ -185,6 +185,35 @@ test("a server naming no replica but claiming 2^32-1 of them gets one stream, no
   }
 });
 
+test("a server welcoming every searcher under one id (claiming 2^32-1 replicas) gets at most 8 connections a round, rounds backing off", async (t) => {
+  const rogue = await startRogueServer({ replicaId: () => "r1", replicaCount: 2 ** 32 - 1 });
+  const { logger, lines } = recordingLogger();
+  // Fast rounds 20 ms doubling to 100 ms, then 200 ms doubling (to 6.4 s): about a dozen rounds in 3 s.
+  const at: number[] = [];
+  const c = client({ serverUrl: rogue.url, probeIntervalMs: 200, searchBackoff: { initialMs: 20, maxMs: 100 }, logger, onConnected: () => void at.push(performance.now()) });
+  try {
+    await c.start({ timeoutMs: 10_000 });
+    await sleep(3_000);
+    const [first, from] = [rogue.welcomes, performance.now()];
+    await sleep(3_000); // rounds 1.6 and 3.2 s apart by now (half of it random): two or three
+    const second = rogue.welcomes - first;
+    const replaced = lines.filter((l) => /replaced ours/.test(l.message));
+    // The welcomes of one round come within a few ms; rounds are 0.8 s apart or more by then.
+    const late = at.filter((x) => x >= from);
+    const rounds: number[] = [];
+    late.forEach((x, i) => (i > 0 && x - late[i - 1]! < 200 ? rounds[rounds.length - 1]!++ : rounds.push(1)));
+    t.diagnostic(`welcomes: ${first} in the first 3 s, ${second} in the next 3 s (rounds of ${rounds.join(", ")}); ` +
+      `${rogue.open} open, at most ${rogue.peak}; ${replaced.length} "replaced" lines`);
+    assert.ok(rounds.every((n) => n <= 8), `at most 8 connections a round: ${rounds.join(", ")}`);
+    assert.ok(second <= 4 * 8, `rounds backing off: ${second} welcomes`);
+    assert.ok(rogue.open <= 1 + 8, `one stream held (and a round's replaced ones closing): ${rogue.open}`);
+    assert.equal(replaced.length, 1, "the replacements are said once");
+  } finally {
+    await c.stop();
+    await rogue.close();
+  }
+});
+
 test("a DNS answer with 150 addresses gets at most maxServerAddresses streams; 64 addresses get 64, no log", async (t) => {
   const hosts = Array.from({ length: 150 }, (_, i) => `127.0.0.${i + 10}`);
   const rogue = await startRogueServer({ replicaId: (n) => `r-${n}`, hosts });
