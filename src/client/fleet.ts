@@ -34,7 +34,7 @@ import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { createBackoff, stableStreamMs } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
 import { createSearchSchedule } from "./search-schedule.ts";
-import { createSearchRefusals, notServedHere } from "./search-refusal.ts";
+import { createNotServedWarning, createSearchRefusals, notServedHere, notServedTries } from "./search-refusal.ts";
 import { assigns, createReplicaTarget } from "./replica-target.ts";
 import type { ReplicaSet } from "./replica-set.ts";
 import { createUnassignedWaits, mayRedial, unassignedBy } from "./unassigned-wait.ts";
@@ -76,7 +76,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const overCap = onceLog(log); // the replica cap bites: said once
   const capped = (server?: string) => overCap(`holding streams to ${limits.maxReplicas} replicas through one address; no more are kept or searched for (option maxReplicas)`, { name, server });
   const [duplicateClaim, notInSet, replaced] = [sparseLog(log), sparseLog(log), sparseLog(log, 60_000, "info")];
-  const searchRefusal = createSearchRefusals(log, name);
+  const [searchRefusal, notServedAnywhere] = [createSearchRefusals(log, name), createNotServedWarning(log, name)];
   const welcomePatience = createWelcomePatience(options); // one wait for a welcome over all of the client's streams
   const waits = createUnassignedWaits({ mayRedial: (id) => mayRedial(id, target.ids, target.wanted, holding()) });
 
@@ -233,6 +233,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   async function runSlot(slot: Slot) {
     const reconnect = createBackoff(options.backoff);
     let misses = 0, last: Headers | undefined; // last: the last attempt's error metadata (a retry hint there sets the next wait)
+    let notServed = 0; // refusals "not served here" in a row while holding none
     /** Through one address with a replica held, finding another is a search: in rounds, with the other searchers. */
     const searching = () => !slot.endpoint && holding() > 0;
     let pause: "none" | "backoff" | "round" = searching() ? "round" : "none";
@@ -250,7 +251,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
         last = r.error?.metadata;
         if (!live(slot)) break;
         if (r.welcomed) {
-          misses = 0;
+          misses = notServed = 0;
           // Only a stream that lived (stableStreamMs) starts the backoff over; one welcomed and ended soon after is a
           // failed attempt, so a server that welcomes and resets every stream is not redialled every half second.
           if (r.stable) reconnect.reset();
@@ -259,11 +260,16 @@ export function runFleet(o: FleetOptions): Promise<void> {
         } else {
           misses++;
           if (slot.endpoint) slot.unassigned = unassignedBy(r.error);
-          if (!r.duplicate && r.error && o.onFailed(r.error)) break;
+          // Holding none, "not served here" is a step of the search (the next attempt soon) a few times in a row; then a
+          // failure like any other, backed off: a server refusing every hello so is not redialled twice a second.
+          notServed = r.duplicate && !searching() && !slot.endpoint ? notServed + 1 : 0;
+          const failed = r.error !== undefined && (!r.duplicate || notServed > notServedTries);
+          if (failed && notServed > 0) notServedAnywhere(r.error!, endpoint.display);
+          if (failed && o.onFailed(r.error!)) break;
           if (surplus(slot, misses, r.refused)) break;
           // A duplicate through one address is a step of the search; through one of several addresses, a second
           // path to a replica held through another: retried as seldom as after any failure.
-          if (r.duplicate && !searching() && !slot.endpoint) reconnect.reset(); // holding none: the next attempt soon, not ever later
+          if (notServed > 0 && !failed) reconnect.reset();
           pause = r.duplicate && searching() ? "round" : "backoff";
         }
       }

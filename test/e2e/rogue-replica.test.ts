@@ -3,7 +3,9 @@
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import { test, type TestContext } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { createClient, type ClientOptions, type PromproxyClient } from "../../src/client/index.ts";
+import { notServedTries } from "../../src/client/search-refusal.ts";
 import type { Logger } from "../../src/shared/logger.ts";
 import { proxyGet, startServer, testRegistry } from "../helpers.ts";
 import { startRogueServer, type RogueServer } from "./fixtures/rogue-replica/rogue-server.ts";
@@ -208,6 +210,28 @@ test("a server welcoming every searcher under one id (claiming 2^32-1 replicas) 
     assert.ok(second <= 4 * 8, `rounds backing off: ${second} welcomes`);
     assert.ok(rogue.open <= 1 + 8, `one stream held (and a round's replaced ones closing): ${rogue.open}`);
     assert.equal(replaced.length, 1, "the replacements are said once");
+  } finally {
+    await c.stop();
+    await rogue.close();
+  }
+});
+
+test("a server answering every hello 'this replica does not serve you' is retried promptly a few times, then backed off and reported", async (t) => {
+  const notServed = () => new ConnectError("replica r9 does not hold client app-1", Code.Unavailable, { "promproxy-replica-id": "r9" });
+  const rogue = await startRogueServer({ replicaId: () => "r9", refuse: notServed });
+  const { logger, lines } = recordingLogger();
+  const errors: ConnectError[] = [];
+  const c = client({ serverUrl: rogue.url, logger, onError: (e) => void errors.push(e) }); // backoff 50 ms doubling to 500 ms
+  try {
+    c.start();
+    await sleep(4_000); // redialled every 25-50 ms, that would be 80-160 attempts
+    const said = lines.filter((l) => l.level !== "debug" && /does not serve this client/.test(l.message));
+    t.diagnostic(`${rogue.refusals} refusals in 4 s, ${errors.length} errors reported, ${said.length} warn lines, state ${c.state}`);
+    assert.ok(rogue.refusals >= notServedTries + 1, `a few prompt retries: ${rogue.refusals}`);
+    assert.ok(rogue.refusals <= notServedTries + 16, `then backed off: ${rogue.refusals}`);
+    assert.ok(errors.length >= 1 && errors.every((e) => e.code === Code.Unavailable), "reported to onError");
+    assert.deepEqual(said.map((l) => l.level), ["warn"], "said once, at warn");
+    assert.equal(c.state, "connecting");
   } finally {
     await c.stop();
     await rogue.close();
