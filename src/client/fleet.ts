@@ -73,8 +73,9 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const target = createReplicaTarget(name, limits.maxReplicas);
   const urgent = () => (target.known ? target.missing(heldIds()) : schedule.recentlyLost()); // a replica is missing
   const schedule = createSearchSchedule({ backoff: options.searchBackoff, intervalMs: options.probeIntervalMs, urgent, maxLost: limits.maxReplicas });
-  const overCap = onceLog(log); // the replica cap bites: said once
+  const [overCap, countOverCap] = [onceLog(log), onceLog(log)]; // the replica cap bites: each way said once
   const capped = (server?: string) => overCap(`holding streams to ${limits.maxReplicas} replicas through one address; no more are kept or searched for (option maxReplicas)`, { name, server });
+  const countCapped = (count: number, server: string) => countOverCap(`a server announced ${count} replicas (replica_count): believing at most ${limits.maxReplicas} (option maxReplicas)`, { name, server });
   const [duplicateClaim, notInSet, replaced] = [sparseLog(log), sparseLog(log), sparseLog(log, 60_000, "info")];
   const [searchRefusal, notServedAnywhere] = [createSearchRefusals(log, name), createNotServedWarning(log, name)];
   const welcomePatience = createWelcomePatience(options); // one wait for a welcome over all of the client's streams
@@ -153,7 +154,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const id = w.replicaId;
     const older = [...slots].filter((s) => s !== slot && live(s) && s.held === id);
     // A welcome naming no replica says nothing of the others (an older server: one stream), whatever count it claims.
-    if (id && w.replicaCount > limits.maxReplicas) capped(endpoint.display); // the count is believed up to the cap
+    if (id && w.replicaCount > limits.maxReplicas) countCapped(w.replicaCount, endpoint.display); // believed up to the cap
     // A replica whose own set does not give it this client should have refused the hello: closed, its set not believed.
     const outside = set !== undefined && !assigns(name, set, id);
     const changed = outside || !id ? false : target.welcome(w.replicaCount, set, id); // followed once this stream counts as held (or closed)

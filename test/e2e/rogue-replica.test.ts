@@ -151,13 +151,16 @@ test("a server naming a fresh replica id in every welcome gets at most maxReplic
     try {
       await c.start({ timeoutMs: 10_000 });
       await sleep(6_000);
-      const capLines = lines.filter((l) => /maxReplicas/.test(l.message));
+      const capLines = lines.filter((l) => /holding streams to .* \(option maxReplicas\)/.test(l.message));
+      const countLines = lines.filter((l) => /announced 1000 replicas .*believing at most 64 \(option maxReplicas\)/.test(l.message));
       t.diagnostic(`replica_count ${o.replicaCount}, maxReplicas ${o.maxReplicas ?? "default"}: ` +
-        `${rogue.open} streams open after 6 s, at most ${rogue.peak} at once, ${rogue.welcomes} welcomes, ${capLines.length} cap log lines`);
+        `${rogue.open} streams open after 6 s, at most ${rogue.peak} at once, ${rogue.welcomes} welcomes, ${capLines.length} cap log lines, ${countLines.length} count lines`);
       const max = o.maxReplicas ?? 64;
       assert.ok(rogue.open <= max, `at most ${max} streams held: ${rogue.open}`);
       assert.ok(rogue.peak <= max + 8, `at most ${max} held plus 8 searching: ${rogue.peak}`);
-      assert.equal(capLines.length, 1, "one log line when the cap bites");
+      // The count capped is said once, as such; the streams capped, once when a welcome is closed for it.
+      assert.equal(countLines.length, o.replicaCount > max ? 1 : 0, "the count capped: one line");
+      assert.ok(capLines.length <= 1 && capLines.length + countLines.length >= 1, "one log line when the cap bites");
       // Once at the cap, it stays there: no stream added, no redial loop.
       const before = rogue.welcomes;
       await sleep(2_000);
@@ -200,6 +203,7 @@ test("a server welcoming every searcher under one id (claiming 2^32-1 replicas) 
     await sleep(3_000); // rounds 1.6 and 3.2 s apart by now (half of it random): two or three
     const second = rogue.welcomes - first;
     const replaced = lines.filter((l) => /replaced ours/.test(l.message));
+    const caps = lines.filter((l) => /maxReplicas/.test(l.message)).map((l) => l.message);
     // The welcomes of one round come within a few ms; rounds are 0.8 s apart or more by then.
     const late = at.filter((x) => x >= from);
     const rounds: number[] = [];
@@ -210,6 +214,7 @@ test("a server welcoming every searcher under one id (claiming 2^32-1 replicas) 
     assert.ok(second <= 4 * 8, `rounds backing off: ${second} welcomes`);
     assert.ok(rogue.open <= 1 + 8, `one stream held (and a round's replaced ones closing): ${rogue.open}`);
     assert.equal(replaced.length, 1, "the replacements are said once");
+    assert.deepEqual(caps, ["a server announced 4294967295 replicas (replica_count): believing at most 64 (option maxReplicas)"]);
   } finally {
     await c.stop();
     await rogue.close();
