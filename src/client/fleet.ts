@@ -76,7 +76,8 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const [overCap, countOverCap] = [onceLog(log), onceLog(log)]; // the replica cap bites: each way said once
   const capped = (server?: string) => overCap(`holding streams to ${limits.maxReplicas} replicas through one address; no more are kept or searched for (option maxReplicas)`, { name, server });
   const countCapped = (count: number, server: string) => countOverCap(`a server announced ${count} replicas (replica_count): believing at most ${limits.maxReplicas} (option maxReplicas)`, { name, server });
-  const [duplicateClaim, notInSet, replaced] = [sparseLog(log), sparseLog(log), sparseLog(log, 60_000, "info")];
+  const [duplicateClaim, notInSet] = [sparseLog(log), sparseLog(log)];
+  const [replaced, unassigned] = [sparseLog(log, 60_000, "info"), sparseLog(log, 60_000, "info")]; // per stream: "closed a stream" (client.ts)
   const [searchRefusal, notServedAnywhere] = [createSearchRefusals(log, name), createNotServedWarning(log, name)];
   const welcomePatience = createWelcomePatience(options); // one wait for a welcome over all of the client's streams
   const waits = createUnassignedWaits({ mayRedial: (id) => mayRedial(id, target.ids, target.wanted, holding()) });
@@ -138,7 +139,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   function follow(set: ReplicaSet | undefined, changed: boolean, from?: Slot) {
     if (!set) return;
     if (from && live(from) && from.held && !assigns(name, set, from.held)) {
-      log.info("closing a stream: its replica's own replica set no longer gives it this client", { name, replica: from.held });
+      unassigned("closing a stream: its replica's own replica set no longer gives it this client", { name, replica: from.held });
       if (from.endpoint) from.unassigned = from.held; // its address: dialled again once the set changes
       from.attempt?.abort(); // a goodbye; a free slot searches on as after any ended stream
     }
@@ -176,6 +177,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
       if (older.length === 0) schedule.foundNew(); // a new replica: searching and probing start fast again
       for (const s of older) {
         if (s.via === endpoint.key) {
+          if (s.attempt?.signal.aborted) continue; // replaced already, its goodbye under way
           // Through the same address the server welcomes a second stream for our name only after its probe found
           // the first one dead: keep the new stream, end the old one (its session on the server is gone already).
           replaced("a new stream replaced ours to the same replica", { name, replica: id });
