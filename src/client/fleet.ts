@@ -161,10 +161,11 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const changed = outside || !id ? false : target.welcome(w.replicaCount, set, id); // followed once this stream counts as held (or closed)
     // Over the cap (streams through one address, whatever their ids; a second one naming no replica), or outside
     // its own set: a goodbye, delisted there at once.
-    const over = !slot.endpoint && (kept(slot, older, endpoint) >= limits.maxReplicas || (!id && older.length > 0));
-    if (over || outside) {
-      if (!outside && id) capped(endpoint.display);
-      else notInSet("a replica outside the replica set (or not one this client holds) welcomed us; closing that stream", { name, replica: id, server: endpoint.display });
+    const full = !slot.endpoint && kept(slot, older, endpoint) >= limits.maxReplicas;
+    const second = !slot.endpoint && !id && older.length > 0; // closed quietly: one stream to a server naming no replica
+    if (full || second || outside) {
+      if (outside) notInSet("a replica outside the replica set (or not one this client holds) welcomed us; closing that stream", { name, replica: id, server: endpoint.display });
+      else if (full) capped(endpoint.display);
       slot.attempt?.abort();
       follow(set, changed);
       return undefined;

@@ -190,6 +190,26 @@ test("a server naming no replica but claiming 2^32-1 of them gets one stream, no
   }
 });
 
+test("through one address, a second stream naming no replica is closed again quietly: one such stream is held", async (t) => {
+  // The first welcome names r0 and claims 3 replicas; every later one names none.
+  const rogue = await startRogueServer({ replicaId: (n) => (n === 0 ? "r0" : ""), replicaCount: 3 });
+  const { logger, lines } = recordingLogger();
+  const held: string[] = [];
+  const c = client({ serverUrl: rogue.url, searchBackoff: { initialMs: 20, maxMs: 100 }, logger, onConnected: (info) => void held.push(info.replicaId) });
+  try {
+    await c.start({ timeoutMs: 10_000 });
+    await sleep(3_000);
+    const warnings = lines.filter((l) => l.level === "warn" || l.level === "error").map((l) => l.message);
+    t.diagnostic(`${rogue.welcomes} welcomes, ${rogue.open} open; held ${JSON.stringify(held)}; warnings ${JSON.stringify(warnings)}`);
+    assert.deepEqual(held, ["r0", ""], "r0 and one stream naming no replica");
+    assert.ok(rogue.open <= 2 + 3, `two streams held (and a round's closing): ${rogue.open}`);
+    assert.deepEqual(warnings, []);
+  } finally {
+    await c.stop();
+    await rogue.close();
+  }
+});
+
 test("a server welcoming every searcher under one id (claiming 2^32-1 replicas) gets at most 8 connections a round, rounds backing off", async (t) => {
   const rogue = await startRogueServer({ replicaId: () => "r1", replicaCount: 2 ** 32 - 1 });
   const { logger, lines } = recordingLogger();
