@@ -41,6 +41,10 @@ test("a cap that bites is logged once; a repeated warning at most once per inter
   await new Promise((r) => setTimeout(r, 40));
   every("b", {});
   assert.deepEqual(fast.lines, ["a", "b (and 2 more times since the last such line)"]);
+  const infos: string[] = [];
+  const quiet = sparseLog({ ...sparse.log, info: (m) => void infos.push(m) }, 60_000, "info");
+  for (let i = 0; i < 100; i++) quiet("replaced", {});
+  assert.deepEqual(infos, ["replaced"]);
 });
 
 test("createClient refuses a bad cap at once, naming the option", async () => {

@@ -16,6 +16,7 @@ import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import { chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
 import { createH2Connection } from "./h2-connection.ts";
 import type { FrameShare } from "./frame-budget.ts";
+import { sayFastServer } from "./fast-server-warning.ts";
 import { sleep } from "../shared/sleep.ts";
 import type { WelcomePatience } from "./welcome-patience.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./targets/target.ts";
@@ -207,13 +208,12 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     const backlog = Math.max(1, maxQueued >> 2);
     // How long to stop reading after reading what costs `cost` frames: past the frame budget, or while our answers
     // pile up unsent (reading more orders would only queue more answers; flow control holds the server meanwhile).
-    let saidAt = -Infinity;
     let backlogWaits = 0;
     const pace = (cost: number) => {
       const wait = budget.spend(cost);
-      if (wait > 0 && cost > 0 && Date.now() - saidAt >= 60_000) {
-        saidAt = Date.now();
-        log.warn(`the server sends frames faster than maxServerFramesPerSecond (${options.maxServerFramesPerSecond} a second): reading it no faster (said at most once a minute)`, { name, server: base.host });
+      if (wait > 0 && cost > 0) {
+        const say = () => log.warn(`the server sends frames faster than maxServerFramesPerSecond (${options.maxServerFramesPerSecond} a second): reading it no faster (said at most once a minute)`, { name, server: base.host });
+        sayFastServer(options, say);
       }
       // While the answers stay unsent, the checks grow sparser (5 ms doubling to 250 ms): many streams to servers
       // that read nothing must not wake the host thousands of times a second.

@@ -29,8 +29,8 @@ export function onceLog(log: Logger): (message: string, fields: Record<string, u
   };
 }
 
-/** Logs a line at most once per `intervalMs` (the first at once), saying how many were left out since. */
-export function sparseLog(log: Logger, intervalMs = 60_000): (message: string, fields: Record<string, unknown>) => void {
+/** Logs a line (at `level`) at most once per `intervalMs` (the first at once), saying how many were left out since. */
+export function sparseLog(log: Logger, intervalMs = 60_000, level: "warn" | "info" = "warn"): (message: string, fields: Record<string, unknown>) => void {
   let lastAt = -Infinity;
   let skipped = 0;
   return (message, fields) => {
@@ -40,7 +40,7 @@ export function sparseLog(log: Logger, intervalMs = 60_000): (message: string, f
       return;
     }
     lastAt = now;
-    log.warn(skipped > 0 ? `${message} (and ${skipped} more times since the last such line)` : message, fields);
+    log[level](skipped > 0 ? `${message} (and ${skipped} more times since the last such line)` : message, fields);
     skipped = 0;
   };
 }

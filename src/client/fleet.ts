@@ -21,7 +21,8 @@
  * - A server that names no replica: one stream. Hellos list the replicas held.
  *
  * Servers are not trusted (src/client/fleet-limits.ts): at most `maxReplicas`
- * replicas held through one address, 8 connections searching at once; a
+ * streams held through one address whatever their ids (a welcome naming no
+ * replica, whatever count it claims, is one stream), 8 connections searching at once; a
  * welcome claiming a replica id already held ends the older stream only
  * through the same address (the server welcomes a second stream for our name
  * only once its probe found the first dead); through another (a stale DNS
@@ -33,13 +34,14 @@ import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { createBackoff, stableStreamMs } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
 import { createSearchSchedule } from "./search-schedule.ts";
-import { createSearchRefusals, notServedHere } from "./search-refusal.ts";
+import { createNotServedWarning, createSearchRefusals, notServedHere, notServedTries } from "./search-refusal.ts";
 import { assigns, createReplicaTarget } from "./replica-target.ts";
 import type { ReplicaSet } from "./replica-set.ts";
 import { createUnassignedWaits, mayRedial, unassignedBy } from "./unassigned-wait.ts";
 import { createWelcomePatience } from "./welcome-patience.ts";
 import { watchEndpoints, type Endpoint } from "./endpoints.ts";
 import type { Slot } from "./fleet-slot.ts";
+import { createSurplus } from "./fleet-surplus.ts";
 import { onceLog, sparseLog } from "./fleet-limits.ts";
 import type { StreamInfo } from "./options.ts";
 import { settledAfter } from "../shared/settled-after.ts";
@@ -58,9 +60,6 @@ export interface FleetOptions {
   onFailed(error: ConnectError): boolean;
 }
 
-/** Consecutive attempts without a welcome after which a slot searching without a replica count gives up. */
-const searchAttempts = 8;
-
 /** Runs the fleet until `stopped` aborts; resolves once every stream has ended. @internal */
 export function runFleet(o: FleetOptions): Promise<void> {
   const options = o.connection.options;
@@ -74,10 +73,12 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const target = createReplicaTarget(name, limits.maxReplicas);
   const urgent = () => (target.known ? target.missing(heldIds()) : schedule.recentlyLost()); // a replica is missing
   const schedule = createSearchSchedule({ backoff: options.searchBackoff, intervalMs: options.probeIntervalMs, urgent, maxLost: limits.maxReplicas });
-  const overCap = onceLog(log); // the replica cap bites: said once
+  const [overCap, countOverCap] = [onceLog(log), onceLog(log)]; // the replica cap bites: each way said once
   const capped = (server?: string) => overCap(`holding streams to ${limits.maxReplicas} replicas through one address; no more are kept or searched for (option maxReplicas)`, { name, server });
+  const countCapped = (count: number, server: string) => countOverCap(`a server announced ${count} replicas (replica_count): believing at most ${limits.maxReplicas} (option maxReplicas)`, { name, server });
   const [duplicateClaim, notInSet] = [sparseLog(log), sparseLog(log)];
-  const searchRefusal = createSearchRefusals(log, name);
+  const [replaced, unassigned] = [sparseLog(log, 60_000, "info"), sparseLog(log, 60_000, "info")]; // per stream: "closed a stream" (client.ts)
+  const [searchRefusal, notServedAnywhere] = [createSearchRefusals(log, name), createNotServedWarning(log, name)];
   const welcomePatience = createWelcomePatience(options); // one wait for a welcome over all of the client's streams
   const waits = createUnassignedWaits({ mayRedial: (id) => mayRedial(id, target.ids, target.wanted, holding()) });
 
@@ -86,8 +87,12 @@ export function runFleet(o: FleetOptions): Promise<void> {
   /** The distinct replicas held. */
   const heldIds = () => new Set([...slots].flatMap((s) => (s.held === undefined ? [] : [s.held])));
   const holding = () => heldIds().size;
+  /** The streams through one address that stay held if `slot` is welcomed now (an older one to its replica there is replaced). */
+  const kept = (slot: Slot, older: Slot[], endpoint: Endpoint) =>
+    [...slots].filter((s) => s !== slot && live(s) && !s.endpoint && s.held !== undefined && !(older.includes(s) && s.via === endpoint.key)).length;
   /** Free slots that hold nothing: searching (or about to). */
   const searchers = (except?: Slot) => freeSlots().filter((s) => s !== except && s.held === undefined);
+  const { surplus, spare } = createSurplus({ freeSlots, searchers, heldIds, urgent, target });
 
   function spawn(slot: Omit<Slot, "cancel">) {
     const s: Slot = { ...slot, cancel: new AbortController() };
@@ -134,7 +139,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   function follow(set: ReplicaSet | undefined, changed: boolean, from?: Slot) {
     if (!set) return;
     if (from && live(from) && from.held && !assigns(name, set, from.held)) {
-      log.info("closing a stream: its replica's own replica set no longer gives it this client", { name, replica: from.held });
+      unassigned("closing a stream: its replica's own replica set no longer gives it this client", { name, replica: from.held });
       if (from.endpoint) from.unassigned = from.held; // its address: dialled again once the set changes
       from.attempt?.abort(); // a goodbye; a free slot searches on as after any ended stream
     }
@@ -149,14 +154,18 @@ export function runFleet(o: FleetOptions): Promise<void> {
   function welcomed(slot: Slot, w: Welcome, set: ReplicaSet | undefined, endpoint: Endpoint): StreamInfo | undefined {
     const id = w.replicaId;
     const older = [...slots].filter((s) => s !== slot && live(s) && s.held === id);
-    if (w.replicaCount > limits.maxReplicas) capped(endpoint.display); // the count is believed up to the cap
+    // A welcome naming no replica says nothing of the others (an older server: one stream), whatever count it claims.
+    if (id && w.replicaCount > limits.maxReplicas) countCapped(w.replicaCount, endpoint.display); // believed up to the cap
     // A replica whose own set does not give it this client should have refused the hello: closed, its set not believed.
     const outside = set !== undefined && !assigns(name, set, id);
-    const changed = outside ? false : target.welcome(w.replicaCount, set, id); // followed once this stream counts as held (or closed)
-    // Over the cap, or outside its own set: a goodbye, delisted there at once.
-    if ((id && older.length === 0 && !slot.endpoint && holding() >= limits.maxReplicas) || outside) {
-      if (!outside) capped(endpoint.display);
-      else notInSet("a replica outside the replica set (or not one this client holds) welcomed us; closing that stream", { name, replica: id, server: endpoint.display });
+    const changed = outside || !id ? false : target.welcome(w.replicaCount, set, id); // followed once this stream counts as held (or closed)
+    // Over the cap (streams through one address, whatever their ids; a second one naming no replica), or outside
+    // its own set: a goodbye, delisted there at once.
+    const full = !slot.endpoint && kept(slot, older, endpoint) >= limits.maxReplicas;
+    const second = !slot.endpoint && !id && older.length > 0; // closed quietly: one stream to a server naming no replica
+    if (full || second || outside) {
+      if (outside) notInSet("a replica outside the replica set (or not one this client holds) welcomed us; closing that stream", { name, replica: id, server: endpoint.display });
+      else if (full) capped(endpoint.display);
       slot.attempt?.abort();
       follow(set, changed);
       return undefined;
@@ -169,9 +178,10 @@ export function runFleet(o: FleetOptions): Promise<void> {
       if (older.length === 0) schedule.foundNew(); // a new replica: searching and probing start fast again
       for (const s of older) {
         if (s.via === endpoint.key) {
+          if (s.attempt?.signal.aborted) continue; // replaced already, its goodbye under way
           // Through the same address the server welcomes a second stream for our name only after its probe found
           // the first one dead: keep the new stream, end the old one (its session on the server is gone already).
-          log.info("a new stream replaced ours to the same replica", { name, replica: id });
+          replaced("a new stream replaced ours to the same replica", { name, replica: id });
           s.attempt?.abort();
         } else {
           const servers = `${endpoint.display}, ${s.endpoint?.display ?? ""}`;
@@ -214,7 +224,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
       if (id === undefined || !heldIds().has(id)) schedule.lost(id, stable);
       waits.changed(); // holding none: slots waiting for a set dial again
       reconcile(); // a replica lost: searchers for it
-      return { welcomed: true, stable, duplicate: false, refused, error };
+      return { welcomed: true, stable, duplicate: false, refused, error, held: id };
     }
     if (refused) return { welcomed: false, stable: false, duplicate: false, refused, error: undefined };
     // AlreadyExists while holding a replica: a step of the search (or a name clash there, said sparsely); so is a
@@ -224,19 +234,10 @@ export function runFleet(o: FleetOptions): Promise<void> {
     return { welcomed: false, stable: false, duplicate, refused, error };
   }
 
-  /** Whether a free slot whose attempt found nothing new should end. */
-  function surplus(slot: Slot, misses: number, refused: boolean): boolean {
-    if (slot.endpoint) return false;
-    const others = freeSlots().filter((s) => s !== slot).length;
-    if (others === 0) return false;
-    if (refused) return true;
-    if (target.known) return searchers(slot).length >= target.searchers(heldIds());
-    return slot.probe || (misses >= searchAttempts && !urgent());
-  }
-
   async function runSlot(slot: Slot) {
     const reconnect = createBackoff(options.backoff);
     let misses = 0, last: Headers | undefined; // last: the last attempt's error metadata (a retry hint there sets the next wait)
+    let notServed = 0; // refusals "not served here" in a row while holding none
     /** Through one address with a replica held, finding another is a search: in rounds, with the other searchers. */
     const searching = () => !slot.endpoint && holding() > 0;
     let pause: "none" | "backoff" | "round" = searching() ? "round" : "none";
@@ -254,19 +255,25 @@ export function runFleet(o: FleetOptions): Promise<void> {
         last = r.error?.metadata;
         if (!live(slot)) break;
         if (r.welcomed) {
-          misses = 0;
+          misses = notServed = 0;
           // Only a stream that lived (stableStreamMs) starts the backoff over; one welcomed and ended soon after is a
           // failed attempt, so a server that welcomes and resets every stream is not redialled every half second.
           if (r.stable) reconnect.reset();
+          if (spare(slot, r.held)) break;
           pause = searching() ? "round" : "backoff";
         } else {
           misses++;
           if (slot.endpoint) slot.unassigned = unassignedBy(r.error);
-          if (!r.duplicate && r.error && o.onFailed(r.error)) break;
+          // Holding none, "not served here" is a step of the search (the next attempt soon) a few times in a row; then a
+          // failure like any other, backed off: a server refusing every hello so is not redialled twice a second.
+          notServed = r.duplicate && !searching() && !slot.endpoint ? notServed + 1 : 0;
+          const failed = r.error !== undefined && (!r.duplicate || notServed > notServedTries);
+          if (failed && notServed > 0) notServedAnywhere(r.error!, endpoint.display);
+          if (failed && o.onFailed(r.error!)) break;
           if (surplus(slot, misses, r.refused)) break;
           // A duplicate through one address is a step of the search; through one of several addresses, a second
           // path to a replica held through another: retried as seldom as after any failure.
-          if (r.duplicate && !searching() && !slot.endpoint) reconnect.reset(); // holding none: the next attempt soon, not ever later
+          if (notServed > 0 && !failed) reconnect.reset();
           pause = r.duplicate && searching() ? "round" : "backoff";
         }
       }

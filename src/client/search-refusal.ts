@@ -5,7 +5,10 @@
  * ours has the name there, a step of the search (debug); another id, or none
  * (a server that does not name itself), means another client holds our name on that
  * replica: a real name clash, said at warn at most once a minute. Either way
- * the search goes on.
+ * the search goes on. "This replica does not serve you" (`Unavailable` naming
+ * it) with nothing held is a step of the search `notServedTries` times in a
+ * row; past that, a failure like any other (backed off, reported to `onError`),
+ * said at warn at most once a minute.
  *
  * @internal
  */
@@ -40,4 +43,19 @@ export function createSearchRefusals(log: Logger, name: string): (error: Connect
  */
 export function notServedHere(error: ConnectError | undefined): boolean {
   return error?.code === Code.Unavailable && error.metadata.has(replicaIdKey);
+}
+
+/**
+ * Refusals "not served here" in a row, holding nothing, taken as steps of the search (a prompt retry) before
+ * backing off: a round-robin balancer over 8 replicas, this client assigned to one of them.
+ */
+export const notServedTries = 8;
+
+/** Past `notServedTries`: said at warn at most once a minute. */
+export function createNotServedWarning(log: Logger, name: string): (error: ConnectError, server: string) => void {
+  const say = sparseLog(log);
+  return (error, server) => {
+    const replica = oneLine(error.metadata.get(replicaIdKey) ?? "", 128);
+    say(`every replica reached says it does not serve this client, and none is held: backing off as after any failure (${notServedTries} prompt retries spent)`, { name, server, replica });
+  };
 }

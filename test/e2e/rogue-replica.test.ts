@@ -3,7 +3,9 @@
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import { test, type TestContext } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { createClient, type ClientOptions, type PromproxyClient } from "../../src/client/index.ts";
+import { notServedTries } from "../../src/client/search-refusal.ts";
 import type { Logger } from "../../src/shared/logger.ts";
 import { proxyGet, startServer, testRegistry } from "../helpers.ts";
 import { startRogueServer, type RogueServer } from "./fixtures/rogue-replica/rogue-server.ts";
@@ -149,13 +151,16 @@ test("a server naming a fresh replica id in every welcome gets at most maxReplic
     try {
       await c.start({ timeoutMs: 10_000 });
       await sleep(6_000);
-      const capLines = lines.filter((l) => /maxReplicas/.test(l.message));
+      const capLines = lines.filter((l) => /holding streams to .* \(option maxReplicas\)/.test(l.message));
+      const countLines = lines.filter((l) => /announced 1000 replicas .*believing at most 64 \(option maxReplicas\)/.test(l.message));
       t.diagnostic(`replica_count ${o.replicaCount}, maxReplicas ${o.maxReplicas ?? "default"}: ` +
-        `${rogue.open} streams open after 6 s, at most ${rogue.peak} at once, ${rogue.welcomes} welcomes, ${capLines.length} cap log lines`);
+        `${rogue.open} streams open after 6 s, at most ${rogue.peak} at once, ${rogue.welcomes} welcomes, ${capLines.length} cap log lines, ${countLines.length} count lines`);
       const max = o.maxReplicas ?? 64;
       assert.ok(rogue.open <= max, `at most ${max} streams held: ${rogue.open}`);
       assert.ok(rogue.peak <= max + 8, `at most ${max} held plus 8 searching: ${rogue.peak}`);
-      assert.equal(capLines.length, 1, "one log line when the cap bites");
+      // The count capped is said once, as such; the streams capped, once when a welcome is closed for it.
+      assert.equal(countLines.length, o.replicaCount > max ? 1 : 0, "the count capped: one line");
+      assert.ok(capLines.length <= 1 && capLines.length + countLines.length >= 1, "one log line when the cap bites");
       // Once at the cap, it stays there: no stream added, no redial loop.
       const before = rogue.welcomes;
       await sleep(2_000);
@@ -164,6 +169,97 @@ test("a server naming a fresh replica id in every welcome gets at most maxReplic
       await c.stop();
       await rogue.close();
     }
+  }
+});
+
+test("a server naming no replica but claiming 2^32-1 of them gets one stream, not a search", async (t) => {
+  const rogue = await startRogueServer({ replicaId: () => "", replicaCount: 2 ** 32 - 1 });
+  const { logger, lines } = recordingLogger();
+  const c = client({ serverUrl: rogue.url, probeIntervalMs: 50, searchBackoff: { initialMs: 20, maxMs: 100 }, logger });
+  try {
+    await c.start({ timeoutMs: 10_000 });
+    await sleep(3_000); // dozens of fast search rounds, were the count believed
+    const warnings = lines.filter((l) => l.level === "warn" || l.level === "error");
+    t.diagnostic(`${rogue.open} streams open after 3 s, at most ${rogue.peak} at once, ${rogue.welcomes} welcomes, ${warnings.length} warnings`);
+    assert.equal(rogue.open, 1, "one stream, as to any server naming no replica");
+    assert.ok(rogue.welcomes <= 2, `no search: ${rogue.welcomes} welcomes`);
+    assert.deepEqual(warnings, []);
+  } finally {
+    await c.stop();
+    await rogue.close();
+  }
+});
+
+test("through one address, a second stream naming no replica is closed again quietly: one such stream is held", async (t) => {
+  // The first welcome names r0 and claims 3 replicas; every later one names none.
+  const rogue = await startRogueServer({ replicaId: (n) => (n === 0 ? "r0" : ""), replicaCount: 3 });
+  const { logger, lines } = recordingLogger();
+  const held: string[] = [];
+  const c = client({ serverUrl: rogue.url, searchBackoff: { initialMs: 20, maxMs: 100 }, logger, onConnected: (info) => void held.push(info.replicaId) });
+  try {
+    await c.start({ timeoutMs: 10_000 });
+    await sleep(3_000);
+    const warnings = lines.filter((l) => l.level === "warn" || l.level === "error").map((l) => l.message);
+    t.diagnostic(`${rogue.welcomes} welcomes, ${rogue.open} open; held ${JSON.stringify(held)}; warnings ${JSON.stringify(warnings)}`);
+    assert.deepEqual(held, ["r0", ""], "r0 and one stream naming no replica");
+    assert.ok(rogue.open <= 2 + 3, `two streams held (and a round's closing): ${rogue.open}`);
+    assert.deepEqual(warnings, []);
+  } finally {
+    await c.stop();
+    await rogue.close();
+  }
+});
+
+test("a server welcoming every searcher under one id (claiming 2^32-1 replicas) gets at most 8 connections a round, rounds backing off", async (t) => {
+  const rogue = await startRogueServer({ replicaId: () => "r1", replicaCount: 2 ** 32 - 1 });
+  const { logger, lines } = recordingLogger();
+  // Fast rounds 20 ms doubling to 100 ms, then 200 ms doubling (to 6.4 s): about a dozen rounds in 3 s.
+  const at: number[] = [];
+  const c = client({ serverUrl: rogue.url, probeIntervalMs: 200, searchBackoff: { initialMs: 20, maxMs: 100 }, logger, onConnected: () => void at.push(performance.now()) });
+  try {
+    await c.start({ timeoutMs: 10_000 });
+    await sleep(3_000);
+    const [first, from] = [rogue.welcomes, performance.now()];
+    await sleep(3_000); // rounds 1.6 and 3.2 s apart by now (half of it random): two or three
+    const second = rogue.welcomes - first;
+    const replaced = lines.filter((l) => /replaced ours/.test(l.message));
+    const caps = lines.filter((l) => /maxReplicas/.test(l.message)).map((l) => l.message);
+    // The welcomes of one round come within a few ms; rounds are 0.8 s apart or more by then.
+    const late = at.filter((x) => x >= from);
+    const rounds: number[] = [];
+    late.forEach((x, i) => (i > 0 && x - late[i - 1]! < 200 ? rounds[rounds.length - 1]!++ : rounds.push(1)));
+    t.diagnostic(`welcomes: ${first} in the first 3 s, ${second} in the next 3 s (rounds of ${rounds.join(", ")}); ` +
+      `${rogue.open} open, at most ${rogue.peak}; ${replaced.length} "replaced" lines`);
+    assert.ok(rounds.every((n) => n <= 8), `at most 8 connections a round: ${rounds.join(", ")}`);
+    assert.ok(second <= 4 * 8, `rounds backing off: ${second} welcomes`);
+    assert.ok(rogue.open <= 1 + 8, `one stream held (and a round's replaced ones closing): ${rogue.open}`);
+    assert.equal(replaced.length, 1, "the replacements are said once");
+    assert.deepEqual(caps, ["a server announced 4294967295 replicas (replica_count): believing at most 64 (option maxReplicas)"]);
+  } finally {
+    await c.stop();
+    await rogue.close();
+  }
+});
+
+test("a server answering every hello 'this replica does not serve you' is retried promptly a few times, then backed off and reported", async (t) => {
+  const notServed = () => new ConnectError("replica r9 does not hold client app-1", Code.Unavailable, { "promproxy-replica-id": "r9" });
+  const rogue = await startRogueServer({ replicaId: () => "r9", refuse: notServed });
+  const { logger, lines } = recordingLogger();
+  const errors: ConnectError[] = [];
+  const c = client({ serverUrl: rogue.url, logger, onError: (e) => void errors.push(e) }); // backoff 50 ms doubling to 500 ms
+  try {
+    c.start();
+    await sleep(4_000); // redialled every 25-50 ms, that would be 80-160 attempts
+    const said = lines.filter((l) => l.level !== "debug" && /does not serve this client/.test(l.message));
+    t.diagnostic(`${rogue.refusals} refusals in 4 s, ${errors.length} errors reported, ${said.length} warn lines, state ${c.state}`);
+    assert.ok(rogue.refusals >= notServedTries + 1, `a few prompt retries: ${rogue.refusals}`);
+    assert.ok(rogue.refusals <= notServedTries + 16, `then backed off: ${rogue.refusals}`);
+    assert.ok(errors.length >= 1 && errors.every((e) => e.code === Code.Unavailable), "reported to onError");
+    assert.deepEqual(said.map((l) => l.level), ["warn"], "said once, at warn");
+    assert.equal(c.state, "connecting");
+  } finally {
+    await c.stop();
+    await rogue.close();
   }
 });
 
