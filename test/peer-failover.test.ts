@@ -30,7 +30,8 @@ async function fakePeer(id: string, clients: string[], ready: boolean, onScrape:
     clients: clients.map((n) => ({ targets: [n], labels: { __meta_promproxy_client: n, __meta_promproxy_session_id: "s", __meta_promproxy_connected: "true" } })),
   });
   const s = http.createServer((req, res) => {
-    if (frozen) return void held.push(res); // frozen: nothing answered any more, polls or scrapes
+    if (frozen && req.url === statePath) return void held.push(res); // frozen: its polls go unanswered
+    if (frozen) return void held.push(res); // and its scrapes
     if (req.url !== statePath) {
       scrapes++;
       return onScrape(res);
@@ -45,6 +46,11 @@ async function fakePeer(id: string, clients: string[], ready: boolean, onScrape:
   return {
     url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
     freeze: () => void (frozen = true),
+    /** Answers again, the polls held meanwhile too (they have timed out at the replica by now). */
+    thaw: () => {
+      frozen = false;
+      for (const r of held.splice(0)) r.destroy();
+    },
     scrapes: () => scrapes,
     close: () => new Promise<void>((r) => (held.forEach((x) => x.destroy()), s.close(() => r()), sockets.forEach((c) => c.destroy()))),
   };
@@ -64,6 +70,12 @@ describe("a forwarded scrape whose holder does not answer it goes to the next ho
       // The good holder says it is not ready: the ready (misbehaving) ones are always asked first.
       await fakePeer("good", ["app", "app2", "app3"], false, ok),
     ];
+    // The only holder of "app4": its polls go unanswered while it scrapes (1.5 s), then it answers both.
+    const lonely = await fakePeer("lonely", ["app4"], true, (res) => {
+      lonely.freeze();
+      setTimeout(() => (lonely.thaw(), ok(res)), 1_500);
+    });
+    fakes.push(lonely);
     port = await freePort();
     server = createServer({
       logger: silentLogger,
@@ -73,7 +85,7 @@ describe("a forwarded scrape whose holder does not answer it goes to the next ho
       peerPollIntervalMs: 200,
     });
     await server.listen({ host: "127.0.0.1", port });
-    await waitFor("every fake peer's clients listed", async () => ((await (await fetch(`http://127.0.0.1:${port}/clients`)).json()) as unknown[]).length === 3, 10_000);
+    await waitFor("every fake peer's clients listed", async () => ((await (await fetch(`http://127.0.0.1:${port}/clients`)).json()) as unknown[]).length === 4, 10_000);
   });
 
   after(async () => {
@@ -102,6 +114,12 @@ describe("a forwarded scrape whose holder does not answer it goes to the next ho
     assert.equal(r.status, 404);
     assert.equal(r.headers["x-promproxy-not-held"], "1");
     assert.match(r.body.toString(), /^promproxy: no client "nobody-here" connected/);
+  });
+
+  test("the only holder, whose polls go unanswered while it scrapes slowly: waited for, not given up (no other to ask)", async () => {
+    const r = await proxyGet(port, "http://app4/metrics", { "x-prometheus-scrape-timeout-seconds": "10" });
+    assert.equal(r.status, 200, r.body.toString());
+    assert.equal(r.body.toString(), "from good\n");
   });
 
   test("a holder that freezes (its state polls go unanswered): each scrape sent there goes to the next holder within the budget", async () => {

@@ -144,10 +144,11 @@ export function createForwarder(o: {
       let answered = false;
       let abandoned = false;
       // A holder that stops answering its state polls after this request went out (stopped, frozen, cut off) will
-      // not answer it either: the next holder is asked while there is time. A slow scrape of a live holder is not.
+      // not answer it either: the next holder is asked while there is time. A slow scrape of a live holder is not,
+      // and the last holder is waited for (a poll lost under load must not turn a scrape it would answer into a 502).
       const sent = Date.now();
       clearInterval(watch);
-      watch = setInterval(() => {
+      if (i + 1 < tried.length) watch = setInterval(() => {
         if (answered || over) return clearInterval(watch);
         if (p.error === undefined || p.lastOkAt >= sent) return;
         clearInterval(watch);
