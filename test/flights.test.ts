@@ -193,6 +193,26 @@ describe("flights: the wait for a place", () => {
     assert.deepEqual(b.events, []);
   });
 
+  test("a silent stream replaced by a new one for the same client: its waiting scrapes wait for the new one's places", async (t) => {
+    const { coordinator, tick } = setup(t, { takeoverProbeMs: 2_000 });
+    const old = await coordinator.join(create(HelloSchema, { name: "app", version: "t" }), undefined);
+    const [a, b] = [recorder(), recorder()];
+    started(coordinator.scrape(request(60_000), a.sink));
+    started(coordinator.scrape(request(60_000), b.sink));
+    sent(old);
+    const joining = coordinator.join(create(HelloSchema, { name: "app", version: "t" }), undefined);
+    tick(2_000); // the old stream does not answer the probe
+    const next = await joining;
+    assert.deepEqual(a.events, ["fail disconnected"], "the one in flight on the old stream fails");
+    assert.deepEqual(b.events, []);
+    const placed = orders(sent(next));
+    assert.equal(placed.length, 1, "the waiting one is ordered on the new stream");
+    next.receive(headFrame(placed[0]!.scrapeId));
+    next.receive(endFrame(placed[0]!.scrapeId));
+    assert.deepEqual(b.events, ["head 200", "end"]);
+    assert.equal(coordinator.inFlight, 0);
+  });
+
   test("the client goes while scrapes wait: each fails once, saying why", async (t) => {
     const { coordinator, tick } = setup(t);
     const s = await coordinator.join(create(HelloSchema, { name: "app", version: "t" }), undefined);

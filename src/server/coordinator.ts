@@ -147,11 +147,26 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     // so no probe (one slowed by load would let each search replace the live stream); a silent one is probed below.
     const heard = holder && Date.now() - holder.lastHeard < o.heartbeatIntervalMs * 1.5;
     if (heard && hello.heldReplicaIds.slice(0, 64).includes(o.replicaId)) throw nameTaken(name, holder.info.sessionId, o.replicaId);
+    let replaced: Session | undefined; // its waiting scrapes move to the new stream, or fail if it is refused
     if (holder && !(await holder.probe(o.takeoverProbeMs)) && byName.get(name) === holder) {
       log.info("replacing a session that did not answer", { client: name, session: holder.info.sessionId });
       holder.close(new ConnectError("replaced by a new stream for the same name; this one did not answer a ping", Code.Aborted));
-      leave(holder, { reason: "replaced by a new stream for the same name", broke: false });
+      leave(holder, { reason: "replaced by a new stream for the same name", broke: false }, true);
+      replaced = holder;
     }
+    try {
+      const session = admitName(hello, info, identity);
+      if (replaced) flights.moved(replaced, session);
+      replaced = undefined;
+      return session;
+    } finally {
+      if (replaced) flights.gone(replaced, { outcome: "disconnected", message: `client "${name}" disconnected while the scrape waited for a place: replaced by a new stream, which was refused` });
+    }
+  }
+
+  /** Lists a client whose name is free (or just freed): throws the refusal as a ConnectError. */
+  function admitName(hello: Hello, info: Omit<ClientInfo, "scrapesInFlight">, identity: Identity | undefined): Session {
+    const name = info.name;
     if (phase !== "serving") throw new ConnectError("the server is shutting down", Code.Unavailable);
     const current = byName.get(name);
     if (current) throw nameTaken(name, current.info.sessionId, o.replicaId);
@@ -187,8 +202,8 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     }
   }
 
-  function leave(session: Session, end: { reason: string; broke: boolean }) {
-    flights.gone(session, { outcome: "disconnected", message: `client "${session.info.name}" disconnected while the scrape waited for a place: ${end.reason}` });
+  function leave(session: Session, end: { reason: string; broke: boolean }, keepWaiting = false) {
+    if (!keepWaiting) flights.gone(session, { outcome: "disconnected", message: `client "${session.info.name}" disconnected while the scrape waited for a place: ${end.reason}` });
     const held = byName.get(session.info.name) === session;
     if (!held) return;
     byName.delete(session.info.name);

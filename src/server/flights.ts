@@ -36,6 +36,8 @@ export interface Flights {
   room(session: Session): void;
   /** The session's stream ended: its waiting scrapes fail with `failure`. */
   gone(session: Session, failure: ScrapeFailure): void;
+  /** A new stream replaced `from` for the same client: its waiting scrapes wait for the new one's places, in order. */
+  moved(from: Session, to: Session): void;
   /** Called whenever the last scrape in flight ends. */
   onIdle?: () => void;
 }
@@ -52,6 +54,8 @@ interface Waiter {
   /** Orders the scrape if the session has a place; whether it did. */
   take(): boolean;
   fail(failure: ScrapeFailure): void;
+  /** Waits on `to` from now on (a stream that replaced its session). */
+  move(to: Session): void;
 }
 
 export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting: number }, metrics: ServerMetrics): Flights {
@@ -116,7 +120,8 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     over = false;
     readonly r: ScrapeRequest;
     readonly sink: ScrapeSink;
-    readonly session: Session;
+    /** Its client's stream; a waiting scrape moves to the stream that replaces it (Flights.moved). */
+    session: Session;
     constructor(r: ScrapeRequest, sink: ScrapeSink, session: Session) {
       this.r = r;
       this.sink = sink;
@@ -189,15 +194,17 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
       const w: Waiter = {
         take() {
           // Looked at every recheck while places are taken: no order is built until one is free.
-          if (session.inFlight + session.givenUp >= session.maxInFlight || !f.order()) return false;
+          const s = f.session;
+          if (s.inFlight + s.givenUp >= s.maxInFlight || !f.order()) return false;
           f.waiter = undefined; // placed: the queue lets it go (room), its end has nothing to unqueue
           return true;
         },
         fail: (failure) => f.end(failure, true),
+        move: (to) => void (f.session = to),
       };
       f.waiter = w;
       enqueue(session, w);
-      f.timer = setTimeout(() => f.end(busy(o, r, session, `; none came free within ${+(waitMs / 1000).toPrecision(3)}s (half the scrape's timeout)`), true), waitMs);
+      f.timer = setTimeout(() => f.end(busy(o, r, f.session, `; none came free within ${+(waitMs / 1000).toPrecision(3)}s (half the scrape's timeout)`), true), waitMs);
     }
     inFlight++;
     metrics.inFlight.inc();
@@ -216,6 +223,17 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     gone(session, failure) {
       const q = queues.get(session);
       if (q) for (const w of [...q]) w.fail(failure);
+    },
+    moved(from, to) {
+      const q = queues.get(from);
+      if (!q) return;
+      queues.delete(from);
+      watch(from);
+      const into = queues.get(to);
+      if (into) for (const w of q) into.add(w);
+      else queues.set(to, q);
+      for (const w of q) w.move(to);
+      room(to);
     },
   };
   return flights;
