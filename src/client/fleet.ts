@@ -19,22 +19,21 @@
  *   `Unavailable` naming a replica (it does not serve us) is a search step; a
  *   slot bound to it waits for a change (src/client/unassigned-wait.ts).
  * - A server that names no replica: one stream. Hellos list the replicas held.
- *
  * Servers are not trusted (src/client/fleet-limits.ts): at most `maxReplicas`
- * streams held through one address whatever their ids (a welcome naming no
- * replica, whatever count it claims, is one stream), 8 connections searching at once; a
- * welcome claiming a replica id already held ends the older stream only
- * through the same address (the server welcomes a second stream for our name
- * only once its probe found the first dead); through another (a stale DNS
- * entry, a rogue) both are kept, a dead one ending by its own heartbeat.
+ * streams through one address whatever their ids (a welcome naming no replica
+ * is one stream, whatever count it claims), 8 connections searching at once; a
+ * welcome claiming a replica already held ends the older stream only through
+ * the same address (its probe found the first dead); through another (a stale
+ * DNS entry, a rogue) both are kept, a dead one ending by its own heartbeat.
  * @internal
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { createBackoff, stableStreamMs } from "./backoff.ts";
 import { connectOnce, type ConnectionContext } from "./connection.ts";
-import { createSearchSchedule } from "./search-schedule.ts";
-import { createNotServedWarning, createSearchRefusals, notServedHere, notServedTries } from "./search-refusal.ts";
+import { createSearchSchedule, missingRoundMs } from "./search-schedule.ts";
+import { replicaIdKey } from "../shared/replica-header.ts";
+import { createNotServedWarning, createSearchRefusals, notServedHere, notServedTriesFor } from "./search-refusal.ts";
 import { assigns, createReplicaTarget } from "./replica-target.ts";
 import type { ReplicaSet } from "./replica-set.ts";
 import { createUnassignedWaits, mayRedial, unassignedBy } from "./unassigned-wait.ts";
@@ -238,6 +237,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const reconnect = createBackoff(options.backoff);
     let misses = 0, last: Headers | undefined; // last: the last attempt's error metadata (a retry hint there sets the next wait)
     let notServed = 0; // refusals "not served here" in a row while holding none
+    const refusedBy = new Set<string>(); // the distinct replicas that said so (up to maxReplicas)
     /** Through one address with a replica held, finding another is a search: in rounds, with the other searchers. */
     const searching = () => !slot.endpoint && holding() > 0;
     let pause: "none" | "backoff" | "round" = searching() ? "round" : "none";
@@ -248,7 +248,8 @@ export function runFleet(o: FleetOptions): Promise<void> {
       while (live(slot)) {
         if (await waits.park(slot.unassigned, slot.cancel.signal)) slot.unassigned = undefined; // waited for a change: dial now
         else if (pause === "round") await schedule.nextRound(slot.cancel.signal);
-        else if (pause === "backoff") await sleep(searching() ? schedule.cap(reconnect.next(last)) : reconnect.next(last), slot.cancel.signal);
+        // Past the prompt retries of "not served here", the one that serves us may be behind the same address: 10 s apart at most.
+        else if (pause === "backoff") await sleep(searching() ? schedule.cap(reconnect.next(last)) : notServed > 0 ? Math.min(reconnect.next(last), missingRoundMs) : reconnect.next(last), slot.cancel.signal);
         const endpoint = slot.endpoint ?? (endpoints.length === 1 ? endpoints[0] : undefined);
         if (!endpoint || !live(slot)) break;
         const r = await attemptOnce(slot, endpoint);
@@ -256,6 +257,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
         if (!live(slot)) break;
         if (r.welcomed) {
           misses = notServed = 0;
+          refusedBy.clear();
           // Only a stream that lived (stableStreamMs) starts the backoff over; one welcomed and ended soon after is a
           // failed attempt, so a server that welcomes and resets every stream is not redialled every half second.
           if (r.stable) reconnect.reset();
@@ -267,7 +269,8 @@ export function runFleet(o: FleetOptions): Promise<void> {
           // Holding none, "not served here" is a step of the search (the next attempt soon) a few times in a row; then a
           // failure like any other, backed off: a server refusing every hello so is not redialled twice a second.
           notServed = r.duplicate && !searching() && !slot.endpoint ? notServed + 1 : 0;
-          const failed = r.error !== undefined && (!r.duplicate || notServed > notServedTries);
+          if (notServed > 0 && refusedBy.size < limits.maxReplicas) refusedBy.add(r.error?.metadata.get(replicaIdKey) ?? "");
+          const failed = r.error !== undefined && (!r.duplicate || notServed > notServedTriesFor(refusedBy.size));
           if (failed && notServed > 0) notServedAnywhere(r.error!, endpoint.display);
           if (failed && o.onFailed(r.error!)) break;
           if (surplus(slot, misses, r.refused)) break;

@@ -47,15 +47,22 @@ export function notServedHere(error: ConnectError | undefined): boolean {
 
 /**
  * Refusals "not served here" in a row, holding nothing, taken as steps of the search (a prompt retry) before
- * backing off: a round-robin balancer over 8 replicas, this client assigned to one of them.
+ * backing off: at least 8 (a round-robin balancer over 8 replicas, this client assigned to one of them), and 4 for
+ * each distinct replica that refused (a random balancer over N replicas lands on the right one within 4N tries 98
+ * times in 100), the distinct ones counted up to `maxReplicas`.
  */
 export const notServedTries = 8;
+
+/** Prompt retries allowed after refusals by `distinct` replicas (see notServedTries). */
+export function notServedTriesFor(distinct: number): number {
+  return Math.max(notServedTries, 4 * distinct);
+}
 
 /** Past `notServedTries`: said at warn at most once a minute. */
 export function createNotServedWarning(log: Logger, name: string): (error: ConnectError, server: string) => void {
   const say = sparseLog(log);
   return (error, server) => {
     const replica = oneLine(error.metadata.get(replicaIdKey) ?? "", 128);
-    say(`every replica reached says it does not serve this client, and none is held: backing off as after any failure (${notServedTries} prompt retries spent)`, { name, server, replica });
+    say("every replica reached says it does not serve this client, and none is held: retrying at most 10 s apart (the prompt retries are spent)", { name, server, replica });
   };
 }
