@@ -617,7 +617,7 @@ test("forwarder target: maxScrapesPerSecond: a burst of that many passes, the ne
   }
 });
 
-test("forwarder target: maxScrapesPerSecond below 1 lets one scrape through, then one every 1/rate seconds", async () => {
+test("forwarder target: maxScrapesPerSecond below 2 still lets two through at once (an HA pair of Prometheus), then one every 1/rate seconds", async () => {
   const a = await startExporter(textExporter);
   let clock = 0;
   const [target] = createHttpTargets([{ url: a.url, port: 9100, maxScrapesPerSecond: 0.5 }], { now: () => clock });
@@ -626,38 +626,43 @@ test("forwarder target: maxScrapesPerSecond below 1 lets one scrape through, the
     target.serve({ port: 9100, path: "/metrics", scheme: "http", headers: {}, timeoutMs: 5000, signal: new AbortController().signal }, { head() {}, write: async () => {} });
   try {
     await serve();
+    await serve(); // the other Prometheus of the pair, a moment later
     await assert.rejects(serve(), /more than 0\.5 scrapes a second/);
     clock += 1_000;
     await assert.rejects(serve(), /more than 0\.5 scrapes a second/);
     clock += 1_000;
     await serve();
-    assert.equal(a.requests.length, 2);
+    assert.equal(a.requests.length, 3);
   } finally {
     target.close();
     await a.close();
   }
 });
 
-test("forwarder target: over maxScrapesPerSecond Prometheus gets a 503 naming the target, the limit and the option; the default is 10", async () => {
+test("forwarder target: over maxScrapesPerSecond Prometheus gets a 503 naming the target, the limit and the option; the default is 10 for a target serving one path, none for one serving every path", async () => {
   const a = await startExporter(textExporter);
   try {
     // A rate so low the bucket does not refill during the test: one scrape, then busy.
     await withForwarder([{ url: a.url, port: 9100, maxScrapesPerSecond: 0.001 }], async ({ get }) => {
       assert.equal((await get("http://fwd:9100/metrics")).status, 200);
+      assert.equal((await get("http://fwd:9100/metrics")).status, 200);
       const r = await get("http://fwd:9100/metrics");
       assert.equal(r.status, 503);
       assert.match(r.body.toString(), /^promproxy: client "fwd": target http:\/\/127\.0\.0\.1:\d+\/ was asked for more than 0\.001 scrapes a second, its maximum \(maxScrapesPerSecond\); not sent to the exporter\n$/);
-      assert.equal(a.requests.length, 1, "the refused scrape never reached the exporter");
+      assert.equal(a.requests.length, 2, "the refused scrape never reached the exporter");
     });
     let clock = 0;
-    const [t] = createHttpTargets([{ url: a.url, port: 9100 }], { now: () => clock });
-    const serve = () =>
-      t!.serve({ port: 9100, path: "/metrics", scheme: "http", headers: {}, timeoutMs: 5000, signal: new AbortController().signal }, { head() {}, write: async () => {} });
+    const [t, all] = createHttpTargets([{ url: `${a.url}/metrics`, port: 9100 }, { url: a.url, port: 9115 }], { now: () => clock });
+    const serve = (target: typeof t, port: number) =>
+      target!.serve({ port, path: "/metrics", scheme: "http", headers: {}, timeoutMs: 5000, signal: new AbortController().signal }, { head() {}, write: async () => {} });
     try {
-      for (let i = 0; i < 10; i++) await serve();
-      await assert.rejects(serve(), /more than 10 scrapes a second/);
+      for (let i = 0; i < 10; i++) await serve(t, 9100);
+      await assert.rejects(serve(t, 9100), /more than 10 scrapes a second/);
+      // Every path (blackbox_exporter's /probe?target=...: a scrape per probed target): no limit of its own.
+      for (let i = 0; i < 50; i++) await serve(all, 9115);
     } finally {
       t!.close();
+      all!.close();
     }
   } finally {
     await a.close();

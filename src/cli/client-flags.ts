@@ -58,7 +58,7 @@ const clientFlags = [
   { key: "target-max-scrapes-in-flight", type: "string", arg: "N", help: ["most scrapes of one exporter at once"], shown: "no own limit" },
   {
     key: "target-max-scrapes-per-second", type: "string", arg: "N",
-    help: ["most scrapes sent to one exporter a second (a burst", "of N, then N a second); more get HTTP 503"], shown: "10",
+    help: ["most scrapes sent to one exporter a second (a burst", "of N, then N a second); more get HTTP 503; none by", "default for a target serving every path (blackbox)"], shown: "10",
   },
   { key: "target-ca-file", type: "string", arg: "FILE", help: ["CA (PEM) to verify https:// exporters with"], shown: "system CAs" },
   { key: "target-cert-file", type: "string", arg: "FILE", help: ["client certificate (PEM) for exporters requiring mTLS"] },

@@ -105,8 +105,10 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
   const bearer = o.bearerToken;
   const maxBytes = o.maxResponseBytes ?? 256 * MiB;
   const maxInFlight = o.maxScrapesInFlight ?? Infinity;
-  const perSecond = o.maxScrapesPerSecond ?? 10;
-  const rate = createScrapeRate({ perSecond, now: hooks.now });
+  // A target serving one path (an exporter's /metrics) is scraped once an interval by each Prometheus: 10 a second by
+  // default. One serving every path (blackbox_exporter's /probe?target=..., a scrape per probed target) has no default.
+  const perSecond = o.maxScrapesPerSecond ?? (prefix === "/" ? Infinity : 10);
+  const rate = Number.isFinite(perSecond) ? createScrapeRate({ perSecond, now: hooks.now }) : undefined;
   // One undici Pool per scheme, made on first use; idle connections are kept for the next scrape.
   const pools = createExporterPools(base.host, o.tls ?? {});
   let inFlight = 0;
@@ -138,7 +140,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
         const refused = refusedScrape(req, port, prefix, display);
         if (refused) throw refused;
         if (inFlight >= maxInFlight) throw new TargetError(ScrapeErrorReason.BUSY, `target ${display} has ${maxInFlight} scrapes in flight, its maximum`);
-        if (!rate.take()) {
+        if (rate && !rate.take()) {
           limited = true;
           throw new TargetError(ScrapeErrorReason.BUSY, `target ${display} was asked for more than ${perSecond} scrapes a second, its maximum (maxScrapesPerSecond); not sent to the exporter`);
         }

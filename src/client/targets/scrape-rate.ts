@@ -2,7 +2,8 @@
  * How often one exporter is asked (a forwarded target's option
  * `maxScrapesPerSecond`), whoever orders the scrapes: a token bucket that
  * fills at `perSecond` tokens a second and holds one second's worth (at least
- * one token), full at the start. Each scrape sent to the exporter takes a
+ * two tokens: the two Prometheus of an HA pair scrape at nearly the same
+ * moment, every interval), full at the start. Each scrape sent to the exporter takes a
  * token; with none left the scrape is refused before the exporter is asked.
  * So a burst of `perSecond` scrapes passes at once, and over time no more
  * than `perSecond` a second do.
@@ -27,7 +28,7 @@ export interface ScrapeRate {
 /** @internal */
 export function createScrapeRate(o: ScrapeRateOptions): ScrapeRate {
   const now = o.now ?? (() => performance.now());
-  const capacity = Math.max(1, o.perSecond);
+  const capacity = Math.max(2, o.perSecond);
   const perMs = o.perSecond / 1000;
   let tokens = capacity;
   let last = now();
