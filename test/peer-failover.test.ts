@@ -60,6 +60,7 @@ describe("a forwarded scrape whose holder does not answer it goes to the next ho
   let server: PromproxyServer;
   let port: number;
   let fakes: Awaited<ReturnType<typeof fakePeer>>[];
+  const hanging: http.ServerResponse[] = [];
 
   before(async () => {
     const ok = (res: http.ServerResponse) => (res.writeHead(200, { "content-type": "text/plain" }), res.end("from good\n"));
@@ -68,7 +69,9 @@ describe("a forwarded scrape whose holder does not answer it goes to the next ho
       await fakePeer("not-held", ["app2"], true, (res) => (res.writeHead(404, { "x-promproxy-not-held": "1" }), res.end('promproxy: no client "app2" connected\n'))),
       await fakePeer("refuses", ["app3"], true, (res) => (res.writeHead(403), res.end("promproxy: peer request refused: bad signature\n"))),
       // The good holder says it is not ready: the ready (misbehaving) ones are always asked first.
-      await fakePeer("good", ["app", "app2", "app3"], false, ok),
+      await fakePeer("good", ["app", "app2", "app3", "app5"], false, ok),
+      // Answers its polls, never its scrapes.
+      await fakePeer("hangs", ["app5"], true, (res) => void hanging.push(res)),
     ];
     // The only holder of "app4": its polls go unanswered while it scrapes (1.5 s), then it answers both.
     const lonely = await fakePeer("lonely", ["app4"], true, (res) => {
@@ -85,10 +88,11 @@ describe("a forwarded scrape whose holder does not answer it goes to the next ho
       peerPollIntervalMs: 200,
     });
     await server.listen({ host: "127.0.0.1", port });
-    await waitFor("every fake peer's clients listed", async () => ((await (await fetch(`http://127.0.0.1:${port}/clients`)).json()) as unknown[]).length === 4, 10_000);
+    await waitFor("every fake peer's clients listed", async () => ((await (await fetch(`http://127.0.0.1:${port}/clients`)).json()) as unknown[]).length === 5, 10_000);
   });
 
   after(async () => {
+    for (const r of hanging) r.destroy();
     await server.close({ graceMs: 200 });
     await Promise.all(fakes.map((f) => f.close()));
   });
@@ -120,6 +124,17 @@ describe("a forwarded scrape whose holder does not answer it goes to the next ho
     const r = await proxyGet(port, "http://app4/metrics", { "x-prometheus-scrape-timeout-seconds": "10" });
     assert.equal(r.status, 200, r.body.toString());
     assert.equal(r.body.toString(), "from good\n");
+  });
+
+  test("a holder whose polls are answered but whose scrape ran out of its budget: asked last from then on", async () => {
+    const first = await proxyGet(port, "http://app5/metrics", { "x-prometheus-scrape-timeout-seconds": "1" });
+    assert.equal(first.status, 504);
+    assert.match(first.body.toString(), /^promproxy: scrape of "app5" forwarded to replica hangs \(http:\/\/127\.0\.0\.1:\d+\): no answer within 1s/);
+    for (let i = 0; i < 3; i++) {
+      const r = await proxyGet(port, "http://app5/metrics", { "x-prometheus-scrape-timeout-seconds": "5" });
+      assert.equal(r.status, 200, r.body.toString());
+    }
+    assert.equal(hanging.length, 1, "the hung holder was not asked again");
   });
 
   test("a holder that freezes (its state polls go unanswered): each scrape sent there goes to the next holder within the budget", async () => {

@@ -29,6 +29,8 @@ type Req = http.IncomingMessage | Http2ServerRequest;
 const maxAttempts = 3;
 /** How often a forward waiting for its holder's answer looks whether the holder still answers its state polls. */
 const holderWatchMs = 250;
+/** How long a holder that let a scrape run out of its budget without a word is asked last. */
+const hungForMs = 60_000;
 /** Response headers of the peer's answer that belong to its connection, not to the answer. */
 const hopByHop = new Set(["connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer"]);
 /** Request headers passed on, as a replica passes them to a client. */
@@ -51,6 +53,13 @@ export function createForwarder(o: {
   /** Hears every forwarded scrape that failed here (unreachable, timeout, cut), for the status page. */
   onFailed(r: ScrapeRequest, outcome: string, message: string, durationMs: number): void;
 }): Forwarder {
+  /**
+   * Holders that let a forwarded scrape run out of its budget without a word, until when they go last: one whose
+   * polls succeed but whose scrapes hang would otherwise fail its share of scrapes for as long as it hangs.
+   */
+  const hung = new Map<Peer, number>();
+  const isHung = (p: Peer) => (hung.get(p) ?? 0) > Date.now();
+
   function holders(name: string): Peer[] {
     const connected: Peer[] = [];
     const vanished: Peer[] = [];
@@ -62,8 +71,9 @@ export function createForwarder(o: {
       const j = Math.floor(Math.random() * (i + 1));
       [connected[i], connected[j]] = [connected[j]!, connected[i]!];
     }
-    // Ready holders first: one that is not ready may be draining, on its way out.
-    const readyFirst = (a: Peer, b: Peer) => Number(b.state?.ready) - Number(a.state?.ready);
+    // Ready holders first (one that is not ready may be draining, on its way out); one that hung lately last.
+    for (const [p, until] of hung) if (until <= Date.now()) hung.delete(p);
+    const readyFirst = (a: Peer, b: Peer) => Number(isHung(a)) - Number(isHung(b)) || Number(b.state?.ready) - Number(a.state?.ready);
     return [...connected.sort(readyFirst), ...vanished].slice(0, maxAttempts);
   }
 
@@ -74,6 +84,9 @@ export function createForwarder(o: {
     const deadline = started + r.timeoutMs;
     const failures: string[] = [];
     const asked: string[] = [];
+    /** The holder asked last, and whether it has answered (its head). */
+    let askedNow: Peer | undefined;
+    let answeredNow = false;
     let over = false;
     let current: http.ClientRequest | undefined;
     let watch: NodeJS.Timeout | undefined;
@@ -96,6 +109,7 @@ export function createForwarder(o: {
     const timer = setTimeout(() => {
       const message = `scrape of "${r.name}" forwarded to replica ${asked.join(", ")}: no answer within ${+(r.timeoutMs / 1000).toFixed(3)}s`;
       if (!finish("timeout", message)) return;
+      if (askedNow && !answeredNow) hung.set(askedNow, Date.now() + hungForMs);
       current?.destroy();
       reply(res, 504, message);
     }, r.timeoutMs);
@@ -109,6 +123,8 @@ export function createForwarder(o: {
 
     const attempt = (i: number, again = false) => {
       const p = tried[i]!;
+      askedNow = p;
+      answeredNow = false;
       const peerName = `${p.state?.id ?? "?"} (${p.address.url})`;
       if (!again) asked.push(peerName);
       const left = deadline - Date.now();
@@ -158,6 +174,8 @@ export function createForwarder(o: {
       }, holderWatchMs).unref();
       up.on("response", (ur) => {
         answered = true;
+        hung.delete(p);
+        if (askedNow === p) answeredNow = true;
         if (over || abandoned) return void ur.destroy();
         // Not this holder's to answer (it no longer holds the client, or it refused our signature: not the replica
         // we took it for): the next holder is asked. The answer of the last one asked is passed on.
