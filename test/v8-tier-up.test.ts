@@ -21,13 +21,15 @@ function optimizedWithin1200Calls(tune: boolean, nodeArgs: string[] = []): { opt
     function f(x) { const y = x * 2 + 1; return y > 10 ? y - 3 : y + 3; }
     const status = new Function("f", "return %GetOptimizationStatus(f)");
     // One call per turn of the event loop, as a scrape's functions run (a tight loop would be OSR-compiled
-    // with f inlined into it); TurboFan compiles on a helper thread, so the calls go on past the 300th.
+    // with f inlined into it); TurboFan compiles on a helper thread, so the calls go on past the 300th, a
+    // millisecond apart: on a loaded machine that thread may wait its turn (the count of calls, not the time,
+    // decides whether V8 asks for TurboFan at all).
     let s = 0;
     let optimized = false;
     for (let i = 0; i < 1200 && !optimized; i++) {
       s += f(i);
       optimized = (status(f) & 16) !== 0;
-      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 1));
     }
     process.stdout.write(JSON.stringify({ optimized, set, s: s > 0 }));
   `;
