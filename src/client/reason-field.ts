@@ -9,18 +9,14 @@ import { oneLine } from "../shared/one-line.ts";
  */
 export const noMessageWords = "(no message: the server sent none, or one with raw control characters, which HTTP/2 drops)";
 
-/** What oneLine keeps and a viewer may still take for a line break or a reordering. */
-const lineBreakers = /[\u0080-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-
 /**
  * A server's message as the `reason` field of a log line: one line of at most
- * 512 characters (PROTOCOL.md: control characters, C1 ones, the Unicode line
- * separators and bidirectional controls as spaces; the logger quotes and
- * escapes the field), and words for none rather than "".
+ * 512 characters (src/shared/one-line.ts; the logger quotes and escapes the
+ * field), and words for none rather than "".
  *
  * @internal
  */
 export function reasonField(message: string): string {
-  const line = oneLine(message.replace(lineBreakers, " "), 512);
+  const line = oneLine(message, 512);
   return line === "" ? noMessageWords : line;
 }

@@ -5,11 +5,13 @@
  * and paragraph separators and the bidirectional controls as `\uXXXX`; cut
  * to `max` characters (a cut is marked "…", and never splits an escape). A
  * forged log line or a terminal escape in it stays visible and harmless.
- * (src/shared/one-line.ts turns them into spaces instead: for log fields,
- * which a logger escapes itself.)
+ * (src/shared/one-line.ts turns the same characters into spaces instead:
+ * for log fields, which a logger escapes itself.)
  *
  * @internal
  */
+import { unsafeChars } from "./one-line.ts";
+
 export function escapedLine(s: string, max = 512): string {
   let out = "";
   for (const ch of s) {
@@ -22,8 +24,7 @@ export function escapedLine(s: string, max = 512): string {
 
 const named: Record<string, string> = { "\r": "\\r", "\n": "\\n", "\t": "\\t" };
 
-// eslint-disable-next-line no-control-regex
-const unsafe = /^[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]$/;
+const unsafe = new RegExp(`^[${unsafeChars}]$`);
 
 function escapeChar(ch: string): string {
   if (!unsafe.test(ch)) return ch;
