@@ -151,6 +151,57 @@ test("the schedule: every interval while it answers or still counts; failing: 1,
     peer("failing, not due", 59_000, 3),
   ];
   assert.deepEqual(duePeers(peers, 60_000, o).map((p) => p.name), ["answered, waited longer", "answered", "failing, waited longest"]);
+  const slow = { ...peer("answered slowly, waited longest", 2, 0), slow: true };
+  assert.deepEqual(
+    duePeers([...peers, slow], 60_000, o).map((p) => p.name),
+    ["answered, waited longer", "answered", "answered slowly, waited longest", "failing, waited longest"],
+    "quick ones, then slow ones, then failing ones",
+  );
+});
+
+describe("24 peers that answer slowly and one that answers at once", { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let stop = () => {};
+  after(async () => {
+    stop();
+    for (const t of timers) clearTimeout(t);
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("the quick peer is polled every second and stays fresh; the slow ones never take the last slot", async () => {
+    let slowInFlight = 0;
+    let mostSlow = 0;
+    for (let i = 0; i < 24; i++) {
+      // 1.2 s of 2 s (slow past 0.5 s): 24 of them would need 29 slots to be polled every second; there are 8.
+      fakes.push(
+        await fakePeer((req, res) => {
+          mostSlow = Math.max(mostSlow, ++slowInFlight);
+          const t = setTimeout(() => (timers.delete(t), slowInFlight--, answer(req, res, stateOf(`slow${i}`, [`slow-app-${i}`]))), 1_200);
+          timers.add(t);
+        }),
+      );
+    }
+    const quick = await fakePeer((req, res) => answer(req, res, stateOf("quick", ["quick-app"])));
+    // Stale 3 s after its last answer: in line behind the slow ones, each polled every 3.6 s, it went stale.
+    const { poller, close } = startPoller([...fakes.map((f) => f.url), quick.url], { timeoutMs: 2_000, staleMs: 3_000 });
+    fakes.push(quick);
+    stop = close;
+    await waitFor("the quick peer to answer", () => quick.polls > 0, 8_000);
+    await sleep(4_000);
+    mostSlow = slowInFlight;
+    const before = quick.polls;
+    const fresh: boolean[] = [];
+    for (let k = 0; k < 24; k++) {
+      await sleep(250);
+      fresh.push(poller.fresh().some((p) => p.state?.id === "quick"));
+    }
+    // 6 s at one poll a second: 6; wide margins for a loaded machine.
+    assert.ok(quick.polls - before >= 4, `the quick peer polled ${quick.polls - before} times in 6 s`);
+    assert.ok(fresh.every(Boolean), `the quick peer fresh, sampled every 250 ms: ${fresh.map(Number).join("")}`);
+    assert.ok(mostSlow <= 7, `slow peers polled at once: at most 7 of 8 slots, saw ${mostSlow}`);
+    assert.ok(poller.fresh().length > 1, "slow peers are still polled");
+  });
 });
 
 describe("20 addresses that never answer and one healthy peer", { timeout: 60_000 }, () => {

@@ -20,7 +20,7 @@ import type { Logger } from "../../shared/logger.ts";
 import type { PeerAuth } from "./peer-auth.ts";
 import type { PeerAddress, PeerList } from "./peer-list.ts";
 import { parsePeerState, processInstance, type PeerState } from "./peer-state.ts";
-import { duePeers, nextDueAt, type ScheduleOptions } from "./poll-schedule.ts";
+import { duePeers, heldBack, nextDueAt, quickOnes, type ScheduleOptions } from "./poll-schedule.ts";
 import { fetchState, type Fetched } from "./state-fetch.ts";
 
 /** What this replica knows of one peer. */
@@ -44,6 +44,8 @@ export interface Peer {
   polledAt: number;
   /** To be polled at once, whatever its backoff (a replica unknown here polled this one). */
   retryNow: boolean;
+  /** Its last answer took more than `slowMs`. */
+  slow: boolean;
 }
 
 export interface PollerOptions {
@@ -55,8 +57,13 @@ export interface PollerOptions {
   timeoutMs: number;
   staleMs: number;
   maxStateBytes: number;
-  /** Polls at once at most (a slot is free again as soon as its poll ends); failing peers take at most half of them. */
+  /**
+   * Polls at once at most (a slot is free again as soon as its poll ends). Failing peers take at most half of them;
+   * failing and slow ones together all but one while another peer answers quickly, which goes first.
+   */
   concurrency: number;
+  /** A peer whose last answer took longer is slow. Default: a quarter of `timeoutMs`. */
+  slowMs?: number;
   /** The longest wait between two polls of a peer whose polls fail (doubling from `pollIntervalMs`). Default 30 s. */
   maxBackoffMs?: number;
   /** How often this replica's own address is polled again (whoever answers there may change). Default 30 s. */
@@ -89,6 +96,10 @@ export function createPoller(o: PollerOptions): Poller {
   /** Polls of failing peers running: at most `failingSlots`, so that the peers that answer always find a slot. */
   let runningFailing = 0;
   const failingSlots = Math.max(1, Math.floor(o.concurrency / 2));
+  /** Polls of failing peers and slow ones (while some peer answers quickly) running: all slots but one at most. */
+  let runningHeld = 0;
+  const heldSlots = Math.max(1, o.concurrency - 1);
+  const slowMs = o.slowMs ?? o.timeoutMs / 4;
   let lastResolve = -Infinity;
   let resolving = false;
   let closed = false;
@@ -121,13 +132,20 @@ export function createPoller(o: PollerOptions): Poller {
     p.generation++;
   }
 
-  function poll(p: Peer) {
+  /** Whether a poll of `p` may start now (`quick`: {@link quickOnes}). */
+  function mayStart(p: Peer, quick: boolean): boolean {
+    if (p.failures > 0 && runningFailing >= failingSlots) return false;
+    return runningHeld < heldSlots || !heldBack(p, quick);
+  }
+
+  function poll(p: Peer, held: boolean) {
     p.polling = true;
     p.retryNow = false;
     p.polledAt = Date.now();
     running++;
     const failing = p.failures > 0;
     if (failing) runningFailing++;
+    if (held) runningHeld++;
     // Addressed to the id it last named; after a failed poll to nobody: a replacement at the same address (a
     // restarted process, a new id) refuses a poll addressed to its predecessor, and must still be learned.
     const to = p.error === undefined ? (p.state?.id ?? "") : "";
@@ -136,6 +154,7 @@ export function createPoller(o: PollerOptions): Poller {
       p.polling = false;
       running--;
       if (failing) runningFailing--;
+      if (held) runningHeld--;
       ended(p, r);
       pump();
     });
@@ -178,6 +197,7 @@ export function createPoller(o: PollerOptions): Poller {
     if (answered) {
       p.failures = 0;
       p.lastOkAt = Date.now();
+      p.slow = p.lastOkAt - p.polledAt > slowMs;
     } else p.failures++;
   }
 
@@ -205,7 +225,7 @@ export function createPoller(o: PollerOptions): Poller {
     for (const [url] of byUrl) {
       if (!urls.has(url)) byUrl.delete(url);
     }
-    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, failures: 0, self: false, polling: false, polledAt: 0, retryNow: false });
+    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, failures: 0, self: false, polling: false, polledAt: 0, retryNow: false, slow: false });
     pump();
   }
 
@@ -213,15 +233,16 @@ export function createPoller(o: PollerOptions): Poller {
   function pump() {
     if (closed) return;
     const now = Date.now();
+    const quick = quickOnes(byUrl.values());
     if (running < o.concurrency) {
       for (const p of duePeers(byUrl.values(), now, schedule)) {
-        if (p.failures > 0 && runningFailing >= failingSlots) break; // failing ones come last
-        poll(p);
+        if (!mayStart(p, quick)) continue; // slow and failing ones come last
+        poll(p, heldBack(p, quick));
         if (running >= o.concurrency) break;
       }
     }
     // A full house wakes on the next poll's end instead.
-    const next = running < o.concurrency ? nextDueAt(byUrl.values(), schedule, runningFailing < failingSlots) : Infinity;
+    const next = running < o.concurrency ? nextDueAt(byUrl.values(), schedule, (p) => !mayStart(p, quick)) : Infinity;
     if (next === wakeAt) return;
     clearTimeout(wake);
     wake = undefined;

@@ -9,10 +9,12 @@
  * long after each further failure, at most `maxBackoffMs`; an answer resets it,
  * and `retryNow` (a replica unknown here polled this one) cuts it short. This replica's own address is polled
  * again every `selfRecheckMs` (whoever answers there may change). Among the
- * due peers, those that answered last time go before failing ones, the
- * longest-waiting first within each; and failing peers take at most half
- * the slots (the poller's part): addresses that stall cannot keep a healthy
- * peer waiting.
+ * due peers, those that answered last time quickly go first, then slow
+ * ones, then failing ones, the longest-waiting first within each; failing
+ * peers take at most half the slots, and failing and slow ones together all
+ * but one while some peer answers quickly (the poller's part,
+ * {@link heldBack}): addresses that stall or crawl cannot keep a healthy peer
+ * waiting.
  *
  * @internal
  */
@@ -29,6 +31,8 @@ export interface Scheduled {
   self: boolean;
   /** To be polled at once, whatever its backoff. */
   retryNow?: boolean;
+  /** Its last answer took long (the poller's `slowMs`). */
+  slow?: boolean;
   polling: boolean;
 }
 
@@ -50,6 +54,20 @@ export function nextPollAt(p: Scheduled, o: ScheduleOptions): number {
   return p.polledAt + Math.min(o.maxBackoffMs, o.pollIntervalMs * 2 ** Math.min(p.failures - 1, 30));
 }
 
+/** Whether `p` is held back from the poller's last slot: failing, or slow while `quickOnes` (some peer answers quickly). */
+export function heldBack(p: Scheduled, quickOnes: boolean): boolean {
+  return p.failures > 0 || (p.slow === true && quickOnes);
+}
+
+/** Whether a peer other than this replica answered its last poll quickly (slow ones are held back only then). */
+export function quickOnes(peers: Iterable<Scheduled>): boolean {
+  for (const p of peers) if (!p.self && p.failures === 0 && p.lastOkAt > 0 && !p.slow) return true;
+  return false;
+}
+
+/** 0 answered quickly, 1 answered slowly, 2 failing. */
+const rank = (p: Scheduled) => (p.failures > 0 ? 2 : p.slow ? 1 : 0);
+
 /** The peers due at `now`, not being polled, in the order they are to be polled. */
 export function duePeers<P extends Scheduled>(peers: Iterable<P>, now: number, o: ScheduleOptions): P[] {
   const due: { p: P; at: number }[] = [];
@@ -58,14 +76,14 @@ export function duePeers<P extends Scheduled>(peers: Iterable<P>, now: number, o
     const at = nextPollAt(p, o);
     if (at <= now) due.push({ p, at });
   }
-  // Answered last time first, then the longest-waiting.
-  due.sort((a, b) => Number(a.p.failures > 0) - Number(b.p.failures > 0) || a.at - b.at);
+  // Answered quickly last time first, then slowly, then failing; the longest-waiting first within each.
+  due.sort((a, b) => rank(a.p) - rank(b.p) || a.at - b.at);
   return due.map((d) => d.p);
 }
 
-/** When the next peer not being polled falls due (Date.now() time), failing ones only if `failing`; Infinity when none. */
-export function nextDueAt(peers: Iterable<Scheduled>, o: ScheduleOptions, failing = true): number {
+/** When the next peer not being polled and not `skip`ped falls due (Date.now() time); Infinity when none. */
+export function nextDueAt<P extends Scheduled>(peers: Iterable<P>, o: ScheduleOptions, skip?: (p: P) => boolean): number {
   let next = Infinity;
-  for (const p of peers) if (!p.polling && (failing || p.failures === 0)) next = Math.min(next, nextPollAt(p, o));
+  for (const p of peers) if (!p.polling && !skip?.(p)) next = Math.min(next, nextPollAt(p, o));
   return next;
 }
