@@ -295,6 +295,31 @@ describe("someone without the secret at a peer's address", { timeout: 60_000 }, 
   });
 });
 
+describe("a peer whose answers are signed, then not, every poll", { timeout: 60_000 }, () => {
+  let stop = () => {};
+  let fake: Fake | undefined;
+  after(async () => {
+    stop();
+    await fake?.close();
+  });
+
+  test("said at most once per statusQuietMs each way; the failures left unsaid counted in the next warning", async () => {
+    const stranger = createPeerAuth({ secret: "another-secret-not-the-peers-0123", replicaId: "x", clockSkewMs: 10_000, maxNonces: 1000, logger: silentLogger });
+    fake = await fakePeer((req, res, f) => answer(req, res, stateOf("flapper", ["flapper-app"]), f.polls % 2 === 0 ? stranger : signer));
+    const { poller, logger, close } = startPoller([fake.url], { statusQuietMs: 3_000 });
+    stop = close;
+    await waitFor("7 polls", () => fake!.polls >= 7, 20_000);
+    await sleep(100);
+    const warned = logger.lines.filter((l) => l.startsWith("peer state not fetched"));
+    const again = logger.lines.filter((l) => l.startsWith("peer answers again"));
+    // 7 polls, 3 of them unsigned, over about 6 s: a warning at the first and one 3 s later, not one a flap.
+    assert.ok(warned.length >= 1 && warned.length <= 3, `warnings: ${warned.join(" | ")}`);
+    assert.ok(again.length <= warned.length, `answers again: ${again.join(" | ")}`);
+    if (warned.length > 1) assert.match(warned[1]!, /"unsaidFailures":[1-9]/);
+    assert.ok(poller.peers.length === 1);
+  });
+});
+
 describe("an address that answers with this replica's own id", { timeout: 60_000 }, () => {
   const fakes: Fake[] = [];
   let stop = () => {};

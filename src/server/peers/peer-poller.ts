@@ -21,6 +21,7 @@ import type { PeerAuth } from "./peer-auth.ts";
 import type { PeerAddress, PeerList } from "./peer-list.ts";
 import { parsePeerState, processInstance, type PeerState } from "./peer-state.ts";
 import { duePeers, heldBack, nextDueAt, quickOnes, type ScheduleOptions } from "./poll-schedule.ts";
+import { createPeerStatusLog } from "./peer-status-log.ts";
 import { fetchState, type Fetched } from "./state-fetch.ts";
 
 /** What this replica knows of one peer. */
@@ -68,6 +69,8 @@ export interface PollerOptions {
   maxBackoffMs?: number;
   /** How often this replica's own address is polled again (whoever answers there may change). Default 30 s. */
   selfRecheckMs?: number;
+  /** The least time between two warnings that one peer's polls fail (and two lines that it answers again). Default 60 s. */
+  statusQuietMs?: number;
   /** The least time between two warnings that another process answers with this replica's id. Default 60 s. */
   sameIdWarnMs?: number;
   agents: { http: http.Agent; https: https.Agent };
@@ -100,6 +103,7 @@ export function createPoller(o: PollerOptions): Poller {
   let runningHeld = 0;
   const heldSlots = Math.max(1, o.concurrency - 1);
   const slowMs = o.slowMs ?? o.timeoutMs / 4;
+  const statusLog = createPeerStatusLog(o.logger, o.statusQuietMs);
   let lastResolve = -Infinity;
   let resolving = false;
   let closed = false;
@@ -191,8 +195,8 @@ export function createPoller(o: PollerOptions): Poller {
         answered = false;
       }
     }
-    if (error === undefined && p.error !== undefined && p.lastOkAt > 0) o.logger.info("peer answers again", { peer: p.address.url });
-    if (error !== undefined && p.error === undefined && !answered) o.logger.warn("peer state not fetched", { peer: p.address.url, error });
+    if (error === undefined && p.error !== undefined && p.lastOkAt > 0) statusLog.answersAgain(p, p.address.url);
+    if (error !== undefined && p.error === undefined && !answered) statusLog.failed(p, p.address.url, error);
     p.error = error;
     if (answered) {
       p.failures = 0;
