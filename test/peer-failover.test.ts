@@ -20,13 +20,14 @@ const statePath = "/_promproxy/peer/state";
 const signer = createPeerAuth({ secret, replicaId: "fake", clockSkewMs: 10_000, maxNonces: 1000, logger: silentLogger });
 
 /** A fake peer holding `clients`; `ready` false puts it after the ready holders. Its scrapes answer with `onScrape`. */
-async function fakePeer(id: string, clients: string[], ready: boolean, onScrape: (res: http.ServerResponse) => void) {
+async function fakePeer(id: string, clients: string[], ready: boolean, onScrape: (res: http.ServerResponse, req: http.IncomingMessage) => void, extra: Record<string, unknown> = {}) {
   const held: http.ServerResponse[] = [];
   let frozen = false;
   let scrapes = 0;
   const body = JSON.stringify({
     id,
     ready,
+    ...extra,
     clients: clients.map((n) => ({ targets: [n], labels: { __meta_promproxy_client: n, __meta_promproxy_session_id: "s", __meta_promproxy_connected: "true" } })),
   });
   const s = http.createServer((req, res) => {
@@ -34,7 +35,7 @@ async function fakePeer(id: string, clients: string[], ready: boolean, onScrape:
     if (frozen) return void held.push(res); // and its scrapes
     if (req.url !== statePath) {
       scrapes++;
-      return onScrape(res);
+      return onScrape(res, req);
     }
     const nonce = String(req.headers["x-promproxy-peer"]).split(";")[2] ?? "";
     res.writeHead(200, { etag: '"1"', "x-promproxy-peer-answer": signer.signAnswer(nonce, 200, '"1"', body) });
@@ -110,13 +111,12 @@ describe("a forwarded scrape whose holder does not answer it goes to the next ho
 
   test("a replica asked for a client it does not hold says so in a header, for the replica that forwarded it", async () => {
     const uri = "http://nobody-here/metrics";
-    const r = await proxyGet(port, uri, {
-      "x-prometheus-scrape-timeout-seconds": "5",
-      "x-promproxy-forwarded": "fake",
-      "x-promproxy-peer": signer.sign("GET", uri, "5", server.status().replicaId),
-    });
+    const signed = signer.sign("GET", uri, "5", server.status().replicaId);
+    const r = await proxyGet(port, uri, { "x-prometheus-scrape-timeout-seconds": "5", "x-promproxy-forwarded": "fake", "x-promproxy-peer": signed });
+    assert.equal(signer.verifyForwardAnswer(signed.split(";")[2]!, r.headers["x-promproxy-peer-answer"]), true, "its answer is signed");
     assert.equal(r.status, 404);
     assert.equal(r.headers["x-promproxy-not-held"], "1");
+    assert.equal(signer.verifyForwardAnswer(signer.sign("GET", uri, "5", "x").split(";")[2]!, r.headers["x-promproxy-peer-answer"]), false, "over that request's nonce only");
     assert.match(r.body.toString(), /^promproxy: no client "nobody-here" connected/);
   });
 
@@ -147,5 +147,51 @@ describe("a forwarded scrape whose holder does not answer it goes to the next ho
       assert.equal(r.body.toString(), "from good\n");
     }
     assert.equal(good!.scrapes() - before, 3);
+  });
+});
+
+describe("an answer to a forwarded scrape without the peer signature", { timeout: 60_000 }, () => {
+  let server: PromproxyServer;
+  let port: number;
+  let fakes: Awaited<ReturnType<typeof fakePeer>>[];
+
+  before(async () => {
+    const unsigned = (res: http.ServerResponse) => (res.writeHead(200, { "content-type": "text/plain" }), res.end("fake_metric 1\n"));
+    const signed = (res: http.ServerResponse, req: http.IncomingMessage) => {
+      const nonce = String(req.headers["x-promproxy-peer"]).split(";")[2] ?? "";
+      res.writeHead(200, { "content-type": "text/plain", "x-promproxy-peer-answer": signer.signForwardAnswer(nonce) });
+      res.end("from the holder\n");
+    };
+    fakes = [
+      // Someone at a peer's address, answering scrapes unsigned while the peer's (signed) state still counts.
+      await fakePeer("impostor", ["imp", "imp-only"], true, unsigned, { signedForwards: true }),
+      await fakePeer("holder", ["imp"], false, signed, { signedForwards: true }),
+      // A replica of a version before signed answers: its state does not say it signs them.
+      await fakePeer("older", ["old"], true, unsigned),
+    ];
+    port = await freePort();
+    server = createServer({ logger: silentLogger, peers: [`http://127.0.0.1:${port}`, ...fakes.map((f) => f.url)], peerSecret: secret, peerTimeoutMs: 500, peerPollIntervalMs: 200 });
+    await server.listen({ host: "127.0.0.1", port });
+    await waitFor("every fake peer's clients listed", async () => ((await (await fetch(`http://127.0.0.1:${port}/clients`)).json()) as unknown[]).length === 3, 10_000);
+  });
+
+  after(async () => {
+    await server.close({ graceMs: 200 });
+    await Promise.all(fakes.map((f) => f.close()));
+  });
+
+  test("not passed on: the next holder is asked; with none left, 502 saying why; a replica that predates signing is still trusted", async () => {
+    const r = await proxyGet(port, "http://imp/metrics", { "x-prometheus-scrape-timeout-seconds": "5" });
+    assert.equal(r.status, 200, r.body.toString());
+    assert.equal(r.body.toString(), "from the holder\n");
+    assert.equal(r.headers["x-promproxy-peer-answer"], undefined, "the signature is not passed on to Prometheus");
+    assert.equal(fakes[0]!.scrapes(), 1, "the impostor (ready) was asked first");
+    const only = await proxyGet(port, "http://imp-only/metrics", { "x-prometheus-scrape-timeout-seconds": "5" });
+    assert.equal(only.status, 502);
+    assert.match(only.body.toString(), /^promproxy: scrape of "imp-only" not forwarded: .*impostor \(http:\/\/127\.0\.0\.1:\d+\): answered 200 without the peer signature \(someone else at its address\?\)\)\n$/);
+    assert.ok(!only.body.toString().includes("fake_metric"));
+    const old = await proxyGet(port, "http://old/metrics", { "x-prometheus-scrape-timeout-seconds": "5" });
+    assert.equal(old.status, 200, old.body.toString());
+    assert.equal(old.body.toString(), "fake_metric 1\n");
   });
 });

@@ -14,7 +14,7 @@ import { statusPageHeaders } from "./status/status-page.ts";
 import { createStatusPages } from "./status/status-pages.ts";
 import type { Peers } from "./peers/peers.ts";
 import { isPeerStatePath } from "./peers/peer-state.ts";
-import { notHeldHeader, type PeerCaller } from "./peers/peer-auth.ts";
+import { notHeldHeader, peerAnswerHeader, type PeerCaller } from "./peers/peer-auth.ts";
 
 type Req = IncomingMessage | Http2ServerRequest;
 
@@ -110,6 +110,8 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     if (peer === undefined && peers && serving && !held && peers.forward(req, res, r, uri)) return;
     // A forwarded scrape for a client not held here (any more): the replica that forwarded it asks the next holder.
     if (peer !== undefined && !held) res.setHeader(notHeldHeader, "1");
+    // Whatever this replica answers to a forwarded scrape is signed: no one else at its address can pose as it.
+    if (peer !== undefined && peers) res.setHeader(peerAnswerHeader, peers.signForwardAnswer(peer.nonce));
     // A forwarded scrape never waits for a place here: it would hold one of the peer's connections meanwhile.
     relayScrape(relay, peer === undefined ? r : { ...r, noWait: true }, res, req.method === "HEAD");
   }

@@ -62,6 +62,13 @@ export interface PeerAuth {
   signAnswer(nonce: string, status: number, etag: string, body: string): string;
   /** Checks the answer to a state request this replica signed with `nonce`; the body, or its SHA-256 (hex) hashed as it arrived. */
   verifyAnswer(nonce: string, status: number, etag: string, body: string | { sha256: string }, header: unknown): boolean;
+  /**
+   * Signs the head of the answer to a forwarded scrape, over the request's nonce: only a holder of the secret can
+   * answer one (its body streams, and is not signed).
+   */
+  signForwardAnswer(nonce: string): string;
+  /** Checks the head of the answer to a forwarded scrape this replica signed with `nonce`. */
+  verifyForwardAnswer(nonce: string, header: unknown): boolean;
 }
 
 /** Parses a secrets text: one secret a line, `#` comments and blank lines skipped; each at least 16 characters. */
@@ -77,6 +84,8 @@ export function parsePeerSecrets(text: string, where: string): Buffer[] {
   return out;
 }
 
+/** In place of a state answer's ETag (status 0, no body): a forwarded scrape's answer head. */
+const forwardAnswerTag = "forwarded-scrape";
 const answerPayload = (nonce: string, status: number, etag: string, body: string | { sha256: string }) =>
   `promproxy-peer-answer-v1\n${nonce}\n${status}\n${etag}\n${typeof body === "string" ? createHash("sha256").update(body).digest("hex") : body.sha256}`;
 
@@ -162,6 +171,12 @@ export function createPeerAuth(o: {
       const given = Buffer.from(header, "hex");
       const text = answerPayload(nonce, status, etag, body);
       return secrets().some((k) => timingSafeEqual(hmac(k, text), given));
+    },
+    signForwardAnswer(nonce) {
+      return this.signAnswer(nonce, 0, forwardAnswerTag, "");
+    },
+    verifyForwardAnswer(nonce, header) {
+      return this.verifyAnswer(nonce, 0, forwardAnswerTag, "", header);
     },
     async refresh() {
       await file?.current();

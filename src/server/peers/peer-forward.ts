@@ -8,9 +8,12 @@
  * Prometheus-side auth was checked here, where the request entered.
  *
  * The peer's answer is passed on unchanged (status, headers, body streamed
- * with backpressure, not buffered). A peer that cannot be reached before it
- * answered is skipped for the next holder (a scrape is a GET: safe to retry);
- * when none is left, 502 with the reason. No answer in the budget: 504.
+ * with backpressure, not buffered), once its head is found signed over the
+ * request's nonce (a peer whose state says it signs them: someone else at its
+ * address cannot pose as it). A peer that cannot be reached before it
+ * answered, or answers unsigned, is skipped for the next holder (a scrape is
+ * a GET: safe to retry); when none is left, 502 with the reason. No answer in
+ * the budget: 504.
  *
  * @internal
  */
@@ -20,7 +23,7 @@ import * as https from "node:https";
 import type { Counter } from "prom-client";
 import type { ScrapeRequest } from "../coordinator.ts";
 import { reply } from "../relay.ts";
-import { forwardedHeader, notHeldHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
+import { forwardedHeader, notHeldHeader, peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
 import type { Peer } from "./peer-poller.ts";
 
 type Req = http.IncomingMessage | Http2ServerRequest;
@@ -137,6 +140,7 @@ export function createForwarder(o: {
       headers["x-prometheus-scrape-timeout-seconds"] = timeout;
       headers[forwardedHeader] = o.replicaId;
       headers[peerAuthHeader] = o.auth.sign(req.method ?? "GET", uri, timeout, p.state?.id ?? "");
+      const nonce = headers[peerAuthHeader].split(";")[2] ?? "";
       const u = new URL(p.address.url);
       let up: http.ClientRequest;
       try {
@@ -179,13 +183,16 @@ export function createForwarder(o: {
         if (over || abandoned) return void ur.destroy();
         // Not this holder's to answer (it no longer holds the client, or it refused our signature: not the replica
         // we took it for): the next holder is asked. The answer of the last one asked is passed on.
-        const miss = ur.headers[notHeldHeader] !== undefined || ur.statusCode === 401 || ur.statusCode === 403;
-        if (miss && i + 1 < tried.length && Date.now() < deadline) {
+        const refusedUs = ur.statusCode === 401 || ur.statusCode === 403;
+        const unsigned = !refusedUs && p.state?.signedForwards === true && !o.auth.verifyForwardAnswer(nonce, ur.headers[peerAnswerHeader]);
+        const miss = unsigned || ur.headers[notHeldHeader] !== undefined || refusedUs;
+        const why = unsigned ? " without the peer signature (someone else at its address?)" : ur.headers[notHeldHeader] !== undefined ? " (it does not hold the client)" : "";
+        if (miss && (unsigned || (i + 1 < tried.length && Date.now() < deadline))) {
           ur.resume();
-          return next(i, `${peerName}: answered ${ur.statusCode}${ur.headers[notHeldHeader] !== undefined ? " (it does not hold the client)" : ""}`);
+          return next(i, `${peerName}: answered ${ur.statusCode}${why}`);
         }
         const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(ur.headers)) if (v !== undefined && !hopByHop.has(k) && k !== notHeldHeader) out[k] = v;
+        for (const [k, v] of Object.entries(ur.headers)) if (v !== undefined && !hopByHop.has(k) && k !== notHeldHeader && k !== peerAnswerHeader) out[k] = v;
         res.writeHead(ur.statusCode ?? 502, out);
         ur.pipe(res);
         const status = ur.statusCode ?? 0;

@@ -3,11 +3,12 @@
  * its readiness and the clients it holds, as its own `/clients` groups (only
  * its own: never what it learned from peers, so stale news cannot echo).
  *
- *   {"id":"r1","instance":"9f2c...","ready":true,"clients":[ http_sd groups ]}
+ *   {"id":"r1","instance":"9f2c...","ready":true,"signedForwards":true,"clients":[ http_sd groups ]}
 
  * `instance` is random for each process: a poller that gets its own id back
  * tells its own answer (its address is on the peer list) from another
- * process started with the same id.
+ * process started with the same id. `signedForwards`: it signs the head of
+ * its answers to forwarded scrapes (a replica that predates it does not).
  *
  * It carries an ETag; a poller sends it back in `If-None-Match` and gets 304
  * while nothing changed, so an idle fleet polls for a few hundred bytes.
@@ -41,6 +42,8 @@ export interface PeerState {
   /** The process's instance token; undefined from a replica that predates it. */
   instance?: string;
   ready: boolean;
+  /** It signs the head of its answers to forwarded scrapes. */
+  signedForwards: boolean;
   clients: Map<string, PeerClient>;
   /** Client groups dropped for their names, and why the first one was. */
   dropped: number;
@@ -63,7 +66,7 @@ export function createStateSource(o: { replicaId: string; discovery: () => { bod
         lastClients = clients;
         lastReady = ready;
         generation++;
-        body = `{"id":${JSON.stringify(o.replicaId)},"instance":"${processInstance}","ready":${ready},"clients":${clients}}`;
+        body = `{"id":${JSON.stringify(o.replicaId)},"instance":"${processInstance}","ready":${ready},"signedForwards":true,"clients":${clients}}`;
         bytes = Buffer.byteLength(body);
       }
       return { body, bytes, etag: `"${boot}-${generation}"` };
@@ -78,7 +81,7 @@ const isStringRecord = (v: unknown): v is Record<string, string> =>
 export function parsePeerState(text: string): PeerState {
   const doc = JSON.parse(text) as unknown;
   if (typeof doc !== "object" || doc === null) throw new Error("not a JSON object");
-  const { id, instance, ready, clients } = doc as Record<string, unknown>;
+  const { id, instance, ready, signedForwards, clients } = doc as Record<string, unknown>;
   if (typeof id !== "string" || id === "" || id.length > 128) throw new Error("no replica id (1-128 characters)");
   if (instance !== undefined && (typeof instance !== "string" || instance.length > 64)) throw new Error("an instance that is not a string of 64 characters at most");
   if (typeof ready !== "boolean") throw new Error("no readiness");
@@ -109,5 +112,5 @@ export function parsePeerState(text: string): PeerState {
       out.set(name, { connected, json, bytes: Buffer.byteLength(json) });
     }
   }
-  return { id, ...(instance === undefined ? {} : { instance: instance as string }), ready, clients: out, dropped, ...(droppedWhy ? { droppedWhy } : {}) };
+  return { id, ...(instance === undefined ? {} : { instance: instance as string }), ready, signedForwards: signedForwards === true, clients: out, dropped, ...(droppedWhy ? { droppedWhy } : {}) };
 }

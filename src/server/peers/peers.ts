@@ -36,6 +36,8 @@ export interface Peers {
   authenticate(req: Req, uri: string): PeerCaller | PeerRefusal | undefined;
   /** Answers a verified peer's state request (its nonce: the answer is signed over it). */
   serveState(req: Req, res: http.ServerResponse | Http2ServerResponse, nonce: string): void;
+  /** The header that signs this replica's answer to a forwarded scrape with `nonce` (set before any answer is written). */
+  signForwardAnswer(nonce: string): string;
   /** Forwards a scrape this replica cannot serve itself; false when no peer lists the client. */
   forward(req: Req, res: http.ServerResponse, r: ScrapeRequest, uri: string): boolean;
   /** The fleet's `/clients`. */
@@ -144,6 +146,7 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
       res.writeHead(200, { "content-type": "application/json", "content-length": bytes, etag, "cache-control": "no-store", [peerAnswerHeader]: auth.signAnswer(nonce, 200, etag, body) });
       res.end(body);
     },
+    signForwardAnswer: (nonce) => auth.signForwardAnswer(nonce),
     forward: (req, res, r, uri) => forwarder.forward(req, res, r, uri),
     discovery: () => fleet.current(),
     get synced() {
