@@ -10,7 +10,7 @@ test("client options: one resolver fills in every default", () => {
   assert.deepEqual(r.urls.map(String), ["http://127.0.0.1:1/"]);
   assert.deepEqual(
     [r.maxScrapesInFlight, r.maxServerFrameBytes, r.maxQueuedFrames, r.gzipLevel, r.heartbeatMisses, r.welcomeTimeoutMs, r.pingIntervalMs, r.pingTimeoutMs],
-    [8, 1024 * 1024, 1024, 1, 3, 10_000, 10_000, 5_000],
+    [8, 64 * 1024, 1024, 1, 3, 10_000, 10_000, 5_000],
   );
   assert.deepEqual([r.protocol, r.transport, r.metricsPath], ["grpc", "fast", "/metrics"]);
   assert.deepEqual([r.maxServerFramesPerSecond, r.maxRenderPercent], [1000, 10]);
@@ -31,7 +31,7 @@ test("client options: each bad value is refused with the option's name, at and o
     [{ maxScrapesInFlight: 0 }, /option maxScrapesInFlight must be a whole number >= 1/],
     [{ gzipLevel: 10 }, /option gzipLevel must be a whole number from 0 to 9/],
     [{ heartbeatMisses: 0 }, /option heartbeatMisses must be a whole number from 1 to 1000/],
-    [{ maxServerFrameBytes: 64 * 1024 - 1 }, /option maxServerFrameBytes must be a whole number from 65536 to 67108864/],
+    [{ maxServerFrameBytes: 16 * 1024 - 1 }, /option maxServerFrameBytes must be a whole number from 16384 to 67108864/],
     [{ maxServerFrameBytes: 64 * 1024 * 1024 + 1 }, /option maxServerFrameBytes/],
     [{ maxQueuedFrames: (1 << 20) + 1 }, /option maxQueuedFrames must be a whole number from 16 to 1048576/],
     [{ maxServerFramesPerSecond: 9 }, /option maxServerFramesPerSecond must be a whole number from 10 to 1000000, got 9/],
@@ -51,7 +51,7 @@ test("client options: each bad value is refused with the option's name, at and o
   ];
   for (const [more, message] of refused) assert.throws(() => resolveClientOptions({ ...base, ...more }), message, JSON.stringify(more));
   // At the bounds: taken.
-  for (const more of [{ gzipLevel: 0 }, { gzipLevel: 9 }, { maxServerFrameBytes: 64 * 1024 }, { maxQueuedFrames: 16 }, { heartbeatMisses: 1000 }, { maxWelcomeTimeoutMs: 10_000 },
+  for (const more of [{ gzipLevel: 0 }, { gzipLevel: 9 }, { maxServerFrameBytes: 16 * 1024 }, { maxQueuedFrames: 16 }, { heartbeatMisses: 1000 }, { maxWelcomeTimeoutMs: 10_000 },
     { maxServerFramesPerSecond: 10 }, { maxServerFramesPerSecond: 1_000_000 }, { maxRenderPercent: 1 }, { maxRenderPercent: 100 }]) {
     assert.doesNotThrow(() => resolveClientOptions({ ...base, ...more }), JSON.stringify(more));
   }

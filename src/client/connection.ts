@@ -13,7 +13,7 @@ import { headerSafe } from "../shared/replica-header.ts";
 import { createOutQueue, type OutQueue } from "./out-queue.ts";
 import { checkReplicaSet, type ReplicaSet } from "./replica-set.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
-import { chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
+import { checkOrder, chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
 import { createH2Connection } from "./h2-connection.ts";
 import type { FrameShare } from "./frame-budget.ts";
 import { sayFastServer } from "./fast-server-warning.ts";
@@ -173,7 +173,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     }
     switch (f.case) {
       case "order":
-        startScrape(f.value, { name, targets: ctx.targets, slots: ctx.slots, log, welcome, scrapes, out });
+        startScrape(checkOrder(f.value), { name, targets: ctx.targets, slots: ctx.slots, log, welcome, scrapes, out });
         break;
       case "credit":
         scrapes.get(f.value.scrapeId)?.credit(Number(f.value.bytes)); // capped at 2^53 by the scrape

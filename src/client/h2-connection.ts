@@ -2,6 +2,7 @@ import type * as http2 from "node:http2";
 import { Http2SessionManager, type Http2SessionOptions } from "@connectrpc/connect-node";
 import { wholeEnvelopes } from "./whole-envelopes.ts";
 import { ownSockets } from "./h2-sockets.ts";
+import { readCost } from "./frame-budget.ts";
 
 /**
  * connect-node's `Http2SessionManager`, with a permanent `"error"` listener on
@@ -63,7 +64,7 @@ export function createH2Connection(
     const pieces = stream[Symbol.asyncIterator].bind(stream);
     // Charged once, as the fast path charges: the frames completed or the DATA frames they came in, whichever is more, and a frame more per KiB.
     stream[Symbol.asyncIterator] = () =>
-      wholeEnvelopes(pieces(), read.limit, (bytes, envelopes) => read.pace(Math.max(envelopes, takePieces(stream)) + (bytes >> 10)));
+      wholeEnvelopes(pieces(), read.limit, (bytes, envelopes) => read.pace(readCost(Math.max(envelopes, takePieces(stream)), bytes)));
     const session = stream.session;
     if (session && !guarded.has(session)) {
       guarded.add(session);

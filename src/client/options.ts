@@ -121,11 +121,10 @@ export interface ClientOptions {
    */
   maxScrapesInFlight?: number;
   /**
-   * Largest frame read from a server, in bytes (64 KiB - 64 MiB). A larger
-   * one ends that stream at its length prefix, unread, with one log line; the
-   * client reconnects. Server frames are at most 1 MiB (PROTOCOL.md); a
-   * compressed frame is refused whatever its size (no compression is accepted).
-   * Default 1 MiB.
+   * Largest frame read from a server, in bytes (16 KiB - 64 MiB); a larger one
+   * ends that stream unread, and the client reconnects. Server frames are at
+   * most 64 KiB (PROTOCOL.md; raise this with a server's `maxHeaderListBytes`
+   * above 60 KiB: it bounds an order). No compressed frame is accepted. Default 64 KiB.
    */
   maxServerFrameBytes?: number;
   /**
@@ -274,7 +273,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxReplicas: whole(options.maxReplicas, "maxReplicas", 64, 1, Number.MAX_SAFE_INTEGER),
     maxServerAddresses: whole(options.maxServerAddresses, "maxServerAddresses", 64, 1, Number.MAX_SAFE_INTEGER),
     maxScrapesInFlight: whole(options.maxScrapesInFlight, "maxScrapesInFlight", 8, 1, Number.MAX_SAFE_INTEGER),
-    maxServerFrameBytes: whole(options.maxServerFrameBytes, "maxServerFrameBytes", 1 << 20, 1 << 16, 1 << 26),
+    maxServerFrameBytes: whole(options.maxServerFrameBytes, "maxServerFrameBytes", 1 << 16, 1 << 14, 1 << 26),
     maxQueuedFrames: whole(options.maxQueuedFrames, "maxQueuedFrames", 1024, 16, 1 << 20),
     maxServerFramesPerSecond: whole(options.maxServerFramesPerSecond, "maxServerFramesPerSecond", 1000, 10, 1_000_000),
     maxRenderPercent: whole(options.maxRenderPercent, "maxRenderPercent", 10, 1, 100),

@@ -7,6 +7,8 @@
  * @internal
  */
 import type { Duration } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { ScrapeOrder } from "../../gen/promproxy/v1/scrape_pb.ts";
 
 /**
  * The smallest `max_chunk_bytes` the client works with. Below it a body costs
@@ -25,6 +27,14 @@ export const orderTimeoutRangeMs = { min: 1, max: 60 * 60_000 } as const;
 export const unsetDurationMs = 10_000;
 /** The most credit a scrape counts (PROTOCOL.md: never more than 2^53 bytes in all). */
 export const maxCredit = 2 ** 53;
+/** The most headers an order may carry (a server passes on four: Accept, Accept-Encoding, User-Agent, the scrape timeout). */
+export const maxOrderHeaders = 64;
+
+/** `o`, or a protocol error that ends the stream for an order with more than {@link maxOrderHeaders} headers. */
+export function checkOrder(o: ScrapeOrder): ScrapeOrder {
+  if (o.headers.length <= maxOrderHeaders) return o;
+  throw new ConnectError(`protocol error: the server sent an order with ${o.headers.length} headers (at most ${maxOrderHeaders})`, Code.Internal);
+}
 
 /**
  * A server's Duration in ms, clamped to `range` (unset or zero: 10 s). Any

@@ -23,6 +23,7 @@ import type { ServerFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
 import { takePieces } from "../h2-connection.ts";
 import type { OutQueue } from "../out-queue.ts";
 import { createFrameReader, frameBuffers } from "./frame-codec.ts";
+import { readCost } from "../frame-budget.ts";
 import { checkResponse, checkTrailers, closedBeforeStatus, errorFromNode, errorFromRstCode, webHeaders } from "./grpc-status.ts";
 import type { FastRequest } from "./request-headers.ts";
 
@@ -156,8 +157,8 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
           return fail(e instanceof ConnectError ? e : ConnectError.from(e, Code.Internal));
         }
         // A chunk costs its frames, or the DATA frames it came in if more (a server dripping a byte per DATA
-        // frame), and a frame more per KiB (orders of a megabyte): paced by what reading costs, not frames alone.
-        const wait = o.pace(Math.max(read, takePieces(s)) + (chunk.byteLength >> 10));
+        // frame), and a frame more per 64 bytes (frames packed with tiny entries): paced by what reading costs.
+        const wait = o.pace(readCost(Math.max(read, takePieces(s)), chunk.byteLength));
         read = 0;
         if (wait > 0 && !settled) {
           s.pause(); // the chunk's frames are served; the next bytes wait in the server's buffers
