@@ -45,6 +45,13 @@ test("a cap that bites is logged once; a repeated warning at most once per inter
   const quiet = sparseLog({ ...sparse.log, info: (m) => void infos.push(m) }, 60_000, "info");
   for (let i = 0; i < 100; i++) quiet("replaced", {});
   assert.deepEqual(infos, ["replaced"]);
+  // A burst: "connected" 16 times a minute at most (a server changing its replica set every second).
+  const burst = recorder();
+  const connected = sparseLog({ ...burst.log, info: (m) => void burst.lines.push(m) }, 30, "info", 3);
+  for (let i = 0; i < 10; i++) connected("connected", {});
+  await new Promise((r) => setTimeout(r, 50));
+  connected("connected", {});
+  assert.deepEqual(burst.lines, ["connected", "connected", "connected", "connected (and 7 more times since the last such line)"]);
 });
 
 test("createClient refuses a bad cap at once, naming the option", async () => {

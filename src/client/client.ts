@@ -119,6 +119,9 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
   const failuresLogged = new Set<string>();
   // A server that ends every stream right after its welcome must not fill the host's log: a line every 10 s at most.
   const warnDisconnected = sparseLog(log, 10_000);
+  // A stream up or closed by us: 16 lines a minute each at most (a server changing its replica set every second
+  // would make them 6 a second).
+  const [sayConnected, sayClosed] = [sparseLog(log, 60_000, "info", 16), sparseLog(log, 60_000, "info", 16)];
   /** Why the client stopped by itself (a refusal retrying cannot fix), for ready() callers. */
   let refusal: ConnectError | undefined;
   const stopper = new AbortController();
@@ -167,7 +170,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
         state = "connected";
         welcomedOnce = true;
         failuresLogged.clear();
-        log.info("connected", { server: info.server, replica: info.replicaId || undefined, session: info.sessionId });
+        sayConnected("connected", { server: info.server, replica: info.replicaId || undefined, session: info.sessionId });
         notify("onConnected", () => options.onConnected?.(info));
         settle();
       },
@@ -176,7 +179,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
         if (streams === 0) state = "connecting";
         failuresLogged.clear();
         const fields = { server: info.server, replica: info.replicaId || undefined, reason: error ? reasonField(error.rawMessage) : undefined };
-        if (byUs) log.info("closed a stream", fields);
+        if (byUs) sayClosed("closed a stream", fields);
         else warnDisconnected("disconnected", fields);
         notify("onDisconnected", () => options.onDisconnected?.(error, info));
       },

@@ -29,17 +29,22 @@ export function onceLog(log: Logger): (message: string, fields: Record<string, u
   };
 }
 
-/** Logs a line (at `level`) at most once per `intervalMs` (the first at once), saying how many were left out since. */
-export function sparseLog(log: Logger, intervalMs = 60_000, level: "warn" | "info" = "warn"): (message: string, fields: Record<string, unknown>) => void {
-  let lastAt = -Infinity;
+/**
+ * Logs a line (at `level`) at most `burst` times per `intervalMs` (the first at once), saying how many were left out
+ * since.
+ */
+export function sparseLog(log: Logger, intervalMs = 60_000, level: "warn" | "info" = "warn", burst = 1): (message: string, fields: Record<string, unknown>) => void {
+  let windowAt = -Infinity;
+  let said = 0;
   let skipped = 0;
   return (message, fields) => {
     const now = Date.now();
-    if (now - lastAt < intervalMs) {
+    if (now - windowAt >= intervalMs) [windowAt, said] = [now, 0];
+    if (said >= burst) {
       skipped++;
       return;
     }
-    lastAt = now;
+    said++;
     log[level](skipped > 0 ? `${message} (and ${skipped} more times since the last such line)` : message, fields);
     skipped = 0;
   };
