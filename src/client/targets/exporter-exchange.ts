@@ -1,5 +1,7 @@
 import type { Dispatcher } from "undici";
 import { bodylessHead, statusLineOverflow, trailersOverflow } from "./exporter-head.ts";
+import { meterSlot, type MeterRef } from "./exporter-meter.ts";
+import { exporterMaxInterimResponses, InterimFloodError, nonBodyBudget } from "./exporter-non-body.ts";
 import { exporterMaxHeaderSize, loadUndici } from "./exporter-pool.ts";
 
 /** Where an exporter's answer goes as it arrives. @internal */
@@ -70,7 +72,10 @@ function onQueued(cancel: (reason: Error) => void): void {
  * of this exchange is written after it. `failure.keptFree` tells the
  * caller's retry rule whether a kept-alive connection was free at dispatch.
  * `lateMs` sets undici's own header and body timers, which the caller keeps
- * later than its own.
+ * later than its own. What it reads besides the body is bounded (see
+ * exporter-non-body.ts): more than {@link exporterMaxInterimResponses} interim
+ * (1xx) responses, or too much framing on a metered pool's connection, fail it
+ * with an InterimFloodError or a FramingFloodError, its connection closed.
  *
  * undici may go on handing over chunks after a pause (it does when the
  * exporter closes the connection: it parses what is left before the end),
@@ -100,12 +105,16 @@ export function exporterExchange(
     /** The answer's declared Content-Length (-1: none or not a plain number) and the body bytes so far. */
     let declared = -1;
     let received = 0;
-    /** The final response head was handed to the sink. */
+    /** The final response head was handed to the sink; the interim (1xx) heads skipped before it. */
     let headed = false;
+    let interim = 0;
+    /** What the connection reads besides the body; on a metered pool's connection, more than it allows fails the exchange. */
+    const framing = nonBodyBudget((err) => fail(err));
 
     const settle = () => {
       if (settled || writing) return;
       settled = true;
+      framing.detach();
       signal.removeEventListener("abort", onAbort);
       if (failed) reject(failed.error);
       else resolve();
@@ -114,6 +123,7 @@ export function exporterExchange(
     const fail = (err: unknown) => {
       if (failed || settled) return;
       failed = { error: err };
+      framing.detach();
       queue.length = 0;
       const reason = err instanceof Error ? err : new Error(String(err));
       if (controller) controller.abort(reason);
@@ -149,17 +159,24 @@ export function exporterExchange(
       controller?.resume();
     };
 
-    const handler: Dispatcher.DispatchHandler = {
+    const handler: Dispatcher.DispatchHandler & { [meterSlot]?: MeterRef } = {
+      // Set by a metered pool's client at dispatch: the meter of the connection the request goes on.
+      [meterSlot]: undefined,
       onRequestStart(c) {
         controller = c;
         cancelQueued = undefined;
-        if (failed) c.abort(failed.error instanceof Error ? failed.error : new Error(String(failed.error)));
+        if (failed) return c.abort(failed.error instanceof Error ? failed.error : new Error(String(failed.error)));
+        framing.attach(handler[meterSlot]?.meter);
       },
       onResponseStart(c, status, got, statusText) {
         if (failed) return;
         const overflow = statusLineOverflow(statusText, c.rawHeaders, exporterMaxHeaderSize);
         if (overflow) return fail(overflow);
-        if (status < 200) return;
+        framing.head(statusText, c.rawHeaders);
+        if (status < 200) {
+          if (++interim > exporterMaxInterimResponses) fail(new InterimFloodError());
+          return;
+        }
         const head: Record<string, string> = {};
         for (const name of relayed) {
           const v = got[name];
@@ -181,6 +198,7 @@ export function exporterExchange(
         // undici may hand over an empty chunk as the connection ends: pausing on it would only bring it back.
         if (failed || chunk.byteLength === 0) return;
         received += chunk.byteLength;
+        framing.body(chunk.byteLength);
         if (writing) queue.push(chunk);
         else if (!write(chunk)) return;
         // Not paused on the chunk that completes the declared length: the message is whole, and undici must see
@@ -190,10 +208,12 @@ export function exporterExchange(
       },
       onResponseEnd() {
         ended = true;
+        framing.detach();
         settle();
       },
       onResponseError(_c, err) {
         ended = true;
+        framing.detach();
         // Trailers past the head limit after a whole body: an end, the chunks still queued are written.
         if (!failed && trailersOverflow(err, headed)) return settle();
         if (!failed) failed = { error: err };

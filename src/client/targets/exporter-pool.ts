@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import { createRequire } from "node:module";
-import type { Pool } from "undici";
+import type { Client, Pool } from "undici";
+import { meteredPoolFactory } from "./exporter-meter.ts";
 import type { HttpTargetOptions } from "./http-target-options.ts";
 
 /** TLS settings for an `https` exporter (or an `http` URL scraped with `_scheme=https`). @internal */
@@ -37,7 +38,9 @@ const connectBackstopMs = 60_000;
  * unlimited (the target's `maxScrapesInFlight` and the client's own limit
  * bound them); a connection attempt is given up after a minute, and the per-request header and body timers
  * are set by the caller past the scrape's budget, so the forwarder's own
- * budget timer, whose message names the target, always fires first.
+ * budget timer, whose message names the target, always fires first. Each
+ * connection's reads are metered (see exporter-meter.ts), so that an exchange
+ * bounds what it reads besides its body.
  *
  * @param host the URL's `host` (name or [IPv6] and port when not the scheme's default)
  * @internal
@@ -46,6 +49,7 @@ export function createExporterPools(host: string, tls: ExporterTls): ExporterPoo
   const pools: { http?: Pool; https?: Pool } = {};
   const make = (secure: boolean) =>
     new (loadUndici().Pool)(`${secure ? "https" : "http"}://${host}`, {
+      factory: meteredPoolFactory(loadUndici().Client),
       connections: null,
       pipelining: 1,
       keepAliveTimeout: idleKeepMs,
@@ -75,6 +79,7 @@ export function createExporterPools(host: string, tls: ExporterTls): ExporterPoo
 /** undici and its queued-request hook (see {@link loadUndici}). @internal */
 export interface Undici {
   Pool: typeof Pool;
+  Client: typeof Client;
   /**
    * The dispatch option under which undici offers a request still waiting for
    * its connection a way out of the queue: a dispatcher that queues the request
@@ -100,7 +105,7 @@ let undici: Undici | undefined;
 export function loadUndici(): Undici {
   if (undici) return undici;
   const require = createRequire(import.meta.url);
-  const { Pool } = require("undici") as typeof import("undici");
+  const { Pool, Client } = require("undici") as typeof import("undici");
   let queuedAbort: symbol | undefined;
   try {
     const s = (require("undici/lib/core/symbols.js") as { kQueuedAbort?: unknown }).kQueuedAbort;
@@ -108,5 +113,5 @@ export function loadUndici(): Undici {
   } catch {
     queuedAbort = undefined;
   }
-  return (undici = { Pool, queuedAbort });
+  return (undici = { Pool, Client, queuedAbort });
 }

@@ -114,6 +114,10 @@ export function describe(e: unknown, where: string): TargetError {
         return with_(`answered with a response head larger than ${err.limit} bytes (its status line ${n === undefined ? "alone is longer" : `is ${n} bytes of it`}) (${code})`);
       }
       return with_(`answered with a response head larger than ${exporterMaxHeaderSize} bytes (${code})`);
+    case "PROMPROXY_INTERIM_FLOOD":
+    case "PROMPROXY_FRAMING_FLOOD":
+      // What the exchange may read besides the body (exporter-non-body.ts), reported as a body over maxResponseBytes is.
+      return new TargetError(ScrapeErrorReason.TOO_LARGE, `target ${where} sent ${msg}, the maximum`, { cause: e });
     case "ERR_SSL_WRONG_VERSION_NUMBER":
     case "ERR_SSL_PACKET_LENGTH_TOO_LONG":
       // OpenSSL's words for a first answer that is not a TLS record.
