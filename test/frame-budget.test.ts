@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createFrameBudget, createFrameShare } from "../src/client/frame-budget.ts";
+import { createFrameBudget, createFrameShare, readCost } from "../src/client/frame-budget.ts";
 
 test("a second's worth is read at once; the frame past it waits until the bucket is out of debt", () => {
   let t = 0;
@@ -58,4 +58,13 @@ test("a client's streams share its budget equally: a server opening many streams
   streams[1]!.leave(); // twice: counted once
   t += 10_000;
   assert.equal(streams[0]!.spend(1000), 0, "alone again: the whole budget");
+});
+
+test("what a read costs: a frame each, one more per 64 bytes past 256 a frame", () => {
+  assert.equal(readCost(1, 200), 1, "an order of 200 bytes");
+  assert.equal(readCost(6, 1024), 6, "six small frames in one read");
+  assert.equal(readCost(1, 256 + 64), 2);
+  assert.equal(readCost(0, 16 * 1024), 256, "a quarter of a large frame, none completed");
+  assert.equal(readCost(1, 64 * 1024), 1 + 1020, "a 64 KiB frame packed with tiny entries: about a second of the default budget");
+  assert.equal(readCost(3, 0), 3, "a drip: the pieces it came in");
 });

@@ -3,7 +3,8 @@
  * bucket that fills at its equal share of the client's rate and holds at most one second's worth, so a server that
  * makes the client open many streams (naming many replicas) gets no more read in all. What a read costs is taken
  * from it ({@link readCost}): a frame each, or the HTTP/2 DATA frames it came in if more (a drip of one-byte DATA
- * frames), and one more per 64 bytes (a frame packed with tiny repeated entries costs its decoding). A read that overdraws the bucket says how long to stop reading, and the stream's reader pauses that
+ * frames), and one more per 64 bytes past 256 a frame (a frame packed with tiny repeated entries costs its
+ * decoding). A read that overdraws the bucket says how long to stop reading, and the stream's reader pauses that
  * long; HTTP/2 flow control then holds the server back, its frames waiting in its own buffers, not the host's. A
  * server that orders, cancels, pings or grants credit faster costs the host a bounded share of a core, whatever it
  * sends; one keeping to the protocol (an order per scrape, a credit per half megabyte or so of body, a ping per
@@ -12,12 +13,12 @@
  * @internal
  */
 /**
- * What reading `bytes` that completed `frames` frames costs, in frames: the frames, and one more per 64 bytes.
- * Decoding costs by the entry, and an entry can take 2 bytes: a 64 KiB frame of 32,000 empty headers costs a
- * protobuf decoder 3-15 ms, and counts 1,024 here (a second of the default budget). A real server's frames are a
- * few hundred bytes (an order, a credit, a ping).
+ * What reading `bytes` that completed `frames` frames costs, in frames: the frames, and one more per 64 bytes past
+ * 256 a frame. Decoding costs by the entry, and an entry can take 2 bytes: a 64 KiB frame of 32,000 empty headers
+ * costs a protobuf decoder 3-15 ms, and counts about 1,020 here (a second of the default budget). A real server's
+ * frames (an order, a credit, a ping) are under 256 bytes: one each.
  */
-export const readCost = (frames: number, bytes: number) => frames + (bytes >> 6);
+export const readCost = (frames: number, bytes: number) => frames + (Math.max(0, bytes - frames * 256) >> 6);
 
 export interface FrameBudget {
   /**

@@ -157,7 +157,7 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
           return fail(e instanceof ConnectError ? e : ConnectError.from(e, Code.Internal));
         }
         // A chunk costs its frames, or the DATA frames it came in if more (a server dripping a byte per DATA
-        // frame), and a frame more per 64 bytes (frames packed with tiny entries): paced by what reading costs.
+        // frame), and a frame more per 64 bytes past 256 a frame (frames packed with tiny entries): paced by what reading costs.
         const wait = o.pace(readCost(Math.max(read, takePieces(s)), chunk.byteLength));
         read = 0;
         if (wait > 0 && !settled) {
