@@ -188,7 +188,8 @@ export function createForwarder(o: {
         const miss = unsigned || ur.headers[notHeldHeader] !== undefined || refusedUs;
         const why = unsigned ? " without the peer signature (someone else at its address?)" : ur.headers[notHeldHeader] !== undefined ? " (it does not hold the client)" : "";
         if (miss && (unsigned || (i + 1 < tried.length && Date.now() < deadline))) {
-          ur.resume();
+          if (unsigned) ur.destroy(); // not read, and its connection not kept: someone else answers there
+          else ur.resume();
           return next(i, `${peerName}: answered ${ur.statusCode}${why}`);
         }
         const out: Record<string, string | string[]> = {};
