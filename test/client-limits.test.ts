@@ -81,6 +81,33 @@ test("frames beyond maxFrames overflow once; chunks wait for room instead", asyn
   assert.equal(written, 100);
 });
 
+test("a body in 1-byte chunks queues a quarter of maxFrames chunk frames at most: the heads and ends of other scrapes never overflow", async () => {
+  let overflows = 0;
+  const q = createOutQueue({ maxFrames: 16, chunkHighWater: 256 * 1024, onOverflow: () => overflows++ });
+  let written = 0;
+  // Two scrapes writing 1-byte chunks as fast as they may (an exporter answering one byte per chunk).
+  const writers = [1, 2].map(async () => {
+    for (let i = 0; i < 200; i++) {
+      await q.writeChunk(chunk(1), 1);
+      written++;
+    }
+  });
+  await new Promise((r) => setImmediate(r));
+  assert.ok(q.size <= 4, `${q.size} chunk frames queued: at most a quarter of maxFrames`);
+  // Another scrape's head and end, while the server reads nothing yet.
+  for (let i = 0; i < 12; i++) q.push(end(i));
+  assert.equal(overflows, 0, "12 ends and the chunks: within maxFrames");
+  let taken = 0;
+  for await (const f of q) {
+    if (f.frame?.case === "chunk") assert.ok(q.size <= 4 + 12, `${q.size} queued`);
+    if (++taken === 400 + 12) break;
+    await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(writers);
+  assert.equal(written, 400);
+  assert.equal(overflows, 0);
+});
+
 test("a waiting chunk writer is released, unqueued, when its scrape aborts or the queue closes", async () => {
   const q = createOutQueue({ maxFrames: 16, chunkHighWater: 100, onOverflow: () => {} });
   await q.writeChunk(chunk(100), 100);

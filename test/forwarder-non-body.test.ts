@@ -132,6 +132,8 @@ test("non-body: a chunk extension that never ends, or endless whitespace before 
     { name: "chunk extension", first: chunkedHead + "1;", piece: "a=b;", headed: true },
     { name: "chunk extension after a whole chunk", first: chunkedHead + "5\r\nup 1\n\r\n1;x=", piece: "y", headed: true },
     { name: "whitespace before a header value", first: "HTTP/1.1 200 OK\r\ncontent-type:", piece: " ", headed: false },
+    // A 12-byte extension on every 1-byte chunk: 19 bytes read for each body byte (the twelfth review).
+    { name: "an extension on every tiny chunk", first: chunkedHead, piece: "1;eeeeeeeeeeee\r\na\r\n", headed: true },
   ];
   for (const c of cases) {
     const sent = { bytes: 0 };

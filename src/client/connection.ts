@@ -273,9 +273,9 @@ async function runStream(s: StreamSetup): Promise<void> {
     sessionManager,
     interceptors,
     // The server is not trusted: a frame is refused at its length prefix when over the read limit (never
-    // buffered), and no compression is accepted (a compressed frame would inflate past any limit first).
-    readMaxBytes: readLimit,
-    acceptCompression: [],
+    // buffered), no compression is accepted (a compressed frame would inflate past any limit first), and unknown
+    // fields are not kept (a welcome packed with them would live as long as its stream).
+    readMaxBytes: readLimit, acceptCompression: [], binaryOptions: { readUnknownFields: false },
   };
   const transport = options.protocol === "connect" ? createConnectTransport(transportOptions) : createGrpcTransport(transportOptions);
   for await (const frame of createRpcClient(ScrapeService, transport).scrape(out, { signal })) {

@@ -12,8 +12,11 @@ export type ClientFrameInit = MessageInitShape<typeof ClientFrameSchema>;
  *   of pings is answered by its latest nonces, the older ones dropped (a
  *   server counts any frame as a sign of life; PROTOCOL.md).
  * - Body chunks wait their turn (`writeChunk`): a scrape hands over its next
- *   chunk only while the chunks queued stay under `chunkHighWater` bytes, so
- *   credit however large never turns a body into a pile of frames.
+ *   chunk only while the chunks queued stay under `chunkHighWater` bytes and
+ *   a quarter of `maxFrames` frames, so neither credit however large nor an
+ *   exporter answering in 1-byte chunks turns a body into a pile of frames
+ *   (the frames of a tiny-chunked body used to fill the queue, and the next
+ *   head or end then ended the stream: every scrape on it failed).
  * - Other frames (heads, ends) are queued at once; more than `maxFrames` of
  *   them means the server does not read: `onOverflow` ends the stream.
  *
@@ -58,6 +61,10 @@ export function createOutQueue(o: { maxFrames: number; chunkHighWater: number; o
   const sizes: number[] = [];
   let pongs: bigint[] = [];
   let chunkBytes = 0;
+  /** Chunk frames queued, at most `chunkFrameCap` (a writer waits for room beyond). */
+  let chunkFrames = 0;
+  const chunkFrameCap = Math.max(1, Math.floor(o.maxFrames / 4));
+  const full = () => chunkBytes >= o.chunkHighWater || chunkFrames >= chunkFrameCap;
   let closed = false;
   let overflowed = false;
   let waitingSince: number | undefined;
@@ -72,14 +79,16 @@ export function createOutQueue(o: { maxFrames: number; chunkHighWater: number; o
     wake = undefined;
     w?.();
   }
+  /** Queues `frame`; `bytes` > 0: a chunk of that many body bytes. */
   function enqueue(frame: ClientFrameInit, bytes: number) {
     items.push(frame);
     sizes.push(bytes);
     chunkBytes += bytes;
+    if (bytes > 0) chunkFrames++;
     notify();
   }
   function admit() {
-    while (room.length > 0 && (closed || chunkBytes < o.chunkHighWater)) room.shift()?.();
+    while (room.length > 0 && (closed || !full())) room.shift()?.();
   }
 
   function take(): ClientFrameInit | undefined {
@@ -89,7 +98,9 @@ export function createOutQueue(o: { maxFrames: number; chunkHighWater: number; o
       frame = { frame: { case: "pong", value: { nonce } } };
     } else if (head < items.length) {
       frame = items[head] as ClientFrameInit;
-      chunkBytes -= sizes[head] ?? 0;
+      const bytes = sizes[head] ?? 0;
+      chunkBytes -= bytes;
+      if (bytes > 0) chunkFrames--;
       items[head] = undefined as unknown as ClientFrameInit;
       head++;
       if (head > 1024 && head * 2 > items.length) {
@@ -124,7 +135,8 @@ export function createOutQueue(o: { maxFrames: number; chunkHighWater: number; o
       notify();
     },
     async writeChunk(frame, bytes, signal) {
-      if (!closed && chunkBytes >= o.chunkHighWater && !signal?.aborted) {
+      // Woken writers look again: another may have taken the room first.
+      while (!closed && full() && !signal?.aborted) {
         await new Promise<void>((resolve) => {
           const onAbort = () => {
             const i = room.indexOf(admitted);
@@ -139,7 +151,7 @@ export function createOutQueue(o: { maxFrames: number; chunkHighWater: number; o
           signal?.addEventListener("abort", onAbort, { once: true });
         });
       }
-      if (!closed && !signal?.aborted) enqueue(frame, bytes);
+      if (!closed && !signal?.aborted) enqueue(frame, Math.max(1, bytes));
     },
     close() {
       if (closed) return;

@@ -112,6 +112,9 @@ export function frameBuffers(frame: ClientFrameInit): Uint8Array[] {
   return [encodeFrame(frame)];
 }
 
+/** A server's unknown fields are not kept: 2 bytes each on the wire, an object each once read (a welcome of them lives as long as its stream). */
+const noUnknownFields = { readUnknownFields: false };
+
 /** What reading the server's frames needs. */
 export interface FrameReaderOptions {
   /** Largest message body accepted, in bytes (the client's `maxServerFrameBytes`). */
@@ -138,7 +141,7 @@ export function createFrameReader(o: FrameReaderOptions): { push(chunk: Uint8Arr
     const fast = decodeServerFrameFast(body);
     if (fast) return fast;
     try {
-      return fromBinary(ServerFrameSchema, body);
+      return fromBinary(ServerFrameSchema, body, noUnknownFields);
     } catch (e) {
       throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
     }

@@ -31,11 +31,13 @@ export const exporterFramingSlack = 4 * exporterMaxHeaderSize;
 
 /**
  * The framing a body chunk may bring: what undici hands over as one piece of
- * body is a chunk or a part of one, whose size line and CRLFs take 5 to 20
- * bytes. As Go's chunked reader allows (16 bytes a chunk plus twice its
- * data), 16 bytes plus 2 a byte of data, at most 32 a piece.
+ * body is a chunk or a part of one; a whole chunk of `n` bytes comes with its
+ * size in hex, CRLF, and CRLF after its data. Exactly that: a flat allowance
+ * (Go's chunked reader allows 16 bytes a chunk plus twice its data) would pay
+ * for an extension on every tiny chunk (`1;eeeeeeeeeeee` per body byte, 19
+ * bytes read for one, until the body limit).
  */
-const pieceFraming = (n: number) => Math.min(32, 16 + 2 * n);
+const pieceFraming = (n: number) => n.toString(16).length + 4;
 
 /** The bytes of a status line before its reason phrase, and its CRLF. */
 const statusLineBytes = 13 + 2;

@@ -141,6 +141,9 @@ export function createForwarder(o: {
       headers[forwardedHeader] = o.replicaId;
       headers[peerAuthHeader] = o.auth.sign(req.method ?? "GET", uri, timeout, p.state?.id ?? "");
       const nonce = headers[peerAuthHeader].split(";")[2] ?? "";
+      // Whether its answer must be signed, as its state said when the request went out: an impostor that answers a
+      // state poll unsigned meanwhile has that state forgotten, and must not thereby be let off.
+      const mustSign = p.state?.signedForwards === true;
       const u = new URL(p.address.url);
       let up: http.ClientRequest;
       try {
@@ -184,7 +187,7 @@ export function createForwarder(o: {
         // Not this holder's to answer (it no longer holds the client, or it refused our signature: not the replica
         // we took it for): the next holder is asked. The answer of the last one asked is passed on.
         const refusedUs = ur.statusCode === 401 || ur.statusCode === 403;
-        const unsigned = !refusedUs && p.state?.signedForwards === true && !o.auth.verifyForwardAnswer(nonce, ur.headers[peerAnswerHeader]);
+        const unsigned = !refusedUs && mustSign && !o.auth.verifyForwardAnswer(nonce, ur.headers[peerAnswerHeader]);
         const miss = unsigned || ur.headers[notHeldHeader] !== undefined || refusedUs;
         const why = unsigned ? " without the peer signature (someone else at its address?)" : ur.headers[notHeldHeader] !== undefined ? " (it does not hold the client)" : "";
         if (miss && (unsigned || (i + 1 < tried.length && Date.now() < deadline))) {
