@@ -154,3 +154,16 @@ test("result frames written around the target's bytes equal protobuf-es's encodi
   const withError = { frame: { case: "result" as const, value: { scrapeId: 3n, status: 200, data: Buffer.from("ab"), error: { reason: ScrapeErrorReason.TIMEOUT, message: "slow" } } } };
   assert.deepEqual(Buffer.concat(frameBuffers(withError)), encodeFrame(withError));
 });
+
+test("a server's unknown fields are not kept: a welcome packed with 30,000 of them reads as the welcome alone", () => {
+  const welcome = toBinary(ServerFrameSchema, create(ServerFrameSchema, { frame: { case: "welcome", value: { sessionId: "s", replicaId: "r" } } }));
+  // Field 99 (varint 0) 30,000 times: 3 bytes each on the wire, an object each if kept.
+  const unknown = Buffer.alloc(30_000 * 3);
+  for (let i = 0; i < 30_000; i++) unknown.set([0x98, 0x06, 0x00], i * 3);
+  const got: ServerFrame[] = [];
+  const reader = createFrameReader({ readLimit: 1 << 20, onFrame: (f) => got.push(f) });
+  reader.push(envelope([Buffer.concat([welcome, unknown])]));
+  assert.equal(got.length, 1);
+  assert.equal(got[0]!.frame.case, "welcome");
+  assert.equal((got[0] as { $unknown?: unknown[] }).$unknown, undefined, "nothing of them kept");
+});

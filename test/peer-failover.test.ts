@@ -195,3 +195,40 @@ describe("an answer to a forwarded scrape without the peer signature", { timeout
     assert.equal(old.body.toString(), "fake_metric 1\n");
   });
 });
+
+describe("an impostor that answers a state poll unsigned while it holds a forwarded scrape", { timeout: 60_000 }, () => {
+  let server: PromproxyServer;
+  let port: number;
+  let close = async () => {};
+
+  before(async () => {
+    const stranger = createPeerAuth({ secret: "another-secret-not-the-peers-0123", replicaId: "x", clockSkewMs: 10_000, maxNonces: 1000, logger: silentLogger });
+    const body = JSON.stringify({ id: "held", ready: true, signedForwards: true, clients: [{ targets: ["imp2"], labels: { __meta_promproxy_client: "imp2", __meta_promproxy_session_id: "s", __meta_promproxy_connected: "true" } }] });
+    let scrape: http.ServerResponse | undefined;
+    const s = http.createServer((req, res) => {
+      const nonce = String(req.headers["x-promproxy-peer"]).split(";")[2] ?? "";
+      if (req.url !== statePath) return void (scrape = res); // held until its state is forgotten
+      // Once it holds the scrape: this poll unsigned (the peer's state is forgotten), then the scrape unsigned.
+      res.writeHead(200, { etag: '"1"', "x-promproxy-peer-answer": (scrape ? stranger : signer).signAnswer(nonce, 200, '"1"', body) });
+      res.end(body);
+      if (scrape) setTimeout(() => (scrape!.writeHead(200, { "content-type": "text/plain" }), scrape!.end("fake_metric 1\n")), 20);
+    });
+    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+    close = () => new Promise<void>((r) => (s.closeAllConnections(), s.close(() => r())));
+    port = await freePort();
+    server = createServer({ logger: silentLogger, peers: [`http://127.0.0.1:${port}`, `http://127.0.0.1:${(s.address() as AddressInfo).port}`], peerSecret: secret, peerTimeoutMs: 500, peerPollIntervalMs: 200 });
+    await server.listen({ host: "127.0.0.1", port });
+    await waitFor("its client listed", async () => ((await (await fetch(`http://127.0.0.1:${port}/clients`)).json()) as unknown[]).length === 1, 10_000);
+  });
+
+  after(async () => {
+    await server.close({ graceMs: 200 });
+    await close();
+  });
+
+  test("its unsigned answer is not passed on: the peer's state said it signs them when the request went out", async () => {
+    const r = await proxyGet(port, "http://imp2/metrics", { "x-prometheus-scrape-timeout-seconds": "5" });
+    assert.equal(r.status, 502, r.body.toString());
+    assert.match(r.body.toString(), /answered 200 without the peer signature/);
+  });
+});
