@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ScrapeErrorReason, type ClientFrame, type Header, type ScrapeError } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { oneLine } from "../shared/one-line.ts";
+import { headersOverBound, maxResultHeaders } from "./frame-bounds.ts";
 import { bodiless, checkHead, type CheckedHead } from "./result-head.ts";
 import type { ScrapeFailure, ScrapeOutcome, ScrapeSink } from "./scrape-types.ts";
 
@@ -237,6 +238,7 @@ class Results implements ResultFrames {
       }
       case "head": {
         const id = f.value.scrapeId;
+        if (f.value.headers.length > maxResultHeaders) throw headersOverBound("head", f.value.headers.length);
         const a = active.get(id);
         if (!a) this.late(id, "head", 0);
         else if (a.head) throw violation(`scrape ${id}: second head`);
@@ -253,6 +255,7 @@ class Results implements ResultFrames {
       case "result": {
         const r = f.value;
         const id = r.scrapeId;
+        if (r.headers.length > maxResultHeaders) throw headersOverBound("result", r.headers.length);
         if (!this.o.singleResult) throw violation(`scrape ${id}: a result frame, but the stream did not negotiate the feature "single-result"`);
         this.checkChunkSize(id, r.data.byteLength);
         const a = active.get(id);

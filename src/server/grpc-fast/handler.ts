@@ -70,7 +70,7 @@ async function serve(deps: FastPathDeps, stream: http2.ServerHttp2Stream, header
     outcome = await runChain(headers, deps.contextValues({ socket: stream.session?.socket, stream }), ac.signal, deps.interceptors, {
       messages: () => {
         if (fast) throw new ConnectError("an interceptor read the request stream after the call started; use the server option fastPath: false", Code.Internal);
-        return streamMessages(stream, deps.readMaxBytes);
+        return streamMessages(stream, deps.readMaxBytes, deps.options);
       },
       wrapped: (messages, req) => deps.scrape(messages, { values: req.contextValues, signal: req.signal, requestHeader: req.header } as HandlerContext),
     });
@@ -220,7 +220,7 @@ function serveFast(
     readMaxBytes: deps.readMaxBytes,
     onMessage(bytes) {
       if (state === "done") return;
-      const frame = decodeClientFrame(bytes);
+      const frame = decodeClientFrame(bytes, o);
       if (state === "open") return session!.receive(frame);
       if (state === "joining") return void early.push(frame);
       if (frame.frame.case !== "hello") {
