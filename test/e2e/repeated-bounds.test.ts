@@ -4,13 +4,13 @@
  * and the Connect protocol (checked right after protobuf-es). A ~300 KiB frame
  * of 150,000 empty entries ends the stream with INVALID_ARGUMENT naming the
  * field and the bound, registers nothing, and a good client keeps being
- * scraped. 
+ * scraped. Late heads: one per scrape that ended, never a stream of them.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { proxyGet, startClient, startServer, type TestServer } from "../helpers.ts";
-import { connectRaw } from "./raw-client.ts";
+import { connectRaw, openGet, ScrapeErrorReason, type RawClient } from "./raw-client.ts";
 
 const text = { "content-type": "text/plain; version=0.0.4" };
 const empties = (n: number) => Array.from({ length: n }, () => "");
@@ -107,4 +107,67 @@ for (const protocol of protocols) {
       await s.close();
     }
   });
+
+  test(`${protocol}: one late head after a scrape ended is dropped, a second ends the stream`, { timeout: 60_000 }, async () => {
+    const s = await startServer();
+    const good = await startClient(s.url, "good");
+    try {
+      const raw = await connectRaw(s.url, { name: "late" }, { protocol });
+      const res = proxyGet(s.port, "http://late/metrics");
+      const order = await raw.next("order");
+      raw.end(order.scrapeId, { reason: ScrapeErrorReason.INTERNAL, message: "no" });
+      assert.equal((await res).status, 502);
+      raw.head(order.scrapeId, 200, text); // a cancel crossing the answer: dropped
+      await serves(s, raw, "late");
+      raw.head(order.scrapeId, 200, text);
+      raw.head(order.scrapeId, 200, text);
+      const e = await raw.ended;
+      assert.equal(e?.code, Code.InvalidArgument, e?.message);
+      assert.match(e.rawMessage, new RegExp(`^scrape ${order.scrapeId}: a second late head`));
+      await stillServes(s);
+    } finally {
+      await good.stop();
+      await s.close();
+    }
+  });
+
+  test(`${protocol}: a cancel crossing a big answer's head, chunks and end leaves the stream up`, { timeout: 60_000 }, async () => {
+    const s = await startServer({ maxScrapesInFlight: 200 });
+    try {
+      const raw = await connectRaw(s.url, { name: "big" }, { protocol });
+      // More scrapes given up on than the server remembers one by one (128): the oldest are held together.
+      const ids: bigint[] = [];
+      for (let i = 0; i < 132; i++) {
+        const req = openGet(s.port, "http://big/metrics");
+        const order = await raw.next("order");
+        req.destroy();
+        await raw.next("cancel", (c) => c.scrapeId === order.scrapeId);
+        await req.done;
+        ids.push(order.scrapeId);
+      }
+      for (const id of ids) {
+        raw.head(id, 200, text);
+        const credit = Math.min(raw.granted(id), 256 * 1024);
+        for (let sent = 0; sent < credit; sent += 16_384) raw.chunk(id, Buffer.alloc(Math.min(16_384, credit - sent), 0x61));
+        raw.end(id);
+      }
+      await serves(s, raw, "big");
+      await raw.close();
+    } finally {
+      await s.close();
+    }
+  });
 }
+
+/** A scrape of `name` answered by `raw` succeeds, and the stream is still up. */
+async function serves(s: TestServer, raw: RawClient, name: string): Promise<void> {
+  const res = proxyGet(s.port, `http://${name}/metrics`);
+  const order = await raw.next("order");
+  raw.head(order.scrapeId, 200, text);
+  raw.chunk(order.scrapeId, "up 1\n");
+  raw.end(order.scrapeId);
+  const r = await res;
+  assert.equal(r.status, 200, r.body.toString());
+  assert.equal(r.body.toString(), "up 1\n");
+}
+
