@@ -7,8 +7,11 @@
  * scraped. Late heads: one per scrape that ended, never a stream of them.
  */
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
 import { test } from "node:test";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ClientFrameSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { proxyGet, startClient, startServer, type TestServer } from "../helpers.ts";
 import { connectRaw, openGet, ScrapeErrorReason, type RawClient } from "./raw-client.ts";
 
@@ -171,3 +174,40 @@ async function serves(s: TestServer, raw: RawClient, name: string): Promise<void
   assert.equal(r.body.toString(), "up 1\n");
 }
 
+for (const early of [false, true]) {
+test(`grpc: a client that keeps sending after its stream was ended for a violation${early ? " (sent with its hello)" : ""} is read no further and reset (NO_ERROR) after the status`, { timeout: 30_000 }, async () => {
+  const s = await startServer();
+  const session = http2.connect(s.url);
+  try {
+    const env = (f: Parameters<typeof create<typeof ClientFrameSchema>>[1]) => {
+      const b = toBinary(ClientFrameSchema, create(ClientFrameSchema, f));
+      const p = Buffer.alloc(5);
+      p.writeUInt32BE(b.length, 1);
+      return Buffer.concat([p, b]);
+    };
+    const st = session.request({ ":method": "POST", ":path": "/promproxy.v1.ScrapeService/Scrape", "content-type": "application/grpc", te: "trailers" });
+    st.on("error", () => {});
+    const status = new Promise<string>((resolve) => st.on("trailers", (t) => resolve(`${t["grpc-status"]} ${t["grpc-message"]}`)));
+    const closed = new Promise<number>((resolve) => st.on("close", () => resolve(st.rstCode ?? -1)));
+    st.resume();
+    st.write(env({ frame: { case: "hello", value: { name: "keeps-on", version: "x" } } }));
+    if (!early) await new Promise((welcomed) => st.once("data", welcomed));
+    st.write(env({ frame: { case: "head", value: { scrapeId: 7n, status: 200 } } })); // never ordered: the stream ends
+    const filler = env({ frame: { case: "pong", value: { nonce: 1n } } });
+    let sent = 0;
+    const pump = setInterval(() => {
+      for (let i = 0; i < 200 && !st.destroyed; i++, sent++) st.write(filler);
+    }, 5);
+    try {
+      assert.match(await status, /^3 head for scrape 7, which was never ordered/);
+      assert.equal(await closed, http2.constants.NGHTTP2_NO_ERROR);
+    } finally {
+      clearInterval(pump);
+    }
+    assert.ok(sent > 0);
+  } finally {
+    session.destroy();
+    await s.close();
+  }
+});
+}

@@ -117,8 +117,7 @@ function serveFast(
     clearTimers();
     release?.();
     release = undefined;
-    writer.end(reportRefusal(deps, e, name, values));
-    stream.resume(); // what the client still sends is dropped
+    writer.end(reportRefusal(deps, e, name, values), true); // what the client still sends is left unread
   }
 
   /** The session ended (its outbound queue closed): trailers with its status, the name freed. */
@@ -134,8 +133,8 @@ function serveFast(
       coordinator.leave(s, { reason, broke });
       log.info("client disconnected", { client: s.info.name, session: s.info.sessionId, reason });
     };
-    writer.end(err);
-    stream.resume();
+    writer.end(err, err !== undefined);
+    if (!err) stream.resume();
     if (broke || stream.closed || stream.destroyed) return leave();
     // The client ended its side (a goodbye), unless it resets the stream before our trailers are out: Node's
     // `stream.close(code)` sends END_STREAM and RST_STREAM back to back. Judged when the stream has closed.
@@ -198,7 +197,8 @@ function serveFast(
     try {
       for (const f of early.splice(0)) s.receive(f);
     } catch (e) {
-      return failed(ConnectError.from(e));
+      failed(ConnectError.from(e));
+      return pump(); // ends the stream with that status (nothing else would: the pump has not started)
     }
     if (endedEarly) {
       broke = false;
