@@ -1,7 +1,7 @@
 /**
  * The most entries a repeated field of a client frame may carry: protocol
  * constants, not options, each far above what any client sends (PROTOCOL.md,
- * "Limits"). A ~300 KiB frame of empty entries (two bytes each) would
+ * the hello's limits and "head (client)"). A ~300 KiB frame of empty entries (two bytes each) would
  * otherwise be decoded into 150,000 strings or objects before any other
  * check: tens of milliseconds of the event loop per frame. Hello fields
  * counted in bytes or bounded by options (labels: `maxLabels` per label set
