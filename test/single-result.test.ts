@@ -76,12 +76,12 @@ test("a result on a stream that did not negotiate it ends the stream; its scrape
   }
 });
 
-test("a result after a head ends the stream; a second result for an ended scrape is dropped", () => {
+test("a result after a head ends the stream; a second result for an ended scrape is dropped, a third head ends the stream", () => {
   const s = newSession();
   const a = s.scrape(order, recorder().sink)!;
   s.receive(result(a.id, { data: "x" }));
   s.receive(result(a.id, { data: "x" })); // a frame for a scrape that ended: dropped
-  s.receive(head(a.id));
+  assert.match(violationOf(() => s.receive(head(a.id))).rawMessage, /^scrape 1: a second late head/);
   const b = s.scrape(order, recorder().sink)!;
   s.receive(head(b.id));
   assert.match(violationOf(() => s.receive(result(b.id))).rawMessage, /scrape 2: a result after its head/);
@@ -128,7 +128,8 @@ test("a late result for a cancelled scrape is accepted within its credit", () =>
   while (s.outbound.shift()); // the order went out (one still unsent is withdrawn on cancel: nothing can come back)
   h.cancel("gone");
   s.receive(result(h.id, { data: "123456" }));
-  s.receive(result(h.id)); // the scrape has ended: dropped
+  s.receive(frame({ case: "end", value: { scrapeId: h.id } } as never)); // the scrape has ended: dropped
+  assert.match(violationOf(() => s.receive(result(h.id))).rawMessage, /a second late head/); // one late head a scrape
   const g = s.scrape(order, recorder().sink)!;
   while (s.outbound.shift());
   g.cancel("gone");
@@ -149,7 +150,6 @@ test("late frames for scrapes given up on long ago (past the 128 whose credit is
     return h.id;
   });
   for (const id of ids) {
-    s.receive(head(id));
     s.receive(result(id, { data: "123456" }));
     s.receive(frame({ case: "end", value: { scrapeId: id } } as never));
   }

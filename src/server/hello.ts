@@ -9,6 +9,7 @@ import type { Hello, Target } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { checkLabels, checkName, labelBytes, utf8Bytes } from "../shared/names.ts";
 import { discoveryBytesOf } from "./discovery.ts";
 import type { ClientInfo } from "./client-info.ts";
+import { helloOverBound, maxHeldReplicaIds, maxHelloFeatures } from "./frame-bounds.ts";
 
 /** What a hello may announce, in entries and in bytes. @internal */
 export interface HelloLimits {
@@ -65,6 +66,8 @@ export function checkHello(hello: Hello, limits: HelloLimits): CheckedHello {
   const bad = (m: string) => new ConnectError(`bad hello: ${m}`, Code.InvalidArgument);
   const n = checkName(hello.name);
   if ("error" in n) throw bad(n.error);
+  if (hello.features.length > maxHelloFeatures) throw helloOverBound("features", maxHelloFeatures, hello.features.length);
+  if (hello.heldReplicaIds.length > maxHeldReplicaIds) throw helloOverBound("held_replica_ids", maxHeldReplicaIds, hello.heldReplicaIds.length);
   if (hello.targets.length > limits.maxTargets) {
     throw bad(`${hello.targets.length} targets, the maximum is ${limits.maxTargets}`);
   }

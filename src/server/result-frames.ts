@@ -1,6 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ScrapeErrorReason, type ClientFrame, type Header, type ScrapeError } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { oneLine } from "../shared/one-line.ts";
+import { headersOverBound, maxResultHeaders } from "./frame-bounds.ts";
+import { LateFrames } from "./late-frames.ts";
 import { bodiless, checkHead, type CheckedHead } from "./result-head.ts";
 import type { ScrapeFailure, ScrapeOutcome, ScrapeSink } from "./scrape-types.ts";
 
@@ -44,7 +46,7 @@ export interface ResultFrames {
   forget(id: bigint, allowance: number): void;
   /** Forgets every scrape given up on. */
   clear(): void;
-  /** Late frames dropped for scrapes that had ended or were forgotten (accepted, never a violation). */
+  /** Late frames dropped for scrapes that had ended or were forgotten (within what they may still send: see `late`). */
   readonly lateDropped: number;
   /**
    * Whether a chunk of `n` body bytes for scrape `id` would be taken whole now
@@ -64,13 +66,6 @@ const outcomeOfReason: Record<number, ScrapeOutcome> = {
   [ScrapeErrorReason.INTERNAL]: "client_error",
   [ScrapeErrorReason.CANCELLED]: "cancelled",
 };
-
-/**
- * Scrapes given up on whose credit left is kept, to hold their late frames to
- * it; a late frame for an older one (or for a scrape that ended) is dropped
- * with no check but the chunk limit.
- */
-const maxCancelledKept = 128;
 
 function violation(message: string, code = Code.InvalidArgument): ConnectError {
   return new ConnectError(message, code);
@@ -97,7 +92,8 @@ export function createResultFrames(o: ResultFramesOptions): ResultFrames {
  */
 class Results implements ResultFrames {
   readonly o: ResultFramesOptions;
-  cancelled: Map<bigint, number> | undefined;
+  /** What the client may still send for scrapes no longer in flight (late-frames.ts). */
+  readonly lateFrames = new LateFrames();
   lateDropped = 0;
   /** Once a frame broke the protocol (the stream is ending): what the scrapes failed as "disconnected" are told. */
   broken: string | undefined;
@@ -107,16 +103,15 @@ class Results implements ResultFrames {
 
   finish(id: bigint, a: Active, failure?: ScrapeFailure) {
     this.o.active.delete(id);
+    this.lateFrames.ended(id);
     if (failure?.outcome === "disconnected" && this.broken !== undefined) failure = { outcome: "disconnected", message: this.broken };
     a.sink.onEnd(failure);
   }
   forget(id: bigint, allowance: number) {
-    const cancelled = (this.cancelled ??= new Map());
-    cancelled.set(id, allowance);
-    if (cancelled.size > maxCancelledKept) cancelled.delete(cancelled.keys().next().value as bigint);
+    this.lateFrames.gaveUp(id, allowance);
   }
   clear() {
-    this.cancelled = undefined;
+    this.lateFrames.clear();
   }
   /** Fails one scrape for what its client sent, and tells the client to stop it; the stream stays up. */
   reject(id: bigint, a: Active, outcome: ScrapeOutcome, message: string): false {
@@ -136,20 +131,13 @@ class Results implements ResultFrames {
   /**
    * A frame for a scrape that is not in flight. Ids are issued in increasing
    * order on a stream, so any id below the next one was issued: its frames
-   * crossed a cancel, or came after its end. The last `maxCancelledKept`
-   * scrapes given up on are held to the credit they had left; older ones and
-   * ended ones are dropped at O(1) cost, holding nothing (the stream is read
-   * at the server's pace, and each frame is within the chunk limit). An id
+   * crossed a cancel, or came after its end; they are dropped at O(1) cost
+   * within what late-frames.ts allows, and end the stream beyond it. An id
    * never issued ends the stream.
    */
   late(id: bigint, kind: string, bytes: number) {
     if (id <= 0n || id >= this.o.nextId()) throw violation(`${kind} for scrape ${id}, which was never ordered`);
-    const left = this.cancelled?.get(id);
-    if (left !== undefined) {
-      if (bytes > left) throw violation(`scrape ${id}: ${kind} beyond the granted credit`, Code.ResourceExhausted);
-      if (kind === "end" || kind === "result") this.cancelled?.delete(id);
-      else this.cancelled?.set(id, left - bytes);
-    }
+    this.lateFrames.take(id, kind, bytes);
     this.lateDropped++;
     if (this.o.lateTally) this.o.lateTally.dropped++;
   }
@@ -237,6 +225,7 @@ class Results implements ResultFrames {
       }
       case "head": {
         const id = f.value.scrapeId;
+        if (f.value.headers.length > maxResultHeaders) throw headersOverBound("head", f.value.headers.length);
         const a = active.get(id);
         if (!a) this.late(id, "head", 0);
         else if (a.head) throw violation(`scrape ${id}: second head`);
@@ -253,6 +242,7 @@ class Results implements ResultFrames {
       case "result": {
         const r = f.value;
         const id = r.scrapeId;
+        if (r.headers.length > maxResultHeaders) throw headersOverBound("result", r.headers.length);
         if (!this.o.singleResult) throw violation(`scrape ${id}: a result frame, but the stream did not negotiate the feature "single-result"`);
         this.checkChunkSize(id, r.data.byteLength);
         const a = active.get(id);

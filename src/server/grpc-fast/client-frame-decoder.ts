@@ -5,13 +5,16 @@
  * as views of the input, no copy; plain objects, not its prototypes). Anything
  * it does not cover (a hello, unknown or repeated fields, a wrong wire type,
  * invalid UTF-8, a malformed or truncated message) is left to protobuf-es:
- * `undefined`, so that its rules and its errors stay the only ones. Fuzzed
+ * `undefined`, so that its rules and its errors stay the only ones; a head
+ * or result with more headers than frame-bounds.ts allows is refused at the
+ * first one over (a ConnectError, InvalidArgument). Fuzzed
  * against protobuf-es in test/client-frame-decoder.test.ts.
  *
  * @internal
  */
 import type { ClientFrame, Header, ScrapeError, ScrapeErrorReason } from "../../../gen/promproxy/v1/scrape_pb.ts";
 import { LEN, NotCovered, notCovered, ProtoReader, VARINT } from "../../shared/proto-reader.ts";
+import { headersOverBound, maxResultHeaders } from "../frame-bounds.ts";
 
 function header(r: ProtoReader): Header {
   const [s, e] = r.span();
@@ -75,7 +78,11 @@ function fields(r: ProtoReader, kind: Kind): Fields {
     if (f === 1) out.scrapeId = m.u64();
     else if (f === 2 && kind === "chunk") out.data = m.bytes();
     else if (f === 2 && kind !== "end") out.status = m.u32();
-    else if (f === 3) out.headers.push(header(m));
+    else if (f === 3) {
+      // Read no further than the bound: a frame of 150,000 empty headers is refused at the 129th.
+      if (out.headers.length === maxResultHeaders) throw headersOverBound(kind);
+      out.headers.push(header(m));
+    }
     else if (f === 4) out.data = m.bytes();
     else {
       // The error (ResultEnd field 2, ScrapeResult field 5). A message field twice is merged: protobuf-es's business.

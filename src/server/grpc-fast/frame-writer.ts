@@ -1,4 +1,5 @@
 import type * as http2 from "node:http2";
+import { constants as h2 } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { withGetters } from "../../shared/with-getters.ts";
 
@@ -18,8 +19,14 @@ export interface FrameWriter {
   write(messages: readonly Uint8Array[]): void;
   /** Calls `cb` once the stream drained after a write it did not take at once. */
   onDrain(cb: () => void): void;
-  /** Ends the call with a status (OK when no error): trailers, or Trailers-Only if nothing was sent. Once. */
-  end(error?: ConnectError): void;
+  /**
+   * Ends the call with a status (OK when no error): trailers, or Trailers-Only
+   * if nothing was sent. Once. With `hangUp`, nothing more is read, and a
+   * client that has not ended its side a second later is told to stop
+   * (RST_STREAM NO_ERROR, RFC 9113 §8.1; at once, it would drop the status),
+   * rather than read for as long as it keeps on sending.
+   */
+  end(error?: ConnectError, hangUp?: boolean): void;
   /** Whether `end` was called or the stream is gone. */
   readonly ended: boolean;
 }
@@ -84,6 +91,9 @@ function statusHeaders(error: ConnectError | undefined, trailer: Headers | undef
   return h;
 }
 
+/** How long a stream ended with an error waits for its client to end its side, unread, before it is reset. */
+const hangUpMs = 1_000;
+
 export function createFrameWriter(stream: http2.ServerHttp2Stream, contentType: string, meta: () => CallMetadata | undefined): FrameWriter {
   let headersSent = false;
   let ended = false;
@@ -120,10 +130,14 @@ export function createFrameWriter(stream: http2.ServerHttp2Stream, contentType: 
     onDrain(cb: () => void) {
       drainWaiter = cb;
     },
-    end(error?: ConnectError) {
+    end(error?: ConnectError, hangUp = false) {
       if (ended) return;
       ended = true;
       if (gone()) return;
+      if (hangUp && !stream.readableEnded) {
+        stream.pause();
+        setTimeout(() => void (gone() || stream.close(h2.NGHTTP2_NO_ERROR)), hangUpMs).unref();
+      }
       const m = meta();
       const status = statusHeaders(error, m?.trailer);
       try {

@@ -70,7 +70,7 @@ async function serve(deps: FastPathDeps, stream: http2.ServerHttp2Stream, header
     outcome = await runChain(headers, deps.contextValues({ socket: stream.session?.socket, stream }), ac.signal, deps.interceptors, {
       messages: () => {
         if (fast) throw new ConnectError("an interceptor read the request stream after the call started; use the server option fastPath: false", Code.Internal);
-        return streamMessages(stream, deps.readMaxBytes);
+        return streamMessages(stream, deps.readMaxBytes, deps.options);
       },
       wrapped: (messages, req) => deps.scrape(messages, { values: req.contextValues, signal: req.signal, requestHeader: req.header } as HandlerContext),
     });
@@ -117,8 +117,7 @@ function serveFast(
     clearTimers();
     release?.();
     release = undefined;
-    writer.end(reportRefusal(deps, e, name, values));
-    stream.resume(); // what the client still sends is dropped
+    writer.end(reportRefusal(deps, e, name, values), true); // what the client still sends is left unread
   }
 
   /** The session ended (its outbound queue closed): trailers with its status, the name freed. */
@@ -134,8 +133,8 @@ function serveFast(
       coordinator.leave(s, { reason, broke });
       log.info("client disconnected", { client: s.info.name, session: s.info.sessionId, reason });
     };
-    writer.end(err);
-    stream.resume();
+    writer.end(err, err !== undefined);
+    if (!err) stream.resume();
     if (broke || stream.closed || stream.destroyed) return leave();
     // The client ended its side (a goodbye), unless it resets the stream before our trailers are out: Node's
     // `stream.close(code)` sends END_STREAM and RST_STREAM back to back. Judged when the stream has closed.
@@ -198,7 +197,8 @@ function serveFast(
     try {
       for (const f of early.splice(0)) s.receive(f);
     } catch (e) {
-      return failed(ConnectError.from(e));
+      failed(ConnectError.from(e));
+      return pump(); // ends the stream with that status (nothing else would: the pump has not started)
     }
     if (endedEarly) {
       broke = false;
@@ -220,7 +220,7 @@ function serveFast(
     readMaxBytes: deps.readMaxBytes,
     onMessage(bytes) {
       if (state === "done") return;
-      const frame = decodeClientFrame(bytes);
+      const frame = decodeClientFrame(bytes, o);
       if (state === "open") return session!.receive(frame);
       if (state === "joining") return void early.push(frame);
       if (frame.frame.case !== "hello") {

@@ -7,15 +7,20 @@ import { decodeClientFrameFast } from "./client-frame-decoder.ts";
 import { createFrameReader } from "./frame-reader.ts";
 import { writePrefix } from "./frame-writer.ts";
 import { encodeServerFrameFast } from "./server-frame-encoder.ts";
+import { helloDefaults } from "../hello.ts";
+import { scanClientFrame, type ScanLimits } from "./repeated-scan.ts";
 
 /**
  * Decodes one client message: the frames of a result and pongs by hand,
  * the rest (a hello, anything unusual) with protobuf-es. Both read `bytes`
  * fields as views of the input: a chunk's body stays in the buffer it arrived in.
+ * Repeated fields over their bounds are refused before protobuf-es builds them
+ * (repeated-scan.ts): a ConnectError, InvalidArgument.
  */
-export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
+export function decodeClientFrame(bytes: Uint8Array, limits: ScanLimits = helloDefaults): ClientFrame {
   const fast = decodeClientFrameFast(bytes);
   if (fast) return fast;
+  scanClientFrame(bytes, limits);
   try {
     return fromBinary(ClientFrameSchema, bytes);
   } catch (e) {
@@ -74,7 +79,7 @@ const inboxHigh = 32;
  * chain that wraps them: read from the stream with back-pressure (paused
  * while `inboxHigh` messages wait), errors thrown to the reader.
  */
-export function streamMessages(stream: http2.ServerHttp2Stream, readMaxBytes: number): AsyncIterable<ClientFrame> {
+export function streamMessages(stream: http2.ServerHttp2Stream, readMaxBytes: number, limits: ScanLimits = helloDefaults): AsyncIterable<ClientFrame> {
   const items: ClientFrame[] = [];
   let error: ConnectError | undefined;
   let ended = false;
@@ -87,7 +92,7 @@ export function streamMessages(stream: http2.ServerHttp2Stream, readMaxBytes: nu
   const reader = createFrameReader({
     readMaxBytes,
     onMessage(bytes) {
-      items.push(decodeClientFrame(bytes));
+      items.push(decodeClientFrame(bytes, limits));
       if (items.length >= inboxHigh) stream.pause();
     },
     onError(e) {
