@@ -1,5 +1,5 @@
 import type { Dispatcher } from "undici";
-import { bodylessHead, statusLineOverflow, trailersOverflow } from "./exporter-head.ts";
+import { bodylessHead, rawHeadBytes, statusLineOverflow, trailersOverflow } from "./exporter-head.ts";
 import { meterSlot, type MeterRef } from "./exporter-meter.ts";
 import { exporterMaxInterimResponses, InterimFloodError, nonBodyBudget } from "./exporter-non-body.ts";
 import { exporterMaxHeaderSize, loadUndici } from "./exporter-pool.ts";
@@ -170,9 +170,10 @@ export function exporterExchange(
       },
       onResponseStart(c, status, got, statusText) {
         if (failed) return;
-        const overflow = statusLineOverflow(statusText, c.rawHeaders, exporterMaxHeaderSize);
+        const fields = rawHeadBytes(c.rawHeaders); // one pass, for both checks
+        const overflow = statusLineOverflow(statusText, fields.bytes, exporterMaxHeaderSize);
         if (overflow) return fail(overflow);
-        framing.head(statusText, c.rawHeaders);
+        framing.head(statusText, fields);
         if (status < 200) {
           if (++interim > exporterMaxInterimResponses) fail(new InterimFloodError());
           return;

@@ -31,21 +31,28 @@ export class StatusLineOverflowError extends Error {
   }
 }
 
+/** The bytes of a head's header names and values (undici's raw headers), and how many there are of them. @internal */
+export function rawHeadBytes(raw: Dispatcher.DispatchController["rawHeaders"]): { bytes: number; count: number } {
+  let bytes = 0;
+  if (!Array.isArray(raw)) return { bytes, count: 0 };
+  for (const b of raw as (Buffer | string)[]) bytes += typeof b === "string" ? Buffer.byteLength(b) : b.byteLength;
+  return { bytes, count: raw.length };
+}
+
 /**
  * The response head's check that undici leaves out: its reason phrase
- * counts against the head limit with the header names and values, as undici
- * counts these (the head fails at `limit` bytes of them). Returns the error,
- * or undefined when the head is within the limit.
+ * counts against the head limit with the header names and values
+ * (`headerBytes`, {@link rawHeadBytes}), as undici counts these (the head
+ * fails at `limit` bytes of them). Returns the error, or undefined when the
+ * head is within the limit.
  *
  * @internal
  */
-export function statusLineOverflow(statusText: string | undefined, raw: Dispatcher.DispatchController["rawHeaders"], limit: number): StatusLineOverflowError | undefined {
+export function statusLineOverflow(statusText: string | undefined, headerBytes: number, limit: number): StatusLineOverflowError | undefined {
   const reason = Buffer.byteLength(statusText ?? "");
   if (reason === 0) return undefined;
   if (reason >= limit) return new StatusLineOverflowError(limit, undefined);
-  let headers = 0;
-  if (Array.isArray(raw)) for (const b of raw) headers += typeof b === "string" ? Buffer.byteLength(b) : b.byteLength;
-  return reason + headers >= limit ? new StatusLineOverflowError(limit, statusLinePrefix + reason) : undefined;
+  return reason + headerBytes >= limit ? new StatusLineOverflowError(limit, statusLinePrefix + reason) : undefined;
 }
 
 /**

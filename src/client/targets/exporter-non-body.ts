@@ -6,7 +6,6 @@
  * was read at full speed until the scrape's deadline (a core's worth of CPU),
  * none of it counted against `maxResponseBytes`.
  */
-import type { Dispatcher } from "undici";
 import { exporterMaxHeaderSize } from "./exporter-pool.ts";
 import type { ConnectionMeter } from "./exporter-meter.ts";
 
@@ -64,8 +63,11 @@ export class FramingFloodError extends Error {
 export interface NonBodyBudget {
   /** Starts counting on `meter` (the request is being sent on its connection); none: nothing is counted. */
   attach(meter: ConnectionMeter | undefined): void;
-  /** A response head (interim or final): its status line and fields, as they would be written plainly, are allowed. */
-  head(statusText: string | undefined, raw: Dispatcher.DispatchController["rawHeaders"]): void;
+  /**
+   * A response head (interim or final): its status line and fields (`fields`: their names' and values' bytes and
+   * how many, exporter-head.ts `rawHeadBytes`), as they would be written plainly, are allowed.
+   */
+  head(statusText: string | undefined, fields: { bytes: number; count: number }): void;
   /** A piece of body: its bytes, and its chunk framing, are allowed. */
   body(n: number): void;
   /** Stops counting (the exchange is over). */
@@ -100,11 +102,9 @@ export function nonBodyBudget(onOver: (err: Error) => void): NonBodyBudget {
       start = m.bytes;
       m.watcher = watcher;
     },
-    head(statusText, raw) {
+    head(statusText, fields) {
       // "HTTP/1.1 200 REASON\r\n", each "name: value\r\n", and the empty line.
-      let n = statusLineBytes + Buffer.byteLength(statusText ?? "") + 2;
-      if (Array.isArray(raw)) for (const b of raw as (Buffer | string)[]) n += (typeof b === "string" ? Buffer.byteLength(b) : b.byteLength) + 2;
-      allowed += n;
+      allowed += statusLineBytes + Buffer.byteLength(statusText ?? "") + 2 + fields.bytes + 2 * fields.count;
     },
     body(n) {
       allowed += n + pieceFraming(n);
