@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { proxyGet, startServer } from "../helpers.ts";
-import { connectRaw, openGet } from "./raw-client.ts";
+import { connectRaw, giveUpOn } from "./raw-client.ts";
 
 const text = { "content-type": "text/plain; version=0.0.4" };
 
@@ -33,15 +33,7 @@ test("late frames are counted in promproxy_late_frames_dropped_total, sessions t
     await reaches(s.port, 0);
     const raw = await connectRaw(s.url, { name: "late", features: ["single-result"] });
     // 3 scrapes Prometheus gives up on, each answered late with head, chunk and end: 9 frames.
-    const ids: bigint[] = [];
-    for (let i = 0; i < 3; i++) {
-      const req = openGet(s.port, "http://late/metrics");
-      const order = await raw.next("order");
-      req.destroy();
-      await raw.next("cancel", (c) => c.scrapeId === order.scrapeId);
-      await req.done;
-      ids.push(order.scrapeId);
-    }
+    const ids = await giveUpOn(raw, s.port, "late", 3);
     for (const id of ids) {
       raw.head(id, 200, text);
       raw.chunk(id, "up 1\n");

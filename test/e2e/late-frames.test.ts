@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { proxyGet, startServer } from "../helpers.ts";
-import { connectRaw, openGet } from "./raw-client.ts";
+import { connectRaw, giveUpOn, openGet } from "./raw-client.ts";
 
 const text = { "content-type": "text/plain; version=0.0.4" };
 
@@ -17,15 +17,7 @@ test("300 scrapes cancelled by Prometheus hanging up, each answered late: the st
   const s = await startServer({ maxScrapesInFlight: 1_000 });
   try {
     const raw = await connectRaw(s.url, { name: "victim", features: ["single-result"] });
-    const ids: bigint[] = [];
-    for (let i = 0; i < 300; i++) {
-      const req = openGet(s.port, "http://victim/metrics");
-      const order = await raw.next("order");
-      req.destroy(); // Prometheus gives up before the answer
-      await raw.next("cancel", (c) => c.scrapeId === order.scrapeId);
-      await req.done;
-      ids.push(order.scrapeId);
-    }
+    const ids = await giveUpOn(raw, s.port, "victim", 300);
     // Every kind of late frame, oldest first: the oldest ids are long past what the server remembers of them.
     for (const [i, id] of ids.entries()) {
       if (i % 2 === 0) {

@@ -232,6 +232,23 @@ export interface OpenRequest {
   destroy(): void;
 }
 
+/**
+ * Has Prometheus give up on `n` scrapes of client `name`, held by `raw`: each is ordered, the request hung up on
+ * before any answer, and the order cancelled. Returns their ids, in order.
+ */
+export async function giveUpOn(raw: RawClient, port: number, name: string, n: number): Promise<bigint[]> {
+  const ids: bigint[] = [];
+  for (let i = 0; i < n; i++) {
+    const req = openGet(port, `http://${name}/metrics`);
+    const order = await raw.next("order");
+    req.destroy(); // Prometheus gives up before the answer
+    await raw.next("cancel", (c) => c.scrapeId === order.scrapeId);
+    await req.done;
+    ids.push(order.scrapeId);
+  }
+  return ids;
+}
+
 /** Sends an absolute-URI proxy request on a fresh connection. */
 export function openGet(port: number, uri: string, headers: Record<string, string> = {}, method = "GET"): OpenRequest {
   const req = http.request({ host: "127.0.0.1", port, method, path: uri, headers, agent: false });

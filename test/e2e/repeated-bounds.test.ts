@@ -13,7 +13,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ClientFrameSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { proxyGet, startClient, startServer, type TestServer } from "../helpers.ts";
-import { connectRaw, openGet, ScrapeErrorReason, type RawClient } from "./raw-client.ts";
+import { connectRaw, giveUpOn, ScrapeErrorReason, type RawClient } from "./raw-client.ts";
 
 const text = { "content-type": "text/plain; version=0.0.4" };
 const empties = (n: number) => Array.from({ length: n }, () => "");
@@ -139,15 +139,7 @@ for (const protocol of protocols) {
     try {
       const raw = await connectRaw(s.url, { name: "big" }, { protocol });
       // More scrapes given up on than the server remembers one by one (128): the oldest are held together.
-      const ids: bigint[] = [];
-      for (let i = 0; i < 132; i++) {
-        const req = openGet(s.port, "http://big/metrics");
-        const order = await raw.next("order");
-        req.destroy();
-        await raw.next("cancel", (c) => c.scrapeId === order.scrapeId);
-        await req.done;
-        ids.push(order.scrapeId);
-      }
+      const ids = await giveUpOn(raw, s.port, "big", 132);
       for (const id of ids) {
         raw.head(id, 200, text);
         const credit = Math.min(raw.granted(id), 256 * 1024);
