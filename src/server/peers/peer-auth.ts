@@ -24,6 +24,8 @@ import type { Logger } from "../../shared/logger.ts";
 
 /** The header carrying a peer request's signature: `FROM;TIMESTAMP_MS;NONCE;HEX_HMAC` (FROM URI-encoded). */
 export const peerAuthHeader = "x-promproxy-peer";
+/** The nonce of a {@link peerAuthHeader} value this replica signed (its answer is signed over it). */
+export const nonceOf = (signed: string) => signed.split(";")[2] ?? "";
 /** Marks a scrape forwarded by a peer: answered from local state only, never forwarded again. Its value: the sender's id. */
 export const forwardedHeader = "x-promproxy-forwarded";
 /**

@@ -23,7 +23,7 @@ import * as https from "node:https";
 import type { Counter } from "prom-client";
 import type { ScrapeRequest } from "../coordinator.ts";
 import { reply } from "../relay.ts";
-import { forwardedHeader, notHeldHeader, peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
+import { forwardedHeader, nonceOf, notHeldHeader, peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
 import type { Peer } from "./peer-poller.ts";
 
 type Req = http.IncomingMessage | Http2ServerRequest;
@@ -140,7 +140,7 @@ export function createForwarder(o: {
       headers["x-prometheus-scrape-timeout-seconds"] = timeout;
       headers[forwardedHeader] = o.replicaId;
       headers[peerAuthHeader] = o.auth.sign(req.method ?? "GET", uri, timeout, p.state?.id ?? "");
-      const nonce = headers[peerAuthHeader].split(";")[2] ?? "";
+      const nonce = nonceOf(headers[peerAuthHeader]);
       // Whether its answer must be signed, as its state said when the request went out: an impostor that answers a
       // state poll unsigned meanwhile has that state forgotten, and must not thereby be let off.
       const mustSign = p.state?.signedForwards === true;

@@ -12,7 +12,7 @@
 import { createHash } from "node:crypto";
 import * as http from "node:http";
 import * as https from "node:https";
-import { peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
+import { nonceOf, peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
 import type { PeerAddress } from "./peer-list.ts";
 import { peerStatePath } from "./peer-state.ts";
 
@@ -38,7 +38,7 @@ export function fetchState(o: FetchOptions, done: (r: Fetched) => void): { destr
   const u = new URL(peerStatePath, o.address.url);
   const mod = u.protocol === "https:" ? https : http;
   const signed = o.auth.sign("GET", peerStatePath, undefined, o.to);
-  const nonce = signed.split(";")[2] ?? "";
+  const nonce = nonceOf(signed);
   let over = false;
   const finish = (r: Fetched) => {
     if (over) return;
