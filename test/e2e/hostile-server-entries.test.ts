@@ -14,20 +14,13 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { waitFor } from "../helpers.ts";
 import { MiB, mb, startHost, type HostStats } from "./fixtures/hostile-server/harness.ts";
-import { envelope, startHostileServer, welcome } from "./fixtures/hostile-server/server.ts";
+import { envelope, startHostileServer, varint, welcome } from "./fixtures/hostile-server/server.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function varint(n: number): number[] {
-  const out: number[] = [];
-  for (; n > 0x7f; n = Math.floor(n / 128)) out.push((n & 0x7f) | 0x80);
-  out.push(n);
-  return out;
-}
 
 /** A ServerFrame with an order for /metrics carrying `headers` headers, each empty (2 bytes) or `a: b` (8 bytes). */
 function orderWithHeaders(id: number, headers: number, empty = true): Buffer {
