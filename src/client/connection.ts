@@ -18,6 +18,7 @@ import { createH2Connection } from "./h2-connection.ts";
 import type { FrameShare } from "./frame-budget.ts";
 import { sayFastServer } from "./fast-server-warning.ts";
 import { sleep } from "../shared/sleep.ts";
+import { watchStream } from "./stream-watchdog.ts";
 import type { WelcomePatience } from "./welcome-patience.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./targets/target.ts";
 
@@ -155,19 +156,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
       attempt.welcomedAt = performance.now();
       // Unset or zero: 10 s; clamped to 100 ms - 10 min before it reaches a timer (PROTOCOL.md).
       const intervalMs = clampDuration(welcome.heartbeatInterval, heartbeatRangeMs);
-      const silenceMs = Math.max(1000, intervalMs * options.heartbeatMisses);
-      watchdog = setInterval(() => {
-        const now = Date.now();
-        // A server that never reads: our frames (a pong at least) wait for it as long as silence would. Said
-        // first: while our answers pile up we stop reading the server too, so it also looks silent.
-        const waiting = out.waitingSinceMs;
-        if (waiting !== undefined && now - waiting > silenceMs) {
-          call.abort(new ConnectError(`the server has read nothing we sent for ${silenceMs / 1000}s (${out.size} frames waiting)`, Code.ResourceExhausted));
-        }
-        if (now - lastHeard > silenceMs) {
-          call.abort(new ConnectError(`nothing heard from the server for ${silenceMs / 1000}s`, Code.Unavailable));
-        }
-      }, Math.max(250, Math.min(intervalMs, silenceMs / 4)));
+      watchdog = watchStream(intervalMs, options.heartbeatMisses, out, () => lastHeard, (e) => call.abort(e));
       if (!ctx.stopped.aborted) ctx.onWelcome(welcome, set); // a welcome that crossed stop() connects nothing
       return;
     }

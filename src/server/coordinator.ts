@@ -27,6 +27,7 @@ import { nameTaken } from "./name-taken.ts";
 import { createRetryHints } from "./retry-hints.ts";
 import { createSession, type Session } from "./session.ts";
 import { createVanished, type VanishedClient } from "./vanished.ts";
+import { lateTicks } from "../shared/late-tick.ts";
 
 /** Frames waiting for a client to read before its stream counts as stuck (orders and credit are bounded far below). */
 const maxQueuedFrames = 1024;
@@ -100,14 +101,16 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
   const flights = createFlights(o, metrics);
   const sessionLimits = { maxScrapesInFlight: o.maxScrapesInFlight, maxResponseBytes: o.maxResponseBytes, maxChunkBytes: o.maxChunkBytes, creditBytes: o.creditBytes }; // each scrape's life, and the wait for a place (src/server/flights.ts)
 
-  // Heartbeats: one timer pings every stream and ends the ones that went quiet.
+  // Heartbeats: one timer pings every stream and ends the ones that went quiet (judged on ticks that came on time).
+  const late = lateTicks(o.heartbeatIntervalMs);
   const heartbeat = setInterval(() => {
     const now = Date.now();
+    const judge = !late();
     for (const s of [...byName.values()]) {
       // A client that answers but reads nothing (frames pile up, or wait a heartbeat timeout): as dead as a silent one.
       const waited = now - (s.outbound.waitingSince ?? now);
       const silent = now - s.lastHeard > o.heartbeatTimeoutMs;
-      if (silent || s.outbound.size > maxQueuedFrames || waited > o.heartbeatTimeoutMs) {
+      if (judge && (silent || s.outbound.size > maxQueuedFrames || waited > o.heartbeatTimeoutMs)) {
         const unread = s.outbound.size > maxQueuedFrames ? "" : ` for ${+(waited / 1000).toFixed(1)}s`;
         const reason = silent ? `the stream went silent: nothing heard from the client for ${o.heartbeatTimeoutMs / 1000}s (no pong)` : `the client stopped reading its stream (${s.outbound.size} frames unread${unread})`;
         log.warn("closing a client's stream", { client: s.info.name, session: s.info.sessionId, reason });

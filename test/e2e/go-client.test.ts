@@ -100,7 +100,7 @@ test("a Go client serves a client_golang registry through the server", { timeout
   let prom: RunningPrometheus | undefined;
   const clients: GoClient[] = [];
   try {
-    s = await startServer({ maxChunkBytes: 1024, creditBytes: 2048, heartbeatIntervalMs: 500 });
+    s = await startServer({ maxChunkBytes: 1024, creditBytes: 2048, heartbeatIntervalMs: 1_000 });
     const server = s;
     const go = await runGoClient(["-server", server.url, "-name", "app-go", "-label", "team=gopher"]);
     clients.push(go);

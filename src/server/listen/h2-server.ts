@@ -2,6 +2,7 @@ import * as http2 from "node:http2";
 import { connectRefusal } from "./bad-request.ts";
 import { limitUnsentAnswers, type UnsentBudget } from "./answer-slices.ts";
 import { watchUnreadAnswers } from "./unread-answers.ts";
+import { lateTicks } from "../../shared/late-tick.ts";
 
 /** @internal */
 export interface H2ServerOptions {
@@ -97,8 +98,11 @@ export function createH2Server(o: H2ServerOptions): H2Server {
   // Find dead HTTP/2 peers (a black-holed path leaves a session that never errors).
   // Node's PINGs never time out: a peer that has not answered the previous one by the next tick is gone
   // (else a dead session lingered until maxOutstandingPings, 10 intervals = 5 min, holding its socket).
+  // A tick late because this process stalled judges nothing: the answers may wait unread (src/shared/late-tick.ts).
   const unanswered = new WeakSet<http2.ServerHttp2Session>();
+  const late = lateTicks(o.pingIntervalMs);
   const pinger = setInterval(() => {
+    if (late()) return;
     for (const s of sessions) {
       if (s.destroyed || s.closed) continue;
       if (unanswered.has(s)) {
