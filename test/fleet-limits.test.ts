@@ -18,9 +18,12 @@ test("fleet limits: defaults 64 and 64; whole numbers >= 1 taken; anything else 
   assert.deepEqual(limits({}), { maxReplicas: 64, maxServerAddresses: 64 });
   assert.deepEqual(limits({ maxReplicas: 1, maxServerAddresses: 200 }), { maxReplicas: 1, maxServerAddresses: 200 });
   for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "3" as unknown as number, null as unknown as number]) {
-    assert.throws(() => limits({ maxReplicas: bad }), /option maxReplicas must be a whole number >= 1/);
+    assert.throws(() => limits({ maxReplicas: bad }), /option maxReplicas must be a whole number from 1 to 1024/);
     assert.throws(() => limits({ maxServerAddresses: bad }), /option maxServerAddresses must be a whole number >= 1/);
   }
+  // A hello lists the replicas held, and a server refuses one listing more than 1,024 (PROTOCOL.md).
+  assert.equal(limits({ maxReplicas: 1024 }).maxReplicas, 1024);
+  assert.throws(() => limits({ maxReplicas: 1025 }), /option maxReplicas must be a whole number from 1 to 1024, got 1025/);
 });
 
 test("a cap that bites is logged once; a repeated warning at most once per interval, counting the rest", async () => {

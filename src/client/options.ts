@@ -67,7 +67,8 @@ export interface ClientOptions {
    * the most a welcome's `replica_count` is believed. A server naming a fresh
    * replica in every welcome gets no more streams than this (plus at most 8
    * searching at once); each further welcome is closed again at once, and the
-   * cap is logged once when it bites. Default 64.
+   * cap is logged once when it bites. Default 64, at most 1,024 (a hello
+   * lists the replicas held; a server refuses a hello listing more).
    */
   maxReplicas?: number;
   /**
@@ -270,7 +271,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     probeIntervalMs: positiveMs(options.probeIntervalMs, "probeIntervalMs", 30_000, undefined, Math.floor(maxTimerMs / 32)), // probes wait up to 32 intervals
     searchBackoff: resolveBackoff(options.searchBackoff, { initialMs: 100, maxMs: 2_000, multiplier: 2, jitter: 0.5 }, "searchBackoff"),
     backoff: resolveBackoff(options.backoff, { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 }, "backoff"),
-    maxReplicas: whole(options.maxReplicas, "maxReplicas", 64, 1, Number.MAX_SAFE_INTEGER),
+    maxReplicas: whole(options.maxReplicas, "maxReplicas", 64, 1, 1024), // a hello lists the held ones: a server refuses over 1,024
     maxServerAddresses: whole(options.maxServerAddresses, "maxServerAddresses", 64, 1, Number.MAX_SAFE_INTEGER),
     maxScrapesInFlight: whole(options.maxScrapesInFlight, "maxScrapesInFlight", 8, 1, Number.MAX_SAFE_INTEGER),
     maxServerFrameBytes: whole(options.maxServerFrameBytes, "maxServerFrameBytes", 1 << 16, 1 << 14, 1 << 26),
