@@ -1,13 +1,14 @@
 import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse, ServerHttp2Session } from "node:http2";
+import type * as net from "node:net";
 
 /** Bytes per slice: what one write hands the stream. */
 export const sliceBytes = 64 * 1024;
 
 /**
  * Answer bytes held for streams that have not taken them yet, and the most
- * they may be: one per HTTP/2 connection, and one for all the connections of
- * a listener. A body is counted once per budget however many of its streams
+ * they may be: one per connection (HTTP/2 or HTTP/1.1), and one for all the
+ * connections of a listener. A body is counted once per budget however many of its streams
  * hold it (a cached page asked on many streams is one buffer in memory), and
  * whole until the last of them has closed (a slice is a view of its body:
  * the stream holding it holds the body).
@@ -27,18 +28,21 @@ export interface UnsentBudget {
   holders?: Map<UnsentBudget, string | undefined>;
 }
 
-/** Per HTTP/2 connection: its own budget, and its listener's total when there is one. */
-const budgets = new WeakMap<ServerHttp2Session, { own: UnsentBudget; total?: UnsentBudget }>();
+/** A connection: an HTTP/2 session, or an HTTP/1.1 connection's socket. */
+type Connection = ServerHttp2Session | net.Socket;
+
+/** Per connection: its own budget, and its listener's total when there is one. */
+const budgets = new WeakMap<Connection, { own: UnsentBudget; total?: UnsentBudget }>();
 
 /**
  * Caps the bytes of sliced answers a connection may hold unsent: a new
  * answer is refused when the connection already holds some and the new one
  * would take it past `maxBytes` (one answer alone always goes), or when the
  * connections sharing `total` hold some and it would take them past
- * `total.max`. Called by the HTTP/2 server for each session. @internal
+ * `total.max`. Called for each HTTP/2 session and each HTTP/1.1 connection. @internal
  */
-export function limitUnsentAnswers(session: ServerHttp2Session, maxBytes: number, total?: UnsentBudget): void {
-  budgets.set(session, { own: { held: 0, max: maxBytes }, total });
+export function limitUnsentAnswers(connection: Connection, maxBytes: number, total?: UnsentBudget): void {
+  budgets.set(connection, { own: { held: 0, max: maxBytes }, total });
 }
 
 /** The HTTP/2 stream under a response (the front types both kinds as HTTP/1.1 ones), or undefined. */
@@ -58,10 +62,16 @@ function count(b: UnsentBudget, body: Buffer, d: 1 | -1) {
   if (n === (d > 0 ? 1 : 0)) b.held += d * body.length;
 }
 
-/** Why a connection's new answer is refused, or undefined. */
-function overBudget(res: ServerResponse, body: Buffer): string | undefined {
+/** The connection a response goes out on. */
+const connectionOf = (res: ServerResponse): Connection | undefined => {
   const stream = streamOf(res);
-  const budget = stream && budgets.get(stream.session as ServerHttp2Session);
+  return stream ? (stream.session as ServerHttp2Session | undefined) : (res.socket ?? undefined);
+};
+const remoteOf = (c: Connection | undefined) => (c && "remoteAddress" in c ? c.remoteAddress : c?.socket?.remoteAddress);
+
+/** Why a connection's new answer is refused, or undefined. */
+function overBudget(connection: Connection | undefined, body: Buffer): string | undefined {
+  const budget = connection && budgets.get(connection);
   if (!budget) return undefined;
   const { own, total } = budget;
   if (spent(own, body)) {
@@ -71,22 +81,22 @@ function overBudget(res: ServerResponse, body: Buffer): string | undefined {
     const why = `the server holds ${total.held} bytes of answers their peers have not read (at most ${total.max}, listen option maxUnreadAnswerBytes): retry later`;
     let top: { remote: string | undefined; bytes: number } | undefined;
     for (const [b, remote] of total.holders ?? []) if (!top || b.held > top.bytes) top = { remote, bytes: b.held };
-    total.onRefused?.(why, stream.session?.socket?.remoteAddress, top);
+    total.onRefused?.(why, remoteOf(connection), top);
     return why;
   }
   return undefined;
 }
 
 /**
- * Answers `status` with `body`: over HTTP/2, in slices of {@link sliceBytes},
- * each after the previous went out ('drain'). The stream then holds one slice
- * at a time, and each one the peer takes is progress the unread-answer watch
- * (src/server/listen/unread-answers.ts) sees, so that a slow reader of a
- * large page is not taken for one that reads nothing. The body counts
- * against the connection's cap and its listener's total until its stream
- * closes ({@link limitUnsentAnswers}); an answer over either is `refuse`d
- * (503) instead. An answer of one slice or less goes at once, uncounted.
- * Stops when the stream closes (reset). HTTP/1.1 answers are written whole.
+ * Answers `status` with `body` in slices of {@link sliceBytes}, each after
+ * the previous went out ('drain'). The stream (or HTTP/1.1 connection) then
+ * holds one slice at a time, and each one the peer takes is progress the
+ * unread-answer watch (src/server/listen/unread-answers.ts) sees, so that a
+ * slow reader of a large page is not taken for one that reads nothing. The
+ * body counts against the connection's cap and its listener's total until
+ * its response closes ({@link limitUnsentAnswers}); an answer over either is
+ * `refuse`d (503) instead. An answer of one slice or less goes at once,
+ * uncounted. Stops when the response closes (a reset, a connection closed).
  *
  * @internal
  */
@@ -97,13 +107,13 @@ export function answerInSlices(
   body: Buffer,
   refuse: (message: string) => void,
 ): void {
-  const stream = streamOf(res);
-  // One slice or less goes to the stream at once: nothing waits here, nothing is counted or refused.
-  if (!stream || body.length <= sliceBytes) return void res.writeHead(status, headers).end(body);
-  const why = overBudget(res, body);
+  // One slice or less goes at once: nothing waits here, nothing is counted or refused.
+  if (body.length <= sliceBytes) return void res.writeHead(status, headers).end(body);
+  const connection = connectionOf(res);
+  const why = overBudget(connection, body);
   if (why) return refuse(why);
   res.writeHead(status, headers);
-  const budget = budgets.get(stream.session as ServerHttp2Session);
+  const budget = connection && budgets.get(connection);
   let counted = false;
   const hold = (d: 1 | -1) => {
     if (!budget || counted === d > 0) return;
@@ -112,20 +122,22 @@ export function answerInSlices(
     if (!budget.total) return;
     count(budget.total, body, d);
     const holders = (budget.total.holders ??= new Map());
-    if (budget.own.held > 0) holders.set(budget.own, stream.session?.socket?.remoteAddress);
+    if (budget.own.held > 0) holders.set(budget.own, remoteOf(connection));
     else holders.delete(budget.own);
   };
   hold(1);
-  stream.once("close", () => hold(-1));
+  // The HTTP/2 stream itself, or the HTTP/1.1 response: what closes, drains and is destroyed.
+  const out: { readonly destroyed: boolean; once(event: "close" | "drain", f: () => void): unknown } = streamOf(res) ?? res;
+  out.once("close", () => hold(-1));
   let at = 0;
   const next = () => {
     while (at < body.length) {
-      if (stream.destroyed) return;
+      if (out.destroyed) return;
       const slice = body.subarray(at, Math.min(at + sliceBytes, body.length));
       at += slice.length;
-      // The last slice, a view of the body, keeps all of it in memory until it is sent: counted until the stream closes.
+      // The last slice, a view of the body, keeps all of it in memory until it is sent: counted until the response closes.
       if (at === body.length) return void res.end(slice);
-      if (!res.write(slice)) return void stream.once("drain", next);
+      if (!res.write(slice)) return void out.once("drain", next);
     }
   };
   next();

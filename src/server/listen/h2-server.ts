@@ -40,6 +40,8 @@ export interface H2Server {
   answers(): number;
   /** Bytes of sliced answers all the connections hold unsent (counted against `maxUnreadAnswerBytes`). */
   unsentBytes(): number;
+  /** The listener's total of unsent answers, which its HTTP/1.1 connections share (src/server/listen/answer-slices.ts). */
+  readonly total: UnsentBudget;
   /** Stops the PING and answer timers. */
   stop(): void;
 }
@@ -124,6 +126,7 @@ export function createH2Server(o: H2ServerOptions): H2Server {
     sessions,
     answers: unread.size,
     unsentBytes: () => total.held,
+    total,
     stop: () => {
       clearInterval(pinger);
       unread.stop();

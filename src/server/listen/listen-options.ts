@@ -68,21 +68,22 @@ export interface ListenOptions {
    * An answer its peer takes nothing of for this long. HTTP/2 (a page,
    * `/clients`, `/metrics`; a zero flow-control window, a peer that never
    * reads): the stream is reset (RST_STREAM CANCEL) and its memory freed,
-   * checked every quarter of it. HTTP/1.1: requests pipelined behind an answer
-   * that makes no progress are answered 503, and the connection is dropped
-   * after as long again. Default 60 000 ms.
+   * checked every quarter of it. HTTP/1.1: a connection holding answer bytes
+   * its peer takes nothing of is closed, checked the same way, and requests
+   * pipelined behind an answer that makes no progress are answered 503.
+   * Default 60 000 ms.
    */
   unreadAnswerTimeoutMs?: number;
   /**
    * Bytes of local-page answers (`/clients`, `/`, `/status.json`, `/metrics`)
-   * one HTTP/2 connection may hold unsent: a new one is answered `503` when
+   * one connection (HTTP/2 or HTTP/1.1) may hold unsent: a new one is answered `503` when
    * the connection already holds some and it would take them past this (one
    * answer alone always goes, however large). With `unreadAnswerTimeoutMs` it
    * bounds what a peer that reads nothing pins. Default 16 777 216 (16 MiB).
    */
   maxUnreadAnswerBytesPerConnection?: number;
   /**
-   * Bytes of local-page answers all the HTTP/2 connections of this listener
+   * Bytes of local-page answers all the connections of this listener
    * together may hold unsent, counted as for
    * `maxUnreadAnswerBytesPerConnection`: a new one is answered `503` when they
    * already hold some and it would take them past this, whichever connection

@@ -9,6 +9,8 @@ import { createConnectionLimits } from "./connection-limits.ts";
 import { createH1Server } from "./h1-server.ts";
 import { createH2Server } from "./h2-server.ts";
 import { resolveListenOptions, type ListenOptions } from "./listen-options.ts";
+import { limitUnsentAnswers } from "./answer-slices.ts";
+import { watchUnreadConnections } from "./unread-answers.ts";
 
 export type { ListenOptions } from "./listen-options.ts";
 
@@ -68,15 +70,24 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
     pipeline: { pipelinedWaitMs: opts.unreadAnswerTimeoutMs },
     onPipelineRefused: (message, remote) => pipelining.refused(`HTTP/1.1 connection answered 503 and closed: ${message}`, { remote }),
   });
-  // HTTP/2 answers refused for the listener's total of unread answers: once a minute at most.
+  // Answers refused for the listener's total of unread answers (HTTP/2 and HTTP/1.1): once a minute at most.
   const unreadTotal = createRefusalLog(p.logger);
   const h2 = createH2Server({
     ...opts,
     handler: p.h2Handler,
     streamHandler: p.h2StreamHandler,
     pingIntervalMs: p.pingIntervalMs ?? 30_000,
-    onUnreadAnswersRefused: (message, remote, top) => unreadTotal.refused(`HTTP/2 answer refused (503): ${message}`, { remote, holding: top?.remote, holdingBytes: top?.bytes }),
+    onUnreadAnswersRefused: (message, remote, top) => unreadTotal.refused(`answer refused (503): ${message}`, { remote, holding: top?.remote, holdingBytes: top?.bytes }),
   });
+
+  // HTTP/1.1 connections: under the same caps on unread answers as HTTP/2 ones (the per-connection one and the
+  // listener's total), and closed when their peer takes nothing of an answer for unreadAnswerTimeoutMs.
+  const unreadH1 = watchUnreadConnections(opts.unreadAnswerTimeoutMs);
+  const toH1 = (socket: net.Socket) => {
+    limitUnsentAnswers(socket, opts.maxUnreadAnswerBytesPerConnection, h2.total);
+    unreadH1.watch(socket);
+    h1.emit("connection", socket);
+  };
 
   const prefaceTimeoutMs = opts.prefaceTimeoutMs;
   // A peer with the wrong scheme fails its handshake on its side only: say so here too, once a minute at most.
@@ -85,7 +96,8 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
   const secure = creds && tls.createServer({ ...creds.serverOptions(), handshakeTimeout: prefaceTimeoutMs });
   secure?.on("secureConnection", (socket: tls.TLSSocket) => {
     socket.on("error", () => {});
-    (socket.alpnProtocol === "h2" ? h2.server : h1).emit("connection", socket);
+    if (socket.alpnProtocol === "h2") h2.server.emit("connection", socket);
+    else toH1(socket);
   });
   secure?.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
     const code = (err as NodeJS.ErrnoException).code;
@@ -133,7 +145,8 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
       socket.unshift(first);
       // Both servers take the unshifted bytes: http reads on from the stream,
       // http2 reads what is buffered on the next tick (nodejs/node#34532).
-      (isH2 ? h2.server : h1).emit("connection", socket);
+      if (isH2) h2.server.emit("connection", socket);
+      else toH1(socket);
       if (!isH2) socket.resume();
     };
     socket.on("data", onData);
@@ -156,6 +169,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
       closing = true;
       for (const log of [...Object.values(wrongScheme), pipelining, unreadTotal]) log.close();
       h2.stop();
+      unreadH1.stop();
       limits.close();
       const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
       h1.close(); // not listening: only ends idle keep-alive connections and stops the timeout checks
