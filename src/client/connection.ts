@@ -87,7 +87,9 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     // 15 minutes each (test/e2e/hostile-server-reconnects.test.ts). The connection is never idle while in use:
     // it carries our one stream from the moment it is ready until we abort it.
     { pingIntervalMs: options.pingIntervalMs, pingTimeoutMs: options.pingTimeoutMs, pingIdleConnection: false, idleConnectionTimeoutMs: 1_000 },
-    { ...options.http2Options, ...tls, ...(ctx.address === undefined ? {} : { lookup: pinnedLookup(ctx.address) }) },
+    // Server push off, whatever the options say: a server's PUSH_PROMISE is then a protocol error that ends the connection
+    // (with push on, a server pushing streams as fast as the socket takes them cost the host a core and ~150 MB, silently).
+    { ...options.http2Options, settings: { ...options.http2Options.settings, enablePush: false }, ...tls, ...(ctx.address === undefined ? {} : { lookup: pinnedLookup(ctx.address) }) },
     (e) => log.debug("connection error after its stream ended", { name, reason: e.message }),
     read,
   );

@@ -170,7 +170,7 @@ export interface ClientOptions {
   welcomeTimeoutMs?: number;
   /** Each attempt that timed out waiting for its welcome doubles the next one's wait, up to this; a welcome resets it. Default 60 000 ms (or `welcomeTimeoutMs` if larger). */
   maxWelcomeTimeoutMs?: number;
-  /** Options for Node's `http2.connect` (TLS: `ca`, `cert`, `key`, `servername`, ...). Default none. */
+  /** Options for Node's `http2.connect` (TLS: `ca`, `cert`, `key`, `servername`, ...); server push stays off. Default none. */
   http2Options?: http2.ClientSessionOptions | http2.SecureClientSessionOptions;
   /**
    * TLS for an `https://` serverUrl: a CA to trust, a client certificate and
