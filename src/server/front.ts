@@ -6,6 +6,7 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import { frontPathsText, isFrontPath, type FrontPath } from "./front-paths.ts";
 import { answerInSlices } from "./listen/answer-slices.ts";
+import { pacedDocument } from "./paced-document.ts";
 import { readProxyRequest } from "./proxy-request.ts";
 import { relayScrape, reply } from "./relay.ts";
 import { buildServerStatus, type ServerStatus } from "./status/server-status.ts";
@@ -64,6 +65,11 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
   const snapshot = status ?? (() => buildServerStatus(options, coordinator, activity, startedAt));
   // Built at most once a second whatever the request rate (src/server/status/status-pages.ts).
   const pages = createStatusPages({ snapshot: () => statusJson(snapshot()), registry: options.registry });
+  // `/clients` joined and encoded at most once per 1 ms for every 10 KB of it (src/server/paced-document.ts).
+  const clients = pacedDocument(() => {
+    const { body, bytes } = peers ? peers.discovery() : coordinator.discovery();
+    return { body: pages.clients(body), bytes };
+  }, (d) => d.bytes);
 
   async function local(req: Req, res: Res, path: string, peer?: PeerCaller) {
     if (peer && peers && isPeerStatePath(path)) return peers.serveState(req, res, peer.nonce);
@@ -83,8 +89,8 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     }
     const serve: Record<FrontPath, () => unknown> = {
       "/clients": () => {
-        const { body, bytes } = peers ? peers.discovery() : coordinator.discovery();
-        return send(200, "application/json", pages.clients(body), bytes);
+        const { body, bytes } = clients();
+        return send(200, "application/json", body, bytes);
       },
       "/metrics": async () => send(200, options.registry.contentType, await pages.metrics()),
       "/": () => send(200, "text/html; charset=utf-8", pages.page(), undefined, statusPageHeaders),

@@ -20,6 +20,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { checkName } from "../../shared/names.ts";
+import { pacedDocument } from "../paced-document.ts";
 
 export const peerStatePath = "/_promproxy/peer/state";
 
@@ -50,28 +51,32 @@ export interface PeerState {
   droppedWhy?: string;
 }
 
-/** Serves this replica's state: the body is joined only when the local `/clients` or readiness changed. */
-export function createStateSource(o: { replicaId: string; discovery: () => { body: string }; ready: () => boolean }) {
+/**
+ * Serves this replica's state: the body is joined only when the local `/clients` or readiness changed, and a
+ * large one at most once per 1 ms for every 10 KB of it (src/server/paced-document.ts): its peers poll every
+ * second, and each change costs them a parse of the whole document (a 58 MB state changing every second kept
+ * both replicas of a pair at 40-85 % of a core); in between they get 304.
+ */
+export function createStateSource(o: { replicaId: string; discovery: () => { body: string }; ready: () => boolean; now?: () => number }) {
   const boot = randomBytes(4).toString("hex");
   let lastClients: string | undefined;
   let lastReady: boolean | undefined;
   let generation = 0;
   let body = "";
   let bytes = 0;
-  return {
-    current(): { body: string; bytes: number; etag: string } {
-      const clients = o.discovery().body;
-      const ready = o.ready();
-      if (clients !== lastClients || ready !== lastReady) {
-        lastClients = clients;
-        lastReady = ready;
-        generation++;
-        body = `{"id":${JSON.stringify(o.replicaId)},"instance":"${processInstance}","ready":${ready},"signedForwards":true,"clients":${clients}}`;
-        bytes = Buffer.byteLength(body);
-      }
-      return { body, bytes, etag: `"${boot}-${generation}"` };
-    },
-  };
+  const current = pacedDocument(() => {
+    const clients = o.discovery().body;
+    const ready = o.ready();
+    if (clients !== lastClients || ready !== lastReady) {
+      lastClients = clients;
+      lastReady = ready;
+      generation++;
+      body = `{"id":${JSON.stringify(o.replicaId)},"instance":"${processInstance}","ready":${ready},"signedForwards":true,"clients":${clients}}`;
+      bytes = Buffer.byteLength(body);
+    }
+    return { body, bytes, etag: `"${boot}-${generation}"` };
+  }, (s) => s.bytes, o.now);
+  return { current };
 }
 
 const isStringRecord = (v: unknown): v is Record<string, string> =>
