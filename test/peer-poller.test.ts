@@ -422,3 +422,44 @@ describe("a replica back at an address whose polls fail", { timeout: 60_000 }, (
     assert.ok(back.polls >= 1 && back.polls <= 2, `${back.polls} polls`);
   });
 });
+
+describe("a large state, sent slowly", { timeout: 60_000 }, () => {
+  let stop = () => {};
+  let fake: Fake | undefined;
+  after(async () => {
+    stop();
+    await fake?.close();
+  });
+
+  test("its body may take as long as its size needs (4 MB a second), and the peer stays fresh meanwhile", async () => {
+    // 8 MB of state: 0.5 s for the head, then 2 s more for the body; it comes in 1.5 s, past timeoutMs and staleMs.
+    const big = (n: number) => stateOf("big", [`app-${n}`], { pad: "x".repeat(8_000_000) });
+    let version = 1;
+    fake = await fakePeer((req, res) => {
+      const etag = `"${version}"`;
+      if (req.headers["if-none-match"] === etag) return void res.writeHead(304, { etag, "x-promproxy-peer-answer": signer.signAnswer(String(req.headers["x-promproxy-peer"]).split(";")[2] ?? "", 304, etag, "") }).end();
+      const body = Buffer.from(big(version));
+      const nonce = String(req.headers["x-promproxy-peer"]).split(";")[2] ?? "";
+      res.writeHead(200, { etag, "content-length": body.length, "x-promproxy-peer-answer": signer.signAnswer(nonce, 200, etag, body.toString()) });
+      if (version === 1) return void res.end(body);
+      let at = 0;
+      const piece = Math.ceil(body.length / 15);
+      const drip = setInterval(() => {
+        res.write(body.subarray(at, (at += piece)));
+        if (at >= body.length) (clearInterval(drip), res.end());
+      }, 100);
+    });
+    const { poller, close } = startPoller([fake.url], { staleMs: 1_000, maxStateBytes: 16 << 20 });
+    stop = close;
+    await waitFor("the first state", () => poller.fresh()[0]?.state?.clients.has("app-1"), 10_000);
+    version = 2;
+    let gaps = 0;
+    const peer = () => poller.peers[0]!;
+    await waitFor("the second state", () => {
+      if (poller.fresh().length === 0) gaps++;
+      return peer().state?.clients.has("app-2");
+    }, 15_000, 50);
+    assert.equal(peer().error, undefined);
+    assert.equal(gaps, 0, "fresh all along");
+  });
+});

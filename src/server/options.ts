@@ -151,7 +151,7 @@ export interface ServerOptions {
   peerSecret?: string | { file: string };
   /** How often each peer's state is polled (304 while unchanged). Default 1 000 ms. */
   peerPollIntervalMs?: number;
-  /** How long a peer may take to answer a state poll; a peer not heard from for 3 polls and this long is gone. Default 2 000 ms. */
+  /** How long a peer may take to answer a state poll (its head; a large body as long again plus 1 ms per 4 KB); a peer not heard from for 3 polls and this long is gone. Default 2 000 ms. */
   peerTimeoutMs?: number;
   /** How often peer names are resolved again. Default 5 000 ms. */
   peerResolveIntervalMs?: number;

@@ -1,16 +1,13 @@
 /**
- * Polls every peer's state every `pollIntervalMs`, a failing one with a
- * backoff up to `maxBackoffMs`, those that answered first
- * (./poll-schedule.ts): at most `concurrency` requests at once (a poll that
- * ends frees its slot for the next due peer at once), at most one per peer,
- * each bounded by `timeoutMs` and its body by `maxStateBytes`. A peer that
- * stalls, answers garbage or too much is marked failing with the reason; one
- * not heard from for `staleMs` counts as gone (its clients leave the merged
- * `/clients`, nothing is forwarded to it); one whose answer is not signed
- * with the secret at once. Unchanged states cost a 304 (ETag). A poll on
- * the wire: ./state-fetch.ts. An address that answers with this replica's id
- * and this process's instance token is this replica (polled again now and
- * then); another process with this id is neither it nor a peer, and said.
+ * Polls every peer's state every `pollIntervalMs`, a failing one with a backoff up to `maxBackoffMs`, those that
+ * answered first (./poll-schedule.ts): at most `concurrency` requests at once (a poll that ends frees its slot for
+ * the next due peer at once), at most one per peer, each bounded by `timeoutMs` (a large state's body by more, as
+ * it needs) and `maxStateBytes`. A peer that stalls, answers garbage or too much is marked failing with the reason;
+ * one not heard from for `staleMs` (nor sending a state) counts as gone (its clients leave the merged `/clients`,
+ * nothing is forwarded to it); one whose answer is not signed with the secret at once. Unchanged states cost a 304
+ * (ETag). A poll on the wire: ./state-fetch.ts. An address that answers with this replica's id and this process's
+ * instance token is this replica (polled again now and then); another process with this id is neither it nor a
+ * peer, and said.
  *
  * @internal
  */
@@ -32,8 +29,9 @@ export interface Peer {
   /** Bumped on every new state (for caches built on it). */
   generation: number;
   etag?: string;
-  /** When it last answered (Date.now()), 0 never. */
+  /** When it last answered (Date.now()), 0 never; until when the body of the state it is sending may take, 0 none. */
   lastOkAt: number;
+  receivingUntil: number;
   /** Why its last poll failed, if it did. */
   error?: string;
   /** Its polls that failed in a row, 0 after an answer (a failing peer is polled with a backoff). */
@@ -153,9 +151,10 @@ export function createPoller(o: PollerOptions): Poller {
     // Addressed to the id it last named; after a failed poll to nobody: a replacement at the same address (a
     // restarted process, a new id) refuses a poll addressed to its predecessor, and must still be learned.
     const to = p.error === undefined ? (p.state?.id ?? "") : "";
-    const fetch = fetchState({ address: p.address, auth: o.auth, to, etag: p.etag, timeoutMs: o.timeoutMs, maxStateBytes: o.maxStateBytes, agents: o.agents }, (r) => {
+    const fetch = fetchState({ address: p.address, auth: o.auth, to, etag: p.etag, timeoutMs: o.timeoutMs, maxStateBytes: o.maxStateBytes, agents: o.agents, onBody: (until) => (p.receivingUntil = until) }, (r) => {
       requests.delete(fetch);
       p.polling = false;
+      p.receivingUntil = 0;
       running--;
       if (failing) runningFailing--;
       if (held) runningHeld--;
@@ -229,7 +228,7 @@ export function createPoller(o: PollerOptions): Poller {
     for (const [url] of byUrl) {
       if (!urls.has(url)) byUrl.delete(url);
     }
-    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, failures: 0, self: false, polling: false, polledAt: 0, retryNow: false, slow: false });
+    for (const a of o.list.current) if (!byUrl.has(a.url)) byUrl.set(a.url, { address: a, generation: 0, lastOkAt: 0, receivingUntil: 0, failures: 0, self: false, polling: false, polledAt: 0, retryNow: false, slow: false });
     pump();
   }
 
@@ -271,7 +270,8 @@ export function createPoller(o: PollerOptions): Poller {
     },
     fresh() {
       const now = Date.now();
-      return [...byUrl.values()].filter((p) => !p.self && p.state && now - p.lastOkAt <= o.staleMs);
+      // A peer sending a large state is not stale while its body may still take (src/server/peers/state-fetch.ts).
+      return [...byUrl.values()].filter((p) => !p.self && p.state && (now - p.lastOkAt <= o.staleMs || p.receivingUntil > now));
     },
     heardFrom(id) {
       const now = Date.now();

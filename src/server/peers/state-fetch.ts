@@ -1,7 +1,9 @@
 /**
  * One state poll on the wire: the signed `GET /_promproxy/peer/state` (with
- * the ETag last seen), bounded by `timeoutMs` and the body by
- * `maxStateBytes`, and the check that whoever answered knows the peer secret
+ * the ETag last seen), bounded by `timeoutMs` until its head, then by as long
+ * again plus 1 ms per {@link stateBytesPerMs} bytes it declares (a state of
+ * tens of MB takes seconds on a busy pair: a fixed 2 s failed every poll of a
+ * 58 MB state, for good), and the body by `maxStateBytes`, and the check that whoever answered knows the peer secret
  * (the answer is signed over this request's nonce). A 200 without a
  * well-formed answer signature is cut off before its body; the body is
  * hashed as it arrives and joined only once its signature checked out. What
@@ -21,6 +23,9 @@ export type Fetched = { unchanged: true } | { unchanged: false; text: string; et
 
 export const unsignedAnswer = "its answer is not signed with the peer secret";
 
+/** The slowest a state's body may arrive: 4 MB a second (a 64 MiB state: 17 s on top of `timeoutMs`). */
+export const stateBytesPerMs = 4_000;
+
 export interface FetchOptions {
   address: PeerAddress;
   auth: PeerAuth;
@@ -31,6 +36,8 @@ export interface FetchOptions {
   timeoutMs: number;
   maxStateBytes: number;
   agents: { http: http.Agent; https: https.Agent };
+  /** Told, when a new state's head arrives, until when (Date.now()) its body may take. */
+  onBody?: (untilMs: number) => void;
 }
 
 /** Starts a poll; `done` hears how it ended, once (never after `destroy()`). */
@@ -55,10 +62,12 @@ export function fetchState(o: FetchOptions, done: (r: Fetched) => void): { destr
   });
   let res0: http.IncomingMessage | undefined;
   const signedAnswer = (status: number, body: string | { sha256: string }) => o.auth.verifyAnswer(nonce, status, String(res0?.headers["etag"] ?? ""), body, res0?.headers[peerAnswerHeader]);
-  const timer = setTimeout(() => {
-    req.destroy();
-    fail(`no answer within ${o.timeoutMs / 1000}s`);
-  }, o.timeoutMs);
+  const giveUp = (why: string, ms: number) =>
+    setTimeout(() => {
+      req.destroy();
+      fail(why);
+    }, ms);
+  let timer = giveUp(`no answer within ${o.timeoutMs / 1000}s`, o.timeoutMs);
   req.on("error", (e) => fail(e.message));
   req.on("response", (res) => {
     res0 = res;
@@ -75,6 +84,10 @@ export function fetchState(o: FetchOptions, done: (r: Fetched) => void): { destr
       req.destroy();
       return fail(`its state is ${declared} bytes, more than maxPeerStateBytes (${o.maxStateBytes})`);
     }
+    const bodyMs = o.timeoutMs + Math.ceil(declared / stateBytesPerMs);
+    clearTimeout(timer);
+    timer = giveUp(`its state (${declared} bytes) did not arrive within ${bodyMs / 1000}s`, bodyMs);
+    o.onBody?.(Date.now() + bodyMs);
     const chunks: Buffer[] = [];
     const hash = createHash("sha256");
     let bytes = 0;
