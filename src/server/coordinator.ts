@@ -27,10 +27,8 @@ import { nameTaken } from "./name-taken.ts";
 import { createRetryHints } from "./retry-hints.ts";
 import { createSession, type Session } from "./session.ts";
 import { createVanished, type VanishedClient } from "./vanished.ts";
-import { lateTicks } from "../shared/late-tick.ts";
-
-/** Frames waiting for a client to read before its stream counts as stuck (orders and credit are bounded far below). */
-const maxQueuedFrames = 1024;
+import { fairShareVictim } from "./fair-share.ts";
+import { startHeartbeat } from "./heartbeat.ts";
 
 /** Where the server is in its life: serving; draining (serving, not ready); refusing new scrapes; closed. */
 export type Phase = "serving" | "draining" | "refusing" | "closed";
@@ -101,28 +99,9 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
   const flights = createFlights(o, metrics);
   const sessionLimits = { maxScrapesInFlight: o.maxScrapesInFlight, maxResponseBytes: o.maxResponseBytes, maxChunkBytes: o.maxChunkBytes, creditBytes: o.creditBytes }; // each scrape's life, and the wait for a place (src/server/flights.ts)
 
-  // Heartbeats: one timer pings every stream and ends the ones that went quiet (judged on ticks that came on time).
-  const late = lateTicks(o.heartbeatIntervalMs);
-  const heartbeat = setInterval(() => {
-    const now = Date.now();
-    const judge = !late();
-    for (const s of [...byName.values()]) {
-      // A client that answers but reads nothing (frames pile up, or wait a heartbeat timeout): as dead as a silent one.
-      const waited = now - (s.outbound.waitingSince ?? now);
-      const silent = now - s.lastHeard > o.heartbeatTimeoutMs;
-      if (judge && (silent || s.outbound.size > maxQueuedFrames || waited > o.heartbeatTimeoutMs)) {
-        const unread = s.outbound.size > maxQueuedFrames ? "" : ` for ${+(waited / 1000).toFixed(1)}s`;
-        const reason = silent ? `the stream went silent: nothing heard from the client for ${o.heartbeatTimeoutMs / 1000}s (no pong)` : `the client stopped reading its stream (${s.outbound.size} frames unread${unread})`;
-        log.warn("closing a client's stream", { client: s.info.name, session: s.info.sessionId, reason });
-        s.close(new ConnectError(reason, Code.DeadlineExceeded));
-        // Its handler may be stuck writing to a peer that does not read: free the name now, not when that ends.
-        leave(s, { reason, broke: true });
-      } else if (s.outbound.size === 0) {
-        s.outbound.push({ frame: { case: "ping", value: { nonce: BigInt(now) } } }); // frames waiting: a ping adds nothing
-      }
-    }
-  }, o.heartbeatIntervalMs);
-  heartbeat.unref();
+  // Heartbeats (src/server/heartbeat.ts). A dead stream's handler may be stuck writing to a peer that does not
+  // read: its name is freed now, not when that ends.
+  const heartbeat = startHeartbeat({ intervalMs: o.heartbeatIntervalMs, timeoutMs: o.heartbeatTimeoutMs, logger: log }, () => byName.values(), (s, reason) => leave(s, { reason, broke: true }));
 
   function admit(): () => void {
     if (phase !== "serving") throw new ConnectError("the server is shutting down", Code.Unavailable);
@@ -176,7 +155,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     // Vanished clients make room for live ones, in the count and in /clients: their own identity's, or a bigger one's.
     // A client coming back frees its own vanished place (forgotten below, once admitted).
     const full = () => byName.size + gone.size - (gone.get(name) ? 1 : 0) >= o.maxClients;
-    while (full() && gone.evictFor(info.identity));
+    while (full() && makeRoom(info.identity));
     if (full()) {
       const kept = gone.size ? ` (${gone.size} of them vanished clients of identities that hold no more clients than this one's)` : "";
       throw new ConnectError(`the server has its maximum of ${o.maxClients} clients${kept}`, Code.ResourceExhausted);
@@ -200,9 +179,21 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
       try {
         return listing.add(entry);
       } catch (e) {
-        if (!gone.evictFor(entry.identity)) throw e;
+        if (!makeRoom(entry.identity)) throw e;
       }
     }
+  }
+
+  /** Room for a newcomer of `identity`: a vanished record, else an identity's beyond a fair share (src/server/fair-share.ts). */
+  function makeRoom(identity: string | undefined): boolean {
+    if (gone.evictFor(identity)) return true;
+    const victim = fairShareVictim(byName.values(), liveBy, identity);
+    if (!victim) return false;
+    const reason = `the server is full: room made for a client of an identity holding fewer than "${victim.info.identity}" (${liveBy.get(victim.info.identity ?? "")} clients)`;
+    log.warn("closing a client's stream: a full server is shared between identities", { client: victim.info.name, identity: victim.info.identity, for: identity });
+    victim.close(new ConnectError(reason, Code.ResourceExhausted));
+    leave(victim, { reason, broke: false });
+    return true;
   }
 
   function leave(session: Session, end: { reason: string; broke: boolean }, keepWaiting = false) {
