@@ -10,6 +10,7 @@
  * refused, so that the refusal always comes first.
  */
 import assert from "node:assert/strict";
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { after, test } from "node:test";
@@ -17,6 +18,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { bearerToken, createClient, type PromproxyClient } from "../../src/client/index.ts";
 import { bearerAuth } from "../../src/server/index.ts";
 import { proxyGet, startServer, testRegistry, waitFor } from "../helpers.ts";
+import { runCli } from "./prometheus.ts";
 
 /** The fast path, connect-es's gRPC transport, and the Connect protocol. */
 const transports = { fast: { transport: "fast" }, connect: { transport: "connect" }, "connect protocol": { protocol: "connect" } } as const;
@@ -156,3 +158,28 @@ for (const transport of Object.keys(transports) as (keyof typeof transports)[]) 
     });
   }
 }
+
+test("the forwarder given a good server and one answering a bare HTTP 401 keeps running and serves through the good one (it exited 1)", { timeout: 60_000 }, async () => {
+  const exporter = http.createServer((_req, res) => res.end("up 1\n"));
+  await new Promise<void>((r) => exporter.listen(0, "127.0.0.1", r));
+  closers.push(() => new Promise<void>((r) => (exporter.closeAllConnections(), exporter.close(() => r()))));
+  const bad = await bareStatus(401);
+  const good = await startServer();
+  closers.push(() => good.close());
+  const g = await gate(good.port);
+  const target = `9100=http://127.0.0.1:${(exporter.address() as net.AddressInfo).port}/metrics`;
+  const fwd = runCli(["client", "--name", "fwd", "--server", g.url, "--server", bad.url, "--target", target]);
+  closers.push(() => fwd.kill());
+  const out = () => `\nstdout:\n${fwd.stdout()}\nstderr:\n${fwd.stderr()}`;
+  let exited = false;
+  void fwd.exited.then(() => (exited = true));
+  await waitFor("the endpoint hit twice, or the forwarder gone", () => bad.hits() >= 2 || exited, 20_000);
+  assert.equal(exited, false, `the forwarder exited on a bare HTTP 401:${out()}`);
+  g.open();
+  await waitFor("connected", () => /INFO promproxy: connected/.test(fwd.stderr()) || exited, 20_000);
+  const r = await proxyGet(good.port, "http://fwd:9100/metrics");
+  assert.equal(r.status, 200, `${r.body.toString()}${out()}`);
+  assert.equal(r.body.toString(), "up 1\n");
+  assert.match(fwd.stderr(), /code="Unavailable" reason="http:\/\/127\.0\.0\.1:\d+ answered HTTP 401 without gRPC \(content-type text\/plain\): not a promproxy server \(an auth proxy\? a wrong address\?\)"/);
+  assert.doesNotMatch(fwd.stderr(), /the client stops|refused client/, out());
+});
