@@ -50,7 +50,6 @@ import { settledAfter } from "../shared/settled-after.ts";
 import { createFatalRefusals, notPromproxy } from "./fatal-refusal.ts";
 import { sleep } from "../shared/sleep.ts";
 
-
 /** Runs the fleet until `stopped` aborts; resolves once every stream has ended. @internal */
 export function runFleet(o: FleetOptions): Promise<void> {
   const options = o.connection.options;
