@@ -5,7 +5,8 @@
  * retried as unavailable; a real promproxy server refusing our token while
  * another one welcomes us is retried at the longest backoff step, said once;
  * only when every server refuses for real (or the only one does) does the
- * client stop. Real servers and sockets on loopback, both transports; the
+ * client stop. A list of URLs, the addresses of one name, and the forwarder
+ * CLI. Real servers and sockets on loopback, both transports; the
  * working server sits behind a gate opened only after the other endpoint has
  * refused, so that the refusal always comes first.
  */
@@ -28,7 +29,7 @@ after(async () => {
 });
 
 /** An HTTP/2 endpoint answering every request `status` with a plain body (an auth proxy): its hits counted. */
-async function bareStatus(status: number): Promise<{ url: string; hits: () => number }> {
+async function bareStatus(status: number, host = "127.0.0.1", port = 0): Promise<{ url: string; hits: () => number }> {
   let hits = 0;
   const server = http2.createServer((req, res) => {
     hits++;
@@ -37,13 +38,13 @@ async function bareStatus(status: number): Promise<{ url: string; hits: () => nu
   });
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (s) => (sessions.add(s), s.on("close", () => sessions.delete(s)), s.on("error", () => {})));
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  await new Promise<void>((r) => server.listen(port, host, r));
   closers.push(() => new Promise<void>((r) => (sessions.forEach((s) => s.destroy()), server.close(() => r()))));
-  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, hits: () => hits };
+  return { url: `http://${host}:${(server.address() as net.AddressInfo).port}`, hits: () => hits };
 }
 
 /** A TCP relay to `port` that holds every connection until `open()`: the server behind it answers after the others. */
-async function gate(port: number): Promise<{ url: string; open(): void }> {
+async function gate(port: number, at = 0): Promise<{ url: string; open(): void }> {
   let opened: () => void = () => {};
   const open = new Promise<void>((r) => (opened = r));
   const sockets = new Set<net.Socket>();
@@ -59,7 +60,7 @@ async function gate(port: number): Promise<{ url: string; open(): void }> {
       inbound.pipe(outbound).pipe(inbound);
     });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  await new Promise<void>((r) => server.listen(at, "127.0.0.1", r));
   closers.push(() => new Promise<void>((r) => (sockets.forEach((s) => s.destroy()), server.close(() => r()))));
   return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, open: opened };
 }
@@ -182,4 +183,22 @@ test("the forwarder given a good server and one answering a bare HTTP 401 keeps 
   assert.equal(r.body.toString(), "up 1\n");
   assert.match(fwd.stderr(), /code="Unavailable" reason="http:\/\/127\.0\.0\.1:\d+ answered HTTP 401 without gRPC \(content-type text\/plain\): not a promproxy server \(an auth proxy\? a wrong address\?\)"/);
   assert.doesNotMatch(fwd.stderr(), /the client stops|refused client/, out());
+});
+
+test("one server name, two addresses, one of them answering a bare HTTP 401: the client serves through the other", { timeout: 60_000 }, async () => {
+  const bad = await bareStatus(401, "127.0.0.2"); // a stale DNS entry now pointing at an auth proxy
+  const port = Number(new URL(bad.url).port);
+  const good = await startServer();
+  closers.push(() => good.close());
+  const g = await gate(good.port, port); // 127.0.0.1, the same port
+  const { c, errors, said } = client([`http://promproxy.test:${port}`], "fast", { resolve: async () => ["127.0.0.1", "127.0.0.2"] });
+  await c.start();
+  await waitFor("the stale address hit twice, or the client stopped", () => bad.hits() >= 2 || c.state === "stopped", 20_000);
+  assert.notEqual(c.state, "stopped", `the client stopped on a bare HTTP 401:${said()}`);
+  g.open();
+  await c.ready({ timeoutMs: 15_000 });
+  assert.equal((await proxyGet(good.port, "http://app-1/metrics")).status, 200);
+  const there = errors.filter((e) => e.rawMessage.includes("(127.0.0.2)"));
+  assert.ok(there.length >= 2, said());
+  for (const e of there) assert.equal(e.rawMessage, `http://promproxy.test:${port} (127.0.0.2) answered HTTP 401 without gRPC (content-type text/plain): not a promproxy server (an auth proxy? a wrong address?)`);
 });
