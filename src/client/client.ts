@@ -22,6 +22,7 @@ import { createFrameShare } from "./frame-budget.ts";
 import { sparseLog } from "./fleet-limits.ts";
 import type { ScrapeTarget } from "./targets/target.ts";
 import { createFailureWords, inWords, type FailureWords } from "./transport-words.ts";
+import { isFatalRefusal } from "./fatal-refusal.ts";
 
 /** How long a ready() may wait on a client never started before it is said (the timer holds the process that long). */
 const neverStartedMs = 1_000;
@@ -44,8 +45,11 @@ export interface PromproxyClient {
    * for the server and never rejects, so `await client.start()` cannot hold
    * or crash an application's startup. Failures go to `onError` and the
    * logger; the client retries with backoff, except after a refusal retrying
-   * cannot fix (`Unauthenticated`, `PermissionDenied`, `InvalidArgument`)
-   * before its first welcome: then it logs an error and stops. Use
+   * cannot fix (`Unauthenticated`, `PermissionDenied`, `InvalidArgument`, as a
+   * gRPC status: a bare HTTP 401 or 403 is no server's refusal) before its
+   * first welcome from every server it dials: then it logs an error and
+   * stops. One server of several refusing so is retried at the longest
+   * backoff step while the others serve (or may). Use
    * {@link PromproxyClient.ready} to wait. Given `timeoutMs` or `signal`,
    * `start(options)` is `start()` followed by `ready(options)`.
    */
@@ -63,9 +67,6 @@ export interface PromproxyClient {
   /** The current state: "connected" while at least one stream is established. */
   readonly state: ClientState;
 }
-
-/** Refusals that retrying cannot fix. */
-const fatalCodes = new Set([Code.Unauthenticated, Code.PermissionDenied, Code.InvalidArgument]);
 
 /** Creates a promproxy client. See {@link ClientOptions} for every option and its default. */
 export function createClient(options: ClientOptions): PromproxyClient {
@@ -117,6 +118,8 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
   let welcomedOnce = false;
   /** Failure reasons logged since the last change of state (several replicas may fail differently): repeats go to debug. */
   const failuresLogged = new Set<string>();
+  /** "server code reason" of refusals retrying cannot fix from one server of several, said once (until it welcomes us). */
+  const heldLogged = new Set<string>();
   // A server that ends every stream right after its welcome must not fill the host's log: a line every 10 s at most.
   const warnDisconnected = sparseLog(log, 10_000);
   // A stream up or closed by us: 16 lines a minute each at most (a server changing its replica set every second
@@ -170,6 +173,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
         state = "connected";
         welcomedOnce = true;
         failuresLogged.clear();
+        for (const k of heldLogged) if (k.startsWith(`${info.server} `)) heldLogged.delete(k);
         sayConnected("connected", { server: info.server, replica: info.replicaId || undefined, session: info.sessionId });
         notify("onConnected", () => options.onConnected?.(info));
         settle();
@@ -183,19 +187,33 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
         else warnDisconnected("disconnected", fields);
         notify("onDisconnected", () => options.onDisconnected?.(error, info));
       },
-      onFailed(error) {
-        // Refused before any welcome for a reason retrying cannot fix: stop. Later refusals are retried.
-        if (fatalCodes.has(error.code) && !welcomedOnce) {
-          log.error("refused by the server: the client stops", { code: Code[error.code], reason: reasonField(error.rawMessage) });
+      onFailed(error, where) {
+        const fatal = isFatalRefusal(error);
+        // Refused for a reason retrying cannot fix by every server dialled, before any welcome: stop.
+        if (fatal && where.everywhere && !welcomedOnce) {
+          log.error("refused by the server: the client stops", { code: Code[error.code], reason: reasonField(error.rawMessage), server: where.several ? where.server : undefined });
           notify("onError", () => options.onError?.(error));
           refusal = error;
           state = "stopped";
           settle(error);
           stopper.abort();
-          return true;
+          return "stop";
         }
-        reportFailure(error);
-        return false;
+        // One server: later refusals are retried as any failure. One of several (another has welcomed us, or still
+        // may): that one is retried at the longest backoff step, said once.
+        if (!fatal || !where.several) {
+          reportFailure(error);
+          return "retry";
+        }
+        const key = `${where.server} ${error.code} ${error.rawMessage}`;
+        if (!heldLogged.has(key)) {
+          if (heldLogged.size >= 256) heldLogged.clear();
+          heldLogged.add(key);
+          const every = `${options.backoff.maxMs / 1000}s`;
+          log.error(`refused by one of the servers: retrying it every ${every} while the others serve (or may)`, { server: where.server, code: Code[error.code], reason: reasonField(error.rawMessage) });
+        }
+        notify("onError", () => options.onError?.(error));
+        return "hold";
       },
     });
   }

@@ -25,12 +25,14 @@
  * welcome claiming a replica already held ends the older stream only through
  * the same address (its probe found the first dead); through another (a stale
  * DNS entry, a rogue) both are kept, a dead one ending by its own heartbeat.
+ * A refusal retrying cannot fix stops the client only when every endpoint
+ * refused so before any welcome (src/client/fatal-refusal.ts).
  * @internal
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { createBackoff, stableStreamMs } from "./backoff.ts";
-import { connectOnce, type ConnectionContext } from "./connection.ts";
+import { connectOnce } from "./connection.ts";
 import { createSearchSchedule, missingRoundMs } from "./search-schedule.ts";
 import { replicaIdKey } from "../shared/replica-header.ts";
 import { createNotServedWarning, createSearchRefusals, notServedHere, notServedTriesFor } from "./search-refusal.ts";
@@ -43,21 +45,10 @@ import type { Slot } from "./fleet-slot.ts";
 import { createSurplus } from "./fleet-surplus.ts";
 import { onceLog, sparseLog } from "./fleet-limits.ts";
 import type { StreamInfo } from "./options.ts";
+import type { FleetOptions } from "./fleet-options.ts";
 import { settledAfter } from "../shared/settled-after.ts";
+import { createFatalRefusals, notPromproxy } from "./fatal-refusal.ts";
 import { sleep } from "../shared/sleep.ts";
-
-/** @internal */
-export interface FleetOptions {
-  /** What every connection attempt shares (the resolved options among it). */
-  connection: Omit<ConnectionContext, "base" | "address" | "stopped" | "onWelcome" | "welcomePatience">;
-  /** Aborted when the client stops: every stream says goodbye. */
-  stopped: AbortSignal;
-  onUp(info: StreamInfo): void;
-  /** A welcomed stream ended; `byUs` when the fleet closed it itself (endpoint gone, replaced). */
-  onDown(info: StreamInfo, error: ConnectError | undefined, byUs: boolean): void;
-  /** An attempt failed before a welcome (not a duplicate). Returns true when the client is to stop. */
-  onFailed(error: ConnectError): boolean;
-}
 
 /** Runs the fleet until `stopped` aborts; resolves once every stream has ended. @internal */
 export function runFleet(o: FleetOptions): Promise<void> {
@@ -79,6 +70,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const [replaced, unassigned] = [sparseLog(log, 60_000, "info"), sparseLog(log, 60_000, "info")]; // per stream: "closed a stream" (client.ts)
   const [searchRefusal, notServedAnywhere] = [createSearchRefusals(log, name), createNotServedWarning(log, name)];
   const welcomePatience = createWelcomePatience(options); // one wait for a welcome over all of the client's streams
+  const fatal = createFatalRefusals(); // the endpoints whose last attempt was refused for good
   const waits = createUnassignedWaits({ mayRedial: (id) => mayRedial(id, target.ids, target.wanted, holding()) });
 
   const live = (s: Slot) => !s.cancel.signal.aborted;
@@ -103,6 +95,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   function setEndpoints(next: Endpoint[]) {
     endpoints = next;
     const keys = new Set(next.map((e) => e.key));
+    fatal.keepOnly(keys);
     for (const s of slots) {
       const stale = s.endpoint ? next.length === 1 || !keys.has(s.endpoint.key) : next.length > 1;
       if (stale && live(s)) {
@@ -208,7 +201,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
         seen,
       );
     } catch (e) {
-      error = ConnectError.from(e);
+      error = notPromproxy(ConnectError.from(e), endpoint.url, endpoint.display); // an HTTP 401 from an auth proxy is no refusal
     } finally {
       slot.cancel.signal.removeEventListener("abort", onCancel);
       slot.attempt = undefined;
@@ -240,7 +233,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     const refusedBy = new Set<string>(); // the distinct replicas that said so (up to maxReplicas)
     /** Through one address with a replica held, finding another is a search: in rounds, with the other searchers. */
     const searching = () => !slot.endpoint && holding() > 0;
-    let pause: "none" | "backoff" | "round" = searching() ? "round" : "none";
+    let pause: "none" | "backoff" | "round" | "longest" = searching() ? "round" : "none";
     const onStop = () => slot.cancel.abort();
     o.stopped.addEventListener("abort", onStop);
     if (o.stopped.aborted) slot.cancel.abort();
@@ -248,12 +241,14 @@ export function runFleet(o: FleetOptions): Promise<void> {
       while (live(slot)) {
         if (await waits.park(slot.unassigned, slot.cancel.signal)) slot.unassigned = undefined; // waited for a change: dial now
         else if (pause === "round") await schedule.nextRound(slot.cancel.signal);
+        else if (pause === "longest") await sleep(options.backoff.maxMs, slot.cancel.signal);
         // Past the prompt retries of "not served here", the one that serves us may be behind the same address: 10 s apart at most.
         else if (pause === "backoff") await sleep(searching() ? schedule.cap(reconnect.next(last)) : notServed > 0 ? Math.min(reconnect.next(last), missingRoundMs) : reconnect.next(last), slot.cancel.signal);
         const endpoint = slot.endpoint ?? (endpoints.length === 1 ? endpoints[0] : undefined);
         if (!endpoint || !live(slot)) break;
         const r = await attemptOnce(slot, endpoint);
         last = r.error?.metadata;
+        fatal.note(endpoint.key, r.welcomed ? undefined : r.error);
         if (!live(slot)) break;
         if (r.welcomed) {
           misses = notServed = 0;
@@ -272,12 +267,14 @@ export function runFleet(o: FleetOptions): Promise<void> {
           if (notServed > 0 && refusedBy.size < limits.maxReplicas) refusedBy.add(r.error?.metadata.get(replicaIdKey) ?? "");
           const failed = r.error !== undefined && (!r.duplicate || notServed > notServedTriesFor(refusedBy.size));
           if (failed && notServed > 0) notServedAnywhere(r.error!, endpoint.display);
-          if (failed && o.onFailed(r.error!)) break;
+          const where = { server: endpoint.display, several: endpoints.length > 1, everywhere: fatal.everywhere(endpoints.map((e) => e.key)) };
+          const verdict = failed ? o.onFailed(r.error!, where) : "retry";
+          if (verdict === "stop") break;
           if (surplus(slot, misses, r.refused)) break;
           // A duplicate through one address is a step of the search; through one of several addresses, a second
           // path to a replica held through another: retried as seldom as after any failure.
           if (notServed > 0 && !failed) reconnect.reset();
-          pause = r.duplicate && searching() ? "round" : "backoff";
+          pause = verdict === "hold" ? "longest" : r.duplicate && searching() ? "round" : "backoff";
         }
       }
     } finally {

@@ -111,7 +111,7 @@ const firstError = async (script: Parameters<typeof rawServer>[0], extra: Record
   for (const t of transports) {
     const { url } = await rawServer(script);
     const [e] = await runClient(url, t, (errors) => errors.length > 0, extra);
-    out[t] = { code: Code[e?.code ?? 0], message: e?.rawMessage ?? "" };
+    out[t] = { code: Code[e?.code ?? 0], message: (e?.rawMessage ?? "").replaceAll(url, "SERVER") }; // each transport has a server of its own
   }
   return out;
 };
