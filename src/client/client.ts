@@ -166,7 +166,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
   function run(): Promise<void> {
     state = "connecting";
     return runFleet({
-      connection: { options, hello, targets, slots: createScrapeSlots(options.maxScrapesInFlight), frames: createFrameShare(options.maxServerFramesPerSecond) },
+      connection: { options, hello, targets, slots: createScrapeSlots(options.maxScrapesInFlight, targets.length), frames: createFrameShare(options.maxServerFramesPerSecond) },
       stopped: stopper.signal,
       onUp(info) {
         streams++;

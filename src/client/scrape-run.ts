@@ -48,9 +48,10 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   const fail = (reason: ScrapeErrorReason, message: string) =>
     void out.push({ frame: { case: "end", value: { scrapeId: id, error: { reason, message } } } });
   if (scrapes.has(id)) return; // a repeated id is the server's bug; ignore it
-  if (ctx.slots.inUse >= ctx.slots.max) return fail(ScrapeErrorReason.BUSY, `client "${name}" has ${ctx.slots.max} scrapes in flight, its maximum`);
   const target = ctx.targets.find((t) => (t.port === 0 || t.port === order.port) && pathMatches(t.path, order.path));
   if (!target) return fail(ScrapeErrorReason.NOT_FOUND, `client "${name}" serves nothing at port ${order.port} path ${JSON.stringify(order.path.slice(0, 200))}`);
+  const full = ctx.slots.refusal(target, name);
+  if (full) return fail(ScrapeErrorReason.BUSY, full);
 
   // Unset or zero: 10 s; clamped to 1 ms - 1 h before it reaches a timer (PROTOCOL.md).
   const timeoutMs = clampDuration(order.timeout, orderTimeoutRangeMs);
@@ -83,7 +84,7 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
     },
     abort: stop,
   });
-  ctx.slots.take(); // free: checked above, nothing ran since
+  ctx.slots.take(target); // free: checked above, nothing ran since
   /** Ends the scrape once: an end frame (with the error, if any), its timer and listener released. */
   let over = false;
   const finish = (e?: unknown) => {
@@ -182,11 +183,11 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   served.then(
     () => {
       finish();
-      ctx.slots.release();
+      ctx.slots.release(target);
     },
     (e: unknown) => {
       finish(e ?? new TargetError(ScrapeErrorReason.INTERNAL, "the target failed"));
-      ctx.slots.release();
+      ctx.slots.release(target);
     },
   );
 }

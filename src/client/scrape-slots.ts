@@ -5,6 +5,13 @@
  * scrape was answered, so a server ordering with 1 ms timeouts cannot make the
  * host work on more than `max` scrapes at once.
  *
+ * With several targets, the last free places are kept for the targets that
+ * have no scrape at work: one place for each, at most half of `max`. A target
+ * already at work takes another place only beyond those, so an exporter that
+ * hangs cannot hold every place until its scrapes time out (an outside review:
+ * a forwarder's healthy target was answered busy 3 times in 20 beside a
+ * hanging one). Its first scrape always finds a place while any is free.
+ *
  * @internal
  */
 export interface ScrapeSlots {
@@ -12,26 +19,40 @@ export interface ScrapeSlots {
   readonly max: number;
   /** Places held now. */
   readonly inUse: number;
-  /** Takes a place; false when all are held. */
-  take(): boolean;
-  /** Gives back a place taken. */
-  release(): void;
+  /** Why a scrape of `target` gets no place now (all held, or the rest kept for idle targets), or undefined. */
+  refusal(target: object, client: string): string | undefined;
+  /** Takes a place for `target` (after {@link ScrapeSlots.refusal} said nothing). */
+  take(target: object): void;
+  /** Gives back a place taken for `target`. */
+  release(target: object): void;
 }
 
-export function createScrapeSlots(max: number): ScrapeSlots {
+export function createScrapeSlots(max: number, targets = 1): ScrapeSlots {
   let inUse = 0;
+  const byTarget = new Map<object, number>();
   return {
     max,
     get inUse() {
       return inUse;
     },
-    take() {
-      if (inUse >= max) return false;
-      inUse++;
-      return true;
+    refusal(target, client) {
+      if (inUse >= max) return `client "${client}" has ${max} scrapes in flight, its maximum`;
+      const mine = byTarget.get(target) ?? 0;
+      if (mine === 0 || targets <= 1) return undefined;
+      const kept = Math.min(targets - byTarget.size, Math.floor(max / 2)); // targets with nothing at work
+      if (max - inUse > kept) return undefined;
+      return `client "${client}" keeps its last ${kept} free place${kept === 1 ? "" : "s"} of ${max} for targets with no scrape at work (this one has ${mine})`;
     },
-    release() {
-      if (inUse > 0) inUse--;
+    take(target) {
+      inUse++;
+      byTarget.set(target, (byTarget.get(target) ?? 0) + 1);
+    },
+    release(target) {
+      const n = byTarget.get(target) ?? 0;
+      if (n === 0) return;
+      inUse--;
+      if (n > 1) byTarget.set(target, n - 1);
+      else byTarget.delete(target);
     },
   };
 }
