@@ -3,7 +3,7 @@ import { Http2SessionManager, type Http2SessionOptions } from "@connectrpc/conne
 import { wholeEnvelopes } from "./whole-envelopes.ts";
 import { ownSockets } from "./h2-sockets.ts";
 import { readCost } from "./frame-budget.ts";
-import { guardControlFrames, takeControlLimit } from "./h2-control-budget.ts";
+import { guardControlFrames, takeControlLimit, type ControlGuard } from "./h2-control-budget.ts";
 
 /**
  * connect-node's `Http2SessionManager`, with a permanent `"error"` listener on
@@ -60,7 +60,7 @@ export function createH2Connection(
     abort(reason);
     sockets.release();
   };
-  const guarded = new WeakSet<http2.Http2Session>();
+  const guarded = new WeakMap<http2.Http2Session, ControlGuard>();
   const request = manager.request.bind(manager);
   // A session is handed out only through request(); we have the stream (and so its session) before any I/O can
   // happen on it, while the manager's own listener is still attached.
@@ -73,10 +73,10 @@ export function createH2Connection(
       wholeEnvelopes(pieces(), read.limit, (bytes, envelopes) => read.pace(readCost(Math.max(envelopes, takePieces(stream)), bytes)));
     const session = stream.session;
     if (session && !guarded.has(session)) {
-      guarded.add(session);
       session.on("error", onLateSessionError);
-      guardControlFrames(session, control.perSecond);
+      guarded.set(session, guardControlFrames(session, control.perSecond));
     }
+    if (session) guarded.get(session)?.exempt(stream);
     return stream;
   };
   return manager;

@@ -15,10 +15,15 @@ import { Code, ConnectError } from "@connectrpc/connect";
  * client reports it as the reason the stream ended and dials again with its usual backoff. An honest server sends
  * a handful: its SETTINGS, an ACK, a PING per heartbeat.
  *
- * Node emits `ping` (a PING that is not an ACK), `remoteSettings` (a SETTINGS that is not an ACK) and `altsvc` for
- * every such frame; listening changes nothing but that each also reaches JavaScript (nghttp2 still ACKs them).
- * `origin` is emitted only on a TLS connection (Node 22 drops ORIGIN frames on cleartext in JavaScript, after
- * waking it): a cleartext ORIGIN flood is not seen here.
+ * What is counted is each time such a frame wakes JavaScript. Node 22 hands PING (not an ACK), SETTINGS (not an
+ * ACK) and ALTSVC to JavaScript only while the session has a `ping`, `remoteSettings` or `altsvc` listener (nghttp2
+ * ACKs them either way; listening changes nothing else), and every ORIGIN frame, but emits `origin` only on TLS:
+ * on cleartext it drops the frame in JavaScript after waking it. Each of these calls the session's private
+ * `kUpdateTimer` (it refreshes a session timeout), as does every other frame on the connection itself (HEADERS,
+ * GOAWAY, an ACK of our own PING); a stream's DATA and writes call it through the stream's. So the session's own
+ * calls, not a stream's, are counted: ORIGIN on cleartext too, and a server's every other connection-level
+ * frame that reaches JavaScript. Should a later Node name that symbol otherwise, the four events are counted
+ * instead (ORIGIN then only over TLS).
  *
  * @internal
  */
@@ -35,8 +40,25 @@ export const controlLimitKey: unique symbol = Symbol("promproxy.maxServerControl
 /** The client's default: far above what an honest server sends, far below what costs the host a share of a core. */
 export const defaultControlFramesPerSecond = 100;
 
-/** Watches `session` for control frames past `perSecond` (a bucket holding one second's worth). */
-export function guardControlFrames(session: http2.Http2Session, perSecond: number, now: () => number = () => performance.now()): void {
+/** What the guard of a session needs to know of each of its streams. @internal */
+export interface ControlGuard {
+  /** Marks `stream` as the session's: what it wakes (DATA, writes) is its own, not a control frame. */
+  exempt(stream: http2.Http2Stream): void;
+}
+
+/** Node's private `kUpdateTimer` symbol (src/lib/internal/http2/core.js), found by its description. */
+function updateTimerKey(session: http2.Http2Session): symbol | undefined {
+  for (let p: object | null = session; p; p = Object.getPrototypeOf(p) as object | null) {
+    const key = Object.getOwnPropertySymbols(p).find((k) => k.description === "kUpdateTimer");
+    if (key) return key;
+  }
+  return undefined;
+}
+
+type Wakeup = Record<symbol, (() => void) | undefined>;
+
+/** Watches `session` for control frames past `perSecond` (a bucket holding one second's worth). Never throws. */
+export function guardControlFrames(session: http2.Http2Session, perSecond: number, now: () => number = () => performance.now()): ControlGuard {
   const since = now();
   let at = since;
   let tokens = perSecond;
@@ -47,7 +69,6 @@ export function guardControlFrames(session: http2.Http2Session, perSecond: numbe
     tokens = Math.min(perSecond, tokens + ((t - at) * perSecond) / 1000) - 1;
     at = t;
     if (tokens >= 0 || session.destroyed) return;
-    for (const e of controlEvents) session.off(e, onFrame);
     const seconds = Math.max(0.1, (t - since) / 1000).toFixed(1);
     const error = new ConnectError(
       `the server sent ${taken} HTTP/2 control frames (PING/SETTINGS/ORIGIN/ALTSVC) in ${seconds} s, more than maxServerControlFramesPerSecond (${perSecond} a second) allows`,
@@ -55,8 +76,35 @@ export function guardControlFrames(session: http2.Http2Session, perSecond: numbe
     );
     session.destroy(error, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   };
-  for (const e of controlEvents) session.on(e, onFrame);
+  const key = updateTimerKey(session);
+  const own = key && (session as unknown as Wakeup)[key];
+  if (!key || typeof own !== "function") {
+    for (const e of controlEvents) session.on(e, onFrame);
+    return { exempt: () => {} };
+  }
+  for (const e of controlEvents) session.on(e, ignore); // so that nghttp2 hands them to JavaScript (and to the count)
+  let inStream = 0;
+  (session as unknown as Wakeup)[key] = function (this: unknown) {
+    if (inStream === 0 && !session.destroyed) onFrame();
+    own.call(this);
+  };
+  return {
+    exempt(stream) {
+      const streamOwn = (stream as unknown as Wakeup)[key];
+      if (typeof streamOwn !== "function") return;
+      (stream as unknown as Wakeup)[key] = function (this: unknown) {
+        inStream++;
+        try {
+          streamOwn.call(this);
+        } finally {
+          inStream--;
+        }
+      };
+    },
+  };
 }
+
+const ignore = () => {};
 
 /** `http2Options` with the limit attached (see {@link controlLimitKey}). @internal */
 export function withControlLimit<T extends object>(http2Options: T, perSecond: number): T {
