@@ -45,6 +45,12 @@ test("--max-server-frames-per-second: 10 to 1000000, refused outside with the fl
   assert.throws(() => at("9"), /--max-server-frames-per-second: want a whole number from 10 to 1000000, got 9/);
   assert.throws(() => at("1000001"), /--max-server-frames-per-second: want a whole number from 10 to 1000000/);
   assert.throws(() => at("1e3x"), /--max-server-frames-per-second: want a positive whole number/);
+  const control = (n: string) => resolve(["--name", "h", "--server", "http://p:1", "--target", "http://127.0.0.1:9100/", "--max-server-control-frames-per-second", n]);
+  assert.equal(control("10").maxServerControlFramesPerSecond, 10);
+  assert.equal(control("1000000").maxServerControlFramesPerSecond, 1_000_000);
+  assert.equal(at("10").maxServerControlFramesPerSecond, undefined, "unset: the library's default (100)");
+  assert.throws(() => control("9"), /--max-server-control-frames-per-second: want a whole number from 10 to 1000000, got 9/);
+  assert.throws(() => control("1000001"), /--max-server-control-frames-per-second: want a whole number from 10 to 1000000/);
 });
 
 test("environment variables for every flag; flags win; labels merge", () => {

@@ -59,6 +59,7 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
         maxScrapesInFlight: cfg.maxScrapesInFlight,
         // A process of its own relaying for many exporters: a higher read budget than a library in a host's process.
         maxServerFramesPerSecond: cfg.maxServerFramesPerSecond ?? 10_000,
+        maxServerControlFramesPerSecond: cfg.maxServerControlFramesPerSecond, // the library's 100: control frames do not grow with the exporters
         interceptors: auth.interceptors,
         tls: auth.tls,
         onConnected: () => metrics?.onConnected(),

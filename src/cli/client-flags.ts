@@ -43,6 +43,10 @@ const clientFlags = [
     help: ["most frames read from the servers a second; past it", "the streams wait (flow control holds the server)"], shown: "10000",
   },
   {
+    key: "max-server-control-frames-per-second", type: "string", arg: "N",
+    help: ["most HTTP/2 control frames (PING, SETTINGS, ...) a server", "sends a second on a connection; past it, it is closed"], shown: "100",
+  },
+  {
     key: "token-file", type: "string", arg: "FILE", section: " The connection to the server:",
     help: ["bearer token for the server, re-read on every reconnect"], shown: "none",
   },

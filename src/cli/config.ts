@@ -50,6 +50,7 @@ export interface ClientConfig {
   metricsListen?: { host: string; port: number };
   maxScrapesInFlight?: number;
   maxServerFramesPerSecond?: number;
+  maxServerControlFramesPerSecond?: number;
   /** The connection to the server: bearer token file, CA, client certificate (src/cli/auth-flags.ts). */
   tokenFile?: string;
   serverCaFile?: string;
@@ -128,6 +129,7 @@ export function resolveClientConfig(
   const metrics = str("metrics-listen");
   const inFlight = pick("max-scrapes-in-flight");
   const framesPerSecond = pick("max-server-frames-per-second");
+  const controlPerSecond = pick("max-server-control-frames-per-second");
   return {
     name,
     servers,
@@ -139,6 +141,7 @@ export function resolveClientConfig(
     metricsListen: metrics ? parseHostPort(metrics, "--metrics-listen") : undefined,
     maxScrapesInFlight: inFlight ? positiveInt(inFlight) : undefined,
     maxServerFramesPerSecond: framesPerSecond ? framesPerSecondOf(framesPerSecond) : undefined,
+    maxServerControlFramesPerSecond: controlPerSecond ? framesPerSecondOf(controlPerSecond) : undefined,
     tokenFile: str("token-file"),
     serverCaFile: str("server-ca-file"),
     clientCertFile: str("client-cert-file"),
@@ -148,7 +151,7 @@ export function resolveClientConfig(
   };
 }
 
-/** --max-server-frames-per-second: the library's range (maxServerFramesPerSecond), said with the flag's name. */
+/** --max-server-(control-)frames-per-second: the library's range (10 - 1 000 000), said with the flag's name. */
 function framesPerSecondOf(s: Sourced): number {
   const n = positiveInt(s);
   if (n < 10 || n > 1_000_000) throw new CliError(`${s.from}: want a whole number from 10 to 1000000, got ${n}`);

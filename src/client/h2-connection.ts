@@ -3,6 +3,7 @@ import { Http2SessionManager, type Http2SessionOptions } from "@connectrpc/conne
 import { wholeEnvelopes } from "./whole-envelopes.ts";
 import { ownSockets } from "./h2-sockets.ts";
 import { readCost } from "./frame-budget.ts";
+import { guardControlFrames, takeControlLimit, type ControlGuard } from "./h2-control-budget.ts";
 
 /**
  * connect-node's `Http2SessionManager`, with a permanent `"error"` listener on
@@ -38,6 +39,10 @@ import { readCost } from "./frame-budget.ts";
  * `abort()`, which ends every connection attempt, destroys them all as well:
  * a session destroyed after a GOAWAY no longer frees its socket by itself.
  *
+ * Every session also counts the HTTP/2 control frames its server sends, and is
+ * destroyed past `maxServerControlFramesPerSecond` (carried in `http2Options`,
+ * src/client/h2-control-budget.ts).
+ *
  * @internal
  */
 export function createH2Connection(
@@ -47,14 +52,15 @@ export function createH2Connection(
   onLateSessionError: (error: Error) => void,
   read: { limit: number; pace(cost: number): number },
 ): Http2SessionManager {
-  const sockets = ownSockets(http2Options?.createConnection as Parameters<typeof ownSockets>[0]);
-  const manager = new Http2SessionManager(url, pingOptions, { ...http2Options, createConnection: sockets.createConnection });
+  const control = takeControlLimit(http2Options);
+  const sockets = ownSockets(control.options?.createConnection as Parameters<typeof ownSockets>[0]);
+  const manager = new Http2SessionManager(url, pingOptions, { ...control.options, createConnection: sockets.createConnection });
   const abort = manager.abort.bind(manager);
   manager.abort = (reason) => {
     abort(reason);
     sockets.release();
   };
-  const guarded = new WeakSet<http2.Http2Session>();
+  const guarded = new WeakMap<http2.Http2Session, ControlGuard>();
   const request = manager.request.bind(manager);
   // A session is handed out only through request(); we have the stream (and so its session) before any I/O can
   // happen on it, while the manager's own listener is still attached.
@@ -67,9 +73,10 @@ export function createH2Connection(
       wholeEnvelopes(pieces(), read.limit, (bytes, envelopes) => read.pace(readCost(Math.max(envelopes, takePieces(stream)), bytes)));
     const session = stream.session;
     if (session && !guarded.has(session)) {
-      guarded.add(session);
       session.on("error", onLateSessionError);
+      guarded.set(session, guardControlFrames(session, control.perSecond));
     }
+    if (session) guarded.get(session)?.exempt(stream);
     return stream;
   };
   return manager;

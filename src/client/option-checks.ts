@@ -24,3 +24,12 @@ export function whole(value: unknown, key: string, fallback: number, min: number
   }
   return v;
 }
+
+/** A string option that must be one of `allowed` (the first is the default). */
+export function oneOf<T extends string>(value: unknown, key: string, allowed: readonly T[]): T {
+  const v = value ?? allowed[0];
+  if (!(allowed as readonly string[]).includes(v as string)) {
+    throw new TypeError(`promproxy: option ${key} must be ${allowed.map((a) => `"${a}"`).join(" or ")}, got ${JSON.stringify(String(v)).slice(0, 60)}`);
+  }
+  return v as T;
+}

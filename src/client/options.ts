@@ -9,20 +9,15 @@ import { createConsoleLogger, toLogger, withClientField, type AnyLogger, type Lo
 import { checkLabels, checkName } from "../shared/names.ts";
 import { checkOptionKeys } from "../shared/option-keys.ts";
 import { maxTimerMs } from "../shared/sleep.ts";
-import { positiveMs, whole } from "./option-checks.ts";
+import { oneOf, positiveMs, whole } from "./option-checks.ts";
+import { defaultControlFramesPerSecond, withControlLimit } from "./h2-control-budget.ts";
 import { resolveBackoff, type BackoffOptions } from "./backoff.ts";
 import { serverUrls, systemResolver } from "./endpoints.ts";
 import type { HttpTargetOptions } from "./targets/http-target-options.ts";
 import type { MetricsRegistry } from "./targets/render.ts";
 
-/** One established stream, as the callbacks report it. */
-export interface StreamInfo {
-  sessionId: string;
-  /** The replica holding the stream, as its welcome named it ("" from a server that names none). */
-  replicaId: string;
-  /** Where it was dialled: "host:port", or "host:port (address)". */
-  server: string;
-}
+import type { StreamInfo } from "./stream-info.ts";
+export type { StreamInfo } from "./stream-info.ts";
 
 /** Options of {@link createClient}. Only `name` and `serverUrl` are required. */
 export interface ClientOptions {
@@ -146,6 +141,13 @@ export interface ClientOptions {
    */
   maxServerFramesPerSecond?: number;
   /**
+   * Most HTTP/2 control frames (PING, SETTINGS, ALTSVC; ORIGIN over TLS) a server may send on one connection a
+   * second (10 - 1 000 000; a second's worth at once). nghttp2 answers them without asking the client; past this
+   * the connection is closed, the stream ends with the reason ("the server sent N HTTP/2 control frames ...") and
+   * the client dials again. An honest server sends a handful: its SETTINGS, an ACK, a PING per heartbeat. Default 100.
+   */
+  maxServerControlFramesPerSecond?: number;
+  /**
    * Most of one core the registry's renders take over time, in percent (1 - 100). A scrape that comes while a
    * render of its format runs shares it; past the budget a scrape gets the latest render of its format (at most
    * 1 s old) or waits (1 s at most): fresh renders while they take under the budget (not 200 ms a second).
@@ -201,7 +203,7 @@ const optionNames: Record<keyof ClientOptions, true> = {
   name: true, serverUrl: true, resolveIntervalMs: true, resolve: true, probeIntervalMs: true, searchBackoff: true, maxReplicas: true,
   maxServerAddresses: true, registry: true, targets: true, metricsPath: true, labels: true, interceptors: true, protocol: true,
   transport: true, backoff: true, maxScrapesInFlight: true, maxServerFrameBytes: true, maxQueuedFrames: true, gzipLevel: true,
-  maxServerFramesPerSecond: true, maxRenderPercent: true,
+  maxServerFramesPerSecond: true, maxRenderPercent: true, maxServerControlFramesPerSecond: true,
   pingIntervalMs: true, pingTimeoutMs: true, heartbeatMisses: true, welcomeTimeoutMs: true, maxWelcomeTimeoutMs: true, http2Options: true, tls: true,
   onConnected: true, onDisconnected: true, onError: true, logger: true,
 };
@@ -225,6 +227,8 @@ export interface ResolvedClientOptions {
   maxServerFrameBytes: number;
   maxQueuedFrames: number;
   maxServerFramesPerSecond: number;
+  /** Carried to each connection in `http2Options` (src/client/h2-control-budget.ts). */
+  maxServerControlFramesPerSecond: number;
   maxRenderPercent: number;
   gzipLevel: number;
   metricsPath: string;
@@ -254,13 +258,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   const labelError = checkLabels(labels, { maxLabels: 1000, maxLabelValueLength: 1 << 20 });
   if (labelError) throw new TypeError(`promproxy: option ${labelError}`);
   const name = checked.name;
-  const oneOf = <T extends string>(key: "protocol" | "transport", allowed: readonly T[]): T => {
-    const v = options[key] ?? allowed[0];
-    if (!(allowed as readonly string[]).includes(v as string)) {
-      throw new TypeError(`promproxy: option ${key} must be ${allowed.map((a) => `"${a}"`).join(" or ")}, got ${JSON.stringify(String(v)).slice(0, 60)}`);
-    }
-    return v as T;
-  };
+  const controlPerSecond = whole(options.maxServerControlFramesPerSecond, "maxServerControlFramesPerSecond", defaultControlFramesPerSecond, 10, 1_000_000);
   const resolved: ResolvedClientOptions = {
     name,
     urls: serverUrls(options.serverUrl, options.tls !== undefined),
@@ -277,18 +275,19 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxServerFrameBytes: whole(options.maxServerFrameBytes, "maxServerFrameBytes", 1 << 16, 1 << 14, 1 << 26),
     maxQueuedFrames: whole(options.maxQueuedFrames, "maxQueuedFrames", 1024, 16, 1 << 20),
     maxServerFramesPerSecond: whole(options.maxServerFramesPerSecond, "maxServerFramesPerSecond", 1000, 10, 1_000_000),
+    maxServerControlFramesPerSecond: controlPerSecond,
     maxRenderPercent: whole(options.maxRenderPercent, "maxRenderPercent", 10, 1, 100),
     gzipLevel: whole(options.gzipLevel, "gzipLevel", 1, 0, 9),
     metricsPath: options.metricsPath ?? "/metrics",
     interceptors: options.interceptors ?? [],
-    protocol: oneOf("protocol", ["grpc", "connect"] as const),
-    transport: oneOf("transport", ["fast", "connect"] as const),
+    protocol: oneOf(options.protocol, "protocol", ["grpc", "connect"] as const),
+    transport: oneOf(options.transport, "transport", ["fast", "connect"] as const),
     pingIntervalMs: positiveMs(options.pingIntervalMs, "pingIntervalMs", 10_000),
     pingTimeoutMs: positiveMs(options.pingTimeoutMs, "pingTimeoutMs", 5_000),
     heartbeatMisses: whole(options.heartbeatMisses, "heartbeatMisses", 3, 1, 1000),
     welcomeTimeoutMs: positiveMs(options.welcomeTimeoutMs, "welcomeTimeoutMs", 10_000),
     maxWelcomeTimeoutMs: positiveMs(options.maxWelcomeTimeoutMs, "maxWelcomeTimeoutMs", 60_000, { ms: positiveMs(options.welcomeTimeoutMs, "welcomeTimeoutMs", 10_000), name: "welcomeTimeoutMs" }),
-    http2Options: options.http2Options ?? {},
+    http2Options: withControlLimit(options.http2Options ?? {}, controlPerSecond),
     tls: options.tls,
     registry: options.registry,
     targets: options.targets ?? [],

@@ -124,7 +124,12 @@ export function errorFromNode(reason: unknown): ConnectError {
   } else if (codes.has("ETIMEDOUT") || codes.has("ENOTFOUND") || codes.has("EAI_AGAIN") || codes.has("ECONNREFUSED")) {
     code = Code.Unavailable;
   }
+  const message = reason instanceof Error ? reason.message : "";
+  if (brokenHttp2.test(message)) return new ConnectError(`the server broke HTTP/2: ${message}`, code, undefined, undefined, reason);
   const e = ConnectError.from(reason, code);
   if (e !== reason) e.cause = reason;
   return e;
 }
+
+/** nghttp2's words for a server that broke the protocol (a session error), said as the server's doing in the reason a stream ended. */
+const brokenHttp2 = /^(Protocol error|Flooding was detected|Too many invalid HTTP\/2 frames|Too many CONTINUATION frames)/;

@@ -1,0 +1,119 @@
+import * as http2 from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/**
+ * How many HTTP/2 control frames a server may send the client (option `maxServerControlFramesPerSecond`, per
+ * HTTP/2 session): PING, SETTINGS, ALTSVC, and ORIGIN on a TLS connection. The frame budget
+ * (src/client/frame-budget.ts) paces what a stream reads, but these frames are on the connection, answered by
+ * nghttp2 itself: a server that keeps its PINGs or SETTINGS under nghttp2's flood detector (at most 256 awaiting
+ * their ACK) or sends frames that want no ACK (ORIGIN, ALTSVC) had the host answer ~700,000 PINGs or take ~300,000
+ * ORIGIN frames a second, 35-64 % of a core, for as long as it liked, and no log line said so (outside review,
+ * round 13a).
+ *
+ * Each session has a bucket that holds one second's worth and fills at the limit: a frame past it destroys the
+ * session (GOAWAY ENHANCE_YOUR_CALM) with an error that says what the server did; its stream fails with it, the
+ * client reports it as the reason the stream ended and dials again with its usual backoff. An honest server sends
+ * a handful: its SETTINGS, an ACK, a PING per heartbeat.
+ *
+ * What is counted is each time such a frame wakes JavaScript. Node 22 hands PING (not an ACK), SETTINGS (not an
+ * ACK) and ALTSVC to JavaScript only while the session has a `ping`, `remoteSettings` or `altsvc` listener (nghttp2
+ * ACKs them either way; listening changes nothing else), and every ORIGIN frame, but emits `origin` only on TLS:
+ * on cleartext it drops the frame in JavaScript after waking it. Each of these calls the session's private
+ * `kUpdateTimer` (it refreshes a session timeout), as does every other frame on the connection itself (HEADERS,
+ * GOAWAY, an ACK of our own PING); a stream's DATA and writes call it through the stream's. So the session's own
+ * calls, not a stream's, are counted: ORIGIN on cleartext too, and a server's every other connection-level
+ * frame that reaches JavaScript. Should a later Node name that symbol otherwise, the four events are counted
+ * instead (ORIGIN then only over TLS).
+ *
+ * @internal
+ */
+
+/** The events that each stand for one control frame received. */
+const controlEvents = ["ping", "remoteSettings", "altsvc", "origin"] as const;
+
+/**
+ * How the resolved options carry the limit through `http2Options` into createH2Connection (connection.ts spreads
+ * `http2Options`, symbol keys included); createH2Connection takes it out before Node sees the options. @internal
+ */
+export const controlLimitKey: unique symbol = Symbol("promproxy.maxServerControlFramesPerSecond");
+
+/** The client's default: far above what an honest server sends, far below what costs the host a share of a core. */
+export const defaultControlFramesPerSecond = 100;
+
+/** What the guard of a session needs to know of each of its streams. @internal */
+export interface ControlGuard {
+  /** Marks `stream` as the session's: what it wakes (DATA, writes) is its own, not a control frame. */
+  exempt(stream: http2.Http2Stream): void;
+}
+
+/** Node's private `kUpdateTimer` symbol (src/lib/internal/http2/core.js), found by its description. */
+function updateTimerKey(session: http2.Http2Session): symbol | undefined {
+  for (let p: object | null = session; p; p = Object.getPrototypeOf(p) as object | null) {
+    const key = Object.getOwnPropertySymbols(p).find((k) => k.description === "kUpdateTimer");
+    if (key) return key;
+  }
+  return undefined;
+}
+
+type Wakeup = Record<symbol, (() => void) | undefined>;
+
+/** Watches `session` for control frames past `perSecond` (a bucket holding one second's worth). Never throws. */
+export function guardControlFrames(session: http2.Http2Session, perSecond: number, now: () => number = () => performance.now()): ControlGuard {
+  const since = now();
+  let at = since;
+  let tokens = perSecond;
+  let taken = 0;
+  const onFrame = () => {
+    taken++;
+    const t = now();
+    tokens = Math.min(perSecond, tokens + ((t - at) * perSecond) / 1000) - 1;
+    at = t;
+    if (tokens >= 0 || session.destroyed) return;
+    const seconds = Math.max(0.1, (t - since) / 1000).toFixed(1);
+    const error = new ConnectError(
+      `the server sent ${taken} HTTP/2 control frames (PING/SETTINGS/ORIGIN/ALTSVC) in ${seconds} s, more than maxServerControlFramesPerSecond (${perSecond} a second) allows`,
+      Code.ResourceExhausted,
+    );
+    session.destroy(error, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  };
+  const key = updateTimerKey(session);
+  const own = key && (session as unknown as Wakeup)[key];
+  if (!key || typeof own !== "function") {
+    for (const e of controlEvents) session.on(e, onFrame);
+    return { exempt: () => {} };
+  }
+  for (const e of controlEvents) session.on(e, ignore); // so that nghttp2 hands them to JavaScript (and to the count)
+  let inStream = 0;
+  (session as unknown as Wakeup)[key] = function (this: unknown) {
+    if (inStream === 0 && !session.destroyed) onFrame();
+    own.call(this);
+  };
+  return {
+    exempt(stream) {
+      const streamOwn = (stream as unknown as Wakeup)[key];
+      if (typeof streamOwn !== "function") return;
+      (stream as unknown as Wakeup)[key] = function (this: unknown) {
+        inStream++;
+        try {
+          streamOwn.call(this);
+        } finally {
+          inStream--;
+        }
+      };
+    },
+  };
+}
+
+const ignore = () => {};
+
+/** `http2Options` with the limit attached (see {@link controlLimitKey}). @internal */
+export function withControlLimit<T extends object>(http2Options: T, perSecond: number): T {
+  return { ...http2Options, [controlLimitKey]: perSecond };
+}
+
+/** The limit `http2Options` carries (the default when none), and the options without it. @internal */
+export function takeControlLimit<T extends object>(http2Options: T | undefined): { perSecond: number; options: T | undefined } {
+  if (!http2Options || !(controlLimitKey in http2Options)) return { perSecond: defaultControlFramesPerSecond, options: http2Options };
+  const { [controlLimitKey]: perSecond, ...options } = http2Options as T & { [controlLimitKey]: number };
+  return { perSecond, options: options as T };
+}
