@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type * as http2 from "node:http2";
 import { test } from "node:test";
-import { guardControlFrames, takeControlLimit, withControlLimit } from "../src/client/h2-control-budget.ts";
+import { guardControlFrames } from "../src/client/h2-control-budget.ts";
 
 const kUpdateTimer = Symbol("kUpdateTimer");
 
@@ -67,12 +67,4 @@ test("without Node's kUpdateTimer the four events are counted; listeners are the
     for (let i = 0; i < 11; i++) s.emit(["ping", "remoteSettings", "altsvc", "origin"][i % 4]!);
     assert.equal(s.destroyed, events, events ? "counted by the events" : "not counted twice: the frames wake kUpdateTimer as well");
   }
-});
-
-test("the limit rides in http2Options under a symbol, and is taken out before Node sees them", () => {
-  const carried = withControlLimit({ maxSessionMemory: 10 }, 250);
-  const spread = { ...carried, servername: "x" }; // as connection.ts merges the TLS options
-  assert.deepEqual(takeControlLimit(spread), { perSecond: 250, options: { maxSessionMemory: 10, servername: "x" } });
-  assert.deepEqual(takeControlLimit({ servername: "x" }), { perSecond: 100, options: { servername: "x" } });
-  assert.deepEqual(takeControlLimit(undefined), { perSecond: 100, options: undefined });
 });

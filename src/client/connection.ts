@@ -92,6 +92,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     { ...options.http2Options, settings: { ...options.http2Options.settings, enablePush: false }, ...tls, ...(ctx.address === undefined ? {} : { lookup: pinnedLookup(ctx.address) }) },
     (e) => log.debug("connection error after its stream ended", { name, reason: e.message }),
     read,
+    options.maxServerControlFramesPerSecond,
   );
   const call = new AbortController();
   const readLimit = options.maxServerFrameBytes;

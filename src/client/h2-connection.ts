@@ -3,7 +3,7 @@ import { Http2SessionManager, type Http2SessionOptions } from "@connectrpc/conne
 import { wholeEnvelopes } from "./whole-envelopes.ts";
 import { ownSockets } from "./h2-sockets.ts";
 import { readCost } from "./frame-budget.ts";
-import { guardControlFrames, takeControlLimit, type ControlGuard } from "./h2-control-budget.ts";
+import { defaultControlFramesPerSecond, guardControlFrames, type ControlGuard } from "./h2-control-budget.ts";
 
 /**
  * connect-node's `Http2SessionManager`, with a permanent `"error"` listener on
@@ -40,7 +40,7 @@ import { guardControlFrames, takeControlLimit, type ControlGuard } from "./h2-co
  * a session destroyed after a GOAWAY no longer frees its socket by itself.
  *
  * Every session also counts the HTTP/2 control frames its server sends, and is
- * destroyed past `maxServerControlFramesPerSecond` (carried in `http2Options`,
+ * destroyed past `controlPerSecond` (option `maxServerControlFramesPerSecond`,
  * src/client/h2-control-budget.ts).
  *
  * @internal
@@ -51,10 +51,10 @@ export function createH2Connection(
   http2Options: http2.ClientSessionOptions | http2.SecureClientSessionOptions | undefined,
   onLateSessionError: (error: Error) => void,
   read: { limit: number; pace(cost: number): number },
+  controlPerSecond = defaultControlFramesPerSecond,
 ): Http2SessionManager {
-  const control = takeControlLimit(http2Options);
-  const sockets = ownSockets(control.options?.createConnection as Parameters<typeof ownSockets>[0]);
-  const manager = new Http2SessionManager(url, pingOptions, { ...control.options, createConnection: sockets.createConnection });
+  const sockets = ownSockets(http2Options?.createConnection as Parameters<typeof ownSockets>[0]);
+  const manager = new Http2SessionManager(url, pingOptions, { ...http2Options, createConnection: sockets.createConnection });
   const abort = manager.abort.bind(manager);
   manager.abort = (reason) => {
     abort(reason);
@@ -74,7 +74,7 @@ export function createH2Connection(
     const session = stream.session;
     if (session && !guarded.has(session)) {
       session.on("error", onLateSessionError);
-      guarded.set(session, guardControlFrames(session, control.perSecond));
+      guarded.set(session, guardControlFrames(session, controlPerSecond));
     }
     if (session) guarded.get(session)?.exempt(stream);
     return stream;

@@ -31,12 +31,6 @@ import { Code, ConnectError } from "@connectrpc/connect";
 /** The events that each stand for one control frame received. */
 const controlEvents = ["ping", "remoteSettings", "altsvc", "origin"] as const;
 
-/**
- * How the resolved options carry the limit through `http2Options` into createH2Connection (connection.ts spreads
- * `http2Options`, symbol keys included); createH2Connection takes it out before Node sees the options. @internal
- */
-export const controlLimitKey: unique symbol = Symbol("promproxy.maxServerControlFramesPerSecond");
-
 /** The client's default: far above what an honest server sends, far below what costs the host a share of a core. */
 export const defaultControlFramesPerSecond = 100;
 
@@ -105,15 +99,3 @@ export function guardControlFrames(session: http2.Http2Session, perSecond: numbe
 }
 
 const ignore = () => {};
-
-/** `http2Options` with the limit attached (see {@link controlLimitKey}). @internal */
-export function withControlLimit<T extends object>(http2Options: T, perSecond: number): T {
-  return { ...http2Options, [controlLimitKey]: perSecond };
-}
-
-/** The limit `http2Options` carries (the default when none), and the options without it. @internal */
-export function takeControlLimit<T extends object>(http2Options: T | undefined): { perSecond: number; options: T | undefined } {
-  if (!http2Options || !(controlLimitKey in http2Options)) return { perSecond: defaultControlFramesPerSecond, options: http2Options };
-  const { [controlLimitKey]: perSecond, ...options } = http2Options as T & { [controlLimitKey]: number };
-  return { perSecond, options: options as T };
-}

@@ -10,7 +10,7 @@ import { checkLabels, checkName } from "../shared/names.ts";
 import { checkOptionKeys } from "../shared/option-keys.ts";
 import { maxTimerMs } from "../shared/sleep.ts";
 import { oneOf, positiveMs, whole } from "./option-checks.ts";
-import { defaultControlFramesPerSecond, withControlLimit } from "./h2-control-budget.ts";
+import { defaultControlFramesPerSecond } from "./h2-control-budget.ts";
 import { resolveBackoff, type BackoffOptions } from "./backoff.ts";
 import { serverUrls, systemResolver } from "./endpoints.ts";
 import type { HttpTargetOptions } from "./targets/http-target-options.ts";
@@ -227,7 +227,6 @@ export interface ResolvedClientOptions {
   maxServerFrameBytes: number;
   maxQueuedFrames: number;
   maxServerFramesPerSecond: number;
-  /** Carried to each connection in `http2Options` (src/client/h2-control-budget.ts). */
   maxServerControlFramesPerSecond: number;
   maxRenderPercent: number;
   gzipLevel: number;
@@ -258,7 +257,6 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   const labelError = checkLabels(labels, { maxLabels: 1000, maxLabelValueLength: 1 << 20 });
   if (labelError) throw new TypeError(`promproxy: option ${labelError}`);
   const name = checked.name;
-  const controlPerSecond = whole(options.maxServerControlFramesPerSecond, "maxServerControlFramesPerSecond", defaultControlFramesPerSecond, 10, 1_000_000);
   const resolved: ResolvedClientOptions = {
     name,
     urls: serverUrls(options.serverUrl, options.tls !== undefined),
@@ -275,7 +273,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxServerFrameBytes: whole(options.maxServerFrameBytes, "maxServerFrameBytes", 1 << 16, 1 << 14, 1 << 26),
     maxQueuedFrames: whole(options.maxQueuedFrames, "maxQueuedFrames", 1024, 16, 1 << 20),
     maxServerFramesPerSecond: whole(options.maxServerFramesPerSecond, "maxServerFramesPerSecond", 1000, 10, 1_000_000),
-    maxServerControlFramesPerSecond: controlPerSecond,
+    maxServerControlFramesPerSecond: whole(options.maxServerControlFramesPerSecond, "maxServerControlFramesPerSecond", defaultControlFramesPerSecond, 10, 1_000_000),
     maxRenderPercent: whole(options.maxRenderPercent, "maxRenderPercent", 10, 1, 100),
     gzipLevel: whole(options.gzipLevel, "gzipLevel", 1, 0, 9),
     metricsPath: options.metricsPath ?? "/metrics",
@@ -287,7 +285,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     heartbeatMisses: whole(options.heartbeatMisses, "heartbeatMisses", 3, 1, 1000),
     welcomeTimeoutMs: positiveMs(options.welcomeTimeoutMs, "welcomeTimeoutMs", 10_000),
     maxWelcomeTimeoutMs: positiveMs(options.maxWelcomeTimeoutMs, "maxWelcomeTimeoutMs", 60_000, { ms: positiveMs(options.welcomeTimeoutMs, "welcomeTimeoutMs", 10_000), name: "welcomeTimeoutMs" }),
-    http2Options: withControlLimit(options.http2Options ?? {}, controlPerSecond),
+    http2Options: options.http2Options ?? {},
     tls: options.tls,
     registry: options.registry,
     targets: options.targets ?? [],
