@@ -18,6 +18,7 @@ import { sourceKey } from "../../src/shared/source-key.ts";
 import { listenOnePort } from "../../src/server/listen/listen.ts";
 import { proxyGet, startClient, waitFor } from "../helpers.ts";
 import { freePort, runCli } from "./prometheus.ts";
+import { frame } from "./fixtures/hostile-server/control-server.ts";
 
 // ---- raw HTTP/2 -------------------------------------------------------------------------------------------
 
@@ -26,14 +27,6 @@ const HEADERS = 1, RST_STREAM = 3, SETTINGS = 4, PING = 6, GOAWAY = 7, CONTINUAT
 const END_STREAM = 1, END_HEADERS = 4;
 const REFUSED_STREAM = 7, ENHANCE_YOUR_CALM = 11;
 
-function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
 /** An HPACK integer with an n-bit prefix. */
 function hpackInt(v: number, bits: number, first: number): Buffer {
   const max = (1 << bits) - 1;
