@@ -25,7 +25,7 @@ test("an HTTP status without a gRPC or Connect content type is Unavailable, no p
     assert.equal(isFatalRefusal(e), false);
     assert.equal(e.cause, original);
     assert.equal(e.metadata.get("content-type"), type ?? null);
-    assert.match(e.rawMessage, new RegExp(`^http://proxy\\.example:8080 answered HTTP ${status} without gRPC \\(${said.replace(/[;()]/g, "\\$&")}\\): not a promproxy server \\(`));
+    assert.match(e.rawMessage, new RegExp(`^http://proxy\\.example:8080 answered HTTP ${status} without a gRPC status \\(${said.replace(/[;()]/g, "\\$&")}\\): not a promproxy server \\(`));
   }
   assert.match(notPromproxy(http(503, Code.Unavailable, "text/html"), url, "x:1").rawMessage, /a proxy or balancer with no promproxy server behind it\?/);
   assert.match(notPromproxy(http(404, Code.Unimplemented, "text/html"), url, "x:1").rawMessage, /a wrong address or path\?/);
@@ -33,10 +33,12 @@ test("an HTTP status without a gRPC or Connect content type is Unavailable, no p
   assert.ok(!odd.includes("\u001b") && odd.length < 300, odd);
 });
 
-test("a gRPC or Connect peer's HTTP status, and any other error, stay as they are", () => {
+test("an HTTP status with no status of its own is no refusal whatever its content type; a server's refusal and any other error stay as they are", () => {
+  // A 401 claiming application/grpc without a grpc-status (the transports then code the HTTP status) is no gRPC refusal.
   for (const type of ["application/grpc", "application/grpc+proto", "application/GRPC-web", "application/connect+proto", "application/connect+json; charset=utf-8"]) {
-    const e = http(401, Code.Unauthenticated, type);
-    assert.equal(notPromproxy(e, url, "x:1"), e, type);
+    const e = notPromproxy(http(401, Code.Unauthenticated, type), url, "x:1");
+    assert.equal(e.code, Code.Unavailable, type);
+    assert.match(e.rawMessage, /answered HTTP 401 without a gRPC status \(content-type application\//i);
   }
   const refusal = new ConnectError("no valid credentials", Code.Unauthenticated, new Headers({ "content-type": "application/grpc" }));
   assert.equal(notPromproxy(refusal, url, "x:1"), refusal);

@@ -5,15 +5,13 @@
  *   `InvalidArgument`) is one a gRPC or Connect server sent as its status: a
  *   promproxy server refuses with HTTP 200 and `grpc-status` (gRPC), or with
  *   HTTP 200 and an end-of-stream error (Connect: a stream's errors never ride
- *   on the HTTP status). An answer with another HTTP status and no gRPC or
- *   Connect content type (`application/grpc*`, `application/connect*`) comes
- *   from something else at that address (an auth proxy, a balancer, a stale
- *   DNS entry): connect-es and the fast path code a bare HTTP 401 as
- *   `Unauthenticated` (and 403 as `PermissionDenied`), which must not stop the
- *   client; it is `Unavailable` here, said as such, and retried.
- *   `application/json` counts as neither: connect-es reads a Connect error
- *   from a JSON body for unary calls only, and an auth proxy's 401 is often
- *   JSON.
+ *   on the HTTP status). An answer with another HTTP status and no status of
+ *   its own (the transports then say `HTTP 401`, coded from the HTTP status)
+ *   comes from something else at that address (an auth proxy, a balancer, a
+ *   stale DNS entry), whatever content type it claims (a 401 saying
+ *   `application/grpc` without a `grpc-status` is no gRPC refusal either):
+ *   it must not stop the client; it is `Unavailable` here, said as such, and
+ *   retried.
  * - With several endpoints (server URLs, or addresses of one name), the
  *   client stops only when it was never welcomed and every endpoint's last
  *   attempt was refused so; an endpoint refusing while another has welcomed
@@ -33,9 +31,6 @@ export function isFatalRefusal(error: ConnectError): boolean {
   return fatalCodes.has(error.code);
 }
 
-/** Content types of a peer that speaks gRPC or Connect (an error it sends as an HTTP status is its own). */
-const rpcContentType = /^application\/(grpc|connect)([+;\s-]|$)/i;
-
 /** What a non-gRPC answer of that status probably is, for the one-line reason. */
 function guess(status: number): string {
   if (status === 401 || status === 403 || status === 407) return "an auth proxy? a wrong address?";
@@ -45,7 +40,7 @@ function guess(status: number): string {
 
 /**
  * The failure of an attempt through `url` (shown as `display`, "host:port" or
- * "host:port (address)"): an HTTP status without gRPC (the transports' `HTTP
+ * "host:port (address)"): an HTTP status without a status of its own (the transports' `HTTP
  * 401` and the like) as `Unavailable` with words, the original as its cause and
  * its metadata kept (a Retry-After there still sets the next wait); any other
  * error as it is.
@@ -55,9 +50,9 @@ export function notPromproxy(error: ConnectError, url: URL, display: string): Co
   if (!m) return error;
   const status = Number(m[1]);
   const type = error.metadata.get("content-type");
-  if (error.code !== codeFromHttpStatus(status) || (type !== null && rpcContentType.test(type))) return error;
+  if (error.code !== codeFromHttpStatus(status)) return error;
   const said = type === null ? "no content-type" : `content-type ${oneLine(type, 64)}`;
-  const text = `${url.protocol}//${display} answered HTTP ${status} without gRPC (${said}): not a promproxy server (${guess(status)})`;
+  const text = `${url.protocol}//${display} answered HTTP ${status} without a gRPC status (${said}): not a promproxy server (${guess(status)})`;
   return new ConnectError(text, Code.Unavailable, error.metadata, undefined, error);
 }
 

@@ -110,7 +110,7 @@ for (const transport of Object.keys(transports) as (keyof typeof transports)[]) 
       assert.ok(there.length >= 2, said());
       for (const e of there) {
         assert.equal(e.code, Code.Unavailable, e.rawMessage);
-        assert.equal(e.rawMessage, `${bad.url} answered HTTP ${status} without gRPC (content-type text/plain): not a promproxy server (an auth proxy? a wrong address?)`);
+        assert.equal(e.rawMessage, `${bad.url} answered HTTP ${status} without a gRPC status (content-type text/plain): not a promproxy server (an auth proxy? a wrong address?)`);
       }
       assert.ok(!errors.some((e) => e.code === Code.Unauthenticated || e.code === Code.PermissionDenied), said());
     });
@@ -181,7 +181,7 @@ test("the forwarder given a good server and one answering a bare HTTP 401 keeps 
   const r = await proxyGet(good.port, "http://fwd:9100/metrics");
   assert.equal(r.status, 200, `${r.body.toString()}${out()}`);
   assert.equal(r.body.toString(), "up 1\n");
-  assert.match(fwd.stderr(), /code="Unavailable" reason="http:\/\/127\.0\.0\.1:\d+ answered HTTP 401 without gRPC \(content-type text\/plain\): not a promproxy server \(an auth proxy\? a wrong address\?\)"/);
+  assert.match(fwd.stderr(), /code="Unavailable" reason="http:\/\/127\.0\.0\.1:\d+ answered HTTP 401 without a gRPC status \(content-type text\/plain\): not a promproxy server \(an auth proxy\? a wrong address\?\)"/);
   assert.doesNotMatch(fwd.stderr(), /the client stops|refused client/, out());
 });
 
@@ -200,5 +200,5 @@ test("one server name, two addresses, one of them answering a bare HTTP 401: the
   assert.equal((await proxyGet(good.port, "http://app-1/metrics")).status, 200);
   const there = errors.filter((e) => e.rawMessage.includes("(127.0.0.2)"));
   assert.ok(there.length >= 2, said());
-  for (const e of there) assert.equal(e.rawMessage, `http://promproxy.test:${port} (127.0.0.2) answered HTTP 401 without gRPC (content-type text/plain): not a promproxy server (an auth proxy? a wrong address?)`);
+  for (const e of there) assert.equal(e.rawMessage, `http://promproxy.test:${port} (127.0.0.2) answered HTTP 401 without a gRPC status (content-type text/plain): not a promproxy server (an auth proxy? a wrong address?)`);
 });
