@@ -1,7 +1,8 @@
 /**
  * With several targets, a client keeps its last free places for the targets that have no scrape at work (one
- * each, at most half of `maxScrapesInFlight`): an exporter that hangs cannot hold every place until its scrapes
- * time out while a healthy target beside it is answered busy (src/client/scrape-slots.ts).
+ * each, at most half of `maxScrapesInFlight`) from a target's third scrape at work on: an exporter that hangs
+ * cannot hold every place until its scrapes time out while a healthy target beside it is answered busy, and two
+ * Prometheus servers scraping one target at once are never answered busy for it (src/client/scrape-slots.ts).
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
@@ -26,13 +27,19 @@ test("places: one target takes all of them; with several, the last ones wait for
   assert.equal(three.refusal(hang, "c"), 'client "c" keeps its last 2 free places of 8 for targets with no scrape at work (this one has 6)');
   assert.equal(three.refusal(a, "c"), undefined, "an idle target's first scrape finds a place");
   three.take(a);
-  assert.match(three.refusal(a, "c") ?? "", /keeps its last 1 free place of 8/);
-  three.take(b);
+  assert.equal(three.refusal(a, "c"), undefined, "and its second (an HA pair of Prometheus servers), even from the last place");
+  three.take(a);
   assert.match(three.refusal(b, "c") ?? "", /has 8 scrapes in flight/);
   three.release(hang);
-  assert.equal(three.refusal(b, "c"), undefined, "no idle target left: a busy one takes the last place");
+  assert.equal(three.refusal(b, "c"), undefined, "a place free again: b's first scrape takes it");
+  three.take(b);
   three.release({}); // a target that holds nothing: nothing changes
-  assert.equal(three.inUse, 7);
+  assert.equal(three.inUse, 8);
+
+  // Two scrapes of each of four targets at once fill eight places: none is answered busy.
+  const ha = createScrapeSlots(8, 50);
+  const four = [{}, {}, {}, {}];
+  for (const t of four) for (let i = 0; i < 2; i++) (assert.equal(ha.refusal(t, "c"), undefined), ha.take(t));
 
   // Many targets: at most half of the places are kept.
   const many = createScrapeSlots(8, 50);
@@ -64,12 +71,14 @@ test("a forwarder with a hanging exporter and a healthy one: the healthy one is 
     // 16 scrapes of the hanging exporter at once, each waiting out its 5 s.
     const stuck = Array.from({ length: 16 }, () => proxyGet(s.port, "http://fwd:9115/metrics", { "x-prometheus-scrape-timeout-seconds": "5" }));
     await waitFor("7 of them at work on the hanging exporter (one place kept for the healthy target)", () => hung === 7, 10_000);
+    await new Promise((r) => setTimeout(r, 200)); // and no more
     const statuses: number[] = [];
     for (let i = 0; i < 10; i++) statuses.push((await proxyGet(s.port, "http://fwd:9100/metrics")).status);
     assert.deepEqual(statuses, Array(10).fill(200), "the healthy target is never answered busy");
     const answers = await Promise.all(stuck);
     const busy = answers.filter((r) => r.status === 503);
     assert.ok(busy.length >= 9, `16 - 7 of the hanging exporter's scrapes answered busy: ${busy.length}`);
+    assert.equal(hung, 7);
     assert.match(busy[0]!.body.toString(), /keeps its last 1 free place of 8 for targets with no scrape at work|has 8 scrapes in flight/);
   } finally {
     await c.stop();

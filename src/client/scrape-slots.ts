@@ -7,10 +7,13 @@
  *
  * With several targets, the last free places are kept for the targets that
  * have no scrape at work: one place for each, at most half of `max`. A target
- * already at work takes another place only beyond those, so an exporter that
- * hangs cannot hold every place until its scrapes time out (an outside review:
- * a forwarder's healthy target was answered busy 3 times in 20 beside a
- * hanging one). Its first scrape always finds a place while any is free.
+ * with {@link freeToTwo} or more scrapes at work takes another place only
+ * beyond those, so an exporter that hangs cannot hold every place until its
+ * scrapes time out (an outside review: a forwarder's healthy target was
+ * answered busy 3 times in 20 beside a hanging one). A target's first two
+ * scrapes find a place while any is free: two Prometheus servers of an HA
+ * pair scraping one target at once are routine (keeping places from the
+ * second answered 4-5 % of such scrapes busy, the next review found).
  *
  * @internal
  */
@@ -27,6 +30,9 @@ export interface ScrapeSlots {
   release(target: object): void;
 }
 
+/** Scrapes of one target at work that never wait for the places kept for idle targets. */
+export const freeToTwo = 2;
+
 export function createScrapeSlots(max: number, targets = 1): ScrapeSlots {
   let inUse = 0;
   const byTarget = new Map<object, number>();
@@ -38,7 +44,7 @@ export function createScrapeSlots(max: number, targets = 1): ScrapeSlots {
     refusal(target, client) {
       if (inUse >= max) return `client "${client}" has ${max} scrapes in flight, its maximum`;
       const mine = byTarget.get(target) ?? 0;
-      if (mine === 0 || targets <= 1) return undefined;
+      if (mine < freeToTwo || targets <= 1) return undefined;
       const kept = Math.min(targets - byTarget.size, Math.floor(max / 2)); // targets with nothing at work
       if (max - inUse > kept) return undefined;
       return `client "${client}" keeps its last ${kept} free place${kept === 1 ? "" : "s"} of ${max} for targets with no scrape at work (this one has ${mine})`;
