@@ -463,3 +463,39 @@ describe("a large state, sent slowly", { timeout: 60_000 }, () => {
     assert.equal(gaps, 0, "fresh all along");
   });
 });
+
+describe("a large state whose body never comes", { timeout: 60_000 }, () => {
+  let stop = () => {};
+  let fake: Fake | undefined;
+  after(async () => {
+    stop();
+    await fake?.close();
+  });
+
+  test("the peer stays fresh for one body's time past staleMs, not poll after poll", async () => {
+    // After its first answer, every poll gets a head declaring 8 MB (a 2.5 s body deadline) and 1 KB of it: a path
+    // that stalls large bodies. Each poll's head must not renew the peer's freshness.
+    let first = true;
+    fake = await fakePeer((req, res) => {
+      if (first) {
+        first = false;
+        return answer(req, res, stateOf("stalls", ["app-1"]));
+      }
+      const nonce = String(req.headers["x-promproxy-peer"]).split(";")[2] ?? "";
+      res.writeHead(200, { etag: '"2"', "content-length": 8_000_000, "x-promproxy-peer-answer": signer.signAnswer(nonce, 200, '"2"', "x") });
+      res.write(Buffer.alloc(1024, " "));
+    });
+    const { poller, close } = startPoller([fake.url], { staleMs: 1_000, maxStateBytes: 16 << 20 });
+    stop = close;
+    await waitFor("the first state", () => poller.fresh().length === 1, 10_000);
+    const okAt = Date.now();
+    await waitFor("the peer gone", () => poller.fresh().length === 0, 20_000, 50);
+    // staleMs (1 s), then at most the body deadline of a poll begun while fresh (0.5 s + 2 s): about 3.5 s.
+    assert.ok(Date.now() - okAt < 10_000, `stale after ${Date.now() - okAt} ms`);
+    // And stays gone while polls keep getting heads: watched every 50 ms for 5 s.
+    let back = 0;
+    for (let i = 0; i < 100; i++, await sleep(50)) if (poller.fresh().length > 0) back++;
+    assert.equal(back, 0, "fresh again after it was gone");
+    assert.ok(fake.polls >= 3, `${fake.polls} polls`);
+  });
+});

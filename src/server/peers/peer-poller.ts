@@ -270,8 +270,8 @@ export function createPoller(o: PollerOptions): Poller {
     },
     fresh() {
       const now = Date.now();
-      // A peer sending a large state is not stale while its body may still take (src/server/peers/state-fetch.ts).
-      return [...byUrl.values()].filter((p) => !p.self && p.state && (now - p.lastOkAt <= o.staleMs || p.receivingUntil > now));
+      // Not stale while the body of a large state may still take (state-fetch.ts), for one poll begun while fresh.
+      return [...byUrl.values()].filter((p) => !p.self && p.state && (now - p.lastOkAt <= o.staleMs || (p.receivingUntil > now && p.polledAt - p.lastOkAt <= o.staleMs)));
     },
     heardFrom(id) {
       const now = Date.now();
