@@ -15,7 +15,7 @@ import type { Hello } from "../../gen/promproxy/v1/scrape_pb.ts";
 import type { Identity } from "../auth/stream/identity.ts";
 import type { Activity } from "./activity.ts";
 import type { ClientInfo } from "./client-info.ts";
-import { createDiscovery, type DiscoveryEntry } from "./discovery.ts";
+import { createDiscovery, discoveryBytesOf, type DiscoveryEntry } from "./discovery.ts";
 import { createFlights } from "./flights.ts";
 import { negotiateFeatures } from "./features.ts";
 import { checkHello } from "./hello.ts";
@@ -155,7 +155,8 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     // Vanished clients make room for live ones, in the count and in /clients: their own identity's, or a bigger one's.
     // A client coming back frees its own vanished place (forgotten below, once admitted).
     const full = () => byName.size + gone.size - (gone.get(name) ? 1 : 0) >= o.maxClients;
-    while (full() && makeRoom(info.identity));
+    const once = { live: false }; // a newcomer takes one live client's place at most
+    while (full() && makeRoom(info.identity, once));
     if (full()) {
       const kept = gone.size ? ` (${gone.size} of them vanished clients of identities that hold no more clients than this one's)` : "";
       throw new ConnectError(`the server has its maximum of ${o.maxClients} clients${kept}`, Code.ResourceExhausted);
@@ -163,7 +164,7 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     // A client that works on fewer scrapes at once than the server allows says so: the rest wait here for a place.
     const limits = hello.maxInFlight > 0 && hello.maxInFlight < o.maxScrapesInFlight ? { ...sessionLimits, maxScrapesInFlight: hello.maxInFlight } : sessionLimits;
     const session = createSession(info, negotiateFeatures(hello.features, o), limits, () => flights.room(session), metrics.lateFrames);
-    listings.set(session, listWithRoom(info)); // throws ResourceExhausted when /clients would grow past its bound
+    listings.set(session, listWithRoom(info, once)); // throws ResourceExhausted when /clients would grow past its bound
     gone.forget(name); // back (only now that it is admitted): no longer listed as vanished
     byName.set(name, session);
     countLive(info.identity, 1);
@@ -174,21 +175,26 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     return session;
   }
 
-  function listWithRoom(entry: DiscoveryEntry & { identity?: string }): () => void {
+  function listWithRoom(entry: DiscoveryEntry & { identity?: string }, once: { live: boolean }): () => void {
+    const bytes = discoveryBytesOf(entry);
     for (;;) {
       try {
         return listing.add(entry);
       } catch (e) {
-        if (!makeRoom(entry.identity)) throw e;
+        if (!makeRoom(entry.identity, once, (freed) => listing.bytes - freed + bytes <= o.maxDiscoveryBytes)) throw e;
       }
     }
   }
 
-  /** Room for a newcomer of `identity`: a vanished record, else an identity's beyond a fair share (src/server/fair-share.ts). */
-  function makeRoom(identity: string | undefined): boolean {
+  /**
+   * Room for a newcomer of `identity`: a vanished record, else, once per newcomer and only if it makes the room
+   * (`fits` the bytes it frees), the newest place of an identity beyond a fair share (src/server/fair-share.ts).
+   */
+  function makeRoom(identity: string | undefined, once: { live: boolean }, fits: (freedBytes: number) => boolean = () => true): boolean {
     if (gone.evictFor(identity)) return true;
-    const victim = fairShareVictim(byName.values(), liveBy, identity);
-    if (!victim) return false;
+    const victim = once.live ? undefined : fairShareVictim(byName.values(), liveBy, identity);
+    if (!victim || !fits(discoveryBytesOf(victim.info))) return false;
+    once.live = true;
     const reason = `the server is full: room made for a client of an identity holding fewer than "${victim.info.identity}" (${liveBy.get(victim.info.identity ?? "")} clients)`;
     log.warn("closing a client's stream: a full server is shared between identities", { client: victim.info.name, identity: victim.info.identity, for: identity });
     victim.close(new ConnectError(reason, Code.ResourceExhausted));

@@ -88,3 +88,30 @@ test("fairShareVictim: none without another identity holding more than one more 
   assert.equal(fairShareVictim(all, live, undefined)?.info.name, "b2", "anonymous newcomers count as one identity");
   assert.equal(fairShareVictim([session("x", undefined, 1)], new Map([["", 5]]), undefined), undefined, "without auth: one identity, never");
 });
+
+test("a newcomer takes one place at most, and only when that makes its room: a large hello evicts nobody", { timeout: 60_000 }, async () => {
+  const s = await startServer({ interceptors: [auth()], maxDiscoveryBytes: 4_000 });
+  try {
+    const b: RawClient[] = [];
+    for (let i = 0; ; i++) {
+      try {
+        b.push(await connect(s.url, `b-${i}`, asB));
+      } catch {
+        break;
+      }
+      assert.ok(i < 50, "the server fills up");
+    }
+    const heldByB = b.length;
+    // 3 KB of labels: the room of many of B's clients, which one place cannot give. Refused; nobody evicted.
+    const big = { name: "app-big", labels: { note: "x".repeat(1_000), more: "y".repeat(1_000), last: "z".repeat(1_000) } };
+    await assert.rejects(connectRaw(s.url, big, asA), (e: { code?: Code }) => e.code === Code.ResourceExhausted);
+    assert.equal(s.server.clients().length, heldByB, "B keeps every place");
+    // A small one: one place of B's, the newest.
+    await connect(s.url, "app-small", asA);
+    await waitFor("B's newest gone", () => s.server.clients().length === heldByB);
+    assert.ok(!s.server.clients().some((c) => c.name === `b-${heldByB - 1}`));
+    assert.equal(s.server.clients().filter((c) => c.identity === "team-b").length, heldByB - 1, "one place, not more");
+  } finally {
+    await s.close();
+  }
+});
