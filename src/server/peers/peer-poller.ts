@@ -29,8 +29,9 @@ export interface Peer {
   /** Bumped on every new state (for caches built on it). */
   generation: number;
   etag?: string;
-  /** When it last answered (Date.now()), 0 never; until when the body of the state it is sending may take, 0 none. */
+  /** When it last answered (Date.now()), 0 never. */
   lastOkAt: number;
+  /** Until when (Date.now()) the body of the state it is sending may take, 0 none. */
   receivingUntil: number;
   /** Why its last poll failed, if it did. */
   error?: string;
@@ -78,7 +79,7 @@ export interface PollerOptions {
 export interface Poller {
   /** Every peer polled, self included. */
   readonly peers: readonly Peer[];
-  /** Peers other than this replica that answered within `staleMs`. */
+  /** Peers other than this replica that answered within `staleMs` (or send a state's body, for a poll begun while fresh: state-fetch.ts). */
   fresh(): Peer[];
   /** Whether the list is resolved and every peer other than this replica has answered at least once. */
   readonly synced: boolean;
@@ -270,7 +271,6 @@ export function createPoller(o: PollerOptions): Poller {
     },
     fresh() {
       const now = Date.now();
-      // Not stale while the body of a large state may still take (state-fetch.ts), for one poll begun while fresh.
       return [...byUrl.values()].filter((p) => !p.self && p.state && (now - p.lastOkAt <= o.staleMs || (p.receivingUntil > now && p.polledAt - p.lastOkAt <= o.staleMs)));
     },
     heardFrom(id) {
