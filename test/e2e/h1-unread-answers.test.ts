@@ -18,9 +18,9 @@ import { rawHttp } from "./raw-client.ts";
 const MiB = 1024 * 1024;
 const pageBytes = 32 * MiB;
 
-/** Asks `path` and never reads a byte of the answer. */
-function staller(port: number, path: string) {
-  const socket = net.connect(port, "127.0.0.1");
+/** Asks `path` from `from` (a loopback address) and never reads a byte of the answer. */
+function staller(port: number, path: string, from = "127.0.0.1") {
+  const socket = net.connect({ port, host: "127.0.0.1", localAddress: from });
   socket.on("error", () => {});
   socket.pause();
   socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
@@ -58,10 +58,11 @@ test("HTTP/1.1 pages nobody reads count against maxUnreadAnswerBytes; a connecti
   const { bound } = await listen();
   const stallers: net.Socket[] = [];
   try {
-    for (let i = 0; i < 2; i++) stallers.push(staller(bound.port, "/page"));
+    // Two addresses (one may hold only a quarter of the total: 16 MiB, one answer at most).
+    for (let i = 0; i < 2; i++) stallers.push(staller(bound.port, "/page", `127.0.0.${20 + i}`));
     await waitFor("both connections open", () => bound.connections() === 2);
     await new Promise((r) => setTimeout(r, 200)); // both answers under way, held
-    // 2 x 32 MiB held: a third past the 64 MiB total is refused, in one line.
+    // 2 x 32 MiB held: a third past the 64 MiB total is refused, in one line, whoever asks.
     const refused = await rawHttp(bound.port, "GET /page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 10_000);
     assert.match(refused.slice(0, 300), /^HTTP\/1.1 503 /);
     assert.match(refused, /\r\n\r\npromproxy: the server holds \d+ bytes of answers their peers have not read \(at most 67108864, listen option maxUnreadAnswerBytes\): retry later\n$/);
@@ -85,6 +86,24 @@ test("an HTTP/1.1 answer written as it comes (a proxied scrape) that nobody read
     await waitFor("the stalled connection to be closed", () => bound.connections() === 0, 15_000);
   } finally {
     s.destroy();
+    await bound.close(100);
+  }
+});
+
+test("one address holds at most a quarter of maxUnreadAnswerBytes: its next page is 503, another address is served", { timeout: 60_000 }, async () => {
+  const { bound } = await listen();
+  const stallers: net.Socket[] = [];
+  try {
+    stallers.push(staller(bound.port, "/page", "127.0.0.30")); // one answer alone always goes: 32 MiB held
+    await waitFor("its connection open", () => bound.connections() === 1);
+    await new Promise((r) => setTimeout(r, 200));
+    const again = await rawHttp(bound.port, "GET /page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 10_000, "127.0.0.30");
+    assert.match(again.slice(0, 300), /^HTTP\/1.1 503 /);
+    assert.match(again, /\r\n\r\npromproxy: this address holds \d+ bytes of answers its connections have not read; \d+ more would pass 16777216, its share of listen option maxUnreadAnswerBytes: read them first\n$/);
+    const other = await rawHttp(bound.port, "GET /page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 20_000, "127.0.0.31");
+    assert.match(other.slice(0, 100), /^HTTP\/1.1 200 /);
+  } finally {
+    for (const s of stallers) s.destroy();
     await bound.close(100);
   }
 });

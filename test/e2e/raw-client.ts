@@ -309,10 +309,10 @@ export function openGet(port: number, uri: string, headers: Record<string, strin
   };
 }
 
-/** Writes raw bytes to the server and collects everything it answers until it closes the connection. */
-export function rawHttp(port: number, request: string, timeoutMs = 5_000): Promise<string> {
+/** Writes raw bytes to the server (from `from`, a loopback address) and collects everything it answers until it closes the connection. */
+export function rawHttp(port: number, request: string, timeoutMs = 5_000, from?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, "127.0.0.1");
+    const socket = net.connect({ port, host: "127.0.0.1", ...(from ? { localAddress: from } : {}) });
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();

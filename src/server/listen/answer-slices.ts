@@ -26,7 +26,17 @@ export interface UnsentBudget {
   bodies?: Map<Buffer, number>;
   /** For a listener's total: the connections' own budgets holding bytes now, with their addresses (internal). */
   holders?: Map<UnsentBudget, string | undefined>;
+  /** For a listener's total: each source address's share, at most {@link addressShare} of it (internal). */
+  addresses?: Map<string, UnsentBudget>;
 }
+
+/**
+ * The share of a listener's total one source address may hold: a quarter. Without it a stranger's few
+ * connections that ask for a large `/clients` and read nothing (each a different version of it) held the whole
+ * total, and every other reader, Prometheus' http_sd too, got 503 for as long as they kept it up (an outside
+ * review). One answer alone always goes, as for a connection.
+ */
+export const addressShare = 1 / 4;
 
 /** A connection: an HTTP/2 session, or an HTTP/1.1 connection's socket. */
 type Connection = ServerHttp2Session | net.Socket;
@@ -62,6 +72,14 @@ function count(b: UnsentBudget, body: Buffer, d: 1 | -1) {
   if (n === (d > 0 ? 1 : 0)) b.held += d * body.length;
 }
 
+/** A source address's share of `total` (made when first asked; dropped again once it holds nothing). */
+function addressBudget(total: UnsentBudget, remote: string | undefined): UnsentBudget {
+  const addresses = (total.addresses ??= new Map());
+  let b = addresses.get(remote ?? "");
+  if (!b) addresses.set(remote ?? "", (b = { held: 0, max: Math.floor(total.max * addressShare) }));
+  return b;
+}
+
 /** The connection a response goes out on. */
 const connectionOf = (res: ServerResponse): Connection | undefined => {
   const stream = streamOf(res);
@@ -83,6 +101,10 @@ function overBudget(connection: Connection | undefined, body: Buffer): string | 
     for (const [b, remote] of total.holders ?? []) if (!top || b.held > top.bytes) top = { remote, bytes: b.held };
     total.onRefused?.(why, remoteOf(connection), top);
     return why;
+  }
+  const mine = total?.addresses?.get(remoteOf(connection) ?? ""); // none: the address holds nothing
+  if (mine && spent(mine, body)) {
+    return `this address holds ${mine.held} bytes of answers its connections have not read; ${body.length} more would pass ${mine.max}, its share of listen option maxUnreadAnswerBytes: read them first`;
   }
   return undefined;
 }
@@ -121,6 +143,10 @@ export function answerInSlices(
     count(budget.own, body, d);
     if (!budget.total) return;
     count(budget.total, body, d);
+    const remote = remoteOf(connection) ?? "";
+    const mine = addressBudget(budget.total, remote);
+    count(mine, body, d);
+    if (mine.held === 0) budget.total.addresses?.delete(remote);
     const holders = (budget.total.holders ??= new Map());
     if (budget.own.held > 0) holders.set(budget.own, remoteOf(connection));
     else holders.delete(budget.own);
