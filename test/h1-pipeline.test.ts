@@ -32,8 +32,26 @@ function parseAnswers(text: string): Answer[] {
   return out;
 }
 
+/** The size of `/big`'s answer: far more than loopback's socket buffers hold, so that its peer's reading paces it. */
+const bigBytes = 24 * 1024 * 1024;
+
+/** Writes `bigBytes` in 64 KiB pieces, each once the last drained (as the front's sliced answers go). */
+function writeBig(res: http.ServerResponse) {
+  res.writeHead(200, { "content-length": String(bigBytes) });
+  const piece = Buffer.alloc(64 * 1024, 0x61);
+  let left = bigBytes;
+  const more = () => {
+    while (left > 0) {
+      left -= piece.length;
+      if (!res.write(piece)) return void res.once("drain", more);
+    }
+    res.end();
+  };
+  more();
+}
+
 /**
- * A server whose `/slow` requests wait for `release()`, `/stall` ones send their head and part of a body and then
+ * A server whose `/big` requests get a 24 MiB answer written as it drains, whose `/slow` requests wait for `release()`, `/stall` ones send their head and part of a body and then
  * wait; every other path answers its own name.
  */
 async function startH1(pipeline?: { pipelinedWaitMs?: number }) {
@@ -44,6 +62,7 @@ async function startH1(pipeline?: { pipelinedWaitMs?: number }) {
     handler: (req: http.IncomingMessage, res: http.ServerResponse) => {
       const reply = () => res.end(`${req.url}\n`);
       if (req.url === "/slow") held.push(reply);
+      else if (req.url === "/big") writeBig(res);
       else if (req.url === "/stall") {
         res.writeHead(200, { "content-length": "100" });
         res.write("part");
@@ -176,6 +195,45 @@ describe("HTTP/1.1 pipelined requests that make no progress", () => {
     s.release();
     await c.closed;
     assert.deepEqual(parseAnswers(c.text()).map((a) => a.status), [200, 503]);
+  });
+
+  test("requests pipelined behind a large answer read slowly, for many times pipelinedWaitMs: the answer whole, then theirs", async (t) => {
+    const s = await startH1({ pipelinedWaitMs: 1_000 });
+    t.after(() => s.close());
+    const socket = net.connect(s.port, "127.0.0.1");
+    t.after(() => void socket.destroy());
+    socket.on("error", () => {});
+    // At most 512 KiB a 100 ms (5 MiB/s): the 24 MiB take about 3 s past what the socket buffers hold. The server's
+    // writes move in steps of a few MiB (the kernel wakes a writer once much of its send buffer is free), so a
+    // period of 1 s, not less, always sees one.
+    let got = 0;
+    let allowance = 0;
+    const tick = setInterval(() => {
+      allowance = 512 * 1024;
+      socket.resume();
+    }, 100);
+    t.after(() => clearInterval(tick));
+    const chunks: Buffer[] = [];
+    socket.on("data", (c: Buffer) => {
+      got += c.length;
+      chunks.push(c);
+      allowance -= c.length;
+      if (allowance <= 0) socket.pause();
+    });
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    socket.write(get("/big") + numbered(2));
+    const t0 = performance.now();
+    const last = () => chunks.at(-1)?.toString("latin1") ?? "";
+    await waitFor("every answer read, or the connection closed", () => last().endsWith("/1\n") || socket.destroyed, 60_000);
+    const took = performance.now() - t0;
+    assert.ok(took > 2 * 1_000, `the reading took ${Math.round(took)} ms, longer than twice pipelinedWaitMs and more (else the test proves nothing)`);
+    assert.equal(socket.destroyed, false, `the connection was not dropped under a reader that reads (${got} bytes read; refused: ${s.refused.join(" / ")})`);
+    const text = Buffer.concat(chunks).toString("latin1");
+    const tail = text.slice(text.indexOf("\r\n\r\n") + 4 + bigBytes);
+    assert.deepEqual(parseAnswers(tail).map((a) => a.body), ["/0\n", "/1\n"]);
+    assert.deepEqual(s.refused, [], "nobody answered 503");
+    socket.destroy();
+    await closed;
   });
 
   test("an answer in service that began and cannot finish (a peer that reads nothing): dropped after twice pipelinedWaitMs", async (t) => {

@@ -26,9 +26,10 @@ const maxHeadersCount = 100;
  */
 export const maxPipelinedRequests = 256;
 /**
- * How long pipelined requests wait for the one in service: then the first of them is answered 503 in its turn
- * and the connection closed after it; if an answer that has begun cannot go out within as long again (a peer
- * that does not read its answers), the connection is dropped.
+ * How long pipelined requests wait for the one in service while it makes no progress (it has not begun, or its
+ * connection sent nothing for as long): then the first of them is answered 503 in its turn and the connection
+ * closed after it; if an answer that has begun sends nothing for as long again (a peer that does not read its
+ * answers), the connection is dropped. An answer that goes on going out, however slowly, is waited for.
  */
 export const pipelinedWaitMs = 60_000;
 
@@ -52,6 +53,16 @@ interface Lane {
   last?: () => void;
   /** Answers the waiting requests 503 when they make no progress for `pipelinedWaitMs` (then drops the connection). */
   stuck?: NodeJS.Timeout;
+  /** Bytes the connection had handed to the kernel at the last look of `stuck` (see {@link moved}). */
+  sent: number;
+}
+
+/** Whether the connection handed bytes to the kernel since the last look (which this one becomes): its peer reads. */
+function moved(l: Lane, socket: net.Socket): boolean {
+  const sent = socket.bytesWritten - socket.writableLength;
+  const progress = sent > l.sent;
+  l.sent = sent;
+  return progress;
 }
 
 /** Serves a connection's requests one at a time, in order. */
@@ -80,7 +91,9 @@ export interface PipelineLimits {
  * turn (after the answers before it) and the connection closed after it; the
  * requests after it get no answer (a client sends them again on a new
  * connection). A connection whose answer in service began but cannot go out
- * for another `pipelinedWaitMs` is dropped (its peer reads nothing).
+ * for another `pipelinedWaitMs` is dropped (its peer reads nothing). A large
+ * answer read slowly is no stall: while its connection sends something each
+ * `pipelinedWaitMs`, the requests behind it wait their turn.
  */
 function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits, told: H1ServerOptions["onPipelineRefused"]): InTurn {
   /** Queues `turn` as the 503 that ends its connection. */
@@ -93,7 +106,7 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
   const laneOf = (socket: net.Socket): Lane => {
     let lane = lanes.get(socket);
     if (lane) return lane;
-    const l: Lane = { busy: false, paused: false, waiting: [], ending: false };
+    const l: Lane = { busy: false, paused: false, waiting: [], ending: false, sent: 0 };
     lanes.set(socket, l);
     // Node resumes a paused connection by itself (a request body dumped, a drain): keep it paused while requests wait.
     socket.on("resume", () => {
@@ -118,12 +131,21 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
     res.once("close", finished);
     serve();
   };
+  /** Looks again in `pipelinedWaitMs`, from what the connection has sent by now. */
+  const watch = (l: Lane, socket: net.Socket) => {
+    moved(l, socket);
+    l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
+  };
   const waitedTooLong = (l: Lane, socket: net.Socket) => {
     l.stuck = undefined;
+    const again = () => (l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref());
+    // An answer in service that went on going out since the last look is read, however slowly: wait for it (a
+    // peer that takes a byte a period is the unread-answer watch's to judge, as for any connection).
+    if (l.busy && l.current?.headersSent && moved(l, socket)) return again();
     if (l.ending || l.waiting.length === 0) {
       // An answer in service that has not begun is a scrape within its deadline: wait for it. One that began and
       // cannot finish has a peer that reads nothing: drop the connection (not even the 503 could go out).
-      if (l.busy && !l.current?.headersSent) l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
+      if (l.busy && !l.current?.headersSent) again();
       else socket.destroy();
       return;
     }
@@ -132,7 +154,7 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
     l.waiting = [first];
     const s = +(limits.pipelinedWaitMs / 1000).toFixed(3);
     ending(l, socket, first, `this pipelined request waited ${s}s behind an earlier one that did not finish: closing the connection`);
-    l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
+    again();
   };
   const next = (l: Lane, socket: net.Socket) => {
     clearTimeout(l.stuck);
@@ -144,7 +166,7 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
       if (!l.ending && !socket.destroyed) last();
     }
     if ((l.waiting.length > 0 || (l.ending && l.busy)) && !socket.destroyed) {
-      l.stuck = setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
+      watch(l, socket);
     }
     if (l.paused && l.waiting.length === 0 && !l.ending && !socket.destroyed) {
       l.paused = false;
@@ -162,7 +184,7 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
       ending(l, socket, turn, `this connection pipelined more than ${max} requests, the maximum waiting for an answer: closing the connection`);
     }
     l.waiting.push(turn);
-    l.stuck ??= setTimeout(() => waitedTooLong(l, socket), limits.pipelinedWaitMs).unref();
+    if (!l.stuck) watch(l, socket);
     if (!l.paused) {
       l.paused = true;
       socket.pause();
