@@ -432,8 +432,10 @@ describe("a large state, sent slowly", { timeout: 60_000 }, () => {
   });
 
   test("its body may take as long as its size needs (4 MB a second), and the peer stays fresh meanwhile", async () => {
-    // 8 MB of state: 0.5 s for the head, then 2 s more for the body; it comes in 1.5 s, past timeoutMs and staleMs.
-    const big = (n: number) => stateOf("big", [`app-${n}`], { pad: "x".repeat(8_000_000) });
+    // 12 MB of state: 0.5 s for the head, then 3 s more for the body; it comes in 2 s, past timeoutMs and staleMs.
+    // staleMs is half a poll interval past the poll that brings it (1.5 s, polls every 1 s): the poll begins while
+    // fresh, on a loaded machine too (at 1 s, a poll begun a few ms late counted as begun stale).
+    const big = (n: number) => stateOf("big", [`app-${n}`], { pad: "x".repeat(12_000_000) });
     let version = 1;
     fake = await fakePeer((req, res) => {
       const etag = `"${version}"`;
@@ -443,13 +445,13 @@ describe("a large state, sent slowly", { timeout: 60_000 }, () => {
       res.writeHead(200, { etag, "content-length": body.length, "x-promproxy-peer-answer": signer.signAnswer(nonce, 200, etag, body.toString()) });
       if (version === 1) return void res.end(body);
       let at = 0;
-      const piece = Math.ceil(body.length / 15);
+      const piece = Math.ceil(body.length / 20);
       const drip = setInterval(() => {
         res.write(body.subarray(at, (at += piece)));
         if (at >= body.length) (clearInterval(drip), res.end());
       }, 100);
     });
-    const { poller, close } = startPoller([fake.url], { staleMs: 1_000, maxStateBytes: 16 << 20 });
+    const { poller, close } = startPoller([fake.url], { staleMs: 1_500, maxStateBytes: 16 << 20 });
     stop = close;
     await waitFor("the first state", () => poller.fresh()[0]?.state?.clients.has("app-1"), 10_000);
     version = 2;
@@ -485,7 +487,7 @@ describe("a large state whose body never comes", { timeout: 60_000 }, () => {
       res.writeHead(200, { etag: '"2"', "content-length": 8_000_000, "x-promproxy-peer-answer": signer.signAnswer(nonce, 200, '"2"', "x") });
       res.write(Buffer.alloc(1024, " "));
     });
-    const { poller, close } = startPoller([fake.url], { staleMs: 1_000, maxStateBytes: 16 << 20 });
+    const { poller, close } = startPoller([fake.url], { staleMs: 1_500, maxStateBytes: 16 << 20 });
     stop = close;
     await waitFor("the first state", () => poller.fresh().length === 1, 10_000);
     const okAt = Date.now();
