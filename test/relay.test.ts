@@ -83,7 +83,7 @@ const counted = async (outcome: string) =>
 
 describe("relay: the HTTP status of every failure", () => {
   const table: [ScrapeOutcome, number][] = [
-    ["unknown_client", 404], ["vanished", 503], ["not_found", 404], ["bad_request", 400], ["busy", 503],
+    ["unknown_client", 404], ["warming_up", 503], ["vanished", 503], ["not_found", 404], ["bad_request", 400], ["busy", 503],
     ["shutting_down", 503], ["timeout", 504], ["disconnected", 502], ["too_large", 502], ["bad_result", 502],
     ["target_unreachable", 502], ["client_error", 502], ["cancelled", 502], ["prometheus_gone", 499],
   ];

@@ -61,7 +61,7 @@ export function createActivity(log: Logger, maxNames: number, failed?: { add(scr
       if (event === "scrapeFinished") {
         const s = args[0] as ScrapeEvent;
         // Only for names that are (or were) clients: a flood of unknown names must not fill this map.
-        if (s.outcome !== "unknown_client" && s.name !== "") {
+        if (s.outcome !== "unknown_client" && s.outcome !== "warming_up" && s.name !== "") {
           const entry = last.get(s.name) ?? { latest: s, ports: new Map<number, ScrapeEvent>() };
           entry.latest = s;
           // A port the client does not serve is no target of it: asking for random ports must not fill this.

@@ -43,6 +43,8 @@ export interface ScrapeRequest extends OrderRequest {
    * the peer's pool to this replica, and starve its other forwards).
    */
   noWait?: boolean;
+  /** Not ready yet (warming up): an unknown name may not have found this replica yet; `warming_up` (503), not 404. */
+  warming?: boolean;
 }
 
 /** @internal */
@@ -231,7 +233,8 @@ export function createCoordinator(o: ResolvedServerOptions, metrics: ServerMetri
     if (!session) {
       const v = gone.get(r.name);
       if (v) return { outcome: "vanished", message: `client "${r.name}" disconnected ${Math.round((Date.now() - v.since) / 1000)}s ago: ${v.reason}` };
-      return { outcome: "unknown_client", message: `no client "${r.name.slice(0, 253)}" connected` };
+      const none = `no client "${r.name.slice(0, 253)}" connected`;
+      return r.warming ? { outcome: "warming_up", message: `${none} yet: this replica is warming up (clients are still finding it); retry shortly` } : { outcome: "unknown_client", message: none };
     }
     if (!session.serves(r.port, r.path)) {
       const path = JSON.stringify(r.path.split("?")[0]?.slice(0, 200));

@@ -118,8 +118,10 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     if (peer !== undefined && !held) res.setHeader(notHeldHeader, "1");
     // Whatever this replica answers to a forwarded scrape is signed: no one else at its address can pose as it.
     if (peer !== undefined && peers) res.setHeader(peerAnswerHeader, peers.signForwardAnswer(peer.nonce));
-    // A forwarded scrape never waits for a place here: it would hold one of the peer's connections meanwhile.
-    relayScrape(relay, peer === undefined ? r : { ...r, noWait: true }, res, req.method === "HEAD");
+    // A forwarded scrape never waits for a place here: it would hold one of the peer's connections meanwhile. One
+    // that came straight from Prometheus while this replica warms up is told so (503) if its client is unknown.
+    const asked = peer !== undefined ? { ...r, noWait: true } : serving && !ready() ? { ...r, warming: true } : r;
+    relayScrape(relay, asked, res, req.method === "HEAD");
   }
 
   function route(req: Req, res: Res, uri: string, peer?: PeerCaller): void {

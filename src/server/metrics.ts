@@ -55,7 +55,7 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
     }),
     scrapes: new Counter({
       name: "promproxy_scrapes_total",
-      help: "Proxied scrapes by outcome: success, unknown_client, vanished, not_found, bad_request, busy, shutting_down, timeout, disconnected, too_large, bad_result, target_unreachable, client_error, cancelled, prometheus_gone, and the Prometheus-side auth refusals (unauthenticated, forbidden, throttled, auth_busy).",
+      help: "Proxied scrapes by outcome: success, unknown_client, warming_up, vanished, not_found, bad_request, busy, shutting_down, timeout, disconnected, too_large, bad_result, target_unreachable, client_error, cancelled, prometheus_gone, and the Prometheus-side auth refusals (unauthenticated, forbidden, throttled, auth_busy).",
       labelNames: ["outcome"],
       registers,
     }),

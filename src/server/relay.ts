@@ -16,6 +16,7 @@ import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.
 /** The HTTP status of every way a scrape can fail. */
 export const httpStatusOf: Record<ScrapeOutcome, number> = {
   unknown_client: 404,
+  warming_up: 503,
   vanished: 503,
   not_found: 404,
   bad_request: 400,

@@ -20,7 +20,7 @@ export interface ScrapeFailure {
 
 /** Every way a scrape can end but success. @internal */
 export type ScrapeOutcome =
-  | "unknown_client" | "vanished" | "not_found" | "busy" | "shutting_down" | "timeout" | "disconnected" | "too_large"
+  | "unknown_client" | "warming_up" | "vanished" | "not_found" | "busy" | "shutting_down" | "timeout" | "disconnected" | "too_large"
   | "bad_result" | "target_unreachable" | "client_error" | "cancelled" | "prometheus_gone" | "bad_request";
 
 /** What the front wants done with a scrape's result, in order. @internal */
