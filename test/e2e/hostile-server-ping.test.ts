@@ -61,7 +61,7 @@ test("a server that answers its PINGs keeps its connection; a PING at most every
   assert.deepEqual(host.logs().filter((l) => /disconnected/.test(l)), []);
 
   await host.stopClient();
-  await pause(1_500); // past connect-node's idle timer, which closing the stream re-arms for idleConnectionTimeoutMs (1 s)
+  await pause(2_500); // well past connect-node's idle timer, which closing the stream re-arms for idleConnectionTimeoutMs (1 s)
   await host.stats(); // counts timer callbacks from here
   await pause(1_000);
   const { timerCalls } = await host.stats();
