@@ -67,6 +67,55 @@ test("a blocked event loop drops no HTTP/2 peer for a PING it answered while the
   }
 });
 
+/**
+ * Blocks the loop once, for `ms`, right after the next HTTP/2 PING a client session sends has gone out (the
+ * PING is written in the check phase; the block runs just after it): the host's synchronous work landing
+ * while its PING waits for its answer. Server sessions are left alone. Returns a promise of the block's end.
+ */
+function blockAfterNextClientPing(probe: http2.ClientHttp2Session, ms: number): Promise<void> {
+  const proto = Object.getPrototypeOf(probe) as { ping: http2.Http2Session["ping"] };
+  const own = Object.getPrototypeOf(proto) as { ping: http2.Http2Session["ping"] };
+  return new Promise((resolve) => {
+    proto.ping = function (this: http2.Http2Session, ...args: unknown[]) {
+      delete (proto as Partial<typeof proto>).ping; // once
+      const sent = (own.ping as (...a: unknown[]) => boolean).apply(this, args);
+      setImmediate(() => resolve(block(ms)));
+      return sent;
+    };
+  });
+}
+
+// The client's three transports, each on the session createH2Connection keeps (src/client/h2-ping.ts).
+const transports = [{ name: "gRPC (fast path)", options: {} }, { name: "gRPC (Connect)", options: { transport: "connect" as const } }, { name: "Connect protocol", options: { protocol: "connect" as const } }];
+
+for (const { name, options } of transports) test(`${name}: a blocked event loop drops no client connection for an HTTP/2 PING answered while the loop was blocked`, { timeout: 30_000 }, async () => {
+  const srv = recording();
+  const cli = recording();
+  const s = await startServer({ logger: srv.logger });
+  const probe = http2.connect(s.url); // its prototype is every client session's
+  probe.on("error", () => {});
+  probe.destroy();
+  let connects = 0;
+  const c = await startClient(s.url, "app", { ...options, logger: cli.logger, pingIntervalMs: 200, pingTimeoutMs: 100, onConnected: () => connects++ });
+  try {
+    const session = () => s.server.clients().find((x) => x.name === "app")?.sessionId;
+    const first = session();
+    assert.ok(first);
+    await new Promise((r) => setTimeout(r, 600)); // a few PINGs answered first
+    for (let i = 0; i < 2; i++) {
+      await blockAfterNextClientPing(probe, 2_000);
+      await new Promise((r) => setTimeout(r, 1_000)); // the ticks after it, then PINGs on time
+    }
+    assert.equal(session(), first, `the same stream all along\nserver: ${srv.lines.join("\n")}\nclient: ${cli.lines.join("\n")}`);
+    assert.equal(connects, 1, "connected once");
+    assert.deepEqual(cli.lines, []);
+    assert.deepEqual(srv.lines, []);
+  } finally {
+    await c.stop();
+    await s.close();
+  }
+});
+
 test("a client that really went silent is still ended, one tick late at most, however late the ticks", () => {
   let now = 0;
   const late = lateTicks(100, () => now);

@@ -76,11 +76,12 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
   const read = { limit: options.maxServerFrameBytes, pace: (_cost: number) => 0 };
   const sessionManager = createH2Connection(
     base,
-    // pingIdleConnection stays off: our one stream keeps the connection non-idle, so it would add nothing,
-    // and with it on, Connect (2.2) re-arms its PING timer when the stream closes after the session was
-    // destroyed; the timer then calls ping() on the dead session, which throws an uncaught
-    // ERR_HTTP2_INVALID_SESSION ~pingIntervalMs after every reconnect and crashes the host application
-    // (connectrpc/connect-es#1795; test/e2e/faults.test.ts catches it).
+    // The PINGs are our own (src/client/h2-ping.ts): connect-node's are turned off in createH2Connection, as
+    // its timeout dropped healthy connections after the host's event loop stalled (test/stalled-loop.test.ts).
+    // pingIdleConnection stays off as well: with it on, Connect (2.2) re-arms its PING timer when the stream
+    // closes after the session was destroyed; the timer then calls ping() on the dead session, which throws an
+    // uncaught ERR_HTTP2_INVALID_SESSION ~pingIntervalMs after every reconnect and crashes the host application
+    // (connectrpc/connect-es#1795; test/e2e/faults.test.ts catches it). Ours never touches a destroyed session.
     // idleConnectionTimeoutMs short: Connect re-arms its idle timer (15 min by default) the same way when the
     // stream closes after abort(), and the timer holds the dead session, its stream and our queue's frames: a
     // server that made the client drop its stream several times a second grew the host by ~1.4 MB a drop, for

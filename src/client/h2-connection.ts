@@ -4,6 +4,7 @@ import { wholeEnvelopes } from "./whole-envelopes.ts";
 import { ownSockets } from "./h2-sockets.ts";
 import { readCost } from "./frame-budget.ts";
 import { defaultControlFramesPerSecond, guardControlFrames, type ControlGuard } from "./h2-control-budget.ts";
+import { pingSession, type SessionPings } from "./h2-ping.ts";
 
 /**
  * connect-node's `Http2SessionManager`, with a permanent `"error"` listener on
@@ -43,6 +44,12 @@ import { defaultControlFramesPerSecond, guardControlFrames, type ControlGuard } 
  * destroyed past `controlPerSecond` (option `maxServerControlFramesPerSecond`,
  * src/client/h2-control-budget.ts).
  *
+ * The HTTP/2 PINGs (`pingOptions.pingIntervalMs` and `pingTimeoutMs`; none without an interval) are our own
+ * (src/client/h2-ping.ts), on every session that carried one of our streams; connect-node's are turned off
+ * (its interval never arms): its timeout destroyed healthy connections after the host's event loop stalled.
+ * A stream's reads (`notifyResponseByteRead`) and its response headers put the next PING off, as they did
+ * connect-node's; `abort()` stops them all.
+ *
  * @internal
  */
 export function createH2Connection(
@@ -54,11 +61,22 @@ export function createH2Connection(
   controlPerSecond = defaultControlFramesPerSecond,
 ): Http2SessionManager {
   const sockets = ownSockets(http2Options?.createConnection as Parameters<typeof ownSockets>[0]);
-  const manager = new Http2SessionManager(url, pingOptions, { ...http2Options, createConnection: sockets.createConnection });
+  const { pingIntervalMs, pingTimeoutMs = 15_000 } = pingOptions;
+  // Connect's PINGs off: an interval past what a timer takes never arms, and never asks to verify a connection.
+  const manager = new Http2SessionManager(url, { ...pingOptions, pingIntervalMs: Number.POSITIVE_INFINITY }, { ...http2Options, createConnection: sockets.createConnection });
+  /** Our PINGs on each session not closed yet. */
+  const pings = new Map<http2.Http2Session, SessionPings>();
   const abort = manager.abort.bind(manager);
   manager.abort = (reason) => {
+    for (const p of pings.values()) p.stop();
+    pings.clear();
     abort(reason);
     sockets.release();
+  };
+  const notify = manager.notifyResponseByteRead.bind(manager);
+  manager.notifyResponseByteRead = (stream) => {
+    if (stream.session) pings.get(stream.session)?.alive();
+    notify(stream);
   };
   const guarded = new WeakMap<http2.Http2Session, ControlGuard>();
   const request = manager.request.bind(manager);
@@ -75,12 +93,20 @@ export function createH2Connection(
     if (session && !guarded.has(session)) {
       session.on("error", onLateSessionError);
       guarded.set(session, guardControlFrames(session, controlPerSecond));
+      if (pingIntervalMs !== undefined && pingIntervalMs <= maxTimerMs && !session.destroyed) {
+        pings.set(session, pingSession(session as http2.ClientHttp2Session, { intervalMs: pingIntervalMs, timeoutMs: pingTimeoutMs }));
+        session.once("close", () => pings.delete(session));
+      }
     }
+    if (session) stream.once("response", () => pings.get(session)?.alive());
     if (session) guarded.get(session)?.exempt(stream);
     return stream;
   };
   return manager;
 }
+
+/** The longest delay a Node.js timer takes (a longer one fires at once, with a warning on stderr). */
+const maxTimerMs = 0x7fffffff;
 
 /** DATA frames pushed into each stream's buffer and not yet charged. */
 const piecesOf = new WeakMap<http2.ClientHttp2Stream, { n: number }>();

@@ -156,9 +156,9 @@ export interface ClientOptions {
   maxRenderPercent?: number;
   /** gzip level (1-9) for results when Prometheus accepts gzip; 0 disables gzip. Default 1 (fastest). */
   gzipLevel?: number;
-  /** Interval of HTTP/2 PINGs on the connection; an unanswered PING within `pingTimeoutMs` drops it. Default 10 000 ms. */
+  /** An HTTP/2 PING once nothing was read from the connection this long, one at a time; see `pingTimeoutMs`. Default 10 000 ms. */
   pingIntervalMs?: number;
-  /** See `pingIntervalMs`. Default 5 000 ms. */
+  /** A PING unanswered this long drops the connection; counted on ticks that came on time (a blocked host loop is not the server's fault). Default 5 000 ms. */
   pingTimeoutMs?: number;
   /**
    * A stream on which nothing arrives from the server for this many heartbeat
