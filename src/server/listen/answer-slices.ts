@@ -7,6 +7,15 @@ import { joinBody, sliceReader, type AnswerBody } from "./pieced-body.ts";
 export const sliceBytes = 64 * 1024;
 
 /**
+ * Slices written at most before the rest waits for the next turn of the
+ * event loop (1 MiB). A write the socket takes at once says 'drain' on the
+ * next tick, before any I/O: to a reader as fast as loopback a 58 MB
+ * `/clients` went out in one chain of 900 writes while every scrape waited
+ * (180-260 ms on a loaded 2-core machine).
+ */
+export const slicesPerTurn = 16;
+
+/**
  * Answer bytes held for streams that have not taken them yet, and the most
  * they may be: one per connection (HTTP/2 or HTTP/1.1), and one for all the
  * connections of a listener. A body is counted once per budget however many of its streams
@@ -164,8 +173,9 @@ const outOf = (res: ServerResponse): { readonly destroyed: boolean; once(event: 
 
 /**
  * Writes `body` to a response whose head is written, in slices of
- * {@link sliceBytes}, each after the previous went out ('drain'), and ends
- * it; stops when the response closes. Uncounted: {@link answerInSlices}
+ * {@link sliceBytes}, each after the previous went out ('drain'), at most
+ * {@link slicesPerTurn} in one turn of the event loop, and ends it; stops
+ * when the response closes. Uncounted: {@link answerInSlices}
  * counts what it writes.
  * @internal
  */
@@ -173,14 +183,20 @@ export function writeSlices(res: ServerResponse, body: AnswerBody): void {
   const out = outOf(res);
   const read = sliceReader(body, sliceBytes);
   let slice = read();
+  let n = 0; // slices written since the last wait for the next turn (a 'drain' may come on the next tick)
   const next = () => {
     while (slice) {
       if (out.destroyed) return;
-      const now = slice;
+      if (n === slicesPerTurn) return void setImmediate(() => ((n = 0), next()));
+      n++;
+      const views = slice;
       slice = read();
-      // The last slice, a view of the body, keeps all of it in memory until it is sent: counted until the response closes.
-      if (!slice) return void res.end(now);
-      if (!res.write(now)) return void out.once("drain", next);
+      // Over HTTP/1.1 the views of one slice go out together (the response corks its socket until the next tick).
+      let more = true;
+      for (let v = 0; v < views.length - 1; v++) more = res.write(views[v]) && more;
+      // The last slice, views of the body, keeps its pieces in memory until it is sent: counted until the response closes.
+      if (!slice) return void res.end(views[views.length - 1]);
+      if (!(res.write(views[views.length - 1]) && more)) return void out.once("drain", next);
     }
     res.end();
   };
