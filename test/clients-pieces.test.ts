@@ -15,7 +15,7 @@ import { sliceBytes, slicesPerTurn, writeSlices } from "../src/server/listen/ans
 import { joinBody, piecedBody, sliceReader } from "../src/server/listen/pieced-body.ts";
 import { createPeerDiscovery } from "../src/server/peers/peer-discovery.ts";
 import type { Peer } from "../src/server/peers/peer-poller.ts";
-import { createStateSource, parsePeerState, processInstance } from "../src/server/peers/peer-state.ts";
+import { createStateSource, hashBytesPerTurn, hashOf, parsePeerState, processInstance } from "../src/server/peers/peer-state.ts";
 import { silentLogger } from "../src/shared/logger.ts";
 
 /** What `/clients` was before pieces: each client's groups joined by ",", then all of them in one string. */
@@ -86,7 +86,7 @@ test("sliceReader: slices of at most one slice's bytes, as views of the pieces (
   assert.equal(sliceReader(piecedBody([Buffer.alloc(0)]), sliceBytes)(), undefined);
 });
 
-test("the peer state is the old string's bytes, its hash the SHA-256 of them, its ETag kept while the document is", () => {
+test("the peer state is the old string's bytes, its hash the SHA-256 of them (in steps), its ETag kept while the document is", async () => {
   const d = createDiscovery({ maxBytes: Infinity });
   const e = entry("app-1", { city: "Zürich", emoji: "😀" });
   d.add(e);
@@ -95,9 +95,26 @@ test("the peer state is the old string's bytes, its hash the SHA-256 of them, it
   const old = `{"id":${JSON.stringify("r-ü")},"instance":"${processInstance}","ready":true,"signedForwards":true,"clients":${oldJoin([e])}}`;
   assert.deepEqual(joinBody(s.body), Buffer.from(old));
   assert.equal(s.bytes, Buffer.byteLength(old));
-  assert.equal(source.hash(), createHash("sha256").update(old).digest("hex"));
+  assert.equal(await source.hash(s), createHash("sha256").update(old).digest("hex"));
+  assert.equal(source.hash(s), source.hash(s), "hashed once per version");
   assert.equal(source.current().etag, s.etag, "same document, same ETag");
   assert.equal(parsePeerState(old).clients.get("app-1")?.bytes, Buffer.byteLength(oldJoin([e])) - 2);
+});
+
+test("a large state is hashed in steps of hashBytesPerTurn: other work gets turns in between; the digest is the whole body's", async () => {
+  const parts = Array.from({ length: 40 }, (_, i) => Buffer.alloc(1024 * 1024, i));
+  const v = { body: piecedBody(parts), bytes: 40 * 1024 * 1024, etag: '"x"' };
+  let turns = 0;
+  let ticking = true;
+  const tick = () => {
+    turns++;
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const sha = await hashOf(v);
+  ticking = false;
+  assert.equal(sha, createHash("sha256").update(Buffer.concat(parts)).digest("hex"));
+  assert.ok(turns >= Math.floor(v.bytes / hashBytesPerTurn) - 1, `${turns} turns of the event loop while hashing 40 MiB`);
 });
 
 test("the fleet's /clients is the old merge's bytes: local pieces by name, a peer's clients, connected over vanished", () => {

@@ -140,14 +140,18 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
     serveState(req, response, nonce) {
       const res = response as http.ServerResponse;
       if (req.method !== "GET") return reply(res, 405, `method ${req.method} not allowed on ${peerStatePath}`, { allow: "GET" });
-      const { body, bytes, etag } = state.current();
-      // Pieces (never joined), signed over their hash, written in slices as each one goes out.
+      const version = state.current();
+      const { body, bytes, etag } = version;
       if (req.headers["if-none-match"] === etag) {
         res.writeHead(304, { etag, "cache-control": "no-store", [peerAnswerHeader]: auth.signAnswer(nonce, 304, etag, "") });
         return res.end();
       }
-      res.writeHead(200, { "content-type": "application/json", "content-length": bytes, etag, "cache-control": "no-store", [peerAnswerHeader]: auth.signAnswer(nonce, 200, etag, { sha256: state.hash() }) });
-      writeSlices(res, body);
+      // Pieces (never joined), signed over their hash (taken in steps, once per version), written in slices.
+      void state.hash(version).then((sha256) => {
+        if (res.headersSent || res.writableEnded || (res as { destroyed?: boolean }).destroyed) return;
+        res.writeHead(200, { "content-type": "application/json", "content-length": bytes, etag, "cache-control": "no-store", [peerAnswerHeader]: auth.signAnswer(nonce, 200, etag, { sha256 }) });
+        writeSlices(res, body);
+      });
     },
     signForwardAnswer: (nonce) => auth.signForwardAnswer(nonce),
     forward: (req, res, r, uri) => forwarder.forward(req, res, r, uri),
