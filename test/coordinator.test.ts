@@ -20,6 +20,7 @@ import type { CheckedHead } from "../src/server/result-head.ts";
 import type { ScrapeFailure, ScrapeHandle } from "../src/server/scrape-types.ts";
 import type { ServerFrameInit, Session } from "../src/server/session.ts";
 import { silentLogger } from "../src/shared/logger.ts";
+import { joinBody } from "../src/server/listen/pieced-body.ts";
 import "./quiet-mock-timers.ts";
 
 
@@ -358,7 +359,7 @@ describe("coordinator: vanished", () => {
 
     assert.deepEqual(coordinator.scrape(request("app"), recorder().sink), { outcome: "vanished", message: 'client "app" disconnected 60s ago: the stream broke' });
     assert.equal(coordinator.vanished()[0]?.info.name, "app");
-    assert.match(coordinator.discovery().body, /"__meta_promproxy_connected":"false"/);
+    assert.match(joinBody(coordinator.discovery().body).toString(), /"__meta_promproxy_connected":"false"/);
   });
 
   test("a stream gone silent is closed by the heartbeat: its scrape fails, its name answers vanished", async (t) => {

@@ -3,8 +3,12 @@ import { after, describe, test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import fc from "fast-check";
 import { createDiscovery, discoveryBytesOf, discoveryDefaults, groupsOf, type DiscoveryEntry } from "../src/server/discovery.ts";
+import { joinBody, type AnswerBody } from "../src/server/listen/pieced-body.ts";
 import { connectRaw, type RawClient } from "./e2e/raw-client.ts";
 import { startServer, type TestServer } from "./helpers.ts";
+
+/** A document's text, its pieces joined (the server never joins them). */
+const textOf = (body: AnswerBody) => joinBody(body).toString("utf8");
 
 const entry = (name: string, over: Partial<DiscoveryEntry> = {}): DiscoveryEntry => ({
   name,
@@ -35,7 +39,7 @@ test("the http_sd groups: one per target, target labels over client labels, meta
 
 test("body is the JSON of every listed client's groups, in the order they came; bytes is its UTF-8 size", () => {
   const d = createDiscovery(discoveryDefaults);
-  assert.equal(d.body(), "[]");
+  assert.equal(textOf(d.body()), "[]");
   assert.equal(d.bytes, 2);
   assert.equal(d.size, 0);
   const a = entry("a", { labels: { city: "Zürich", emoji: "😀", ctl: "\u0001\n\"" } });
@@ -45,14 +49,14 @@ test("body is the JSON of every listed client's groups, in the order they came; 
   const removeB = d.add(b);
   d.add(c);
   assert.equal(d.size, 3);
-  assert.equal(d.body(), JSON.stringify([...groupsOf(a), ...groupsOf(b), ...groupsOf(c)]));
-  assert.equal(d.bytes, Buffer.byteLength(d.body()));
-  assert.ok(d.bytes > d.body().length, "multi-byte characters are counted in bytes, not UTF-16 units");
+  assert.equal(textOf(d.body()), JSON.stringify([...groupsOf(a), ...groupsOf(b), ...groupsOf(c)]));
+  assert.equal(d.bytes, Buffer.byteLength(textOf(d.body())));
+  assert.ok(d.bytes > textOf(d.body()).length, "multi-byte characters are counted in bytes, not UTF-16 units");
   removeB();
-  assert.equal(d.body(), JSON.stringify([...groupsOf(a), ...groupsOf(c)]));
-  assert.equal(d.bytes, Buffer.byteLength(d.body()));
+  assert.equal(textOf(d.body()), JSON.stringify([...groupsOf(a), ...groupsOf(c)]));
+  assert.equal(d.bytes, Buffer.byteLength(textOf(d.body())));
   assert.equal(d.size, 2);
-  assert.deepEqual(JSON.parse(d.body()), [...groupsOf(a), ...groupsOf(c)]);
+  assert.deepEqual(JSON.parse(textOf(d.body())), [...groupsOf(a), ...groupsOf(c)]);
 });
 
 test("rendered once per change: requests reuse the document; a burst of changes costs one join", () => {
@@ -60,7 +64,7 @@ test("rendered once per change: requests reuse the document; a burst of changes 
   const removes = Array.from({ length: 100 }, (_, i) => d.add(entry(`c${i}`)));
   assert.equal(d.renders, 0, "nothing joined before anyone asks");
   const first = d.body();
-  for (let i = 0; i < 50; i++) assert.equal(d.body(), first);
+  for (let i = 0; i < 50; i++) assert.equal(d.body(), first, "the same document, not rebuilt");
   assert.equal(d.renders, 1, "50 requests, one join");
   removes[0]?.();
   removes[0]?.(); // idempotent: no change, no join
@@ -83,7 +87,7 @@ test("the size bound: a client that fits exactly is listed, one byte over is ref
   const removeA = d.add(a);
   d.add(b);
   assert.equal(d.bytes, exact);
-  assert.equal(Buffer.byteLength(d.body()), exact);
+  assert.equal(Buffer.byteLength(textOf(d.body())), exact);
 
   const tight = createDiscovery({ maxBytes: exact - 1 });
   tight.add(a);
@@ -95,7 +99,7 @@ test("the size bound: a client that fits exactly is listed, one byte over is ref
       e.rawMessage === `/clients would grow to ${exact} bytes with this client (${discoveryBytesOf(b)} bytes for 1 target), past its maximum of ${exact - 1} bytes; try again later`,
   );
   assert.equal(tight.size, 1, "the refused client is not listed");
-  assert.equal(tight.bytes, Buffer.byteLength(tight.body()));
+  assert.equal(tight.bytes, Buffer.byteLength(textOf(tight.body())));
 
   removeA();
   d.add(entry("c")); // same size as "a": fits again once "a" left
@@ -105,7 +109,7 @@ test("the size bound: a client that fits exactly is listed, one byte over is ref
 test("a client with no targets is not listed", () => {
   const d = createDiscovery(discoveryDefaults);
   d.add(entry("none", { targets: [] }))();
-  assert.equal(d.body(), "[]");
+  assert.equal(textOf(d.body()), "[]");
   assert.equal(d.size, 0);
 });
 
@@ -125,7 +129,7 @@ test("discoveryBytesOf is the exact UTF-8 size of the rendering, for any labels 
       d.add(e);
       const json = JSON.stringify(groupsOf(e));
       assert.equal(discoveryBytesOf(e), Buffer.byteLength(json.slice(1, -1)));
-      assert.equal(d.body(), json);
+      assert.equal(textOf(d.body()), json);
       assert.equal(d.bytes, Buffer.byteLength(json));
     }),
     { numRuns: 2_000 },

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { pacedBytesPerMs, pacedDocument } from "../src/server/paced-document.ts";
 import { createStateSource } from "../src/server/peers/peer-state.ts";
+import { piecedBody } from "../src/server/listen/pieced-body.ts";
 
 test("a document is rebuilt at most once per bytes / 10,000 ms; served as last built in between", () => {
   let now = 0;
@@ -38,7 +39,7 @@ test("documents of a few KB are rebuilt on every call a millisecond apart or les
 test("a replica's peer state: a large one changing on every poll keeps its ETag (peers get 304) until its pace allows", () => {
   let now = 0;
   let version = 0;
-  const big = (n: number) => `[${`{"targets":["c${n}"],"labels":{}}`.padEnd(2_000_000, " ")}]`;
+  const big = (n: number) => piecedBody([Buffer.from(`[${`{"targets":["c${n}"],"labels":{}}`.padEnd(2_000_000, " ")}]`)]);
   let joins = 0;
   const source = createStateSource({
     replicaId: "r1",

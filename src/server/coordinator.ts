@@ -15,7 +15,7 @@ import type { Hello } from "../../gen/promproxy/v1/scrape_pb.ts";
 import type { Identity } from "../auth/stream/identity.ts";
 import type { Activity } from "./activity.ts";
 import type { ClientInfo } from "./client-info.ts";
-import { createDiscovery, discoveryBytesOf, type DiscoveryEntry } from "./discovery.ts";
+import { createDiscovery, discoveryBytesOf, type ClientsDocument, type DiscoveryEntry } from "./discovery.ts";
 import { createFlights } from "./flights.ts";
 import { negotiateFeatures } from "./features.ts";
 import { checkHello } from "./hello.ts";
@@ -66,8 +66,8 @@ export interface Coordinator {
   leave(session: Session, end: { reason: string; broke: boolean }): void;
   /** Starts a scrape; a failure at once when it cannot start. The sink hears the result. */
   scrape(request: ScrapeRequest, sink: ScrapeSink): ScrapeHandle | ScrapeFailure;
-  /** The `/clients` document, and its size in UTF-8 bytes. */
-  discovery(): { body: string; bytes: number };
+  /** The `/clients` document (its pieces, never joined), and its size in UTF-8 bytes. */
+  discovery(): { body: ClientsDocument; bytes: number };
   clients(): ClientInfo[];
   /** The connected client holding a name, if any (not a copy: do not change it). */
   holder(name: string): Readonly<Omit<ClientInfo, "scrapesInFlight">> | undefined;

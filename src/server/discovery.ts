@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ClientInfo } from "./client-info.ts";
+import { piecedBody, type PiecedBody } from "./listen/pieced-body.ts";
 
 /** One entry of Prometheus' http_sd format. */
 export interface DiscoveryGroup {
@@ -17,6 +18,38 @@ export interface DiscoveryEntry {
   connected?: boolean;
 }
 
+/** One client's piece of `/clients`: its groups as JSON (UTF-8), comma-separated, without brackets. @internal */
+export interface ClientPiece {
+  readonly name: string;
+  readonly connected: boolean;
+  readonly json: Buffer;
+}
+
+/**
+ * The `/clients` document as pieces: `[`, each client's piece with a comma
+ * between, `]`; never joined (src/server/listen/pieced-body.ts). The same
+ * object until the list changes. @internal
+ */
+export interface ClientsDocument extends PiecedBody {
+  /** The clients' pieces, in the document's order. */
+  readonly clients: readonly ClientPiece[];
+}
+
+/** The pieces of a document between its clients' pieces. @internal */
+export const documentMarks = { open: Buffer.from("["), comma: Buffer.from(","), close: Buffer.from("]") } as const;
+
+/** The document made of `pieces` (each a client's groups, comma-separated): `[` + pieces joined by `,` + `]`. @internal */
+export function documentOf<T extends { json: Buffer }>(pieces: Iterable<T>): PiecedBody & { clients: T[] } {
+  const clients = [...pieces];
+  const parts: Buffer[] = [documentMarks.open];
+  for (const c of clients) {
+    if (parts.length > 1) parts.push(documentMarks.comma);
+    parts.push(c.json);
+  }
+  parts.push(documentMarks.close);
+  return { ...piecedBody(parts), clients };
+}
+
 /**
  * The http_sd document (`GET /clients`), kept up to date as clients come and
  * go instead of being built per request. @internal
@@ -28,13 +61,13 @@ export interface Discovery {
    * `ResourceExhausted` when the document would grow past `maxBytes`.
    */
   add(entry: DiscoveryEntry): () => void;
-  /** The JSON document; joined from the kept pieces only after a change, then cached. */
-  body(): string;
+  /** The JSON document as its pieces (never joined); a new one only after a change, then cached. */
+  body(): ClientsDocument;
   /** Size of {@link body} in UTF-8 bytes (a Content-Length), known without building it. */
   readonly bytes: number;
   /** Clients listed. */
   readonly size: number;
-  /** How many times the document was joined so far (once per change at most; for tests and metrics). */
+  /** How many times the document was built so far (once per change at most; for tests and metrics). */
   readonly renders: number;
 }
 
@@ -103,20 +136,20 @@ export function discoveryBytesOf(e: DiscoveryEntry): number {
 }
 
 /**
- * Creates the `/clients` document. Each client's JSON is rendered once, when
- * it is added; the document is joined from those pieces at the first
- * {@link Discovery.body} after a change and cached until the next one, so
- * Prometheus' refreshes cost no rendering and a burst of connections costs
- * one join. Its size is bounded by `maxBytes` (UTF-8): a client that would
- * push it further is refused with `ResourceExhausted`. Memory: the pieces plus
- * one cached copy of the document.
+ * Creates the `/clients` document. Each client's JSON is rendered and encoded
+ * once, when it is added; the document is made of those pieces (a list of
+ * Buffers, never joined) at the first {@link Discovery.body} after a change
+ * and cached until the next one, so Prometheus' refreshes cost no rendering
+ * and a rebuild costs a list of references, not a copy of the document. Its
+ * size is bounded by `maxBytes` (UTF-8): a client that would push it further
+ * is refused with `ResourceExhausted`. Memory: the pieces, once.
  *
  * @internal
  */
 export function createDiscovery(options: { maxBytes: number }): Discovery {
-  const pieces = new Set<{ json: string; bytes: number }>();
+  const pieces = new Set<ClientPiece>();
   let pieceBytes = 0;
-  let cached: string | undefined;
+  let cached: ClientsDocument | undefined;
   let renders = 0;
   /** "[" + pieces joined by "," + "]" */
   const total = (n: number, b: number) => 2 + b + Math.max(0, n - 1);
@@ -132,22 +165,19 @@ export function createDiscovery(options: { maxBytes: number }): Discovery {
           Code.ResourceExhausted,
         );
       }
-      const json = render(entry);
-      const piece = { json, bytes: Buffer.byteLength(json) };
+      const piece: ClientPiece = { name: entry.name, connected: entry.connected !== false, json: Buffer.from(render(entry)) };
       pieces.add(piece);
-      pieceBytes += piece.bytes;
+      pieceBytes += piece.json.length;
       cached = undefined;
       return () => {
         if (!pieces.delete(piece)) return;
-        pieceBytes -= piece.bytes;
+        pieceBytes -= piece.json.length;
         cached = undefined;
       };
     },
     body() {
       if (cached === undefined) {
-        const parts: string[] = [];
-        for (const p of pieces) parts.push(p.json);
-        cached = `[${parts.join(",")}]`;
+        cached = documentOf(pieces);
         renders++;
       }
       return cached;

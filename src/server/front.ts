@@ -6,6 +6,7 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { ResolvedServerOptions } from "./options.ts";
 import { frontPathsText, isFrontPath, type FrontPath } from "./front-paths.ts";
 import { answerInSlices } from "./listen/answer-slices.ts";
+import type { AnswerBody } from "./listen/pieced-body.ts";
 import { pacedDocument } from "./paced-document.ts";
 import { readProxyRequest } from "./proxy-request.ts";
 import { relayScrape, reply } from "./relay.ts";
@@ -65,11 +66,9 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
   const snapshot = status ?? (() => buildServerStatus(options, coordinator, activity, startedAt));
   // Built at most once a second whatever the request rate (src/server/status/status-pages.ts).
   const pages = createStatusPages({ snapshot: () => statusJson(snapshot()), registry: options.registry });
-  // `/clients` joined and encoded at most once per 1 ms for every 10 KB of it (src/server/paced-document.ts).
-  const clients = pacedDocument(() => {
-    const { body, bytes } = peers ? peers.discovery() : coordinator.discovery();
-    return { body: pages.clients(body), bytes };
-  }, (d) => d.bytes);
+  // `/clients` as its pieces, never joined (src/server/discovery.ts); a new version at most once per 1 ms for
+  // every 10 KB of it (src/server/paced-document.ts).
+  const clients = pacedDocument(() => (peers ? peers.discovery() : coordinator.discovery()), (d) => d.bytes);
 
   async function local(req: Req, res: Res, path: string, peer?: PeerCaller) {
     if (peer && peers && isPeerStatePath(path)) return peers.serveState(req, res, peer.nonce);
@@ -77,7 +76,7 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
       return reply(res, 405, `method ${req.method} not allowed on ${path.slice(0, 200)}`, { allow: "GET, HEAD" });
     }
     const q = path.indexOf("?");
-    const send = (status: number, type: string, body: string | Buffer, bytes = Buffer.byteLength(body), headers: Readonly<Record<string, string>> = {}) => {
+    const send = (status: number, type: string, body: string | AnswerBody, bytes = typeof body === "string" ? Buffer.byteLength(body) : body.length, headers: Readonly<Record<string, string>> = {}) => {
       const head = { ...headers, "content-type": type, "content-length": bytes, "cache-control": "no-store" };
       if (req.method === "HEAD") return res.writeHead(status, head).end();
       // Over HTTP/2: in slices, under the connection's cap on answers it has not read (src/server/listen/answer-slices.ts).

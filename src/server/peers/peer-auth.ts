@@ -61,7 +61,7 @@ export interface PeerAuth {
   /** Re-reads the secret file if it changed (call it now and then; cheap). */
   refresh(): Promise<void>;
   /** Signs the answer to a state request (so that no one at a peer's address can pose as that peer). */
-  signAnswer(nonce: string, status: number, etag: string, body: string): string;
+  signAnswer(nonce: string, status: number, etag: string, body: string | { sha256: string }): string;
   /** Checks the answer to a state request this replica signed with `nonce`; the body, or its SHA-256 (hex) hashed as it arrived. */
   verifyAnswer(nonce: string, status: number, etag: string, body: string | { sha256: string }, header: unknown): boolean;
   /**

@@ -4,31 +4,50 @@
  * tie the entry of the replica with the smallest id), so that discovery is
  * the same on every replica (session ids included) and never shrinks on a new
  * one.
- * Joined only when an input changed, and bounded by `maxBytes`: entries past
- * it are left out (and logged once).
+ * Rebuilt only when an input changed, as pieces (the clients' own, never
+ * joined nor parsed again: src/server/listen/pieced-body.ts), and bounded by
+ * `maxBytes`: entries past it are left out (and logged once).
  *
  * @internal
  */
 import type { Logger } from "../../shared/logger.ts";
+import { documentMarks, type ClientsDocument } from "../discovery.ts";
+import { piecedBody, type PiecedBody } from "../listen/pieced-body.ts";
 import type { Peer } from "./peer-poller.ts";
-import { parsePeerState, type PeerClient } from "./peer-state.ts";
+import type { PeerClient } from "./peer-state.ts";
 
-export function createPeerDiscovery(o: { replicaId: string; local: () => { body: string }; fresh: () => Peer[]; maxBytes: number; logger: Logger }) {
-  let localBody: string | undefined;
+/** The local document's clients by name, as a peer's state lists them (pieces of one name merged, in order). */
+function byName(doc: ClientsDocument): Map<string, PeerClient> {
+  const out = new Map<string, PeerClient>();
+  for (const { name, connected, json } of doc.clients) {
+    const known = out.get(name);
+    if (known) {
+      known.parts.push(documentMarks.comma, json);
+      known.bytes += 1 + json.length;
+      known.connected &&= connected;
+    } else {
+      out.set(name, { connected, parts: [json], bytes: json.length });
+    }
+  }
+  return out;
+}
+
+export function createPeerDiscovery(o: { replicaId: string; local: () => { body: ClientsDocument }; fresh: () => Peer[]; maxBytes: number; logger: Logger }) {
+  let localBody: ClientsDocument | undefined;
   let localClients = new Map<string, PeerClient>();
   let key: string | undefined;
-  let cached = { body: "[]", bytes: 2 };
+  let cached: { body: PiecedBody; bytes: number } = { body: piecedBody([documentMarks.open, documentMarks.close]), bytes: 2 };
   let warned = false;
 
   return {
-    current(): { body: string; bytes: number } {
+    current(): { body: PiecedBody; bytes: number } {
       const local = o.local().body;
       const peers = o.fresh().sort((x, y) => (x.address.url < y.address.url ? -1 : 1));
       const k = peers.map((p) => `${p.address.url}#${p.generation}`).join(" ");
       if (local === localBody && k === key) return cached;
       if (local !== localBody) {
         localBody = local;
-        localClients = parsePeerState(`{"id":"self","ready":true,"clients":${local}}`).clients;
+        localClients = byName(local);
       }
       key = k;
       const sources = [{ id: o.replicaId, clients: localClients }, ...peers.map((p) => p.state!)].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -39,19 +58,21 @@ export function createPeerDiscovery(o: { replicaId: string; local: () => { body:
           if (!known || (c.connected && !known.connected)) best.set(name, c);
         }
       }
-      const parts: string[] = [];
+      const parts: Buffer[] = [documentMarks.open];
       let bytes = 2;
       for (const c of best.values()) {
-        const grown = bytes + c.bytes + (parts.length > 0 ? 1 : 0);
+        const grown = bytes + c.bytes + (parts.length > 1 ? 1 : 0);
         if (grown > o.maxBytes) {
           if (!warned) o.logger.warn("the fleet's /clients would pass maxDiscoveryBytes: some clients of peers are left out", { maxBytes: o.maxBytes });
           warned = true;
           continue;
         }
-        parts.push(c.json);
+        if (parts.length > 1) parts.push(documentMarks.comma);
+        parts.push(...c.parts);
         bytes = grown;
       }
-      cached = { body: `[${parts.join(",")}]`, bytes };
+      parts.push(documentMarks.close);
+      cached = { body: piecedBody(parts), bytes };
       return cached;
     },
   };

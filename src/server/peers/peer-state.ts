@@ -18,8 +18,10 @@
  *
  * @internal
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { checkName } from "../../shared/names.ts";
+import { documentMarks } from "../discovery.ts";
+import { piecedBody, type PiecedBody } from "../listen/pieced-body.ts";
 import { pacedDocument } from "../paced-document.ts";
 
 export const peerStatePath = "/_promproxy/peer/state";
@@ -30,10 +32,10 @@ export const isPeerStatePath = (uri: string) => uri === peerStatePath || uri.sta
 /** This process's instance token, in every state it serves. */
 export const processInstance = randomBytes(8).toString("hex");
 
-/** One client in a peer's state: whether it is connected there, and its groups rendered as JSON, comma-separated. */
+/** One client in a peer's state: whether it is connected there, and its groups rendered as JSON (UTF-8), comma-separated, as pieces. */
 export interface PeerClient {
   connected: boolean;
-  json: string;
+  parts: Buffer[];
   bytes: number;
 }
 
@@ -51,32 +53,73 @@ export interface PeerState {
   droppedWhy?: string;
 }
 
+/** Whether two documents are made of the same pieces (the same Buffers, in order). */
+function samePieces(a: PiecedBody, b: PiecedBody): boolean {
+  if (a === b) return true;
+  if (a.parts.length !== b.parts.length || a.length !== b.length) return false;
+  return a.parts.every((p, i) => p === b.parts[i]);
+}
+
 /**
- * Serves this replica's state: the body is joined only when the local `/clients` or readiness changed, and a
+ * Serves this replica's state: the body (pieces: the local `/clients`' own, never joined) is rebuilt only when the local `/clients` or readiness changed, and a
  * large one at most once per 1 ms for every 10 KB of it (src/server/paced-document.ts): its peers poll every
  * second, and each change costs them a parse of the whole document (a 58 MB state changing every second kept
  * both replicas of a pair at 40-85 % of a core); in between they get 304.
  */
-export function createStateSource(o: { replicaId: string; discovery: () => { body: string }; ready: () => boolean; now?: () => number }) {
+export function createStateSource(o: { replicaId: string; discovery: () => { body: PiecedBody }; ready: () => boolean; now?: () => number }) {
   const boot = randomBytes(4).toString("hex");
-  let lastClients: string | undefined;
+  const close = Buffer.from("}");
+  let lastClients: PiecedBody | undefined;
   let lastReady: boolean | undefined;
   let generation = 0;
-  let body = "";
-  let bytes = 0;
-  const current = pacedDocument(() => {
+  let version: StateVersion = { body: piecedBody([]), bytes: 0, etag: "" };
+  const current = pacedDocument((): StateVersion => {
     const clients = o.discovery().body;
     const ready = o.ready();
-    if (clients !== lastClients || ready !== lastReady) {
+    if (!lastClients || !samePieces(clients, lastClients) || ready !== lastReady) {
       lastClients = clients;
       lastReady = ready;
       generation++;
-      body = `{"id":${JSON.stringify(o.replicaId)},"instance":"${processInstance}","ready":${ready},"signedForwards":true,"clients":${clients}}`;
-      bytes = Buffer.byteLength(body);
+      const head = Buffer.from(`{"id":${JSON.stringify(o.replicaId)},"instance":"${processInstance}","ready":${ready},"signedForwards":true,"clients":`);
+      const body = piecedBody([head, ...clients.parts, close]);
+      version = { body, bytes: body.length, etag: `"${boot}-${generation}"` };
     }
-    return { body, bytes, etag: `"${boot}-${generation}"` };
+    return version;
   }, (s) => s.bytes, o.now);
-  return { current };
+  return { current, hash: hashOf };
+}
+
+/** One version of the state: its body, size, ETag, and (once asked) its SHA-256. */
+export interface StateVersion {
+  readonly body: PiecedBody;
+  readonly bytes: number;
+  readonly etag: string;
+  sha256?: Promise<string>;
+}
+
+/** Bytes hashed in one turn of the event loop at most: 4 MiB (a few ms; SHA-256 of a 58 MB state took 50-70 ms at once). */
+export const hashBytesPerTurn = 4 * 1024 * 1024;
+
+/**
+ * The SHA-256 (hex) of a version's body, which its answers are signed over: hashed once per version, piece by
+ * piece, {@link hashBytesPerTurn} at most per turn of the event loop.
+ */
+export function hashOf(v: StateVersion): Promise<string> {
+  v.sha256 ??= new Promise((resolve) => {
+    const h = createHash("sha256");
+    const parts = v.body.parts;
+    let i = 0;
+    const step = () => {
+      for (let n = 0; i < parts.length && n < hashBytesPerTurn; i++) {
+        h.update(parts[i]!);
+        n += parts[i]!.length;
+      }
+      if (i < parts.length) setImmediate(step);
+      else resolve(h.digest("hex"));
+    };
+    step();
+  });
+  return v.sha256;
 }
 
 const isStringRecord = (v: unknown): v is Record<string, string> =>
@@ -106,15 +149,15 @@ export function parsePeerState(text: string): PeerState {
       droppedWhy ??= "error" in checked ? checked.error : `name ${JSON.stringify(name.slice(0, 64))} is not in lower case`;
       continue;
     }
-    const json = JSON.stringify({ targets, labels });
+    const json = Buffer.from(JSON.stringify({ targets, labels }));
     const connected = labels["__meta_promproxy_connected"] !== "false";
     const known = out.get(name);
     if (known) {
-      known.json += `,${json}`;
-      known.bytes += 1 + Buffer.byteLength(json);
+      known.parts.push(documentMarks.comma, json);
+      known.bytes += 1 + json.length;
       known.connected &&= connected;
     } else {
-      out.set(name, { connected, json, bytes: Buffer.byteLength(json) });
+      out.set(name, { connected, parts: [json], bytes: json.length });
     }
   }
   return { id, ...(instance === undefined ? {} : { instance: instance as string }), ready, signedForwards: signedForwards === true, clients: out, dropped, ...(droppedWhy ? { droppedWhy } : {}) };

@@ -14,7 +14,9 @@ import * as https from "node:https";
 import { Counter, Gauge } from "prom-client";
 import type { Activity } from "../activity.ts";
 import type { Coordinator, ScrapeRequest } from "../coordinator.ts";
+import type { PiecedBody } from "../listen/pieced-body.ts";
 import type { ResolvedServerOptions } from "../options.ts";
+import { writeSlices } from "../listen/answer-slices.ts";
 import { reply } from "../relay.ts";
 import { createPeerAuth, forwardedHeader, peerAnswerHeader, peerAuthHeader, type PeerCaller, type PeerRefusal } from "./peer-auth.ts";
 import { createPeerDiscovery } from "./peer-discovery.ts";
@@ -40,8 +42,8 @@ export interface Peers {
   signForwardAnswer(nonce: string): string;
   /** Forwards a scrape this replica cannot serve itself; false when no peer lists the client. */
   forward(req: Req, res: http.ServerResponse, r: ScrapeRequest, uri: string): boolean;
-  /** The fleet's `/clients`. */
-  discovery(): { body: string; bytes: number };
+  /** The fleet's `/clients`, as pieces (never joined). */
+  discovery(): { body: PiecedBody; bytes: number };
   /** Whether it has heard from every peer it knows of (one readiness condition). */
   readonly synced: boolean;
   /** Why it is not synced yet, for `/readyz`. */
@@ -138,13 +140,18 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
     serveState(req, response, nonce) {
       const res = response as http.ServerResponse;
       if (req.method !== "GET") return reply(res, 405, `method ${req.method} not allowed on ${peerStatePath}`, { allow: "GET" });
-      const { body, bytes, etag } = state.current();
+      const version = state.current();
+      const { body, bytes, etag } = version;
       if (req.headers["if-none-match"] === etag) {
         res.writeHead(304, { etag, "cache-control": "no-store", [peerAnswerHeader]: auth.signAnswer(nonce, 304, etag, "") });
         return res.end();
       }
-      res.writeHead(200, { "content-type": "application/json", "content-length": bytes, etag, "cache-control": "no-store", [peerAnswerHeader]: auth.signAnswer(nonce, 200, etag, body) });
-      res.end(body);
+      // Pieces (never joined), signed over their hash (taken in steps, once per version), written in slices.
+      void state.hash(version).then((sha256) => {
+        if (res.headersSent || res.writableEnded || (res as { destroyed?: boolean }).destroyed) return;
+        res.writeHead(200, { "content-type": "application/json", "content-length": bytes, etag, "cache-control": "no-store", [peerAnswerHeader]: auth.signAnswer(nonce, 200, etag, { sha256 }) });
+        writeSlices(res, body);
+      });
     },
     signForwardAnswer: (nonce) => auth.signForwardAnswer(nonce),
     forward: (req, res, r, uri) => forwarder.forward(req, res, r, uri),

@@ -5,9 +5,8 @@
  * work they cost the server is bounded by the clock, not by how often they
  * are requested: a tab left open, a dashboard polling every 100 ms or four
  * scripts in a loop cost what one request a second costs (plus writing the
- * bytes). `/clients` is joined once per change (src/server/discovery.ts);
- * here it is only kept encoded, as the others are: writing a large string
- * to a socket costs far more than writing its bytes.
+ * bytes). `/clients` is kept as its clients' encoded pieces, never joined
+ * (src/server/discovery.ts); it is not built here.
  *
  * The page and the JSON come from one snapshot, so they always agree; the
  * snapshot carries its time (`now`), and ages on the page are reckoned from
@@ -29,8 +28,6 @@ export interface StatusPages {
   json(): Buffer;
   /** The registry's exposition. */
   metrics(): Promise<Buffer>;
-  /** The `/clients` document as bytes, encoded once per document (it changes only when clients come and go). */
-  clients(document: string): Buffer;
   /** How many times each was built so far (snapshots feed both the page and the JSON). */
   readonly builds: { snapshots: number; pages: number; jsons: number; metrics: number };
 }
@@ -47,7 +44,6 @@ export function createStatusPages(o: {
   const builds = { snapshots: 0, pages: 0, jsons: 0, metrics: 0 };
   let current: { at: number; status: StatusJson; page?: Buffer; json?: Buffer } | undefined;
   let metrics: { at: number; body: Promise<Buffer> } | undefined;
-  let clients: { document: string; body: Buffer } | undefined;
 
   const fresh = () => {
     const t = now();
@@ -87,10 +83,6 @@ export function createStatusPages(o: {
         });
       }
       return metrics.body;
-    },
-    clients(document) {
-      if (clients?.document !== document) clients = { document, body: Buffer.from(document) };
-      return clients.body;
     },
     builds,
   };
