@@ -79,7 +79,7 @@ const serverFlags = [
   },
   {
     key: "max-forwards-per-peer", type: "string", arg: "N", shown: "256",
-    help: ["with --peers: scrapes forwarded to one peer in flight at most,", "one source address at most half (past either: 503 at once)"],
+    help: ["with --peers: scrapes forwarded to one peer in flight at most,", "one address at most half (past either: 503 at once)"],
   },
   { key: "log-level", type: "string", arg: "L", help: ["debug, info, warn, error or silent"], default: "info" },
   {
