@@ -36,6 +36,10 @@ test("server options reject nonsense with the option's name", () => {
   assert.throws(() => resolveServerOptions({ maxClients: 0 }), /maxClients must be a positive whole number/);
   assert.throws(() => resolveServerOptions({ maxChunkBytes: 1000.5 }), /maxChunkBytes must be a positive whole number, got 1000.5/);
   assert.throws(() => resolveServerOptions({ replicaCount: 1.5 }), /replicaCount must be a whole number >= 0/);
+  assert.throws(() => resolveServerOptions({ maxForwardsPerPeer: 0 }), /maxForwardsPerPeer must be a positive whole number, got 0/);
+  assert.throws(() => resolveServerOptions({ maxForwardsPerPeer: 2.5 }), /maxForwardsPerPeer must be a positive whole number, got 2.5/);
+  assert.equal(resolveServerOptions({ maxForwardsPerPeer: 1 }).maxForwardsPerPeer, 1);
+  assert.equal(resolveServerOptions({}).maxForwardsPerPeer, 256);
   assert.throws(() => resolveServerOptions({ defaultScrapeTimeoutMs: Number.NaN }), /defaultScrapeTimeoutMs/);
   assert.throws(() => resolveServerOptions({ maxChunkBytes: 2 * 1024 * 1024 }), /at most 1 MiB/);
   assert.throws(() => resolveServerOptions({ creditBytes: 1024 }), /creditBytes must be at least maxChunkBytes/);

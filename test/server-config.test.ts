@@ -122,3 +122,23 @@ test("--replicas-per-client: flag, PROMPROXY_REPLICAS_PER_CLIENT and config key;
     assert.doesNotMatch(p.stderr(), /\n\s+at /, "one line, no stack");
   }
 });
+
+test("--max-forwards-per-peer: flag, PROMPROXY_MAX_FORWARDS_PER_PEER and config key; a positive whole number, only with --peers", async () => {
+  assert.equal(resolve(["--max-forwards-per-peer", "64"]).values["max-forwards-per-peer"], "64");
+  const env = resolve([], { PROMPROXY_MAX_FORWARDS_PER_PEER: "32" });
+  assert.equal(env.values["max-forwards-per-peer"], "32");
+  assert.equal(env.from("max-forwards-per-peer"), "PROMPROXY_MAX_FORWARDS_PER_PEER");
+  assert.equal(resolve(["--config", "s.yaml"], {}, { "s.yaml": "max-forwards-per-peer: 512\n" }).values["max-forwards-per-peer"], "512");
+  const { runCli } = await import("./e2e/prometheus.ts");
+  for (const [args, want] of [
+    [["--max-forwards-per-peer=0", "--peers=http://127.0.0.1:1"], /--max-forwards-per-peer: want a positive whole number, got "0"/],
+    [["--max-forwards-per-peer=2.5", "--peers=http://127.0.0.1:1"], /--max-forwards-per-peer: want a positive whole number, got "2.5"/],
+    [["--max-forwards-per-peer=8"], /--max-forwards-per-peer: only with --peers/],
+  ] as const) {
+    const p = runCli(["server", "--listen=127.0.0.1:0", ...args]);
+    const { code } = await p.exited;
+    assert.notEqual(code, 0);
+    assert.match(p.stderr(), want);
+    assert.doesNotMatch(p.stderr(), /\n\s+at /, "one line, no stack");
+  }
+});

@@ -47,6 +47,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
   /** A duration setting's value, else the table's default (src/cli/server-flags.ts). */
   const durOr = (k: WithDefault, allowZero = false) => dur(k, allowZero) ?? parseDurationMs(serverDefaults[k], `--${k}`, { allowZero });
   const int = (k: Flag) => (typeof v[k] === "string" ? parsePositiveInt(v[k], cfg.from(k)) : undefined);
+  if (v["max-forwards-per-peer"] !== undefined && v.peers === undefined) throw new CliError(`${cfg.from("max-forwards-per-peer")}: only with --peers`);
   const server = createServer({
     logger,
     interceptors: auth.interceptors,
@@ -65,6 +66,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     replicaId: v["replica-id"],
     replicaCount: v["replica-count"] !== undefined ? parseCount(v["replica-count"], cfg.from("replica-count")) : undefined,
     replicasPerClient: perClient(v["replicas-per-client"], v.peers, cfg.from("replicas-per-client")),
+    maxForwardsPerPeer: int("max-forwards-per-peer"),
     ...peerOptions(v.peers, v["peer-secret-file"], cfg.from),
   });
   const grace = durOr("shutdown-grace");

@@ -77,6 +77,10 @@ const serverFlags = [
     key: "replicas-per-client", type: "string", arg: "K", shown: "0: all",
     help: ["with --peers: each client holds K of the replicas (rendezvous", "hashing of its name); the others serve it by forwarding"],
   },
+  {
+    key: "max-forwards-per-peer", type: "string", arg: "N", shown: "256",
+    help: ["with --peers: scrapes forwarded to one peer in flight at most,", "one address at most half (past either: 503 at once)"],
+  },
   { key: "log-level", type: "string", arg: "L", help: ["debug, info, warn, error or silent"], default: "info" },
   {
     key: "log-format", type: "string", arg: "F", default: "text",

@@ -7,6 +7,7 @@ import { createConsoleLogger, toLogger, type AnyLogger, type Logger } from "../s
 import { checkOptionKeys } from "../shared/option-keys.ts";
 import { discoveryDefaults } from "./discovery.ts";
 import { helloDefaults } from "./hello.ts";
+import { checkOptionNumbers } from "./option-numbers.ts";
 import { parsePeers } from "./peers/peer-list.ts";
 
 /** Options of {@link createServer}. Every field is optional; defaults are given per field. */
@@ -163,6 +164,11 @@ export interface ServerOptions {
   maxPeers?: number;
   /** Most peer requests remembered within the clock-skew window (replay protection); more are refused with 503. Default 100 000. */
   maxPeerNonces?: number;
+  /**
+   * Most scrapes forwarded to one peer in flight at once, and one source address (IPv4, IPv6 /64) at most half of
+   * them: a scrape past either is answered 503 at once (or asked of another holder), never queued. Default 256.
+   */
+  maxForwardsPerPeer?: number;
   /** How long a new stream may take to send its hello. Default 10 000 ms. */
   helloTimeoutMs?: number;
   /**
@@ -256,6 +262,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     maxPeerStateBytes: o.maxPeerStateBytes ?? (o.maxDiscoveryBytes ?? discoveryDefaults.maxBytes) + 64 * 1024,
     maxPeers: o.maxPeers ?? 64,
     maxPeerNonces: o.maxPeerNonces ?? 100_000,
+    maxForwardsPerPeer: o.maxForwardsPerPeer ?? 256,
     helloTimeoutMs: o.helloTimeoutMs ?? 10_000,
     takeoverProbeMs: o.takeoverProbeMs ?? 2_000,
     heartbeatIntervalMs,
@@ -266,26 +273,11 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     logger,
     promAuth: o.promAuth ? createPromGate(o.promAuth, logger) : undefined,
   };
-  const positive: (keyof ResolvedServerOptions)[] = [
+  checkOptionNumbers(r, [
     "defaultScrapeTimeoutMs", "maxScrapeTimeoutMs", "maxClients", "maxScrapesInFlight", "maxResponseBytes",
     "maxChunkBytes", "creditBytes", "maxTargets", "maxHelloBytes", "maxClientDiscoveryBytes", "maxDiscoveryBytes", "maxPendingHellos", "maxVanishedPerIdentity",
-    "peerPollIntervalMs", "peerTimeoutMs", "peerResolveIntervalMs", "peerClockSkewMs", "maxPeerStateBytes", "maxPeers", "maxPeerNonces", "helloTimeoutMs", "takeoverProbeMs", "heartbeatIntervalMs", "heartbeatTimeoutMs",
-  ];
-  for (const k of positive) {
-    const v = r[k];
-    // Counts and byte sizes are whole numbers: they travel as protobuf integers (a welcome with 1000.5 cannot be encoded).
-    const whole = !k.endsWith("Ms");
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || (whole && !Number.isInteger(v))) {
-      throw new RangeError(`promproxy: option ${k} must be a positive ${whole ? "whole " : ""}number, got ${String(v)}`);
-    }
-  }
-  for (const k of ["drainDelayMs", "maxRetryAfterMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount", "replicasPerClient", "maxScrapesWaiting"] as const) {
-    const v = r[k];
-    const whole = !k.endsWith("Ms");
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (whole && !Number.isInteger(v))) {
-      throw new RangeError(`promproxy: option ${k} must be a ${whole ? "whole " : ""}number >= 0, got ${String(v)}`);
-    }
-  }
+    "peerPollIntervalMs", "peerTimeoutMs", "peerResolveIntervalMs", "peerClockSkewMs", "maxPeerStateBytes", "maxPeers", "maxPeerNonces", "maxForwardsPerPeer", "helloTimeoutMs", "takeoverProbeMs", "heartbeatIntervalMs", "heartbeatTimeoutMs",
+  ], ["drainDelayMs", "maxRetryAfterMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount", "replicasPerClient", "maxScrapesWaiting"]);
   if (r.replicasPerClient > 64 || (r.replicasPerClient > 0 && r.peers.length === 0)) throw new RangeError(`promproxy: option replicasPerClient (${r.replicasPerClient}) needs peers (only replicas that know each other know the set) and is at most 64 (the largest set)`);
   if (r.peers.length > 0 && !r.peerSecret) throw new RangeError("promproxy: option peers needs peerSecret (the secret every replica signs its peer requests with)");
   if (r.replicaId === "" || r.replicaId.length > 128) throw new RangeError("promproxy: option replicaId must be 1-128 characters");

@@ -13,7 +13,8 @@
  * address cannot pose as it). A peer that cannot be reached before it
  * answered, or answers unsigned, is skipped for the next holder (a scrape is
  * a GET: safe to retry); when none is left, 502 with the reason. No answer in
- * the budget: 504.
+ * the budget: 504. A holder with no place for it (src/server/peers/forward-places.ts: `maxForwardsPerPeer`, and
+ * one address's share) is skipped too; when that was a reason, 503 at once, never a wait.
  *
  * @internal
  */
@@ -23,6 +24,8 @@ import * as https from "node:https";
 import type { Counter } from "prom-client";
 import type { ScrapeRequest } from "../coordinator.ts";
 import { reply } from "../relay.ts";
+import { sourceKey } from "../../shared/source-key.ts";
+import type { ForwardPlaces, NoPlace } from "./forward-places.ts";
 import { forwardedHeader, nonceOf, notHeldHeader, peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
 import type { Peer } from "./peer-poller.ts";
 
@@ -51,6 +54,8 @@ export function createForwarder(o: {
   replicaId: string;
   fresh: () => Peer[];
   agents: { http: http.Agent; https: https.Agent };
+  /** Places per peer: a forward without one is refused, never queued in an agent. */
+  places: ForwardPlaces;
   /** Forwarded scrapes by outcome. */
   counter: Counter<"outcome">;
   /** Hears every forwarded scrape that failed here (unreachable, timeout, cut), for the status page. */
@@ -87,15 +92,22 @@ export function createForwarder(o: {
     const deadline = started + r.timeoutMs;
     const failures: string[] = [];
     const asked: string[] = [];
-    /** The holder asked last, and whether it has answered (its head). */
+    /** The holder asked last, whether its request got a connection (left this replica), and whether it has answered (its head). */
     let askedNow: Peer | undefined;
+    let leftNow = false;
     let answeredNow = false;
+    const source = sourceKey(req.socket?.remoteAddress ?? "");
+    /** Gives back the place held at the holder asked now. */
+    let release = () => {};
+    /** Why a holder had no place for it, the first time: then the answer is 503 (retry), not 502. */
+    let full: NoPlace["outcome"] | undefined;
     let over = false;
     let current: http.ClientRequest | undefined;
     let watch: NodeJS.Timeout | undefined;
     const finish = (outcome: string, message = "") => {
       if (over) return false;
       over = true;
+      release();
       clearTimeout(timer);
       clearInterval(watch);
       res.off("close", onClose);
@@ -110,25 +122,43 @@ export function createForwarder(o: {
     // The peer is given a little less than the budget, so that its own answer (a 504 naming the client's cause)
     // comes first; this catches a peer that answers nothing at all, at the budget.
     const timer = setTimeout(() => {
-      const message = `scrape of "${r.name}" forwarded to replica ${asked.join(", ")}: no answer within ${+(r.timeoutMs / 1000).toFixed(3)}s`;
+      const s = +(r.timeoutMs / 1000).toFixed(3);
+      // A request that never got a connection never reached its holder: not blamed, not marked hung.
+      const message = leftNow
+        ? `scrape of "${r.name}" forwarded to replica ${asked.join(", ")}: no answer within ${s}s`
+        : `scrape of "${r.name}" not forwarded within ${s}s: no connection to replica ${asked.at(-1)} came free here (it was not asked)`;
       if (!finish("timeout", message)) return;
-      if (askedNow && !answeredNow) hung.set(askedNow, Date.now() + hungForMs);
+      if (askedNow && leftNow && !answeredNow) hung.set(askedNow, Date.now() + hungForMs);
       current?.destroy();
       reply(res, 504, message);
     }, r.timeoutMs);
     /** The next holder, or the end with every reason when none is left (or no time). */
-    const next = (i: number, why: string) => {
+    const next = (i: number, why: string): void => {
       failures.push(why);
       if (i + 1 < tried.length && Date.now() < deadline) return attempt(i + 1);
+      if (full) {
+        const message = `scrape of "${r.name}" not forwarded: ${failures.join("; ")}; retry later`;
+        if (finish(full, message)) reply(res, 503, message);
+        return;
+      }
       const message = `scrape of "${r.name}" not forwarded: the replica${tried.length > 1 ? "s" : ""} holding it could not be reached (${failures.join("; ")})`;
       if (finish("unreachable", message)) reply(res, 502, message);
     };
 
-    const attempt = (i: number, again = false) => {
+    const attempt = (i: number, again = false): void => {
       const p = tried[i]!;
-      askedNow = p;
-      answeredNow = false;
       const peerName = `${p.state?.id ?? "?"} (${p.address.url})`;
+      release();
+      release = () => {};
+      const place = o.places.take(p.address.url, peerName, source);
+      if (typeof place !== "function") {
+        full ??= place.outcome;
+        return next(i, place.why);
+      }
+      release = place;
+      askedNow = p;
+      leftNow = false;
+      answeredNow = false;
       if (!again) asked.push(peerName);
       const left = deadline - Date.now();
       const timeout = String(Math.max(0.001, (left - Math.min(250, left * 0.1)) / 1000));
@@ -164,6 +194,9 @@ export function createForwarder(o: {
         return;
       }
       current = up;
+      up.once("socket", () => {
+        if (current === up) leftNow = true;
+      });
       let answered = false;
       let abandoned = false;
       // A holder that stops answering its state polls after this request went out (stopped, frozen, cut off) will

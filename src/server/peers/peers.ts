@@ -20,6 +20,7 @@ import { writeSlices } from "../listen/answer-slices.ts";
 import { reply } from "../relay.ts";
 import { createPeerAuth, forwardedHeader, peerAnswerHeader, peerAuthHeader, type PeerCaller, type PeerRefusal } from "./peer-auth.ts";
 import { createPeerDiscovery } from "./peer-discovery.ts";
+import { createForwardPlaces } from "./forward-places.ts";
 import { createForwarder } from "./peer-forward.ts";
 import { createPeerList } from "./peer-list.ts";
 import { createPoller, type Peer } from "./peer-poller.ts";
@@ -66,15 +67,18 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
   });
   const forwards = new Counter({
     name: "promproxy_forwarded_scrapes_total",
-    help: "Scrapes this replica forwarded to a peer holding the client, by outcome: success and error_status (the peer's answer, passed on), unreachable, timeout, cut, prometheus_gone.",
+    help: "Scrapes this replica forwarded to a peer holding the client, by outcome: success and error_status (the peer's answer, passed on), unreachable, timeout, cut, prometheus_gone, too_many (maxForwardsPerPeer in flight to the holder) and too_many_from_address (one address's share of them).",
     labelNames: ["outcome"],
     registers,
   });
   const auth = createPeerAuth({ secret: o.peerSecret, replicaId: o.replicaId, clockSkewMs: o.peerClockSkewMs, maxNonces: o.maxPeerNonces, logger: o.logger });
   // Polls and forwarded scrapes on separate connections: a poll must never queue behind slow scrapes (a peer
-  // would look gone). Polls come one at a time per peer; scrapes up to 256 at once per peer, then they queue.
+  // would look gone). Polls come one at a time per peer; scrapes up to maxForwardsPerPeer at once per peer, counted
+  // by their places (src/server/peers/forward-places.ts), not by the agent: one without a place is refused at once,
+  // never queued in the agent behind a stranger's scrapes.
   const pollAgents = { http: new http.Agent({ keepAlive: true, maxSockets: 1 }), https: new https.Agent({ keepAlive: true, maxSockets: 1 }) };
-  const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 16 }), https: new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 16 }) };
+  const agents = { http: new http.Agent({ keepAlive: true, maxFreeSockets: 16 }), https: new https.Agent({ keepAlive: true, maxFreeSockets: 16 }) };
+  const places = createForwardPlaces({ maxPerPeer: o.maxForwardsPerPeer, logger: o.logger });
   const list = createPeerList({ peers: o.peers, maxPeers: o.maxPeers, logger: o.logger });
   const poller = createPoller({
     list,
@@ -116,6 +120,7 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
     replicaId: o.replicaId,
     fresh: () => poller.fresh(),
     agents,
+    places,
     counter: forwards,
     // On the status page among the failed scrapes, as forward_unreachable, forward_timeout, forward_cut.
     onFailed: (r, outcome, message, durationMs) => activity.emit("scrapeFinished", { name: r.name, port: r.port, outcome, at: new Date(), durationMs, bytes: 0, message }),
@@ -172,6 +177,7 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
     close() {
       poller.close();
       replicaSet.close();
+      places.close();
       for (const a of [agents.http, agents.https, pollAgents.http, pollAgents.https]) a.destroy();
     },
   };
