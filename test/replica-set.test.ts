@@ -79,8 +79,8 @@ describe("the client's check of an announced set", () => {
 
   test("at maxReplicas accepted, over it refused with one line", () => {
     assert.equal(checkReplicaSet(ids(64), 0, 64, "welcome")?.ids.length, 64);
-    assert.throws(() => checkReplicaSet(ids(65), 0, 64, "welcome"), (e: ConnectError) => e.code === Code.FailedPrecondition && /65 replicas, more than this client holds \(maxReplicas 64\)/.test(e.rawMessage));
-    assert.throws(() => checkReplicaSet(ids(3), 0, 2, "replica set frame"), /replica set frame announces a replica set of 3 replicas/);
+    assert.throws(() => checkReplicaSet(ids(65), 0, 64, "welcome"), (e: ConnectError) => e.code === Code.FailedPrecondition && /of over 64 replicas, more than this client holds \(maxReplicas 64\)/.test(e.rawMessage));
+    assert.throws(() => checkReplicaSet(ids(3), 0, 2, "replica set frame"), /replica set frame announces a replica set of over 2 replicas/);
   });
 
   test("ids: at most 128 header-safe characters, each once", () => {

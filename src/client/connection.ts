@@ -14,6 +14,7 @@ import { createOutQueue, type OutQueue } from "./out-queue.ts";
 import { checkReplicaSet, type ReplicaSet } from "./replica-set.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import { checkOrder, chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
+import { frameEntriesCheck, maxWelcomeFeatures, tooManyFeatures } from "./frame-entries.ts";
 import { createH2Connection } from "./h2-connection.ts";
 import type { FrameShare } from "./frame-budget.ts";
 import { sayFastServer } from "./fast-server-warning.ts";
@@ -73,7 +74,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
   const { log, name } = options;
   const tls = await resolveClientTls(options.tls); // per attempt: rotated certificate files are re-read
   /** How the Connect transport's pieces are read: within the read limit, paced once the stream runs (below). */
-  const read = { limit: options.maxServerFrameBytes, pace: (_cost: number) => 0 };
+  const read = { limit: options.maxServerFrameBytes, pace: (_cost: number) => 0, check: frameEntriesCheck({ maxReplicas: options.maxReplicas }) };
   const sessionManager = createH2Connection(
     base,
     // The PINGs are our own (src/client/h2-ping.ts): connect-node's are turned off in createH2Connection, as
@@ -149,6 +150,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
           throw new ConnectError(`the server's welcome has a ${what} of ${id.length} characters that is not a short header-safe id (at most ${maxServerIdLength})`, Code.FailedPrecondition);
         }
       }
+      if (f.value.features.length > maxWelcomeFeatures) throw tooManyFeatures(); // a small welcome (a large one: counted before decoding)
       const set = checkReplicaSet(f.value.replicaIds, f.value.replicasPerClient, maxReplicas, "welcome");
       if (set && f.value.replicaId !== "" && !set.ids.includes(f.value.replicaId)) {
         throw new ConnectError(`the server's welcome names replica ${f.value.replicaId} and a replica set without it`, Code.FailedPrecondition);
@@ -257,7 +259,7 @@ async function runStream(s: StreamSetup): Promise<void> {
   const interceptors = options.interceptors;
   if (options.protocol !== "connect" && options.transport !== "connect") {
     const request = await fastRequest(interceptors, s.base.toString(), signal);
-    if (request) return runFastStream({ sessionManager, request, signal, out, readLimit, onFrame, pace });
+    if (request) return runFastStream({ sessionManager, request, signal, out, readLimit, entries: { maxReplicas: options.maxReplicas }, onFrame, pace });
     s.options.log.debug("an interceptor reads or replaces the stream's messages: this stream uses the Connect transport");
   }
   const transportOptions = {

@@ -34,7 +34,8 @@ import { pingSession, type SessionPings } from "./h2-ping.ts";
  * Each stream's DATA frames are also counted (what reading it costs, charged
  * to the client's frame budget by either transport), and its body is handed
  * to connect-es in whole gRPC envelopes when the Connect transport iterates
- * it (src/client/whole-envelopes.ts says why; the fast path reads its events).
+ * it (src/client/whole-envelopes.ts says why; the fast path reads its events),
+ * each envelope shown to `read.check` first (the caps on its repeated entries).
  *
  * The connection dials its own sockets (src/client/h2-sockets.ts), and
  * `abort()`, which ends every connection attempt, destroys them all as well:
@@ -57,7 +58,7 @@ export function createH2Connection(
   pingOptions: Http2SessionOptions,
   http2Options: http2.ClientSessionOptions | http2.SecureClientSessionOptions | undefined,
   onLateSessionError: (error: Error) => void,
-  read: { limit: number; pace(cost: number): number },
+  read: { limit: number; pace(cost: number): number; check?(body: Uint8Array): void },
   controlPerSecond = defaultControlFramesPerSecond,
 ): Http2SessionManager {
   const sockets = ownSockets(http2Options?.createConnection as Parameters<typeof ownSockets>[0]);
@@ -88,7 +89,7 @@ export function createH2Connection(
     const pieces = stream[Symbol.asyncIterator].bind(stream);
     // Charged once, as the fast path charges: the frames completed or the DATA frames they came in, whichever is more, and a frame more per KiB.
     stream[Symbol.asyncIterator] = () =>
-      wholeEnvelopes(pieces(), read.limit, (bytes, envelopes) => read.pace(readCost(Math.max(envelopes, takePieces(stream)), bytes)));
+      wholeEnvelopes(pieces(), read.limit, (bytes, envelopes) => read.pace(readCost(Math.max(envelopes, takePieces(stream)), bytes)), read.check);
     const session = stream.session;
     if (session && !guarded.has(session)) {
       session.on("error", onLateSessionError);

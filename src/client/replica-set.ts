@@ -20,11 +20,19 @@ export interface ReplicaSet {
   perClient: number;
 }
 
+/**
+ * The line a set of more than `maxReplicas` ids ends the stream with (said without their number: a frame is refused
+ * at the first id over, before the others are read; frame-entries.ts).
+ */
+export function tooManyReplicas(from: string, maxReplicas: number): ConnectError {
+  return new ConnectError(`the server's ${from} announces a replica set of over ${maxReplicas} replicas, more than this client holds (maxReplicas ${maxReplicas})`, Code.FailedPrecondition);
+}
+
 /** Checks an announced set; undefined for an empty one (unknown); throws a ConnectError (FailedPrecondition) for a bad one. */
 export function checkReplicaSet(ids: readonly string[], perClient: number, maxReplicas: number, from: string): ReplicaSet | undefined {
   if (ids.length === 0) return undefined;
   const bad = (what: string) => new ConnectError(`the server's ${from} announces a replica set ${what}`, Code.FailedPrecondition);
-  if (ids.length > maxReplicas) throw bad(`of ${ids.length} replicas, more than this client holds (maxReplicas ${maxReplicas})`);
+  if (ids.length > maxReplicas) throw tooManyReplicas(from, maxReplicas);
   const seen = new Set<string>();
   for (const id of ids) {
     if (!(id.length <= maxServerIdLength && headerSafe(id))) throw bad(`with an id of ${id.length} characters that is not a short header-safe id (at most ${maxServerIdLength})`);

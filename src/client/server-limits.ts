@@ -30,10 +30,18 @@ export const maxCredit = 2 ** 53;
 /** The most headers an order may carry (a server passes on four: Accept, Accept-Encoding, User-Agent, the scrape timeout). */
 export const maxOrderHeaders = 64;
 
-/** `o`, or a protocol error that ends the stream for an order with more than {@link maxOrderHeaders} headers. */
+/**
+ * The protocol error that ends the stream for an order with more than {@link maxOrderHeaders} headers (said
+ * without their number: a frame is refused at the first header over, before the others are read; frame-entries.ts).
+ */
+export function tooManyOrderHeaders(): ConnectError {
+  return new ConnectError(`protocol error: the server sent an order with more than ${maxOrderHeaders} headers`, Code.Internal);
+}
+
+/** `o`, or the protocol error of {@link tooManyOrderHeaders}. */
 export function checkOrder(o: ScrapeOrder): ScrapeOrder {
   if (o.headers.length <= maxOrderHeaders) return o;
-  throw new ConnectError(`protocol error: the server sent an order with ${o.headers.length} headers (at most ${maxOrderHeaders})`, Code.Internal);
+  throw tooManyOrderHeaders();
 }
 
 /**

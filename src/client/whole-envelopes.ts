@@ -10,11 +10,20 @@
  * unread. Each piece taken is told to `pace` (its bytes, and the envelopes it
  * completed), which says how long to wait before handing on what it completed
  * and reading the next: a drip is read no faster than the client's frame
- * budget allows, and flow control holds the server meanwhile.
+ * budget allows, and flow control holds the server meanwhile. Each complete
+ * envelope of a message (flags 0) is shown to `check` before it is handed on:
+ * it throws (a ConnectError, which ends the stream) for a message whose
+ * repeated entries are over their caps, so that connect-es never decodes it
+ * (frame-entries.ts).
  *
  * @internal
  */
-export function wholeEnvelopes(inner: AsyncIterator<Buffer>, readLimit: number, pace: (bytes: number, envelopes: number) => number): AsyncIterableIterator<Buffer> {
+export function wholeEnvelopes(
+  inner: AsyncIterator<Buffer>,
+  readLimit: number,
+  pace: (bytes: number, envelopes: number) => number,
+  check: (body: Uint8Array) => void = () => {},
+): AsyncIterableIterator<Buffer> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   /** Bytes `pending` must hold before it is worth a look: the next header, or the rest of the envelope begun. */
@@ -41,6 +50,7 @@ export function wholeEnvelopes(inner: AsyncIterator<Buffer>, readLimit: number, 
         need = 5 + length;
         break;
       }
+      if (all[pos] === 0) check(all.subarray(pos + 5, pos + 5 + length)); // a message (an end-stream or compressed one: connect-es's business)
       pos += 5 + length;
       completed++;
     }

@@ -22,6 +22,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServerFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
 import { takePieces } from "../h2-connection.ts";
 import type { OutQueue } from "../out-queue.ts";
+import type { EntryLimits } from "../frame-entries.ts";
 import { createFrameReader, frameBuffers } from "./frame-codec.ts";
 import { readCost } from "../frame-budget.ts";
 import { checkResponse, checkTrailers, closedBeforeStatus, errorFromNode, errorFromRstCode, webHeaders } from "./grpc-status.ts";
@@ -36,6 +37,8 @@ export interface FastStreamOptions {
   out: OutQueue;
   /** Largest server frame read (maxServerFrameBytes). */
   readLimit: number;
+  /** The caps on a server frame's repeated entries, counted before it is decoded (the client's `maxReplicas`). */
+  entries: EntryLimits;
   /** Each server frame, in order. What it throws ends the stream with that error. */
   onFrame(frame: ServerFrame): void;
   /**
@@ -111,6 +114,7 @@ export function runFastStream(o: FastStreamOptions): Promise<void> {
 
     const reader = createFrameReader({
       readLimit: o.readLimit,
+      entries: o.entries,
       onFrame: (f) => {
         read++;
         if (!settled) o.onFrame(f); // a frame that ended the stream ends its chunk's later frames too

@@ -13,6 +13,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { ClientFrameSchema, ServerFrameSchema, type ServerFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
 import type { ClientFrameInit } from "../out-queue.ts";
 import { headFrame, headTag, resultTag, varintBig, type HeadInit } from "./head-encoder.ts";
+import { frameEntriesCheck, type EntryLimits } from "../frame-entries.ts";
 import { decodeServerFrameFast } from "./server-frame-decoder.ts";
 
 const empty = new Uint8Array(0);
@@ -119,13 +120,16 @@ const noUnknownFields = { readUnknownFields: false };
 export interface FrameReaderOptions {
   /** Largest message body accepted, in bytes (the client's `maxServerFrameBytes`). */
   readLimit: number;
+  /** The caps on a frame's repeated entries, counted before it is decoded (frame-entries.ts). Default: `maxReplicas` 64, the client's default. */
+  entries?: EntryLimits;
   onFrame(frame: ServerFrame): void;
 }
 
 /**
  * An incremental reader of gRPC messages: feed it the stream's bytes as they
  * come, split anywhere. Throws a ConnectError for a frame it refuses (over
- * the read limit, compressed, a reserved flag bit, a body that does not
+ * the read limit, compressed, a reserved flag bit, more repeated entries than
+ * their caps (counted before anything is decoded), a body that does not
  * parse); after that it must not be fed again. What `onFrame` throws passes through.
  */
 export function createFrameReader(o: FrameReaderOptions): { push(chunk: Uint8Array): void; readonly idle: boolean } {
@@ -136,8 +140,10 @@ export function createFrameReader(o: FrameReaderOptions): { push(chunk: Uint8Arr
   /** A body that arrives in pieces, gathered in one buffer of its announced length (checked against the read limit). */
   let gathered: Buffer | undefined;
   let have = 0;
+  const checkEntries = frameEntriesCheck(o.entries ?? { maxReplicas: 64 });
 
   function parse(body: Uint8Array): ServerFrame {
+    checkEntries(body);
     const fast = decodeServerFrameFast(body);
     if (fast) return fast;
     try {

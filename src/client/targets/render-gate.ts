@@ -9,9 +9,13 @@
  * - With the bucket empty, a scrape gets the latest render of its format if that began at most `maxAgeMs` ago,
  *   or waits until the bucket is out of debt (a tenth of a second for a 10 ms render at 10 %), `maxWaitMs` at
  *   most. The charge is the event loop's busy time, which in a busy host includes the host's own work while a
- *   render awaited I/O; the cap keeps such a render from parking scrapes for long. Past the budget, then, each
- *   format still renders about once a second at most (a recent render serves the rest): a flood costs at most
- *   the budget, plus one render a second per format for registries whose render alone exceeds it. A registry whose
+ *   render awaited I/O; the cap keeps such a render from parking scrapes for long. A render that then starts with
+ *   the bucket still in debt is forced: one per `maxWaitMs` for the whole gate, whatever its format (a scrape of
+ *   another format waits for the next turn, the four formats' turns coming within 4 x `maxWaitMs`). Past the
+ *   budget, then, the registry renders about once a second at most (a recent render of each format serves the
+ *   rest): a flood costs at most the budget, plus one render a second for registries whose render alone exceeds
+ *   it, in whatever formats it is asked (before, one a second per format: a server rotating the four took three
+ *   times the CPU of one asking for one; round 16a). A registry whose
  *   renders take less than the budget of the scrape interval (10 ms of every 100 ms at 10 %) is rendered fresh
  *   for every scrape; one that takes more (a 200 ms render every second) gets some scrapes a render up to 1 s old.
  *
@@ -27,10 +31,16 @@ export interface RenderGateOptions<T> {
   percent: number;
   /** The oldest render handed to a scrape while the bucket is empty. Default 1 000 ms. */
   maxAgeMs?: number;
-  /** The longest a scrape waits for the bucket, with no recent render to take, before it renders anyway. Default 1 000 ms. */
+  /**
+   * The longest a scrape waits for the bucket, with no recent render to take, before it renders anyway; and the
+   * least time between two such renders in debt, all formats together (so a scrape may wait for the other
+   * formats' turns: 4 x this at most). Default 1 000 ms.
+   */
   maxWaitMs?: number;
   /** The clock, in ms. Default `performance.now`. */
   now?: () => number;
+  /** A wait of `ms` (the clock's ms) that does not hold the process open. Default an unref'd `setTimeout`. */
+  sleep?: (ms: number) => Promise<void>;
   /** The event loop's busy time so far, in ms. Default from `performance.eventLoopUtilization()`. */
   busyMs?: () => number;
   /** Called for each scrape that gets a recent render or waits because the budget is spent. */
@@ -52,6 +62,7 @@ interface Slot<T> {
 export function createRenderGate<T>(o: RenderGateOptions<T>): RenderGate<T> {
   const now = o.now ?? (() => performance.now());
   const busyMs = o.busyMs ?? (() => performance.eventLoopUtilization().active);
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref()));
   const maxAgeMs = o.maxAgeMs ?? 1_000;
   const maxWaitMs = o.maxWaitMs ?? 1_000;
   const perMs = o.percent / 100;
@@ -59,6 +70,8 @@ export function createRenderGate<T>(o: RenderGateOptions<T>): RenderGate<T> {
   let tokens = cap;
   let at = now();
   const slots = new Map<string, Slot<T>>();
+  /** When the next render in debt may start (one per maxWaitMs, whatever its format). */
+  let forcedAfter = Number.NEGATIVE_INFINITY;
   const refill = () => {
     const t = now();
     tokens = Math.min(cap, tokens + (t - at) * perMs);
@@ -96,9 +109,16 @@ export function createRenderGate<T>(o: RenderGateOptions<T>): RenderGate<T> {
       const last = slot.last;
       if (last && now() - last.at <= maxAgeMs) return Promise.resolve(last.value);
       const s = slot;
-      // At most maxWaitMs: a render charged for the host's own work while it awaited I/O must not park scrapes.
+      // At most maxWaitMs for the budget: a render charged for the host's own work while it awaited I/O must not
+      // park scrapes. Then it renders, in debt or not; but in debt, one such forced render per maxWaitMs for the
+      // whole gate, all formats together: a server rotating the four formats gets no more renders than one asking
+      // for one (round 16a: it had each format render once a second past the budget, three times its CPU).
       const waitMs = Math.min(maxWaitMs, Math.ceil(-tokens / perMs));
-      const waiting = new Promise<void>((resolve) => setTimeout(resolve, waitMs).unref()).then(() => (s.pending = run(s, work)));
+      const waiting = sleep(waitMs).then(async () => {
+        for (refill(); tokens < 0 && now() < forcedAfter; refill()) await sleep(forcedAfter - now());
+        if (tokens < 0) forcedAfter = now() + maxWaitMs;
+        return (s.pending = run(s, work));
+      });
       return (slot.pending = waiting);
     },
   };
