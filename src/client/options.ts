@@ -128,8 +128,9 @@ export interface ClientOptions {
    * (16 - 1 048 576). A server that does not read them is not listening: the
    * stream is ended (ResourceExhausted) and redialled. The same happens when
    * nothing we queued has left for `heartbeatMisses` heartbeat intervals.
-   * Pongs never pile up (at most 8 pending: the latest pings are answered), and body chunks
-   * wait for the transport (at most 256 KiB of body queued per stream).
+   * Pongs never pile up (at most 8 pending: the latest pings are answered), and body chunks and
+   * one-frame results wait for the transport (at most 256 KiB of body queued per stream, and the
+   * one chunk or result that found less).
    * Default 1024.
    */
   maxQueuedFrames?: number;
