@@ -69,8 +69,9 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
    * With the feature "single-result", a head whose content-length fits one
    * chunk within the credit (or a HEAD order's) waits, and so does a first
    * write of exactly that length, until the target ends: a small result then
-   * leaves as one `result` frame instead of three. Any other write sends the
-   * head (and what waited) at once, as without the feature.
+   * leaves as one `result` frame instead of three, if the stream's queue has
+   * room for it (settle, below). Any other write sends the head (and what
+   * waited) at once, as without the feature.
    */
   const single = ctx.welcome.features.includes("single-result");
   let held: { status: number; headers: { name: string; value: string }[] } | undefined;
