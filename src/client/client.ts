@@ -12,6 +12,7 @@ import { HelloSchema, TargetSchema } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { pathMatches } from "../shared/paths.ts";
 import { version } from "../shared/version.ts";
 import { reasonField } from "./reason-field.ts";
+import { forCallback } from "./callback-error.ts";
 import { clusterRegistry } from "./targets/cluster.ts";
 import { runFleet } from "./fleet.ts";
 import { createHttpTargets } from "./targets/http-target.ts";
@@ -156,7 +157,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
       if (failuresLogged.size >= 16) failuresLogged.clear();
       failuresLogged.add(key);
       log[repeat ? "debug" : "warn"]("connection attempt failed", { code: Code[e.code], reason: reasonField(e.rawMessage), detail: w === undefined ? undefined : reasonField(error.rawMessage) });
-      notify("onError", () => options.onError?.(e));
+      notify("onError", () => options.onError?.(forCallback(e)));
     };
     const w = words.explain(error);
     if (w instanceof Promise) void w.then(report, () => report(undefined));
@@ -185,17 +186,17 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
         const fields = { server: info.server, replica: info.replicaId || undefined, reason: error ? reasonField(error.rawMessage) : undefined };
         if (byUs) sayClosed("closed a stream", fields);
         else warnDisconnected("disconnected", fields);
-        notify("onDisconnected", () => options.onDisconnected?.(error, info));
+        notify("onDisconnected", () => options.onDisconnected?.(error && forCallback(error), info));
       },
       onFailed(error, where) {
         const fatal = isFatalRefusal(error);
         // Refused for a reason retrying cannot fix by every server dialled, before any welcome: stop.
         if (fatal && where.everywhere && !welcomedOnce) {
           log.error("refused by the server: the client stops", { code: Code[error.code], reason: reasonField(error.rawMessage), server: where.several ? where.server : undefined });
-          notify("onError", () => options.onError?.(error));
-          refusal = error;
+          refusal = forCallback(error); // the application's to see (ready() rejects with it): bounded
+          notify("onError", () => options.onError?.(refusal as ConnectError));
           state = "stopped";
-          settle(error);
+          settle(refusal);
           stopper.abort();
           return "stop";
         }
@@ -212,7 +213,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
           const every = `${options.backoff.maxMs / 1000}s`;
           log.error(`refused by one of the servers: retrying it every ${every} while the others serve (or may)`, { server: where.server, code: Code[error.code], reason: reasonField(error.rawMessage) });
         }
-        notify("onError", () => options.onError?.(error));
+        notify("onError", () => options.onError?.(forCallback(error)));
         return "hold";
       },
     });

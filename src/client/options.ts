@@ -128,8 +128,9 @@ export interface ClientOptions {
    * (16 - 1 048 576). A server that does not read them is not listening: the
    * stream is ended (ResourceExhausted) and redialled. The same happens when
    * nothing we queued has left for `heartbeatMisses` heartbeat intervals.
-   * Pongs never pile up (at most 8 pending: the latest pings are answered), and body chunks
-   * wait for the transport (at most 256 KiB of body queued per stream).
+   * Pongs never pile up (at most 8 pending: the latest pings are answered), and body chunks and
+   * one-frame results wait for the transport (at most 256 KiB of body queued per stream, and the
+   * one chunk or result that found less).
    * Default 1024.
    */
   maxQueuedFrames?: number;
@@ -184,8 +185,9 @@ export interface ClientOptions {
   /** Called each time a server welcomes a stream: its session, the replica (`""` when the server names none) and where it was dialled. */
   onConnected?: (info: StreamInfo) => void;
   /**
-   * Called each time an established stream ends (`error` undefined when it
-   * ended cleanly), with the stream's `info`; the client reconnects unless stopped.
+   * Called each time an established stream ends (`error` undefined when it ended cleanly), with the stream's
+   * `info`; the client reconnects unless stopped. Here, in `onError` and in `ready()`, an error's message is
+   * one line of at most 1 024 characters (control characters escaped: a server's words are cut there).
    */
   onDisconnected?: (error: ConnectError | undefined, info: StreamInfo) => void;
   /** Called for every failed connection attempt (refusals included), in words where the transport's own say little ("the server speaks TLS: use https://"; the original error is its `cause`). */

@@ -19,6 +19,12 @@ export type ClientFrameInit = MessageInitShape<typeof ClientFrameSchema>;
  *   head or end then ended the stream: every scrape on it failed).
  * - Other frames (heads, ends) are queued at once; more than `maxFrames` of
  *   them means the server does not read: `onOverflow` ends the stream.
+ * - A frame pushed with body bytes (a one-frame result, feature
+ *   "single-result") counts as a chunk: its sender pushes it only while the
+ *   queue is not `full`, and sends head, chunk and end otherwise. So the body
+ *   bytes queued stay under `chunkHighWater` plus one chunk or result, whatever
+ *   the server does (a result used to count nothing: a server reading none of
+ *   them, ordering once a second, grew its host by a rendered body an order).
  *
  * A writer takes the next frame only once the previous ones were written
  * (connect-es: one at a time; the fast path: while its HTTP/2 stream drains),
@@ -27,7 +33,8 @@ export type ClientFrameInit = MessageInitShape<typeof ClientFrameSchema>;
  * @internal
  */
 export interface OutQueue extends AsyncIterable<ClientFrameInit> {
-  push(frame: ClientFrameInit): void;
+  /** Queues `frame` at once; `bytes`: the body bytes it carries (a result's data), counted as a chunk's. */
+  push(frame: ClientFrameInit, bytes?: number): void;
   /** Answers a ping; beyond `maxPongs` pending, the oldest pending pong is dropped. */
   pong(nonce: bigint): void;
   /**
@@ -48,6 +55,10 @@ export interface OutQueue extends AsyncIterable<ClientFrameInit> {
   readonly closed: boolean;
   /** Frames queued now (a pending pong included). */
   readonly size: number;
+  /** Body bytes queued now (chunks and results). */
+  readonly bytes: number;
+  /** True while a chunk would wait for room: `chunkHighWater` body bytes queued, or a quarter of `maxFrames` chunks. */
+  readonly full: boolean;
   /** Since when a frame has waited to be taken (Date.now() ms); undefined while nothing waits. */
   readonly waitingSinceMs: number | undefined;
 }
@@ -120,9 +131,9 @@ export function createOutQueue(o: { maxFrames: number; chunkHighWater: number; o
     onReady(callback) {
       wake = callback;
     },
-    push(frame) {
+    push(frame, bytes = 0) {
       if (closed) return;
-      enqueue(frame, 0);
+      enqueue(frame, bytes);
       if (items.length - head > o.maxFrames && !overflowed) {
         overflowed = true;
         o.onOverflow(items.length - head);
@@ -166,6 +177,12 @@ export function createOutQueue(o: { maxFrames: number; chunkHighWater: number; o
     },
     get size() {
       return queued();
+    },
+    get bytes() {
+      return chunkBytes;
+    },
+    get full() {
+      return full();
     },
     get waitingSinceMs() {
       return waitingSince;

@@ -69,8 +69,9 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
    * With the feature "single-result", a head whose content-length fits one
    * chunk within the credit (or a HEAD order's) waits, and so does a first
    * write of exactly that length, until the target ends: a small result then
-   * leaves as one `result` frame instead of three. Any other write sends the
-   * head (and what waited) at once, as without the feature.
+   * leaves as one `result` frame instead of three, if the stream's queue has
+   * room for it (settle, below). Any other write sends the head (and what
+   * waited) at once, as without the feature.
    */
   const single = ctx.welcome.features.includes("single-result");
   let held: { status: number; headers: { name: string; value: string }[] } | undefined;
@@ -94,7 +95,8 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
     scrapes.delete(id);
     try {
       if (e === undefined && !ac.signal.aborted && held) {
-        out.push({ frame: { case: "result", value: { scrapeId: id, status: held.status, headers: held.headers, data: heldData ?? noBody } } });
+        const data = heldData ?? noBody; // its bytes counted as a chunk's: the queue had room (settle, below)
+        out.push({ frame: { case: "result", value: { scrapeId: id, status: held.status, headers: held.headers, data } } }, data.byteLength);
       } else if (e === undefined && !ac.signal.aborted && headSent) {
         out.push({ frame: { case: "end", value: { scrapeId: id } } });
       } else {
@@ -177,17 +179,29 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
   } catch (e) {
     served = Promise.reject(e);
   }
+  /**
+   * The target is done: the scrape ends. A held body finding the queue full
+   * (the server reads slowly, or nothing) leaves as head and chunk through
+   * `writeChunk`, which waits for room, then the end; the scrape keeps its
+   * place meanwhile, so a server that reads nothing makes the host hold at
+   * most `maxScrapesInFlight` bodies, not one per order.
+   */
+  const settle = async (e?: unknown) => {
+    if (e === undefined && !over && held && heldData !== undefined && heldData.byteLength > 0 && out.full) {
+      try {
+        await send(noBody);
+      } catch (err) {
+        e = err;
+      }
+    }
+    finish(e);
+    ctx.slots.release(target);
+  };
   // The scrape is answered when it ends or is abandoned (timeout, cancel); its place is freed only once the
   // target's work has ended too: a render cannot be interrupted, and a server with 1 ms timeouts must not
   // make the host run more than maxScrapesInFlight of them at once.
   served.then(
-    () => {
-      finish();
-      ctx.slots.release(target);
-    },
-    (e: unknown) => {
-      finish(e ?? new TargetError(ScrapeErrorReason.INTERNAL, "the target failed"));
-      ctx.slots.release(target);
-    },
+    () => void settle(),
+    (e: unknown) => void settle(e ?? new TargetError(ScrapeErrorReason.INTERNAL, "the target failed")),
   );
 }

@@ -14,7 +14,8 @@ import { after, test } from "node:test";
 import type { ConnectError } from "@connectrpc/connect";
 import { createClient } from "../../src/client/index.ts";
 import { noMessageWords } from "../../src/client/reason-field.ts";
-import { testRegistry } from "../helpers.ts";
+import { testRegistry, waitFor } from "../helpers.ts";
+import { encodeFrame } from "./fixtures/hostile-server/server.ts";
 import { runCli } from "./prometheus.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -92,3 +93,76 @@ for (const transport of ["fast", "connect"] as const) {
     }
   });
 }
+
+/** A raw HTTP/2 server speaking the Connect streaming protocol: each stream a welcome, then an end-stream message of `message`. */
+async function connectEndingServer(message: string): Promise<string> {
+  const envelope = (flags: number, payload: Uint8Array) => {
+    const head = Buffer.alloc(5);
+    head[0] = flags;
+    head.writeUInt32BE(payload.byteLength, 1);
+    return Buffer.concat([head, payload]);
+  };
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+    s.on("error", () => {});
+  });
+  server.on("stream", (stream) => {
+    stream.on("error", () => {});
+    stream.respond({ ":status": 200, "content-type": "application/connect+proto" });
+    stream.write(envelope(0, encodeFrame({ frame: { case: "welcome", value: { sessionId: "s", heartbeatInterval: { seconds: 5n, nanos: 0 } } } })));
+    stream.end(envelope(2, Buffer.from(JSON.stringify({ error: { code: "unavailable", message } }))));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sessions) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+test("library: what a server says reaches onDisconnected, onError and ready() as one line of at most 1 KiB (a 60 KB end-of-stream message, a 5 KB refusal)", { timeout: 30_000 }, async () => {
+  const bounded = (e: ConnectError | undefined, what: string) => {
+    assert.ok(e, `${what}: an error`);
+    assert.ok(e.message.length <= 1024 + 20, `${what}: a message of ${e.message.length} characters`);
+    assert.doesNotMatch(e.message, /[\r\n]/, `${what}: one line`);
+    assert.match(e.message, /^\[\w+\] (\w+ )?m{1000}/, `${what}: the message's start, cut: ${e.message.slice(0, 80)}`);
+  };
+  // Connect protocol: the end-stream message is a body, bounded only by the read limit (60 KB here).
+  const disconnects: (ConnectError | undefined)[] = [];
+  const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+  const client = createClient({
+    name: "app-1",
+    serverUrl: await connectEndingServer("m".repeat(60_000) + "\nforged line"),
+    registry: testRegistry("app-1"),
+    protocol: "connect",
+    logger: quiet,
+    onDisconnected: (e) => void disconnects.push(e),
+  });
+  void client.start();
+  await waitFor("a disconnect", () => disconnects.length >= 1, 20_000);
+  await client.stop();
+  bounded(disconnects[0], "onDisconnected");
+  assert.equal(disconnects[0]?.code, 14, "the server's code (Unavailable) stays");
+
+  // A refusal (Trailers-Only grpc-message): onError and ready()'s rejection.
+  const errors: ConnectError[] = [];
+  const refused = createClient({
+    name: "app-1",
+    serverUrl: await refusingServer("m".repeat(5_000) + "%0D%0Aforged line"),
+    registry: testRegistry("app-1"),
+    logger: quiet,
+    onError: (e) => void errors.push(e),
+  });
+  void refused.start();
+  const e = (await refused.ready().then(() => undefined, (x: unknown) => x)) as ConnectError | undefined;
+  await refused.stop();
+  bounded(errors[0], "onError");
+  bounded(e, "ready()");
+  assert.equal(e?.code, 3);
+});
