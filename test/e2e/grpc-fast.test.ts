@@ -243,7 +243,8 @@ test("RST_STREAM from the client: the same reset when the welcome times out and 
 test("GOAWAY with an error code from the server is the same error on both", async () => {
   const got = await firstError((stream, _s, session) => {
     stream.respond({ ":status": 200, "content-type": "application/grpc" });
-    stream.write(welcome, () => setTimeout(() => session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 0), 50));
+    // Unless the session is gone by then (on a loaded machine): goaway() would throw in this server, after the test.
+    stream.write(welcome, () => setTimeout(() => !session.destroyed && session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 0), 50));
   });
   assert.deepEqual(got.fast, got.connect);
 });
