@@ -56,7 +56,7 @@ export interface FrontDeps {
  * @internal
  */
 export function createFront({ options, coordinator, metrics, activity, startedAt = new Date(), status, peers, ready = () => coordinator.ready }: FrontDeps) {
-  const relay = { coordinator, metrics, activity, grantAt: Math.max(options.maxChunkBytes, options.creditBytes >> 2) };
+  const relay = { coordinator, metrics, activity, grantAt: Math.max(options.maxChunkBytes, options.creditBytes >> 2), creditBytes: options.creditBytes };
   /** A proxied request refused before any client was asked. */
   const refused = (outcome: string, message: string) => {
     metrics.scrapes.inc({ outcome });

@@ -29,7 +29,7 @@ export interface ServerOptions {
   /**
    * Body bytes a client may send for one scrape before the server has passed
    * them on to Prometheus (per-scrape credit). Bounds the server's memory per
-   * scrape when Prometheus reads slowly. Default 2 MiB.
+   * scrape when Prometheus reads slowly (less, at least 64 KiB, past listen option maxUnreadAnswerBytes' room). Default 2 MiB.
    */
   creditBytes?: number;
   /** Most labels a client may announce (hello and each target). Default 32. */

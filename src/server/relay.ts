@@ -10,6 +10,7 @@ import type { ServerResponse } from "node:http";
 import type { Activity } from "./activity.ts";
 import type { Coordinator, ScrapeRequest } from "./coordinator.ts";
 import type { ServerMetrics } from "./metrics.ts";
+import { reserveCredit } from "./listen/answer-slices.ts";
 import type { CheckedHead } from "./result-head.ts";
 import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.ts";
 
@@ -59,6 +60,11 @@ export interface RelayDeps {
   activity: Activity;
   /** Body bytes to pass on before granting them back to the client in one credit frame. */
   grantAt: number;
+  /**
+   * The first credit a scrape asks for (server option creditBytes), reserved in the unread-answer budgets of its
+   * connection (src/server/listen/answer-slices.ts): less when they are nearly spent. Absent: the client's default.
+   */
+  creditBytes?: number;
 }
 
 /**
@@ -71,7 +77,10 @@ export interface RelayDeps {
  * `end(body)`: head and body in one write, no cork and uncork a tick later.
  */
 export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerResponse, headOnly: boolean): void {
-  const { coordinator, metrics, activity, grantAt } = deps;
+  const { coordinator, metrics, activity } = deps;
+  // A smaller first credit (its budgets nearly spent) is granted back in smaller steps, or the client would wait for good.
+  const creditBytes = deps.creditBytes === undefined ? undefined : reserveCredit(res, deps.creditBytes);
+  const grantAt = creditBytes === undefined ? deps.grantAt : Math.min(deps.grantAt, Math.max(1, creditBytes >> 1));
   const started = performance.now();
   let bytes = 0;
   let pending = 0;
@@ -117,7 +126,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     finish({ outcome: "prometheus_gone", message: "Prometheus went away before the result" });
   };
 
-  const result = coordinator.scrape(r, {
+  const result = coordinator.scrape(creditBytes === undefined ? r : { ...r, creditBytes }, {
     onHead(h) {
       head = h;
     },

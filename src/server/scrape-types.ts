@@ -51,6 +51,8 @@ export interface OrderRequest {
   scheme: string;
   headers: Header[];
   timeoutMs: number;
+  /** Body bytes the client may send before it waits for credit (the front's reservation); default: server option creditBytes. */
+  creditBytes?: number;
 }
 
 /** How one proxied request ended. */

@@ -136,7 +136,7 @@ export function createSession(
       if (closed || active.size + held() >= limits.maxScrapesInFlight) return undefined;
       const id = nextId++;
       const method = order.method === "HEAD" && head ? "HEAD" : "";
-      const a: Active = { sink, allowance: limits.creditBytes, received: 0, headOnly: method === "HEAD" };
+      const a: Active = { sink, allowance: order.creditBytes ?? limits.creditBytes, received: 0, headOnly: method === "HEAD" };
       active.set(id, a);
       const orderedAt = Date.now();
       const orderFrame: ServerFrameInit = {
@@ -150,7 +150,7 @@ export function createSession(
             method,
             headers: order.headers,
             timeout: lastTimeout?.ms === order.timeoutMs ? lastTimeout.duration : (lastTimeout = { ms: order.timeoutMs, duration: durationOf(order.timeoutMs) }).duration,
-            creditBytes,
+            creditBytes: order.creditBytes === undefined ? creditBytes : BigInt(order.creditBytes),
           },
         },
       };

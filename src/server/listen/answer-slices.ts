@@ -28,6 +28,11 @@ export interface UnsentBudget {
   held: number;
   readonly max: number;
   /**
+   * First credit reserved by proxied scrapes ({@link reserveCredit}): they take from the room pages leave, and
+   * pages are not refused for it (a Prometheus' http_sd beside its own scrapes in flight). Absent: none.
+   */
+  credit?: number;
+  /**
    * Told each answer refused because this budget is spent: the words of its
    * 503, the address that asked, and the connection holding the most now.
    */
@@ -120,6 +125,44 @@ function overBudget(connection: Connection | undefined, body: AnswerBody): strin
 }
 
 /**
+ * The smallest first credit a proxied scrape gets however full its budgets are ({@link reserveCredit}): a reader
+ * still gets its answer, in steps of this many bytes.
+ */
+export const floorCreditBytes = 64 * 1024;
+
+/**
+ * Reserves a proxied scrape's first credit (what its client may send before
+ * Prometheus has read any of it, so what an answer nobody reads pins) in the
+ * budgets of the connection `res` goes out on, those local pages count in: its
+ * own, its source address's share and the listener's total. The credit is
+ * `want` while they have room (what pages and other scrapes' credit leave),
+ * else what room is left, never less than {@link floorCreditBytes} (nor more
+ * than `want`). Pages do not count it: together they hold at most twice a maximum. Counted until the response
+ * closes (its last bytes have left the process). Without it, 280 connections
+ * of one address asking a 20 MB target and reading nothing pinned 2 MiB each
+ * (an outside review: RSS 108 -> 750 MB). @internal
+ */
+export function reserveCredit(res: ServerResponse, want: number): number {
+  const connection = connectionOf(res);
+  const budget = connection && budgets.get(connection);
+  if (!budget) return want;
+  const remote = remoteOf(connection) ?? "";
+  const { own, total } = budget;
+  const parts = total ? [own, total, addressBudget(total, remote)] : [own];
+  let room = want;
+  for (const b of parts) room = Math.min(room, b.max - b.held - (b.credit ?? 0));
+  const bytes = Math.max(Math.min(want, floorCreditBytes), room);
+  const hold = (d: number) => {
+    for (const b of parts) b.credit = (b.credit ?? 0) + d;
+    const mine = parts[2];
+    if (mine && mine.held === 0 && mine.credit === 0) total?.addresses?.delete(remote);
+  };
+  hold(bytes);
+  res.once("close", () => hold(-bytes));
+  return bytes;
+}
+
+/**
  * Answers `status` with `body` in slices of {@link sliceBytes}, each after
  * the previous went out ('drain'). The stream (or HTTP/1.1 connection) then
  * holds one slice at a time, and each one the peer takes is progress the
@@ -158,7 +201,7 @@ export function answerInSlices(
     const remote = remoteOf(connection) ?? "";
     const mine = addressBudget(budget.total, remote);
     count(mine, body, d);
-    if (mine.held === 0) budget.total.addresses?.delete(remote);
+    if (mine.held === 0 && !mine.credit) budget.total.addresses?.delete(remote);
     const holders = (budget.total.holders ??= new Map());
     if (budget.own.held > 0) holders.set(budget.own, remoteOf(connection));
     else holders.delete(budget.own);

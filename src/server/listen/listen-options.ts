@@ -90,7 +90,9 @@ export interface ListenOptions {
    * asks (logged once a minute at most). It bounds what many connections that
    * read nothing pin together (1 000 of them at the per-connection cap would
    * otherwise pin 16 GiB). 0: one unsent answer at a time. Default 268 435 456
-   * (256 MiB).
+   * (256 MiB). A proxied scrape reserves its first credit in the same budgets
+   * and gets less (at least 64 KiB) past the room left; it is never refused for
+   * it, nor is a page for scrapes' credit (docs/options.md).
    */
   maxUnreadAnswerBytes?: number;
 }
