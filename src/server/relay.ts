@@ -80,7 +80,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
   const { coordinator, metrics, activity } = deps;
   // A smaller first credit (its budgets nearly spent) is granted back in smaller steps, or the client would wait for good.
   const creditBytes = deps.creditBytes === undefined ? undefined : reserveCredit(res, deps.creditBytes);
-  const grantAt = creditBytes === undefined ? deps.grantAt : Math.min(deps.grantAt, Math.max(1, creditBytes >> 1));
+  const grantAt = creditBytes === undefined || creditBytes >= deps.creditBytes! ? deps.grantAt : Math.min(deps.grantAt, Math.max(1, creditBytes >> 1));
   const started = performance.now();
   let bytes = 0;
   let pending = 0;
