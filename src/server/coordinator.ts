@@ -45,6 +45,8 @@ export interface ScrapeRequest extends OrderRequest {
   noWait?: boolean;
   /** Not ready yet (warming up): an unknown name may not have found this replica yet; `warming_up` (503), not 404. */
   warming?: boolean;
+  /** The address that asked (src/server/stalled-places.ts). */
+  remote?: string;
 }
 
 /** @internal */

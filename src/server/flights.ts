@@ -14,9 +14,15 @@
  * the session calls {@link Flights.room}; a timer looks again every
  * `recheckMs` for places whose hold ran out on its own.
  *
+ * A place held by an answer nobody reads yields to another address's scrape that finds none, also one the client
+ * answered busy (src/server/stalled-places.ts): the stalled one is cancelled, the asker goes first for its place.
+ *
  * @internal
  */
+import type { Logger } from "../shared/logger.ts";
+import { createRefusalLog } from "../shared/refusal-log.ts";
 import type { ServerMetrics } from "./metrics.ts";
+import { pickStalled, stalledPlaceMs } from "./stalled-places.ts";
 import type { ScrapeFailure, ScrapeHandle, ScrapeSink } from "./scrape-types.ts";
 import type { ScrapeRequest } from "./coordinator.ts";
 import type { Session } from "./session.ts";
@@ -51,6 +57,8 @@ function busy(o: { maxScrapesInFlight: number }, r: ScrapeRequest, session: Sess
 }
 
 interface Waiter {
+  /** Not before this time (ms): a scrape the client answered busy waits for the cancel it caused to be read. */
+  notBefore?: number;
   /** Orders the scrape if the session has a place; whether it did. */
   take(): boolean;
   fail(failure: ScrapeFailure): void;
@@ -58,9 +66,12 @@ interface Waiter {
   move(to: Session): void;
 }
 
-export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting: number }, metrics: ServerMetrics): Flights {
+export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting: number; logger?: Logger }, metrics: ServerMetrics): Flights {
   /** Waiting scrapes per session, in order of arrival (a Set keeps insertion order). */
   const queues = new Map<Session, Set<Waiter>>();
+  /** Ordered scrapes per session: those a stalled answer's place may be taken from. */
+  const placed = new Map<Session, Set<Flight>>();
+  const yields = o.logger && createRefusalLog(o.logger);
   let inFlight = 0;
   let waiting = 0;
   /**
@@ -80,10 +91,11 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     queues.delete(session);
     watch(session);
   };
-  const enqueue = (session: Session, w: Waiter) => {
+  const enqueue = (session: Session, w: Waiter, first = false) => {
     let q = queues.get(session);
     if (!q) queues.set(session, (q = new Set()));
-    q.add(w);
+    if (first) queues.set(session, (q = new Set([w, ...q])));
+    else q.add(w);
     waiting++;
     metrics.waiting.inc();
     watch(session);
@@ -116,6 +128,9 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     orderTimeoutMs = 0;
     handle: ScrapeHandle | undefined;
     waiter: Waiter | undefined;
+    /** Its session's placed scrapes, while it is one of them; times it waited again (waitAgain). */
+    placedOn: Set<Flight> | undefined;
+    again = 0;
     timer: NodeJS.Timeout | undefined;
     over = false;
     readonly r: ScrapeRequest;
@@ -139,6 +154,10 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
       const handle = (this.handle = this.session.scrape({ ...r, headers, timeoutMs }, this));
       if (!handle) return false;
       this.id = handle.id;
+      let p = placed.get(this.session);
+      if (!p) placed.set(this.session, (p = new Set()));
+      p.add(this);
+      this.placedOn = p;
       clearTimeout(this.timer);
       this.timer = setTimeout(deadline, left, this);
       return true;
@@ -148,6 +167,7 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
       this.over = true;
       clearTimeout(this.timer);
       if (this.waiter) unqueue(this.session, this.waiter);
+      this.unplace();
       inFlight--;
       metrics.inFlight.dec();
       if (inFlight === 0) flights.onIdle?.();
@@ -166,7 +186,32 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
       this.sink.onChunk(data);
     }
     onEnd(failure?: ScrapeFailure) {
+      // The client's own busy (its target's places taken): a stalled answer of that target may yield its place.
+      if (failure?.outcome === "busy" && this.waitAgain()) return;
       this.end(failure, true);
+    }
+    stalledMs() {
+      return this.sink.stalledMs?.() ?? 0;
+    }
+    unplace() {
+      this.placedOn?.delete(this);
+      if (this.placedOn?.size === 0 && placed.get(this.session) === this.placedOn) placed.delete(this.session);
+      this.placedOn = undefined;
+    }
+    /** Waits first in line again, once the cancel of a stalled answer it took the place of has been read; whether it does. */
+    waitAgain(): boolean {
+      const left = this.acceptedAt + this.r.timeoutMs / 2 - Date.now();
+      if (this.again >= 3 || left <= 0 || (this.again === 0 && !yieldTo(this, true))) return false;
+      this.again++;
+      this.unplace();
+      this.handle = undefined;
+      clearTimeout(this.timer);
+      const w = (this.waiter = waiterOf(this));
+      w.notBefore = Date.now() + 50 * 2 ** this.again; // the client frees the target's place once the cancelled work has ended
+      enqueue(this.session, w, true);
+      setTimeout(() => room(this.session), 50 * 2 ** this.again + 10).unref();
+      this.timer = setTimeout(() => this.end(busy(o, this.r, this.session, `; a stalled answer's place did not come free within ${+(left / 1000).toPrecision(3)}s`), true), left);
+      return true;
     }
     // The front's grip.
     grant(bytes: number) {
@@ -177,6 +222,30 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
       this.end(undefined, false);
     }
   }
+  /** Cancels the placed scrape of `f`'s client that yields to it (stalled-places.ts); whether one did. */
+  function yieldTo(f: Flight, sameTarget: boolean): boolean {
+    const v = pickStalled(placed.get(f.session) ?? [], f.r, sameTarget);
+    if (!v) return false;
+    const message = `its answer took nothing for ${Math.round(v.stalledMs() / 1000)}s while a scrape from another address found no place`;
+    yields?.refused(`scrape of "${v.r.name}" cancelled, its place given up: ${message}`, { remote: v.r.remote, for: f.r.remote, stalledPlaceMs });
+    v.handle!.cancel(message);
+    v.end({ outcome: "cancelled", message: `scrape of "${v.r.name}" cancelled: ${message}` }, true);
+    return true;
+  }
+  const waiterOf = (f: Flight): Waiter => {
+    const w: Waiter = {
+      take() {
+        // Looked at every recheck while places are taken: no order is built until one is free.
+        const s = f.session;
+        if ((w.notBefore ?? 0) > Date.now() || s.inFlight + s.givenUp >= s.maxInFlight || !f.order()) return false;
+        f.waiter = undefined; // placed: the queue lets it go (room), its end has nothing to unqueue
+        return true;
+      },
+      fail: (failure) => f.end(failure, true),
+      move: (to) => void (f.session = to),
+    };
+    return w;
+  };
   const deadline = (f: Flight) => {
     f.handle!.cancel("deadline exceeded");
     f.end({ outcome: "timeout", message: timedOut(f.r) }, true);
@@ -188,22 +257,13 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     if (queues.has(session)) room(session);
     if (queues.has(session) || !f.order()) {
       const q = queues.get(session);
+      // A stalled answer's place goes to it, first in line (it frees once the client has read the cancel).
+      const first = !r.noWait && o.maxScrapesWaiting > 0 && yieldTo(f, false);
       if (r.noWait || o.maxScrapesWaiting === 0) return busy(o, r, session, "");
-      if ((q?.size ?? 0) >= o.maxScrapesWaiting) return busy(o, r, session, `, and ${o.maxScrapesWaiting} more wait for a place`);
+      if (!first && (q?.size ?? 0) >= o.maxScrapesWaiting) return busy(o, r, session, `, and ${o.maxScrapesWaiting} more wait for a place`);
       const waitMs = r.timeoutMs / 2;
-      const w: Waiter = {
-        take() {
-          // Looked at every recheck while places are taken: no order is built until one is free.
-          const s = f.session;
-          if (s.inFlight + s.givenUp >= s.maxInFlight || !f.order()) return false;
-          f.waiter = undefined; // placed: the queue lets it go (room), its end has nothing to unqueue
-          return true;
-        },
-        fail: (failure) => f.end(failure, true),
-        move: (to) => void (f.session = to),
-      };
-      f.waiter = w;
-      enqueue(session, w);
+      const w = (f.waiter = waiterOf(f));
+      enqueue(session, w, first);
       f.timer = setTimeout(() => f.end(busy(o, r, f.session, `; none came free within ${+(waitMs / 1000).toPrecision(3)}s (half the scrape's timeout)`), true), waitMs);
     }
     inFlight++;

@@ -85,6 +85,8 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
   let bytes = 0;
   let pending = 0;
   let waitingDrain = false;
+  /** Since when its answer has taken nothing (a write had to be queued and no 'drain' came since). */
+  let stalledSince = 0;
   let over = false;
   /** The result head, until it is written. */
   let head: CheckedHead | undefined;
@@ -116,6 +118,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
   };
   const onDrain = () => {
     waitingDrain = false;
+    stalledSince = 0;
     if (over || pending === 0) return;
     handle.grant(pending);
     pending = 0;
@@ -126,7 +129,8 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     finish({ outcome: "prometheus_gone", message: "Prometheus went away before the result" });
   };
 
-  const result = coordinator.scrape(creditBytes === undefined ? r : { ...r, creditBytes }, {
+  const asked = { ...r, remote: r.remote ?? res.socket?.remoteAddress, ...(creditBytes === undefined ? {} : { creditBytes }) };
+  const result = coordinator.scrape(asked, {
     onHead(h) {
       head = h;
     },
@@ -147,6 +151,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
       if (!ok) {
         if (!waitingDrain) {
           waitingDrain = true;
+          stalledSince = performance.now();
           res.once("drain", onDrain);
         }
       } else if (!waitingDrain && pending >= grantAt) {
@@ -155,6 +160,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
       }
     },
     onEnd: finish,
+    stalledMs: () => (stalledSince === 0 ? 0 : performance.now() - stalledSince),
   });
   if ("outcome" in result) return finish(result);
   const handle: ScrapeHandle = result;

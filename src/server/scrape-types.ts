@@ -31,6 +31,8 @@ export interface ScrapeSink {
   onChunk(data: Uint8Array): void;
   /** The end: success without an argument. Called exactly once, also when the session dies. */
   onEnd(failure?: ScrapeFailure): void;
+  /** How long its answer has taken nothing while holding bytes Prometheus does not read (0: none). */
+  stalledMs?(): number;
 }
 
 /** The front's grip on a scrape in flight. @internal */
