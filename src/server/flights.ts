@@ -201,7 +201,7 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     /** Waits first in line again, once the cancel of a stalled answer it took the place of has been read; whether it does. */
     waitAgain(): boolean {
       const left = this.acceptedAt + this.r.timeoutMs / 2 - Date.now();
-      if (this.again >= 3 || left <= 0 || (this.again === 0 && !yieldTo(this, true))) return false;
+      if (this.r.noWait || this.again >= 3 || left <= 0 || (this.again === 0 && !yieldTo(this, true))) return false;
       this.again++;
       this.unplace();
       this.handle = undefined;
