@@ -14,20 +14,13 @@ import type { Logger } from "../../shared/logger.ts";
 import { documentMarks, type ClientsDocument } from "../discovery.ts";
 import { piecedBody, type PiecedBody } from "../listen/pieced-body.ts";
 import type { Peer } from "./peer-poller.ts";
-import type { PeerClient } from "./peer-state.ts";
+import { addClientPiece, type PeerClient } from "./peer-state.ts";
 
 /** The local document's clients by name, as a peer's state lists them (pieces of one name merged, in order). */
 function byName(doc: ClientsDocument): Map<string, PeerClient> {
   const out = new Map<string, PeerClient>();
   for (const { name, connected, json } of doc.clients) {
-    const known = out.get(name);
-    if (known) {
-      known.parts.push(documentMarks.comma, json);
-      known.bytes += 1 + json.length;
-      known.connected &&= connected;
-    } else {
-      out.set(name, { connected, parts: [json], bytes: json.length });
-    }
+    addClientPiece(out, name, connected, json);
   }
   return out;
 }

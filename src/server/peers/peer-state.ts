@@ -53,6 +53,18 @@ export interface PeerState {
   droppedWhy?: string;
 }
 
+/** Adds one group of `name` to `out`: a name's groups are merged, comma-separated, in order; connected only if all are. */
+export function addClientPiece(out: Map<string, PeerClient>, name: string, connected: boolean, json: Buffer): void {
+  const known = out.get(name);
+  if (known) {
+    known.parts.push(documentMarks.comma, json);
+    known.bytes += 1 + json.length;
+    known.connected &&= connected;
+  } else {
+    out.set(name, { connected, parts: [json], bytes: json.length });
+  }
+}
+
 /** Whether two documents are made of the same pieces (the same Buffers, in order). */
 function samePieces(a: PiecedBody, b: PiecedBody): boolean {
   if (a === b) return true;
@@ -151,14 +163,7 @@ export function parsePeerState(text: string): PeerState {
     }
     const json = Buffer.from(JSON.stringify({ targets, labels }));
     const connected = labels["__meta_promproxy_connected"] !== "false";
-    const known = out.get(name);
-    if (known) {
-      known.parts.push(documentMarks.comma, json);
-      known.bytes += 1 + json.length;
-      known.connected &&= connected;
-    } else {
-      out.set(name, { connected, parts: [json], bytes: json.length });
-    }
+    addClientPiece(out, name, connected, json);
   }
   return { id, ...(instance === undefined ? {} : { instance: instance as string }), ready, signedForwards: signedForwards === true, clients: out, dropped, ...(droppedWhy ? { droppedWhy } : {}) };
 }
