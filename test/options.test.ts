@@ -40,6 +40,10 @@ test("server options reject nonsense with the option's name", () => {
   assert.throws(() => resolveServerOptions({ maxForwardsPerPeer: 2.5 }), /maxForwardsPerPeer must be a positive whole number, got 2.5/);
   assert.equal(resolveServerOptions({ maxForwardsPerPeer: 1 }).maxForwardsPerPeer, 1);
   assert.equal(resolveServerOptions({}).maxForwardsPerPeer, 256);
+  assert.throws(() => resolveServerOptions({ stalledAnswerMs: 0 }), /option stalledAnswerMs must be a positive number, got 0/);
+  assert.throws(() => resolveServerOptions({ stalledAnswerMs: -5 }), /option stalledAnswerMs must be a positive number, got -5/);
+  assert.equal(resolveServerOptions({ stalledAnswerMs: 1 }).stalledAnswerMs, 1);
+  assert.equal(resolveServerOptions({}).stalledAnswerMs, 5_000);
   assert.throws(() => resolveServerOptions({ defaultScrapeTimeoutMs: Number.NaN }), /defaultScrapeTimeoutMs/);
   assert.throws(() => resolveServerOptions({ maxChunkBytes: 2 * 1024 * 1024 }), /at most 1 MiB/);
   assert.throws(() => resolveServerOptions({ creditBytes: 1024 }), /creditBytes must be at least maxChunkBytes/);

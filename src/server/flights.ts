@@ -22,7 +22,7 @@
 import type { Logger } from "../shared/logger.ts";
 import { createRefusalLog } from "../shared/refusal-log.ts";
 import type { ServerMetrics } from "./metrics.ts";
-import { pickStalled, stalledPlaceMs } from "./stalled-places.ts";
+import { pickStalled } from "./stalled-places.ts";
 import type { ScrapeFailure, ScrapeHandle, ScrapeSink } from "./scrape-types.ts";
 import type { ScrapeRequest } from "./coordinator.ts";
 import type { Session } from "./session.ts";
@@ -66,7 +66,7 @@ interface Waiter {
   move(to: Session): void;
 }
 
-export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting: number; logger?: Logger }, metrics: ServerMetrics): Flights {
+export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting: number; stalledAnswerMs?: number; logger?: Logger }, metrics: ServerMetrics): Flights {
   /** Waiting scrapes per session, in order of arrival (a Set keeps insertion order). */
   const queues = new Map<Session, Set<Waiter>>();
   /** Ordered scrapes per session: those a stalled answer's place may be taken from. */
@@ -224,10 +224,10 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
   }
   /** Cancels the placed scrape of `f`'s client that yields to it (stalled-places.ts); whether one did. */
   function yieldTo(f: Flight, sameTarget: boolean): boolean {
-    const v = pickStalled(placed.get(f.session) ?? [], f.r, sameTarget);
+    const v = pickStalled(placed.get(f.session) ?? [], f.r, sameTarget, o.stalledAnswerMs ?? 5_000);
     if (!v) return false;
     const message = `its answer took nothing for ${Math.round(v.stalledMs() / 1000)}s while a scrape from another address found no place`;
-    yields?.refused(`scrape of "${v.r.name}" cancelled, its place given up: ${message}`, { remote: v.r.remote, for: f.r.remote, stalledPlaceMs });
+    yields?.refused(`scrape of "${v.r.name}" cancelled, its place given up: ${message}`, { remote: v.r.remote, for: f.r.remote, stalledAnswerMs: o.stalledAnswerMs });
     v.handle!.cancel(message);
     v.end({ outcome: "cancelled", message: `scrape of "${v.r.name}" cancelled: ${message}` }, true);
     return true;

@@ -22,6 +22,8 @@ export interface ServerOptions {
   maxScrapesInFlight?: number;
   /** Most scrapes per client waiting for a place, in order of arrival, each at most half its timeout, then HTTP 503; more get 503 at once; 0: no wait. Default 64. */
   maxScrapesWaiting?: number;
+  /** A place held by an answer its Prometheus took nothing of for this long yields to another address's scrape that finds none (src/server/stalled-places.ts). Default 5 000 ms. */
+  stalledAnswerMs?: number;
   /** Largest scrape body in bytes; a larger one fails with HTTP 502. Default 256 MiB. */
   maxResponseBytes?: number;
   /** Largest body chunk a client may send in one frame, in bytes (512 B - 1 MiB: clients refuse a smaller limit). Default 256 KiB. */
@@ -233,6 +235,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     maxClients: o.maxClients ?? 10_000,
     maxScrapesInFlight: o.maxScrapesInFlight ?? 16,
     maxScrapesWaiting: o.maxScrapesWaiting ?? 64,
+    stalledAnswerMs: o.stalledAnswerMs ?? 5_000,
     maxResponseBytes: o.maxResponseBytes ?? 256 * MiB,
     maxChunkBytes: o.maxChunkBytes ?? 256 * 1024,
     creditBytes: o.creditBytes ?? 2 * MiB,
@@ -274,7 +277,7 @@ export function resolveServerOptions(o: ServerOptions = {}): ResolvedServerOptio
     promAuth: o.promAuth ? createPromGate(o.promAuth, logger) : undefined,
   };
   checkOptionNumbers(r, [
-    "defaultScrapeTimeoutMs", "maxScrapeTimeoutMs", "maxClients", "maxScrapesInFlight", "maxResponseBytes",
+    "defaultScrapeTimeoutMs", "maxScrapeTimeoutMs", "maxClients", "maxScrapesInFlight", "stalledAnswerMs", "maxResponseBytes",
     "maxChunkBytes", "creditBytes", "maxTargets", "maxHelloBytes", "maxClientDiscoveryBytes", "maxDiscoveryBytes", "maxPendingHellos", "maxVanishedPerIdentity",
     "peerPollIntervalMs", "peerTimeoutMs", "peerResolveIntervalMs", "peerClockSkewMs", "maxPeerStateBytes", "maxPeers", "maxPeerNonces", "maxForwardsPerPeer", "helloTimeoutMs", "takeoverProbeMs", "heartbeatIntervalMs", "heartbeatTimeoutMs",
   ], ["drainDelayMs", "maxRetryAfterMs", "vanishedRetentionMs", "warmupMs", "warmupSettleMs", "warmupMaxMs", "replicaCount", "replicasPerClient", "maxScrapesWaiting"]);

@@ -1,7 +1,7 @@
 /**
  * Places held by answers nobody reads: which one a scrape that finds no place
  * may take. An answer whose Prometheus has taken nothing of it for
- * {@link stalledPlaceMs} (its connection's buffers full: a scraper that asks a
+ * `stalledMs` (server option `stalledAnswerMs`; its connection's buffers full: a scraper that asks a
  * large target and reads nothing) yields its place to a scrape of the same
  * client that finds none, when the asker's address holds fewer of the
  * client's places than the stalled one's. So 16 connections of one address
@@ -17,8 +17,6 @@
 import { sourceKey } from "../shared/source-key.ts";
 import type { ScrapeRequest } from "./coordinator.ts";
 
-/** How long an answer must have taken nothing before its place may go to another address's scrape (docs/options.md). */
-export const stalledPlaceMs = 5_000;
 
 /** A scrape holding a place, as the choice sees it. */
 export interface Placed {
@@ -38,11 +36,11 @@ function holdings(placed: Iterable<Placed>) {
 }
 
 /**
- * The placed scrape that yields to `asker`: stalled at least {@link stalledPlaceMs}, of the same target when
+ * The placed scrape that yields to `asker`: stalled at least `stalledMs`, of the same target when
  * `sameTarget`, from an address holding more places than the asker's; the longest stalled of the address holding
  * the most. Undefined when none may.
  */
-export function pickStalled<P extends Placed>(placed: Iterable<P>, asker: ScrapeRequest, sameTarget: boolean): P | undefined {
+export function pickStalled<P extends Placed>(placed: Iterable<P>, asker: ScrapeRequest, sameTarget: boolean, stalledMs: number): P | undefined {
   const by = holdings(placed);
   const mine = by.get(source(asker)) ?? 0;
   let best: { p: P; held: number; stalled: number } | undefined;
@@ -51,7 +49,7 @@ export function pickStalled<P extends Placed>(placed: Iterable<P>, asker: Scrape
     if (held <= mine) continue;
     if (sameTarget && (p.r.port !== asker.port || p.r.path !== asker.path)) continue;
     const stalled = p.stalledMs();
-    if (stalled < stalledPlaceMs) continue;
+    if (stalled < stalledMs) continue;
     if (!best || held > best.held || (held === best.held && stalled > best.stalled)) best = { p, held, stalled };
   }
   return best?.p;
