@@ -170,7 +170,10 @@ describe("large expositions", { timeout: 240_000 }, () => {
     const warm = await server.command("peak");
     const warmGrowth = (warm.peak ?? 0) - (warm.baseline ?? 0);
     t.diagnostic(`the same scrape again: +${mib(warmGrowth)}`);
-    assert.ok(warmGrowth < maxGrowth, `a second 50 MB scrape grew the server's RSS by ${mib(warmGrowth)}`);
+    // Mostly 0-7 MiB, but on V8's own schedule a collection may fall just after the mark: a CI run saw +28.8 MiB
+    // once (live memory +0.0 in every run). Less than the payload, then: a server buffering it fails this; the
+    // tight bounds are the ones garbage collected as they go, below.
+    assert.ok(warmGrowth < expected.length, `a second 50 MB scrape grew the server's RSS by ${mib(warmGrowth)}`);
 
     // What the server holds while relaying, garbage collected as it goes.
     await server.command("live");
