@@ -196,3 +196,66 @@ describe("relay: results", () => {
     assert.equal(events.length, 1, "one outcome per scrape");
   });
 });
+
+describe("relay: one write per turn of the loop", () => {
+  /** Counts the write calls the server makes on each accepted socket (each `_write`/`_writev` is one syscall or more). */
+  function countWrites(): { calls: () => number; stop: () => void } {
+    let calls = 0;
+    const onConnection = (s: import("node:net").Socket) => {
+      const raw = s as unknown as { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void };
+      const write = raw._write.bind(s);
+      const writev = raw._writev.bind(s);
+      raw._write = (...a) => ((calls++), write(...a));
+      raw._writev = (...a) => ((calls++), writev(...a));
+    };
+    server.on("connection", onConnection);
+    return { calls: () => calls, stop: () => void server.off("connection", onConnection) };
+  }
+
+  /** 64 chunks of 1 KiB, each in a callback of its own within one turn (as each HTTP/2 DATA frame of a read comes). */
+  const manyChunks: Script = (sink, h) => {
+    setImmediate(() => {
+      sink.onHead({ status: 200, headers: [["content-type", "text/plain"]] });
+      let i = 0;
+      const next = () => {
+        sink.onChunk(Buffer.alloc(1024, 0x61 + (i % 26)));
+        if (++i < 64) process.nextTick(next);
+        else setImmediate(() => sink.onEnd());
+      };
+      next();
+    });
+    return h;
+  };
+
+  test("64 chunks that come in one turn leave in a few writes, not one each; the kept-alive socket serves the next request", async () => {
+    const writes = countWrites();
+    script = manyChunks;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const get = () =>
+        new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+          http
+            .get({ host: "127.0.0.1", port, path: "http://app:9100/metrics", agent }, (res) => {
+              const parts: Buffer[] = [];
+              res.on("data", (d: Buffer) => parts.push(d));
+              res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
+            })
+            .on("error", reject);
+        });
+      const first = await get();
+      assert.equal(first.status, 200);
+      assert.equal(first.body.length, 64 * 1024);
+      assert.equal(first.body[1024 * 25], 0x61 + 25);
+      // Without the cork each chunk is a write of its own (64 or more).
+      assert.ok(writes.calls() <= 4, `the body left in ${writes.calls()} writes`);
+      // The same connection (the socket was uncorked after the turn): the next answer comes whole.
+      const second = await get();
+      assert.equal(second.status, 200);
+      assert.equal(second.body.length, 64 * 1024);
+      assert.ok(writes.calls() <= 8, `two bodies left in ${writes.calls()} writes`);
+    } finally {
+      writes.stop();
+      agent.destroy();
+    }
+  });
+});

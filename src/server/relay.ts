@@ -11,6 +11,7 @@ import type { Activity } from "./activity.ts";
 import type { Coordinator, ScrapeRequest } from "./coordinator.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { reserveCredit } from "./listen/answer-slices.ts";
+import { corkForTurn } from "./listen/turn-cork.ts";
 import type { CheckedHead } from "./result-head.ts";
 import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.ts";
 
@@ -146,6 +147,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
         }
         writeHead(head);
       }
+      if (!headOnly) corkForTurn(res);
       const ok = headOnly ? true : res.write(data);
       pending += data.byteLength;
       if (!ok) {
