@@ -64,7 +64,7 @@ if (profDir || cpuOnly) {
   await Promise.all(perfs.map((p) => new Promise((r) => p.once("exit", r))));
   const cpu = `CPU ms per scrape: server ${((procCpuMs(pids.server) - before.server) / n).toFixed(3)}, app ${((procCpuMs(pids.app) - before.app) / n).toFixed(3)}`;
   ms.sort((a, b) => a - b);
-  console.log(`${direct ? "direct" : "proxy"}: p50 ${ms[ms.length >> 1]!.toFixed(3)} ms over ${ms.length}; ${cpu}${profDir ? `; profile in ${profDir}/app.cpuprofile` : ""}`);
+  console.log(`${direct ? "direct" : "proxy"}: p50 ${ms[ms.length >> 1]!.toFixed(3)} ms over ${ms.length}; ${cpu}${profDir ? `; profiles in ${profDir} (server.cpuprofile, app.cpuprofile)` : ""}`);
   ag.destroy();
   for (const c of children.reverse()) await c.stop();
   process.exit(0);
