@@ -105,6 +105,32 @@ test("activity: the last scrape per target, so a good and a dead target of one f
   assert.equal(errors.list()[0]?.count, 1);
 });
 
+test("activity: a name or port scraped again right after itself keeps its place as the most recent; the least recent is forgotten", () => {
+  const a = createActivity(silentLogger, 2);
+  const ok = (name: string, port = 9100) => a.emit("scrapeFinished", event({ name, port, outcome: "success", message: undefined }));
+  ok("a");
+  ok("a");
+  ok("b");
+  ok("a"); // "a" is the most recent again: "b" goes first
+  ok("c");
+  assert.deepEqual(["a", "b", "c"].map((n) => a.lastScrape(n) !== undefined), [true, false, true]);
+  ok("c");
+  ok("d"); // "a" is now the least recent
+  assert.deepEqual(["a", "c", "d"].map((n) => a.lastScrape(n) !== undefined), [false, true, true]);
+  for (let p = 1; p <= keptTargetsPerClient; p++) ok("d", p);
+  ok("d", keptTargetsPerClient);
+  ok("d", keptTargetsPerClient);
+  ok("d", 1); // port 1 is the most recent again: port 2 goes first
+  ok("d", 100);
+  const ports = a.targetScrapes("d").map((e) => e.port);
+  assert.equal(ports.length, keptTargetsPerClient);
+  assert.ok(ports.includes(1) && ports.includes(100) && !ports.includes(2), `kept ${ports.join(",")}`);
+  const none = createActivity(silentLogger, 0);
+  none.emit("scrapeFinished", event({ outcome: "success" }));
+  none.emit("scrapeFinished", event({ outcome: "success" }));
+  assert.equal(none.lastScrape("fwd"), undefined, "maxNames 0 remembers nothing");
+});
+
 test("refusals: grouped with a count per name, identity and address; a flood of one kind never pushes out another", () => {
   const holders = new Map<string, { address?: string; identity?: string }>([["app-1", { address: "10.0.0.1", identity: "apps" }]]);
   const log = capture();

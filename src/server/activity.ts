@@ -53,8 +53,11 @@ export const keptTargetsPerClient = 8;
  */
 export function createActivity(log: Logger, maxNames: number, failed?: { add(scrape: ScrapeEvent): void }): Activity {
   const events = new EventEmitter<ServerEvents>();
-  // Insertion order is recency, in both maps: the least recently scraped is forgotten first.
-  const last = new Map<string, { latest: ScrapeEvent; ports: Map<number, ScrapeEvent> }>();
+  // Insertion order is recency, in both maps: the least recently scraped is forgotten first. A key scraped again
+  // moves to the end (delete, set) unless it is there already (`newest`): a delete that empties a small map makes
+  // V8 shrink it, a new table each scrape for a client with one target.
+  const last = new Map<string, { latest: ScrapeEvent; ports: Map<number, ScrapeEvent>; newestPort?: number }>();
+  let newest: string | undefined;
   return {
     events,
     emit(event, ...args) {
@@ -62,17 +65,27 @@ export function createActivity(log: Logger, maxNames: number, failed?: { add(scr
         const s = args[0] as ScrapeEvent;
         // Only for names that are (or were) clients: a flood of unknown names must not fill this map.
         if (s.outcome !== "unknown_client" && s.outcome !== "warming_up" && s.name !== "") {
-          const entry = last.get(s.name) ?? { latest: s, ports: new Map<number, ScrapeEvent>() };
+          const known = last.get(s.name);
+          const entry = known ?? { latest: s, ports: new Map<number, ScrapeEvent>() };
           entry.latest = s;
           // A port the client does not serve is no target of it: asking for random ports must not fill this.
           if (s.outcome !== "not_found") {
-            entry.ports.delete(s.port ?? 0);
-            entry.ports.set(s.port ?? 0, s);
+            const port = s.port ?? 0;
+            if (entry.newestPort !== port) entry.ports.delete(port);
+            entry.ports.set(port, s);
+            entry.newestPort = port;
             if (entry.ports.size > keptTargetsPerClient) entry.ports.delete(entry.ports.keys().next().value as number);
           }
-          last.delete(s.name);
-          last.set(s.name, entry);
-          if (last.size > maxNames) last.delete(last.keys().next().value as string);
+          if (!known || newest !== s.name) {
+            last.delete(s.name);
+            last.set(s.name, entry);
+            newest = s.name;
+            if (last.size > maxNames) {
+              const oldest = last.keys().next().value as string;
+              last.delete(oldest);
+              if (oldest === newest) newest = undefined;
+            }
+          }
         }
         if (s.outcome !== "success" && s.outcome !== "prometheus_gone") failed?.add(s);
       }

@@ -1,8 +1,7 @@
 /**
  * One scrape's life once its client is found: the order (its timeout trimmed
  * so that the client's own error wins the race with the deadline), the
- * deadline, the end exactly once, and a wait for a place when the client's
- * places are all taken.
+ * deadline, the end exactly once, and a wait for a place when the client's places are all taken.
  *
  * The wait: a scrape that finds `maxScrapesInFlight` places taken waits for
  * one, in order of arrival, at most `maxScrapesWaiting` per client and at
@@ -69,8 +68,8 @@ interface Waiter {
 export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting: number; stalledAnswerMs?: number; logger?: Logger }, metrics: ServerMetrics): Flights {
   /** Waiting scrapes per session, in order of arrival (a Set keeps insertion order). */
   const queues = new Map<Session, Set<Waiter>>();
-  /** Ordered scrapes per session: those a stalled answer's place may be taken from. */
-  const placed = new Map<Session, Set<Flight>>();
+  /** Ordered scrapes per session: those a stalled answer's place may be taken from (kept empty: no new Set per scrape). */
+  const placed = new WeakMap<Session, Set<Flight>>();
   const yields = o.logger && createRefusalLog(o.logger);
   let inFlight = 0;
   let waiting = 0;
@@ -151,7 +150,8 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
       const timeoutMs = (this.orderTimeoutMs = Math.max(1, left - Math.min(500, left * 0.1)));
       // Exporters that honour Prometheus' timeout header (blackbox, snmp) get the time the client really has.
       const headers = r.headers.map((h) => (h.name === "x-prometheus-scrape-timeout-seconds" ? { ...h, value: String(timeoutMs / 1000) } : h));
-      const handle = (this.handle = this.session.scrape({ ...r, headers, timeoutMs }, this));
+      const { method, port, path, scheme, creditBytes } = r; // the order's fields alone, not a spread of the whole request
+      const handle = (this.handle = this.session.scrape({ method, port, path, scheme, headers, timeoutMs, creditBytes }, this));
       if (!handle) return false;
       this.id = handle.id;
       let p = placed.get(this.session);
@@ -195,7 +195,6 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     }
     unplace() {
       this.placedOn?.delete(this);
-      if (this.placedOn?.size === 0 && placed.get(this.session) === this.placedOn) placed.delete(this.session);
       this.placedOn = undefined;
     }
     /** Waits first in line again, once the cancel of a stalled answer it took the place of has been read; whether it does. */

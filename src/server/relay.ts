@@ -34,6 +34,14 @@ export const httpStatusOf: Record<ScrapeOutcome, number> = {
   prometheus_gone: 499,
 };
 
+/** The `{ outcome }` label set of each outcome, made once: the metrics of a scrape allocate none. */
+const outcomeLabels = new Map<string, { outcome: string }>();
+function labelsOf(outcome: string): { outcome: string } {
+  let l = outcomeLabels.get(outcome);
+  if (!l) outcomeLabels.set(outcome, (l = { outcome }));
+  return l;
+}
+
 /** Response headers a result head may set; removed again before an error body. */
 const resultHeaders = ["content-type", "content-encoding", "content-length"];
 
@@ -113,8 +121,9 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
       else res.end();
     } else if (failure.outcome !== "prometheus_gone") reply(res, httpStatusOf[failure.outcome], failure.message); // else nobody left to answer
     whole = undefined;
-    metrics.scrapes.inc({ outcome });
-    metrics.duration.observe({ outcome }, durationMs / 1000);
+    const labels = labelsOf(outcome);
+    metrics.scrapes.inc(labels);
+    metrics.duration.observe(labels, durationMs / 1000);
     activity.emit("scrapeFinished", { name: r.name, port: r.port, outcome, at: new Date(), durationMs, bytes, message: failure?.message });
   };
   const onDrain = () => {
@@ -130,7 +139,8 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     finish({ outcome: "prometheus_gone", message: "Prometheus went away before the result" });
   };
 
-  const asked = { ...r, remote: r.remote ?? res.socket?.remoteAddress, ...(creditBytes === undefined ? {} : { creditBytes }) };
+  const asked: ScrapeRequest = { ...r, remote: r.remote ?? res.socket?.remoteAddress };
+  if (creditBytes !== undefined) asked.creditBytes = creditBytes;
   const result = coordinator.scrape(asked, {
     onHead(h) {
       head = h;

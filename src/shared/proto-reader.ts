@@ -13,6 +13,9 @@
  */
 import { isUtf8 } from "node:buffer";
 
+/** Buffer's Latin-1 reader, which takes any Uint8Array (a frame's bytes need not be a Buffer). */
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+
 /** Thrown by the reader when a message is not one it covers. @internal */
 export class NotCovered extends Error {}
 /** @internal */
@@ -87,20 +90,26 @@ export class ProtoReader {
   }
   /** The bounds of a length-delimited field's content; the cursor moves past it. */
   span(): [number, number] {
+    const start = this.len();
+    return [start, this.pos];
+  }
+  /** Where a length-delimited field's content starts; the cursor moves past it (its end). No array, unlike `span`. */
+  len(): number {
     const n = this.u32();
     const start = this.pos;
     if (n > this.end - start) throw notCovered;
     this.pos = start + n;
-    return [start, start + n];
+    return start;
   }
   /** A bytes field: a view of the input. */
   bytes(): Uint8Array {
-    const [s, e] = this.span();
-    return this.buf.subarray(s, e);
+    const s = this.len();
+    return this.buf.subarray(s, this.pos);
   }
   /** A string field, strictly valid UTF-8 (a BOM kept), as protobuf-es reads proto3 strings. */
   str(): string {
-    const [s, e] = this.span();
+    const s = this.len();
+    const e = this.pos;
     if (s === e) return "";
     const buf = this.buf;
     if (e - s <= shortString) {
@@ -112,7 +121,8 @@ export class ProtoReader {
           break;
         }
       }
-      if (ascii) return String.fromCharCode.apply(null, buf.subarray(s, e) as unknown as number[]);
+      // Latin-1 is ASCII here: one call that makes the string, no view of the input and no argument list.
+      if (ascii) return latin1Slice.call(buf, s, e);
     }
     const view = buf.subarray(s, e);
     if (!isUtf8(view)) throw notCovered;

@@ -17,8 +17,8 @@ import { LEN, NotCovered, notCovered, ProtoReader, VARINT } from "../../shared/p
 import { headersOverBound, maxResultHeaders } from "../frame-bounds.ts";
 
 function header(r: ProtoReader): Header {
-  const [s, e] = r.span();
-  const h = new ProtoReader(r.buf, s, e);
+  const s = r.len();
+  const h = new ProtoReader(r.buf, s, r.pos);
   const out: Header = { $typeName: "promproxy.v1.Header", name: "", value: "" };
   while (h.pos < h.end) {
     const t = h.tag();
@@ -32,8 +32,8 @@ function header(r: ProtoReader): Header {
 }
 
 function scrapeError(r: ProtoReader): ScrapeError {
-  const [s, e] = r.span();
-  const m = new ProtoReader(r.buf, s, e);
+  const s = r.len();
+  const m = new ProtoReader(r.buf, s, r.pos);
   const out: ScrapeError = { $typeName: "promproxy.v1.ScrapeError", reason: 0, message: "" };
   while (m.pos < m.end) {
     const t = m.tag();
@@ -51,6 +51,9 @@ function scrapeError(r: ProtoReader): ScrapeError {
 
 type Fields = { scrapeId: bigint; status: number; headers: Header[]; data: Uint8Array; error?: ScrapeError };
 
+/** The data of a message that has none: one for all (it has no bytes to change). */
+const noData = new Uint8Array(0);
+
 /** Which message's field numbers these are: ResultChunk and ResultEnd number theirs differently. */
 type Kind = "head" | "chunk" | "end" | "pong" | "result";
 
@@ -65,10 +68,10 @@ const layout: Record<Kind, readonly number[]> = {
 
 /** Reads one inner message of `kind` (a pong's nonce comes back as `scrapeId`). */
 function fields(r: ProtoReader, kind: Kind): Fields {
-  const [s, e] = r.span();
-  const m = new ProtoReader(r.buf, s, e);
+  const s = r.len();
+  const m = new ProtoReader(r.buf, s, r.pos);
   const allowed = layout[kind];
-  const out: Fields = { scrapeId: 0n, status: 0, headers: [], data: new Uint8Array(0) };
+  const out: Fields = { scrapeId: 0n, status: 0, headers: [], data: noData };
   let errors = 0;
   while (m.pos < m.end) {
     const t = m.tag();

@@ -158,7 +158,13 @@ export function reserveCredit(res: ServerResponse, want: number): number {
     if (mine && mine.held === 0 && mine.credit === 0) total?.addresses?.delete(remote);
   };
   hold(bytes);
-  res.once("close", () => hold(-bytes));
+  // Given back once, at the close (on() and a flag: once() would wrap the listener in two more objects).
+  let held = true;
+  res.on("close", () => {
+    if (!held) return;
+    held = false;
+    hold(-bytes);
+  });
   return bytes;
 }
 

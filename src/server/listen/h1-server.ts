@@ -33,10 +33,11 @@ export const maxPipelinedRequests = 256;
  */
 export const pipelinedWaitMs = 60_000;
 
-/** A request waiting for its turn, and what serves it. */
+/** A request waiting for its turn, and what serves it: the handler, unless `serve` takes its place (a 503 that ends the connection). */
 interface Turn {
+  req: http.IncomingMessage;
   res: http.ServerResponse;
-  serve: () => void;
+  serve?: () => void;
 }
 
 /** Requests of one connection that wait for the one in service (pipelined). */
@@ -95,7 +96,12 @@ export interface PipelineLimits {
  * answer read slowly is no stall: while its connection sends something each
  * `pipelinedWaitMs`, the requests behind it wait their turn.
  */
-function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits, told: H1ServerOptions["onPipelineRefused"]): InTurn {
+function serveInTurn(
+  handler: H1ServerOptions["handler"],
+  limits: PipelineLimits,
+  told: H1ServerOptions["onPipelineRefused"],
+  closing: H1ServerOptions["closing"],
+): InTurn {
   /** Queues `turn` as the 503 that ends its connection. */
   const ending = (l: Lane, socket: net.Socket, turn: Turn, message: string) => {
     l.ending = true;
@@ -115,21 +121,26 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
     socket.once("close", () => clearTimeout(l.stuck));
     return l;
   };
-  const start = (l: Lane, socket: net.Socket, { res, serve }: Turn) => {
+  const start = (l: Lane, socket: net.Socket, turn: Turn) => {
+    const res = turn.res;
     if (res.destroyed || socket.destroyed) return;
     l.busy = true;
     l.current = res;
     let done = false;
+    // One listener for both events (no once() wrappers): whichever comes first hands the connection on.
     const finished = () => {
       if (done) return;
       done = true;
+      // While closing, the connection ends after an answer that went out whole instead of being kept alive.
+      if (res.writableEnded && closing()) res.socket?.end();
       l.busy = false;
       l.current = undefined;
       next(l, socket);
     };
-    res.once("finish", finished);
-    res.once("close", finished);
-    serve();
+    res.on("finish", finished);
+    res.on("close", finished);
+    if (turn.serve) turn.serve();
+    else handler(turn.req, res);
   };
   /** Looks again in `pipelinedWaitMs`, from what the connection has sent by now. */
   const watch = (l: Lane, socket: net.Socket) => {
@@ -177,7 +188,7 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
     const socket = req.socket;
     const l = laneOf(socket);
     if (l.ending) return; // behind the 503 that closes the connection: never answered
-    const turn = { res, serve: () => handler(req, res) };
+    const turn: Turn = { req, res };
     if (!l.busy) return start(l, socket, turn);
     if (l.waiting.length >= limits.maxPipelinedRequests) {
       const max = limits.maxPipelinedRequests;
@@ -228,13 +239,11 @@ export function createH1Server(o: H1ServerOptions): http.Server {
     if (expect !== undefined && !continueOnly(expect)) return answerAndClose(res, 417, unsupportedExpectation(expect));
     o.handler(req, res);
   };
-  const inTurn = serveInTurn(checked, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline }, o.onPipelineRefused);
+  const inTurn = serveInTurn(checked, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline }, o.onPipelineRefused, o.closing);
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    // While closing, answer what is in flight, then end the connection instead of keeping it alive.
+    // While closing, answer what is in flight, then end the connection instead of keeping it alive (the end
+    // itself follows each answer's finish, in serveInTurn).
     if (o.closing()) res.setHeader("connection", "close");
-    res.once("finish", () => {
-      if (o.closing()) res.socket?.end();
-    });
     inTurn.handle(req, res);
   };
   const h1 = http.createServer(
