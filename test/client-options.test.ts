@@ -13,7 +13,7 @@ test("client options: one resolver fills in every default", () => {
     [8, 64 * 1024, 1024, 1, 3, 10_000, 10_000, 5_000],
   );
   assert.deepEqual([r.protocol, r.transport, r.metricsPath], ["grpc", "fast", "/metrics"]);
-  assert.deepEqual([r.maxServerFramesPerSecond, r.maxRenderPercent, r.maxServerControlFramesPerSecond], [1000, 10, 100]);
+  assert.deepEqual([r.maxServerFramesPerSecond, r.maxRenderPercent, r.maxServerControlFramesPerSecond, r.maxServerOverheadBytesPerSecond], [1000, 10, 100, 1 << 20]);
   assert.equal(r.maxWelcomeTimeoutMs, 60_000);
   assert.equal(resolveClientOptions({ ...base, welcomeTimeoutMs: 90_000 }).maxWelcomeTimeoutMs, 90_000, "the default is never below welcomeTimeoutMs");
   assert.deepEqual(r.backoff, { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 });
@@ -40,6 +40,8 @@ test("client options: each bad value is refused with the option's name, at and o
     [{ maxServerControlFramesPerSecond: 9 }, /option maxServerControlFramesPerSecond must be a whole number from 10 to 1000000, got 9/],
     [{ maxServerControlFramesPerSecond: 1_000_001 }, /option maxServerControlFramesPerSecond/],
     [{ maxServerControlFramesPerSecond: 20.5 }, /option maxServerControlFramesPerSecond/],
+    [{ maxServerOverheadBytesPerSecond: 65_535 }, /option maxServerOverheadBytesPerSecond must be a whole number from 65536 to 1073741824, got 65535/],
+    [{ maxServerOverheadBytesPerSecond: 2 ** 30 + 1 }, /option maxServerOverheadBytesPerSecond/],
     [{ maxRenderPercent: 0 }, /option maxRenderPercent must be a whole number from 1 to 100, got 0/],
     [{ maxRenderPercent: 101 }, /option maxRenderPercent/],
     [{ welcomeTimeoutMs: 0 }, /option welcomeTimeoutMs must be a positive number/],
@@ -56,7 +58,8 @@ test("client options: each bad value is refused with the option's name, at and o
   // At the bounds: taken.
   for (const more of [{ gzipLevel: 0 }, { gzipLevel: 9 }, { maxServerFrameBytes: 16 * 1024 }, { maxQueuedFrames: 16 }, { heartbeatMisses: 1000 }, { maxWelcomeTimeoutMs: 10_000 },
     { maxServerFramesPerSecond: 10 }, { maxServerFramesPerSecond: 1_000_000 }, { maxRenderPercent: 1 }, { maxRenderPercent: 100 },
-    { maxServerControlFramesPerSecond: 10 }, { maxServerControlFramesPerSecond: 1_000_000 }]) {
+    { maxServerControlFramesPerSecond: 10 }, { maxServerControlFramesPerSecond: 1_000_000 },
+    { maxServerOverheadBytesPerSecond: 65_536 }, { maxServerOverheadBytesPerSecond: 2 ** 30 }]) {
     assert.doesNotThrow(() => resolveClientOptions({ ...base, ...more }), JSON.stringify(more));
   }
 });

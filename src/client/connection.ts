@@ -95,6 +95,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     (e) => log.debug("connection error after its stream ended", { name, reason: e.message }),
     read,
     options.maxServerControlFramesPerSecond,
+    options.maxServerOverheadBytesPerSecond,
   );
   const call = new AbortController();
   const readLimit = options.maxServerFrameBytes;

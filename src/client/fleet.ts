@@ -49,6 +49,7 @@ import type { FleetOptions } from "./fleet-options.ts";
 import { settledAfter } from "../shared/settled-after.ts";
 import { createFatalRefusals, notPromproxy } from "./fatal-refusal.ts";
 import { sleep } from "../shared/sleep.ts";
+import { overheadCutWords } from "./h2-overhead-budget.ts";
 
 /** Runs the fleet until `stopped` aborts; resolves once every stream has ended. @internal */
 export function runFleet(o: FleetOptions): Promise<void> {
@@ -212,7 +213,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
       slot.held = slot.via = undefined;
       if (!o.stopped.aborted) o.onDown(info, error, attempt.signal.aborted);
       const lived = seen.welcomedAt === undefined ? 0 : performance.now() - seen.welcomedAt;
-      const stable = lived >= stableStreamMs;
+      const stable = lived >= stableStreamMs && !error?.rawMessage.includes(overheadCutWords); // cut for its overhead: never lived
       if (id === undefined || !heldIds().has(id)) schedule.lost(id, stable);
       waits.changed(); // holding none: slots waiting for a set dial again
       reconcile(); // a replica lost: searchers for it

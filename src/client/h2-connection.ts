@@ -5,6 +5,7 @@ import { ownSockets } from "./h2-sockets.ts";
 import { readCost } from "./frame-budget.ts";
 import { defaultControlFramesPerSecond, guardControlFrames, type ControlGuard } from "./h2-control-budget.ts";
 import { pingSession, type SessionPings } from "./h2-ping.ts";
+import { defaultOverheadBytesPerSecond, guardOverheadBytes, type OverheadGuard } from "./h2-overhead-budget.ts";
 
 /**
  * connect-node's `Http2SessionManager`, with a permanent `"error"` listener on
@@ -43,7 +44,9 @@ import { pingSession, type SessionPings } from "./h2-ping.ts";
  *
  * Every session also counts the HTTP/2 control frames its server sends, and is
  * destroyed past `controlPerSecond` (option `maxServerControlFramesPerSecond`,
- * src/client/h2-control-budget.ts).
+ * src/client/h2-control-budget.ts), and the bytes it sends that carry no data (what its socket read less the DATA
+ * our streams took), destroyed past `overheadPerSecond` (option `maxServerOverheadBytesPerSecond`,
+ * src/client/h2-overhead-budget.ts), judged on each tick of our PING timer and as DATA arrives.
  *
  * The HTTP/2 PINGs (`pingOptions.pingIntervalMs` and `pingTimeoutMs`; none without an interval) are our own
  * (src/client/h2-ping.ts), on every session that carried one of our streams; connect-node's are turned off
@@ -60,6 +63,7 @@ export function createH2Connection(
   onLateSessionError: (error: Error) => void,
   read: { limit: number; pace(cost: number): number; check?(body: Uint8Array): void },
   controlPerSecond = defaultControlFramesPerSecond,
+  overheadPerSecond = defaultOverheadBytesPerSecond,
 ): Http2SessionManager {
   const sockets = ownSockets(http2Options?.createConnection as Parameters<typeof ownSockets>[0]);
   const { pingIntervalMs, pingTimeoutMs = 15_000 } = pingOptions;
@@ -80,22 +84,25 @@ export function createH2Connection(
     notify(stream);
   };
   const guarded = new WeakMap<http2.Http2Session, ControlGuard>();
+  const overheads = new WeakMap<http2.Http2Session, OverheadGuard>();
   const request = manager.request.bind(manager);
   // A session is handed out only through request(); we have the stream (and so its session) before any I/O can
   // happen on it, while the manager's own listener is still attached.
   manager.request = async (...args) => {
     const stream = await request(...args);
-    countPieces(stream);
+    const session = stream.session;
+    if (session && !overheads.has(session)) overheads.set(session, guardOverheadBytes(session, overheadPerSecond));
+    const overhead = session && overheads.get(session);
+    countPieces(stream, overhead ? (bytes) => overhead.data(bytes) : undefined);
     const pieces = stream[Symbol.asyncIterator].bind(stream);
     // Charged once, as the fast path charges: the frames completed or the DATA frames they came in, whichever is more, and a frame more per KiB.
     stream[Symbol.asyncIterator] = () =>
       wholeEnvelopes(pieces(), read.limit, (bytes, envelopes) => read.pace(readCost(Math.max(envelopes, takePieces(stream)), bytes)), read.check);
-    const session = stream.session;
     if (session && !guarded.has(session)) {
       session.on("error", onLateSessionError);
       guarded.set(session, guardControlFrames(session, controlPerSecond));
       if (pingIntervalMs !== undefined && pingIntervalMs <= maxTimerMs && !session.destroyed) {
-        pings.set(session, pingSession(session as http2.ClientHttp2Session, { intervalMs: pingIntervalMs, timeoutMs: pingTimeoutMs }));
+        pings.set(session, pingSession(session as http2.ClientHttp2Session, { intervalMs: pingIntervalMs, timeoutMs: pingTimeoutMs, onTick: () => overhead?.check(true) }));
         session.once("close", () => pings.delete(session));
       }
     }
@@ -114,14 +121,16 @@ const piecesOf = new WeakMap<http2.ClientHttp2Stream, { n: number }>();
 
 /**
  * Counts what reading a stream costs: each DATA frame is pushed into its buffer on its own, while a reader that
- * was paused gets several of them as one chunk (the Readable joins what waited). @internal
+ * was paused gets several of them as one chunk (the Readable joins what waited). `onData` is told each one's bytes.
+ * @internal
  */
-function countPieces(stream: http2.ClientHttp2Stream): void {
+function countPieces(stream: http2.ClientHttp2Stream, onData?: (bytes: number) => void): void {
   const count = { n: 0 };
   piecesOf.set(stream, count);
   const push = stream.push.bind(stream);
   stream.push = (chunk: unknown, encoding?: BufferEncoding) => {
     count.n++;
+    if (onData && chunk instanceof Uint8Array) onData(chunk.byteLength);
     return push(chunk, encoding);
   };
 }

@@ -8,6 +8,8 @@ export interface PingOptions {
   intervalMs: number;
   /** A PING still unanswered after this long (time on ticks that came on time) drops the connection. */
   timeoutMs: number;
+  /** Called on each of the timer's ticks (at least every `intervalMs`): the session's other cheap checks. */
+  onTick?: () => void;
 }
 
 /** One session's PINGs. @internal */
@@ -66,6 +68,8 @@ export function pingSession(session: http2.ClientHttp2Session, o: PingOptions, n
   function due() {
     timer = undefined;
     if (gone()) return stop();
+    o.onTick?.();
+    if (gone()) return stop();
     const quiet = now() - lastAlive;
     if (quiet < o.intervalMs) return wait(o.intervalMs - quiet); // something was read meanwhile
     send();
@@ -84,6 +88,8 @@ export function pingSession(session: http2.ClientHttp2Session, o: PingOptions, n
     // Refused only past Node's maxOutstandingPings (10), which one PING at a time never reaches.
     if (!out) return drop("HTTP/2 PING refused by the session (too many unanswered)");
     timer = setInterval(() => {
+      if (gone()) return stop();
+      o.onTick?.();
       if (gone()) return stop();
       const t = now();
       if (!late()) waited += t - last; // a late tick: the host stalled, the answer may wait unread

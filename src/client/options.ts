@@ -10,12 +10,11 @@ import { checkLabels, checkName } from "../shared/names.ts";
 import { checkOptionKeys } from "../shared/option-keys.ts";
 import { maxTimerMs } from "../shared/sleep.ts";
 import { oneOf, positiveMs, whole } from "./option-checks.ts";
-import { defaultControlFramesPerSecond } from "./h2-control-budget.ts";
+import { resolveH2Limits } from "./h2-limits.ts";
 import { resolveBackoff, type BackoffOptions } from "./backoff.ts";
 import { serverUrls, systemResolver } from "./endpoints.ts";
 import type { HttpTargetOptions } from "./targets/http-target-options.ts";
 import type { MetricsRegistry } from "./targets/render.ts";
-
 import type { StreamInfo } from "./stream-info.ts";
 export type { StreamInfo } from "./stream-info.ts";
 
@@ -38,17 +37,15 @@ export interface ClientOptions {
   /** How often a server host name is resolved again for new or removed addresses. Default 30 000 ms. */
   resolveIntervalMs?: number;
   /**
-   * Resolves a server host name to its addresses. Default: `dns.lookup` with
-   * `all: true` (the system's resolver, `/etc/hosts` included), keeping the
-   * addresses of the first one's family.
+   * Resolves a server host name to its addresses. Default: `dns.lookup` with `all: true` (the system's resolver,
+   * `/etc/hosts` included), keeping the addresses of the first one's family.
    */
   resolve?: (hostname: string) => Promise<string[]>;
   /**
-   * Through one address, when the server announces no replica count: how
-   * often one extra connection probes for replicas not met yet. The interval
-   * doubles (up to 32 times) while probes find nothing new, and starts again
-   * when the replicas held change. Set the server's `replicaCount` (CLI
-   * `--replica-count`) and no probe is needed. Default 30 000 ms.
+   * Through one address, when the server announces no replica count: how often one extra connection probes for
+   * replicas not met yet. The interval doubles (up to 32 times) while probes find nothing new, and starts again
+   * when the replicas held change. Set the server's `replicaCount` (CLI `--replica-count`) and no probe is needed.
+   * Default 30 000 ms.
    */
   probeIntervalMs?: number;
   /**
@@ -58,18 +55,15 @@ export interface ClientOptions {
    */
   searchBackoff?: BackoffOptions;
   /**
-   * Through one address: the most replicas the client holds a stream to, and
-   * the most a welcome's `replica_count` is believed. A server naming a fresh
-   * replica in every welcome gets no more streams than this (plus at most 8
-   * searching at once); each further welcome is closed again at once, and the
-   * cap is logged once when it bites. Default 64, at most 1,024 (a hello
-   * lists the replicas held; a server refuses a hello listing more).
+   * Through one address: the most replicas the client holds a stream to, and the most a welcome's `replica_count`
+   * is believed. A server naming a fresh replica in every welcome gets no more streams than this (plus at most 8
+   * searching at once); each further welcome is closed again at once, and the cap is logged once when it bites.
+   * Default 64, at most 1,024 (a hello lists the replicas held; a server refuses a hello listing more).
    */
   maxReplicas?: number;
   /**
-   * The most addresses of the server's host name the client dials (the first
-   * ones, sorted): a DNS answer with hundreds of addresses gets this many
-   * streams, said once in the log. Default 64.
+   * The most addresses of the server's host name the client dials (the first ones, sorted): a DNS answer with
+   * hundreds of addresses gets this many streams, said once in the log. Default 64.
    */
   maxServerAddresses?: number;
   /**
@@ -149,6 +143,13 @@ export interface ClientOptions {
    */
   maxServerControlFramesPerSecond?: number;
   /**
+   * Most bytes a second a server may send on one connection that carry no data (64 KiB - 1 GiB; averaged between checks,
+   * at least every `pingIntervalMs`): what the socket read less the DATA the stream took (WINDOW_UPDATE, padding, PRIORITY,
+   * that nghttp2 takes without asking the client). Past this the connection is closed, the stream ends with the reason
+   * ("the server sent N bytes in T s that carry no data ...") and the client dials again. Honest: a few KB/s. Default 1 MiB.
+   */
+  maxServerOverheadBytesPerSecond?: number;
+  /**
    * Most of one core the registry's renders take over time, in percent (1 - 100). A scrape that comes while a
    * render of its format runs shares it; past the budget a scrape gets the latest render of its format (at most
    * 1 s old) or waits (1 s at most): fresh renders while they take under the budget (not 200 ms a second).
@@ -205,13 +206,13 @@ const optionNames: Record<keyof ClientOptions, true> = {
   name: true, serverUrl: true, resolveIntervalMs: true, resolve: true, probeIntervalMs: true, searchBackoff: true, maxReplicas: true,
   maxServerAddresses: true, registry: true, targets: true, metricsPath: true, labels: true, interceptors: true, protocol: true,
   transport: true, backoff: true, maxScrapesInFlight: true, maxServerFrameBytes: true, maxQueuedFrames: true, gzipLevel: true,
-  maxServerFramesPerSecond: true, maxRenderPercent: true, maxServerControlFramesPerSecond: true,
+  maxServerFramesPerSecond: true, maxRenderPercent: true, maxServerControlFramesPerSecond: true, maxServerOverheadBytesPerSecond: true,
   pingIntervalMs: true, pingTimeoutMs: true, heartbeatMisses: true, welcomeTimeoutMs: true, maxWelcomeTimeoutMs: true, http2Options: true, tls: true,
   onConnected: true, onDisconnected: true, onError: true, logger: true,
 };
 
 /** Every client option checked, with its default filled in: what the engine runs on. @internal */
-export interface ResolvedClientOptions {
+export interface ResolvedClientOptions extends ReturnType<typeof resolveH2Limits> {
   name: string;
   /** The checked server URLs (one, or a list). */
   urls: URL[];
@@ -229,7 +230,6 @@ export interface ResolvedClientOptions {
   maxServerFrameBytes: number;
   maxQueuedFrames: number;
   maxServerFramesPerSecond: number;
-  maxServerControlFramesPerSecond: number;
   maxRenderPercent: number;
   gzipLevel: number;
   metricsPath: string;
@@ -275,7 +275,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxServerFrameBytes: whole(options.maxServerFrameBytes, "maxServerFrameBytes", 1 << 16, 1 << 14, 1 << 26),
     maxQueuedFrames: whole(options.maxQueuedFrames, "maxQueuedFrames", 1024, 16, 1 << 20),
     maxServerFramesPerSecond: whole(options.maxServerFramesPerSecond, "maxServerFramesPerSecond", 1000, 10, 1_000_000),
-    maxServerControlFramesPerSecond: whole(options.maxServerControlFramesPerSecond, "maxServerControlFramesPerSecond", defaultControlFramesPerSecond, 10, 1_000_000),
+    ...resolveH2Limits(options),
     maxRenderPercent: whole(options.maxRenderPercent, "maxRenderPercent", 10, 1, 100),
     gzipLevel: whole(options.gzipLevel, "gzipLevel", 1, 0, 9),
     metricsPath: options.metricsPath ?? "/metrics",
