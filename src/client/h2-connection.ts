@@ -102,7 +102,7 @@ export function createH2Connection(
       session.on("error", onLateSessionError);
       guarded.set(session, guardControlFrames(session, controlPerSecond));
       if (pingIntervalMs !== undefined && pingIntervalMs <= maxTimerMs && !session.destroyed) {
-        pings.set(session, pingSession(session as http2.ClientHttp2Session, { intervalMs: pingIntervalMs, timeoutMs: pingTimeoutMs, onTick: () => overhead?.check(true) }));
+        pings.set(session, pingSession(session as http2.ClientHttp2Session, { intervalMs: pingIntervalMs, timeoutMs: pingTimeoutMs, onTick: () => overhead?.check(true), tickMs: overheadCheckMs }));
         session.once("close", () => pings.delete(session));
       }
     }
@@ -117,6 +117,13 @@ export function createH2Connection(
 const maxTimerMs = 0x7fffffff;
 
 /** DATA frames pushed into each stream's buffer and not yet charged. */
+/**
+ * How often a session's bytes that carry no data are judged while it is quiet (the PING timer ticks this often): a
+ * flood nghttp2 takes without waking JavaScript runs this long at most before its cut, and a session costs one
+ * unref'd timer tick per period.
+ */
+const overheadCheckMs = 2_000;
+
 const piecesOf = new WeakMap<http2.ClientHttp2Stream, { n: number }>();
 
 /**

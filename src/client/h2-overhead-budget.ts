@@ -12,9 +12,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
  * (PRIORITY and unknown frames nghttp2 itself ends, as a protocol error, after some ten thousand on a connection.)
  *
  * The socket's `bytesRead` counts what node:http2 consumes natively (the handle's count; cleartext bytes over TLS),
- * and `data(n)` is told each DATA chunk pushed into one of the session's streams. `check()` runs where a timer
- * already runs per session (each PING timer of src/client/h2-ping.ts: at least every `pingIntervalMs`) and at most
- * once a second as DATA arrives; no timer of its own. Over the time since the last check (at least a second) the
+ * and `data(n)` is told each DATA chunk pushed into one of the session's streams. `check()` runs on the timer that
+ * already runs per session (the PING timer of src/client/h2-ping.ts, which ticks every 2 s for it while the
+ * session is quiet) and at most once a second as DATA arrives; no timer of its own. Over the time since the last check (at least a second) the
  * bytes that carried no data may average the limit: past it the session is destroyed (GOAWAY ENHANCE_YOUR_CALM)
  * with an error that says what the server did; the stream fails with it, the client reports it and dials again
  * with its backoff (a stream so cut never counts as one that lived: src/client/fleet.ts). An honest server sends

@@ -8,8 +8,10 @@ export interface PingOptions {
   intervalMs: number;
   /** A PING still unanswered after this long (time on ticks that came on time) drops the connection. */
   timeoutMs: number;
-  /** Called on each of the timer's ticks (at least every `intervalMs`): the session's other cheap checks. */
+  /** Called on each of the timer's ticks (at least every `intervalMs`, or `tickMs`): the session's other cheap checks. */
   onTick?: () => void;
+  /** With `onTick`: the quiet wait for the next PING ticks at least this often (default: only when the PING is due). */
+  tickMs?: number;
 }
 
 /** One session's PINGs. @internal */
@@ -58,7 +60,7 @@ export function pingSession(session: http2.ClientHttp2Session, o: PingOptions, n
   };
   const gone = () => stopped || session.destroyed;
   const wait = (ms: number) => {
-    timer = setTimeout(due, ms);
+    timer = setTimeout(due, o.onTick && o.tickMs ? Math.min(ms, o.tickMs) : ms);
     timer.unref();
   };
   const drop = (message: string) => {
