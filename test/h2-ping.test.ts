@@ -162,3 +162,22 @@ test("destroyed while a PING is out (its answer cancelled): the judging stops, n
   assert.doesNotThrow(() => run(10_000));
   assert.equal(s.error, undefined, "not destroyed a second time");
 });
+
+test("with onTick and tickMs the quiet wait ticks that often (the overhead check's cadence), and the PING still waits its interval", () => {
+  const s = standIn();
+  let ticks = 0;
+  pingSession(asSession(s), { ...o, onTick: () => void ticks++, tickMs: 30 }, now);
+  run(190);
+  assert.equal(s.pings, 0, "no PING before the interval");
+  assert.ok(ticks >= 5 && ticks <= 7, `${ticks} ticks in 190 ms at 30 ms`);
+  run(20);
+  assert.equal(s.pings, 1, "the PING at its interval");
+  // Without tickMs the quiet wait ticks only when the PING is due.
+  const quiet = standIn();
+  let few = 0;
+  pingSession(asSession(quiet), { ...o, onTick: () => void few++ }, now);
+  run(190);
+  assert.equal(few, 0);
+  quiet.destroy();
+  s.destroy();
+});
