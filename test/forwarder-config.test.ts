@@ -51,6 +51,12 @@ test("--max-server-frames-per-second: 10 to 1000000, refused outside with the fl
   assert.equal(at("10").maxServerControlFramesPerSecond, undefined, "unset: the library's default (100)");
   assert.throws(() => control("9"), /--max-server-control-frames-per-second: want a whole number from 10 to 1000000, got 9/);
   assert.throws(() => control("1000001"), /--max-server-control-frames-per-second: want a whole number from 10 to 1000000/);
+  const overhead = (n: string) => resolve(["--name", "h", "--server", "http://p:1", "--target", "http://127.0.0.1:9100/", "--max-server-overhead-bytes-per-second", n]);
+  assert.equal(overhead("65536").maxServerOverheadBytesPerSecond, 65_536);
+  assert.equal(overhead("1073741824").maxServerOverheadBytesPerSecond, 1_073_741_824);
+  assert.equal(at("10").maxServerOverheadBytesPerSecond, undefined, "unset: the library's default (1 MiB)");
+  assert.throws(() => overhead("65535"), /--max-server-overhead-bytes-per-second: want a whole number from 65536 to 1073741824, got 65535/);
+  assert.throws(() => overhead("1073741825"), /--max-server-overhead-bytes-per-second: want a whole number from 65536 to 1073741824/);
 });
 
 test("environment variables for every flag; flags win; labels merge", () => {

@@ -60,6 +60,7 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
         // A process of its own relaying for many exporters: a higher read budget than a library in a host's process.
         maxServerFramesPerSecond: cfg.maxServerFramesPerSecond ?? 10_000,
         maxServerControlFramesPerSecond: cfg.maxServerControlFramesPerSecond, // the library's 100: control frames do not grow with the exporters
+        maxServerOverheadBytesPerSecond: cfg.maxServerOverheadBytesPerSecond, // the library's 1 MiB: no more with many exporters
         interceptors: auth.interceptors,
         tls: auth.tls,
         onConnected: () => metrics?.onConnected(),

@@ -47,6 +47,10 @@ const clientFlags = [
     help: ["most HTTP/2 control frames (PING, SETTINGS, ...) a server", "sends a second on a connection; past it, it is closed"], shown: "100",
   },
   {
+    key: "max-server-overhead-bytes-per-second", type: "string", arg: "N",
+    help: ["most bytes a server sends a second on a connection that", "carry no data (WINDOW_UPDATE, padding); past it, it is closed"], shown: "1048576",
+  },
+  {
     key: "token-file", type: "string", arg: "FILE", section: " The connection to the server:",
     help: ["bearer token for the server, re-read on every reconnect"], shown: "none",
   },

@@ -51,6 +51,7 @@ export interface ClientConfig {
   maxScrapesInFlight?: number;
   maxServerFramesPerSecond?: number;
   maxServerControlFramesPerSecond?: number;
+  maxServerOverheadBytesPerSecond?: number;
   /** The connection to the server: bearer token file, CA, client certificate (src/cli/auth-flags.ts). */
   tokenFile?: string;
   serverCaFile?: string;
@@ -130,6 +131,7 @@ export function resolveClientConfig(
   const inFlight = pick("max-scrapes-in-flight");
   const framesPerSecond = pick("max-server-frames-per-second");
   const controlPerSecond = pick("max-server-control-frames-per-second");
+  const overheadPerSecond = pick("max-server-overhead-bytes-per-second");
   return {
     name,
     servers,
@@ -142,6 +144,7 @@ export function resolveClientConfig(
     maxScrapesInFlight: inFlight ? positiveInt(inFlight) : undefined,
     maxServerFramesPerSecond: framesPerSecond ? framesPerSecondOf(framesPerSecond) : undefined,
     maxServerControlFramesPerSecond: controlPerSecond ? framesPerSecondOf(controlPerSecond) : undefined,
+    maxServerOverheadBytesPerSecond: overheadPerSecond ? overheadBytesOf(overheadPerSecond) : undefined,
     tokenFile: str("token-file"),
     serverCaFile: str("server-ca-file"),
     clientCertFile: str("client-cert-file"),
@@ -155,6 +158,13 @@ export function resolveClientConfig(
 function framesPerSecondOf(s: Sourced): number {
   const n = positiveInt(s);
   if (n < 10 || n > 1_000_000) throw new CliError(`${s.from}: want a whole number from 10 to 1000000, got ${n}`);
+  return n;
+}
+
+/** --max-server-overhead-bytes-per-second: the library's range (64 KiB - 1 GiB), said with the flag's name. */
+function overheadBytesOf(s: Sourced): number {
+  const n = positiveInt(s);
+  if (n < 65_536 || n > 1_073_741_824) throw new CliError(`${s.from}: want a whole number from 65536 to 1073741824, got ${n}`);
   return n;
 }
 
