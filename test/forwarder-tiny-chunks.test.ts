@@ -146,11 +146,13 @@ test("a body streaming faster than the server reads it (the out-queue at its chu
   const goodIds: bigint[] = [];
   let go: () => void = () => {};
   const started = new Promise<void>((r) => (go = r));
+  let chunksBefore = 0;
   const { server, seen, at } = await countingServer(async (s) => {
     await started;
     await s.send(order(1n, 9001, 60n));
-    // The big body streams before the good orders come.
+    // The big body streams before the good orders come (6 orders, 150 ms apart: the body streams throughout).
     await waitFor("the big body to stream", () => at(1n).chunks >= 20, 30_000);
+    chunksBefore = at(1n).chunks;
     for (let i = 0; i < goods && !s.closed; i++) {
       const id = BigInt(i + 2);
       goodIds.push(id);
@@ -162,7 +164,6 @@ test("a body streaming faster than the server reads it (the out-queue at its chu
   await forwarder(server.url, big, good, { maxQueuedFrames: 16 });
   go();
   await waitFor("the good orders to be sent", () => goodIds.length === goods, 30_000);
-  const chunksBefore = at(1n).chunks;
   await waitFor("every good scrape to end", () => goodIds.every((id) => at(id).ended), 20_000).catch(() => undefined);
   const answered = goodIds.filter((id) => at(id).ended && at(id).error === undefined && at(id).bytes === goodBody.length).length;
   const big1 = seen.get(1n)!;
