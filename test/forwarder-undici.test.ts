@@ -137,7 +137,7 @@ test("undici: an exporter that closes its connection at the end of its answer wh
   assert.deepEqual(uncaught, []);
 });
 
-test("undici: chunks handed over after a pause wait in order behind the pending write, and the end waits for the last write", async () => {
+test("undici: chunks handed over during a pending write, after a pause too, wait in order behind it and leave as one; the end waits for the last write", async () => {
   // A dispatcher that does what undici does at a closed connection: it goes on after the pause and ends at once.
   const c1 = Buffer.from("first ");
   const c2 = Buffer.from("second ");
@@ -159,8 +159,9 @@ test("undici: chunks handed over after a pause wait in order behind the pending 
         h.onRequestStart?.(controller, null);
         h.onResponseStart?.(controller, 200, { "content-length": "18" }, "OK");
         h.onResponseData?.(controller, c1);
-        assert.ok(paused, "paused on the pending write");
+        assert.ok(!paused, "not paused on a pending write alone: what comes meanwhile is gathered behind it");
         h.onResponseData?.(controller, c2);
+        assert.ok(paused, "paused once a chunk's worth (chunkBytes) is gathered behind the pending write");
         h.onResponseData?.(controller, c3);
         h.onResponseEnd?.(controller, {});
       });
@@ -170,6 +171,7 @@ test("undici: chunks handed over after a pause wait in order behind the pending 
   const events: string[] = [];
   const written: string[] = [];
   await exporterExchange(fake, { path: "/metrics", headers: {} }, new AbortController().signal, 10_000, {
+    chunkBytes: 4,
     head: (status) => void events.push(`head ${status}`),
     data: (chunk) =>
       new Promise<void>((resolve) =>
@@ -181,8 +183,8 @@ test("undici: chunks handed over after a pause wait in order behind the pending 
       ),
   });
   events.push("end");
-  assert.deepEqual(written, ["first ", "second ", "last\n"]);
-  assert.deepEqual(events, ["head 200", "w:6", "w:7", "w:5", "end"]);
+  assert.deepEqual(written, ["first ", "second last\n"]);
+  assert.deepEqual(events, ["head 200", "w:6", "w:12", "end"]);
   assert.equal(resumed, 0, "never resumed after the end (the connection may carry another request by then)");
 });
 

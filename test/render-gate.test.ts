@@ -196,3 +196,43 @@ test("four formats rotated past the budget render no more than one format does: 
   for (const [n, ms] of [[four, 50], [fourHeavy, 100], [fourHeavier, 300]] as const) assert.ok(n * ms <= (30 + 1) * 100 + (30 + 1) * ms, line);
   assert.ok(fourHeavier <= 30 + 3, line);
 });
+
+test("four formats ordered at once on a full bucket: one render starts, the others wait for its cost, then take the budget's turns; cheap renders still run side by side", async () => {
+  const f = { t: 0, busy: 0, renders: 0, running: 0, most: 0 };
+  const timers: { at: number; fire: () => void }[] = [];
+  const sleep = (ms: number) => new Promise<void>((fire) => timers.push({ at: f.t + ms, fire }));
+  const gate = createRenderGate<string>({ percent: 10, now: () => f.t, busyMs: () => f.busy, sleep });
+  const settle = async () => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  };
+  /** A render of `ms` busy time that yields once (a collector awaiting), so that renders started together overlap. */
+  const work = (ms: number, v: string) => async () => {
+    f.renders++;
+    f.most = Math.max(f.most, ++f.running);
+    await new Promise((r) => setImmediate(r));
+    f.busy += ms;
+    f.t += ms;
+    f.running--;
+    return v;
+  };
+  const formats = ["om", "om+gzip", "text", "text+gzip"];
+  // 750 ms renders (a 2 MB registry) on a full bucket of 100 ms (10 %): before, all four started in the same tick.
+  const scrapes = formats.map((k) => gate.render(k, work(750, k)));
+  await settle();
+  assert.equal(f.renders, 1, "one render started; the others wait for its cost");
+  for (let i = 0; i < 20 && timers.length > 0; i++) {
+    f.t += 1_000;
+    for (const due of timers.splice(0)) due.fire();
+    await settle();
+  }
+  assert.deepEqual(await Promise.all(scrapes), formats, "every scrape got its own format");
+  assert.equal(f.renders, 4);
+  assert.equal(f.most, 1, "never two 750 ms renders at once");
+
+  // Renders of 5 ms, their cost known: four at once fit the bucket together, and run side by side.
+  const cheap = createRenderGate<string>({ percent: 10, now: () => f.t, busyMs: () => f.busy, sleep });
+  assert.equal(await cheap.render("text", work(5, "first")), "first");
+  f.most = 0;
+  assert.deepEqual(await Promise.all(formats.map((k) => cheap.render(k, work(5, k)))), formats);
+  assert.equal(f.most, 4);
+});

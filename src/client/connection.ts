@@ -211,10 +211,11 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
         const say = () => log.warn(`the server sends frames faster than maxServerFramesPerSecond (${options.maxServerFramesPerSecond} a second): reading it no faster (said at most once a minute)`, { name, server: base.host });
         sayFastServer(options, say);
       }
-      // Unsent: a quarter of maxQueuedFrames, or a full queue of body bytes the writer has not touched for 250 ms (a
-      // body streaming to a reading server keeps the queue full too, but is taken from). The checks grow sparser
+      // Unsent: a quarter of maxQueuedFrames besides body chunks (capped at a quarter by writeChunk: a body kept them at
+      // the cap, and stopped reading, while the writer took them), or a full queue of body bytes the writer has not touched
+      // for 250 ms (a body streaming to a reading server keeps the queue full too, but is taken from). The checks grow sparser
       // (5 ms doubling to 250 ms): many streams to servers that read nothing must not wake the host thousands of times a second.
-      const stuck = out.size >= backlog || (out.full && Date.now() - (out.waitingSinceMs ?? Infinity) >= backlogMaxRecheckMs);
+      const stuck = out.size - out.chunkFrames >= backlog || (out.full && Date.now() - (out.waitingSinceMs ?? Infinity) >= backlogMaxRecheckMs);
       backlogWaits = stuck ? backlogWaits + 1 : 0;
       return Math.max(wait, backlogWaits === 0 ? 0 : Math.min(backlogMaxRecheckMs, backlogRecheckMs * 2 ** Math.min(backlogWaits - 1, 8)));
     };

@@ -57,6 +57,8 @@ export interface OutQueue extends AsyncIterable<ClientFrameInit> {
   readonly size: number;
   /** Body bytes queued now (chunks and results). */
   readonly bytes: number;
+  /** Frames queued now that carry body bytes (chunks and results): at most a quarter of `maxFrames` or so, as writers wait for room. */
+  readonly chunkFrames: number;
   /** True while a chunk would wait for room: `chunkHighWater` body bytes queued, or a quarter of `maxFrames` chunks. */
   readonly full: boolean;
   /** Since when a frame has waited to be taken (Date.now() ms); undefined while nothing waits. */
@@ -180,6 +182,9 @@ export function createOutQueue(o: { maxFrames: number; chunkHighWater: number; o
     },
     get bytes() {
       return chunkBytes;
+    },
+    get chunkFrames() {
+      return chunkFrames;
     },
     get full() {
       return full();

@@ -124,6 +124,7 @@ export function startScrape(order: ScrapeOrder, ctx: ScrapeContext): void {
 
   const headOnly = order.method === "HEAD";
   const writer: ResultWriter = {
+    chunkBytes: maxChunk,
     head(status, headers) {
       if (headSent || ac.signal.aborted) return;
       headSent = true;

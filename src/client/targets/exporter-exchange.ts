@@ -1,4 +1,5 @@
 import type { Dispatcher } from "undici";
+import { createBodyGather } from "./body-gather.ts";
 import { bodylessHead, rawHeadBytes, statusLineOverflow, trailersOverflow } from "./exporter-head.ts";
 import { meterSlot, type MeterRef } from "./exporter-meter.ts";
 import { exporterMaxInterimResponses, InterimFloodError, nonBodyBudget } from "./exporter-non-body.ts";
@@ -14,13 +15,26 @@ export interface ExchangeSink {
    */
   head(status: number, headers: Record<string, string>): void;
   /**
-   * A body chunk (a view of the bytes read from the socket, not a copy).
-   * Chunks come one at a time, in order: the next only once the promise the
-   * last one returned has settled. Throwing or rejecting ends the exchange
-   * with that error.
+   * A body chunk (a view of the bytes read from the socket, or a copy of
+   * several that came while the last write was pending). Chunks come one at a
+   * time, in order: the next only once the promise the last one returned has
+   * settled. Throwing or rejecting ends the exchange with that error.
    */
   data(chunk: Buffer): Promise<void> | void;
+  /**
+   * The most body bytes one chunk should carry (the session's chunk size):
+   * what arrives while a write is pending is gathered up to this (at most
+   * {@link maxGatherBytes}) before the connection is paused. Default {@link maxGatherBytes}.
+   */
+  readonly chunkBytes?: number;
 }
+
+/**
+ * The most body bytes gathered while a write is pending, whatever the
+ * session's chunk size: Node's socket reads are no larger, so an exporter's
+ * connection is read at most one socket read ahead of what is being written.
+ */
+export const maxGatherBytes = 64 * 1024;
 
 /** The headers relayed from an exporter's answer. */
 const relayed = ["content-type", "content-encoding", "content-length"] as const;
@@ -61,9 +75,13 @@ function onQueued(cancel: (reason: Error) => void): void {
 }
 
 /**
- * One `GET` of `request.path` on `pool`, fed to `sink` chunk by chunk with the exporter's
- * connection not read while a chunk is being written: the bytes go from the
- * socket to the sink without a stream in between. Resolves when the answer
+ * One `GET` of `request.path` on `pool`, fed to `sink` chunk by chunk: the bytes go
+ * from the socket to the sink without a stream in between. A chunk goes to the
+ * sink as it comes when no write is pending; what comes while one is pending
+ * is gathered (up to `sink.chunkBytes`) and goes as one chunk once it settles,
+ * the exporter's connection paused while a write is pending and that much is
+ * gathered. So an exporter answering in 1-byte HTTP chunks costs a chunk per
+ * socket read or so, not a chunk, a pause and a resume per byte. Resolves when the answer
  * has ended and the last chunk's write has settled; rejects with undici's
  * error (socket, parser, header overflow), the sink's, or `signal`'s reason
  * when it aborts (while the request waits for its connection, that attempt is
@@ -79,7 +97,7 @@ function onQueued(cancel: (reason: Error) => void): void {
  *
  * undici may go on handing over chunks after a pause (it does when the
  * exporter closes the connection: it parses what is left before the end),
- * and may report the end while a write is pending: chunks that come during a
+ * and may report the end while a write is pending: bytes that come during a
  * write wait in order behind it, and the end waits for the last of them.
  *
  * @internal
@@ -97,9 +115,10 @@ export function exporterExchange(
     /** The controller of the started request; the queue's cancel while it waits for a connection. */
     let controller: Dispatcher.DispatchController | undefined;
     let cancelQueued: ((reason: Error) => void) | undefined;
-    /** A write in flight, the chunks behind it, whether undici ended the answer, the first failure. */
+    /** A write in flight, the bytes gathered behind it (only while one is), whether undici ended the answer, the first failure. */
     let writing = false;
-    const queue: Buffer[] = [];
+    const gathered = createBodyGather();
+    const gatherLimit = Math.max(1, Math.min(maxGatherBytes, sink.chunkBytes ?? maxGatherBytes));
     let ended = false;
     let failed: { error: unknown } | undefined;
     /** The answer's declared Content-Length (-1: none or not a plain number) and the body bytes so far. */
@@ -124,7 +143,7 @@ export function exporterExchange(
       if (failed || settled) return;
       failed = { error: err };
       framing.detach();
-      queue.length = 0;
+      gathered.clear();
       const reason = err instanceof Error ? err : new Error(String(err));
       if (controller) controller.abort(reason);
       else cancelQueued?.(reason);
@@ -152,11 +171,12 @@ export function exporterExchange(
     const written = () => {
       writing = false;
       if (failed) return settle();
-      while (queue.length > 0) if (write(queue.shift()!)) return;
-      if (failed) return settle();
-      if (ended) return settle();
+      // What came during the write leaves as one chunk; undici may read on meanwhile, up to the gather limit.
+      const next = gathered.take();
+      if (next !== undefined) write(next);
+      if (failed || (ended && !writing)) return settle();
       // The answer goes on: undici reads the connection again (never after its end, when the connection may carry another request).
-      controller?.resume();
+      if (!ended) controller?.resume();
     };
 
     const handler: Dispatcher.DispatchHandler & { [meterSlot]?: MeterRef } = {
@@ -200,12 +220,12 @@ export function exporterExchange(
         if (failed || chunk.byteLength === 0) return;
         received += chunk.byteLength;
         framing.body(chunk.byteLength);
-        if (writing) queue.push(chunk);
-        else if (!write(chunk)) return;
-        // Not paused on the chunk that completes the declared length: the message is whole, and undici must see
-        // its end before an exporter that closes the kept connection right after it (paused, it reports the close
-        // as an answer cut off).
-        if (!failed && received !== declared) c.pause();
+        if (!writing) return void write(chunk);
+        // Gathered behind the pending write, read on until a chunk's worth waits. Not paused on the chunk that
+        // completes the declared length: the message is whole, and undici must see its end before an exporter that
+        // closes the kept connection right after it (paused, it reports the close as an answer cut off).
+        gathered.add(chunk);
+        if (gathered.bytes >= gatherLimit && received !== declared) c.pause();
       },
       onResponseEnd() {
         ended = true;
@@ -215,10 +235,10 @@ export function exporterExchange(
       onResponseError(_c, err) {
         ended = true;
         framing.detach();
-        // Trailers past the head limit after a whole body: an end, the chunks still queued are written.
+        // Trailers past the head limit after a whole body: an end, the bytes still gathered are written.
         if (!failed && trailersOverflow(err, headed)) return settle();
         if (!failed) failed = { error: err };
-        queue.length = 0;
+        gathered.clear();
         settle();
       },
     };

@@ -182,6 +182,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
       const pool = pools.get(https_);
       const request: ExchangeRequest = { path: req.path, headers, servername: https_ ? o.tls?.serverName : undefined };
       const sink: ExchangeSink = {
+        chunkBytes: out.chunkBytes,
         head(status, relayed) {
           progress.status = status;
           const length = relayed["content-length"];
@@ -190,7 +191,7 @@ export function createHttpTarget(o: HttpTargetOptions, hooks: HttpTargetHooks = 
           }
           out.head(status, relayed);
         },
-        // Each chunk waits for the server's credit, and the exporter's connection is not read meanwhile.
+        // Each chunk waits for the server's credit; the exporter's connection is read at most a chunk ahead meanwhile.
         data(chunk) {
           progress.bytes += chunk.byteLength;
           if (progress.bytes > maxBytes) {

@@ -21,6 +21,8 @@ export interface ResultWriter {
   head(status: number, headers: Record<string, string>): void;
   /** Resolves once the bytes are handed to the stream (waits for credit). */
   write(data: Uint8Array): Promise<void>;
+  /** The most body bytes one chunk frame carries on this stream (a longer write is split): how much a target may gather per write. */
+  readonly chunkBytes?: number;
 }
 
 /** Something a client serves: its registry, or a forwarded URL. @internal */

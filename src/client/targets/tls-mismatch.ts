@@ -82,6 +82,7 @@ export function goTlsAnswerCheck(sink: ExchangeSink, where: string): HoldingSink
     if (body.byteLength > 0) return sink.data(body);
   };
   return {
+    chunkBytes: sink.chunkBytes,
     head(status, headers) {
       if (status === 400 && Object.keys(headers).length === 0) held = { status, headers };
       else sink.head(status, headers);
