@@ -20,11 +20,11 @@ export interface H1ServerOptions {
 const maxHeadersCount = 100;
 
 /**
- * Pipelined requests waiting per connection at most (a few hundred KB of requests and responses): one more is
- * answered 503 in its turn and the connection closed. Prometheus never pipelines; load tools that do send batches
- * of up to a few hundred.
+ * Default of the listen option `maxPipelinedRequests`: requests waiting per connection behind the one in service at
+ * most; one more drops the connection at once (a one-line 503 first where it can be the next thing the peer reads).
+ * Prometheus never pipelines; a peer that pipelines hundreds and reads nothing must not hold hundreds.
  */
-export const maxPipelinedRequests = 256;
+export const maxPipelinedRequests = 16;
 /**
  * How long pipelined requests wait for the one in service while it makes no progress (it has not begun, or its
  * connection sent nothing for as long): then the first of them is answered 503 in its turn and the connection
@@ -86,8 +86,11 @@ export interface PipelineLimits {
  * the previous response has gone out (its "finish": handed to the kernel), and
  * the connection is not read while requests wait, so what it holds is one
  * scrape's credit plus the requests of one read. Prometheus never pipelines:
- * the request after `maxPipelinedRequests` waiting ones, or the first waiting
- * one once they make no progress for `pipelinedWaitMs`, is answered 503 in its
+ * the request after `maxPipelinedRequests` waiting ones drops the connection
+ * at once (a peer that pipelines that many may read nothing: its answers are
+ * not queued), with a raw one-line 503 only where no answer has begun on the
+ * wire; the rest of that read costs a check each. The first waiting request
+ * once they make no progress for `pipelinedWaitMs` is answered 503 in its
  * turn (after the answers before it) and the connection closed after it; the
  * requests after it get no answer (a client sends them again on a new
  * connection). A connection whose answer in service began but cannot go out
@@ -101,6 +104,25 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
     l.ending = true;
     turn.serve = () => answerAndClose(turn.res, 503, message); // in its turn: the connection closes after it
     told?.(message, socket.remoteAddress);
+  };
+  /** Drops the connection at once, its waiting requests let go: a 503 first only if it is whole and read next. */
+  const drop = (l: Lane, socket: net.Socket, message: string) => {
+    l.ending = true;
+    l.waiting = [];
+    clearTimeout(l.stuck);
+    if (!l.current?.headersSent && socket.writableLength === 0 && socket.writable) {
+      socket.write(rawAnswer({ status: 503, text: "Service Unavailable", message }));
+    }
+    const remote = socket.remoteAddress; // gone once destroyed
+    // Node aborts every request it parsed of the connection's reads with an Error whose stack it formats: hundreds
+    // per dropped connection, most of the CPU of a flood of them (5 ms each). No stacks during that one "close".
+    socket.prependOnceListener("close", () => {
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      process.nextTick(() => (Error.stackTraceLimit = limit));
+    });
+    socket.destroy();
+    told?.(message, remote);
   };
   const lanes = new WeakMap<net.Socket, Lane>();
   const laneOf = (socket: net.Socket): Lane => {
@@ -181,7 +203,7 @@ function serveInTurn(handler: H1ServerOptions["handler"], limits: PipelineLimits
     if (!l.busy) return start(l, socket, turn);
     if (l.waiting.length >= limits.maxPipelinedRequests) {
       const max = limits.maxPipelinedRequests;
-      ending(l, socket, turn, `this connection pipelined more than ${max} requests, the maximum waiting for an answer: closing the connection`);
+      return drop(l, socket, `this connection pipelined more than ${max} requests, the maximum waiting for an answer (listen option maxPipelinedRequests): closing the connection`);
     }
     l.waiting.push(turn);
     if (!l.stuck) watch(l, socket);
@@ -230,6 +252,7 @@ export function createH1Server(o: H1ServerOptions): http.Server {
   };
   const inTurn = serveInTurn(checked, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline }, o.onPipelineRefused);
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (req.socket.destroyed) return; // the rest of a read on a dropped connection: no work at all
     // While closing, answer what is in flight, then end the connection instead of keeping it alive.
     if (o.closing()) res.setHeader("connection", "close");
     res.once("finish", () => {
