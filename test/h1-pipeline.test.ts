@@ -11,6 +11,9 @@ import { runInNewContext } from "node:vm";
 import * as net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { createH1Server, maxPipelinedRequests } from "../src/server/listen/h1-server.ts";
+import { listenOnePort } from "../src/server/listen/listen.ts";
+import { resolveListenOptions } from "../src/server/listen/listen-options.ts";
+import { silentLogger } from "../src/server/index.ts";
 import { waitFor } from "./helpers.ts";
 
 interface Answer {
@@ -319,5 +322,31 @@ describe("HTTP/1.1 pipelined requests that make no progress", () => {
     await c.closed;
     assert.ok(performance.now() - t0 >= 600, "not before the 503 had its own wait");
     assert.match(c.text(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\npart$/);
+  });
+});
+
+describe("the listen option maxPipelinedRequests", () => {
+  test("resolved with its default, and refused when not a positive whole number", () => {
+    assert.equal(resolveListenOptions({}).maxPipelinedRequests, maxPipelinedRequests);
+    for (const bad of [0, -1, 1.5, NaN]) {
+      assert.throws(() => resolveListenOptions({ maxPipelinedRequests: bad }), /listen option maxPipelinedRequests must be a positive whole number/, String(bad));
+    }
+  });
+
+  test("on a listening port: at 2 waiting all are answered, one more drops the connection", async (t) => {
+    const bound = await listenOnePort(
+      { port: 0, maxPipelinedRequests: 2 },
+      { h1Handler: (req, res) => res.end(`${req.url}\n`), h2Handler: () => {}, logger: silentLogger },
+    );
+    t.after(() => bound.close(200));
+    const at = exchange(bound.port, numbered(3)); // one in service, two waiting
+    t.after(() => void at.socket.destroy());
+    await waitFor("three answers", () => parseAnswers(at.text()).length === 3);
+    assert.deepEqual(parseAnswers(at.text()).map((a) => a.body), ["/0\n", "/1\n", "/2\n"]);
+    const over = exchange(bound.port, numbered(4));
+    await over.closed;
+    const statuses = parseAnswers(over.text()).map((a) => a.status);
+    // Closed by the server: the answer in service if it had gone out already, or the 503 where none had begun.
+    assert.ok(statuses.length <= 1, `at most one answer: ${statuses.join(",")}`);
   });
 });
