@@ -136,10 +136,12 @@ describe("HTTP/1.1 pipelining limits", () => {
 
   test(`${maxPipelinedRequests} requests waiting behind one in service: all answered in order`, async (t) => {
     const before = s.parsed();
+    const openBefore = s.open();
     const c = exchange(s.port, get("/slow") + numbered(maxPipelinedRequests));
     t.after(() => void c.socket.destroy());
     await waitFor("every request parsed", () => s.parsed() - before === maxPipelinedRequests + 1);
     await waitFor("the first request in service", () => s.held() === 1);
+    assert.equal(s.open() - openBefore, maxPipelinedRequests + 1, "held while nothing is read: the one in service and the bound");
     s.release();
     await waitFor("every answer", () => parseAnswers(c.text()).length === maxPipelinedRequests + 1, 20_000);
     const answers = parseAnswers(c.text());
