@@ -82,6 +82,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     idleSessionTimeoutMs: dur("idle-session-timeout"),
     maxHeaderListBytes: int("max-header-list-bytes"),
     unreadAnswerTimeoutMs: dur("unread-answer-timeout"),
+    maxPipelinedRequests: int("max-pipelined-requests"),
     maxUnreadAnswerBytesPerConnection: int("max-unread-answer-bytes-per-connection"),
     maxUnreadAnswerBytes: v["max-unread-answer-bytes"] !== undefined ? parseCount(v["max-unread-answer-bytes"], cfg.from("max-unread-answer-bytes")) : undefined,
   }).catch((e: unknown) => {

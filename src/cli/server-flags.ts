@@ -31,6 +31,7 @@ const serverFlags = [
   { key: "idle-session-timeout", type: "string", arg: "D", help: ["an HTTP/2 connection without an open stream is closed"], shown: "30s" },
   { key: "max-header-list-bytes", type: "string", arg: "N", help: ["largest request header list (HTTP/1.1 and HTTP/2)"], shown: "16384" },
   { key: "unread-answer-timeout", type: "string", arg: "D", help: ["an answer the peer takes nothing of this long: reset", "(HTTP/2), or its connection closed (HTTP/1.1)"], shown: "60s" },
+  { key: "max-pipelined-requests", type: "string", arg: "N", help: ["HTTP/1.1 requests waiting behind the one in service per", "connection; one more drops the connection"], shown: "16" },
   { key: "max-unread-answer-bytes-per-connection", type: "string", arg: "N", help: ["page bytes one HTTP/2 connection may hold unread"], shown: "16777216" },
   { key: "max-unread-answer-bytes", type: "string", arg: "N", help: ["page bytes all HTTP/2 connections together may hold unread"], shown: "268435456" },
   {

@@ -40,12 +40,13 @@ export interface ScrapeRequest extends OrderRequest {
   /**
    * Answered busy at once when the client's places are taken, never waiting:
    * a scrape a peer forwarded (each waiting one would hold a connection of
-   * the peer's pool to this replica, and starve its other forwards).
+   * the peer's pool to this replica, and starve its other forwards); but it
+   * may take a stalled answer's place (first in line, for its cancel to be read).
    */
   noWait?: boolean;
   /** Not ready yet (warming up): an unknown name may not have found this replica yet; `warming_up` (503), not 404. */
   warming?: boolean;
-  /** The address that asked (src/server/stalled-places.ts). */
+  /** The address that asked (src/server/stalled-places.ts); of a forwarded scrape, the signed one of its Prometheus. */
   remote?: string;
 }
 

@@ -200,7 +200,7 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     /** Waits first in line again, once the cancel of a stalled answer it took the place of has been read; whether it does. */
     waitAgain(): boolean {
       const left = this.acceptedAt + this.r.timeoutMs / 2 - Date.now();
-      if (this.r.noWait || this.again >= 3 || left <= 0 || (this.again === 0 && !yieldTo(this, true))) return false;
+      if (this.again >= 3 || left <= 0 || (this.again === 0 && !yieldTo(this, true))) return false;
       this.again++;
       this.unplace();
       this.handle = undefined;
@@ -256,9 +256,9 @@ export function createFlights(o: { maxScrapesInFlight: number; maxScrapesWaiting
     if (queues.has(session)) room(session);
     if (queues.has(session) || !f.order()) {
       const q = queues.get(session);
-      // A stalled answer's place goes to it, first in line (it frees once the client has read the cancel).
-      const first = !r.noWait && o.maxScrapesWaiting > 0 && yieldTo(f, false);
-      if (r.noWait || o.maxScrapesWaiting === 0) return busy(o, r, session, "");
+      // A stalled answer's place goes to it, first in line (freed once the client read the cancel); noWait: only that.
+      const first = o.maxScrapesWaiting > 0 && yieldTo(f, false);
+      if ((r.noWait && !first) || o.maxScrapesWaiting === 0) return busy(o, r, session, "");
       if (!first && (q?.size ?? 0) >= o.maxScrapesWaiting) return busy(o, r, session, `, and ${o.maxScrapesWaiting} more wait for a place`);
       const waitMs = r.timeoutMs / 2;
       const w = (f.waiter = waiterOf(f));

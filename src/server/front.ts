@@ -16,7 +16,7 @@ import { statusPageHeaders } from "./status/status-page.ts";
 import { createStatusPages } from "./status/status-pages.ts";
 import type { Peers } from "./peers/peers.ts";
 import { isPeerStatePath } from "./peers/peer-state.ts";
-import { notHeldHeader, peerAnswerHeader, type PeerCaller } from "./peers/peer-auth.ts";
+import { forwardedForHeader, notHeldHeader, peerAnswerHeader, type PeerCaller } from "./peers/peer-auth.ts";
 
 type Req = IncomingMessage | Http2ServerRequest;
 
@@ -117,9 +117,11 @@ export function createFront({ options, coordinator, metrics, activity, startedAt
     if (peer !== undefined && !held) res.setHeader(notHeldHeader, "1");
     // Whatever this replica answers to a forwarded scrape is signed: no one else at its address can pose as it.
     if (peer !== undefined && peers) res.setHeader(peerAnswerHeader, peers.signForwardAnswer(peer.nonce));
-    // A forwarded scrape never waits for a place here: it would hold one of the peer's connections meanwhile. One
-    // that came straight from Prometheus while this replica warms up is told so (503) if its client is unknown.
-    const asked = peer !== undefined ? { ...r, noWait: true } : serving && !ready() ? { ...r, warming: true } : r;
+    // A forwarded scrape never waits in line for a place here: it would hold one of the peer's connections meanwhile
+    // (it may take a stalled answer's place, judged by its Prometheus' address). One that came straight from
+    // Prometheus while this replica warms up is told so (503) if its client is unknown.
+    const remote = peer !== undefined ? peers?.forwardedFor(peer.nonce, req.headers[forwardedForHeader]) : undefined;
+    const asked = peer !== undefined ? { ...r, noWait: true, ...(remote ? { remote } : {}) } : serving && !ready() ? { ...r, warming: true } : r;
     relayScrape(relay, asked, res, req.method === "HEAD");
   }
 

@@ -94,8 +94,14 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
   let bytes = 0;
   let pending = 0;
   let waitingDrain = false;
-  /** Since when its answer has taken nothing (a write had to be queued and no 'drain' came since). */
+  /**
+   * Since when its answer has taken nothing: a write had to be queued, no 'drain' came since, and no byte went to
+   * the kernel since the last look (`sent`). A drain waits for the whole credit to go out: a steady slow reader
+   * (300 KB/s of 20 MB) got none for many seconds and was cut as stalled (outside review 17b).
+   */
   let stalledSince = 0;
+  let sent = 0;
+  const sentNow = () => (res.socket ? res.socket.bytesWritten - res.socket.writableLength : 0);
   let over = false;
   /** The result head, until it is written. */
   let head: CheckedHead | undefined;
@@ -164,6 +170,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
         if (!waitingDrain) {
           waitingDrain = true;
           stalledSince = performance.now();
+          sent = sentNow();
           res.once("drain", onDrain);
         }
       } else if (!waitingDrain && pending >= grantAt) {
@@ -172,7 +179,12 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
       }
     },
     onEnd: finish,
-    stalledMs: () => (stalledSince === 0 ? 0 : performance.now() - stalledSince),
+    stalledMs: () => {
+      if (stalledSince === 0) return 0;
+      const now = sentNow();
+      if (now > sent) [sent, stalledSince] = [now, performance.now()]; // it took something since the last look
+      return performance.now() - stalledSince;
+    },
   });
   if ("outcome" in result) return finish(result);
   const handle: ScrapeHandle = result;

@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import type * as net from "node:net";
 import { answerAndClose, connectRefusal, hostProblem, parseErrorAnswer, rawAnswer } from "./bad-request.ts";
+import { dropConnection } from "./drop-connection.ts";
 
 /** @internal */
 export interface H1ServerOptions {
@@ -20,11 +21,11 @@ export interface H1ServerOptions {
 const maxHeadersCount = 100;
 
 /**
- * Pipelined requests waiting per connection at most (a few hundred KB of requests and responses): one more is
- * answered 503 in its turn and the connection closed. Prometheus never pipelines; load tools that do send batches
- * of up to a few hundred.
+ * Default of the listen option `maxPipelinedRequests`: requests waiting per connection behind the one in service at
+ * most; one more drops the connection at once (a one-line 503 first where it can be the next thing the peer reads).
+ * Prometheus never pipelines; a peer that pipelines hundreds and reads nothing must not hold hundreds.
  */
-export const maxPipelinedRequests = 256;
+export const maxPipelinedRequests = 16;
 /**
  * How long pipelined requests wait for the one in service while it makes no progress (it has not begun, or its
  * connection sent nothing for as long): then the first of them is answered 503 in its turn and the connection
@@ -87,8 +88,11 @@ export interface PipelineLimits {
  * the previous response has gone out (its "finish": handed to the kernel), and
  * the connection is not read while requests wait, so what it holds is one
  * scrape's credit plus the requests of one read. Prometheus never pipelines:
- * the request after `maxPipelinedRequests` waiting ones, or the first waiting
- * one once they make no progress for `pipelinedWaitMs`, is answered 503 in its
+ * the request after `maxPipelinedRequests` waiting ones drops the connection
+ * at once (a peer that pipelines that many may read nothing: its answers are
+ * not queued), with a raw one-line 503 only where no answer has begun on the
+ * wire; the rest of that read costs a check each. The first waiting request
+ * once they make no progress for `pipelinedWaitMs` is answered 503 in its
  * turn (after the answers before it) and the connection closed after it; the
  * requests after it get no answer (a client sends them again on a new
  * connection). A connection whose answer in service began but cannot go out
@@ -107,6 +111,15 @@ function serveInTurn(
     l.ending = true;
     turn.serve = () => answerAndClose(turn.res, 503, message); // in its turn: the connection closes after it
     told?.(message, socket.remoteAddress);
+  };
+  /** Drops the connection at once, its waiting requests let go (src/server/listen/drop-connection.ts). */
+  const drop = (l: Lane, socket: net.Socket, message: string) => {
+    l.ending = true;
+    l.waiting = [];
+    clearTimeout(l.stuck);
+    const remote = socket.remoteAddress; // gone once destroyed
+    dropConnection(socket, message, l.current?.headersSent === true);
+    told?.(message, remote);
   };
   const lanes = new WeakMap<net.Socket, Lane>();
   const laneOf = (socket: net.Socket): Lane => {
@@ -192,7 +205,7 @@ function serveInTurn(
     if (!l.busy) return start(l, socket, turn);
     if (l.waiting.length >= limits.maxPipelinedRequests) {
       const max = limits.maxPipelinedRequests;
-      ending(l, socket, turn, `this connection pipelined more than ${max} requests, the maximum waiting for an answer: closing the connection`);
+      return drop(l, socket, `this connection pipelined more than ${max} requests, the maximum waiting for an answer (listen option maxPipelinedRequests): closing the connection`);
     }
     l.waiting.push(turn);
     if (!l.stuck) watch(l, socket);
@@ -241,6 +254,7 @@ export function createH1Server(o: H1ServerOptions): http.Server {
   };
   const inTurn = serveInTurn(checked, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline }, o.onPipelineRefused, o.closing);
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (req.socket.destroyed) return; // the rest of a read on a dropped connection: no work at all
     // While closing, answer what is in flight, then end the connection instead of keeping it alive (the end
     // itself follows each answer's finish, in serveInTurn).
     if (o.closing()) res.setHeader("connection", "close");

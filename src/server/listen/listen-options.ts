@@ -1,4 +1,5 @@
 import type { ListenTlsOptions } from "../../auth/tls-credentials.ts";
+import { maxPipelinedRequests } from "./h1-server.ts";
 
 /**
  * Where and how {@link PromproxyServer.listen} listens, and what one peer may
@@ -75,6 +76,14 @@ export interface ListenOptions {
    */
   unreadAnswerTimeoutMs?: number;
   /**
+   * HTTP/1.1 requests one connection may have waiting (pipelined) behind the
+   * one in service: one more drops the connection at once, with a one-line
+   * `503` where no answer has begun on the wire (logged once a minute at most).
+   * Prometheus never pipelines; a peer that pipelines hundreds of requests and
+   * reads nothing must not make the server hold hundreds. Default 16.
+   */
+  maxPipelinedRequests?: number;
+  /**
    * Bytes of local-page answers (`/clients`, `/`, `/status.json`, `/metrics`)
    * one connection (HTTP/2 or HTTP/1.1) may hold unsent: a new one is answered `503` when
    * the connection already holds some and it would take them past this (one
@@ -114,10 +123,11 @@ export function resolveListenOptions(o: ListenOptions, defaults: { prefaceTimeou
     idleSessionTimeoutMs: o.idleSessionTimeoutMs ?? 30_000,
     maxHeaderListBytes: o.maxHeaderListBytes ?? 16 * 1024,
     unreadAnswerTimeoutMs: o.unreadAnswerTimeoutMs ?? 60_000,
+    maxPipelinedRequests: o.maxPipelinedRequests ?? maxPipelinedRequests,
     maxUnreadAnswerBytesPerConnection: o.maxUnreadAnswerBytesPerConnection ?? 16 * 1024 * 1024,
     maxUnreadAnswerBytes: o.maxUnreadAnswerBytes ?? 256 * 1024 * 1024,
   };
-  const whole = ["maxConnections", "maxConnectionsPerAddress", "maxStreamsPerConnection", "maxHeaderListBytes", "maxUnreadAnswerBytesPerConnection"] as const;
+  const whole = ["maxConnections", "maxConnectionsPerAddress", "maxStreamsPerConnection", "maxHeaderListBytes", "maxUnreadAnswerBytesPerConnection", "maxPipelinedRequests"] as const;
   for (const k of whole) {
     const v = r[k];
     if (!Number.isInteger(v) || v <= 0 || v > 2 ** 31 - 1) throw new RangeError(`promproxy: listen option ${k} must be a positive whole number, got ${String(v)}`);

@@ -67,7 +67,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
     maxHeaderListBytes: opts.maxHeaderListBytes,
     closing: () => closing,
     // One concept on both protocols: an answer its peer takes nothing of for this long.
-    pipeline: { pipelinedWaitMs: opts.unreadAnswerTimeoutMs },
+    pipeline: { pipelinedWaitMs: opts.unreadAnswerTimeoutMs, maxPipelinedRequests: opts.maxPipelinedRequests },
     onPipelineRefused: (message, remote) => pipelining.refused(`HTTP/1.1 connection answered 503 and closed: ${message}`, { remote }),
   });
   // Answers refused for the listener's total of unread answers (HTTP/2 and HTTP/1.1): once a minute at most.

@@ -33,6 +33,11 @@ export const forwardedHeader = "x-promproxy-forwarded";
  * not hold (any more): the replica that forwarded it asks the next holder.
  */
 export const notHeldHeader = "x-promproxy-not-held";
+/**
+ * On a forwarded scrape: the address of the Prometheus that asked the forwarding replica, and an HMAC over it and
+ * the request's nonce (`ADDRESS HEX_HMAC`), so that the holder judges its place by that address, not the peer's.
+ */
+export const forwardedForHeader = "x-promproxy-for";
 /** Secrets shorter than this are refused: an HMAC key is only as strong as it is long. */
 export const minSecretLength = 16;
 
@@ -71,6 +76,10 @@ export interface PeerAuth {
   signForwardAnswer(nonce: string): string;
   /** Checks the head of the answer to a forwarded scrape this replica signed with `nonce`. */
   verifyForwardAnswer(nonce: string, header: unknown): boolean;
+  /** The {@link forwardedForHeader} of a forwarded scrape signed with `nonce`, for the asker's `address`. */
+  signFor(nonce: string, address: string): string;
+  /** The asker's address a verified forwarded scrape's {@link forwardedForHeader} names; undefined unless signed. */
+  verifyFor(nonce: string, header: unknown): string | undefined;
 }
 
 /** Parses a secrets text: one secret a line, `#` comments and blank lines skipped; each at least 16 characters. */
@@ -88,6 +97,8 @@ export function parsePeerSecrets(text: string, where: string): Buffer[] {
 
 /** In place of a state answer's ETag (status 0, no body): a forwarded scrape's answer head. */
 const forwardAnswerTag = "forwarded-scrape";
+/** What a forwarded scrape's asker address is signed as (see {@link forwardedForHeader}). */
+const forwardForTag = "forwarded-for";
 const answerPayload = (nonce: string, status: number, etag: string, body: string | { sha256: string }) =>
   `promproxy-peer-answer-v1\n${nonce}\n${status}\n${etag}\n${typeof body === "string" ? createHash("sha256").update(body).digest("hex") : body.sha256}`;
 
@@ -179,6 +190,14 @@ export function createPeerAuth(o: {
     },
     verifyForwardAnswer(nonce, header) {
       return this.verifyAnswer(nonce, 0, forwardAnswerTag, "", header);
+    },
+    signFor(nonce, address) {
+      return `${address} ${this.signAnswer(nonce, 0, forwardForTag, address)}`;
+    },
+    verifyFor(nonce, header) {
+      if (typeof header !== "string" || header.length > 200) return undefined;
+      const [address = "", sig] = header.split(" ");
+      return address && this.verifyAnswer(nonce, 0, forwardForTag, address, sig) ? address : undefined;
     },
     async refresh() {
       await file?.current();

@@ -26,7 +26,7 @@ import type { ScrapeRequest } from "../coordinator.ts";
 import { reply } from "../relay.ts";
 import { sourceKey } from "../../shared/source-key.ts";
 import type { ForwardPlaces, NoPlace } from "./forward-places.ts";
-import { forwardedHeader, nonceOf, notHeldHeader, peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
+import { forwardedForHeader, forwardedHeader, nonceOf, notHeldHeader, peerAnswerHeader, peerAuthHeader, type PeerAuth } from "./peer-auth.ts";
 import type { Peer } from "./peer-poller.ts";
 
 type Req = http.IncomingMessage | Http2ServerRequest;
@@ -171,6 +171,8 @@ export function createForwarder(o: {
       headers[forwardedHeader] = o.replicaId;
       headers[peerAuthHeader] = o.auth.sign(req.method ?? "GET", uri, timeout, p.state?.id ?? "");
       const nonce = nonceOf(headers[peerAuthHeader]);
+      // The holder judges the scrape's claim on a stalled place by the asker's address, not this replica's.
+      headers[forwardedForHeader] = o.auth.signFor(nonce, req.socket?.remoteAddress ?? "");
       // Whether its answer must be signed, as its state said when the request went out: an impostor that answers a
       // state poll unsigned meanwhile has that state forgotten, and must not thereby be let off.
       const mustSign = p.state?.signedForwards === true;

@@ -41,6 +41,8 @@ export interface Peers {
   serveState(req: Req, res: http.ServerResponse | Http2ServerResponse, nonce: string): void;
   /** The header that signs this replica's answer to a forwarded scrape with `nonce` (set before any answer is written). */
   signForwardAnswer(nonce: string): string;
+  /** The Prometheus address a forwarded scrape with `nonce` came from, when its forwardedForHeader is signed. */
+  forwardedFor(nonce: string, header: unknown): string | undefined;
   /** Forwards a scrape this replica cannot serve itself; false when no peer lists the client. */
   forward(req: Req, res: http.ServerResponse, r: ScrapeRequest, uri: string): boolean;
   /** The fleet's `/clients`, as pieces (never joined). */
@@ -159,6 +161,7 @@ export function createPeers(o: ResolvedServerOptions, coordinator: Coordinator, 
       });
     },
     signForwardAnswer: (nonce) => auth.signForwardAnswer(nonce),
+    forwardedFor: (nonce, header) => auth.verifyFor(nonce, header),
     forward: (req, res, r, uri) => forwarder.forward(req, res, r, uri),
     discovery: () => fleet.current(),
     get synced() {

@@ -1,0 +1,106 @@
+/**
+ * A forwarded scrape takes a stalled answer's place, as a direct one does (src/server/flights.ts,
+ * src/server/stalled-places.ts): two replicas with `peers` and `replicasPerClient` 1; a stranger's connections ask
+ * the big target through the replica that does NOT hold the client and read nothing. Every forwarded scrape got
+ * `503 client "app" has N scrapes in flight` for as long as they stalled, nothing logged (outside review 17b): a
+ * forwarded scrape never waits, and was refused before a stalled place was tried; and the holder saw every
+ * forward come from its peer's address, so it could not tell the stranger from Prometheus. Now the forwarding
+ * replica signs the asker's address into the forward (`x-promproxy-for`), and a forwarded scrape from another
+ * address takes the place of an answer stalled for `stalledAnswerMs`, logged as the local path logs it.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import * as net from "node:net";
+import { test } from "node:test";
+import { Registry } from "prom-client";
+import { createServer } from "../../src/server/index.ts";
+import type { Logger } from "../../src/shared/logger.ts";
+import { startClient, waitFor, type TestServer } from "../helpers.ts";
+import { freePorts, ready } from "./fixtures/ha/cluster.ts";
+import { rawHttp } from "./raw-client.ts";
+
+const stalledPlaceMs = 2_000;
+const bodyBytes = 20 * 1024 * 1024;
+const secret = randomBytes(32).toString("hex");
+
+test("a forwarded scrape from another address takes a stalled answer's place at the holder, logged", { timeout: 120_000 }, async () => {
+  const body = Buffer.alloc(bodyBytes, "a");
+  const exporter = http.createServer((_req, res) => void res.writeHead(200, { "content-type": "text/plain", "content-length": body.length }).end(body));
+  await new Promise<void>((r) => exporter.listen(0, "127.0.0.1", r));
+  const ep = (exporter.address() as AddressInfo).port;
+  const warnings: string[] = [];
+  const logger: Logger = { debug() {}, info() {}, warn: (m) => void warnings.push(m), error: (m) => void warnings.push(m) };
+  const ports = await freePorts(2);
+  const peers = ports.map((p) => `http://127.0.0.1:${p}`);
+  const replicas: TestServer[] = [];
+  const registries: Registry[] = [];
+  for (const [i, port] of ports.entries()) {
+    const registry = new Registry();
+    registries.push(registry);
+    const server = createServer({ logger, registry, replicaId: `r${i + 1}`, peers, peerSecret: secret, replicasPerClient: 1, vanishedRetentionMs: 0, stalledAnswerMs: stalledPlaceMs, maxScrapesInFlight: 3 });
+    await server.listen({ host: "127.0.0.1", port });
+    replicas.push({ server, port, url: `http://127.0.0.1:${port}`, close: () => server.close({ graceMs: 500, drainDelayMs: 0 }) });
+  }
+  for (const r of replicas) await waitFor("replica ready", () => ready(r.url), 15_000, 100);
+  const clients = await Promise.all(replicas.map((r) => startClient(r.url, "app", { registry: undefined, targets: [`9100=http://127.0.0.1:${ep}/metrics`], maxScrapesInFlight: 4 }).catch(() => undefined)));
+  const sockets = new Set<net.Socket>();
+  let stopped = false;
+  try {
+    const holderAt = (await waitFor("one replica holds app", () => {
+      const i = replicas.findIndex((r) => r.server.clients().some((c) => c.name === "app"));
+      return i >= 0 ? i : undefined;
+    }, 20_000)) as number;
+    const other = replicas[1 - holderAt]!;
+    await waitFor("app through the other replica", async () => (await rawHttp(other.port, "GET http://app:9100/metrics HTTP/1.1\r\nHost: app:9100\r\nConnection: close\r\n\r\n", 30_000)).startsWith("HTTP/1.1 200"), 20_000, 200);
+    const inFlight = async () => (await registries[holderAt]!.getSingleMetric("promproxy_scrapes_in_flight")!.get()).values[0]?.value ?? 0;
+    const cancelled = async () => (await registries[holderAt]!.getSingleMetric("promproxy_scrapes_total")!.get()).values.find((v) => v.labels["outcome"] === "cancelled")?.value ?? 0;
+    /** A hog: asks through the other replica from 127.0.0.50, reads nothing; answered 503 (or closed), asks again. */
+    const hog = () => {
+      if (stopped) return;
+      const socket = net.connect({ port: other.port, host: "127.0.0.1", localAddress: "127.0.0.50" });
+      sockets.add(socket);
+      socket.on("error", () => {});
+      socket.write("GET http://app:9100/metrics HTTP/1.1\r\nHost: app:9100\r\nX-Prometheus-Scrape-Timeout-Seconds: 120\r\n\r\n");
+      socket.once("data", (d) => {
+        if (d.toString("latin1", 0, 12) === "HTTP/1.1 503") socket.destroy();
+        else socket.pause();
+      });
+      socket.once("close", () => {
+        sockets.delete(socket);
+        setTimeout(hog, 100);
+      });
+    };
+    for (let i = 0; i < 6; i++) hog();
+    await waitFor("the hogs to hold app's places at the holder", async () => (await inFlight()) >= 3, 20_000);
+    await new Promise((r) => setTimeout(r, stalledPlaceMs + 2_000)); // their answers stall, for longer than stalledAnswerMs
+    assert.equal(await cancelled(), 0);
+    const request = "GET http://app:9100/metrics HTTP/1.1\r\nHost: app:9100\r\nX-Prometheus-Scrape-Timeout-Seconds: 30\r\nConnection: close\r\n\r\n";
+    const answer = await rawHttp(other.port, request, 60_000, "127.0.0.51");
+    assert.match(answer.slice(0, 200), /^HTTP\/1.1 200 /, answer.slice(0, 300));
+    assert.equal(answer.length - answer.indexOf("\r\n\r\n") - 4, bodyBytes);
+    assert.ok((await cancelled()) >= 1, "a stalled hog's scrape was cancelled at the holder");
+    assert.ok(warnings.some((w) => /scrape of "app" cancelled, its place given up: its answer took nothing for \d+s while a scrape from another address found no place/.test(w)), warnings.join("\n"));
+  } finally {
+    stopped = true;
+    for (const socket of sockets) socket.destroy();
+    await Promise.all(clients.map((c) => c?.stop()));
+    await Promise.all(replicas.map((r) => r.close()));
+    exporter.closeAllConnections();
+    await new Promise((r) => exporter.close(r));
+  }
+});
+
+test("the asker's address in a forward counts only when signed over that forward's nonce", async () => {
+  const { createPeerAuth } = await import("../../src/server/peers/peer-auth.ts");
+  const { silentLogger } = await import("../../src/server/index.ts");
+  const a = createPeerAuth({ secret, replicaId: "a", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
+  const stranger = createPeerAuth({ secret: randomBytes(32).toString("hex"), replicaId: "a", clockSkewMs: 10_000, maxNonces: 100, logger: silentLogger });
+  const header = a.signFor("00ff00ff", "10.0.0.7");
+  assert.equal(a.verifyFor("00ff00ff", header), "10.0.0.7");
+  assert.equal(a.verifyFor("00ff00fe", header), undefined, "another forward's nonce");
+  assert.equal(a.verifyFor("00ff00ff", header.replace("10.0.0.7", "10.0.0.8")), undefined, "another address");
+  assert.equal(a.verifyFor("00ff00ff", stranger.signFor("00ff00ff", "10.0.0.7")), undefined, "another secret");
+  for (const bad of [undefined, "", "10.0.0.7", ["10.0.0.7 x"], "x".repeat(300)]) assert.equal(a.verifyFor("00ff00ff", bad), undefined, String(bad));
+});
