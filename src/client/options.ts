@@ -144,7 +144,7 @@ export interface ClientOptions {
   maxServerControlFramesPerSecond?: number;
   /**
    * Most bytes a second a server may send on one connection that carry no data (64 KiB - 1 GiB; averaged between checks,
-   * at least every `pingIntervalMs`): what the socket read less the DATA the stream took (WINDOW_UPDATE, padding, PRIORITY,
+   * every 2 s while the connection is quiet): what the socket read less the DATA the stream took (WINDOW_UPDATE, padding, PRIORITY,
    * that nghttp2 takes without asking the client). Past this the connection is closed, the stream ends with the reason
    * ("the server sent N bytes in T s that carry no data ...") and the client dials again. Honest: a few KB/s. Default 1 MiB.
    */
