@@ -11,6 +11,7 @@ import type { Activity } from "./activity.ts";
 import type { Coordinator, ScrapeRequest } from "./coordinator.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { reserveCredit } from "./listen/answer-slices.ts";
+import { sentToKernel } from "./listen/sent-to-kernel.ts";
 import { corkForTurn } from "./listen/turn-cork.ts";
 import type { CheckedHead } from "./result-head.ts";
 import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.ts";
@@ -101,7 +102,6 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
    */
   let stalledSince = 0;
   let sent = 0;
-  const sentNow = () => (res.socket ? res.socket.bytesWritten - res.socket.writableLength : 0);
   let over = false;
   /** The result head, until it is written. */
   let head: CheckedHead | undefined;
@@ -170,7 +170,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
         if (!waitingDrain) {
           waitingDrain = true;
           stalledSince = performance.now();
-          sent = sentNow();
+          sent = sentToKernel(res.socket);
           res.once("drain", onDrain);
         }
       } else if (!waitingDrain && pending >= grantAt) {
@@ -181,7 +181,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     onEnd: finish,
     stalledMs: () => {
       if (stalledSince === 0) return 0;
-      const now = sentNow();
+      const now = sentToKernel(res.socket);
       if (now > sent) [sent, stalledSince] = [now, performance.now()]; // it took something since the last look
       return performance.now() - stalledSince;
     },

@@ -2,6 +2,7 @@ import * as http from "node:http";
 import type * as net from "node:net";
 import { answerAndClose, connectRefusal, hostProblem, parseErrorAnswer, rawAnswer } from "./bad-request.ts";
 import { dropConnection } from "./drop-connection.ts";
+import { sentToKernel } from "./sent-to-kernel.ts";
 
 /** @internal */
 export interface H1ServerOptions {
@@ -61,10 +62,8 @@ interface Lane {
 
 /** Whether the connection handed bytes to the kernel since the last look (which this one becomes): its peer reads. */
 function moved(l: Lane, socket: net.Socket): boolean {
-  const sent = socket.bytesWritten - socket.writableLength;
-  const progress = sent > l.sent;
-  l.sent = sent;
-  return progress;
+  const before = l.sent;
+  return (l.sent = sentToKernel(socket)) > before;
 }
 
 /** Serves a connection's requests one at a time, in order. */
