@@ -33,13 +33,16 @@ function track(p: ChildProcess): ChildProcess {
   return p;
 }
 
-/** Starts `promproxy client` as the image would (its node flags, then `nodeArgs`), and waits until the server lists it. */
-export async function startForwarder(serverPort: number, targetPort: number, server: Child, nodeArgs: string[], root = path.join(here, "..")): Promise<ChildProcess> {
+/**
+ * Starts `promproxy client` as the image would (its node flags, then `nodeArgs`), and waits until the server lists
+ * it. `root`: the checkout whose CLI runs; `stdout`: a file descriptor for its standard output (discarded by default).
+ */
+export async function startForwarder(serverPort: number, targetPort: number, server: Child, nodeArgs: string[], root = path.join(here, ".."), stdout: "ignore" | number = "ignore"): Promise<ChildProcess> {
   const cli = path.join(root, "src", "cli", "main.ts");
   const proc = track(spawn(
     process.execPath,
     [...shippedNodeFlags, ...nodeArgs, cli, "client", "--server", `http://127.0.0.1:${serverPort}`, "--name", name, "--target", `http://127.0.0.1:${targetPort}/`, ...unlimitedRate(root), "--log-level", "warn"],
-    { stdio: ["ignore", "ignore", "inherit"] },
+    { stdio: ["ignore", stdout, "inherit"] },
   ));
   const deadline = Date.now() + 30_000;
   while ((await server.call<number>("clients")) < 1) {

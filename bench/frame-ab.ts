@@ -9,6 +9,10 @@
  * (/proc/PID/stat), scrapes/s, sequential p50.
  *
  *   node bench/frame-ab.ts --alt=DIR [--rounds=6] [--seconds=2] [--concurrency=8] [--size=10k] [--sequential=200]
+ *                          [--a-node-args="FLAGS"] [--b-node-args="FLAGS"]
+ *
+ * --a-node-args / --b-node-args: Node flags for one side's server and forwarder, after the shipped ones (an A/B of
+ * flags: `--alt=.`).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
@@ -44,10 +48,12 @@ process.once("exit", () => {
   for (const c of children) c.proc.kill("SIGKILL");
 });
 
-async function side(root: string, targetPort: number) {
-  const server = await startChild<{ port: number }>(path.join(root, "bench", "server-proc.ts"), ["{}"], serverExecArgv(["--expose-gc"]));
+const flags = (name: string) => (opt.get(name) ?? "").split(" ").filter(Boolean);
+
+async function side(root: string, targetPort: number, nodeArgs: string[]) {
+  const server = await startChild<{ port: number }>(path.join(root, "bench", "server-proc.ts"), ["{}"], serverExecArgv(["--expose-gc", ...nodeArgs]));
   children.push(server);
-  const fwd = spawn(process.execPath, [...shippedNodeFlags, path.join(root, "src", "cli", "main.ts"), "client", "--server", `http://127.0.0.1:${server.info.port}`, "--name", "fwd", "--target", `http://127.0.0.1:${targetPort}/`, ...unlimitedRate(root), "--log-level", "warn"], {
+  const fwd = spawn(process.execPath, [...shippedNodeFlags, ...nodeArgs, path.join(root, "src", "cli", "main.ts"), "client", "--server", `http://127.0.0.1:${server.info.port}`, "--name", "fwd", "--target", `http://127.0.0.1:${targetPort}/`, ...unlimitedRate(root), "--log-level", "warn"], {
     stdio: ["ignore", "ignore", "inherit"],
   });
   procs.push(fwd);
@@ -81,8 +87,8 @@ async function load(s: Side): Promise<{ rate: number; server: number; forwarder:
 
 const target = await startChild<{ port: number }>(path.join(here, "static-target.ts"), [], ["--expose-gc"]);
 children.push(target);
-const a = await side(path.join(here, ".."), target.info.port);
-const b = await side(path.resolve(altDir), target.info.port);
+const a = await side(path.join(here, ".."), target.info.port, flags("a-node-args"));
+const b = await side(path.resolve(altDir), target.info.port, flags("b-node-args"));
 const rows: Record<"A" | "B", { rate: number[]; server: number[]; forwarder: number[]; p50: number[] }> = {
   A: { rate: [], server: [], forwarder: [], p50: [] },
   B: { rate: [], server: [], forwarder: [], p50: [] },

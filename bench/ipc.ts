@@ -46,9 +46,12 @@ export interface Child<R = Record<string, unknown>> {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Driver side: forks `file` on this Node with `execArgv`, waits for its `ready()`. */
-export function startChild<R = Record<string, unknown>>(file: string, args: string[], execArgv: string[], readyTimeoutMs = 120_000): Promise<Child<R>> {
-  const proc = fork(file, args, { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+/**
+ * Driver side: forks `file` on this Node with `execArgv`, waits for its `ready()`. `stdout`: a file
+ * descriptor for the child's standard output (V8's `--trace-*` output), the driver's by default.
+ */
+export function startChild<R = Record<string, unknown>>(file: string, args: string[], execArgv: string[], readyTimeoutMs = 120_000, stdout: "inherit" | number = "inherit"): Promise<Child<R>> {
+  const proc = fork(file, args, { execArgv, stdio: ["ignore", stdout, "inherit", "ipc"] });
   let nextId = 1;
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));

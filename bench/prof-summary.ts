@@ -2,9 +2,11 @@
  * Summarises a V8 .cpuprofile (from `npm run bench -- --cpu-prof=DIR`):
  * self and inclusive time by package/area and by function.
  *
- *   node bench/prof-summary.ts FILE.cpuprofile [--top=25] [--match=REGEX]
+ *   node bench/prof-summary.ts FILE.cpuprofile [--top=25] [--match=REGEX] [--window=FILE.json]
  *
- * --match limits the function tables to functions whose name or file matches.
+ * --match limits the function tables to functions whose name or file matches. --window counts only the
+ * samples within { from, to } (CLOCK_MONOTONIC microseconds, a profile's own clock), as `seq-cpu.ts
+ * --cpu-prof=DIR` writes to DIR/window.json: the measured scrapes without the process's start-up.
  */
 import * as fs from "node:fs";
 
@@ -23,6 +25,7 @@ const opt = new Map(process.argv.slice(3).map((a) => {
 }));
 const top = Number(opt.get("top") || 25);
 const match = opt.get("match") ? new RegExp(opt.get("match") as string) : undefined;
+const window = opt.get("window") ? (JSON.parse(fs.readFileSync(opt.get("window") as string, "utf8")) as { from: number; to: number }) : undefined;
 
 const p = JSON.parse(fs.readFileSync(file, "utf8")) as Profile;
 const byId = new Map<number, ProfileNode>();
@@ -61,7 +64,10 @@ const inclFn = new Map<string, number>();
 let total = 0;
 let idle = 0;
 const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+let at = p.startTime;
 for (let i = 0; i < p.samples.length; i++) {
+  at += p.timeDeltas[i] ?? 0;
+  if (window && (at < window.from || at > window.to)) continue;
   const dt = (p.timeDeltas[i] ?? 0) / 1000; // ms
   const leaf = byId.get(p.samples[i] as number);
   if (!leaf) continue;

@@ -8,10 +8,11 @@
  *                         [--forwarder-node-args="FLAGS"]
  *
  * --min-relay adds bench/min-relay-proc.ts: the least a stream relay can be on Node. --cpu-prof=DIR writes
- * server, forwarder (and min-relay-server, min-relay-client) .cpuprofile files of the run.
+ * server, forwarder (and min-relay-server, min-relay-client) .cpuprofile files of the run, and DIR/window.json:
+ * the measured scrapes' time span, for `prof-summary.ts --window=DIR/window.json` (start-up and warm-up left out).
  * Read and write calls: syscr/syscw of /proc/PID/io; minor page faults: /proc/PID/stat.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startForwarder, startPushProx, stopProc } from "./forwarder-procs.ts";
@@ -84,6 +85,9 @@ const ags = paths.map(() => agent());
 for (let i = 0; i < warm; i++) for (const [k, p] of paths.entries()) await scrape(ags[k]!, p.port, p.url, p.host);
 const before = paths.map((p) => p.pids.map(([, pid]) => read(pid)));
 const times: number[][] = paths.map(() => []);
+/** CLOCK_MONOTONIC in microseconds: the clock of a .cpuprofile's startTime and timeDeltas. */
+const monoUs = () => Number(process.hrtime.bigint() / 1000n);
+const window = { from: monoUs(), to: 0 };
 for (let i = 0; i < scrapes; i++) {
   for (const [k, p] of paths.entries()) {
     const r = await scrape(ags[k]!, p.port, p.url, p.host);
@@ -91,6 +95,8 @@ for (let i = 0; i < scrapes; i++) {
     times[k]!.push(r.ms);
   }
 }
+window.to = monoUs();
+if (profDir) writeFileSync(path.join(profDir, "window.json"), JSON.stringify(window));
 console.log(`seq-cpu: ${scrapes} sequential ${size} scrapes per path, interleaved; per scrape: CPU ms (user/sys), context switches (voluntary/involuntary, all threads)`);
 console.log("| path | p50 ms | process | user ms | sys ms | total ms | main thread ms | vol cs | invol cs | read calls | write calls | minor faults | threads |");
 console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");

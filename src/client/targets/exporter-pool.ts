@@ -98,7 +98,8 @@ let undici: Undici | undefined;
 /**
  * undici, loaded when the first exporter pool is made: an application that
  * embeds the client with its own registry and no URL target never loads it
- * (importing it costs about 100 ms, 5 MiB of JS heap and 29 MiB of RSS).
+ * (importing it costs about 100 ms, 5 MiB of JS heap and 29 MiB of RSS). The
+ * forwarder CLI calls it at start, so that its first scrape does not wait for it.
  *
  * @internal
  */
