@@ -18,17 +18,11 @@ import { unlimitedRate } from "./rate-flags.ts";
 import { agent, scrape } from "./scrape.ts";
 import { median } from "./stats.ts";
 import { serverExecArgv, shippedNodeFlags } from "./server-flags.ts";
+import { benchFlags, altDirOrExit } from "./flags.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const opt = new Map(process.argv.slice(2).map((a) => {
-  const m = /^--([^=]+)=?(.*)$/.exec(a);
-  return [m?.[1] ?? a, m?.[2] ?? ""] as const;
-}));
-const altDir = opt.get("alt");
-if (!altDir) {
-  console.error("usage: node bench/alloc-ab.ts --alt=DIR [--batches=60] [--per=20] [--size=10k] [--prof=DIR] [--prof-scrapes=2000]");
-  process.exit(2);
-}
+const opt = benchFlags();
+const altDir = altDirOrExit(opt, "usage: node bench/alloc-ab.ts --alt=DIR [--batches=60] [--per=20] [--size=10k] [--prof=DIR] [--prof-scrapes=2000]");
 const batches = Number(opt.get("batches") || 60);
 const per = Number(opt.get("per") || 20);
 const size = opt.get("size") || "10k";

@@ -24,17 +24,11 @@ import { agent, scrape } from "./scrape.ts";
 import { median } from "./stats.ts";
 import type { StaticSize } from "./static-target.ts";
 import { serverExecArgv, shippedNodeFlags } from "./server-flags.ts";
+import { benchFlags, altDirOrExit } from "./flags.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const opt = new Map(process.argv.slice(2).map((a) => {
-  const m = /^--([^=]+)=?(.*)$/.exec(a);
-  return [m?.[1] ?? a, m?.[2] ?? ""] as const;
-}));
-const altDir = opt.get("alt");
-if (!altDir) {
-  console.error("usage: node bench/frame-ab.ts --alt=DIR [--rounds=6] [--seconds=2] [--concurrency=8] [--size=10k] [--sequential=200]");
-  process.exit(2);
-}
+const opt = benchFlags();
+const altDir = altDirOrExit(opt, "usage: node bench/frame-ab.ts --alt=DIR [--rounds=6] [--seconds=2] [--concurrency=8] [--size=10k] [--sequential=200]");
 const rounds = Number(opt.get("rounds") || 6);
 const seconds = Number(opt.get("seconds") || 2);
 const concurrency = Number(opt.get("concurrency") || 8);

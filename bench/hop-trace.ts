@@ -24,12 +24,10 @@ import { unlimitedRate } from "./rate-flags.ts";
 import { agent, scrape } from "./scrape.ts";
 import { median } from "./stats.ts";
 import { serverExecArgv, shippedNodeFlags } from "./server-flags.ts";
+import { benchFlags } from "./flags.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const opt = new Map(process.argv.slice(2).map((a) => {
-  const m = /^--([^=]+)=?(.*)$/.exec(a);
-  return [m?.[1] ?? a, m?.[2] ?? ""] as const;
-}));
+const opt = benchFlags();
 const size = opt.get("size") || "10k";
 const scrapes = Number(opt.get("scrapes") || 40);
 const root = path.resolve(opt.get("root") || path.join(here, ".."));

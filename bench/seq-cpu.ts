@@ -21,12 +21,10 @@ import { statMinorFaults, statTimesMs } from "./proc.ts";
 import { agent, scrape } from "./scrape.ts";
 import { median } from "./stats.ts";
 import { serverExecArgv } from "./server-flags.ts";
+import { benchFlags } from "./flags.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const opt = new Map(process.argv.slice(2).map((a) => {
-  const m = /^--([^=]+)=?(.*)$/.exec(a);
-  return [m?.[1] ?? a, m?.[2] ?? ""] as const;
-}));
+const opt = benchFlags();
 const scrapes = Number(opt.get("scrapes") || 2000);
 const warm = Number(opt.get("warm") || 300);
 const size = opt.get("size") || "10k";

@@ -30,17 +30,11 @@ import { statTimesMs } from "./proc.ts";
 import { agent, scrape } from "./scrape.ts";
 import { median } from "./stats.ts";
 import { serverExecArgv } from "./server-flags.ts";
+import { benchFlags, altDirOrExit } from "./flags.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const opt = new Map(process.argv.slice(2).map((a) => {
-  const m = /^--([^=]+)=?(.*)$/.exec(a);
-  return [m?.[1] ?? a, m?.[2] ?? ""] as const;
-}));
-const altDir = opt.get("alt");
-if (!altDir) {
-  console.error("usage: node bench/warmup-ab.ts --alt=DIR [--rounds=6] [--scrapes=500] [--blocks=100] [--size=10k] [--node-args=FLAGS] [--log-dir=DIR]");
-  process.exit(2);
-}
+const opt = benchFlags();
+const altDir = altDirOrExit(opt, "usage: node bench/warmup-ab.ts --alt=DIR [--rounds=6] [--scrapes=500] [--blocks=100] [--size=10k] [--node-args=FLAGS] [--log-dir=DIR]");
 const rounds = Number(opt.get("rounds") || 6);
 const scrapes = Number(opt.get("scrapes") || 500);
 const block = Number(opt.get("blocks") || 100);
