@@ -10,28 +10,21 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import * as http from "node:http";
-import type { AddressInfo } from "node:net";
-import * as net from "node:net";
 import { test } from "node:test";
 import { Registry } from "prom-client";
 import { createServer } from "../../src/server/index.ts";
-import type { Logger } from "../../src/shared/logger.ts";
 import { startClient, waitFor, type TestServer } from "../helpers.ts";
 import { freePorts, ready } from "./fixtures/ha/cluster.ts";
 import { rawHttp } from "./raw-client.ts";
+import { appScrape, bigExporter, placeGivenUp, scrapeCounts, startHogs, warningLogger } from "./fixtures/stalled-answers.ts";
 
 const stalledPlaceMs = 2_000;
 const bodyBytes = 20 * 1024 * 1024;
 const secret = randomBytes(32).toString("hex");
 
 test("a forwarded scrape from another address takes a stalled answer's place at the holder, logged", { timeout: 120_000 }, async () => {
-  const body = Buffer.alloc(bodyBytes, "a");
-  const exporter = http.createServer((_req, res) => void res.writeHead(200, { "content-type": "text/plain", "content-length": body.length }).end(body));
-  await new Promise<void>((r) => exporter.listen(0, "127.0.0.1", r));
-  const ep = (exporter.address() as AddressInfo).port;
-  const warnings: string[] = [];
-  const logger: Logger = { debug() {}, info() {}, warn: (m) => void warnings.push(m), error: (m) => void warnings.push(m) };
+  const exporter = await bigExporter(bodyBytes);
+  const { logger, warnings } = warningLogger();
   const ports = await freePorts(2);
   const peers = ports.map((p) => `http://127.0.0.1:${p}`);
   const replicas: TestServer[] = [];
@@ -44,9 +37,8 @@ test("a forwarded scrape from another address takes a stalled answer's place at 
     replicas.push({ server, port, url: `http://127.0.0.1:${port}`, close: () => server.close({ graceMs: 500, drainDelayMs: 0 }) });
   }
   for (const r of replicas) await waitFor("replica ready", () => ready(r.url), 15_000, 100);
-  const clients = await Promise.all(replicas.map((r) => startClient(r.url, "app", { registry: undefined, targets: [`9100=http://127.0.0.1:${ep}/metrics`], maxScrapesInFlight: 4 }).catch(() => undefined)));
-  const sockets = new Set<net.Socket>();
-  let stopped = false;
+  const clients = await Promise.all(replicas.map((r) => startClient(r.url, "app", { registry: undefined, targets: [`9100=http://127.0.0.1:${exporter.port}/metrics`], maxScrapesInFlight: 4 }).catch(() => undefined)));
+  let hogging: { stop(): void } | undefined;
   try {
     const holderAt = (await waitFor("one replica holds app", () => {
       const i = replicas.findIndex((r) => r.server.clients().some((c) => c.name === "app"));
@@ -54,41 +46,21 @@ test("a forwarded scrape from another address takes a stalled answer's place at 
     }, 20_000)) as number;
     const other = replicas[1 - holderAt]!;
     await waitFor("app through the other replica", async () => (await rawHttp(other.port, "GET http://app:9100/metrics HTTP/1.1\r\nHost: app:9100\r\nConnection: close\r\n\r\n", 30_000)).startsWith("HTTP/1.1 200"), 20_000, 200);
-    const inFlight = async () => (await registries[holderAt]!.getSingleMetric("promproxy_scrapes_in_flight")!.get()).values[0]?.value ?? 0;
-    const cancelled = async () => (await registries[holderAt]!.getSingleMetric("promproxy_scrapes_total")!.get()).values.find((v) => v.labels["outcome"] === "cancelled")?.value ?? 0;
-    /** A hog: asks through the other replica from 127.0.0.50, reads nothing; answered 503 (or closed), asks again. */
-    const hog = () => {
-      if (stopped) return;
-      const socket = net.connect({ port: other.port, host: "127.0.0.1", localAddress: "127.0.0.50" });
-      sockets.add(socket);
-      socket.on("error", () => {});
-      socket.write("GET http://app:9100/metrics HTTP/1.1\r\nHost: app:9100\r\nX-Prometheus-Scrape-Timeout-Seconds: 120\r\n\r\n");
-      socket.once("data", (d) => {
-        if (d.toString("latin1", 0, 12) === "HTTP/1.1 503") socket.destroy();
-        else socket.pause();
-      });
-      socket.once("close", () => {
-        sockets.delete(socket);
-        setTimeout(hog, 100);
-      });
-    };
-    for (let i = 0; i < 6; i++) hog();
+    const { cancelled, inFlight } = scrapeCounts(registries[holderAt]!);
+    hogging = startHogs(other.port, 6); // through the replica that does not hold app
     await waitFor("the hogs to hold app's places at the holder", async () => (await inFlight()) >= 3, 20_000);
     await new Promise((r) => setTimeout(r, stalledPlaceMs + 2_000)); // their answers stall, for longer than stalledAnswerMs
     assert.equal(await cancelled(), 0);
-    const request = "GET http://app:9100/metrics HTTP/1.1\r\nHost: app:9100\r\nX-Prometheus-Scrape-Timeout-Seconds: 30\r\nConnection: close\r\n\r\n";
-    const answer = await rawHttp(other.port, request, 60_000, "127.0.0.51");
+    const answer = await rawHttp(other.port, appScrape(30), 60_000, "127.0.0.51");
     assert.match(answer.slice(0, 200), /^HTTP\/1.1 200 /, answer.slice(0, 300));
     assert.equal(answer.length - answer.indexOf("\r\n\r\n") - 4, bodyBytes);
     assert.ok((await cancelled()) >= 1, "a stalled hog's scrape was cancelled at the holder");
-    assert.ok(warnings.some((w) => /scrape of "app" cancelled, its place given up: its answer took nothing for \d+s while a scrape from another address found no place/.test(w)), warnings.join("\n"));
+    assert.ok(warnings.some((w) => placeGivenUp.test(w)), warnings.join("\n"));
   } finally {
-    stopped = true;
-    for (const socket of sockets) socket.destroy();
+    hogging?.stop();
     await Promise.all(clients.map((c) => c?.stop()));
     await Promise.all(replicas.map((r) => r.close()));
-    exporter.closeAllConnections();
-    await new Promise((r) => exporter.close(r));
+    await exporter.close();
   }
 });
 

@@ -6,30 +6,23 @@
  * now the bytes handed to the kernel: steady readers keep their places; one that reads nothing still yields.
  */
 import assert from "node:assert/strict";
-import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import * as net from "node:net";
 import { test } from "node:test";
 import { Registry } from "prom-client";
-import type { Logger } from "../../src/shared/logger.ts";
 import { startClient, startServer, waitFor } from "../helpers.ts";
 import { rawHttp } from "./raw-client.ts";
+import { appScrape, bigExporter, scrapeCounts, warningLogger } from "./fixtures/stalled-answers.ts";
 
 const stalledPlaceMs = 2_000;
 const bodyBytes = 20 * 1024 * 1024;
 
 test("steady slow readers holding every place are not cut for another address's scrape", { timeout: 120_000 }, async () => {
-  const body = Buffer.alloc(bodyBytes, "a");
-  const exporter = http.createServer((_req, res) => void res.writeHead(200, { "content-type": "text/plain", "content-length": body.length }).end(body));
-  await new Promise<void>((r) => exporter.listen(0, "127.0.0.1", r));
-  const ep = (exporter.address() as AddressInfo).port;
-  const warnings: string[] = [];
-  const logger: Logger = { debug() {}, info() {}, warn: (m) => void warnings.push(m), error: (m) => void warnings.push(m) };
+  const exporter = await bigExporter(bodyBytes);
+  const { logger, warnings } = warningLogger();
   const registry = new Registry();
   const s = await startServer({ logger, registry, stalledAnswerMs: stalledPlaceMs, maxScrapesInFlight: 3 });
-  const cancelled = async () => (await registry.getSingleMetric("promproxy_scrapes_total")!.get()).values.find((v) => v.labels["outcome"] === "cancelled")?.value ?? 0;
-  const inFlight = async () => (await registry.getSingleMetric("promproxy_scrapes_in_flight")!.get()).values[0]?.value ?? 0;
-  const client = await startClient(s.url, "app", { registry: undefined, targets: [`9100=http://127.0.0.1:${ep}/metrics`], maxScrapesInFlight: 4 });
+  const { cancelled, inFlight } = scrapeCounts(registry);
+  const client = await startClient(s.url, "app", { registry: undefined, targets: [`9100=http://127.0.0.1:${exporter.port}/metrics`], maxScrapesInFlight: 4 });
   const sockets: net.Socket[] = [];
   const ticks: NodeJS.Timeout[] = [];
   try {
@@ -54,14 +47,14 @@ test("steady slow readers holding every place are not cut for another address's 
           socket.resume();
         }, 100),
       );
-      socket.write("GET http://app:9100/metrics HTTP/1.1\r\nHost: app:9100\r\nX-Prometheus-Scrape-Timeout-Seconds: 120\r\n\r\n");
+      socket.write(appScrape(120, false));
     }
     await waitFor("the readers to hold every place", async () => (await inFlight()) >= 3, 20_000);
     await new Promise((r) => setTimeout(r, stalledPlaceMs * 3)); // many times stalledAnswerMs of steady reading
     const before = [...got];
     // Another address asks meanwhile, a few times: no place, and none of the readers is cut for it.
     for (let i = 0; i < 3; i++) {
-      const answer = await rawHttp(s.port, "GET http://app:9100/metrics HTTP/1.1\r\nHost: app:9100\r\nX-Prometheus-Scrape-Timeout-Seconds: 2\r\nConnection: close\r\n\r\n", 30_000, "127.0.0.61");
+      const answer = await rawHttp(s.port, appScrape(2), 30_000, "127.0.0.61");
       assert.match(answer.slice(0, 200), /^HTTP\/1.1 503 /, `${answer.slice(0, 30)} cancelled=${await cancelled()} inFlight=${await inFlight()} got=${got} ${warnings.join(" / ")}`);
     }
     assert.equal(await cancelled(), 0, `steady readers cut: ${warnings.join(" / ")}`);
@@ -72,7 +65,6 @@ test("steady slow readers holding every place are not cut for another address's 
     for (const socket of sockets) socket.destroy();
     await client.stop();
     await s.close();
-    exporter.closeAllConnections();
-    await new Promise((r) => exporter.close(r));
+    await exporter.close();
   }
 });
