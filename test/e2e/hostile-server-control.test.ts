@@ -13,22 +13,12 @@
  * what it got out is what the client took, give or take two batches.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import * as path from "node:path";
-import { fileURLToPath } from "node:url";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { waitFor } from "../helpers.ts";
-import { startHost } from "./fixtures/hostile-server/harness.ts";
+import { cleanupsAfterAll, clientTls, pause, serverTls, startHost } from "./fixtures/hostile-server/harness.ts";
 import { startControlServer, type ControlKind } from "./fixtures/hostile-server/control-server.ts";
 
-const cleanups: (() => Promise<void>)[] = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const tlsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "../fixtures/forwarder-tls");
-const serverTls = { key: readFileSync(path.join(tlsDir, "server.key")), cert: readFileSync(path.join(tlsDir, "server.pem")) };
-const clientTls = { ca: readFileSync(path.join(tlsDir, "ca.pem"), "utf8") };
+const cleanups = cleanupsAfterAll();
 
 const cutLine = (limit: number) =>
   new RegExp(`^log warn disconnected .*"reason":"the server sent \\d+ HTTP/2 control frames \\(PING/SETTINGS/ORIGIN/ALTSVC\\) in [\\d.]+ s, more than maxServerControlFramesPerSecond \\(${limit} a second\\) allows"`);

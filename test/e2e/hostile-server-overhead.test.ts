@@ -13,27 +13,17 @@
  * host's CPU and the bytes the server got out before the cut are diagnostics.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
-import * as path from "node:path";
-import { fileURLToPath } from "node:url";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { Gauge, Registry } from "prom-client";
 import { createServer, silentLogger } from "../../src/server/index.ts";
 import type { ClientOptions } from "../../src/client/index.ts";
 import { startClient, waitFor } from "../helpers.ts";
-import { mb, startHost } from "./fixtures/hostile-server/harness.ts";
+import { cleanupsAfterAll, clientTls, mb, pause, serverTls, startHost } from "./fixtures/hostile-server/harness.ts";
 import { startControlServer, type WasteKind } from "./fixtures/hostile-server/control-server.ts";
 
-const cleanups: (() => Promise<void>)[] = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const tlsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "../fixtures/forwarder-tls");
-const serverTls = { key: readFileSync(path.join(tlsDir, "server.key")), cert: readFileSync(path.join(tlsDir, "server.pem")) };
-const clientTls = { ca: readFileSync(path.join(tlsDir, "ca.pem"), "utf8") };
+const cleanups = cleanupsAfterAll();
 
 const cutLine = (limit: number) =>
   new RegExp(
