@@ -32,3 +32,10 @@ test("reasonField: one line of at most 512 characters, words for no message", ()
   assert.equal(reasonField("\r\n"), noMessageWords);
   assert.equal(reasonField("the server is draining"), "the server is draining");
 });
+
+test("reasonField: OpenSSL's error string in TLS words, without its codes and source file", () => {
+  const raw = "C0ACF31E887F0000:error:0A000410:SSL routines:ssl3_read_bytes:ssl/tls alert handshake failure:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:918:SSL alert number 40\n";
+  assert.equal(reasonField(raw), "TLS error: ssl/tls alert handshake failure (SSL alert number 40)");
+  assert.equal(reasonField(raw.replace(":SSL alert number 40\n", ":")), "TLS error: ssl/tls alert handshake failure");
+  assert.equal(reasonField("the server said error:0A000410 in passing"), "the server said error:0A000410 in passing");
+});

@@ -4,7 +4,7 @@ import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { ScrapeService, type Hello, type ServerFrame, type Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { runFastStream } from "./grpc-fast/fast-stream.ts";
 import { fastRequest } from "./grpc-fast/request-headers.ts";
-import { resolveClientTls } from "../auth/client/client-tls.ts";
+import { noRenegotiation, resolveClientTls } from "../auth/client/client-tls.ts";
 import { pinnedLookup } from "./endpoints.ts";
 import type { ResolvedClientOptions } from "./options.ts";
 import type { ScrapeSlots } from "./scrape-slots.ts";
@@ -91,7 +91,7 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     { pingIntervalMs: options.pingIntervalMs, pingTimeoutMs: options.pingTimeoutMs, pingIdleConnection: false, idleConnectionTimeoutMs: 1_000 },
     // Server push off, whatever the options say: a server's PUSH_PROMISE is then a protocol error that ends the connection
     // (with push on, a server pushing streams as fast as the socket takes them cost the host a core and ~150 MB, silently).
-    { ...options.http2Options, settings: { ...options.http2Options.settings, enablePush: false }, ...tls, ...(ctx.address === undefined ? {} : { lookup: pinnedLookup(ctx.address) }) },
+    { ...options.http2Options, settings: { ...options.http2Options.settings, enablePush: false }, ...tls, secureOptions: noRenegotiation(options.http2Options), ...(ctx.address === undefined ? {} : { lookup: pinnedLookup(ctx.address) }) },
     (e) => log.debug("connection error after its stream ended", { name, reason: e.message }),
     read,
     options.maxServerControlFramesPerSecond,

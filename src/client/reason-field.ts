@@ -17,6 +17,18 @@ export const noMessageWords = "(no message: the server sent none, or one with ra
  * @internal
  */
 export function reasonField(message: string): string {
-  const line = oneLine(message, 512);
+  const line = oneLine(opensslWords(message), 512);
   return line === "" ? noMessageWords : line;
+}
+
+/** OpenSSL's `HEX:error:HEX:LIBRARY:FUNCTION:REASON:FILE:LINE[:DETAIL]`, without the codes and the source file. */
+const openssl = /^[0-9A-F]+:error:[0-9A-F]+:[^:\n]*:[^:\n]*:([^:\n]+):[^:\n]*:\d+:?([^\n]*)\n?$/;
+
+/**
+ * An OpenSSL error string in words: "TLS error: REASON (DETAIL)", e.g. "TLS error: ssl/tls alert handshake failure
+ * (SSL alert number 40)" for a server that ended TLS when the client refused its renegotiation. Anything else as it is.
+ */
+function opensslWords(message: string): string {
+  const m = openssl.exec(message);
+  return m ? `TLS error: ${m[1]!.trim()}${m[2]!.trim() ? ` (${m[2]!.trim()})` : ""}` : message;
 }

@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import { createRequire } from "node:module";
 import type { Client, Pool } from "undici";
+import { noRenegotiation } from "../../auth/client/client-tls.ts";
 import { meteredPoolFactory } from "./exporter-meter.ts";
 import type { HttpTargetOptions } from "./http-target-options.ts";
 
@@ -62,7 +63,7 @@ export function createExporterPools(host: string, tls: ExporterTls): ExporterPoo
       allowH2: false,
       maxHeaderSize: exporterMaxHeaderSize,
       connect: secure
-        ? { ca: tls.ca, cert: tls.cert, key: tls.key, servername: tls.serverName, rejectUnauthorized: !tls.insecureSkipVerify }
+        ? { ca: tls.ca, cert: tls.cert, key: tls.key, servername: tls.serverName, rejectUnauthorized: !tls.insecureSkipVerify, secureOptions: noRenegotiation() }
         : undefined,
     });
   return {
