@@ -85,6 +85,8 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     maxPipelinedRequests: int("max-pipelined-requests"),
     maxUnreadAnswerBytesPerConnection: int("max-unread-answer-bytes-per-connection"),
     maxUnreadAnswerBytes: v["max-unread-answer-bytes"] !== undefined ? parseCount(v["max-unread-answer-bytes"], cfg.from("max-unread-answer-bytes")) : undefined,
+    maxClientOverheadBytesPerSecond: int("max-client-overhead-bytes-per-second"),
+    maxRefusedStreamsPerConnection: int("max-refused-streams-per-connection"),
   }).catch((e: unknown) => {
     // A listen limit out of range is a usage error: name the flag, no stack.
     if (e instanceof RangeError) {

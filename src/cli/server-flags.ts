@@ -34,6 +34,8 @@ const serverFlags = [
   { key: "max-pipelined-requests", type: "string", arg: "N", help: ["HTTP/1.1 requests waiting behind the one in service per", "connection; one more drops the connection"], shown: "16" },
   { key: "max-unread-answer-bytes-per-connection", type: "string", arg: "N", help: ["page bytes one HTTP/2 connection may hold unread"], shown: "16777216" },
   { key: "max-unread-answer-bytes", type: "string", arg: "N", help: ["page bytes all HTTP/2 connections together may hold unread"], shown: "268435456" },
+  { key: "max-client-overhead-bytes-per-second", type: "string", arg: "N", help: ["bytes without data one HTTP/2 connection may send a second", "(WINDOW_UPDATE, padding, frame headers); past it: closed"], shown: "1048576" },
+  { key: "max-refused-streams-per-connection", type: "string", arg: "N", help: ["HTTP/2 streams refused before a handler saw them (header", "list too large) one connection may open; one more: closed"], shown: "10" },
   {
     key: "drain-delay", type: "string", arg: "D", default: "5s",
     help: ["on SIGTERM: /readyz fails at once, scrapes are still served", "(Connection: close) this long, then refused with 503"],

@@ -3,6 +3,8 @@ import { connectRefusal } from "./bad-request.ts";
 import { limitUnsentAnswers, type UnsentBudget } from "./answer-slices.ts";
 import { watchUnreadAnswers } from "./unread-answers.ts";
 import { lateTicks } from "../../shared/late-tick.ts";
+import { defaultOverheadBytesPerSecond } from "../../shared/h2-overhead-budget.ts";
+import { createSessionGuards, type SessionGuards } from "./h2-session-guards.ts";
 
 /** @internal */
 export interface H2ServerOptions {
@@ -28,6 +30,12 @@ export interface H2ServerOptions {
   onUnreadAnswersRefused?: (message: string, remote: string | undefined, top: { remote: string | undefined; bytes: number } | undefined) => void;
   /** Counts each stream reset for an answer nobody took. */
   onUnreadAnswer?: () => void;
+  /** Bytes a session may read a second that carry no data (src/server/listen/h2-session-guards.ts). Default 1 MiB. */
+  maxClientOverheadBytesPerSecond?: number;
+  /** Streams refused before a handler saw them that a session may open; one more ends it. Default 10. */
+  maxRefusedStreamsPerConnection?: number;
+  /** Told each session cut by those two, with why and the peer's address. */
+  onSessionCut?: (message: string, remote: string | undefined) => void;
 }
 
 /** @internal */
@@ -42,7 +50,7 @@ export interface H2Server {
   unsentBytes(): number;
   /** The listener's total of unsent answers, which its HTTP/1.1 connections share (src/server/listen/answer-slices.ts). */
   readonly total: UnsentBudget;
-  /** Stops the PING and answer timers. */
+  /** Stops the PING, answer and session-guard timers. */
   stop(): void;
 }
 
@@ -55,7 +63,8 @@ const goawayGraceMs = 1_000;
  * The HTTP/2 side of the port: large receive windows for relays, and caps on
  * what one connection may hold: concurrent streams, header list size (Node's
  * nghttp2 already bounds CONTINUATION floods, rapid resets and per-session
- * memory), sessions left open without a stream, and peers that went silent.
+ * memory), sessions left open without a stream, peers that went silent, and
+ * bytes and refused streams that serve nobody (src/server/listen/h2-session-guards.ts).
  *
  * @internal
  */
@@ -74,7 +83,12 @@ export function createH2Server(o: H2ServerOptions): H2Server {
   );
   const unread = watchUnreadAnswers(o.unreadAnswerTimeoutMs, o.onUnreadAnswer);
   const total: UnsentBudget = { held: 0, max: o.maxUnreadAnswerBytes ?? Infinity, onRefused: o.onUnreadAnswersRefused };
-  takeStreamsFirst(server, o.streamHandler ?? (() => false), unread.watch);
+  const guards = createSessionGuards({
+    overheadBytesPerSecond: o.maxClientOverheadBytesPerSecond ?? defaultOverheadBytesPerSecond,
+    maxRefusedStreams: o.maxRefusedStreamsPerConnection ?? 10,
+    onCut: o.onSessionCut ?? (() => {}),
+  });
+  takeStreamsFirst(server, o.streamHandler ?? (() => false), unread.watch, guards);
   // Without a listener Node answers an HTTP/2 CONNECT 405 with no body: say why, as the HTTP/1.1 side does.
   server.on("connect", (_req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(connectRefusal) });
@@ -82,6 +96,7 @@ export function createH2Server(o: H2ServerOptions): H2Server {
   });
   server.on("session", (session) => {
     sessions.add(session);
+    guards.watch(session);
     limitUnsentAnswers(session, o.maxUnreadAnswerBytesPerConnection, total);
     session.on("error", () => {});
     // 'connect' and 'close' come once: `on` spares the wrapper and bound function `once` keeps per session.
@@ -130,6 +145,7 @@ export function createH2Server(o: H2ServerOptions): H2Server {
     stop: () => {
       clearInterval(pinger);
       unread.stop();
+      guards.stop();
     },
   };
 }
@@ -165,12 +181,14 @@ function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void 
 /**
  * Puts `take` before Node's compat layer: the compat layer is a 'stream'
  * listener (it builds Http2ServerRequest/Response for `handler`); it is
- * called only for streams `take` leaves, and those are watched.
+ * called only for streams `take` leaves, and those are watched. Every stream
+ * is counted by the session guards first.
  */
-function takeStreamsFirst(server: http2.Http2Server, take: NonNullable<H2ServerOptions["streamHandler"]>, watch: (stream: http2.ServerHttp2Stream) => void): void {
+function takeStreamsFirst(server: http2.Http2Server, take: NonNullable<H2ServerOptions["streamHandler"]>, watch: (stream: http2.ServerHttp2Stream) => void, guards: SessionGuards): void {
   const compat = server.listeners("stream") as ((...args: unknown[]) => void)[];
   server.removeAllListeners("stream");
   server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+    guards.stream(stream);
     if (take(stream, headers)) return;
     watch(stream);
     for (const l of compat) l.call(server, stream, headers, ...rest);

@@ -1,5 +1,6 @@
 import type { ListenTlsOptions } from "../../auth/tls-credentials.ts";
 import { maxPipelinedRequests } from "./h1-server.ts";
+import { defaultOverheadBytesPerSecond, maxOverheadBytesPerSecond, minOverheadBytesPerSecond } from "../../shared/h2-overhead-budget.ts";
 
 /**
  * Where and how {@link PromproxyServer.listen} listens, and what one peer may
@@ -104,6 +105,26 @@ export interface ListenOptions {
    * it, nor is a page for scrapes' credit (docs/options.md).
    */
   maxUnreadAnswerBytes?: number;
+  /**
+   * Bytes one HTTP/2 connection may send a second that carry no data
+   * (WINDOW_UPDATE, PRIORITY, padding, frame headers, unknown frames, HEADERS
+   * of refused streams): what its socket read less the DATA its streams took,
+   * averaged between checks every 2 s, plus 1/64 of what the server wrote on
+   * it. nghttp2 takes these without waking JavaScript: past this the
+   * connection is closed (GOAWAY `ENHANCE_YOUR_CALM`), logged (warn) once a
+   * minute at most with the peer's address. An honest peer sends kilobytes a
+   * second. Default 1 048 576 (1 MiB); 65 536 to 1 073 741 824.
+   */
+  maxClientOverheadBytesPerSecond?: number;
+  /**
+   * HTTP/2 streams one connection may open that the server refuses before any
+   * handler sees them (a header list over `maxHeaderListBytes`, more streams
+   * at once than allowed): one more closes the connection (GOAWAY
+   * `ENHANCE_YOUR_CALM`), judged every 2 s, logged (warn) once a minute at
+   * most with the peer's address. An HPACK bomb costs the server much per
+   * refused stream. Default 10.
+   */
+  maxRefusedStreamsPerConnection?: number;
 }
 
 /** @internal */
@@ -126,8 +147,10 @@ export function resolveListenOptions(o: ListenOptions, defaults: { prefaceTimeou
     maxPipelinedRequests: o.maxPipelinedRequests ?? maxPipelinedRequests,
     maxUnreadAnswerBytesPerConnection: o.maxUnreadAnswerBytesPerConnection ?? 16 * 1024 * 1024,
     maxUnreadAnswerBytes: o.maxUnreadAnswerBytes ?? 256 * 1024 * 1024,
+    maxClientOverheadBytesPerSecond: o.maxClientOverheadBytesPerSecond ?? defaultOverheadBytesPerSecond,
+    maxRefusedStreamsPerConnection: o.maxRefusedStreamsPerConnection ?? 10,
   };
-  const whole = ["maxConnections", "maxConnectionsPerAddress", "maxStreamsPerConnection", "maxHeaderListBytes", "maxUnreadAnswerBytesPerConnection", "maxPipelinedRequests"] as const;
+  const whole = ["maxConnections", "maxConnectionsPerAddress", "maxStreamsPerConnection", "maxHeaderListBytes", "maxUnreadAnswerBytesPerConnection", "maxPipelinedRequests", "maxRefusedStreamsPerConnection"] as const;
   for (const k of whole) {
     const v = r[k];
     if (!Number.isInteger(v) || v <= 0 || v > 2 ** 31 - 1) throw new RangeError(`promproxy: listen option ${k} must be a positive whole number, got ${String(v)}`);
@@ -140,6 +163,10 @@ export function resolveListenOptions(o: ListenOptions, defaults: { prefaceTimeou
   const total = r.maxUnreadAnswerBytes;
   if (!Number.isSafeInteger(total) || total < 0) throw new RangeError(`promproxy: listen option maxUnreadAnswerBytes must be a whole number >= 0, got ${String(total)}`);
   if (!Number.isInteger(r.backlog) || r.backlog < 1 || r.backlog > 65_535) throw new RangeError(`promproxy: listen option backlog must be a whole number from 1 to 65535, got ${String(r.backlog)}`);
+  const overhead = r.maxClientOverheadBytesPerSecond;
+  if (!Number.isInteger(overhead) || overhead < minOverheadBytesPerSecond || overhead > maxOverheadBytesPerSecond) {
+    throw new RangeError(`promproxy: listen option maxClientOverheadBytesPerSecond must be a whole number from ${minOverheadBytesPerSecond} to ${maxOverheadBytesPerSecond}, got ${String(overhead)}`);
+  }
   if (r.maxHeaderListBytes < 1024) throw new RangeError(`promproxy: listen option maxHeaderListBytes must be at least 1024, got ${r.maxHeaderListBytes}`);
   return r;
 }

@@ -72,11 +72,15 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
   });
   // Answers refused for the listener's total of unread answers (HTTP/2 and HTTP/1.1): once a minute at most.
   const unreadTotal = createRefusalLog(p.logger);
+  // HTTP/2 sessions cut for bytes or refused streams that serve nobody: once a minute at most, each.
+  const sessionCuts = { overhead: createRefusalLog(p.logger), refused: createRefusalLog(p.logger) };
   const h2 = createH2Server({
     ...opts,
     handler: p.h2Handler,
     streamHandler: p.h2StreamHandler,
     pingIntervalMs: p.pingIntervalMs ?? 30_000,
+    onSessionCut: (message, remote) =>
+      sessionCuts[message.includes("maxClientOverheadBytesPerSecond") ? "overhead" : "refused"].refused(`HTTP/2 connection closed (GOAWAY ENHANCE_YOUR_CALM): ${message}`, { remote }),
     onUnreadAnswersRefused: (message, remote, top) => unreadTotal.refused(`answer refused (503): ${message}`, { remote, holding: top?.remote, holdingBytes: top?.bytes }),
   });
 
