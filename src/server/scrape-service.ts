@@ -43,7 +43,7 @@ export function createScrapeHandler({ options, coordinator, metrics, activity, r
     let name: string | undefined;
     try {
       release = coordinator.admit();
-      const hello = await readHello(it, options.helloTimeoutMs);
+      const hello = await readHello(it, options.helloTimeoutMs, ctx.signal);
       name = hello.name.slice(0, 253);
       session = await coordinator.join(hello, ctx.values.get(identityKey), ctx.values.get(peerKey)?.remoteAddress);
     } catch (e) {
@@ -141,10 +141,15 @@ export function reportRefusal(
   return err;
 }
 
-async function readHello(it: AsyncIterator<ClientFrame>, timeoutMs: number): Promise<Hello> {
+/** The first frame, a hello; a stream reset meanwhile (the signal) is given up at once, not at the timeout. */
+async function readHello(it: AsyncIterator<ClientFrame>, timeoutMs: number, signal: AbortSignal): Promise<Hello> {
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new ConnectError(`no hello within ${timeoutMs / 1000}s`, Code.DeadlineExceeded)), timeoutMs);
+    onAbort = () => reject(ConnectError.from(signal.reason ?? new ConnectError("the stream was reset", Code.Canceled)));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort);
   });
   try {
     const first = await Promise.race([it.next(), timeout]);
@@ -155,5 +160,6 @@ async function readHello(it: AsyncIterator<ClientFrame>, timeoutMs: number): Pro
     return first.value.frame.value;
   } finally {
     clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort!);
   }
 }

@@ -256,6 +256,9 @@ function serveFast(
     helloTimer = deadline = undefined;
   }
 
+  // Reset while the interceptors ran (its 'close' came before this listens, often in the same read): no place taken,
+  // else it kept one until the hello timeout (outside review 18a: resets in a loop shut honest clients out).
+  if (signal.aborted) return refuse(ConnectError.from(signal.reason));
   try {
     const timeout = parseGrpcTimeout(headers["grpc-timeout"]);
     release = coordinator.admit();
@@ -283,7 +286,8 @@ function serveFast(
     broke = false;
     session!.close();
   }
-  stream.on("close", () => {
+  // The stream's close, as serve() turns it into the signal's abort (one before this point was refused above).
+  signal.addEventListener("abort", () => {
     if (state === "done") return;
     const err = ConnectError.from(signal.reason);
     if (state !== "open") return refuse(err);

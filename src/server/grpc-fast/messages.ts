@@ -123,6 +123,8 @@ export function streamMessages(stream: http2.ServerHttp2Stream, readMaxBytes: nu
       if (!ended && !stream.readableEnded) error ??= closedError(stream);
       wakeUp();
     });
+    // Reset before the first read (while the interceptors ran): no 'data', 'end' or 'close' is coming.
+    if (stream.destroyed && !stream.readableEnded) error ??= closedError(stream);
   };
   return {
     [Symbol.asyncIterator]() {

@@ -19,8 +19,9 @@ export interface ListenOptions {
   tls?: ListenTlsOptions;
   /**
    * A new connection must send its first bytes (HTTP/2 preface or HTTP/1.1
-   * request line), or finish its TLS handshake, within this time; else it is
-   * closed (slowloris). Default 10 000 ms.
+   * request line) within this time, and with TLS finish its handshake within
+   * it and then send its first bytes within it again; else it is closed
+   * (slowloris). Default 10 000 ms.
    */
   prefaceTimeoutMs?: number;
   /**

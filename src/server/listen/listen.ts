@@ -6,6 +6,7 @@ import { createTlsCredentials } from "../../auth/tls-credentials.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { createRefusalLog } from "../../shared/refusal-log.ts";
 import { createConnectionLimits } from "./connection-limits.ts";
+import { awaitFirstBytes } from "./first-bytes.ts";
 import { createH1Server } from "./h1-server.ts";
 import { createH2Server } from "./h2-server.ts";
 import { resolveListenOptions, type ListenOptions } from "./listen-options.ts";
@@ -45,6 +46,18 @@ export interface BoundPort {
 }
 
 const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** Whether a cleartext connection's first bytes are (so far) the HTTP/2 preface. */
+function isH2(first: Buffer): boolean {
+  const n = Math.min(first.length, preface.length);
+  return first.subarray(0, n).equals(preface.subarray(0, n));
+}
+/**
+ * A strict prefix of the preface cannot decide yet ("P" of "POST ..." arriving alone would be taken for HTTP/2
+ * and get a GOAWAY): wait for more, still under the preface timeout.
+ */
+const decides = (first: Buffer) => !isH2(first) || first.length >= preface.length;
+/** TLS: any first bytes decide (ALPN chose the protocol). */
+const anyBytes = () => true;
 
 /**
  * One TCP port for HTTP/1.1 (Prometheus, curl) and cleartext HTTP/2 with prior
@@ -100,8 +113,13 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
   const secure = creds && tls.createServer({ ...creds.serverOptions(), handshakeTimeout: prefaceTimeoutMs });
   secure?.on("secureConnection", (socket: tls.TLSSocket) => {
     socket.on("error", () => {});
-    if (socket.alpnProtocol === "h2") h2.server.emit("connection", socket);
-    else toH1(socket);
+    if (socket.alpnProtocol === "h2") return void h2.server.emit("connection", socket);
+    // HTTP/1.1 says something within the preface timeout after its handshake too (else Node's headersTimeout held
+    // a silent one 20-45 s: outside review 18a, 900 of them took 36 MB).
+    awaitFirstBytes(socket, prefaceTimeoutMs, anyBytes, () => {
+      toH1(socket);
+      socket.resume();
+    });
   });
   secure?.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
     const code = (err as NodeJS.ErrnoException).code;
@@ -129,31 +147,18 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
       });
       return;
     }
-    socket.setTimeout(prefaceTimeoutMs, () => socket.destroy());
-    let first: Buffer = Buffer.alloc(0);
-    const onData = (chunk: Buffer) => {
-      first = first.length === 0 ? chunk : Buffer.concat([first, chunk]);
-      const n = Math.min(first.length, preface.length);
-      const isH2 = first.subarray(0, n).equals(preface.subarray(0, n));
-      // A strict prefix of the preface cannot decide yet ("P" of "POST ..." arriving alone would be taken
-      // for HTTP/2 and get a GOAWAY): wait for more, still under the preface timeout.
-      if (isH2 && n < preface.length) return;
-      socket.off("data", onData);
-      socket.setTimeout(0);
+    awaitFirstBytes(socket, prefaceTimeoutMs, decides, (first) => {
       // A TLS record (a ClientHello: 0x16 0x03) on this cleartext port: HTTP/1.1 answers it with a 400, which the
       // peer's TLS stack reports as a "wrong version number".
       if (first[0] === 0x16 && first[1] === 0x03) {
         wrongScheme.tls.refused("a TLS connection on this cleartext port: the peer (a promproxy client or Prometheus with https://?) must use http://", { remote: socket.remoteAddress });
       }
-      socket.pause();
-      socket.unshift(first);
       // Both servers take the unshifted bytes: http reads on from the stream,
       // http2 reads what is buffered on the next tick (nodejs/node#34532).
-      if (isH2) h2.server.emit("connection", socket);
-      else toH1(socket);
-      if (!isH2) socket.resume();
-    };
-    socket.on("data", onData);
+      if (isH2(first)) return void h2.server.emit("connection", socket);
+      toH1(socket);
+      socket.resume();
+    });
   });
 
   await new Promise<void>((resolve, reject) => {
