@@ -25,6 +25,9 @@ export const maxRequestBodyBytes = 64 * 1024;
  */
 export const bodyEndWithinMs = 60_000;
 
+/** How long a refusal that closes an HTTP/2 connection may take to go out before the connection closes anyway. */
+const closeAnswerWithinMs = 1_000;
+
 /** The one-line refusal of a body past the bound (without the `promproxy: ` prefix). */
 export function tooLarge(what: string, max: number): string {
   return `${what} on a request that takes none: at most ${max} bytes are read (listen option maxRequestBodyBytes): closing the connection`;
@@ -47,7 +50,9 @@ function refuseAndClose(stream: http2.ServerHttp2Stream, status: number, message
   const session = stream.session;
   // GOAWAY, then the socket closes: its other streams end too (a peer that sends bodies where none is taken).
   const close = () => session?.destroyed || session?.destroy();
+  stream.pause(); // nothing more of the body is taken meanwhile
   if (stream.headersSent || stream.destroyed) return void close();
+  setTimeout(close, closeAnswerWithinMs).unref(); // a peer that does not take the answer either
   const body = `promproxy: ${message}\n`;
   stream.respond({ ":status": status, "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
   stream.end(body, close);
