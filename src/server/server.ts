@@ -194,6 +194,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
         h1Handler: handler,
         h2Handler: handler,
         h2StreamHandler: fast,
+        takesBody: (path) => path.startsWith(servicePrefix), // the RPCs; nothing else reads a body
         logger: o.logger,
         maxClients: o.maxClients,
         onRefused: (limit) => metrics.connectionsRefused.inc({ limit }),

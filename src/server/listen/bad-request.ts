@@ -1,7 +1,8 @@
 /**
  * One-line answers for HTTP/1.1 requests the port cannot take: Node's parse
- * errors (by `err.code`, so that a client learns which rule it broke) and a
- * missing or repeated Host header (RFC 9112 section 3.2: 400).
+ * errors (by `err.code`, so that a client learns which rule it broke), a
+ * missing or repeated Host header (RFC 9112 section 3.2: 400) and an
+ * expectation other than 100-continue (417).
  *
  * @internal
  */
@@ -79,4 +80,15 @@ export function answerAndClose(res: http.ServerResponse, status: number, message
   const body = `promproxy: ${message}\n`;
   res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
   res.end(body);
+}
+
+/** Whether an Expect value asks for 100-continue alone (the token, any case, repeated in a list or not). */
+export function continueOnly(value: string | undefined): boolean {
+  return value !== undefined && value.split(",").every((t) => t.trim().toLowerCase() === "100-continue");
+}
+
+/** The one-line answer to an expectation other than 100-continue, the value cut to 64 characters. */
+export function unsupportedExpectation(value: string): string {
+  const shown = value.length > 64 ? `${value.slice(0, 64)}...` : value;
+  return `unsupported expectation ${JSON.stringify(shown)}: only 100-continue is supported`;
 }

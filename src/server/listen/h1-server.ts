@@ -1,7 +1,8 @@
 import * as http from "node:http";
 import type * as net from "node:net";
-import { answerAndClose, connectRefusal, hostProblem, parseErrorAnswer, rawAnswer } from "./bad-request.ts";
+import { answerAndClose, connectRefusal, continueOnly, hostProblem, parseErrorAnswer, rawAnswer, unsupportedExpectation } from "./bad-request.ts";
 import { dropConnection } from "./drop-connection.ts";
+import { h1BodyRefusal, maxRequestBodyBytes } from "./request-bodies.ts";
 import { sentToKernel } from "./sent-to-kernel.ts";
 
 /** @internal */
@@ -10,6 +11,8 @@ export interface H1ServerOptions {
   handler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   /** Request line and headers at most; more get 431 (or 414 for a long request line). */
   maxHeaderListBytes: number;
+  /** Body bytes at most (no request takes one), default {@link maxRequestBodyBytes}: more, or an unknown length, get 413 (request-bodies.ts). */
+  maxRequestBodyBytes?: number;
   /** True once the port is closing: answers end their connection instead of keeping it alive. */
   closing(): boolean;
   /** Pipelining limits; default {@link maxPipelinedRequests} and {@link pipelinedWaitMs} (tests lower them). */
@@ -221,27 +224,18 @@ function serveInTurn(
   return { handle, afterAnswers };
 }
 
-/** Whether an Expect value asks for 100-continue alone (the token, any case, repeated in a list or not). */
-function continueOnly(value: string | undefined): boolean {
-  return value !== undefined && value.split(",").every((t) => t.trim().toLowerCase() === "100-continue");
-}
-
-/** The one-line answer to an expectation other than 100-continue, the value cut to 64 characters. */
-function unsupportedExpectation(value: string): string {
-  const shown = value.length > 64 ? `${value.slice(0, 64)}...` : value;
-  return `unsupported expectation ${JSON.stringify(shown)}: only 100-continue is supported`;
-}
-
 /**
  * The HTTP/1.1 side of the port (Prometheus, curl): bounded headers and
  * times, one-line `promproxy: ` bodies for requests it cannot parse, CONNECT
- * refused, 417 for an expectation other than 100-continue, one request in
+ * refused, 417 for an expectation other than 100-continue, 413 for a request
+ * body past `maxRequestBodyBytes` or of unknown length, one request in
  * service per connection (pipelined ones wait their turn). Takes connections
  * through `emit("connection", socket)`.
  *
  * @internal
  */
 export function createH1Server(o: H1ServerOptions): http.Server {
+  const maxBody = o.maxRequestBodyBytes ?? maxRequestBodyBytes;
   // A missing or repeated Host header is answered in turn, like any request (Node's own check would answer 400 with no body).
   // So is an expectation other than 100-continue (Node's own answer would be a bare 417).
   const checked: H1ServerOptions["handler"] = (req, res) => {
@@ -249,6 +243,8 @@ export function createH1Server(o: H1ServerOptions): http.Server {
     if (bad) return answerAndClose(res, 400, bad);
     const expect = req.headers.expect;
     if (expect !== undefined && !continueOnly(expect)) return answerAndClose(res, 417, unsupportedExpectation(expect));
+    const body = h1BodyRefusal(req, maxBody); // refused unread, before Node would drain it after the answer
+    if (body) return answerAndClose(res, 413, body);
     o.handler(req, res);
   };
   const inTurn = serveInTurn(checked, { maxPipelinedRequests, pipelinedWaitMs, ...o.pipeline }, o.onPipelineRefused, o.closing);
@@ -274,7 +270,7 @@ export function createH1Server(o: H1ServerOptions): http.Server {
   // Node takes any value naming 100-continue ("100-continue, foo" too) for one and would send the 100 itself, before
   // `checked` refuses the rest: the 100 goes only for 100-continue alone.
   h1.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (continueOnly(req.headers.expect)) res.writeContinue();
+    if (continueOnly(req.headers.expect) && !h1BodyRefusal(req, maxBody)) res.writeContinue(); // not for a body refused unread
     onRequest(req, res);
   });
   h1.maxHeadersCount = maxHeadersCount;

@@ -5,6 +5,7 @@ import { watchUnreadAnswers } from "./unread-answers.ts";
 import { lateTicks } from "../../shared/late-tick.ts";
 import { defaultOverheadBytesPerSecond } from "../../shared/h2-overhead-budget.ts";
 import { createSessionGuards, type SessionGuards } from "./h2-session-guards.ts";
+import { holdUnwantedBody, maxRequestBodyBytes } from "./request-bodies.ts";
 
 /** @internal */
 export interface H2ServerOptions {
@@ -36,6 +37,10 @@ export interface H2ServerOptions {
   maxRefusedStreamsPerConnection?: number;
   /** Told each session cut by those two, with why and the peer's address. */
   onSessionCut?: (message: string, remote: string | undefined) => void;
+  /** Body bytes read at most on a stream whose path takes none (src/server/listen/request-bodies.ts). Default 64 KiB. */
+  maxRequestBodyBytes?: number;
+  /** Whether a request on this `:path` reads its body (the RPCs). Default: none does. */
+  takesBody?: (path: string) => boolean;
 }
 
 /** @internal */
@@ -88,7 +93,10 @@ export function createH2Server(o: H2ServerOptions): H2Server {
     maxRefusedStreams: o.maxRefusedStreamsPerConnection ?? 10,
     onCut: o.onSessionCut ?? (() => {}),
   });
-  takeStreamsFirst(server, o.streamHandler ?? (() => false), unread.watch, guards);
+  const takesBody = o.takesBody ?? (() => false);
+  const hold: Hold = (stream, headers, flags, pass) =>
+    !takesBody(String(headers[":path"] ?? "")) && holdUnwantedBody(stream, headers, flags, o.maxRequestBodyBytes ?? maxRequestBodyBytes, pass);
+  takeStreamsFirst(server, o.streamHandler ?? (() => false), unread.watch, guards, hold);
   // Without a listener Node answers an HTTP/2 CONNECT 405 with no body: say why, as the HTTP/1.1 side does.
   server.on("connect", (_req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(connectRefusal) });
@@ -178,19 +186,27 @@ function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void 
   session.on("close", () => clearTimeout(timer));
 }
 
+/** Holds a stream until its unwanted body has ended, then calls `pass`; false when it has nothing to hold. */
+type Hold = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, pass: () => void) => boolean;
+
 /**
  * Puts `take` before Node's compat layer: the compat layer is a 'stream'
  * listener (it builds Http2ServerRequest/Response for `handler`); it is
  * called only for streams `take` leaves, and those are watched. Every stream
- * is counted by the session guards first.
+ * is counted by the session guards first. A stream with a body its path does
+ * not take reaches it once that body has ended (`hold`,
+ * src/server/listen/request-bodies.ts).
  */
-function takeStreamsFirst(server: http2.Http2Server, take: NonNullable<H2ServerOptions["streamHandler"]>, watch: (stream: http2.ServerHttp2Stream) => void, guards: SessionGuards): void {
+function takeStreamsFirst(server: http2.Http2Server, take: NonNullable<H2ServerOptions["streamHandler"]>, watch: (stream: http2.ServerHttp2Stream) => void, guards: SessionGuards, hold: Hold): void {
   const compat = server.listeners("stream") as ((...args: unknown[]) => void)[];
   server.removeAllListeners("stream");
-  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, ...rest: unknown[]) => {
     guards.stream(stream);
     if (take(stream, headers)) return;
     watch(stream);
-    for (const l of compat) l.call(server, stream, headers, ...rest);
+    const pass = () => {
+      for (const l of compat) l.call(server, stream, headers, flags, ...rest);
+    };
+    if (!hold(stream, headers, flags, pass)) pass();
   });
 }

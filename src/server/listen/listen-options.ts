@@ -1,6 +1,7 @@
 import type { ListenTlsOptions } from "../../auth/tls-credentials.ts";
 import { maxPipelinedRequests } from "./h1-server.ts";
 import { defaultOverheadBytesPerSecond, maxOverheadBytesPerSecond, minOverheadBytesPerSecond } from "../../shared/h2-overhead-budget.ts";
+import { maxRequestBodyBytes } from "./request-bodies.ts";
 
 /**
  * Where and how {@link PromproxyServer.listen} listens, and what one peer may
@@ -126,6 +127,18 @@ export interface ListenOptions {
    * refused stream. Default 10.
    */
   maxRefusedStreamsPerConnection?: number;
+  /**
+   * Request body bytes the server reads at most on a request that takes none:
+   * every HTTP/1.1 request (the Scrape RPC needs HTTP/2) and every HTTP/2
+   * request but the RPCs (proxied scrapes, `/clients`, the pages, `/metrics`,
+   * `/healthz`, 404s, 405s). A body announced longer (Content-Length), or of
+   * unknown length over HTTP/1.1 (Transfer-Encoding), is answered `413` at
+   * once, unread, and its connection closed; over HTTP/2 one that runs past
+   * it (or does not end within 60 s) is answered `413` (`408`) and its
+   * connection closed. A shorter one is read and dropped: the connection
+   * stays usable. Default 65 536 (64 KiB); 0: no body at all.
+   */
+  maxRequestBodyBytes?: number;
 }
 
 /** @internal */
@@ -150,6 +163,7 @@ export function resolveListenOptions(o: ListenOptions, defaults: { prefaceTimeou
     maxUnreadAnswerBytes: o.maxUnreadAnswerBytes ?? 256 * 1024 * 1024,
     maxClientOverheadBytesPerSecond: o.maxClientOverheadBytesPerSecond ?? defaultOverheadBytesPerSecond,
     maxRefusedStreamsPerConnection: o.maxRefusedStreamsPerConnection ?? 10,
+    maxRequestBodyBytes: o.maxRequestBodyBytes ?? maxRequestBodyBytes,
   };
   const whole = ["maxConnections", "maxConnectionsPerAddress", "maxStreamsPerConnection", "maxHeaderListBytes", "maxUnreadAnswerBytesPerConnection", "maxPipelinedRequests", "maxRefusedStreamsPerConnection"] as const;
   for (const k of whole) {
@@ -161,8 +175,10 @@ export function resolveListenOptions(o: ListenOptions, defaults: { prefaceTimeou
     // setTimeout fires at once above 2^31-1 ms.
     if (typeof v !== "number" || !(v > 0) || v > 2 ** 31 - 1) throw new RangeError(`promproxy: listen option ${k} must be a positive number of milliseconds, got ${String(v)}`);
   }
-  const total = r.maxUnreadAnswerBytes;
-  if (!Number.isSafeInteger(total) || total < 0) throw new RangeError(`promproxy: listen option maxUnreadAnswerBytes must be a whole number >= 0, got ${String(total)}`);
+  for (const k of ["maxUnreadAnswerBytes", "maxRequestBodyBytes"] as const) {
+    const v = r[k];
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`promproxy: listen option ${k} must be a whole number >= 0, got ${String(v)}`);
+  }
   if (!Number.isInteger(r.backlog) || r.backlog < 1 || r.backlog > 65_535) throw new RangeError(`promproxy: listen option backlog must be a whole number from 1 to 65535, got ${String(r.backlog)}`);
   const overhead = r.maxClientOverheadBytesPerSecond;
   if (!Number.isInteger(overhead) || overhead < minOverheadBytesPerSecond || overhead > maxOverheadBytesPerSecond) {

@@ -23,6 +23,8 @@ export interface PortOptions {
   h2StreamHandler?: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
   /** Handles HTTP/1.1 requests (the front). */
   h1Handler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  /** Whether an HTTP/2 request on this path reads its body (the RPCs); the rest read at most maxRequestBodyBytes. Default: none does. */
+  takesBody?: (path: string) => boolean;
   logger: Logger;
   /** A connection must send its first bytes within this time, unless ListenOptions say otherwise. Default 10 s. */
   prefaceTimeoutMs?: number;
@@ -78,6 +80,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
   const h1 = createH1Server({
     handler: p.h1Handler,
     maxHeaderListBytes: opts.maxHeaderListBytes,
+    maxRequestBodyBytes: opts.maxRequestBodyBytes,
     closing: () => closing,
     // One concept on both protocols: an answer its peer takes nothing of for this long.
     pipeline: { pipelinedWaitMs: opts.unreadAnswerTimeoutMs, maxPipelinedRequests: opts.maxPipelinedRequests },
@@ -91,6 +94,7 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
     ...opts,
     handler: p.h2Handler,
     streamHandler: p.h2StreamHandler,
+    takesBody: p.takesBody,
     pingIntervalMs: p.pingIntervalMs ?? 30_000,
     onSessionCut: (message, remote) =>
       sessionCuts[message.includes("maxClientOverheadBytesPerSecond") ? "overhead" : "refused"].refused(`HTTP/2 connection closed (GOAWAY ENHANCE_YOUR_CALM): ${message}`, { remote }),
