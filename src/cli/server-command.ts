@@ -87,6 +87,7 @@ export async function runServer(argv: string[], env: NodeJS.ProcessEnv = process
     maxUnreadAnswerBytes: v["max-unread-answer-bytes"] !== undefined ? parseCount(v["max-unread-answer-bytes"], cfg.from("max-unread-answer-bytes")) : undefined,
     maxClientOverheadBytesPerSecond: int("max-client-overhead-bytes-per-second"),
     maxRefusedStreamsPerConnection: int("max-refused-streams-per-connection"),
+    maxRequestBodyBytes: v["max-request-body-bytes"] !== undefined ? parseCount(v["max-request-body-bytes"], cfg.from("max-request-body-bytes")) : undefined,
   }).catch((e: unknown) => {
     // A listen limit out of range is a usage error: name the flag, no stack.
     if (e instanceof RangeError) {

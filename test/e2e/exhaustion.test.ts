@@ -18,6 +18,7 @@ import { sourceKey } from "../../src/shared/source-key.ts";
 import { listenOnePort } from "../../src/server/listen/listen.ts";
 import { proxyGet, startClient, waitFor } from "../helpers.ts";
 import { freePort, runCli } from "./prometheus.ts";
+import { rawHttp } from "./raw-client.ts";
 import { frame } from "./fixtures/hostile-server/control-server.ts";
 
 // ---- raw HTTP/2 -------------------------------------------------------------------------------------------
@@ -291,6 +292,8 @@ describe("connections in all and per source address", () => {
 
   test("per address: the 4th connection from one source is served, the 5th gets 503 and is closed; others are unaffected", async () => {
     for (let i = 0; i < 4; i++) await accepted("127.0.0.2");
+    const body = await rawHttp(port, "GET /clients HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n12345678901", 10_000, "127.0.0.4");
+    assert.match(body, /^HTTP\/1.1 413 [^]*at most 10 bytes are read \(listen option maxRequestBodyBytes\)/, body);
     const over = await rawGet(port, "127.0.0.2");
     assert.match(over.text, /^HTTP\/1\.1 503 /);
     assert.match(over.text, /\r\n\r\npromproxy: too many connections from 127\.0\.0\.2 \(4, the maximum per address\)\n$/);
@@ -487,11 +490,14 @@ test("CLI: --max-connections-per-address, --idle-session-timeout and the other l
   const server = runCli([
     "server", "--listen", `127.0.0.1:${port}`, "--log-level", "warn", "--max-connections-per-address", "2", "--max-connections", "50",
     "--max-streams-per-connection", "4", "--idle-session-timeout", "500ms", "--max-header-list-bytes", "4096",
+    "--max-request-body-bytes", "10", "--max-client-overhead-bytes-per-second", "65536", "--max-refused-streams-per-connection", "3",
   ]);
   const open: net.Socket[] = [];
   try {
     await server.waitForOutput(/listening on/);
     for (let i = 0; i < 2; i++) open.push((await rawGet(port, "127.0.0.2")).socket);
+    const body = await rawHttp(port, "GET /clients HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n12345678901", 10_000, "127.0.0.4");
+    assert.match(body, /^HTTP\/1.1 413 [^]*at most 10 bytes are read \(listen option maxRequestBodyBytes\)/, body);
     const over = await rawGet(port, "127.0.0.2");
     assert.match(over.text, /promproxy: too many connections from 127\.0\.0\.2 \(2, the maximum per address\)/);
     await waitFor("one log line about it", () => /WARN .*refusing connections: too many connections from 127\.0\.0\.2/.test(server.stderr()));
@@ -508,7 +514,9 @@ test("CLI: --max-connections-per-address, --idle-session-timeout and the other l
     for (const s of open) s.destroy();
     await server.kill();
   }
-  for (const bad of [["--max-connections", "0"], ["--max-streams-per-connection", "x"], ["--idle-session-timeout", "0s"], ["--max-header-list-bytes", "100"]]) {
+  const bads = [["--max-connections", "0"], ["--max-streams-per-connection", "x"], ["--idle-session-timeout", "0s"], ["--max-header-list-bytes", "100"]];
+  bads.push(["--max-request-body-bytes", "x"], ["--max-client-overhead-bytes-per-second", "65535"], ["--max-refused-streams-per-connection", "0"]);
+  for (const bad of bads) {
     const r = runCli(["server", "--listen", "127.0.0.1:0", ...bad]);
     const { code } = await r.exited;
     assert.equal(code, 2, `${bad.join(" ")}: ${r.stderr()}`);
