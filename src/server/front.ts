@@ -15,6 +15,7 @@ import { statusJson } from "./status/status-json.ts";
 import { statusPageHeaders } from "./status/status-page.ts";
 import { createStatusPages } from "./status/status-pages.ts";
 import type { Peers } from "./peers/peers.ts";
+import type { RefusalLogs } from "../shared/refusal-log.ts";
 import { isPeerStatePath } from "./peers/peer-state.ts";
 import { forwardedForHeader, notHeldHeader, peerAnswerHeader, type PeerCaller } from "./peers/peer-auth.ts";
 
@@ -44,6 +45,8 @@ export interface FrontDeps {
   peers?: Peers;
   /** What `/readyz` says. Default: the coordinator's readiness. */
   ready?: () => boolean;
+  /** Where answers cut after their first bytes left are logged (src/server/relay.ts, `cutLog`). Default: not logged. */
+  cutLog?: RefusalLogs;
 }
 
 /**
@@ -55,8 +58,8 @@ export interface FrontDeps {
  *
  * @internal
  */
-export function createFront({ options, coordinator, metrics, activity, startedAt = new Date(), status, peers, ready = () => coordinator.ready }: FrontDeps) {
-  const relay = { coordinator, metrics, activity, grantAt: Math.max(options.maxChunkBytes, options.creditBytes >> 2), creditBytes: options.creditBytes };
+export function createFront({ options, coordinator, metrics, activity, startedAt = new Date(), status, peers, ready = () => coordinator.ready, cutLog }: FrontDeps) {
+  const relay = { coordinator, metrics, activity, grantAt: Math.max(options.maxChunkBytes, options.creditBytes >> 2), creditBytes: options.creditBytes, cutLog };
   /** A proxied request refused before any client was asked. */
   const refused = (outcome: string, message: string) => {
     metrics.scrapes.inc({ outcome });

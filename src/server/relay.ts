@@ -13,6 +13,7 @@ import type { ServerMetrics } from "./metrics.ts";
 import { reserveCredit } from "./listen/answer-slices.ts";
 import { sentToKernel } from "./listen/sent-to-kernel.ts";
 import { corkForTurn } from "./listen/turn-cork.ts";
+import type { RefusalLogs } from "../shared/refusal-log.ts";
 import type { CheckedHead } from "./result-head.ts";
 import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.ts";
 
@@ -75,6 +76,11 @@ export interface RelayDeps {
    * connection (src/server/listen/answer-slices.ts): less when they are nearly spent. Absent: the client's default.
    */
   creditBytes?: number;
+  /**
+   * Where an answer cut after its head had gone (a result that failed late: too short or too long for its
+   * Content-Length, its client gone, ...) is logged, by client name, at most once a minute each. Default: not logged.
+   */
+  cutLog?: RefusalLogs;
 }
 
 /**
@@ -87,7 +93,7 @@ export interface RelayDeps {
  * `end(body)`: head and body in one write, no cork and uncork a tick later.
  */
 export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerResponse, headOnly: boolean): void {
-  const { coordinator, metrics, activity } = deps;
+  const { coordinator, metrics, activity, cutLog } = deps;
   // A smaller first credit (its budgets nearly spent) is granted back in smaller steps, or the client would wait for good.
   const creditBytes = deps.creditBytes === undefined ? undefined : reserveCredit(res, deps.creditBytes);
   const grantAt = creditBytes === undefined || creditBytes >= deps.creditBytes! ? deps.grantAt : Math.min(deps.grantAt, Math.max(1, creditBytes >> 1));
@@ -125,7 +131,11 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
       if (head) writeHead(head);
       if (whole) res.end(whole);
       else res.end();
-    } else if (failure.outcome !== "prometheus_gone") reply(res, httpStatusOf[failure.outcome], failure.message); // else nobody left to answer
+    } else if (failure.outcome !== "prometheus_gone") {
+      // Past its head the answer can only be cut (Prometheus sees an empty or short reply): said, as it says nothing.
+      if (res.headersSent) cutLog?.refused(r.name, `answer to Prometheus cut after its head had gone: ${failure.message}`, { client: r.name, outcome, bytes });
+      reply(res, httpStatusOf[failure.outcome], failure.message);
+    } // else nobody left to answer
     whole = undefined;
     const labels = labelsOf(outcome);
     metrics.scrapes.inc(labels);

@@ -159,7 +159,9 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     ? createFastScrape({ options: o, coordinator: joining, replicaSet: peers?.replicaSet, metrics, activity, refusalLogs, interceptors: connectOptions.interceptors, contextValues: connectOptions.contextValues, readMaxBytes: connectOptions.readMaxBytes, scrape })
     : undefined;
   const status = (): ServerStatus => ({ ...buildServerStatus(o, coordinator, activity, startedAt, refusals, errors), ready: ready() });
-  const front = createFront({ options: o, coordinator, metrics, activity, startedAt, status, peers, ready });
+  // Answers cut after their first bytes left (a client's result failed late): said once a minute per client at most.
+  const cutLog = createRefusalLogs(o.logger, 60_000, "warn", 256, "cut");
+  const front = createFront({ options: o, coordinator, metrics, activity, startedAt, status, peers, ready, cutLog });
 
   const handler: PromproxyServer["handler"] = (req, res) => {
     if (req.url?.startsWith(servicePrefix)) {
@@ -184,6 +186,7 @@ export function createServer(options: ServerOptions = {}): PromproxyServer {
     await Promise.all(ports.splice(0).map((p) => p.close(left)));
     refusals.close();
     refusalLogs.close();
+    cutLog.close();
     peers?.close();
   }
 

@@ -12,11 +12,12 @@ export interface RefusalLog {
  * Logs refusals once per interval, not once per refusal: an attack of a
  * million connections writes one line a minute, saying how many were refused
  * and one example. One mechanism for every flood a peer can cause for free
- * (connections over a cap, wrong or throttled logins).
+ * (connections over a cap, wrong or throttled logins, answers cut by a hostile
+ * client). `noun` says what is counted: "(N more refused in the last 60s)".
  *
  * @internal
  */
-export function createRefusalLog(logger: Logger, intervalMs = 60_000, level: "warn" | "info" = "warn"): RefusalLog {
+export function createRefusalLog(logger: Logger, intervalMs = 60_000, level: "warn" | "info" = "warn", noun = "refused"): RefusalLog {
   const say = (message: string, fields: Record<string, unknown>) => logger[level](message, fields);
   let lastAt = -Infinity;
   let count = 0;
@@ -26,7 +27,7 @@ export function createRefusalLog(logger: Logger, intervalMs = 60_000, level: "wa
     timer = undefined;
     if (count === 0 || !example) return;
     lastAt = Date.now();
-    say(`${example.message} (${count} more refused in the last ${Math.round(intervalMs / 1000)}s)`, example.fields);
+    say(`${example.message} (${count} more ${noun} in the last ${Math.round(intervalMs / 1000)}s)`, example.fields);
     count = 0;
     example = undefined;
   };
@@ -61,9 +62,9 @@ export interface RefusalLogs {
  * that a flood of distinct kinds is still a line a minute.
  * @internal
  */
-export function createRefusalLogs(logger: Logger, intervalMs = 60_000, level: "warn" | "info" = "warn", maxKinds = 256): RefusalLogs {
+export function createRefusalLogs(logger: Logger, intervalMs = 60_000, level: "warn" | "info" = "warn", maxKinds = 256, noun = "refused"): RefusalLogs {
   const logs = new Map<string, { log: RefusalLog; at: number }>();
-  const rest = createRefusalLog(logger, intervalMs, level);
+  const rest = createRefusalLog(logger, intervalMs, level, noun);
   return {
     refused(kind, message, fields) {
       const now = Date.now();
@@ -75,7 +76,7 @@ export function createRefusalLogs(logger: Logger, intervalMs = 60_000, level: "w
           logs.delete(k);
         }
       }
-      if (!entry && logs.size < maxKinds) logs.set(kind, (entry = { log: createRefusalLog(logger, intervalMs, level), at: now }));
+      if (!entry && logs.size < maxKinds) logs.set(kind, (entry = { log: createRefusalLog(logger, intervalMs, level, noun), at: now }));
       if (entry) entry.at = now;
       (entry?.log ?? rest).refused(message, fields);
     },
