@@ -9,8 +9,10 @@
  * Honest servers of a set of 8 (the client's HTTP/2 PINGs after each quiet second, scrapes) are never cut, at the
  * default limits nor at the lowest (10 control frames, 64 KiB a second: 1.25 frames and 8 KiB a connection).
  *
- * The bounds are on the cut and on bytes or frames counted (wide: the first judgement of a connection comes a
- * second or two after it opened); the figures are diagnostics.
+ * The bounds are on the cut, on how long a flooded connection lives, and wide ones on bytes or frames counted: a
+ * connection is first judged a second or so after it opened, and the client searches again at once for a replica
+ * it lost, so each new connection takes that second's worth before its cut (measured 47-62 % of 8 whole budgets,
+ * against 98-100 % without the shared budgets); the figures are diagnostics.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -56,7 +58,7 @@ test(`a server naming ${replicas} replicas floods each connection with WINDOW_UP
   t.diagnostic(cuts[0]?.slice(0, 400) ?? "no cut");
   assert.ok(cuts.length >= 1, "no connection was cut");
   assert.ok(lived.every((ms) => ms < 11_000), `a connection lived ${Math.max(...lived).toFixed(0)} ms under the flood`);
-  assert.ok(taken < (whole * 3) / 4, `${mb(taken)} taken: not a fraction of ${replicas} whole budgets' ${mb(whole)}`);
+  assert.ok(taken < whole * 0.85, `${mb(taken)} taken: not a fraction of ${replicas} whole budgets' ${mb(whole)}`);
   assert.equal(host.script.stderr(), "");
 });
 
@@ -76,7 +78,7 @@ test(`a server naming ${replicas} replicas sends each connection PINGs at half o
   t.diagnostic(cuts[0]?.slice(0, 400) ?? "no cut");
   assert.ok(cuts.length >= 1, "no connection was cut");
   assert.ok(lived.every((ms) => ms < 11_000), `a connection lived ${Math.max(...lived).toFixed(0)} ms under the PINGs`);
-  assert.ok(taken < (whole * 3) / 4, `${taken} PINGs taken: not a fraction of ${replicas} whole budgets' ${whole.toFixed(0)}`);
+  assert.ok(taken < whole * 0.85, `${taken} PINGs taken: not a fraction of ${replicas} whole budgets' ${whole.toFixed(0)}`);
   assert.equal(host.script.stderr(), "");
 });
 
