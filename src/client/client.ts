@@ -20,6 +20,7 @@ import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } 
 import { registryTarget } from "./targets/registry-target.ts";
 import { createScrapeSlots } from "./scrape-slots.ts";
 import { createFrameShare } from "./frame-budget.ts";
+import { h2Budgets } from "./h2-budget-share.ts";
 import { sparseLog } from "./fleet-limits.ts";
 import type { ScrapeTarget } from "./targets/target.ts";
 import { createFailureWords, inWords, type FailureWords } from "./transport-words.ts";
@@ -167,7 +168,7 @@ export function createClientWithTargets(options: ResolvedClientOptions, targets:
   function run(): Promise<void> {
     state = "connecting";
     return runFleet({
-      connection: { options, hello, targets, slots: createScrapeSlots(options.maxScrapesInFlight, targets.length), frames: createFrameShare(options.maxServerFramesPerSecond) },
+      connection: { options, hello, targets, slots: createScrapeSlots(options.maxScrapesInFlight, targets.length), frames: createFrameShare(options.maxServerFramesPerSecond), h2: h2Budgets(options) },
       stopped: stopper.signal,
       onUp(info) {
         streams++;

@@ -34,8 +34,9 @@ export interface ConnectionContext {
   targets: ScrapeTarget[];
   /** The client's places for scrapes at work, over all of its streams. */
   slots: ScrapeSlots;
-  /** The client's frame budget (maxServerFramesPerSecond), shared by its streams. */
+  /** The client's budgets: frames (maxServerFramesPerSecond) shared by its streams, h2 (maxServerControl…, maxServerOverhead…) by its connections. */
   frames: FrameShare;
+  h2: import("./h2-budget-share.ts").H2Budgets;
   /** The client's wait for a welcome, over all of its streams. */
   welcomePatience: WelcomePatience;
   /** Aborted when the client stops: the stream ends at once. */
@@ -94,8 +95,8 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     { ...options.http2Options, settings: { ...options.http2Options.settings, enablePush: false }, ...tls, secureOptions: noRenegotiation(options.http2Options), ...(ctx.address === undefined ? {} : { lookup: pinnedLookup(ctx.address) }) },
     (e) => log.debug("connection error after its stream ended", { name, reason: e.message }),
     read,
-    options.maxServerControlFramesPerSecond,
-    options.maxServerOverheadBytesPerSecond,
+    ctx.h2.control,
+    ctx.h2.overhead,
   );
   const call = new AbortController();
   const readLimit = options.maxServerFrameBytes;

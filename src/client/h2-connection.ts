@@ -6,6 +6,7 @@ import { readCost } from "./frame-budget.ts";
 import { defaultControlFramesPerSecond, guardControlFrames, type ControlGuard } from "./h2-control-budget.ts";
 import { pingSession, type SessionPings } from "./h2-ping.ts";
 import { defaultOverheadBytesPerSecond, guardOverheadBytes, type OverheadGuard } from "./h2-overhead-budget.ts";
+import { createBudgetShare, type BudgetSeat, type BudgetShare } from "./h2-budget-share.ts";
 
 /**
  * connect-node's `Http2SessionManager`, with a permanent `"error"` listener on
@@ -43,10 +44,12 @@ import { defaultOverheadBytesPerSecond, guardOverheadBytes, type OverheadGuard }
  * a session destroyed after a GOAWAY no longer frees its socket by itself.
  *
  * Every session also counts the HTTP/2 control frames its server sends, and is
- * destroyed past `controlPerSecond` (option `maxServerControlFramesPerSecond`,
+ * destroyed past its share of `control` (option `maxServerControlFramesPerSecond`,
  * src/client/h2-control-budget.ts), and the bytes it sends that carry no data (what its socket read less the DATA
- * our streams took), destroyed past `overheadPerSecond` (option `maxServerOverheadBytesPerSecond`,
- * src/client/h2-overhead-budget.ts), judged on each tick of our PING timer and as DATA arrives.
+ * our streams took), destroyed past its share of `overhead` (option `maxServerOverheadBytesPerSecond`,
+ * src/client/h2-overhead-budget.ts), judged on each tick of our PING timer and as DATA arrives. Both budgets are
+ * the client's, shared by all of its sessions (src/client/h2-budget-share.ts: the client hands every connection
+ * the same two); a number is a budget for this connection's sessions alone. A session's seats are left when it closes.
  *
  * The HTTP/2 PINGs (`pingOptions.pingIntervalMs` and `pingTimeoutMs`; none without an interval) are our own
  * (src/client/h2-ping.ts), on every session that carried one of our streams; connect-node's are turned off
@@ -62,9 +65,10 @@ export function createH2Connection(
   http2Options: http2.ClientSessionOptions | http2.SecureClientSessionOptions | undefined,
   onLateSessionError: (error: Error) => void,
   read: { limit: number; pace(cost: number): number; check?(body: Uint8Array): void },
-  controlPerSecond = defaultControlFramesPerSecond,
-  overheadPerSecond = defaultOverheadBytesPerSecond,
+  control: number | BudgetShare = defaultControlFramesPerSecond,
+  overhead: number | BudgetShare = defaultOverheadBytesPerSecond,
 ): Http2SessionManager {
+  const [controlShare, overheadShare] = [control, overhead].map((b) => (typeof b === "number" ? createBudgetShare(b) : b)) as [BudgetShare, BudgetShare];
   const sockets = ownSockets(http2Options?.createConnection as Parameters<typeof ownSockets>[0]);
   const { pingIntervalMs, pingTimeoutMs = 15_000 } = pingOptions;
   // Connect's PINGs off: an interval past what a timer takes never arms, and never asks to verify a connection.
@@ -91,18 +95,18 @@ export function createH2Connection(
   manager.request = async (...args) => {
     const stream = await request(...args);
     const session = stream.session;
-    if (session && !overheads.has(session)) overheads.set(session, guardOverheadBytes(session, overheadPerSecond));
-    const overhead = session && overheads.get(session);
-    countPieces(stream, overhead ? (bytes) => overhead.data(bytes) : undefined);
+    if (session && !overheads.has(session)) overheads.set(session, guardOverheadBytes(session, seatWhileOpen(session, overheadShare)));
+    const guard = session && overheads.get(session);
+    countPieces(stream, guard ? (bytes) => guard.data(bytes) : undefined);
     const pieces = stream[Symbol.asyncIterator].bind(stream);
     // Charged once, as the fast path charges: the frames completed or the DATA frames they came in, whichever is more, and a frame more per KiB.
     stream[Symbol.asyncIterator] = () =>
       wholeEnvelopes(pieces(), read.limit, (bytes, envelopes) => read.pace(readCost(Math.max(envelopes, takePieces(stream)), bytes)), read.check);
     if (session && !guarded.has(session)) {
       session.on("error", onLateSessionError);
-      guarded.set(session, guardControlFrames(session, controlPerSecond));
+      guarded.set(session, guardControlFrames(session, seatWhileOpen(session, controlShare)));
       if (pingIntervalMs !== undefined && pingIntervalMs <= maxTimerMs && !session.destroyed) {
-        pings.set(session, pingSession(session as http2.ClientHttp2Session, { intervalMs: pingIntervalMs, timeoutMs: pingTimeoutMs, onTick: () => overhead?.check(true), tickMs: overheadCheckMs }));
+        pings.set(session, pingSession(session as http2.ClientHttp2Session, { intervalMs: pingIntervalMs, timeoutMs: pingTimeoutMs, onTick: () => guard?.check(true), tickMs: overheadCheckMs }));
         session.once("close", () => pings.delete(session));
       }
     }
@@ -111,6 +115,14 @@ export function createH2Connection(
     return stream;
   };
   return manager;
+}
+
+/** A seat at `share` for `session`, left when it closes (at once if it already has). */
+function seatWhileOpen(session: http2.Http2Session, share: BudgetShare): BudgetSeat {
+  const seat = share.join();
+  if (session.closed || session.destroyed) seat.leave();
+  else session.once("close", seat.leave);
+  return seat;
 }
 
 /** The longest delay a Node.js timer takes (a longer one fires at once, with a warning on stderr). */

@@ -136,17 +136,18 @@ export interface ClientOptions {
    */
   maxServerFramesPerSecond?: number;
   /**
-   * Most HTTP/2 control frames (PING, SETTINGS, ALTSVC; ORIGIN over TLS) a server may send on one connection a
-   * second (10 - 1 000 000; a second's worth at once). nghttp2 answers them without asking the client; past this
-   * the connection is closed, the stream ends with the reason ("the server sent N HTTP/2 control frames ...") and
-   * the client dials again. An honest server sends a handful: its SETTINGS, an ACK, a PING per heartbeat. Default 100.
+   * Most HTTP/2 control frames (PING, SETTINGS, ALTSVC; ORIGIN over TLS) the servers may send a second, all the client's
+   * connections together, each an equal share (10 - 1 000 000; a second's worth of a share at once, at least 10): many
+   * replicas get no more in all. Past its share a connection is closed, the stream ends with the reason ("the server sent
+   * N HTTP/2 control frames ...") and the client dials again. Honest: a handful a connection. Default 100.
    */
   maxServerControlFramesPerSecond?: number;
   /**
-   * Most bytes a second a server may send on one connection that carry no data (64 KiB - 1 GiB; averaged between checks,
-   * every 2 s while the connection is quiet): what the socket read less the DATA the stream took (WINDOW_UPDATE, padding, PRIORITY,
-   * that nghttp2 takes without asking the client). Past this the connection is closed, the stream ends with the reason
-   * ("the server sent N bytes in T s that carry no data ...") and the client dials again. Honest: a few KB/s. Default 1 MiB.
+   * Most bytes a second the servers may send that carry no data, all the client's connections together, each judged against
+   * an equal share (64 KiB - 1 GiB; averaged between checks, every 2 s while a connection is quiet): what a connection's
+   * socket read less the DATA its stream took (WINDOW_UPDATE, padding, PRIORITY, that nghttp2 takes without asking the
+   * client). Past its share a connection is closed, the stream ends with the reason ("the server sent N bytes in T s that
+   * carry no data ...") and the client dials again. Honest: under 1 KB/s a connection. Default 1 MiB.
    */
   maxServerOverheadBytesPerSecond?: number;
   /**

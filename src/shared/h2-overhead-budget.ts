@@ -39,13 +39,14 @@ export interface OverheadGuard {
 export type OverheadCut = (overhead: number, seconds: number) => Error;
 
 /**
- * Watches `session` for bytes that carry no data past `perSecond`, averaged between checks. With `writtenShare`,
+ * Watches `session` for bytes that carry no data past `perSecond` (or what it returns at each check: a share of a
+ * budget other sessions hold too), averaged between checks. With `writtenShare`,
  * each byte the session's socket wrote allows that much more (the WINDOW_UPDATEs an honest peer sends for what it
  * is sent grow with it). Never throws.
  */
 export function watchOverheadBytes(
   session: http2.Http2Session,
-  perSecond: number,
+  perSecond: number | (() => number),
   cut: OverheadCut,
   now: () => number = () => performance.now(),
   writtenShare = 0,
@@ -68,7 +69,8 @@ export function watchOverheadBytes(
     const w = writtenShare ? soFar("bytesWritten") : 0;
     const overhead = r - read - data;
     const seconds = Math.max(1, (t - at) / 1000);
-    if (overhead > perSecond * seconds + (w - written) * writtenShare) {
+    const limit = typeof perSecond === "number" ? perSecond : perSecond();
+    if (overhead > limit * seconds + (w - written) * writtenShare) {
       session.destroy(cut(overhead, seconds), http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
       return;
     }
