@@ -34,11 +34,12 @@ export const overheadCutWords = "maxServerOverheadBytesPerSecond";
 export function guardOverheadBytes(session: http2.Http2Session, budget: number | BudgetSeat, now?: () => number): OverheadGuard {
   const seat = seatOf(budget);
   const cut = (overhead: number, seconds: number) => {
-    seat.leave();
-    return new ConnectError(
+    const error = new ConnectError(
       `the server sent ${overhead} bytes in ${seconds.toFixed(1)} s that carry no data (frame headers, WINDOW_UPDATE, PRIORITY, padding, unknown frames), more than ${overheadCutWords} (${seat.total} a second) allows${sharedWords(seat)}`,
       Code.ResourceExhausted,
     );
+    seat.leave(); // its share goes back to the others (after the words, which say the share it had)
+    return error;
   };
   const guard = watchOverheadBytes(session, () => seat.perSecond(), cut, now);
   return {
