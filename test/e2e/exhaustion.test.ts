@@ -178,10 +178,11 @@ describe("streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)", () => {
       for (let i = 0; i + 6 <= settings.length; i += 6) advertised.set(settings.readUInt16BE(i), settings.readUInt32BE(i + 2));
       assert.equal(advertised.get(3), 4, "SETTINGS_MAX_CONCURRENT_STREAMS is advertised");
       assert.equal(advertised.get(6), 16 * 1024, "SETTINGS_MAX_HEADER_LIST_SIZE is advertised");
-      for (let i = 0; i < 4; i++) await c.send(frame(HEADERS, END_HEADERS, 1 + 2 * i, block(scrapeRequest)));
+      // GETs end their stream with their HEADERS (one that does not is held for its body: listen option maxRequestBodyBytes).
+      for (let i = 0; i < 4; i++) await c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i, block(scrapeRequest)));
       await waitFor("4 streams served", () => held.size === 4);
       assert.equal(c.goaway(), undefined);
-      await c.send(frame(HEADERS, END_HEADERS, 9, block(scrapeRequest)));
+      await c.send(frame(HEADERS, END_HEADERS | END_STREAM, 9, block(scrapeRequest)));
       await waitFor("the fifth stream refused", () => c.reset(9) === REFUSED_STREAM || c.goaway());
       await sleep(100);
       assert.equal(held.size, 4, "the fifth stream never reached the handler");
@@ -292,8 +293,6 @@ describe("connections in all and per source address", () => {
 
   test("per address: the 4th connection from one source is served, the 5th gets 503 and is closed; others are unaffected", async () => {
     for (let i = 0; i < 4; i++) await accepted("127.0.0.2");
-    const body = await rawHttp(port, "GET /clients HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n12345678901", 10_000, "127.0.0.4");
-    assert.match(body, /^HTTP\/1.1 413 [^]*at most 10 bytes are read \(listen option maxRequestBodyBytes\)/, body);
     const over = await rawGet(port, "127.0.0.2");
     assert.match(over.text, /^HTTP\/1\.1 503 /);
     assert.match(over.text, /\r\n\r\npromproxy: too many connections from 127\.0\.0\.2 \(4, the maximum per address\)\n$/);
