@@ -78,7 +78,7 @@ if (args.get("role") === "servers") {
     // Scraped back to back: every scrape renders for itself (no reuse under maxRenderPercent) and is read at once.
     const c = createClient({
       name: `host-${i}`, serverUrl: urls, registry, transport, logger: silentLogger, onConnected: () => void connected++,
-      maxServerFramesPerSecond: 1_000_000, maxRenderPercent: 100,
+      maxServerFramesPerSecond: 1_000_000, maxRenderPercent: 100, maxRegistryScrapesPerSecond: 1_000_000,
     });
     list.push(c);
     void c.start().catch(() => {});

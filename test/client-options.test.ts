@@ -14,6 +14,7 @@ test("client options: one resolver fills in every default", () => {
   );
   assert.deepEqual([r.protocol, r.transport, r.metricsPath], ["grpc", "fast", "/metrics"]);
   assert.deepEqual([r.maxServerFramesPerSecond, r.maxRenderPercent, r.maxServerControlFramesPerSecond, r.maxServerOverheadBytesPerSecond], [1000, 10, 100, 1 << 20]);
+  assert.equal(r.maxRegistryScrapesPerSecond, 10);
   assert.equal(r.maxWelcomeTimeoutMs, 60_000);
   assert.equal(resolveClientOptions({ ...base, welcomeTimeoutMs: 90_000 }).maxWelcomeTimeoutMs, 90_000, "the default is never below welcomeTimeoutMs");
   assert.deepEqual(r.backoff, { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 });
@@ -44,6 +45,12 @@ test("client options: each bad value is refused with the option's name, at and o
     [{ maxServerOverheadBytesPerSecond: 2 ** 30 + 1 }, /option maxServerOverheadBytesPerSecond/],
     [{ maxRenderPercent: 0 }, /option maxRenderPercent must be a whole number from 1 to 100, got 0/],
     [{ maxRenderPercent: 101 }, /option maxRenderPercent/],
+    [{ maxRegistryScrapesPerSecond: 0 }, /^TypeError: promproxy: option maxRegistryScrapesPerSecond must be a positive number up to 1000000, got 0$/],
+    [{ maxRegistryScrapesPerSecond: -1 }, /option maxRegistryScrapesPerSecond must be a positive number up to 1000000, got -1/],
+    [{ maxRegistryScrapesPerSecond: Number.NaN }, /option maxRegistryScrapesPerSecond .* got NaN/],
+    [{ maxRegistryScrapesPerSecond: 1_000_001 }, /option maxRegistryScrapesPerSecond .* got 1000001/],
+    [{ maxRegistryScrapesPerSecond: Number.POSITIVE_INFINITY }, /option maxRegistryScrapesPerSecond .* got Infinity/],
+    [{ maxRegistryScrapesPerSecond: "10" as unknown as number }, /option maxRegistryScrapesPerSecond .* got 10/],
     [{ welcomeTimeoutMs: 0 }, /option welcomeTimeoutMs must be a positive number/],
     [{ maxWelcomeTimeoutMs: 0 }, /option maxWelcomeTimeoutMs must be a positive number/],
     [{ maxWelcomeTimeoutMs: 9_999 }, /option maxWelcomeTimeoutMs \(9999\) must be at least welcomeTimeoutMs \(10000\)/],
@@ -58,6 +65,7 @@ test("client options: each bad value is refused with the option's name, at and o
   // At the bounds: taken.
   for (const more of [{ gzipLevel: 0 }, { gzipLevel: 9 }, { maxServerFrameBytes: 16 * 1024 }, { maxQueuedFrames: 16 }, { heartbeatMisses: 1000 }, { maxWelcomeTimeoutMs: 10_000 },
     { maxServerFramesPerSecond: 10 }, { maxServerFramesPerSecond: 1_000_000 }, { maxRenderPercent: 1 }, { maxRenderPercent: 100 },
+    { maxRegistryScrapesPerSecond: 0.001 }, { maxRegistryScrapesPerSecond: 1_000_000 },
     { maxServerControlFramesPerSecond: 10 }, { maxServerControlFramesPerSecond: 1_000_000 },
     { maxServerOverheadBytesPerSecond: 65_536 }, { maxServerOverheadBytesPerSecond: 2 ** 30 }]) {
     assert.doesNotThrow(() => resolveClientOptions({ ...base, ...more }), JSON.stringify(more));

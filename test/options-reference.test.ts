@@ -92,7 +92,7 @@ const norm = (s: string) => s.toLowerCase().replace(/`/g, "").replace(/--/g, "")
 /** Field names of an exported interface in a source file, in order. */
 function fields(file: string, iface: string): string[] {
   const src = read(file);
-  const body = new RegExp(`export interface ${iface} \\{([\\s\\S]*?)\\n\\}`).exec(src)?.[1];
+  const body = new RegExp(`export interface ${iface}(?: extends [\\w, ]+)? \\{([\\s\\S]*?)\\n\\}`).exec(src)?.[1];
   assert.ok(body, `${file} declares ${iface}`);
   return [...body.matchAll(/^ {2}(\w+)\??:/gm)].map((m) => m[1]!);
 }
@@ -100,7 +100,7 @@ function fields(file: string, iface: string): string[] {
 /** Each field's "Default ..." clause from its doc comment (first sentence after "Default"). */
 function commentDefaults(file: string, iface: string): Map<string, string | undefined> {
   const src = read(file);
-  const body = new RegExp(`export interface ${iface} \\{([\\s\\S]*?)\\n\\}`).exec(src)![1]!;
+  const body = new RegExp(`export interface ${iface}(?: extends [\\w, ]+)? \\{([\\s\\S]*?)\\n\\}`).exec(src)![1]!;
   const out = new Map<string, string | undefined>();
   for (const m of body.matchAll(/\/\*\*([\s\S]*?)\*\/\s*\n {2}(\w+)\??:/g)) {
     const text = m[1]!.replace(/\n\s*\* ?/g, " ").replace(/\s+/g, " ");
@@ -180,10 +180,10 @@ function objectCell(text: string): Record<string, number> {
 }
 
 /** Every field of `iface` has a row in the section, with the default its doc comment states; returns how many were compared. */
-function checkCommented(heading: string, file: string, iface: string): number {
+function checkCommented(heading: string, file: string, iface: string, minFields = 10): number {
   const table = rows(section(heading), (n) => (/^\w+$/.test(n) ? n : undefined));
   const names = fields(file, iface);
-  assert.ok(names.length > 10, `${iface} parsed`);
+  assert.ok(names.length > minFields, `${iface} parsed`);
   assert.deepEqual(names.filter((n) => !table.has(n)), [], `${iface} fields missing from docs/options.md`);
   const comments = commentDefaults(file, iface);
   let checked = 0;
@@ -214,6 +214,12 @@ function checkCommented(heading: string, file: string, iface: string): number {
 test("options reference: every ClientOptions field is listed with the default its doc comment states", () => {
   const checked = checkCommented("Client options", "src/client/options.ts", "ClientOptions");
   assert.ok(checked > 25, `defaults compared: ${checked}`);
+});
+
+test("options reference: every RegistryOptions field (ClientOptions extends them) is listed with the default its doc comment states", () => {
+  assert.match(read("src/client/options.ts"), /export interface ClientOptions extends RegistryOptions \{/);
+  const checked = checkCommented("Client options", "src/client/registry-options.ts", "RegistryOptions", 4);
+  assert.equal(checked, 5, `defaults compared: ${checked}`);
 });
 
 test("options reference: the client resolver's defaults are the ones listed", () => {

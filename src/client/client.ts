@@ -83,7 +83,9 @@ export function createClient(options: ClientOptions): PromproxyClient {
     }
     // In a cluster's primary an AggregatorRegistry's own metrics are (nearly) empty: serve every worker's.
     const registry = o.registry instanceof AggregatorRegistry && cluster.isPrimary ? clusterRegistry(o.registry) : o.registry;
-    targets.push(registryTarget(registry ?? globalRegister, metricsPath, o.gzipLevel, o.maxRenderPercent, o.log));
+    targets.push(
+      registryTarget(registry ?? globalRegister, { metricsPath, gzipLevel: o.gzipLevel, renderPercent: o.maxRenderPercent, scrapesPerSecond: o.maxRegistryScrapesPerSecond, log: o.log }),
+    );
   }
   if (forwarded.length === 0) return createClientWithTargets(o, targets);
   const client = createClientWithTargets(o, targets);

@@ -6,6 +6,7 @@
  */
 export { createClient, type ClientState, type PromproxyClient } from "./client.ts";
 export type { ClientOptions, StreamInfo } from "./options.ts";
+export type { RegistryOptions } from "./registry-options.ts";
 export { bearerToken } from "../auth/client/bearer-token.ts";
 export { clientTlsFromFiles, type ClientTlsOptions } from "../auth/client/client-tls.ts";
 export type { HttpTargetOptions, Secret } from "./targets/http-target-options.ts";

@@ -25,6 +25,13 @@ export function whole(value: unknown, key: string, fallback: number, min: number
   return v;
 }
 
+/** A positive number (fractions allowed), at most `max`. */
+export function positiveNumber(value: unknown, key: string, fallback: number, max: number): number {
+  const v: unknown = value === undefined ? fallback : value;
+  if (!(typeof v === "number" && v > 0 && v <= max)) throw new TypeError(`promproxy: option ${key} must be a positive number up to ${max}, got ${String(v)}`);
+  return v;
+}
+
 /** A string option that must be one of `allowed` (the first is the default). */
 export function oneOf<T extends string>(value: unknown, key: string, allowed: readonly T[]): T {
   const v = value ?? allowed[0];

@@ -14,12 +14,12 @@ import { resolveH2Limits } from "./h2-limits.ts";
 import { resolveBackoff, type BackoffOptions } from "./backoff.ts";
 import { serverUrls, systemResolver } from "./endpoints.ts";
 import type { HttpTargetOptions } from "./targets/http-target-options.ts";
-import type { MetricsRegistry } from "./targets/render.ts";
+import { resolveRegistryOptions, type RegistryOptions } from "./registry-options.ts";
 import type { StreamInfo } from "./stream-info.ts";
 export type { StreamInfo } from "./stream-info.ts";
 
 /** Options of {@link createClient}. Only `name` and `serverUrl` are required. */
-export interface ClientOptions {
+export interface ClientOptions extends RegistryOptions {
   /** The name Prometheus scrapes this client by: a DNS host name, e.g. "app-1". Required. */
   name: string;
   /**
@@ -67,13 +67,6 @@ export interface ClientOptions {
    */
   maxServerAddresses?: number;
   /**
-   * The prom-client registry to serve (on any port, at `metricsPath`).
-   * An `AggregatorRegistry` in a cluster's primary serves every worker's
-   * metrics (`clusterMetrics()`; workers call `clusterWorker()`).
-   * Default: prom-client's global `register`, unless `targets` are given (then no registry).
-   */
-  registry?: MetricsRegistry;
-  /**
    * Exporters to forward scrapes to, as "[PORT=]URL" strings (e.g.
    * "9100=http://127.0.0.1:9100/metrics") or {@link HttpTargetOptions}: the
    * client serves `http://NAME:PORT/PATH` from the exporter at that URL, each
@@ -81,8 +74,6 @@ export interface ClientOptions {
    * any port). Next to `registry` when both are given. Default none.
    */
   targets?: (string | HttpTargetOptions)[];
-  /** Path the registry is served at. Default "/metrics". */
-  metricsPath?: string;
   /** Labels announced for service discovery (`GET /clients`). Default none. */
   labels?: Record<string, string>;
   /** Connect interceptors for the stream (credentials and the like). Default none. */
@@ -150,15 +141,6 @@ export interface ClientOptions {
    * carry no data ...") and the client dials again. Honest: under 1 KB/s a connection. Default 1 MiB.
    */
   maxServerOverheadBytesPerSecond?: number;
-  /**
-   * Most of one core the registry's renders take over time, in percent (1 - 100). A scrape that comes while a
-   * render of its format runs shares it; past the budget a scrape gets the latest render of its format (at most
-   * 1 s old) or waits (1 s at most): fresh renders while they take under the budget (not 200 ms a second).
-   * 100: every scrape renders. Default 10.
-   */
-  maxRenderPercent?: number;
-  /** gzip level (1-9) for results when Prometheus accepts gzip; 0 disables gzip. Default 1 (fastest). */
-  gzipLevel?: number;
   /** An HTTP/2 PING once nothing was read from the connection this long, one at a time; see `pingTimeoutMs`. Default 10 000 ms. */
   pingIntervalMs?: number;
   /** A PING unanswered this long drops the connection; counted on ticks that came on time (a blocked host loop is not the server's fault). Default 5 000 ms. */
@@ -207,13 +189,13 @@ const optionNames: Record<keyof ClientOptions, true> = {
   name: true, serverUrl: true, resolveIntervalMs: true, resolve: true, probeIntervalMs: true, searchBackoff: true, maxReplicas: true,
   maxServerAddresses: true, registry: true, targets: true, metricsPath: true, labels: true, interceptors: true, protocol: true,
   transport: true, backoff: true, maxScrapesInFlight: true, maxServerFrameBytes: true, maxQueuedFrames: true, gzipLevel: true,
-  maxServerFramesPerSecond: true, maxRenderPercent: true, maxServerControlFramesPerSecond: true, maxServerOverheadBytesPerSecond: true,
+  maxServerFramesPerSecond: true, maxRenderPercent: true, maxRegistryScrapesPerSecond: true, maxServerControlFramesPerSecond: true, maxServerOverheadBytesPerSecond: true,
   pingIntervalMs: true, pingTimeoutMs: true, heartbeatMisses: true, welcomeTimeoutMs: true, maxWelcomeTimeoutMs: true, http2Options: true, tls: true,
   onConnected: true, onDisconnected: true, onError: true, logger: true,
 };
 
 /** Every client option checked, with its default filled in: what the engine runs on. @internal */
-export interface ResolvedClientOptions extends ReturnType<typeof resolveH2Limits> {
+export interface ResolvedClientOptions extends ReturnType<typeof resolveH2Limits>, ReturnType<typeof resolveRegistryOptions> {
   name: string;
   /** The checked server URLs (one, or a list). */
   urls: URL[];
@@ -231,9 +213,6 @@ export interface ResolvedClientOptions extends ReturnType<typeof resolveH2Limits
   maxServerFrameBytes: number;
   maxQueuedFrames: number;
   maxServerFramesPerSecond: number;
-  maxRenderPercent: number;
-  gzipLevel: number;
-  metricsPath: string;
   interceptors: Interceptor[];
   protocol: "grpc" | "connect";
   transport: "fast" | "connect";
@@ -244,7 +223,6 @@ export interface ResolvedClientOptions extends ReturnType<typeof resolveH2Limits
   maxWelcomeTimeoutMs: number;
   http2Options: http2.ClientSessionOptions | http2.SecureClientSessionOptions;
   tls: ClientOptions["tls"];
-  registry: MetricsRegistry | undefined;
   targets: (string | HttpTargetOptions)[];
   onConnected: ClientOptions["onConnected"];
   onDisconnected: ClientOptions["onDisconnected"];
@@ -277,9 +255,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxQueuedFrames: whole(options.maxQueuedFrames, "maxQueuedFrames", 1024, 16, 1 << 20),
     maxServerFramesPerSecond: whole(options.maxServerFramesPerSecond, "maxServerFramesPerSecond", 1000, 10, 1_000_000),
     ...resolveH2Limits(options),
-    maxRenderPercent: whole(options.maxRenderPercent, "maxRenderPercent", 10, 1, 100),
-    gzipLevel: whole(options.gzipLevel, "gzipLevel", 1, 0, 9),
-    metricsPath: options.metricsPath ?? "/metrics",
+    ...resolveRegistryOptions(options),
     interceptors: options.interceptors ?? [],
     protocol: oneOf(options.protocol, "protocol", ["grpc", "connect"] as const),
     transport: oneOf(options.transport, "transport", ["fast", "connect"] as const),
@@ -290,7 +266,6 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxWelcomeTimeoutMs: positiveMs(options.maxWelcomeTimeoutMs, "maxWelcomeTimeoutMs", 60_000, { ms: positiveMs(options.welcomeTimeoutMs, "welcomeTimeoutMs", 10_000), name: "welcomeTimeoutMs" }),
     http2Options: options.http2Options ?? {},
     tls: options.tls,
-    registry: options.registry,
     targets: options.targets ?? [],
     onConnected: options.onConnected,
     onDisconnected: options.onDisconnected,
