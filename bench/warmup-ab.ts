@@ -9,7 +9,7 @@
  *
  *   node bench/warmup-ab.ts --alt=DIR [--rounds=6] [--scrapes=500] [--blocks=100] [--size=10k]
  *                           [--node-args="FLAGS"] [--a-node-args="FLAGS"] [--b-node-args="FLAGS"] [--log-dir=DIR] [--cpu-prof=DIR]
- *                           [--perf=DIR]
+ *                           [--perf=DIR] [--b-head-start-ms=N]
  *
  * --node-args: extra node flags for all four processes (`--trace-opt --trace-deopt`), --a-node-args and
  * --b-node-args for one side's two (an A/B of flags: `--alt` the same tree); --cpu-prof=DIR: V8 CPU profiles
@@ -43,6 +43,8 @@ const flags = (name: string) => (opt.get(name) ?? "").split(" ").filter(Boolean)
 const profDir = opt.get("cpu-prof");
 const perfDir = opt.get("perf") ? path.resolve(opt.get("perf") as string) : undefined;
 const logDir = opt.get("log-dir");
+/** --b-head-start-ms=N: B's processes start N ms before A's (both then scraped interleaved): does age alone warm them? */
+const headStartMs = Number(opt.get("b-head-start-ms") || 0);
 const roots = { A: path.join(here, ".."), B: path.resolve(altDir) };
 type Key = keyof typeof roots;
 
@@ -88,7 +90,10 @@ console.log("round | side | first scrape ms | p50 ms | p50 per block | server CP
 for (let r = 0; r < rounds; r++) {
   const order: Key[] = r % 2 === 0 ? ["A", "B"] : ["B", "A"];
   const sides = {} as Record<Key, Awaited<ReturnType<typeof side>>>;
-  for (const k of order) sides[k] = await side(k, r + 1);
+  for (const k of headStartMs ? (["B", "A"] as Key[]) : order) {
+    sides[k] = await side(k, r + 1);
+    if (k === "B" && headStartMs) await new Promise((res) => setTimeout(res, headStartMs));
+  }
   const ag = { A: agent(), B: agent() };
   const times: Record<Key, number[]> = { A: [], B: [] };
   const before = { A: { s: cpu(sides.A.pids.server), f: cpu(sides.A.pids.forwarder) }, B: { s: cpu(sides.B.pids.server), f: cpu(sides.B.pids.forwarder) } };
