@@ -5,7 +5,8 @@ import { clientAuthOptions } from "./auth-flags.ts";
 import { createClientWithTargets } from "../client/client.ts";
 import { resolveClientOptions } from "../client/options.ts";
 import { createForwarderMetrics, serveMetrics } from "./forwarder-metrics.ts";
-import { createHttpTargets, type HttpTarget, type TargetOutcome } from "../client/targets/http-target.ts";
+import { createHttpTargets, type HttpTarget } from "../client/targets/http-target.ts";
+import { targetHealthLog } from "./target-health-log.ts";
 import type { HttpTargetOptions } from "../client/targets/http-target-options.ts";
 import { loadUndici } from "../client/targets/exporter-pool.ts";
 import { createConsoleLogger, type Logger } from "../shared/logger.ts";
@@ -158,25 +159,6 @@ function readOnce(path: string, what: string): Buffer {
 function secretFile(path: string): () => Promise<string> {
   readOnce(path, "secret file");
   return async () => (await fs.promises.readFile(path, "utf8")).replace(/\r?\n$/, "");
-}
-
-/**
- * Logs a target's health when it changes (answering, an HTTP error status,
- * or a failure reason), not every scrape.
- */
-function targetHealthLog(logger: Logger): (r: TargetOutcome) => void {
-  const last = new Map<string, string>();
-  return (r) => {
-    // Prometheus going away or this client being busy or over a target's rate say nothing about the target.
-    if (r.outcome === "cancelled" || r.outcome === "busy" || r.outcome === "rate_limited" || r.outcome === "not_found") return;
-    const state = r.outcome === "success" ? (r.status !== undefined && r.status >= 400 ? `http ${r.status}` : "ok") : r.outcome;
-    const before = last.get(r.target);
-    if (before === state) return;
-    last.set(r.target, state);
-    if (state === "ok") logger.info(before === undefined ? "target answering" : "target answering again", { target: r.target });
-    else if (r.outcome === "success") logger.warn("target answers with an HTTP error", { target: r.target, status: r.status });
-    else logger.warn("target failing", { target: r.target, reason: r.message });
-  };
 }
 
 /**

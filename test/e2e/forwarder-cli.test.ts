@@ -183,3 +183,35 @@ test("--token-file authenticates to the server; a refused token ends the process
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("an order flood past a target's rate is said once a minute per target, not silently refused (outside review 18b)", { timeout: 60_000 }, async () => {
+  const echo = await startEcho();
+  const server = createServer({ logger: silentLogger });
+  const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
+  const cli = runCli([
+    "client", "--name", "flooded", "--server", `http://127.0.0.1:${port}`, "--target-max-scrapes-per-second", "2",
+    "--target", `9100=http://127.0.0.1:${echo.port}/metrics`, "--target", `9200=http://127.0.0.1:${echo.port}/other`,
+  ]);
+  try {
+    await waitFor("the client to connect", () => server.clients().some((c) => c.name === "flooded"), 20_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${cli.stderr()}`);
+    });
+    const codes: number[] = [];
+    for (let i = 0; i < 30; i++) codes.push((await proxyGet(port, "http://flooded:9100/metrics")).status);
+    for (let i = 0; i < 10; i++) codes.push((await proxyGet(port, "http://flooded:9200/other")).status);
+    const refused = codes.filter((c) => c === 503).length;
+    assert.ok(refused >= 20, `most of the flood is refused: ${codes.join(",")}`);
+    const said = (target: string) => cli.stderr().split("\n").filter((l) => l.includes("WARN") && l.includes("refusing scrapes") && l.includes(target));
+    await waitFor("the refusal to be logged", () => said(`:${echo.port}/other`).length === 1, 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${cli.stderr()}`);
+    });
+    const lines = said(`:${echo.port}/metrics`);
+    assert.equal(lines.length, 1, `one line for the first target within the minute, not one per refusal:\n${cli.stderr()}`);
+    assert.match(lines[0] as string, /was asked for more than 2 scrapes a second, its maximum \(maxScrapesPerSecond\)/);
+    assert.doesNotMatch(cli.stderr(), /target failing/, "a refusal says nothing about the target's health");
+  } finally {
+    await cli.kill();
+    await server.close({ graceMs: 100 });
+    await echo.close();
+  }
+});
