@@ -54,7 +54,7 @@ export async function idleSection(cfg: IdleConfig): Promise<IdleResult[]> {
     const wall = performance.now() - w0;
     const serverCpuPercent = ((procCpuMs(spid) - s0) / wall) * 100;
     const loadCpuPercent = ((lpids.reduce((a, p) => a + procCpuMs(p), 0) - l0) / wall) * 100;
-    const stillConnected = await server.call<number>("clients");
+    const stillConnected = await server.call<number>("clientsListed");
     const reconnects = (await welcomes()) - w0count;
     const loadRss = lpids.reduce((a, p) => a + procRss(p), 0);
     const r: IdleResult = {
