@@ -1,6 +1,7 @@
 import type * as http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { withoutStack } from "../../shared/without-stack.ts";
 import { ClientFrameSchema, ServerFrameSchema, type ClientFrame } from "../../../gen/promproxy/v1/scrape_pb.ts";
 import type { ServerFrameInit } from "../session.ts";
 import { decodeClientFrameFast } from "./client-frame-decoder.ts";
@@ -47,12 +48,16 @@ export function encodeServerFrame(frame: ServerFrameInit, into: Uint8Array[]): v
 
 /** What ended a stream the client closed or reset, in the words Node uses (end-reason.ts turns them into ours). */
 export function closedError(stream: http2.ServerHttp2Stream, error?: Error): ConnectError {
-  const name = Object.entries(rstNames).find(([, v]) => v === stream.rstCode)?.[0] ?? `0x${(stream.rstCode ?? 0).toString(16)}`;
+  const code = stream.rstCode;
+  const name = (code === undefined ? undefined : rstNameOf.get(code)) ?? `0x${(code ?? 0).toString(16)}`;
   const closed = `Stream closed with error code ${name}`;
   // Both the error (a socket's ECONNRESET) and the stream's close code (CANCEL: the client went away), so that
   // end-reason.ts picks the most telling words: "Session closed with error code 8" alone would read as a protocol error.
-  if (error) return new ConnectError(`${error.message} ${(error as { code?: string }).code ?? ""}; ${closed}`, Code.Canceled, undefined, undefined, error);
-  return new ConnectError(closed, Code.Canceled);
+  // Made once per stream that ends (a reconnect storm: tens of thousands), and its stack (the close handler's) tells
+  // nothing: none is captured (measured: 11 us a call with one, ~2 without).
+  return withoutStack(() =>
+    error ? new ConnectError(`${error.message} ${(error as { code?: string }).code ?? ""}; ${closed}`, Code.Canceled, undefined, undefined, error) : new ConnectError(closed, Code.Canceled),
+  );
 }
 
 const rstNames: Record<string, number> = {
@@ -70,6 +75,8 @@ const rstNames: Record<string, number> = {
   NGHTTP2_INADEQUATE_SECURITY: 12,
   NGHTTP2_HTTP_1_1_REQUIRED: 13,
 };
+
+const rstNameOf = new Map(Object.entries(rstNames).map(([k, v]) => [v, k]));
 
 /** Messages buffered before the stream is paused (only a chain that wraps messages reads this way). */
 const inboxHigh = 32;
