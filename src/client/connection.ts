@@ -20,6 +20,7 @@ import type { WelcomePatience } from "./welcome-patience.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./targets/target.ts";
 import { runStream } from "./run-stream.ts";
 import { explain } from "./connect-words.ts";
+import { inGoawayWords } from "./goaway-words.ts";
 
 /** What one connection attempt needs from its client. @internal */
 export interface ConnectionContext {
@@ -224,7 +225,8 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     if (!ctx.stopped.aborted) throw new ConnectError("the server ended the stream", Code.Unavailable);
   } catch (e) {
     if (call.signal.aborted && call.signal.reason instanceof ConnectError) throw noteFailedUrl(call.signal.reason, base);
-    throw noteFailedUrl(explain(ConnectError.from(e), readLimit), base);
+    const error = explain(ConnectError.from(e), readLimit);
+    throw noteFailedUrl(welcome ? inGoawayWords(error, sessionManager) : error, base); // a welcomed stream a GOAWAY ended: said so
   } finally {
     clearTimeout(welcomeTimer);
     clearTimeout(goodbye);
