@@ -1,27 +1,26 @@
-import { Code, ConnectError, createClient as createRpcClient } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import type { Http2SessionManager } from "@connectrpc/connect-node";
-import { ScrapeService, type Hello, type ServerFrame, type Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { runFastStream } from "./grpc-fast/fast-stream.ts";
-import { fastRequest } from "./grpc-fast/request-headers.ts";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Hello, ServerFrame, Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
 import { noRenegotiation, resolveClientTls } from "../auth/client/client-tls.ts";
 import { pinnedLookup } from "./endpoints.ts";
 import type { ResolvedClientOptions } from "./options.ts";
 import type { ScrapeSlots } from "./scrape-slots.ts";
 import { noteFailedUrl } from "./transport-words.ts";
 import { headerSafe } from "../shared/replica-header.ts";
-import { createOutQueue, type OutQueue } from "./out-queue.ts";
+import { createOutQueue } from "./out-queue.ts";
 import { checkReplicaSet, type ReplicaSet } from "./replica-set.ts";
 import { startScrape, type ScrapeRun } from "./scrape-run.ts";
 import { checkOrder, chunkHighWaterBytes, clampDuration, heartbeatRangeMs, maxServerIdLength, minChunkBytes } from "./server-limits.ts";
 import { frameEntriesCheck, maxWelcomeFeatures, tooManyFeatures } from "./frame-entries.ts";
 import { createH2Connection } from "./h2-connection.ts";
+import type { H2Budgets } from "./h2-budget-share.ts";
 import type { FrameShare } from "./frame-budget.ts";
 import { sayFastServer } from "./fast-server-warning.ts";
-import { sleep } from "../shared/sleep.ts";
 import { watchStream } from "./stream-watchdog.ts";
 import type { WelcomePatience } from "./welcome-patience.ts";
 import { ScrapeErrorReason, TargetError, type ScrapeTarget } from "./targets/target.ts";
+import { runStream } from "./run-stream.ts";
+import { explain } from "./connect-words.ts";
+import { inGoawayWords } from "./goaway-words.ts";
 
 /** What one connection attempt needs from its client. @internal */
 export interface ConnectionContext {
@@ -36,7 +35,7 @@ export interface ConnectionContext {
   slots: ScrapeSlots;
   /** The client's budgets: frames (maxServerFramesPerSecond) shared by its streams, h2 (maxServerControl…, maxServerOverhead…) by its connections. */
   frames: FrameShare;
-  h2: import("./h2-budget-share.ts").H2Budgets;
+  h2: H2Budgets;
   /** The client's wait for a welcome, over all of its streams. */
   welcomePatience: WelcomePatience;
   /** Aborted when the client stops: the stream ends at once. */
@@ -226,7 +225,8 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     if (!ctx.stopped.aborted) throw new ConnectError("the server ended the stream", Code.Unavailable);
   } catch (e) {
     if (call.signal.aborted && call.signal.reason instanceof ConnectError) throw noteFailedUrl(call.signal.reason, base);
-    throw noteFailedUrl(explain(ConnectError.from(e), readLimit), base);
+    const error = explain(ConnectError.from(e), readLimit);
+    throw noteFailedUrl(welcome ? inGoawayWords(error, sessionManager) : error, base); // a welcomed stream a GOAWAY ended: said so
   } finally {
     clearTimeout(welcomeTimer);
     clearTimeout(goodbye);
@@ -238,63 +238,4 @@ export async function connectOnce(ctx: ConnectionContext, attempt: { welcomed: b
     call.abort();
     sessionManager.abort();
   }
-}
-
-/** What running the stream on either transport needs. */
-interface StreamSetup {
-  options: ResolvedClientOptions;
-  base: URL;
-  sessionManager: Http2SessionManager;
-  out: OutQueue;
-  signal: AbortSignal;
-  readLimit: number;
-  onFrame(frame: ServerFrame): void;
-  /** Milliseconds to stop reading after reading what costs `cost` frames (0: read on). */
-  pace(cost: number): number;
-}
-
-/**
- * Runs the stream until the server ends it (resolves) or it fails (throws):
- * on our own gRPC framing (grpc-fast/) unless the options ask for Connect
- * (`transport: "connect"`, `protocol: "connect"`) or an interceptor needs
- * Connect's message pipeline; both read and write on the same guarded session.
- */
-async function runStream(s: StreamSetup): Promise<void> {
-  const { options, sessionManager, out, signal, readLimit, onFrame, pace } = s;
-  const interceptors = options.interceptors;
-  if (options.protocol !== "connect" && options.transport !== "connect") {
-    const request = await fastRequest(interceptors, s.base.toString(), signal);
-    if (request) return runFastStream({ sessionManager, request, signal, out, readLimit, entries: { maxReplicas: options.maxReplicas }, onFrame, pace });
-    s.options.log.debug("an interceptor reads or replaces the stream's messages: this stream uses the Connect transport");
-  }
-  const transportOptions = {
-    baseUrl: s.base.toString(),
-    httpVersion: "2" as const,
-    sessionManager,
-    interceptors,
-    // The server is not trusted: a frame is refused at its length prefix when over the read limit (never
-    // buffered), no compression is accepted (a compressed frame would inflate past any limit first), and unknown
-    // fields are not kept (a welcome packed with them would live as long as its stream).
-    readMaxBytes: readLimit, acceptCompression: [], binaryOptions: { readUnknownFields: false },
-  };
-  const transport = options.protocol === "connect" ? createConnectTransport(transportOptions) : createGrpcTransport(transportOptions);
-  for await (const frame of createRpcClient(ScrapeService, transport).scrape(out, { signal })) {
-    onFrame(frame);
-    // Charged as read (h2-connection.ts); waits while in debt or answers pile up. Not pulling holds the server.
-    for (let wait = pace(0); wait > 0 && !signal.aborted; wait = pace(0)) await sleep(wait, signal);
-  }
-}
-
-/** connect-es's words for a hostile server's frames, said in ours (one log line names the cause). */
-function explain(e: ConnectError, readLimit: number): ConnectError {
-  const m = e.rawMessage;
-  if (/unsupported response encoding|compressed envelope/.test(m)) {
-    const encoding = /encoding "([^"]{0,40})/.exec(m)?.[1];
-    return new ConnectError(`the server sent compressed frames${encoding ? ` (${encoding})` : ""}; this client accepts none`, Code.Internal, undefined, undefined, e);
-  }
-  if (/larger than configured readMaxBytes/.test(m)) {
-    const size = /message size (\d+)/.exec(m)?.[1];
-    return new ConnectError(`the server sent a frame ${size ? `of ${size} bytes ` : ""}larger than the client's read limit of ${readLimit} bytes (maxServerFrameBytes)`, Code.ResourceExhausted, undefined, undefined, e);
-  }
-  return e;
 }

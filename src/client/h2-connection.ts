@@ -7,6 +7,7 @@ import { defaultControlFramesPerSecond, guardControlFrames, type ControlGuard } 
 import { pingSession, type SessionPings } from "./h2-ping.ts";
 import { defaultOverheadBytesPerSecond, guardOverheadBytes, type OverheadGuard } from "./h2-overhead-budget.ts";
 import { createBudgetShare, type BudgetSeat, type BudgetShare } from "./h2-budget-share.ts";
+import { noteGoaway } from "./goaway-words.ts";
 
 /**
  * connect-node's `Http2SessionManager`, with a permanent `"error"` listener on
@@ -55,7 +56,8 @@ import { createBudgetShare, type BudgetSeat, type BudgetShare } from "./h2-budge
  * (src/client/h2-ping.ts), on every session that carried one of our streams; connect-node's are turned off
  * (its interval never arms): its timeout destroyed healthy connections after the host's event loop stalled.
  * A stream's reads (`notifyResponseByteRead`) and its response headers put the next PING off, as they did
- * connect-node's; `abort()` stops them all.
+ * connect-node's; `abort()` stops them all. The first GOAWAY a session receives is kept as the manager's
+ * (src/client/goaway-words.ts): the words for a stream it ended.
  *
  * @internal
  */
@@ -104,6 +106,7 @@ export function createH2Connection(
       wholeEnvelopes(pieces(), read.limit, (bytes, envelopes) => read.pace(readCost(Math.max(envelopes, takePieces(stream)), bytes)), read.check);
     if (session && !guarded.has(session)) {
       session.on("error", onLateSessionError);
+      noteGoaway(manager, session);
       guarded.set(session, guardControlFrames(session, seatWhileOpen(session, controlShare)));
       if (pingIntervalMs !== undefined && pingIntervalMs <= maxTimerMs && !session.destroyed) {
         pings.set(session, pingSession(session as http2.ClientHttp2Session, { intervalMs: pingIntervalMs, timeoutMs: pingTimeoutMs, onTick: () => guard?.check(true), tickMs: overheadCheckMs }));

@@ -20,6 +20,7 @@ import { proxyGet, startClient, waitFor } from "../helpers.ts";
 import { freePort, runCli } from "./prometheus.ts";
 import { rawHttp } from "./raw-client.ts";
 import { frame } from "./fixtures/hostile-server/control-server.ts";
+import { block, indexed, literal, literalIndexed } from "./fixtures/hpack.ts";
 
 // ---- raw HTTP/2 -------------------------------------------------------------------------------------------
 
@@ -27,23 +28,6 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const HEADERS = 1, RST_STREAM = 3, SETTINGS = 4, PING = 6, GOAWAY = 7, CONTINUATION = 9;
 const END_STREAM = 1, END_HEADERS = 4;
 const REFUSED_STREAM = 7, ENHANCE_YOUR_CALM = 11;
-
-/** An HPACK integer with an n-bit prefix. */
-function hpackInt(v: number, bits: number, first: number): Buffer {
-  const max = (1 << bits) - 1;
-  if (v < max) return Buffer.from([first | v]);
-  const out = [first | max];
-  for (v -= max; v >= 128; v = Math.floor(v / 128)) out.push((v % 128) + 128);
-  out.push(v);
-  return Buffer.from(out);
-}
-const hpackString = (s: string) => Buffer.concat([hpackInt(Buffer.byteLength(s), 7, 0), Buffer.from(s)]);
-/** A literal header field, never indexed in the dynamic table. */
-const literal = (name: string, value: string) => Buffer.concat([Buffer.from([0x00]), hpackString(name), hpackString(value)]);
-/** A literal header field added to the dynamic table (it becomes index 62). */
-const literalIndexed = (name: string, value: string) => Buffer.concat([Buffer.from([0x40]), hpackString(name), hpackString(value)]);
-/** A reference to an entry of the (static or dynamic) table: one byte on the wire. */
-const indexed = (i: number) => hpackInt(i, 7, 0x80);
 
 const scrapeRequest: [string, string][] = [
   [":method", "POST"],
@@ -53,7 +37,6 @@ const scrapeRequest: [string, string][] = [
   ["content-type", "application/grpc+proto"],
   ["te", "trailers"],
 ];
-const block = (fields: [string, string][]) => Buffer.concat(fields.map(([n, v]) => literal(n, v)));
 /** The header list size as RFC 9113 counts it: name + value + 32 per field. */
 const listSize = (fields: [string, string][]) => fields.reduce((n, [k, v]) => n + k.length + v.length + 32, 0);
 

@@ -20,6 +20,8 @@ import { createServer, type ListenOptions } from "../../src/server/index.ts";
 import type { Logger } from "../../src/shared/logger.ts";
 import { proxyGet, startClient, waitFor } from "../helpers.ts";
 import { cleanupsAfterAll, clientTls, pause, serverTls } from "./fixtures/hostile-server/harness.ts";
+import { frame } from "./fixtures/hostile-server/control-server.ts";
+import { literal } from "./fixtures/hpack.ts";
 
 const cleanups = cleanupsAfterAll();
 const calm = http2.constants.NGHTTP2_ENHANCE_YOUR_CALM;
@@ -35,16 +37,7 @@ async function start(listen: ListenOptions = {}) {
   return { server, port, warns, cuts: () => warns.filter((l) => /^HTTP\/2 connection closed/.test(l)) };
 }
 
-function frame(type: number, flags: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(id, 5);
-  return Buffer.concat([h, payload]);
-}
 const windowUpdate = (id: number) => frame(8, 0, id, Buffer.from([0, 0, 0, 1]));
-const literal = (name: string, value: string) => Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
 const request = (method: string, path: string) => Buffer.concat([literal(":method", method), literal(":scheme", "http"), literal(":path", path), literal(":authority", "x")]);
 /** A header block of 4 KB that decodes to 200 fields of 4 KB (over Node's 128 pairs): a 4,000-byte entry into the table, referenced 200 times. */
 const bomb = Buffer.concat([request("GET", "/healthz"), Buffer.from([0x40, 3]), Buffer.from("x-b"), Buffer.from([127, 128 + ((4000 - 127) % 128), (4000 - 127) >> 7]), Buffer.alloc(4000, 0x76), Buffer.alloc(200, 0xbe)]);

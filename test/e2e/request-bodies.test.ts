@@ -17,6 +17,8 @@ import { createServer, silentLogger, type PromproxyServer } from "../../src/serv
 import { maxRequestBodyBytes } from "../../src/server/listen/request-bodies.ts";
 import { proxyGet, startClient } from "../helpers.ts";
 import { rawHttp } from "./raw-client.ts";
+import { frame } from "./fixtures/hostile-server/control-server.ts";
+import { block } from "./fixtures/hpack.ts";
 
 const MiB = 1024 * 1024;
 /** What an endless writer writes at most before it gives up on the connection being closed. */
@@ -116,21 +118,6 @@ test("HTTP/1.1: a body of maxRequestBodyBytes is read and dropped (the connectio
     await s.close();
   }
 });
-
-/** A raw HTTP/2 frame. */
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
-/** An HPACK header block of literals without indexing (names and values under 127 bytes). */
-function block(headers: [string, string][]): Buffer {
-  const lit = (s: string) => Buffer.concat([Buffer.from([s.length]), Buffer.from(s)]);
-  return Buffer.concat(headers.map(([n, v]) => Buffer.concat([Buffer.from([0]), lit(n), lit(v)])));
-}
 
 test("HTTP/2: endless DATA on POST /clients streams, sent on whatever the server says, ends in 413 and a closed connection; the RPC and a good scrape are served", { timeout: 60_000 }, async () => {
   const s = await serve();

@@ -96,6 +96,11 @@ const h2CodeNames = [
   "NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT", "STREAM_CLOSED", "FRAME_SIZE_ERROR",
   "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR", "CONNECT_ERROR", "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED",
 ];
+/** An HTTP/2 error code's name (RFC 9113 section 7), or its number in hex for a code HTTP/2 does not define. */
+export function h2CodeName(code: number): string {
+  return h2CodeNames[code] ?? `0x${code.toString(16)}`;
+}
+
 const h2Codes: Record<number, Code> = {
   1: Code.Internal, 2: Code.Internal, 3: Code.Internal, 4: Code.Internal, 6: Code.Internal, 9: Code.Internal, 10: Code.Internal,
   7: Code.Unavailable, 8: Code.Canceled, 11: Code.ResourceExhausted, 12: Code.PermissionDenied, 13: Code.PermissionDenied,
