@@ -16,8 +16,8 @@ import { seatOf, sharedWords, type BudgetSeat } from "./h2-budget-share.ts";
  *
  * `check()` runs on the PING timer of src/client/h2-ping.ts (every 2 s for it while the session is quiet) and at
  * most once a second as DATA arrives. Past the session's share it is destroyed (GOAWAY ENHANCE_YOUR_CALM) with an
- * error that says what the server did; the stream fails with it, the client reports it and dials again with its
- * backoff (a stream so cut never counts as one that lived: src/client/fleet.ts).
+ * error that says what the server did; the stream fails with it, the client reports it, and its next dials wait a
+ * backoff that grows with such cuts in a row, client-wide (src/client/fault-backoff.ts).
  *
  * @internal
  */
