@@ -4,6 +4,7 @@ import { ConnectError, Code } from "@connectrpc/connect";
 import { createFaultBackoff, type Attempt } from "../src/client/fault-backoff.ts";
 import { stableStreamMs } from "../src/client/backoff.ts";
 
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const steps = { initialMs: 40, maxMs: 160, multiplier: 2, jitter: 0 };
 const overheadCut = () => new ConnectError("the server sent 9 bytes in 1.0 s that carry no data (...), more than maxServerOverheadBytesPerSecond (65536 a second) allows", Code.ResourceExhausted);
 const controlCut = () => new ConnectError("the server sent 13 HTTP/2 control frames (PING/SETTINGS/ORIGIN/ALTSVC) in 1.1 s, more than maxServerControlFramesPerSecond (20 a second) allows", Code.ResourceExhausted);
@@ -24,7 +25,7 @@ async function settledSoon(p: Promise<void>): Promise<boolean> {
 
 test("no fault: every dial passes at once, whatever ended", async () => {
   const c = clock();
-  const f = createFaultBackoff(steps, c.now);
+  const f = createFaultBackoff({ backoff: steps, log: silent, name: "app-1" }, c.now);
   const signal = new AbortController().signal;
   for (const error of [undefined, new ConnectError("the server ended the stream", Code.Unavailable)]) {
     const a = welcomedAt(c.now());
@@ -37,7 +38,7 @@ test("no fault: every dial passes at once, whatever ended", async () => {
 
 test("budget cuts count client-wide: the next dials go one at a time, each after a step that grows with the cuts in a row", async () => {
   const c = clock();
-  const f = createFaultBackoff(steps, c.now);
+  const f = createFaultBackoff({ backoff: steps, log: silent, name: "app-1" }, c.now);
   const signal = new AbortController().signal;
   for (const [i, cut] of [overheadCut, controlCut, overheadCut, overheadCut].entries()) {
     const a = welcomedAt(c.now());
@@ -59,7 +60,7 @@ test("budget cuts count client-wide: the next dials go one at a time, each after
 
 test("the row ends only after a connection lived stableStreamMs: one that ended so, or one living that long at the next cut", async () => {
   const c = clock();
-  const f = createFaultBackoff(steps, c.now);
+  const f = createFaultBackoff({ backoff: steps, log: silent, name: "app-1" }, c.now);
   const cutOne = () => {
     const a = welcomedAt(c.now());
     f.started(a);
@@ -102,7 +103,7 @@ test("the row ends only after a connection lived stableStreamMs: one that ended 
 
 test("a waiting dial ends at once when its slot stops", async () => {
   const c = clock();
-  const f = createFaultBackoff({ ...steps, initialMs: 60_000, maxMs: 60_000 }, c.now);
+  const f = createFaultBackoff({ backoff: { ...steps, initialMs: 60_000, maxMs: 60_000 }, log: silent, name: "app-1" }, c.now);
   const a = welcomedAt(c.now());
   f.started(a);
   f.ended(a, overheadCut());
@@ -111,4 +112,20 @@ test("a waiting dial ends at once when its slot stops", async () => {
   assert.equal(await settledSoon(waiting), false);
   stop.abort();
   await waiting;
+});
+
+test("a stream ended for replica sets changing too fast is a fault too, said at most once a minute", () => {
+  const c = clock();
+  const said: string[] = [];
+  const log = { ...silent, warn: (m: string) => void said.push(m) };
+  const f = createFaultBackoff({ backoff: steps, log, name: "app-1" }, c.now);
+  for (let i = 0; i < 5; i++) {
+    const a = welcomedAt(c.now());
+    f.started(a);
+    assert.equal(f.ended(a, new ConnectError("the server sends changed replica sets faster than one a second", Code.ResourceExhausted)), false);
+    c.advance(1_000);
+  }
+  assert.equal(f.row, 5);
+  assert.equal(said.length, 1, said.join("\n"));
+  assert.match(said[0]!, /^the server's replica set changes faster than the client can follow \(a server fault\): its next dials wait a backoff growing with such ends in a row, client-wide \(1 in a row, the next in 0\.0 s; option backoff\)$/);
 });

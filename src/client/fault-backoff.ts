@@ -3,7 +3,10 @@
  *
  * A connection cut by a budget guard (`maxServerOverheadBytesPerSecond`, `maxServerControlFramesPerSecond`:
  * src/client/h2-overhead-budget.ts, src/client/h2-control-budget.ts) is a fault of the server's, and so is a stream
- * ended for replica sets changing faster than the client follows them. Each slot's own backoff starts over with each
+ * ended for replica sets changing faster than the client follows them (a burst of a few, then one a second:
+ * src/client/connection.ts). A server that changed its set every 10 ms had the client redial about once a second,
+ * each new set restarting the search, the wait never growing (5.7-6.6 % of a core; round 18b); that is said at most
+ * once a minute. Each slot's own backoff starts over with each
  * new slot, and a server that names replica ids invents as many as it likes: a server behind one URL naming 8
  * replicas and flooding each connection just under its share had the client search again at once after every cut,
  * taking 2-3 whole budgets on average instead of 1 (outside review, round 18b). So such a fault counts against the
@@ -20,6 +23,8 @@ import type { ConnectError } from "@connectrpc/connect";
 import { stableStreamMs, type BackoffOptions } from "./backoff.ts";
 import { overheadCutWords } from "./h2-overhead-budget.ts";
 import { sleep } from "../shared/sleep.ts";
+import type { Logger } from "../shared/logger.ts";
+import { sparseLog } from "./fleet-limits.ts";
 
 /** One connection attempt as src/client/connection.ts fills it in: when its stream was welcomed (`performance.now()`). */
 export interface Attempt {
@@ -28,12 +33,13 @@ export interface Attempt {
 }
 
 /** What a connection's end was. @internal */
-export type Fault = "budget" | undefined;
+export type Fault = "budget" | "churn" | undefined;
 
 /** Whether `error` ended a connection for a fault of the server's that counts client-wide. @internal */
 export function faultOf(error: ConnectError | undefined): Fault {
   const m = error?.rawMessage ?? "";
-  return m.includes(overheadCutWords) || m.includes("maxServerControlFramesPerSecond") ? "budget" : undefined;
+  if (m.includes(overheadCutWords) || m.includes("maxServerControlFramesPerSecond")) return "budget";
+  return m.includes("changed replica sets faster than") ? "churn" : undefined;
 }
 
 /** @internal */
@@ -48,7 +54,10 @@ export interface FaultBackoff {
   readonly row: number;
 }
 
-export function createFaultBackoff(o: Required<BackoffOptions>, now: () => number = () => performance.now(), random: () => number = Math.random): FaultBackoff {
+/** `backoff`: the client's (option `backoff`); `log`, `name`: where a set churning is said. */
+export function createFaultBackoff(c: { backoff: Required<BackoffOptions>; log: Logger; name: string }, now: () => number = () => performance.now(), random: () => number = Math.random): FaultBackoff {
+  const o = c.backoff;
+  const churning = sparseLog(c.log);
   /** The wait after `row` faults in a row, jittered. */
   const step = () => Math.min(o.maxMs, o.initialMs * o.multiplier ** (row - 1)) * (1 - o.jitter * random());
   const live = new Set<Attempt>();
@@ -69,7 +78,7 @@ export function createFaultBackoff(o: Required<BackoffOptions>, now: () => numbe
     ended(a, error) {
       live.delete(a);
       const t = now();
-      const fault = faultOf(error) !== undefined;
+      const kind = faultOf(error), fault = kind !== undefined;
       const stable = !fault && lived(a, t) >= stableStreamMs;
       if (stable) reset();
       if (!fault) return stable;
@@ -78,7 +87,11 @@ export function createFaultBackoff(o: Required<BackoffOptions>, now: () => numbe
       if (lived(a, t) >= stableStreamMs || [...live].some((b) => lived(b, t) >= stableStreamMs)) reset();
       // Every cut is a step, a wave of them too: a server that cuts 8 streams at once waits as long as 8 in a row.
       row++;
-      notBefore = Math.max(notBefore, t + step());
+      const wait = step();
+      notBefore = Math.max(notBefore, t + wait);
+      if (kind === "churn") {
+        churning(`the server's replica set changes faster than the client can follow (a server fault): its next dials wait a backoff growing with such ends in a row, client-wide (${row} in a row, the next in ${(wait / 1000).toFixed(1)} s; option backoff)`, { name: c.name });
+      }
       return false;
     },
     get row() {

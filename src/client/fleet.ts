@@ -73,7 +73,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const welcomePatience = createWelcomePatience(options); // one wait for a welcome over all of the client's streams
   const fatal = createFatalRefusals(); // the endpoints whose last attempt was refused for good
   const waits = createUnassignedWaits({ mayRedial: (id) => mayRedial(id, target.ids, target.wanted, holding()) });
-  const faults = createFaultBackoff(options.backoff); // a budget cut, client-wide: the next dials wait (src/client/fault-backoff.ts)
+  const faults = createFaultBackoff({ backoff: options.backoff, log, name }); // a budget cut, client-wide: the next dials wait (src/client/fault-backoff.ts)
 
   const live = (s: Slot) => !s.cancel.signal.aborted;
   const freeSlots = () => [...slots].filter((s) => !s.endpoint && live(s));
