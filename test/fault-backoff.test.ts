@@ -3,11 +3,13 @@ import { test } from "node:test";
 import { ConnectError, Code } from "@connectrpc/connect";
 import { createFaultBackoff, type Attempt } from "../src/client/fault-backoff.ts";
 import { stableStreamMs } from "../src/client/backoff.ts";
+import { markBudgetCut } from "../src/shared/budget-cut.ts";
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const steps = { initialMs: 40, maxMs: 160, multiplier: 2, jitter: 0 };
-const overheadCut = () => new ConnectError("the server sent 9 bytes in 1.0 s that carry no data (...), more than maxServerOverheadBytesPerSecond (65536 a second) allows", Code.ResourceExhausted);
-const controlCut = () => new ConnectError("the server sent 13 HTTP/2 control frames (PING/SETTINGS/ORIGIN/ALTSVC) in 1.1 s, more than maxServerControlFramesPerSecond (20 a second) allows", Code.ResourceExhausted);
+/** Cuts as the guards make them: marked (src/shared/budget-cut.ts), wrapped as a stream's error may be. */
+const overheadCut = () => ConnectError.from(markBudgetCut(new Error("the server sent 9 bytes in 1.0 s that carry no data (...)"), "maxServerOverheadBytesPerSecond"));
+const controlCut = () => new ConnectError("in our words", Code.Unavailable, undefined, undefined, markBudgetCut(new ConnectError("the server sent 13 HTTP/2 control frames ...", Code.ResourceExhausted), "maxServerControlFramesPerSecond"));
 
 /** A fake clock the backoff reads; its waits are real timers of the difference. */
 function clock() {

@@ -21,7 +21,7 @@
  */
 import type { ConnectError } from "@connectrpc/connect";
 import { stableStreamMs, type BackoffOptions } from "./backoff.ts";
-import { overheadCutWords } from "./h2-overhead-budget.ts";
+import { budgetCutOf } from "../shared/budget-cut.ts";
 import { sleep } from "../shared/sleep.ts";
 import type { Logger } from "../shared/logger.ts";
 import { sparseLog } from "./fleet-limits.ts";
@@ -37,9 +37,10 @@ export type Fault = "budget" | "churn" | undefined;
 
 /** Whether `error` ended a connection for a fault of the server's that counts client-wide. @internal */
 export function faultOf(error: ConnectError | undefined): Fault {
-  const m = error?.rawMessage ?? "";
-  if (m.includes(overheadCutWords) || m.includes("maxServerControlFramesPerSecond")) return "budget";
-  return m.includes("changed replica sets faster than") ? "churn" : undefined;
+  const budget = budgetCutOf(error);
+  if (budget === "maxServerOverheadBytesPerSecond" || budget === "maxServerControlFramesPerSecond") return "budget"; // the guard's marker
+  // Thrown in src/client/connection.ts, which another change is splitting: told by its words until it can mark it.
+  return error?.rawMessage.includes("changed replica sets faster than") ? "churn" : undefined;
 }
 
 /** @internal */

@@ -1,6 +1,7 @@
 import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { seatOf, sharedWords, type BudgetSeat } from "./h2-budget-share.ts";
+import { markBudgetCut } from "../shared/budget-cut.ts";
 
 /**
  * How many HTTP/2 control frames a server may send the client (option `maxServerControlFramesPerSecond`, all the
@@ -84,7 +85,7 @@ export function guardControlFrames(session: http2.Http2Session, budget: number |
       Code.ResourceExhausted,
     );
     seat.leave();
-    session.destroy(error, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    session.destroy(markBudgetCut(error, "maxServerControlFramesPerSecond"), http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   };
   const key = updateTimerKey(session);
   const own = key && (session as unknown as Wakeup)[key];
