@@ -2,20 +2,21 @@
  * The client's backoff after a server's faults, client-wide (src/client/fleet.ts asks it before every dial).
  *
  * A connection cut by a budget guard (`maxServerOverheadBytesPerSecond`, `maxServerControlFramesPerSecond`:
- * src/client/h2-overhead-budget.ts, src/client/h2-control-budget.ts) is a fault of the server's, and so is a stream
- * ended for replica sets changing faster than the client follows them (a burst of a few, then one a second:
- * src/client/connection.ts). A server that changed its set every 10 ms had the client redial about once a second,
- * each new set restarting the search, the wait never growing (5.7-6.6 % of a core; round 18b); that is said at most
- * once a minute. Each slot's own backoff starts over with each
- * new slot, and a server that names replica ids invents as many as it likes: a server behind one URL naming 8
- * replicas and flooding each connection just under its share had the client search again at once after every cut,
- * taking 2-3 whole budgets on average instead of 1 (outside review, round 18b). So such a fault counts against the
- * client as a whole, whatever replica id the connection had: while faults follow one another, the client's dials,
- * all its slots together, go one at a time, each after a wait that grows with the faults in a row (`backoff`, the
- * client's reconnect backoff: 500 ms doubling to 30 s by default, half of each step random). The row ends, and the
- * dials are free again, only when a connection has lived `stableStreamMs` (src/client/backoff.ts) without a fault:
- * it ended after that long, or it had lived that long when the next fault came. An honest server is never cut, so
- * this never slows a client of one.
+ * src/client/h2-overhead-budget.ts, src/client/h2-control-budget.ts, told by their marker: src/shared/budget-cut.ts)
+ * is a fault of the server's, and so is a stream ended for replica sets changing faster than the client follows them
+ * (a burst of a few, then one a second: src/client/connection.ts). Each slot's own backoff starts over with each new
+ * slot, and a server that names replica ids invents as many as it likes: a server behind one URL naming 8 replicas
+ * and flooding each connection just under its share had the client search again at once after every cut, taking 2-3
+ * whole budgets on average instead of 1; one that changed its set every 10 ms had it redial about once a second, each
+ * new set restarting the search, the wait never growing (5.7-6.6 % of a core; outside review, round 18b).
+ *
+ * So such a fault counts against the client as a whole, whatever replica id the connection had: while faults follow
+ * one another, the client's dials, all its slots together, go one at a time, each after a wait that grows with the
+ * faults in a row (`backoff`, the client's reconnect backoff: 500 ms doubling to 30 s by default, half of each step
+ * random). The row ends, and the dials are free again, only when a connection has lived `stableStreamMs`
+ * (src/client/backoff.ts) without a fault: it ended after that long, or it had lived that long when the next fault
+ * came. A set churning is said at most once a minute (a cut says itself: src/client/client.ts). An honest server is
+ * never cut, so this never slows a client of one.
  *
  * @internal
  */
