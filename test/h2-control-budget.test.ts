@@ -11,6 +11,7 @@ import { EventEmitter } from "node:events";
 import type * as http2 from "node:http2";
 import { test } from "node:test";
 import { guardControlFrames } from "../src/client/h2-control-budget.ts";
+import { budgetCutOf } from "../src/shared/budget-cut.ts";
 
 const kUpdateTimer = Symbol("kUpdateTimer");
 
@@ -45,6 +46,7 @@ test("at the limit a session is kept; one frame past a second's worth ends it, s
   assert.equal(s.destroyed, true);
   assert.equal(s.destroyedWith?.code, 0xb, "ENHANCE_YOUR_CALM");
   assert.match(s.destroyedWith!.error.message, /the server sent 121 HTTP\/2 control frames \(PING\/SETTINGS\/ORIGIN\/ALTSVC\) in 5\.0 s, more than maxServerControlFramesPerSecond \(20 a second\) allows/);
+  assert.equal(budgetCutOf(s.destroyedWith!.error), "maxServerControlFramesPerSecond", "marked as that budget's cut");
 });
 
 test("what a stream wakes JavaScript for (its DATA, its writes) is not a control frame", () => {

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { test } from "node:test";
 import { guardOverheadBytes } from "../src/client/h2-overhead-budget.ts";
+import { budgetCutOf } from "../src/shared/budget-cut.ts";
 
 /** A stand-in session: a socket whose bytesRead the test sets, and destroy(). */
 function fakeSession() {
@@ -42,6 +43,7 @@ test("at the limit a session is kept, DATA never counts; a byte past a window's 
   g.check(true);
   assert.equal(s.destroyedWith?.code, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   assert.match(s.destroyedWith!.error.message, /the server sent 5001 bytes in 5\.0 s that carry no data \(frame headers, WINDOW_UPDATE, PRIORITY, padding, unknown frames\), more than maxServerOverheadBytesPerSecond \(1000 a second\) allows/);
+  assert.equal(budgetCutOf(s.destroyedWith!.error), "maxServerOverheadBytesPerSecond", "marked as that budget's cut");
 });
 
 test("checks as DATA arrives come at most once a second; a forced one within the second judges a second's worth", () => {

@@ -31,7 +31,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Welcome } from "../../gen/promproxy/v1/scrape_pb.ts";
-import { createBackoff, stableStreamMs } from "./backoff.ts";
+import { createBackoff } from "./backoff.ts";
 import { connectOnce } from "./connection.ts";
 import { createSearchSchedule, missingRoundMs } from "./search-schedule.ts";
 import { replicaIdKey } from "../shared/replica-header.ts";
@@ -49,7 +49,7 @@ import type { FleetOptions } from "./fleet-options.ts";
 import { settledAfter } from "../shared/settled-after.ts";
 import { createFatalRefusals, notPromproxy } from "./fatal-refusal.ts";
 import { sleep } from "../shared/sleep.ts";
-import { overheadCutWords } from "./h2-overhead-budget.ts";
+import { createFaultBackoff } from "./fault-backoff.ts";
 
 /** Runs the fleet until `stopped` aborts; resolves once every stream has ended. @internal */
 export function runFleet(o: FleetOptions): Promise<void> {
@@ -73,6 +73,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
   const welcomePatience = createWelcomePatience(options); // one wait for a welcome over all of the client's streams
   const fatal = createFatalRefusals(); // the endpoints whose last attempt was refused for good
   const waits = createUnassignedWaits({ mayRedial: (id) => mayRedial(id, target.ids, target.wanted, holding()) });
+  const faults = createFaultBackoff({ backoff: options.backoff, log, name }); // a budget cut, client-wide: the next dials wait (src/client/fault-backoff.ts)
 
   const live = (s: Slot) => !s.cancel.signal.aborted;
   const freeSlots = () => [...slots].filter((s) => !s.endpoint && live(s));
@@ -196,6 +197,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
     slot.cancel.signal.addEventListener("abort", onCancel);
     let info: StreamInfo | undefined, error: ConnectError | undefined;
     const seen: { welcomed: boolean; welcomedAt?: number } = { welcomed: false };
+    faults.started(seen);
     try {
       await connectOnce(
         { ...o.connection, welcomePatience, hello: { ...o.connection.hello, heldReplicaIds: [...heldIds()] }, base: endpoint.url, address: endpoint.address, stopped: attempt.signal, onWelcome: (w, set) => (info = welcomed(slot, w, set, endpoint)), onReplicaSet: (set) => follow(set, target.follow(set, slot.held ?? ""), slot) },
@@ -207,13 +209,12 @@ export function runFleet(o: FleetOptions): Promise<void> {
       slot.cancel.signal.removeEventListener("abort", onCancel);
       slot.attempt = undefined;
     }
+    const stable = faults.ended(seen, error); // lived stableStreamMs, not cut for a fault: the slot's backoff starts over
     const refused = seen.welcomed && !info; // welcomed, and closed again at once: over the cap
     if (info) {
       const id = slot.held;
       slot.held = slot.via = undefined;
       if (!o.stopped.aborted) o.onDown(info, error, attempt.signal.aborted);
-      const lived = seen.welcomedAt === undefined ? 0 : performance.now() - seen.welcomedAt;
-      const stable = lived >= stableStreamMs && !error?.rawMessage.includes(overheadCutWords); // cut for its overhead: never lived
       if (id === undefined || !heldIds().has(id)) schedule.lost(id, stable);
       waits.changed(); // holding none: slots waiting for a set dial again
       reconcile(); // a replica lost: searchers for it
@@ -245,6 +246,7 @@ export function runFleet(o: FleetOptions): Promise<void> {
         else if (pause === "longest") await sleep(options.backoff.maxMs, slot.cancel.signal);
         // Past the prompt retries of "not served here", the one that serves us may be behind the same address: 10 s apart at most.
         else if (pause === "backoff") await sleep(searching() ? schedule.cap(reconnect.next(last)) : notServed > 0 ? Math.min(reconnect.next(last), missingRoundMs) : reconnect.next(last), slot.cancel.signal);
+        await faults.gate(slot.cancel.signal); // after a server's fault: the client's dials one at a time, backed off
         const endpoint = slot.endpoint ?? (endpoints.length === 1 ? endpoints[0] : undefined);
         if (!endpoint || !live(slot)) break;
         const r = await attemptOnce(slot, endpoint);

@@ -1,6 +1,7 @@
 import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { seatOf, sharedWords, type BudgetSeat } from "./h2-budget-share.ts";
+import { markBudgetCut } from "../shared/budget-cut.ts";
 
 /**
  * How many HTTP/2 control frames a server may send the client (option `maxServerControlFramesPerSecond`, all the
@@ -16,8 +17,9 @@ import { seatOf, sharedWords, type BudgetSeat } from "./h2-budget-share.ts";
  * honest connection's first millisecond brings two, its SETTINGS and the response HEADERS, and 64 connections
  * share 100 as 1.6 each) and fills at its share: a frame past it destroys the
  * session (GOAWAY ENHANCE_YOUR_CALM) with an error that says what the server did; its stream fails with it, the
- * client reports it as the reason the stream ended and dials again with its usual backoff. An honest server sends
- * a handful: its SETTINGS, an ACK, a PING per heartbeat.
+ * client reports it as the reason the stream ended and dials again after a backoff that grows with such cuts in a
+ * row, client-wide (src/client/fault-backoff.ts). An honest server sends a handful: its SETTINGS, an ACK, a PING per
+ * heartbeat.
  *
  * What is counted is each time such a frame wakes JavaScript. Node 22 hands PING (not an ACK), SETTINGS (not an
  * ACK) and ALTSVC to JavaScript only while the session has a `ping`, `remoteSettings` or `altsvc` listener (nghttp2
@@ -83,7 +85,7 @@ export function guardControlFrames(session: http2.Http2Session, budget: number |
       Code.ResourceExhausted,
     );
     seat.leave();
-    session.destroy(error, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    session.destroy(markBudgetCut(error, "maxServerControlFramesPerSecond"), http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   };
   const key = updateTimerKey(session);
   const own = key && (session as unknown as Wakeup)[key];

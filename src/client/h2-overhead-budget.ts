@@ -2,6 +2,7 @@ import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { watchOverheadBytes, type OverheadGuard } from "../shared/h2-overhead-budget.ts";
 import { seatOf, sharedWords, type BudgetSeat } from "./h2-budget-share.ts";
+import { markBudgetCut } from "../shared/budget-cut.ts";
 
 /**
  * How many bytes a server may send the client that carry nothing it uses (option `maxServerOverheadBytesPerSecond`,
@@ -16,16 +17,13 @@ import { seatOf, sharedWords, type BudgetSeat } from "./h2-budget-share.ts";
  *
  * `check()` runs on the PING timer of src/client/h2-ping.ts (every 2 s for it while the session is quiet) and at
  * most once a second as DATA arrives. Past the session's share it is destroyed (GOAWAY ENHANCE_YOUR_CALM) with an
- * error that says what the server did; the stream fails with it, the client reports it and dials again with its
- * backoff, and the client's next dials wait a backoff that grows with such cuts in a row (src/client/fault-backoff.ts).
+ * error that says what the server did; the stream fails with it, the client reports it, and its next dials wait a
+ * backoff that grows with such cuts in a row, client-wide (src/client/fault-backoff.ts).
  *
  * @internal
  */
 
 export { defaultOverheadBytesPerSecond, type OverheadGuard } from "../shared/h2-overhead-budget.ts";
-
-/** The words that end a session cut by this guard (src/client/fleet.ts reads them: such a stream never lived). */
-export const overheadCutWords = "maxServerOverheadBytesPerSecond";
 
 /**
  * Watches `session` for bytes that carry no data past its share of `budget` (a number: all its own), averaged between
@@ -35,9 +33,10 @@ export function guardOverheadBytes(session: http2.Http2Session, budget: number |
   const seat = seatOf(budget);
   const cut = (overhead: number, seconds: number) => {
     const error = new ConnectError(
-      `the server sent ${overhead} bytes in ${seconds.toFixed(1)} s that carry no data (frame headers, WINDOW_UPDATE, PRIORITY, padding, unknown frames), more than ${overheadCutWords} (${seat.total} a second) allows${sharedWords(seat)}`,
+      `the server sent ${overhead} bytes in ${seconds.toFixed(1)} s that carry no data (frame headers, WINDOW_UPDATE, PRIORITY, padding, unknown frames), more than maxServerOverheadBytesPerSecond (${seat.total} a second) allows${sharedWords(seat)}`,
       Code.ResourceExhausted,
     );
+    markBudgetCut(error, "maxServerOverheadBytesPerSecond"); // told apart by this (src/client/fault-backoff.ts), not its words
     seat.leave(); // its share goes back to the others (after the words, which say the share it had)
     return error;
   };

@@ -9,10 +9,12 @@
  * Honest servers of a set of 8 (the client's HTTP/2 PINGs after each quiet second, scrapes) are never cut, at the
  * default limits nor at the lowest (10 control frames, 64 KiB a second: 1.25 frames and 8 KiB a connection).
  *
- * The bounds are on the cut, on how long a flooded connection lives, and wide ones on bytes or frames counted: a
- * connection is first judged a second or so after it opened, and the client searches again at once for a replica
- * it lost, so each new connection takes that second's worth before its cut (measured 47-62 % of 8 whole budgets,
- * against 98-100 % without the shared budgets); the figures are diagnostics.
+ * A connection is first judged a second or so after it opened, so each new connection takes that second's worth
+ * before its cut. When the client searched again at once after each cut, the server got 2-3 whole budgets out on
+ * average (47-62 % of 8 whole budgets; 98-100 % without the shared budgets). A budget cut counts against the client
+ * as a whole (src/client/fault-backoff.ts): its next dials go one at a time, each after a backoff that grows with
+ * the cuts in a row, so over the flood the client takes about one budget (a connection alone flooded at 3/4 of it is
+ * never cut: that is what the budget allows). The bound: 1.5 budgets averaged over the span, and few dials.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -29,6 +31,9 @@ const cleanups = cleanupsAfterAll();
 const replicas = 8;
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 /** The client's default backoff (the host fixture's is shorter): a connection cut for its overhead never lived. */
+const budgets = 1.5;
+/** Dials past the first round of 8: one at a time after a cut, with a growing backoff (every one at once: 40-50). */
+const maxRedials = 16;
 const backoff = { initialMs: 500, maxMs: 30_000 };
 
 /** Runs `server`'s flood against a host for `ms` and returns what it got out over its connections, and the host's log. */
@@ -54,11 +59,12 @@ test(`a server naming ${replicas} replicas floods each connection with WINDOW_UP
   const cuts = host.logs().filter((l) => /disconnected|closed a stream/.test(l) && cut.test(l));
   const taken = sum(server.bytes);
   const whole = replicas * 380 * 13 * 10 * seconds; // what 8 whole budgets let through: every connection kept
-  t.diagnostic(`${cuts.length} cuts, ${server.sent.length} connections; ${mb(taken)} taken in ${seconds.toFixed(1)} s (${((taken / seconds) / 1024).toFixed(0)} KiB/s; kept whole: ${mb(whole)}); longest connection ${(Math.max(...lived) / 1000).toFixed(1)} s`);
+  const perSecond = taken / seconds;
+  t.diagnostic(`${cuts.length} cuts, ${server.sent.length} connections; ${mb(taken)} taken in ${seconds.toFixed(1)} s (${(perSecond / 1024).toFixed(0)} KiB/s, ${(perSecond / limit).toFixed(2)} budgets; kept whole: ${mb(whole)}); longest connection ${(Math.max(...lived) / 1000).toFixed(1)} s`);
   t.diagnostic(cuts[0]?.slice(0, 400) ?? "no cut");
   assert.ok(cuts.length >= 1, "no connection was cut");
-  assert.ok(lived.every((ms) => ms < 11_000), `a connection lived ${Math.max(...lived).toFixed(0)} ms under the flood`);
-  assert.ok(taken < whole * 0.85, `${mb(taken)} taken: not a fraction of ${replicas} whole budgets' ${mb(whole)}`);
+  assert.ok(perSecond <= budgets * limit, `${(perSecond / 1024).toFixed(0)} KiB/s taken: over ${budgets} budgets of ${limit / 1024} KiB/s`);
+  assert.ok(server.sent.length <= replicas + maxRedials, `${server.sent.length} connections in ${seconds.toFixed(1)} s`);
   assert.equal(host.script.stderr(), "");
 });
 
@@ -74,11 +80,12 @@ test(`a server naming ${replicas} replicas sends each connection PINGs at half o
   const cuts = host.logs().filter((l) => /disconnected|closed a stream/.test(l) && cut.test(l));
   const taken = sum(server.sent);
   const whole = replicas * 10 * seconds;
-  t.diagnostic(`${cuts.length} cuts, ${server.sent.length} connections; ${taken} PINGs taken in ${seconds.toFixed(1)} s (kept whole: ${whole.toFixed(0)}); longest connection ${(Math.max(...lived) / 1000).toFixed(1)} s`);
+  const perSecond = taken / seconds;
+  t.diagnostic(`${cuts.length} cuts, ${server.sent.length} connections; ${taken} PINGs taken in ${seconds.toFixed(1)} s (${perSecond.toFixed(1)} a second, ${(perSecond / limit).toFixed(2)} budgets; kept whole: ${whole.toFixed(0)}); longest connection ${(Math.max(...lived) / 1000).toFixed(1)} s`);
   t.diagnostic(cuts[0]?.slice(0, 400) ?? "no cut");
   assert.ok(cuts.length >= 1, "no connection was cut");
-  assert.ok(lived.every((ms) => ms < 11_000), `a connection lived ${Math.max(...lived).toFixed(0)} ms under the PINGs`);
-  assert.ok(taken < whole * 0.85, `${taken} PINGs taken: not a fraction of ${replicas} whole budgets' ${whole.toFixed(0)}`);
+  assert.ok(perSecond <= budgets * limit, `${perSecond.toFixed(1)} PINGs a second taken: over ${budgets} budgets of ${limit}`);
+  assert.ok(server.sent.length <= replicas + maxRedials, `${server.sent.length} connections in ${seconds.toFixed(1)} s`);
   assert.equal(host.script.stderr(), "");
 });
 

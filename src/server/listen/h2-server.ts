@@ -35,8 +35,8 @@ export interface H2ServerOptions {
   maxClientOverheadBytesPerSecond?: number;
   /** Streams refused before a handler saw them that a session may open; one more ends it. Default 10. */
   maxRefusedStreamsPerConnection?: number;
-  /** Told each session cut by those two, with why and the peer's address. */
-  onSessionCut?: (message: string, remote: string | undefined) => void;
+  /** Told each session cut by those two, with the error it is destroyed with (marked: src/shared/budget-cut.ts) and the peer's address. */
+  onSessionCut?: (error: Error, remote: string | undefined) => void;
   /** Body bytes read at most on a stream whose path takes none (src/server/listen/request-bodies.ts). Default 64 KiB. */
   maxRequestBodyBytes?: number;
   /** Whether a request on this `:path` reads its body (the RPCs). Default: none does. */

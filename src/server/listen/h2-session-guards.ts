@@ -1,5 +1,6 @@
 import * as http2 from "node:http2";
 import { watchOverheadBytes, type OverheadGuard } from "../../shared/h2-overhead-budget.ts";
+import { markBudgetCut } from "../../shared/budget-cut.ts";
 
 /**
  * What one HTTP/2 session may make the server do that serves nobody, judged on one timer for all sessions.
@@ -30,8 +31,8 @@ export interface SessionGuardOptions {
   overheadBytesPerSecond: number;
   /** Streams refused before a handler saw them that a session may open; one more ends it. */
   maxRefusedStreams: number;
-  /** Told each session cut, with why (names the option) and the peer's address. */
-  onCut: (message: string, remote: string | undefined) => void;
+  /** Told each session cut, with the error it is destroyed with (its words name the option; its budget: `budgetCutOf`) and the peer's address. */
+  onCut: (error: Error, remote: string | undefined) => void;
   /** Between judgements. Default 2 000 ms. */
   tickMs?: number;
 }
@@ -61,8 +62,9 @@ const writtenShare = 1 / 64;
 export function createSessionGuards(o: SessionGuardOptions): SessionGuards {
   const watched = new Map<http2.Http2Session, Watched>();
   const cut = (session: http2.Http2Session, w: Watched, message: string) => {
-    o.onCut(message, w.remote);
-    session.destroy(new Error(message), http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    const error = markBudgetCut(new Error(message), "maxRefusedStreamsPerConnection");
+    o.onCut(error, w.remote);
+    session.destroy(error, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   };
   const judge = (session: http2.Http2Session, w: Watched) => {
     if (session.destroyed) return;
@@ -95,8 +97,9 @@ export function createSessionGuards(o: SessionGuardOptions): SessionGuards {
         o.overheadBytesPerSecond,
         (overhead, seconds) => {
           const message = `the peer sent ${overhead} bytes in ${seconds.toFixed(1)} s that carry no data (frame headers, WINDOW_UPDATE, PRIORITY, padding, refused HEADERS, unknown frames), more than maxClientOverheadBytesPerSecond (${o.overheadBytesPerSecond} a second) allows`;
-          o.onCut(message, remote);
-          return new Error(message);
+          const error = markBudgetCut(new Error(message), "maxClientOverheadBytesPerSecond");
+          o.onCut(error, remote);
+          return error;
         },
         undefined,
         writtenShare,

@@ -12,6 +12,7 @@ import { createH2Server } from "./h2-server.ts";
 import { resolveListenOptions, type ListenOptions } from "./listen-options.ts";
 import { limitUnsentAnswers } from "./answer-slices.ts";
 import { watchUnreadConnections } from "./unread-answers.ts";
+import { budgetCutOf } from "../../shared/budget-cut.ts";
 
 export type { ListenOptions } from "./listen-options.ts";
 
@@ -96,8 +97,8 @@ export async function listenOnePort(options: ListenOptions, p: PortOptions): Pro
     streamHandler: p.h2StreamHandler,
     takesBody: p.takesBody,
     pingIntervalMs: p.pingIntervalMs ?? 30_000,
-    onSessionCut: (message, remote) =>
-      sessionCuts[message.includes("maxClientOverheadBytesPerSecond") ? "overhead" : "refused"].refused(`HTTP/2 connection closed (GOAWAY ENHANCE_YOUR_CALM): ${message}`, { remote }),
+    onSessionCut: (error, remote) =>
+      sessionCuts[budgetCutOf(error) === "maxClientOverheadBytesPerSecond" ? "overhead" : "refused"].refused(`HTTP/2 connection closed (GOAWAY ENHANCE_YOUR_CALM): ${error.message}`, { remote }),
     onUnreadAnswersRefused: (message, remote, top) => unreadTotal.refused(`answer refused (503): ${message}`, { remote, holding: top?.remote, holdingBytes: top?.bytes }),
   });
 
