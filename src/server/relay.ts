@@ -12,7 +12,7 @@ import type { Coordinator, ScrapeRequest } from "./coordinator.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { reserveCredit } from "./listen/answer-slices.ts";
 import { sentToKernel } from "./listen/sent-to-kernel.ts";
-import { corkForTurn } from "./listen/turn-cork.ts";
+import { atTurnEnd, corkForTurn } from "./listen/turn-cork.ts";
 import type { RefusalLogs } from "../shared/refusal-log.ts";
 import type { CheckedHead } from "./result-head.ts";
 import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.ts";
@@ -91,6 +91,13 @@ export interface RelayDeps {
  * arrives whole at once (its declared Content-Length in one chunk, as a
  * single `result` frame brings it) waits for the end and leaves with it,
  * `end(body)`: head and body in one write, no cork and uncork a tick later.
+ *
+ * Any other body's first bytes are held here with the head until the loop's
+ * turn ends (src/server/listen/turn-cork.ts), when they would leave the socket
+ * anyway: a result that fails within that turn (a client that declared a
+ * Content-Length of 1 MB, sent 50 KB and its end) still gets its clear 502,
+ * its keep-alive connection kept. A failure after bytes left cuts the
+ * connection (Prometheus sees a broken answer) and is logged (`cutLog`).
  */
 export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerResponse, headOnly: boolean): void {
   const { coordinator, metrics, activity, cutLog } = deps;
@@ -113,6 +120,8 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
   let head: CheckedHead | undefined;
   /** The whole declared body, held for the end. */
   let whole: Uint8Array | undefined;
+  /** Body bytes held with the head until the turn ends (see above). */
+  let held: Uint8Array[] | undefined;
   const writeHead = (h: CheckedHead) => {
     head = undefined;
     const flat: string[] = [];
@@ -129,6 +138,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     // The answer's last bytes leave first (end() writes at once); the bookkeeping follows.
     if (!failure) {
       if (head) writeHead(head);
+      if (held) for (let i = 0; i < held.length; i++) res.write(held[i]!);
       if (whole) res.end(whole);
       else res.end();
     } else if (failure.outcome !== "prometheus_gone") {
@@ -137,6 +147,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
       reply(res, httpStatusOf[failure.outcome], failure.message);
     } // else nobody left to answer
     whole = undefined;
+    held = undefined;
     const labels = labelsOf(outcome);
     metrics.scrapes.inc(labels);
     metrics.duration.observe(labels, durationMs / 1000);
@@ -167,11 +178,37 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
       // A HEAD request's head waits for the end: body bytes are only counted, and a failure can still be a clear status.
       if (head && !headOnly) {
         // The whole body at once: no more may follow (the session holds the body to its Content-Length).
-        if (head.contentLength === data.byteLength) {
+        if (head.contentLength === data.byteLength && !held) {
           whole = data;
           return;
         }
-        writeHead(head);
+        pending += data.byteLength;
+        if (held) {
+          held.push(data);
+          return;
+        }
+        // Made only for a body in pieces: a single result's relay allocates nothing for it.
+        held = [data];
+        atTurnEnd(() => {
+          const chunks = held;
+          held = undefined;
+          if (over || !chunks) return;
+          writeHead(head!);
+          corkForTurn(res);
+          let ok = true;
+          for (let i = 0; i < chunks.length; i++) ok = res.write(chunks[i]!);
+          if (!ok) {
+            // As after any write that had to be queued (below).
+            waitingDrain = true;
+            stalledSince = performance.now();
+            sent = sentToKernel(res.socket);
+            res.once("drain", onDrain);
+          } else if (pending >= grantAt) {
+            handle.grant(pending);
+            pending = 0;
+          }
+        });
+        return;
       }
       if (!headOnly) corkForTurn(res);
       const ok = headOnly ? true : res.write(data);
