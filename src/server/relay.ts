@@ -128,6 +128,36 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     for (const [name, value] of h.headers) flat.push(name, value);
     res.writeHead(h.status, flat);
   };
+  /**
+   * Holds body bytes that came before the head left (above); the first arms the turn's end, when the head and the
+   * held bytes leave unless the scrape ended meanwhile. Out of onChunk: each byte of bytecode there is taken from
+   * what V8 inlines into the hot read path above it (bench/measurements.md, "the first turn held").
+   */
+  const hold = (data: Uint8Array) => {
+    pending += data.byteLength;
+    if (held) return void held.push(data);
+    // Made only for a body in pieces: a single result's relay allocates nothing for it.
+    held = [data];
+    atTurnEnd(() => {
+      const chunks = held;
+      held = undefined;
+      if (over || !chunks) return;
+      writeHead(head!);
+      corkForTurn(res);
+      let ok = true;
+      for (let i = 0; i < chunks.length; i++) ok = res.write(chunks[i]!);
+      if (!ok) {
+        // As after any write that had to be queued (onChunk).
+        waitingDrain = true;
+        stalledSince = performance.now();
+        sent = sentToKernel(res.socket);
+        res.once("drain", onDrain);
+      } else if (pending >= grantAt) {
+        handle.grant(pending);
+        pending = 0;
+      }
+    });
+  };
   const finish = (failure?: ScrapeFailure) => {
     if (over) return;
     over = true;
@@ -177,38 +207,13 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
       bytes += data.byteLength;
       // A HEAD request's head waits for the end: body bytes are only counted, and a failure can still be a clear status.
       if (head && !headOnly) {
-        // The whole body at once: no more may follow (the session holds the body to its Content-Length).
-        if (head.contentLength === data.byteLength && !held) {
+        // The whole body at once: no more may follow (the session holds the body to its Content-Length, so no
+        // chunk this long comes after held bytes).
+        if (head.contentLength === data.byteLength) {
           whole = data;
           return;
         }
-        pending += data.byteLength;
-        if (held) {
-          held.push(data);
-          return;
-        }
-        // Made only for a body in pieces: a single result's relay allocates nothing for it.
-        held = [data];
-        atTurnEnd(() => {
-          const chunks = held;
-          held = undefined;
-          if (over || !chunks) return;
-          writeHead(head!);
-          corkForTurn(res);
-          let ok = true;
-          for (let i = 0; i < chunks.length; i++) ok = res.write(chunks[i]!);
-          if (!ok) {
-            // As after any write that had to be queued (below).
-            waitingDrain = true;
-            stalledSince = performance.now();
-            sent = sentToKernel(res.socket);
-            res.once("drain", onDrain);
-          } else if (pending >= grantAt) {
-            handle.grant(pending);
-            pending = 0;
-          }
-        });
-        return;
+        return hold(data); // the head leaves with them at the turn's end
       }
       if (!headOnly) corkForTurn(res);
       const ok = headOnly ? true : res.write(data);

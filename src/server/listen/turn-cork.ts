@@ -25,19 +25,36 @@ import { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 
 const corked = new Set<Socket>();
-const atEnd: (() => void)[] = [];
+/**
+ * The turn's `atTurnEnd` writes, `atEndCount` of them. Emptied slot by slot, not by `length = 0`, which frees the
+ * array's backing store only to allocate it again the next turn (once per scrape whose body came in pieces).
+ */
+const atEnd: ((() => void) | undefined)[] = [];
+let atEndCount = 0;
+/** Slots kept for the next turns after a burst: more are dropped with the backing store. */
+const keptSlots = 1024;
 let scheduled = false;
 
 function endTurn(): void {
-  try {
-    // Still `scheduled`: what the held answers cork joins this turn's sockets.
-    for (let i = 0; i < atEnd.length; i++) atEnd[i]!();
-  } finally {
-    atEnd.length = 0;
-    scheduled = false;
-    for (const socket of corked) socket.uncork();
-    corked.clear();
+  let threw = false;
+  let error: unknown;
+  // Still `scheduled`: what the held answers cork joins this turn's sockets. One that throws does not keep the
+  // others' bytes (or the sockets corked this turn) back; its error is thrown after them.
+  for (let i = 0; i < atEndCount; i++) {
+    const write = atEnd[i]!;
+    atEnd[i] = undefined;
+    try {
+      write();
+    } catch (e) {
+      if (!threw) [threw, error] = [true, e];
+    }
   }
+  atEndCount = 0;
+  if (atEnd.length > keptSlots) atEnd.length = 0;
+  scheduled = false;
+  for (const socket of corked) socket.uncork();
+  corked.clear();
+  if (threw) throw error;
 }
 
 function schedule(): void {
@@ -48,7 +65,7 @@ function schedule(): void {
 
 /** Calls `write` when this turn of the loop ends, before the sockets corked in it are uncorked. @internal */
 export function atTurnEnd(write: () => void): void {
-  atEnd.push(write);
+  atEnd[atEndCount++] = write;
   schedule();
 }
 
