@@ -13,6 +13,7 @@ import type { ServerMetrics } from "./metrics.ts";
 import { reserveCredit } from "./listen/answer-slices.ts";
 import { sentToKernel } from "./listen/sent-to-kernel.ts";
 import { atTurnEnd, corkForTurn } from "./listen/turn-cork.ts";
+import { holdChunks, releaseChunks, type HeldChunks } from "./listen/held-chunks.ts";
 import type { RefusalLogs } from "../shared/refusal-log.ts";
 import type { CheckedHead } from "./result-head.ts";
 import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.ts";
@@ -121,7 +122,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
   /** The whole declared body, held for the end. */
   let whole: Uint8Array | undefined;
   /** Body bytes held with the head until the turn ends (see above). */
-  let held: Uint8Array[] | undefined;
+  let held: HeldChunks | undefined;
   const writeHead = (h: CheckedHead) => {
     head = undefined;
     const flat: string[] = [];
@@ -135,9 +136,12 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
    */
   const hold = (data: Uint8Array) => {
     pending += data.byteLength;
-    if (held) return void held.push(data);
+    if (held) {
+      held.items[held.n++] = data;
+      return;
+    }
     // Made only for a body in pieces: a single result's relay allocates nothing for it.
-    held = [data];
+    held = holdChunks(data);
     atTurnEnd(() => {
       const chunks = held;
       held = undefined;
@@ -145,7 +149,8 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
       writeHead(head!);
       corkForTurn(res);
       let ok = true;
-      for (let i = 0; i < chunks.length; i++) ok = res.write(chunks[i]!);
+      for (let i = 0; i < chunks.n; i++) ok = res.write(chunks.items[i]!);
+      releaseChunks(chunks);
       if (!ok) {
         // As after any write that had to be queued (onChunk).
         waitingDrain = true;
@@ -168,7 +173,10 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     // The answer's last bytes leave first (end() writes at once); the bookkeeping follows.
     if (!failure) {
       if (head) writeHead(head);
-      if (held) for (let i = 0; i < held.length; i++) res.write(held[i]!);
+      if (held) {
+        corkForTurn(res); // with the end, as they would have left
+        for (let i = 0; i < held.n; i++) res.write(held.items[i]!);
+      }
       if (whole) res.end(whole);
       else res.end();
     } else if (failure.outcome !== "prometheus_gone") {
@@ -177,6 +185,7 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
       reply(res, httpStatusOf[failure.outcome], failure.message);
     } // else nobody left to answer
     whole = undefined;
+    if (held) releaseChunks(held);
     held = undefined;
     const labels = labelsOf(outcome);
     metrics.scrapes.inc(labels);

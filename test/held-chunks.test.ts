@@ -1,0 +1,47 @@
+/**
+ * The relay's first-turn hold (src/server/listen/held-chunks.ts, turn-cork.ts's atTurnEnd): lists are used again
+ * with their slots emptied, at most 64 of at most 1024 slots kept; every write of a turn runs at its end, in order,
+ * with the slots of a busy turn used again the next.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { holdChunks, releaseChunks } from "../src/server/listen/held-chunks.ts";
+import { atTurnEnd } from "../src/server/listen/turn-cork.ts";
+
+const chunk = (n: number) => new Uint8Array(n);
+
+test("a list given back is taken again, emptied: no chunk of the last scrape is kept or seen", () => {
+  const a = holdChunks(chunk(1));
+  for (let i = 2; i <= 40; i++) a.items[a.n++] = chunk(i);
+  releaseChunks(a);
+  assert.equal(a.n, 0);
+  assert.ok(a.items.every((c) => c === undefined), "the chunks are no longer referenced");
+  const b = holdChunks(chunk(7));
+  assert.equal(b, a, "the same list, its slots kept");
+  assert.equal(b.n, 1);
+  assert.equal(b.items[0]!.byteLength, 7);
+  releaseChunks(b);
+});
+
+test("at most 64 lists are kept, and none of more than 1024 slots", () => {
+  const big = holdChunks(chunk(1));
+  for (let i = 0; i < 1024; i++) big.items[big.n++] = chunk(1);
+  releaseChunks(big); // 1025 slots: left to the collector
+  assert.notEqual(holdChunks(chunk(1)), big);
+  const lists = Array.from({ length: 100 }, () => holdChunks(chunk(1)));
+  for (const l of lists) releaseChunks(l);
+  const again = new Set(Array.from({ length: 100 }, () => holdChunks(chunk(1))));
+  assert.equal([...again].filter((l) => lists.includes(l)).length, 64);
+});
+
+test("atTurnEnd: every write of the turn runs at its end, in order, and a later turn's too", async () => {
+  const ran: number[] = [];
+  for (let i = 0; i < 2000; i++) atTurnEnd(() => ran.push(i));
+  assert.equal(ran.length, 0, "not before the turn ends");
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(ran, Array.from({ length: 2000 }, (_, i) => i));
+  atTurnEnd(() => ran.push(-1));
+  atTurnEnd(() => atTurnEnd(() => ran.push(-2))); // one added while they run runs in the same end
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(ran.slice(2000), [-1, -2]);
+});
