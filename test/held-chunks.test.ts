@@ -1,10 +1,13 @@
 /**
  * The relay's first-turn hold (src/server/listen/held-chunks.ts, turn-cork.ts's atTurnEnd): lists are used again
  * with their slots emptied, at most 64 of at most 1024 slots kept; every write of a turn runs at its end, in order,
- * with the slots of a busy turn used again the next.
+ * with the slots of a busy turn used again the next; one that throws holds none of the others back.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { holdChunks, releaseChunks } from "../src/server/listen/held-chunks.ts";
 import { atTurnEnd } from "../src/server/listen/turn-cork.ts";
 
@@ -44,4 +47,21 @@ test("atTurnEnd: every write of the turn runs at its end, in order, and a later 
   atTurnEnd(() => atTurnEnd(() => ran.push(-2))); // one added while they run runs in the same end
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(ran.slice(2000), [-1, -2]);
+});
+
+test("atTurnEnd: a write that throws does not keep the turn's other writes back; its error is thrown after them", async () => {
+  // In a process of its own: the error leaves a setImmediate callback, an uncaught exception.
+  const turnCork = fileURLToPath(new URL("../src/server/listen/turn-cork.ts", import.meta.url));
+  const script = `
+    const { atTurnEnd } = await import(${JSON.stringify(turnCork)});
+    const ran = [];
+    process.on("uncaughtException", (e) => { ran.push("thrown: " + e.message); setImmediate(() => console.log(JSON.stringify(ran))); });
+    atTurnEnd(() => ran.push(1));
+    atTurnEnd(() => { throw new Error("boom"); });
+    atTurnEnd(() => ran.push(3));
+    atTurnEnd(() => { throw new Error("second"); });
+    atTurnEnd(() => ran.push(5));
+  `;
+  const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], { timeout: 20_000 });
+  assert.deepEqual(JSON.parse(stdout), [1, 3, 5, "thrown: boom"]);
 });
