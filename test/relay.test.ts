@@ -51,7 +51,9 @@ const coordinator = {
   },
 } as Partial<Coordinator> as Coordinator;
 
-const deps: RelayDeps = { coordinator, metrics, activity, grantAt: 8 };
+/** What the relay logged as cut answers: client name and message. */
+const cuts: string[] = [];
+const deps: RelayDeps = { coordinator, metrics, activity, grantAt: 8, cutLog: { refused: (name, message) => void cuts.push(`${name}: ${message}`), close() {} } };
 
 before(async () => {
   server = http.createServer((req, res) => relayScrape(deps, request, res, req.method === "HEAD"));
@@ -126,8 +128,12 @@ describe("relay: results", () => {
     const r = await scrape((sink, h) => {
       setImmediate(() => {
         sink.onHead({ status: 203, headers: [["content-type", "text/plain; version=0.0.4"]] });
-        for (const part of ["up 1\n", "a 2\n", "b 3\n"]) sink.onChunk(Buffer.from(part));
-        sink.onEnd();
+        sink.onChunk(Buffer.from("up 1\n"));
+        // The first turn's bytes are held until it ends (and written then); the rest come in a later turn.
+        setImmediate(() => {
+          for (const part of ["a 2\n", "b 3\n"]) sink.onChunk(Buffer.from(part));
+          sink.onEnd();
+        });
       });
       return h;
     });
@@ -178,6 +184,23 @@ describe("relay: results", () => {
     assert.match(got.error ?? "", /aborted/, "Prometheus sees a broken body, never a complete one");
     await waitUntil(() => events.length > 0);
     assert.equal(events[0]?.outcome, "disconnected");
+    assert.deepEqual(cuts.splice(0), ['app: answer to Prometheus cut after its head had gone: client "app" disconnected']);
+  });
+
+  test("a failure in the turn of the first body bytes (held, not yet written): the clear status, nothing cut", async () => {
+    const r = await scrape((sink, h) => {
+      setImmediate(() => {
+        sink.onHead({ status: 200, headers: [["content-length", "100"]], contentLength: 100 });
+        sink.onChunk(Buffer.from("up 1\n"));
+        sink.onChunk(Buffer.from("a 2\n"));
+        sink.onEnd({ outcome: "bad_result", message: 'client "app" sent 9 body bytes, but its content-length said 100' });
+      });
+      return h;
+    });
+    assert.equal(r.status, 502);
+    assert.equal(r.text, 'promproxy: client "app" sent 9 body bytes, but its content-length said 100\n');
+    assert.equal(r.event.outcome, "bad_result");
+    assert.deepEqual(cuts, []);
   });
 
   test("Prometheus going away cancels the scrape once, records prometheus_gone, and a late end is ignored", async () => {

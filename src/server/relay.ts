@@ -12,7 +12,8 @@ import type { Coordinator, ScrapeRequest } from "./coordinator.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { reserveCredit } from "./listen/answer-slices.ts";
 import { sentToKernel } from "./listen/sent-to-kernel.ts";
-import { corkForTurn } from "./listen/turn-cork.ts";
+import { atTurnEnd, corkForTurn } from "./listen/turn-cork.ts";
+import { holdChunks, releaseChunks, type HeldChunks } from "./listen/held-chunks.ts";
 import type { RefusalLogs } from "../shared/refusal-log.ts";
 import type { CheckedHead } from "./result-head.ts";
 import type { ScrapeFailure, ScrapeHandle, ScrapeOutcome } from "./scrape-types.ts";
@@ -91,6 +92,13 @@ export interface RelayDeps {
  * arrives whole at once (its declared Content-Length in one chunk, as a
  * single `result` frame brings it) waits for the end and leaves with it,
  * `end(body)`: head and body in one write, no cork and uncork a tick later.
+ *
+ * Any other body's first bytes are held here with the head until the loop's
+ * turn ends (src/server/listen/turn-cork.ts), when they would leave the socket
+ * anyway: a result that fails within that turn (a client that declared a
+ * Content-Length of 1 MB, sent 50 KB and its end) still gets its clear 502,
+ * its keep-alive connection kept. A failure after bytes left cuts the
+ * connection (Prometheus sees a broken answer) and is logged (`cutLog`).
  */
 export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerResponse, headOnly: boolean): void {
   const { coordinator, metrics, activity, cutLog } = deps;
@@ -113,11 +121,47 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
   let head: CheckedHead | undefined;
   /** The whole declared body, held for the end. */
   let whole: Uint8Array | undefined;
+  /** Body bytes held with the head until the turn ends (see above). */
+  let held: HeldChunks | undefined;
   const writeHead = (h: CheckedHead) => {
     head = undefined;
     const flat: string[] = [];
     for (const [name, value] of h.headers) flat.push(name, value);
     res.writeHead(h.status, flat);
+  };
+  /**
+   * Holds body bytes that came before the head left (above); the first arms the turn's end, when the head and the
+   * held bytes leave unless the scrape ended meanwhile. Out of onChunk: each byte of bytecode there is taken from
+   * what V8 inlines into the hot read path above it (bench/measurements.md, "the first turn held").
+   */
+  const hold = (data: Uint8Array) => {
+    pending += data.byteLength;
+    if (held) {
+      held.items[held.n++] = data;
+      return;
+    }
+    // Made only for a body in pieces: a single result's relay allocates nothing for it.
+    held = holdChunks(data);
+    atTurnEnd(() => {
+      const chunks = held;
+      held = undefined;
+      if (over || !chunks) return;
+      writeHead(head!);
+      corkForTurn(res);
+      let ok = true;
+      for (let i = 0; i < chunks.n; i++) ok = res.write(chunks.items[i]!);
+      releaseChunks(chunks);
+      if (!ok) {
+        // As after any write that had to be queued (onChunk).
+        waitingDrain = true;
+        stalledSince = performance.now();
+        sent = sentToKernel(res.socket);
+        res.once("drain", onDrain);
+      } else if (pending >= grantAt) {
+        handle.grant(pending);
+        pending = 0;
+      }
+    });
   };
   const finish = (failure?: ScrapeFailure) => {
     if (over) return;
@@ -129,6 +173,10 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
     // The answer's last bytes leave first (end() writes at once); the bookkeeping follows.
     if (!failure) {
       if (head) writeHead(head);
+      if (held) {
+        corkForTurn(res); // with the end, as they would have left
+        for (let i = 0; i < held.n; i++) res.write(held.items[i]!);
+      }
       if (whole) res.end(whole);
       else res.end();
     } else if (failure.outcome !== "prometheus_gone") {
@@ -137,6 +185,8 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
       reply(res, httpStatusOf[failure.outcome], failure.message);
     } // else nobody left to answer
     whole = undefined;
+    if (held) releaseChunks(held);
+    held = undefined;
     const labels = labelsOf(outcome);
     metrics.scrapes.inc(labels);
     metrics.duration.observe(labels, durationMs / 1000);
@@ -166,12 +216,13 @@ export function relayScrape(deps: RelayDeps, r: ScrapeRequest, res: ServerRespon
       bytes += data.byteLength;
       // A HEAD request's head waits for the end: body bytes are only counted, and a failure can still be a clear status.
       if (head && !headOnly) {
-        // The whole body at once: no more may follow (the session holds the body to its Content-Length).
+        // The whole body at once: no more may follow (the session holds the body to its Content-Length, so no
+        // chunk this long comes after held bytes).
         if (head.contentLength === data.byteLength) {
           whole = data;
           return;
         }
-        writeHead(head);
+        return hold(data); // the head leaves with them at the turn's end
       }
       if (!headOnly) corkForTurn(res);
       const ok = headOnly ? true : res.write(data);

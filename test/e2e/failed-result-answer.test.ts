@@ -1,12 +1,12 @@
 /**
- * A result that fails after its answer's head went out (shorter than its own Content-Length, an error end, a protocol
- * violation) can only be cut: Prometheus sees a short or empty reply. That was said nowhere (outside review 18a, L2:
- * `curl: (52) Empty reply from server` and no log line); now the cut is logged (warn, once a minute per client). A
- * hostile registered client played by hand-written frames.
- *
- * (A failure before the head went out gets its one-line 502: test/e2e/errors.test.ts and test/relay.test.ts.)
+ * A result that fails after its head and first body bytes came (shorter or longer than its own Content-Length, an
+ * error end, a protocol violation): while nothing of the answer has left the server (the relay holds its first turn,
+ * src/server/relay.ts), Prometheus gets the clear 502 and its keep-alive connection serves the next request; once
+ * bytes left, the cut is logged (warn, once a minute per client). A hostile registered client played by hand-written
+ * frames, each result in one write, as the round-18a reviewer's client sent them (outside review 18a, L2).
  */
 import assert from "node:assert/strict";
+import * as http from "node:http";
 import { describe, test } from "node:test";
 import { startServer, waitFor, type TestServer } from "../helpers.ts";
 import { warningLogger } from "./fixtures/stalled-answers.ts";
@@ -48,7 +48,83 @@ async function teardown(s: TestServer, evil: Raw) {
   await s.close();
 }
 
-describe("a result that fails after its head went out", { timeout: 60_000 }, () => {
+/** One GET through a keep-alive agent of one socket: the status, the body, and whether the socket was reused. */
+function get(agent: http.Agent, port: number): Promise<{ status: number; body: string; reused: boolean; complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: "127.0.0.1", port, path: "http://evil/metrics", agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), reused: req.reusedSocket, complete: res.complete }));
+    });
+    req.on("error", reject);
+  });
+}
+
+describe("a result that fails after its head and first body bytes", { timeout: 60_000 }, () => {
+  const cases: { what: string; frames: (id: bigint) => ClientFrameInit[]; body: string }[] = [
+    {
+      what: "shorter than its content-length (1 MB declared, 50 KB sent, then its end)",
+      frames: (id) => [head(id, 1_000_000), chunk(id, 50_000), end(id)],
+      body: 'promproxy: client "evil" sent 50000 body bytes, but its content-length said 1000000\n',
+    },
+    {
+      what: "shorter than its content-length, in two chunks",
+      frames: (id) => [head(id, 100), chunk(id, 10), chunk(id, 10), end(id)],
+      body: 'promproxy: client "evil" sent 20 body bytes, but its content-length said 100\n',
+    },
+    {
+      what: "longer than its content-length",
+      frames: (id) => [head(id, 15), chunk(id, 10), chunk(id, 10), end(id)],
+      body: 'promproxy: client "evil" sent more body bytes than its content-length of 15\n',
+    },
+    {
+      what: "an error end after body bytes",
+      frames: (id) => [head(id), chunk(id, 10), end(id, { reason: ScrapeErrorReason.UNREACHABLE, message: "target went away" })],
+      body: 'promproxy: client "evil": target went away\n',
+    },
+  ];
+  for (const c of cases) {
+    test(`${c.what}: a 502 with the one-line message, and the connection serves the next request`, async () => {
+      const { s, evil, warnings, answer } = await setup();
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        const failed = get(agent, s.port);
+        await answer(c.frames);
+        const r = await failed;
+        assert.equal(r.status, 502, r.body);
+        assert.equal(r.body, c.body);
+        const next = get(agent, s.port);
+        await answer((id) => [head(id), chunk(id, 5, "b"), end(id)]);
+        const ok = await next;
+        assert.equal(ok.status, 200);
+        assert.equal(ok.body, "bbbbb");
+        assert.equal(ok.reused, true, "the keep-alive connection of the failed answer serves the next request");
+        assert.deepEqual(warnings, [], "nothing was cut");
+      } finally {
+        agent.destroy();
+        await teardown(s, evil);
+      }
+    });
+  }
+
+  test("a protocol violation after body bytes (a second head): a 502 naming the rule, the connection kept", async () => {
+    const { s, evil, answer } = await setup();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const failed = get(agent, s.port);
+      await answer((id) => [head(id), chunk(id, 10), head(id)]);
+      const r = await failed;
+      assert.equal(r.status, 502, r.body);
+      assert.match(r.body, /^promproxy: client "evil" disconnected: cut off for breaking the protocol: scrape \d+: second head\n$/);
+      const next = await get(agent, s.port); // the client is gone: answered at once, on the same connection
+      assert.equal(next.reused, true);
+      assert.match(next.body, /^promproxy: /);
+    } finally {
+      agent.destroy();
+      await teardown(s, evil);
+    }
+  });
+
   test("after bytes left: the answer is cut, and the cut is logged once a minute per client", async () => {
     const { s, evil, warnings, nextOrder } = await setup();
     try {
