@@ -33,7 +33,7 @@ test("words are not a marker: an error naming a budget's option is no cut, and a
 test("the server's session guards hand their cut marked with its budget: the listener tells its two logs apart so", async () => {
   const { createSessionGuards } = await import("../src/server/listen/h2-session-guards.ts");
   const cuts: { budget: string | undefined; message: string; destroyedWith: unknown }[] = [];
-  const guards = createSessionGuards({ overheadBytesPerSecond: 1 << 16, maxRefusedStreams: 10, tickMs: 10, onCut: (e) => void cuts.push({ budget: budgetCutOf(e), message: e.message, destroyedWith: undefined }) });
+  const guards = createSessionGuards({ overheadBytesPerSecond: 1 << 16, maxRefusedStreams: 10, streamsAtOnce: 16, tickMs: 10, onCut: (e) => void cuts.push({ budget: budgetCutOf(e), message: e.message, destroyedWith: undefined }) });
   const fake = (lastProcStreamID: number) => {
     const s = {
       destroyed: false,
@@ -41,6 +41,7 @@ test("the server's session guards hand their cut marked with its budget: the lis
       socket: { bytesRead: 0, bytesWritten: 0, remoteAddress: "127.0.0.1" },
       state: { lastProcStreamID },
       on() {},
+      once() {}, // no SETTINGS ACK: judged from its second check on
       destroy(e: unknown) {
         s.destroyed = true;
         s.destroyedWith = e;
@@ -52,7 +53,10 @@ test("the server's session guards hand their cut marked with its budget: the lis
   for (const s of [flooding, refusing]) guards.watch(s as never);
   flooding.socket.bytesRead = 10 << 20;
   refusing.socket.bytesRead = 100;
-  for (let i = 0; i < 200 && !(flooding.destroyed && refusing.destroyed); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 200 && !(flooding.destroyed && refusing.destroyed); i++) {
+    refusing.socket.bytesRead += 100; // still reading: a session that read nothing since the last check is not judged
+    await new Promise((r) => setTimeout(r, 10));
+  }
   guards.stop();
   assert.deepEqual(cuts.map((c) => c.budget).sort(), ["maxClientOverheadBytesPerSecond", "maxRefusedStreamsPerConnection"]);
   assert.equal(budgetCutOf(flooding.destroyedWith), "maxClientOverheadBytesPerSecond");

@@ -36,7 +36,7 @@ const serverFlags = [
   { key: "max-unread-answer-bytes", type: "string", arg: "N", help: ["page bytes all HTTP/2 connections together may hold unread"], shown: "268435456" },
   { key: "max-client-overhead-bytes-per-second", type: "string", arg: "N", help: ["bytes without data one HTTP/2 connection may send a second", "(WINDOW_UPDATE, padding, frame headers); past it: closed"], shown: "1048576" },
   { key: "max-request-body-bytes", type: "string", arg: "N", help: ["request body bytes read on a request that takes none (all", "but the RPCs); past it: 413 and the connection closed"], shown: "65536" },
-  { key: "max-refused-streams-per-connection", type: "string", arg: "N", help: ["HTTP/2 streams refused before a handler saw them (header", "list too large) one connection may open; one more: closed"], shown: "10" },
+  { key: "max-refused-streams-per-connection", type: "string", arg: "N", help: ["HTTP/2 streams whose header blocks (HEADERS or trailers) were", "refused as too large one connection may open; one more: closed"], shown: "10" },
   {
     key: "drain-delay", type: "string", arg: "D", default: "5s",
     help: ["on SIGTERM: /readyz fails at once, scrapes are still served", "(Connection: close) this long, then refused with 503"],

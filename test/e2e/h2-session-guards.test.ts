@@ -1,11 +1,14 @@
 /**
  * What one HTTP/2 connection may make the server do that serves nobody (src/server/listen/h2-session-guards.ts):
  * bytes that carry no data (WINDOW_UPDATE, padding, PRIORITY, unknown frames, refused HEADERS), which nghttp2 takes
- * without waking JavaScript, past maxClientOverheadBytesPerSecond; and streams refused before a handler saw them
- * (a header list over maxHeaderListBytes, reset by Node and counted nowhere) past maxRefusedStreamsPerConnection.
- * Outside review, round 18a: six connections sending WINDOW_UPDATEs held the server at 83-100 % of a core and four
- * HPACK-bomb connections at 59-69 %, none ever closed. Now each is closed (GOAWAY ENHANCE_YOUR_CALM) at the first
- * check past its limit (every 2 s), with a warn line naming the option and the peer; honest busy sessions never are.
+ * without waking JavaScript, past maxClientOverheadBytesPerSecond; and streams whose header blocks were refused
+ * (a header list over maxHeaderListBytes, as HEADERS or trailers, reset by Node and counted nowhere) past
+ * maxRefusedStreamsPerConnection. Outside review, round 18a: six connections sending WINDOW_UPDATEs held the server
+ * at 83-100 % of a core and four HPACK-bomb connections at 59-69 %, none ever closed. Now each is closed (GOAWAY
+ * ENHANCE_YOUR_CALM) at the first check past its limit (every 2 s), with a warn line naming the option and the
+ * peer; honest busy sessions never are. Round 19: trailer bombs (64 % of a core with ten connections) are counted
+ * too, streams refused for concurrency in a client's first burst (before it knows the limit) are not (h2load -m 40
+ * was cut), and a silent session earns no overhead allowance for a burst after.
  *
  * The peers here are raw sockets writing frames by hand. Bounds are on counts and on what the server says; the
  * waits are wide (a loaded 2-core machine).
@@ -21,7 +24,7 @@ import type { Logger } from "../../src/shared/logger.ts";
 import { proxyGet, startClient, waitFor } from "../helpers.ts";
 import { cleanupsAfterAll, clientTls, pause, serverTls } from "./fixtures/hostile-server/harness.ts";
 import { frame } from "./fixtures/hostile-server/control-server.ts";
-import { literal } from "./fixtures/hpack.ts";
+import { indexed, literal, literalIndexed } from "./fixtures/hpack.ts";
 
 const cleanups = cleanupsAfterAll();
 const calm = http2.constants.NGHTTP2_ENHANCE_YOUR_CALM;
@@ -42,14 +45,14 @@ const request = (method: string, path: string) => Buffer.concat([literal(":metho
 /** A header block of 4 KB that decodes to 200 fields of 4 KB (over Node's 128 pairs): a 4,000-byte entry into the table, referenced 200 times. */
 const bomb = Buffer.concat([request("GET", "/healthz"), Buffer.from([0x40, 3]), Buffer.from("x-b"), Buffer.from([127, 128 + ((4000 - 127) % 128), (4000 - 127) >> 7]), Buffer.alloc(4000, 0x76), Buffer.alloc(200, 0xbe)]);
 
-/** A raw HTTP/2 peer: answers SETTINGS and PINGs, notes GOAWAY's code and PING acks. */
-async function peer(port: number, secure = false) {
+/** A raw HTTP/2 peer: answers SETTINGS and PINGs, notes GOAWAY's code, PING acks, each stream's reset code and answered streams; `first` goes with its preface. */
+async function peer(port: number, secure = false, first = Buffer.alloc(0)) {
   const sock: net.Socket = secure
     ? tls.connect({ port, host: "127.0.0.1", ALPNProtocols: ["h2"], ca: clientTls.ca, servername: "localhost" })
     : net.connect(port, "127.0.0.1");
   await new Promise<void>((resolve, reject) => sock.once(secure ? "secureConnect" : "connect", resolve).once("error", reject));
   sock.on("error", () => {});
-  const p = { sock, goaway: undefined as number | undefined, acks: 0, closed: false, sent: 0 };
+  const p = { sock, goaway: undefined as number | undefined, acks: 0, closed: false, sent: 0, settings: false, resets: new Map<number, number>(), answered: new Set<number>() };
   sock.on("close", () => (p.closed = true));
   let buf = Buffer.alloc(0);
   sock.on("data", (c: Buffer) => {
@@ -58,14 +61,17 @@ async function peer(port: number, secure = false) {
       const n = buf.readUIntBE(0, 3);
       const [type, flags] = [buf[3], buf[4]!];
       const payload = buf.subarray(9, 9 + n);
+      const id = buf.readUInt32BE(5) & 0x7fffffff;
       if (type === 7) p.goaway = payload.readUInt32BE(4);
-      if (type === 4 && !(flags & 1)) sock.write(frame(4, 1, 0));
+      if (type === 3) p.resets.set(id, payload.readUInt32BE(0));
+      if (type === 1) p.answered.add(id);
+      if (type === 4 && !(flags & 1)) (sock.write(frame(4, 1, 0)), (p.settings = true));
       if (type === 6 && flags & 1) p.acks++;
       else if (type === 6) sock.write(frame(6, 1, 0, payload));
       buf = buf.subarray(9 + n);
     }
   });
-  sock.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(4, 0, 0)]));
+  sock.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(4, 0, 0), first]));
   return p;
 }
 type Peer = Awaited<ReturnType<typeof peer>>;
@@ -138,7 +144,64 @@ test("HPACK bombs: 10 streams refused for their header list keep the connection,
   assert.equal(await alive(at), true, "10 refused streams: cut");
   const cuts = s.cuts();
   assert.equal(cuts.length, 1, cuts.join("\n"));
-  assert.match(cuts[0]!, /^HTTP\/2 connection closed \(GOAWAY ENHANCE_YOUR_CALM\): the peer opened 11 streams the server refused before any handler saw them \(a header list over maxHeaderListBytes, too many at once\), more than maxRefusedStreamsPerConnection \(10\) allows \{"remote":"127\.0\.0\.1"\}/);
+  assert.match(cuts[0]!, /^HTTP\/2 connection closed \(GOAWAY ENHANCE_YOUR_CALM\): the peer opened 11 streams whose header blocks the server refused \(a header list over maxHeaderListBytes, as HEADERS or trailers\), more than maxRefusedStreamsPerConnection \(10\) allows \{"remote":"127\.0\.0\.1"\}/);
+});
+
+test("an honest client's first burst of 40 streams, sent before it knows the server allows 16 at once: the refused ones (REFUSED_STREAM) are retried and answered, the connection is never cut", async () => {
+  const s = await start();
+  const get = (id: number) => frame(1, 5, id, request("GET", "/healthz"));
+  const ids = Array.from({ length: 40 }, (_, i) => 1 + 2 * i);
+  const p = await peer(s.port, false, Buffer.concat(ids.map(get)));
+  cleanups.push(async () => void p.sock.destroy());
+  const done = (id: number) => p.answered.has(id) || p.resets.has(id);
+  await waitFor("an answer or a reset of each of the 40", () => ids.every(done) || p.closed, 20_000);
+  const refused = ids.filter((id) => p.resets.get(id) === http2.constants.NGHTTP2_REFUSED_STREAM);
+  assert.ok(refused.length >= 24, `only ${refused.length} refused: the burst did not go past the limit`);
+  assert.equal(p.settings, true);
+  let next = 81;
+  for (let i = 0; i < refused.length; i += 16) {
+    const batch = refused.slice(i, i + 16).map(() => ((next += 2), next - 2));
+    p.sock.write(Buffer.concat(batch.map(get)));
+    await waitFor("the retries' answers", () => batch.every((id) => p.answered.has(id)) || p.closed, 20_000);
+  }
+  await pause(4_500); // two more checks
+  assert.equal(await alive(p), true, "the honest client was cut");
+  assert.deepEqual(s.cuts(), []);
+});
+
+/** Trailers that decode to 3,000 fields of 4 KB: one 4,000-byte entry into the header table, referenced 3,000 times. */
+const trailerBomb = Buffer.concat([literalIndexed("x-b", "v".repeat(4000)), Buffer.concat(Array.from({ length: 3000 }, () => indexed(62)))]);
+
+test("HPACK bombs as the trailers of streams a handler already saw: 10 keep the connection, the 11th ends it (GOAWAY ENHANCE_YOUR_CALM)", async () => {
+  const s = await start();
+  const [at, over] = [await peer(s.port), await peer(s.port)];
+  cleanups.push(async () => void [at, over].forEach((p) => p.sock.destroy()));
+  // One at a time, each once the last was reset: a fast flood of them can abort Node 22 itself (a Node bug).
+  for (const [p, n] of [[at, 10], [over, 11]] as const) {
+    for (let i = 0, id = 1; i < n && !p.closed; i++, id += 2) {
+      p.sock.write(Buffer.concat([frame(1, 4, id, request("POST", "/clients")), frame(1, 5, id, trailerBomb)]));
+      await waitFor("the bomb's reset", () => p.resets.has(id) || p.closed, 10_000);
+      assert.equal(p.resets.get(id) ?? calm, calm);
+    }
+  }
+  await waitFor("the 11th refused stream's cut", () => over.closed, 20_000);
+  await pause(4_500); // two more checks
+  assert.equal(over.goaway, calm);
+  assert.equal(await alive(at), true, "10 refused trailers: cut");
+  const cuts = s.cuts();
+  assert.equal(cuts.length, 1, cuts.join("\n"));
+  assert.match(cuts[0]!, /^HTTP\/2 connection closed \(GOAWAY ENHANCE_YOUR_CALM\): the peer opened 11 streams whose header blocks the server refused \(a header list over maxHeaderListBytes, as HEADERS or trailers\), more than maxRefusedStreamsPerConnection \(10\) allows \{"remote":"127\.0\.0\.1"\}/);
+});
+
+test("a peer silent for 12 s then sending ~600 KiB of WINDOW_UPDATE at once (lowest limit, 64 KiB a second) is cut: the silence earns no allowance", async () => {
+  const s = await start({ maxClientOverheadBytesPerSecond: 1 << 16 });
+  const p = await peer(s.port);
+  cleanups.push(async () => void p.sock.destroy());
+  await pause(12_000);
+  p.sock.write(Buffer.concat(Array.from({ length: 600 * 80 }, () => windowUpdate(0))));
+  await waitFor("the cut", () => p.closed, 8_000); // the next check or the one after (every 2 s)
+  assert.equal(p.goaway, calm);
+  assert.match(s.cuts()[0] ?? "", cutLine(1 << 16));
 });
 
 /** A registry whose exposition is about `bytes` long. */

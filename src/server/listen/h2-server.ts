@@ -33,7 +33,7 @@ export interface H2ServerOptions {
   onUnreadAnswer?: () => void;
   /** Bytes a session may read a second that carry no data (src/server/listen/h2-session-guards.ts). Default 1 MiB. */
   maxClientOverheadBytesPerSecond?: number;
-  /** Streams refused before a handler saw them that a session may open; one more ends it. Default 10. */
+  /** Streams whose header blocks (HEADERS or trailers) were refused that a session may open; one more ends it. Default 10. */
   maxRefusedStreamsPerConnection?: number;
   /** Told each session cut by those two, with the error it is destroyed with (marked: src/shared/budget-cut.ts) and the peer's address. */
   onSessionCut?: (error: Error, remote: string | undefined) => void;
@@ -91,6 +91,7 @@ export function createH2Server(o: H2ServerOptions): H2Server {
   const guards = createSessionGuards({
     overheadBytesPerSecond: o.maxClientOverheadBytesPerSecond ?? defaultOverheadBytesPerSecond,
     maxRefusedStreams: o.maxRefusedStreamsPerConnection ?? 10,
+    streamsAtOnce: o.maxStreamsPerConnection,
     onCut: o.onSessionCut ?? (() => {}),
   });
   const takesBody = o.takesBody ?? (() => false);

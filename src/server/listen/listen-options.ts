@@ -119,9 +119,10 @@ export interface ListenOptions {
    */
   maxClientOverheadBytesPerSecond?: number;
   /**
-   * HTTP/2 streams one connection may open that the server refuses before any
-   * handler sees them (a header list over `maxHeaderListBytes`, more streams
-   * at once than allowed): one more closes the connection (GOAWAY
+   * HTTP/2 streams one connection may open whose header blocks the server
+   * refuses (a header list over `maxHeaderListBytes`, as HEADERS or trailers;
+   * not streams refused for being over `maxStreamsPerConnection` before the
+   * client acknowledged the server's SETTINGS): one more closes the connection (GOAWAY
    * `ENHANCE_YOUR_CALM`), judged every 2 s, logged (warn) once a minute at
    * most with the peer's address. An HPACK bomb costs the server much per
    * refused stream. Default 10.
