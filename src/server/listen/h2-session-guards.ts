@@ -9,8 +9,10 @@ import { markBudgetCut } from "../../shared/budget-cut.ts";
  * takes WINDOW_UPDATE, padding, PRIORITY, unknown frames and the HEADERS of streams it refuses in C++ without waking
  * JavaScript. Six connections sending WINDOW_UPDATEs (increment 1) on an open stream held the server at 83-100 % of
  * a core and a good client's scrape p50 went 7 -> 189 ms, for as long as they liked (outside review, round 18a).
- * Each byte the session's socket wrote allows 1/64 of a byte more: the WINDOW_UPDATEs of a peer that reads large
- * answers (13 bytes per DATA frame at worst) grow with them.
+ * Each byte the session's socket wrote, and each byte of DATA it read, allows 1/64 of a byte more: the
+ * WINDOW_UPDATEs of a peer that reads large answers (13 bytes per DATA frame at worst) grow with them, and so does
+ * the slack for a large result's DATA still in a native read at a check (before DATA counted, an honest client
+ * sending 2 MB results was cut at the lowest limit now and then: 66-72 KB in a second against 64 KiB).
  *
  * Streams whose header block the server refused (option `maxRefusedStreamsPerConnection`): a header list over
  * `maxHeaderListBytes` (or Node's 128 pairs) is reset (RST_STREAM ENHANCE_YOUR_CALM) in C++ and counted nowhere, by
